@@ -1,0 +1,12 @@
+"""hlmlib: from the classical linear regression model to multilevel models.
+
+OLS with the full sandwich family (classical, HC0-HC4, CR0-CR3, two-way clustering), two-level
+linear mixed models by REML/ML, FGLS/FWLS and random-effects GLS, and the data-generating
+processes of the book. Conventions (HC1, CR1, CR2 df, REML) are stated in every docstring and
+summary, and mapped to Stata, R and statsmodels in the book's conventions page.
+"""
+from . import datasets
+from .design import InputError
+
+__version__ = "0.1.0"
+__all__ = ["datasets", "InputError"]

@@ -1,0 +1,46 @@
+"""The data sets the book uses, shipped inside the package so that every reader has them.
+
+- ``load_hsb()``: High School and Beyond (1982), 7,185 students in 160 schools, the two-level example
+  of Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 4; from the ``MathAchieve``
+  and ``MathAchSchool`` tables of R's nlme package (Pinheiro & Bates 2000), merged.
+- ``load_petersen()``: Petersen's (2009) simulated panel of 500 firms x 10 years for testing clustered
+  standard errors, *Review of Financial Studies* 22(1), 435-480; ``PetersenCL`` in R's sandwich package.
+- ``load_sleepstudy()``: reaction times of 18 subjects over 10 days of sleep restriction, Belenky et al.
+  (2003), *Journal of Sleep Research* 12, 1-12; ``sleepstudy`` in R's lme4 package.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+__all__ = ["load_hsb", "load_petersen", "load_sleepstudy"]
+
+
+def _read(name: str, **kwargs) -> pd.DataFrame:
+    with resources.files(__name__).joinpath(name).open("rb") as fh:
+        return pd.read_csv(fh, **kwargs)
+
+
+def load_hsb() -> pd.DataFrame:
+    """High School and Beyond: one row per student.
+
+    Columns: ``school`` (id), ``minority``, ``female`` (0/1), ``ses`` (student socio-economic status),
+    ``mathach`` (math achievement), and the school-level ``meanses`` (school mean SES *as published in
+    the school file*, the variable Raudenbush & Bryk use), ``size``, ``catholic`` (1 = Catholic sector),
+    ``pracad``, ``disclim``, ``himinty``. Added here: ``cses = ses - mean(ses in the school)``, SES
+    centred on the mean of the sampled students of its school (group-mean centring, as in R&B).
+    """
+    df = _read("hsb.csv")
+    df["cses"] = df["ses"] - df.groupby("school")["ses"].transform("mean")
+    return df
+
+
+def load_petersen() -> pd.DataFrame:
+    """Petersen's panel: ``firm`` (1-500), ``year`` (1-10), regressor ``x``, response ``y``."""
+    return _read("petersen.csv")
+
+
+def load_sleepstudy() -> pd.DataFrame:
+    """lme4's sleepstudy: ``Reaction`` (ms), ``Days`` (0-9) of sleep restriction, ``Subject`` (id, as text)."""
+    return _read("sleepstudy.csv", dtype={"Subject": str})
