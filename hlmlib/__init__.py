@@ -7,6 +7,7 @@ summary, and mapped to Stata, R and statsmodels in the book's conventions page.
 """
 from . import datasets
 from .design import InputError
+from . import simulate
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "InputError"]
+__all__ = ["datasets", "InputError", "simulate"]

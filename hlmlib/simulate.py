@@ -1,0 +1,703 @@
+"""The book's data-generating processes, their population quantities, and batched Monte Carlo OLS.
+
+Every data set made here is **simulated**: the numbers are draws from the equations stated in each
+docstring, not observations of countries, firms or people. Every function that draws takes ``seed``
+(an int, ``None`` or a ``np.random.Generator``) and draws only through ``np.random.default_rng``.
+
+Three parts:
+
+1. Data-generating processes, one data set as a DataFrame (``hlm_eusup``, ``random_coefficient``,
+   ``cgm``, ``mhe_811``) or ``R`` replications at once as arrays (the ``*_batch`` functions, which
+   return a :class:`Batch` of ``X`` (n, k) or (R, n, k), ``Y`` (R, n), cluster labels and true values).
+2. Population quantities for an error covariance ``Omega = V(e*) = blockdiag_g(Z_g tau Z_g') + sigma^2 I``:
+   ``error_variance``, ``error_covariance``, ``population_vcov`` (the sandwich
+   (X'X)^-1 X' Omega X (X'X)^-1 from per-cluster cross-products, never an N x N matrix) and
+   ``expected_classical_vcov`` (what the classical formula estimates on average).
+3. ``ols_mc``: OLS with classical, HC0-HC4 and CR0-CR3 standard errors for all ``R`` replications
+   with array operations, not a Python loop per replication.
+
+Conventions (as everywhere in hlmlib, see the conventions page): HC1 = n/(n-k) (Stata ``, robust``);
+CR1 = G/(G-1) (N-1)/(N-k) (Stata ``vce(cluster)``, R ``sandwich::vcovCL(type = "HC1")``); CR2 is
+Bell-McCaffrey's (I - H_gg)^(-1/2) adjustment with Satterthwaite degrees of freedom (clubSandwich
+``coef_test(..., test = "Satterthwaite")``); CR3 is clubSandwich's (I - H_gg)^(-1) without the
+(G-1)/G jackknife factor. Tests use t(n-k) for classical and HC, t(G-1) for CR0/CR1/CR3, the
+Satterthwaite df for CR2.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .design import InputError, group_codes
+
+__all__ = [
+    "Batch", "hlm_eusup", "hlm_eusup_batch", "random_coefficient", "random_coefficient_batch",
+    "cgm", "cgm_batch", "mhe_811", "mhe_811_batch", "error_variance", "error_covariance",
+    "population_vcov", "expected_classical_vcov", "ols_mc", "MonteCarloOLS", "KINDS",
+]
+
+KINDS = ("classical", "HC0", "HC1", "HC2", "HC3", "HC4", "CR0", "CR1", "CR2", "CR3")
+
+
+def _rng(seed) -> np.random.Generator:
+    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+
+
+@dataclass
+class Batch:
+    """``R`` simulated replications: ``Y`` (R, n); ``X`` (n, k) if the regressors are fixed across
+    replications, else (R, n, k); ``cluster`` (n,) labels (the same in every replication) or None;
+    ``names`` of the columns of X; ``truth`` the true coefficients by name."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    names: list
+    truth: dict
+    cluster: np.ndarray | None = None
+    extra: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def fixed_x(self) -> bool:
+        return self.X.ndim == 2
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Data-generating processes
+# --------------------------------------------------------------------------------------------
+
+def _cluster_sizes(J: int, n) -> np.ndarray:
+    sizes = np.full(J, n, dtype=int) if np.ndim(n) == 0 else np.asarray(n, dtype=int)
+    if sizes.shape != (J,):
+        raise InputError(f"cluster sizes n must be one integer or {J} integers (one per cluster), got shape {sizes.shape}")
+    if (sizes < 1).any():
+        raise InputError(f"cluster sizes must be at least 1; cluster(s) {np.flatnonzero(sizes < 1)[:5].tolist()} are not")
+    return sizes
+
+
+def _check_tau(tau, q: int) -> np.ndarray:
+    tau = np.atleast_2d(np.asarray(tau, dtype=float))
+    if tau.shape != (q, q):
+        raise InputError(f"tau must be {q} x {q}, got shape {tau.shape}")
+    if not np.allclose(tau, tau.T):
+        raise InputError("tau must be symmetric")
+    if np.linalg.eigvalsh(tau).min() < -1e-12 * max(1.0, np.abs(tau).max()):
+        raise InputError(f"tau must be positive semi-definite; its eigenvalues are {np.linalg.eigvalsh(tau)}")
+    return tau
+
+
+def _hlm_draw(rng, R, J, n, a0, a1, g0, g1, tau, sigma, lfrt_mean, lfrt_between_sd, lfrt_within_sd,
+              gspend_mean, gspend_sd, corr_u0_lfrt, corr_u0_gspend, fixed_x):
+    sizes = _cluster_sizes(J, n)
+    tau = _check_tau(tau, 2)
+    if corr_u0_lfrt ** 2 + corr_u0_gspend ** 2 > 1:
+        raise InputError("corr_u0_lfrt^2 + corr_u0_gspend^2 must not exceed 1 (the two regressors are independent)")
+    country = np.repeat(np.arange(J), sizes)
+    N = sizes.sum()
+    reps_x = 1 if fixed_x else R
+    # standardized cluster mean of lfrt and GSPEND, independent of each other
+    m_std = rng.standard_normal((reps_x, J))
+    gs_std = rng.standard_normal((reps_x, J))
+    lfrt = (lfrt_mean + lfrt_between_sd * m_std)[:, country] + lfrt_within_sd * rng.standard_normal((reps_x, N))
+    gspend = gspend_mean + gspend_sd * gs_std
+    # u0 / sqrt(tau00) = r1 m_std + r2 gs_std + sqrt(1 - r1^2 - r2^2) xi: corr(u0, m) = r1, corr(u0, GSPEND) = r2
+    xi0, xi1 = rng.standard_normal((R, J)), rng.standard_normal((R, J))
+    t00, t01, t11 = tau[0, 0], tau[0, 1], tau[1, 1]
+    u0 = np.sqrt(t00) * (corr_u0_lfrt * m_std + corr_u0_gspend * gs_std
+                         + np.sqrt(1 - corr_u0_lfrt ** 2 - corr_u0_gspend ** 2) * xi0)
+    # u1 given u0 keeps Var(u1) = tau11 and Cov(u0, u1) = tau01
+    slope = t01 / t00 if t00 > 0 else 0.0
+    u1 = slope * u0 + np.sqrt(max(t11 - slope * t01, 0.0)) * xi1
+    b0 = a0 + a1 * gspend + u0
+    b_lr = g0 + g1 * gspend + u1
+    e = sigma * rng.standard_normal((R, N))
+    eusup = b0[:, country] + b_lr[:, country] * lfrt + e
+    return dict(country=country, lfrt=lfrt, GSPEND=gspend[:, country], u0=u0, u1=u1, e=e, eusup=eusup)
+
+
+_HLM_DEFAULTS = dict(a0=2.0, a1=0.05, g0=-0.10, g1=0.01, tau=((1.0, 0.0), (0.0, 0.04)), sigma=1.0,
+                     lfrt_mean=5.0, lfrt_between_sd=1.0, lfrt_within_sd=2.0, gspend_mean=40.0, gspend_sd=8.0,
+                     corr_u0_lfrt=0.0, corr_u0_gspend=0.0)
+
+
+def hlm_eusup(J: int = 30, n=20, *, seed=None, **params) -> pd.DataFrame:
+    """One **simulated** data set from the lecture's two-level model (support for the EU by country).
+
+    Level 1 (person i in country j):  eusup_ij = b0_j + b_lr_j lfrt_ij + e_ij,   e_ij ~ N(0, sigma^2)
+    Level 2 (country j):              b0_j   = a0 + a1 GSPEND_j + u0_j
+                                      b_lr_j = g0 + g1 GSPEND_j + u1_j,   (u0_j, u1_j) ~ N(0, tau)
+    Combined: eusup_ij = a0 + a1 GSPEND_j + g0 lfrt_ij + g1 lfrt_ij GSPEND_j + (u0_j + u1_j lfrt_ij + e_ij),
+    the linear-interaction model with compound error e*_ij = u0_j + u1_j lfrt_ij + e_ij.
+
+    Regressors: lfrt_ij = m_j + lfrt_within_sd * N(0, 1), m_j = lfrt_mean + lfrt_between_sd * N(0, 1);
+    GSPEND_j = gspend_mean + gspend_sd * N(0, 1). The defaults (``a0=2, a1=0.05, g0=-0.1, g1=0.01``,
+    ``tau=[[1, 0], [0, 0.04]]``, ``sigma=1``, lfrt mean 5 / between-sd 1 / within-sd 2, GSPEND 40 / 8)
+    are illustrative, not estimates from any survey. ``corr_u0_lfrt`` and ``corr_u0_gspend`` set
+    corr(u0_j, m_j) and corr(u0_j, GSPEND_j): nonzero values break E(u | X) = 0 and so bias OLS and
+    random-effects estimates (the lecture's "heterogeneity that covaries with X"); with ``tau01 != 0``
+    u1 inherits part of that correlation through u0.
+
+    ``n`` is one cluster size or a sequence of J sizes (unbalanced). Returns columns ``country``,
+    ``eusup``, ``lfrt``, ``GSPEND`` and, for teaching, the true ``u0``, ``u1`` and ``e`` (never
+    observed in real data).
+    """
+    p = {**_HLM_DEFAULTS, **params}
+    unknown = set(params) - set(_HLM_DEFAULTS)
+    if unknown:
+        raise InputError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(_HLM_DEFAULTS)}")
+    d = _hlm_draw(_rng(seed), 1, J, n, fixed_x=True, **p)
+    c = d["country"]
+    return pd.DataFrame({"country": c, "eusup": d["eusup"][0], "lfrt": d["lfrt"][0], "GSPEND": d["GSPEND"][0],
+                         "u0": d["u0"][0, c], "u1": d["u1"][0, c], "e": d["e"][0]})
+
+
+def hlm_eusup_batch(R: int, J: int = 30, n=20, *, fixed_x: bool = False, seed=None, **params) -> Batch:
+    """``R`` replications of :func:`hlm_eusup` as arrays for :func:`ols_mc`.
+
+    X columns: Intercept, GSPEND, lfrt, lfrt:GSPEND (true values a0, a1, g0, g1). ``fixed_x=True``
+    draws the regressors once and redraws only u0, u1, e (inference conditional on X, as in the
+    lecture's derivation); ``extra`` holds ``Z`` = [1, lfrt] and ``tau``, ``sigma2`` for
+    :func:`population_vcov`.
+    """
+    p = {**_HLM_DEFAULTS, **params}
+    d = _hlm_draw(_rng(seed), R, J, n, fixed_x=fixed_x, **p)
+    lfrt, gs = d["lfrt"], d["GSPEND"]
+    X = np.stack([np.ones_like(lfrt), gs, lfrt, lfrt * gs], axis=-1)
+    Z = np.stack([np.ones_like(lfrt), lfrt], axis=-1)
+    if fixed_x:
+        X, Z = X[0], Z[0]
+    truth = {"Intercept": p["a0"], "GSPEND": p["a1"], "lfrt": p["g0"], "lfrt:GSPEND": p["g1"]}
+    return Batch(X=X, Y=d["eusup"], names=list(truth), truth=truth, cluster=d["country"],
+                 extra=dict(Z=Z, tau=np.asarray(p["tau"], float), sigma2=p["sigma"] ** 2))
+
+
+_RC_DEFAULTS = dict(b0=1.0, a0=0.5, g0=0.8, a1=0.2, g1=0.1, s0=1.0, s1=0.5, s2=0.5)
+
+
+def _rc_draw(rng, R, n, p, fixed_x):
+    reps_x = 1 if fixed_x else R
+    x, z = rng.standard_normal((reps_x, n)), rng.standard_normal((reps_x, n))
+    e0, e1, e2 = (s * rng.standard_normal((R, n)) for s in (p["s0"], p["s1"], p["s2"]))
+    estar = e0 + e1 * x + e2 * z
+    y = p["b0"] + p["a0"] * x + p["g0"] * z + (p["a1"] + p["g1"]) * x * z + estar
+    return x, z, y, estar
+
+
+def random_coefficient(n: int = 500, *, seed=None, **params) -> pd.DataFrame:
+    """One **simulated** data set from the lecture's random-coefficient (linear-interaction) model.
+
+    y = b0 + b1 x + b2 z + e0,  b1 = dy/dx = a0 + a1 z + e1,  b2 = dy/dz = g0 + g1 x + e2, so
+    y = b0 + a0 x + g0 z + (a1 + g1) xz + (e0 + e1 x + e2 z),
+    with e0_i, e1_i, e2_i independent N(0, s0^2), N(0, s1^2), N(0, s2^2), independent across i. The
+    compound error e*_i = e0_i + e1_i x_i + e2_i z_i is heteroskedastic:
+    Var(e*_i | x, z) = s0^2 + s1^2 x_i^2 + s2^2 z_i^2, and uncorrelated across i.
+    x, z ~ N(0, 1) independent. Defaults b0=1, a0=0.5, g0=0.8, a1=0.2, g1=0.1, s0=1, s1=s2=0.5.
+    Returns columns ``y``, ``x``, ``z`` and the true compound error ``estar``.
+    """
+    p = {**_RC_DEFAULTS, **params}
+    x, z, y, estar = _rc_draw(_rng(seed), 1, n, p, True)
+    return pd.DataFrame({"y": y[0], "x": x[0], "z": z[0], "estar": estar[0]})
+
+
+def random_coefficient_batch(R: int, n: int = 500, *, fixed_x: bool = False, seed=None, **params) -> Batch:
+    """``R`` replications of :func:`random_coefficient`; X columns Intercept, x, z, x:z (truth b0, a0, g0,
+    a1 + g1); ``extra`` holds Z = [1, x, z] and tau = diag(s0^2, s1^2, s2^2) for :func:`population_vcov`."""
+    p = {**_RC_DEFAULTS, **params}
+    x, z, y, _ = _rc_draw(_rng(seed), R, n, p, fixed_x)
+    X = np.stack([np.ones_like(x), x, z, x * z], axis=-1)
+    Z = X[..., :3]
+    if fixed_x:
+        X, Z = X[0], Z[0]
+    truth = {"Intercept": p["b0"], "x": p["a0"], "z": p["g0"], "x:z": p["a1"] + p["g1"]}
+    return Batch(X=X, Y=y, names=list(truth), truth=truth,
+                 extra=dict(Z=Z, tau=np.diag([p["s0"] ** 2, p["s1"] ** 2, p["s2"] ** 2]), sigma2=0.0))
+
+
+def _cgm_draw(rng, R, G, n, b0, b1, heteroskedastic, fixed_x):
+    reps_x = 1 if fixed_x else R
+    x = np.repeat(rng.standard_normal((reps_x, G)), n, axis=1) + rng.standard_normal((reps_x, G * n))
+    e_ig = rng.standard_normal((R, G * n))
+    if heteroskedastic:
+        e_ig = e_ig * 3.0 * np.abs(x)
+    u = np.repeat(rng.standard_normal((R, G)), n, axis=1) + e_ig
+    return x, b0 + b1 * x + u
+
+
+def cgm(G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0, heteroskedastic: bool = False,
+        seed=None) -> pd.DataFrame:
+    """One **simulated** data set from Cameron, Gelbach & Miller's (2008) few-cluster design.
+
+    y_ig = b0 + b1 x_ig + u_ig,  x_ig = z_g + z_ig,  u_ig = e_g + e_ig, all components N(0, 1), n
+    observations in each of G clusters; heteroskedastic variant: e_ig ~ N(0, 9 x_ig^2).
+    Reference: Cameron, Gelbach & Miller (2008), "Bootstrap-based improvements for inference with
+    clustered errors", *Review of Economics and Statistics* 90(3), 414-427 (their tests: H0 b1 = 1).
+    Returns columns ``cluster``, ``y``, ``x``.
+    """
+    x, y = _cgm_draw(_rng(seed), 1, G, n, b0, b1, heteroskedastic, True)
+    return pd.DataFrame({"cluster": np.repeat(np.arange(G), n), "y": y[0], "x": x[0]})
+
+
+def cgm_batch(R: int, G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0,
+              heteroskedastic: bool = False, fixed_x: bool = False, seed=None) -> Batch:
+    """``R`` replications of :func:`cgm` (x redrawn each time unless ``fixed_x``); X = [1, x]."""
+    x, y = _cgm_draw(_rng(seed), R, G, n, b0, b1, heteroskedastic, fixed_x)
+    X = np.stack([np.ones_like(x), x], axis=-1)
+    return Batch(X=X[0] if fixed_x else X, Y=y, names=["Intercept", "x"], truth={"Intercept": b0, "x": b1},
+                 cluster=np.repeat(np.arange(G), n))
+
+
+def mhe_811(sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 0.0, b1: float = 0.0,
+            seed=None) -> pd.DataFrame:
+    """One **simulated** data set from Angrist & Pischke's *Mostly Harmless Econometrics* Table 8.1.1.
+
+    y_i = b0 + b1 d_i + e_i, d_i = 1 for ``n_treated`` of ``n`` observations (the last ones), else 0;
+    e_i ~ N(0, sigma^2) if d_i = 0 and N(0, 1) if d_i = 1. The book's panels: sigma = 0.5, 0.85, 1;
+    n = 30, 3 treated, b1 = 0; sd of b1-hat = sqrt(1/n_treated + sigma^2/(n - n_treated)).
+    Returns columns ``y``, ``d``.
+    """
+    b = mhe_811_batch(1, sigma, n=n, n_treated=n_treated, b0=b0, b1=b1, seed=seed)
+    return pd.DataFrame({"y": b.Y[0], "d": b.X[:, 1]})
+
+
+def mhe_811_batch(R: int, sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 0.0,
+                  b1: float = 0.0, seed=None) -> Batch:
+    """``R`` replications of :func:`mhe_811`; X = [1, d] is fixed, as in the design."""
+    if not 0 < n_treated < n:
+        raise InputError(f"n_treated must be between 1 and n - 1 = {n - 1}, got {n_treated}")
+    d = np.r_[np.zeros(n - n_treated), np.ones(n_treated)]
+    sd = np.where(d == 1, 1.0, sigma)
+    Y = b0 + b1 * d + sd * _rng(seed).standard_normal((R, n))
+    return Batch(X=np.column_stack([np.ones(n), d]), Y=Y, names=["Intercept", "d"], truth={"Intercept": b0, "d": b1})
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Population quantities: Omega = blockdiag_g(Z_g tau Z_g') + sigma2 I
+# --------------------------------------------------------------------------------------------
+
+def _as_2d(a, name):
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array (rows = observations), got shape {a.shape}")
+    return a
+
+
+def error_variance(Z, tau, sigma2: float = 0.0) -> np.ndarray:
+    """Var(e*_i) = z_i' tau z_i + sigma2 for every row of Z.
+
+    HLM (Z = [1, x]): tau00 + 2 tau01 x_ij + tau11 x_ij^2 + sigma^2; random coefficients
+    (Z = [1, x, z], tau = diag(s0^2, s1^2, s2^2), sigma2 = 0): s0^2 + s1^2 x_i^2 + s2^2 z_i^2.
+    """
+    Z = _as_2d(Z, "Z")
+    tau = _check_tau(tau, Z.shape[1])
+    return np.einsum("ij,jk,ik->i", Z, tau, Z) + sigma2
+
+
+def error_covariance(Z, tau, sigma2: float = 0.0, cluster=None, max_n: int = 5000) -> np.ndarray:
+    """The dense N x N error covariance Omega = V(e*), for small teaching examples.
+
+    Within cluster g: Omega_g = Z_g tau Z_g' + sigma2 I, i.e. for the HLM (Z = [1, x])
+    Cov(e*_ij, e*_i'j) = tau00 + tau01 (x_ij + x_i'j) + tau11 x_ij x_i'j (+ sigma^2 if i = i');
+    zero across clusters. ``cluster=None``: every observation is its own cluster (Omega diagonal, the
+    random-coefficient model). Refuses N > ``max_n``: use :func:`population_vcov`, which never forms Omega.
+    """
+    Z = _as_2d(Z, "Z")
+    tau = _check_tau(tau, Z.shape[1])
+    N = Z.shape[0]
+    if N > max_n:
+        raise InputError(f"N = {N} > max_n = {max_n}: an N x N Omega is too big; population_vcov works block by block")
+    if cluster is None:
+        return np.diag(error_variance(Z, tau, sigma2))
+    codes = _codes(cluster, N)
+    same = codes[:, None] == codes[None, :]
+    return np.where(same, Z @ tau @ Z.T, 0.0) + sigma2 * np.eye(N)
+
+
+def _codes(cluster, N):
+    cluster = np.asarray(cluster)
+    if cluster.shape != (N,):
+        raise InputError(f"cluster labels must have one entry per row ({N}), got shape {cluster.shape}")
+    if pd.isna(cluster).any():
+        raise InputError(f"cluster labels have missing values at row(s) {np.flatnonzero(pd.isna(cluster))[:5].tolist()}")
+    return group_codes(cluster)[0]
+
+
+def _xt_omega_x(X, Z, tau, sigma2, cluster):
+    if cluster is None:
+        return (X * error_variance(Z, tau, sigma2)[:, None]).T @ X
+    codes = _codes(cluster, X.shape[0])
+    G = codes.max() + 1
+    # per-cluster cross-products X_g'Z_g (G, k, q), accumulated in one pass
+    XZ = np.zeros((G, X.shape[1], Z.shape[1]))
+    np.add.at(XZ, codes, X[:, :, None] * Z[:, None, :])
+    return np.einsum("gkq,qr,glr->kl", XZ, tau, XZ) + sigma2 * X.T @ X
+
+
+def population_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.ndarray:
+    """The true sampling covariance of OLS given X: V(b) = (X'X)^-1 X' Omega X (X'X)^-1.
+
+    Omega = blockdiag_g(Z_g tau Z_g') + sigma2 I (see :func:`error_covariance`); the middle is
+    X'Omega X = sum_g (X_g'Z_g) tau (Z_g'X_g) + sigma2 X'X, from per-cluster cross-products, so the
+    cost is O(N k q) and no N x N matrix is formed. This is the lecture's
+    (X'X)^-1 X'[V(e0) + V(e1 x) + V(e2 z)] X (X'X)^-1 evaluated exactly; a Monte Carlo variance of b
+    and the average of a consistent sandwich estimator should approach it. Assumes E(e* | X) = 0.
+    """
+    X, Z = _as_2d(X, "X"), _as_2d(Z, "Z")
+    if Z.shape[0] != X.shape[0]:
+        raise InputError(f"X has {X.shape[0]} rows but Z has {Z.shape[0]}")
+    tau = _check_tau(tau, Z.shape[1])
+    M = np.linalg.inv(X.T @ X)
+    return M @ _xt_omega_x(X, Z, tau, sigma2, cluster) @ M
+
+
+def expected_classical_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.ndarray:
+    """E[s^2] (X'X)^-1, the average of the classical OLS covariance under Omega.
+
+    E[s^2] = E[e'e]/(N-k) = tr((I - H) Omega)/(N-k) = [tr(Omega) - tr((X'X)^-1 X'Omega X)]/(N-k).
+    Compare with :func:`population_vcov` to see how wrong the classical standard error is on average.
+    """
+    X, Z = _as_2d(X, "X"), _as_2d(Z, "Z")
+    tau = _check_tau(tau, Z.shape[1])
+    M = np.linalg.inv(X.T @ X)
+    trace_omega = error_variance(Z, tau, sigma2).sum()
+    s2 = (trace_omega - np.trace(M @ _xt_omega_x(X, Z, tau, sigma2, cluster))) / (X.shape[0] - X.shape[1])
+    return s2 * M
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Batched OLS with classical, HC and CR standard errors
+# --------------------------------------------------------------------------------------------
+
+def _hc_weights(kind, h, n, k):
+    """w_i of meat = sum_i w_i e_i^2 x_i x_i' (one line per HC type, as R's sandwich)."""
+    if kind == "HC0":
+        return np.ones_like(h)
+    if kind == "HC1":
+        return np.full_like(h, n / (n - k))
+    if kind == "HC2":
+        return 1.0 / (1.0 - h)
+    if kind == "HC3":
+        return 1.0 / (1.0 - h) ** 2
+    if kind == "HC4":
+        return 1.0 / (1.0 - h) ** np.minimum(4.0, n * h / k)
+    raise InputError(f"unknown HC kind {kind!r}")
+
+
+def _cr_factor(kind, G, n, k):
+    """Small-sample factor of the cluster meat: CR1 = G/(G-1) (N-1)/(N-k) (Stata); none for CR0/CR2/CR3."""
+    return G / (G - 1) * (n - 1) / (n - k) if kind == "CR1" else 1.0
+
+
+def _hc_weights(kind, h, n, k):
+    """w_i of meat = sum_i w_i e_i^2 x_i x_i' (one line per HC type, as R's sandwich)."""
+    if kind == "HC0":
+        return np.ones_like(h)
+    if kind == "HC1":
+        return np.full_like(h, n / (n - k))
+    if kind == "HC2":
+        return 1.0 / (1.0 - h)
+    if kind == "HC3":
+        return 1.0 / (1.0 - h) ** 2
+    if kind == "HC4":
+        return 1.0 / (1.0 - h) ** np.minimum(4.0, n * h / k)
+    raise InputError(f"unknown HC kind {kind!r}")
+
+
+def _cr_factor(kind, G, n, k):
+    """Small-sample factor of the cluster meat: CR1 = G/(G-1) (N-1)/(N-k) (Stata); none for CR0/CR2/CR3."""
+    return G / (G - 1) * (n - 1) / (n - k) if kind == "CR1" else 1.0
+
+
+class _Layout:
+    """Rows grouped by cluster and clusters grouped by size, so that equal-size clusters stack into
+    arrays; when the rows are already sorted by cluster with equal sizes, the grouping is a reshape."""
+
+    def __init__(self, cluster, n):
+        codes = _codes(cluster, n)
+        self.G = codes.max() + 1
+        order = np.argsort(codes, kind="stable")
+        sizes = np.bincount(codes)
+        starts = np.r_[0, np.cumsum(sizes)[:-1]]
+        self.groups = []  # (cluster ids (G_m,), row index (G_m, m) or None for "reshape all rows")
+        for m in np.unique(sizes):
+            ids = np.flatnonzero(sizes == m)
+            rows = order[starts[ids][:, None] + np.arange(m)]
+            contiguous = ids.size == self.G and np.array_equal(rows.ravel(), np.arange(n))
+            self.groups.append((ids, None if contiguous else rows))
+
+    def take(self, A, rows):
+        """A[:, rows] for rows (G_m, m); a free reshape (G, n/G) of axis 1 when rows is None."""
+        if rows is None:
+            return A.reshape(A.shape[0], self.G, A.shape[1] // self.G, *A.shape[2:])
+        return A[:, rows]
+
+
+def _orthogonalize(X):
+    """Q (s, n, k) with orthonormal columns and R (s, k, k) upper triangular, X = QR, per replication.
+
+    One X (s = 1): Householder QR. Stacked X: CholeskyQR2 (two Cholesky-QR passes, orthogonal to
+    machine precision for cond(X) < 1e8; Yamamoto et al. 2015), which runs as a few batched matrix
+    products instead of one LAPACK call per replication; Householder where Cholesky fails.
+    """
+    if X.shape[0] == 1:
+        Q, R = np.linalg.qr(X)
+    else:
+        try:
+            R1 = np.swapaxes(np.linalg.cholesky(np.swapaxes(X, -1, -2) @ X), -1, -2)
+            Q1 = np.swapaxes(np.linalg.solve(np.swapaxes(R1, -1, -2), np.swapaxes(X, -1, -2)), -1, -2)
+            R2 = np.swapaxes(np.linalg.cholesky(np.swapaxes(Q1, -1, -2) @ Q1), -1, -2)
+            Q = np.swapaxes(np.linalg.solve(np.swapaxes(R2, -1, -2), np.swapaxes(Q1, -1, -2)), -1, -2)
+            R = R2 @ R1
+        except np.linalg.LinAlgError:
+            Q, R = np.linalg.qr(X)
+    diag = np.abs(np.diagonal(R, axis1=-2, axis2=-1))
+    deficient = (diag <= 1e-10 * diag.max(-1, keepdims=True)).any(-1)
+    if deficient.any():
+        raise InputError(f"X is rank deficient (collinear columns) in replication(s) "
+                         f"{np.flatnonzero(deficient)[:5].tolist()} of this chunk")
+    return Q, R
+
+
+def _by_cluster(E, Q):
+    """Per size group: z[r, g] = sum_m E[r, g, m] Q[s, g, m, :], with s = 1 (fixed X) or r."""
+    if Q.shape[0] == 1:  # G batched BLAS products (r, m) @ (m, k)
+        return np.matmul(E.transpose(1, 0, 2), Q[0]).transpose(1, 0, 2)
+    return np.einsum("rgm,rgmk->rgk", E, Q)
+
+
+def _apply(z, U):
+    """score[r, g] = z[r, g] @ U[s, g], with s = 1 or r."""
+    return np.einsum("rgk,gkq->rgq", z, U[0]) if U.shape[0] == 1 else np.einsum("rgk,rgkq->rgq", z, U)
+
+
+def _chunk_ols(X, Y, L, kinds, layout):
+    """One chunk: X (n, k) or (r, n, k), Y (r, n), contrasts L (q, k).
+
+    Works in the coordinates of X = QR: L b = T'Q'y with T = R^-T L', so L (X'X)^-1 L' = T'T and
+    X (X'X)^-1 L' = Q T. Every X-derived array has a leading axis s = 1 (fixed X) or r. Returns
+    L b (r, q), {kind: Var(L b) diagonal (r, q)} and the CR2 Satterthwaite df (s, q) or None.
+    """
+    Xs = X[None] if X.ndim == 2 else X
+    r, n = Y.shape
+    s, k = Xs.shape[0], Xs.shape[2]
+    Q, Rm = _orthogonalize(Xs)
+    T = np.swapaxes(np.linalg.inv(Rm), -1, -2) @ L.T             # (s, k, q)
+    Qty = Y @ Q[0] if s == 1 else np.einsum("rn,rnk->rk", Y, Q)   # (r, k)
+    E = Y - (Qty @ Q[0].T if s == 1 else np.einsum("rnk,rk->rn", Q, Qty))
+    Lb = Qty @ T[0] if s == 1 else np.einsum("rk,rkq->rq", Qty, T)
+    var = {}
+    hc_kinds = [c for c in kinds if c.startswith("HC")]
+    if hc_kinds:
+        PL2 = (Q @ T) ** 2                                          # (s, n, q)
+        h = (Q ** 2).sum(-1)                                        # leverages h_ii
+        for c in hc_kinds:
+            weighted = E ** 2 * _hc_weights(c, h[0] if s == 1 else h, n, k)
+            var[c] = weighted @ PL2[0] if s == 1 else np.einsum("rn,rnq->rq", weighted, PL2)
+    if "classical" in kinds:
+        var["classical"] = (E ** 2).sum(1, keepdims=True) / (n - k) * (T ** 2).sum(-2)
+    cr_kinds = [c for c in kinds if c.startswith("CR")]
+    if not cr_kinds:
+        return Lb, var, None
+    G, q = layout.G, L.shape[0]
+    z = np.empty((r, G, k))                  # Q_g'e_g
+    lam, V = np.empty((s, G, k)), np.empty((s, G, k, k))
+    need_eig = bool({"CR2", "CR3"} & set(cr_kinds))
+    for ids, rows in layout.groups:
+        Qg = layout.take(Q, rows)                                   # (s, Gm, m, k)
+        z[:, ids] = _by_cluster(layout.take(E, rows), Qg)
+        if need_eig:
+            # H_gg = Q_g Q_g'; its nonzero eigenvalues are those of W_g = Q_g'Q_g = V diag(lam) V'
+            lam[:, ids], V[:, ids] = np.linalg.eigh(np.swapaxes(Qg, -1, -2) @ Qg)
+    Tg = T[:, None]                                                 # (s, 1, k, q)
+    for c in cr_kinds:
+        if c in ("CR0", "CR1"):
+            scores = _apply(z, np.broadcast_to(Tg, (s, G, k, q)))
+        else:
+            # Q_g'(I - H_gg)^p e_g = V diag((1 - lam)^p) V' Q_g'e_g, so the score of L b is
+            # z_g' V diag((1 - lam)^p) V' T; Moore-Penrose (weight 0) where lam = 1.
+            scores = _apply(z, V @ (_eig_power(lam, -0.5 if c == "CR2" else -1.0)[..., None]
+                                    * (np.swapaxes(V, -1, -2) @ Tg)))
+        var[c] = _cr_factor(c, G, n, k) * (scores ** 2).sum(1)
+    df = None
+    if "CR2" in cr_kinds:
+        VtT = np.swapaxes(V, -1, -2) @ Tg                           # (s, G, k, q)
+        w_sq = (lam * _eig_power(lam, -1.0))[..., None] * VtT ** 2  # |A_g Q_g t|^2 = t'V lam/(1-lam) V't
+        a = V @ ((lam * _eig_power(lam, -0.5))[..., None] * VtT)    # Q_g'A_g Q_g t, Q coordinates
+        df = _satterthwaite(w_sq.sum(-2), a, np.broadcast_to(np.eye(k), (s, k, k)))
+    return Lb, var, df
+
+
+def _eig_power(lam, p):
+    """(1 - lam)^p with 0 where lam = 1 (Moore-Penrose, for clusters with I - H_gg singular)."""
+    singular = 1.0 - lam < 1e-10
+    return np.where(singular, 0.0, np.where(singular, 1.0, 1.0 - lam) ** p)
+
+
+def _satterthwaite(w_sq, a, M):
+    """Bell-McCaffrey df tr(G'G)^2 / tr((G'G)^2) for each contrast.
+
+    The CR2 variance of l'b is sum_g (u_g' eps)^2 with u_g = (I - H)_{.,g} w_g, w_g = A_g X_g M l, so
+    under the working model eps ~ (0, I): G'G = diag(w_g'w_g) - C, C_gh = a_g' M a_h, a_g = X_g' w_g.
+    With W = diag(w_g'w_g) and A the G x k matrix of a_g': tr(G'G) = tr W - tr(A'A M) and
+    tr((G'G)^2) = tr W^2 - 2 sum_g W_g C_gg + tr((A'A M)^2); no G x G matrix is formed.
+    Shapes: w_sq (s, G, q), a (s, G, k, q), M (s, k, k) -> df (s, q).
+    """
+    A = np.moveaxis(a, -1, 1)                               # (s, q, G, k)
+    AtAM = np.swapaxes(A, -1, -2) @ A @ M[:, None]          # (s, q, k, k)
+    C_diag = ((A @ M[:, None]) * A).sum(-1)                 # (s, q, G)
+    W = np.swapaxes(w_sq, 1, 2)                             # (s, q, G)
+    trace = W.sum(-1) - np.trace(AtAM, axis1=-2, axis2=-1)
+    trace_sq = (W ** 2).sum(-1) - 2 * (W * C_diag).sum(-1) + (AtAM * np.swapaxes(AtAM, -1, -2)).sum((-2, -1))
+    return trace ** 2 / trace_sq
+
+
+class MonteCarloOLS:
+    """OLS estimates and standard errors for R replications: ``params`` (R, q) DataFrame-free arrays,
+    ``se[kind]`` (R, q), ``df[kind]`` broadcastable to (R, q), ``names`` (q)."""
+
+    def __init__(self, params, se, df, names, n, k, G):
+        self.params, self.se, self.df, self.names = params, se, df, list(names)
+        self.n, self.k, self.G = n, k, G
+
+    @property
+    def R(self) -> int:
+        return self.params.shape[0]
+
+    def _crit(self, kind, alpha, dist):
+        if dist == "normal":
+            return stats.norm.ppf(1 - alpha / 2)
+        if dist == "t":
+            return stats.t.ppf(1 - alpha / 2, self.df[kind])
+        raise InputError(f"dist must be 't' or 'normal', got {dist!r}")
+
+    def _null(self, null):
+        if isinstance(null, dict):
+            missing = [nm for nm in self.names if nm not in null]
+            if missing:
+                raise InputError(f"null/truth has no value for {missing}")
+            return np.array([null[nm] for nm in self.names], dtype=float)
+        return np.broadcast_to(np.asarray(null, dtype=float), (len(self.names),))
+
+    def tstat(self, kind: str, null=0.0) -> np.ndarray:
+        """(b_r - null) / se_r for every replication and term, (R, q)."""
+        self._check_kind(kind)
+        return (self.params - self._null(null)) / self.se[kind]
+
+    def reject(self, kind: str, null=0.0, alpha: float = 0.05, dist: str = "t") -> np.ndarray:
+        """Two-sided test of b = null at level alpha in each replication, (R, q) booleans; ``dist="t"``
+        uses the kind's df (n-k, G-1, or CR2's Satterthwaite df), ``"normal"`` the z critical value."""
+        return np.abs(self.tstat(kind, null)) > self._crit(kind, alpha, dist)
+
+    def rejection_rate(self, kind: str, null=0.0, alpha: float = 0.05, dist: str = "t") -> pd.Series:
+        return pd.Series(self.reject(kind, null, alpha, dist).mean(0), index=self.names, name=f"{kind} ({dist})")
+
+    def ci(self, kind: str, level: float = 0.95, dist: str = "t"):
+        """Lower and upper confidence limits, each (R, q)."""
+        self._check_kind(kind)
+        half = self._crit(kind, 1 - level, dist) * self.se[kind]
+        return self.params - half, self.params + half
+
+    def coverage(self, kind: str, truth, level: float = 0.95, dist: str = "t") -> pd.Series:
+        lo, hi = self.ci(kind, level, dist)
+        t = self._null(truth)
+        return pd.Series(((lo <= t) & (t <= hi)).mean(0), index=self.names, name=f"{kind} ({dist})")
+
+    def summary(self, truth, alpha: float = 0.05, term=None) -> pd.DataFrame:
+        """Per kind: mean standard error, its ratio to the Monte Carlo sd of b, and rejection rates of
+        the true value with t and Normal critical values, for one ``term`` (default: the last)."""
+        j = self.names.index(term) if term is not None else len(self.names) - 1
+        sd = self.params[:, j].std(ddof=1)
+        rows = {}
+        for kind in self.se:
+            rows[kind] = {"mean se": self.se[kind][:, j].mean(), "sd se": self.se[kind][:, j].std(ddof=1),
+                          "mean se / sd(b)": self.se[kind][:, j].mean() / sd,
+                          "reject (t)": self.reject(kind, truth, alpha, "t")[:, j].mean(),
+                          "reject (normal)": self.reject(kind, truth, alpha, "normal")[:, j].mean()}
+        frame = pd.DataFrame(rows).T
+        frame.attrs.update(term=self.names[j], mean_b=self.params[:, j].mean(), sd_b=sd, R=self.R)
+        return frame
+
+    def _check_kind(self, kind):
+        if kind not in self.se:
+            raise InputError(f"kind {kind!r} was not computed; available: {list(self.se)}")
+
+
+def ols_mc(X, Y=None, cluster=None, kinds=("classical", "HC1", "CR1", "CR2"), contrasts=None,
+           chunk: int | None = None) -> MonteCarloOLS:
+    """OLS for R replications at once, with classical, HC0-HC4 and CR0-CR3 standard errors.
+
+    ``X`` is (n, k) when the regressors are the same in every replication, else (R, n, k); ``Y`` is
+    (R, n); ``cluster`` (n,) labels, the same in every replication. A :class:`Batch` can be passed as
+    ``X`` alone. ``contrasts`` (q, k) picks linear combinations L b (default: every coefficient).
+
+    Fixed X: (X'X)^-1, leverages and the per-cluster CR2/CR3 adjustments are computed once, then all
+    residuals and meats for a chunk of replications are matrix products. Varying X: the same
+    algebra on stacked (r, n, k) arrays (batched QR, eigh of k x k matrices). Formulas, with
+    P = X (X'X)^-1 L' and e the OLS residuals:
+      classical  s^2 L(X'X)^-1 L',  s^2 = e'e/(n-k)
+      HC         Var(l'b) = sum_i w_i e_i^2 P_i^2   (HC0 1, HC1 n/(n-k), HC2 1/(1-h), HC3 1/(1-h)^2,
+                 HC4 1/(1-h)^min(4, nh/k))
+      CR         Var(l'b) = c sum_g (P_g' A_g e_g)^2 (CR0/CR1 A_g = I, CR1 c = G/(G-1)(n-1)/(n-k);
+                 CR2 A_g = (I-H_gg)^(-1/2); CR3 A_g = (I-H_gg)^(-1); Moore-Penrose where I-H_gg is singular)
+    The df: n-k (classical, HC), G-1 (CR0, CR1, CR3), Bell-McCaffrey Satterthwaite (CR2; per
+    replication if X varies). Matches Stata/sandwich/clubSandwich conventions stated in the module doc.
+    """
+    if isinstance(X, Batch):
+        batch = X
+        X, Y = batch.X, batch.Y
+        cluster = batch.cluster if cluster is None else cluster
+    X = np.asarray(X, dtype=float)
+    Y = np.atleast_2d(np.asarray(Y, dtype=float))
+    if X.ndim not in (2, 3):
+        raise InputError(f"X must be (n, k) or (R, n, k), got shape {X.shape}")
+    R, n = Y.shape
+    if X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
+        raise InputError(f"X {X.shape} does not match Y {Y.shape}: need X (n, k) or (R, n, k) with Y (R, n)")
+    for name, arr in (("X", X), ("Y", Y)):
+        if not np.isfinite(arr).all():
+            raise InputError(f"{name} has NaN or inf values")
+    k = X.shape[-1]
+    if n <= k:
+        raise InputError(f"n = {n} observations do not exceed k = {k} coefficients")
+    kinds = list(kinds)
+    bad = [c for c in kinds if c not in KINDS]
+    if bad:
+        raise InputError(f"unknown kind(s) {bad}; choose from {KINDS}")
+    layout = None
+    if any(c.startswith("CR") for c in kinds):
+        if cluster is None:
+            raise InputError("CR kinds need cluster= labels (one per observation)")
+        layout = _Layout(cluster, n)
+        if layout.G < 2:
+            raise InputError("cluster-robust standard errors need at least 2 clusters")
+    L = np.eye(k) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
+    if L.shape[1] != k:
+        raise InputError(f"contrasts must have k = {k} columns, got shape {L.shape}")
+    names = getattr(locals().get("batch"), "names", None) if contrasts is None else None
+    names = names or [f"b{j}" for j in range(L.shape[0])]
+    if chunk is None:  # keep the stacked (r, n, k) arrays around tens of MB
+        chunk = max(1, 4_000_000 // (n * (k if X.ndim == 3 else 1) + 1))
+    params, var, dfs = [], {c: [] for c in kinds}, []
+    for s in range(0, R, chunk):
+        Xc = X if X.ndim == 2 else X[s:s + chunk]
+        b, v, d = _chunk_ols(Xc, Y[s:s + chunk], L, kinds, layout)
+        params.append(b)
+        for c in kinds:
+            var[c].append(v[c])
+        if d is not None:
+            dfs.append(d)
+            if X.ndim == 2:  # fixed X: the df does not depend on y
+                dfs = [d]
+    se = {c: np.sqrt(np.concatenate(var[c])) for c in kinds}
+    df = {}
+    for c in kinds:
+        if c == "classical" or c.startswith("HC"):
+            df[c] = np.full(L.shape[0], n - k, dtype=float)
+        elif c == "CR2":
+            df[c] = dfs[0][0] if X.ndim == 2 else np.concatenate(dfs)
+        else:
+            df[c] = np.full(L.shape[0], layout.G - 1, dtype=float)
+    return MonteCarloOLS(np.concatenate(params), se, df, names, n, k, layout.G if layout else None)
