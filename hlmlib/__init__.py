@@ -7,7 +7,8 @@ summary, and mapped to Stata, R and statsmodels in the book's conventions page.
 """
 from . import datasets
 from .design import InputError
+from .ols import ols, OLSResult
 from . import simulate
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "InputError", "simulate"]
+__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate"]

@@ -1,0 +1,170 @@
+"""Coefficient tables, linear contrasts and marginal effects from an estimate and its covariance.
+
+Everything here is a linear contrast c'b of the coefficients, so one function does the work:
+estimate c'b, standard error sqrt(c'Vc) (the delta method, exact for linear functions), t = c'b/se,
+two-sided p from t(df), and the interval c'b +- t_{1-alpha/2}(df) se. The df follow the covariance
+(``hlmlib.sandwich.Covariance``): n-k for classical and HC, G-1 for CR0/CR1/CR3, min(G_A, G_B)-1
+two-way, Bell-McCaffrey/Satterthwaite per contrast for CR2 (clubSandwich's ``coef_test`` and
+``linear_contrast``; Stata's ``lincom``/``margins`` with the same vce; R's ``lmtest::coeftest``).
+
+A marginal effect of x in a model with the interaction x:z, dy/dx = b_x + b_xz z, is the contrast
+c = e_x + z e_xz, so Var = V_xx + 2 z V_x,xz + z^2 V_xz,xz (Brambor, Clark & Golder 2006,
+*Political Analysis* 14, 63-82; Aiken & West 1991, *Multiple Regression: Testing and Interpreting
+Interactions*).
+"""
+from __future__ import annotations
+
+import html
+import warnings
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .design import InputError
+from .sandwich import Covariance
+
+__all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
+           "marginal_effect_table"]
+
+COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
+
+
+class CoefTable(pd.DataFrame):
+    """A DataFrame of estimate, se, df, t, p, ci_low, ci_high whose printout starts with its caption.
+
+    The caption (``.attrs["caption"]``) names the estimator, the covariance convention and the df
+    rule, so a table can never be read without them; ``.attrs["convention"]`` holds the convention.
+    Operations on the table return plain DataFrames.
+    """
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    @property
+    def caption(self) -> str:
+        return self.attrs.get("caption", "")
+
+    def __repr__(self) -> str:
+        return f"{self.caption}\n{super().__repr__()}" if self.caption else super().__repr__()
+
+    def _repr_html_(self) -> str:
+        table = super()._repr_html_()
+        return f"<p><em>{html.escape(self.caption)}</em></p>{table}" if self.caption else table
+
+
+def _factors(name: str) -> frozenset:
+    return frozenset(part.strip() for part in str(name).split(":"))
+
+
+def term_index(term: str, names) -> int:
+    """Position of ``term`` among ``names``; an interaction matches whatever order its factors have
+    ('cses:catholic' finds 'catholic:cses'), as formulaic and R order them differently."""
+    names = list(names)
+    if term in names:
+        return names.index(term)
+    matches = [j for j, nm in enumerate(names) if _factors(nm) == _factors(term)]
+    if len(matches) == 1:
+        return matches[0]
+    raise InputError(f"term {term!r} is not among the coefficients {names}")
+
+
+def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
+    """Rows of contrast weights (m, k) and their labels from an array, a dict {term: weight}, or a
+    list of them."""
+    names = list(names)
+    k = len(names)
+
+    def one(spec):
+        if isinstance(spec, dict):
+            row = np.zeros(k)
+            for term, weight in spec.items():
+                row[term_index(term, names)] += float(weight)
+            label = " + ".join(f"{weight:g}*{term}" for term, weight in spec.items())
+            return row, label
+        row = np.asarray(spec, dtype=float)
+        if row.ndim != 1 or row.size != k:
+            raise InputError(f"a contrast needs {k} weights, one per coefficient {names}; got shape {row.shape}")
+        label = " + ".join(f"{w:g}*{nm}" for w, nm in zip(row, names) if w != 0) or "0"
+        return row, label
+
+    if isinstance(L, dict):
+        specs = [L]
+    elif isinstance(L, (list, tuple)) and len(L) and (isinstance(L[0], dict) or np.ndim(L[0]) == 1):
+        specs = list(L)
+    else:
+        arr = np.asarray(L, dtype=float)
+        specs = [arr] if arr.ndim == 1 else list(arr)
+    rows, labels = zip(*(one(s) for s in specs))
+    matrix = np.vstack(rows)
+    if not np.isfinite(matrix).all():
+        raise InputError("contrast weights must be finite numbers")
+    return matrix, list(labels)
+
+
+def contrast_table(L: np.ndarray, coef: np.ndarray, cov: Covariance, alpha: float = 0.05,
+                   labels=None, caption: str = "") -> CoefTable:
+    """Estimate, se, df, t, p and the 1-alpha interval of each contrast c'b (rows of L).
+
+    se = sqrt(c'Vc); df from ``cov.df_for`` (per contrast under CR2: Satterthwaite); p two-sided
+    from t(df); interval c'b +- t_{1-alpha/2}(df) se. Reference: Pustejovsky & Tipton (2018) for
+    the CR2 df; any regression text for the rest (e.g. Wooldridge 2010, ch. 4).
+    """
+    if not 0 < alpha < 1:
+        raise InputError(f"alpha must be between 0 and 1, got {alpha}")
+    L = np.atleast_2d(L)
+    estimate = L @ coef
+    variance = np.einsum("mi,ij,mj->m", L, cov.matrix, L)
+    if np.any(variance < 0):
+        warnings.warn("a contrast has negative estimated variance (the covariance is not positive "
+                      "semi-definite); its se is reported as NaN", stacklevel=3)
+    se = np.sqrt(np.where(variance >= 0, variance, np.nan))
+    df = cov.df_for(L)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = estimate / se
+    p = 2 * stats.t.sf(np.abs(t), df)
+    half_width = stats.t.ppf(1 - alpha / 2, df) * se
+    table = CoefTable(
+        {"estimate": estimate, "se": se, "df": df, "t": t, "p": p,
+         "ci_low": estimate - half_width, "ci_high": estimate + half_width},
+        index=labels,
+    )
+    table.attrs.update({"convention": cov.convention, "kind": cov.kind, "df_rule": cov.df_rule,
+                        "alpha": alpha, "caption": caption})
+    return table
+
+
+def interaction_term(x: str, by: str, names) -> str:
+    """The name of the x-by-z interaction column, whichever order the formula wrote it in."""
+    for nm in names:
+        if _factors(nm) == {x, by}:
+            return nm
+    raise InputError(f"no interaction of {x!r} and {by!r} among the coefficients {list(names)}; "
+                     f"fit a model with {x}*{by} or {x}:{by}")
+
+
+def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
+                          alpha: float = 0.05, caption: str = "") -> pd.DataFrame:
+    """dy/dx = b_x + b_{x:z} z at each z in ``at``, with delta-method se and intervals.
+
+    Var(dy/dx) = V_xx + 2 z V_x,xz + z^2 V_xz,xz (exact: the effect is linear in b), with the df of
+    the covariance (CR2: Satterthwaite per z). Returns a DataFrame with a column named after the
+    moderator and the columns of ``contrast_table``, ready to plot. Stata: ``margins, dydx(x)
+    at(z=(...))``; R: ``marginaleffects::slopes`` / ``interactions::johnson_neyman``.
+    Reference: Brambor, Clark & Golder (2006).
+    """
+    names = list(names)
+    j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
+    z = np.atleast_1d(np.asarray(at, dtype=float))
+    if z.ndim != 1 or not np.isfinite(z).all():
+        raise InputError(f"at= must be finite values of {by!r}")
+    L = np.zeros((z.size, len(names)))
+    L[:, j_x] = 1.0
+    L[:, j_xz] = z
+    table = contrast_table(L, coef, cov, alpha, caption=caption)
+    out = pd.DataFrame(table)
+    out.insert(0, by, z)
+    out.index = pd.RangeIndex(z.size)
+    out.attrs.update(table.attrs)
+    return out

@@ -1,0 +1,262 @@
+"""Ordinary least squares and its result: coefficients, the sandwich family, tests and contrasts.
+
+``ols(y, X)`` or ``ols("mathach ~ cses * catholic", data=df)`` fits b = argmin ||y - X b|| by a
+column-scaled QR (``hlmlib.linalg``), and returns an ``OLSResult`` whose ``vcov``, ``se``,
+``summary``, ``contrast`` and ``marginal_effect`` take ``kind`` (classical, HC0-HC4, CR0-CR3) and
+``cluster`` (labels, a column name, or a pair of them for two-way clustering).
+
+Other estimators that are OLS on transformed data reuse all of it through
+``OLSResult.from_design(design, df_resid=..., label=...)`` (alias ``fit_design``):
+
+* FWLS / WLS: OLS on sqrt(w_i) y_i, sqrt(w_i) x_i;
+* random-effects GLS: OLS on quasi-demeaned y_ij - theta_j ybar_j, x_ij - theta_j xbar_j;
+* the within (fixed-effects) estimator: OLS on cluster-demeaned data with df_resid = N - G - k,
+  so that s^2 and classical/HC1 tests use the right residual df.
+
+Conventions, stated in every summary caption: HC1 = n/(n-k) (Stata ``robust``), CR1 = G/(G-1) (N-1)/(N-k)
+(Stata ``vce(cluster)``, sandwich ``vcovCL``), CR2 with Bell-McCaffrey/Satterthwaite df
+(clubSandwich), t(n-k) for classical/HC, t(G-1) for CR0/CR1/CR3.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from . import inference, sandwich as sw
+from .design import Design, InputError, labels_for, make_design
+from .linalg import LeastSquares, least_squares
+
+__all__ = ["ols", "OLSResult", "fit_design"]
+
+
+def _canonical_kind(kind: str) -> str:
+    if not isinstance(kind, str):
+        raise InputError(f"kind must be a string, one of {', '.join(sw.KINDS)}; got {kind!r}")
+    canonical = "classical" if kind.lower() in ("classical", "nonrobust", "ols") else kind.upper()
+    if canonical not in sw.KINDS:
+        raise InputError(f"unknown covariance kind {kind!r}; choose one of {', '.join(sw.KINDS)}")
+    return canonical
+
+
+def _is_pair(cluster) -> bool:
+    if isinstance(cluster, tuple):
+        return True
+    return (isinstance(cluster, list) and len(cluster) == 2
+            and all(isinstance(c, str) or np.ndim(c) == 1 for c in cluster))
+
+
+class OLSResult:
+    """The OLS fit b = (X'X)^-1 X'y (computed by QR) with every covariance estimator of the book.
+
+    Attributes: ``params`` (Series by term), ``names``, ``nobs``, ``df_resid``, ``resid``, ``fitted``,
+    ``sigma`` (s = sqrt(e'e/df_resid)), ``rss``, ``rsquared``, ``n_dropped`` (rows dropped listwise
+    by a formula fit), ``design`` (the ``hlmlib.design.Design``), ``lstsq`` (the QR pieces),
+    ``label`` ("OLS", or the name a derived estimator gives).
+
+    Methods take ``kind`` in classical, HC0-HC4, CR0-CR3 and ``cluster`` = labels (one per row, or
+    per row of the data for formula fits), a column name (formula fits), or a pair of them for
+    two-way clustering (CR0/CR1). See ``hlmlib.sandwich`` for each formula and the names Stata, R
+    and statsmodels use.
+    """
+
+    def __init__(self, design: Design, lstsq: LeastSquares, df_resid: float | None = None, label: str = "OLS"):
+        self.design = design
+        self.lstsq = lstsq
+        self.label = label
+        self.names = list(design.names)
+        self.nobs = design.n
+        self.k = design.k
+        self.df_resid = float(self.nobs - self.k if df_resid is None else df_resid)
+        if self.df_resid <= 0:
+            raise InputError(f"df_resid = {self.df_resid:g}: no residual degrees of freedom left")
+        self.n_dropped = design.n_dropped
+        index = design.rows if design.rows is not None else pd.RangeIndex(self.nobs)
+        self.params = pd.Series(lstsq.coef, index=self.names, name="estimate")
+        self.resid = pd.Series(lstsq.resid, index=index, name="resid")
+        self.fitted = pd.Series(lstsq.fitted, index=index, name="fitted")
+        self.rss = lstsq.rss
+        self.sigma = float(np.sqrt(self.rss / self.df_resid))
+
+    @classmethod
+    def from_design(cls, design: Design, df_resid: float | None = None, label: str = "OLS") -> "OLSResult":
+        """OLS on a checked ``Design`` (from ``hlmlib.design.make_design`` or built by another
+        estimator on transformed data), with the residual df ``df_resid`` (default n - k).
+
+        ``df_resid`` sets s^2 = e'e/df_resid, the HC1 factor n/df_resid (statsmodels' convention)
+        and the t(df_resid) of classical and HC tests; the CR1 factor stays (N-1)/(N-k) with k the
+        columns of X (Stata's ``xtreg, fe vce(cluster)`` for the within estimator, whose cluster
+        dummies are nested in the clusters) and cluster df stay G-1. Example, the within
+        estimator: ``OLSResult.from_design(Design(y_dm, X_dm, names), df_resid=N - G - k,
+        label="within")``. Leverages (HC2-HC4, CR2, CR3) are those of the given X.
+        """
+        return cls(design, least_squares(design.X, design.y, design.names), df_resid, label)
+
+    # ------------------------------------------------------------------------------------------
+    @cached_property
+    def leverage(self) -> np.ndarray:
+        """Hat values h_ii (R ``hatvalues``), from the orthonormal Q of X = Q R."""
+        return sw.leverage(self.lstsq.Q)
+
+    @cached_property
+    def rsquared(self) -> float:
+        """1 - e'e / sum (y - ybar)^2 with an intercept column, else 1 - e'e / y'y (as R's lm)."""
+        y = self.design.y
+        has_constant = np.any(np.all(self.design.X == self.design.X[:1], axis=0) & (self.design.X[0] != 0))
+        total = np.sum((y - y.mean()) ** 2) if has_constant else float(y @ y)
+        return float(1 - self.rss / total)
+
+    def _clusters(self, spec) -> sw.Clusters:
+        name = spec if isinstance(spec, str) else "cluster"
+        clusters = sw.Clusters.from_labels(labels_for(spec, self.design), name)
+        if clusters.G < 2:
+            raise InputError(f"{name} has a single cluster ({clusters.labels[0]!r}): cluster-robust "
+                             f"covariances need at least 2 clusters (and are unreliable with few)")
+        return clusters
+
+    def covariance(self, kind: str = "classical", cluster=None) -> sw.Covariance:
+        """The covariance of the coefficients with its df rule (``hlmlib.sandwich.Covariance``).
+
+        classical: s^2 (X'X)^-1; HC*: (X'X)^-1 X' diag(w e^2) X (X'X)^-1; CR*: cluster sandwich
+        (formulas in ``hlmlib.sandwich``), evaluated as R^-1 M_U R^-T in the basis U = X R^-1.
+        """
+        kind = _canonical_kind(kind)
+        fit, n, k = self.lstsq, self.nobs, self.k
+        e, U = fit.resid, fit.Q
+        if kind == "classical" or kind in sw.HC_KINDS:
+            if cluster is not None:
+                raise InputError(f"cluster= was given but kind={kind!r} ignores it; use CR0-CR3 for "
+                                 f"cluster-robust standard errors")
+            if kind == "classical":
+                V = self.sigma**2 * fit.xtx_inv
+            else:
+                weights = sw.hc_weights(kind, self.leverage, n, k, self.df_resid)
+                V = sw.sandwich(fit.R_inv, sw.meat_hc(U, e, weights))
+            return sw.Covariance(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
+        if cluster is None:
+            raise InputError(f"kind={kind!r} is cluster-robust: give cluster= (labels, a column name, "
+                             f"or a pair of them)")
+        if _is_pair(cluster):
+            if len(cluster) != 2:
+                raise InputError(f"two-way clustering takes exactly two cluster variables, got {len(cluster)}")
+            if kind not in ("CR0", "CR1"):
+                raise InputError(f"two-way clustering is implemented for CR0 and CR1 (Cameron, Gelbach "
+                                 f"& Miller 2011), not {kind}")
+            first, second = (self._clusters(c) for c in cluster)
+            V = sw.twoway_cluster_vcov(U, e, fit.R_inv, first, second, kind, k)
+            G = (first.G, second.G)
+            convention = (sw.CONVENTIONS[kind] + f"; two-way by {first.name} and {second.name} "
+                          f"(Cameron, Gelbach & Miller 2011: V_A + V_B - V_AB, each with its own G/(G-1)"
+                          + (", times (N-1)/(N-k); sandwich vcovCL type 'HC1')" if kind == "CR1" else ")"))
+            return sw.Covariance(V, kind, convention, df=min(G) - 1, n_clusters=G,
+                                 cluster_name=f"{first.name} and {second.name}")
+        clusters = self._clusters(cluster)
+        G = clusters.G
+        satterthwaite = None
+        if kind in ("CR0", "CR1"):
+            V = sw.sandwich(fit.R_inv, sw.meat_cluster(U, e, clusters))
+            if kind == "CR1":
+                V = V * sw.cluster_factor(G) * sw.hc1_factor(n, k)
+        else:
+            eigen = sw._eigen_checked(sw.cluster_gram(U, clusters), clusters, kind)
+            V = sw.sandwich(fit.R_inv, sw.meat_cr_adjusted(U, e, clusters, kind, eigen))
+            if kind == "CR2":
+                satterthwaite = sw.Satterthwaite.from_eigen(*eigen, fit.R_inv)
+        return sw.Covariance(V, kind, sw.CONVENTIONS[kind], df=G - 1, satterthwaite=satterthwaite,
+                             n_clusters=G, cluster_name=clusters.name)
+
+    def vcov(self, kind: str = "classical", cluster=None) -> pd.DataFrame:
+        """k x k covariance matrix of the coefficients as a DataFrame; ``.attrs["convention"]`` names it.
+
+        kind: classical (s^2 (X'X)^-1; R ``vcov(lm)``), HC0-HC4 (R ``sandwich::vcovHC``; Stata
+        ``robust`` = HC1; statsmodels ``cov_type="HC1"``), CR0-CR3 (sandwich ``vcovCL`` for CR0/CR1,
+        clubSandwich ``vcovCR`` for CR2/CR3; Stata ``vce(cluster)`` = CR1). Formulas and references
+        (White 1980; MacKinnon & White 1985; Long & Ervin 2000; Cribari-Neto 2004; Bell & McCaffrey
+        2002; Cameron, Gelbach & Miller 2011) in ``hlmlib.sandwich``.
+        """
+        cov = self.covariance(kind, cluster)
+        frame = pd.DataFrame(cov.matrix, index=self.names, columns=self.names)
+        frame.attrs.update({"kind": cov.kind, "convention": cov.convention, "df_rule": cov.df_rule})
+        return frame
+
+    def se(self, kind: str = "classical", cluster=None) -> pd.Series:
+        """Standard errors sqrt(diag(vcov(kind, cluster))), a Series by term."""
+        cov = self.covariance(kind, cluster)
+        return pd.Series(np.sqrt(np.diag(cov.matrix)), index=self.names, name=f"se ({cov.kind})")
+
+    def _caption(self, cov: sw.Covariance, alpha: float, what: str = "") -> str:
+        dropped = f", {self.n_dropped} incomplete row(s) dropped listwise" if self.n_dropped else ""
+        clustered = ""
+        if cov.cluster_name is not None:
+            G = cov.n_clusters
+            clustered = f" by {cov.cluster_name} (G = {' and '.join(map(str, G)) if isinstance(G, tuple) else G})"
+        model = self.design.formula or f"{self.design.yname} on {', '.join(self.names)}"
+        return (f"{self.label}{what}: {model}; n = {self.nobs}{dropped}, k = {self.k}. "
+                f"Covariance {cov.kind}{clustered}: {cov.convention}. Tests: t with {cov.df_rule}; "
+                f"{100 * (1 - alpha):g}% intervals.")
+
+    def summary(self, kind: str = "classical", cluster=None, alpha: float = 0.05) -> inference.CoefTable:
+        """Coefficient table: estimate, se, df, t, p, ci_low, ci_high (1-alpha intervals).
+
+        df: n-k for classical/HC (R ``summary(lm)``, ``lmtest::coeftest``; Stata); G-1 for
+        CR0/CR1/CR3 (Stata ``vce(cluster)``); min(G_A, G_B) - 1 for two-way; Bell-McCaffrey/
+        Satterthwaite per coefficient for CR2 (clubSandwich ``coef_test(..., "Satterthwaite")``,
+        Pustejovsky & Tipton 2018). The caption (printed first, and ``.attrs["caption"]``) names
+        the convention, the df rule and any rows dropped.
+        """
+        cov = self.covariance(kind, cluster)
+        return inference.contrast_table(np.eye(self.k), self.params.to_numpy(), cov, alpha, self.names,
+                                        self._caption(cov, alpha))
+
+    def contrast(self, L, kind: str = "classical", cluster=None, alpha: float = 0.05) -> inference.CoefTable:
+        """Linear contrasts c'b with se sqrt(c'Vc), t, p and intervals, with the df of ``kind``
+        (CR2: Satterthwaite per contrast).
+
+        ``L``: an array of k weights (or m x k), a dict {term: weight} (interaction names match in
+        any order of their factors), or a list of them. Stata ``lincom``; R ``multcomp::glht`` /
+        clubSandwich ``linear_contrast``.
+        """
+        matrix, labels = inference.contrast_matrix(L, self.names)
+        cov = self.covariance(kind, cluster)
+        return inference.contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels,
+                                        self._caption(cov, alpha, ", linear contrasts"))
+
+    def marginal_effect(self, x: str, by: str, at=None, kind: str = "classical", cluster=None,
+                        alpha: float = 0.05) -> pd.DataFrame:
+        """dy/dx = b_x + b_{x:by} z over a grid of z (``at``; default 25 points over the observed
+        range of ``by``), with delta-method se, Var = V_xx + 2 z V_x,xz + z^2 V_xz,xz, the df of
+        ``kind`` (CR2: Satterthwaite at each z) and 1-alpha intervals. One row per z, ready to plot.
+        Stata ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006).
+        """
+        if at is None:
+            if by in self.names:
+                values = self.design.X[:, self.names.index(by)]
+            elif self.design.data is not None and by in self.design.data.columns:
+                values = pd.to_numeric(self.design.data.loc[self.design.rows, by]).to_numpy()
+            else:
+                raise InputError(f"give at= (values of {by!r}): {by!r} is neither a term nor a data column")
+            at = np.linspace(values.min(), values.max(), 25)
+        cov = self.covariance(kind, cluster)
+        return inference.marginal_effect_table(x, by, at, self.params.to_numpy(), cov, self.names, alpha,
+                                               self._caption(cov, alpha, f", marginal effect of {x} by {by}"))
+
+    def __repr__(self) -> str:
+        return repr(self.summary())
+
+
+fit_design = OLSResult.from_design
+
+
+def ols(y_or_formula, X=None, data=None) -> OLSResult:
+    """Ordinary least squares: ``ols(y, X)`` on arrays, or ``ols("y ~ x1 * x2", data=df)``.
+
+    b = argmin ||y - X b||^2 = (X'X)^-1 X'y, computed by a column-scaled QR with extended-precision
+    refinement when X is ill-conditioned (``hlmlib.linalg.least_squares``; LRE >= 7 on every NIST
+    StRD linear problem). Arrays: names from DataFrame columns, else x0, x1, ...; include a column of
+    ones for an intercept. Formulas: formulaic's Wilkinson syntax and term names ("Intercept",
+    "catholic:cses"); incomplete rows are dropped listwise with a warning and counted in
+    ``.n_dropped``. Same estimates as R ``lm``, Stata ``regress``, statsmodels ``OLS``.
+    Rank-deficient X raises InputError naming the collinear columns.
+    """
+    return OLSResult.from_design(make_design(y_or_formula, X, data=data))

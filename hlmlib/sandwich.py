@@ -1,0 +1,436 @@
+"""Sandwich covariance estimators for least squares, one function per formula.
+
+Every estimator here has the form  V = B M B',  B the *bread* and M the *meat* (R's ``sandwich``
+package, Zeileis 2004/2006). For OLS the bread is (X'X)^-1 and the meat is X' Omega-hat X, a sum of
+outer products of the *scores* x_i e_i, weighted (HC) or summed within clusters first (CR).
+
+Numerically, hlmlib evaluates the meat in the orthonormal basis U = X R^-1 of the column space
+(X = Q R, so U = Q): there the bread is the identity and the hat matrix is H = U U'. The
+covariance is mapped back with the bread R^-1: V = R^-1 M_U R^-T, which equals
+(X'X)^-1 X' Omega-hat X (X'X)^-1 exactly. Every function below takes any X; the cluster
+adjustments CR2/CR3 need the orthonormal U, because they are written in terms of H = U U'.
+
+Conventions (as /shared/conventions.md and the book's conventions page state them):
+
+====== ============================================ ====================================================
+kind   formula                                      other software
+====== ============================================ ====================================================
+HC0    w_i = 1                                      White (1980); sandwich ``vcovHC(type="HC0")``
+HC1    w_i = n/(n-k)                                Stata ``, robust``; statsmodels ``HC1``; sandwich "HC1"
+HC2    w_i = 1/(1-h_ii)                             MacKinnon & White (1985); statsmodels/sandwich "HC2"
+HC3    w_i = 1/(1-h_ii)^2                           R sandwich's default (Long & Ervin 2000); "HC3"
+HC4    w_i = 1/(1-h_ii)^min(4, n h_ii/k)            Cribari-Neto (2004); sandwich "HC4"
+CR0    A_g = I, no factor                           sandwich ``vcovCL(type="HC0", cadjust=FALSE)``; linearmodels
+CR1    A_g = I, G/(G-1) (N-1)/(N-k)                 Stata ``vce(cluster)``; sandwich ``vcovCL`` (HC1);
+                                                    statsmodels ``use_correction=True``; clubSandwich "CR1S"
+CR2    A_g = (I - H_gg)^(-1/2)                      Bell & McCaffrey (2002); clubSandwich "CR2"
+CR3    A_g = (I - H_gg)^(-1)                        clubSandwich "CR3" (jackknife up to (G-1)/G)
+====== ============================================ ====================================================
+
+Cluster meat: M = sum_g X_g' A_g e_g e_g' A_g' X_g. Two-way clustering (Cameron, Gelbach & Miller
+2011): V = V_A + V_B - V_{A and B}. References: White (1980) *Econometrica* 48, 817-838; MacKinnon &
+White (1985) *J. Econometrics* 29, 305-325; Long & Ervin (2000) *Am. Statistician* 54, 217-224;
+Cribari-Neto (2004) *Comp. Stat. & Data Analysis* 45, 215-233; Bell & McCaffrey (2002) *Survey
+Methodology* 28, 169-181; Pustejovsky & Tipton (2018) *J. Bus. Econ. Stat.* 36, 672-683; Cameron,
+Gelbach & Miller (2011) *J. Bus. Econ. Stat.* 29, 238-249; Petersen (2009) *Rev. Fin. Stud.* 22, 435-480.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .design import InputError
+
+__all__ = [
+    "HC_KINDS", "CR_KINDS", "KINDS", "HC_WEIGHTS", "CR_ADJUSTMENTS", "CONVENTIONS",
+    "Clusters", "Covariance", "sandwich", "bread", "leverage", "hc_weights", "meat_hc",
+    "cluster_factor", "hc1_factor", "meat_cluster", "cluster_gram", "meat_cr_adjusted",
+    "cr2_satterthwaite_df", "Satterthwaite", "twoway_cluster_vcov", "nearest_psd",
+]
+
+HC_KINDS = ("HC0", "HC1", "HC2", "HC3", "HC4")
+CR_KINDS = ("CR0", "CR1", "CR2", "CR3")
+KINDS = ("classical",) + HC_KINDS + CR_KINDS
+
+# Cluster-level leverages lambda at or above 1 - SINGULAR_TOL make I - H_gg singular for CR2/CR3.
+SINGULAR_TOL = 1e-10
+
+CONVENTIONS = {
+    "classical": "classical s^2 (X'X)^-1, s^2 = e'e/(n-k) (R vcov(lm); Stata regress; statsmodels nonrobust)",
+    "HC0": "HC0, White (1980): weights 1 (sandwich vcovHC type 'HC0'; statsmodels HC0)",
+    "HC1": "HC1: weights n/(n-k) (Stata ', robust'; statsmodels HC1; sandwich 'HC1')",
+    "HC2": "HC2, MacKinnon & White (1985): weights 1/(1-h_ii) (sandwich/statsmodels 'HC2')",
+    "HC3": "HC3: weights 1/(1-h_ii)^2 (R sandwich's default; Long & Ervin 2000; statsmodels 'HC3')",
+    "HC4": "HC4, Cribari-Neto (2004): weights 1/(1-h_ii)^min(4, n h_ii/k) (sandwich 'HC4')",
+    "CR0": "CR0: no small-sample factor (sandwich vcovCL type 'HC0', cadjust=FALSE; linearmodels default)",
+    "CR1": "CR1: factor G/(G-1) (N-1)/(N-k) (Stata vce(cluster); sandwich vcovCL 'HC1'; "
+           "statsmodels use_correction=True; clubSandwich 'CR1S')",
+    "CR2": "CR2, Bell & McCaffrey (2002): A_g = (I - H_gg)^(-1/2) (clubSandwich 'CR2', working model I)",
+    "CR3": "CR3: A_g = (I - H_gg)^(-1), jackknife up to (G-1)/G (clubSandwich 'CR3')",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# bread and sandwich
+
+
+def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    """V = B M B' (R's ``sandwich::sandwich``, up to its scaling by n).
+
+    With B = (X'X)^-1 and M = X' Omega-hat X this is the heteroskedasticity/cluster-robust covariance
+    of OLS (White 1980). B need not be symmetric: hlmlib passes B = R^-1 with the meat in the basis
+    U = X R^-1, giving the same V.
+    """
+    return bread @ meat @ bread.T
+
+
+def bread(X: np.ndarray) -> np.ndarray:
+    """The OLS bread (X'X)^-1 = R^-1 R^-T, from a column-scaled QR of X (never X'X itself).
+
+    R's ``sandwich::bread(lm)`` is n times this. Reference: Zeileis (2006), *J. Stat. Software* 16(9).
+    """
+    from .linalg import least_squares
+
+    return least_squares(X, np.zeros(X.shape[0])).xtx_inv
+
+
+def leverage(U: np.ndarray) -> np.ndarray:
+    """Hat values h_ii = u_i'u_i, the diagonal of H = X (X'X)^-1 X' = U U' (U = X R^-1 orthonormal).
+
+    R ``hatvalues(lm)``; statsmodels ``get_influence().hat_matrix_diag``.
+    """
+    return np.einsum("ij,ij->i", U, U)
+
+
+# ----------------------------------------------------------------------------------------------
+# heteroskedasticity-consistent (HC) meats
+
+
+def _hc4_weight(h, n, k):
+    return 1.0 / (1.0 - h) ** np.minimum(4.0, n * h / k)
+
+
+# w_i(h_ii, n, k, df_resid): one line per type, as R's sandwich::meatHC
+HC_WEIGHTS: dict[str, Callable] = {
+    "HC0": lambda h, n, k, df: np.ones_like(h),
+    "HC1": lambda h, n, k, df: np.full_like(h, n / df),
+    "HC2": lambda h, n, k, df: 1.0 / (1.0 - h),
+    "HC3": lambda h, n, k, df: 1.0 / (1.0 - h) ** 2,
+    "HC4": lambda h, n, k, df: _hc4_weight(h, n, k),
+}
+
+
+def hc_weights(kind: str, h: np.ndarray, n: int, k: int, df_resid: float | None = None) -> np.ndarray:
+    """The HC weight w_i of each observation (table ``HC_WEIGHTS``; conventions in the module docstring).
+
+    HC0 1 (White 1980); HC1 n/(n-k) (Stata ``robust``; ``df_resid`` replaces n-k when a derived
+    estimator has other residual df, as statsmodels does); HC2 1/(1-h); HC3 1/(1-h)^2 (MacKinnon &
+    White 1985; Long & Ervin 2000); HC4 1/(1-h)^delta, delta = min(4, n h / k) (Cribari-Neto 2004).
+    An observation with h_ii = 1 (it alone determines a coefficient) makes HC2-HC4 undefined.
+    """
+    if kind not in HC_WEIGHTS:
+        raise InputError(f"unknown HC kind {kind!r}; choose one of {', '.join(HC_WEIGHTS)}")
+    if kind in ("HC2", "HC3", "HC4"):
+        bad = np.flatnonzero(h >= 1.0 - SINGULAR_TOL)
+        if bad.size:
+            raise InputError(f"{kind} is undefined: observation(s) at row(s) {', '.join(map(str, bad[:5]))} "
+                             f"have leverage h_ii = 1 (each alone determines a coefficient)")
+    return HC_WEIGHTS[kind](h, n, k, n - k if df_resid is None else df_resid)
+
+
+def meat_hc(X: np.ndarray, resid: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """HC meat  M = sum_i w_i e_i^2 x_i x_i' = X' diag(w e^2) X  (R ``sandwich::meatHC``, times n).
+
+    With the weights of ``hc_weights``; V = sandwich((X'X)^-1, M). Reference: White (1980);
+    MacKinnon & White (1985).
+    """
+    scaled = X * (np.sqrt(weights) * resid)[:, None]
+    return scaled.T @ scaled
+
+
+def hc1_factor(n: int, k: int) -> float:
+    """(N-1)/(N-k): the observation-count part of Stata's CR1 factor (sandwich ``vcovCL`` type "HC1")."""
+    return (n - 1) / (n - k)
+
+
+def cluster_factor(G: int) -> float:
+    """G/(G-1): the cluster-count part of the CR1 factor (sandwich ``vcovCL(cadjust=TRUE)``;
+    clubSandwich's own "CR1" is this alone)."""
+    return G / (G - 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# clusters
+
+
+@dataclass
+class Clusters:
+    """Integer cluster codes 0..G-1 for the rows, and fast within-cluster sums.
+
+    Sums use one ``np.add.reduceat`` pass over rows sorted by cluster (already sorted data, the
+    usual panel layout, is detected and not copied); otherwise the rows are put in order once.
+    ``name`` is used in messages (a column name, or "cluster").
+    """
+
+    codes: np.ndarray
+    labels: np.ndarray
+    name: str = "cluster"
+    order: np.ndarray | None = field(default=None, repr=False)
+    starts: np.ndarray = field(default=None, repr=False)
+
+    @classmethod
+    def from_labels(cls, labels, name: str = "cluster") -> "Clusters":
+        labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise InputError(f"{name} labels must be one-dimensional, got shape {labels.shape}")
+        if labels.size and pd.isna(labels).any():
+            bad = np.flatnonzero(pd.isna(labels))
+            raise InputError(f"{name} has {bad.size} missing label(s), at row(s) {', '.join(map(str, bad[:5]))}")
+        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+            bad = np.flatnonzero(~np.isfinite(labels))
+            raise InputError(f"{name} has {bad.size} inf label(s), at row(s) {', '.join(map(str, bad[:5]))}")
+        codes, uniques = pd.factorize(labels, sort=True)
+        codes = codes.astype(np.intp)
+        order = None
+        if codes.size > 1 and np.any(codes[1:] < codes[:-1]):
+            order = np.argsort(codes, kind="stable")
+        sorted_codes = codes if order is None else codes[order]
+        starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if codes.size else np.array([], int)
+        return cls(codes=codes, labels=np.asarray(uniques), name=name, order=order, starts=starts)
+
+    @property
+    def G(self) -> int:
+        return len(self.labels)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.diff(np.r_[self.starts, self.codes.size])
+
+    def sorted_rows(self, values: np.ndarray) -> np.ndarray:
+        return values if self.order is None else values[self.order]
+
+    def sums(self, values: np.ndarray, presorted: bool = False) -> np.ndarray:
+        """sum_{i in g} values_i for every cluster g: (n, ...) -> (G, ...)."""
+        rows = values if presorted else self.sorted_rows(values)
+        return np.add.reduceat(rows, self.starts, axis=0)
+
+    def intersect(self, other: "Clusters") -> "Clusters":
+        """The clusters of the distinct pairs (a, b): the 'A and B' term of two-way clustering."""
+        return Clusters.from_labels(self.codes.astype(np.int64) * other.G + other.codes,
+                                    f"{self.name} x {other.name}")
+
+
+def meat_cluster(X: np.ndarray, resid: np.ndarray, clusters: Clusters) -> np.ndarray:
+    """CR0 meat  M = sum_g (X_g'e_g)(X_g'e_g)'  (Liang & Zeger 1986; R ``sandwich::meatCL``, times n).
+
+    The scores x_i e_i are summed within clusters in one pass. CR1 multiplies the resulting V by
+    ``cluster_factor(G) * hc1_factor(N, k)`` (Stata ``vce(cluster)``; sandwich ``vcovCL`` default).
+    """
+    S = clusters.sums(X * resid[:, None])
+    return S.T @ S
+
+
+# ----------------------------------------------------------------------------------------------
+# bias-reduced linearization: CR2 and CR3
+
+
+def cluster_gram(U: np.ndarray, clusters: Clusters) -> np.ndarray:
+    """C_g = U_g'U_g (G, k, k): the k x k form of the cluster's hat block H_gg = U_g U_g'.
+
+    H_gg and C_g have the same non-zero eigenvalues lambda (cluster leverages, in [0, 1]), so every
+    function of I - H_gg that CR2/CR3 need is a k x k computation (never n_g x n_g).
+    """
+    Us = clusters.sorted_rows(U)
+    k = U.shape[1]
+    C = np.empty((clusters.G, k, k))
+    for a in range(k):
+        for b in range(a, k):
+            C[:, a, b] = C[:, b, a] = clusters.sums(Us[:, a] * Us[:, b], presorted=True)
+    return C
+
+
+def _eigen_checked(C: np.ndarray, clusters: Clusters, kind: str):
+    lam, W = np.linalg.eigh(C)
+    lam = np.clip(lam, 0.0, None)
+    singular = np.flatnonzero(lam[:, -1] >= 1.0 - SINGULAR_TOL)
+    if singular.size:
+        shown = ", ".join(repr(clusters.labels[g].item() if hasattr(clusters.labels[g], "item") else clusters.labels[g])
+                          for g in singular[:5])
+        raise InputError(
+            f"{kind} is undefined: I - H_gg is singular for {clusters.name} {shown} "
+            f"({singular.size} cluster(s)): the cluster alone determines a combination of the "
+            f"coefficients (e.g. a dummy or a regressor non-zero only there); use CR1, or drop that column"
+        )
+    return lam, W
+
+
+# the adjustment in U coordinates: U_g'A_g e_g = f(C_g) U_g'e_g, since U'(I - U U')^p = (I - U'U)^p U'
+CR_ADJUSTMENTS: dict[str, Callable] = {
+    "CR2": lambda lam: (1.0 - lam) ** -0.5,
+    "CR3": lambda lam: 1.0 / (1.0 - lam),
+}
+
+
+def meat_cr_adjusted(U: np.ndarray, resid: np.ndarray, clusters: Clusters, kind: str = "CR2",
+                     eigen=None) -> np.ndarray:
+    """CR2/CR3 meat  M = sum_g U_g' A_g e_g e_g' A_g U_g  in the orthonormal basis U = X R^-1.
+
+    CR2 (Bell & McCaffrey 2002; clubSandwich "CR2" with working model I): A_g = (I - H_gg)^(-1/2),
+    the symmetric inverse square root. CR3 (clubSandwich "CR3"): A_g = (I - H_gg)^(-1), which is
+    (G-1)/G times the leave-one-cluster-out jackknife. With C_g = U_g'U_g = W diag(lambda) W',
+    U_g'A_g e_g = W diag(f(lambda)) W' U_g'e_g, f = (1-lambda)^(-1/2) or (1-lambda)^(-1): a k x k
+    product per cluster, O(N k^2 + G k^3) in all, never an n_g x n_g matrix. Map back with
+    V = R^-1 M R^-T. A cluster whose I - H_gg is singular raises InputError naming it.
+    Reference: Bell & McCaffrey (2002); Pustejovsky & Tipton (2018).
+    """
+    if kind not in CR_ADJUSTMENTS:
+        raise InputError(f"adjusted cluster meat is for CR2 or CR3, not {kind!r}")
+    lam, W = eigen if eigen is not None else _eigen_checked(cluster_gram(U, clusters), clusters, kind)
+    s = clusters.sums(U * resid[:, None])                                   # U_g'e_g, (G, k)
+    in_eigenbasis = np.einsum("gcb,gc->gb", W, s)                          # W'U_g'e_g
+    adjusted = np.einsum("gab,gb->ga", W, CR_ADJUSTMENTS[kind](lam) * in_eigenbasis)
+    return adjusted.T @ adjusted
+
+
+# ----------------------------------------------------------------------------------------------
+# Bell-McCaffrey / Satterthwaite degrees of freedom for CR2
+
+
+@dataclass
+class Satterthwaite:
+    """What the CR2 Satterthwaite df of any contrast needs, kept so a contrast never refits.
+
+    With U = X R^-1, C_g = U_g'U_g, t = R^-T c:  d_g = t' C_g (I - C_g)^-1 t,
+    z_g = (I - C_g)^(-1/2) C_g t, and df = (sum d - sum |z|^2)^2 / (sum d^2 - 2 sum d |z|^2 + |Z'Z|_F^2).
+    """
+
+    R_inv: np.ndarray
+    B_d: np.ndarray   # C_g (I - C_g)^-1, (G, k, k)
+    B_z: np.ndarray   # (I - C_g)^(-1/2) C_g, (G, k, k)
+
+    @classmethod
+    def from_eigen(cls, lam: np.ndarray, W: np.ndarray, R_inv: np.ndarray) -> "Satterthwaite":
+        def matrix_function(values):
+            return np.einsum("gab,gb,gcb->gac", W, values, W)
+        return cls(R_inv=R_inv, B_d=matrix_function(lam / (1.0 - lam)),
+                   B_z=matrix_function(lam / np.sqrt(1.0 - lam)))
+
+    def __call__(self, L: np.ndarray) -> np.ndarray:
+        return cr2_satterthwaite_df(self, L)
+
+
+def cr2_satterthwaite_df(stt: Satterthwaite, L: np.ndarray) -> np.ndarray:
+    """Bell-McCaffrey/Satterthwaite df of each contrast c (rows of L) under CR2.
+
+    df = (tr Gram)^2 / ||Gram||_F^2, Gram_gh = p_g'p_h, p_g = (I - H)_{., g} A_g X_g M c,
+    M = (X'X)^-1, working model Omega = I. Gram_gh = delta_gh v_g'v_g - w_g'M w_h with
+    v_g = A_g X_g M c, w_g = X_g'v_g; in the basis U: v_g'v_g = t'C_g(I - C_g)^-1 t and
+    R^-T w_g = (I - C_g)^(-1/2) C_g t =: z_g, t = R^-T c, so Gram = diag(d) - Z Z', and its trace
+    and Frobenius norm need only O(G k^2) work per contrast. Equals clubSandwich's
+    ``coef_test(..., vcov = "CR2", test = "Satterthwaite")$df_Satt`` (Stata: ``reg_sandwich``'s
+    df; Imbens & Kolesar 2016 "BM" df). Reference: Bell & McCaffrey (2002), sec. 3;
+    Pustejovsky & Tipton (2018), eq. 11.
+    """
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    T = L @ stt.R_inv                                          # rows t_m' = c_m' R^-1, (m, k)
+    d = np.einsum("ma,gab,mb->gm", T, stt.B_d, T)              # (G, m)
+    Z = np.einsum("gab,mb->gma", stt.B_z, T)                   # (G, m, k)
+    z2 = np.einsum("gma,gma->gm", Z, Z)
+    ZtZ = np.einsum("gma,gmb->mab", Z, Z)                      # Z'Z per contrast, (m, k, k)
+    trace = d.sum(axis=0) - z2.sum(axis=0)
+    frob2 = (d**2).sum(axis=0) - 2 * (d * z2).sum(axis=0) + np.einsum("mab,mab->m", ZtZ, ZtZ)
+    return trace**2 / frob2
+
+
+# ----------------------------------------------------------------------------------------------
+# two-way clustering
+
+
+def nearest_psd(V: np.ndarray) -> np.ndarray:
+    """Eigenvalue fix of Cameron, Gelbach & Miller (2011, sec. 2.3): negative eigenvalues set to 0.
+
+    Optional (``fix="psd"`` in ``twoway_cluster_vcov``); sandwich's ``vcovCL(fix = TRUE)`` does the same.
+    """
+    lam, W = np.linalg.eigh((V + V.T) / 2)
+    return (W * np.clip(lam, 0.0, None)) @ W.T
+
+
+def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, first: Clusters,
+                        second: Clusters, kind: str = "CR1", k: int | None = None,
+                        fix: str | None = None) -> np.ndarray:
+    """Two-way cluster-robust covariance (Cameron, Gelbach & Miller 2011):
+
+    V = f_A V_A + f_B V_B - f_AB V_{A and B},  V_* = sandwich(bread, meat_cluster(X, e, *)),
+
+    CR1: f_* = G_*/(G_* - 1) each (the intersection's G counts the distinct (a, b) pairs), and
+    the sum times (N-1)/(N-k); CR0: all factors 1. This is sandwich's
+    ``vcovCL(m, cluster = ~ a + b, type = "HC1")`` (and reproduces Petersen's (2009) 0.0536 for the
+    firm-and-year standard error of x); Stata's ``cgmreg``/``reghdfe`` use the same sum. The sum
+    can fail to be positive semi-definite: then a warning says so, and ``fix="psd"`` applies the
+    eigenvalue fix of ``nearest_psd``. Tests use t with min(G_A, G_B) - 1 df.
+    """
+    if kind not in ("CR0", "CR1"):
+        raise InputError(f"two-way clustering is defined for CR0 and CR1 only, not {kind!r} "
+                         f"(CR2/CR3 adjust one cluster dimension's hat blocks)")
+    n = X.shape[0]
+    k = X.shape[1] if k is None else k
+    both = first.intersect(second)
+    parts = []
+    for clusters in (first, second, both):
+        factor = cluster_factor(clusters.G) if kind == "CR1" else 1.0
+        parts.append(factor * sandwich(bread_, meat_cluster(X, resid, clusters)))
+    V = parts[0] + parts[1] - parts[2]
+    if kind == "CR1":
+        V = V * hc1_factor(n, k)
+    lam = np.linalg.eigvalsh((V + V.T) / 2)
+    if lam[0] < -1e-12 * max(abs(lam[-1]), np.finfo(float).tiny):
+        message = (f"two-way cluster covariance by {first.name} and {second.name} is not positive "
+                   f"semi-definite (smallest eigenvalue {lam[0]:.3g}); some contrasts have negative variance")
+        if fix == "psd":
+            V = nearest_psd(V)
+            message += "; the eigenvalue fix (Cameron, Gelbach & Miller 2011) set the negative ones to 0"
+        warnings.warn(message, stacklevel=3)
+    return V
+
+
+# ----------------------------------------------------------------------------------------------
+# a covariance that knows its degrees of freedom
+
+
+@dataclass
+class Covariance:
+    """A coefficient covariance with what its tests need: df per contrast and the convention.
+
+    ``df`` is a number (n-k for classical/HC; G-1 for CR0/CR1/CR3; min(G_A, G_B) - 1 two-way) or,
+    for CR2, ``satterthwaite``, a callable giving the Bell-McCaffrey df of each contrast. The idea
+    is clubSandwich's: the covariance carries what the df need later, so a contrast never refits.
+    """
+
+    matrix: np.ndarray
+    kind: str
+    convention: str
+    df: float | None = None
+    satterthwaite: Satterthwaite | None = None
+    n_clusters: int | tuple | None = None
+    cluster_name: str | None = None
+
+    def df_for(self, L: np.ndarray) -> np.ndarray:
+        """Degrees of freedom for each row (contrast) of L."""
+        L = np.atleast_2d(L)
+        if self.satterthwaite is not None:
+            return self.satterthwaite(L)
+        return np.full(L.shape[0], float(self.df))
+
+    @property
+    def df_rule(self) -> str:
+        if self.satterthwaite is not None:
+            return "Bell-McCaffrey/Satterthwaite df per coefficient or contrast (clubSandwich coef_test)"
+        if isinstance(self.n_clusters, tuple):
+            return f"df = min(G_A, G_B) - 1 = {self.df:g} (two-way)"
+        if self.n_clusters is not None:
+            return f"df = G - 1 = {self.df:g}"
+        return f"df = n - k = {self.df:g}"
