@@ -625,13 +625,14 @@ class MonteCarloOLS:
             raise InputError(f"kind {kind!r} was not computed; available: {list(self.se)}")
 
 
-def ols_mc(X, Y=None, cluster=None, kinds=("classical", "HC1", "CR1", "CR2"), contrasts=None,
+def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
            chunk: int | None = None) -> MonteCarloOLS:
     """OLS for R replications at once, with classical, HC0-HC4 and CR0-CR3 standard errors.
 
     ``X`` is (n, k) when the regressors are the same in every replication, else (R, n, k); ``Y`` is
     (R, n); ``cluster`` (n,) labels, the same in every replication. A :class:`Batch` can be passed as
     ``X`` alone. ``contrasts`` (q, k) picks linear combinations L b (default: every coefficient).
+    ``kinds`` defaults to classical and HC1, plus CR1 and CR2 when there are clusters.
 
     Fixed X: (X'X)^-1, leverages and the per-cluster CR2/CR3 adjustments are computed once, then all
     residuals and meats for a chunk of replications are matrix products. Varying X: the same
@@ -662,6 +663,8 @@ def ols_mc(X, Y=None, cluster=None, kinds=("classical", "HC1", "CR1", "CR2"), co
     k = X.shape[-1]
     if n <= k:
         raise InputError(f"n = {n} observations do not exceed k = {k} coefficients")
+    if kinds is None:
+        kinds = ["classical", "HC1"] + (["CR1", "CR2"] if cluster is not None else [])
     kinds = list(kinds)
     bad = [c for c in kinds if c not in KINDS]
     if bad:
