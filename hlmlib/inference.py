@@ -70,6 +70,18 @@ def term_index(term: str, names) -> int:
     raise InputError(f"term {term!r} is not among the coefficients {names}")
 
 
+def _contrast_label(weights, terms) -> str:
+    """'x1 - z', '2.5*x1:z + x1': readable labels for contrast rows."""
+    parts = []
+    for w, term in zip(weights, terms):
+        if w == 0:
+            continue
+        size = "" if abs(w) == 1 else f"{abs(w):g}*"
+        sign = ("-" if w < 0 else "") if not parts else (" - " if w < 0 else " + ")
+        parts.append(f"{sign}{size}{term}")
+    return "".join(parts) or "0"
+
+
 def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
     """Rows of contrast weights (m, k) and their labels from an array, a dict {term: weight}, or a
     list of them."""
@@ -81,12 +93,12 @@ def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
             row = np.zeros(k)
             for term, weight in spec.items():
                 row[term_index(term, names)] += float(weight)
-            label = " + ".join(f"{weight:g}*{term}" for term, weight in spec.items())
+            label = _contrast_label([float(w) for w in spec.values()], list(spec))
             return row, label
         row = np.asarray(spec, dtype=float)
         if row.ndim != 1 or row.size != k:
             raise InputError(f"a contrast needs {k} weights, one per coefficient {names}; got shape {row.shape}")
-        label = " + ".join(f"{w:g}*{nm}" for w, nm in zip(row, names) if w != 0) or "0"
+        label = _contrast_label(row, names)
         return row, label
 
     if isinstance(L, dict):
@@ -145,7 +157,7 @@ def interaction_term(x: str, by: str, names) -> str:
 
 
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
-                          alpha: float = 0.05, caption: str = "") -> pd.DataFrame:
+                          alpha: float = 0.05, caption: str = "") -> CoefTable:
     """dy/dx = b_x + b_{x:z} z at each z in ``at``, with delta-method se and intervals.
 
     Var(dy/dx) = V_xx + 2 z V_x,xz + z^2 V_xz,xz (exact: the effect is linear in b), with the df of
@@ -163,7 +175,7 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     L[:, j_x] = 1.0
     L[:, j_xz] = z
     table = contrast_table(L, coef, cov, alpha, caption=caption)
-    out = pd.DataFrame(table)
+    out = CoefTable(table)
     out.insert(0, by, z)
     out.index = pd.RangeIndex(z.size)
     out.attrs.update(table.attrs)
