@@ -9,6 +9,7 @@ from . import datasets
 from .design import InputError
 from .ols import ols, OLSResult
 from . import simulate
+from .bootstrap import wild_cluster_bootstrap
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate"]
+__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap"]

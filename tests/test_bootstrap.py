@@ -1,0 +1,99 @@
+"""hlmlib.bootstrap: the wild cluster restricted bootstrap against a refit-per-draw loop (statsmodels)."""
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+from hlmlib import simulate as S
+from hlmlib.bootstrap import bootstrap_weights, wild_cluster_bootstrap
+from hlmlib.design import InputError
+
+
+def _refit_tstar(df, null, V):
+    """The definition, one OLS fit per draw: y* = X b~ + v_g u~_g, t* = (b*_x - null) / CR1 se."""
+    X = np.column_stack([np.ones(len(df)), df.x.to_numpy()])
+    y, g = df.y.to_numpy(), df.cluster.to_numpy()
+    intercept = (y - null * X[:, 1]).mean()
+    b_restricted = np.array([intercept, null])
+    u = y - X @ b_restricted
+    out = []
+    for b in range(V.shape[1]):
+        fit = sm.OLS(X @ b_restricted + u * V[g, b], X).fit(cov_type="cluster", cov_kwds={"groups": g})
+        out.append((fit.params[1] - null) / fit.bse[1])
+    return np.array(out)
+
+
+@pytest.mark.parametrize("weights", ["rademacher", "webb"])
+def test_draws_equal_refitting_each_bootstrap_sample(weights):
+    df = S.cgm(G=12, n=7, seed=4, heteroskedastic=True)
+    res = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=199,
+                                 weights=weights, seed=11)
+    V, enumerated = bootstrap_weights(12, 199, weights, 11)
+    assert not enumerated
+    np.testing.assert_allclose(res.tstar, _refit_tstar(df, 1.0, V), rtol=1e-10)
+    fit = sm.OLS(df.y, sm.add_constant(df.x)).fit(cov_type="cluster", cov_kwds={"groups": df.cluster})
+    assert res.tstat == pytest.approx((fit.params["x"] - 1.0) / fit.bse["x"], rel=1e-12)
+    assert res.pvalue == pytest.approx(np.mean(np.abs(res.tstar) >= abs(res.tstat) * (1 - 1e-10)))
+
+
+def test_rademacher_enumerates_all_2_to_the_G_draws():
+    df = S.cgm(G=6, n=10, seed=2)
+    res = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=999, seed=1)
+    assert res.enumerated and res.B == 2 ** 6
+    V, _ = bootstrap_weights(6, 999)
+    assert len({tuple(col) for col in V.T}) == 64
+    assert (res.pvalue * 64) == pytest.approx(round(res.pvalue * 64), abs=1e-9)
+    # v = 1 reproduces the sample and v = -1 its mirror: p can never fall below 2 / 2^G
+    assert res.pvalue >= 2 / 64
+    np.testing.assert_allclose(np.sort(np.abs(res.tstar))[-1] >= abs(res.tstat) * (1 - 1e-10), True)
+
+
+def test_pvalues_uniform_under_the_null():
+    # CGM design, H0 true, 300 data sets with 199 draws each: p-values ~ U(0, 1)
+    pvals = []
+    rng = np.random.default_rng(2008)
+    for _ in range(300):
+        df = S.cgm(G=10, n=15, seed=rng)
+        X = np.column_stack([np.ones(len(df)), df.x])
+        pvals.append(wild_cluster_bootstrap(df.y.to_numpy(), X, cluster=df.cluster.to_numpy(), term=1,
+                                            null=1.0, B=199, weights="webb", seed=rng).pvalue)
+    pvals = np.array(pvals)
+    assert stats.kstest(pvals, "uniform").pvalue > 0.01
+    assert abs((pvals < 0.05).mean() - 0.05) < 0.04   # binomial sd 0.013 at R = 300
+    assert abs((pvals < 0.5).mean() - 0.5) < 0.09
+
+
+def test_confidence_interval_inverts_the_test():
+    df = S.cgm(G=20, n=10, seed=8)
+    res = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=1999, seed=3)
+    lo, hi = res.ci(0.9)
+    assert lo < res.estimate < hi
+    for bound, outward in ((lo, -1), (hi, 1)):
+        assert res.pvalue_at(bound - outward * 1e-6 * res.se) > 0.1
+        assert res.pvalue_at(bound + outward * 1e-6 * res.se) <= 0.1
+    # the same p-value when the null is imposed directly
+    again = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=hi, B=1999, seed=3)
+    assert again.pvalue == pytest.approx(res.pvalue_at(hi))
+
+
+def test_unbounded_interval_with_too_few_clusters_warns():
+    df = S.cgm(G=4, n=10, seed=1)
+    res = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=999)
+    assert res.B == 16 and res.pvalue >= 2 / 16
+    with pytest.warns(UserWarning, match="unbounded"):
+        lo, hi = res.ci(0.95)
+    assert np.isinf(lo) and np.isinf(hi)
+
+
+def test_array_interface_and_errors():
+    df = S.cgm(G=8, n=5, seed=5)
+    X = np.column_stack([np.ones(len(df)), df.x])
+    a = wild_cluster_bootstrap(df.y.to_numpy(), X, cluster=df.cluster.to_numpy(), term=1, null=1.0, B=99, seed=1)
+    f = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=99, seed=1)
+    assert a.pvalue == f.pvalue and a.tstat == pytest.approx(f.tstat, rel=1e-12)
+    with pytest.raises(InputError, match="term"):
+        wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="z")
+    with pytest.raises(InputError, match="weights"):
+        wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", weights="normal")
+    with pytest.raises(InputError, match="at least 2 clusters"):
+        wild_cluster_bootstrap("y ~ x", data=df.assign(cluster=1), cluster="cluster", term="x")
