@@ -276,3 +276,18 @@ def test_summary_and_coverage_api():
     np.testing.assert_allclose(cov, 1 - mc.rejection_rate("CR2", b.truth), rtol=1e-12)
     with pytest.raises(InputError, match="not computed"):
         mc.ci("HC1")
+
+
+def test_engine_equals_hlmlib_ols_on_each_replication():
+    import hlmlib
+
+    b = S.hlm_eusup_batch(5, J=12, n=np.arange(12) % 4 + 3, seed=21, tau=[[1.0, 0.2], [0.2, 0.1]])
+    mc = S.ols_mc(b, kinds=S.KINDS)
+    for r in (0, 4):
+        fit = hlmlib.ols(b.Y[r], b.X[r])
+        for kind in S.KINDS:
+            se = fit.se(kind, cluster=b.cluster if kind.startswith("CR") else None)
+            np.testing.assert_allclose(mc.se[kind][r], se.to_numpy(), rtol=1e-10, err_msg=kind)
+        np.testing.assert_allclose(mc.params[r], fit.params.to_numpy(), rtol=1e-10)
+        df = fit.summary("CR2", cluster=b.cluster)["df"].to_numpy()
+        np.testing.assert_allclose(mc.df["CR2"][r], df, rtol=1e-8)
