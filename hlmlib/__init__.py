@@ -10,6 +10,7 @@ from .design import InputError
 from .ols import ols, OLSResult
 from . import simulate
 from .bootstrap import wild_cluster_bootstrap
+from .tables import etable
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap"]
+__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable"]

@@ -1,0 +1,225 @@
+"""Several fits side by side in one regression table, as R's ``fixest::etable`` or ``stargazer``.
+
+``etable([m1, m2], kinds=["classical", "CR1"], cluster="school")`` or
+``etable({"OLS": (m1, dict(kind="CR1", cluster="school")), "HLM": m2})``.
+
+Rows: one per term, the estimate with its standard error beneath in parentheses (stars optional),
+then per column the covariance used, N, the number of clusters or groups, the variance components
+(tau, sigma^2) and the criterion (-2 log-likelihood, REML or ML) of mixed fits. Works with any
+result that has ``params`` and ``se`` (duck-typed): hlmlib's OLS and GLS results, whose
+``se(kind, cluster)`` picks the covariance, and mixed results, whose ``se()`` is model-based.
+"""
+from __future__ import annotations
+
+import html
+import inspect
+
+import numpy as np
+import pandas as pd
+
+from .design import InputError
+
+__all__ = ["etable", "ETable"]
+
+#: R's ``summary.lm`` codes: *** p < 0.001, ** p < 0.01, * p < 0.05
+DEFAULT_STARS = {0.001: "***", 0.01: "**", 0.05: "*"}
+
+
+def _takes_kind(method) -> bool:
+    try:
+        return "kind" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class _Column:
+    """One fitted model with the covariance chosen for it, reduced to what the table shows."""
+
+    def __init__(self, name, model, kind, cluster):
+        if not hasattr(model, "params") or not hasattr(model, "se"):
+            raise InputError(f"column {name!r}: a {type(model).__name__} has no params/se; "
+                             f"etable takes fitted results (ols, gls, mixed ...)")
+        self.name, self.model = name, model
+        self.params = pd.Series(model.params, dtype=float)
+        robust = _takes_kind(model.se)
+        if not robust and (kind is not None or cluster is not None):
+            raise InputError(f"column {name!r}: {type(model).__name__}.se() takes no kind/cluster "
+                             f"(its standard errors are model-based); drop kind=/cluster= for it")
+        kind = kind if kind is not None else ("classical" if robust else None)
+        self.se = pd.Series(model.se(kind, cluster) if robust else model.se(), dtype=float)
+        self.pvalues = self._pvalues(kind, cluster, robust)
+        self.covariance = self._describe(kind, cluster, robust)
+        self.footer = self._footer(kind, cluster, robust)
+
+    def _pvalues(self, kind, cluster, robust):
+        try:
+            out = self.model.summary(kind, cluster) if robust else self.model.summary()
+        except (TypeError, AttributeError):
+            return None
+        table = out if isinstance(out, pd.DataFrame) else getattr(out, "coefficients", None)
+        return table["p"] if isinstance(table, pd.DataFrame) and "p" in table else None
+
+    def _describe(self, kind, cluster, robust):
+        if not robust:
+            return "model-based"
+        if cluster is None:
+            return str(kind)
+        cname = cluster if isinstance(cluster, str) else (
+            " & ".join(map(str, cluster)) if isinstance(cluster, tuple) else "cluster")
+        return f"{kind} by {cname}"
+
+    def _footer(self, kind, cluster, robust):
+        m, rows = self.model, {}
+        rows["N"] = f"{int(m.nobs):,}" if hasattr(m, "nobs") else ""
+        groups = ""
+        if robust and cluster is not None and hasattr(m, "covariance"):
+            G = m.covariance(kind, cluster).n_clusters
+            groups = " x ".join(map(str, G)) if isinstance(G, tuple) else str(G)
+        elif hasattr(m, "ngroups"):
+            groups = str(m.ngroups)
+        rows["Clusters / groups"] = groups
+        vc = getattr(m, "variance_components", None)
+        if isinstance(vc, pd.Series):
+            for label, value in vc.items():
+                rows[f"tau: {label}" if label != "residual variance" else "sigma^2 (residual)"] = value
+        if hasattr(m, "llf") and hasattr(m, "reml"):
+            rows["-2 log-likelihood"] = f"{-2 * m.llf:.3f} ({'REML' if m.reml else 'ML'})"
+        extra = getattr(m, "table_footer", None)  # estimators may add their own lines (e.g. theta of RE-GLS)
+        if isinstance(extra, dict):
+            rows.update(extra)
+        return rows
+
+
+class ETable:
+    """The table: ``.frame`` (formatted strings), ``.estimates`` and ``.se`` (numbers, terms x models),
+    ``.covariances`` (the kind per column); prints as text, renders as HTML in notebooks."""
+
+    def __init__(self, columns, digits, stars):
+        self.columns = columns
+        names = [c.name for c in columns]
+        terms = list(dict.fromkeys(t for c in columns for t in c.params.index))
+        self.estimates = pd.DataFrame({c.name: c.params for c in columns}, index=terms)[names]
+        self.se = pd.DataFrame({c.name: c.se for c in columns}, index=terms)[names]
+        self.covariances = pd.Series({c.name: c.covariance for c in columns})
+        self.digits, self.stars = digits, stars
+        self.frame = self._build()
+
+    def _stars(self, column, term):
+        if not self.stars or column.pvalues is None or term not in column.pvalues:
+            return ""
+        p = column.pvalues[term]
+        return next((mark for cut, mark in sorted(self.stars.items()) if p < cut), "")
+
+    def _build(self) -> pd.DataFrame:
+        fmt = f"{{:.{self.digits}f}}"
+        rows, index = [], []
+        for term in self.estimates.index:
+            est, se = [], []
+            for c in self.columns:
+                if term in c.params:
+                    est.append(fmt.format(c.params[term]) + self._stars(c, term))
+                    se.append("(" + fmt.format(c.se[term]) + ")")
+                else:
+                    est.append("")
+                    se.append("")
+            rows += [est, se]
+            index += [(term, "estimate"), (term, "se")]
+        rows.append([c.covariance for c in self.columns])
+        index.append(("Covariance", ""))
+        footer_labels = list(dict.fromkeys(k for c in self.columns for k in c.footer))
+        for label in footer_labels:
+            values = [c.footer.get(label, "") for c in self.columns]
+            if all(v == "" for v in values):
+                continue
+            rows.append([fmt.format(v) if isinstance(v, (float, np.floating)) else str(v) for v in values])
+            index.append((label, ""))
+        return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=["row", "line"]),
+                            columns=[c.name for c in self.columns])
+
+    def _display(self) -> pd.DataFrame:
+        labels = [term if line != "se" else "" for term, line in self.frame.index]
+        return pd.DataFrame(self.frame.to_numpy(), index=labels, columns=self.frame.columns)
+
+    @property
+    def note(self) -> str:
+        text = "Standard errors in parentheses."
+        if self.stars:
+            text += " " + ", ".join(f"{mark} p < {cut:g}" for cut, mark in sorted(self.stars.items()))
+            text += " (t or z reference of each column's covariance)."
+        return text
+
+    def __str__(self) -> str:
+        shown = self._display()
+        width = max(len(str(i)) for i in shown.index)
+        widths = [max(len(str(name)), *(len(v) for v in shown[name])) for name in shown.columns]
+        line = lambda label, cells: label.ljust(width) + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths))
+        n_terms = 2 * len(self.estimates.index)
+        out = [line("", shown.columns), "-" * (width + sum(w + 2 for w in widths))]
+        for i, (label, values) in enumerate(zip(shown.index, shown.to_numpy())):
+            if i == n_terms:
+                out.append("-" * (width + sum(w + 2 for w in widths)))
+            out.append(line(str(label), values))
+        out.append(self.note)
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        table = self._display().to_html(escape=True, border=0)
+        return f"{table}<p><em>{html.escape(self.note)}</em></p>"
+
+
+def _per_model(value, n, what):
+    if isinstance(value, (list, tuple)) and not (what == "cluster" and isinstance(value, tuple)):
+        if len(value) != n:
+            raise InputError(f"{what}s has {len(value)} entries for {n} models; give one per model or one for all")
+        return list(value)
+    return [value] * n
+
+
+def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, names=None) -> ETable:
+    """Line up fitted models in one table (rows: terms; columns: models), as fixest's ``etable``.
+
+    models: a list of results, or a dict {column name: result or (result, dict(kind=..., cluster=...))}.
+    kinds: one covariance kind for every robust-capable column (OLS, GLS: classical, HC0-HC4,
+    CR0-CR3), or a list with one per model (None for a mixed model, whose se are model-based);
+    cluster: labels or a column name for CR kinds, one for all (used by the CR columns only) or a
+    list per model (a tuple is a two-way pair). Per-model settings in the dict form override kinds=/cluster=.
+    stars: False, True (R's codes: *** p < 0.001, ** p < 0.01, * p < 0.05, from each column's own
+    t/z test) or a dict {cutoff: mark}. digits: decimals shown.
+    Returns an :class:`ETable` (``.frame``, ``.estimates``, ``.se``; text via ``print``, HTML in Jupyter).
+    """
+    if isinstance(models, dict):
+        labels, entries = list(models), list(models.values())
+    else:
+        entries = list(models) if isinstance(models, (list, tuple)) else [models]
+        labels = names or [f"({i + 1})" for i in range(len(entries))]
+    if not entries:
+        raise InputError("etable needs at least one fitted model")
+    if len(labels) != len(entries):
+        raise InputError(f"names has {len(labels)} entries for {len(entries)} models")
+    kind_list = _per_model(kinds, len(entries), "kind")
+    cluster_list = _per_model(cluster, len(entries), "cluster")
+    table_wide_kind = not isinstance(kinds, (list, tuple))
+    table_wide_cluster = not isinstance(cluster, list)
+    columns = []
+    for label, entry, kind, clus in zip(labels, entries, kind_list, cluster_list):
+        explicit = False
+        if isinstance(entry, tuple):
+            if len(entry) != 2 or not isinstance(entry[1], dict):
+                raise InputError(f"column {label!r}: give (result, dict(kind=..., cluster=...))")
+            entry, options = entry
+            unknown = set(options) - {"kind", "cluster"}
+            if unknown:
+                raise InputError(f"column {label!r}: unknown option(s) {sorted(unknown)}; use kind= and cluster=")
+            kind, clus = options.get("kind", kind), options.get("cluster", clus)
+            explicit = bool(options)
+        if not explicit and not _takes_kind(getattr(entry, "se", None)):
+            # a table-wide kind/cluster does not apply to a model-based (mixed) column
+            kind = None if table_wide_kind else kind
+            clus = None if table_wide_cluster else clus
+        if not explicit and table_wide_cluster and not str(kind or "").upper().startswith("CR"):
+            clus = None  # a table-wide cluster= applies to the cluster-robust columns only
+        columns.append(_Column(str(label), entry, kind, clus))
+    stars = DEFAULT_STARS if stars is True else (dict(stars) if stars else {})
+    return ETable(columns, digits, stars)
