@@ -1,0 +1,230 @@
+"""OLSResult's API: names, tables, contrasts, marginal effects, the low-level constructor.
+
+Numbers are checked against independent computations (NumPy, SciPy, statsmodels) or against other
+methods of the same result, never against figures typed in by hand.
+"""
+import html
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+import hlmlib
+from hlmlib.design import Design
+from hlmlib.ols import OLSResult, fit_design
+from hlmlib.sandwich import Clusters, nearest_psd, twoway_cluster_vcov
+
+KINDS = [("classical", None), ("HC0", None), ("HC1", None), ("HC2", None), ("HC3", None), ("HC4", None),
+         ("CR0", "school"), ("CR1", "school"), ("CR2", "school"), ("CR3", "school")]
+
+
+@pytest.fixture(scope="module")
+def hsb():
+    return hlmlib.datasets.load_hsb()
+
+
+@pytest.fixture(scope="module")
+def fit(hsb):
+    return hlmlib.ols("mathach ~ cses * catholic", data=hsb)
+
+
+def random_design(seed, n=200, k=4):
+    rng = np.random.default_rng(seed)
+    X = np.column_stack([np.ones(n), rng.standard_normal((n, k - 1))])
+    y = X @ rng.standard_normal(k) + rng.standard_normal(n)
+    return y, X
+
+
+def test_names_from_arrays_dataframes_and_formulas(fit):
+    y, X = random_design(1)
+    assert hlmlib.ols(y, X).names == ["x0", "x1", "x2", "x3"]
+    frame = pd.DataFrame(X, columns=["one", "a", "b", "c"])
+    result = hlmlib.ols(pd.Series(y, name="resp"), frame)
+    assert result.names == ["one", "a", "b", "c"]
+    assert list(result.params.index) == result.names
+    assert fit.names == ["Intercept", "cses", "catholic", "cses:catholic"]
+    assert fit.design.formula == "mathach ~ cses * catholic"
+
+
+def test_estimates_residuals_and_fit_statistics():
+    y, X = random_design(2)
+    result = hlmlib.ols(y, X)
+    np.testing.assert_allclose(result.params, np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-12)
+    np.testing.assert_allclose(result.fitted + result.resid, y, rtol=1e-12)
+    np.testing.assert_allclose(X.T @ result.resid.to_numpy(), 0, atol=1e-10)
+    peer = sm.OLS(y, X).fit()
+    assert result.nobs == 200 and result.df_resid == 196 and result.n_dropped == 0
+    np.testing.assert_allclose(result.rsquared, peer.rsquared, rtol=1e-12)
+    np.testing.assert_allclose(result.sigma**2, peer.scale, rtol=1e-12)
+    np.testing.assert_allclose(result.leverage, peer.get_influence().hat_matrix_diag, rtol=1e-10)
+
+
+@pytest.mark.parametrize("kind, cluster", KINDS)
+def test_vcov_frame_and_se(fit, kind, cluster):
+    V = fit.vcov(kind, cluster)
+    assert list(V.index) == fit.names and list(V.columns) == fit.names
+    np.testing.assert_allclose(V, V.T, rtol=1e-12, atol=0)
+    assert np.all(np.linalg.eigvalsh(V) > 0)
+    assert kind in V.attrs["convention"]
+    np.testing.assert_allclose(fit.se(kind, cluster), np.sqrt(np.diag(V)), rtol=1e-14)
+
+
+@pytest.mark.parametrize("kind, cluster", KINDS)
+@pytest.mark.parametrize("alpha", [0.05, 0.1])
+def test_summary_columns_tests_and_intervals(fit, kind, cluster, alpha):
+    table = fit.summary(kind, cluster, alpha=alpha)
+    assert list(table.columns) == ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
+    assert list(table.index) == fit.names
+    np.testing.assert_allclose(table["t"], table["estimate"] / table["se"], rtol=1e-14)
+    np.testing.assert_allclose(table["p"], 2 * stats.t.sf(np.abs(table["t"]), table["df"]), rtol=1e-12)
+    half = stats.t.ppf(1 - alpha / 2, table["df"]) * table["se"]
+    np.testing.assert_allclose(table["ci_high"] - table["estimate"], half, rtol=1e-10)
+    np.testing.assert_allclose(table["estimate"] - table["ci_low"], half, rtol=1e-10)
+    expected_df = {"C": 160 - 1}.get(kind[0], fit.nobs - fit.k)
+    if kind != "CR2":
+        assert (table["df"] == expected_df).all()
+    else:   # Satterthwaite df vary by coefficient and stay below G - 1
+        assert table["df"].nunique() == fit.k and (table["df"] < 160 - 1).all()
+    assert table.attrs["convention"] == fit.vcov(kind, cluster).attrs["convention"]
+    caption = table.attrs["caption"]
+    assert kind in caption and f"{100 * (1 - alpha):g}%" in caption
+    assert repr(table).startswith(caption)
+    assert table._repr_html_().startswith(f"<p><em>{html.escape(caption)}</em></p>")
+
+
+def test_kind_names_are_case_insensitive(fit):
+    np.testing.assert_array_equal(fit.se("hc3"), fit.se("HC3"))
+    np.testing.assert_array_equal(fit.se("cr1", "school"), fit.se("CR1", "school"))
+
+
+@pytest.mark.parametrize("kind, cluster", [("classical", None), ("HC3", None), ("CR1", "school"),
+                                           ("CR2", "school")])
+def test_contrast_forms_agree_and_match_summary(fit, kind, cluster):
+    summary = fit.summary(kind, cluster)
+    one = fit.contrast({"catholic": 1}, kind, cluster)
+    pd.testing.assert_series_equal(one.iloc[0], summary.loc["catholic"], check_names=False, rtol=1e-12)
+    as_dict = fit.contrast({"cses": 1, "catholic:cses": 1}, kind, cluster)   # factors in either order
+    as_array = fit.contrast(np.array([0, 1, 0, 1.0]), kind, cluster)
+    as_list = fit.contrast([{"catholic": 1}, [0, 1, 0, 1.0]], kind, cluster)
+    np.testing.assert_allclose(as_dict.to_numpy(), as_array.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(as_list.iloc[1].to_numpy(), as_array.iloc[0].to_numpy(), rtol=1e-12)
+    V = fit.vcov(kind, cluster).to_numpy()
+    c = np.array([0, 1, 0, 1.0])
+    np.testing.assert_allclose(as_array["se"].iloc[0], np.sqrt(c @ V @ c), rtol=1e-12)
+    assert list(as_dict.index) == ["cses + catholic:cses"]
+
+
+@pytest.mark.parametrize("kind, cluster", [("classical", None), ("HC1", None), ("CR1", "school"), ("CR2", "school")])
+def test_marginal_effect_is_the_delta_method(fit, kind, cluster):
+    grid = np.array([-1.0, 0.0, 0.5, 1.0])
+    effect = fit.marginal_effect("cses", "catholic", at=grid, kind=kind, cluster=cluster)
+    assert list(effect.columns) == ["catholic", "estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
+    b, V = fit.params, fit.vcov(kind, cluster)
+    x, xz = "cses", "cses:catholic"
+    np.testing.assert_allclose(effect["estimate"], b[x] + grid * b[xz], rtol=1e-12)
+    variance = V.loc[x, x] + 2 * grid * V.loc[x, xz] + grid**2 * V.loc[xz, xz]
+    np.testing.assert_allclose(effect["se"], np.sqrt(variance), rtol=1e-10)
+    same = fit.contrast([{x: 1, xz: z} for z in grid], kind, cluster)
+    np.testing.assert_allclose(effect["df"], same["df"], rtol=1e-12)
+    np.testing.assert_allclose(effect["ci_low"], same["ci_low"], rtol=1e-12)
+    # the other direction: the effect of catholic as cses varies, interaction found in either order
+    other = fit.marginal_effect("catholic", "cses", at=[0.0], kind=kind, cluster=cluster)
+    np.testing.assert_allclose(other["estimate"].iloc[0], b["catholic"], rtol=1e-12)
+
+
+def test_marginal_effect_default_grid_spans_the_moderator(fit, hsb):
+    effect = fit.marginal_effect("catholic", "cses")
+    assert len(effect) == 25
+    assert effect["cses"].iloc[0] == pytest.approx(hsb["cses"].min())
+    assert effect["cses"].iloc[-1] == pytest.approx(hsb["cses"].max())
+    assert "marginal effect of catholic by cses" in effect.attrs["caption"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the low-level constructor other estimators reuse
+
+
+def test_fit_design_reproduces_weighted_least_squares():
+    y, X = random_design(3)
+    rng = np.random.default_rng(30)
+    weights = rng.uniform(0.2, 3.0, y.size)
+    root = np.sqrt(weights)
+    result = OLSResult.from_design(Design(y * root, X * root[:, None], ["a", "b", "c", "d"]), label="FWLS")
+    peer = sm.WLS(y, X, weights=weights).fit()
+    np.testing.assert_allclose(result.params, peer.params, rtol=1e-10)
+    np.testing.assert_allclose(result.se(), peer.bse, rtol=1e-10)
+    np.testing.assert_allclose(result.vcov("HC1"), peer.get_robustcov_results("HC1").cov_params(), rtol=1e-9)
+    assert result.summary().attrs["caption"].startswith("FWLS")
+    np.testing.assert_array_equal(fit_design(result.design).params, result.params)
+
+
+def test_within_estimator_with_its_residual_df_equals_dummy_variable_regression():
+    rng = np.random.default_rng(4)
+    G, per = 30, 8
+    g = np.repeat(np.arange(G), per)
+    x = rng.standard_normal(G * per) + rng.standard_normal(G)[g]
+    y = 2 * x + rng.standard_normal(G)[g] + rng.standard_normal(G * per)
+    data = pd.DataFrame({"y": y, "x": x, "g": g})
+    lsdv = hlmlib.ols("y ~ x + C(g)", data=data)
+    demeaned = data.groupby("g")[["y", "x"]].transform(lambda v: v - v.mean())
+    within = OLSResult.from_design(Design(demeaned["y"].to_numpy(), demeaned[["x"]].to_numpy(), ["x"]),
+                                   df_resid=G * per - G - 1, label="within")
+    np.testing.assert_allclose(within.params["x"], lsdv.params["x"], rtol=1e-10)
+    np.testing.assert_allclose(within.se()["x"], lsdv.se()["x"], rtol=1e-10)
+    assert within.summary()["df"].iloc[0] == G * per - G - 1
+    # clustered by g, the slope's CR1 se is Stata's xtreg, fe vce(cluster g): factor (N-1)/(N-k), G/(G-1)
+    S = np.bincount(g, weights=within.design.X[:, 0] * within.resid.to_numpy())
+    xtx = within.design.X[:, 0] @ within.design.X[:, 0]
+    cr1 = np.sqrt(G / (G - 1) * (G * per - 1) / (G * per - 1) * (S @ S)) / xtx
+    np.testing.assert_allclose(within.se("CR1", g)["x"], cr1, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# cluster machinery and two-way
+
+
+def test_cluster_sums_match_groupby_for_sorted_and_unsorted_labels():
+    rng = np.random.default_rng(5)
+    values = rng.standard_normal((500, 3))
+    for labels in (np.sort(rng.integers(0, 40, 500)), rng.choice(list("abcdefgh"), 500)):
+        clusters = Clusters.from_labels(labels)
+        expected = pd.DataFrame(values).groupby(labels).sum().to_numpy()
+        np.testing.assert_allclose(clusters.sums(values), expected, rtol=1e-12)
+        assert clusters.G == len(np.unique(labels))
+        assert (clusters.order is None) == bool(np.all(labels[1:] >= labels[:-1]))
+
+
+def test_twoway_not_positive_semidefinite_warns_and_fix_repairs_it():
+    # residuals that cancel within each row cluster a and each column cluster b but not within cells
+    rng = np.random.default_rng(6)
+    a = np.repeat([0, 0, 1, 1], 25)
+    b = np.repeat([0, 1, 0, 1], 25)
+    y = np.where(a == b, 1.0, -1.0) + 0.01 * rng.standard_normal(100)
+    X = np.ones((100, 1))
+    result = hlmlib.ols(y, X)
+    with pytest.warns(UserWarning, match="not positive semi-definite"):
+        table = result.summary("CR1", (a, b))
+    assert np.isnan(table["se"].iloc[0])
+    first, second = Clusters.from_labels(a, "a"), Clusters.from_labels(b, "b")
+    with pytest.warns(UserWarning, match="eigenvalue fix"):
+        fixed = twoway_cluster_vcov(result.lstsq.Q, result.lstsq.resid, result.lstsq.R_inv, first, second,
+                                    fix="psd")
+    assert np.all(np.linalg.eigvalsh(fixed) >= 0)
+    np.testing.assert_allclose(nearest_psd(np.diag([2.0, -1.0])), np.diag([2.0, 0.0]))
+
+
+def test_twoway_positive_case_does_not_warn(hsb):
+    data = hlmlib.datasets.load_petersen()
+    result = hlmlib.ols("y ~ x", data=data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = result.summary("CR1", ["firm", "year"])      # a list of two names works too
+    assert (table["df"] == 9).all()
+
+
+def test_repr_shows_the_classical_table(fit):
+    text = repr(fit)
+    assert text.startswith("OLS: mathach ~ cses * catholic") and "classical" in text
