@@ -11,6 +11,7 @@ from .ols import ols, OLSResult
 from . import simulate
 from .bootstrap import wild_cluster_bootstrap
 from .tables import etable
+from .mixed import mixed, MixedResult, lrtest
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable"]
+__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "mixed", "MixedResult", "lrtest"]

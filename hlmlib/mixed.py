@@ -1,0 +1,653 @@
+r"""Two-level linear mixed models by REML (default) or ML: ``mixed``, its result, and ``lrtest``.
+
+For group j (school, subject, ...) with n_j rows,
+
+    y_j = X_j beta + Z_j b_j + e_j,   b_j ~ N(0, tau) (q x q, unstructured),   e_j ~ N(0, sigma^2 I),
+
+so that y_j ~ N(X_j beta, V_j) with V_j = Z_j tau Z_j' + sigma^2 I. ``mixed`` maximises
+
+    ML:   log L(beta, tau, sigma^2) = -1/2 sum_j [n_j log 2 pi + log|V_j| + (y_j - X_j beta)' V_j^-1 (y_j - X_j beta)]
+    REML: log L_R(tau, sigma^2)     = log L(beta-hat) - 1/2 log|X'V^-1 X| + p/2 log 2 pi
+
+(REML: the likelihood of the residual contrasts, Patterson & Thompson 1971; it removes the downward
+bias of the ML variance components). Following lme4 and MixedModels.jl (Bates, Maechler, Bolker &
+Walker 2015, *J. Stat. Softw.* 67(1)), beta and sigma^2 are profiled out and the criterion is
+minimised over theta, the lower triangle of Lambda, tau = sigma^2 Lambda Lambda', with the diagonal of
+Lambda >= 0 so that a singular tau (a boundary fit) is reachable. The data enter only through
+per-group cross-products computed once; see ``hlmlib.lmm_objective`` for the criterion and its gradient.
+
+Conventions (as in the project's conventions page):
+- REML is the default, as in lme4 (``lmer(REML = TRUE)``) and statsmodels (``MixedLM.fit(reml=True)``);
+  ML (``reml=False``) is required to compare fixed effects by a likelihood-ratio test.
+- ``llf`` is the maximised REML log-likelihood for REML fits, so ``-2 * llf`` is lme4's "REML criterion
+  at convergence"; for ML fits it is ``logLik``.
+- Standard errors are model-based, sqrt(diag(sigma^2 (X'V^-1X)^-1)) at the estimates, as lme4's ``vcov``
+  (statsmodels' MixedLM reports slightly different ones: it inverts the Hessian of the likelihood in
+  all parameters jointly).
+- Tests use the normal distribution (z), as statsmodels; lme4 prints t values with no df. A t
+  reference with a chosen df is available through ``summary(df=...)``.
+- A boundary fit (a diagonal element of Lambda below 1e-4, lme4's ``isSingular`` tolerance: a zero
+  variance component or a singular tau) is flagged in ``.boundary`` and warned about; beta, sigma^2 and
+  tau are still the maximisers (statsmodels can report converged zeros there, its issue 10239).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.optimize import minimize
+
+from .design import InputError, make_design, labels_for, rhs_matrix
+from .inference import CoefTable, contrast_table
+from .sandwich import Covariance
+from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
+                            gradient_wrt_T, group_sums, lower_triangle, objective, profiled_deviance,
+                            theta_lower_bounds, theta_of)
+
+__all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "BoundaryFitWarning"]
+
+SINGULAR_TOL = 1e-4       # lme4's isSingular(tol = 1e-4) on the diagonal of Lambda
+
+
+class BoundaryFitWarning(UserWarning):
+    """The fit is on the boundary: a variance component is zero or tau is singular."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Input: formula or arrays -> y, X, Z, group codes
+# ----------------------------------------------------------------------------------------------
+
+def _arrays(y, X, groups, Z, data, re):
+    """Checked (design, Z, Z names, group labels) from either calling form."""
+    if isinstance(y, str):
+        if Z is not None:
+            raise InputError("with a formula, give the random effects as re='~ x', not Z=")
+        if groups is None:
+            raise InputError("a mixed model needs groups=: the column (or labels) identifying the groups")
+        re = "~ 1" if re is None else re
+        if not isinstance(re, str) or "~" not in re:
+            raise InputError(f"re must be a right-hand-side formula such as '~ 1' or '~ x', got {re!r}")
+        extra_columns = [groups] if isinstance(groups, str) else []
+        design = make_design(y, X, data=data, extra_formulas=[re], extra_columns=extra_columns)
+        Zdf = rhs_matrix(re, design.data.loc[design.rows])
+        Zarr, znames = Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns]
+    else:
+        if re is not None or data is not None:
+            raise InputError("re= and data= go with a formula; with arrays give Z (default: intercept only)")
+        if groups is None:
+            raise InputError("a mixed model needs groups: one label per row")
+        design = make_design(y, X)
+        if Z is None:
+            Zarr, znames = np.ones((design.n, 1)), ["Intercept"]
+        else:
+            if isinstance(Z, (pd.DataFrame, pd.Series)):
+                Zdf = Z.to_frame() if isinstance(Z, pd.Series) else Z
+                zd = make_design(design.y, Zdf)
+            else:
+                Zarr = np.asarray(Z)
+                zd = make_design(design.y, Zarr)
+                zd.names = [f"z{a}" for a in range(zd.k)]
+            if zd.n != design.n:
+                raise InputError(f"Z has {zd.n} rows but y has {design.n}: they must match")
+            Zarr, znames = zd.X, zd.names
+    labels = labels_for(groups, design, "groups")
+    return design, Zarr, znames, labels
+
+
+def _collinear_columns(M: np.ndarray, names: list[str]) -> list[str]:
+    """Columns of a cross-product matrix M = A'A that are linear combinations of earlier ones."""
+    scale = np.sqrt(np.clip(np.diag(M), 1e-300, None))
+    C = M / np.outer(scale, scale)
+    dependent, kept = [], []
+    for k in range(len(names)):
+        trial = kept + [k]
+        if np.linalg.eigvalsh(C[np.ix_(trial, trial)])[0] <= 1e-10 * len(trial) or np.diag(M)[k] == 0:
+            dependent.append(names[k])
+        else:
+            kept.append(k)
+    return dependent
+
+
+def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -> None:
+    """Refuse models whose parameters the data cannot identify, saying why."""
+    N, q = design.n, Z.shape[1]
+    if q == 0:
+        raise InputError("the random-effects design Z has no columns: use OLS (hlmlib.ols) for a model "
+                         "without random effects")
+    if n_groups <= q:
+        raise InputError(f"{n_groups} group(s) for {q} random effect(s) per group: an unstructured "
+                         f"{q} x {q} covariance tau needs more groups than random effects")
+    if N <= n_groups * q:
+        raise InputError(f"{N} observations for {n_groups} groups x {q} random effect(s): with N <= J q the "
+                         "random effects and the residual variance are not separately identifiable (lme4's "
+                         "check.nobs.vs.nRE); e.g. every group has a single observation")
+    bad_X = _collinear_columns(cp.WtW[:-1, :-1], design.names)
+    if bad_X:
+        raise InputError(f"the fixed-effects design is rank deficient: column(s) {bad_X} are linear "
+                         "combinations of earlier columns")
+    bad_Z = _collinear_columns(cp.ZtZ.sum(axis=0), znames)
+    if bad_Z:
+        raise InputError(f"the random-effects design Z is rank deficient: column(s) {bad_Z} are linear "
+                         "combinations of earlier columns")
+    n_obs = cp.n_obs
+    for a, name in enumerate(znames):
+        z = Z[:, a]
+        within = z - (group_sums(z[:, None], codes, n_groups)[:, 0] / n_obs)[codes]
+        if np.ptp(z) > 0 and np.abs(within).max() <= 1e-10 * np.abs(z).max():
+            raise InputError(f"random-effects column {name!r} is constant within every group (a group-level "
+                             "variable): its random slope cannot be told apart from the random intercept; "
+                             "keep it as a fixed effect only")
+
+
+# ----------------------------------------------------------------------------------------------
+# Optimisation of the profiled criterion over theta
+# ----------------------------------------------------------------------------------------------
+
+def moment_start(cp: CrossProducts) -> np.ndarray:
+    """Cheap starting theta from group-by-group least squares (a method-of-moments estimate).
+
+    b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta_OLS) in groups where Z_j'Z_j is invertible; sigma^2 from the
+    within-group residuals; tau = cov(b_j) - sigma^2 mean((Z_j'Z_j)^-1), with its eigenvalues (in units of
+    that sampling noise) kept above 0.1 so that the start is inside the parameter space. Falls back to
+    lme4's start, Lambda = I, when there are too few such groups.
+    """
+    q, p = cp.q, cp.p
+    XtX, Xty = cp.WtW[:p, :p], cp.WtW[:p, p]
+    beta = np.linalg.solve(XtX, Xty) if p else np.zeros(0)
+    s = cp.ZtZW[:, :, -1] - cp.ZtZW[:, :, q:q + p] @ beta          # Z_j'(y_j - X_j beta)
+    eig = np.linalg.eigvalsh(cp.ZtZ)
+    full = eig[:, 0] > 1e-8 * eig[:, -1].clip(1e-300)
+    n_full = int(full.sum())
+    rss = cp.WtW[p, p] - beta @ Xty
+    if n_full > q + 1:
+        ZtZ_inv = np.linalg.inv(cp.ZtZ[full])
+        b = (ZtZ_inv @ s[full][:, :, None])[:, :, 0]
+        resid_df = cp.N - q * n_full - p
+        sigma2 = (rss - np.einsum("ja,ja->", s[full], b)) / resid_df if resid_df > 0 else 0.0
+        if sigma2 > 0:
+            noise = ZtZ_inv.mean(axis=0)
+            d = 1 / np.sqrt(np.diag(noise))
+            w, V = np.linalg.eigh(d[:, None] * (np.cov(b.T, ddof=1).reshape(q, q) / sigma2 - noise) * d)
+            T = (V * np.maximum(w, 0.1)) @ V.T / np.outer(d, d)
+            return theta_of(np.linalg.cholesky(T))
+    return theta_of(np.eye(q))
+
+
+def _kkt_tolerance(cp: CrossProducts) -> float:
+    """Gradients below this (deviance units; the criterion is a sum over N rows) count as zero."""
+    return 1e-4 + 1e-6 * cp.N
+
+
+def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.ndarray | None:
+    """None if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices; else a new start.
+
+    At a singular T the first-order (KKT) conditions in T are: G T = 0 (equivalently G Lambda = 0, all
+    entries) and G positive semi-definite on the null space of T, with G = dd/dT. A gradient method in
+    theta can stop short of either: dd/dtheta vanishes on a zero column of Lambda, and a zero diagonal
+    of Lambda freezes the sign of the covariances below it. If G has a negative direction v on the null
+    space, restart from T + c v v' (c found by halving); otherwise, if G Lambda != 0, restart from the
+    re-factored T + c N N' (N: null-space basis), whose Cholesky factor has a positive diagonal again.
+    """
+    fac = blocked_cholesky(theta, cp)
+    if np.diag(fac.Lam).min() > 0:
+        return None
+    tol = _kkt_tolerance(cp)
+    T = fac.Lam @ fac.Lam.T
+    G = gradient_wrt_T(fac, cp, reml)
+    w, V = np.linalg.eigh(T)
+    null = V[:, w <= 1e-12 * max(w.max(), 1.0)]
+    g, U = np.linalg.eigh(null.T @ G @ null)
+    if g[0] < -tol:
+        direction = np.outer(null @ U[:, 0], null @ U[:, 0])
+    elif np.abs(2 * G @ fac.Lam).max() > tol:
+        direction = null @ null.T
+    else:
+        return None
+    d0 = profiled_deviance(fac, cp, reml)
+    c = cp.N / np.trace(cp.ZtZ.sum(axis=0) @ direction)        # a variance comparable to sigma^2
+    for _ in range(40):
+        T_new = T + c * direction
+        theta_new = theta_of(np.linalg.cholesky(T_new + 1e-10 * np.trace(T_new) * np.eye(cp.q)))
+        if g[0] >= -tol or profiled_deviance(blocked_cholesky(theta_new, cp), cp, reml) < d0:
+            return theta_new
+        c /= 4
+    return None
+
+
+def _newton_polish(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.ndarray):
+    """One Newton step on the coordinates of theta not held at a bound, with the Hessian from central
+    differences of the analytic gradient. Returns theta, the projected gradient there and the Newton
+    decrement g'H^-1 g / 2 (the predicted distance to the minimum in deviance units; inf if H is not
+    positive definite)."""
+    dev, grad = objective(theta, cp, reml)
+    free = np.flatnonzero(~((theta <= lower) & (grad >= 0)))
+    if free.size == 0:
+        return theta, np.zeros_like(grad), 0.0
+    h = 1e-6 * np.maximum(1.0, np.abs(theta[free]))
+    H = np.empty((free.size, free.size))
+    for k, (i, hi) in enumerate(zip(free, h)):
+        e = np.zeros_like(theta)
+        e[i] = hi
+        H[:, k] = (objective(theta + e, cp, reml)[1] - objective(theta - e, cp, reml)[1])[free] / (2 * hi)
+    H = (H + H.T) / 2
+    if np.linalg.eigvalsh(H)[0] <= 0:
+        return theta, np.where(np.isin(np.arange(theta.size), free), grad, 0.0), np.inf
+    trial = theta.copy()
+    trial[free] -= np.linalg.solve(H, grad[free])
+    trial = np.maximum(trial, lower)
+    trial_dev, trial_grad = objective(trial, cp, reml)
+    if trial_dev <= dev:
+        theta, grad = trial, trial_grad
+    g = grad[free]
+    projected = np.zeros_like(grad)
+    projected[free] = g
+    return theta, projected, float(g @ np.linalg.solve(H, g) / 2)
+
+
+@dataclass
+class _ThetaFit:
+    theta: np.ndarray
+    deviance: float
+    gradient: np.ndarray
+    newton_decrement: float
+    converged: bool
+    message: str
+    n_evaluations: int
+
+
+def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = None,
+              max_restarts: int = 5) -> _ThetaFit:
+    """Minimise the profiled deviance over theta.
+
+    L-BFGS-B with the analytic gradient and bounds diag(Lambda) >= 0; restarted off a boundary point
+    that is not optimal (``_escape_boundary``); then one Newton step (``_newton_polish``). Converged
+    means: the boundary optimality condition holds and the Newton decrement is below 1e-6, i.e. the
+    criterion is within about 1e-6 of its minimum (lme4 checks a scaled gradient in the same spirit).
+    """
+    theta = moment_start(cp) if start is None else np.asarray(start, dtype=float)
+    bounds = theta_lower_bounds(cp.q)
+    lower = np.array([-np.inf if lo is None else lo for lo, _ in bounds])
+    n_eval, best, kkt_holds = 0, None, False
+    for _ in range(max_restarts + 1):
+        res = minimize(objective, theta, args=(cp, reml), jac=True, method="L-BFGS-B", bounds=bounds,
+                       options=dict(ftol=1e-15, gtol=1e-9, maxiter=5000))
+        n_eval += res.nfev
+        if best is None or res.fun < best.fun:
+            best = res
+        theta = _escape_boundary(res.x, cp, reml)
+        if theta is None:
+            kkt_holds = best is res
+            break
+    theta, gradient, decrement = _newton_polish(best.x, cp, reml, lower)
+    converged = bool(kkt_holds and decrement <= 1e-6 and best.nit < 5000)
+    deviance = profiled_deviance(blocked_cholesky(theta, cp), cp, reml)
+    return _ThetaFit(theta=theta, deviance=float(deviance), gradient=gradient, newton_decrement=decrement,
+                     converged=converged, message=str(best.message), n_evaluations=n_eval)
+
+
+# ----------------------------------------------------------------------------------------------
+# The result
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(repr=False)
+class MixedSummary:
+    """The printed summary of a mixed model: header lines, fixed effects and variance components."""
+
+    header: list[str]
+    coefficients: pd.DataFrame
+    variance_components: pd.DataFrame
+
+    def __str__(self) -> str:
+        with pd.option_context("display.width", 120, "display.max_columns", 20):
+            return "\n".join(self.header + ["", "Fixed effects:", self.coefficients.to_string(float_format="{:.6g}".format),
+                                            "", "Variance components:",
+                                            self.variance_components.to_string(float_format="{:.6g}".format)])
+
+    __repr__ = __str__
+
+
+@dataclass(repr=False, eq=False)
+class MixedResult:
+    r"""A fitted two-level linear mixed model (see the ``hlmlib.mixed`` module docstring).
+
+    Attributes: ``params`` (fixed effects), ``tau`` (q x q covariance of the random effects), ``sigma2``
+    (residual variance), ``theta`` (lower triangle of Lambda, tau = sigma2 Lambda Lambda', lme4's order),
+    ``llf`` (maximised log-likelihood: REML for REML fits, so ``-2 llf`` is lme4's REML criterion),
+    ``deviance`` (= -2 llf), ``converged``, ``boundary``, ``gradient`` (projected, at theta), ``nobs``,
+    ``ngroups``, ``reml``. Methods: ``vcov()``, ``se()``, ``summary()``, ``icc()``, ``shrinkage()``,
+    ``shrinkage_factor()``; properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``,
+    ``aic``, ``bic``, ``variance_components``.
+    """
+
+    params: pd.Series
+    tau: pd.DataFrame
+    sigma2: float
+    theta: np.ndarray
+    llf: float
+    reml: bool
+    converged: bool
+    boundary: bool
+    gradient: np.ndarray
+    nobs: int
+    ngroups: int
+    group_labels: pd.Index
+    optimizer_message: str
+    n_evaluations: int
+    n_dropped: int
+    formula: str | None
+    re_names: list[str]
+    _cp: CrossProducts = field(repr=False)
+    _y: np.ndarray = field(repr=False)
+    _X: np.ndarray = field(repr=False)
+    _Z: np.ndarray = field(repr=False)
+    _codes: np.ndarray = field(repr=False)
+
+    # --- fixed effects --------------------------------------------------------------------------
+    @cached_property
+    def _factor(self):
+        return blocked_cholesky(self.theta, self._cp)
+
+    def vcov(self) -> pd.DataFrame:
+        """sigma^2 (X'V^-1 X)^-1 with V = I + Z T Z' at the estimates: lme4's ``vcov`` (model-based)."""
+        p = self._cp.p
+        RX_inv = np.linalg.inv(self._factor.LW[:p, :p])
+        names = self.params.index
+        return pd.DataFrame(self.sigma2 * RX_inv.T @ RX_inv, index=names, columns=names)
+
+    def se(self) -> pd.Series:
+        """Model-based standard errors, sqrt(diag(vcov())), as lme4's ``sqrt(diag(vcov(m)))``."""
+        return pd.Series(np.sqrt(np.diag(self.vcov())), index=self.params.index, name="se")
+
+    def coef_table(self, alpha: float = 0.05, df: float | None = None) -> CoefTable:
+        """Estimate, se, df, t, p, ci_low, ci_high per fixed effect (``hlmlib.inference`` layout).
+
+        Default ``df=None``: the normal reference (df = inf, so the "t" column is a z statistic), as
+        statsmodels' MixedLM; lme4 prints t values without df or p. ``df=`` a number gives t(df)."""
+        dof = np.inf if df is None else float(df)
+        cov = Covariance(matrix=self.vcov().to_numpy(), kind="model-based", df=dof,
+                         convention="model-based sigma^2 (X'V^-1X)^-1 (lme4 vcov)")
+        caption = (f"Linear mixed model ({'REML' if self.reml else 'ML'}), model-based standard errors; "
+                   + ("normal (z) reference" if df is None else f"t({dof:g}) reference"))
+        return contrast_table(np.eye(len(self.params)), self.params.to_numpy(), cov, alpha,
+                              labels=list(self.params.index), caption=caption)
+
+    # --- variance components ---------------------------------------------------------------------
+    @property
+    def q(self) -> int:
+        return len(self.re_names)
+
+    @property
+    def variance_components(self) -> pd.Series:
+        """var(a) for each random effect, then cov(a,b) (a before b), then the residual variance: lme4's
+        ``VarCorr`` in the order the project's fixtures use."""
+        T, names = self.tau.to_numpy(), self.re_names
+        entries = {f"var({a})": T[i, i] for i, a in enumerate(names)}
+        entries.update({f"cov({names[i]},{names[k]})": T[k, i]
+                        for i in range(self.q) for k in range(i + 1, self.q)})
+        entries["residual variance"] = self.sigma2
+        return pd.Series(entries, name="variance component")
+
+    def icc(self) -> float:
+        """Intra-class correlation of a random-intercept model, tau00 / (tau00 + sigma^2).
+
+        The correlation of two observations of the same group (and the share of the variance that lies
+        between groups). With random slopes it depends on the covariates, so it is refused.
+        """
+        if self.q != 1:
+            raise InputError("the intra-class correlation is defined here for random-intercept models only; "
+                             "with random slopes it varies with the covariates")
+        tau00 = self.tau.iloc[0, 0]
+        return float(tau00 / (tau00 + self.sigma2))
+
+    # --- random effects -------------------------------------------------------------------------
+    @cached_property
+    def _u(self) -> np.ndarray:
+        """Spherical conditional modes u_j = L_j^-T (R_jy - R_jX beta), J x q."""
+        fac, q = self._factor, self.q
+        r = fac.R[:, :, -1] - fac.R[:, :, q:-1] @ self.params.to_numpy()
+        return np.linalg.solve(np.swapaxes(fac.L, 1, 2), r[:, :, None])[:, :, 0]
+
+    @cached_property
+    def _Linv_LamT(self) -> np.ndarray:
+        """L_j^-1 Lambda' (J x q x q): its cross-product is Lambda M_j^-1 Lambda'."""
+        fac = self._factor
+        return np.linalg.solve(fac.L, np.broadcast_to(fac.Lam.T, fac.L.shape))
+
+    @property
+    def ranef(self) -> pd.DataFrame:
+        """BLUPs (conditional modes) b_j = E(b_j | y) at the estimates, one row per group (lme4's ``ranef``)."""
+        return pd.DataFrame(self._u @ self._factor.Lam.T, index=self.group_labels, columns=self.re_names)
+
+    @property
+    def ranef_cov(self) -> np.ndarray:
+        """Conditional covariances Var(b_j | y) = sigma^2 Lambda (Lambda'Z_j'Z_j Lambda + I)^-1 Lambda', J x q x q.
+
+        As lme4's ``ranef(condVar = TRUE)``: conditional on beta = beta-hat (no allowance for its
+        estimation error)."""
+        K = self._Linv_LamT
+        return self.sigma2 * np.swapaxes(K, 1, 2) @ K
+
+    @property
+    def ranef_var(self) -> pd.DataFrame:
+        """The conditional variances (diagonals of ``ranef_cov``), shaped like ``ranef``."""
+        return pd.DataFrame(np.diagonal(self.ranef_cov, axis1=1, axis2=2), index=self.group_labels,
+                            columns=self.re_names)
+
+    def shrinkage(self) -> np.ndarray:
+        """Shrinkage matrices S_j (J x q x q): b_j = S_j b_j^OLS, b_j^OLS = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta).
+
+        S_j = Lambda (Lambda'Z_j'Z_j Lambda + I)^-1 Lambda' Z_j'Z_j = tau (tau + sigma^2 (Z_j'Z_j)^-1)^-1 when
+        Z_j'Z_j is invertible; for a random intercept, tau00 / (tau00 + sigma^2 / n_j) (Raudenbush & Bryk
+        2002, eq. 3.56: the reliability of the group mean)."""
+        K = self._Linv_LamT
+        return np.swapaxes(K, 1, 2) @ K @ self._cp.ZtZ
+
+    def shrinkage_factor(self) -> pd.Series:
+        """tau00 / (tau00 + sigma^2 / n_j) per group, for a random-intercept model."""
+        if self.q != 1:
+            raise InputError("shrinkage_factor() is for random-intercept models; use shrinkage() for the "
+                             "matrix version")
+        return pd.Series(self.shrinkage()[:, 0, 0], index=self.group_labels, name="shrinkage")
+
+    # --- fitted values and residuals ------------------------------------------------------------
+    @cached_property
+    def fitted(self) -> pd.DataFrame:
+        """``marginal`` X beta and ``conditional`` X beta + Z b_j (lme4's ``fitted``), one row per observation."""
+        marginal = self._X @ self.params.to_numpy()
+        b = self.ranef.to_numpy()
+        conditional = marginal + np.einsum("na,na->n", self._Z, b[self._codes])
+        return pd.DataFrame({"marginal": marginal, "conditional": conditional})
+
+    @property
+    def resid(self) -> pd.DataFrame:
+        """``marginal`` y - X beta and ``conditional`` y - X beta - Z b_j (lme4's ``residuals``)."""
+        return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
+
+    # --- likelihood -----------------------------------------------------------------------------
+    @property
+    def deviance(self) -> float:
+        """-2 llf: lme4's REML criterion (REML fits) or deviance (ML fits)."""
+        return -2 * self.llf
+
+    @property
+    def n_params(self) -> int:
+        """Fixed effects + covariance parameters of tau + sigma^2."""
+        return len(self.params) + len(self.theta) + 1
+
+    @property
+    def aic(self) -> float:
+        """-2 llf + 2 k for ML fits; NaN for REML fits (as statsmodels: REML likelihoods of models with
+        different fixed effects are not comparable)."""
+        return np.nan if self.reml else -2 * self.llf + 2 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        """-2 llf + log(N) k for ML fits; NaN for REML fits."""
+        return np.nan if self.reml else -2 * self.llf + np.log(self.nobs) * self.n_params
+
+    # --- printing -------------------------------------------------------------------------------
+    def summary(self, alpha: float = 0.05, df: float | None = None) -> MixedSummary:
+        """Fixed effects (estimate, se, df, z or t, p, CI) and variance components, with the criterion.
+
+        Tests use the normal reference (df = inf), as statsmodels' MixedLM; lme4 reports no df.
+        ``df=`` gives t(df) instead (e.g. J - number of level-2 coefficients, a common HLM choice)."""
+        crit = "REML criterion (-2 REML log-likelihood)" if self.reml else "-2 log-likelihood"
+        header = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
+                  + (f": {self.formula}" if self.formula else ""),
+                  f"Observations: {self.nobs}   groups: {self.ngroups}   random effects per group: {self.q}",
+                  f"{crit}: {self.deviance:.6f}" + ("" if self.reml else f"   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}"),
+                  f"Converged: {self.converged}   boundary (singular tau): {self.boundary}",
+                  "Standard errors: model-based, sigma^2 (X'V^-1X)^-1 (lme4's vcov); "
+                  + ("normal (z) reference" if df is None else f"t({df:g}) reference")]
+        if self.boundary:
+            header.append("WARNING: boundary fit -- a variance component is zero or tau is singular")
+        vc = self.variance_components
+        sd = [np.sqrt(v) if n.startswith("var") or n.startswith("residual") else np.nan for n, v in vc.items()]
+        table = pd.DataFrame({"estimate": vc, "sd": sd})
+        return MixedSummary(header=header, coefficients=self.coef_table(alpha, df), variance_components=table)
+
+    def __repr__(self) -> str:
+        return (f"<MixedResult {'REML' if self.reml else 'ML'}: {len(self.params)} fixed effects, "
+                f"{self.q} random effect(s) in {self.ngroups} groups, N={self.nobs}, "
+                f"-2llf={self.deviance:.4f}{', BOUNDARY' if self.boundary else ''}>")
+
+
+def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFrame | None = None,
+          re: str | None = None, start=None) -> MixedResult:
+    r"""Fit a two-level linear mixed model by REML (default) or ML.
+
+    Array form: ``mixed(y, X, groups, Z=None, reml=True)``: y (N,), X (N x p), groups (N labels),
+    Z (N x q, random-effects design; default a random intercept). Names come from DataFrame columns,
+    else x0.., z0..; NaN, non-numeric columns and mismatched lengths raise ``InputError``.
+
+    Formula form: ``mixed("mathach ~ cses*catholic", data=df, groups="school", re="~ cses")`` with
+    ``re`` defaulting to ``"~ 1"``; rows incomplete in any variable used (formula, re, groups) are
+    dropped listwise with a warning. This is lme4's ``lmer(mathach ~ cses*catholic + (1 + cses | school))``
+    and statsmodels' ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``.
+
+    The model y_j = X_j beta + Z_j b_j + e_j, b_j ~ N(0, tau) unstructured, e_j ~ N(0, sigma^2 I) is fitted by
+    maximising the REML (default, as lme4 and statsmodels) or ML log-likelihood (module docstring), with
+    beta and sigma^2 profiled out, over theta (tau = sigma^2 Lambda Lambda', diag(Lambda) >= 0). ML
+    (``reml=False``) is needed to compare fixed effects with ``lrtest``. Groups with a single observation
+    are allowed (they inform the fixed effects and tau); a model with N <= J q (e.g. only singletons and a
+    random intercept) is refused as not identifiable, as by lme4. A fit with a zero variance or a singular
+    tau is reported (``.boundary``, ``BoundaryFitWarning``) with the maximising estimates.
+
+    References: Bates, Maechler, Bolker & Walker (2015), Fitting linear mixed-effects models using lme4,
+    *J. Stat. Softw.* 67(1); Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed.
+    """
+    design, Z, znames, labels = _arrays(y, X, groups, Z, data, re)
+    codes, uniques = pd.factorize(labels, sort=True)
+    n_groups = len(uniques)
+    cp = cross_products(design.y, design.X, Z, codes, n_groups)
+    _check_identifiable(design, Z, znames, codes, n_groups, cp)
+    fit = fit_theta(cp, reml=reml, start=start)
+    fac = blocked_cholesky(fit.theta, cp)
+    dof = cp.N - cp.p if reml else cp.N
+    sigma2 = fac.pwrss / dof
+    boundary = bool(np.diag(fac.Lam).min() < SINGULAR_TOL)
+    if boundary:
+        warnings.warn("boundary (singular) fit: a variance component is zero or tau is singular; the fixed "
+                      "effects are those of the reduced model. Consider dropping the degenerate random effect.",
+                      BoundaryFitWarning, stacklevel=2)
+    if not fit.converged:
+        warnings.warn(f"the optimiser may not have converged ({fit.message}; projected gradient "
+                      f"{np.abs(fit.gradient).max():.3g}, Newton decrement {fit.newton_decrement:.3g})",
+                      RuntimeWarning, stacklevel=2)
+    return MixedResult(
+        params=pd.Series(fac.beta(), index=design.names, name="estimate"),
+        tau=pd.DataFrame(sigma2 * fac.Lam @ fac.Lam.T, index=znames, columns=znames),
+        sigma2=float(sigma2), theta=fit.theta, llf=-fit.deviance / 2, reml=reml, converged=fit.converged,
+        boundary=boundary, gradient=fit.gradient, nobs=cp.N, ngroups=n_groups, group_labels=pd.Index(uniques),
+        optimizer_message=fit.message, n_evaluations=fit.n_evaluations, n_dropped=design.n_dropped,
+        formula=design.formula, re_names=znames,
+        _cp=cp, _y=design.y, _X=design.X, _Z=Z, _codes=codes)
+
+
+# ----------------------------------------------------------------------------------------------
+# Likelihood-ratio tests between nested fits
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class LRTest:
+    """A likelihood-ratio test: statistic 2 (llf_big - llf_small), its df, p-value and the reference used."""
+
+    statistic: float
+    df: int
+    pvalue: float
+    reference: str
+    criterion: str
+
+    def __repr__(self) -> str:
+        return (f"Likelihood-ratio test ({self.criterion}): LR = {self.statistic:.4f}, df = {self.df}, "
+                f"p = {self.pvalue:.4g}\n  reference: {self.reference}")
+
+
+def _spans(big: np.ndarray, small: np.ndarray) -> bool:
+    """Whether the columns of ``small`` lie in the column space of ``big`` (least-squares residual ~ 0)."""
+    if small.shape[1] == 0:
+        return True
+    coef, *_ = np.linalg.lstsq(big, small, rcond=None)
+    return bool(np.abs(small - big @ coef).max() <= 1e-8 * max(np.abs(small).max(), 1.0))
+
+
+def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
+    r"""Likelihood-ratio test of a mixed model ``small`` nested in ``big`` (same data and groups).
+
+    LR = 2 (llf_big - llf_small), df = difference in the number of parameters (fixed effects + theta + 1).
+
+    - Fixed effects differ: both fits must be ML (``reml=False``); REML likelihoods of models with
+      different fixed effects are likelihoods of different data (different residual contrasts) and
+      cannot be compared (Pinheiro & Bates 2000, sec. 2.4.2; lme4's ``anova`` refits with ML). Reference:
+      chi-square(df).
+    - Same fixed effects, ``big`` adds one random effect (its variance and its covariances, q -> q + 1):
+      the variance is on the boundary of its space under H0, so the reference is the 50:50 mixture
+      0.5 chi2(q) + 0.5 chi2(q + 1) (Self & Liang 1987; Stram & Lee 1994); REML or ML fits (both alike).
+    - Same fixed effects, several random effects added: chi-square(df), which is conservative there
+      (the exact reference is a chi-bar-square mixture); the result says so.
+
+    The reference used is stated in ``.reference``.
+    """
+    for name, fit in (("small", small), ("big", big)):
+        if not isinstance(fit, MixedResult):
+            raise InputError(f"lrtest compares two mixed() fits; {name} is a {type(fit).__name__}")
+    if small.nobs != big.nobs or small.ngroups != big.ngroups or not np.array_equal(small._y, big._y) \
+            or not np.array_equal(small._codes, big._codes):
+        raise InputError("the two fits are not on the same data (observations, response or groups differ); "
+                         "a likelihood-ratio test needs the same rows")
+    if small.reml != big.reml:
+        raise InputError("one fit is REML and the other ML; refit both the same way (ML to compare fixed effects)")
+    df = big.n_params - small.n_params
+    if df <= 0:
+        raise InputError(f"big must have more parameters than small ({big.n_params} vs {small.n_params}): "
+                         "pass the smaller (nested) model first")
+    same_fixed = small._X.shape == big._X.shape and np.array_equal(small._X, big._X)
+    if not (_spans(big._X, small._X) and _spans(big._Z, small._Z)):
+        raise InputError("small is not nested in big: its fixed- or random-effects columns are not in the "
+                         "span of big's")
+    if not same_fixed and (small.reml or big.reml):
+        raise InputError("the fits differ in their fixed effects, so they must be fitted by ML: refit both "
+                         "with reml=False (REML likelihoods of different fixed-effects models are not "
+                         "comparable)")
+    statistic = max(2 * (big.llf - small.llf), 0.0)
+    criterion = "REML" if big.reml else "ML"
+    q_small, q_big = small.q, big.q
+    if same_fixed and q_big == q_small + 1:
+        pvalue = 0.5 * stats.chi2.sf(statistic, q_small) + 0.5 * stats.chi2.sf(statistic, q_small + 1)
+        reference = (f"50:50 mixture of chi2({q_small}) and chi2({q_small + 1}): one added random effect whose "
+                     "variance is on the boundary under H0 (Self & Liang 1987; Stram & Lee 1994)")
+    elif same_fixed:
+        pvalue = stats.chi2.sf(statistic, df)
+        reference = (f"chi2({df}); conservative for variance components on the boundary (the exact reference "
+                     "is a chi-bar-square mixture)")
+    else:
+        pvalue = stats.chi2.sf(statistic, df)
+        reference = f"chi2({df}) (fixed effects, ML fits)"
+        if q_small != q_big:
+            reference += "; the random effects differ too: boundary mixture ignored, so conservative"
+    return LRTest(statistic=float(statistic), df=int(df), pvalue=float(pvalue), reference=reference,
+                  criterion=criterion)
