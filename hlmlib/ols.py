@@ -111,8 +111,9 @@ class OLSResult:
         name = spec if isinstance(spec, str) else "cluster"
         clusters = sw.Clusters.from_labels(labels_for(spec, self.design), name)
         if clusters.G < 2:
-            raise InputError(f"{name} has a single cluster ({clusters.labels[0]!r}): cluster-robust "
-                             f"covariances need at least 2 clusters (and are unreliable with few)")
+            where = f"cluster column {spec!r}" if isinstance(spec, str) else "the cluster labels"
+            raise InputError(f"all rows are in one cluster ({clusters.label_text(0)}) of {where}: "
+                             f"cluster-robust covariances need at least 2 clusters (and are unreliable with few)")
         return clusters
 
     def covariance(self, kind: str = "classical", cluster=None) -> sw.Covariance:

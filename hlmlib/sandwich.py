@@ -210,6 +210,11 @@ class Clusters:
     def sizes(self) -> np.ndarray:
         return np.diff(np.r_[self.starts, self.codes.size])
 
+    def label_text(self, g: int) -> str:
+        """Cluster g's label as the user wrote it (no NumPy scalar repr)."""
+        label = self.labels[g]
+        return repr(label.item() if isinstance(label, np.generic) else label)
+
     def sorted_rows(self, values: np.ndarray) -> np.ndarray:
         return values if self.order is None else values[self.order]
 
@@ -258,8 +263,7 @@ def _eigen_checked(C: np.ndarray, clusters: Clusters, kind: str):
     lam = np.clip(lam, 0.0, None)
     singular = np.flatnonzero(lam[:, -1] >= 1.0 - SINGULAR_TOL)
     if singular.size:
-        shown = ", ".join(repr(clusters.labels[g].item() if hasattr(clusters.labels[g], "item") else clusters.labels[g])
-                          for g in singular[:5])
+        shown = ", ".join(clusters.label_text(g) for g in singular[:5])
         raise InputError(
             f"{kind} is undefined: I - H_gg is singular for {clusters.name} {shown} "
             f"({singular.size} cluster(s)): the cluster alone determines a combination of the "
