@@ -11,7 +11,8 @@ from .ols import ols, OLSResult
 from . import simulate
 from .bootstrap import wild_cluster_bootstrap
 from .tables import etable
+from .gls import fwls, re_gls, within, mundlak, hausman
 from .mixed import mixed, MixedResult, lrtest
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "mixed", "MixedResult", "lrtest"]
+__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "fwls", "re_gls", "within", "mundlak", "hausman", "mixed", "MixedResult", "lrtest"]
