@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 __all__ = ["CrossProducts", "cross_products", "lower_triangle", "theta_of", "BlockedCholesky",
            "blocked_cholesky", "profiled_deviance", "gradient_wrt_T", "deviance_gradient", "objective"]
@@ -145,7 +144,7 @@ class BlockedCholesky:
     def beta(self) -> np.ndarray:
         """The fixed effects solving R_X'R_X beta = X'V^-1 y (conditional on theta)."""
         p = self.LW.shape[0] - 1
-        return solve_triangular(self.LW[:p, :p], self.LW[p, :p], trans="T", lower=True)
+        return np.linalg.solve(self.LW[:p, :p].T, self.LW[p, :p])
 
 
 def blocked_cholesky(theta: np.ndarray, cp: CrossProducts) -> BlockedCholesky:
@@ -178,8 +177,8 @@ def gradient_wrt_T(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -
     s = P[:, :, -1] - PX @ fac.beta()                          # Z_j' V_j^-1 (y_j - X_j beta)
     G = P[:, :, :q].sum(axis=0) - (dof / fac.pwrss) * s.T @ s
     if reml and p:
-        K = solve_triangular(fac.LW[:p, :p], PX.reshape(-1, p).T, lower=True)   # L_X^-1 P_jX', all groups
-        G -= np.einsum("kja,kjb->ab", *2 * [K.reshape(p, -1, q)])
+        XtVinvX_inv = np.linalg.inv(fac.LW[:p, :p] @ fac.LW[:p, :p].T)
+        G -= np.einsum("jak,kl,jbl->ab", PX, XtVinvX_inv, PX)
     return G
 
 
