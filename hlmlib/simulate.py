@@ -446,10 +446,11 @@ def _orthogonalize(X):
         Q, R = np.linalg.qr(X)
     else:
         try:
+            # R' = cholesky(X'X), Q = X R^-1 (k x k inverses: cheap, and a stacked matmul)
             R1 = np.swapaxes(np.linalg.cholesky(np.swapaxes(X, -1, -2) @ X), -1, -2)
-            Q1 = np.swapaxes(np.linalg.solve(np.swapaxes(R1, -1, -2), np.swapaxes(X, -1, -2)), -1, -2)
+            Q1 = X @ np.linalg.inv(R1)
             R2 = np.swapaxes(np.linalg.cholesky(np.swapaxes(Q1, -1, -2) @ Q1), -1, -2)
-            Q = np.swapaxes(np.linalg.solve(np.swapaxes(R2, -1, -2), np.swapaxes(Q1, -1, -2)), -1, -2)
+            Q = Q1 @ np.linalg.inv(R2)
             R = R2 @ R1
         except np.linalg.LinAlgError:
             Q, R = np.linalg.qr(X)
