@@ -291,3 +291,15 @@ def test_engine_equals_hlmlib_ols_on_each_replication():
         np.testing.assert_allclose(mc.params[r], fit.params.to_numpy(), rtol=1e-10)
         df = fit.summary("CR2", cluster=b.cluster)["df"].to_numpy()
         np.testing.assert_allclose(mc.df["CR2"][r], df, rtol=1e-8)
+
+
+def test_u0_correlated_with_gspend_biases_ols_and_uncorrelated_does_not():
+    # E(u0 | GSPEND) = 0.5 sqrt(tau00) (GSPEND - 40)/8 shifts the GSPEND coefficient a1 by
+    # 0.5 * 1 / 8 = 0.0625 (the lecture's "heterogeneity that covaries with X")
+    kw = dict(R=600, J=40, n=10, seed=17)
+    clean = S.ols_mc(S.hlm_eusup_batch(**kw), kinds=["CR1"])
+    biased = S.ols_mc(S.hlm_eusup_batch(corr_u0_gspend=0.5, **kw), kinds=["CR1"])
+    a1 = S._HLM_DEFAULTS["a1"]
+    mc_se = clean.params[:, 1].std() / np.sqrt(600)
+    assert abs(clean.params[:, 1].mean() - a1) < 4 * mc_se
+    assert biased.params[:, 1].mean() - a1 == pytest.approx(0.5 / 8, abs=4 * mc_se)
