@@ -303,3 +303,12 @@ def test_u0_correlated_with_gspend_biases_ols_and_uncorrelated_does_not():
     mc_se = clean.params[:, 1].std() / np.sqrt(600)
     assert abs(clean.params[:, 1].mean() - a1) < 4 * mc_se
     assert biased.params[:, 1].mean() - a1 == pytest.approx(0.5 / 8, abs=4 * mc_se)
+
+
+def test_hlm_monte_carlo_agrees_with_population_sandwich():
+    tau = np.array([[1.0, 0.1], [0.1, 0.05]])
+    b = S.hlm_eusup_batch(3000, J=30, n=10, fixed_x=True, seed=23, tau=tau, sigma=1.5)
+    mc = S.ols_mc(b, kinds=["CR1"])
+    Vpop = S.population_vcov(b.X, b.extra["Z"], b.extra["tau"], b.extra["sigma2"], cluster=b.cluster)
+    np.testing.assert_allclose(mc.params.std(0, ddof=1), np.sqrt(np.diag(Vpop)), rtol=0.05)
+    np.testing.assert_allclose(mc.params.mean(0), list(b.truth.values()), atol=0.1 * np.sqrt(np.diag(Vpop)))
