@@ -311,4 +311,5 @@ def test_hlm_monte_carlo_agrees_with_population_sandwich():
     mc = S.ols_mc(b, kinds=["CR1"])
     Vpop = S.population_vcov(b.X, b.extra["Z"], b.extra["tau"], b.extra["sigma2"], cluster=b.cluster)
     np.testing.assert_allclose(mc.params.std(0, ddof=1), np.sqrt(np.diag(Vpop)), rtol=0.05)
-    np.testing.assert_allclose(mc.params.mean(0), list(b.truth.values()), atol=0.1 * np.sqrt(np.diag(Vpop)))
+    mc_error = np.sqrt(np.diag(Vpop) / 3000)
+    assert (np.abs(mc.params.mean(0) - np.array(list(b.truth.values()))) < 4 * mc_error).all()   # unbiased
