@@ -84,18 +84,28 @@ def _arrays(y, X, groups, Z, data, re):
         if Z is None:
             Zarr, znames = np.ones((design.n, 1)), ["Intercept"]
         else:
-            if isinstance(Z, (pd.DataFrame, pd.Series)):
-                Zdf = Z.to_frame() if isinstance(Z, pd.Series) else Z
-                zd = make_design(design.y, Zdf)
-            else:
-                Zarr = np.asarray(Z)
-                zd = make_design(design.y, Zarr)
-                zd.names = [f"z{a}" for a in range(zd.k)]
-            if zd.n != design.n:
-                raise InputError(f"Z has {zd.n} rows but y has {design.n}: they must match")
-            Zarr, znames = zd.X, zd.names
+            Zarr, znames = _random_effects_design(Z, design.n)
     labels = labels_for(groups, design, "groups")
     return design, Zarr, znames, labels
+
+
+def _random_effects_design(Z, n: int) -> tuple[np.ndarray, list[str]]:
+    """Checked Z (n x q) and its names: DataFrame columns, else z0, z1, ..."""
+    if isinstance(Z, pd.Series):
+        Z = Z.to_frame()
+    if not isinstance(Z, pd.DataFrame):
+        Z = np.asarray(Z)
+        Z = Z[:, None] if Z.ndim == 1 else Z
+        if Z.ndim != 2:
+            raise InputError(f"Z must be 1- or 2-dimensional, got shape {Z.shape}")
+        Z = pd.DataFrame(Z, columns=[f"z{a}" for a in range(Z.shape[1])])
+    if len(Z) != n:
+        raise InputError(f"Z has {len(Z)} rows but y has {n}: they must match")
+    if Z.shape[1] == 0:
+        raise InputError("the random-effects design Z has no columns: use OLS (hlmlib.ols) for a model "
+                         "without random effects")
+    checked = make_design(np.zeros(n), Z)          # the same numeric/finite checks as X, by column name
+    return checked.X, checked.names
 
 
 def _collinear_columns(M: np.ndarray, names: list[str]) -> list[str]:
@@ -112,12 +122,21 @@ def _collinear_columns(M: np.ndarray, names: list[str]) -> list[str]:
     return dependent
 
 
+def _within_residual_ss(cp: CrossProducts) -> float:
+    """Residual sum of squares of y on X plus separate coefficients on Z in every group (a lower bound
+    for sigma^2 * (N - ...)); zero when y is fitted exactly. From the cross-products:
+    S = [X y]'[X y] - sum_j [X_j y_j]'Z_j (Z_j'Z_j)^+ Z_j'[X_j y_j], then S_yy - S_yX S_XX^+ S_Xy."""
+    q, p = cp.q, cp.p
+    C = cp.ZtZW[:, :, q:]
+    S = cp.WtW - np.einsum("jak,jab,jbl->kl", C, np.linalg.pinv(cp.ZtZ, hermitian=True), C)
+    if p == 0:
+        return float(S[-1, -1])
+    return float(S[-1, -1] - S[-1, :p] @ np.linalg.pinv(S[:p, :p], hermitian=True) @ S[:p, -1])
+
+
 def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -> None:
     """Refuse models whose parameters the data cannot identify, saying why."""
     N, q = design.n, Z.shape[1]
-    if q == 0:
-        raise InputError("the random-effects design Z has no columns: use OLS (hlmlib.ols) for a model "
-                         "without random effects")
     if n_groups <= q:
         raise InputError(f"{n_groups} group(s) for {q} random effect(s) per group: an unstructured "
                          f"{q} x {q} covariance tau needs more groups than random effects")
@@ -133,6 +152,9 @@ def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -
     if bad_Z:
         raise InputError(f"the random-effects design Z is rank deficient: column(s) {bad_Z} are linear "
                          "combinations of earlier columns")
+    if _within_residual_ss(cp) <= 1e-12 * cp.WtW[-1, -1]:
+        raise InputError("y is fitted exactly by X and group-specific coefficients on Z (e.g. y is constant "
+                         "within every group): the residual variance sigma^2 would be zero")
     n_obs = cp.n_obs
     for a, name in enumerate(znames):
         z = Z[:, a]
