@@ -72,19 +72,17 @@ class CrossProducts:
         return self.ZtZW[:, :, :self.q]
 
 
-def group_sums(values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
-    """Column sums of ``values`` (N x k) within groups: (n_groups x k), one ``np.bincount`` per column."""
-    return np.column_stack([np.bincount(codes, weights=values[:, c], minlength=n_groups)
-                            for c in range(values.shape[1])])
-
-
 def cross_products(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_groups: int) -> CrossProducts:
-    """The one pass over the data: per-group Z_j'[Z_j X_j y_j], the totals [X y]'[X y], group sizes."""
-    ZW = np.column_stack([Z, X, y])
-    W = ZW[:, Z.shape[1]:]
-    per_column = [group_sums(Z[:, [a]] * ZW, codes, n_groups) for a in range(Z.shape[1])]
-    return CrossProducts(ZtZW=np.stack(per_column, axis=1), WtW=W.T @ W,
-                         n_obs=np.bincount(codes, minlength=n_groups).astype(float))
+    """The one pass over the data: per-group Z_j'[Z_j X_j y_j] (one ``np.bincount`` of the row-wise
+    products per pair of columns), the totals [X y]'[X y], and the group sizes. ``codes``: 0..J-1."""
+    q = Z.shape[1]
+    ZW = np.vstack([Z.T, X.T, y])                  # one row per variable, so each product is contiguous
+    ZtZW = np.empty((n_groups, q, ZW.shape[0]))
+    for a in range(q):
+        for c in range(ZW.shape[0]):
+            ZtZW[:, a, c] = np.bincount(codes, weights=ZW[a] * ZW[c], minlength=n_groups)
+    W = ZW[q:]
+    return CrossProducts(ZtZW=ZtZW, WtW=W @ W.T, n_obs=np.bincount(codes, minlength=n_groups).astype(float))
 
 
 @lru_cache(maxsize=None)

@@ -45,7 +45,7 @@ from .design import InputError, make_design, labels_for, rhs_matrix
 from .inference import CoefTable, contrast_table
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
-                            gradient_wrt_T, group_sums, lower_triangle, objective, profiled_deviance,
+                            gradient_wrt_T, lower_triangle, objective, profiled_deviance,
                             theta_lower_bounds, theta_of)
 
 __all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "BoundaryFitWarning"]
@@ -155,11 +155,11 @@ def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -
     if _within_residual_ss(cp) <= 1e-12 * cp.WtW[-1, -1]:
         raise InputError("y is fitted exactly by X and group-specific coefficients on Z (e.g. y is constant "
                          "within every group): the residual variance sigma^2 would be zero")
-    n_obs = cp.n_obs
     for a, name in enumerate(znames):
         z = Z[:, a]
-        within = z - (group_sums(z[:, None], codes, n_groups)[:, 0] / n_obs)[codes]
-        if np.ptp(z) > 0 and np.abs(within).max() <= 1e-10 * np.abs(z).max():
+        group_sum = np.bincount(codes, weights=z, minlength=n_groups)
+        within_ss = cp.ZtZ[:, a, a] - group_sum ** 2 / cp.n_obs      # sum_j sum_i (z_ij - zbar_j)^2
+        if np.ptp(z) > 0 and within_ss.sum() <= 1e-10 * cp.ZtZ[:, a, a].sum():
             raise InputError(f"random-effects column {name!r} is constant within every group (a group-level "
                              "variable): its random slope cannot be told apart from the random intercept; "
                              "keep it as a fixed effect only")
