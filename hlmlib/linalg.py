@@ -6,10 +6,12 @@ silently drops directions of the data. hlmlib instead
 1. scales every column of X by a power of two near its norm (exact in binary floating point, so
    the scaled problem has exactly the solution of the original one, and the condition number
    becomes that of the columns' *directions*, not of their units);
-2. factors the scaled matrix X_s = Q R_s (Householder QR, LAPACK ``dgeqrf``), and checks that no
-   diagonal element R_jj is negligible against its column's norm: |R_jj| is the distance of column j
-   from the span of the columns before it, so a negligible one means column j is collinear with
-   them, and the error names the columns and the combination;
+2. factors [X, y] = Q [R, Q'y] by Householder QR, blocked for tall matrices as a "TSQR"
+   (each block of ``BLOCK_ROWS`` rows is factored in cache, then the stacked small R factors;
+   as stable as one Householder QR: Demmel, Grigori, Hoemmen & Langou 2012), and checks that no
+   diagonal element R_jj is negligible against its column's norm: |R_jj| is the distance of
+   column j from the span of the columns before it, so a negligible one means column j is
+   collinear with them, and the error names the columns and the combination;
 3. solves R_s b_s = Q'y, and when the problem is ill-conditioned (condition number above
    ``REFINE_ABOVE_COND``) refines b and (X'X)^-1 together by Björck's (1967) iterative refinement
    of the augmented system [I X; X' 0][r; b] = [y; 0], whose residuals are computed in extended
@@ -19,51 +21,77 @@ silently drops directions of the data. hlmlib instead
 
 Reference: Björck, Å. (1967), "Iterative refinement of linear least squares solutions I",
 *BIT* 7, 257-278; Golub, G. H. & Van Loan, C. F. (2013), *Matrix Computations*, 4th ed., sec. 5.3;
-Higham, N. J. (2002), *Accuracy and Stability of Numerical Algorithms*, 2nd ed., ch. 20.
+Higham, N. J. (2002), *Accuracy and Stability of Numerical Algorithms*, 2nd ed., ch. 20;
+Demmel, J., Grigori, L., Hoemmen, M. & Langou, J. (2012), "Communication-optimal parallel and
+sequential QR and LU factorizations", *SIAM J. Sci. Comput.* 34, A206-A239.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
-import scipy.linalg
 
 from .design import InputError
 
-__all__ = ["LeastSquares", "least_squares", "power_of_two_scale", "check_full_rank", "REFINE_ABOVE_COND"]
+__all__ = ["LeastSquares", "least_squares", "r_factor", "power_of_two_scale", "check_full_rank",
+           "REFINE_ABOVE_COND"]
 
 EPS = np.finfo(float).eps
 # Below this condition number (of the column-scaled X) double-precision QR is already accurate to
 # about eps * cond^2 <= 1e-12 relative, beyond any digit a table reports: no refinement is needed.
 REFINE_ABOVE_COND = 1e2
 MAX_REFINEMENT_STEPS = 10
+# Rows per block of the blocked QR: a 512 x (k+1) block stays in cache, and small enough that
+# OpenBLAS does not spread it over threads (which on a busy 2-core machine only adds waiting).
+BLOCK_ROWS = 512
+BLOCKS_PER_PASS = 64
 
 
 @dataclass
 class LeastSquares:
     """The solution of min ||y - X b|| and the pieces every covariance estimator reuses.
 
-    ``X = Q R`` with Q (n, k) orthonormal and R (k, k) upper triangular in the units of X;
-    ``xtx_inv`` = (X'X)^-1 = R^-1 R^-T (refined in extended precision when X is ill-conditioned);
-    ``rss`` = e'e; ``cond`` = condition number of the column-scaled X; ``refinement_steps`` = 0
-    when double precision sufficed.
+    ``R`` (k, k) upper triangular with X = Q R, in the units of X; ``R_inv`` = R^-1 (the bread's
+    factor); ``xtx_inv`` = (X'X)^-1 = R^-1 R^-T (refined in extended precision when X is
+    ill-conditioned); ``rss`` = e'e; ``cond`` = 1-norm condition number of the column-scaled X;
+    ``refinement_steps`` = 0 when double precision sufficed; ``X`` the design; ``Q`` the explicit
+    orthonormal factor, kept only when it was formed (for the refinement of an ill-conditioned X).
     """
 
     coef: np.ndarray
     resid: np.ndarray
     fitted: np.ndarray
     rss: float
-    Q: np.ndarray
     R: np.ndarray
     R_inv: np.ndarray
     xtx_inv: np.ndarray
     cond: float
     refinement_steps: int
+    X: np.ndarray
+    Q: np.ndarray | None = None
+
+    @property
+    def well_conditioned(self) -> bool:
+        return self.cond <= REFINE_ABOVE_COND
+
+    @cached_property
+    def U(self) -> np.ndarray:
+        """An orthonormal basis U = X R^-1 of the column space (so the hat matrix is H = U U'), in
+        which sandwiches with leverages are evaluated. The product X R^-1 is orthonormal to about
+        cond * eps, so for an ill-conditioned X the explicit Householder Q is used instead."""
+        return self.Q if self.Q is not None else self.X @ self.R_inv
 
 
-def power_of_two_scale(X: np.ndarray) -> np.ndarray:
-    """Scale factors s_j = 2^round(log2 ||x_j||): dividing by them is exact in floating point."""
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+def power_of_two_scale(norms: np.ndarray) -> np.ndarray:
+    """Scale factors s_j = 2^round(log2 ||x_j||) from the column norms: dividing by them is exact.
+
+    Column scaling leaves the least-squares solution unchanged (b_j = b_s,j / s_j) and brings the
+    condition number within a factor sqrt(k) of its minimum over column scalings (van der Sluis
+    1969; Higham 2002, sec. 7.3). Householder QR commutes exactly with power-of-two column
+    scaling, so the factor of X D^-1 is R D^-1: the scaling costs no pass over the data.
+    """
+    norms = np.asarray(norms, dtype=float)
     return np.exp2(np.round(np.log2(np.where(norms > 0, norms, 1.0))))
 
 
@@ -107,8 +135,8 @@ def check_full_rank(R_scaled: np.ndarray, scaled_norms: np.ndarray, names, n: in
 
 def _back_substitute(R: np.ndarray, B: np.ndarray) -> np.ndarray:
     """R^-1 B for upper-triangular R. LAPACK's LU finds no pivot to swap below R's zeros, so this is
-    back substitution; NumPy's LAPACK, not SciPy's, so that the two libraries' BLAS thread pools do
-    not contend on a small machine (measured: 30x slower for tiny problems when they alternate)."""
+    back substitution. (Everything here stays in NumPy's LAPACK: when NumPy's and SciPy's BLAS
+    alternate, their two thread pools contend, 30x slower for small problems on a busy machine.)"""
     return np.linalg.solve(R, B)
 
 
@@ -152,14 +180,37 @@ def _refine(Xs, y, Q, R_inv, b, xtx_inv):
     return B[:, 0], B[:, 1:], r[:, 0], steps
 
 
+def r_factor(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+    """The triangular factor R of [X, y] = Q R (n >= columns), by a blocked "TSQR".
+
+    The rows are cut into blocks of ``BLOCK_ROWS``; each block's R_i comes from a batched
+    Householder QR (``np.linalg.qr`` on stacked blocks, ``BLOCKS_PER_PASS`` at a time so that the
+    copies stay in cache), and R is the R factor of the stacked R_i: A'A = sum_i R_i'R_i = R'R,
+    without ever forming A'A. Backward stable like a single Householder QR (Demmel et al. 2012),
+    and faster on tall matrices. Signs of R's rows may differ from LAPACK's ``dgeqrf``.
+    """
+    n = X.shape[0]
+    p = X.shape[1] + (y is not None)
+    rows = max(BLOCK_ROWS, 4 * p)
+    factors = []
+    for start in range(0, n, rows * BLOCKS_PER_PASS):
+        stop = min(n, start + rows * BLOCKS_PER_PASS)
+        chunk = X[start:stop] if y is None else np.column_stack([X[start:stop], y[start:stop]])
+        whole = (stop - start) // rows * rows
+        if whole:
+            factors.append(np.linalg.qr(chunk[:whole].reshape(-1, rows, p), mode="r").reshape(-1, p))
+        factors.append(chunk[whole:])
+    return np.linalg.qr(np.concatenate(factors), mode="r")
+
+
 def least_squares(X: np.ndarray, y: np.ndarray, names=None) -> LeastSquares:
     """Solve min_b ||y - X b||_2 by a column-scaled QR, refined in extended precision if needed.
 
-    Formula: X D^-1 = Q R_s (D = diag of power-of-two column scales), b = D^-1 R_s^-1 Q'y,
-    (X'X)^-1 = D^-1 R_s^-1 R_s^-T D^-1. Raises InputError naming collinear columns if X is
-    rank-deficient, and if n <= k. Same estimate as R's ``lm`` (which uses an unscaled QR with
-    tolerance 1e-7 and so declares NIST's Filip data rank-deficient), Stata's ``regress`` and
-    statsmodels' ``OLS`` (pseudo-inverse by default), to the accuracy of each.
+    Formula: [X, y] = Q [R, Q'y], R_s = R D^-1 (D = diag of power-of-two column scales, so that
+    X D^-1 = Q R_s has unit-size columns), b = D^-1 R_s^-1 Q'y, (X'X)^-1 = D^-1 R_s^-1 R_s^-T D^-1. Raises InputError naming collinear
+    columns if X is rank-deficient, and if n <= k. Same estimate as R's ``lm`` (which uses an
+    unscaled QR with tolerance 1e-7 and so declares NIST's Filip data rank-deficient), Stata's
+    ``regress`` and statsmodels' ``OLS`` (pseudo-inverse by default), to the accuracy of each.
     Reference: Björck (1967); Golub & Van Loan (2013), sec. 5.3.
     """
     X = np.asarray(X, dtype=float)
@@ -168,34 +219,39 @@ def least_squares(X: np.ndarray, y: np.ndarray, names=None) -> LeastSquares:
     names = list(names) if names is not None else [f"x{j}" for j in range(k)]
     if n <= k:
         raise InputError(f"{n} observations but {k} coefficients ({', '.join(names)}): OLS needs n > k")
-    scale = power_of_two_scale(X)
-    Xs = X / scale
-    Q, Rs = scipy.linalg.qr(Xs, mode="economic", check_finite=False)
-    check_full_rank(Rs, np.sqrt(np.einsum("ij,ij->j", Xs, Xs)), names, n, scale)
+    R_augmented = r_factor(X, y)                 # [R, Q'y; 0, +-||e||]
+    column_norms = np.linalg.norm(R_augmented[:, :k], axis=0)   # ||x_j|| = ||R e_j||
+    scale = power_of_two_scale(column_norms)
+    Rs = R_augmented[:k, :k] / scale             # the factor of X D^-1, exactly
+    check_full_rank(Rs, column_norms / scale, names, n, scale)
     Rs_inv = _back_substitute(Rs, np.eye(k))
-    cond = np.linalg.norm(Rs, 1) * np.linalg.norm(Rs_inv, 1)
-    coef_s = _back_substitute(Rs, Q.T @ y)
-    xtx_inv_s = Rs_inv @ Rs_inv.T
-    steps = 0
-    if cond > REFINE_ABOVE_COND:
-        coef_s, xtx_inv_s, resid_long, steps = _refine(Xs, y, Q, Rs_inv, coef_s, xtx_inv_s)
-        rss = float(np.sum(resid_long * resid_long))
-        coef_s = coef_s.astype(float)
-        xtx_inv_s = xtx_inv_s.astype(float)
-        resid = resid_long.astype(float)
-    else:
-        resid = y - Xs @ coef_s
+    cond = float(np.linalg.norm(Rs, 1) * np.linalg.norm(Rs_inv, 1))
+    Q, steps = None, 0
+    if cond <= REFINE_ABOVE_COND:
+        coef_s = _back_substitute(Rs, R_augmented[:k, k])
+        xtx_inv_s = Rs_inv @ Rs_inv.T
+        resid = y - X @ (coef_s / scale)
         rss = float(resid @ resid)
+    else:
+        # Björck's refinement needs the explicit Q: factor X_s once more, keeping Q
+        Xs = X / scale
+        Q, Rs = np.linalg.qr(Xs)
+        Rs_inv = _back_substitute(Rs, np.eye(k))
+        coef_s, xtx_inv_s, resid_long, steps = _refine(
+            Xs, y, Q, Rs_inv, _back_substitute(Rs, Q.T @ y), Rs_inv @ Rs_inv.T)
+        rss = float(np.sum(resid_long * resid_long))
+        coef_s, xtx_inv_s, resid = coef_s.astype(float), xtx_inv_s.astype(float), resid_long.astype(float)
     xtx_inv_s = (xtx_inv_s + xtx_inv_s.T) / 2
     return LeastSquares(
         coef=coef_s / scale,
         resid=resid,
         fitted=y - resid,
         rss=rss,
-        Q=Q,
         R=Rs * scale,
         R_inv=Rs_inv / scale[:, None],
         xtx_inv=xtx_inv_s / np.outer(scale, scale),
-        cond=float(cond),
+        cond=cond,
         refinement_steps=steps,
+        X=X,
+        Q=Q,
     )

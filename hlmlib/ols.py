@@ -96,8 +96,8 @@ class OLSResult:
     # ------------------------------------------------------------------------------------------
     @cached_property
     def leverage(self) -> np.ndarray:
-        """Hat values h_ii (R ``hatvalues``), from the orthonormal Q of X = Q R."""
-        return sw.leverage(self.lstsq.Q)
+        """Hat values h_ii (R ``hatvalues``), from the orthonormal basis U = X R^-1."""
+        return sw.leverage(self.lstsq.U)
 
     @cached_property
     def rsquared(self) -> float:
@@ -106,6 +106,13 @@ class OLSResult:
         has_constant = np.any(np.all(self.design.X == self.design.X[:1], axis=0) & (self.design.X[0] != 0))
         total = np.sum((y - y.mean()) ** 2) if has_constant else float(y @ y)
         return float(1 - self.rss / total)
+
+    @property
+    def _basis_and_bread(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where the meat is evaluated: X with bread (X'X)^-1 for a well-conditioned X (no n x k
+        product needed), else the orthonormal U = X R^-1 with bread R^-1 (V = B M B' either way)."""
+        fit = self.lstsq
+        return (fit.X, fit.xtx_inv) if fit.well_conditioned else (fit.U, fit.R_inv)
 
     def _clusters(self, spec) -> sw.Clusters:
         name = spec if isinstance(spec, str) else "cluster"
@@ -120,11 +127,13 @@ class OLSResult:
         """The covariance of the coefficients with its df rule (``hlmlib.sandwich.Covariance``).
 
         classical: s^2 (X'X)^-1; HC*: (X'X)^-1 X' diag(w e^2) X (X'X)^-1; CR*: cluster sandwich
-        (formulas in ``hlmlib.sandwich``), evaluated as R^-1 M_U R^-T in the basis U = X R^-1.
+        (formulas in ``hlmlib.sandwich``). CR2/CR3 are evaluated as R^-1 M_U R^-T in the basis
+        U = X R^-1, where H_gg = U_g U_g'; so are the others when X is ill-conditioned.
         """
         kind = _canonical_kind(kind)
         fit, n, k = self.lstsq, self.nobs, self.k
-        e, U = fit.resid, fit.Q
+        e = fit.resid
+        basis, bread = self._basis_and_bread
         if kind == "classical" or kind in sw.HC_KINDS:
             if cluster is not None:
                 raise InputError(f"cluster= was given but kind={kind!r} ignores it; use CR0-CR3 for "
@@ -133,7 +142,7 @@ class OLSResult:
                 V = self.sigma**2 * fit.xtx_inv
             else:
                 weights = sw.hc_weights(kind, self.leverage, n, k, self.df_resid)
-                V = sw.sandwich(fit.R_inv, sw.meat_hc(U, e, weights))
+                V = sw.sandwich(bread, sw.meat_hc(basis, e, weights))
             return sw.Covariance(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
         if cluster is None:
             raise InputError(f"kind={kind!r} is cluster-robust: give cluster= (labels, a column name, "
@@ -145,7 +154,7 @@ class OLSResult:
                 raise InputError(f"two-way clustering is implemented for CR0 and CR1 (Cameron, Gelbach "
                                  f"& Miller 2011), not {kind}")
             first, second = (self._clusters(c) for c in cluster)
-            V = sw.twoway_cluster_vcov(U, e, fit.R_inv, first, second, kind, k)
+            V = sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k)
             G = (first.G, second.G)
             convention = (sw.CONVENTIONS[kind] + f"; two-way by {first.name} and {second.name} "
                           f"(Cameron, Gelbach & Miller 2011: V_A + V_B - V_AB, each with its own G/(G-1)"
@@ -156,10 +165,11 @@ class OLSResult:
         G = clusters.G
         satterthwaite = None
         if kind in ("CR0", "CR1"):
-            V = sw.sandwich(fit.R_inv, sw.meat_cluster(U, e, clusters))
+            V = sw.sandwich(bread, sw.meat_cluster(basis, e, clusters))
             if kind == "CR1":
                 V = V * sw.cluster_factor(G) * sw.hc1_factor(n, k)
         else:
+            U = fit.U
             eigen = sw._eigen_checked(sw.cluster_gram(U, clusters), clusters, kind)
             V = sw.sandwich(fit.R_inv, sw.meat_cr_adjusted(U, e, clusters, kind, eigen))
             if kind == "CR2":

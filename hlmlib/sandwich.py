@@ -24,7 +24,7 @@ CR0    A_g = I, no factor                           sandwich ``vcovCL(type="HC0"
 CR1    A_g = I, G/(G-1) (N-1)/(N-k)                 Stata ``vce(cluster)``; sandwich ``vcovCL`` (HC1);
                                                     statsmodels ``use_correction=True``; clubSandwich "CR1S"
 CR2    A_g = (I - H_gg)^(-1/2)                      Bell & McCaffrey (2002); clubSandwich "CR2"
-CR3    A_g = (I - H_gg)^(-1)                        clubSandwich "CR3" (jackknife up to (G-1)/G)
+CR3    A_g = (I - H_gg)^(-1)                        clubSandwich "CR3" (jackknife, without (G-1)/G)
 ====== ============================================ ====================================================
 
 Cluster meat: M = sum_g X_g' A_g e_g e_g' A_g' X_g. Two-way clustering (Cameron, Gelbach & Miller
@@ -70,7 +70,8 @@ CONVENTIONS = {
     "CR1": "CR1: factor G/(G-1) (N-1)/(N-k) (Stata vce(cluster); sandwich vcovCL 'HC1'; "
            "statsmodels use_correction=True; clubSandwich 'CR1S')",
     "CR2": "CR2, Bell & McCaffrey (2002): A_g = (I - H_gg)^(-1/2) (clubSandwich 'CR2', working model I)",
-    "CR3": "CR3: A_g = (I - H_gg)^(-1), jackknife up to (G-1)/G (clubSandwich 'CR3')",
+    "CR3": "CR3: A_g = (I - H_gg)^(-1), the leave-one-cluster-out jackknife without its (G-1)/G "
+           "(clubSandwich 'CR3')",
 }
 
 
@@ -101,7 +102,8 @@ def bread(X: np.ndarray) -> np.ndarray:
 def leverage(U: np.ndarray) -> np.ndarray:
     """Hat values h_ii = u_i'u_i, the diagonal of H = X (X'X)^-1 X' = U U' (U = X R^-1 orthonormal).
 
-    R ``hatvalues(lm)``; statsmodels ``get_influence().hat_matrix_diag``.
+    R ``hatvalues(lm)``; Stata ``predict, hat``; statsmodels ``get_influence().hat_matrix_diag``.
+    Reference: Hoaglin & Welsch (1978), *The American Statistician* 32, 17-22.
     """
     return np.einsum("ij,ij->i", U, U)
 
@@ -153,13 +155,15 @@ def meat_hc(X: np.ndarray, resid: np.ndarray, weights: np.ndarray) -> np.ndarray
 
 
 def hc1_factor(n: int, k: int) -> float:
-    """(N-1)/(N-k): the observation-count part of Stata's CR1 factor (sandwich ``vcovCL`` type "HC1")."""
+    """(N-1)/(N-k): the observation-count part of Stata's CR1 factor (sandwich ``vcovCL`` type "HC1";
+    statsmodels ``use_correction=True``). Reference: Stata manual [U] 20.22; Cameron & Miller (2015),
+    *J. Human Resources* 50, 317-372, sec. VI.A."""
     return (n - 1) / (n - k)
 
 
 def cluster_factor(G: int) -> float:
     """G/(G-1): the cluster-count part of the CR1 factor (sandwich ``vcovCL(cadjust=TRUE)``;
-    clubSandwich's own "CR1" is this alone)."""
+    clubSandwich's own "CR1" is this alone). Reference: Cameron & Miller (2015), sec. VI.A."""
     return G / (G - 1)
 
 
@@ -193,7 +197,10 @@ class Clusters:
         if labels.dtype.kind == "f" and not np.isfinite(labels).all():
             bad = np.flatnonzero(~np.isfinite(labels))
             raise InputError(f"{name} has {bad.size} inf label(s), at row(s) {', '.join(map(str, bad[:5]))}")
-        codes, uniques = pd.factorize(labels, sort=True)
+        try:
+            codes, uniques = pd.factorize(labels, sort=True)
+        except TypeError:       # labels of mixed types (1 and "a") have no order
+            codes, uniques = pd.factorize(labels, sort=False)
         codes = codes.astype(np.intp)
         order = None
         if codes.size > 1 and np.any(codes[1:] < codes[:-1]):
@@ -247,7 +254,8 @@ def cluster_gram(U: np.ndarray, clusters: Clusters) -> np.ndarray:
     """C_g = U_g'U_g (G, k, k): the k x k form of the cluster's hat block H_gg = U_g U_g'.
 
     H_gg and C_g have the same non-zero eigenvalues lambda (cluster leverages, in [0, 1]), so every
-    function of I - H_gg that CR2/CR3 need is a k x k computation (never n_g x n_g).
+    function of I - H_gg that CR2/CR3 need is a k x k computation (never n_g x n_g). Computed with
+    one reduceat pass per entry. Reference: Bell & McCaffrey (2002); Pustejovsky & Tipton (2018).
     """
     Us = clusters.sorted_rows(U)
     k = U.shape[1]
@@ -284,8 +292,9 @@ def meat_cr_adjusted(U: np.ndarray, resid: np.ndarray, clusters: Clusters, kind:
     """CR2/CR3 meat  M = sum_g U_g' A_g e_g e_g' A_g U_g  in the orthonormal basis U = X R^-1.
 
     CR2 (Bell & McCaffrey 2002; clubSandwich "CR2" with working model I): A_g = (I - H_gg)^(-1/2),
-    the symmetric inverse square root. CR3 (clubSandwich "CR3"): A_g = (I - H_gg)^(-1), which is
-    (G-1)/G times the leave-one-cluster-out jackknife. With C_g = U_g'U_g = W diag(lambda) W',
+    the symmetric inverse square root. CR3 (clubSandwich "CR3"): A_g = (I - H_gg)^(-1), since
+    b - b_(g) = (X'X)^-1 X_g'(I - H_gg)^-1 e_g this is sum_g (b_(g) - b)(b_(g) - b)', the
+    leave-one-cluster-out jackknife without its factor (G-1)/G (Efron 1982; MacKinnon & White 1985). With C_g = U_g'U_g = W diag(lambda) W',
     U_g'A_g e_g = W diag(f(lambda)) W' U_g'e_g, f = (1-lambda)^(-1/2) or (1-lambda)^(-1): a k x k
     product per cluster, O(N k^2 + G k^3) in all, never an n_g x n_g matrix. Map back with
     V = R^-1 M R^-T. A cluster whose I - H_gg is singular raises InputError naming it.
@@ -334,7 +343,7 @@ def cr2_satterthwaite_df(stt: Satterthwaite, L: np.ndarray) -> np.ndarray:
     M = (X'X)^-1, working model Omega = I. Gram_gh = delta_gh v_g'v_g - w_g'M w_h with
     v_g = A_g X_g M c, w_g = X_g'v_g; in the basis U: v_g'v_g = t'C_g(I - C_g)^-1 t and
     R^-T w_g = (I - C_g)^(-1/2) C_g t =: z_g, t = R^-T c, so Gram = diag(d) - Z Z', and its trace
-    and Frobenius norm need only O(G k^2) work per contrast. Equals clubSandwich's
+    and Frobenius norm need only O(G k^2) work per contrast, never a G x G or N x N matrix. Equals clubSandwich's
     ``coef_test(..., vcov = "CR2", test = "Satterthwaite")$df_Satt`` (Stata: ``reg_sandwich``'s
     df; Imbens & Kolesar 2016 "BM" df). Reference: Bell & McCaffrey (2002), sec. 3;
     Pustejovsky & Tipton (2018), eq. 11.
@@ -437,4 +446,6 @@ class Covariance:
             return f"df = min(G_A, G_B) - 1 = {self.df:g} (two-way)"
         if self.n_clusters is not None:
             return f"df = G - 1 = {self.df:g}"
-        return f"df = n - k = {self.df:g}"
+        if np.isinf(self.df):
+            return "normal (z) reference"
+        return f"residual df = {self.df:g}"

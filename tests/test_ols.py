@@ -210,7 +210,7 @@ def test_twoway_not_positive_semidefinite_warns_and_fix_repairs_it():
     assert np.isnan(table["se"].iloc[0])
     first, second = Clusters.from_labels(a, "a"), Clusters.from_labels(b, "b")
     with pytest.warns(UserWarning, match="eigenvalue fix"):
-        fixed = twoway_cluster_vcov(result.lstsq.Q, result.lstsq.resid, result.lstsq.R_inv, first, second,
+        fixed = twoway_cluster_vcov(result.lstsq.U, result.lstsq.resid, result.lstsq.R_inv, first, second,
                                     fix="psd")
     assert np.all(np.linalg.eigvalsh(fixed) >= 0)
     np.testing.assert_allclose(nearest_psd(np.diag([2.0, -1.0])), np.diag([2.0, 0.0]))
@@ -228,3 +228,51 @@ def test_twoway_positive_case_does_not_warn(hsb):
 def test_repr_shows_the_classical_table(fit):
     text = repr(fit)
     assert text.startswith("OLS: mathach ~ cses * catholic") and "classical" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# the k x k algebra of CR2/CR3 against the n_g x n_g definitions, on a small unbalanced design
+
+
+def small_clustered(seed=8, G=12):
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(2, 9, G)
+    g = np.repeat(np.arange(G), sizes)
+    n = g.size
+    X = np.column_stack([np.ones(n), rng.standard_normal(n), rng.standard_normal(G)[g]])
+    y = X @ [1.0, 0.5, -0.3] + rng.standard_normal(G)[g] + rng.standard_normal(n)
+    return y, X, g
+
+
+def test_cr3_is_the_leave_one_cluster_out_jackknife_without_its_factor():
+    y, X, g = small_clustered()
+    result = hlmlib.ols(y, X)
+    b = result.params.to_numpy()
+    deviations = [np.linalg.lstsq(X[g != c], y[g != c], rcond=None)[0] - b for c in np.unique(g)]
+    jackknife = sum(np.outer(d, d) for d in deviations)
+    np.testing.assert_allclose(result.vcov("CR3", g), jackknife, rtol=1e-9)
+
+
+def test_cr2_and_its_satterthwaite_df_match_the_n_by_n_definitions():
+    y, X, g = small_clustered()
+    result = hlmlib.ols(y, X)
+    n = y.size
+    M = np.linalg.inv(X.T @ X)
+    H = X @ M @ X.T
+    e = y - H @ y
+    I_minus_H = np.eye(n) - H
+    meat = np.zeros((3, 3))
+    P = []                                       # p_g = (I - H)_{., g} A_g X_g M, one per cluster
+    for c in np.unique(g):
+        rows = g == c
+        lam, W = np.linalg.eigh(I_minus_H[np.ix_(rows, rows)])
+        A = W @ np.diag(lam ** -0.5) @ W.T       # (I - H_gg)^(-1/2), symmetric
+        score = X[rows].T @ A @ e[rows]
+        meat += np.outer(score, score)
+        P.append(I_minus_H[:, rows] @ A @ X[rows] @ M)
+    np.testing.assert_allclose(result.vcov("CR2", g), M @ meat @ M, rtol=1e-10)
+    contrasts = np.array([[0, 1.0, 0], [0, 0, 1.0], [1.0, 2.0, -1.0]])
+    for c in contrasts:
+        gram = np.array([[(p @ c) @ (q @ c) for q in P] for p in P])
+        df = np.trace(gram) ** 2 / np.sum(gram**2)
+        np.testing.assert_allclose(result.contrast(c, "CR2", g)["df"].iloc[0], df, rtol=1e-10)
