@@ -5,7 +5,7 @@ linear mixed models by REML/ML, FGLS/FWLS and random-effects GLS, and the data-g
 processes of the book. Conventions (HC1, CR1, CR2 df, REML) are stated in every docstring and
 summary, and mapped to Stata, R and statsmodels in the book's conventions page.
 """
-from . import datasets
+from . import datasets, plots
 from .design import InputError
 from .ols import ols, OLSResult
 from . import simulate
@@ -15,4 +15,4 @@ from .gls import fwls, re_gls, within, mundlak, hausman
 from .mixed import mixed, MixedResult, lrtest
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "fwls", "re_gls", "within", "mundlak", "hausman", "mixed", "MixedResult", "lrtest"]
+__all__ = ["datasets", "plots", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "fwls", "re_gls", "within", "mundlak", "hausman", "mixed", "MixedResult", "lrtest"]
