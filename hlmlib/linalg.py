@@ -79,8 +79,9 @@ class LeastSquares:
     def U(self) -> np.ndarray:
         """An orthonormal basis U = X R^-1 of the column space (so the hat matrix is H = U U'), in
         which sandwiches with leverages are evaluated. The product X R^-1 is orthonormal to about
-        cond * eps, so for an ill-conditioned X the explicit Householder Q is used instead."""
-        return self.Q if self.Q is not None else self.X @ self.R_inv
+        cond * eps, so for an ill-conditioned X the explicit Householder Q is used instead.
+        (``einsum`` rather than BLAS: a threaded n x k times k x k product waits for busy cores.)"""
+        return self.Q if self.Q is not None else np.einsum("ij,jk->ik", self.X, self.R_inv)
 
 
 def power_of_two_scale(norms: np.ndarray) -> np.ndarray:
