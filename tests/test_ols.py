@@ -276,3 +276,41 @@ def test_cr2_and_its_satterthwaite_df_match_the_n_by_n_definitions():
         gram = np.array([[(p @ c) @ (q @ c) for q in P] for p in P])
         df = np.trace(gram) ** 2 / np.sum(gram**2)
         np.testing.assert_allclose(result.contrast(c, "CR2", g)["df"].iloc[0], df, rtol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------------
+# numerics behind the estimates
+
+
+def test_blocked_r_factor_equals_householder_qr_up_to_signs():
+    from hlmlib.linalg import BLOCK_ROWS, r_factor
+
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((BLOCK_ROWS * 70 + 123, 5)) * [1, 10, 1e3, 1e-3, 1]   # > one pass, with leftovers
+    y = rng.standard_normal(A.shape[0])
+    R = r_factor(A, y)
+    reference = np.linalg.qr(np.column_stack([A, y]), mode="r")
+    np.testing.assert_allclose(np.abs(R), np.abs(reference), rtol=1e-10, atol=1e-12 * np.abs(reference).max())
+
+
+def test_ill_conditioned_design_sandwiches_are_equivariant():
+    """Longley's design (scaled condition number 4.5e4) against the same model in centred and
+    standardised columns X A (condition number 1.4e2): V(b) = A V(b_A) A' for every HC/CR kind."""
+    import json
+    from pathlib import Path
+
+    longley = json.loads((Path(__file__).parent / "fixtures" / "nist_strd_linear.json").read_text())["Longley"]
+    response, *columns = longley["columns"]
+    y = np.asarray(longley["data"][response], dtype=float)
+    X = np.column_stack([np.ones(y.size)] + [longley["data"][c] for c in columns])
+    A = np.eye(X.shape[1])
+    A[0, 1:] = -X[:, 1:].mean(axis=0) / X[:, 1:].std(axis=0)
+    A[1:, 1:] = np.diag(1 / X[:, 1:].std(axis=0))
+    raw, standardised = hlmlib.ols(y, X), hlmlib.ols(y, X @ A)
+    assert raw.lstsq.cond > 1e4 and standardised.lstsq.cond < 1e3
+    cluster = np.repeat(np.arange(8), 2)
+    for kind, clusters in [("classical", None), ("HC0", None), ("HC1", None), ("HC2", None), ("HC3", None),
+                           ("HC4", None), ("CR0", cluster), ("CR1", cluster)]:
+        mapped = A @ standardised.vcov(kind, clusters).to_numpy() @ A.T
+        np.testing.assert_allclose(raw.vcov(kind, clusters).to_numpy(), mapped, rtol=1e-8,
+                                   atol=1e-10 * np.abs(mapped).max(), err_msg=kind)
