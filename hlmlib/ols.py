@@ -170,7 +170,7 @@ class OLSResult:
                 V = V * sw.cluster_factor(G) * sw.hc1_factor(n, k)
         else:
             U = fit.U
-            eigen = sw._eigen_checked(sw.cluster_gram(U, clusters), clusters, kind)
+            eigen = sw.cluster_eigen(sw.cluster_gram(U, clusters), clusters, kind)
             V = sw.sandwich(fit.R_inv, sw.meat_cr_adjusted(U, e, clusters, kind, eigen))
             if kind == "CR2":
                 satterthwaite = sw.Satterthwaite.from_eigen(*eigen, fit.R_inv)

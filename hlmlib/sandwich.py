@@ -4,11 +4,11 @@ Every estimator here has the form  V = B M B',  B the *bread* and M the *meat* (
 package, Zeileis 2004/2006). For OLS the bread is (X'X)^-1 and the meat is X' Omega-hat X, a sum of
 outer products of the *scores* x_i e_i, weighted (HC) or summed within clusters first (CR).
 
-Numerically, hlmlib evaluates the meat in the orthonormal basis U = X R^-1 of the column space
-(X = Q R, so U = Q): there the bread is the identity and the hat matrix is H = U U'. The
-covariance is mapped back with the bread R^-1: V = R^-1 M_U R^-T, which equals
-(X'X)^-1 X' Omega-hat X (X'X)^-1 exactly. Every function below takes any X; the cluster
-adjustments CR2/CR3 need the orthonormal U, because they are written in terms of H = U U'.
+Every function below takes any basis of the column space. In the orthonormal basis U = X R^-1
+(X = Q R, so U = Q) the bread is R^-1 in the sense V = R^-1 M_U R^-T, which equals
+(X'X)^-1 X' Omega-hat X (X'X)^-1 exactly, and the hat matrix is H = U U'. The cluster adjustments
+CR2/CR3 are written in terms of H, so they take U; hlmlib also uses U for the other kinds when X
+is ill-conditioned, and X itself with bread (X'X)^-1 otherwise.
 
 Conventions (as /shared/conventions.md and the book's conventions page state them):
 
@@ -48,7 +48,7 @@ from .design import InputError
 __all__ = [
     "HC_KINDS", "CR_KINDS", "KINDS", "HC_WEIGHTS", "CR_ADJUSTMENTS", "CONVENTIONS",
     "Clusters", "Covariance", "sandwich", "bread", "leverage", "hc_weights", "meat_hc",
-    "cluster_factor", "hc1_factor", "meat_cluster", "cluster_gram", "meat_cr_adjusted",
+    "cluster_factor", "hc1_factor", "meat_cluster", "cluster_gram", "cluster_eigen", "meat_cr_adjusted",
     "cr2_satterthwaite_df", "Satterthwaite", "twoway_cluster_vcov", "nearest_psd",
 ]
 
@@ -266,7 +266,10 @@ def cluster_gram(U: np.ndarray, clusters: Clusters) -> np.ndarray:
     return C
 
 
-def _eigen_checked(C: np.ndarray, clusters: Clusters, kind: str):
+def cluster_eigen(C: np.ndarray, clusters: Clusters, kind: str = "CR2"):
+    """Eigen-decomposition C_g = W diag(lambda) W' of every cluster's k x k hat form, checked: a
+    cluster leverage lambda = 1 makes I - H_gg singular, and CR2/CR3 raise InputError naming the
+    cluster (Bell & McCaffrey 2002 assume I - H_gg positive definite)."""
     lam, W = np.linalg.eigh(C)
     lam = np.clip(lam, 0.0, None)
     singular = np.flatnonzero(lam[:, -1] >= 1.0 - SINGULAR_TOL)
@@ -302,7 +305,7 @@ def meat_cr_adjusted(U: np.ndarray, resid: np.ndarray, clusters: Clusters, kind:
     """
     if kind not in CR_ADJUSTMENTS:
         raise InputError(f"adjusted cluster meat is for CR2 or CR3, not {kind!r}")
-    lam, W = eigen if eigen is not None else _eigen_checked(cluster_gram(U, clusters), clusters, kind)
+    lam, W = eigen if eigen is not None else cluster_eigen(cluster_gram(U, clusters), clusters, kind)
     s = clusters.sums(U * resid[:, None])                                   # U_g'e_g, (G, k)
     in_eigenbasis = np.einsum("gcb,gc->gb", W, s)                          # W'U_g'e_g
     adjusted = np.einsum("gab,gb->ga", W, CR_ADJUSTMENTS[kind](lam) * in_eigenbasis)
