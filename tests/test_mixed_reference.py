@@ -1,20 +1,18 @@
-"""hlmlib.mixed against lme4 (tests/fixtures/r_reference.json, computed with a tightened optimiser) and
+"""hlmlib.mixed against lme4 (hlmlib/datasets/r_reference.json, computed with a tightened optimiser) and
 statsmodels' MixedLM.
 
 Tolerances (from the project brief): fixed effects and variance components to 1e-5 relative, standard
 errors to 1e-4, and the criterion (-2 llf) within 1e-6 of lme4's or lower."""
-import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hlmlib import mixed
-from hlmlib.datasets import load_hsb, load_sleepstudy
+from hlmlib.datasets import load_hsb, load_r_reference, load_sleepstudy
 from hlmlib.inference import term_index
 
-REF = json.loads((Path(__file__).parent / "fixtures" / "r_reference.json").read_text())
+REF = load_r_reference()
 
 HSB_FORMULA = "mathach ~ 1 + catholic + meanses + cses + cses:catholic + cses:meanses"
 CASES = {

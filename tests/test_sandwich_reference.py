@@ -1,9 +1,7 @@
 """Every sandwich figure against its peers: R (sandwich 3.0-2, clubSandwich 0.5.8; fixtures in
-tests/fixtures/r_reference.json, calls in /shared/reference/README.md) to relative 1e-8, and
+hlmlib/datasets/r_reference.json, calls in /shared/reference/README.md) to relative 1e-8, and
 statsmodels where it computes the same estimator.
 """
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ import statsmodels.api as sm
 import hlmlib
 from hlmlib.inference import term_index
 
-FIXTURES = json.loads((Path(__file__).parent / "fixtures" / "r_reference.json").read_text())
+FIXTURES = hlmlib.datasets.load_r_reference()
 RTOL = 1e-8
 
 # fixture key -> (kind, cluster) in hlmlib's terms

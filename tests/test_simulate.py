@@ -1,10 +1,8 @@
 """hlmlib.simulate: DGPs, population quantities, and the batched Monte Carlo OLS engine.
 
-Peers: R (sandwich, clubSandwich) reference values in fixtures/r_reference.json; statsmodels; direct
+Peers: R (sandwich, clubSandwich) reference values in hlmlib/datasets/r_reference.json; statsmodels; direct
 dense NumPy formulas; Angrist & Pischke's published Table 8.1.1 (reference/published_tables.md).
 """
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +13,7 @@ import statsmodels.api as sm
 from hlmlib import datasets, simulate as S
 from hlmlib.design import InputError, make_design
 
-REF = json.loads((Path(__file__).parent / "fixtures" / "r_reference.json").read_text())
+REF = datasets.load_r_reference()
 R_TERMS = {"hsb_ols": ["Intercept", "catholic", "cses", "meanses", "catholic:cses", "cses:meanses"]}
 FIXTURE_KEYS = {"hsb_ols": {"classical": "se_classical", "HC0": "se_HC0", "HC1": "se_HC1", "HC2": "se_HC2",
                             "HC3": "se_HC3", "HC4": "se_HC4", "CR0": "se_CR0", "CR1": "se_CR1_stata",

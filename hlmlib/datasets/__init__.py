@@ -5,6 +5,8 @@
   and ``MathAchSchool`` tables of R's nlme package (Pinheiro & Bates 2000), merged.
 - ``load_petersen()``: Petersen's (2009) simulated panel of 500 firms x 10 years for testing clustered
   standard errors, *Review of Financial Studies* 22(1), 435-480; ``PetersenCL`` in R's sandwich package.
+- ``load_r_reference()``: the peer values the book and the tests compare with: R 4.2.2 with sandwich 3.0-2,
+  clubSandwich 0.5.8 and lme4 1.1-31 (tightened optimiser) on these data sets.
 - ``load_sleepstudy()``: reaction times of 18 subjects over 10 days of sleep restriction, Belenky et al.
   (2003), *Journal of Sleep Research* 12, 1-12; ``sleepstudy`` in R's lme4 package.
 """
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 from importlib import resources
 
+import json
+
 import pandas as pd
 
-__all__ = ["load_hsb", "load_petersen", "load_sleepstudy"]
+__all__ = ["load_hsb", "load_petersen", "load_sleepstudy", "load_r_reference"]
 
 
 def _read(name: str, **kwargs) -> pd.DataFrame:
@@ -44,3 +48,15 @@ def load_petersen() -> pd.DataFrame:
 def load_sleepstudy() -> pd.DataFrame:
     """lme4's sleepstudy: ``Reaction`` (ms), ``Days`` (0-9) of sleep restriction, ``Subject`` (id, as text)."""
     return _read("sleepstudy.csv", dtype={"Subject": str})
+
+
+def load_r_reference() -> dict:
+    """Reference values from R for the shipped data, keyed by model (``petersen_ols``, ``hsb_ols``, ``hsb_reml``,
+    ``hsb_ml``, ``hsb_null_reml``, ``sleepstudy_reml``, ``sleepstudy_ri_ml``).
+
+    Each entry names its R call (``formula``), the order of its vectors (``terms``, ``vc_order``) and holds
+    coefficients, standard errors (``se_HC1``, ``se_CR1_stata``, ``se_CR2``, ... as R's sandwich and clubSandwich
+    compute them), CR2 Satterthwaite df, variance components and the REML criterion or log-likelihood of lme4.
+    """
+    with resources.files(__name__).joinpath("r_reference.json").open("r", encoding="utf-8") as fh:
+        return json.load(fh)
