@@ -186,6 +186,13 @@ def deviance_gradient(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True
 
 
 def objective(theta: np.ndarray, cp: CrossProducts, reml: bool = True) -> tuple[float, np.ndarray]:
-    """The profiled deviance and its gradient at theta, for a gradient-based optimiser."""
-    fac = blocked_cholesky(theta, cp)
+    """The profiled deviance and its gradient at theta, for a gradient-based optimiser.
+
+    Where the factorisation fails numerically (extreme theta, at which X'V^-1X loses its last digits),
+    the value is +inf, so that the optimiser stops short of it rather than crash (the fit then reports
+    that it has not converged)."""
+    try:
+        fac = blocked_cholesky(theta, cp)
+    except np.linalg.LinAlgError:
+        return np.inf, np.zeros_like(theta)
     return profiled_deviance(fac, cp, reml), deviance_gradient(fac, cp, reml)

@@ -172,31 +172,31 @@ def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -
 def moment_start(cp: CrossProducts) -> np.ndarray:
     """Cheap starting theta from group-by-group least squares (a method-of-moments estimate).
 
-    b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta_OLS) in groups where Z_j'Z_j is invertible; sigma^2 from the
-    within-group residuals; tau = cov(b_j) - sigma^2 mean((Z_j'Z_j)^-1), with its eigenvalues (in units of
-    that sampling noise) kept above 0.1 so that the start is inside the parameter space. Falls back to
-    lme4's start, Lambda = I, when there are too few such groups.
+    b_j = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta_OLS) in the groups with residual degrees of freedom (n_j > q + 1)
+    and a well-conditioned Z_j'Z_j; sigma^2 from the residuals within groups; T = tau / sigma^2 =
+    cov(b_j) / sigma^2 - mean((Z_j'Z_j)^-1). In units of that sampling noise, T's eigenvalues are kept
+    within [0.1, 1000], so that the start lies inside the parameter space and away from numerically
+    extreme values. Falls back to lme4's start, Lambda = I, when fewer than q + 2 groups qualify.
     """
     q, p = cp.q, cp.p
     XtX, Xty = cp.WtW[:p, :p], cp.WtW[:p, p]
-    beta = np.linalg.solve(XtX, Xty) if p else np.zeros(0)
+    beta = np.linalg.lstsq(XtX, Xty, rcond=None)[0]
     s = cp.ZtZW[:, :, -1] - cp.ZtZW[:, :, q:q + p] @ beta          # Z_j'(y_j - X_j beta)
     eig = np.linalg.eigvalsh(cp.ZtZ)
-    full = eig[:, 0] > 1e-8 * eig[:, -1].clip(1e-300)
-    n_full = int(full.sum())
-    rss = cp.WtW[p, p] - beta @ Xty
-    if n_full > q + 1:
-        ZtZ_inv = np.linalg.inv(cp.ZtZ[full])
-        b = (ZtZ_inv @ s[full][:, :, None])[:, :, 0]
-        resid_df = cp.N - q * n_full - p
-        sigma2 = (rss - np.einsum("ja,ja->", s[full], b)) / resid_df if resid_df > 0 else 0.0
-        if sigma2 > 0:
-            noise = ZtZ_inv.mean(axis=0)
-            d = 1 / np.sqrt(np.diag(noise))
-            w, V = np.linalg.eigh(d[:, None] * (np.cov(b.T, ddof=1).reshape(q, q) / sigma2 - noise) * d)
-            T = (V * np.maximum(w, 0.1)) @ V.T / np.outer(d, d)
-            return theta_of(np.linalg.cholesky(T))
-    return theta_of(np.eye(q))
+    use = (cp.n_obs > q + 1) & (eig[:, 0] > 1e-6 * eig[:, -1])
+    resid_df = cp.N - q * use.sum() - p
+    if use.sum() < q + 2 or resid_df <= 0:
+        return theta_of(np.eye(q))
+    ZtZ_inv = np.linalg.inv(cp.ZtZ[use])
+    b = (ZtZ_inv @ s[use][:, :, None])[:, :, 0]
+    sigma2 = (cp.WtW[p, p] - beta @ Xty - np.einsum("ja,ja->", s[use], b)) / resid_df
+    if not sigma2 > 0:
+        return theta_of(np.eye(q))
+    noise = ZtZ_inv.mean(axis=0)
+    d = 1 / np.sqrt(np.diag(noise))
+    w, V = np.linalg.eigh(d[:, None] * (np.cov(b.T, ddof=1).reshape(q, q) / sigma2 - noise) * d)
+    T = (V * np.clip(w, 0.1, 1000.0)) @ V.T / np.outer(d, d)
+    return theta_of(np.linalg.cholesky(T))
 
 
 def _kkt_tolerance(cp: CrossProducts) -> float:
@@ -205,14 +205,14 @@ def _kkt_tolerance(cp: CrossProducts) -> float:
 
 
 def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.ndarray | None:
-    """None if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices; else a new start.
+    """None if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices; else a better start.
 
     At a singular T the first-order (KKT) conditions in T are: G T = 0 (equivalently G Lambda = 0, all
     entries) and G positive semi-definite on the null space of T, with G = dd/dT. A gradient method in
     theta can stop short of either: dd/dtheta vanishes on a zero column of Lambda, and a zero diagonal
-    of Lambda freezes the sign of the covariances below it. If G has a negative direction v on the null
-    space, restart from T + c v v' (c found by halving); otherwise, if G Lambda != 0, restart from the
-    re-factored T + c N N' (N: null-space basis), whose Cholesky factor has a positive diagonal again.
+    of Lambda freezes the covariances below it. When a condition fails, take a projected gradient step
+    in T, T - c G projected onto the positive semi-definite matrices (c halved until the criterion
+    drops), and return the Cholesky factor of the result, whose diagonal is positive again.
     """
     fac = blocked_cholesky(theta, cp)
     if np.diag(fac.Lam).min() > 0:
@@ -222,52 +222,58 @@ def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.nda
     G = gradient_wrt_T(fac, cp, reml)
     w, V = np.linalg.eigh(T)
     null = V[:, w <= 1e-12 * max(w.max(), 1.0)]
-    g, U = np.linalg.eigh(null.T @ G @ null)
-    if g[0] < -tol:
-        direction = np.outer(null @ U[:, 0], null @ U[:, 0])
-    elif np.abs(2 * G @ fac.Lam).max() > tol:
-        direction = null @ null.T
-    else:
+    if np.abs(2 * G @ fac.Lam).max() <= tol and np.linalg.eigvalsh(null.T @ G @ null)[0] >= -tol:
         return None
     d0 = profiled_deviance(fac, cp, reml)
-    c = cp.N / np.trace(cp.ZtZ.sum(axis=0) @ direction)        # a variance comparable to sigma^2
+    scale = max(np.trace(T) / cp.q, cp.N / np.trace(cp.ZtZ.sum(axis=0)))   # a relative variance of note
+    c = scale / np.abs(np.linalg.eigvalsh(G)).max()
     for _ in range(40):
-        T_new = T + c * direction
-        theta_new = theta_of(np.linalg.cholesky(T_new + 1e-10 * np.trace(T_new) * np.eye(cp.q)))
-        if g[0] >= -tol or profiled_deviance(blocked_cholesky(theta_new, cp), cp, reml) < d0:
+        w, V = np.linalg.eigh(T - c * G)
+        T_new = (V * np.maximum(w, 0)) @ V.T
+        theta_new = theta_of(np.linalg.cholesky(T_new + 1e-10 * scale * np.eye(cp.q)))
+        if objective(theta_new, cp, reml)[0] < d0:
             return theta_new
         c /= 4
     return None
 
 
 def _newton_polish(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.ndarray):
-    """One Newton step on the coordinates of theta not held at a bound, with the Hessian from central
-    differences of the analytic gradient. Returns theta, the projected gradient there and the Newton
-    decrement g'H^-1 g / 2 (the predicted distance to the minimum in deviance units; inf if H is not
-    positive definite)."""
+    """One Newton step on the coordinates of theta not held at a bound, with the Hessian H from central
+    differences of the analytic gradient g.
+
+    Returns theta, the projected gradient there and the Newton decrement g'H^-1 g / 2, the predicted
+    distance to the minimum in deviance units. Directions along which the criterion is flat (|eigenvalue|
+    below 1e-4 of H's largest, e.g. a variance parameter close to zero) are left out of the step and the
+    decrement provided the gradient along them is negligible; a clearly negative curvature, or a slope
+    along a flat direction, gives a decrement of inf (not a minimum)."""
     dev, grad = objective(theta, cp, reml)
     free = np.flatnonzero(~((theta <= lower) & (grad >= 0)))
+    projected = np.zeros_like(grad)
     if free.size == 0:
-        return theta, np.zeros_like(grad), 0.0
+        return theta, projected, 0.0
     h = 1e-6 * np.maximum(1.0, np.abs(theta[free]))
     H = np.empty((free.size, free.size))
     for k, (i, hi) in enumerate(zip(free, h)):
         e = np.zeros_like(theta)
         e[i] = hi
         H[:, k] = (objective(theta + e, cp, reml)[1] - objective(theta - e, cp, reml)[1])[free] / (2 * hi)
-    H = (H + H.T) / 2
-    if np.linalg.eigvalsh(H)[0] <= 0:
-        return theta, np.where(np.isin(np.arange(theta.size), free), grad, 0.0), np.inf
+    w, V = np.linalg.eigh((H + H.T) / 2)
+    curved = w > 1e-4 * abs(w[-1])
+
+    def decrement(g):
+        along = V.T @ g
+        if w[0] < -1e-4 * abs(w[-1]) or np.abs(along[~curved]).max(initial=0) > _kkt_tolerance(cp):
+            return np.inf
+        return float((along[curved] ** 2 / w[curved]).sum() / 2)
+
+    step = V[:, curved] @ ((V[:, curved].T @ grad[free]) / w[curved])
     trial = theta.copy()
-    trial[free] -= np.linalg.solve(H, grad[free])
-    trial = np.maximum(trial, lower)
+    trial[free] = np.maximum(theta[free] - step, lower[free])
     trial_dev, trial_grad = objective(trial, cp, reml)
     if trial_dev <= dev:
         theta, grad = trial, trial_grad
-    g = grad[free]
-    projected = np.zeros_like(grad)
-    projected[free] = g
-    return theta, projected, float(g @ np.linalg.solve(H, g) / 2)
+    projected[free] = grad[free]
+    return theta, projected, decrement(grad[free])
 
 
 @dataclass
@@ -281,34 +287,48 @@ class _ThetaFit:
     n_evaluations: int
 
 
+def _unit_scale(cp: CrossProducts) -> tuple[CrossProducts, np.ndarray]:
+    """Cross-products of Z D^-1, the columns of Z at unit root mean square, and d = diag(D).
+
+    The model is unchanged, Z Lambda = (Z D^-1)(D Lambda) with D Lambda lower triangular too, but theta is
+    better scaled for the optimiser when Z's columns differ in scale by orders of magnitude."""
+    d = np.sqrt(np.diag(cp.ZtZ.sum(axis=0)) / cp.N)
+    columns = np.r_[d, np.ones(cp.p + 1)]
+    return CrossProducts(ZtZW=cp.ZtZW / d[:, None] / columns, WtW=cp.WtW, n_obs=cp.n_obs), d
+
+
 def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = None,
               max_restarts: int = 5) -> _ThetaFit:
     """Minimise the profiled deviance over theta.
 
-    L-BFGS-B with the analytic gradient and bounds diag(Lambda) >= 0; restarted off a boundary point
-    that is not optimal (``_escape_boundary``); then one Newton step (``_newton_polish``). Converged
-    means: the boundary optimality condition holds and the Newton decrement is below 1e-6, i.e. the
-    criterion is within about 1e-6 of its minimum (lme4 checks a scaled gradient in the same spirit).
+    On Z scaled to unit root mean square (``_unit_scale``): L-BFGS-B with the analytic gradient and bounds
+    diag(Lambda) >= 0, from ``moment_start``; restarted off a boundary point that is not optimal
+    (``_escape_boundary``); then one Newton step (``_newton_polish``). Converged means: the boundary
+    optimality condition holds and the Newton decrement is below 1e-6, i.e. the criterion is within
+    about 1e-6 of its minimum (lme4 checks a gradient scaled by the Hessian in the same spirit).
     """
-    theta = moment_start(cp) if start is None else np.asarray(start, dtype=float)
-    bounds = theta_lower_bounds(cp.q)
+    q = cp.q
+    unit, d = _unit_scale(cp)
+    theta = moment_start(unit) if start is None else theta_of(d[:, None] * lower_triangle(start, q))
+    bounds = theta_lower_bounds(q)
     lower = np.array([-np.inf if lo is None else lo for lo, _ in bounds])
     n_eval, best, kkt_holds = 0, None, False
     for _ in range(max_restarts + 1):
-        res = minimize(objective, theta, args=(cp, reml), jac=True, method="L-BFGS-B", bounds=bounds,
-                       options=dict(ftol=1e-15, gtol=1e-9, maxiter=5000))
+        res = minimize(objective, theta, args=(unit, reml), jac=True, method="L-BFGS-B", bounds=bounds,
+                       options=dict(ftol=1e-14, gtol=1e-8 * cp.N, maxiter=5000))
         n_eval += res.nfev
         if best is None or res.fun < best.fun:
             best = res
-        theta = _escape_boundary(res.x, cp, reml)
+        theta = _escape_boundary(res.x, unit, reml)
         if theta is None:
             kkt_holds = best is res
             break
-    theta, gradient, decrement = _newton_polish(best.x, cp, reml, lower)
+    theta, gradient, decrement = _newton_polish(best.x, unit, reml, lower)
     converged = bool(kkt_holds and decrement <= 1e-6 and best.nit < 5000)
-    deviance = profiled_deviance(blocked_cholesky(theta, cp), cp, reml)
-    return _ThetaFit(theta=theta, deviance=float(deviance), gradient=gradient, newton_decrement=decrement,
-                     converged=converged, message=str(best.message), n_evaluations=n_eval)
+    deviance = profiled_deviance(blocked_cholesky(theta, unit), unit, reml)
+    back = lambda t: theta_of(lower_triangle(t, q) / d[:, None])       # Lambda = D^-1 (D Lambda)
+    return _ThetaFit(theta=back(theta), deviance=float(deviance), gradient=theta_of(d[:, None] * lower_triangle(gradient, q)),
+                     newton_decrement=decrement, converged=converged, message=str(best.message), n_evaluations=n_eval)
 
 
 # ----------------------------------------------------------------------------------------------
