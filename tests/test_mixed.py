@@ -297,6 +297,26 @@ def test_optimiser_leaves_a_non_optimal_boundary(start):
     np.testing.assert_allclose(fit.theta, reference.theta, rtol=1e-5, atol=1e-7)
 
 
+def test_criterion_is_inf_not_an_exception_where_the_factorisation_fails():
+    """At absurd theta X'V^-1X loses all its digits (a level-2 column); the optimiser gets +inf, not a crash."""
+    df = hlmlib.datasets.load_hsb()
+    r = mixed("mathach ~ meanses + cses", data=df, groups="school", re="~ cses")
+    value, grad = objective(np.array([1e9, 0.0, 1e9]), r._cp, True)
+    assert value == np.inf and np.all(grad == 0)
+    assert np.isfinite(objective(r.theta, r._cp, True)[0])
+
+
+def test_badly_scaled_random_slope_columns():
+    """Columns of Z in units 1e-3 and 1e3 apart: the fit is the same model (tau rescaled, same llf)."""
+    y, X, Z, g = simulate(12, q=3, J=40)
+    D = np.array([1.0, 1e-3, 1e3])
+    a, b = mixed(y, X, g, Z), mixed(y, X, g, Z * D)
+    assert a.converged and b.converged
+    assert b.llf == pytest.approx(a.llf, abs=1e-7)
+    np.testing.assert_allclose(b.params, a.params, rtol=1e-7)
+    np.testing.assert_allclose(b.tau.to_numpy(), a.tau.to_numpy() / np.outer(D, D), rtol=1e-5)
+
+
 def test_newton_decrement_is_tiny_at_the_returned_optimum():
     y, X, Z, g = simulate(6, q=3, J=40)
     cp = cross_products(y, X, Z, g, g.max() + 1)
