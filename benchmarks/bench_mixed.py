@@ -123,8 +123,7 @@ def main():
     t_arr, ours = best_time(lambda: hlmlib.mixed(y, X, g, Z), repeat=30)
     t_formula, _ = best_time(lambda: hlmlib.mixed(HSB_FORMULA, data=df, groups="school", re="~ cses"), repeat=5)
     t_sm, sm_fit = best_time(lambda: statsmodels_fit(y, X, g, Z), repeat=3)
-    t_lme4 = lme4_time(df, "mathach ~ catholic + meanses + cses + cses:catholic + cses:meanses + (1 + cses | school)") \
-        if have_lme4 else None
+    t_lme4 = lme4_time(df, HSB_FORMULA + " + (1 + cses | school)") if have_lme4 else None
     print(f"\n1. HSB REML (N = {len(y)}, J = {ours.ngroups}); hlmlib converged={ours.converged}, "
           f"-2 llf = {ours.deviance:.6f}")
     peers = [("statsmodels", t_sm), ("lme4", t_lme4)]

@@ -278,6 +278,8 @@ def _newton_polish(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.n
 
 @dataclass
 class _ThetaFit:
+    """What ``fit_theta`` found: theta, the criterion and its projected gradient there, and diagnostics."""
+
     theta: np.ndarray
     deviance: float
     gradient: np.ndarray
@@ -326,9 +328,11 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
     theta, gradient, decrement = _newton_polish(best.x, unit, reml, lower)
     converged = bool(kkt_holds and decrement <= 1e-6 and best.nit < 5000)
     deviance = profiled_deviance(blocked_cholesky(theta, unit), unit, reml)
-    back = lambda t: theta_of(lower_triangle(t, q) / d[:, None])       # Lambda = D^-1 (D Lambda)
-    return _ThetaFit(theta=back(theta), deviance=float(deviance), gradient=theta_of(d[:, None] * lower_triangle(gradient, q)),
-                     newton_decrement=decrement, converged=converged, message=str(best.message), n_evaluations=n_eval)
+    # back to the original Z: Lambda = D^-1 (D Lambda), and dd/dLambda_rc = d_r dd/d(D Lambda)_rc
+    theta = theta_of(lower_triangle(theta, q) / d[:, None])
+    gradient = theta_of(lower_triangle(gradient, q) * d[:, None])
+    return _ThetaFit(theta=theta, deviance=float(deviance), gradient=gradient, newton_decrement=decrement,
+                     converged=converged, message=str(best.message), n_evaluations=n_eval)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -344,10 +348,11 @@ class MixedSummary:
     variance_components: pd.DataFrame
 
     def __str__(self) -> str:
+        fmt = "{:.6g}".format
         with pd.option_context("display.width", 120, "display.max_columns", 20):
-            return "\n".join(self.header + ["", "Fixed effects:", self.coefficients.to_string(float_format="{:.6g}".format),
+            return "\n".join(self.header + ["", "Fixed effects:", self.coefficients.to_string(float_format=fmt),
                                             "", "Variance components:",
-                                            self.variance_components.to_string(float_format="{:.6g}".format)])
+                                            self.variance_components.to_string(float_format=fmt)])
 
     __repr__ = __str__
 
@@ -541,15 +546,21 @@ class MixedResult:
         header = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
                   + (f": {self.formula}" if self.formula else ""),
                   f"Observations: {self.nobs}   groups: {self.ngroups}   random effects per group: {self.q}",
-                  f"{crit}: {self.deviance:.6f}" + ("" if self.reml else f"   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}"),
+                  f"{crit}: {self.deviance:.6f}"
+                  + ("" if self.reml else f"   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}"),
                   f"Converged: {self.converged}   boundary (singular tau): {self.boundary}",
                   "Standard errors: model-based, sigma^2 (X'V^-1X)^-1 (lme4's vcov); "
                   + ("normal (z) reference" if df is None else f"t({df:g}) reference")]
         if self.boundary:
             header.append("WARNING: boundary fit -- a variance component is zero or tau is singular")
         vc = self.variance_components
-        sd = [np.sqrt(v) if n.startswith("var") or n.startswith("residual") else np.nan for n, v in vc.items()]
-        table = pd.DataFrame({"estimate": vc, "sd": sd})
+        T = self.tau.to_numpy()
+        sd_tau = np.sqrt(np.diag(T))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = T / np.outer(sd_tau, sd_tau)
+        sd = np.r_[sd_tau, np.full(len(vc) - self.q - 1, np.nan), np.sqrt(self.sigma2)]
+        rho = np.r_[np.full(self.q, np.nan), [corr[k, i] for i in range(self.q) for k in range(i + 1, self.q)], np.nan]
+        table = pd.DataFrame({"estimate": vc, "sd": sd, "corr": rho})
         return MixedSummary(header=header, coefficients=self.coef_table(alpha, df), variance_components=table)
 
     def __repr__(self) -> str:

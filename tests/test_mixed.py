@@ -190,6 +190,10 @@ def test_summary_and_coef_table(fit2):
     for piece in ["REML", "normal (z) reference", "var(z1)", "residual variance", "x2", "Converged: True"]:
         assert piece in text
     assert "boundary (singular tau): False" in text
+    vc = r.summary().variance_components
+    T = r.tau.to_numpy()
+    assert vc.loc["cov(z0,z1)", "corr"] == pytest.approx(T[1, 0] / np.sqrt(T[0, 0] * T[1, 1]))
+    assert vc.loc["residual variance", "sd"] == pytest.approx(np.sqrt(r.sigma2))
 
 
 def test_dataframe_inputs_give_names_and_formula_equals_arrays():
