@@ -80,13 +80,22 @@ def _numeric_column(values, name: str, index=None) -> np.ndarray:
     return arr
 
 
+def _numeric_matrix(X: np.ndarray, names: list[str]) -> np.ndarray:
+    """X as a float matrix; one vectorised check on the common path, column by column only to say what is wrong."""
+    if X.dtype.kind in "biuf":
+        Xf = X.astype(float, copy=False)
+        if np.isfinite(Xf).all():
+            return Xf
+    return np.column_stack([_numeric_column(X[:, j], names[j]) for j in range(X.shape[1])])
+
+
 def _array_design(y, X) -> Design:
     if isinstance(X, pd.Series):
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
-        cols = [_numeric_column(X[c].to_numpy(), str(c)) for c in X.columns]
-        Xa = np.column_stack(cols) if cols else np.empty((len(X), 0))
+        numeric = all(dt.kind in "biuf" for dt in X.dtypes)
+        Xa = X.to_numpy(dtype=float) if numeric else X.to_numpy(dtype=object)
     else:
         Xa = np.asarray(X)
         if Xa.ndim == 1:
@@ -94,8 +103,7 @@ def _array_design(y, X) -> Design:
         if Xa.ndim != 2:
             raise InputError(f"X must be 1- or 2-dimensional, got shape {Xa.shape}")
         names = [f"x{j}" for j in range(Xa.shape[1])]
-        Xa = np.column_stack([_numeric_column(Xa[:, j], names[j]) for j in range(Xa.shape[1])]) \
-            if Xa.shape[1] else Xa.astype(float)
+    Xa = _numeric_matrix(Xa, names) if Xa.shape[1] else np.empty((Xa.shape[0], 0))
     yname = str(y.name) if isinstance(y, pd.Series) and y.name is not None else "y"
     ya = np.asarray(y)
     if ya.ndim == 2 and ya.shape[1] == 1:
