@@ -1,29 +1,39 @@
-"""Least squares by a column-scaled QR decomposition, refined in extended precision when needed.
+r"""Least squares by a column-scaled QR decomposition, refined in extended precision when needed.
 
-The normal equations X'X b = X'y square the condition number of X; a truncated pseudo-inverse
-silently drops directions of the data. hlmlib instead
+The normal equations :math:`X'X b = X'y` square the condition number of :math:`X`; a truncated
+pseudo-inverse silently drops directions of the data. hlmlib instead
 
-1. scales every column of X by a power of two near its norm (exact in binary floating point, so
-   the scaled problem has exactly the solution of the original one, and the condition number
-   becomes that of the columns' *directions*, not of their units);
-2. factors [X, y] = Q [R, Q'y] by Householder QR, blocked for tall matrices as a "TSQR"
+1. scales every column of :math:`X` by a power of two near its norm (exact in binary floating
+   point, so the scaled problem has exactly the solution of the original one, and the condition
+   number becomes that of the columns' *directions*, not of their units);
+2. factors :math:`[X, y] = Q\,[R, Q'y]` by Householder QR, blocked for tall matrices as a "TSQR"
    (each block of ``BLOCK_ROWS`` rows is factored in cache, then the stacked small R factors;
    as stable as one Householder QR: Demmel, Grigori, Hoemmen & Langou 2012), and checks that no
-   diagonal element R_jj is negligible against its column's norm: |R_jj| is the distance of
-   column j from the span of the columns before it, so a negligible one means column j is
-   collinear with them, and the error names the columns and the combination;
-3. solves R_s b_s = Q'y, and when the problem is ill-conditioned (condition number above
-   ``REFINE_ABOVE_COND``) refines b and (X'X)^-1 together by Björck's (1967) iterative refinement
-   of the augmented system [I X; X' 0][r; b] = [y; 0], whose residuals are computed in extended
-   precision (``np.longdouble``, 64-bit mantissa on x86-64). Each step gains about
-   -log10(cond * eps) digits, so even NIST's Filip (scaled condition number 5e9) converges in a
-   few steps.
+   diagonal element :math:`R_{jj}` is negligible against its column's norm: :math:`|R_{jj}|` is
+   the distance of column :math:`j` from the span of the columns before it, so a negligible one
+   means column :math:`j` is collinear with them, and the error names the columns and the
+   combination;
+3. solves :math:`R_s b_s = Q'y`, and when the problem is ill-conditioned (condition number above
+   ``REFINE_ABOVE_COND``) refines :math:`b` and :math:`(X'X)^{-1}` together by Björck's (1967)
+   iterative refinement of the augmented system
 
-Reference: Björck, Å. (1967), "Iterative refinement of linear least squares solutions I",
-*BIT* 7, 257-278; Golub, G. H. & Van Loan, C. F. (2013), *Matrix Computations*, 4th ed., sec. 5.3;
-Higham, N. J. (2002), *Accuracy and Stability of Numerical Algorithms*, 2nd ed., ch. 20;
-Demmel, J., Grigori, L., Hoemmen, M. & Langou, J. (2012), "Communication-optimal parallel and
-sequential QR and LU factorizations", *SIAM J. Sci. Comput.* 34, A206-A239.
+   .. math::
+
+      \begin{bmatrix} I & X \\ X' & 0 \end{bmatrix}
+      \begin{bmatrix} r \\ b \end{bmatrix} = \begin{bmatrix} y \\ 0 \end{bmatrix},
+
+   whose residuals are computed in extended precision (``np.longdouble``, 64-bit mantissa on
+   x86-64). Each step gains about :math:`-\log_{10}(\kappa\,\varepsilon)` digits
+   (:math:`\kappa` the condition number, :math:`\varepsilon` the machine epsilon), so even NIST's
+   Filip (scaled condition number 5e9) converges in a few steps.
+
+References
+----------
+- Björck, Å. (1967), "Iterative refinement of linear least squares solutions I", *BIT* 7, 257-278.
+- Golub, G. H. & Van Loan, C. F. (2013), *Matrix Computations*, 4th ed., sec. 5.3.
+- Higham, N. J. (2002), *Accuracy and Stability of Numerical Algorithms*, 2nd ed., ch. 20.
+- Demmel, J., Grigori, L., Hoemmen, M. & Langou, J. (2012), "Communication-optimal parallel and
+  sequential QR and LU factorizations", *SIAM J. Sci. Comput.* 34, A206-A239.
 """
 from __future__ import annotations
 
@@ -50,13 +60,32 @@ BLOCKS_PER_PASS = 64
 
 @dataclass
 class LeastSquares:
-    """The solution of min ||y - X b|| and the pieces every covariance estimator reuses.
+    r"""The solution of :math:`\min_b \lVert y - X b \rVert` and the pieces every covariance estimator reuses.
 
-    ``R`` (k, k) upper triangular with X = Q R, in the units of X; ``R_inv`` = R^-1 (the bread's
-    factor); ``xtx_inv`` = (X'X)^-1 = R^-1 R^-T (refined in extended precision when X is
-    ill-conditioned); ``rss`` = e'e; ``cond`` = 1-norm condition number of the column-scaled X;
-    ``refinement_steps`` = 0 when double precision sufficed; ``X`` the design; ``Q`` the explicit
-    orthonormal factor, kept only when it was formed (for the refinement of an ill-conditioned X).
+    Attributes
+    ----------
+    coef : *array* (k,)
+        The least-squares coefficients :math:`b`.
+    resid, fitted : *array* (n,)
+        Residuals :math:`e = y - Xb` and fitted values :math:`Xb`.
+    rss : float
+        The residual sum of squares :math:`e'e`.
+    R : *array* (k, k)
+        Upper triangular with :math:`X = QR`, in the units of :math:`X`.
+    R_inv : *array* (k, k)
+        :math:`R^{-1}`, the bread's factor.
+    xtx_inv : *array* (k, k)
+        :math:`(X'X)^{-1} = R^{-1} R^{-T}`, refined in extended precision when :math:`X` is
+        ill-conditioned.
+    cond : float
+        The 1-norm condition number of the column-scaled :math:`X`.
+    refinement_steps : int
+        0 when double precision sufficed.
+    X : *array* (n, k)
+        The design.
+    Q : *array* (n, k) or None
+        The explicit orthonormal factor, kept only when it was formed (for the refinement of an
+        ill-conditioned :math:`X`).
     """
 
     coef: np.ndarray
@@ -77,33 +106,41 @@ class LeastSquares:
 
     @cached_property
     def U(self) -> np.ndarray:
-        """An orthonormal basis U = X R^-1 of the column space (so the hat matrix is H = U U'), in
-        which sandwiches with leverages are evaluated. The product X R^-1 is orthonormal to about
-        cond * eps, so for an ill-conditioned X the explicit Householder Q is used instead.
-        (``einsum`` rather than BLAS: a threaded n x k times k x k product waits for busy cores.)"""
+        r"""An orthonormal basis :math:`U = X R^{-1}` of the column space (so the hat matrix is
+        :math:`H = UU'`), in which sandwiches with leverages are evaluated.
+
+        The product :math:`X R^{-1}` is orthonormal to about :math:`\kappa\,\varepsilon` (condition
+        number times machine epsilon), so for an ill-conditioned :math:`X` the explicit Householder
+        :math:`Q` is used instead. (``einsum`` rather than BLAS: a threaded n x k times k x k product
+        waits for busy cores.)
+        """
         return self.Q if self.Q is not None else np.einsum("ij,jk->ik", self.X, self.R_inv)
 
 
 def power_of_two_scale(norms: np.ndarray) -> np.ndarray:
-    """Scale factors s_j = 2^round(log2 ||x_j||) from the column norms: dividing by them is exact.
+    r"""Scale factors :math:`s_j = 2^{\operatorname{round}(\log_2 \lVert x_j \rVert)}` from the column
+    norms: dividing by them is exact.
 
-    Column scaling leaves the least-squares solution unchanged (b_j = b_s,j / s_j) and brings the
-    condition number within a factor sqrt(k) of its minimum over column scalings (van der Sluis
-    1969; Higham 2002, sec. 7.3). Householder QR commutes exactly with power-of-two column
-    scaling, so the factor of X D^-1 is R D^-1: the scaling costs no pass over the data.
+    Column scaling leaves the least-squares solution unchanged (:math:`b_j = b_{s,j} / s_j`) and
+    brings the condition number within a factor :math:`\sqrt{k}` of its minimum over column scalings
+    (van der Sluis 1969; Higham 2002, sec. 7.3). Householder QR commutes exactly with power-of-two
+    column scaling, so the factor of :math:`X D^{-1}` is :math:`R D^{-1}`: the scaling costs no pass
+    over the data.
     """
     norms = np.asarray(norms, dtype=float)
     return np.exp2(np.round(np.log2(np.where(norms > 0, norms, 1.0))))
 
 
 def check_full_rank(R_scaled: np.ndarray, scaled_norms: np.ndarray, names, n: int, scale=None) -> None:
-    """Raise InputError naming the collinear columns if some |R_jj| is negligible.
+    r"""Raise :class:`~hlmlib.design.InputError` naming the collinear columns if some
+    :math:`|R_{jj}|` is negligible.
 
-    |R_jj| / ||x_j|| is the sine of the angle between column j and the span of columns 0..j-1.
-    It is negligible below max(n, k) * eps (the rounding level of a Householder QR, as LAPACK and
-    NumPy's ``matrix_rank`` use); then column j is (numerically) a linear combination of earlier,
-    independent columns, whose weights are found from the small triangular factor
-    (``scale``: the column scales, to report the weights in the units of X).
+    :math:`|R_{jj}| / \lVert x_j \rVert` is the sine of the angle between column :math:`j` and the
+    span of columns :math:`0, \dots, j-1`. It is negligible below :math:`\max(n, k)\,\varepsilon`
+    (the rounding level of a Householder QR, as LAPACK and NumPy's ``matrix_rank`` use); then column
+    :math:`j` is (numerically) a linear combination of earlier, independent columns, whose weights are
+    found from the small triangular factor (``scale``: the column scales, to report the weights in the
+    units of :math:`X`).
     """
     k = R_scaled.shape[1]
     scale = np.ones(k) if scale is None else scale
@@ -182,13 +219,14 @@ def _refine(Xs, y, Q, R_inv, b, xtx_inv):
 
 
 def r_factor(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-    """The triangular factor R of [X, y] = Q R (n >= columns), by a blocked "TSQR".
+    r"""The triangular factor :math:`R` of :math:`[X, y] = QR` (n >= columns), by a blocked "TSQR".
 
-    The rows are cut into blocks of ``BLOCK_ROWS``; each block's R_i comes from a batched
+    The rows are cut into blocks of ``BLOCK_ROWS``; each block's :math:`R_i` comes from a batched
     Householder QR (``np.linalg.qr`` on stacked blocks, ``BLOCKS_PER_PASS`` at a time so that the
-    copies stay in cache), and R is the R factor of the stacked R_i: A'A = sum_i R_i'R_i = R'R,
-    without ever forming A'A. Backward stable like a single Householder QR (Demmel et al. 2012),
-    and faster on tall matrices. Signs of R's rows may differ from LAPACK's ``dgeqrf``.
+    copies stay in cache), and :math:`R` is the R factor of the stacked :math:`R_i`:
+    :math:`A'A = \sum_i R_i'R_i = R'R`, without ever forming :math:`A'A`. Backward stable like a
+    single Householder QR (Demmel et al. 2012), and faster on tall matrices. Signs of :math:`R`'s
+    rows may differ from LAPACK's ``dgeqrf``.
     """
     n = X.shape[0]
     p = X.shape[1] + (y is not None)
@@ -205,14 +243,29 @@ def r_factor(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
 
 
 def least_squares(X: np.ndarray, y: np.ndarray, names=None) -> LeastSquares:
-    """Solve min_b ||y - X b||_2 by a column-scaled QR, refined in extended precision if needed.
+    r"""Solve :math:`\min_b \lVert y - X b \rVert_2` by a column-scaled QR, refined in extended
+    precision if needed.
 
-    Formula: [X, y] = Q [R, Q'y], R_s = R D^-1 (D = diag of power-of-two column scales, so that
-    X D^-1 = Q R_s has unit-size columns), b = D^-1 R_s^-1 Q'y, (X'X)^-1 = D^-1 R_s^-1 R_s^-T D^-1. Raises InputError naming collinear
-    columns if X is rank-deficient, and if n <= k. Same estimate as R's ``lm`` (which uses an
-    unscaled QR with tolerance 1e-7 and so declares NIST's Filip data rank-deficient), Stata's
-    ``regress`` and statsmodels' ``OLS`` (pseudo-inverse by default), to the accuracy of each.
-    Reference: Björck (1967); Golub & Van Loan (2013), sec. 5.3.
+    Formula: :math:`[X, y] = Q\,[R, Q'y]`, :math:`R_s = R D^{-1}` (:math:`D` = diagonal of power-of-two
+    column scales, so that :math:`X D^{-1} = Q R_s` has unit-size columns),
+
+    .. math::
+
+       b = D^{-1} R_s^{-1} Q'y, \qquad (X'X)^{-1} = D^{-1} R_s^{-1} R_s^{-T} D^{-1}.
+
+    Raises :class:`~hlmlib.design.InputError` naming collinear columns if :math:`X` is
+    rank-deficient, and if :math:`n \le k`. Same estimate as R's ``lm`` (which uses an unscaled QR with
+    tolerance 1e-7 and so declares NIST's Filip data rank-deficient), Stata's ``regress`` and
+    statsmodels' ``OLS`` (pseudo-inverse by default), to the accuracy of each.
+
+    Returns
+    -------
+    LeastSquares
+        The coefficients, residuals and the factors the covariance estimators reuse.
+
+    References
+    ----------
+    Björck (1967); Golub & Van Loan (2013), sec. 5.3.
     """
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)

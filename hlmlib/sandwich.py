@@ -1,38 +1,47 @@
-"""Sandwich covariance estimators for least squares, one function per formula.
+r"""Sandwich covariance estimators for least squares, one function per formula.
 
-Every estimator here has the form  V = B M B',  B the *bread* and M the *meat* (R's ``sandwich``
-package, Zeileis 2004/2006). For OLS the bread is (X'X)^-1 and the meat is X' Omega-hat X, a sum of
-outer products of the *scores* x_i e_i, weighted (HC) or summed within clusters first (CR).
+Every estimator here has the form :math:`V = B M B'`, :math:`B` the *bread* and :math:`M` the *meat*
+(R's ``sandwich`` package, Zeileis 2004/2006). For OLS the bread is :math:`(X'X)^{-1}` and the meat
+is :math:`X' \hat\Omega X`, a sum of outer products of the *scores* :math:`x_i e_i`, weighted (HC)
+or summed within clusters first (CR).
 
-Every function below takes any basis of the column space. In the orthonormal basis U = X R^-1
-(X = Q R, so U = Q) the bread is R^-1 in the sense V = R^-1 M_U R^-T, which equals
-(X'X)^-1 X' Omega-hat X (X'X)^-1 exactly, and the hat matrix is H = U U'. The cluster adjustments
-CR2/CR3 are written in terms of H, so they take U; hlmlib also uses U for the other kinds when X
-is ill-conditioned, and X itself with bread (X'X)^-1 otherwise.
+Every function below takes any basis of the column space. In the orthonormal basis
+:math:`U = X R^{-1}` (:math:`X = QR`, so :math:`U = Q`) the bread is :math:`R^{-1}` in the sense
+:math:`V = R^{-1} M_U R^{-T}`, which equals :math:`(X'X)^{-1} X' \hat\Omega X (X'X)^{-1}` exactly,
+and the hat matrix is :math:`H = UU'`. The cluster adjustments CR2/CR3 are written in terms of
+:math:`H`, so they take :math:`U`; hlmlib also uses :math:`U` for the other kinds when :math:`X` is
+ill-conditioned, and :math:`X` itself with bread :math:`(X'X)^{-1}` otherwise.
 
-Conventions (as /shared/conventions.md and the book's conventions page state them):
+Conventions (as the book's :ref:`conventions page <conventions>` states them); HC weights :math:`w_i` enter :math:`M = \sum_i w_i e_i^2 x_i x_i'`, cluster
+adjustments :math:`A_g` enter :math:`M = \sum_g X_g' A_g e_g e_g' A_g' X_g`:
 
-====== ============================================ ====================================================
-kind   formula                                      other software
-====== ============================================ ====================================================
-HC0    w_i = 1                                      White (1980); sandwich ``vcovHC(type="HC0")``
-HC1    w_i = n/(n-k)                                Stata ``, robust``; statsmodels ``HC1``; sandwich "HC1"
-HC2    w_i = 1/(1-h_ii)                             MacKinnon & White (1985); statsmodels/sandwich "HC2"
-HC3    w_i = 1/(1-h_ii)^2                           R sandwich's default (Long & Ervin 2000); "HC3"
-HC4    w_i = 1/(1-h_ii)^min(4, n h_ii/k)            Cribari-Neto (2004); sandwich "HC4"
-CR0    A_g = I, no factor                           sandwich ``vcovCL(type="HC0", cadjust=FALSE)``; linearmodels
-CR1    A_g = I, G/(G-1) (N-1)/(N-k)                 Stata ``vce(cluster)``; sandwich ``vcovCL`` (HC1);
-                                                    statsmodels ``use_correction=True``; clubSandwich "CR1S"
-CR2    A_g = (I - H_gg)^(-1/2)                      Bell & McCaffrey (2002); clubSandwich "CR2"
-CR3    A_g = (I - H_gg)^(-1)                        clubSandwich "CR3" (jackknife, without (G-1)/G)
-====== ============================================ ====================================================
+====  ============================================================  ============================================================
+kind  formula                                                       other software
+====  ============================================================  ============================================================
+HC0   :math:`w_i = 1`                                               White (1980); sandwich ``vcovHC(type="HC0")``
+HC1   :math:`w_i = n/(n-k)`                                         Stata ``, robust``; statsmodels ``HC1``; sandwich "HC1"
+HC2   :math:`w_i = 1/(1-h_{ii})`                                    MacKinnon & White (1985); statsmodels/sandwich "HC2"
+HC3   :math:`w_i = 1/(1-h_{ii})^2`                                  R sandwich's default (Long & Ervin 2000); "HC3"
+HC4   :math:`w_i = 1/(1-h_{ii})^{\min(4,\, n h_{ii}/k)}`            Cribari-Neto (2004); sandwich "HC4"
+CR0   :math:`A_g = I`, no factor                                    sandwich ``vcovCL(type="HC0", cadjust=FALSE)``; linearmodels
+CR1   :math:`A_g = I`, factor :math:`\frac{G}{G-1}\frac{N-1}{N-k}`  Stata ``vce(cluster)``; sandwich ``vcovCL`` (HC1);
+                                                                    statsmodels ``use_correction=True``; clubSandwich "CR1S"
+CR2   :math:`A_g = (I - H_{gg})^{-1/2}`                             Bell & McCaffrey (2002); clubSandwich "CR2"
+CR3   :math:`A_g = (I - H_{gg})^{-1}`                               clubSandwich "CR3" (jackknife, without :math:`(G-1)/G`)
+====  ============================================================  ============================================================
 
-Cluster meat: M = sum_g X_g' A_g e_g e_g' A_g' X_g. Two-way clustering (Cameron, Gelbach & Miller
-2011): V = V_A + V_B - V_{A and B}. References: White (1980) *Econometrica* 48, 817-838; MacKinnon &
-White (1985) *J. Econometrics* 29, 305-325; Long & Ervin (2000) *Am. Statistician* 54, 217-224;
-Cribari-Neto (2004) *Comp. Stat. & Data Analysis* 45, 215-233; Bell & McCaffrey (2002) *Survey
-Methodology* 28, 169-181; Pustejovsky & Tipton (2018) *J. Bus. Econ. Stat.* 36, 672-683; Cameron,
-Gelbach & Miller (2011) *J. Bus. Econ. Stat.* 29, 238-249; Petersen (2009) *Rev. Fin. Stud.* 22, 435-480.
+Two-way clustering (Cameron, Gelbach & Miller 2011): :math:`V = V_A + V_B - V_{A \cap B}`.
+
+References
+----------
+- White (1980), *Econometrica* 48, 817-838.
+- MacKinnon & White (1985), *J. Econometrics* 29, 305-325.
+- Long & Ervin (2000), *Am. Statistician* 54, 217-224.
+- Cribari-Neto (2004), *Comp. Stat. & Data Analysis* 45, 215-233.
+- Bell & McCaffrey (2002), *Survey Methodology* 28, 169-181.
+- Pustejovsky & Tipton (2018), *J. Bus. Econ. Stat.* 36, 672-683.
+- Cameron, Gelbach & Miller (2011), *J. Bus. Econ. Stat.* 29, 238-249.
+- Petersen (2009), *Rev. Fin. Stud.* 22, 435-480.
 """
 from __future__ import annotations
 
@@ -80,19 +89,25 @@ CONVENTIONS = {
 
 
 def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
-    """V = B M B' (R's ``sandwich::sandwich``, up to its scaling by n).
+    r""":math:`V = B M B'` (R's ``sandwich::sandwich``, up to its scaling by :math:`n`).
 
-    With B = (X'X)^-1 and M = X' Omega-hat X this is the heteroskedasticity/cluster-robust covariance
-    of OLS (White 1980). B need not be symmetric: hlmlib passes B = R^-1 with the meat in the basis
-    U = X R^-1, giving the same V.
+    With :math:`B = (X'X)^{-1}` and :math:`M = X' \hat\Omega X` this is the
+    heteroskedasticity/cluster-robust covariance of OLS (White 1980). :math:`B` need not be symmetric:
+    hlmlib passes :math:`B = R^{-1}` with the meat in the basis :math:`U = X R^{-1}`, giving the same
+    :math:`V`.
     """
     return bread @ meat @ bread.T
 
 
 def bread(X: np.ndarray) -> np.ndarray:
-    """The OLS bread (X'X)^-1 = R^-1 R^-T, from a column-scaled QR of X (never X'X itself).
+    r"""The OLS bread :math:`(X'X)^{-1} = R^{-1} R^{-T}`, from a column-scaled QR of :math:`X` (never
+    :math:`X'X` itself).
 
-    R's ``sandwich::bread(lm)`` is n times this. Reference: Zeileis (2006), *J. Stat. Software* 16(9).
+    R's ``sandwich::bread(lm)`` is :math:`n` times this.
+
+    References
+    ----------
+    Zeileis (2006), *J. Stat. Software* 16(9).
     """
     from .linalg import least_squares
 
@@ -100,10 +115,14 @@ def bread(X: np.ndarray) -> np.ndarray:
 
 
 def leverage(U: np.ndarray) -> np.ndarray:
-    """Hat values h_ii = u_i'u_i, the diagonal of H = X (X'X)^-1 X' = U U' (U = X R^-1 orthonormal).
+    r"""Hat values :math:`h_{ii} = u_i'u_i`, the diagonal of :math:`H = X (X'X)^{-1} X' = UU'`
+    (:math:`U = X R^{-1}` orthonormal).
 
     R ``hatvalues(lm)``; Stata ``predict, hat``; statsmodels ``get_influence().hat_matrix_diag``.
-    Reference: Hoaglin & Welsch (1978), *The American Statistician* 32, 17-22.
+
+    References
+    ----------
+    Hoaglin & Welsch (1978), *The American Statistician* 32, 17-22.
     """
     return np.einsum("ij,ij->i", U, U)
 
@@ -127,12 +146,15 @@ HC_WEIGHTS: dict[str, Callable] = {
 
 
 def hc_weights(kind: str, h: np.ndarray, n: int, k: int, df_resid: float | None = None) -> np.ndarray:
-    """The HC weight w_i of each observation (table ``HC_WEIGHTS``; conventions in the module docstring).
+    r"""The HC weight :math:`w_i` of each observation (table ``HC_WEIGHTS``; conventions in the module
+    docstring).
 
-    HC0 1 (White 1980); HC1 n/(n-k) (Stata ``robust``; ``df_resid`` replaces n-k when a derived
-    estimator has other residual df, as statsmodels does); HC2 1/(1-h); HC3 1/(1-h)^2 (MacKinnon &
-    White 1985; Long & Ervin 2000); HC4 1/(1-h)^delta, delta = min(4, n h / k) (Cribari-Neto 2004).
-    An observation with h_ii = 1 (it alone determines a coefficient) makes HC2-HC4 undefined.
+    HC0: :math:`1` (White 1980); HC1: :math:`n/(n-k)` (Stata ``robust``; ``df_resid`` replaces
+    :math:`n-k` when a derived estimator has other residual df, as statsmodels does); HC2:
+    :math:`1/(1-h_{ii})`; HC3: :math:`1/(1-h_{ii})^2` (MacKinnon & White 1985; Long & Ervin 2000);
+    HC4: :math:`1/(1-h_{ii})^{\delta_i}`, :math:`\delta_i = \min(4, n h_{ii}/k)` (Cribari-Neto 2004).
+    An observation with :math:`h_{ii} = 1` (it alone determines a coefficient) makes HC2-HC4
+    undefined.
     """
     if kind not in HC_WEIGHTS:
         raise InputError(f"unknown HC kind {kind!r}; choose one of {', '.join(HC_WEIGHTS)}")
@@ -145,25 +167,38 @@ def hc_weights(kind: str, h: np.ndarray, n: int, k: int, df_resid: float | None 
 
 
 def meat_hc(X: np.ndarray, resid: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """HC meat  M = sum_i w_i e_i^2 x_i x_i' = X' diag(w e^2) X  (R ``sandwich::meatHC``, times n).
+    r"""HC meat :math:`M = \sum_i w_i e_i^2 x_i x_i' = X' \operatorname{diag}(w_i e_i^2) X` (R
+    ``sandwich::meatHC``, times :math:`n`).
 
-    With the weights of ``hc_weights``; V = sandwich((X'X)^-1, M). Reference: White (1980);
-    MacKinnon & White (1985).
+    With the weights of :func:`hc_weights`; :math:`V` = ``sandwich((X'X)^-1, M)``.
+
+    References
+    ----------
+    White (1980); MacKinnon & White (1985).
     """
     scaled = X * (np.sqrt(weights) * resid)[:, None]
     return scaled.T @ scaled
 
 
 def hc1_factor(n: int, k: int) -> float:
-    """(N-1)/(N-k): the observation-count part of Stata's CR1 factor (sandwich ``vcovCL`` type "HC1";
-    statsmodels ``use_correction=True``). Reference: Stata manual [U] 20.22; Cameron & Miller (2015),
-    *J. Human Resources* 50, 317-372, sec. VI.A."""
+    r""":math:`(N-1)/(N-k)`: the observation-count part of Stata's CR1 factor (sandwich ``vcovCL`` type
+    "HC1"; statsmodels ``use_correction=True``).
+
+    References
+    ----------
+    Stata manual [U] 20.22; Cameron & Miller (2015), *J. Human Resources* 50, 317-372, sec. VI.A.
+    """
     return (n - 1) / (n - k)
 
 
 def cluster_factor(G: int) -> float:
-    """G/(G-1): the cluster-count part of the CR1 factor (sandwich ``vcovCL(cadjust=TRUE)``;
-    clubSandwich's own "CR1" is this alone). Reference: Cameron & Miller (2015), sec. VI.A."""
+    r""":math:`G/(G-1)`: the cluster-count part of the CR1 factor (sandwich ``vcovCL(cadjust=TRUE)``;
+    clubSandwich's own "CR1" is this alone).
+
+    References
+    ----------
+    Cameron & Miller (2015), sec. VI.A.
+    """
     return G / (G - 1)
 
 
@@ -173,11 +208,12 @@ def cluster_factor(G: int) -> float:
 
 @dataclass
 class Clusters:
-    """Integer cluster codes 0..G-1 for the rows, and fast within-cluster sums.
+    r"""Integer cluster codes :math:`0, \dots, G-1` for the rows, and fast within-cluster sums.
 
     Sums use one ``np.add.reduceat`` pass over rows sorted by cluster (already sorted data, the
     usual panel layout, is detected and not copied); otherwise the rows are put in order once.
-    ``name`` is used in messages (a column name, or "cluster").
+    ``name`` is used in messages (a column name, or "cluster"). Build one with
+    ``Clusters.from_labels(labels, name)``.
     """
 
     codes: np.ndarray
@@ -226,21 +262,23 @@ class Clusters:
         return values if self.order is None else values[self.order]
 
     def sums(self, values: np.ndarray, presorted: bool = False) -> np.ndarray:
-        """sum_{i in g} values_i for every cluster g: (n, ...) -> (G, ...)."""
+        r""":math:`\sum_{i \in g} \text{values}_i` for every cluster :math:`g`: (n, ...) -> (G, ...)."""
         rows = values if presorted else self.sorted_rows(values)
         return np.add.reduceat(rows, self.starts, axis=0)
 
     def intersect(self, other: "Clusters") -> "Clusters":
-        """The clusters of the distinct pairs (a, b): the 'A and B' term of two-way clustering."""
+        r"""The clusters of the distinct pairs (a, b): the ":math:`A \cap B`" term of two-way clustering."""
         return Clusters.from_labels(self.codes.astype(np.int64) * other.G + other.codes,
                                     f"{self.name} x {other.name}")
 
 
 def meat_cluster(X: np.ndarray, resid: np.ndarray, clusters: Clusters) -> np.ndarray:
-    """CR0 meat  M = sum_g (X_g'e_g)(X_g'e_g)'  (Liang & Zeger 1986; R ``sandwich::meatCL``, times n).
+    r"""CR0 meat :math:`M = \sum_g (X_g'e_g)(X_g'e_g)'` (Liang & Zeger 1986; R ``sandwich::meatCL``,
+    times :math:`n`).
 
-    The scores x_i e_i are summed within clusters in one pass. CR1 multiplies the resulting V by
-    ``cluster_factor(G) * hc1_factor(N, k)`` (Stata ``vce(cluster)``; sandwich ``vcovCL`` default).
+    The scores :math:`x_i e_i` are summed within clusters in one pass. CR1 multiplies the resulting
+    :math:`V` by ``cluster_factor(G) * hc1_factor(N, k)`` (Stata ``vce(cluster)``; sandwich ``vcovCL``
+    default).
     """
     S = clusters.sums(X * resid[:, None])
     return S.T @ S
@@ -251,11 +289,15 @@ def meat_cluster(X: np.ndarray, resid: np.ndarray, clusters: Clusters) -> np.nda
 
 
 def cluster_gram(U: np.ndarray, clusters: Clusters) -> np.ndarray:
-    """C_g = U_g'U_g (G, k, k): the k x k form of the cluster's hat block H_gg = U_g U_g'.
+    r""":math:`C_g = U_g'U_g` (G, k, k): the k x k form of the cluster's hat block :math:`H_{gg} = U_g U_g'`.
 
-    H_gg and C_g have the same non-zero eigenvalues lambda (cluster leverages, in [0, 1]), so every
-    function of I - H_gg that CR2/CR3 need is a k x k computation (never n_g x n_g). Computed with
-    one reduceat pass per entry. Reference: Bell & McCaffrey (2002); Pustejovsky & Tipton (2018).
+    :math:`H_{gg}` and :math:`C_g` have the same non-zero eigenvalues :math:`\lambda` (cluster
+    leverages, in [0, 1]), so every function of :math:`I - H_{gg}` that CR2/CR3 need is a k x k
+    computation (never :math:`n_g \times n_g`). Computed with one reduceat pass per entry.
+
+    References
+    ----------
+    Bell & McCaffrey (2002); Pustejovsky & Tipton (2018).
     """
     Us = clusters.sorted_rows(U)
     k = U.shape[1]
@@ -267,9 +309,13 @@ def cluster_gram(U: np.ndarray, clusters: Clusters) -> np.ndarray:
 
 
 def cluster_eigen(C: np.ndarray, clusters: Clusters, kind: str = "CR2"):
-    """Eigen-decomposition C_g = W diag(lambda) W' of every cluster's k x k hat form, checked: a
-    cluster leverage lambda = 1 makes I - H_gg singular, and CR2/CR3 raise InputError naming the
-    cluster (Bell & McCaffrey 2002 assume I - H_gg positive definite)."""
+    r"""Eigen-decomposition :math:`C_g = W \operatorname{diag}(\lambda) W'` of every cluster's k x k
+    hat form, checked.
+
+    A cluster leverage :math:`\lambda = 1` makes :math:`I - H_{gg}` singular, and CR2/CR3 raise
+    :class:`~hlmlib.design.InputError` naming the cluster (Bell & McCaffrey 2002 assume
+    :math:`I - H_{gg}` positive definite).
+    """
     lam, W = np.linalg.eigh(C)
     lam = np.clip(lam, 0.0, None)
     singular = np.flatnonzero(lam[:, -1] >= 1.0 - SINGULAR_TOL)
@@ -292,16 +338,24 @@ CR_ADJUSTMENTS: dict[str, Callable] = {
 
 def meat_cr_adjusted(U: np.ndarray, resid: np.ndarray, clusters: Clusters, kind: str = "CR2",
                      eigen=None) -> np.ndarray:
-    """CR2/CR3 meat  M = sum_g U_g' A_g e_g e_g' A_g U_g  in the orthonormal basis U = X R^-1.
+    r"""CR2/CR3 meat :math:`M = \sum_g U_g' A_g e_g e_g' A_g U_g` in the orthonormal basis
+    :math:`U = X R^{-1}`.
 
-    CR2 (Bell & McCaffrey 2002; clubSandwich "CR2" with working model I): A_g = (I - H_gg)^(-1/2),
-    the symmetric inverse square root. CR3 (clubSandwich "CR3"): A_g = (I - H_gg)^(-1), since
-    b - b_(g) = (X'X)^-1 X_g'(I - H_gg)^-1 e_g this is sum_g (b_(g) - b)(b_(g) - b)', the
-    leave-one-cluster-out jackknife without its factor (G-1)/G (Efron 1982; MacKinnon & White 1985). With C_g = U_g'U_g = W diag(lambda) W',
-    U_g'A_g e_g = W diag(f(lambda)) W' U_g'e_g, f = (1-lambda)^(-1/2) or (1-lambda)^(-1): a k x k
-    product per cluster, O(N k^2 + G k^3) in all, never an n_g x n_g matrix. Map back with
-    V = R^-1 M R^-T. A cluster whose I - H_gg is singular raises InputError naming it.
-    Reference: Bell & McCaffrey (2002); Pustejovsky & Tipton (2018).
+    CR2 (Bell & McCaffrey 2002; clubSandwich "CR2" with working model :math:`I`):
+    :math:`A_g = (I - H_{gg})^{-1/2}`, the symmetric inverse square root. CR3 (clubSandwich "CR3"):
+    :math:`A_g = (I - H_{gg})^{-1}`; since :math:`b - b_{(g)} = (X'X)^{-1} X_g'(I - H_{gg})^{-1} e_g`
+    this is :math:`\sum_g (b_{(g)} - b)(b_{(g)} - b)'`, the leave-one-cluster-out jackknife without
+    its factor :math:`(G-1)/G` (Efron 1982; MacKinnon & White 1985).
+
+    With :math:`C_g = U_g'U_g = W \operatorname{diag}(\lambda) W'`,
+    :math:`U_g'A_g e_g = W \operatorname{diag}(f(\lambda)) W' U_g'e_g`, :math:`f = (1-\lambda)^{-1/2}`
+    or :math:`(1-\lambda)^{-1}`: a k x k product per cluster, :math:`O(N k^2 + G k^3)` in all, never
+    an :math:`n_g \times n_g` matrix. Map back with :math:`V = R^{-1} M R^{-T}`. A cluster whose
+    :math:`I - H_{gg}` is singular raises :class:`~hlmlib.design.InputError` naming it.
+
+    References
+    ----------
+    Bell & McCaffrey (2002); Pustejovsky & Tipton (2018).
     """
     if kind not in CR_ADJUSTMENTS:
         raise InputError(f"adjusted cluster meat is for CR2 or CR3, not {kind!r}")
@@ -318,10 +372,17 @@ def meat_cr_adjusted(U: np.ndarray, resid: np.ndarray, clusters: Clusters, kind:
 
 @dataclass
 class Satterthwaite:
-    """What the CR2 Satterthwaite df of any contrast needs, kept so a contrast never refits.
+    r"""What the CR2 Satterthwaite df of any contrast needs, kept so a contrast never refits.
 
-    With U = X R^-1, C_g = U_g'U_g, t = R^-T c:  d_g = t' C_g (I - C_g)^-1 t,
-    z_g = (I - C_g)^(-1/2) C_g t, and df = (sum d - sum |z|^2)^2 / (sum d^2 - 2 sum d |z|^2 + |Z'Z|_F^2).
+    With :math:`U = X R^{-1}`, :math:`C_g = U_g'U_g`, :math:`t = R^{-T} c`:
+    :math:`d_g = t' C_g (I - C_g)^{-1} t`, :math:`z_g = (I - C_g)^{-1/2} C_g t`, and
+
+    .. math::
+
+       \mathrm{df} = \frac{\left(\sum_g d_g - \sum_g \lVert z_g \rVert^2\right)^2}
+       {\sum_g d_g^2 - 2 \sum_g d_g \lVert z_g \rVert^2 + \lVert Z'Z \rVert_F^2}.
+
+    Calling the object with a contrast matrix ``L`` returns :func:`cr2_satterthwaite_df`.
     """
 
     R_inv: np.ndarray
@@ -340,16 +401,26 @@ class Satterthwaite:
 
 
 def cr2_satterthwaite_df(stt: Satterthwaite, L: np.ndarray) -> np.ndarray:
-    """Bell-McCaffrey/Satterthwaite df of each contrast c (rows of L) under CR2.
+    r"""Bell-McCaffrey/Satterthwaite df of each contrast :math:`c` (rows of ``L``) under CR2.
 
-    df = (tr Gram)^2 / ||Gram||_F^2, Gram_gh = p_g'p_h, p_g = (I - H)_{., g} A_g X_g M c,
-    M = (X'X)^-1, working model Omega = I. Gram_gh = delta_gh v_g'v_g - w_g'M w_h with
-    v_g = A_g X_g M c, w_g = X_g'v_g; in the basis U: v_g'v_g = t'C_g(I - C_g)^-1 t and
-    R^-T w_g = (I - C_g)^(-1/2) C_g t =: z_g, t = R^-T c, so Gram = diag(d) - Z Z', and its trace
-    and Frobenius norm need only O(G k^2) work per contrast, never a G x G or N x N matrix. Equals clubSandwich's
-    ``coef_test(..., vcov = "CR2", test = "Satterthwaite")$df_Satt`` (Stata: ``reg_sandwich``'s
-    df; Imbens & Kolesar 2016 "BM" df). Reference: Bell & McCaffrey (2002), sec. 3;
-    Pustejovsky & Tipton (2018), eq. 11.
+    .. math::
+
+       \mathrm{df} = \frac{(\operatorname{tr} \Gamma)^2}{\lVert \Gamma \rVert_F^2}, \qquad
+       \Gamma_{gh} = p_g'p_h, \qquad p_g = (I - H)_{\cdot, g} A_g X_g M c,
+
+    :math:`M = (X'X)^{-1}`, working model :math:`\Omega = I`.
+    :math:`\Gamma_{gh} = \delta_{gh} v_g'v_g - w_g'M w_h` with :math:`v_g = A_g X_g M c`,
+    :math:`w_g = X_g'v_g`; in the basis :math:`U`: :math:`v_g'v_g = t'C_g(I - C_g)^{-1} t` and
+    :math:`R^{-T} w_g = (I - C_g)^{-1/2} C_g t =: z_g`, :math:`t = R^{-T} c`, so
+    :math:`\Gamma = \operatorname{diag}(d) - ZZ'`, and its trace and Frobenius norm need only
+    :math:`O(G k^2)` work per contrast, never a G x G or N x N matrix.
+
+    Equals clubSandwich's ``coef_test(..., vcov = "CR2", test = "Satterthwaite")$df_Satt`` (Stata:
+    ``reg_sandwich``'s df; Imbens & Kolesar 2016 "BM" df).
+
+    References
+    ----------
+    Bell & McCaffrey (2002), sec. 3; Pustejovsky & Tipton (2018), eq. 11.
     """
     L = np.atleast_2d(np.asarray(L, dtype=float))
     T = L @ stt.R_inv                                          # rows t_m' = c_m' R^-1, (m, k)
@@ -367,9 +438,10 @@ def cr2_satterthwaite_df(stt: Satterthwaite, L: np.ndarray) -> np.ndarray:
 
 
 def nearest_psd(V: np.ndarray) -> np.ndarray:
-    """Eigenvalue fix of Cameron, Gelbach & Miller (2011, sec. 2.3): negative eigenvalues set to 0.
+    r"""Eigenvalue fix of Cameron, Gelbach & Miller (2011, sec. 2.3): negative eigenvalues set to 0.
 
-    Optional (``fix="psd"`` in ``twoway_cluster_vcov``); sandwich's ``vcovCL(fix = TRUE)`` does the same.
+    Optional (``fix="psd"`` in :func:`twoway_cluster_vcov`); sandwich's ``vcovCL(fix = TRUE)`` does
+    the same.
     """
     lam, W = np.linalg.eigh((V + V.T) / 2)
     return (W * np.clip(lam, 0.0, None)) @ W.T
@@ -378,16 +450,21 @@ def nearest_psd(V: np.ndarray) -> np.ndarray:
 def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, first: Clusters,
                         second: Clusters, kind: str = "CR1", k: int | None = None,
                         fix: str | None = None) -> np.ndarray:
-    """Two-way cluster-robust covariance (Cameron, Gelbach & Miller 2011):
+    r"""Two-way cluster-robust covariance (Cameron, Gelbach & Miller 2011).
 
-    V = f_A V_A + f_B V_B - f_AB V_{A and B},  V_* = sandwich(bread, meat_cluster(X, e, *)),
+    .. math::
 
-    CR1: f_* = G_*/(G_* - 1) each (the intersection's G counts the distinct (a, b) pairs), and
-    the sum times (N-1)/(N-k); CR0: all factors 1. This is sandwich's
-    ``vcovCL(m, cluster = ~ a + b, type = "HC1")`` (and reproduces Petersen's (2009) 0.0536 for the
-    firm-and-year standard error of x); Stata's ``cgmreg``/``reghdfe`` use the same sum. The sum
-    can fail to be positive semi-definite: then a warning says so, and ``fix="psd"`` applies the
-    eigenvalue fix of ``nearest_psd``. Tests use t with min(G_A, G_B) - 1 df.
+       V = f_A V_A + f_B V_B - f_{AB} V_{A \cap B},
+
+    each :math:`V_\ast` = ``sandwich(bread, meat_cluster(X, e, clusters))`` for the clusters of A,
+    of B, and of the distinct pairs :math:`(a, b)`.
+
+    CR1: :math:`f_\ast = G_\ast/(G_\ast - 1)` each (the intersection's :math:`G` counts the pairs),
+    and the sum times :math:`(N-1)/(N-k)`; CR0: all factors 1. This is sandwich's ``vcovCL(m, cluster = ~ a + b, type = "HC1")`` (and reproduces Petersen's (2009)
+    0.0536 for the firm-and-year standard error of x); Stata's ``cgmreg``/``reghdfe`` use the same
+    sum. The sum can fail to be positive semi-definite: then a warning says so, and ``fix="psd"``
+    applies the eigenvalue fix of :func:`nearest_psd`. Tests use :math:`t` with
+    :math:`\min(G_A, G_B) - 1` df.
     """
     if kind not in ("CR0", "CR1"):
         raise InputError(f"two-way clustering is defined for CR0 and CR1 only, not {kind!r} "
@@ -419,11 +496,12 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
 
 @dataclass
 class Covariance:
-    """A coefficient covariance with what its tests need: df per contrast and the convention.
+    r"""A coefficient covariance with what its tests need: df per contrast and the convention.
 
-    ``df`` is a number (n-k for classical/HC; G-1 for CR0/CR1/CR3; min(G_A, G_B) - 1 two-way) or,
-    for CR2, ``satterthwaite``, a callable giving the Bell-McCaffrey df of each contrast. The idea
-    is clubSandwich's: the covariance carries what the df need later, so a contrast never refits.
+    ``df`` is a number (:math:`n-k` for classical/HC; :math:`G-1` for CR0/CR1/CR3;
+    :math:`\min(G_A, G_B) - 1` two-way) or, for CR2, ``satterthwaite``, a callable giving the
+    Bell-McCaffrey df of each contrast. The idea is clubSandwich's: the covariance carries what the df
+    need later, so a contrast never refits.
     """
 
     matrix: np.ndarray
@@ -435,7 +513,7 @@ class Covariance:
     cluster_name: str | None = None
 
     def df_for(self, L: np.ndarray) -> np.ndarray:
-        """Degrees of freedom for each row (contrast) of L."""
+        r"""Degrees of freedom for each row (contrast) of ``L``."""
         L = np.atleast_2d(L)
         if self.satterthwaite is not None:
             return self.satterthwaite(L)
