@@ -39,7 +39,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.optimize import minimize
 
 from .design import InputError, make_design, labels_for, rhs_matrix
 from .inference import CoefTable, contrast_table
@@ -237,56 +236,86 @@ def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.nda
     return None
 
 
-def _newton_polish(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.ndarray):
-    """One Newton step on the coordinates of theta not held at a bound, with the Hessian H from central
-    differences of the analytic gradient g.
-
-    Returns theta, the projected gradient there and the Newton decrement g'H^-1 g / 2, the predicted
-    distance to the minimum in deviance units. Directions along which the criterion is flat (|eigenvalue|
-    below 1e-4 of H's largest, e.g. a variance parameter close to zero) are left out of the step and the
-    decrement provided the gradient along them is negligible; a clearly negative curvature, or a slope
-    along a flat direction, gives a decrement of inf (not a minimum)."""
-    dev, grad = objective(theta, cp, reml)
-    free = np.flatnonzero(~((theta <= lower) & (grad >= 0)))
-    projected = np.zeros_like(grad)
-    if free.size == 0:
-        return theta, projected, 0.0
-    h = 1e-6 * np.maximum(1.0, np.abs(theta[free]))
-    H = np.empty((free.size, free.size))
-    for k, (i, hi) in enumerate(zip(free, h)):
-        e = np.zeros_like(theta)
-        e[i] = hi
-        H[:, k] = (objective(theta + e, cp, reml)[1] - objective(theta - e, cp, reml)[1])[free] / (2 * hi)
-    w, V = np.linalg.eigh((H + H.T) / 2)
-    curved = w > 1e-4 * abs(w[-1])
-
-    def decrement(g):
-        along = V.T @ g
-        if w[0] < -1e-4 * abs(w[-1]) or np.abs(along[~curved]).max(initial=0) > _kkt_tolerance(cp):
-            return np.inf
-        return float((along[curved] ** 2 / w[curved]).sum() / 2)
-
-    step = V[:, curved] @ ((V[:, curved].T @ grad[free]) / w[curved])
-    trial = theta.copy()
-    trial[free] = np.maximum(theta[free] - step, lower[free])
-    trial_dev, trial_grad = objective(trial, cp, reml)
-    if trial_dev <= dev:
-        theta, grad = trial, trial_grad
-    projected[free] = grad[free]
-    return theta, projected, decrement(grad[free])
-
-
 @dataclass
 class _ThetaFit:
-    """What ``fit_theta`` found: theta, the criterion and its projected gradient there, and diagnostics."""
+    """Where a minimisation of the profiled deviance ended, with its diagnostics."""
 
     theta: np.ndarray
     deviance: float
-    gradient: np.ndarray
-    newton_decrement: float
+    gradient: np.ndarray          # projected: zero where a bound holds the coordinate
+    newton_decrement: float       # g'|H|^-1 g / 2: the predicted remaining decrease of the criterion
     converged: bool
     message: str
     n_evaluations: int
+
+
+def _hessian(theta: np.ndarray, grad: np.ndarray, free: np.ndarray, cp: CrossProducts, reml: bool):
+    """The Hessian over the coordinates ``free``: forward differences of the analytic gradient."""
+    H = np.empty((free.size, free.size))
+    for k, i in enumerate(free):
+        h = 1e-7 * max(1.0, abs(theta[i]))
+        shifted = theta.copy()
+        shifted[i] += h
+        H[:, k] = (objective(shifted, cp, reml)[1][free] - grad[free]) / h
+    return (H + H.T) / 2
+
+
+def newton_minimise(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.ndarray,
+                    max_iter: int = 200) -> _ThetaFit:
+    """Minimise the profiled deviance over theta >= lower by a projected, modified Newton method.
+
+    Each iteration holds the coordinates that sit at their bound with the gradient pushing against it
+    (Bertsekas 1982, projected Newton); on the others it takes the Hessian H from differences of the
+    analytic gradient g and steps by -|H|^-1 g (eigenvalues by absolute value, so the step goes downhill
+    where H is indefinite), adding a move along a direction of negative curvature if there is one (at a
+    saddle, g = 0); backtracking (Armijo) along the step projected onto the bounds. Stops when the Newton
+    decrement g'|H|^-1 g / 2 is below 1e-11 with no negative curvature; near the optimum convergence
+    is quadratic. Converged: decrement below 1e-6 and no clearly negative curvature at the end.
+    """
+    dev, grad = objective(theta, cp, reml)
+    n_eval, decrement, message, negative = 1, np.inf, "iteration limit reached", False
+    for _ in range(max_iter):
+        free = np.flatnonzero(~((theta <= lower) & (grad > 0)))
+        if free.size == 0:
+            decrement, negative, message = 0.0, False, "every coordinate held at its bound"
+            break
+        w, V = np.linalg.eigh(_hessian(theta, grad, free, cp, reml))
+        n_eval += free.size
+        scale = max(np.abs(w).max(), 1e-12)
+        along = V.T @ grad[free]                                # the gradient in H's eigenvectors
+        w_abs = np.maximum(np.abs(w), 1e-8 * scale)
+        decrement = float(along @ (along / w_abs)) / 2
+        negative = bool(w[0] < -1e-4 * scale)
+        if decrement < 1e-11 and w[0] >= -1e-6 * scale:
+            message = "Newton decrement below 1e-11"
+            break
+        step = np.zeros_like(theta)
+        step[free] = -V @ (along / w_abs)
+        if w[0] < -1e-6 * scale:                                # leave a saddle downhill
+            step[free] += -np.copysign(1.0, along[0]) * V[:, 0] * np.sqrt(-w[0] / scale) \
+                * max(1.0, np.abs(theta).max())
+        step *= min(1.0, 10 * max(1.0, np.abs(theta).max()) / np.abs(step).max())   # no wild steps
+        t = 1.0
+        while True:
+            trial = np.maximum(theta + t * step, lower)
+            trial_dev, trial_grad = objective(trial, cp, reml)
+            n_eval += 1
+            if trial_dev <= dev + 1e-4 * min(grad @ (trial - theta), 0.0):
+                break
+            t /= 2
+            if t < 1e-10:
+                break
+        if t < 1e-10:
+            message = "no step lowers the criterion (line search)"
+            break
+        progress = dev - trial_dev
+        theta, dev, grad = trial, trial_dev, trial_grad
+        if progress <= 1e-13 * abs(dev) and decrement < 1e-8:
+            message = "no further progress"
+            break
+    projected = np.where((theta <= lower) & (grad > 0), 0.0, grad)
+    return _ThetaFit(theta=theta, deviance=float(dev), gradient=projected, newton_decrement=decrement,
+                     converged=bool(decrement <= 1e-6 and not negative), message=message, n_evaluations=n_eval)
 
 
 def _unit_scale(cp: CrossProducts) -> tuple[CrossProducts, np.ndarray]:
@@ -301,38 +330,32 @@ def _unit_scale(cp: CrossProducts) -> tuple[CrossProducts, np.ndarray]:
 
 def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = None,
               max_restarts: int = 5) -> _ThetaFit:
-    """Minimise the profiled deviance over theta.
+    """Minimise the profiled deviance over theta, diag(Lambda) >= 0.
 
-    On Z scaled to unit root mean square (``_unit_scale``): L-BFGS-B with the analytic gradient and bounds
-    diag(Lambda) >= 0, from ``moment_start``; restarted off a boundary point that is not optimal
-    (``_escape_boundary``); then one Newton step (``_newton_polish``). Converged means: the boundary
-    optimality condition holds and the Newton decrement is below 1e-6, i.e. the criterion is within
-    about 1e-6 of its minimum (lme4 checks a gradient scaled by the Hessian in the same spirit).
+    On Z scaled to unit root mean square (``_unit_scale``), from ``moment_start``: ``newton_minimise``,
+    restarted off a boundary point that is not optimal (``_escape_boundary``). Converged means: Newton's
+    stopping rule (the criterion within about 1e-6 of its minimum, no negative curvature) and the
+    boundary optimality condition hold (lme4 checks a gradient scaled by the Hessian in the same spirit).
     """
     q = cp.q
     unit, d = _unit_scale(cp)
     theta = moment_start(unit) if start is None else theta_of(d[:, None] * lower_triangle(start, q))
-    bounds = theta_lower_bounds(q)
-    lower = np.array([-np.inf if lo is None else lo for lo, _ in bounds])
+    lower = np.array([-np.inf if lo is None else lo for lo, _ in theta_lower_bounds(q)])
     n_eval, best, kkt_holds = 0, None, False
     for _ in range(max_restarts + 1):
-        res = minimize(objective, theta, args=(unit, reml), jac=True, method="L-BFGS-B", bounds=bounds,
-                       options=dict(ftol=1e-14, gtol=1e-8 * cp.N, maxiter=5000))
-        n_eval += res.nfev
-        if best is None or res.fun < best.fun:
-            best = res
-        theta = _escape_boundary(res.x, unit, reml)
+        fit = newton_minimise(theta, unit, reml, lower)
+        n_eval += fit.n_evaluations
+        if best is None or fit.deviance < best.deviance:
+            best = fit
+        theta = _escape_boundary(fit.theta, unit, reml)
         if theta is None:
-            kkt_holds = best is res
+            kkt_holds = best is fit
             break
-    theta, gradient, decrement = _newton_polish(best.x, unit, reml, lower)
-    converged = bool(kkt_holds and decrement <= 1e-6 and best.nit < 5000)
-    deviance = profiled_deviance(blocked_cholesky(theta, unit), unit, reml)
     # back to the original Z: Lambda = D^-1 (D Lambda), and dd/dLambda_rc = d_r dd/d(D Lambda)_rc
-    theta = theta_of(lower_triangle(theta, q) / d[:, None])
-    gradient = theta_of(lower_triangle(gradient, q) * d[:, None])
-    return _ThetaFit(theta=theta, deviance=float(deviance), gradient=gradient, newton_decrement=decrement,
-                     converged=converged, message=str(best.message), n_evaluations=n_eval)
+    return _ThetaFit(theta=theta_of(lower_triangle(best.theta, q) / d[:, None]), deviance=best.deviance,
+                     gradient=theta_of(lower_triangle(best.gradient, q) * d[:, None]),
+                     newton_decrement=best.newton_decrement, converged=bool(kkt_holds and best.converged),
+                     message=best.message, n_evaluations=n_eval)
 
 
 # ----------------------------------------------------------------------------------------------
