@@ -1,26 +1,37 @@
-"""The wild cluster bootstrap of a t test (null imposed, restricted residuals), from per-cluster cross-products.
+r"""The wild cluster bootstrap of a t test (null imposed, restricted residuals), from per-cluster
+cross-products.
 
-Model y = X b + u with clusters g = 1..G; test H0: c'b = r (``term`` picks c = a unit vector).
+Model :math:`y = Xb + u` with clusters :math:`g = 1, \dots, G`; test :math:`H_0\colon c'b = r`
+(``term`` picks :math:`c` = a unit vector).
 
-1. Restricted fit: b~ = b^ - M c (c'Mc)^-1 (c'b^ - r), M = (X'X)^-1; residuals u~ = y - X b~.
-2. Draw cluster weights v_g (Rademacher +-1; Webb's six points +-sqrt(1/2), +-1, +-sqrt(3/2)) and build
-   y* = X b~ + v_g u~_g. Its OLS estimate is b* = b~ + M sum_g v_g s_g, with s_g = X_g' u~_g.
-3. t* = (c'b* - r) / se_CR1(c'b*), the same statistic as the sample's t = (c'b^ - r) / se_CR1(c'b^).
-4. p = share of |t*| >= |t| (symmetric test).
+1. Restricted fit: :math:`\tilde b = \hat b - M c\,(c'Mc)^{-1} (c'\hat b - r)`,
+   :math:`M = (X'X)^{-1}`; residuals :math:`\tilde u = y - X \tilde b`.
+2. Draw cluster weights :math:`v_g` (Rademacher :math:`\pm 1`; Webb's six points
+   :math:`\pm\sqrt{1/2}, \pm 1, \pm\sqrt{3/2}`) and build :math:`y^\ast = X \tilde b + v_g \tilde u_g`.
+   Its OLS estimate is :math:`b^\ast = \tilde b + M \sum_g v_g s_g`, with :math:`s_g = X_g' \tilde u_g`.
+3. :math:`t^\ast = (c'b^\ast - r) / \mathrm{se}_{CR1}(c'b^\ast)`, the same statistic as the sample's
+   :math:`t = (c'\hat b - r) / \mathrm{se}_{CR1}(c'\hat b)`.
+4. :math:`p` = share of :math:`|t^\ast| \ge |t|` (symmetric test).
 
-Nothing is refitted: with q = M c, the numerator is q' sum_g v_g s_g and the CR1 score of cluster h in
-draw v is v_h q's_h - q' X_h'X_h M sum_g v_g s_g, so each draw costs O(G k) given the G per-cluster
-cross-products X_g'X_g and X_g'y_g. Both pieces are linear in r, so every p(r) after the first is
-O(B), and the confidence interval is found by inverting the test (bisection on r).
+Nothing is refitted: with :math:`q = Mc`, the numerator is :math:`q' \sum_g v_g s_g` and the CR1
+score of cluster :math:`h` in draw :math:`v` is :math:`v_h q's_h - q' X_h'X_h M \sum_g v_g s_g`, so
+each draw costs :math:`O(Gk)` given the :math:`G` per-cluster cross-products :math:`X_g'X_g` and
+:math:`X_g'y_g`. Both pieces are linear in :math:`r`, so every :math:`p(r)` after the first is
+:math:`O(B)`, and the confidence interval is found by inverting the test (bisection on :math:`r`).
 
-With Rademacher weights there are only 2^G distinct draws; when 2^G <= B they are all enumerated
-(exact p-value over the bootstrap distribution) and ``enumerated`` is True.
+With Rademacher weights there are only :math:`2^G` distinct draws; when :math:`2^G \le B` they are
+all enumerated (exact p-value over the bootstrap distribution) and ``enumerated`` is True.
 
-References: Cameron, Gelbach & Miller (2008), *Review of Economics and Statistics* 90(3), 414-427;
-Webb (2023), "Reworking wild bootstrap-based inference for clustered errors", *Canadian Journal of
-Economics* 56(3); Roodman, MacKinnon, Nielsen & Webb (2019), "Fast and wild: bootstrap inference in
-Stata using boottest", *Stata Journal* 19(1), 4-60 (same algebra; Stata ``boottest``, R ``fwildclusterboot``).
-CR1 here is Stata's factor G/(G-1) (N-1)/(N-k); it cancels between t and t* and does not change p.
+CR1 here is Stata's factor :math:`G/(G-1) \cdot (N-1)/(N-k)`; it cancels between :math:`t` and
+:math:`t^\ast` and does not change :math:`p`.
+
+References
+----------
+- Cameron, Gelbach & Miller (2008), *Review of Economics and Statistics* 90(3), 414-427.
+- Webb (2023), "Reworking wild bootstrap-based inference for clustered errors", *Canadian Journal
+  of Economics* 56(3).
+- Roodman, MacKinnon, Nielsen & Webb (2019), "Fast and wild: bootstrap inference in Stata using
+  boottest", *Stata Journal* 19(1), 4-60 (same algebra; Stata ``boottest``, R ``fwildclusterboot``).
 """
 from __future__ import annotations
 
@@ -37,10 +48,11 @@ _WEBB = np.sqrt(np.array([0.5, 1.0, 1.5]))
 
 
 def bootstrap_weights(G: int, B: int, kind: str = "rademacher", rng=None) -> tuple[np.ndarray, bool]:
-    """A (G, B) matrix of cluster weights and whether it enumerates all 2^G Rademacher draws.
+    r"""A (G, B) matrix of cluster weights and whether it enumerates all :math:`2^G` Rademacher draws.
 
-    ``"rademacher"``: +-1 with probability 1/2 each; when 2^G <= B the 2^G sign patterns are returned
-    instead (columns = every pattern once). ``"webb"``: +-sqrt(1/2), +-1, +-sqrt(3/2), each 1/6.
+    ``"rademacher"``: :math:`\pm 1` with probability 1/2 each; when :math:`2^G \le B` the :math:`2^G`
+    sign patterns are returned instead (columns = every pattern once). ``"webb"``:
+    :math:`\pm\sqrt{1/2}, \pm 1, \pm\sqrt{3/2}`, each with probability 1/6.
     """
     rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
     if kind == "rademacher":
@@ -56,8 +68,31 @@ def bootstrap_weights(G: int, B: int, kind: str = "rademacher", rng=None) -> tup
 
 @dataclass
 class WildBootstrapResult:
-    """Result of :func:`wild_cluster_bootstrap`: ``tstat``, ``pvalue``, draws ``tstar`` (B,), ``B``,
-    ``enumerated``, ``estimate`` c'b^, ``se`` its CR1 standard error; ``ci(level)`` by test inversion."""
+    r"""Result of :func:`wild_cluster_bootstrap`; ``ci(level)`` inverts the test.
+
+    Parameters
+    ----------
+    term : str
+        The tested coefficient.
+    null : float
+        The null value :math:`r`.
+    estimate : float
+        :math:`c'\hat b`.
+    se : float
+        Its CR1 standard error.
+    tstat : float
+        The sample's :math:`t`.
+    pvalue : float
+        The bootstrap p-value, share of :math:`|t^\ast| \ge |t|`.
+    tstar : *array* (B,)
+        The bootstrap statistics :math:`t^\ast`; ``B`` is their number.
+    weights : str
+        ``"rademacher"`` or ``"webb"``.
+    enumerated : bool
+        True when all :math:`2^G` Rademacher draws were used.
+    G : int
+        The number of clusters.
+    """
 
     term: str
     null: float
@@ -76,14 +111,16 @@ class WildBootstrapResult:
         return self.tstar.size
 
     def pvalue_at(self, r: float) -> float:
-        """p-value of H0: c'b = r with the same draws (O(B) per call)."""
+        r"""p-value of :math:`H_0\colon c'b = r` with the same draws (:math:`O(B)` per call)."""
         return _pvalue(self._pieces, r)[0]
 
     def ci(self, level: float = 0.95, tol: float = 1e-9) -> tuple[float, float]:
-        """Confidence interval {r : p(r) > 1 - level}, by bisection on each side of the estimate.
+        r"""Confidence interval :math:`\{r : p(r) > 1 - \text{level}\}`, by bisection on each side of the
+        estimate.
 
-        Uses the same draws for every r. If p(r) never falls to 1 - level (few clusters: with
-        Rademacher weights p >= 2/2^G), that side is infinite and a warning says so.
+        Uses the same draws for every :math:`r`. If :math:`p(r)` never falls to 1 - ``level`` (few
+        clusters: with Rademacher weights :math:`p \ge 2/2^G`), that side is infinite and a warning says
+        so.
         """
         alpha = 1 - level
         if not 0 < alpha < 1:
@@ -132,14 +169,40 @@ def _pvalue(pieces, r):
 
 def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, null: float = 0.0,
                            B: int = 9999, weights: str = "rademacher", seed=None) -> WildBootstrapResult:
-    """Wild cluster restricted (WCR) bootstrap-t test of H0: b_term = null, and its inverted CI.
+    r"""Wild cluster restricted (WCR) bootstrap-t test of :math:`H_0\colon b_\text{term} = \text{null}`,
+    and its inverted confidence interval.
 
     ``wild_cluster_bootstrap("y ~ x", data=df, cluster="firm", term="x")`` or with arrays
-    ``wild_cluster_bootstrap(y, X, cluster=labels, term=1)`` (term = column name or index). Weights:
-    ``"rademacher"`` (enumerated when 2^G <= B) or ``"webb"``. The p-value is symmetric,
-    share of |t*_b| >= |t|; t uses CR1 (Stata's factor, which cancels). See the module docstring
-    for the algebra; equivalent to Stata ``boottest x, cluster(firm) weight(rademacher)`` and R
-    ``fwildclusterboot::boottest`` with ``impose_null = TRUE``, up to the random draws.
+    ``wild_cluster_bootstrap(y, X, cluster=labels, term=1)``. The p-value is symmetric, the share of
+    :math:`|t^\ast_b| \ge |t|`; :math:`t` uses CR1 (Stata's factor, which cancels). See the module
+    docstring for the algebra; equivalent to Stata ``boottest x, cluster(firm) weight(rademacher)`` and
+    R ``fwildclusterboot::boottest`` with ``impose_null = TRUE``, up to the random draws.
+
+    Parameters
+    ----------
+    y_or_formula : str or *array*
+        A formula such as ``"y ~ x"`` (with ``data``), or the response.
+    X : *array* or None
+        The design, when ``y_or_formula`` is an array.
+    data : *DataFrame* or None
+        The data of a formula fit.
+    cluster : str or *array*
+        A column name or one label per row.
+    term : str or int
+        The tested coefficient: a column name or index.
+    null : float
+        The value under :math:`H_0` (default 0).
+    B : int
+        The number of bootstrap draws (default 9999).
+    weights : str
+        ``"rademacher"`` (enumerated when :math:`2^G \le B`) or ``"webb"``.
+    seed : int, *Generator* or None
+        Seed of ``np.random.default_rng``.
+
+    Returns
+    -------
+    WildBootstrapResult
+        The statistic, the p-value, the draws and ``ci(level)``.
     """
     design = make_design(y_or_formula, X, data=data,
                          extra_columns=[cluster] if isinstance(cluster, str) and data is not None else ())

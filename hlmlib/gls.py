@@ -1,22 +1,26 @@
-"""Feasible GLS as OLS on transformed data: FWLS, random-effects GLS, within (fixed effects), Mundlak, Hausman.
+r"""Feasible GLS as OLS on transformed data: FWLS, random-effects GLS, within (fixed effects), Mundlak, Hausman.
 
-Each estimator transforms y and X and hands the result to ``hlmlib.ols.OLSResult.from_design``, so
-every result has the same ``params``, ``vcov(kind, cluster)``, ``se``, ``summary``, ``contrast`` and
-``marginal_effect`` as OLS; robust covariances are the usual HC/CR formulas of the transformed model.
-Results are :class:`GLSResult` (an ``OLSResult`` with ``details``: the estimated weights or variance
-components).
+Each estimator transforms :math:`y` and :math:`X` and hands the result to
+``hlmlib.ols.OLSResult.from_design``, so every result has the same ``params``,
+``vcov(kind, cluster)``, ``se``, ``summary``, ``contrast`` and ``marginal_effect`` as OLS; robust
+covariances are the usual HC/CR formulas of the transformed model. Results are :class:`GLSResult`
+(an :class:`~hlmlib.OLSResult` with ``details``: the estimated weights or variance components).
 
-* ``fwls``: weighted least squares with weights from the lecture's variance function
-  Var(e*_i) = s0^2 + s1^2 x_i^2 + s2^2 z_i^2.
-* ``re_gls``: random-intercept GLS, y_ij - theta_j ybar_j on x_ij - theta_j xbar_j (Swamy-Arora).
-* ``within``: the fixed-effects (within) estimator, df = N - G - k.
-* ``mundlak``: random-effects GLS with the group means of the time-varying regressors added.
-* ``hausman``: Hausman's (1978) test of FE against RE.
+* :func:`fwls`: weighted least squares with weights from the lecture's variance function
+  :math:`\operatorname{Var}(e^\ast_i) = s_0^2 + s_1^2 x_i^2 + s_2^2 z_i^2`.
+* :func:`re_gls`: random-intercept GLS, :math:`y_{ij} - \theta_j \bar y_j` on
+  :math:`x_{ij} - \theta_j \bar x_j` (Swamy-Arora).
+* :func:`within`: the fixed-effects (within) estimator, df = :math:`N - G - k`.
+* :func:`mundlak`: random-effects GLS with the group means of the time-varying regressors added.
+* :func:`hausman`: Hausman's (1978) test of FE against RE.
 
-References: Wooldridge (2010), *Econometric Analysis of Cross Section and Panel Data*, 2nd ed.,
-ch. 10; Baltagi (2021), *Econometric Analysis of Panel Data*, 6th ed., ch. 2-4 and 9; Greene (2018),
-*Econometric Analysis*, 8th ed., ch. 9 and 11; Mundlak (1978), *Econometrica* 46(1), 69-85; Hausman
-(1978), *Econometrica* 46(6), 1251-1271.
+References
+----------
+- Wooldridge (2010), *Econometric Analysis of Cross Section and Panel Data*, 2nd ed., ch. 10.
+- Baltagi (2021), *Econometric Analysis of Panel Data*, 6th ed., ch. 2-4 and 9.
+- Greene (2018), *Econometric Analysis*, 8th ed., ch. 9 and 11.
+- Mundlak (1978), *Econometrica* 46(1), 69-85.
+- Hausman (1978), *Econometrica* 46(6), 1251-1271.
 """
 from __future__ import annotations
 
@@ -35,15 +39,15 @@ __all__ = ["fwls", "re_gls", "within", "mundlak", "hausman", "GLSResult", "Hausm
 
 
 class GLSResult(OLSResult):
-    """An ``OLSResult`` of the transformed regression, plus ``details`` (dict) describing the
-    transformation: weights and variance-function coefficients (FWLS), theta and variance
-    components (RE-GLS), number of groups (within)."""
+    r"""An :class:`~hlmlib.OLSResult` of the transformed regression, plus ``details`` (dict)
+    describing the transformation: weights and variance-function coefficients (FWLS),
+    :math:`\theta` and variance components (RE-GLS), number of groups (within)."""
 
     details: dict
 
     @property
     def table_footer(self) -> dict:
-        """Lines ``hlmlib.tables.etable`` adds under this column."""
+        r"""Lines :func:`hlmlib.tables.etable` adds under this column."""
         d, out = self.details, {}
         if "sigma2_u" in d:
             out.update({"sigma_u^2 (between)": d["sigma2_u"], "sigma_e^2 (within)": d["sigma2_e"],
@@ -115,27 +119,36 @@ def _variance_regressors(design: Design, variance, data):
 
 
 def fwls(y_or_formula, X=None, data=None, *, variance=None, method: str = "nnls") -> GLSResult:
-    """Feasible weighted least squares for the lecture's random-coefficient error.
+    r"""Feasible weighted least squares for the lecture's random-coefficient error.
 
-    Model: y = X b + e*, Var(e*_i) = s0^2 + s1^2 x_i^2 + s2^2 z_i^2 (= g_i' s, s >= 0), independent
-    across i. Steps:
+    Model: :math:`y = Xb + e^\ast`,
+    :math:`\operatorname{Var}(e^\ast_i) = s_0^2 + s_1^2 x_i^2 + s_2^2 z_i^2` (:math:`= g_i' s`,
+    :math:`s \ge 0`), independent across :math:`i`. Steps:
 
-    1. OLS of y on X; squared residuals e_i^2.
-    2. The variance function: regress e_i^2 on [1, g_i] (default g_i = the squares of the non-constant
-       main-effect columns of X, e.g. x^2 and z^2 for ``"y ~ x*z"``; or ``variance=`` a formula such as
-       ``"~ I(x**2) + I(z**2)"`` or an array).
-       ``method="nnls"`` (default): non-negative least squares, so every s_j^2 >= 0 as the model
-       requires, and fitted variances h_i = [1, g_i] s-hat; a fit with h_i <= 0 somewhere (possible
-       only when s0^2-hat = 0) is floored at 1e-6 times the mean of e^2.
-       ``method="exp"``: Harvey's (1976) multiplicative model, log e_i^2 on [1, g_i], h_i = exp(fit)
-       (always positive; its constant's bias is irrelevant for weights).
-    3. WLS with weights w_i = 1/h_i, i.e. OLS on sqrt(w_i) y_i and sqrt(w_i) x_i (statsmodels
-       ``WLS(y, X, weights=w)``; Stata ``regress [aweight=w]`` up to the scale of w).
+    1. OLS of :math:`y` on :math:`X`; squared residuals :math:`e_i^2`.
+    2. The variance function: regress :math:`e_i^2` on :math:`[1, g_i]` (default :math:`g_i` = the
+       squares of the non-constant main-effect columns of :math:`X`, e.g. :math:`x^2` and :math:`z^2`
+       for ``"y ~ x*z"``; or ``variance=`` a formula such as ``"~ I(x**2) + I(z**2)"`` or an array).
 
-    Returns a :class:`GLSResult`: ``vcov("classical")`` is s^2 (X'WX)^-1 and ``vcov("HC1")`` etc. the
-    HC/CR formulas of the transformed model (robust to a misspecified variance function);
-    ``details`` holds ``weights``, ``variance_params`` (s-hat, Series) and ``method``.
-    Reference: Greene (2018), sec. 9.6; Wooldridge (2010), sec. 8.
+       ``method="nnls"`` (default): non-negative least squares, so every :math:`s_j^2 \ge 0` as the
+       model requires, and fitted variances :math:`h_i = [1, g_i] \hat s`; a fit with
+       :math:`h_i \le 0` somewhere (possible only when :math:`\hat s_0^2 = 0`) is floored at 1e-6 times
+       the mean of :math:`e^2`.
+
+       ``method="exp"``: Harvey's (1976) multiplicative model, :math:`\log e_i^2` on :math:`[1, g_i]`,
+       :math:`h_i = \exp(\text{fit})` (always positive; its constant's bias is irrelevant for weights).
+    3. WLS with weights :math:`w_i = 1/h_i`, i.e. OLS on :math:`\sqrt{w_i}\, y_i` and
+       :math:`\sqrt{w_i}\, x_i` (statsmodels ``WLS(y, X, weights=w)``; Stata ``regress [aweight=w]`` up
+       to the scale of :math:`w`).
+
+    Returns a :class:`GLSResult`: ``vcov("classical")`` is :math:`s^2 (X'WX)^{-1}` and
+    ``vcov("HC1")`` etc. the HC/CR formulas of the transformed model (robust to a misspecified variance
+    function); ``details`` holds ``weights``, ``variance_params`` (:math:`\hat s`, Series) and
+    ``method``.
+
+    References
+    ----------
+    Greene (2018), sec. 9.6; Wooldridge (2010), sec. 8.
     """
     design = make_design(y_or_formula, X, data=data)
     first = OLSResult.from_design(design)
@@ -193,21 +206,26 @@ def _within_pieces(design, codes, counts):
 
 
 def within(y_or_formula, X=None, data=None, *, groups) -> GLSResult:
-    """The within (fixed-effects) estimator: OLS of y_ij - ybar_j on x_ij - xbar_j.
+    r"""The within (fixed-effects) estimator: OLS of :math:`y_{ij} - \bar y_j` on :math:`x_{ij} - \bar x_j`.
 
-    Parameterised as Stata's ``xtreg, fe``: the grand means are added back (y_ij - ybar_j + ybar,
-    x_ij - xbar_j + xbar) and an intercept estimated (the average of the fixed effects), so the
-    slopes equal the dummy-variable (LSDV) regression's. Columns constant within every group (the
-    intercept, group-level variables such as GSPEND_j) are absorbed by the fixed effects and dropped,
-    with a warning that names them.
+    Parameterised as Stata's ``xtreg, fe``: the grand means are added back
+    (:math:`y_{ij} - \bar y_j + \bar y`, :math:`x_{ij} - \bar x_j + \bar x`) and an intercept
+    estimated (the average of the fixed effects), so the slopes equal the dummy-variable (LSDV)
+    regression's. Columns constant within every group (the intercept, group-level variables such as
+    :math:`\text{GSPEND}_j`) are absorbed by the fixed effects and dropped, with a warning that names
+    them.
 
-    Degrees of freedom: s^2 = e'e / (N - G - k), k = slopes, and classical/HC tests use t(N - G - k);
-    so the classical se equal LSDV's, and HC0/HC1 equal LSDV's (HC1 = N/(N - G - k), statsmodels'
-    LSDV convention). Cluster-robust: CR1 = G/(G-1) (N-1)/(N-k-1), Stata ``xtreg, fe vce(cluster g)``
-    (the fixed effects nested in the clusters are not counted), which is smaller than Stata
-    ``regress ... i.g, vce(cluster g)``, whose (N-1)/(N-G-k) counts them; CR0 equals LSDV's CR0.
-    HC2/HC3/CR2/CR3 use the leverages of the demeaned design. Cluster df: G - 1.
-    Reference: Wooldridge (2010), sec. 10.5; Stata [XT] xtreg.
+    Degrees of freedom: :math:`s^2 = e'e / (N - G - k)`, :math:`k` = slopes, and classical/HC tests
+    use :math:`t(N - G - k)`; so the classical se equal LSDV's, and HC0/HC1 equal LSDV's (HC1 =
+    :math:`N/(N - G - k)`, statsmodels' LSDV convention). Cluster-robust: CR1 =
+    :math:`G/(G-1) \cdot (N-1)/(N-k-1)`, Stata ``xtreg, fe vce(cluster g)`` (the fixed effects nested
+    in the clusters are not counted), which is smaller than Stata ``regress ... i.g, vce(cluster g)``,
+    whose :math:`(N-1)/(N-G-k)` counts them; CR0 equals LSDV's CR0. HC2/HC3/CR2/CR3 use the leverages
+    of the demeaned design. Cluster df: :math:`G - 1`.
+
+    References
+    ----------
+    Wooldridge (2010), sec. 10.5; Stata [XT] xtreg.
     """
     design, codes, counts = _panel(y_or_formula, X, data, groups)
     varying, dropped = _within_pieces(design, codes, counts)
@@ -253,20 +271,35 @@ def _swamy_arora(design, codes, counts):
 
 
 def re_gls(y_or_formula, X=None, data=None, *, groups, variance_components=None) -> GLSResult:
-    """Random-effects (random-intercept) GLS: y_ij = x_ij'b + u_j + e_ij, u_j ~ (0, sigma_u^2), e ~ (0, sigma_e^2).
+    r"""Random-effects (random-intercept) GLS: :math:`y_{ij} = x_{ij}'b + u_j + e_{ij}`,
+    :math:`u_j \sim (0, \sigma_u^2)`, :math:`e \sim (0, \sigma_e^2)`.
 
-    GLS with V_j = sigma_e^2 I + sigma_u^2 11' is OLS on quasi-demeaned data
-        y_ij - theta_j ybar_j  on  x_ij - theta_j xbar_j  (the intercept becomes 1 - theta_j),
-        theta_j = 1 - sqrt(sigma_e^2 / (sigma_e^2 + n_j sigma_u^2)),
-    since V_j^(-1/2) is proportional to I - theta_j J/n_j. theta_j = 0 gives pooled OLS and theta_j -> 1
-    (n_j sigma_u^2 >> sigma_e^2) the within estimator. The variance components are Swamy-Arora's
-    (Stata ``xtreg, re`` default for balanced panels; linearmodels ``RandomEffects``): see
-    ``_swamy_arora``; for unbalanced panels sigma_u^2 uses the harmonic mean group size (Stata's
-    unbalanced formula differs slightly). ``variance_components=(sigma_e^2, sigma_u^2)`` fixes them.
-    Classical se: s^2 (X*'X*)^-1 with s^2 from the transformed residuals, df N - k (as linearmodels;
-    Stata's z-tests use sigma_e^2 directly). Robust kinds: HC/CR of the transformed model; with
-    cluster = the groups, CR1 is Stata ``xtreg, re vce(cluster)`` up to its small-sample factor.
-    Reference: Baltagi (2021), sec. 2.3 and 9.2; Wooldridge (2010), sec. 10.7.
+    GLS with :math:`V_j = \sigma_e^2 I + \sigma_u^2 \mathbf{1}\mathbf{1}'` is OLS on quasi-demeaned data
+
+    .. math::
+
+       y_{ij} - \theta_j \bar y_j \ \text{ on } \ x_{ij} - \theta_j \bar x_j, \qquad
+       \theta_j = 1 - \sqrt{\frac{\sigma_e^2}{\sigma_e^2 + n_j \sigma_u^2}}
+
+    (the intercept becomes :math:`1 - \theta_j`), since :math:`V_j^{-1/2}` is proportional to :math:`I - \theta_j J/n_j`. :math:`\theta_j = 0` gives
+    pooled OLS and :math:`\theta_j \to 1` (:math:`n_j \sigma_u^2 \gg \sigma_e^2`) the within
+    estimator. The variance components are Swamy-Arora's (Stata ``xtreg, re`` default for balanced
+    panels; linearmodels ``RandomEffects``; see ``_swamy_arora``):
+    :math:`\hat\sigma_e^2 = e_w'e_w / (N - G - k_w)` from the within regression (:math:`k_w`
+    regressors that vary within groups), :math:`\hat\sigma_b^2 = e_b'e_b / (G - k)` from the between
+    regression of :math:`\bar y_j` on :math:`\bar x_j`, and
+    :math:`\hat\sigma_u^2 = \max(0, \hat\sigma_b^2 - \hat\sigma_e^2 / T)`, :math:`T` the harmonic
+    mean of the :math:`n_j` (the group size in a balanced panel; Stata's unbalanced formula differs
+    slightly). ``variance_components=(sigma_e^2, sigma_u^2)`` fixes them.
+
+    Classical se: :math:`s^2 (X^{\ast\prime} X^\ast)^{-1}` with :math:`s^2` from the transformed
+    residuals, df :math:`N - k` (as linearmodels; Stata's z-tests use :math:`\sigma_e^2` directly).
+    Robust kinds: HC/CR of the transformed model; with ``cluster`` = the groups, CR1 is Stata
+    ``xtreg, re vce(cluster)`` up to its small-sample factor.
+
+    References
+    ----------
+    Baltagi (2021), sec. 2.3 and 9.2; Wooldridge (2010), sec. 10.7.
     """
     design, codes, counts = _panel(y_or_formula, X, data, groups)
     return _re_fit(design, codes, counts, variance_components, "RE-GLS")
@@ -288,14 +321,15 @@ def _re_fit(design, codes, counts, variance_components, label):
 
 
 def mundlak(y_or_formula, X=None, data=None, *, groups, variance_components=None) -> GLSResult:
-    """The Mundlak (1978) device: random-effects GLS with the group means of the regressors that vary
+    r"""The Mundlak (1978) device: random-effects GLS with the group means of the regressors that vary
     within groups added as regressors ("mean(x)").
 
-    y_ij = x_ij'b + z_j'g + xbar_j'pi + u_j + e_ij. The slope b on each time-varying x equals the
-    within estimator exactly (balanced or not: the quasi-demeaned x splits into the within deviation
-    x - xbar, orthogonal to every group-constant column, and a multiple of xbar). pi = 0 is the
-    hypothesis under which RE is consistent; test it with ``.contrast`` on the mean(...) terms and a
-    cluster-robust kind (a robust alternative to :func:`hausman`; Wooldridge 2010, sec. 10.7.3).
+    :math:`y_{ij} = x_{ij}'b + z_j'g + \bar x_j'\pi + u_j + e_{ij}`. The slope :math:`b` on each
+    time-varying :math:`x` equals the within estimator exactly (balanced or not: the quasi-demeaned
+    :math:`x` splits into the within deviation :math:`x - \bar x`, orthogonal to every group-constant
+    column, and a multiple of :math:`\bar x`). :math:`\pi = 0` is the hypothesis under which RE is
+    consistent; test it with ``.contrast`` on the mean(...) terms and a cluster-robust kind (a robust
+    alternative to :func:`hausman`; Wooldridge 2010, sec. 10.7.3).
     """
     design, codes, counts = _panel(y_or_formula, X, data, groups)
     varying = _varies_within(design.X, codes, counts)
@@ -312,8 +346,9 @@ def mundlak(y_or_formula, X=None, data=None, *, groups, variance_components=None
 # ----------------------------------------------------------------------------------------------
 
 class HausmanResult:
-    """``statistic``, ``df``, ``pvalue``, ``terms``, ``difference`` (b_FE - b_RE), ``vcov_difference``,
-    ``generalized_inverse`` (True when V_FE - V_RE was not positive definite)."""
+    r"""The result of :func:`hausman`: ``statistic``, ``df``, ``pvalue``, ``terms``, ``difference``
+    (:math:`b_\text{FE} - b_\text{RE}`), ``vcov_difference``, ``generalized_inverse`` (True when
+    :math:`V_\text{FE} - V_\text{RE}` was not positive definite)."""
 
     def __init__(self, statistic, df, terms, difference, vcov_difference, generalized_inverse, kind):
         self.statistic, self.df, self.terms = float(statistic), int(df), list(terms)
@@ -329,16 +364,20 @@ class HausmanResult:
 
 
 def hausman(fe: OLSResult, re: OLSResult, kind: str = "classical", terms=None) -> HausmanResult:
-    """Hausman's test of H0: the random effects are uncorrelated with the regressors (RE consistent
-    and efficient, FE consistent).
+    r"""Hausman's test of :math:`H_0`: the random effects are uncorrelated with the regressors (RE
+    consistent and efficient, FE consistent).
 
-    H = (b_FE - b_RE)' [V_FE - V_RE]^-1 (b_FE - b_RE) ~ chi2(m) on the m coefficients common to both
-    fits that vary within groups (the intercept excluded). Each fit's own ``vcov(kind)`` is used, as
-    Stata's ``hausman fe re`` (which uses each model's sigma). If V_FE - V_RE is not positive definite
-    (it can happen in finite samples), a warning says so and the Moore-Penrose generalized inverse is
-    used with df = the number of positive eigenvalues (Stata does the same and notes it). Under
-    heteroskedasticity or serial correlation the test is invalid: use the Mundlak test with a
-    cluster-robust covariance instead.
+    .. math::
+
+       H = (b_\text{FE} - b_\text{RE})' \, [V_\text{FE} - V_\text{RE}]^{-1} (b_\text{FE} - b_\text{RE}) \sim \chi^2(m)
+
+    on the :math:`m` coefficients common to both fits that vary within groups (the intercept
+    excluded). Each fit's own ``vcov(kind)`` is used, as Stata's ``hausman fe re`` (which uses each
+    model's sigma). If :math:`V_\text{FE} - V_\text{RE}` is not positive definite (it can happen in finite
+    samples), a warning says so and the Moore-Penrose generalized inverse is used with df = the
+    number of positive eigenvalues (Stata does the same and notes it). Under heteroskedasticity or
+    serial correlation the test is invalid: use the Mundlak test with a cluster-robust covariance
+    instead.
     """
     common = [t for t in fe.names if t in re.names and t != "Intercept"] if terms is None else list(terms)
     missing = [t for t in common if t not in fe.names or t not in re.names]

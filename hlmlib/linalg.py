@@ -62,7 +62,7 @@ BLOCKS_PER_PASS = 64
 class LeastSquares:
     r"""The solution of :math:`\min_b \lVert y - X b \rVert` and the pieces every covariance estimator reuses.
 
-    Attributes
+    Parameters
     ----------
     coef : *array* (k,)
         The least-squares coefficients :math:`b`.

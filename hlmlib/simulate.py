@@ -1,4 +1,4 @@
-"""The book's data-generating processes, their population quantities, and batched Monte Carlo OLS.
+r"""The book's data-generating processes, their population quantities, and batched Monte Carlo OLS.
 
 Every data set made here is **simulated**: the numbers are draws from the equations stated in each
 docstring, not observations of countries, firms or people. Every function that draws takes ``seed``
@@ -6,22 +6,25 @@ docstring, not observations of countries, firms or people. Every function that d
 
 Three parts:
 
-1. Data-generating processes, one data set as a DataFrame (``hlm_eusup``, ``random_coefficient``,
-   ``cgm``, ``mhe_811``) or ``R`` replications at once as arrays (the ``*_batch`` functions, which
-   return a :class:`Batch` of ``X`` (n, k) or (R, n, k), ``Y`` (R, n), cluster labels and true values).
-2. Population quantities for an error covariance ``Omega = V(e*) = blockdiag_g(Z_g tau Z_g') + sigma^2 I``:
-   ``error_variance``, ``error_covariance``, ``population_vcov`` (the sandwich
-   (X'X)^-1 X' Omega X (X'X)^-1 from per-cluster cross-products, never an N x N matrix) and
-   ``expected_classical_vcov`` (what the classical formula estimates on average).
-3. ``ols_mc``: OLS with classical, HC0-HC4 and CR0-CR3 standard errors for all ``R`` replications
-   with array operations, not a Python loop per replication.
+1. Data-generating processes, one data set as a DataFrame (:func:`hlm_eusup`,
+   :func:`random_coefficient`, :func:`cgm`, :func:`mhe_811`) or ``R`` replications at once as
+   arrays (the ``*_batch`` functions, which return a :class:`Batch` of ``X`` (n, k) or (R, n, k),
+   ``Y`` (R, n), cluster labels and true values).
+2. Population quantities for an error covariance
+   :math:`\Omega = V(e^\ast) = \operatorname{blockdiag}_g(Z_g \tau Z_g') + \sigma^2 I`:
+   :func:`error_variance`, :func:`error_covariance`, :func:`population_vcov` (the sandwich
+   :math:`(X'X)^{-1} X' \Omega X (X'X)^{-1}` from per-cluster cross-products, never an N x N
+   matrix) and :func:`expected_classical_vcov` (what the classical formula estimates on average).
+3. :func:`ols_mc`: OLS with classical, HC0-HC4 and CR0-CR3 standard errors for all ``R``
+   replications with array operations, not a Python loop per replication.
 
-Conventions (as everywhere in hlmlib, see the conventions page): HC1 = n/(n-k) (Stata ``, robust``);
-CR1 = G/(G-1) (N-1)/(N-k) (Stata ``vce(cluster)``, R ``sandwich::vcovCL(type = "HC1")``); CR2 is
-Bell-McCaffrey's (I - H_gg)^(-1/2) adjustment with Satterthwaite degrees of freedom (clubSandwich
-``coef_test(..., test = "Satterthwaite")``); CR3 is clubSandwich's (I - H_gg)^(-1) without the
-(G-1)/G jackknife factor. Tests use t(n-k) for classical and HC, t(G-1) for CR0/CR1/CR3, the
-Satterthwaite df for CR2.
+Conventions (as everywhere in hlmlib, see the :ref:`conventions page <conventions>`): HC1 =
+:math:`n/(n-k)` (Stata ``, robust``); CR1 = :math:`G/(G-1) \cdot (N-1)/(N-k)` (Stata
+``vce(cluster)``, R ``sandwich::vcovCL(type = "HC1")``); CR2 is Bell-McCaffrey's
+:math:`(I - H_{gg})^{-1/2}` adjustment with Satterthwaite degrees of freedom (clubSandwich
+``coef_test(..., test = "Satterthwaite")``); CR3 is clubSandwich's :math:`(I - H_{gg})^{-1}` without
+the :math:`(G-1)/G` jackknife factor. Tests use :math:`t(n-k)` for classical and HC, :math:`t(G-1)`
+for CR0/CR1/CR3, the Satterthwaite df for CR2.
 """
 from __future__ import annotations
 
@@ -48,9 +51,23 @@ def _rng(seed) -> np.random.Generator:
 
 @dataclass
 class Batch:
-    """``R`` simulated replications: ``Y`` (R, n); ``X`` (n, k) if the regressors are fixed across
-    replications, else (R, n, k); ``cluster`` (n,) labels (the same in every replication) or None;
-    ``names`` of the columns of X; ``truth`` the true coefficients by name."""
+    r"""``R`` simulated replications, as the ``*_batch`` functions return them for :func:`ols_mc`.
+
+    Parameters
+    ----------
+    X : *array* (n, k) or (R, n, k)
+        (n, k) if the regressors are fixed across replications, else (R, n, k).
+    Y : *array* (R, n)
+        The responses, one row per replication.
+    names : list
+        The names of the columns of ``X``.
+    truth : dict
+        The true coefficients by name.
+    cluster : *array* (n,) or None
+        Cluster labels, the same in every replication.
+    extra : dict
+        What :func:`population_vcov` needs (``Z``, ``tau``, ``sigma2``), where the process has it.
+    """
 
     X: np.ndarray
     Y: np.ndarray
@@ -123,25 +140,57 @@ _HLM_DEFAULTS = dict(a0=2.0, a1=0.05, g0=-0.10, g1=0.01, tau=((1.0, 0.0), (0.0, 
 
 
 def hlm_eusup(J: int = 30, n=20, *, seed=None, **params) -> pd.DataFrame:
-    """One **simulated** data set from the lecture's two-level model (support for the EU by country).
+    r"""One **simulated** data set from the lecture's two-level model (support for the EU by country).
 
-    Level 1 (person i in country j):  eusup_ij = b0_j + b_lr_j lfrt_ij + e_ij,   e_ij ~ N(0, sigma^2)
-    Level 2 (country j):              b0_j   = a0 + a1 GSPEND_j + u0_j
-                                      b_lr_j = g0 + g1 GSPEND_j + u1_j,   (u0_j, u1_j) ~ N(0, tau)
-    Combined: eusup_ij = a0 + a1 GSPEND_j + g0 lfrt_ij + g1 lfrt_ij GSPEND_j + (u0_j + u1_j lfrt_ij + e_ij),
-    the linear-interaction model with compound error e*_ij = u0_j + u1_j lfrt_ij + e_ij.
+    Level 1 (person :math:`i` in country :math:`j`) and level 2 (country :math:`j`):
 
-    Regressors: lfrt_ij = m_j + lfrt_within_sd * N(0, 1), m_j = lfrt_mean + lfrt_between_sd * N(0, 1);
-    GSPEND_j = gspend_mean + gspend_sd * N(0, 1). The defaults (``a0=2, a1=0.05, g0=-0.1, g1=0.01``,
-    ``tau=[[1, 0], [0, 0.04]]``, ``sigma=1``, lfrt mean 5 / between-sd 1 / within-sd 2, GSPEND 40 / 8)
-    are illustrative, not estimates from any survey. ``corr_u0_lfrt`` and ``corr_u0_gspend`` set
-    corr(u0_j, m_j) and corr(u0_j, GSPEND_j): nonzero values break E(u | X) = 0 and so bias OLS and
-    random-effects estimates (the lecture's "heterogeneity that covaries with X"); with ``tau01 != 0``
-    u1 inherits part of that correlation through u0.
+    .. math::
 
-    ``n`` is one cluster size or a sequence of J sizes (unbalanced). Returns columns ``country``,
-    ``eusup``, ``lfrt``, ``GSPEND`` and, for teaching, the true ``u0``, ``u1`` and ``e`` (never
-    observed in real data).
+       \begin{aligned}
+       \text{eusup}_{ij} &= b_{0j} + b_{\text{lr},j}\, \text{lfrt}_{ij} + e_{ij},
+         & e_{ij} &\sim N(0, \sigma^2), \\
+       b_{0j} &= a_0 + a_1 \text{GSPEND}_j + u_{0j}, \\
+       b_{\text{lr},j} &= g_0 + g_1 \text{GSPEND}_j + u_{1j},
+         & (u_{0j}, u_{1j}) &\sim N(0, \tau).
+       \end{aligned}
+
+    Combined,
+
+    .. math::
+
+       \begin{aligned}
+       \text{eusup}_{ij} = {} & a_0 + a_1 \text{GSPEND}_j + g_0 \text{lfrt}_{ij}
+         + g_1 \text{lfrt}_{ij} \text{GSPEND}_j \\
+         & + (u_{0j} + u_{1j} \text{lfrt}_{ij} + e_{ij}),
+       \end{aligned}
+
+    the linear-interaction model with compound error
+    :math:`e^\ast_{ij} = u_{0j} + u_{1j} \text{lfrt}_{ij} + e_{ij}`.
+
+    Regressors: ``lfrt_ij = m_j + lfrt_within_sd * N(0, 1)``,
+    ``m_j = lfrt_mean + lfrt_between_sd * N(0, 1)``;
+    ``GSPEND_j = gspend_mean + gspend_sd * N(0, 1)``. The defaults
+    (``a0=2, a1=0.05, g0=-0.1, g1=0.01``, ``tau=[[1, 0], [0, 0.04]]``, ``sigma=1``, lfrt mean 5 /
+    between-sd 1 / within-sd 2, GSPEND 40 / 8) are illustrative, not estimates from any survey.
+    ``corr_u0_lfrt`` and ``corr_u0_gspend`` set :math:`\operatorname{corr}(u_{0j}, m_j)` and
+    :math:`\operatorname{corr}(u_{0j}, \text{GSPEND}_j)`: nonzero values break :math:`E(u \mid X) = 0`
+    and so bias OLS and random-effects estimates (the lecture's "heterogeneity that covaries with X");
+    with :math:`\tau_{01} \ne 0`, :math:`u_1` inherits part of that correlation through :math:`u_0`.
+
+    Returns a DataFrame with columns ``country``, ``eusup``, ``lfrt``, ``GSPEND`` and, for teaching,
+    the true ``u0``, ``u1`` and ``e`` (never observed in real data).
+
+    Parameters
+    ----------
+    J : int
+        The number of countries (clusters).
+    n : int or list of int
+        One cluster size, or a sequence of ``J`` sizes (unbalanced).
+    seed : int, *Generator* or None
+        Seed of ``np.random.default_rng``.
+    **params
+        Any of ``a0, a1, g0, g1, tau, sigma, lfrt_mean, lfrt_between_sd, lfrt_within_sd,
+        gspend_mean, gspend_sd, corr_u0_lfrt, corr_u0_gspend``.
     """
     p = {**_HLM_DEFAULTS, **params}
     unknown = set(params) - set(_HLM_DEFAULTS)
@@ -154,12 +203,12 @@ def hlm_eusup(J: int = 30, n=20, *, seed=None, **params) -> pd.DataFrame:
 
 
 def hlm_eusup_batch(R: int, J: int = 30, n=20, *, fixed_x: bool = False, seed=None, **params) -> Batch:
-    """``R`` replications of :func:`hlm_eusup` as arrays for :func:`ols_mc`.
+    r"""``R`` replications of :func:`hlm_eusup` as arrays for :func:`ols_mc`.
 
-    X columns: Intercept, GSPEND, lfrt, lfrt:GSPEND (true values a0, a1, g0, g1). ``fixed_x=True``
-    draws the regressors once and redraws only u0, u1, e (inference conditional on X, as in the
-    lecture's derivation); ``extra`` holds ``Z`` = [1, lfrt] and ``tau``, ``sigma2`` for
-    :func:`population_vcov`.
+    ``X`` columns: Intercept, GSPEND, lfrt, lfrt:GSPEND (true values a0, a1, g0, g1).
+    ``fixed_x=True`` draws the regressors once and redraws only :math:`u_0, u_1, e` (inference
+    conditional on :math:`X`, as in the lecture's derivation); ``extra`` holds ``Z`` = [1, lfrt] and
+    ``tau``, ``sigma2`` for :func:`population_vcov`. Returns a :class:`Batch`.
     """
     p = {**_HLM_DEFAULTS, **params}
     d = _hlm_draw(_rng(seed), R, J, n, fixed_x=fixed_x, **p)
@@ -186,15 +235,30 @@ def _rc_draw(rng, R, n, p, fixed_x):
 
 
 def random_coefficient(n: int = 500, *, seed=None, **params) -> pd.DataFrame:
-    """One **simulated** data set from the lecture's random-coefficient (linear-interaction) model.
+    r"""One **simulated** data set from the lecture's random-coefficient (linear-interaction) model.
 
-    y = b0 + b1 x + b2 z + e0,  b1 = dy/dx = a0 + a1 z + e1,  b2 = dy/dz = g0 + g1 x + e2, so
-    y = b0 + a0 x + g0 z + (a1 + g1) xz + (e0 + e1 x + e2 z),
-    with e0_i, e1_i, e2_i independent N(0, s0^2), N(0, s1^2), N(0, s2^2), independent across i. The
-    compound error e*_i = e0_i + e1_i x_i + e2_i z_i is heteroskedastic:
-    Var(e*_i | x, z) = s0^2 + s1^2 x_i^2 + s2^2 z_i^2, and uncorrelated across i.
-    x, z ~ N(0, 1) independent. Defaults b0=1, a0=0.5, g0=0.8, a1=0.2, g1=0.1, s0=1, s1=s2=0.5.
-    Returns columns ``y``, ``x``, ``z`` and the true compound error ``estar``.
+    .. math::
+
+       \begin{aligned}
+       y &= b_0 + b_1 x + b_2 z + e_0, \\
+       b_1 &= dy/dx = a_0 + a_1 z + e_1, \\
+       b_2 &= dy/dz = g_0 + g_1 x + e_2,
+       \end{aligned}
+
+    so
+
+    .. math::
+
+       y = b_0 + a_0 x + g_0 z + (a_1 + g_1) xz + (e_0 + e_1 x + e_2 z),
+
+    with :math:`e_{0i}, e_{1i}, e_{2i}` independent :math:`N(0, s_0^2)`, :math:`N(0, s_1^2)`,
+    :math:`N(0, s_2^2)`, independent across :math:`i`. The compound error
+    :math:`e^\ast_i = e_{0i} + e_{1i} x_i + e_{2i} z_i` is heteroskedastic,
+    :math:`\operatorname{Var}(e^\ast_i \mid x, z) = s_0^2 + s_1^2 x_i^2 + s_2^2 z_i^2`, and
+    uncorrelated across :math:`i`. :math:`x, z \sim N(0, 1)` independent. Defaults ``b0=1, a0=0.5,
+    g0=0.8, a1=0.2, g1=0.1, s0=1, s1=s2=0.5``.
+
+    Returns a DataFrame with columns ``y``, ``x``, ``z`` and the true compound error ``estar``.
     """
     p = {**_RC_DEFAULTS, **params}
     x, z, y, estar = _rc_draw(_rng(seed), 1, n, p, True)
@@ -202,8 +266,12 @@ def random_coefficient(n: int = 500, *, seed=None, **params) -> pd.DataFrame:
 
 
 def random_coefficient_batch(R: int, n: int = 500, *, fixed_x: bool = False, seed=None, **params) -> Batch:
-    """``R`` replications of :func:`random_coefficient`; X columns Intercept, x, z, x:z (truth b0, a0, g0,
-    a1 + g1); ``extra`` holds Z = [1, x, z] and tau = diag(s0^2, s1^2, s2^2) for :func:`population_vcov`."""
+    r"""``R`` replications of :func:`random_coefficient`, a :class:`Batch`.
+
+    ``X`` columns Intercept, x, z, x:z (truth b0, a0, g0, a1 + g1); ``extra`` holds
+    ``Z`` = [1, x, z] and :math:`\tau = \operatorname{diag}(s_0^2, s_1^2, s_2^2)` for
+    :func:`population_vcov`.
+    """
     p = {**_RC_DEFAULTS, **params}
     x, z, y, _ = _rc_draw(_rng(seed), R, n, p, fixed_x)
     X = np.stack([np.ones_like(x), x, z, x * z], axis=-1)
@@ -227,13 +295,20 @@ def _cgm_draw(rng, R, G, n, b0, b1, heteroskedastic, fixed_x):
 
 def cgm(G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0, heteroskedastic: bool = False,
         seed=None) -> pd.DataFrame:
-    """One **simulated** data set from Cameron, Gelbach & Miller's (2008) few-cluster design.
+    r"""One **simulated** data set from Cameron, Gelbach & Miller's (2008) few-cluster design.
 
-    y_ig = b0 + b1 x_ig + u_ig,  x_ig = z_g + z_ig,  u_ig = e_g + e_ig, all components N(0, 1), n
-    observations in each of G clusters; heteroskedastic variant: e_ig ~ N(0, 9 x_ig^2).
-    Reference: Cameron, Gelbach & Miller (2008), "Bootstrap-based improvements for inference with
-    clustered errors", *Review of Economics and Statistics* 90(3), 414-427 (their tests: H0 b1 = 1).
-    Returns columns ``cluster``, ``y``, ``x``.
+    .. math::
+
+       y_{ig} = b_0 + b_1 x_{ig} + u_{ig}, \quad x_{ig} = z_g + z_{ig}, \quad u_{ig} = e_g + e_{ig},
+
+    all components :math:`N(0, 1)`, :math:`n` observations in each of :math:`G` clusters;
+    heteroskedastic variant: :math:`e_{ig} \sim N(0, 9 x_{ig}^2)`. Returns columns ``cluster``, ``y``,
+    ``x``.
+
+    References
+    ----------
+    Cameron, Gelbach & Miller (2008), "Bootstrap-based improvements for inference with clustered
+    errors", *Review of Economics and Statistics* 90(3), 414-427 (their tests: :math:`H_0\colon b_1 = 1`).
     """
     x, y = _cgm_draw(_rng(seed), 1, G, n, b0, b1, heteroskedastic, True)
     return pd.DataFrame({"cluster": np.repeat(np.arange(G), n), "y": y[0], "x": x[0]})
@@ -241,7 +316,7 @@ def cgm(G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0, heteroske
 
 def cgm_batch(R: int, G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0,
               heteroskedastic: bool = False, fixed_x: bool = False, seed=None) -> Batch:
-    """``R`` replications of :func:`cgm` (x redrawn each time unless ``fixed_x``); X = [1, x]."""
+    r"""``R`` replications of :func:`cgm` (x redrawn each time unless ``fixed_x``); ``X`` = [1, x]."""
     x, y = _cgm_draw(_rng(seed), R, G, n, b0, b1, heteroskedastic, fixed_x)
     X = np.stack([np.ones_like(x), x], axis=-1)
     return Batch(X=X[0] if fixed_x else X, Y=y, names=["Intercept", "x"], truth={"Intercept": b0, "x": b1},
@@ -250,12 +325,13 @@ def cgm_batch(R: int, G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 
 
 def mhe_811(sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 0.0, b1: float = 0.0,
             seed=None) -> pd.DataFrame:
-    """One **simulated** data set from Angrist & Pischke's *Mostly Harmless Econometrics* Table 8.1.1.
+    r"""One **simulated** data set from Angrist & Pischke's *Mostly Harmless Econometrics* Table 8.1.1.
 
-    y_i = b0 + b1 d_i + e_i, d_i = 1 for ``n_treated`` of ``n`` observations (the last ones), else 0;
-    e_i ~ N(0, sigma^2) if d_i = 0 and N(0, 1) if d_i = 1. The book's panels: sigma = 0.5, 0.85, 1;
-    n = 30, 3 treated, b1 = 0; sd of b1-hat = sqrt(1/n_treated + sigma^2/(n - n_treated)).
-    Returns columns ``y``, ``d``.
+    :math:`y_i = b_0 + b_1 d_i + e_i`, :math:`d_i = 1` for ``n_treated`` of ``n`` observations (the
+    last ones), else 0; :math:`e_i \sim N(0, \sigma^2)` if :math:`d_i = 0` and :math:`N(0, 1)` if
+    :math:`d_i = 1`. The book's panels: :math:`\sigma` = 0.5, 0.85, 1; n = 30, 3 treated,
+    :math:`b_1 = 0`; the sd of :math:`\hat b_1` is
+    :math:`\sqrt{1/n_\text{treated} + \sigma^2/(n - n_\text{treated})}`. Returns columns ``y``, ``d``.
     """
     b = mhe_811_batch(1, sigma, n=n, n_treated=n_treated, b0=b0, b1=b1, seed=seed)
     return pd.DataFrame({"y": b.Y[0], "d": b.X[:, 1]})
@@ -263,7 +339,7 @@ def mhe_811(sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 
 
 def mhe_811_batch(R: int, sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 0.0,
                   b1: float = 0.0, seed=None) -> Batch:
-    """``R`` replications of :func:`mhe_811`; X = [1, d] is fixed, as in the design."""
+    r"""``R`` replications of :func:`mhe_811`; ``X`` = [1, d] is fixed, as in the design."""
     if not 0 < n_treated < n:
         raise InputError(f"n_treated must be between 1 and n - 1 = {n - 1}, got {n_treated}")
     d = np.r_[np.zeros(n - n_treated), np.ones(n_treated)]
@@ -286,10 +362,11 @@ def _as_2d(a, name):
 
 
 def error_variance(Z, tau, sigma2: float = 0.0) -> np.ndarray:
-    """Var(e*_i) = z_i' tau z_i + sigma2 for every row of Z.
+    r""":math:`\operatorname{Var}(e^\ast_i) = z_i' \tau z_i + \sigma^2` (``sigma2``) for every row of ``Z``.
 
-    HLM (Z = [1, x]): tau00 + 2 tau01 x_ij + tau11 x_ij^2 + sigma^2; random coefficients
-    (Z = [1, x, z], tau = diag(s0^2, s1^2, s2^2), sigma2 = 0): s0^2 + s1^2 x_i^2 + s2^2 z_i^2.
+    HLM (:math:`Z = [1, x]`): :math:`\tau_{00} + 2 \tau_{01} x_{ij} + \tau_{11} x_{ij}^2 + \sigma^2`;
+    random coefficients (:math:`Z = [1, x, z]`, :math:`\tau = \operatorname{diag}(s_0^2, s_1^2, s_2^2)`,
+    ``sigma2 = 0``): :math:`s_0^2 + s_1^2 x_i^2 + s_2^2 z_i^2`.
     """
     Z = _as_2d(Z, "Z")
     tau = _check_tau(tau, Z.shape[1])
@@ -297,12 +374,15 @@ def error_variance(Z, tau, sigma2: float = 0.0) -> np.ndarray:
 
 
 def error_covariance(Z, tau, sigma2: float = 0.0, cluster=None, max_n: int = 5000) -> np.ndarray:
-    """The dense N x N error covariance Omega = V(e*), for small teaching examples.
+    r"""The dense N x N error covariance :math:`\Omega = V(e^\ast)`, for small teaching examples.
 
-    Within cluster g: Omega_g = Z_g tau Z_g' + sigma2 I, i.e. for the HLM (Z = [1, x])
-    Cov(e*_ij, e*_i'j) = tau00 + tau01 (x_ij + x_i'j) + tau11 x_ij x_i'j (+ sigma^2 if i = i');
-    zero across clusters. ``cluster=None``: every observation is its own cluster (Omega diagonal, the
-    random-coefficient model). Refuses N > ``max_n``: use :func:`population_vcov`, which never forms Omega.
+    Within cluster :math:`g`: :math:`\Omega_g = Z_g \tau Z_g' + \sigma^2 I`, i.e. for the HLM
+    (:math:`Z = [1, x]`)
+    :math:`\operatorname{Cov}(e^\ast_{ij}, e^\ast_{i'j}) = \tau_{00} + \tau_{01} (x_{ij} + x_{i'j})
+    + \tau_{11} x_{ij} x_{i'j}` (:math:`+ \sigma^2` if :math:`i = i'`); zero across clusters.
+    ``cluster=None``: every observation is its own cluster (:math:`\Omega` diagonal, the
+    random-coefficient model). Refuses N > ``max_n``: use :func:`population_vcov`, which never forms
+    :math:`\Omega`.
     """
     Z = _as_2d(Z, "Z")
     tau = _check_tau(tau, Z.shape[1])
@@ -337,13 +417,20 @@ def _xt_omega_x(X, Z, tau, sigma2, cluster):
 
 
 def population_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.ndarray:
-    """The true sampling covariance of OLS given X: V(b) = (X'X)^-1 X' Omega X (X'X)^-1.
+    r"""The true sampling covariance of OLS given :math:`X`:
+    :math:`V(b) = (X'X)^{-1} X' \Omega X (X'X)^{-1}`.
 
-    Omega = blockdiag_g(Z_g tau Z_g') + sigma2 I (see :func:`error_covariance`); the middle is
-    X'Omega X = sum_g (X_g'Z_g) tau (Z_g'X_g) + sigma2 X'X, from per-cluster cross-products, so the
-    cost is O(N k q) and no N x N matrix is formed. This is the lecture's
-    (X'X)^-1 X'[V(e0) + V(e1 x) + V(e2 z)] X (X'X)^-1 evaluated exactly; a Monte Carlo variance of b
-    and the average of a consistent sandwich estimator should approach it. Assumes E(e* | X) = 0.
+    :math:`\Omega = \operatorname{blockdiag}_g(Z_g \tau Z_g') + \sigma^2 I` (see
+    :func:`error_covariance`); the middle is
+
+    .. math::
+
+       X' \Omega X = \sum_g (X_g'Z_g)\, \tau\, (Z_g'X_g) + \sigma^2 X'X,
+
+    from per-cluster cross-products, so the cost is :math:`O(Nkq)` and no N x N matrix is formed. This
+    is the lecture's :math:`(X'X)^{-1} X'[V(e_0) + V(e_1 x) + V(e_2 z)] X (X'X)^{-1}` evaluated
+    exactly; a Monte Carlo variance of :math:`b` and the average of a consistent sandwich estimator
+    should approach it. Assumes :math:`E(e^\ast \mid X) = 0`.
     """
     X, Z = _as_2d(X, "X"), _as_2d(Z, "Z")
     if Z.shape[0] != X.shape[0]:
@@ -354,9 +441,13 @@ def population_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.ndarray:
 
 
 def expected_classical_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.ndarray:
-    """E[s^2] (X'X)^-1, the average of the classical OLS covariance under Omega.
+    r""":math:`E[s^2] (X'X)^{-1}`, the average of the classical OLS covariance under :math:`\Omega`.
 
-    E[s^2] = E[e'e]/(N-k) = tr((I - H) Omega)/(N-k) = [tr(Omega) - tr((X'X)^-1 X'Omega X)]/(N-k).
+    .. math::
+
+       E[s^2] = \frac{E[e'e]}{N-k} = \frac{\operatorname{tr}((I - H)\Omega)}{N-k}
+       = \frac{\operatorname{tr}(\Omega) - \operatorname{tr}((X'X)^{-1} X'\Omega X)}{N-k}.
+
     Compare with :func:`population_vcov` to see how wrong the classical standard error is on average.
     """
     X, Z = _as_2d(X, "X"), _as_2d(Z, "Z")
@@ -556,8 +647,13 @@ def _satterthwaite(w_sq, a, M):
 
 
 class MonteCarloOLS:
-    """OLS estimates and standard errors for R replications: ``params`` (R, q) DataFrame-free arrays,
-    ``se[kind]`` (R, q), ``df[kind]`` broadcastable to (R, q), ``names`` (q)."""
+    r"""OLS estimates and standard errors for ``R`` replications, as :func:`ols_mc` returns them.
+
+    - ``params``: the estimates, an (R, q) array (no DataFrames);
+    - ``se[kind]``: (R, q) standard errors of each kind;
+    - ``df[kind]``: degrees of freedom, broadcastable to (R, q);
+    - ``names``: the q term (or contrast) names.
+    """
 
     def __init__(self, params, se, df, names, n, k, G):
         self.params, self.se, self.df, self.names = params, se, df, list(names)
@@ -583,32 +679,38 @@ class MonteCarloOLS:
         return np.broadcast_to(np.asarray(null, dtype=float), (len(self.names),))
 
     def tstat(self, kind: str, null=0.0) -> np.ndarray:
-        """(b_r - null) / se_r for every replication and term, (R, q)."""
+        r""":math:`(b_r - \text{null}) / \mathrm{se}_r` for every replication and term, (R, q)."""
         self._check_kind(kind)
         return (self.params - self._null(null)) / self.se[kind]
 
     def reject(self, kind: str, null=0.0, alpha: float = 0.05, dist: str = "t") -> np.ndarray:
-        """Two-sided test of b = null at level alpha in each replication, (R, q) booleans; ``dist="t"``
-        uses the kind's df (n-k, G-1, or CR2's Satterthwaite df), ``"normal"`` the z critical value."""
+        r"""Two-sided test of :math:`b = \text{null}` at level ``alpha`` in each replication, (R, q)
+        booleans.
+
+        ``dist="t"`` uses the kind's df (:math:`n-k`, :math:`G-1`, or CR2's Satterthwaite df),
+        ``"normal"`` the z critical value.
+        """
         return np.abs(self.tstat(kind, null)) > self._crit(kind, alpha, dist)
 
     def rejection_rate(self, kind: str, null=0.0, alpha: float = 0.05, dist: str = "t") -> pd.Series:
+        r"""The share of replications that reject ``null`` (see :meth:`reject`), a Series by term."""
         return pd.Series(self.reject(kind, null, alpha, dist).mean(0), index=self.names, name=f"{kind} ({dist})")
 
     def ci(self, kind: str, level: float = 0.95, dist: str = "t"):
-        """Lower and upper confidence limits, each (R, q)."""
+        r"""Lower and upper confidence limits, each (R, q)."""
         self._check_kind(kind)
         half = self._crit(kind, 1 - level, dist) * self.se[kind]
         return self.params - half, self.params + half
 
     def coverage(self, kind: str, truth, level: float = 0.95, dist: str = "t") -> pd.Series:
+        r"""The share of replications whose interval (see :meth:`ci`) covers ``truth``, a Series by term."""
         lo, hi = self.ci(kind, level, dist)
         t = self._null(truth)
         return pd.Series(((lo <= t) & (t <= hi)).mean(0), index=self.names, name=f"{kind} ({dist})")
 
     def summary(self, truth, alpha: float = 0.05, term=None) -> pd.DataFrame:
-        """Per kind: mean standard error, its ratio to the Monte Carlo sd of b, and rejection rates of
-        the true value with t and Normal critical values, for one ``term`` (default: the last)."""
+        r"""Per kind: mean standard error, its ratio to the Monte Carlo sd of :math:`b`, and rejection rates
+        of the true value with t and Normal critical values, for one ``term`` (default: the last)."""
         j = self.names.index(term) if term is not None else len(self.names) - 1
         sd = self.params[:, j].std(ddof=1)
         rows = {}
@@ -628,24 +730,47 @@ class MonteCarloOLS:
 
 def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
            chunk: int | None = None) -> MonteCarloOLS:
-    """OLS for R replications at once, with classical, HC0-HC4 and CR0-CR3 standard errors.
+    r"""OLS for ``R`` replications at once, with classical, HC0-HC4 and CR0-CR3 standard errors.
 
-    ``X`` is (n, k) when the regressors are the same in every replication, else (R, n, k); ``Y`` is
-    (R, n); ``cluster`` (n,) labels, the same in every replication. A :class:`Batch` can be passed as
-    ``X`` alone. ``contrasts`` (q, k) picks linear combinations L b (default: every coefficient).
-    ``kinds`` defaults to classical and HC1, plus CR1 and CR2 when there are clusters.
+    Fixed :math:`X`: :math:`(X'X)^{-1}`, leverages and the per-cluster CR2/CR3 adjustments are
+    computed once, then all residuals and meats for a chunk of replications are matrix products.
+    Varying :math:`X`: the same algebra on stacked (r, n, k) arrays (batched QR, eigh of k x k
+    matrices). Formulas, with :math:`P = X (X'X)^{-1} L'` and :math:`e` the OLS residuals:
 
-    Fixed X: (X'X)^-1, leverages and the per-cluster CR2/CR3 adjustments are computed once, then all
-    residuals and meats for a chunk of replications are matrix products. Varying X: the same
-    algebra on stacked (r, n, k) arrays (batched QR, eigh of k x k matrices). Formulas, with
-    P = X (X'X)^-1 L' and e the OLS residuals:
-      classical  s^2 L(X'X)^-1 L',  s^2 = e'e/(n-k)
-      HC         Var(l'b) = sum_i w_i e_i^2 P_i^2   (HC0 1, HC1 n/(n-k), HC2 1/(1-h), HC3 1/(1-h)^2,
-                 HC4 1/(1-h)^min(4, nh/k))
-      CR         Var(l'b) = c sum_g (P_g' A_g e_g)^2 (CR0/CR1 A_g = I, CR1 c = G/(G-1)(n-1)/(n-k);
-                 CR2 A_g = (I-H_gg)^(-1/2); CR3 A_g = (I-H_gg)^(-1); Moore-Penrose where I-H_gg is singular)
-    The df: n-k (classical, HC), G-1 (CR0, CR1, CR3), Bell-McCaffrey Satterthwaite (CR2; per
-    replication if X varies). Matches Stata/sandwich/clubSandwich conventions stated in the module doc.
+    classical
+        :math:`s^2 L (X'X)^{-1} L'`, :math:`s^2 = e'e/(n-k)`.
+    HC
+        :math:`\operatorname{Var}(l'b) = \sum_i w_i e_i^2 P_i^2` (HC0 :math:`1`, HC1 :math:`n/(n-k)`,
+        HC2 :math:`1/(1-h)`, HC3 :math:`1/(1-h)^2`, HC4 :math:`1/(1-h)^{\min(4,\, nh/k)}`).
+    CR
+        :math:`\operatorname{Var}(l'b) = c \sum_g (P_g' A_g e_g)^2` (CR0/CR1 :math:`A_g = I`, CR1
+        :math:`c = G/(G-1) \cdot (n-1)/(n-k)`; CR2 :math:`A_g = (I - H_{gg})^{-1/2}`; CR3
+        :math:`A_g = (I - H_{gg})^{-1}`; Moore-Penrose where :math:`I - H_{gg}` is singular).
+
+    The df: :math:`n-k` (classical, HC), :math:`G-1` (CR0, CR1, CR3), Bell-McCaffrey Satterthwaite
+    (CR2; per replication if :math:`X` varies). Matches the Stata/sandwich/clubSandwich conventions
+    stated in the module docstring.
+
+    Parameters
+    ----------
+    X : *array* or Batch
+        (n, k) when the regressors are the same in every replication, else (R, n, k). A
+        :class:`Batch` can be passed as ``X`` alone.
+    Y : *array* (R, n)
+        The responses.
+    cluster : *array* (n,) or None
+        Cluster labels, the same in every replication.
+    kinds : list of str or None
+        Defaults to classical and HC1, plus CR1 and CR2 when there are clusters.
+    contrasts : *array* (q, k) or None
+        Linear combinations :math:`Lb` (default: every coefficient).
+    chunk : int or None
+        Replications per batch of array operations (default: stacked arrays of tens of MB).
+
+    Returns
+    -------
+    MonteCarloOLS
+        Estimates, standard errors and df of every replication, with rejection rates and coverage.
     """
     if isinstance(X, Batch):
         batch = X

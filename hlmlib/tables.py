@@ -1,13 +1,14 @@
-"""Several fits side by side in one regression table, as R's ``fixest::etable`` or ``stargazer``.
+r"""Several fits side by side in one regression table, as R's ``fixest::etable`` or ``stargazer``.
 
 ``etable([m1, m2], kinds=["classical", "CR1"], cluster="school")`` or
 ``etable({"OLS": (m1, dict(kind="CR1", cluster="school")), "HLM": m2})``.
 
 Rows: one per term, the estimate with its standard error beneath in parentheses (stars optional),
 then per column the covariance used, N, the number of clusters or groups, the variance components
-(tau, sigma^2) and the criterion (-2 log-likelihood, REML or ML) of mixed fits. Works with any
-result that has ``params`` and ``se`` (duck-typed): hlmlib's OLS and GLS results, whose
-``se(kind, cluster)`` picks the covariance, and mixed results, whose ``se()`` is model-based.
+(:math:`\tau`, :math:`\sigma^2`) and the criterion (:math:`-2` log-likelihood, REML or ML) of mixed
+fits. Works with any result that has ``params`` and ``se`` (duck-typed): hlmlib's OLS and GLS
+results, whose ``se(kind, cluster)`` picks the covariance, and mixed results, whose ``se()`` is
+model-based.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from .design import InputError
 
 __all__ = ["etable", "ETable"]
 
-#: R's ``summary.lm`` codes: *** p < 0.001, ** p < 0.01, * p < 0.05
+#: R's ``summary.lm`` codes: ``***`` p < 0.001, ``**`` p < 0.01, ``*`` p < 0.05
 DEFAULT_STARS = {0.001: "***", 0.01: "**", 0.05: "*"}
 
 
@@ -91,8 +92,13 @@ class _Column:
 
 
 class ETable:
-    """The table: ``.frame`` (formatted strings), ``.estimates`` and ``.se`` (numbers, terms x models),
-    ``.covariances`` (the kind per column); prints as text, renders as HTML in notebooks."""
+    r"""The table returned by :func:`etable`; prints as text, renders as HTML in notebooks.
+
+    - ``frame``: the formatted strings, an estimate row and a standard-error row per term, then the
+      footer (covariance, N, clusters or groups, variance components, criterion);
+    - ``estimates`` and ``se``: the numbers (DataFrames, terms x models);
+    - ``covariances``: the covariance kind of each column.
+    """
 
     def __init__(self, columns, digits, stars):
         self.columns = columns
@@ -178,16 +184,31 @@ def _per_model(value, n, what):
 
 
 def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, names=None) -> ETable:
-    """Line up fitted models in one table (rows: terms; columns: models), as fixest's ``etable``.
+    r"""Line up fitted models in one table (rows: terms; columns: models), as fixest's ``etable``.
 
-    models: a list of results, or a dict {column name: result or (result, dict(kind=..., cluster=...))}.
-    kinds: one covariance kind for every robust-capable column (OLS, GLS: classical, HC0-HC4,
-    CR0-CR3), or a list with one per model (None for a mixed model, whose se are model-based);
-    cluster: labels or a column name for CR kinds, one for all (used by the CR columns only) or a
-    list per model (a tuple is a two-way pair). Per-model settings in the dict form override kinds=/cluster=.
-    stars: False, True (R's codes: *** p < 0.001, ** p < 0.01, * p < 0.05, from each column's own
-    t/z test) or a dict {cutoff: mark}. digits: decimals shown.
-    Returns an :class:`ETable` (``.frame``, ``.estimates``, ``.se``; text via ``print``, HTML in Jupyter).
+    Parameters
+    ----------
+    models : list or dict
+        A list of results, or a dict ``{column name: result or (result, dict(kind=..., cluster=...))}``.
+        Per-model settings in the dict form override ``kinds=`` / ``cluster=``.
+    kinds : str, list or None
+        One covariance kind for every robust-capable column (OLS, GLS: classical, HC0-HC4, CR0-CR3),
+        or a list with one per model (None for a mixed model, whose standard errors are model-based).
+    cluster : str, *array*, tuple, list or None
+        Labels or a column name for CR kinds, one for all (used by the CR columns only) or a list per
+        model (a tuple is a two-way pair).
+    stars : bool or dict
+        False, True (R's codes: ``***`` p < 0.001, ``**`` p < 0.01, ``*`` p < 0.05, from each column's
+        own t or z test) or a dict ``{cutoff: mark}``.
+    digits : int
+        Decimals shown.
+    names : list or None
+        Column names for a list of models (default "(1)", "(2)", ...).
+
+    Returns
+    -------
+    ETable
+        ``.frame``, ``.estimates``, ``.se``; text via ``print``, HTML in Jupyter.
     """
     if isinstance(models, dict):
         labels, entries = list(models), list(models.values())
