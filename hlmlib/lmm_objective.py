@@ -176,7 +176,7 @@ def gradient_wrt_T(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -
     G = P[:, :, :q].sum(axis=0) - (dof / fac.pwrss) * s.T @ s
     if reml and p:
         XtVinvX_inv = np.linalg.inv(fac.LW[:p, :p] @ fac.LW[:p, :p].T)
-        G -= np.einsum("jak,kl,jbl->ab", PX, XtVinvX_inv, PX)
+        G -= np.einsum("jak,jbk->ab", PX @ XtVinvX_inv, PX)
     return G
 
 
