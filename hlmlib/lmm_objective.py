@@ -40,7 +40,8 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["CrossProducts", "cross_products", "lower_triangle", "theta_of", "BlockedCholesky",
-           "blocked_cholesky", "profiled_deviance", "gradient_wrt_T", "deviance_gradient", "objective"]
+           "blocked_cholesky", "profiled_deviance", "gradient_wrt_T", "deviance_gradient", "objective",
+           "theta_lower_bounds", "forward_solve"]
 
 
 @dataclass
@@ -104,10 +105,10 @@ def theta_of(Lam: np.ndarray) -> np.ndarray:
     return Lam[_tril_indices(Lam.shape[0])]
 
 
-def theta_lower_bounds(q: int) -> list[tuple[float | None, None]]:
-    """Bounds for the optimiser: diagonal of Lambda >= 0, off-diagonal free (as lme4)."""
+def theta_lower_bounds(q: int) -> np.ndarray:
+    """Lower bounds on theta: 0 for the diagonal of Lambda, -inf for the rest (as lme4)."""
     rows, cols = _tril_indices(q)
-    return [(0.0, None) if r == c else (None, None) for r, c in zip(rows, cols)]
+    return np.where(rows == cols, 0.0, -np.inf)
 
 
 def forward_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -189,8 +190,7 @@ def objective(theta: np.ndarray, cp: CrossProducts, reml: bool = True) -> tuple[
     """The profiled deviance and its gradient at theta, for a gradient-based optimiser.
 
     Where the factorisation fails numerically (extreme theta, at which X'V^-1X loses its last digits),
-    the value is +inf, so that the optimiser stops short of it rather than crash (the fit then reports
-    that it has not converged)."""
+    the value is +inf, so that the optimiser's line search backs off instead of crashing."""
     try:
         fac = blocked_cholesky(theta, cp)
     except np.linalg.LinAlgError:

@@ -14,7 +14,9 @@ bias of the ML variance components). Following lme4 and MixedModels.jl (Bates, M
 Walker 2015, *J. Stat. Softw.* 67(1)), beta and sigma^2 are profiled out and the criterion is
 minimised over theta, the lower triangle of Lambda, tau = sigma^2 Lambda Lambda', with the diagonal of
 Lambda >= 0 so that a singular tau (a boundary fit) is reachable. The data enter only through
-per-group cross-products computed once; see ``hlmlib.lmm_objective`` for the criterion and its gradient.
+per-group cross-products computed once; see ``hlmlib.lmm_objective`` for the criterion and its analytic
+gradient. The minimiser is Newton's method with bounds (``newton_minimise``), started from a moment
+estimate (``moment_start``), with the optimality conditions checked on the boundary (``_escape_boundary``).
 
 Conventions (as in the project's conventions page):
 - REML is the default, as in lme4 (``lmer(REML = TRUE)``) and statsmodels (``MixedLM.fit(reml=True)``);
@@ -340,7 +342,7 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
     q = cp.q
     unit, d = _unit_scale(cp)
     theta = moment_start(unit) if start is None else theta_of(d[:, None] * lower_triangle(start, q))
-    lower = np.array([-np.inf if lo is None else lo for lo, _ in theta_lower_bounds(q)])
+    lower = theta_lower_bounds(q)
     n_eval, best, kkt_holds = 0, None, False
     for _ in range(max_restarts + 1):
         fit = newton_minimise(theta, unit, reml, lower)
