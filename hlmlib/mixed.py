@@ -629,8 +629,9 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     sigma2 = fac.pwrss / dof
     boundary = bool(np.diag(fac.Lam).min() < SINGULAR_TOL)
     if boundary:
-        warnings.warn("boundary (singular) fit: a variance component is zero or tau is singular; the fixed "
-                      "effects are those of the reduced model. Consider dropping the degenerate random effect.",
+        warnings.warn("boundary (singular) fit: a variance component is zero or tau is singular, so the fit is "
+                      "that of a model with fewer random effects (those in the range of tau); the estimates are "
+                      "still the maximisers. Consider dropping the degenerate random effect.",
                       BoundaryFitWarning, stacklevel=2)
     if not fit.converged:
         warnings.warn(f"the optimiser may not have converged ({fit.message}; projected gradient "
