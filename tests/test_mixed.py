@@ -266,7 +266,8 @@ def test_boundary_fit_is_at_least_as_good_as_statsmodels():
     """statsmodels' MixedLM does not reach this boundary (its issue 10239); our criterion is never worse."""
     sm = pytest.importorskip("statsmodels.api")
     y, X, Z, g = no_slope_variance_data()
-    r = mixed(y, X, g, Z, reml=True)
+    with pytest.warns(BoundaryFitWarning):
+        r = mixed(y, X, g, Z, reml=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = sm.MixedLM(y, X, groups=g, exog_re=Z).fit(reml=True)
@@ -337,6 +338,7 @@ def test_newton_decrement_is_tiny_at_the_returned_optimum():
 # likelihood-ratio tests
 # ---------------------------------------------------------------------------------------------
 
+@pytest.mark.filterwarnings("ignore::hlmlib.mixed.BoundaryFitWarning")
 def test_lrtest_fixed_effects_needs_ml():
     y, X, Z, g = simulate(9)
     small, big = mixed(y, X[:, :2], g, Z, reml=False), mixed(y, X, g, Z, reml=False)
