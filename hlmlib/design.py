@@ -185,7 +185,8 @@ def make_design(y_or_formula, X=None, data=None, extra_formulas=(), extra_column
     Array input: names come from DataFrame columns, else ``x0``, ``x1``, ...; nothing is dropped,
     and a NaN or inf is an error that names the column and the row. Formula input (formulaic's
     Wilkinson syntax and term names): rows incomplete in any variable used by the formula,
-    ``extra_formulas`` or ``extra_columns`` are dropped listwise with a warning.
+    ``extra_formulas`` or ``extra_columns`` are dropped listwise with a warning. Returns a
+    :class:`Design`; bad input raises :class:`InputError` naming the column and the row.
     """
     if isinstance(y_or_formula, str):
         if data is None:

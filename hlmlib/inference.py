@@ -1,16 +1,25 @@
-"""Coefficient tables, linear contrasts and marginal effects from an estimate and its covariance.
+r"""Coefficient tables, linear contrasts and marginal effects from an estimate and its covariance.
 
-Everything here is a linear contrast c'b of the coefficients, so one function does the work:
-estimate c'b, standard error sqrt(c'Vc) (the delta method, exact for linear functions), t = c'b/se,
-two-sided p from t(df), and the interval c'b +- t_{1-alpha/2}(df) se. The df follow the covariance
-(``hlmlib.sandwich.Covariance``): n-k for classical and HC, G-1 for CR0/CR1/CR3, min(G_A, G_B)-1
-two-way, Bell-McCaffrey/Satterthwaite per contrast for CR2 (clubSandwich's ``coef_test`` and
-``linear_contrast``; Stata's ``lincom``/``margins`` with the same vce; R's ``lmtest::coeftest``).
+Everything here is a linear contrast :math:`c'b` of the coefficients, so one function does the
+work: estimate :math:`c'b`, standard error :math:`\sqrt{c'Vc}` (the delta method, exact for linear
+functions), :math:`t = c'b/\mathrm{se}`, two-sided :math:`p` from :math:`t(\mathrm{df})`, and the
+interval :math:`c'b \pm t_{1-\alpha/2}(\mathrm{df})\, \mathrm{se}`. The df follow the covariance
+(:class:`hlmlib.sandwich.Covariance`): :math:`n-k` for classical and HC, :math:`G-1` for
+CR0/CR1/CR3, :math:`\min(G_A, G_B) - 1` two-way, Bell-McCaffrey/Satterthwaite per contrast for CR2
+(clubSandwich's ``coef_test`` and ``linear_contrast``; Stata's ``lincom``/``margins`` with the same
+vce; R's ``lmtest::coeftest``).
 
-A marginal effect of x in a model with the interaction x:z, dy/dx = b_x + b_xz z, is the contrast
-c = e_x + z e_xz, so Var = V_xx + 2 z V_x,xz + z^2 V_xz,xz (Brambor, Clark & Golder 2006,
-*Political Analysis* 14, 63-82; Aiken & West 1991, *Multiple Regression: Testing and Interpreting
-Interactions*).
+A marginal effect of :math:`x` in a model with the interaction :math:`x{:}z`,
+:math:`dy/dx = b_x + b_{xz} z`, is the contrast :math:`c = e_x + z\, e_{xz}`, so
+
+.. math::
+
+   \operatorname{Var}(dy/dx) = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}.
+
+References
+----------
+- Brambor, Clark & Golder (2006), *Political Analysis* 14, 63-82.
+- Aiken & West (1991), *Multiple Regression: Testing and Interpreting Interactions*.
 """
 from __future__ import annotations
 
@@ -31,7 +40,7 @@ COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
 
 
 class CoefTable(pd.DataFrame):
-    """A DataFrame of estimate, se, df, t, p, ci_low, ci_high whose printout starts with its caption.
+    r"""A DataFrame of estimate, se, df, t, p, ci_low, ci_high whose printout starts with its caption.
 
     The caption (``.attrs["caption"]``) names the estimator, the covariance convention and the df
     rule, so a table can never be read without them; ``.attrs["convention"]`` holds the convention.
@@ -59,7 +68,7 @@ def _factors(name: str) -> frozenset:
 
 
 def term_index(term: str, names) -> int:
-    """Position of ``term`` among ``names``; an interaction matches whatever order its factors have
+    r"""Position of ``term`` among ``names``; an interaction matches whatever order its factors have
     ('cses:catholic' finds 'catholic:cses'), as formulaic and R order them differently."""
     names = list(names)
     if term in names:
@@ -83,7 +92,7 @@ def _contrast_label(weights, terms) -> str:
 
 
 def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
-    """Rows of contrast weights (m, k) and their labels from an array, a dict {term: weight}, or a
+    r"""Rows of contrast weights (m, k) and their labels from an array, a dict ``{term: weight}``, or a
     list of them."""
     names = list(names)
     k = len(names)
@@ -117,11 +126,17 @@ def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
 
 def contrast_table(L: np.ndarray, coef: np.ndarray, cov: Covariance, alpha: float = 0.05,
                    labels=None, caption: str = "") -> CoefTable:
-    """Estimate, se, df, t, p and the 1-alpha interval of each contrast c'b (rows of L).
+    r"""Estimate, se, df, t, p and the :math:`1 - \alpha` interval of each contrast :math:`c'b` (rows
+    of ``L``).
 
-    se = sqrt(c'Vc); df from ``cov.df_for`` (per contrast under CR2: Satterthwaite); p two-sided
-    from t(df); interval c'b +- t_{1-alpha/2}(df) se. Reference: Pustejovsky & Tipton (2018) for
-    the CR2 df; any regression text for the rest (e.g. Wooldridge 2010, ch. 4).
+    :math:`\mathrm{se} = \sqrt{c'Vc}`; df from ``cov.df_for`` (per contrast under CR2:
+    Satterthwaite); :math:`p` two-sided from :math:`t(\mathrm{df})`; interval
+    :math:`c'b \pm t_{1-\alpha/2}(\mathrm{df})\, \mathrm{se}`.
+
+    References
+    ----------
+    Pustejovsky & Tipton (2018) for the CR2 df; any regression text for the rest (e.g. Wooldridge
+    2010, ch. 4).
     """
     if not 0 < alpha < 1:
         raise InputError(f"alpha must be between 0 and 1, got {alpha}")
@@ -148,7 +163,7 @@ def contrast_table(L: np.ndarray, coef: np.ndarray, cov: Covariance, alpha: floa
 
 
 def interaction_term(x: str, by: str, names) -> str:
-    """The name of the x-by-z interaction column, whichever order the formula wrote it in."""
+    r"""The name of the x-by-z interaction column, whichever order the formula wrote it in."""
     for nm in names:
         if _factors(nm) == {x, by}:
             return nm
@@ -158,13 +173,18 @@ def interaction_term(x: str, by: str, names) -> str:
 
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
                           alpha: float = 0.05, caption: str = "") -> CoefTable:
-    """dy/dx = b_x + b_{x:z} z at each z in ``at``, with delta-method se and intervals.
+    r""":math:`dy/dx = b_x + b_{x:z}\, z` at each :math:`z` in ``at``, with delta-method se and
+    intervals.
 
-    Var(dy/dx) = V_xx + 2 z V_x,xz + z^2 V_xz,xz (exact: the effect is linear in b), with the df of
-    the covariance (CR2: Satterthwaite per z). Returns a DataFrame with a column named after the
-    moderator and the columns of ``contrast_table``, ready to plot. Stata: ``margins, dydx(x)
-    at(z=(...))``; R: ``marginaleffects::slopes`` / ``interactions::johnson_neyman``.
-    Reference: Brambor, Clark & Golder (2006).
+    :math:`\operatorname{Var}(dy/dx) = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}` (exact: the effect is
+    linear in :math:`b`), with the df of the covariance (CR2: Satterthwaite per :math:`z`). Returns a
+    DataFrame with a column named after the moderator and the columns of :func:`contrast_table`,
+    ready to plot. Stata: ``margins, dydx(x) at(z=(...))``; R: ``marginaleffects::slopes`` /
+    ``interactions::johnson_neyman``.
+
+    References
+    ----------
+    Brambor, Clark & Golder (2006).
     """
     names = list(names)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)

@@ -1,21 +1,25 @@
-"""Ordinary least squares and its result: coefficients, the sandwich family, tests and contrasts.
+r"""Ordinary least squares and its result: coefficients, the sandwich family, tests and contrasts.
 
-``ols(y, X)`` or ``ols("mathach ~ cses * catholic", data=df)`` fits b = argmin ||y - X b|| by a
-column-scaled QR (``hlmlib.linalg``), and returns an ``OLSResult`` whose ``vcov``, ``se``,
-``summary``, ``contrast`` and ``marginal_effect`` take ``kind`` (classical, HC0-HC4, CR0-CR3) and
-``cluster`` (labels, a column name, or a pair of them for two-way clustering).
+``ols(y, X)`` or ``ols("mathach ~ cses * catholic", data=df)`` fits
+:math:`b = \arg\min_b \lVert y - X b \rVert` by a column-scaled QR (``hlmlib.linalg``), and returns
+an ``OLSResult`` whose ``vcov``, ``se``, ``summary``, ``contrast`` and ``marginal_effect`` take
+``kind`` (classical, HC0-HC4, CR0-CR3) and ``cluster`` (labels, a column name, or a pair of them for
+two-way clustering).
 
 Other estimators that are OLS on transformed data reuse all of it through
 ``OLSResult.from_design(design, df_resid=..., label=...)`` (alias ``fit_design``):
 
-* FWLS / WLS: OLS on sqrt(w_i) y_i, sqrt(w_i) x_i;
-* random-effects GLS: OLS on quasi-demeaned y_ij - theta_j ybar_j, x_ij - theta_j xbar_j;
-* the within (fixed-effects) estimator: OLS on cluster-demeaned data with df_resid = N - G - k,
-  so that s^2 and classical/HC1 tests use the right residual df.
+* FWLS / WLS: OLS on :math:`\sqrt{w_i}\, y_i`, :math:`\sqrt{w_i}\, x_i`;
+* random-effects GLS: OLS on quasi-demeaned :math:`y_{ij} - \theta_j \bar y_j`,
+  :math:`x_{ij} - \theta_j \bar x_j`;
+* the within (fixed-effects) estimator: OLS on cluster-demeaned data with
+  ``df_resid`` = :math:`N - G - k`, so that :math:`s^2` and classical/HC1 tests use the right
+  residual df.
 
-Conventions, stated in every summary caption: HC1 = n/(n-k) (Stata ``robust``), CR1 = G/(G-1) (N-1)/(N-k)
-(Stata ``vce(cluster)``, sandwich ``vcovCL``), CR2 with Bell-McCaffrey/Satterthwaite df
-(clubSandwich), t(n-k) for classical/HC, t(G-1) for CR0/CR1/CR3.
+Conventions, stated in every summary caption: HC1 = :math:`n/(n-k)` (Stata ``robust``), CR1 =
+:math:`G/(G-1) \cdot (N-1)/(N-k)` (Stata ``vce(cluster)``, sandwich ``vcovCL``), CR2 with
+Bell-McCaffrey/Satterthwaite df (clubSandwich), :math:`t(n-k)` for classical/HC, :math:`t(G-1)` for
+CR0/CR1/CR3.
 """
 from __future__ import annotations
 
@@ -48,17 +52,22 @@ def _is_pair(cluster) -> bool:
 
 
 class OLSResult:
-    """The OLS fit b = (X'X)^-1 X'y (computed by QR) with every covariance estimator of the book.
+    r"""The OLS fit :math:`b = (X'X)^{-1} X'y` (computed by QR) with every covariance estimator of the
+    book.
 
-    Attributes: ``params`` (Series by term), ``names``, ``nobs``, ``df_resid``, ``resid``, ``fitted``,
-    ``sigma`` (s = sqrt(e'e/df_resid)), ``rss``, ``rsquared``, ``n_dropped`` (rows dropped listwise
-    by a formula fit), ``design`` (the ``hlmlib.design.Design``), ``lstsq`` (the QR pieces),
+    Attributes: ``params`` (Series by term), ``names``, ``nobs``, ``df_resid``, ``resid``,
+    ``fitted``, ``sigma`` (:math:`s = \sqrt{e'e/\mathrm{df}_\mathrm{resid}}`), ``rss``, ``rsquared``,
+    ``n_dropped`` (rows dropped listwise by a formula fit), ``design`` (the
+    :class:`hlmlib.design.Design`), ``lstsq`` (the QR pieces, a :class:`hlmlib.linalg.LeastSquares`),
     ``label`` ("OLS", or the name a derived estimator gives).
 
     Methods take ``kind`` in classical, HC0-HC4, CR0-CR3 and ``cluster`` = labels (one per row, or
     per row of the data for formula fits), a column name (formula fits), or a pair of them for
-    two-way clustering (CR0/CR1). See ``hlmlib.sandwich`` for each formula and the names Stata, R
+    two-way clustering (CR0/CR1). See :mod:`hlmlib.sandwich` for each formula and the names Stata, R
     and statsmodels use.
+
+    Estimators that are OLS on transformed data (FWLS, random-effects GLS, the within estimator) build
+    their results with :meth:`from_design`, so they have every method below.
     """
 
     def __init__(self, design: Design, lstsq: LeastSquares, df_resid: float | None = None, label: str = "OLS"):
@@ -81,27 +90,29 @@ class OLSResult:
 
     @classmethod
     def from_design(cls, design: Design, df_resid: float | None = None, label: str = "OLS") -> "OLSResult":
-        """OLS on a checked ``Design`` (from ``hlmlib.design.make_design`` or built by another
-        estimator on transformed data), with the residual df ``df_resid`` (default n - k).
+        r"""OLS on a checked ``Design`` (from :func:`hlmlib.design.make_design` or built by another
+        estimator on transformed data), with the residual df ``df_resid`` (default :math:`n - k`).
 
-        ``df_resid`` sets s^2 = e'e/df_resid, the HC1 factor n/df_resid (statsmodels' convention)
-        and the t(df_resid) of classical and HC tests; the CR1 factor stays (N-1)/(N-k) with k the
-        columns of X (Stata's ``xtreg, fe vce(cluster)`` for the within estimator, whose cluster
-        dummies are nested in the clusters) and cluster df stay G-1. Example, the within
-        estimator: ``OLSResult.from_design(Design(y_dm, X_dm, names), df_resid=N - G - k,
-        label="within")``. Leverages (HC2-HC4, CR2, CR3) are those of the given X.
+        ``df_resid`` sets :math:`s^2 = e'e/\mathrm{df}_\mathrm{resid}`, the HC1 factor
+        :math:`n/\mathrm{df}_\mathrm{resid}` (statsmodels' convention) and the
+        :math:`t(\mathrm{df}_\mathrm{resid})` of classical and HC tests; the CR1 factor stays :math:`(N-1)/(N-k)` with :math:`k` the columns of :math:`X` (Stata's
+        ``xtreg, fe vce(cluster)`` for the within estimator, whose cluster dummies are nested in the
+        clusters) and cluster df stay :math:`G-1`. Example, the within estimator:
+        ``OLSResult.from_design(Design(y_dm, X_dm, names), df_resid=N - G - k, label="within")``.
+        Leverages (HC2-HC4, CR2, CR3) are those of the given :math:`X`.
         """
         return cls(design, least_squares(design.X, design.y, design.names), df_resid, label)
 
     # ------------------------------------------------------------------------------------------
     @cached_property
     def leverage(self) -> np.ndarray:
-        """Hat values h_ii (R ``hatvalues``), from the orthonormal basis U = X R^-1."""
+        r"""Hat values :math:`h_{ii}` (R ``hatvalues``), from the orthonormal basis :math:`U = X R^{-1}`."""
         return sw.leverage(self.lstsq.U)
 
     @cached_property
     def rsquared(self) -> float:
-        """1 - e'e / sum (y - ybar)^2 with an intercept column, else 1 - e'e / y'y (as R's lm)."""
+        r""":math:`1 - e'e / \sum_i (y_i - \bar y)^2` with an intercept column, else :math:`1 - e'e / y'y`
+        (as R's ``lm``)."""
         y = self.design.y
         has_constant = np.any(np.all(self.design.X == self.design.X[:1], axis=0) & (self.design.X[0] != 0))
         total = np.sum((y - y.mean()) ** 2) if has_constant else float(y @ y)
@@ -124,11 +135,12 @@ class OLSResult:
         return clusters
 
     def covariance(self, kind: str = "classical", cluster=None) -> sw.Covariance:
-        """The covariance of the coefficients with its df rule (``hlmlib.sandwich.Covariance``).
+        r"""The covariance of the coefficients with its df rule (:class:`hlmlib.sandwich.Covariance`).
 
-        classical: s^2 (X'X)^-1; HC*: (X'X)^-1 X' diag(w e^2) X (X'X)^-1; CR*: cluster sandwich
-        (formulas in ``hlmlib.sandwich``). CR2/CR3 are evaluated as R^-1 M_U R^-T in the basis
-        U = X R^-1, where H_gg = U_g U_g'; so are the others when X is ill-conditioned.
+        classical: :math:`s^2 (X'X)^{-1}`; HC*: :math:`(X'X)^{-1} X' \operatorname{diag}(w_i e_i^2) X (X'X)^{-1}`;
+        CR*: cluster sandwich (formulas in :mod:`hlmlib.sandwich`). CR2/CR3 are evaluated as
+        :math:`R^{-1} M_U R^{-T}` in the basis :math:`U = X R^{-1}`, where :math:`H_{gg} = U_g U_g'`; so
+        are the others when :math:`X` is ill-conditioned.
         """
         kind = _canonical_kind(kind)
         fit, n, k = self.lstsq, self.nobs, self.k
@@ -178,13 +190,13 @@ class OLSResult:
                              n_clusters=G, cluster_name=clusters.name)
 
     def vcov(self, kind: str = "classical", cluster=None) -> pd.DataFrame:
-        """k x k covariance matrix of the coefficients as a DataFrame; ``.attrs["convention"]`` names it.
+        r"""k x k covariance matrix of the coefficients as a DataFrame; ``.attrs["convention"]`` names it.
 
-        kind: classical (s^2 (X'X)^-1; R ``vcov(lm)``), HC0-HC4 (R ``sandwich::vcovHC``; Stata
-        ``robust`` = HC1; statsmodels ``cov_type="HC1"``), CR0-CR3 (sandwich ``vcovCL`` for CR0/CR1,
-        clubSandwich ``vcovCR`` for CR2/CR3; Stata ``vce(cluster)`` = CR1). Formulas and references
-        (White 1980; MacKinnon & White 1985; Long & Ervin 2000; Cribari-Neto 2004; Bell & McCaffrey
-        2002; Cameron, Gelbach & Miller 2011) in ``hlmlib.sandwich``.
+        ``kind``: classical (:math:`s^2 (X'X)^{-1}`; R ``vcov(lm)``), HC0-HC4 (R ``sandwich::vcovHC``;
+        Stata ``robust`` = HC1; statsmodels ``cov_type="HC1"``), CR0-CR3 (sandwich ``vcovCL`` for
+        CR0/CR1, clubSandwich ``vcovCR`` for CR2/CR3; Stata ``vce(cluster)`` = CR1). Formulas and
+        references (White 1980; MacKinnon & White 1985; Long & Ervin 2000; Cribari-Neto 2004; Bell &
+        McCaffrey 2002; Cameron, Gelbach & Miller 2011) in :mod:`hlmlib.sandwich`.
         """
         cov = self.covariance(kind, cluster)
         frame = pd.DataFrame(cov.matrix, index=self.names, columns=self.names)
@@ -192,7 +204,8 @@ class OLSResult:
         return frame
 
     def se(self, kind: str = "classical", cluster=None) -> pd.Series:
-        """Standard errors sqrt(diag(vcov(kind, cluster))), a Series by term."""
+        r"""Standard errors :math:`\sqrt{\operatorname{diag}(V)}`, :math:`V` = ``vcov(kind, cluster)``, a
+        Series by term."""
         cov = self.covariance(kind, cluster)
         return pd.Series(np.sqrt(np.diag(cov.matrix)), index=self.names, name=f"se ({cov.kind})")
 
@@ -208,25 +221,26 @@ class OLSResult:
                 f"{100 * (1 - alpha):g}% intervals.")
 
     def summary(self, kind: str = "classical", cluster=None, alpha: float = 0.05) -> inference.CoefTable:
-        """Coefficient table: estimate, se, df, t, p, ci_low, ci_high (1-alpha intervals).
+        r"""Coefficient table: estimate, se, df, t, p, ci_low, ci_high (:math:`1 - \alpha` intervals).
 
-        df: n-k for classical/HC (R ``summary(lm)``, ``lmtest::coeftest``; Stata); G-1 for
-        CR0/CR1/CR3 (Stata ``vce(cluster)``); min(G_A, G_B) - 1 for two-way; Bell-McCaffrey/
-        Satterthwaite per coefficient for CR2 (clubSandwich ``coef_test(..., "Satterthwaite")``,
-        Pustejovsky & Tipton 2018). The caption (printed first, and ``.attrs["caption"]``) names
-        the convention, the df rule and any rows dropped.
+        df: :math:`n-k` for classical/HC (R ``summary(lm)``, ``lmtest::coeftest``; Stata); :math:`G-1`
+        for CR0/CR1/CR3 (Stata ``vce(cluster)``); :math:`\min(G_A, G_B) - 1` for two-way;
+        Bell-McCaffrey/Satterthwaite per coefficient for CR2 (clubSandwich
+        ``coef_test(..., "Satterthwaite")``, Pustejovsky & Tipton 2018). The caption (printed first, and
+        ``.attrs["caption"]``) names the convention, the df rule and any rows dropped. Returns a
+        :class:`hlmlib.inference.CoefTable`.
         """
         cov = self.covariance(kind, cluster)
         return inference.contrast_table(np.eye(self.k), self.params.to_numpy(), cov, alpha, self.names,
                                         self._caption(cov, alpha))
 
     def contrast(self, L, kind: str = "classical", cluster=None, alpha: float = 0.05) -> inference.CoefTable:
-        """Linear contrasts c'b with se sqrt(c'Vc), t, p and intervals, with the df of ``kind``
-        (CR2: Satterthwaite per contrast).
+        r"""Linear contrasts :math:`c'b` with se :math:`\sqrt{c'Vc}`, t, p and intervals, with the df of
+        ``kind`` (CR2: Satterthwaite per contrast).
 
-        ``L``: an array of k weights (or m x k), a dict {term: weight} (interaction names match in
-        any order of their factors), or a list of them. Stata ``lincom``; R ``multcomp::glht`` /
-        clubSandwich ``linear_contrast``.
+        ``L``: an array of k weights (or m x k), a dict ``{term: weight}`` (interaction names match in any
+        order of their factors), or a list of them. Stata ``lincom``; R ``multcomp::glht`` / clubSandwich
+        ``linear_contrast``.
         """
         matrix, labels = inference.contrast_matrix(L, self.names)
         cov = self.covariance(kind, cluster)
@@ -235,10 +249,13 @@ class OLSResult:
 
     def marginal_effect(self, x: str, by: str, at=None, kind: str = "classical", cluster=None,
                         alpha: float = 0.05) -> pd.DataFrame:
-        """dy/dx = b_x + b_{x:by} z over a grid of z (``at``; default 25 points over the observed
-        range of ``by``), with delta-method se, Var = V_xx + 2 z V_x,xz + z^2 V_xz,xz, the df of
-        ``kind`` (CR2: Satterthwaite at each z) and 1-alpha intervals. One row per z, ready to plot.
-        Stata ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006).
+        r""":math:`dy/dx = b_x + b_{x:\text{by}}\, z` over a grid of :math:`z`, with delta-method se and
+        :math:`1 - \alpha` intervals.
+
+        The grid is ``at`` (default 25 points over the observed range of ``by``); the variance is
+        :math:`\operatorname{Var} = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}`, with the df of ``kind``
+        (CR2: Satterthwaite at each :math:`z`). One row per :math:`z`, ready to plot. Stata
+        ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006).
         """
         if at is None:
             if by in self.names:
@@ -260,14 +277,37 @@ fit_design = OLSResult.from_design
 
 
 def ols(y_or_formula, X=None, data=None) -> OLSResult:
-    """Ordinary least squares: ``ols(y, X)`` on arrays, or ``ols("y ~ x1 * x2", data=df)``.
+    r"""Ordinary least squares: ``ols(y, X)`` on arrays, or ``ols("y ~ x1 * x2", data=df)``.
 
-    b = argmin ||y - X b||^2 = (X'X)^-1 X'y, computed by a column-scaled QR with extended-precision
-    refinement when X is ill-conditioned (``hlmlib.linalg.least_squares``; LRE >= 7 on every NIST
-    StRD linear problem). Arrays: names from DataFrame columns, else x0, x1, ...; include a column of
-    ones for an intercept. Formulas: formulaic's Wilkinson syntax and term names ("Intercept",
-    "catholic:cses"); incomplete rows are dropped listwise with a warning and counted in
-    ``.n_dropped``. Same estimates as R ``lm``, Stata ``regress``, statsmodels ``OLS``.
-    Rank-deficient X raises InputError naming the collinear columns.
+    .. math::
+
+       b = \arg\min_b \lVert y - X b \rVert^2 = (X'X)^{-1} X'y,
+
+    computed by a column-scaled QR with extended-precision refinement when :math:`X` is
+    ill-conditioned (:func:`hlmlib.linalg.least_squares`; LRE >= 7 on every NIST StRD linear problem).
+    Same estimates as R ``lm``, Stata ``regress``, statsmodels ``OLS``.
+
+    Parameters
+    ----------
+    y_or_formula : str or *array*
+        A formula in formulaic's Wilkinson syntax (term names such as "Intercept",
+        "catholic:cses"), or the response.
+    X : *array* or None
+        The design, when ``y_or_formula`` is an array. Names come from DataFrame columns, else
+        x0, x1, ...; include a column of ones for an intercept.
+    data : *DataFrame* or None
+        The data of a formula fit; incomplete rows are dropped listwise with a warning and counted
+        in ``.n_dropped``.
+
+    Returns
+    -------
+    OLSResult
+        Coefficients and every covariance estimator of the book.
+
+    Raises
+    ------
+    InputError
+        If :math:`X` is rank-deficient (the message names the collinear columns), or the input is
+        otherwise unusable.
     """
     return OLSResult.from_design(make_design(y_or_formula, X, data=data))
