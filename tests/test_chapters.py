@@ -1,0 +1,101 @@
+"""The book's standards, checked on the chapter notebooks' source (nbval and the book build execute them):
+stored without outputs, listed in the table of contents, seeded random numbers only, every glued key defined,
+derivations checked by hidden assert cells, at least three exercises with hidden solutions, figures with alt
+text and captions, and unique labels across the book."""
+import re
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+ALL_NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+
+
+def _cells(path):
+    return nbformat.read(path, as_version=4).cells
+
+
+def _markdown(path):
+    return "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown")
+
+
+def _code(path):
+    return "\n".join(c.source for c in _cells(path) if c.cell_type == "code")
+
+
+def test_there_are_chapters():
+    assert len(CHAPTERS) >= 10
+
+
+def test_every_notebook_is_in_the_table_of_contents():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {toc["root"]}
+    for part in toc.get("parts", []):
+        files |= {entry["file"] for entry in part["chapters"]}
+    missing = [p.name for p in ALL_NOTEBOOKS if f"chapters/{p.stem}" not in files]
+    assert not missing, f"not in _toc.yml: {missing}"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_without_outputs(path):
+    stored = [i for i, c in enumerate(_cells(path)) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not stored, f"cells {stored} have stored outputs: clear them (the build executes the notebook)"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_random_numbers_come_from_seeded_generators(path):
+    code = _code(path)
+    legacy = re.findall(r"np\.random\.(?!default_rng|Generator)[a-z_]+\(", code)
+    assert not legacy, f"legacy global-state random calls {legacy}: use np.random.default_rng(seed)"
+    unseeded = re.findall(r"default_rng\(\s*\)", code)
+    assert not unseeded, "np.random.default_rng() without a seed: a rebuild would not give the same book"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_glued_key_is_defined(path):
+    used = set(re.findall(r"\{glue(?::text|:figure|:math|:any)?\}`([^`:]+)", _markdown(path)))
+    used |= set(re.findall(r":::\{glue:figure\}\s+(\S+)", _markdown(path)))
+    code = _code(path)
+    undefined = sorted(k for k in used if f'"{k}"' not in code and f"'{k}'" not in code
+                       and not re.search(r"glue\(\s*f[\"']", code))
+    assert not undefined, f"glued in the prose but never glued in code: {undefined}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_derivations_are_checked_by_hidden_assert_cells(path):
+    hidden_checks = [c for c in _cells(path) if c.cell_type == "code"
+                     and "remove-cell" in c.metadata.get("tags", []) and "assert" in c.source]
+    assert hidden_checks, "no hidden (remove-cell) cell asserts anything: check each derivation numerically"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_at_least_three_exercises_with_hidden_solutions(path):
+    text = _markdown(path)
+    exercises = re.findall(r"\{exercise\}[^\n]*\n:label: (\S+)", text)
+    solutions = re.findall(r"\{solution(?:-start)?\} (\S+)\n(?::[a-z-]+:[^\n]*\n)*?:class: dropdown", text)
+    assert len(exercises) >= 3, f"{len(exercises)} exercises"
+    assert set(exercises) <= set(solutions), f"exercises without a dropdown solution: {set(exercises) - set(solutions)}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_figures_have_alt_text_and_a_caption(path):
+    text = _markdown(path)
+    for block in re.findall(r":::\{glue:figure\}.*?\n:::", text, flags=re.S):
+        assert ":alt:" in block, f"figure without alt text:\n{block[:200]}"
+        body = [l for l in block.split("\n")[1:-1] if l.strip() and not l.startswith(":")]
+        assert body, f"figure without a caption:\n{block[:200]}"
+
+
+def test_labels_are_unique_across_the_book():
+    labels = []
+    for path in ALL_NOTEBOOKS + sorted((ROOT / "chapters").glob("*.md")):
+        text = _markdown(path) if path.suffix == ".ipynb" else path.read_text()
+        labels += re.findall(r"^:(?:label|name): (\S+)", text, flags=re.M)
+        labels += re.findall(r"\$\$ \((eq-[^)]+)\)", text)
+        labels += re.findall(r"^\((\S+)\)=", text, flags=re.M)
+    duplicated = [k for k, n in Counter(labels).items() if n > 1]
+    assert not duplicated, f"labels used twice: {duplicated}"
