@@ -66,8 +66,10 @@ class LeastSquares:
     ----------
     coef : *array* (k,)
         The least-squares coefficients :math:`b`.
-    resid, fitted : *array* (n,)
-        Residuals :math:`e = y - Xb` and fitted values :math:`Xb`.
+    resid : *array* (n,)
+        The residuals :math:`e = y - Xb`.
+    fitted : *array* (n,)
+        The fitted values :math:`Xb`.
     rss : float
         The residual sum of squares :math:`e'e`.
     R : *array* (k, k)
