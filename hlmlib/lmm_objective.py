@@ -1,36 +1,62 @@
 r"""The profiled (RE)ML criterion of a two-level linear mixed model, from per-group cross-products.
 
-The model, for group j = 1..J with n_j rows, fixed-effects design X_j (n_j x p) and random-effects
-design Z_j (n_j x q):
+The model, for group :math:`j = 1, \dots, J` with :math:`n_j` rows, fixed-effects design
+:math:`X_j` (:math:`n_j \times p`) and random-effects design :math:`Z_j` (:math:`n_j \times q`):
 
-    y_j = X_j beta + Z_j b_j + e_j,   b_j ~ N(0, tau),   e_j ~ N(0, sigma^2 I),   tau = sigma^2 Lambda Lambda'
+.. math::
 
-with Lambda lower triangular (diagonal >= 0); theta is its lower triangle, column by column (lme4's and
-MixedModels.jl's order). With the spherical random effects u_j = Lambda^-1 b_j, everything the
-likelihood needs is one Cholesky factor per group and one small one for the fixed effects
-(Bates et al. 2015, *J. Stat. Softw.* 67(1), sec. 3; MixedModels.jl ``updateL!``):
+   y_j = X_j \beta + Z_j b_j + e_j, \quad b_j \sim N(0, \tau), \quad e_j \sim N(0, \sigma^2 I),
+   \quad \tau = \sigma^2 \Lambda \Lambda',
 
-    L_j L_j'  = Lambda' Z_j'Z_j Lambda + I                          (q x q, one per group)
-    R_j       = L_j^-1 Lambda' Z_j'[Z_j X_j y_j]                    (q x (q + p + 1))
-    L_W L_W'  = [X y]'[X y] - sum_j R_jW' R_jW = [[R_X'R_X, .], [., .]]  (R_jW: the X and y columns of R_j)
+with :math:`\Lambda` lower triangular (diagonal :math:`\ge 0`); :math:`\theta` is its lower
+triangle, column by column (lme4's and MixedModels.jl's order). With the spherical random effects
+:math:`u_j = \Lambda^{-1} b_j`, everything the likelihood needs is one Cholesky factor per group and
+one small one for the fixed effects (Bates et al. 2015, *J. Stat. Softw.* 67(1), sec. 3;
+MixedModels.jl ``updateL!``):
 
-The last diagonal element of L_W is sqrt(pwrss), the penalised weighted residual sum of squares at the
-conditional estimate of beta; the first p give |R_X|. With N observations and dof = N (ML) or N - p
-(REML), the profiled deviance (-2 log-likelihood with beta and sigma^2 replaced by their estimates) is
+.. math::
 
-    d(theta) = log|L|^2 [+ log|R_X|^2 for REML] + dof * (1 + log(2 pi pwrss / dof)),
+   \begin{aligned}
+   L_j L_j' &= \Lambda' Z_j'Z_j \Lambda + I
+     && (q \times q, \text{ one per group}) \\
+   R_j &= L_j^{-1} \Lambda' Z_j'[Z_j\ X_j\ y_j]
+     && (q \times (q + p + 1)) \\
+   L_W L_W' &= [X\ y]'[X\ y] - \textstyle\sum_j R_{jW}' R_{jW}
+     = \begin{bmatrix} R_X'R_X & \cdot \\ \cdot & \cdot \end{bmatrix}
+     && (R_{jW}\text{: the } X \text{ and } y \text{ columns of } R_j)
+   \end{aligned}
 
-log|L|^2 = sum_j log|L_j|^2 = sum_j log|V_j| with V_j = I + Z_j Lambda Lambda' Z_j'. Once the cross-products are
-computed (one pass over the N rows), an evaluation costs O(J q^2 (q + p)) and never touches the rows.
+The last diagonal element of :math:`L_W` is :math:`\sqrt{\text{pwrss}}`, the penalised weighted
+residual sum of squares at the conditional estimate of :math:`\beta`; the first :math:`p` give
+:math:`|R_X|`. With :math:`N` observations and :math:`\text{dof} = N` (ML) or :math:`N - p` (REML),
+the profiled deviance (:math:`-2` log-likelihood with :math:`\beta` and :math:`\sigma^2` replaced by
+their estimates) is
 
-Gradient. With T = Lambda Lambda', P_j = Z_j' V_j^-1 [Z_j X_j y_j] = Z_j'[Z_j X_j y_j] - R_jZ' R_j
-(R_jZ: the first q columns of R_j) and s_j = Z_j' V_j^-1 (y_j - X_j beta),
+.. math::
 
-    dd/dT = G = sum_j P_jZ - (dof / pwrss) sum_j s_j s_j' [- sum_j P_jX (R_X'R_X)^-1 P_jX' for REML],
-    dd/dLambda = 2 G Lambda,
+   d(\theta) = \log|L|^2 \; [+ \log|R_X|^2 \text{ for REML}]
+     + \text{dof} \cdot \left(1 + \log \frac{2 \pi\, \text{pwrss}}{\text{dof}}\right),
 
-from d log|V| = tr(V^-1 dV), d pwrss = -sum_j s_j' dT s_j at fixed beta (beta minimises pwrss, so
-its own change does not enter), and d log|X'V^-1X| = tr((X'V^-1X)^-1 d(X'V^-1X)).
+:math:`\log|L|^2 = \sum_j \log|L_j|^2 = \sum_j \log|V_j|` with
+:math:`V_j = I + Z_j \Lambda \Lambda' Z_j'`. Once the cross-products are computed (one pass over
+the :math:`N` rows), an evaluation costs :math:`O(J q^2 (q + p))` and never touches the rows.
+
+**Gradient.** With :math:`T = \Lambda \Lambda'`,
+:math:`P_j = Z_j' V_j^{-1} [Z_j\ X_j\ y_j] = Z_j'[Z_j\ X_j\ y_j] - R_{jZ}' R_j` (:math:`R_{jZ}`:
+the first :math:`q` columns of :math:`R_j`) and :math:`s_j = Z_j' V_j^{-1} (y_j - X_j \beta)`,
+
+.. math::
+
+   \begin{aligned}
+   \frac{\partial d}{\partial T} = G &= \sum_j P_{jZ} - \frac{\text{dof}}{\text{pwrss}} \sum_j s_j s_j'
+     \; \Big[- \sum_j P_{jX} (R_X'R_X)^{-1} P_{jX}' \text{ for REML}\Big], \\
+   \frac{\partial d}{\partial \Lambda} &= 2 G \Lambda,
+   \end{aligned}
+
+from :math:`d \log|V| = \operatorname{tr}(V^{-1} dV)`,
+:math:`d\,\text{pwrss} = -\sum_j s_j'\, dT\, s_j` at fixed :math:`\beta` (:math:`\beta` minimises
+pwrss, so its own change does not enter), and
+:math:`d \log|X'V^{-1}X| = \operatorname{tr}((X'V^{-1}X)^{-1}\, d(X'V^{-1}X))`.
 """
 from __future__ import annotations
 
@@ -46,10 +72,10 @@ __all__ = ["CrossProducts", "cross_products", "lower_triangle", "theta_of", "Blo
 
 @dataclass
 class CrossProducts:
-    """Everything the likelihood needs from the data, computed in one pass.
+    r"""Everything the likelihood needs from the data, computed in one pass.
 
-    ``ZtZW[j] = Z_j'[Z_j X_j y_j]`` (J x q x (q + p + 1)), ``WtW = [X y]'[X y]`` ((p+1) x (p+1)) and the
-    group sizes ``n_obs`` (J,).
+    ``ZtZW[j]`` = :math:`Z_j'[Z_j\ X_j\ y_j]` (J x q x (q + p + 1)), ``WtW`` = :math:`[X\ y]'[X\ y]`
+    ((p+1) x (p+1)) and the group sizes ``n_obs`` (J,).
     """
 
     ZtZW: np.ndarray
@@ -74,8 +100,9 @@ class CrossProducts:
 
 
 def cross_products(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_groups: int) -> CrossProducts:
-    """The one pass over the data: per-group Z_j'[Z_j X_j y_j] (one ``np.bincount`` of the row-wise
-    products per pair of columns), the totals [X y]'[X y], and the group sizes. ``codes``: 0..J-1."""
+    r"""The one pass over the data: per-group :math:`Z_j'[Z_j\ X_j\ y_j]` (one ``np.bincount`` of the
+    row-wise products per pair of columns), the totals :math:`[X\ y]'[X\ y]`, and the group sizes.
+    ``codes``: :math:`0, \dots, J-1`."""
     q = Z.shape[1]
     ZW = np.vstack([Z.T, X.T, y])                  # one row per variable, so each product is contiguous
     ZtZW = np.empty((n_groups, q, ZW.shape[0]))
@@ -94,25 +121,27 @@ def _tril_indices(q: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lower_triangle(theta: np.ndarray, q: int) -> np.ndarray:
-    """Lambda (q x q lower triangular) from theta, its lower triangle column by column."""
+    r""":math:`\Lambda` (q x q lower triangular) from :math:`\theta`, its lower triangle column by column."""
     Lam = np.zeros((q, q))
     Lam[_tril_indices(q)] = theta
     return Lam
 
 
 def theta_of(Lam: np.ndarray) -> np.ndarray:
-    """theta from Lambda: the inverse of ``lower_triangle``."""
+    r""":math:`\theta` from :math:`\Lambda`: the inverse of :func:`lower_triangle`."""
     return Lam[_tril_indices(Lam.shape[0])]
 
 
 def theta_lower_bounds(q: int) -> np.ndarray:
-    """Lower bounds on theta: 0 for the diagonal of Lambda, -inf for the rest (as lme4)."""
+    r"""Lower bounds on :math:`\theta`: 0 for the diagonal of :math:`\Lambda`, :math:`-\infty` for the
+    rest (as lme4)."""
     rows, cols = _tril_indices(q)
     return np.where(rows == cols, 0.0, -np.inf)
 
 
 def forward_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """X_j = L_j^-1 B_j for a stack of lower-triangular L_j (J x q x q), B_j (J x q x k).
+    r""":math:`X_j = L_j^{-1} B_j` for a stack of lower-triangular :math:`L_j` (J x q x q),
+    :math:`B_j` (J x q x k).
 
     Forward substitution row by row, vectorised over the J groups (a loop over q, not over groups);
     for the small q of a mixed model this is several times faster than a batched LU solve.
@@ -125,7 +154,8 @@ def forward_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
 
 @dataclass
 class BlockedCholesky:
-    """The blocked factor at theta: Lambda, the per-group L_j (J x q x q), R_j (J x q x (q+p+1)), L_W."""
+    r"""The blocked factor at :math:`\theta`: :math:`\Lambda`, the per-group :math:`L_j` (J x q x q),
+    :math:`R_j` (J x q x (q+p+1)), :math:`L_W`."""
 
     Lam: np.ndarray
     L: np.ndarray
@@ -141,13 +171,14 @@ class BlockedCholesky:
         return np.diag(self.LW)[:-1]
 
     def beta(self) -> np.ndarray:
-        """The fixed effects solving R_X'R_X beta = X'V^-1 y (conditional on theta)."""
+        r"""The fixed effects solving :math:`R_X'R_X \beta = X'V^{-1} y` (conditional on :math:`\theta`)."""
         p = self.LW.shape[0] - 1
         return np.linalg.solve(self.LW[:p, :p].T, self.LW[p, :p])
 
 
 def blocked_cholesky(theta: np.ndarray, cp: CrossProducts) -> BlockedCholesky:
-    """Map theta to the blocked Cholesky factor (MixedModels.jl's ``updateL!``), batched over groups."""
+    r"""Map :math:`\theta` to the blocked Cholesky factor (MixedModels.jl's ``updateL!``), batched over
+    groups."""
     q = cp.q
     Lam = lower_triangle(theta, q)
     LamT_C = Lam.T @ cp.ZtZW                                   # Lambda' Z_j'[Z_j X_j y_j]
@@ -159,7 +190,8 @@ def blocked_cholesky(theta: np.ndarray, cp: CrossProducts) -> BlockedCholesky:
 
 
 def profiled_deviance(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -> float:
-    """-2 log-likelihood (REML or ML), beta and sigma^2 profiled out: the criterion lme4 minimises."""
+    r""":math:`-2` log-likelihood (REML or ML), :math:`\beta` and :math:`\sigma^2` profiled out: the
+    criterion lme4 minimises."""
     dof = cp.N - cp.p if reml else cp.N
     logdet = 2 * np.log(np.diagonal(fac.L, axis1=1, axis2=2)).sum()
     if reml:
@@ -168,7 +200,8 @@ def profiled_deviance(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True
 
 
 def gradient_wrt_T(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -> np.ndarray:
-    """G = d profiled_deviance / dT, T = Lambda Lambda' (q x q, symmetric; module docstring)."""
+    r""":math:`G = \partial d / \partial T`, :math:`T = \Lambda \Lambda'` (q x q, symmetric; module
+    docstring), :math:`d` the profiled deviance."""
     q, p = cp.q, cp.p
     dof = cp.N - p if reml else cp.N
     P = cp.ZtZW - np.swapaxes(fac.R[:, :, :q], 1, 2) @ fac.R   # Z_j' V_j^-1 [Z_j X_j y_j]
@@ -182,15 +215,18 @@ def gradient_wrt_T(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -
 
 
 def deviance_gradient(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -> np.ndarray:
-    """d profiled_deviance / d theta = the lower triangle of 2 G Lambda."""
+    r""":math:`\partial d / \partial \theta`, the lower triangle of :math:`2 G \Lambda` (:math:`d` the
+    profiled deviance)."""
     return theta_of(2 * gradient_wrt_T(fac, cp, reml) @ fac.Lam)
 
 
 def objective(theta: np.ndarray, cp: CrossProducts, reml: bool = True) -> tuple[float, np.ndarray]:
-    """The profiled deviance and its gradient at theta, for a gradient-based optimiser.
+    r"""The profiled deviance and its gradient at :math:`\theta`, for a gradient-based optimiser.
 
-    Where the factorisation fails numerically (extreme theta, at which X'V^-1X loses its last digits),
-    the value is +inf, so that the optimiser's line search backs off instead of crashing."""
+    Where the factorisation fails numerically (extreme :math:`\theta`, at which :math:`X'V^{-1}X`
+    loses its last digits), the value is :math:`+\infty`, so that the optimiser's line search backs off
+    instead of crashing.
+    """
     try:
         fac = blocked_cholesky(theta, cp)
     except np.linalg.LinAlgError:

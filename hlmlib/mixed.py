@@ -1,36 +1,51 @@
 r"""Two-level linear mixed models by REML (default) or ML: ``mixed``, its result, and ``lrtest``.
 
-For group j (school, subject, ...) with n_j rows,
+For group :math:`j` (school, subject, ...) with :math:`n_j` rows,
 
-    y_j = X_j beta + Z_j b_j + e_j,   b_j ~ N(0, tau) (q x q, unstructured),   e_j ~ N(0, sigma^2 I),
+.. math::
 
-so that y_j ~ N(X_j beta, V_j) with V_j = Z_j tau Z_j' + sigma^2 I. ``mixed`` maximises
+   y_j = X_j \beta + Z_j b_j + e_j, \quad b_j \sim N(0, \tau) \ (q \times q, \text{unstructured}),
+   \quad e_j \sim N(0, \sigma^2 I),
 
-    ML:   log L(beta, tau, sigma^2) = -1/2 sum_j [n_j log 2 pi + log|V_j| + (y_j - X_j beta)' V_j^-1 (y_j - X_j beta)]
-    REML: log L_R(tau, sigma^2)     = log L(beta-hat) - 1/2 log|X'V^-1 X| + p/2 log 2 pi
+so that :math:`y_j \sim N(X_j \beta, V_j)` with :math:`V_j = Z_j \tau Z_j' + \sigma^2 I`.
+``mixed`` maximises
+
+.. math::
+
+   \begin{aligned}
+   \text{ML:} \quad & \log L(\beta, \tau, \sigma^2) = -\tfrac12 \sum_j \left[ n_j \log 2\pi + \log|V_j|
+     + (y_j - X_j \beta)' V_j^{-1} (y_j - X_j \beta) \right] \\
+   \text{REML:} \quad & \log L_R(\tau, \sigma^2) = \log L(\hat\beta) - \tfrac12 \log|X'V^{-1} X|
+     + \tfrac{p}{2} \log 2\pi
+   \end{aligned}
 
 (REML: the likelihood of the residual contrasts, Patterson & Thompson 1971; it removes the downward
 bias of the ML variance components). Following lme4 and MixedModels.jl (Bates, Maechler, Bolker &
-Walker 2015, *J. Stat. Softw.* 67(1)), beta and sigma^2 are profiled out and the criterion is
-minimised over theta, the lower triangle of Lambda, tau = sigma^2 Lambda Lambda', with the diagonal of
-Lambda >= 0 so that a singular tau (a boundary fit) is reachable. The data enter only through
-per-group cross-products computed once; see ``hlmlib.lmm_objective`` for the criterion and its analytic
+Walker 2015, *J. Stat. Softw.* 67(1)), :math:`\beta` and :math:`\sigma^2` are profiled out and the
+criterion is minimised over :math:`\theta`, the lower triangle of :math:`\Lambda`,
+:math:`\tau = \sigma^2 \Lambda \Lambda'`, with the diagonal of :math:`\Lambda \ge 0` so that a
+singular :math:`\tau` (a boundary fit) is reachable. The data enter only through per-group
+cross-products computed once; see :mod:`hlmlib.lmm_objective` for the criterion and its analytic
 gradient. The minimiser is Newton's method with bounds (``newton_minimise``), started from a moment
-estimate (``moment_start``), with the optimality conditions checked on the boundary (``_escape_boundary``).
+estimate (``moment_start``), with the optimality conditions checked on the boundary
+(``_escape_boundary``).
 
 Conventions (as in the project's conventions page):
-- REML is the default, as in lme4 (``lmer(REML = TRUE)``) and statsmodels (``MixedLM.fit(reml=True)``);
-  ML (``reml=False``) is required to compare fixed effects by a likelihood-ratio test.
-- ``llf`` is the maximised REML log-likelihood for REML fits, so ``-2 * llf`` is lme4's "REML criterion
-  at convergence"; for ML fits it is ``logLik``.
-- Standard errors are model-based, sqrt(diag(sigma^2 (X'V^-1X)^-1)) at the estimates, as lme4's ``vcov``
-  (statsmodels' MixedLM reports slightly different ones: it inverts the Hessian of the likelihood in
-  all parameters jointly).
+
+- REML is the default, as in lme4 (``lmer(REML = TRUE)``) and statsmodels
+  (``MixedLM.fit(reml=True)``); ML (``reml=False``) is required to compare fixed effects by a
+  likelihood-ratio test.
+- ``llf`` is the maximised REML log-likelihood for REML fits, so ``-2 * llf`` is lme4's "REML
+  criterion at convergence"; for ML fits it is ``logLik``.
+- Standard errors are model-based, :math:`\sqrt{\operatorname{diag}(\sigma^2 (X'V^{-1}X)^{-1})}` at
+  the estimates, as lme4's ``vcov`` (statsmodels' MixedLM reports slightly different ones: it
+  inverts the Hessian of the likelihood in all parameters jointly).
 - Tests use the normal distribution (z), as statsmodels; lme4 prints t values with no df. A t
   reference with a chosen df is available through ``summary(df=...)``.
-- A boundary fit (a diagonal element of Lambda below 1e-4, lme4's ``isSingular`` tolerance: a zero
-  variance component or a singular tau) is flagged in ``.boundary`` and warned about; beta, sigma^2 and
-  tau are still the maximisers (statsmodels can report converged zeros there, its issue 10239).
+- A boundary fit (a diagonal element of :math:`\Lambda` below 1e-4, lme4's ``isSingular``
+  tolerance: a zero variance component or a singular :math:`\tau`) is flagged in ``.boundary`` and
+  warned about; :math:`\beta`, :math:`\sigma^2` and :math:`\tau` are still the maximisers
+  (statsmodels can report converged zeros there, its issue 10239).
 """
 from __future__ import annotations
 
@@ -384,15 +399,16 @@ class MixedSummary:
 
 @dataclass(repr=False, eq=False)
 class MixedResult:
-    r"""A fitted two-level linear mixed model (see the ``hlmlib.mixed`` module docstring).
+    r"""A fitted two-level linear mixed model (see the :mod:`hlmlib.mixed` module docstring).
 
-    Attributes: ``params`` (fixed effects), ``tau`` (q x q covariance of the random effects), ``sigma2``
-    (residual variance), ``theta`` (lower triangle of Lambda, tau = sigma2 Lambda Lambda', lme4's order),
-    ``llf`` (maximised log-likelihood: REML for REML fits, so ``-2 llf`` is lme4's REML criterion),
-    ``deviance`` (= -2 llf), ``converged``, ``boundary``, ``gradient`` (projected, at theta), ``nobs``,
-    ``ngroups``, ``reml``. Methods: ``vcov()``, ``se()``, ``summary()``, ``icc()``, ``shrinkage()``,
-    ``shrinkage_factor()``; properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``,
-    ``aic``, ``bic``, ``variance_components``.
+    Attributes: ``params`` (fixed effects), ``tau`` (q x q covariance of the random effects),
+    ``sigma2`` (residual variance), ``theta`` (lower triangle of :math:`\Lambda`,
+    :math:`\tau = \sigma^2 \Lambda \Lambda'`, lme4's order), ``llf`` (maximised log-likelihood: REML for
+    REML fits, so ``-2 llf`` is lme4's REML criterion), ``deviance`` (``-2 llf``), ``converged``,
+    ``boundary``, ``gradient`` (projected, at :math:`\theta`), ``nobs``, ``ngroups``, ``reml``.
+    Methods: ``vcov()``, ``se()``, ``summary()``, ``icc()``, ``shrinkage()``, ``shrinkage_factor()``;
+    properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
+    ``variance_components``.
     """
 
     params: pd.Series
@@ -424,21 +440,25 @@ class MixedResult:
         return blocked_cholesky(self.theta, self._cp)
 
     def vcov(self) -> pd.DataFrame:
-        """sigma^2 (X'V^-1 X)^-1 with V = I + Z T Z' at the estimates: lme4's ``vcov`` (model-based)."""
+        r""":math:`\sigma^2 (X'V^{-1} X)^{-1}` with :math:`V = I + Z T Z'` at the estimates: lme4's ``vcov``
+        (model-based)."""
         p = self._cp.p
         RX_inv = np.linalg.inv(self._factor.LW[:p, :p])
         names = self.params.index
         return pd.DataFrame(self.sigma2 * RX_inv.T @ RX_inv, index=names, columns=names)
 
     def se(self) -> pd.Series:
-        """Model-based standard errors, sqrt(diag(vcov())), as lme4's ``sqrt(diag(vcov(m)))``."""
+        r"""Model-based standard errors :math:`\sqrt{\operatorname{diag}(V)}`, :math:`V` = ``vcov()``, as
+        lme4's ``sqrt(diag(vcov(m)))``."""
         return pd.Series(np.sqrt(np.diag(self.vcov())), index=self.params.index, name="se")
 
     def coef_table(self, alpha: float = 0.05, df: float | None = None) -> CoefTable:
-        """Estimate, se, df, t, p, ci_low, ci_high per fixed effect (``hlmlib.inference`` layout).
+        r"""Estimate, se, df, t, p, ci_low, ci_high per fixed effect (:mod:`hlmlib.inference` layout).
 
-        Default ``df=None``: the normal reference (df = inf, so the "t" column is a z statistic), as
-        statsmodels' MixedLM; lme4 prints t values without df or p. ``df=`` a number gives t(df)."""
+        Default ``df=None``: the normal reference (df = :math:`\infty`, so the "t" column is a z
+        statistic), as statsmodels' MixedLM; lme4 prints t values without df or p. ``df=`` a number gives
+        :math:`t(\mathrm{df})`.
+        """
         dof = np.inf if df is None else float(df)
         cov = Covariance(matrix=self.vcov().to_numpy(), kind="model-based", df=dof,
                          convention="model-based sigma^2 (X'V^-1X)^-1 (lme4 vcov)")
@@ -454,8 +474,12 @@ class MixedResult:
 
     @property
     def variance_components(self) -> pd.Series:
-        """var(a) for each random effect, then cov(a,b) (a before b), then the residual variance: lme4's
-        ``VarCorr`` in the order the project's fixtures use."""
+        r"""The variance of each random effect, then their covariances (a before b), then the residual
+        variance.
+
+        As lme4's ``VarCorr``, in the order the project's fixtures use: ``var(a)`` for each random effect
+        ``a``, then ``cov(a,b)``, then the residual variance.
+        """
         T, names = self.tau.to_numpy(), self.re_names
         entries = {f"var({a})": T[i, i] for i, a in enumerate(names)}
         entries.update({f"cov({names[i]},{names[k]})": T[k, i]
@@ -464,7 +488,7 @@ class MixedResult:
         return pd.Series(entries, name="variance component")
 
     def icc(self) -> float:
-        """Intra-class correlation of a random-intercept model, tau00 / (tau00 + sigma^2).
+        r"""Intra-class correlation of a random-intercept model, :math:`\tau_{00} / (\tau_{00} + \sigma^2)`.
 
         The correlation of two observations of the same group (and the share of the variance that lies
         between groups). With random slopes it depends on the covariates, so it is refused.
@@ -491,35 +515,46 @@ class MixedResult:
 
     @property
     def ranef(self) -> pd.DataFrame:
-        """BLUPs (conditional modes) b_j = E(b_j | y) at the estimates, one row per group (lme4's ``ranef``)."""
+        r"""BLUPs (conditional modes) :math:`b_j = E(b_j \mid y)` at the estimates, one row per group
+        (lme4's ``ranef``)."""
         return pd.DataFrame(self._u @ self._factor.Lam.T, index=self.group_labels, columns=self.re_names)
 
     @property
     def ranef_cov(self) -> np.ndarray:
-        """Conditional covariances Var(b_j | y) = sigma^2 Lambda (Lambda'Z_j'Z_j Lambda + I)^-1 Lambda', J x q x q.
+        r"""Conditional covariances
+        :math:`\operatorname{Var}(b_j \mid y) = \sigma^2 \Lambda (\Lambda'Z_j'Z_j \Lambda + I)^{-1} \Lambda'`,
+        J x q x q.
 
-        As lme4's ``ranef(condVar = TRUE)``: conditional on beta = beta-hat (no allowance for its
-        estimation error)."""
+        As lme4's ``ranef(condVar = TRUE)``: conditional on :math:`\beta = \hat\beta` (no allowance for its
+        estimation error).
+        """
         K = self._Linv_LamT
         return self.sigma2 * np.swapaxes(K, 1, 2) @ K
 
     @property
     def ranef_var(self) -> pd.DataFrame:
-        """The conditional variances (diagonals of ``ranef_cov``), shaped like ``ranef``."""
+        r"""The conditional variances (diagonals of ``ranef_cov``), shaped like ``ranef``."""
         return pd.DataFrame(np.diagonal(self.ranef_cov, axis1=1, axis2=2), index=self.group_labels,
                             columns=self.re_names)
 
     def shrinkage(self) -> np.ndarray:
-        """Shrinkage matrices S_j (J x q x q): b_j = S_j b_j^OLS, b_j^OLS = (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta).
+        r"""Shrinkage matrices :math:`S_j` (J x q x q): :math:`b_j = S_j b_j^\text{OLS}`,
+        :math:`b_j^\text{OLS} = (Z_j'Z_j)^{-1} Z_j'(y_j - X_j \beta)`.
 
-        S_j = Lambda (Lambda'Z_j'Z_j Lambda + I)^-1 Lambda' Z_j'Z_j = tau (tau + sigma^2 (Z_j'Z_j)^-1)^-1 when
-        Z_j'Z_j is invertible; for a random intercept, tau00 / (tau00 + sigma^2 / n_j) (Raudenbush & Bryk
-        2002, eq. 3.56: the reliability of the group mean)."""
+        .. math::
+
+           S_j = \Lambda (\Lambda'Z_j'Z_j \Lambda + I)^{-1} \Lambda' Z_j'Z_j
+               = \tau \left(\tau + \sigma^2 (Z_j'Z_j)^{-1}\right)^{-1}
+
+        when :math:`Z_j'Z_j` is invertible; for a random intercept,
+        :math:`\tau_{00} / (\tau_{00} + \sigma^2 / n_j)` (Raudenbush & Bryk 2002, eq. 3.56: the reliability
+        of the group mean).
+        """
         K = self._Linv_LamT
         return np.swapaxes(K, 1, 2) @ K @ self._cp.ZtZ
 
     def shrinkage_factor(self) -> pd.Series:
-        """tau00 / (tau00 + sigma^2 / n_j) per group, for a random-intercept model."""
+        r""":math:`\tau_{00} / (\tau_{00} + \sigma^2 / n_j)` per group, for a random-intercept model."""
         if self.q != 1:
             raise InputError("shrinkage_factor() is for random-intercept models; use shrinkage() for the "
                              "matrix version")
@@ -528,7 +563,10 @@ class MixedResult:
     # --- fitted values and residuals ------------------------------------------------------------
     @cached_property
     def fitted(self) -> pd.DataFrame:
-        """``marginal`` X beta and ``conditional`` X beta + Z b_j (lme4's ``fitted``), one row per observation."""
+        r"""Fitted values, one row per observation (lme4's ``fitted``).
+
+        ``marginal`` :math:`X \hat\beta` and ``conditional`` :math:`X \hat\beta + Z b_j`.
+        """
         marginal = self._X @ self.params.to_numpy()
         b = self.ranef.to_numpy()
         conditional = marginal + np.einsum("na,na->n", self._Z, b[self._codes])
@@ -536,37 +574,45 @@ class MixedResult:
 
     @property
     def resid(self) -> pd.DataFrame:
-        """``marginal`` y - X beta and ``conditional`` y - X beta - Z b_j (lme4's ``residuals``)."""
+        r"""Residuals, one row per observation (lme4's ``residuals``).
+
+        ``marginal`` :math:`y - X \hat\beta` and ``conditional`` :math:`y - X \hat\beta - Z b_j`.
+        """
         return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
 
     # --- likelihood -----------------------------------------------------------------------------
     @property
     def deviance(self) -> float:
-        """-2 llf: lme4's REML criterion (REML fits) or deviance (ML fits)."""
+        r"""The deviance ``-2 llf``, lme4's REML criterion (REML fits) or deviance (ML fits)."""
         return -2 * self.llf
 
     @property
     def n_params(self) -> int:
-        """Fixed effects + covariance parameters of tau + sigma^2."""
+        r"""The number of parameters k, counting the fixed effects, the covariance parameters of
+        :math:`\tau` and :math:`\sigma^2`."""
         return len(self.params) + len(self.theta) + 1
 
     @property
     def aic(self) -> float:
-        """-2 llf + 2 k for ML fits; NaN for REML fits (as statsmodels: REML likelihoods of models with
-        different fixed effects are not comparable)."""
+        r"""Akaike's criterion ``-2 llf + 2 k`` for ML fits, NaN for REML fits.
+
+        As statsmodels: REML likelihoods of models with different fixed effects are not comparable.
+        """
         return np.nan if self.reml else -2 * self.llf + 2 * self.n_params
 
     @property
     def bic(self) -> float:
-        """-2 llf + log(N) k for ML fits; NaN for REML fits."""
+        r"""Schwarz's criterion ``-2 llf + log(N) k`` for ML fits, NaN for REML fits."""
         return np.nan if self.reml else -2 * self.llf + np.log(self.nobs) * self.n_params
 
     # --- printing -------------------------------------------------------------------------------
     def summary(self, alpha: float = 0.05, df: float | None = None) -> MixedSummary:
-        """Fixed effects (estimate, se, df, z or t, p, CI) and variance components, with the criterion.
+        r"""Fixed effects (estimate, se, df, z or t, p, CI) and variance components, with the criterion.
 
-        Tests use the normal reference (df = inf), as statsmodels' MixedLM; lme4 reports no df.
-        ``df=`` gives t(df) instead (e.g. J - number of level-2 coefficients, a common HLM choice)."""
+        Tests use the normal reference (df = :math:`\infty`), as statsmodels' MixedLM; lme4 reports no df.
+        ``df=`` gives :math:`t(\mathrm{df})` instead (e.g. J - number of level-2 coefficients, a common HLM
+        choice).
+        """
         crit = "REML criterion (-2 REML log-likelihood)" if self.reml else "-2 log-likelihood"
         header = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
                   + (f": {self.formula}" if self.formula else ""),
@@ -604,19 +650,25 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
 
     Formula form: ``mixed("mathach ~ cses*catholic", data=df, groups="school", re="~ cses")`` with
     ``re`` defaulting to ``"~ 1"``; rows incomplete in any variable used (formula, re, groups) are
-    dropped listwise with a warning. This is lme4's ``lmer(mathach ~ cses*catholic + (1 + cses | school))``
-    and statsmodels' ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``.
+    dropped listwise with a warning. This is lme4's
+    ``lmer(mathach ~ cses*catholic + (1 + cses | school))`` and statsmodels'
+    ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``.
 
-    The model y_j = X_j beta + Z_j b_j + e_j, b_j ~ N(0, tau) unstructured, e_j ~ N(0, sigma^2 I) is fitted by
-    maximising the REML (default, as lme4 and statsmodels) or ML log-likelihood (module docstring), with
-    beta and sigma^2 profiled out, over theta (tau = sigma^2 Lambda Lambda', diag(Lambda) >= 0). ML
-    (``reml=False``) is needed to compare fixed effects with ``lrtest``. Groups with a single observation
-    are allowed (they inform the fixed effects and tau); a model with N <= J q (e.g. only singletons and a
-    random intercept) is refused as not identifiable, as by lme4. A fit with a zero variance or a singular
-    tau is reported (``.boundary``, ``BoundaryFitWarning``) with the maximising estimates.
+    The model :math:`y_j = X_j \beta + Z_j b_j + e_j`, :math:`b_j \sim N(0, \tau)` unstructured,
+    :math:`e_j \sim N(0, \sigma^2 I)` is fitted by maximising the REML (default, as lme4 and
+    statsmodels) or ML log-likelihood (module docstring), with :math:`\beta` and :math:`\sigma^2`
+    profiled out, over :math:`\theta` (:math:`\tau = \sigma^2 \Lambda \Lambda'`,
+    :math:`\operatorname{diag}(\Lambda) \ge 0`). ML (``reml=False``) is needed to compare fixed effects
+    with ``lrtest``. Groups with a single observation are allowed (they inform the fixed effects and
+    :math:`\tau`); a model with :math:`N \le J q` (e.g. only singletons and a random intercept) is
+    refused as not identifiable, as by lme4. A fit with a zero variance or a singular :math:`\tau` is
+    reported (``.boundary``, ``BoundaryFitWarning``) with the maximising estimates.
 
-    References: Bates, Maechler, Bolker & Walker (2015), Fitting linear mixed-effects models using lme4,
-    *J. Stat. Softw.* 67(1); Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed.
+    References
+    ----------
+    - Bates, Maechler, Bolker & Walker (2015), Fitting linear mixed-effects models using lme4,
+      *J. Stat. Softw.* 67(1).
+    - Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed.
     """
     design, Z, znames, labels = _arrays(y, X, groups, Z, data, re)
     codes, uniques = pd.factorize(labels, sort=True)
@@ -677,17 +729,19 @@ def _spans(big: np.ndarray, small: np.ndarray) -> bool:
 def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
     r"""Likelihood-ratio test of a mixed model ``small`` nested in ``big`` (same data and groups).
 
-    LR = 2 (llf_big - llf_small), df = difference in the number of parameters (fixed effects + theta + 1).
+    :math:`LR = 2 (\ell_\text{big} - \ell_\text{small})` (``llf`` of each fit), df = difference in the
+    number of parameters (fixed effects + :math:`\theta` + 1).
 
     - Fixed effects differ: both fits must be ML (``reml=False``); REML likelihoods of models with
       different fixed effects are likelihoods of different data (different residual contrasts) and
-      cannot be compared (Pinheiro & Bates 2000, sec. 2.4.2; lme4's ``anova`` refits with ML). Reference:
-      chi-square(df).
-    - Same fixed effects, ``big`` adds one random effect (its variance and its covariances, q -> q + 1):
-      the variance is on the boundary of its space under H0, so the reference is the 50:50 mixture
-      0.5 chi2(q) + 0.5 chi2(q + 1) (Self & Liang 1987; Stram & Lee 1994); REML or ML fits (both alike).
-    - Same fixed effects, several random effects added: chi-square(df), which is conservative there
-      (the exact reference is a chi-bar-square mixture); the result says so.
+      cannot be compared (Pinheiro & Bates 2000, sec. 2.4.2; lme4's ``anova`` refits with ML).
+      Reference: :math:`\chi^2(\mathrm{df})`.
+    - Same fixed effects, ``big`` adds one random effect (its variance and its covariances,
+      :math:`q \to q + 1`): the variance is on the boundary of its space under :math:`H_0`, so the
+      reference is the 50:50 mixture :math:`\tfrac12 \chi^2(q) + \tfrac12 \chi^2(q + 1)` (Self & Liang
+      1987; Stram & Lee 1994); REML or ML fits (both alike).
+    - Same fixed effects, several random effects added: :math:`\chi^2(\mathrm{df})`, which is
+      conservative there (the exact reference is a chi-bar-square mixture); the result says so.
 
     The reference used is stated in ``.reference``.
     """
