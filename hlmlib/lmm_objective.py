@@ -23,10 +23,9 @@ MixedModels.jl ``updateL!``):
      && (q \times (q + p + 1)) \\
    L_W L_W' &= [X\ y]'[X\ y] - \textstyle\sum_j R_{jW}' R_{jW}
      = \begin{bmatrix} R_X'R_X & \cdot \\ \cdot & \cdot \end{bmatrix}
-     && (R_{jW}\text{: the } X \text{ and } y \text{ columns of } R_j)
    \end{aligned}
 
-The last diagonal element of :math:`L_W` is :math:`\sqrt{\text{pwrss}}`, the penalised weighted
+(:math:`R_{jW}`: the :math:`X` and :math:`y` columns of :math:`R_j`). The last diagonal element of :math:`L_W` is :math:`\sqrt{\text{pwrss}}`, the penalised weighted
 residual sum of squares at the conditional estimate of :math:`\beta`; the first :math:`p` give
 :math:`|R_X|`. With :math:`N` observations and :math:`\text{dof} = N` (ML) or :math:`N - p` (REML),
 the profiled deviance (:math:`-2` log-likelihood with :math:`\beta` and :math:`\sigma^2` replaced by
