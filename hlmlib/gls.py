@@ -95,10 +95,22 @@ def _is_constant(X):
 # FWLS
 # ----------------------------------------------------------------------------------------------
 
+def _is_product_of_others(X: np.ndarray, j: int, candidates) -> bool:
+    """Whether column j is (numerically) the product of two other columns, like x:z or x**2 = x*x.
+    The default variance function squares only main effects, so it is s0^2 + s1^2 x^2 + s2^2 z^2 for
+    y ~ x*z whether the fit came from a formula (term "x:z") or from arrays (an unnamed product column)."""
+    others = [a for a in candidates if a != j]
+    scale = np.abs(X[:, j]).max()
+    return any(np.allclose(X[:, a] * X[:, b], X[:, j], rtol=1e-10, atol=1e-12 * scale)
+               for i, a in enumerate(others) for b in others[i:])
+
+
 def _variance_regressors(design: Design, variance, data):
     """The regressors of the variance function, without the constant (added later)."""
     if variance is None:
-        keep = [j for j, nm in enumerate(design.names) if ":" not in nm and not _is_constant(design.X[:, [j]])[0]]
+        X = design.X
+        varying = [j for j in range(design.k) if not _is_constant(X[:, [j]])[0]]
+        keep = [j for j in varying if not _is_product_of_others(X, j, varying)]
         if not keep:
             raise InputError("no non-constant main-effect column to build the default variance function from; "
                              "give variance=")
@@ -379,6 +391,10 @@ def hausman(fe: OLSResult, re: OLSResult, kind: str = "classical", terms=None) -
     serial correlation the test is invalid: use the Mundlak test with a cluster-robust covariance
     instead.
     """
+    if str(kind).upper().startswith("CR"):
+        raise InputError("hausman compares V_FE - V_RE, the variance of the difference only when RE is efficient, "
+                         "which a cluster-robust covariance denies; test mundlak(...)'s coefficients on the group "
+                         "means with a cluster-robust contrast instead")
     common = [t for t in fe.names if t in re.names and t != "Intercept"] if terms is None else list(terms)
     missing = [t for t in common if t not in fe.names or t not in re.names]
     if missing or not common:

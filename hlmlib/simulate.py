@@ -35,6 +35,7 @@ import pandas as pd
 from scipy import stats
 
 from .design import InputError, group_codes
+from . import sandwich as sw
 
 __all__ = [
     "Batch", "hlm_eusup", "hlm_eusup_batch", "random_coefficient", "random_coefficient_batch",
@@ -462,46 +463,6 @@ def expected_classical_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.
 # 3. Batched OLS with classical, HC and CR standard errors
 # --------------------------------------------------------------------------------------------
 
-def _hc_weights(kind, h, n, k):
-    """w_i of meat = sum_i w_i e_i^2 x_i x_i' (one line per HC type, as R's sandwich)."""
-    if kind == "HC0":
-        return np.ones_like(h)
-    if kind == "HC1":
-        return np.full_like(h, n / (n - k))
-    if kind == "HC2":
-        return 1.0 / (1.0 - h)
-    if kind == "HC3":
-        return 1.0 / (1.0 - h) ** 2
-    if kind == "HC4":
-        return 1.0 / (1.0 - h) ** np.minimum(4.0, n * h / k)
-    raise InputError(f"unknown HC kind {kind!r}")
-
-
-def _cr_factor(kind, G, n, k):
-    """Small-sample factor of the cluster meat: CR1 = G/(G-1) (N-1)/(N-k) (Stata); none for CR0/CR2/CR3."""
-    return G / (G - 1) * (n - 1) / (n - k) if kind == "CR1" else 1.0
-
-
-def _hc_weights(kind, h, n, k):
-    """w_i of meat = sum_i w_i e_i^2 x_i x_i' (one line per HC type, as R's sandwich)."""
-    if kind == "HC0":
-        return np.ones_like(h)
-    if kind == "HC1":
-        return np.full_like(h, n / (n - k))
-    if kind == "HC2":
-        return 1.0 / (1.0 - h)
-    if kind == "HC3":
-        return 1.0 / (1.0 - h) ** 2
-    if kind == "HC4":
-        return 1.0 / (1.0 - h) ** np.minimum(4.0, n * h / k)
-    raise InputError(f"unknown HC kind {kind!r}")
-
-
-def _cr_factor(kind, G, n, k):
-    """Small-sample factor of the cluster meat: CR1 = G/(G-1) (N-1)/(N-k) (Stata); none for CR0/CR2/CR3."""
-    return G / (G - 1) * (n - 1) / (n - k) if kind == "CR1" else 1.0
-
-
 class _Layout:
     """Rows grouped by cluster and clusters grouped by size, so that equal-size clusters stack into
     arrays; when the rows are already sorted by cluster with equal sizes, the grouping is a reshape."""
@@ -586,7 +547,7 @@ def _chunk_ols(X, Y, L, kinds, layout):
         PL2 = (Q @ T) ** 2                                          # (s, n, q)
         h = (Q ** 2).sum(-1)                                        # leverages h_ii
         for c in hc_kinds:
-            weighted = E ** 2 * _hc_weights(c, h[0] if s == 1 else h, n, k)
+            weighted = E ** 2 * sw.hc_weights(c, h[0] if s == 1 else h, n, k)
             var[c] = weighted @ PL2[0] if s == 1 else np.einsum("rn,rnq->rq", weighted, PL2)
     if "classical" in kinds:
         var["classical"] = (E ** 2).sum(1, keepdims=True) / (n - k) * (T ** 2).sum(-2)
@@ -612,7 +573,7 @@ def _chunk_ols(X, Y, L, kinds, layout):
             # z_g' V diag((1 - lam)^p) V' T; Moore-Penrose (weight 0) where lam = 1.
             scores = _apply(z, V @ (_eig_power(lam, -0.5 if c == "CR2" else -1.0)[..., None]
                                     * (np.swapaxes(V, -1, -2) @ Tg)))
-        var[c] = _cr_factor(c, G, n, k) * (scores ** 2).sum(1)
+        var[c] = (sw.cluster_factor(G) * sw.hc1_factor(n, k) if c == "CR1" else 1.0) * (scores ** 2).sum(1)
     df = None
     if "CR2" in cr_kinds:
         VtT = np.swapaxes(V, -1, -2) @ Tg                           # (s, G, k, q)

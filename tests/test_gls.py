@@ -192,3 +192,23 @@ def test_gls_results_in_etable_and_errors(hsb):
         fwls("mathach ~ ses", data=hsb, method="log")
     with pytest.raises(InputError, match="variance_components"):
         re_gls("mathach ~ ses", data=hsb, groups="school", variance_components=(0.0, 1.0))
+
+
+def test_fwls_default_variance_function_is_the_same_for_arrays_and_formulas():
+    """The lecture's s0^2 + s1^2 x^2 + s2^2 z^2: the product column x:z is not squared into it, whether it is
+    named by a formula or an unnamed array column."""
+    df = S.random_coefficient(400, seed=3)
+    by_formula = fwls("y ~ x * z", data=df)
+    X = np.column_stack([np.ones(len(df)), df["x"], df["z"], df["x"] * df["z"]])
+    by_arrays = fwls(df["y"].to_numpy(), X)
+    assert list(by_formula.details["variance_params"].index) == ["1", "x^2", "z^2"]
+    assert list(by_arrays.details["variance_params"].index) == ["1", "x1^2", "x2^2"]
+    np.testing.assert_allclose(by_arrays.params.to_numpy(), by_formula.params.to_numpy(), rtol=1e-12)
+
+
+def test_hausman_refuses_cluster_robust_covariances():
+    hsb = datasets.load_hsb()
+    fe = within("mathach ~ ses", data=hsb, groups="school")
+    re = re_gls("mathach ~ ses", data=hsb, groups="school")
+    with pytest.raises(InputError, match="mundlak"):
+        hausman(fe, re, kind="CR1")
