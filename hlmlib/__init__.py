@@ -12,7 +12,7 @@ from . import simulate
 from .bootstrap import wild_cluster_bootstrap
 from .tables import etable
 from .gls import fwls, re_gls, within, mundlak, hausman
-from .mixed import mixed, MixedResult, lrtest
+from .mixed import BoundaryFitWarning, MixedResult, lrtest, mixed
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "plots", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "fwls", "re_gls", "within", "mundlak", "hausman", "mixed", "MixedResult", "lrtest"]
+__all__ = ["datasets", "plots", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "fwls", "re_gls", "within", "mundlak", "hausman", "mixed", "MixedResult", "lrtest", "BoundaryFitWarning"]

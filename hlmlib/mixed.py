@@ -58,7 +58,7 @@ import pandas as pd
 from scipy import stats
 
 from .design import InputError, make_design, labels_for, rhs_matrix
-from .inference import CoefTable, contrast_table
+from .inference import CoefTable, contrast_matrix, contrast_table, marginal_effect_table
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
                             gradient_wrt_T, lower_triangle, objective, profiled_deviance,
@@ -459,13 +459,37 @@ class MixedResult:
         statistic), as statsmodels' MixedLM; lme4 prints t values without df or p. ``df=`` a number gives
         :math:`t(\mathrm{df})`.
         """
+        cov, caption = self._covariance(df)
+        return contrast_table(np.eye(len(self.params)), self.params.to_numpy(), cov, alpha,
+                              labels=list(self.params.index), caption=caption)
+
+    def _covariance(self, df: float | None) -> tuple[Covariance, str]:
         dof = np.inf if df is None else float(df)
         cov = Covariance(matrix=self.vcov().to_numpy(), kind="model-based", df=dof,
                          convention="model-based sigma^2 (X'V^-1X)^-1 (lme4 vcov)")
         caption = (f"Linear mixed model ({'REML' if self.reml else 'ML'}), model-based standard errors; "
                    + ("normal (z) reference" if df is None else f"t({dof:g}) reference"))
-        return contrast_table(np.eye(len(self.params)), self.params.to_numpy(), cov, alpha,
-                              labels=list(self.params.index), caption=caption)
+        return cov, caption
+
+    def contrast(self, L, alpha: float = 0.05, df: float | None = None) -> CoefTable:
+        r"""Linear contrasts :math:`c'\hateta` of the fixed effects with se :math:`\sqrt{c'Vc}`,
+        :math:`V` = ``vcov()``; ``L`` as in :meth:`hlmlib.OLSResult.contrast` (weights, a
+        ``{term: weight}`` dict, or a list of them). Reference distribution as :meth:`coef_table`."""
+        matrix, labels = contrast_matrix(L, list(self.params.index))
+        cov, caption = self._covariance(df)
+        return contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels, caption + ", linear contrasts")
+
+    def marginal_effect(self, x: str, by: str, at, alpha: float = 0.05, df: float | None = None) -> CoefTable:
+        r"""The *expected* effect :math:`E(dy/dx) = eta_x + eta_{x:z}\, z` at each :math:`z` in ``at``,
+        with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov()``.
+
+        A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
+        also includes the slope variance :math:`	au_{11}`: this is the average effect, not a
+        cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`.
+        """
+        cov, caption = self._covariance(df)
+        return marginal_effect_table(x, by, at, self.params.to_numpy(), cov, list(self.params.index), alpha,
+                                     caption + f", expected marginal effect of {x} by {by}")
 
     # --- variance components ---------------------------------------------------------------------
     @property

@@ -371,3 +371,20 @@ def test_lrtest_refuses_different_data_and_non_nested_models():
         lrtest(mixed(y, other, g, reml=False), mixed(y, np.column_stack([X, X[:, 1] ** 2]), g, reml=False))
     with pytest.raises(InputError, match="REML and the other ML"):
         lrtest(mixed(y, X, g), mixed(y, X, g, Z, reml=False))
+
+
+def test_contrast_and_expected_marginal_effect_use_the_model_based_covariance():
+    """b_x + b_xz z with Var = V_xx + 2 z V_x,xz + z^2 V_xz,xz from vcov(), and contrasts c'b with sqrt(c'Vc)."""
+    from hlmlib.datasets import load_hsb
+
+    fit = mixed("mathach ~ cses * catholic", data=load_hsb(), groups="school", re="~ cses")
+    V, b = fit.vcov(), fit.params
+    effect = fit.marginal_effect("cses", "catholic", at=[0.0, 1.0])
+    for z, row in zip([0.0, 1.0], effect.itertuples()):
+        var = V.loc["cses", "cses"] + 2 * z * V.loc["cses", "cses:catholic"] + z**2 * V.loc["cses:catholic", "cses:catholic"]
+        assert np.isclose(row.estimate, b["cses"] + z * b["cses:catholic"], rtol=1e-12)
+        assert np.isclose(row.se, np.sqrt(var), rtol=1e-12)
+    catholic_slope = fit.contrast({"cses": 1, "catholic:cses": 1})  # factor order of the name does not matter
+    assert np.isclose(catholic_slope["estimate"].iloc[0], effect["estimate"].iloc[1], rtol=1e-12)
+    assert np.isclose(catholic_slope["se"].iloc[0], effect["se"].iloc[1], rtol=1e-12)
+    assert np.isinf(catholic_slope["df"].iloc[0])
