@@ -472,7 +472,7 @@ class MixedResult:
         return cov, caption
 
     def contrast(self, L, alpha: float = 0.05, df: float | None = None) -> CoefTable:
-        r"""Linear contrasts :math:`c'\hateta` of the fixed effects with se :math:`\sqrt{c'Vc}`,
+        r"""Linear contrasts :math:`c'\hat\beta` of the fixed effects with se :math:`\sqrt{c'Vc}`,
         :math:`V` = ``vcov()``; ``L`` as in :meth:`hlmlib.OLSResult.contrast` (weights, a
         ``{term: weight}`` dict, or a list of them). Reference distribution as :meth:`coef_table`."""
         matrix, labels = contrast_matrix(L, list(self.params.index))
@@ -480,11 +480,11 @@ class MixedResult:
         return contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels, caption + ", linear contrasts")
 
     def marginal_effect(self, x: str, by: str, at, alpha: float = 0.05, df: float | None = None) -> CoefTable:
-        r"""The *expected* effect :math:`E(dy/dx) = eta_x + eta_{x:z}\, z` at each :math:`z` in ``at``,
+        r"""The *expected* effect :math:`E(dy/dx) = \beta_x + \beta_{x:z}\, z` at each :math:`z` in ``at``,
         with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov()``.
 
         A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
-        also includes the slope variance :math:`	au_{11}`: this is the average effect, not a
+        also includes the slope variance :math:`\tau_{11}`: this is the average effect, not a
         cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`.
         """
         cov, caption = self._covariance(df)

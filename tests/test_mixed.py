@@ -388,3 +388,16 @@ def test_contrast_and_expected_marginal_effect_use_the_model_based_covariance():
     assert np.isclose(catholic_slope["estimate"].iloc[0], effect["estimate"].iloc[1], rtol=1e-12)
     assert np.isclose(catholic_slope["se"].iloc[0], effect["se"].iloc[1], rtol=1e-12)
     assert np.isinf(catholic_slope["df"].iloc[0])
+
+
+@pytest.mark.parametrize("module", ["mixed", "lmm_objective", "simulate", "bootstrap"])
+def test_source_has_no_control_characters(module):
+    """A backslash escape in a non-raw string (e.g. '\\beta' read as backspace + 'eta') corrupts the
+    rendered math; the source keeps only newlines as control characters."""
+    import importlib
+    import inspect
+
+    source = inspect.getsource(importlib.import_module(f"hlmlib.{module}"))
+    bad = [(i + 1, repr(ch)) for i, line in enumerate(source.splitlines())
+           for ch in line if ord(ch) < 32]
+    assert bad == []
