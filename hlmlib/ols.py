@@ -169,8 +169,9 @@ class OLSResult:
             V = sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k)
             G = (first.G, second.G)
             convention = (sw.CONVENTIONS[kind] + f"; two-way by {first.name} and {second.name} "
-                          f"(Cameron, Gelbach & Miller 2011: V_A + V_B - V_AB, each with its own G/(G-1)"
-                          + (", times (N-1)/(N-k); sandwich vcovCL type 'HC1')" if kind == "CR1" else ")"))
+                          f"(Cameron, Gelbach & Miller 2011: V_A + V_B - V_AB"
+                          + (", each with its own G/(G-1), times (N-1)/(N-k); sandwich vcovCL type 'HC1')"
+                             if kind == "CR1" else ", no factors)"))
             return sw.Covariance(V, kind, convention, df=min(G) - 1, n_clusters=G,
                                  cluster_name=f"{first.name} and {second.name}")
         clusters = self._clusters(cluster)

@@ -225,6 +225,15 @@ def test_twoway_positive_case_does_not_warn(hsb):
     assert (table["df"] == 9).all()
 
 
+def test_twoway_caption_states_the_factors_of_its_kind():
+    data = hlmlib.datasets.load_petersen()
+    result = hlmlib.ols("y ~ x", data=data)
+    cr1 = result.vcov("CR1", ("firm", "year")).attrs["convention"]
+    cr0 = result.vcov("CR0", ("firm", "year")).attrs["convention"]
+    assert "each with its own G/(G-1), times (N-1)/(N-k)" in cr1
+    assert "G/(G-1)" not in cr0 and "(N-1)/(N-k)" not in cr0 and "no factors" in cr0
+
+
 def test_repr_shows_the_classical_table(fit):
     text = repr(fit)
     assert text.startswith("OLS: mathach ~ cses * catholic") and "classical" in text
