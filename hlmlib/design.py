@@ -215,9 +215,9 @@ def labels_for(spec, design: Design, what: str = "cluster") -> np.ndarray:
         values = design.data.loc[design.rows, spec]
         source, index = f"{what} column {spec!r}", design.rows
     else:
-        values = pd.Series(np.asarray(spec)) if not isinstance(spec, pd.Series) else spec
-        if np.ndim(values) != 1:
-            raise InputError(f"{what} labels must be one-dimensional, got shape {np.shape(values)}")
+        if np.ndim(spec) != 1:
+            raise InputError(f"{what} labels must be one-dimensional, got shape {np.shape(spec)}")
+        values = spec if isinstance(spec, pd.Series) else pd.Series(np.asarray(spec))
         if len(values) == design.n:
             values = pd.Series(np.asarray(values))
         elif design.rows is not None and len(values) == len(design.data):
@@ -225,7 +225,7 @@ def labels_for(spec, design: Design, what: str = "cluster") -> np.ndarray:
         else:
             expect = f"{design.n}" + (f" (or {len(design.data)}, one per row of data)" if design.rows is not None else "")
             raise InputError(f"{what} labels have length {len(values)}, expected {expect}")
-        source, index = f"{what} labels", getattr(design, "rows", None)
+        source, index = f"{what} labels", design.rows
     missing = pd.isna(values).to_numpy()
     if missing.any():
         raise InputError(f"{source} has {missing.sum()} missing value(s), at row(s) {_first_rows(missing, index)}")

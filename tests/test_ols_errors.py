@@ -107,6 +107,11 @@ def test_cluster_labels_of_wrong_length(fit):
         fit.se("CR1", np.arange(39))
 
 
+def test_cluster_labels_of_two_dimensions(fit):
+    with pytest.raises(InputError, match=r"cluster labels must be one-dimensional, got shape \(40, 2\)"):
+        fit.se("CR1", np.zeros((40, 2)))
+
+
 def test_one_cluster(fit):
     with pytest.raises(InputError, match=r"one cluster \('all'\).*at least 2 clusters"):
         fit.se("CR1", np.array(["all"] * 40))
