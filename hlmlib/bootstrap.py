@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .design import InputError, group_codes, labels_for, make_design
+from .sandwich import cluster_factor, hc1_factor
 
 __all__ = ["wild_cluster_bootstrap", "WildBootstrapResult", "bootstrap_weights"]
 
@@ -233,7 +234,7 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     M = np.linalg.inv(XtX)
     beta = M @ Xty_g.sum(0)
     q = M[:, j]                                           # M c with c = e_j
-    factor = G / (G - 1) * (n - 1) / (n - k)
+    factor = cluster_factor(G) * hc1_factor(n, k)         # CR1, as in sandwich.py
     scores = (Xty_g - XtX_g @ beta) @ q                   # c'M X_g'u^_g
     se = np.sqrt(factor * (scores ** 2).sum())
     # restricted fit b~(r) = b0 + r d: s_g(r) = X_g'u~_g = S0_g - r X_g'X_g d
