@@ -226,16 +226,26 @@ def labels_for(spec, design: Design, what: str = "cluster") -> np.ndarray:
             expect = f"{design.n}" + (f" (or {len(design.data)}, one per row of data)" if design.rows is not None else "")
             raise InputError(f"{what} labels have length {len(values)}, expected {expect}")
         source, index = f"{what} labels", design.rows
-    missing = pd.isna(values).to_numpy()
-    if missing.any():
-        raise InputError(f"{source} has {missing.sum()} missing value(s), at row(s) {_first_rows(missing, index)}")
     arr = values.to_numpy()
-    if arr.dtype.kind == "f":
-        check_finite(arr, source, index)
+    check_labels(arr, source, index)
     return arr
 
 
+def check_labels(labels: np.ndarray, source: str, index=None) -> None:
+    """Raise naming ``source`` and the first offending rows if a label is missing (None, NaN, NaT) or
+    infinite."""
+    missing = np.asarray(pd.isna(labels))
+    if missing.any():
+        raise InputError(f"{source} has {missing.sum()} missing value(s), at row(s) {_first_rows(missing, index)}")
+    if labels.dtype.kind == "f":
+        check_finite(labels, source, index)
+
+
 def group_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes 0..G-1 (in order of first sorted label) and the unique labels."""
-    uniques, codes = np.unique(labels, return_inverse=True)
-    return codes.ravel(), uniques
+    """Integer codes 0..G-1 and the unique labels, in sorted order of the labels (in order of first
+    appearance when labels of mixed types, such as 1 and "a", have no order)."""
+    try:
+        codes, uniques = pd.factorize(labels, sort=True)
+    except TypeError:
+        codes, uniques = pd.factorize(labels, sort=False)
+    return codes.astype(np.intp), np.asarray(uniques)

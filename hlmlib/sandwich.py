@@ -50,9 +50,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-import pandas as pd
 
-from .design import InputError
+from .design import InputError, check_labels, group_codes
 
 __all__ = [
     "HC_KINDS", "CR_KINDS", "KINDS", "HC_WEIGHTS", "CR_ADJUSTMENTS", "CONVENTIONS",
@@ -227,23 +226,14 @@ class Clusters:
         labels = np.asarray(labels)
         if labels.ndim != 1:
             raise InputError(f"{name} labels must be one-dimensional, got shape {labels.shape}")
-        if labels.size and pd.isna(labels).any():
-            bad = np.flatnonzero(pd.isna(labels))
-            raise InputError(f"{name} has {bad.size} missing label(s), at row(s) {', '.join(map(str, bad[:5]))}")
-        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-            bad = np.flatnonzero(~np.isfinite(labels))
-            raise InputError(f"{name} has {bad.size} inf label(s), at row(s) {', '.join(map(str, bad[:5]))}")
-        try:
-            codes, uniques = pd.factorize(labels, sort=True)
-        except TypeError:       # labels of mixed types (1 and "a") have no order
-            codes, uniques = pd.factorize(labels, sort=False)
-        codes = codes.astype(np.intp)
+        check_labels(labels, name)
+        codes, uniques = group_codes(labels)
         order = None
         if codes.size > 1 and np.any(codes[1:] < codes[:-1]):
             order = np.argsort(codes, kind="stable")
         sorted_codes = codes if order is None else codes[order]
         starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if codes.size else np.array([], int)
-        return cls(codes=codes, labels=np.asarray(uniques), name=name, order=order, starts=starts)
+        return cls(codes=codes, labels=uniques, name=name, order=order, starts=starts)
 
     @property
     def G(self) -> int:

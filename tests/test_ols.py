@@ -323,3 +323,17 @@ def test_ill_conditioned_design_sandwiches_are_equivariant():
         mapped = A @ standardised.vcov(kind, clusters).to_numpy() @ A.T
         np.testing.assert_allclose(raw.vcov(kind, clusters).to_numpy(), mapped, rtol=1e-8,
                                    atol=1e-10 * np.abs(mapped).max(), err_msg=kind)
+
+
+def test_clusters_and_group_codes_share_one_coding_and_one_label_check():
+    from hlmlib.design import InputError, group_codes
+
+    for labels in (np.array([3, 1, 3, 2]), np.array(["b", "a", "b"]), np.array([1, "a", 1], dtype=object)):
+        codes, uniques = group_codes(labels)
+        clusters = Clusters.from_labels(labels)
+        np.testing.assert_array_equal(clusters.codes, codes)
+        np.testing.assert_array_equal(uniques[codes], labels)      # codes index the unique labels
+    with pytest.raises(InputError, match=r"firm has 1 missing value.*row\(s\) 2"):
+        Clusters.from_labels(np.array([1.0, 2.0, np.nan]), "firm")
+    with pytest.raises(InputError, match=r"firm has 1 NaN or inf value.*row\(s\) 0"):
+        Clusters.from_labels(np.array([np.inf, 2.0, 2.0]), "firm")
