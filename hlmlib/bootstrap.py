@@ -40,8 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import InputError, group_codes, labels_for, make_design
-from .sandwich import cluster_factor, hc1_factor
+from .design import InputError, labels_for, make_design
+from .sandwich import Clusters, cluster_factor, hc1_factor
 
 __all__ = ["wild_cluster_bootstrap", "WildBootstrapResult", "bootstrap_weights"]
 
@@ -207,9 +207,8 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     """
     design = make_design(y_or_formula, X, data=data,
                          extra_columns=[cluster] if isinstance(cluster, str) and data is not None else ())
-    labels = labels_for(cluster, design, "cluster")
-    codes, uniques = group_codes(labels)
-    G = uniques.size
+    clusters = Clusters.from_labels(labels_for(cluster, design, "cluster"))
+    G = clusters.G
     if G < 2:
         raise InputError("the wild cluster bootstrap needs at least 2 clusters")
     if isinstance(term, str):
@@ -224,10 +223,8 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
         raise InputError(f"B must be a positive number of draws, got {B}")
     y, Xm, n, k = design.y, design.X, design.n, design.k
     # per-cluster cross-products, one pass over the data
-    XtX_g = np.zeros((G, k, k))
-    np.add.at(XtX_g, codes, Xm[:, :, None] * Xm[:, None, :])
-    Xty_g = np.zeros((G, k))
-    np.add.at(Xty_g, codes, Xm * y[:, None])
+    XtX_g = clusters.sums(Xm[:, :, None] * Xm[:, None, :])
+    Xty_g = clusters.sums(Xm * y[:, None])
     XtX = XtX_g.sum(0)
     if np.linalg.matrix_rank(XtX) < k:
         raise InputError(f"X is rank deficient: columns {design.names} are collinear")
