@@ -80,13 +80,15 @@ def _numeric_column(values, name: str, index=None) -> np.ndarray:
     return arr
 
 
-def _numeric_matrix(X: np.ndarray, names: list[str]) -> np.ndarray:
+def _numeric_matrix(X: np.ndarray, names: list[str], index=None) -> np.ndarray:
     """X as a float matrix; one vectorised check on the common path, column by column only to say what is wrong."""
+    if X.shape[1] == 0:
+        return np.empty((X.shape[0], 0))
     if X.dtype.kind in "biuf":
         Xf = X.astype(float, copy=False)
         if np.isfinite(Xf).all():
             return Xf
-    return np.column_stack([_numeric_column(X[:, j], names[j]) for j in range(X.shape[1])])
+    return np.column_stack([_numeric_column(X[:, j], names[j], index) for j in range(X.shape[1])])
 
 
 def _array_design(y, X) -> Design:
@@ -103,7 +105,7 @@ def _array_design(y, X) -> Design:
         if Xa.ndim != 2:
             raise InputError(f"X must be 1- or 2-dimensional, got shape {Xa.shape}")
         names = [f"x{j}" for j in range(Xa.shape[1])]
-    Xa = _numeric_matrix(Xa, names) if Xa.shape[1] else np.empty((Xa.shape[0], 0))
+    Xa = _numeric_matrix(Xa, names)
     yname = str(y.name) if isinstance(y, pd.Series) and y.name is not None else "y"
     ya = np.asarray(y)
     if ya.ndim == 2 and ya.shape[1] == 1:
@@ -154,8 +156,7 @@ def rhs_matrix(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
 
     mm = formulaic.model_matrix(formula, frame, na_action="raise")
     mm = pd.DataFrame(mm)
-    for c in mm.columns:
-        _numeric_column(mm[c].to_numpy(), str(c), mm.index)
+    _numeric_matrix(mm.to_numpy(), [str(c) for c in mm.columns], mm.index)
     return mm
 
 
@@ -173,9 +174,9 @@ def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_c
         raise InputError(f"the formula's left-hand side must be one numeric variable, got {list(lhs.columns)}")
     yname = str(lhs.columns[0])
     y = _numeric_column(lhs.iloc[:, 0].to_numpy(), yname, lhs.index)
-    X = np.column_stack([_numeric_column(rhs[c].to_numpy(), str(c), rhs.index) for c in rhs.columns]) \
-        if rhs.shape[1] else np.empty((len(rhs), 0))
-    return Design(y=y, X=X, names=[str(c) for c in rhs.columns], yname=yname, formula=formula,
+    names = [str(c) for c in rhs.columns]
+    X = _numeric_matrix(rhs.to_numpy(), names, rhs.index)
+    return Design(y=y, X=X, names=names, yname=yname, formula=formula,
                   data=data, rows=frame.index, n_dropped=n_dropped)
 
 

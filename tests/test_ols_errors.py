@@ -38,6 +38,12 @@ def test_nan_or_inf_in_X_names_the_column_and_row(bad):
         hlmlib.ols(y, X)
 
 
+def test_inf_made_by_a_formula_names_the_term_and_the_row_label():
+    data = pd.DataFrame({"y": [1.0, 2.0, 3.0, 5.0], "x": [1.0, 0.0, 2.0, 3.0]}, index=list("abcd"))
+    with np.errstate(divide="ignore"), pytest.raises(InputError, match=r"column 'np.log\(x\)' .*row\(s\) b$"):
+        hlmlib.ols("y ~ np.log(x)", data=data)
+
+
 def test_mismatched_lengths():
     y, X = design()
     with pytest.raises(InputError, match="y has 39 rows but X has 40"):
