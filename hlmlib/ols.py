@@ -162,9 +162,6 @@ class OLSResult:
         if _is_pair(cluster):
             if len(cluster) != 2:
                 raise InputError(f"two-way clustering takes exactly two cluster variables, got {len(cluster)}")
-            if kind not in ("CR0", "CR1"):
-                raise InputError(f"two-way clustering is implemented for CR0 and CR1 (Cameron, Gelbach "
-                                 f"& Miller 2011), not {kind}")
             first, second = (self._clusters(c) for c in cluster)
             V = sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k)
             G = (first.G, second.G)

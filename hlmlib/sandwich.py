@@ -457,8 +457,8 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
     :math:`\min(G_A, G_B) - 1` df.
     """
     if kind not in ("CR0", "CR1"):
-        raise InputError(f"two-way clustering is defined for CR0 and CR1 only, not {kind!r} "
-                         f"(CR2/CR3 adjust one cluster dimension's hat blocks)")
+        raise InputError(f"two-way clustering is implemented for CR0 and CR1 (Cameron, Gelbach & Miller "
+                         f"2011), not {kind} (CR2/CR3 adjust one cluster dimension's hat blocks)")
     n = X.shape[0]
     k = X.shape[1] if k is None else k
     both = first.intersect(second)
