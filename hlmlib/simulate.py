@@ -565,18 +565,18 @@ def _chunk_ols(X, Y, L, kinds, layout):
             # H_gg = Q_g Q_g'; its nonzero eigenvalues are those of W_g = Q_g'Q_g = V diag(lam) V'
             lam[:, ids], V[:, ids] = np.linalg.eigh(np.swapaxes(Qg, -1, -2) @ Qg)
     Tg = T[:, None]                                                 # (s, 1, k, q)
+    if need_eig:
+        VtT = np.swapaxes(V, -1, -2) @ Tg                           # (s, G, k, q)
     for c in cr_kinds:
         if c in ("CR0", "CR1"):
             scores = _apply(z, np.broadcast_to(Tg, (s, G, k, q)))
         else:
             # Q_g'(I - H_gg)^p e_g = V diag((1 - lam)^p) V' Q_g'e_g, so the score of L b is
             # z_g' V diag((1 - lam)^p) V' T; Moore-Penrose (weight 0) where lam = 1.
-            scores = _apply(z, V @ (_eig_power(lam, -0.5 if c == "CR2" else -1.0)[..., None]
-                                    * (np.swapaxes(V, -1, -2) @ Tg)))
+            scores = _apply(z, V @ (_eig_power(lam, -0.5 if c == "CR2" else -1.0)[..., None] * VtT))
         var[c] = (sw.cluster_factor(G) * sw.hc1_factor(n, k) if c == "CR1" else 1.0) * (scores ** 2).sum(1)
     df = None
     if "CR2" in cr_kinds:
-        VtT = np.swapaxes(V, -1, -2) @ Tg                           # (s, G, k, q)
         w_sq = (lam * _eig_power(lam, -1.0))[..., None] * VtT ** 2  # |A_g Q_g t|^2 = t'V lam/(1-lam) V't
         a = V @ ((lam * _eig_power(lam, -0.5))[..., None] * VtT)    # Q_g'A_g Q_g t, Q coordinates
         df = _satterthwaite(w_sq.sum(-2), a, np.broadcast_to(np.eye(k), (s, k, k)))
