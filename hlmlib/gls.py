@@ -87,10 +87,6 @@ def _transformed(design: Design, y, X, names=None) -> Design:
                    names=list(design.names if names is None else names))
 
 
-def _is_constant(X):
-    return np.all(X == X[:1], axis=0)
-
-
 # ----------------------------------------------------------------------------------------------
 # FWLS
 # ----------------------------------------------------------------------------------------------
@@ -105,11 +101,11 @@ def _is_product_of_others(X: np.ndarray, j: int, candidates) -> bool:
                for i, a in enumerate(others) for b in others[i:])
 
 
-def _variance_regressors(design: Design, variance, data):
+def _variance_regressors(design: Design, variance):
     """The regressors of the variance function, without the constant (added later)."""
     if variance is None:
         X = design.X
-        varying = [j for j in range(design.k) if not _is_constant(X[:, [j]])[0]]
+        varying = np.flatnonzero(np.any(X != X[:1], axis=0)).tolist()
         keep = [j for j in varying if not _is_product_of_others(X, j, varying)]
         if not keep:
             raise InputError("no non-constant main-effect column to build the default variance function from; "
@@ -165,7 +161,7 @@ def fwls(y_or_formula, X=None, data=None, *, variance=None, method: str = "nnls"
     design = make_design(y_or_formula, X, data=data)
     first = OLSResult.from_design(design)
     e2 = first.resid.to_numpy() ** 2
-    G, gnames = _variance_regressors(design, variance, data)
+    G, gnames = _variance_regressors(design, variance)
     Zv = np.column_stack([np.ones(design.n), G])
     names = ["1"] + gnames
     if method == "nnls":
