@@ -579,7 +579,7 @@ def _chunk_ols(X, Y, L, kinds, layout):
     if "CR2" in cr_kinds:
         w_sq = (lam * _eig_power(lam, -1.0))[..., None] * VtT ** 2  # |A_g Q_g t|^2 = t'V lam/(1-lam) V't
         a = V @ ((lam * _eig_power(lam, -0.5))[..., None] * VtT)    # Q_g'A_g Q_g t, Q coordinates
-        df = _satterthwaite(w_sq.sum(-2), a, np.broadcast_to(np.eye(k), (s, k, k)))
+        df = _satterthwaite(w_sq.sum(-2), a)
     return Lb, var, df
 
 
@@ -589,21 +589,22 @@ def _eig_power(lam, p):
     return np.where(singular, 0.0, np.where(singular, 1.0, 1.0 - lam) ** p)
 
 
-def _satterthwaite(w_sq, a, M):
-    """Bell-McCaffrey df tr(G'G)^2 / tr((G'G)^2) for each contrast.
+def _satterthwaite(w_sq, a):
+    """Bell-McCaffrey df tr(G'G)^2 / tr((G'G)^2) for each contrast, in the orthonormal basis Q.
 
-    The CR2 variance of l'b is sum_g (u_g' eps)^2 with u_g = (I - H)_{.,g} w_g, w_g = A_g X_g M l, so
-    under the working model eps ~ (0, I): G'G = diag(w_g'w_g) - C, C_gh = a_g' M a_h, a_g = X_g' w_g.
-    With W = diag(w_g'w_g) and A the G x k matrix of a_g': tr(G'G) = tr W - tr(A'A M) and
-    tr((G'G)^2) = tr W^2 - 2 sum_g W_g C_gg + tr((A'A M)^2); no G x G matrix is formed.
-    Shapes: w_sq (s, G, q), a (s, G, k, q), M (s, k, k) -> df (s, q).
+    The CR2 variance of l'b is sum_g (u_g' eps)^2 with u_g = (I - H)_{.,g} w_g, w_g = A_g Q_g t, so
+    under the working model eps ~ (0, I): G'G = diag(w_g'w_g) - C, C_gh = a_g'a_h, a_g = Q_g'w_g (the
+    bread (Q'Q)^-1 is I). With W = diag(w_g'w_g) and A the G x k matrix of a_g': tr(G'G) = tr W - tr(A'A)
+    and tr((G'G)^2) = tr W^2 - 2 sum_g W_g C_gg + tr((A'A)^2); no G x G matrix is formed. This is
+    sandwich.cr2_satterthwaite_df's formula with a leading batch axis and Moore-Penrose weights.
+    Shapes: w_sq (s, G, q), a (s, G, k, q) -> df (s, q).
     """
     A = np.moveaxis(a, -1, 1)                               # (s, q, G, k)
-    AtAM = np.swapaxes(A, -1, -2) @ A @ M[:, None]          # (s, q, k, k)
-    C_diag = ((A @ M[:, None]) * A).sum(-1)                 # (s, q, G)
+    AtA = np.swapaxes(A, -1, -2) @ A                        # (s, q, k, k)
+    C_diag = (A * A).sum(-1)                                # (s, q, G)
     W = np.swapaxes(w_sq, 1, 2)                             # (s, q, G)
-    trace = W.sum(-1) - np.trace(AtAM, axis1=-2, axis2=-1)
-    trace_sq = (W ** 2).sum(-1) - 2 * (W * C_diag).sum(-1) + (AtAM * np.swapaxes(AtAM, -1, -2)).sum((-2, -1))
+    trace = W.sum(-1) - np.trace(AtA, axis1=-2, axis2=-1)
+    trace_sq = (W ** 2).sum(-1) - 2 * (W * C_diag).sum(-1) + (AtA * np.swapaxes(AtA, -1, -2)).sum((-2, -1))
     return trace ** 2 / trace_sq
 
 
