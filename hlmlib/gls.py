@@ -73,12 +73,19 @@ def _group_codes(groups, design: Design, what="groups"):
     return codes, uniques
 
 
+def _means_by_group(values: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Group means, (G,) or (G, k), of ``values`` (n,) or (n, k): one bincount per column."""
+    if values.ndim == 1:
+        return np.bincount(codes, weights=values) / counts
+    means = np.empty((counts.size, values.shape[1]))
+    for j in range(values.shape[1]):
+        means[:, j] = np.bincount(codes, weights=values[:, j]) / counts
+    return means
+
+
 def _group_means(values: np.ndarray, codes: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Per-row group means of the columns of ``values`` (n,) or (n, k), via one bincount per column."""
-    two_d = values.ndim == 2
-    cols = values if two_d else values[:, None]
-    means = np.column_stack([np.bincount(codes, weights=c) / counts for c in cols.T])[codes]
-    return means if two_d else means[:, 0]
+    """Per-row group means: every row gets its group's mean."""
+    return _means_by_group(values, codes, counts)[codes]
 
 
 def _transformed(design: Design, y, X, names=None) -> Design:
@@ -260,20 +267,20 @@ def _swamy_arora(design, codes, counts):
     sigma_b^2 = e_b'e_b / (G - k)        (OLS of ybar_j on xbar_j, one row per group);
     sigma_u^2 = max(0, sigma_b^2 - sigma_e^2 / T),  T = harmonic mean of n_j (= n in a balanced panel).
     """
-    N, G = design.n, counts.size
+    N, G, k = design.n, counts.size, design.k
+    if G <= k:
+        raise InputError(f"Swamy-Arora needs more groups ({G}) than coefficients ({k}) for the between regression")
     varying = _varies_within(design.X, codes, counts)
-    Xw = design.X[:, varying] - _group_means(design.X[:, varying], codes, counts)
-    yw = design.y - _group_means(design.y, codes, counts)
     k_w = int(varying.sum())
+    if N - G - k_w <= 0:
+        raise InputError(f"Swamy-Arora's within regression has no residual degrees of freedom (N - G - k_w = "
+                         f"{N} - {G} - {k_w}) to estimate sigma_e^2: give variance_components=(sigma_e^2, sigma_u^2)")
+    Xb, yb = _means_by_group(design.X, codes, counts), _means_by_group(design.y, codes, counts)
+    Xw, yw = design.X[:, varying] - Xb[codes][:, varying], design.y - yb[codes]
     e_w = yw - Xw @ np.linalg.lstsq(Xw, yw, rcond=None)[0] if k_w else yw
     sigma2_e = float(e_w @ e_w) / (N - G - k_w)
-    first = np.unique(codes, return_index=True)[1]
-    Xb = _group_means(design.X, codes, counts)[first]
-    yb = _group_means(design.y, codes, counts)[first]
-    if G <= design.k:
-        raise InputError(f"Swamy-Arora needs more groups ({G}) than coefficients ({design.k}) for the between regression")
     e_b = yb - Xb @ np.linalg.lstsq(Xb, yb, rcond=None)[0]
-    sigma2_b = float(e_b @ e_b) / (G - design.k)
+    sigma2_b = float(e_b @ e_b) / (G - k)
     T = G / np.sum(1.0 / counts)
     return sigma2_e, max(0.0, sigma2_b - sigma2_e / T)
 

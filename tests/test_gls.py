@@ -194,6 +194,14 @@ def test_gls_results_in_etable_and_errors(hsb):
         re_gls("mathach ~ ses", data=hsb, groups="school", variance_components=(0.0, 1.0))
 
 
+def test_re_gls_without_within_degrees_of_freedom_says_so():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(30)
+    X = np.column_stack([np.ones(30), x])
+    with pytest.raises(InputError, match=r"no residual degrees of freedom \(N - G - k_w = 30 - 30 - 0\)"):
+        re_gls(x + rng.standard_normal(30), X, groups=np.arange(30))      # one observation per group
+
+
 def test_fwls_default_variance_function_is_the_same_for_arrays_and_formulas():
     """The lecture's s0^2 + s1^2 x^2 + s2^2 z^2: the product column x:z is not squared into it, whether it is
     named by a formula or an unnamed array column."""
