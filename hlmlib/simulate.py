@@ -734,9 +734,10 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     MonteCarloOLS
         Estimates, standard errors and df of every replication, with rejection rates and coverage.
     """
+    names = None
     if isinstance(X, Batch):
         batch = X
-        X, Y = batch.X, batch.Y
+        X, Y, names = batch.X, batch.Y, batch.names
         cluster = batch.cluster if cluster is None else cluster
     X = np.asarray(X, dtype=float)
     Y = np.atleast_2d(np.asarray(Y, dtype=float))
@@ -767,8 +768,8 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     L = np.eye(k) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
     if L.shape[1] != k:
         raise InputError(f"contrasts must have k = {k} columns, got shape {L.shape}")
-    names = getattr(locals().get("batch"), "names", None) if contrasts is None else None
-    names = names or [f"b{j}" for j in range(L.shape[0])]
+    if contrasts is not None or not names:
+        names = [f"b{j}" for j in range(L.shape[0])]
     if chunk is None:  # keep the stacked (r, n, k) arrays around tens of MB
         chunk = max(1, 4_000_000 // (n * (k if X.ndim == 3 else 1) + 1))
     params, var, dfs = [], {c: [] for c in kinds}, []

@@ -311,3 +311,10 @@ def test_hlm_monte_carlo_agrees_with_population_sandwich():
     np.testing.assert_allclose(mc.params.std(0, ddof=1), np.sqrt(np.diag(Vpop)), rtol=0.05)
     mc_error = np.sqrt(np.diag(Vpop) / 3000)
     assert (np.abs(mc.params.mean(0) - np.array(list(b.truth.values()))) < 4 * mc_error).all()   # unbiased
+
+
+def test_ols_mc_names_come_from_the_batch_unless_contrasts_are_given():
+    batch = S.cgm_batch(5, G=4, n=6, seed=3)
+    assert S.ols_mc(batch).names == ["Intercept", "x"]
+    assert S.ols_mc(batch.X, batch.Y).names == ["b0", "b1"]
+    assert S.ols_mc(batch, contrasts=[[0.0, 1.0]]).names == ["b0"]
