@@ -50,6 +50,14 @@ def _rng(seed) -> np.random.Generator:
     return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
 
 
+def _with_defaults(defaults: dict, params: dict) -> dict:
+    """The process's parameters: ``defaults`` updated by ``params``, refusing names it does not have."""
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise InputError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(defaults)}")
+    return {**defaults, **params}
+
+
 @dataclass
 class Batch:
     r"""``R`` simulated replications, as the ``*_batch`` functions return them for :func:`ols_mc`.
@@ -193,10 +201,7 @@ def hlm_eusup(J: int = 30, n=20, *, seed=None, **params) -> pd.DataFrame:
         Any of ``a0, a1, g0, g1, tau, sigma, lfrt_mean, lfrt_between_sd, lfrt_within_sd,
         gspend_mean, gspend_sd, corr_u0_lfrt, corr_u0_gspend``.
     """
-    p = {**_HLM_DEFAULTS, **params}
-    unknown = set(params) - set(_HLM_DEFAULTS)
-    if unknown:
-        raise InputError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(_HLM_DEFAULTS)}")
+    p = _with_defaults(_HLM_DEFAULTS, params)
     d = _hlm_draw(_rng(seed), 1, J, n, fixed_x=True, **p)
     c = d["country"]
     return pd.DataFrame({"country": c, "eusup": d["eusup"][0], "lfrt": d["lfrt"][0], "GSPEND": d["GSPEND"][0],
@@ -211,7 +216,7 @@ def hlm_eusup_batch(R: int, J: int = 30, n=20, *, fixed_x: bool = False, seed=No
     conditional on :math:`X`, as in the lecture's derivation); ``extra`` holds ``Z`` = [1, lfrt] and
     ``tau``, ``sigma2`` for :func:`population_vcov`. Returns a :class:`Batch`.
     """
-    p = {**_HLM_DEFAULTS, **params}
+    p = _with_defaults(_HLM_DEFAULTS, params)
     d = _hlm_draw(_rng(seed), R, J, n, fixed_x=fixed_x, **p)
     lfrt, gs = d["lfrt"], d["GSPEND"]
     X = np.stack([np.ones_like(lfrt), gs, lfrt, lfrt * gs], axis=-1)
@@ -261,7 +266,7 @@ def random_coefficient(n: int = 500, *, seed=None, **params) -> pd.DataFrame:
 
     Returns a DataFrame with columns ``y``, ``x``, ``z`` and the true compound error ``estar``.
     """
-    p = {**_RC_DEFAULTS, **params}
+    p = _with_defaults(_RC_DEFAULTS, params)
     x, z, y, estar = _rc_draw(_rng(seed), 1, n, p, True)
     return pd.DataFrame({"y": y[0], "x": x[0], "z": z[0], "estar": estar[0]})
 
@@ -273,7 +278,7 @@ def random_coefficient_batch(R: int, n: int = 500, *, fixed_x: bool = False, see
     ``Z`` = [1, x, z] and :math:`\tau = \operatorname{diag}(s_0^2, s_1^2, s_2^2)` for
     :func:`population_vcov`.
     """
-    p = {**_RC_DEFAULTS, **params}
+    p = _with_defaults(_RC_DEFAULTS, params)
     x, z, y, _ = _rc_draw(_rng(seed), R, n, p, fixed_x)
     X = np.stack([np.ones_like(x), x, z, x * z], axis=-1)
     Z = X[..., :3]

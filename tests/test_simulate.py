@@ -318,3 +318,12 @@ def test_ols_mc_names_come_from_the_batch_unless_contrasts_are_given():
     assert S.ols_mc(batch).names == ["Intercept", "x"]
     assert S.ols_mc(batch.X, batch.Y).names == ["b0", "b1"]
     assert S.ols_mc(batch, contrasts=[[0.0, 1.0]]).names == ["b0"]
+
+
+@pytest.mark.parametrize("make", [lambda: S.hlm_eusup(seed=1, sgima=2.0),
+                                  lambda: S.hlm_eusup_batch(3, seed=1, sgima=2.0),
+                                  lambda: S.random_coefficient(seed=1, sigma=2.0),
+                                  lambda: S.random_coefficient_batch(3, seed=1, sigma=2.0)])
+def test_unknown_process_parameters_are_refused_not_ignored(make):
+    with pytest.raises(InputError, match="unknown parameter"):
+        make()
