@@ -782,7 +782,7 @@ def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
     if df <= 0:
         raise InputError(f"big must have more parameters than small ({big.n_params} vs {small.n_params}): "
                          "pass the smaller (nested) model first")
-    same_fixed = small._X.shape == big._X.shape and np.array_equal(small._X, big._X)
+    same_fixed = np.array_equal(small._X, big._X)                   # False too when the shapes differ
     if not (_spans(big._X, small._X) and _spans(big._Z, small._Z)):
         raise InputError("small is not nested in big: its fixed- or random-effects columns are not in the "
                          "span of big's")
