@@ -158,7 +158,7 @@ def contrast_table(L: np.ndarray, coef: np.ndarray, cov: Covariance, alpha: floa
         index=labels,
     )
     table.attrs.update({"convention": cov.convention, "kind": cov.kind, "df_rule": cov.df_rule,
-                        "alpha": alpha, "caption": caption})
+                        "n_clusters": cov.n_clusters, "alpha": alpha, "caption": caption})
     return table
 
 

@@ -47,18 +47,24 @@ class _Column:
             raise InputError(f"column {name!r}: {type(model).__name__}.se() takes no kind/cluster "
                              f"(its standard errors are model-based); drop kind=/cluster= for it")
         kind = kind if kind is not None else ("classical" if robust else None)
-        self.se = pd.Series(model.se(kind, cluster) if robust else model.se(), dtype=float)
-        self.pvalues = self._pvalues(kind, cluster, robust)
+        # a robust column's se, p and cluster count come from one summary (one covariance computation)
+        table = self._summary_table(kind, cluster, robust)
+        self.pvalues = table["p"] if table is not None and "p" in table else None
+        if robust and table is not None and "se" in table:
+            self.se = pd.Series(table["se"], dtype=float)
+        else:
+            self.se = pd.Series(model.se(kind, cluster) if robust else model.se(), dtype=float)
         self.covariance = self._describe(kind, cluster, robust)
-        self.footer = self._footer(kind, cluster, robust)
+        self.footer = self._footer(kind, cluster, robust, table)
 
-    def _pvalues(self, kind, cluster, robust):
+    def _summary_table(self, kind, cluster, robust):
+        """The model's coefficient table (a DataFrame), or None if it has none."""
         try:
             out = self.model.summary(kind, cluster) if robust else self.model.summary()
         except (TypeError, AttributeError):
             return None
         table = out if isinstance(out, pd.DataFrame) else getattr(out, "coefficients", None)
-        return table["p"] if isinstance(table, pd.DataFrame) and "p" in table else None
+        return table if isinstance(table, pd.DataFrame) else None
 
     def _describe(self, kind, cluster, robust):
         if not robust:
@@ -69,12 +75,15 @@ class _Column:
             " & ".join(map(str, cluster)) if isinstance(cluster, tuple) else "cluster")
         return f"{kind} by {cname}"
 
-    def _footer(self, kind, cluster, robust):
+    def _footer(self, kind, cluster, robust, table):
         m, rows = self.model, {}
         rows["N"] = f"{int(m.nobs):,}" if hasattr(m, "nobs") else ""
         groups = ""
-        if robust and cluster is not None and hasattr(m, "covariance"):
+        clustered = robust and cluster is not None
+        G = table.attrs.get("n_clusters") if clustered and table is not None else None
+        if clustered and G is None and hasattr(m, "covariance"):   # a summary that does not carry it
             G = m.covariance(kind, cluster).n_clusters
+        if G is not None:
             groups = " x ".join(map(str, G)) if isinstance(G, tuple) else str(G)
         elif hasattr(m, "ngroups"):
             groups = str(m.ngroups)

@@ -106,3 +106,14 @@ def test_errors(fits):
         etable({"OLS": (m1, dict(kinds="CR1"))})
     with pytest.raises(InputError, match="at least one"):
         etable([])
+
+
+def test_a_robust_column_computes_its_covariance_once(fits, monkeypatch):
+    m1, _ = fits
+    calls = []
+    original = type(m1).covariance
+    monkeypatch.setattr(type(m1), "covariance", lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
+    t = etable([m1], kinds="CR2", cluster="school")
+    assert len(calls) == 1
+    assert t.frame.loc[("Clusters / groups", ""), "(1)"] == "160"
+    np.testing.assert_allclose(t.se["(1)"], np.sqrt(np.diag(original(m1, "CR2", "school").matrix)), rtol=0, atol=0)
