@@ -578,20 +578,23 @@ def _chunk_ols(X, Y, L, kinds, layout):
         else:
             # Q_g'(I - H_gg)^p e_g = V diag((1 - lam)^p) V' Q_g'e_g, so the score of L b is
             # z_g' V diag((1 - lam)^p) V' T; Moore-Penrose (weight 0) where lam = 1.
-            scores = _apply(z, V @ (_eig_power(lam, -0.5 if c == "CR2" else -1.0)[..., None] * VtT))
+            scores = _apply(z, V @ (_adjustment(c, lam)[..., None] * VtT))
         var[c] = (sw.cluster_factor(G) * sw.hc1_factor(n, k) if c == "CR1" else 1.0) * (scores ** 2).sum(1)
     df = None
     if "CR2" in cr_kinds:
-        w_sq = (lam * _eig_power(lam, -1.0))[..., None] * VtT ** 2  # |A_g Q_g t|^2 = t'V lam/(1-lam) V't
-        a = V @ ((lam * _eig_power(lam, -0.5))[..., None] * VtT)    # Q_g'A_g Q_g t, Q coordinates
+        f = _adjustment("CR2", lam)
+        w_sq = (lam * f ** 2)[..., None] * VtT ** 2                 # |A_g Q_g t|^2 = t'V lam f^2 V't
+        a = V @ ((lam * f)[..., None] * VtT)                        # Q_g'A_g Q_g t, Q coordinates
         df = _satterthwaite(w_sq.sum(-2), a)
     return Lb, var, df
 
 
-def _eig_power(lam, p):
-    """(1 - lam)^p with 0 where lam = 1 (Moore-Penrose, for clusters with I - H_gg singular)."""
-    singular = 1.0 - lam < 1e-10
-    return np.where(singular, 0.0, np.where(singular, 1.0, 1.0 - lam) ** p)
+def _adjustment(kind, lam):
+    """sandwich's CR2/CR3 function of the cluster leverages, f(lam) = (1 - lam)^(-1/2) or (1 - lam)^-1
+    (``sw.CR_ADJUSTMENTS``), with weight 0 where lam = 1: Moore-Penrose, for clusters with I - H_gg
+    singular, where sandwich.py raises instead (a Monte Carlo run should not stop at one such draw)."""
+    singular = 1.0 - lam < sw.SINGULAR_TOL
+    return np.where(singular, 0.0, sw.CR_ADJUSTMENTS[kind](np.where(singular, 0.0, lam)))
 
 
 def _satterthwaite(w_sq, a):
