@@ -154,7 +154,7 @@ def rhs_matrix(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
     """The model matrix of a right-hand-side formula (``"~ x"``) on complete rows, checked finite."""
     import formulaic
 
-    mm = formulaic.model_matrix(formula, frame, na_action="raise")
+    mm = formulaic.model_matrix(formula, frame, na_action="ignore")
     mm = pd.DataFrame(mm)
     _numeric_matrix(mm.to_numpy(), [str(c) for c in mm.columns], mm.index)
     return mm
@@ -168,7 +168,9 @@ def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_c
     frame, n_dropped = model_frame(data, [formula, *extra_formulas], extra_columns)
     if len(frame) == 0:
         raise InputError("no complete rows are left after dropping rows with missing values")
-    mm = formulaic.model_matrix(formula, frame, na_action="raise")
+    # model_frame dropped rows with missing inputs; a NaN the formula makes (np.log of a negative) is
+    # left to _numeric_matrix, which names the term and the row (formulaic's "raise" names neither)
+    mm = formulaic.model_matrix(formula, frame, na_action="ignore")
     lhs, rhs = pd.DataFrame(mm.lhs), pd.DataFrame(mm.rhs)
     if lhs.shape[1] != 1:
         raise InputError(f"the formula's left-hand side must be one numeric variable, got {list(lhs.columns)}")

@@ -44,6 +44,15 @@ def test_inf_made_by_a_formula_names_the_term_and_the_row_label():
         hlmlib.ols("y ~ np.log(x)", data=data)
 
 
+def test_nan_made_by_a_formula_names_the_term_and_the_row_label():
+    data = pd.DataFrame({"y": [1.0, 2.0, 3.0, 5.0], "x": [1.0, -1.0, 2.0, 3.0]}, index=list("abcd"))
+    with np.errstate(invalid="ignore"):
+        with pytest.raises(InputError, match=r"column 'np.log\(x\)' has 1 NaN value\(s\), at row\(s\) b$"):
+            hlmlib.ols("y ~ np.log(x)", data=data)
+        with pytest.raises(InputError, match=r"column 'np.log\(x\)' has 1 NaN value\(s\), at row\(s\) b$"):
+            hlmlib.fwls("y ~ x", data=data, variance="~ np.log(x)")
+
+
 def test_mismatched_lengths():
     y, X = design()
     with pytest.raises(InputError, match="y has 39 rows but X has 40"):
