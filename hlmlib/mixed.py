@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import InputError, make_design, labels_for, rhs_matrix
+from .design import InputError, group_codes, make_design, labels_for, rhs_matrix
 from .inference import CoefTable, contrast_matrix, contrast_table, marginal_effect_table
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
@@ -695,7 +695,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     - Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed.
     """
     design, Z, znames, labels = _arrays(y, X, groups, Z, data, re)
-    codes, uniques = pd.factorize(labels, sort=True)
+    codes, uniques = group_codes(labels)
     n_groups = len(uniques)
     cp = cross_products(design.y, design.X, Z, codes, n_groups)
     _check_identifiable(design, Z, znames, codes, n_groups, cp)
