@@ -317,8 +317,11 @@ def _varies_within(X, codes, counts):
 
 
 def _within_pieces(design, codes, counts):
+    """The columns that vary within groups, and the names of those absorbed by the fixed effects (the
+    constant column, whatever its name, is not reported: within() estimates an intercept anyway)."""
     varying = _varies_within(design.X, codes, counts)
-    dropped = [nm for nm, v in zip(design.names, varying) if not v and nm != "Intercept"]
+    constant = np.all(design.X == design.X[:1], axis=0)
+    dropped = [nm for nm, v, c in zip(design.names, varying, constant) if not v and not c]
     return varying, dropped
 
 
