@@ -112,8 +112,8 @@ def _in_units(value, scale: float, what: str):
     lost = ~np.isfinite(out) | ((out == 0) & (np.asarray(value) != 0))
     if np.any(lost):
         warnings.warn(f"{what} in the units of y^2 is outside the double range at this scale of y (|y| up "
-                      f"to about {scale:.3g}); reported as {'inf' if np.isinf(out).any() else '0'}. The "
-                      f"estimates and standard errors are not affected", stacklevel=3)
+                      f"to about {scale:.3g}); reported as {'inf' if np.isinf(out).any() else '0'}. Only "
+                      f"ratios of variances enter the weights, so the estimates do not depend on it", stacklevel=3)
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -199,7 +199,12 @@ def _variance_regressors(design: Design, variance):
     if isinstance(variance, str):
         if design.data is None:
             raise InputError("variance= as a formula needs a formula fit with data=; with arrays pass an array")
-        frame = rhs_matrix(variance if "~" in variance else "~ " + variance, design.data.loc[design.rows])
+        from formulaic.errors import FormulaicError
+
+        try:
+            frame = rhs_matrix(variance if "~" in variance else "~ " + variance, design.data.loc[design.rows])
+        except FormulaicError as err:
+            raise InputError(f"variance={variance!r} cannot be evaluated on the data: {err}") from None
         frame = frame.drop(columns=[c for c in frame.columns if c == "Intercept"])
         if frame.shape[1] == 0:
             raise InputError(f"variance={variance!r} has no regressor besides the constant")
