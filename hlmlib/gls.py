@@ -135,6 +135,9 @@ def _group_codes(groups, design: Design, what="groups"):
     if groups is None:
         raise InputError(f"{what}= is required: a column name (formula fits) or one label per row")
     labels = labels_for(groups, design, what)
+    if len(labels) != design.n:      # data.loc[rows] repeats a duplicated index label
+        raise InputError(f"{what} has {len(labels)} labels for {design.n} rows: the data's index has duplicated "
+                         f"labels; reset it (data.reset_index(drop=True))")
     codes, uniques = group_codes(labels)
     if uniques.size < 2:
         raise InputError(f"{what} has a single group: these estimators need at least 2")
@@ -206,6 +209,9 @@ def _variance_regressors(design: Design, variance):
         except FormulaicError as err:
             raise InputError(f"variance={variance!r} cannot be evaluated on the data: {err}") from None
         frame = frame.drop(columns=[c for c in frame.columns if c == "Intercept"])
+        if frame.shape[0] != design.n:   # data.loc[rows] repeats a duplicated index label
+            raise InputError("variance= as a formula needs a data index without duplicated labels; reset it "
+                             "(data.reset_index(drop=True))")
         if frame.shape[1] == 0:
             raise InputError(f"variance={variance!r} has no regressor besides the constant")
         return frame.to_numpy(float), [str(c) for c in frame.columns]
@@ -264,7 +270,7 @@ def fwls(y_or_formula, X=None, data=None, *, variance=None, method: str = "nnls"
     Greene (2018), sec. 9.6; Wooldridge (2010), sec. 8.
     """
     _choice(method, "method", ("nnls", "exp"))
-    design = make_design(y_or_formula, X, data=data)
+    design = _with_columns(make_design(y_or_formula, X, data=data))
     G, gnames = _variance_regressors(design, variance)
     first = OLSResult.from_design(design)
     resid = first.resid.to_numpy()
@@ -306,9 +312,15 @@ def fwls(y_or_formula, X=None, data=None, *, variance=None, method: str = "nnls"
 # Panel estimators: within, random-effects GLS, Mundlak
 # ----------------------------------------------------------------------------------------------
 
+def _with_columns(design: Design) -> Design:
+    if design.k == 0:
+        raise InputError("X has no columns: give at least one regressor (or an intercept)")
+    return design
+
+
 def _panel(y_or_formula, X, data, groups):
     extra = [groups] if isinstance(groups, str) else ()
-    design = make_design(y_or_formula, X, data=data, extra_columns=extra if data is not None else ())
+    design = _with_columns(make_design(y_or_formula, X, data=data, extra_columns=extra if data is not None else ()))
     codes, uniques = _group_codes(groups, design)
     counts = np.bincount(codes).astype(float)
     return design, codes, counts
@@ -470,7 +482,7 @@ def re_gls(y_or_formula, X=None, data=None, *, groups, variance_components=None,
     :math:`y` scaled by a power of two (exact), so they are right for :math:`y` in any units.
 
     Classical se: :math:`s^2 (X^{\ast\prime} X^\ast)^{-1}` with :math:`s^2` from the transformed
-    residuals, df :math:`N - k` (as linearmodels; Stata's z-tests use :math:`\sigma_e^2` directly).
+    residuals, df :math:`N - k` (as linearmodels' ``RandomEffects`` and plm report them).
     Robust kinds: HC/CR of the transformed model; with ``cluster`` = the groups, CR1 is Stata
     ``xtreg, re vce(cluster)`` up to its small-sample factor. ``details``: ``sigma2_e``, ``sigma2_u``,
     ``theta`` (one per group, in sorted order of the group labels), ``sigma2_u_method``.
@@ -497,6 +509,11 @@ def _re_fit(design, codes, counts, fixed, sigma2_u_method, label):
             ratio = sigma2_u / sigma2_e
         sigma2_u_method = "given"
     theta_g = 1.0 - 1.0 / np.sqrt(1.0 + counts * ratio)
+    constant_within = ~_varies_within(design.X, codes, counts)
+    if np.all(theta_g == 1.0) and constant_within.any():
+        raise InputError(f"sigma_u^2 / sigma_e^2 = {ratio:.3g} makes the quasi-demeaning weight 1 in every group, so "
+                         f"RE-GLS is the within estimator and the group-constant column(s) "
+                         f"{[nm for nm, c in zip(design.names, constant_within) if c]} are not identified; use within()")
     theta = theta_g[codes]
     y_star = design.y - theta * _group_means(design.y, codes, counts)
     X_star = design.X - theta[:, None] * _group_means(design.X, codes, counts)
@@ -571,6 +588,11 @@ def _params_vcov_sigma2(fit, kind: str, which: str):
     from .mixed import MixedResult
 
     if isinstance(fit, OLSResult):
+        is_within = isinstance(getattr(fit, "details", None), dict) and "n_groups" in fit.details
+        if which == "re" and is_within:
+            raise InputError("hausman's re is a within() fit: the call is hausman(fe, re), fixed effects first")
+        if which == "fe" and isinstance(getattr(fit, "details", None), dict) and "sigma2_u" in fit.details:
+            raise InputError("hausman's fe is a random-effects fit: the call is hausman(fe, re), fixed effects first")
         return fit.params, fit.vcov(kind), fit.sigma ** 2
     if isinstance(fit, MixedResult) and which == "re":
         if kind != "classical":
@@ -652,6 +674,8 @@ def hausman(fe, re, kind: str = "classical", terms=None, *, sigmamore: bool = Fa
         common = [t for t in b_fe.index if t in b_re.index and t != "Intercept"]
     else:
         common = [terms] if isinstance(terms, str) else list(terms)
+        if len(set(common)) != len(common):
+            raise InputError(f"terms= repeats a term: {common}")
     missing = [t for t in common if t not in b_fe.index or t not in b_re.index]
     if missing or not common:
         raise InputError(f"hausman needs terms present in both fits; missing {missing or 'all'} "

@@ -197,3 +197,32 @@ def test_fwls_and_re_gls_are_scale_equivariant_in_a_column(panel, c):
         np.testing.assert_allclose(s.details["theta"], b.details["theta"], rtol=1e-10)
         np.testing.assert_allclose(s.params["x"] * c, b.params["x"], rtol=1e-9)
         np.testing.assert_allclose(s.se()["x"] * c, b.se()["x"], rtol=1e-9)
+
+
+def test_more_refusals_with_clear_messages(panel, fits):
+    fe, re = fits
+    X = np.column_stack([np.ones(len(panel)), panel.x, panel.z])
+    assert "no columns" in _raises_input_error(lambda: re_gls(panel.y, np.empty((len(panel), 0)), groups=panel.g))
+    assert "fixed effects first" in _raises_input_error(lambda: hausman(re, fe))
+    assert "repeats a term" in _raises_input_error(lambda: hausman(fe, re, terms=["x", "x"]))
+    # sigma_e^2 -> 0: the weights are 1 everywhere and the group-constant columns are not identified; said so
+    message = _raises_input_error(lambda: re_gls(panel.y, X, groups=panel.g, variance_components=(1e-300, 1.0)))
+    assert "within estimator" in message and "x0" in message and "all zeros" not in message
+
+
+def test_duplicated_index_labels_never_give_a_silently_different_fit(panel):
+    """A duplicated index label (pd.concat without ignore_index) must give the fit of the reset index or a clear error,
+    never a different number."""
+    dup = panel.copy()
+    dup.index = [0] + list(range(len(panel) - 1))
+    for estimator in (within, re_gls, mundlak):
+        base = estimator("y ~ x + z", data=panel, groups="g")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                fit = estimator("y ~ x + z", data=dup, groups="g")
+            except InputError as err:
+                assert "duplicated" in str(err)
+                continue
+        np.testing.assert_allclose(fit.params.to_numpy(), base.params.to_numpy(), rtol=1e-12)
+        np.testing.assert_allclose(fit.se("CR1", "g").to_numpy(), base.se("CR1", "g").to_numpy(), rtol=1e-12)
