@@ -255,9 +255,9 @@ def fwls(y_or_formula, X=None, data=None, *, variance=None, method: str = "nnls"
     Returns a :class:`GLSResult`: ``vcov("classical")`` is :math:`s^2 (X'WX)^{-1}` and
     ``vcov("HC1")`` etc. the HC/CR formulas of the transformed OLS (robust to a misspecified variance
     function). CR2 is the CR2 of that transformed OLS (adjustment matrices from the hat matrix of
-    :math:`W^{1/2}X`), which differs from clubSandwich's CR2 for ``lm(weights = w)`` (whose adjustment
-    uses the unweighted working model); CR0 and CR1 agree with sandwich's ``vcovCL`` on the weighted
-    ``lm``. ``details`` holds ``weights`` (mean 1), ``fitted_variance`` (:math:`h_i`),
+    :math:`W^{1/2}X`): it equals clubSandwich's CR2 of the transformed ``lm(sqrt(w) * y ~ 0 + sqrt(w) * X)``
+    and differs from clubSandwich's CR2 of ``lm(y ~ X, weights = w)`` (with or without ``inverse_var``);
+    CR1 equals sandwich's ``vcovCL`` on the weighted ``lm`` (tests/test_gls.py). ``details`` holds ``weights`` (mean 1), ``fitted_variance`` (:math:`h_i`),
     ``variance_params`` (:math:`\hat s`, Series) and ``method``.
 
     The variance function is fitted on :math:`e_i / c` (:math:`c` a power of two near
