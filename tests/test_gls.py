@@ -1,16 +1,26 @@
-"""hlmlib.gls: within = LSDV, RE-GLS limits and Swamy-Arora, Mundlak = within, Hausman, FWLS = WLS."""
+"""hlmlib.gls: within = LSDV, RE-GLS limits and Swamy-Arora, Mundlak = within, Hausman, FWLS = WLS; against
+linearmodels (a pinned test dependency: a missing one fails collection instead of skipping), plm's swar
+(tests/fixtures/plm_swar.json) and clubSandwich (tests/fixtures/fwls_clubsandwich.json)."""
+import json
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
+from linearmodels.panel import PanelOLS, RandomEffects
 
 import hlmlib
 from hlmlib import datasets, simulate as S
 from hlmlib.design import InputError
-from hlmlib.gls import fwls, hausman, mundlak, re_gls, within
+from hlmlib.gls import fwls, hausman, moore_penrose, mundlak, re_gls, within
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+from make_gls_fixtures import PANELS, all_panels, fwls_clustered, panel_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +105,72 @@ def test_swamy_arora_components_and_theta(hsb):
     np.testing.assert_allclose(re.params, sm.OLS(y, X).fit().params, rtol=1e-10)
 
 
-def test_re_gls_matches_linearmodels_if_installed(hsb):
-    panel = pytest.importorskip("linearmodels.panel")
+def test_re_gls_matches_linearmodels_on_hsb(hsb):
     df = hsb.assign(i=hsb.groupby("school").cumcount()).set_index(["school", "i"])
-    peer = panel.RandomEffects.from_formula("mathach ~ 1 + ses + meanses", df).fit()
+    peer = RandomEffects.from_formula("mathach ~ 1 + ses + meanses", df).fit()
     re = re_gls("mathach ~ ses + meanses", data=hsb, groups="school")
     np.testing.assert_allclose(re.params.to_numpy(), peer.params.to_numpy(), rtol=1e-10)
     np.testing.assert_allclose(re.se().to_numpy(), peer.std_errors.to_numpy(), rtol=1e-10)
+
+
+def _indexed(df):
+    return df.set_index(["g", "t"])
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=lambda p: f"seed{p[0]}-n{p[2]}to{p[3]}")
+@pytest.mark.parametrize("method, small_sample", [("harmonic", False), ("baltagi-chang", True)])
+def test_re_gls_matches_linearmodels_balanced_and_unbalanced(panel, method, small_sample):
+    """Both variance-component rules against linearmodels' RandomEffects: the harmonic-mean T (its default)
+    and Baltagi-Chang (its small_sample=True), on balanced and unbalanced panels (one has singleton groups)."""
+    df = panel_data(*panel)
+    peer = RandomEffects.from_formula("y ~ 1 + x1 + x2 + z", _indexed(df)).fit(small_sample=small_sample)
+    re = re_gls("y ~ x1 + x2 + z", data=df, groups="g", sigma2_u_method=method)
+    assert re.details["sigma2_u"] == pytest.approx(peer.variance_decomposition["Effects"], rel=1e-10)
+    assert re.details["sigma2_e"] == pytest.approx(peer.variance_decomposition["Residual"], rel=1e-10)
+    np.testing.assert_allclose(re.details["theta"], peer.theta.to_numpy().ravel(), rtol=1e-10)
+    np.testing.assert_allclose(re.params.to_numpy(), peer.params.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(re.se().to_numpy(), peer.std_errors.to_numpy(), rtol=1e-10)
+
+
+def test_fixture_data_are_the_generated_panels():
+    on_disk = pd.read_csv(FIXTURES / "gls_panels.csv")
+    pd.testing.assert_frame_equal(on_disk, all_panels(), check_dtype=False, rtol=1e-15)
+    pd.testing.assert_frame_equal(pd.read_csv(FIXTURES / "fwls_clustered.csv"), fwls_clustered(),
+                                  check_dtype=False, rtol=1e-12)
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=lambda p: f"seed{p[0]}-n{p[2]}to{p[3]}")
+def test_baltagi_chang_matches_plm_swar(panel):
+    """plm's random.method = "swar" (plm 2.6; R script tests/fixtures/plm_swar.R) is Baltagi-Chang on
+    unbalanced panels and the textbook Swamy-Arora on balanced ones, where the harmonic rule agrees."""
+    ref = json.loads((FIXTURES / "plm_swar.json").read_text())[str(panel[0])]
+    df = panel_data(*panel)
+    fit = re_gls("y ~ x1 + x2 + z", data=df, groups="g", sigma2_u_method="baltagi-chang")
+    assert fit.details["sigma2_u"] == pytest.approx(ref["sigma2_u"], rel=1e-10)
+    assert fit.details["sigma2_e"] == pytest.approx(ref["sigma2_e"], rel=1e-10)
+    np.testing.assert_allclose(fit.params.to_numpy(), list(ref["coef"].values()), rtol=1e-10)
+    np.testing.assert_allclose(fit.se().to_numpy(), list(ref["se"].values()), rtol=1e-10)
+    harmonic = re_gls("y ~ x1 + x2 + z", data=df, groups="g")
+    if ref["balanced"]:
+        assert harmonic.details["sigma2_u"] == pytest.approx(ref["sigma2_u"], rel=1e-10)
+    else:   # the two rules differ on unbalanced panels, by more than rounding
+        assert abs(harmonic.details["sigma2_u"] / ref["sigma2_u"] - 1) > 1e-3
+
+
+@pytest.mark.parametrize("panel", PANELS, ids=lambda p: f"seed{p[0]}-n{p[2]}to{p[3]}")
+@pytest.mark.parametrize("method, small_sample", [("harmonic", False), ("baltagi-chang", True)])
+def test_mundlak_matches_linearmodels_on_the_augmented_design(panel, method, small_sample):
+    """linearmodels' RandomEffects on y ~ x + z + mean(x): the between regression's df count the added means
+    once (rank), so sigma_u^2, theta and the classical se agree."""
+    df = panel_data(*panel)
+    df = df.assign(m1=df.groupby("g").x1.transform("mean"), m2=df.groupby("g").x2.transform("mean"))
+    peer = RandomEffects.from_formula("y ~ 1 + x1 + x2 + z + m1 + m2", _indexed(df)).fit(small_sample=small_sample)
+    mk = mundlak("y ~ x1 + x2 + z", data=df, groups="g", sigma2_u_method=method)
+    assert mk.names[-2:] == ["mean(x1)", "mean(x2)"]
+    assert mk.details["sigma2_u"] == pytest.approx(peer.variance_decomposition["Effects"], rel=1e-10)
+    np.testing.assert_allclose(mk.details["theta"], peer.theta.to_numpy().ravel(), rtol=1e-10)
+    np.testing.assert_allclose(mk.params.to_numpy(), peer.params.to_numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(mk.se().to_numpy(), peer.std_errors.to_numpy(), rtol=1e-10)
 
 
 def test_mundlak_slope_equals_within_unbalanced(hsb):
@@ -119,6 +188,113 @@ def test_mundlak_slope_equals_within_unbalanced(hsb):
     assert table["p"].iloc[0] < 0.001
 
 
+@pytest.mark.parametrize("sigmamore", [False, True])
+@pytest.mark.parametrize("panel", PANELS[:3], ids=lambda p: f"seed{p[0]}")
+def test_hausman_matches_linearmodels_and_a_hand_computation(panel, sigmamore):
+    df = panel_data(*panel)
+    fe = within("y ~ x1 + x2", data=df, groups="g")
+    re = re_gls("y ~ x1 + x2", data=df, groups="g")
+    fe_peer = PanelOLS.from_formula("y ~ 1 + x1 + x2 + EntityEffects", _indexed(df)).fit()
+    re_peer = RandomEffects.from_formula("y ~ 1 + x1 + x2", _indexed(df)).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # both warn if the difference is not positive definite
+        h = hausman(fe, re, sigmamore=sigmamore)
+        peer = re_peer.hausman(fe_peer, sigmamore=sigmamore).statistic
+    # by hand, numpy's pinv of the difference of the two classical covariances (V_FE rescaled for sigmamore)
+    terms = ["x1", "x2"]
+    V_fe = fe.vcov().loc[terms, terms].to_numpy() * (re.sigma ** 2 / fe.sigma ** 2 if sigmamore else 1.0)
+    V = V_fe - re.vcov().loc[terms, terms].to_numpy()
+    d = (fe.params[terms] - re.params[terms]).to_numpy()
+    assert h.terms == terms
+    assert h.statistic == pytest.approx(d @ np.linalg.pinv(V) @ d, rel=1e-10)
+    assert h.n_negative == int((np.linalg.eigvalsh(V) < 0).sum())
+    if sigmamore:
+        assert h.n_negative == 0
+    if h.statistic >= 0:
+        assert h.statistic == pytest.approx(peer.stat, rel=1e-8)
+        assert h.df == peer.df == 2 and h.pvalue == pytest.approx(peer.pval, rel=1e-8)
+    else:   # own sigmas, indefinite difference: linearmodels declares the statistic invalid (NaN)
+        assert h.n_negative >= 1 and np.isnan(peer.stat)
+
+
+def test_hausman_sigmamore_difference_is_positive_semidefinite_where_own_sigmas_are_not():
+    """The common-variance form makes V_FE - V_RE PSD; with each fit's own sigma^2 it need not be. Found by
+    scanning seeds (x uncorrelated with u, small within variance): the first seed whose own-sigma difference
+    has a negative eigenvalue."""
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        g = np.repeat(np.arange(15), 3)
+        x = rng.standard_normal((45, 2)) * [1.0, 0.2] + rng.standard_normal((15, 2))[g]
+        y = x @ [1.0, -1.0] + rng.standard_normal(15)[g] * 2 + rng.standard_normal(45)
+        X = np.column_stack([np.ones(45), x])
+        fe, re = within(y, X, groups=g), re_gls(y, X, groups=g)
+        V_own = fe.vcov().loc[["x1", "x2"], ["x1", "x2"]].to_numpy() - re.vcov().loc[["x1", "x2"], ["x1", "x2"]].to_numpy()
+        if np.linalg.eigvalsh(V_own).min() < 0:
+            break
+    else:
+        pytest.fail("no seed gave a non-PSD own-sigma difference")
+    with pytest.warns(UserWarning, match="negative"):
+        own = hausman(fe, re)
+    assert own.n_negative >= 1 and own.generalized_inverse
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        common = hausman(fe, re, sigmamore=True)
+    assert common.n_negative == 0 and common.eigenvalues.min() > 0 and common.df == 2
+    # sigmamore by hand: V_FE rescaled to the RE fit's s^2
+    terms = ["x1", "x2"]
+    V = fe.vcov().loc[terms, terms] * re.sigma ** 2 / fe.sigma ** 2 - re.vcov().loc[terms, terms]
+    d = (fe.params[terms] - re.params[terms]).to_numpy()
+    assert common.statistic == pytest.approx(d @ np.linalg.solve(V.to_numpy(), d), rel=1e-10)
+
+
+def _with_covariances(fit, params, V):
+    """A real hlmlib result whose params and vcov are replaced, to put chosen matrices through hausman."""
+    fit.params = pd.Series(params)
+    frame = pd.DataFrame(V, index=list(params), columns=list(params))
+    fit.vcov = lambda kind="classical": frame
+    return fit
+
+
+@pytest.fixture
+def two_fits(petersen):
+    return within("y ~ x", data=petersen, groups="firm"), re_gls("y ~ x", data=petersen, groups="firm")
+
+
+def test_hausman_moore_penrose_of_an_indefinite_difference(two_fits):
+    """diag(1, -2): the Moore-Penrose inverse is diag(1, -1/2) (not diag(1, 0)), df = rank = 2, H can be negative."""
+    fe = _with_covariances(two_fits[0], {"a": 1.0, "b": 2.0}, [[2.0, 0.0], [0.0, 1.0]])
+    re = _with_covariances(two_fits[1], {"a": 0.5, "b": 1.0}, [[1.0, 0.0], [0.0, 3.0]])
+    with pytest.warns(UserWarning, match=r"not positive definite.*1 negative.*sigmamore"):
+        h = hausman(fe, re)
+    d, V = np.array([0.5, 1.0]), np.diag([1.0, -2.0])
+    assert h.statistic == pytest.approx(d @ np.linalg.pinv(V) @ d, rel=1e-14)     # independent numpy
+    assert h.statistic == pytest.approx(0.25 - 0.5)
+    assert h.df == 2 and h.n_negative == 1 and h.generalized_inverse and h.pvalue == 1.0
+    np.testing.assert_allclose(h.eigenvalues, [-2.0, 1.0])
+    assert "Moore-Penrose" in repr(h) and "1 negative" in repr(h)
+
+
+def test_hausman_rank_deficient_difference_counts_rounding_level_eigenvalues_as_zero(two_fits):
+    """A difference of rank 1 carrying rounding noise (V_FE - V_RE = a a' + 1e-17 E): df 1, and H equals
+    the rank-1 Moore-Penrose statistic (d'a)^2 / (a'a)^2 computed by hand."""
+    rng = np.random.default_rng(7)
+    a = np.array([1.0, 2.0, -1.0])
+    noise = rng.standard_normal((3, 3)) * 1e-17
+    V_re = np.diag([2.0, 3.0, 4.0])
+    V_fe = V_re + np.outer(a, a) + (noise + noise.T)
+    names = ["a", "b", "c"]
+    d = np.array([0.3, -0.2, 0.5])
+    fe = _with_covariances(two_fits[0], dict(zip(names, d)), V_fe)
+    re = _with_covariances(two_fits[1], dict(zip(names, np.zeros(3))), V_re)
+    with pytest.warns(UserWarning, match="0 negative"):
+        h = hausman(fe, re)
+    assert h.df == 1 and h.n_negative == 0
+    assert h.statistic == pytest.approx((d @ a) ** 2 / (a @ a) ** 2, rel=1e-12)
+    assert h.statistic == pytest.approx(d @ np.linalg.pinv(np.outer(a, a)) @ d, rel=1e-12)
+    V_plus, lam, tol = moore_penrose(np.outer(a, a) + noise + noise.T, 1e-10, 4.0)
+    np.testing.assert_allclose(V_plus, np.linalg.pinv(np.outer(a, a)), atol=1e-14)
+
+
 def test_hausman_statistic(petersen):
     fe = within("y ~ x", data=petersen, groups="firm")
     re = re_gls("y ~ x", data=petersen, groups="firm")
@@ -130,24 +306,19 @@ def test_hausman_statistic(petersen):
     assert 0 < h.pvalue < 1
 
 
-class _Fit:
-    def __init__(self, params, V):
-        self.names = list(params)
-        self.params = pd.Series(params)
-        self._V = pd.DataFrame(V, index=self.names, columns=self.names)
-
-    def vcov(self, kind="classical"):
-        return self._V
-
-
-def test_hausman_non_positive_definite_difference_warns_and_uses_pinv():
-    fe = _Fit({"a": 1.0, "b": 2.0}, [[2.0, 0.0], [0.0, 1.0]])
-    re = _Fit({"a": 0.5, "b": 1.0}, [[1.0, 0.0], [0.0, 3.0]])   # difference diag(1, -2)
-    with pytest.warns(UserWarning, match="not positive definite"):
-        h = hausman(fe, re)
-    assert h.generalized_inverse and h.df == 1
-    assert h.statistic == pytest.approx(0.5 ** 2 / 1.0)
-    assert "Moore-Penrose" in repr(h)
+def test_hausman_with_a_mixed_model_as_the_efficient_fit(hsb):
+    fe = within("mathach ~ ses", data=hsb, groups="school")
+    mx = hlmlib.mixed("mathach ~ ses", data=hsb, groups="school")
+    h = hausman(fe, mx)
+    d = fe.params["ses"] - mx.params["ses"]
+    assert h.statistic == pytest.approx(d ** 2 / (fe.vcov().loc["ses", "ses"] - mx.vcov().loc["ses", "ses"]), rel=1e-12)
+    common = hausman(fe, mx, sigmamore=True)
+    v = fe.vcov().loc["ses", "ses"] * mx.sigma2 / fe.sigma ** 2 - mx.vcov().loc["ses", "ses"]
+    assert common.statistic == pytest.approx(d ** 2 / v, rel=1e-12)
+    with pytest.raises(InputError, match="model-based"):
+        hausman(fe, mx, kind="HC1")
+    with pytest.raises(InputError, match="fe must be a within"):
+        hausman(mx, fe)
 
 
 def test_fwls_equals_wls_with_its_weights_and_recovers_the_variance_function():
@@ -220,3 +391,20 @@ def test_hausman_refuses_cluster_robust_covariances():
     re = re_gls("mathach ~ ses", data=hsb, groups="school")
     with pytest.raises(InputError, match="mundlak"):
         hausman(fe, re, kind="CR1")
+
+
+def test_fwls_cr2_is_the_transformed_ols_cr2_not_clubsandwichs_weighted_lm():
+    """hlmlib's FWLS CR2 equals clubSandwich's CR2 of the transformed lm(sqrt(w) y ~ 0 + sqrt(w) X) and differs
+    from clubSandwich's CR2 of lm(y ~ X, weights = w) (default and inverse_var = TRUE) by about 1-2% here; CR1
+    equals sandwich's vcovCL(type = "HC1") on the weighted lm (R script tests/fixtures/fwls_clubsandwich.R)."""
+    ref = json.loads((FIXTURES / "fwls_clubsandwich.json").read_text())
+    df = pd.read_csv(FIXTURES / "fwls_clustered.csv")
+    fit = fwls("y ~ x * z", data=df)
+    np.testing.assert_allclose(fit.details["weights"], df["w"], rtol=1e-12)
+    np.testing.assert_allclose(fit.params.to_numpy(), ref["coef_weighted"], rtol=1e-10)
+    cr2 = fit.se("CR2", "cluster").to_numpy()
+    np.testing.assert_allclose(cr2, ref["cr2_transformed"], rtol=1e-10)
+    np.testing.assert_allclose(fit.se("CR1", "cluster").to_numpy(), ref["cr1_vcovCL_weighted"], rtol=1e-10)
+    for other in ("cr2_weighted", "cr2_weighted_inverse_var"):
+        gap = np.abs(cr2 / np.array(ref[other]) - 1)
+        assert 1e-3 < gap.max() < 0.05, (other, gap)
