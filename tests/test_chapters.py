@@ -1,7 +1,9 @@
 """The book's standards, checked on the chapter notebooks' source (nbval and the book build execute them):
 stored without outputs, listed in the table of contents, seeded random numbers only, every glued key defined,
 derivations checked by hidden assert cells, at least three exercises with hidden solutions, figures with alt
-text and captions, and unique labels across the book."""
+text and captions, unique labels across the book, no control characters in any cell or docstring, and (in the
+chapters listed in POSITION_FREE) cross-references by label rather than by position."""
+import ast
 import re
 from collections import Counter
 from pathlib import Path
@@ -13,6 +15,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 ALL_NOTEBOOKS = sorted((ROOT / "chapters").glob("*.ipynb"))
+ASSIGNMENT_SOURCES = sorted((ROOT / "assignments" / "source").glob("*.ipynb"))
 
 
 def _cells(path):
@@ -99,3 +102,43 @@ def test_labels_are_unique_across_the_book():
         labels += re.findall(r"^\((\S+)\)=", text, flags=re.M)
     duplicated = [k for k, n in Counter(labels).items() if n > 1]
     assert not duplicated, f"labels used twice: {duplicated}"
+
+
+def _control_characters(text):
+    """(position, repr) of every ASCII control character other than the newline, and DEL: a TAB typed where
+    ``\\t`` was meant (``$\\text{...}$`` written in a non-raw string) renders as a blank in the book."""
+    return [(i, repr(ch)) for i, ch in enumerate(text) if (ord(ch) < 32 and ch != "\n") or ord(ch) == 127]
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS + ASSIGNMENT_SOURCES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_no_control_characters_in_cell_sources(path):
+    found = {i: _control_characters(c.source)[:3] for i, c in enumerate(_cells(path)) if _control_characters(c.source)}
+    assert not found, f"control characters (cell index: [(offset, char)]): {found}"
+
+
+def test_no_control_characters_in_hlmlib_docstrings():
+    """The docstrings are rendered into the book's API page, so they are held to the same rule."""
+    found = []
+    for path in sorted((ROOT / "hlmlib").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=False) or ""
+                if _control_characters(doc):
+                    found.append(f"{path.relative_to(ROOT)}:{getattr(node, 'name', '<module>')}")
+    assert not found, f"docstrings with control characters: {found}"
+
+
+# Chapters whose cross-references have been moved to labels ({ref}, {numref}, {eq}, {doc}); the list grows as
+# the other parts are converted, until it is every chapter.
+POSITION_FREE = ["intro", "01_clrm", "02_heterogeneity", "03_random_coefficients", "04_hlm", "05_ols_under_hlm",
+                 "06_nonseparable"]
+POSITIONAL = re.compile(r"\b(?:the|this|that)\s+(?:next|previous|preceding|following|last|coming)\s+"
+                        r"(?:two\s+|three\s+)?(?:chapters?|parts?|sections?)\b|\b(?:earlier|later)\s+chapters?\b",
+                        flags=re.I)
+
+
+@pytest.mark.parametrize("stem", POSITION_FREE)
+def test_chapters_refer_to_each_other_by_label_not_position(stem):
+    text = re.sub(r"\s+", " ", _markdown(ROOT / "chapters" / f"{stem}.ipynb"))
+    found = sorted({m.group(0) for m in POSITIONAL.finditer(text)})
+    assert not found, f"positional references {found}: link with {{ref}}/{{numref}}/{{eq}}/{{doc}} instead"
