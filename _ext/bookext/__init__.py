@@ -52,13 +52,14 @@ def _notebook_path(docname: str) -> str:
     return f"{reader.NOTEBOOK_DIR}/{docname}.ipynb"
 
 
-def _find_repository(app):
-    app.bookext_repository = launch.repository(Path(app.srcdir), app.config.book_repository_url,
-                                               app.config.book_pages_branch)
-    wanted = os.environ.get(launch.ENV_VAR) or app.config.book_repository_url
+def _find_repository(app, config):
+    app.bookext_repository = launch.repository(Path(app.srcdir), config.book_repository_url, config.book_pages_branch)
+    wanted = os.environ.get(launch.ENV_VAR) or config.book_repository_url
     if wanted and app.bookext_repository is None:
         logger.warning(f"bookext: {wanted!r} is not the address of a hosted git repository; "
                        "the book has no launch buttons")
+    # A config value, so that a change of repository rewrites every page (Sphinx compares it between builds)
+    config.book_launch_repository = app.bookext_repository.url if app.bookext_repository else ""
 
 
 def _header_buttons(app, pagename, templatename, context, doctree):
@@ -127,7 +128,7 @@ def _write_reader_copies(app) -> None:
         executed = executed_dir / f"{docname}.ipynb"
         try:
             nb, warnings = reader.reader_notebook(nbformat.read(executed, as_version=4), docname, book, repo,
-                                                  extra, app.config.project)
+                                                  extra, app.config.html_title)
         except (reader.ReaderCopyError, OSError) as err:
             logger.warning(f"bookext: no reader's copy of {docname}: {err}")
             continue
@@ -136,9 +137,11 @@ def _write_reader_copies(app) -> None:
         target = outdir / _notebook_path(docname)
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
-    if repo is not None:   # Binder builds the published branch: it installs what the reader's copies need
-        (outdir / "binder").mkdir(exist_ok=True)
-        (outdir / "binder" / "requirements.txt").write_text(repo.pip_requirement() + "\n", encoding="utf-8")
+    binder = outdir / "binder"     # Binder builds the published branch: it installs what the reader's copies need
+    shutil.rmtree(binder, ignore_errors=True)
+    if repo is not None:
+        binder.mkdir()
+        (binder / "requirements.txt").write_text(repo.pip_requirement() + "\n", encoding="utf-8")
 
 
 def _build_finished(app, exception):
@@ -151,7 +154,8 @@ def _build_finished(app, exception):
 def setup(app):
     app.add_config_value("book_repository_url", None, "html")
     app.add_config_value("book_pages_branch", "gh-pages", "html")
-    app.connect("builder-inited", _find_repository)
+    app.add_config_value("book_launch_repository", "", "html")    # set by _find_repository
+    app.connect("config-inited", _find_repository)
     app.connect("html-page-context", _dedupe_scripts, priority=999)
     app.connect("html-page-context", _header_buttons, priority=600)   # after sphinx-book-theme's (501)
     app.connect("build-finished", _build_finished)
