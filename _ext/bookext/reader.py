@@ -19,10 +19,8 @@ JupyterLab, classic Jupyter or Colab:
 """
 from __future__ import annotations
 
-import base64
 import codecs
 import copy
-import html
 import json
 import re
 from dataclasses import dataclass, field
@@ -57,6 +55,7 @@ class Display:
 
     key: str
     caption: str = ""
+    alt: str = ""
 
 
 class Book:
@@ -157,7 +156,7 @@ def _markdown_only(pieces: list, ctx: _Context) -> str:
     out = []
     for piece in pieces:
         if isinstance(piece, Display):
-            out.append(_embedded(ctx.book.glued(ctx.docname, piece.key)))
+            out.append(_embedded(ctx.book.glued(ctx.docname, piece.key), piece.alt))
             if piece.caption:
                 out.append(piece.caption)
         else:
@@ -165,10 +164,11 @@ def _markdown_only(pieces: list, ctx: _Context) -> str:
     return "\n\n".join(p.strip("\n") for p in out if p.strip())
 
 
-def _embedded(output: dict) -> str:
+def _embedded(output: dict, alt: str) -> str:
     data = output.get("data", {})
     if "image/png" in data:
-        return f'<img src="data:image/png;base64,{"".join(data["image/png"]).strip()}" alt="">'
+        alt = alt.replace('"', "&quot;")
+        return f'<img src="data:image/png;base64,{"".join(data["image/png"]).strip()}" alt="{alt}">'
     if "text/html" in data:
         return "".join(data["text/html"])
     return "".join(data.get("text/plain", ""))
@@ -193,12 +193,13 @@ def _directive(name: str, argument: str, body: list[str], ctx: _Context, top_lev
     if name in {"glue:figure", "glue", "glue:", "glue:any", "glue:md", "glue:math"}:
         number = _number_text(book, options.get("name"))
         caption = f"**{number}.** {inner}" if number and inner else inner
-        item = Display(argument, caption)
+        item = Display(argument, caption, options.get("alt", ""))
         return [item] if top_level else [_markdown_only([item], ctx)]
     if name.startswith("prf:"):
         kind = name[4:]
-        if kind == "proof":
-            return [f"*Proof.* {inner} $\\blacksquare$" if inner else ""]
+        if kind == "proof":    # "*Proof.*" runs into the first paragraph unless the proof opens with a block
+            opens_block = re.match(r"\s*([-*+>|#<]|\d+[.)]|\$\$)", inner)
+            return [("*Proof.*" + ("\n\n" if opens_block else " ") + inner + " ∎") if inner else ""]
         number = _number_text(book, label) or kind.capitalize()
         return titled(number + (f" ({_inline(argument, ctx)})" if argument else "") + ".")
     if name == "exercise":
@@ -431,8 +432,9 @@ def reader_notebook(executed: nbformat.NotebookNode, docname: str, book: Book, r
     ctx = _Context(book, docname)
     title = book.titles.get(docname, docname)
     site = f" Its web page: <{book.site_url}{docname}.html>." if book.site_url else ""
+    heading = f"*{book_title}* — {title}." if book_title else f"{title}."
     cells = [nbformat.v4.new_markdown_cell(
-        f"*{book_title}* — {title}.\n\n"
+        heading + "\n\n"
         "*This is the chapter's notebook as the book's build ran it, with its outputs, and with the text as the "
         "web page shows it. Cells hidden on the page (the code behind figures and numbers, and the checks of the "
         f"text's claims) are folded here: later cells use what they compute.{site}*"),
@@ -506,6 +508,3 @@ def from_sphinx(env, glue_dir: Path, site_url: str | None) -> Book:
     book.bib_style = getattr(env.config, "bibtex_default_style", "alpha")
     return book
 
-
-def html_escape(text: str) -> str:
-    return html.escape(text, quote=True)
