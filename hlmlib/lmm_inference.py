@@ -106,7 +106,7 @@ from scipy import stats
 from . import sandwich as sw
 from .design import InputError
 from .lmm_objective import BlockedCholesky, CrossProducts, _tril_indices, weighted_products
-from .wald import WaldTest, f_test, htz_test, wald_statistic
+from .wald import WaldTest, _einsum, f_test, htz_test, wald_statistic
 
 __all__ = ["GroupBlocks", "group_blocks", "deviance_hessian", "LmerSatterthwaite", "satterthwaite",
            "KenwardRoger", "kenward_roger", "kenward_roger_df", "cluster_robust", "FixedEffectsInference",
@@ -152,12 +152,12 @@ def group_blocks(fac: BlockedCholesky, cp: CrossProducts) -> GroupBlocks:
 
 def _sandwiched(D: np.ndarray, X: np.ndarray) -> np.ndarray:
     r""":math:`D_k X_j` for every direction k and group j: (K, q, q) x (J, q, c) -> (J, K, q, c)."""
-    return np.einsum("kab,jbc->jkac", D, X)
+    return _einsum("kab,jbc->jkac", D, X)
 
 
 def _pair_traces(DX: np.ndarray, DY: np.ndarray) -> np.ndarray:
     r""":math:`\sum_j \operatorname{tr}(D_k X_j D_l Y_j)` (K, K) from :math:`D_k X_j` and :math:`D_l Y_j`."""
-    return np.einsum("jkab,jlba->kl", DX, DY)
+    return _einsum("jkab,jlba->kl", DX, DY)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,17 +183,17 @@ def deviance_hessian(b: GroupBlocks, Lam: np.ndarray, sigma: float, reml: bool, 
     s2 = sigma**2
     SS = b.s[:, :, None] * b.s[:, None, :]
     DM = _sandwiched(D, b.M)
-    u = np.einsum("jap,kab,jb->kp", b.B, D, b.s)                  # u_k = sum_j B_j' D_k s_j
+    u = _einsum("jap,kab,jb->kp", b.B, D, b.s)                  # u_k = sum_j B_j' D_k s_j
     H = -_pair_traces(DM, DM) + (2 * _pair_traces(DM, _sandwiched(D, SS)) - 2 * u @ b.A_inv @ u.T) / s2
     G = b.M.sum(axis=0) - SS.sum(axis=0) / s2                     # dD/dT at (theta, sigma)
     if reml:
-        N = np.einsum("jap,pq,jbq->jab", b.B, b.A_inv, b.B)
-        AdA = b.A_inv @ -np.einsum("jap,kab,jbq->kpq", b.B, D, b.B)
-        H += 2 * _pair_traces(DM, _sandwiched(D, N)) - np.einsum("kpq,lqp->kl", AdA, AdA)
+        N = _einsum("jap,pq,jbq->jab", b.B, b.A_inv, b.B)
+        AdA = b.A_inv @ -_einsum("jap,kab,jbq->kpq", b.B, D, b.B)
+        H += 2 * _pair_traces(DM, _sandwiched(D, N)) - _einsum("kpq,lqp->kl", AdA, AdA)
         G -= N.sum(axis=0)
     # second derivative of T itself: d2T/dtheta_k dtheta_l = E_k E_l' + E_l E_k'
     H += 2 * (cols[:, None] == cols[None, :]) * G[rows[:, None], rows[None, :]]
-    dpwrss = -np.einsum("ja,kab,jb->k", b.s, D, b.s)
+    dpwrss = -_einsum("ja,kab,jb->k", b.s, D, b.s)
     out = np.empty((K + 1, K + 1))
     out[:K, :K] = (H + H.T) / 2
     out[K, :K] = out[:K, K] = -2 * dpwrss / sigma**3
@@ -227,9 +227,9 @@ class LmerSatterthwaite:
     def __call__(self, L: np.ndarray) -> np.ndarray:
         r"""Satterthwaite df of each contrast (row of ``L``): :math:`2 (c'\Phi c)^2 / (g'Ag)`."""
         L = np.atleast_2d(L)
-        var = np.einsum("mi,ij,mj->m", L, self.vcov, L)
-        g = np.einsum("mi,kij,mj->mk", L, self.jacobian, L)
-        return 2 * var**2 / np.einsum("mk,kl,ml->m", g, self.vcov_varpar, g)
+        var = _einsum("mi,ij,mj->m", L, self.vcov, L)
+        g = _einsum("mi,kij,mj->mk", L, self.jacobian, L)
+        return 2 * var**2 / _einsum("mk,kl,ml->m", g, self.vcov_varpar, g)
 
     def ftest(self, R: np.ndarray, beta: np.ndarray, description: str, labels=()) -> WaldTest:
         r"""lmerTest's ``contest(joint = TRUE)``: :math:`F = W/q` on :math:`(q, \nu)` (module docstring)."""
@@ -257,7 +257,7 @@ def satterthwaite(b: GroupBlocks, Lam: np.ndarray, sigma: float, reml: bool, dof
     keep = w > HESSIAN_TOL
     vcov_varpar = 2 * (U[:, keep] / w[keep]) @ U[:, keep].T
     D = theta_directions(Lam)
-    BDB = np.einsum("jap,kab,jbq->kpq", b.B, D, b.B)
+    BDB = _einsum("jap,kab,jbq->kpq", b.B, D, b.B)
     jacobian = np.concatenate([sigma**2 * b.A_inv @ BDB @ b.A_inv, (2 * sigma * b.A_inv)[None]])
     return LmerSatterthwaite(vcov=sigma**2 * b.A_inv, jacobian=jacobian, hessian=H, vcov_varpar=vcov_varpar)
 
@@ -305,8 +305,8 @@ class KenwardRoger:
         r"""Kenward-Roger df of each contrast (row of ``L``), pbkrtest's ``Lb_ddf`` (lmerTest's t tests)."""
         L = np.atleast_2d(L)
         PhiL = L @ self.vcov
-        w = np.einsum("mp,ipq,mq->mi", PhiL, self.P, PhiL) / np.einsum("mp,mp->m", PhiL, L)[:, None]
-        A = np.einsum("mi,ik,mk->m", w, self.W, w)                  # A1 = A2 for one contrast
+        w = _einsum("mp,ipq,mq->mi", PhiL, self.P, PhiL) / _einsum("mp,mp->m", PhiL, L)[:, None]
+        A = _einsum("mi,ik,mk->m", w, self.W, w)                  # A1 = A2 for one contrast
         return kenward_roger_df(A, A, 1)
 
     def ftest(self, R: np.ndarray, beta: np.ndarray, description: str, labels=()) -> WaldTest:
@@ -315,9 +315,9 @@ class KenwardRoger:
         q = R.shape[0]
         Theta = R.T @ np.linalg.solve(R @ self.vcov @ R.T, R)
         u = Theta @ self.vcov @ self.P @ self.vcov                     # (n, p, p)
-        tr = np.einsum("ipp->i", u)
+        tr = _einsum("ipp->i", u)
         A1 = tr @ self.W @ tr
-        A2 = np.einsum("ik,ipq,kqp->", self.W, u, u)
+        A2 = _einsum("ik,ipq,kqp->", self.W, u, u)
         m = float(kenward_roger_df(A1, A2, q))
         scaling = 1.0 if abs(m - 2) < 1e-2 else m * (1 - A2 / q) / (m - 2)
         W = wald_statistic(R, beta, self.vcov_adjusted)
@@ -341,32 +341,32 @@ def kenward_roger(b: GroupBlocks, sigma2: float) -> KenwardRoger:
     Mv, Bv = b.M / s2, b.B / s2                                # Z'V^-1 Z, Z'V^-1 X with V = s2 V_*
     MT = b.M @ T
     TB = T @ b.B
-    BTB = np.einsum("jap,jaq->pq", b.B, TB)
+    BTB = _einsum("jap,jaq->pq", b.B, TB)
     ZV2Z = (b.M - MT @ b.M).sum(axis=0) / s2**2
     ZV2X = (b.B - MT @ b.B) / s2**2
     XV2X = (b.A - BTB) / s2**2
-    XV3X = (b.A - 2 * BTB + np.einsum("jap,jab,jbq->pq", TB, b.M, TB)) / s2**3
-    trV2 = (b.n_obs.sum() - 2 * np.einsum("jaa->", MT) + np.einsum("jab,jba->", MT, MT)) / s2**2
+    XV3X = (b.A - 2 * BTB + _einsum("jap,jab,jbq->pq", TB, b.M, TB)) / s2**3
+    trV2 = (b.n_obs.sum() - 2 * _einsum("jaa->", MT) + _einsum("jab,jba->", MT, MT)) / s2**2
     Phi = s2 * b.A_inv
     DB = _sandwiched(D, Bv)                                    # D_r Z'V^-1 X_j, (J, n, q, p)
-    P = -(np.einsum("jap,jiaq->ipq", Bv, DB) + c[:, None, None] * XV2X)
+    P = -(_einsum("jap,jiaq->ipq", Bv, DB) + c[:, None, None] * XV2X)
     MDB = Mv[:, None] @ DB
     Q = np.transpose(np.tensordot(DB, MDB, axes=([0, 2], [0, 2])), (0, 2, 1, 3))   # sum_j (D_r B)'M(D_s B)
-    R = np.einsum("jiap,jaq->ipq", DB, ZV2X)                  # X'V^-1 G_r V^-2 X
+    R = _einsum("jiap,jaq->ipq", DB, ZV2X)                  # X'V^-1 G_r V^-2 X
     Q += (c[None, :, None, None] * R[:, None] + c[:, None, None, None] * np.swapaxes(R, 1, 2)[None, :]
           + np.multiply.outer(np.outer(c, c), XV3X))
     DM = _sandwiched(D, Mv)
-    k2 = np.einsum("iab,ba->i", D, ZV2Z)
+    k2 = _einsum("iab,ba->i", D, ZV2Z)
     Ktrace = _pair_traces(DM, DM) + np.outer(k2, c) + np.outer(c, k2) + np.outer(c, c) * trV2
     PhiP = Phi @ P
-    IE2 = Ktrace - 2 * np.einsum("pq,ikqp->ik", Phi, Q) + np.einsum("ipq,kqp->ik", PhiP, PhiP)
+    IE2 = Ktrace - 2 * _einsum("pq,ikqp->ik", Phi, Q) + _einsum("ipq,kqp->ik", PhiP, PhiP)
     IE2 = (IE2 + IE2.T) / 2
     if np.abs(np.linalg.eigvalsh(IE2)).min() > 1e-10:           # pbkrtest: solve, else MASS::ginv
         W = 2 * np.linalg.inv(IE2)
     else:
         W = 2 * np.linalg.pinv(IE2, rcond=np.sqrt(np.finfo(float).eps), hermitian=True)
     W = (W + W.T) / 2
-    U = np.einsum("ik,ikpq->pq", W, Q) - np.einsum("ik,ipq,kqs->ps", W, P @ Phi, P)
+    U = _einsum("ik,ikpq->pq", W, Q) - _einsum("ik,ipq,kqs->ps", W, P @ Phi, P)
     Phi_A = Phi + 2 * Phi @ U @ Phi
     return KenwardRoger(vcov=Phi, vcov_adjusted=(Phi_A + Phi_A.T) / 2, P=P, W=W)
 
@@ -401,7 +401,7 @@ def _group_gram(U: np.ndarray, y: np.ndarray, codes: np.ndarray, n_groups: int) 
 
 def _matrix_function(V: np.ndarray, values: np.ndarray) -> np.ndarray:
     """V diag(values) V' for a stack of eigen-decompositions."""
-    return np.einsum("jab,jb,jcb->jac", V, values, V)
+    return _einsum("jab,jb,jcb->jac", V, values, V)
 
 
 def cluster_robust(b: GroupBlocks, y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray,
@@ -425,7 +425,7 @@ def cluster_robust(b: GroupBlocks, y: np.ndarray, X: np.ndarray, Z: np.ndarray, 
     U, z_index = _union_columns(X, Z)
     r = U.shape[1]
     gram = _group_gram(U, y, codes, n_groups)
-    scale = np.sqrt(np.einsum("jaa->a", gram[:, :r, :r]) / y.size)
+    scale = np.sqrt(_einsum("jaa->a", gram[:, :r, :r]) / y.size)
     scale = np.where(scale > 0, scale, 1.0)
     G = gram[:, :r, :r] / np.outer(scale, scale)                   # Gram of U D^-1
     Sx = np.zeros((r, p))                                          # X = (U D^-1) Sx
@@ -439,7 +439,7 @@ def cluster_robust(b: GroupBlocks, y: np.ndarray, X: np.ndarray, Z: np.ndarray, 
     x = root[:, :, None] * (Et @ Sx)                               # O'X_j (J, r, p)
     z = root[:, :, None] * (Et @ Sz)                               # O'Z_j (J, r, q)
     Uty = gram[:, :r, r] / scale                                   # (U D^-1)' y_j
-    e = np.where(keep, 1 / np.where(keep, root, 1.0), 0.0) * np.einsum("jba,jb->ja", E, Uty - G @ (Sx @ beta))
+    e = np.where(keep, 1 / np.where(keep, root, 1.0), 0.0) * _einsum("jba,jb->ja", E, Uty - G @ (Sx @ beta))
     Phi = np.eye(r) + z @ b.T @ np.swapaxes(z, 1, 2)               # O' V_*j O
     phi, F = np.linalg.eigh(Phi)
     xt = np.swapaxes(x, 1, 2)
@@ -464,7 +464,7 @@ def cluster_robust(b: GroupBlocks, y: np.ndarray, X: np.ndarray, Z: np.ndarray, 
     else:
         Emat = xt @ _matrix_function(F, 1 / phi)                    # X_j'W_j, in the basis O_j
     factor = sw.cluster_factor(n_groups) if kind == "CR1" else 1.0
-    s = np.einsum("jpa,ja->jp", Emat, e)                           # X_j'W_jA_je_j
+    s = _einsum("jpa,ja->jp", Emat, e)                           # X_j'W_jA_je_j
     V = factor * M @ (s.T @ s) @ M
     Omega = Emat @ Phi @ np.swapaxes(Emat, 1, 2)
     Bz = L_M.T @ np.swapaxes(Emat @ x, 1, 2)

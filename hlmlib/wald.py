@@ -66,6 +66,12 @@ __all__ = ["WaldTest", "restriction_matrix", "wald_statistic", "f_test", "htz_te
 OLS_TESTS = ("F", "chi2", "HTZ")
 
 
+def _einsum(*operands):
+    """np.einsum with its contraction order optimised: sums over groups then run as BLAS products (ten times
+    faster than einsum's own loops for the per-group arrays here)."""
+    return np.einsum(*operands, optimize=True)
+
+
 @dataclass
 class WaldTest:
     r"""A joint test of :math:`q` linear restrictions :math:`L\beta = 0`.
@@ -159,8 +165,8 @@ def _inverse_sqrt(S: np.ndarray) -> np.ndarray:
 def _htz_blocks(stt: sw.Satterthwaite, R: np.ndarray):
     r"""For the restrictions (rows of ``R``): :math:`d^{st}_g` (G, q, q) and :math:`z_{sg}` (G, q, k)."""
     T = R @ stt.R_inv
-    d = np.einsum("sa,gab,tb->gst", T, stt.B_d, T)
-    z = np.einsum("gab,sb->gsa", stt.B_z, T)
+    d = _einsum("sa,gab,tb->gst", T, stt.B_d, T)
+    z = _einsum("gab,sb->gsa", stt.B_z, T)
     return d, z
 
 
@@ -168,16 +174,16 @@ def htz_degrees_of_freedom(stt: sw.Satterthwaite, R: np.ndarray) -> float:
     r"""The HTZ :math:`\nu` of Tipton & Pustejovsky (2015) for the restrictions ``R`` (module docstring)."""
     q = R.shape[0]
     d, z = _htz_blocks(stt, R)
-    Omega = d.sum(axis=0) - np.einsum("gsa,gta->st", z, z)
+    Omega = d.sum(axis=0) - _einsum("gsa,gta->st", z, z)
     d, z = _htz_blocks(stt, _inverse_sqrt(Omega) @ R)
-    zz = np.einsum("gsa,gta->gst", z, z)                       # z_sg'z_tg
-    K = np.einsum("gsa,gtb->stab", z, z)                       # K_st = sum_g z_sg z_tg'
-    diag_d = np.einsum("gss->gs", d)
-    diag_zz = np.einsum("gss->gs", zz)
+    zz = _einsum("gsa,gta->gst", z, z)                       # z_sg'z_tg
+    K = _einsum("gsa,gtb->stab", z, z)                       # K_st = sum_g z_sg z_tg'
+    diag_d = _einsum("gss->gs", d)
+    diag_zz = _einsum("gss->gs", zz)
     # sum_{g,h} P_st P_ts and P_ss P_tt, from the diagonal (d) and low-rank (z'z) parts of P
-    cross = (d**2).sum(axis=0) - 2 * (d * zz).sum(axis=0) + np.einsum("tsab,tsba->st", K, K)
-    same = (np.einsum("gs,gt->st", diag_d, diag_d) - np.einsum("gs,gt->st", diag_d, diag_zz)
-            - np.einsum("gs,gt->st", diag_zz, diag_d) + np.einsum("tsab,stba->st", K, K))
+    cross = (d**2).sum(axis=0) - 2 * (d * zz).sum(axis=0) + _einsum("tsab,tsba->st", K, K)
+    same = (_einsum("gs,gt->st", diag_d, diag_d) - _einsum("gs,gt->st", diag_d, diag_zz)
+            - _einsum("gs,gt->st", diag_zz, diag_d) + _einsum("tsab,stba->st", K, K))
     return float(q * (q + 1) / (cross + same).sum())
 
 
