@@ -177,8 +177,8 @@ def theta_directions(Lam: np.ndarray) -> np.ndarray:
 def deviance_hessian(b: GroupBlocks, Lam: np.ndarray, sigma: float, reml: bool, dof: float) -> np.ndarray:
     r"""Hessian of the deviance :math:`D(\theta, \sigma)` (lmerTest's ``devfun_vp``) in
     :math:`\psi = (\theta, \sigma)`, analytic (module docstring), (K + 1) x (K + 1)."""
-    K = theta_directions(Lam).shape[0]
     D = theta_directions(Lam)
+    K = D.shape[0]
     rows, cols = _tril_indices(Lam.shape[0])
     s2 = sigma**2
     SS = b.s[:, :, None] * b.s[:, None, :]
@@ -399,9 +399,28 @@ def _group_gram(U: np.ndarray, y: np.ndarray, codes: np.ndarray, n_groups: int) 
     return gram
 
 
-def _matrix_function(V: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """V diag(values) V' for a stack of eigen-decompositions."""
-    return _einsum("jab,jb,jcb->jac", V, values, V)
+def _groupwise_basis(G: np.ndarray, n_obs: np.ndarray, tol: float = 1e-11):
+    """Columns to keep for the per-group bases, and how every column is made of them group by group.
+
+    A column that is, within every group, a multiple of an earlier kept column (a group-level covariate beside
+    the intercept, a cross-level interaction beside its level-1 variable) adds nothing to any group's span:
+    by Cauchy-Schwarz, G_ii G_kk = G_ik^2 in every group (up to rounding; columns zero in a group count as
+    multiples there). Returns the kept columns and coef (J, kept, r) with column i = sum_k kept_k coef[j, k, i].
+    """
+    J, r, _ = G.shape
+    tiny = 1e-14 * np.maximum(n_obs, 1.0)
+    kept, coef = [], np.zeros((J, r, r))
+    for i in range(r):
+        for pos, k in enumerate(kept):
+            Gii, Gkk, Gik = G[:, i, i], G[:, k, k], G[:, i, k]
+            zero = Gkk <= tiny
+            if np.all(np.where(zero, Gii <= tiny, Gii * Gkk - Gik**2 <= tol * Gii * Gkk)):
+                coef[:, pos, i] = np.where(zero, 0.0, Gik / np.where(zero, 1.0, Gkk))
+                break
+        else:
+            coef[:, len(kept), i] = 1.0
+            kept.append(i)
+    return kept, coef[:, :len(kept)]
 
 
 def cluster_robust(b: GroupBlocks, y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray,
@@ -410,8 +429,9 @@ def cluster_robust(b: GroupBlocks, y: np.ndarray, X: np.ndarray, Z: np.ndarray, 
 
     The :math:`n_j \times n_j` algebra is evaluated in an orthonormal basis :math:`O_j` of the span of the
     group's :math:`[Z_j\ X_j]`, from the eigen-decomposition of its Gram matrix (columns scaled to unit root
-    mean square first; directions with eigenvalue below 1e-14 of the group's largest are exact collinearities,
-    such as a group-level covariate beside the intercept, and carry no information). In that basis
+    mean square first; columns that are within every group multiples of another, such as group-level
+    covariates and cross-level interactions, are left out of it, and directions with eigenvalue below 1e-14 of
+    the group's largest are exact collinearities within that group). In that basis
     :math:`\tilde\Phi_j = I + \tilde z_j T \tilde z_j'` (:math:`\tilde z_j = O_j'Z_j`),
     :math:`\tilde x_j = O_j'X_j`, :math:`\tilde e_j = O_j'e_j`, and, for CR2,
     :math:`X_j'W_jA_je_j = \tilde x_j'\tilde\Phi_j^{-1/2} \tilde B_j^{-1/2} \tilde\Phi_j^{1/2} \tilde e_j` with
@@ -432,42 +452,52 @@ def cluster_robust(b: GroupBlocks, y: np.ndarray, X: np.ndarray, Z: np.ndarray, 
     Sx[np.arange(p), np.arange(p)] = scale[:p]
     Sz = np.zeros((r, Z.shape[1]))
     Sz[z_index, np.arange(Z.shape[1])] = scale[z_index]
+    kept, coef = _groupwise_basis(G, b.n_obs)                      # U D^-1 = (U D^-1)[:, kept] coef_j
+    G = G[:, kept][:, :, kept]
+    Sx, Sz = coef @ Sx, coef @ Sz
+    r = len(kept)
     lam, E = np.linalg.eigh(G)
     keep = lam > 1e-14 * lam[:, -1:]
     root = np.sqrt(np.where(keep, lam, 0.0))
     Et = np.swapaxes(E, 1, 2)
     x = root[:, :, None] * (Et @ Sx)                               # O'X_j (J, r, p)
     z = root[:, :, None] * (Et @ Sz)                               # O'Z_j (J, r, q)
-    Uty = gram[:, :r, r] / scale                                   # (U D^-1)' y_j
-    e = np.where(keep, 1 / np.where(keep, root, 1.0), 0.0) * _einsum("jba,jb->ja", E, Uty - G @ (Sx @ beta))
-    Phi = np.eye(r) + z @ b.T @ np.swapaxes(z, 1, 2)               # O' V_*j O
-    phi, F = np.linalg.eigh(Phi)
-    xt = np.swapaxes(x, 1, 2)
+    Uty = gram[:, kept, -1] / scale[kept]                          # (U D^-1)' y_j
+    resid = Uty - _einsum("jab,jbp,p->ja", G, Sx, beta)            # (U D^-1)' e_j
+    e = np.where(keep, 1 / np.where(keep, root, 1.0), 0.0) * _einsum("jba,jb->ja", E, resid)
+    Phi = np.eye(r) + z @ b.T @ np.swapaxes(z, 1, 2)               # O' V_*j O = L L'
+    L = np.linalg.cholesky(Phi)
+    L_inv = np.linalg.inv(L)
+    x_w, e_w = L_inv @ x, _einsum("jab,jb->ja", L_inv, e)        # whitened: working covariance I
+    xt_w = np.swapaxes(x_w, 1, 2)
     M = b.A_inv
-    XtWX = xt @ _matrix_function(F, 1 / phi) @ x                   # X_j'W_jX_j
+    XtWX = xt_w @ x_w                                              # X_j'W_jX_j
     L_M = np.linalg.cholesky(M)
-    leverage = np.linalg.eigvalsh(L_M.T @ XtWX @ L_M)[:, -1]        # 1: I - H_jj singular
     if kind in ("CR2", "CR3"):
+        H = x_w @ M @ xt_w                                          # the group's hat block, whitened
+        leverage = np.linalg.eigvalsh(H)[:, -1]                     # 1: Phi_j - X_j M X_j' singular
         singular = np.flatnonzero(leverage >= 1 - sw.SINGULAR_TOL)
         if singular.size:
             shown = ", ".join(repr(_label(group_labels[g])) for g in singular[:5])
             raise InputError(f"{kind} is undefined: Phi_j - X_j M X_j' is singular for group(s) {shown} "
                              f"({singular.size} group(s)): the group alone determines a combination of the fixed "
                              "effects (e.g. a dummy non-zero only there); use CR0/CR1, or drop that column")
+    # E_j = X_j'W_jA_j acting on the whitened residual; with D_j = L' (D_j'D_j = Phi_j) and P = L'L,
+    # CR2's B_j = D_j(Phi_j - X_jMX_j')D_j' is P (I - x_w M x_w') P and X_j'W_jA_j L = x_w' B_j^(-1/2) P
     if kind == "CR2":
-        half = _matrix_function(F, np.sqrt(phi))
-        Bt = half @ (Phi - x @ M @ xt) @ half
+        P = np.swapaxes(L, 1, 2) @ L
+        Bt = P @ (np.eye(r) - H) @ P
         bw, bV = np.linalg.eigh((Bt + np.swapaxes(Bt, 1, 2)) / 2)
-        Emat = xt @ _matrix_function(F, 1 / np.sqrt(phi)) @ _matrix_function(bV, 1 / np.sqrt(bw)) @ half
+        Emat = xt_w @ ((bV / np.sqrt(bw)[:, None, :]) @ np.swapaxes(bV, 1, 2)) @ P
     elif kind == "CR3":
-        Emat = np.linalg.solve(np.eye(p) - XtWX @ M, xt @ _matrix_function(F, 1 / phi))
+        Emat = np.linalg.solve(np.eye(p) - XtWX @ M, xt_w)
     else:
-        Emat = xt @ _matrix_function(F, 1 / phi)                    # X_j'W_j, in the basis O_j
+        Emat = xt_w
     factor = sw.cluster_factor(n_groups) if kind == "CR1" else 1.0
-    s = _einsum("jpa,ja->jp", Emat, e)                           # X_j'W_jA_je_j
+    s = _einsum("jpa,ja->jp", Emat, e_w)                         # X_j'W_jA_je_j
     V = factor * M @ (s.T @ s) @ M
-    Omega = Emat @ Phi @ np.swapaxes(Emat, 1, 2)
-    Bz = L_M.T @ np.swapaxes(Emat @ x, 1, 2)
+    Omega = Emat @ np.swapaxes(Emat, 1, 2)                          # E_j Phi_j E_j'
+    Bz = L_M.T @ np.swapaxes(Emat @ x_w, 1, 2)
     stt = sw.Satterthwaite(R_inv=M, B_d=factor * Omega, B_z=np.sqrt(factor) * Bz)
     return sw.Covariance((V + V.T) / 2, kind, CONVENTIONS[kind], df=n_groups - 1, satterthwaite=stt,
                          n_clusters=n_groups, cluster_name="group")

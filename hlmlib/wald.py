@@ -9,20 +9,15 @@ With :math:`q` restrictions (the rows of :math:`L`, full row rank), the estimate
 
 What differs between the tests is the covariance and the reference distribution of :math:`F`:
 
-=============  ===============================================================  ==========================================
-test           reference                                                        peer
-=============  ===============================================================  ==========================================
-``F``          :math:`F(q, \mathrm{df})`, df of the covariance: :math:`n-k`     R ``anova``/``car::linearHypothesis``;
-               (classical, HC), :math:`G-1` (CR), :math:`\min(G_A,G_B)-1`       Stata ``test`` after ``regress``,
-                                                                                ``vce(robust)``: :math:`F(q, N-k)`;
-                                                                                ``vce(cluster)``: :math:`F(q, G-1)`
-``chi2``       :math:`W \sim \chi^2(q)` (reported as :math:`F = W/q` on          clubSandwich ``"chi-sq"``; Stata
-               :math:`(q, \infty)`)                                             ``test`` after ``mixed``
-``HTZ``        :math:`\tfrac{\nu - q + 1}{\nu} F \sim F(q, \nu - q + 1)`,        clubSandwich
-               Hotelling's :math:`T^2` with :math:`\nu` matched to the total    ``Wald_test(test = "HTZ")``
-               variance of the cluster-robust :math:`LVL'` under the working
-               model (Tipton & Pustejovsky 2015)
-=============  ===============================================================  ==========================================
+- ``F``: :math:`F(q, \mathrm{df})` with the df of the covariance: :math:`n-k` for classical and HC,
+  :math:`G-1` for CR, :math:`\min(G_A, G_B) - 1` two-way. R ``anova``, ``car::linearHypothesis``; Stata's
+  ``test`` after ``regress`` (classical), ``regress, vce(robust)`` (HC1 on :math:`(q, N-k)`) and
+  ``regress, vce(cluster)`` (CR1 on :math:`(q, G-1)`; clubSandwich's "Naive-F").
+- ``chi2``: :math:`W \sim \chi^2(q)`, reported as :math:`F = W/q` on :math:`(q, \infty)` (clubSandwich's
+  "chi-sq"; Stata's ``test`` after ``mixed``).
+- ``HTZ``: :math:`\tfrac{\nu - q + 1}{\nu} F \sim F(q, \nu - q + 1)`, Hotelling's :math:`T^2` with
+  :math:`\nu` matched to the total variance of the cluster-robust :math:`LVL'` under the working model
+  (Tipton & Pustejovsky 2015; clubSandwich ``Wald_test(test = "HTZ")``).
 
 The Satterthwaite F (lmerTest ``contest``) and Kenward-Roger F (pbkrtest ``KRmodcomp``) of mixed models are
 computed in :mod:`hlmlib.lmm_inference` and returned as the same :class:`WaldTest`.
@@ -60,8 +55,8 @@ from . import sandwich as sw
 from .design import InputError
 from .inference import contrast_matrix, term_index
 
-__all__ = ["WaldTest", "restriction_matrix", "wald_statistic", "f_test", "htz_test", "ols_wald_test",
-           "OLS_TESTS"]
+__all__ = ["WaldTest", "restriction_matrix", "wald_statistic", "f_test", "htz_degrees_of_freedom", "htz_test",
+           "ols_wald_test", "OLS_TESTS"]
 
 OLS_TESTS = ("F", "chi2", "HTZ")
 
