@@ -108,9 +108,9 @@ from .design import InputError
 from .lmm_objective import BlockedCholesky, CrossProducts, _tril_indices, weighted_products
 from .wald import WaldTest, _einsum, f_test, htz_test, wald_statistic
 
-__all__ = ["GroupBlocks", "group_blocks", "deviance_hessian", "LmerSatterthwaite", "satterthwaite",
-           "KenwardRoger", "kenward_roger", "kenward_roger_df", "cluster_robust", "FixedEffectsInference",
-           "DfCovariance", "KINDS"]
+__all__ = ["GroupBlocks", "group_blocks", "theta_directions", "deviance_hessian", "LmerSatterthwaite",
+           "satterthwaite", "KenwardRoger", "kenward_roger", "kenward_roger_df", "cluster_robust",
+           "FixedEffectsInference", "DfCovariance", "KINDS"]
 
 KINDS = ("model", "kenward-roger") + sw.CR_KINDS
 HESSIAN_TOL = 1e-8        # lmerTest's as_lmerModLT(tol = 1e-8): eigenvalues of H at or below it are dropped

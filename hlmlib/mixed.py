@@ -455,12 +455,6 @@ class MixedResult:
         :mod:`hlmlib.lmm_inference`.
         """
         names = self.params.index
-        if kind == "model":
-            p = self._cp.p
-            RX_inv = np.linalg.inv(self._factor.LW[:p, :p])
-            frame = pd.DataFrame(self.sigma2 * RX_inv.T @ RX_inv, index=names, columns=names)
-            frame.attrs.update({"kind": "model", "convention": "model-based sigma^2 (X'V^-1X)^-1 (lme4 vcov)"})
-            return frame
         cov = self._inference.covariance(kind)
         frame = pd.DataFrame(cov.matrix, index=names, columns=names)
         frame.attrs.update({"kind": cov.kind, "convention": cov.convention})
