@@ -84,6 +84,14 @@ the fit -- never an N x N matrix (lmerTest and pbkrtest differentiate or invert 
    contrast (``coef_test(test = "Satterthwaite")``) and the HTZ test use the same per-group
    :math:`E_j = X_j'W_jA_j` through :class:`hlmlib.sandwich.Satterthwaite`.
 
+**Boundary fits** (a zero variance, a singular :math:`\tau`) are handled as the peers handle them, at the
+maximiser: Satterthwaite's :math:`H` is taken in :math:`(\theta, \sigma)` as lmerTest does, so a direction in
+which :math:`\operatorname{Var}(\hat\beta)` does not move contributes nothing (with a zero random-intercept
+variance the df are those of :math:`\sigma` alone, :math:`N - p` for REML, :math:`N` for ML), and eigenvalues of
+:math:`H` at or below 1e-8 are dropped with a warning; Kenward-Roger's information matrix is inverted, or
+pseudo-inverted when an eigenvalue is below 1e-10 in absolute value (pbkrtest's ``MASS::ginv``); the
+cluster-robust covariances need no variance parameter to be positive.
+
 References
 ----------
 - Satterthwaite (1946), *Biometrics Bulletin* 2, 110-114; Giesbrecht & Burns (1985), *Biometrics* 41, 477-486.

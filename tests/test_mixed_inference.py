@@ -13,6 +13,7 @@
 3. Properties that must hold whatever the data (exact df in a balanced design, invariance to how L is written,
    one-restriction tests equal to t tests), and argument validation.
 """
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -173,6 +174,16 @@ def test_boundary_fit_satterthwaite_df_is_that_of_sigma_alone(fits):
     assert fit.boundary
     df = fit.coef_table(df="satterthwaite")["df"].to_numpy()
     np.testing.assert_allclose(df, fit.nobs - len(fit.params), rtol=1e-10)
+
+
+def test_satterthwaite_warns_when_the_hessian_is_not_positive_definite():
+    """As lmerTest ("Model failed to converge with 1 negative eigenvalue"): at a theta that is not a maximum the
+    deviance is concave in some direction; the df use the pseudo-inverse over the positive eigenvalues."""
+    fit = mixed("Reaction ~ Days", data=load_sleepstudy(), groups="Subject")
+    off = dataclasses.replace(fit, theta=np.array([5.0]))
+    with pytest.warns(RuntimeWarning, match="negative eigenvalue"):
+        df = off.coef_table(df="satterthwaite")["df"]
+    assert np.isfinite(df).all() and (df > 0).all()
 
 
 # ------------------------------------------------------------------------------------------------------------
