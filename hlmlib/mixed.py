@@ -41,7 +41,9 @@ Conventions (as in the project's conventions page):
   the estimates, as lme4's ``vcov`` (statsmodels' MixedLM reports slightly different ones: it
   inverts the Hessian of the likelihood in all parameters jointly).
 - Tests use the normal distribution (z), as statsmodels; lme4 prints t values with no df. A t
-  reference with a chosen df is available through ``summary(df=...)``.
+  reference with a chosen df is available through ``summary(df=...)``; ``df="satterthwaite"``
+  (lmerTest), ``df="kenward-roger"`` (pbkrtest) and cluster-robust ``kind="CR0"``-``"CR3"``
+  (clubSandwich) are computed in :mod:`hlmlib.lmm_inference`, joint tests by ``wald_test``.
 - A boundary fit (a diagonal element of :math:`\Lambda` below 1e-4, lme4's ``isSingular``
   tolerance: a zero variance component or a singular :math:`\tau`) is flagged in ``.boundary`` and
   warned about; :math:`\beta`, :math:`\sigma^2` and :math:`\tau` are still the maximisers
