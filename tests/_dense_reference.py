@@ -13,7 +13,7 @@ Nothing here is imported from hlmlib except the data layout conventions (theta i
 from __future__ import annotations
 
 import numpy as np
-from scipy import linalg, stats
+from scipy import linalg
 
 
 def lower_from_theta(theta, q):
@@ -262,7 +262,3 @@ def club_htz(P, Q):
 def wald(C, b, V):
     Cb = np.atleast_2d(C) @ b
     return float(Cb @ np.linalg.solve(np.atleast_2d(C) @ V @ np.atleast_2d(C).T, Cb))
-
-
-def f_pvalue(F, q, df):
-    return stats.f.sf(F, q, df)
