@@ -65,8 +65,8 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["CrossProducts", "cross_products", "lower_triangle", "theta_of", "BlockedCholesky",
-           "blocked_cholesky", "profiled_deviance", "gradient_wrt_T", "deviance_gradient", "objective",
-           "theta_lower_bounds", "forward_solve"]
+           "blocked_cholesky", "profiled_deviance", "weighted_products", "gradient_wrt_T", "deviance_gradient",
+           "objective", "theta_lower_bounds", "forward_solve"]
 
 
 @dataclass
@@ -198,12 +198,18 @@ def profiled_deviance(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True
     return logdet + dof * (1 + np.log(2 * np.pi * fac.pwrss / dof))
 
 
+def weighted_products(fac: BlockedCholesky, cp: CrossProducts) -> np.ndarray:
+    r""":math:`P_j = Z_j' V_j^{-1} [Z_j\ X_j\ y_j] = Z_j'[Z_j\ X_j\ y_j] - R_{jZ}' R_j` (J x q x (q+p+1)),
+    :math:`V_j = I + Z_j \Lambda \Lambda' Z_j'` (module docstring)."""
+    return cp.ZtZW - np.swapaxes(fac.R[:, :, :cp.q], 1, 2) @ fac.R
+
+
 def gradient_wrt_T(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -> np.ndarray:
     r""":math:`G = \partial d / \partial T`, :math:`T = \Lambda \Lambda'` (q x q, symmetric; module
     docstring), :math:`d` the profiled deviance."""
     q, p = cp.q, cp.p
     dof = cp.N - p if reml else cp.N
-    P = cp.ZtZW - np.swapaxes(fac.R[:, :, :q], 1, 2) @ fac.R   # Z_j' V_j^-1 [Z_j X_j y_j]
+    P = weighted_products(fac, cp)                             # Z_j' V_j^-1 [Z_j X_j y_j]
     PX = P[:, :, q:q + p]
     s = P[:, :, -1] - PX @ fac.beta()                          # Z_j' V_j^-1 (y_j - X_j beta)
     G = P[:, :, :q].sum(axis=0) - (dof / fac.pwrss) * s.T @ s

@@ -41,7 +41,9 @@ Conventions (as in the project's conventions page):
   the estimates, as lme4's ``vcov`` (statsmodels' MixedLM reports slightly different ones: it
   inverts the Hessian of the likelihood in all parameters jointly).
 - Tests use the normal distribution (z), as statsmodels; lme4 prints t values with no df. A t
-  reference with a chosen df is available through ``summary(df=...)``.
+  reference with a chosen df is available through ``summary(df=...)``; ``df="satterthwaite"``
+  (lmerTest), ``df="kenward-roger"`` (pbkrtest) and cluster-robust ``kind="CR0"``-``"CR3"``
+  (clubSandwich) are computed in :mod:`hlmlib.lmm_inference`, joint tests by ``wald_test``.
 - A boundary fit (a diagonal element of :math:`\Lambda` below 1e-4, lme4's ``isSingular``
   tolerance: a zero variance component or a singular :math:`\tau`) is flagged in ``.boundary`` and
   warned about; :math:`\beta`, :math:`\sigma^2` and :math:`\tau` are still the maximisers
@@ -63,6 +65,8 @@ from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
                             gradient_wrt_T, lower_triangle, objective, profiled_deviance,
                             theta_lower_bounds, theta_of)
+from .lmm_inference import FixedEffectsInference
+from .wald import WaldTest, restriction_matrix
 
 __all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "BoundaryFitWarning"]
 
@@ -406,7 +410,10 @@ class MixedResult:
     :math:`\tau = \sigma^2 \Lambda \Lambda'`, lme4's order), ``llf`` (maximised log-likelihood: REML for
     REML fits, so ``-2 llf`` is lme4's REML criterion), ``deviance`` (``-2 llf``), ``converged``,
     ``boundary``, ``gradient`` (projected, at :math:`\theta`), ``nobs``, ``ngroups``, ``reml``.
-    Methods: ``vcov()``, ``se()``, ``summary()``, ``icc()``, ``shrinkage()``, ``shrinkage_factor()``;
+    Methods: ``vcov()``, ``se()``, ``coef_table()``, ``summary()``, ``contrast()``, ``marginal_effect()`` and
+    ``wald_test()`` (each with ``kind`` and ``df``: model-based, Kenward-Roger or cluster-robust covariances;
+    normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``icc()``, ``shrinkage()``,
+    ``shrinkage_factor()``;
     properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
     ``variance_components``.
     """
@@ -439,57 +446,105 @@ class MixedResult:
     def _factor(self):
         return blocked_cholesky(self.theta, self._cp)
 
-    def vcov(self) -> pd.DataFrame:
-        r""":math:`\sigma^2 (X'V^{-1} X)^{-1}` with :math:`V = I + Z T Z'` at the estimates: lme4's ``vcov``
-        (model-based)."""
-        p = self._cp.p
-        RX_inv = np.linalg.inv(self._factor.LW[:p, :p])
+    def vcov(self, kind: str = "model") -> pd.DataFrame:
+        r"""Covariance of the fixed effects; ``.attrs["convention"]`` names it.
+
+        ``kind="model"`` (default): :math:`\sigma^2 (X'V^{-1} X)^{-1}` with :math:`V = I + Z T Z'` at the
+        estimates, lme4's ``vcov`` (model-based). ``"kenward-roger"``: Kenward & Roger's (1997) adjusted
+        :math:`\Phi_A` (pbkrtest ``vcovAdj``; REML fits). ``"CR0"``-``"CR3"``: cluster-robust with the groups as
+        clusters and the fitted model as working model (clubSandwich ``vcovCR`` for lmer fits; mixed-model
+        CR1 is clubSandwich's :math:`J/(J-1)`, unlike OLS's Stata CR1). Formulas in
+        :mod:`hlmlib.lmm_inference`.
+        """
         names = self.params.index
-        return pd.DataFrame(self.sigma2 * RX_inv.T @ RX_inv, index=names, columns=names)
+        cov = self._inference.covariance(kind)
+        frame = pd.DataFrame(cov.matrix, index=names, columns=names)
+        frame.attrs.update({"kind": cov.kind, "convention": cov.convention})
+        return frame
 
-    def se(self) -> pd.Series:
-        r"""Model-based standard errors :math:`\sqrt{\operatorname{diag}(V)}`, :math:`V` = ``vcov()``, as
-        lme4's ``sqrt(diag(vcov(m)))``."""
-        return pd.Series(np.sqrt(np.diag(self.vcov())), index=self.params.index, name="se")
+    def se(self, kind: str = "model") -> pd.Series:
+        r"""Standard errors :math:`\sqrt{\operatorname{diag}(V)}`, :math:`V` = ``vcov(kind)``; model-based by
+        default, as lme4's ``sqrt(diag(vcov(m)))``."""
+        return pd.Series(np.sqrt(np.diag(self.vcov(kind))), index=self.params.index, name="se")
 
-    def coef_table(self, alpha: float = 0.05, df: float | None = None) -> CoefTable:
+    @cached_property
+    def _inference(self) -> FixedEffectsInference:
+        return FixedEffectsInference(self._factor, self._cp, self.sigma2, self.reml, self.params.to_numpy(),
+                                     self._y, self._X, self._Z, self._codes, self.group_labels)
+
+    def coef_table(self, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
         r"""Estimate, se, df, t, p, ci_low, ci_high per fixed effect (:mod:`hlmlib.inference` layout).
 
-        Default ``df=None``: the normal reference (df = :math:`\infty`, so the "t" column is a z
-        statistic), as statsmodels' MixedLM; lme4 prints t values without df or p. ``df=`` a number gives
-        :math:`t(\mathrm{df})`.
+        ``kind`` chooses the covariance (as :meth:`vcov`), ``df`` the reference distribution of
+        :math:`t = \hat\beta / \mathrm{se}` (formulas in :mod:`hlmlib.lmm_inference`):
+
+        - ``None`` (default): the kind's own rule -- the normal reference for ``"model"`` (as statsmodels'
+          MixedLM; lme4 prints t values without df), Kenward-Roger df for ``"kenward-roger"``, and
+          clubSandwich's Satterthwaite df for ``"CR0"``-``"CR3"`` (``coef_test``'s default);
+        - a number: :math:`t(\mathrm{df})` (``np.inf``: normal);
+        - ``"satterthwaite"``: with ``kind="model"``, lmerTest's Satterthwaite df (``summary(m, ddf =
+          "Satterthwaite")``; REML and ML), from the derivatives of :math:`\operatorname{Var}(\hat\beta)` in
+          lmerTest's variance parameters; with a cluster-robust kind, clubSandwich's
+          ``coef_test(..., test = "Satterthwaite")`` with the fitted model as working model;
+        - ``"kenward-roger"``: Kenward & Roger's adjusted covariance and df (lmerTest ``summary(m, ddf =
+          "Kenward-Roger")``, pbkrtest ``vcovAdj``/``Lb_ddf``); REML fits only, and the se is the adjusted one.
+
+        The caption names the covariance and the df rule.
         """
-        cov, caption = self._covariance(df)
+        cov, caption = self._covariance(df, kind)
         return contrast_table(np.eye(len(self.params)), self.params.to_numpy(), cov, alpha,
                               labels=list(self.params.index), caption=caption)
 
-    def _covariance(self, df: float | None) -> tuple[Covariance, str]:
-        dof = np.inf if df is None else float(df)
-        cov = Covariance(matrix=self.vcov().to_numpy(), kind="model-based", df=dof,
-                         convention="model-based sigma^2 (X'V^-1X)^-1 (lme4 vcov)")
-        caption = (f"Linear mixed model ({'REML' if self.reml else 'ML'}), model-based standard errors; "
-                   + ("normal (z) reference" if df is None else f"t({dof:g}) reference"))
-        return cov, caption
+    def _covariance(self, df=None, kind: str = "model") -> tuple[Covariance, str]:
+        cov = self._inference.covariance(kind, df)
+        return cov, self._inference.caption(cov)
 
-    def contrast(self, L, alpha: float = 0.05, df: float | None = None) -> CoefTable:
+    def contrast(self, L, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
         r"""Linear contrasts :math:`c'\hat\beta` of the fixed effects with se :math:`\sqrt{c'Vc}`,
-        :math:`V` = ``vcov()``; ``L`` as in :meth:`hlmlib.OLSResult.contrast` (weights, a
-        ``{term: weight}`` dict, or a list of them). Reference distribution as :meth:`coef_table`."""
+        :math:`V` = ``vcov(kind)``; ``L`` as in :meth:`hlmlib.OLSResult.contrast` (weights, a
+        ``{term: weight}`` dict, or a list of them). ``df`` as :meth:`coef_table` (Satterthwaite and
+        Kenward-Roger df per contrast: lmerTest's ``contest(joint = FALSE)``, clubSandwich's
+        ``linear_contrast``)."""
         matrix, labels = contrast_matrix(L, list(self.params.index))
-        cov, caption = self._covariance(df)
+        cov, caption = self._covariance(df, kind)
         return contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels, caption + ", linear contrasts")
 
-    def marginal_effect(self, x: str, by: str, at, alpha: float = 0.05, df: float | None = None) -> CoefTable:
+    def marginal_effect(self, x: str, by: str, at, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
         r"""The *expected* effect :math:`E(dy/dx) = \beta_x + \beta_{x:z}\, z` at each :math:`z` in ``at``,
-        with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov()``.
+        with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov(kind)`` and the
+        df of :meth:`coef_table` per :math:`z`.
 
         A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
         also includes the slope variance :math:`\tau_{11}`: this is the average effect, not a
         cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`.
         """
-        cov, caption = self._covariance(df)
+        cov, caption = self._covariance(df, kind)
         return marginal_effect_table(x, by, at, self.params.to_numpy(), cov, list(self.params.index), alpha,
                                      caption + f", expected marginal effect of {x} by {by}")
+
+    def wald_test(self, L, df=None, kind: str = "model") -> WaldTest:
+        r"""Joint Wald test of :math:`L\beta = 0`: ``L`` a matrix with one row per restriction (columns in
+        ``params`` order), ``{term: weight}`` dicts, or a list of term names meaning "all zero".
+
+        :math:`W = (L\hat\beta)'(LVL')^{-1}(L\hat\beta)` with :math:`V` = ``vcov(kind)``, referred to the test
+        that goes with ``kind`` and ``df`` (as in :meth:`coef_table`; formulas in :mod:`hlmlib.lmm_inference`
+        and :mod:`hlmlib.wald`):
+
+        - ``kind="model"``, ``df=None``: :math:`W \sim \chi^2(q)` (Stata's ``test`` after ``mixed``);
+          a number: :math:`W/q \sim F(q, \mathrm{df})`;
+        - ``df="satterthwaite"``: lmerTest's F, ``contest(m, L, joint = TRUE)``: :math:`W/q` on
+          :math:`(q, \nu)`, :math:`\nu` from the Satterthwaite df of the eigen-contrasts of :math:`L\Phi L'`;
+        - ``df="kenward-roger"`` (or ``kind="kenward-roger"``): pbkrtest's ``KRmodcomp``, :math:`\lambda W_A/q`
+          on :math:`(q, m)` with the adjusted covariance, Kenward & Roger's scale :math:`\lambda` and df
+          :math:`m` (REML fits);
+        - ``kind="CR0"``-``"CR3"``, ``df=None`` or ``"satterthwaite"``: clubSandwich's HTZ test
+          (``Wald_test(m, L, vcov = "CR2", test = "HTZ")``); a number: :math:`W/q` on :math:`(q, \mathrm{df})`
+          (``G - 1``: clubSandwich's "Naive-F").
+
+        Returns a :class:`hlmlib.wald.WaldTest` (``F``, ``df_num``, ``df_denom``, ``p``, ``statistic`` = W).
+        """
+        R, labels = restriction_matrix(L, list(self.params.index))
+        return self._inference.wald_test(R, labels, kind, df)
 
     # --- variance components ---------------------------------------------------------------------
     @property
@@ -630,22 +685,23 @@ class MixedResult:
         return np.nan if self.reml else -2 * self.llf + np.log(self.nobs) * self.n_params
 
     # --- printing -------------------------------------------------------------------------------
-    def summary(self, alpha: float = 0.05, df: float | None = None) -> MixedSummary:
+    def summary(self, alpha: float = 0.05, df=None, kind: str = "model") -> MixedSummary:
         r"""Fixed effects (estimate, se, df, z or t, p, CI) and variance components, with the criterion.
 
-        Tests use the normal reference (df = :math:`\infty`), as statsmodels' MixedLM; lme4 reports no df.
-        ``df=`` gives :math:`t(\mathrm{df})` instead (e.g. J - number of level-2 coefficients, a common HLM
-        choice).
+        By default tests use the normal reference (df = :math:`\infty`) and model-based standard errors, as
+        statsmodels' MixedLM; lme4 reports no df. ``df=`` a number gives :math:`t(\mathrm{df})` instead (e.g.
+        J - number of level-2 coefficients, a common HLM choice); ``df="satterthwaite"`` or
+        ``"kenward-roger"`` and ``kind=`` as in :meth:`coef_table` (lmerTest's ``summary(m, ddf = ...)``).
         """
         crit = "REML criterion (-2 REML log-likelihood)" if self.reml else "-2 log-likelihood"
+        coefficients = self.coef_table(alpha, df, kind)
         header = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
                   + (f": {self.formula}" if self.formula else ""),
                   f"Observations: {self.nobs}   groups: {self.ngroups}   random effects per group: {self.q}",
                   f"{crit}: {self.deviance:.6f}"
                   + ("" if self.reml else f"   AIC: {self.aic:.4f}   BIC: {self.bic:.4f}"),
                   f"Converged: {self.converged}   boundary (singular tau): {self.boundary}",
-                  "Standard errors: model-based, sigma^2 (X'V^-1X)^-1 (lme4's vcov); "
-                  + ("normal (z) reference" if df is None else f"t({df:g}) reference")]
+                  f"Standard errors: {coefficients.attrs['convention']}; {coefficients.attrs['df_rule']}"]
         if self.boundary:
             header.append("WARNING: boundary fit -- a variance component is zero or tau is singular")
         vc = self.variance_components
@@ -656,7 +712,7 @@ class MixedResult:
         sd = np.r_[sd_tau, np.full(len(vc) - self.q - 1, np.nan), np.sqrt(self.sigma2)]
         rho = np.r_[np.full(self.q, np.nan), [corr[k, i] for i in range(self.q) for k in range(i + 1, self.q)], np.nan]
         table = pd.DataFrame({"estimate": vc, "sd": sd, "corr": rho})
-        return MixedSummary(header=header, coefficients=self.coef_table(alpha, df), variance_components=table)
+        return MixedSummary(header=header, coefficients=coefficients, variance_components=table)
 
     def __repr__(self) -> str:
         return (f"<MixedResult {'REML' if self.reml else 'ML'}: {len(self.params)} fixed effects, "

@@ -2,7 +2,7 @@ r"""Ordinary least squares and its result: coefficients, the sandwich family, te
 
 ``ols(y, X)`` or ``ols("mathach ~ cses * catholic", data=df)`` fits
 :math:`b = \arg\min_b \lVert y - X b \rVert` by a column-scaled QR (``hlmlib.linalg``), and returns
-an ``OLSResult`` whose ``vcov``, ``se``, ``summary``, ``contrast`` and ``marginal_effect`` take
+an ``OLSResult`` whose ``vcov``, ``se``, ``summary``, ``contrast``, ``marginal_effect`` and ``wald_test`` take
 ``kind`` (classical, HC0-HC4, CR0-CR3) and ``cluster`` (labels, a column name, or a pair of them for
 two-way clustering).
 
@@ -31,6 +31,7 @@ import pandas as pd
 from . import inference, sandwich as sw
 from .design import Design, InputError, labels_for, make_design
 from .linalg import LeastSquares, least_squares
+from .wald import WaldTest, ols_wald_test
 
 __all__ = ["ols", "OLSResult", "fit_design"]
 
@@ -266,6 +267,27 @@ class OLSResult:
         cov = self.covariance(kind, cluster)
         return inference.marginal_effect_table(x, by, at, self.params.to_numpy(), cov, self.names, alpha,
                                                self._caption(cov, alpha, f", marginal effect of {x} by {by}"))
+
+    def wald_test(self, L, kind: str = "classical", cluster=None, test: str | None = None) -> WaldTest:
+        r"""Joint Wald test of :math:`Lb = 0` with the covariance of ``kind``: ``L`` a matrix with one row per
+        restriction (columns in ``params`` order), ``{term: weight}`` dicts, or a list of term names meaning
+        "all zero".
+
+        :math:`W = (Lb)'(LVL')^{-1}(Lb)`, :math:`V` = ``vcov(kind, cluster)``, and ``test``:
+
+        - ``"F"``: :math:`W/q` on :math:`(q, \mathrm{df})` with the df of the covariance -- :math:`n-k` for
+          classical (the classical F test; R ``anova``, ``car::linearHypothesis``) and HC (Stata's ``test``
+          after ``regress, vce(robust)``: HC1 on :math:`(q, N-k)`), :math:`G-1` for CR0-CR3 (Stata's ``test``
+          after ``regress, vce(cluster)``: CR1 on :math:`(q, G-1)`), :math:`\min(G_A, G_B)-1` two-way;
+        - ``"chi2"``: :math:`W \sim \chi^2(q)`;
+        - ``"HTZ"``: clubSandwich's Hotelling-:math:`T^2` test (``Wald_test(m, L, vcov = "CR2", test =
+          "HTZ")``; Tipton & Pustejovsky 2015), for one-way CR kinds (with CR1, hlmlib's Stata CR1 is
+          clubSandwich's "CR1S").
+
+        Default ``test=None``: ``"HTZ"`` for CR2 (as the Bell-McCaffrey df of its t tests), ``"F"`` otherwise.
+        Returns a :class:`hlmlib.wald.WaldTest` (``F``, ``df_num``, ``df_denom``, ``p``, ``statistic`` = W).
+        """
+        return ols_wald_test(self, L, kind, cluster, test)
 
     def __repr__(self) -> str:
         return repr(self.summary())

@@ -380,11 +380,14 @@ class Satterthwaite:
     B_z: np.ndarray   # (I - C_g)^(-1/2) C_g, (G, k, k)
 
     @classmethod
-    def from_eigen(cls, lam: np.ndarray, W: np.ndarray, R_inv: np.ndarray) -> "Satterthwaite":
+    def from_eigen(cls, lam: np.ndarray, W: np.ndarray, R_inv: np.ndarray, kind: str = "CR2") -> "Satterthwaite":
+        r"""From the eigen-decomposition of the :math:`C_g`: :math:`B_d = C_g f(C_g)^2`,
+        :math:`B_z = C_g f(C_g)` with :math:`f` the adjustment of ``kind`` (``CR_ADJUSTMENTS``; 1 for
+        CR0/CR1, whose factors do not change df)."""
         def matrix_function(values):
             return np.einsum("gab,gb,gcb->gac", W, values, W)
-        return cls(R_inv=R_inv, B_d=matrix_function(lam / (1.0 - lam)),
-                   B_z=matrix_function(lam / np.sqrt(1.0 - lam)))
+        f = CR_ADJUSTMENTS[kind](lam) if kind in CR_ADJUSTMENTS else np.ones_like(lam)
+        return cls(R_inv=R_inv, B_d=matrix_function(lam * f**2), B_z=matrix_function(lam * f))
 
     def __call__(self, L: np.ndarray) -> np.ndarray:
         return cr2_satterthwaite_df(self, L)

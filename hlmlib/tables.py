@@ -27,8 +27,10 @@ DEFAULT_STARS = {0.001: "***", 0.01: "**", 0.05: "*"}
 
 
 def _takes_kind(method) -> bool:
+    """Whether ``se`` takes the OLS family's ``kind`` and ``cluster`` (a mixed result's ``se(kind)`` has no
+    cluster: its columns stay model-based)."""
     try:
-        return "kind" in inspect.signature(method).parameters
+        return {"kind", "cluster"} <= set(inspect.signature(method).parameters)
     except (TypeError, ValueError):
         return False
 
