@@ -5,14 +5,16 @@ optimiser per replication, each evaluating a small objective dozens of times. :f
 computations with a leading replication axis, so that each step of the optimiser, and each small-sample
 correction, is one set of array operations over all replications:
 
-1. **Cross-products** per replication and group, :math:`Z_j'[Z_j\ X_j\ y_j]` and :math:`[X\ y]'[X\ y]`
-   (:mod:`hlmlib.lmm_objective`), in one pass over a chunk of replications.
+1. **Cross-products** per replication and group: the Gram matrix of :math:`[X_j\ Z_j\ y_j]`, and from it the
+   :math:`Z_j'[Z_j\ X_j\ y_j]` and :math:`[X\ y]'[X\ y]` of :mod:`hlmlib.lmm_objective`, in one pass over a chunk of
+   replications (a reshape when the groups are of equal size).
 2. **The profiled (RE)ML criterion and its analytic gradient** (:mod:`hlmlib.lmm_objective`'s formulas, with the
    replication axis first), minimised by the projected Newton method of :func:`hlmlib.mixed.newton_minimise`
-   run on all replications together, each with its own step length and stopping rule, from
-   :func:`hlmlib.mixed.moment_start`. A replication that ends on the boundary with more than one random effect,
-   or that has not converged, is refitted alone by :func:`hlmlib.mixed.fit_theta` (which checks the boundary's
-   optimality conditions), so every fit is the one :func:`hlmlib.mixed` returns.
+   run on all replications together, each with its own step length and stopping rule, from the moment estimate
+   of :func:`hlmlib.mixed.moment_start` (vectorised). A replication that ends on the boundary with more than one
+   random effect, or that has not converged, is refitted alone by :func:`hlmlib.mixed.fit_theta` from there (it
+   checks the boundary's optimality conditions), so every fit is the one :func:`hlmlib.mixed` finds, to the
+   optimiser's tolerance.
 3. **Inference for contrasts** :math:`c'\beta` (:mod:`hlmlib.lmm_inference`'s formulas, replication axis first):
    the model-based variance :math:`\hat\sigma^2 c'(X'V_*^{-1}X)^{-1}c` with the normal reference (``"model"``)
    or lmerTest's Satterthwaite df (``"satterthwaite"``); Kenward and Roger's adjusted variance and df
@@ -24,8 +26,9 @@ Everything here computes the same numbers as a :func:`hlmlib.mixed` fit of each 
 ``coef_table(df=..., kind=...)`` (the tests compare them replication by replication); only the bookkeeping
 differs. Two things are quieter than in a single fit: a boundary fit is flagged in ``boundary`` instead of
 warned about, and where the Hessian of the deviance has eigenvalues at or below 1e-8, the Satterthwaite df use
-its pseudo-inverse (as lmerTest and :mod:`hlmlib.lmm_inference` do) without a warning. The result is a :class:`MonteCarloMixed`, which has :class:`hlmlib.simulate.MonteCarloOLS`'s
-``reject``, ``rejection_rate``, ``ci`` and ``coverage``.
+its pseudo-inverse (as lmerTest and :mod:`hlmlib.lmm_inference` do) without a warning. The result is a
+:class:`MonteCarloMixed`, which has :class:`hlmlib.simulate.MonteCarloOLS`'s ``reject``, ``rejection_rate``, ``ci``
+and ``coverage``.
 
 Conventions: REML by default; model-based standard errors as lme4's ``vcov``; Satterthwaite df as lmerTest's
 ``summary(m, ddf = "Satterthwaite")``; Kenward-Roger as pbkrtest's ``vcovAdj`` and ``Lb_ddf`` (REML only);
@@ -42,18 +45,15 @@ from pandas import isna as pd_isna
 
 from . import sandwich as sw
 from .design import InputError, group_codes
-from .lmm_inference import HESSIAN_TOL, _div_zero, kenward_roger_df
-from .lmm_objective import CrossProducts, _tril_indices, lower_triangle, theta_lower_bounds
-from .mixed import SINGULAR_TOL, fit_theta, moment_start
+from .lmm_inference import HESSIAN_TOL, GroupBlocks, kenward_roger_df
+from .lmm_objective import CrossProducts, _tril_indices, theta_lower_bounds
+from .mixed import SINGULAR_TOL, fit_theta
 from .simulate import Batch, MonteCarloOLS
+from .wald import _einsum
 
 __all__ = ["mixed_mc", "MonteCarloMixed", "MC_KINDS"]
 
 MC_KINDS = ("model", "satterthwaite", "kenward-roger") + sw.CR_KINDS
-
-
-def _einsum(*operands):
-    return np.einsum(*operands, optimize=True)
 
 
 def _T(A: np.ndarray) -> np.ndarray:
@@ -370,19 +370,11 @@ def _fit(cp: _BatchCrossProducts, reml: bool):
 # ----------------------------------------------------------------------------------------------
 
 @dataclass
-class _Blocks:
-    r""":class:`hlmlib.lmm_inference.GroupBlocks` for every replication: T (R, q, q), M (R, J, q, q),
-    B (R, J, q, p), s (R, J, q), A and A_inv (R, p, p), pwrss (R,), n_obs (J,), Lam (R, q, q)."""
+class _Blocks(GroupBlocks):
+    r""":class:`hlmlib.lmm_inference.GroupBlocks` for every replication, with the replication axis first: T (R, q, q),
+    M (R, J, q, q), B (R, J, q, p), s (R, J, q), A and A_inv (R, p, p), pwrss (R,), n_obs (J,); and Lam (R, q, q)."""
 
-    T: np.ndarray
-    M: np.ndarray
-    B: np.ndarray
-    s: np.ndarray
-    A: np.ndarray
-    A_inv: np.ndarray
-    pwrss: np.ndarray
-    n_obs: np.ndarray
-    Lam: np.ndarray
+    Lam: np.ndarray = None
 
 
 def _blocks(fac: _Factor, cp: _BatchCrossProducts) -> _Blocks:
