@@ -9,10 +9,10 @@ correction, is one set of array operations over all replications:
    :math:`Z_j'[Z_j\ X_j\ y_j]` and :math:`[X\ y]'[X\ y]` of :mod:`hlmlib.lmm_objective`, in one pass over a chunk of
    replications (a reshape when the groups are of equal size).
 2. **The profiled (RE)ML criterion and its analytic gradient** (:mod:`hlmlib.lmm_objective`'s formulas, with the
-   replication axis first), minimised by the projected Newton method of :func:`hlmlib.mixed.newton_minimise`
+   replication axis first), minimised by the projected Newton method of ``hlmlib.mixed.newton_minimise``
    run on all replications together, each with its own step length and stopping rule, from the moment estimate
-   of :func:`hlmlib.mixed.moment_start` (vectorised). A replication that ends on the boundary with more than one
-   random effect, or that has not converged, is refitted alone by :func:`hlmlib.mixed.fit_theta` from there (it
+   of ``hlmlib.mixed.moment_start`` (vectorised). A replication that ends on the boundary with more than one
+   random effect, or that has not converged, is refitted alone by ``hlmlib.mixed.fit_theta`` from there (it
    checks the boundary's optimality conditions), so every fit is the one :func:`hlmlib.mixed` finds, to the
    optimiser's tolerance.
 3. **Inference for contrasts** :math:`c'\beta` (:mod:`hlmlib.lmm_inference`'s formulas, replication axis first):
@@ -261,7 +261,7 @@ def _objective(theta, cp, reml):
 # ----------------------------------------------------------------------------------------------
 
 def _newton(theta: np.ndarray, cp: _BatchCrossProducts, reml: bool, max_iter: int = 100):
-    """Projected, modified Newton (see :func:`hlmlib.mixed.newton_minimise`), each replication with its own
+    """Projected, modified Newton (see ``hlmlib.mixed.newton_minimise``), each replication with its own
     free coordinates, step length and stopping rule. Returns theta (R, K) and whether each converged."""
     R, K = theta.shape
     lower = theta_lower_bounds(cp.q)
@@ -323,7 +323,7 @@ def _newton(theta: np.ndarray, cp: _BatchCrossProducts, reml: bool, max_iter: in
 
 
 def _moment_start(cp: _BatchCrossProducts) -> np.ndarray:
-    """:func:`hlmlib.mixed.moment_start` for every replication (R, K): group-by-group least squares, in the groups
+    """``hlmlib.mixed.moment_start`` for every replication (R, K): group-by-group least squares, in the groups
     with residual df and a well-conditioned Z_j'Z_j; lme4's start Lambda = I where too few groups qualify."""
     q, p = cp.q, cp.p
     R = cp.WtW.shape[0]
@@ -561,7 +561,7 @@ class MonteCarloMixed(MonteCarloOLS):
     and ``df[kind]`` (R, m) for each computed kind (``"model"`` has df :math:`\infty`: the normal reference),
     with ``reject``, ``rejection_rate``, ``ci``, ``coverage`` and ``summary``. Also ``theta`` (R, K),
     ``sigma2`` (R,), ``tau`` (R, q, q), ``boundary`` (R,) (a diagonal element of :math:`\Lambda` below 1e-4, as
-    :func:`hlmlib.mixed`) and ``refitted`` (R,) (replications fitted alone by :func:`hlmlib.mixed.fit_theta`).
+    :func:`hlmlib.mixed`) and ``refitted`` (R,) (replications fitted alone by ``hlmlib.mixed.fit_theta``).
     """
 
     def __init__(self, params, se, df, names, n, k, G, theta, sigma2, tau, boundary, refitted):

@@ -131,7 +131,7 @@ def test_no_control_characters_in_hlmlib_docstrings():
 # Chapters whose cross-references have been moved to labels ({ref}, {numref}, {eq}, {doc}); the list grows as
 # the other parts are converted, until it is every chapter.
 POSITION_FREE = ["intro", "01_clrm", "02_heterogeneity", "03_random_coefficients", "04_hlm", "05_ols_under_hlm",
-                 "06_nonseparable", "16_level2_few_clusters"]
+                 "06_nonseparable"]
 POSITIONAL = re.compile(r"\b(?:the|this|that)\s+(?:next|previous|preceding|following|last|coming)\s+"
                         r"(?:two\s+|three\s+)?(?:chapters?|parts?|sections?)\b|\b(?:earlier|later)\s+chapters?\b",
                         flags=re.I)
