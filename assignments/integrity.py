@@ -1,0 +1,164 @@
+"""A static check of a submission's code, before anything runs: constructs that reach into the interpreter.
+
+An assignment needs NumPy, pandas, SciPy and hlmlib, not the interpreter's machinery. The check lists every use of
+what could defeat the grader from inside the kernel (see ``gradingkit.py``): imports outside an allow-list
+(``sys``, ``os``, ``builtins``, ``inspect``, ``gc``, ...), ``exec``/``eval``/``getattr``/``globals`` and
+friends, IPython's ``get_ipython`` and input history, dunder names and attributes, frame and ctypes attributes,
+assignments to attributes of imported modules, and shell escapes and magics other than ``%matplotlib``,
+``%time`` and ``%timeit`` (whose code is checked too). A submission with any of these is not run: it scores 0 and
+is reported for the instructor to read.
+"""
+from __future__ import annotations
+
+import ast
+import re
+
+from IPython.core.inputtransformer2 import TransformerManager
+
+ALLOWED_IMPORTS = {
+    "numpy", "pandas", "scipy", "hlmlib", "statsmodels", "linearmodels", "matplotlib", "seaborn", "sympy",
+    "formulaic", "patsy", "math", "cmath", "statistics", "random", "fractions", "decimal", "itertools",
+    "functools", "operator", "collections", "dataclasses", "typing", "time", "warnings", "string", "re",
+    "textwrap", "pprint", "json", "copy", "datetime", "tabulate",
+}
+FORBIDDEN_NAMES = {
+    "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
+    "open", "input", "breakpoint", "exit", "quit", "memoryview", "get_ipython", "display_pub",
+    "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii",
+}
+FORBIDDEN_ATTRIBUTES = {
+    "ctypes", "ctypeslib", "pythonapi", "system", "popen", "f_back", "f_globals", "f_locals", "f_builtins",
+    "gi_frame", "cr_frame", "ag_frame", "tb_frame", "tb_next", "func_globals",
+}
+ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__"}
+ALLOWED_MODULE_SETTINGS = ("pd.options", "pandas.options", "plt.rcParams", "matplotlib.rcParams", "mpl.rcParams")
+CODE_MAGICS = {"time", "timeit"}           # magics whose argument is code: allowed, and their code is checked
+HARMLESS_MAGICS = {"matplotlib"}
+DUNDER = re.compile(r"^__\w+__$")
+HISTORY = re.compile(r"^_i?\d+$")
+
+
+def _dotted(node) -> str:
+    parts = []
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return ""
+
+
+class _Checker(ast.NodeVisitor):
+    def __init__(self, imported: set[str]):
+        self.imported, self.problems = imported, []
+
+    def flag(self, node, what):
+        self.problems.append((getattr(node, "lineno", 0), what))
+
+    def visit_Import(self, node):
+        for alias in node.names:
+            self._import(node, alias.name)
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node):
+        self._import(node, "." * node.level + (node.module or ""))
+        for alias in node.names:
+            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES:
+                self.flag(node, f"imports {alias.name}")
+
+    def _import(self, node, name):
+        if name.split(".")[0] not in ALLOWED_IMPORTS:
+            self.flag(node, f"imports {name or 'a relative module'} (allowed: {', '.join(sorted(ALLOWED_IMPORTS))})")
+
+    def visit_Name(self, node):
+        if node.id in FORBIDDEN_NAMES or DUNDER.match(node.id) or HISTORY.match(node.id):
+            self.flag(node, f"uses {node.id}")
+
+    def visit_Attribute(self, node):
+        if DUNDER.match(node.attr) or node.attr in FORBIDDEN_ATTRIBUTES:
+            self.flag(node, f"uses the attribute .{node.attr}")
+        self.generic_visit(node)
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str) and DUNDER.match(node.value):
+            self.flag(node, f"uses the string {node.value!r}")
+
+    def _function(self, node):
+        if DUNDER.match(node.name) and node.name not in ALLOWED_DUNDER_METHODS:
+            self.flag(node, f"defines {node.name}")
+        self.generic_visit(node)
+
+    visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+    def _targets(self, node, targets):
+        for target in targets:
+            for sub in ast.walk(target):
+                if isinstance(sub, (ast.Attribute, ast.Subscript)):
+                    dotted = _dotted(sub)
+                    root = dotted.split(".")[0]
+                    if root in self.imported and not dotted.startswith(ALLOWED_MODULE_SETTINGS):
+                        self.flag(node, f"changes {dotted}, part of an imported module")
+        self.generic_visit(node)
+
+    def visit_Assign(self, node):
+        self._targets(node, node.targets)
+
+    def visit_AugAssign(self, node):
+        self._targets(node, [node.target])
+
+    visit_AnnAssign = visit_AugAssign
+
+    def visit_Delete(self, node):
+        self._targets(node, node.targets)
+
+    def visit_Call(self, node):  # get_ipython().run_line_magic("time", "code") and friends, after transformation
+        func = node.func
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
+                and isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython"
+                and func.attr in ("run_line_magic", "run_cell_magic") and node.args
+                and isinstance(node.args[0], ast.Constant)):
+            magic = str(node.args[0].value).lstrip("%")
+            if magic in HARMLESS_MAGICS:
+                return
+            if magic in CODE_MAGICS and all(isinstance(a, ast.Constant) for a in node.args[1:]):
+                for arg in node.args[1:]:
+                    self.problems += _check_code(str(arg.value), self.imported)
+                return
+            self.flag(node, f"runs the magic %{magic}")
+            return
+        self.generic_visit(node)
+
+
+def _imported_names(tree) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _parse(source: str):
+    return ast.parse(TransformerManager().transform_cell(source))
+
+
+def _check_code(source: str, imported: set[str]) -> list[tuple[int, str]]:
+    try:
+        tree = _parse(source)
+    except SyntaxError:
+        return []          # it fails when run, like any syntax error
+    checker = _Checker(imported)
+    checker.visit(tree)
+    return checker.problems
+
+
+def check_cells(cells: list[tuple[int, str]]) -> list[str]:
+    """Problems in the student's code cells, given as (cell number in the submission, source) pairs."""
+    imported = set()
+    for _, source in cells:
+        try:
+            imported |= _imported_names(_parse(source))
+        except SyntaxError:
+            pass
+    return [f"cell {n}, line {line}: {what}" for n, source in cells for line, what in _check_code(source, imported)]
