@@ -152,6 +152,8 @@ async def _execute(nb, timeout: float, workdir: str) -> tuple[int | None, str, s
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": workdir}})
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    client.km = client.create_kernel_manager()
+    client.km.transport, client.km.ip = "ipc", os.path.join(workdir, "kernel")   # local sockets, not TCP
     async with client.async_setup_kernel(env=env):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
