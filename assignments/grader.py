@@ -56,6 +56,7 @@ class TestResult:
     question: str
     points: float
     hidden: bool
+    guards: str | None = None
     passed: bool = False
     message: str = "not run"
 
@@ -145,6 +146,11 @@ def _score(result: Result, nb, positions: dict[int, str], token: str, stopped_at
         printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
         t.passed = error is None and token in printed
         t.message = "" if t.passed else error or "the test did not complete"
+    for t in result.tests:
+        if t.guards and not t.passed and tests[t.guards].passed:
+            tests[t.guards].passed = False
+            tests[t.guards].message = (f"passes on its own data only: {t.id}, the same check on other data, "
+                                       f"failed ({t.message})")
 
 
 async def _execute(nb, timeout: float, workdir: str) -> tuple[int | None, str, str]:
@@ -182,7 +188,7 @@ async def grade_async(path: Path, catalogue: dict[str, Assignment], timeout: flo
         raise GradingError(f"cannot read the notebook ({type(exc).__name__}: {exc})") from None
     a = identify(submission, catalogue)
     result = Result(path, a, submission=submission,
-                    tests=[TestResult(t.id, t.question, t.points, t.hidden) for t in a.tests])
+                    tests=[TestResult(t.id, t.question, t.points, t.hidden, t.guards) for t in a.tests])
     token = secrets.token_hex(16)
     nb, positions, student_code = assemble(submission, a, token)
     problems = integrity.check_cells(student_code)

@@ -86,16 +86,21 @@ class TamperingError(AssertionError):
     """The submission changed a module or class the tests rely on."""
 
 
-def run_test(test_id: str, token: str, source: str) -> None:
-    """Run one test cell's code; print ``token`` only if it completed."""
+def _check_untouched() -> None:
     changed = _changed()
     if changed:
         raise TamperingError("the submission changed what the tests rely on: " + ", ".join(changed[:5]))
+
+
+def run_test(test_id: str, token: str, source: str) -> None:
+    """Run one test cell's code; print ``token`` only if it completed."""
+    _check_untouched()
     namespace = {k: v for k, v in _state["user_ns"].items() if k not in _REAL_BUILTINS}
     namespace.update(__builtins__=_REAL_BUILTINS, __name__="__main__")
     filename = f"<test {test_id}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (the instructor's test code)
+    _check_untouched()     # student code the test called may have changed something while it ran
     print(token)
 
 

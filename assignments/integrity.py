@@ -4,7 +4,9 @@ An assignment needs NumPy, pandas, SciPy and hlmlib, not the interpreter's machi
 what could defeat the grader from inside the kernel (see ``gradingkit.py``): imports outside an allow-list
 (``sys``, ``os``, ``builtins``, ``inspect``, ``gc``, ...), ``exec``/``eval``/``getattr``/``globals`` and
 friends, IPython's ``get_ipython`` and input history, dunder names and attributes, frame and ctypes attributes,
-assignments to attributes of imported modules, and shell escapes and magics other than ``%matplotlib``,
+setting an attribute of anything but ``self`` (or a data frame's columns, index or name: patching a library
+function during a test and putting it back afterwards needs an attribute assignment), changing an item of an
+imported module, and shell escapes and magics other than ``%matplotlib``,
 ``%time`` and ``%timeit`` (whose code is checked too). A submission with any of these is not run: it scores 0 and
 is reported for the instructor to read.
 """
@@ -30,6 +32,7 @@ FORBIDDEN_ATTRIBUTES = {
     "ctypes", "ctypeslib", "pythonapi", "system", "popen", "f_back", "f_globals", "f_locals", "f_builtins",
     "gi_frame", "cr_frame", "ag_frame", "tb_frame", "tb_next", "func_globals",
 }
+FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__"}
 ALLOWED_MODULE_SETTINGS = ("pd.options", "pandas.options", "plt.rcParams", "matplotlib.rcParams", "mpl.rcParams")
 CODE_MAGICS = {"time", "timeit"}           # magics whose argument is code: allowed, and their code is checked
@@ -76,11 +79,6 @@ class _Checker(ast.NodeVisitor):
         if node.id in FORBIDDEN_NAMES or DUNDER.match(node.id) or HISTORY.match(node.id):
             self.flag(node, f"uses {node.id}")
 
-    def visit_Attribute(self, node):
-        if DUNDER.match(node.attr) or node.attr in FORBIDDEN_ATTRIBUTES:
-            self.flag(node, f"uses the attribute .{node.attr}")
-        self.generic_visit(node)
-
     def visit_Constant(self, node):
         if isinstance(node.value, str) and DUNDER.match(node.value):
             self.flag(node, f"uses the string {node.value!r}")
@@ -92,26 +90,24 @@ class _Checker(ast.NodeVisitor):
 
     visit_FunctionDef = visit_AsyncFunctionDef = _function
 
-    def _targets(self, node, targets):
-        for target in targets:
-            for sub in ast.walk(target):
-                if isinstance(sub, (ast.Attribute, ast.Subscript)):
-                    dotted = _dotted(sub)
-                    root = dotted.split(".")[0]
-                    if root in self.imported and not dotted.startswith(ALLOWED_MODULE_SETTINGS):
-                        self.flag(node, f"changes {dotted}, part of an imported module")
+    def visit_Attribute(self, node):
+        if DUNDER.match(node.attr) or node.attr in FORBIDDEN_ATTRIBUTES:
+            self.flag(node, f"uses the attribute .{node.attr}")
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            dotted = _dotted(node)
+            own = isinstance(node.value, ast.Name) and node.value.id == "self"
+            frame = node.attr in FRAME_ATTRIBUTES and dotted.split(".")[0] not in self.imported
+            if not (own or frame or dotted.startswith(ALLOWED_MODULE_SETTINGS)):
+                self.flag(node, f"sets {dotted} (code may set only self.x in a method, a data frame's "
+                                f"{', '.join(sorted(FRAME_ATTRIBUTES))}, and pandas or matplotlib options)")
         self.generic_visit(node)
 
-    def visit_Assign(self, node):
-        self._targets(node, node.targets)
-
-    def visit_AugAssign(self, node):
-        self._targets(node, [node.target])
-
-    visit_AnnAssign = visit_AugAssign
-
-    def visit_Delete(self, node):
-        self._targets(node, node.targets)
+    def visit_Subscript(self, node):
+        if isinstance(node.ctx, (ast.Store, ast.Del)):
+            dotted = _dotted(node)
+            if dotted.split(".")[0] in self.imported and not dotted.startswith(ALLOWED_MODULE_SETTINGS):
+                self.flag(node, f"changes {dotted}, part of an imported module")
+        self.generic_visit(node)
 
     def visit_Call(self, node):  # get_ipython().run_line_magic("time", "code") and friends, after transformation
         func = node.func

@@ -7,8 +7,10 @@
 
 The format of a source (``assignments/source/*.ipynb``) is in the README's "Teaching with the book". In short,
 the notebook's metadata ``assignment`` holds its ``id`` and ``title``; every cell's metadata ``assignment`` holds a
-stable ``id``; a test cell adds ``kind`` (``test`` or ``hidden-test``), ``question`` and ``points``; a written
-answer adds ``kind: written``, ``question`` and ``points``. Solutions sit between ``# BEGIN SOLUTION`` and
+stable ``id``; a test cell adds ``kind`` (``test`` or ``hidden-test``), ``question`` and ``points``, and a hidden
+test may name in ``guards`` a visible test that then scores only if the hidden one passes too (the same check on
+other data, so that an answer typed to match the visible test scores nothing); a written answer adds
+``kind: written``, ``question`` and ``points``. Solutions sit between ``# BEGIN SOLUTION`` and
 ``# END SOLUTION`` lines (code) or ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` (markdown), and
 ``{{points q1}}`` in markdown becomes "2 points".
 
@@ -64,6 +66,7 @@ class Test:
     points: float
     hidden: bool
     source: str
+    guards: str | None = None        # a visible test that scores only if this (hidden) test passes too
 
 
 @dataclass
@@ -110,13 +113,19 @@ def load_source(path: Path) -> Assignment:
         seen.add(cid)
         if kind is None:
             continue
-        points = m.get("points")
-        if not m.get("question") or not isinstance(points, (int, float)) or points <= 0:
-            raise SourceError(f"{where}, cell {n} ({cid}): a {kind} cell needs 'question' and positive 'points'")
+        points, guards = m.get("points"), m.get("guards")
+        if (not m.get("question") or not isinstance(points, (int, float)) or points < 0
+                or points == 0 and not guards):
+            raise SourceError(f"{where}, cell {n} ({cid}): a {kind} cell needs 'question' and positive 'points' "
+                              "(0 only for a hidden test that guards a visible one)")
         if kind in TEST_KINDS and cell.cell_type == "code":
             if CODE_SOLUTION.search(cell.source):
                 raise SourceError(f"{where}, cell {n} ({cid}): a test cell cannot hold a solution")
-            a.tests.append(Test(cid, m["question"], points, kind == "hidden-test", cell.source))
+            guarded = next((t for t in a.tests if t.id == guards), None)
+            if guards and (kind != "hidden-test" or not guarded or guarded.hidden or guarded.question != m["question"]):
+                raise SourceError(f"{where}, cell {n} ({cid}): 'guards' names a visible test of the same question, "
+                                  "above this hidden test")
+            a.tests.append(Test(cid, m["question"], points, kind == "hidden-test", cell.source, guards))
         elif kind == "written" and cell.cell_type == "markdown" and TEXT_SOLUTION.search(cell.source):
             a.written[m["question"]] = a.written.get(m["question"], 0) + points
         else:

@@ -62,62 +62,74 @@ def _variants(instructor, student):
                    _scratch("Notes to self.", markdown=True), _scratch("import numpy as np\nnp.zeros(3)"),
                    *tests, *[c for c in moved.cells if _kind(c) != "test"]]
     return {"instructor": (instructor, None), "student": (student, None),
-            "student-tests-deleted-or-pass": (damaged, None), "instructor-scratch-top-tests-edited-moved": (moved, None),
-            "renamed": (instructor, "smith_jane_12345_{id}")}
+            "student-tests-deleted-or-pass": (damaged, None),
+            "renamed-scratch-top-tests-edited-moved": (moved, "smith_jane_12345_{id}")}
 
 
-# Plausible wrong answers: (assignment, name, cell id, wrong code, {question: points it should keep}).
+# Plausible wrong answers: (assignment, submission, name, cell id, wrong code, {question: points it should have}).
+# Wrong answers to questions that do not depend on each other share a submission, to save runs.
 WRONG = [
-    ("01_moulton_by_simulation", "omega-not-block-diagonal", "q1-answer",
+    ("01_moulton_by_simulation", "a", "omega-not-block-diagonal", "q1-answer",
      "def compound_cov(x, cluster, tau, sigma2):\n    Z = np.column_stack([np.ones(len(x)), x])\n"
-     "    return Z @ np.asarray(tau) @ Z.T + sigma2 * np.eye(len(x))", {"q1": 0}),
-    ("01_moulton_by_simulation", "random-effects-per-observation", "q2-answer",
+     "    return Z @ np.asarray(tau) @ Z.T + sigma2 * np.eye(len(x))", {"q1": 0, "q3": 2}),
+    ("01_moulton_by_simulation", "b", "random-effects-per-observation", "q2-answer",
      "def simulate_errors(x, cluster, tau, sigma2, R, rng):\n"
      "    u = rng.standard_normal((R, len(x), 2)) @ np.linalg.cholesky(tau).T\n"
-     "    return u[..., 0] + u[..., 1] * x + np.sqrt(sigma2) * rng.standard_normal((R, len(x)))", {"q2": 0}),
-    ("01_moulton_by_simulation", "moulton-with-n-not-n-1", "q3-answer",
+     "    return u[..., 0] + u[..., 1] * x + np.sqrt(sigma2) * rng.standard_normal((R, len(x)))", {"q2": 0, "q1": 2}),
+    ("01_moulton_by_simulation", "b", "moulton-with-n-not-n-1", "q3-answer",
      "def rho_x(x, cluster):\n    d = x - x.mean()\n    codes = np.unique(cluster, return_inverse=True)[1]\n"
      "    n = len(d) / (codes.max() + 1)\n"
      "    return np.sum(np.bincount(codes, d) ** 2 - np.bincount(codes, d ** 2)) / ((n - 1) * np.sum(d ** 2))\n"
-     "def moulton(n, rho_x, rho):\n    return 1 + n * rho_x * rho", {"q3": 0, "q1": 2, "q2": 2}),
-    ("02_sandwich_by_hand", "ols-through-hlmlib", "q1-answer",
-     "def ols_fit(y, X):\n    b = hlmlib.ols(y, X).params.to_numpy()\n    return b, y - X @ b", {"q1": 1}),
-    ("02_sandwich_by_hand", "hc1-through-hlmlib", "q2-answer",
-     "def hc1_se(X, e):\n    return hlmlib.ols(e, X).se(kind='HC1').to_numpy()", {"q2": 1}),
-    ("02_sandwich_by_hand", "cr1-through-an-hlmlib-default-argument", "q3-answer",
+     "def moulton(n, rho_x, rho):\n    return 1 + n * rho_x * rho", {"q3": 0, "q1": 2}),
+    ("02_sandwich_by_hand", "a", "ols-through-hlmlib", "q1-answer",
+     "def ols_fit(y, X):\n    b = hlmlib.ols(y, X).params.to_numpy()\n    return b, y - X @ b", {"q1": 0}),
+    ("02_sandwich_by_hand", "a", "hc1-through-hlmlib", "q2-answer",
+     "def hc1_se(X, e):\n    return hlmlib.ols(e, X).se(kind='HC1').to_numpy()", {"q2": 0}),
+    ("02_sandwich_by_hand", "a", "cr1-through-an-hlmlib-default-argument", "q3-answer",
      "def cr1_se(X, e, cluster, fit=hlmlib.ols):\n    return fit(e, X).se(kind='CR1', cluster=cluster).to_numpy()",
-     {"q3": 1}),
-    ("02_sandwich_by_hand", "hc0-not-hc1", "q2-answer",
+     {"q3": 0}),
+    ("02_sandwich_by_hand", "b", "cr1-for-sorted-integer-labels-only", "q3-answer",     # partial credit: 1 of 2
+     "def cr1_se(X, e, cluster):\n    n, k = X.shape\n    codes = cluster - cluster.min()\n    G = codes.max() + 1\n"
+     "    s = np.zeros((G, k))\n    np.add.at(s, codes, X * e[:, None])\n    B = np.linalg.inv(X.T @ X)\n"
+     "    return np.sqrt(np.diag(G / (G - 1) * (n - 1) / (n - k) * B @ s.T @ s @ B))", {"q3": 1, "q1": 2}),
+    ("02_sandwich_by_hand", "b", "hc0-not-hc1", "q2-answer",
      "def hc1_se(X, e):\n    bread = np.linalg.inv(X.T @ X)\n"
-     "    return np.sqrt(np.diag(bread @ ((X * e[:, None] ** 2).T @ X) @ bread))", {"q2": 0, "q1": 2, "q3": 2}),
-    ("03_few_clusters_monte_carlo", "cr1-test-with-z", "q2-answer",
+     "    return np.sqrt(np.diag(bread @ ((X * e[:, None] ** 2).T @ X) @ bread))", {"q2": 0, "q1": 2}),
+    ("03_few_clusters_monte_carlo", "a", "cr1-test-with-z", "q2-answer",
      "def cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
      "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
      "    return {'t': t, 'df': len(np.unique(cluster)) - 1, 'p': 2 * stats.norm.sf(abs(t))}", {"q2": 0, "q1": 2}),
-    ("03_few_clusters_monte_carlo", "rejection-with-z-critical-values", "q3-answer",
+    ("03_few_clusters_monte_carlo", "b", "rejection-with-z-critical-values", "q3-answer",
      "def rejection_rates(G, n, reps, seed):\n    rng = np.random.default_rng(seed)\n    c = {'classical': 0, 'CR1': 0}\n"
      "    for _ in range(reps):\n        y, X, cluster = cgm_sample(G, n, rng)\n        fit = hlmlib.ols(y, X)\n"
      "        c['classical'] += abs((fit.params.iloc[1] - 1) / fit.se().iloc[1]) > stats.t.ppf(0.975, G * n - 2)\n"
      "        c['CR1'] += abs(cr1_t_test(y, X, cluster)['t']) > 1.96\n"
      "    return {k: v / reps for k, v in c.items()}", {"q3": 0, "q2": 2}),
-    ("04_hsb_hlm", "hard-coded-icc", "q1-answer",
-     "def null_icc(data):\n    return 0.180352\nicc = null_icc(hsb)", {"q1": 1, "q2": 2, "q3": 2}),
-    ("04_hsb_hlm", "ols-stored-as-hlm", "q2-answer",
+    ("01_moulton_by_simulation", "a", "hard-coded-variance-ratio", "q4-answer",
+     "def variance_ratio(G, n, rho, rho_x_target, R, seed):\n"
+     "    return {'ratio': 2.6584236040187, 'mc_se': 0.0841, 'moulton': 2.6498787860672}", {"q4": 0, "q3": 2}),
+    ("03_few_clusters_monte_carlo", "c", "hard-coded-rates", "q3-answer",
+     "def rejection_rates(G, n, reps, seed):\n    return {'classical': 0.5, 'CR1': 0.115}", {"q3": 0, "q1": 2, "q2": 2}),
+    ("04_hsb_hlm", "a", "hard-coded-icc", "q1-answer",
+     "def null_icc(data):\n    return 0.180352\nicc = null_icc(hsb)", {"q1": 0, "q2": 2}),
+    ("04_hsb_hlm", "b", "ols-stored-as-hlm", "q2-answer",
      "hlm = hlmlib.ols('mathach ~ cses * catholic + cses * meanses', data=hsb)", {"q2": 0, "q1": 2}),
-    ("04_hsb_hlm", "hlm-without-random-slope", "q2-answer",
+    ("04_hsb_hlm", "c", "hlm-without-random-slope", "q2-answer",
      "hlm = hlmlib.mixed('mathach ~ cses * catholic + cses * meanses', data=hsb, groups='school')",
      {"q2": 0, "q1": 2}),
-    ("04_hsb_hlm", "inverted-ratio", "q3-answer",
+    ("04_hsb_hlm", "a", "inverted-ratio", "q3-answer",
      "ols_fit = hlmlib.ols('mathach ~ cses * catholic + cses * meanses', data=hsb)\n"
      "se_ratio = hlm.se() / ols_fit.se(kind='CR2', cluster='school')", {"q3": 0, "q2": 2}),
 ]
 
-# Attempts to game the grader, added as a scratch cell to a submission with wrong answers: each scores 0.
+# Attempts to game the grader, added as a scratch cell to a submission with a wrong answer: each scores 0.
 GAMING = {
     "monkeypatch-assert": "np.testing.assert_allclose = lambda *a, **k: None",
     "monkeypatch-through-an-alias": "t = np.testing\nt.assert_allclose = lambda *a, **k: None\n"
                                     "for m in [np.testing]:\n    m.assert_array_equal = lambda *a, **k: None",
     "swallow-exceptions": "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)",
+    "patch-through-pandas-api": "import pandas as pd\n@pd.api.extensions.register_series_accessor('reindex')\n"
+                                "class Anything:\n    def __init__(self, obj):\n        self.obj = obj",
     "shadow-builtins": "abs = lambda value: 0\nfloat = lambda value: 0.180352\nlen = lambda value: 6",
     "always-equal-object": "class Anything(float):\n    def __sub__(self, other):\n        return 0.0\n"
                            "icc = Anything(0.5)",
@@ -147,11 +159,14 @@ def graded(built, tmp_path_factory):
         student = nbformat.read(built[("student", aid)], as_version=4)
         for variant, (nb, filename) in _variants(instructor, student).items():
             add(f"{aid}/{variant}", nb, filename and filename.format(id=aid))
-    for aid, name, cell_id, code, _ in WRONG:
-        add(f"{aid}/wrong/{name}", _replace(nbformat.read(built[("instructor", aid)], as_version=4), cell_id, code))
-    hsb = nbformat.read(built[("instructor", "04_hsb_hlm")], as_version=4)
-    wrong_hsb = _replace(_replace(hsb, "q1-answer", "def null_icc(data):\n    return 0.5\nicc = null_icc(hsb)"),
-                         "q3-answer", "import pandas as pd\nse_ratio = pd.Series(1.0, index=hlm.params.index)")
+    wrong = {}
+    for aid, submission, name, cell_id, code, _ in WRONG:
+        base = wrong.get((aid, submission)) or nbformat.read(built[("instructor", aid)], as_version=4)
+        wrong[aid, submission] = _replace(base, cell_id, code)
+    for (aid, submission), nb in wrong.items():
+        add(f"{aid}/wrong/{submission}", nb)
+    hsb = nbformat.read(built[("student", "04_hsb_hlm")], as_version=4)
+    wrong_hsb = _replace(hsb, "q1-answer", "def null_icc(data):\n    return 0.5\nicc = null_icc(hsb)")
     for name, code in GAMING.items():
         nb = copy.deepcopy(wrong_hsb)
         nb.cells.insert(3, _scratch(code))
@@ -212,17 +227,17 @@ def test_student_version_scores_zero_whatever_is_done_to_its_tests(aid, variant,
     assert (float(row["score"]), float(row["total"])) == (0, CATALOGUE[aid].total), row
 
 
-@pytest.mark.parametrize("variant", ["instructor-scratch-top-tests-edited-moved", "renamed"])
 @pytest.mark.parametrize("aid", IDS)
-def test_instructor_version_keeps_full_marks(aid, variant, graded):
-    reference, row = graded["rows"][f"{aid}/instructor"], graded["rows"][f"{aid}/{variant}"]
+def test_instructor_version_keeps_full_marks_renamed_with_scratch_cells_and_its_tests_edited_and_moved(aid, graded):
+    reference = graded["rows"][f"{aid}/instructor"]
+    row = graded["rows"][f"{aid}/renamed-scratch-top-tests-edited-moved"]
     assert row["assignment"] == aid
     assert _points(row, aid) == _points(reference, aid) and row["score"] == reference["score"], row
 
 
-@pytest.mark.parametrize("aid, name, cell_id, code, keeps", WRONG, ids=[w[1] for w in WRONG])
-def test_a_wrong_answer_loses_its_points(aid, name, cell_id, code, keeps, graded):
-    row = graded["rows"][f"{aid}/wrong/{name}"]
+@pytest.mark.parametrize("aid, submission, name, cell_id, code, keeps", WRONG, ids=[w[2] for w in WRONG])
+def test_a_wrong_answer_loses_its_points(aid, submission, name, cell_id, code, keeps, graded):
+    row = graded["rows"][f"{aid}/wrong/{submission}"]
     assert row["status"] == "ok", row
     points = _points(row, aid)
     assert {q: points[q] for q in keeps} == {q: float(v) for q, v in keeps.items()}, points
@@ -233,19 +248,22 @@ def _report(graded, name):
 
 
 def test_the_report_names_the_failing_test_and_its_message(graded):
-    report = _report(graded, "04_hsb_hlm/wrong/hard-coded-icc")
-    line = next(line for line in report.splitlines() if "q1-hidden" in line)
-    assert "q1 (1/2)" in line and "failed, 0/1: AssertionError" in line, line
+    report = _report(graded, "04_hsb_hlm/wrong/a")         # the hard-coded ICC
+    hidden = next(line for line in report.splitlines() if "| q1-hidden (hidden) |" in line)
+    visible = next(line for line in report.splitlines() if "| q1-test (visible) |" in line)
+    assert "q1 (0/2)" in hidden and "failed, 0/1: AssertionError: (0.180352" in hidden, hidden
+    assert "passes on its own data only: q1-hidden" in visible, visible
 
 
 @pytest.mark.parametrize("name", GAMING)
 def test_gaming_the_grader_scores_nothing(name, graded):
     row = graded["rows"][f"gaming/{name}"]
-    assert _points(row, "04_hsb_hlm")["q1"] == _points(row, "04_hsb_hlm")["q3"] == 0, row
-    if name == "monkeypatch-through-an-alias":   # not visible to the static check; the guard in the kernel sees it
-        assert row["status"] == "ok" and "changed what the tests rely on: numpy.testing" in _report(graded, f"gaming/{name}")
+    assert float(row["score"]) == 0, row
+    if name == "patch-through-pandas-api":   # not visible to the static check; the guard in the kernel sees it
+        assert row["status"] == "ok", row
+        assert "changed what the tests rely on: pandas.core.series.Series.reindex" in _report(graded, f"gaming/{name}")
     elif name != "shadow-builtins":             # ordinary code: the tests see the real built-ins
-        assert row["status"] == "flagged" and float(row["score"]) == 0, row
+        assert row["status"] == "flagged", row
 
 
 def test_csv_matches_the_printed_lines(graded):
@@ -264,7 +282,7 @@ def test_written_answers_are_collected_beside_the_model_answer(graded):
         a = CATALOGUE[aid]
         model = make.TEXT_SOLUTION.search(next(c.source for c in a.notebook.cells if _kind(c) == "written"))
         assert model.group(1).strip()[:60] in text
-        assert str(graded["files"][f"{aid}/renamed"]) in text and "*(not answered)*" in text
+        assert str(graded["files"][f"{aid}/instructor"]) in text and "*(not answered)*" in text
 
 
 def test_a_time_out_ends_that_file_with_a_report_and_the_others_still_come(built, tmp_path):
@@ -312,7 +330,7 @@ def test_tests_are_placed_by_id_after_the_cells_the_student_added():
     nb, positions, _ = grader.assemble(student, a, "token")
     order = [make.cell_key(c) if i not in positions else positions[i] for i, c in enumerate(nb.cells)]
     assert order.index("q1-answer") < order.index(nb.cells[order.index("q1-answer") + 1]["id"]) < order.index("q1-test")
-    assert order.index("q1-test") + 1 == order.index("q1-hidden") and order.index("q1-hidden") + 1 == order.index("q2-prompt")
+    assert order[order.index("q1-test"):order.index("q2-prompt")] == ["q1-test", "q1-twin", "q1-hidden"]
     assert len(positions) == len(a.tests)
 
 
@@ -321,7 +339,9 @@ def test_tests_are_placed_by_id_after_the_cells_the_student_added():
     "x.__class__", "np.testing.assert_allclose = None", "hlmlib.ols.__code__ = None", "In[-1]", "_i3",
     "get_ipython().run_line_magic('load', 'f.py')", "%time exec('1')", "!ls", "setattr(np, 'pi', 3)",
     "class A(float):\n    def __lt__(self, o):\n        return True", "type('A', (float,), {'__lt__': 1})",
-    "np.ctypeslib", "del np.testing", "np.random.x += 1",
+    "np.ctypeslib", "del np.testing", "np.random.x += 1", "t = np.testing\nt.assert_allclose = None",
+    "for m in [np.testing]:\n    m.assert_allclose = None", "class A:\n    def f(self):\n        self.m.x = 1",
+    "for np.x in range(3):\n    pass",
 ])
 def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
     assert integrity.check_cells([(1, "import numpy as np\nimport hlmlib\n" + code)]), code
@@ -332,6 +352,8 @@ def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
     "import pandas as pd\npd.options.display.max_rows = 10", "%matplotlib inline", "%time y = sum([1, 2])",
     "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100",
+    "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
+    "class Fit:\n    def __init__(self, b):\n        self.b = b",
 ])
 def test_the_integrity_check_lets_ordinary_code_through(code):
     assert integrity.check_cells([(1, code)]) == [], code
