@@ -46,6 +46,9 @@ __grader__ = __grader_setup()
 del __grader_setup"""
 
 
+CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
+
+
 class GradingError(Exception):
     """A file that cannot be graded (unreadable, or not a notebook of a known assignment)."""
 
@@ -181,9 +184,12 @@ def _where(nb, index: int) -> str:
     return f"{cell_key(cell) or 'added by the student'} ({first!r})"
 
 
-async def grade_async(path: Path, catalogue: dict[str, Assignment], timeout: float) -> Result:
+async def grade_async(path: Path, catalogue: dict[str, Assignment], timeout: float, content=None) -> Result:
     try:
-        submission = nbformat.read(path, as_version=4)
+        if isinstance(content, Exception):
+            raise content
+        submission = nbformat.reads(content.decode("utf-8"), as_version=4) if content is not None \
+            else nbformat.read(path, as_version=4)
     except Exception as exc:  # any unreadable file: JSON, schema, encoding
         raise GradingError(f"cannot read the notebook ({type(exc).__name__}: {exc})") from None
     a = identify(submission, catalogue)
@@ -210,15 +216,54 @@ def grade(path: Path, timeout: float = 300) -> Result:
     return asyncio.run(grade_async(Path(path), make.assignments(), timeout))
 
 
+def _environment_files() -> dict[str, tuple[int, int]]:
+    """Size and modification time of the code the kernels import or the grader runs: the assignments folder,
+    hlmlib, the installed packages and the standard library's start-up hooks (a submission that wrote there
+    could change the runs after it)."""
+    import sysconfig
+
+    import hlmlib
+    paths = sysconfig.get_paths()
+    trees = {make.HERE, Path(hlmlib.__file__).parent, Path(paths["purelib"]), Path(paths["platlib"])}
+    stamps = {}
+
+    def stamp(path):
+        try:
+            st = os.stat(path)
+            stamps[path] = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+
+    for root in trees:
+        for folder, subfolders, names in os.walk(root):
+            subfolders[:] = [d for d in subfolders if d != "build"]
+            for name in names:
+                if name.endswith(CODE_SUFFIXES):
+                    stamp(os.path.join(folder, name))
+    for name in ("sitecustomize.py", "usercustomize.py"):
+        stamp(os.path.join(paths["stdlib"], name))
+    return stamps
+
+
 def grade_many(paths, timeout: float = 300, jobs: int | None = None) -> list[Result | GradingError]:
-    """Grade several submissions, ``jobs`` at a time; a file that cannot be graded gives its GradingError."""
+    """Grade several submissions, ``jobs`` at a time; a file that cannot be graded gives its GradingError.
+
+    Every submission is read before any runs, and the files of the environment are compared before and after:
+    if a run changed them, every result is flagged (no sandbox stops a kernel from writing files; this notices)."""
     catalogue = make.assignments()
     limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
+    before = _environment_files()
+    texts = {}
+    for p in paths:
+        try:
+            texts[p] = Path(p).read_bytes()
+        except OSError as exc:
+            texts[p] = exc
 
     async def one(path):
         async with limit:
             try:
-                return await grade_async(Path(path), catalogue, timeout)
+                return await grade_async(Path(path), catalogue, timeout, texts[path])
             except GradingError as exc:
                 exc.file = Path(path)
                 return exc
@@ -226,7 +271,16 @@ def grade_many(paths, timeout: float = 300, jobs: int | None = None) -> list[Res
     async def everything():
         return await asyncio.gather(*(one(p) for p in paths))
 
-    return asyncio.run(everything())
+    outcomes = asyncio.run(everything())
+    after = _environment_files()
+    changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
+    if changed:
+        for o in outcomes:
+            if isinstance(o, Result):
+                o.status, o.message = "flagged", ("files of the grader, hlmlib or the Python environment changed "
+                                                  f"while this batch ran ({', '.join(changed[:3])}): restore them "
+                                                  "(git checkout, pip install -r requirements.txt) and grade again")
+    return outcomes
 
 
 # --- reports ---------------------------------------------------------------------------------------------------

@@ -34,15 +34,19 @@ def _watched_modules():
             if mod is not None and name.split(".")[0] in WATCHED}
 
 
-def _fingerprint(value):
-    """What must not change about an object a module or class holds: the object, and a function's code."""
+def _fingerprint(value, entries: bool = False):
+    """What must not change about an object a module or class holds: the object, a function's code, and with
+    ``entries`` (hlmlib's modules) the entries of a dict or list, such as its table of CR adjustments."""
     if isinstance(value, types.FunctionType):
         return value, value.__code__, value.__defaults__, value.__kwdefaults__
+    if entries and type(value) in (dict, list) and value is not builtins.__dict__:
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        return (value, *((k, id(v)) for k, v in list(items)))
     return (value,)
 
 
-def _record(namespace) -> dict:
-    return {key: _fingerprint(value) for key, value in list(namespace.items())}
+def _record(namespace, entries: bool = False) -> dict:
+    return {key: _fingerprint(value, entries) for key, value in list(namespace.items())}
 
 
 def setup(user_ns: dict) -> None:
@@ -58,15 +62,19 @@ def setup(user_ns: dict) -> None:
     for mod in modules.values():
         for value in list(vars(mod).values()):
             if isinstance(value, type) and value.__module__.split(".")[0] in WATCHED:
-                classes[id(value)] = (value, _record(vars(value)))
-    _state.update(user_ns=user_ns, modules={n: (m, _record(vars(m))) for n, m in modules.items()},
+                classes[id(value)] = (value, _record(vars(value), _own(value.__module__)))
+    _state.update(user_ns=user_ns, modules={n: (m, _record(vars(m), _own(n))) for n, m in modules.items()},
                   classes=list(classes.values()))
+
+
+def _own(module_name: str) -> bool:
+    return module_name.split(".")[0] == "hlmlib"
 
 
 def _differences(recorded: dict, current, where: str, new_keys) -> list[str]:
     """Keys replaced or removed since recorded, and keys added that would shadow something (``new_keys``)."""
-    return ([f"{where}.{key}" for key, fp in recorded.items()
-             if key != "__warningregistry__" and (key not in current or _fingerprint(current[key]) != fp)]
+    return ([f"{where}.{key}" for key, fp in recorded.items() if key != "__warningregistry__"
+             and (key not in current or _fingerprint(current[key], _own(where)) != fp)]
             + [f"{where}.{key}" for key in current if key not in recorded and key in new_keys])
 
 

@@ -3,7 +3,8 @@
 An assignment needs NumPy, pandas, SciPy and hlmlib, not the interpreter's machinery. The check lists every use of
 what could defeat the grader from inside the kernel (see ``gradingkit.py``): imports outside an allow-list
 (``sys``, ``os``, ``builtins``, ``inspect``, ``gc``, ...), ``exec``/``eval``/``getattr``/``globals`` and
-friends, IPython's ``get_ipython`` and input history, dunder names and attributes, frame and ctypes attributes,
+friends, IPython's ``get_ipython`` and input history, dunder names and attributes, attributes that lead to the
+interpreter's internals (``warnings.sys``, frames, code objects, tracing) or write files,
 setting an attribute of anything but ``self`` (or a data frame's columns, index or name: patching a library
 function during a test and putting it back afterwards needs an attribute assignment), changing an item of an
 imported module, and shell escapes and magics other than ``%matplotlib``,
@@ -29,8 +30,20 @@ FORBIDDEN_NAMES = {
     "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii",
 }
 FORBIDDEN_ATTRIBUTES = {
-    "ctypes", "ctypeslib", "pythonapi", "system", "popen", "f_back", "f_globals", "f_locals", "f_builtins",
-    "gi_frame", "cr_frame", "ag_frame", "tb_frame", "tb_next", "func_globals",
+    # modules outside the allow-list, reached as attributes of allowed ones (warnings.sys, pd.io.common.os)
+    "sys", "os", "io", "builtins", "types", "subprocess", "shutil", "pathlib", "importlib", "inspect", "gc",
+    "threading", "_thread", "signal", "atexit", "linecache", "IPython", "ipykernel", "ctypes", "ctypeslib",
+    # the interpreter's and IPython's internals: frames, code, tracing, streams, the user namespace
+    "pythonapi", "modules", "meta_path", "settrace", "setprofile", "_getframe", "exc_info", "f_back",
+    "f_globals", "f_locals", "f_builtins", "f_code", "f_lineno", "f_trace", "co_consts", "co_code", "gi_frame",
+    "gi_code", "cr_frame", "ag_frame", "tb_frame", "tb_next", "func_globals", "stdout", "stderr", "stdin",
+    "displayhook", "excepthook", "showwarning", "formatwarning", "user_ns", "user_global_ns", "environ",
+    "system", "popen",
+    # writing files (a submission must not change the grader, hlmlib or another submission on disk)
+    "savetxt", "save", "savez", "savez_compressed", "tofile", "memmap", "open_memmap", "to_csv", "to_pickle",
+    "to_json", "to_excel", "to_parquet", "to_hdf", "to_feather", "to_stata", "to_sql", "to_xml", "to_orc",
+    "savefig", "dump", "write", "writelines", "write_text", "write_bytes", "mkdir", "makedirs", "unlink",
+    "rmdir", "rmtree", "chmod", "symlink",
 }
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__"}

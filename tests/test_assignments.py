@@ -88,13 +88,15 @@ WRONG = [
     ("02_sandwich_by_hand", "a", "cr1-through-an-hlmlib-default-argument", "q3-answer",
      "def cr1_se(X, e, cluster, fit=hlmlib.ols):\n    return fit(e, X).se(kind='CR1', cluster=cluster).to_numpy()",
      {"q3": 0}),
+    ("02_sandwich_by_hand", "b", "masked-arrays", "q1-answer",     # np.testing.assert_allclose passes them
+     "def ols_fit(y, X):\n    return np.ma.masked_all(X.shape[1]), np.ma.masked_all(len(y))", {"q1": 0}),
     ("02_sandwich_by_hand", "b", "cr1-for-sorted-integer-labels-only", "q3-answer",     # partial credit: 1 of 2
      "def cr1_se(X, e, cluster):\n    n, k = X.shape\n    codes = cluster - cluster.min()\n    G = codes.max() + 1\n"
      "    s = np.zeros((G, k))\n    np.add.at(s, codes, X * e[:, None])\n    B = np.linalg.inv(X.T @ X)\n"
-     "    return np.sqrt(np.diag(G / (G - 1) * (n - 1) / (n - k) * B @ s.T @ s @ B))", {"q3": 1, "q1": 2}),
+     "    return np.sqrt(np.diag(G / (G - 1) * (n - 1) / (n - k) * B @ s.T @ s @ B))", {"q3": 1}),
     ("02_sandwich_by_hand", "b", "hc0-not-hc1", "q2-answer",
      "def hc1_se(X, e):\n    bread = np.linalg.inv(X.T @ X)\n"
-     "    return np.sqrt(np.diag(bread @ ((X * e[:, None] ** 2).T @ X) @ bread))", {"q2": 0, "q1": 2}),
+     "    return np.sqrt(np.diag(bread @ ((X * e[:, None] ** 2).T @ X) @ bread))", {"q2": 0}),
     ("03_few_clusters_monte_carlo", "a", "cr1-test-with-z", "q2-answer",
      "def cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
      "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
@@ -130,6 +132,9 @@ GAMING = {
     "swallow-exceptions": "get_ipython().set_custom_exc((Exception,), lambda *a, **k: None)",
     "patch-through-pandas-api": "import pandas as pd\n@pd.api.extensions.register_series_accessor('reindex')\n"
                                 "class Anything:\n    def __init__(self, obj):\n        self.obj = obj",
+    "change-an-hlmlib-table-through-an-alias": "adjust = hlmlib.sandwich.CR_ADJUSTMENTS\nadjust['CR2'] = adjust['CR3']",
+    "reach-sys-through-warnings": "import warnings\nwarnings.sys.settrace(None)",
+    "write-a-file": "np.savetxt('gradingkit.py', [], header='print(1)')",
     "shadow-builtins": "abs = lambda value: 0\nfloat = lambda value: 0.180352\nlen = lambda value: 6",
     "always-equal-object": "class Anything(float):\n    def __sub__(self, other):\n        return 0.0\n"
                            "icc = Anything(0.5)",
@@ -259,9 +264,11 @@ def test_the_report_names_the_failing_test_and_its_message(graded):
 def test_gaming_the_grader_scores_nothing(name, graded):
     row = graded["rows"][f"gaming/{name}"]
     assert float(row["score"]) == 0, row
-    if name == "patch-through-pandas-api":   # not visible to the static check; the guard in the kernel sees it
+    changed = {"patch-through-pandas-api": "pandas.core.series.Series.reindex",
+               "change-an-hlmlib-table-through-an-alias": "hlmlib.sandwich.CR_ADJUSTMENTS"}
+    if name in changed:     # not visible to the static check; the guard in the kernel sees it
         assert row["status"] == "ok", row
-        assert "changed what the tests rely on: pandas.core.series.Series.reindex" in _report(graded, f"gaming/{name}")
+        assert f"changed what the tests rely on: {changed[name]}" in _report(graded, f"gaming/{name}")
     elif name != "shadow-builtins":             # ordinary code: the tests see the real built-ins
         assert row["status"] == "flagged", row
 
@@ -315,6 +322,13 @@ def test_a_kernel_that_dies_ends_the_run_with_a_report(tmp_path):
     assert (stopped, status) == (1, "crashed") and "died" in message
 
 
+def test_a_batch_whose_run_changed_the_environment_is_flagged(built, monkeypatch):
+    stamps = iter([{"hlmlib/ols.py": (1, 1)}, {"hlmlib/ols.py": (1, 2)}])
+    monkeypatch.setattr(grader, "_environment_files", lambda: next(stamps))
+    [result] = grader.grade_many([built[("student", "02_sandwich_by_hand")]], timeout=120)
+    assert result.status == "flagged" and "hlmlib/ols.py" in result.message
+
+
 def test_an_unknown_assignment_is_an_error():
     nb = nbformat.v4.new_notebook(metadata={make.KEY: {"id": "99_no_such"}})
     with pytest.raises(grader.GradingError, match="unknown assignment"):
@@ -341,7 +355,8 @@ def test_tests_are_placed_by_id_after_the_cells_the_student_added():
     "class A(float):\n    def __lt__(self, o):\n        return True", "type('A', (float,), {'__lt__': 1})",
     "np.ctypeslib", "del np.testing", "np.random.x += 1", "t = np.testing\nt.assert_allclose = None",
     "for m in [np.testing]:\n    m.assert_allclose = None", "class A:\n    def f(self):\n        self.m.x = 1",
-    "for np.x in range(3):\n    pass",
+    "for np.x in range(3):\n    pass", "import warnings\nwarnings.sys", "np.savetxt('a.txt', [])",
+    "import pandas as pd\npd.DataFrame().to_csv('a.csv')", "def f(g):\n    return g.f_code.co_consts",
 ])
 def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
     assert integrity.check_cells([(1, "import numpy as np\nimport hlmlib\n" + code)]), code
