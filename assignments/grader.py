@@ -123,7 +123,11 @@ def assemble(submission, a: Assignment, token: str):
             positions[len(cells)] = t.id
             cells.append(nbformat.v4.new_code_cell(f"__grader__.run_test({t.id!r}, {token!r}, {t.source!r})"))
         if i < len(kept):
-            cells.append(copy.deepcopy(kept[i][1]))
+            cell = copy.deepcopy(kept[i][1])
+            error = cell.cell_type == "code" and integrity.unparsable(cell.source)
+            if error:          # what cannot be checked is not run: the cell fails as its syntax error would
+                cell.source = f"raise SyntaxError({error!r})"
+            cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(submission.metadata))
     return nb, positions, [(n, c.source) for n, c in kept if c.cell_type == "code"]
 

@@ -357,6 +357,7 @@ def test_tests_are_placed_by_id_after_the_cells_the_student_added():
     "for m in [np.testing]:\n    m.assert_allclose = None", "class A:\n    def f(self):\n        self.m.x = 1",
     "for np.x in range(3):\n    pass", "import warnings\nwarnings.sys", "np.savetxt('a.txt', [])",
     "import pandas as pd\npd.DataFrame().to_csv('a.csv')", "def f(g):\n    return g.f_code.co_consts",
+    "import operator", "import pandas as pd\npd.eval('x.sys')", "import asyncio\nawait asyncio.sleep(0)",
 ])
 def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
     assert integrity.check_cells([(1, "import numpy as np\nimport hlmlib\n" + code)]), code
@@ -372,6 +373,14 @@ def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
 ])
 def test_the_integrity_check_lets_ordinary_code_through(code):
     assert integrity.check_cells([(1, code)]) == [], code
+
+
+def test_a_cell_the_check_cannot_read_is_not_run():
+    a = CATALOGUE["02_sandwich_by_hand"]
+    student = make.student_version(a)
+    student.cells.insert(0, _scratch("x = (1 +\nimport sys"))
+    nb, _, _ = grader.assemble(student, a, "token")
+    assert nb.cells[1].source.startswith("raise SyntaxError(")
 
 
 def test_a_source_with_a_missing_or_repeated_cell_id_is_refused(tmp_path):
