@@ -1,12 +1,14 @@
 """The grader's side inside the kernel that runs a submission (imported by the first cell of a grading run).
 
 - :func:`setup` records, before any student code runs, every module the tests rely on (NumPy, pandas, SciPy,
-  hlmlib, the built-ins): the objects their namespaces and classes hold, and the code of their functions.
-- :func:`run_test` runs one instructor test: it first checks that nothing recorded was replaced (so a test cannot
-  be passed by monkeypatching ``np.testing.assert_allclose`` or a pandas method), then runs the test's code in a
-  copy of the student's namespace with the real built-ins (a student's variable called ``abs`` or ``float`` does
-  not reach the test), and prints a one-time token the student's code never sees. The grader counts a test as
-  passed only if that token was printed, so an exception swallowed by student code still fails.
+  hlmlib, the built-ins): the objects their namespaces and classes hold, the code of their functions, and the
+  entries of hlmlib's module-level tables.
+- :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins (a
+  student's variable called ``abs`` or ``float`` does not reach the test). Before and after, it checks that nothing
+  recorded was replaced, so a test cannot be passed by monkeypatching ``np.testing.assert_allclose`` or a pandas
+  method, even from inside a function the test calls. Then it prints a one-time token the student's code never
+  sees: the grader counts a test as passed only if that token was printed and no error was, so an exception that
+  student code swallowed still fails the test.
 - :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable: ``import hlmlib``
   fails, and a call into hlmlib, statsmodels, linearmodels or scikit-learn by any route (an alias, a default
   argument, a closure) is caught by a profiler and fails the test.
