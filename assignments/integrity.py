@@ -2,14 +2,14 @@
 
 An assignment needs NumPy, pandas, SciPy and hlmlib, not the interpreter's machinery. The check lists every use of
 what could defeat the grader from inside the kernel (see ``gradingkit.py``): imports outside an allow-list
-(``sys``, ``os``, ``builtins``, ``inspect``, ``gc``, ...), ``exec``/``eval``/``getattr``/``globals`` and
-friends, IPython's ``get_ipython`` and input history, dunder names and attributes, attributes that lead to the
-interpreter's internals (``warnings.sys``, frames, code objects, tracing) or write files,
-setting an attribute of anything but ``self`` (or a data frame's columns, index or name: patching a library
-function during a test and putting it back afterwards needs an attribute assignment), changing an item of an
-imported module, and shell escapes and magics other than ``%matplotlib``,
-``%time`` and ``%timeit`` (whose code is checked too). A submission with any of these is not run: it scores 0 and
-is reported for the instructor to read.
+(``sys``, ``os``, ``builtins``, ``inspect``, ``gc``, and modules that evaluate strings: ``typing``, SymPy,
+statsmodels' formulas, ...); ``exec``, ``eval``, ``getattr``, ``globals`` and friends; IPython's ``get_ipython``
+and input history; dunder names and attributes; attributes that lead to the interpreter's internals
+(``warnings.sys``, frames, code objects, tracing) or write files; setting an attribute of anything but ``self``
+(or a data frame's columns, index or name: patching a library function during a test and putting it back
+afterwards needs an attribute assignment); changing an item of an imported module; shell escapes, and magics
+other than ``%matplotlib``, ``%time`` and ``%timeit`` (whose code is checked too). A submission with any of these
+is not run: it scores 0 and is reported for the instructor to read.
 """
 from __future__ import annotations
 
@@ -18,11 +18,10 @@ import re
 
 from IPython.core.inputtransformer2 import TransformerManager
 
-ALLOWED_IMPORTS = {
-    "numpy", "pandas", "scipy", "hlmlib", "statsmodels", "linearmodels", "matplotlib", "seaborn", "sympy",
-    "formulaic", "patsy", "math", "cmath", "statistics", "random", "fractions", "decimal", "itertools",
-    "functools", "collections", "dataclasses", "typing", "time", "warnings", "string", "re",
-    "textwrap", "pprint", "json", "copy", "datetime", "tabulate",
+ALLOWED_IMPORTS = {   # numerical work, and standard modules that neither evaluate strings nor reach the interpreter
+    "numpy", "pandas", "scipy", "hlmlib", "matplotlib", "seaborn", "math", "cmath", "statistics", "random",
+    "fractions", "decimal", "itertools", "functools", "collections", "time", "warnings", "re", "textwrap",
+    "pprint", "json", "copy", "datetime", "tabulate",
 }
 FORBIDDEN_NAMES = {
     "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
@@ -41,12 +40,13 @@ FORBIDDEN_ATTRIBUTES = {
     "system", "popen",
     # getattr by another name, and evaluating strings (pandas' eval and query resolve attributes)
     "getattr", "setattr", "delattr", "attrgetter", "methodcaller", "operator", "eval", "exec", "query",
-    "read_pickle",
+    "read_pickle", "typing", "get_type_hints", "ForwardRef", "string", "Formatter", "get_field", "sympy",
+    "sympify", "parse_expr", "patsy", "statsmodels", "formulaic", "linearmodels",
     # writing files (a submission must not change the grader, hlmlib or another submission on disk)
     "savetxt", "save", "savez", "savez_compressed", "tofile", "memmap", "open_memmap", "to_csv", "to_pickle",
     "to_json", "to_excel", "to_parquet", "to_hdf", "to_feather", "to_stata", "to_sql", "to_xml", "to_orc",
     "savefig", "dump", "write", "writelines", "write_text", "write_bytes", "mkdir", "makedirs", "unlink",
-    "rmdir", "rmtree", "chmod", "symlink",
+    "rmdir", "rmtree", "chmod", "symlink", "imsave", "ExcelWriter", "HDFStore",
 }
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__"}
@@ -107,7 +107,7 @@ class _Checker(ast.NodeVisitor):
     visit_FunctionDef = visit_AsyncFunctionDef = _function
 
     def visit_Attribute(self, node):
-        if DUNDER.match(node.attr) or node.attr in FORBIDDEN_ATTRIBUTES:
+        if DUNDER.match(node.attr) or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES:    # random._os is os
             self.flag(node, f"uses the attribute .{node.attr}")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             dotted = _dotted(node)

@@ -358,6 +358,8 @@ def test_tests_are_placed_by_id_after_the_cells_the_student_added():
     "for np.x in range(3):\n    pass", "import warnings\nwarnings.sys", "np.savetxt('a.txt', [])",
     "import pandas as pd\npd.DataFrame().to_csv('a.csv')", "def f(g):\n    return g.f_code.co_consts",
     "import operator", "import pandas as pd\npd.eval('x.sys')", "import asyncio\nawait asyncio.sleep(0)",
+    "import random\nrandom._os", "import typing", "import sympy", "import statsmodels.formula.api as smf",
+    "import string\nstring.Formatter().get_field('0.x', [1], {})",
 ])
 def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
     assert integrity.check_cells([(1, "import numpy as np\nimport hlmlib\n" + code)]), code
