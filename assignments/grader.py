@@ -109,6 +109,9 @@ def assemble(submission, a: Assignment, token: str):
     kept = [(n, c) for n, c in enumerate(submission.cells, 1)
             if cell_key(c) not in tests and c.cell_type in ("code", "markdown")]
     last = {cell_key(c): i for i, (_, c) in enumerate(kept) if cell_key(c) in source_ids}
+    if not last:
+        raise GradingError("none of the notebook's cells carries an id of the assignment's cells (its metadata was "
+                           "lost): ask for the notebook as saved by Jupyter from the one handed out")
     before: dict[int, list] = {}
     for s, sid in enumerate(source_ids):
         if sid in tests:
@@ -164,7 +167,7 @@ async def _execute(nb, timeout: float, workdir: str) -> tuple[int | None, str, s
     """Run every cell; returns (index of the cell that stopped the run or None, status, message)."""
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": workdir}})
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
     client.km = client.create_kernel_manager()
     client.km.transport, client.km.ip = "ipc", os.path.join(workdir, "kernel")   # local sockets, not TCP
     async with client.async_setup_kernel(env=env):

@@ -377,6 +377,15 @@ def test_the_integrity_check_lets_ordinary_code_through(code):
     assert integrity.check_cells([(1, code)]) == [], code
 
 
+def test_a_notebook_that_lost_its_cell_ids_is_an_error():
+    a = CATALOGUE["02_sandwich_by_hand"]
+    student = make.student_version(a)
+    for c in student.cells:
+        c.metadata, c["id"] = {}, "x" + c["id"]
+    with pytest.raises(grader.GradingError, match="metadata was lost"):
+        grader.assemble(student, a, "token")
+
+
 def test_a_cell_the_check_cannot_read_is_not_run():
     a = CATALOGUE["02_sandwich_by_hand"]
     student = make.student_version(a)
