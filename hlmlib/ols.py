@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -81,12 +83,12 @@ class OLSResult:
         if self.df_resid <= 0:
             raise InputError(f"df_resid = {self.df_resid:g}: no residual degrees of freedom left")
         self.n_dropped = design.n_dropped
-        index = design.rows if design.rows is not None else pd.RangeIndex(self.nobs)
+        index = design.row_labels
         self.params = pd.Series(lstsq.coef, index=self.names, name="estimate")
         self.resid = pd.Series(lstsq.resid, index=index, name="resid")
         self.fitted = pd.Series(lstsq.fitted, index=index, name="fitted")
         self.rss = lstsq.rss
-        self.sigma = float(np.sqrt(self.rss / self.df_resid))
+        self.sigma = float(lstsq.y_scale * np.sqrt(lstsq.rss_s / self.df_resid))
 
     @classmethod
     def from_design(cls, design: Design, df_resid: float | None = None, label: str = "OLS") -> "OLSResult":
@@ -113,17 +115,24 @@ class OLSResult:
     def rsquared(self) -> float:
         r""":math:`1 - e'e / \sum_i (y_i - \bar y)^2` with an intercept column, else :math:`1 - e'e / y'y`
         (as R's ``lm``)."""
-        y = self.design.y
+        y = self.design.y / self.lstsq.y_scale                  # in scaled units: y'y may overflow
         has_constant = np.any(np.all(self.design.X == self.design.X[:1], axis=0) & (self.design.X[0] != 0))
         total = np.sum((y - y.mean()) ** 2) if has_constant else float(y @ y)
-        return float(1 - self.rss / total)
+        return float(1 - self.lstsq.rss_s / total)
 
     @property
-    def _basis_and_bread(self) -> tuple[np.ndarray, np.ndarray]:
-        """Where the meat is evaluated: X with bread (X'X)^-1 for a well-conditioned X (no n x k
-        product needed), else the orthonormal U = X R^-1 with bread R^-1 (V = B M B' either way)."""
+    def _basis_and_bread(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the meat is evaluated, with its bread and column factor c, so that the covariance in the
+        scaled units of ``lstsq`` (y / s_y, X D^-1) is V_s = diag(c) B M B' diag(c) with M evaluated on
+        e / s_y: X with bread (X'X)^-1 and c = D for a well-conditioned X (no n x k product needed), the
+        scaled columns X D^-1 with (X_s'X_s)^-1 where a column's scale would take X'X out of the double
+        range, else the orthonormal U = X R^-1 with bread R_s^-1."""
         fit = self.lstsq
-        return (fit.X, fit.xtx_inv) if fit.well_conditioned else (fit.U, fit.R_inv)
+        if not fit.well_conditioned:
+            return fit.U, fit.Rs_inv, np.ones(self.k)
+        if fit.extreme_scale:
+            return fit.Xs, fit.xtx_inv_s, np.ones(self.k)
+        return fit.X, fit.xtx_inv, fit.column_scale
 
     def _clusters(self, spec) -> sw.Clusters:
         name = spec if isinstance(spec, str) else "cluster"
@@ -144,18 +153,19 @@ class OLSResult:
         """
         kind = _canonical_kind(kind)
         fit, n, k = self.lstsq, self.nobs, self.k
-        e = fit.resid
-        basis, bread = self._basis_and_bread
+        e = fit.resid_s
+        basis, bread, c = self._basis_and_bread
+        details = {}
         if kind == "classical" or kind in sw.HC_KINDS:
             if cluster is not None:
                 raise InputError(f"cluster= was given but kind={kind!r} ignores it; use CR0-CR3 for "
                                  f"cluster-robust standard errors")
             if kind == "classical":
-                V = self.sigma**2 * fit.xtx_inv
+                V = fit.rss_s / self.df_resid * fit.xtx_inv_s
             else:
                 weights = sw.hc_weights(kind, self.leverage, n, k, self.df_resid)
-                V = sw.sandwich(bread, sw.meat_hc(basis, e, weights))
-            return sw.Covariance(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
+                V = np.outer(c, c) * sw.sandwich(bread, sw.meat_hc(basis, e, weights))
+            return self._in_units(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
         if cluster is None:
             raise InputError(f"kind={kind!r} is cluster-robust: give cluster= (labels, a column name, "
                              f"or a pair of them)")
@@ -163,29 +173,39 @@ class OLSResult:
             if len(cluster) != 2:
                 raise InputError(f"two-way clustering takes exactly two cluster variables, got {len(cluster)}")
             first, second = (self._clusters(c) for c in cluster)
-            V = sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k)
+            V = np.outer(c, c) * sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k)
             G = (first.G, second.G)
             convention = (sw.CONVENTIONS[kind] + f"; two-way by {first.name} and {second.name} "
                           f"(Cameron, Gelbach & Miller 2011: V_A + V_B - V_AB"
                           + (", each with its own G/(G-1), times (N-1)/(N-k); sandwich vcovCL type 'HC1')"
                              if kind == "CR1" else ", no factors)"))
-            return sw.Covariance(V, kind, convention, df=min(G) - 1, n_clusters=G,
-                                 cluster_name=f"{first.name} and {second.name}")
+            return self._in_units(V, kind, convention, df=min(G) - 1, n_clusters=G,
+                                  cluster_name=f"{first.name} and {second.name}")
         clusters = self._clusters(cluster)
         G = clusters.G
-        satterthwaite = None
         if kind in ("CR0", "CR1"):
-            V = sw.sandwich(bread, sw.meat_cluster(basis, e, clusters))
+            V = np.outer(c, c) * sw.sandwich(bread, sw.meat_cluster(basis, e, clusters))
             if kind == "CR1":
                 V = V * sw.cluster_factor(G) * sw.hc1_factor(n, k)
         else:
             U = fit.U
             eigen = sw.cluster_eigen(sw.cluster_gram(U, clusters), clusters, kind)
-            V = sw.sandwich(fit.R_inv, sw.meat_cr_adjusted(U, e, clusters, kind, eigen))
+            V = sw.sandwich(fit.Rs_inv, sw.meat_cr_adjusted(U, e, clusters, kind, eigen))
             if kind == "CR2":
-                satterthwaite = sw.Satterthwaite.from_eigen(*eigen, fit.R_inv)
-        return sw.Covariance(V, kind, sw.CONVENTIONS[kind], df=G - 1, satterthwaite=satterthwaite,
-                             n_clusters=G, cluster_name=clusters.name)
+                details["satterthwaite"] = sw.Satterthwaite.from_eigen(*eigen, fit.R_inv)
+        return self._in_units(V, kind, sw.CONVENTIONS[kind], df=G - 1, n_clusters=G,
+                              cluster_name=clusters.name, **details)
+
+    def _in_units(self, V_scaled: np.ndarray, kind: str, convention: str, **details) -> sw.Covariance:
+        """The covariance in the data's units from V in the scaled units of ``lstsq``; warns, as R's
+        summary.lm does, when the fit is essentially perfect (its tests are then rounding noise)."""
+        fit = self.lstsq
+        if fit.perfect_fit:
+            warnings.warn(f"essentially perfect fit: summary may be unreliable ({self.label}: the residuals are at "
+                          "the rounding level of y, so standard errors are rounding noise; t statistics and "
+                          "p-values are reported as NaN)", UserWarning, stacklevel=4)
+        return sw.Covariance.in_units(V_scaled, fit.y_scale / fit.column_scale, kind, convention,
+                                      perfect_fit=fit.perfect_fit, **details)
 
     def vcov(self, kind: str = "classical", cluster=None) -> pd.DataFrame:
         r"""k x k covariance matrix of the coefficients as a DataFrame; ``.attrs["convention"]`` names it.
@@ -197,6 +217,11 @@ class OLSResult:
         McCaffrey 2002; Cameron, Gelbach & Miller 2011) in :mod:`hlmlib.sandwich`.
         """
         cov = self.covariance(kind, cluster)
+        if not cov.representable:
+            warnings.warn(f"the {cov.kind} covariance matrix leaves the double range in these units (entries of "
+                          "order y^2 / x^2 overflow or underflow): it shows inf or 0 there; se(), summary() and "
+                          "contrast() are computed in scaled units and are exact. Rescale y or the columns to "
+                          "get the matrix itself", UserWarning, stacklevel=2)
         frame = pd.DataFrame(cov.matrix, index=self.names, columns=self.names)
         frame.attrs.update({"kind": cov.kind, "convention": cov.convention, "df_rule": cov.df_rule})
         return frame
@@ -205,7 +230,7 @@ class OLSResult:
         r"""Standard errors :math:`\sqrt{\operatorname{diag}(V)}`, :math:`V` = ``vcov(kind, cluster)``, a
         Series by term."""
         cov = self.covariance(kind, cluster)
-        return pd.Series(np.sqrt(np.diag(cov.matrix)), index=self.names, name=f"se ({cov.kind})")
+        return pd.Series(cov.se, index=self.names, name=f"se ({cov.kind})")
 
     def _caption(self, cov: sw.Covariance, alpha: float, what: str = "") -> str:
         dropped = f", {self.n_dropped} incomplete row(s) dropped listwise" if self.n_dropped else ""
@@ -253,13 +278,20 @@ class OLSResult:
         The grid is ``at`` (default 25 points over the observed range of ``by``); the variance is
         :math:`\operatorname{Var} = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}`, with the df of ``kind``
         (CR2: Satterthwaite at each :math:`z`). One row per :math:`z`, ready to plot. Stata
-        ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006).
+        ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006). A categorical moderator (its
+        effect differs by level, one interaction term each) and an empty ``at`` are refused.
         """
+        inference.check_term_names(x=x, by=by)
         if at is None:
             if by in self.names:
                 values = self.design.X[:, self.names.index(by)]
             elif self.design.data is not None and by in self.design.data.columns:
-                values = pd.to_numeric(self.design.data.loc[self.design.rows, by]).to_numpy()
+                column = self.design.data[by]
+                if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.kind not in "biuf":
+                    raise InputError(f"the moderator {by!r} is categorical (dtype {column.dtype}): the effect of "
+                                     f"{x!r} differs by level, one interaction term each; use contrast() with "
+                                     f"those terms, or a numeric moderator")
+                values = column.to_numpy(dtype=float)
             else:
                 raise InputError(f"give at= (values of {by!r}): {by!r} is neither a term nor a data column")
             at = np.linspace(values.min(), values.max(), 25)
