@@ -169,7 +169,7 @@ class LeastSquares:
         """:math:`e'e = s_y^2\\, e_s'e_s` (infinite or 0 where it leaves the double range, for a :math:`y`
         beyond about 1e150 or 1e-150: use ``rss_s``)."""
         with np.errstate(over="ignore", under="ignore"):
-            return float(self.rss_s * self.y_scale ** 2)
+            return float(np.float64(self.rss_s) * np.float64(self.y_scale) ** 2)
 
     @cached_property
     def Xs(self) -> np.ndarray:
