@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["InputError", "Design", "make_design", "model_frame", "rhs_matrix", "labels_for",
-           "check_scalar", "check_bool", "check_alpha", "check_finite_array"]
+           "check_scalar", "check_bool", "check_alpha", "check_finite_array", "make_rng"]
 
 
 class InputError(ValueError):
@@ -84,6 +84,16 @@ def check_bool(value, name: str) -> bool:
 def check_alpha(alpha, name: str = "alpha") -> float:
     """A level in (0, 1), such as the 0.05 of 95% intervals."""
     return check_scalar(alpha, name, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+
+
+def make_rng(seed) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for ``None``, a non-negative integer, a ``SeedSequence`` or a bit
+    generator; a ``Generator`` is used as it is (its stream continues). Anything else is refused."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(check_scalar(seed, "seed", integer=True, minimum=0))
 
 
 def check_finite_array(values, name: str, *, ndim=None, allow_empty: bool = False) -> np.ndarray:
