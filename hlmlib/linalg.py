@@ -52,7 +52,7 @@ import numpy as np
 from .design import InputError
 
 __all__ = ["LeastSquares", "least_squares", "r_factor", "power_of_two_scale", "check_full_rank",
-           "error_bound", "column_norms", "REFINE_ABOVE_ERROR"]
+           "error_bound", "column_norms", "largest_magnitude", "REFINE_ABOVE_ERROR"]
 
 EPS = np.finfo(float).eps
 # Refine in extended precision when the first-order error bound of the double-precision solution
@@ -315,6 +315,11 @@ def r_factor(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
             factors.append(np.linalg.qr(chunk[:whole].reshape(-1, rows, p), mode="r").reshape(-1, p))
         factors.append(chunk[whole:])
     return np.linalg.qr(np.concatenate(factors), mode="r")
+
+
+def largest_magnitude(A: np.ndarray, axis=None) -> np.ndarray:
+    """max |A| along ``axis``, from the max and the min (two passes, no temporary the size of A)."""
+    return np.maximum(A.max(axis=axis), -A.min(axis=axis))
 
 
 def column_norms(A: np.ndarray) -> np.ndarray:

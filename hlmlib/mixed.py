@@ -59,6 +59,7 @@ from scipy import stats
 
 from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, group_codes,
                      labels_for, make_design, rhs_matrix)
+from .linalg import largest_magnitude
 from .inference import CoefTable, contrast_matrix, contrast_table, marginal_effect_table
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
@@ -129,18 +130,13 @@ def _random_effects_design(Z, n: int) -> tuple[np.ndarray, list[str]]:
     return checked.X, checked.names
 
 
-def _peaks(A: np.ndarray) -> np.ndarray:
-    """The largest |value| of each column (two passes, no n x k temporary)."""
-    return np.maximum(A.max(axis=0), -A.min(axis=0))
-
-
 def _check_scales(design, Z: np.ndarray, znames: list[str]) -> None:
     """Refuse data that the cross-products cannot hold: a column whose values reach beyond
     ``SCALE_LIMIT`` (1e+-140; their squares leave the double range), or a column of X or Z whose units
     are more than ``RATIO_LIMIT`` from those of y (the covariance of beta and tau, in units of
     y^2/x^2, would). The estimates are equivariant, so rescaling is free."""
-    named = [(design.yname, _peaks(design.y[:, None])[0])]
-    named += list(zip(design.names, _peaks(design.X))) + list(zip(znames, _peaks(Z)))
+    named = [(design.yname, largest_magnitude(design.y))]
+    named += list(zip(design.names, largest_magnitude(design.X, 0))) + list(zip(znames, largest_magnitude(Z, 0)))
     for name, peak in named:
         if peak > SCALE_LIMIT or 0 < peak < 1 / SCALE_LIMIT:
             raise InputError(f"column {name!r} has values of order {peak:.0e}: mixed works with sums of squares, "
