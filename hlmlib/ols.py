@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from . import inference, sandwich as sw
-from .design import Design, InputError, labels_for, make_design
+from .design import Design, InputError, check_alpha, check_scalar, labels_for, make_design
 from .linalg import LeastSquares, least_squares
 
 __all__ = ["ols", "OLSResult", "fit_design"]
@@ -79,7 +79,7 @@ class OLSResult:
         self.names = list(design.names)
         self.nobs = design.n
         self.k = design.k
-        self.df_resid = float(self.nobs - self.k if df_resid is None else df_resid)
+        self.df_resid = float(self.nobs - self.k if df_resid is None else check_scalar(df_resid, "df_resid"))
         if self.df_resid <= 0:
             raise InputError(f"df_resid = {self.df_resid:g}: no residual degrees of freedom left")
         self.n_dropped = design.n_dropped
@@ -233,6 +233,7 @@ class OLSResult:
         return pd.Series(cov.se, index=self.names, name=f"se ({cov.kind})")
 
     def _caption(self, cov: sw.Covariance, alpha: float, what: str = "") -> str:
+        alpha = check_alpha(alpha)
         dropped = f", {self.n_dropped} incomplete row(s) dropped listwise" if self.n_dropped else ""
         clustered = ""
         if cov.cluster_name is not None:
