@@ -246,26 +246,36 @@ def _kkt_tolerance(cp: CrossProducts) -> float:
     return 1e-4 + 1e-6 * cp.N
 
 
-def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.ndarray | None:
-    """None if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices; else a better start.
-
-    At a singular T the first-order (KKT) conditions in T are: G T = 0 (equivalently G Lambda = 0, all
-    entries) and G positive semi-definite on the null space of T, with G = dd/dT. A gradient method in
-    theta can stop short of either: dd/dtheta vanishes on a zero column of Lambda, and a zero diagonal
-    of Lambda freezes the covariances below it. When a condition fails, take a projected gradient step
-    in T, T - c G projected onto the positive semi-definite matrices (c halved until the criterion
-    drops), and return the Cholesky factor of the result, whose diagonal is positive again.
-    """
-    fac = blocked_cholesky(theta, cp)
+def _boundary_kkt_holds(fac, cp: CrossProducts, reml: bool) -> bool:
+    """The first-order (KKT) conditions for T = Lambda Lambda' on the cone of covariance matrices, at a
+    singular T: G T = 0 (equivalently G Lambda = 0, all entries) and G positive semi-definite on the null
+    space of T, with G = dd/dT, to the tolerance ``_kkt_tolerance``. True inside the cone (no zero
+    diagonal of Lambda), where the gradient conditions are Newton's."""
     if np.diag(fac.Lam).min() > 0:
-        return None
+        return True
     tol = _kkt_tolerance(cp)
     T = fac.Lam @ fac.Lam.T
     G = gradient_wrt_T(fac, cp, reml)
     w, V = np.linalg.eigh(T)
     null = V[:, w <= 1e-12 * max(w.max(), 1.0)]
-    if np.abs(2 * G @ fac.Lam).max() <= tol and np.linalg.eigvalsh(null.T @ G @ null)[0] >= -tol:
+    return bool(np.abs(2 * G @ fac.Lam).max() <= tol and np.linalg.eigvalsh(null.T @ G @ null)[0] >= -tol)
+
+
+def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.ndarray | None:
+    """None if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices (or no better
+    point is found); else a better start.
+
+    A gradient method in theta can stop short of the KKT conditions (``_boundary_kkt_holds``):
+    dd/dtheta vanishes on a zero column of Lambda, and a zero diagonal of Lambda freezes the covariances
+    below it. When a condition fails, take a projected gradient step in T, T - c G projected onto the
+    positive semi-definite matrices (c halved until the criterion drops), and return the Cholesky factor
+    of the result, whose diagonal is positive again.
+    """
+    fac = blocked_cholesky(theta, cp)
+    if _boundary_kkt_holds(fac, cp, reml):
         return None
+    T = fac.Lam @ fac.Lam.T
+    G = gradient_wrt_T(fac, cp, reml)
     d0 = profiled_deviance(fac, cp, reml)
     scale = max(np.trace(T) / cp.q, cp.N / np.trace(cp.ZtZ.sum(axis=0)))   # a relative variance of note
     c = scale / np.abs(np.linalg.eigvalsh(G)).max()
@@ -415,7 +425,9 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
             best = fit
         theta = _escape_boundary(fit.theta, unit, reml)
         if theta is None:
-            kkt_holds = best is fit
+            # converged only where the search ended at the best point and the KKT conditions hold
+            # there (not merely because no projected step lowered the criterion)
+            kkt_holds = best is fit and _boundary_kkt_holds(blocked_cholesky(fit.theta, unit), unit, reml)
             break
     # back to the original Z: Lambda = D^-1 (D Lambda), and dd/dLambda_rc = d_r dd/d(D Lambda)_rc
     return _ThetaFit(theta=theta_of(lower_triangle(best.theta, q) / d[:, None]), deviance=best.deviance,
