@@ -568,8 +568,9 @@ def _orthogonalize(X):
             R = R2 @ R1
         except np.linalg.LinAlgError:
             Q, R = np.linalg.qr(X)
+    # |R_jj| / ||x_j||: the sine of column j's angle to the span of those before it (scale-free)
     diag = np.abs(np.diagonal(R, axis1=-2, axis2=-1))
-    deficient = (diag <= 1e-10 * diag.max(-1, keepdims=True)).any(-1)
+    deficient = (diag <= 1e-10 * np.linalg.norm(R, axis=-2)).any(-1)
     if deficient.any():
         raise InputError(f"X is rank deficient (collinear columns) in replication(s) "
                          f"{np.flatnonzero(deficient)[:5].tolist()} of this chunk")
@@ -864,23 +865,26 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     if chunk is None:  # keep the stacked (r, n, k) arrays around tens of MB
         chunk = max(1, 4_000_000 // (n * (k if X.ndim == 3 else 1) + 1))
     chunk = _count(chunk, "chunk")
-    # scale-equivariance: far from 1 (beyond 1e+-60), work with y / s_y and X D^-1 (powers of two) and
-    # the contrasts in those units, each row at unit size, so that no square leaves the double range
+    # scale-equivariance: with columns of X in units far apart (beyond 2^10) or y or X far from 1 (beyond
+    # 2^+-200, 1e+-60), work with y / s_y and X D^-1 (powers of two: exact) and the contrasts in those
+    # units, each row at unit size, so that the batched QR sees a well-scaled X and no square leaves the
+    # double range
     y_scale = power_of_two_scale(largest_magnitude(Y)[None])[0]
     col_scale = power_of_two_scale(largest_magnitude(X, tuple(range(X.ndim - 1))))
-    rescale = max(abs(np.log2(y_scale)), np.abs(np.log2(col_scale)).max()) > 200
-    if rescale:
+    rescale_y = abs(np.log2(y_scale)) > 200
+    rescale_x = np.ptp(np.log2(col_scale)) > 10 or np.abs(np.log2(col_scale)).max() > 200
+    y_scale = y_scale if rescale_y else 1.0
+    out_scale = np.full(L.shape[0], y_scale)                    # L b = out_scale * (L_unit b_s)
+    if rescale_x:
         L = L / col_scale
-        out_scale = np.abs(L).max(axis=1) * y_scale             # L b = out_scale * (L_unit b_s)
+        out_scale = out_scale * np.abs(L).max(axis=1)
         L = L / np.abs(L).max(axis=1, keepdims=True)
         X = X / col_scale if X.ndim == 2 else X
     params, var, dfs, perfect = [], {c: [] for c in kinds}, [], []
     for s in range(0, R, chunk):
         Xc = X if X.ndim == 2 else X[s:s + chunk]
-        Yc = Y[s:s + chunk]
-        if rescale:
-            Yc = Yc / y_scale
-            Xc = Xc if X.ndim == 2 else Xc / col_scale
+        Yc = Y[s:s + chunk] / y_scale if rescale_y else Y[s:s + chunk]
+        Xc = Xc / col_scale if rescale_x and X.ndim == 3 else Xc
         b, v, d, exact = _chunk_ols(Xc, Yc, L, kinds, layout)
         params.append(b)
         perfect.append(exact)
@@ -893,7 +897,7 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     perfect = np.concatenate(perfect)
     params = np.concatenate(params)
     se = {c: np.sqrt(np.concatenate(var[c])) for c in kinds}
-    if rescale:
+    if rescale_x or rescale_y:
         params = params * out_scale
         se = {c: v * out_scale for c, v in se.items()}
     if perfect.any():

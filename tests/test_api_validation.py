@@ -341,3 +341,53 @@ def test_every_public_callable_is_walked():
     walked = {what for what, _ in BAD}
     missing = _public_callables() - walked - {"MixedResult.shrinkage", "MixedResult.icc"}
     assert not missing, f"public callables without bad-argument cases: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# degenerate but valid data: honest results, and never a NaN without a warning
+
+
+def perfect_data(seed: int, uncentred: bool):
+    """y exactly linear in X (and so fitted with residuals at the rounding level of y)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(8), 6)
+    x = rng.normal(size=g.size) + (2000.0 if uncentred else 0.0)
+    X = np.column_stack([np.ones(g.size), x, rng.normal(size=g.size)])
+    return X @ rng.normal(size=3) * 10.0 ** rng.uniform(-3, 3), X, g
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("uncentred", [False, True])
+def test_perfect_fit_warns_and_reports_no_tests(seed, uncentred):
+    y, X, g = perfect_data(seed, uncentred)
+    for yy in (y, np.full_like(y, 3.5)):
+        fit = hlmlib.ols(yy, X if yy is y else X[:, :1])
+        for kind, cluster in (("classical", None), ("HC1", None), ("CR1", g), ("CR2", g)):
+            with pytest.warns(UserWarning, match="essentially perfect fit: summary may be unreliable"):
+                table = fit.summary(kind, cluster)
+            assert table[["t", "p"]].isna().all().all() and np.isfinite(table.estimate).all()
+        with pytest.warns(UserWarning, match="essentially perfect fit"):
+            boot = hlmlib.wild_cluster_bootstrap(yy, X if yy is y else X[:, :1], cluster=g, term=0, B=99, seed=1)
+        assert np.isnan(boot.pvalue)                         # not 0.79, as once on a constant y
+    with pytest.warns(UserWarning, match="essentially perfect fit in 1 of 2 replication"):
+        mc = hlmlib.simulate.ols_mc(X, np.vstack([y, y + np.random.default_rng(seed + 99).normal(size=y.size)]),
+                                    cluster=g, kinds=["classical", "HC1", "CR1", "CR2"])
+    assert np.isnan(mc.tstat("CR1")[0]).all() and np.isfinite(mc.tstat("CR1")[1]).all()
+    assert mc.rejection_rate("CR1").isin([0.0, 1.0]).all()   # from the one defined replication
+
+
+@pytest.mark.parametrize("noise", [1e-6, 1e-10, 1e-12])
+def test_a_tight_but_genuine_fit_is_not_called_perfect(noise):
+    y, X, g = perfect_data(1, True)
+    y = y + noise * np.abs(y).max() * np.random.default_rng(2).normal(size=y.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = hlmlib.ols(y, X).summary("CR1", g)
+    assert np.isfinite(table.to_numpy()).all()
+
+
+def test_etable_of_a_perfect_fit_warns_and_shows_no_stars():
+    y, X, g = perfect_data(0, False)
+    with pytest.warns(UserWarning, match="essentially perfect fit"):
+        table = hlmlib.etable([hlmlib.ols(y, X)], stars=True)
+    assert "*" not in str(table).split("Standard errors")[0]
