@@ -136,7 +136,7 @@ def _check_scales(design, Z: np.ndarray, znames: list[str]) -> None:
     are more than ``RATIO_LIMIT`` from those of y (the covariance of beta and tau, in units of
     y^2/x^2, would). The estimates are equivariant, so rescaling is free."""
     named = [(design.yname, largest_magnitude(design.y))]
-    named += list(zip(design.names, largest_magnitude(design.X, 0))) + list(zip(znames, largest_magnitude(Z, 0)))
+    named += list(zip(design.names, largest_magnitude(design.X))) + list(zip(znames, largest_magnitude(Z)))
     for name, peak in named:
         if peak > SCALE_LIMIT or 0 < peak < 1 / SCALE_LIMIT:
             raise InputError(f"column {name!r} has values of order {peak:.0e}: mixed works with sums of squares, "
@@ -261,9 +261,9 @@ def _boundary_kkt_holds(fac, cp: CrossProducts, reml: bool) -> bool:
     return bool(np.abs(2 * G @ fac.Lam).max() <= tol and np.linalg.eigvalsh(null.T @ G @ null)[0] >= -tol)
 
 
-def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.ndarray | None:
-    """None if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices (or no better
-    point is found); else a better start.
+def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> tuple[np.ndarray | None, bool]:
+    """(None, True) if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices; else
+    (a better start, False), or (None, False) when no better point is found.
 
     A gradient method in theta can stop short of the KKT conditions (``_boundary_kkt_holds``):
     dd/dtheta vanishes on a zero column of Lambda, and a zero diagonal of Lambda freezes the covariances
@@ -273,7 +273,7 @@ def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.nda
     """
     fac = blocked_cholesky(theta, cp)
     if _boundary_kkt_holds(fac, cp, reml):
-        return None
+        return None, True
     T = fac.Lam @ fac.Lam.T
     G = gradient_wrt_T(fac, cp, reml)
     d0 = profiled_deviance(fac, cp, reml)
@@ -284,9 +284,9 @@ def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.nda
         T_new = (V * np.maximum(w, 0)) @ V.T
         theta_new = theta_of(np.linalg.cholesky(T_new + 1e-10 * scale * np.eye(cp.q)))
         if objective(theta_new, cp, reml)[0] < d0:
-            return theta_new
+            return theta_new, False
         c /= 4
-    return None
+    return None, False
 
 
 @dataclass
@@ -423,11 +423,11 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
         n_eval += fit.n_evaluations
         if best is None or fit.deviance < best.deviance:
             best = fit
-        theta = _escape_boundary(fit.theta, unit, reml)
+        theta, optimal = _escape_boundary(fit.theta, unit, reml)
         if theta is None:
             # converged only where the search ended at the best point and the KKT conditions hold
             # there (not merely because no projected step lowered the criterion)
-            kkt_holds = best is fit and _boundary_kkt_holds(blocked_cholesky(fit.theta, unit), unit, reml)
+            kkt_holds = best is fit and optimal
             break
     # back to the original Z: Lambda = D^-1 (D Lambda), and dd/dLambda_rc = d_r dd/d(D Lambda)_rc
     return _ThetaFit(theta=theta_of(lower_triangle(best.theta, q) / d[:, None]), deviance=best.deviance,

@@ -869,8 +869,8 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     # 2^+-200, 1e+-60), work with y / s_y and X D^-1 (powers of two: exact) and the contrasts in those
     # units, each row at unit size, so that the batched QR sees a well-scaled X and no square leaves the
     # double range
-    y_scale = power_of_two_scale(largest_magnitude(Y)[None])[0]
-    col_scale = power_of_two_scale(largest_magnitude(X, tuple(range(X.ndim - 1))))
+    y_scale = power_of_two_scale(np.array([largest_magnitude(Y.ravel())]))[0]
+    col_scale = power_of_two_scale(largest_magnitude(X))
     rescale_y = abs(np.log2(y_scale)) > 200
     rescale_x = np.ptp(np.log2(col_scale)) > 10 or np.abs(np.log2(col_scale)).max() > 200
     y_scale = y_scale if rescale_y else 1.0
