@@ -152,9 +152,13 @@ def contrast_table(L: np.ndarray, coef: np.ndarray, cov: Covariance, alpha: floa
     r"""Estimate, se, df, t, p and the :math:`1 - \alpha` interval of each contrast :math:`c'b` (rows
     of ``L``).
 
-    :math:`\mathrm{se} = \sqrt{c'Vc}`; df from ``cov.df_for`` (per contrast under CR2:
+    :math:`\mathrm{se} = \sqrt{c'Vc}` (from the covariance's scaled form when it has one:
+    :meth:`~hlmlib.sandwich.Covariance.contrast_se`); df from ``cov.df_for`` (per contrast under CR2:
     Satterthwaite); :math:`p` two-sided from :math:`t(\mathrm{df})`; interval
-    :math:`c'b \pm t_{1-\alpha/2}(\mathrm{df})\, \mathrm{se}`.
+    :math:`c'b \pm t_{1-\alpha/2}(\mathrm{df})\, \mathrm{se}`. ``alpha`` in (0, 1). Where t is not
+    defined, t and p are NaN, never rounding noise: for an essentially perfect fit
+    (``cov.perfect_fit``, warned where the covariance was made) and, with a warning, for a contrast
+    whose se is 0 or NaN (a covariance not positive semi-definite in that direction).
 
     References
     ----------

@@ -757,7 +757,17 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     with ``lrtest``. Groups with a single observation are allowed (they inform the fixed effects and
     :math:`\tau`); a model with :math:`N \le J q` (e.g. only singletons and a random intercept) is
     refused as not identifiable, as by lme4. A fit with a zero variance or a singular :math:`\tau` is
-    reported (``.boundary``, ``BoundaryFitWarning``) with the maximising estimates.
+    reported (``.boundary``, ``BoundaryFitWarning``) with the maximising estimates; the test is made on
+    :math:`Z` scaled to unit root mean square, so it does not depend on the units of :math:`Z`.
+    ``converged`` is True only where the search ended with a negligible Hessian-scaled projected
+    gradient (Newton decrement below 1e-6, no negative curvature) and, on the boundary, the KKT
+    conditions hold; otherwise a ``RuntimeWarning`` says so.
+
+    Checks (:class:`InputError`): ``reml`` must be True or False (``"no"`` is not False); ``start``
+    (theta, lme4's order) must be q(q+1)/2 finite numbers with a non-negative diagonal; y, X and Z are
+    checked as in :func:`hlmlib.ols` (rows by position, Series aligned, copies kept); data whose sums of
+    squares or variances would leave the double range (values beyond 1e+-140, or a column's units more
+    than 1e150 from y's) are refused with a request to rescale (the estimates are equivariant).
 
     References
     ----------

@@ -64,9 +64,13 @@ class OLSResult:
     ``label`` ("OLS", or the name a derived estimator gives).
 
     Methods take ``kind`` in classical, HC0-HC4, CR0-CR3 and ``cluster`` = labels (one per row, or
-    per row of the data for formula fits), a column name (formula fits), or a pair of them for
-    two-way clustering (CR0/CR1). See :mod:`hlmlib.sandwich` for each formula and the names Stata, R
-    and statsmodels use.
+    per row of the data for formula fits), a pandas Series (aligned by its index to the fit's rows), a
+    column name (formula fits: read from the fit's own copy of the data), or a pair of them for two-way
+    clustering (CR0/CR1). See :mod:`hlmlib.sandwich` for each formula and the names Stata, R and
+    statsmodels use. Covariances are computed in the scaled units of ``lstsq`` and carried to the
+    data's units only for display (:class:`hlmlib.sandwich.Covariance`), so ``se`` and the tables are
+    right even where ``vcov``'s entries (of order :math:`y^2/x^2`) leave the double range (``vcov`` then
+    warns). Bad ``kind``, ``cluster``, ``alpha``, contrasts or ``at`` values raise :class:`InputError`.
 
     Estimators that are OLS on transformed data (FWLS, random-effects GLS, the within estimator) build
     their results with :meth:`from_design`, so they have every method below.
@@ -149,7 +153,9 @@ class OLSResult:
         classical: :math:`s^2 (X'X)^{-1}`; HC*: :math:`(X'X)^{-1} X' \operatorname{diag}(w_i e_i^2) X (X'X)^{-1}`;
         CR*: cluster sandwich (formulas in :mod:`hlmlib.sandwich`). CR2/CR3 are evaluated as
         :math:`R^{-1} M_U R^{-T}` in the basis :math:`U = X R^{-1}`, where :math:`H_{gg} = U_g U_g'`; so
-        are the others when :math:`X` is ill-conditioned.
+        are the others when :math:`X` is ill-conditioned. Everything is evaluated on :math:`e / s_y` and
+        (for columns beyond 1e120) :math:`X D^{-1}`, and the :class:`~hlmlib.sandwich.Covariance` keeps
+        that scaled form. Warns, as R's ``summary.lm``, on an essentially perfect fit.
         """
         kind = _canonical_kind(kind)
         fit, n, k = self.lstsq, self.nobs, self.k
@@ -314,9 +320,20 @@ def ols(y_or_formula, X=None, data=None) -> OLSResult:
 
        b = \arg\min_b \lVert y - X b \rVert^2 = (X'X)^{-1} X'y,
 
-    computed by a column-scaled QR with extended-precision refinement when :math:`X` is
-    ill-conditioned (:func:`hlmlib.linalg.least_squares`; LRE >= 7 on every NIST StRD linear problem).
-    Same estimates as R ``lm``, Stata ``regress``, statsmodels ``OLS``.
+    computed by a column-scaled QR with extended-precision refinement where its error bound says double
+    precision is not enough (:func:`hlmlib.linalg.least_squares`; LRE >= 7 on every NIST StRD linear
+    problem). Same estimates as R ``lm``, Stata ``regress``, statsmodels ``OLS``. Everything is computed
+    in power-of-two scaled units, so y anywhere in about 1e-250..1e250 and columns in 1e-150..1e150
+    give the same standard errors, t and p as well-scaled data. The result keeps its own copies of the
+    data (changing ``y``, ``X`` or ``data`` afterwards changes nothing).
+
+    Checks: rows of a formula fit are selected by position (repeated index labels are harmless); a
+    pandas ``y`` and ``X`` must share their index (as statsmodels requires); refused with
+    :class:`InputError`: NaN or inf (naming the column and row), complex, string and pandas Categorical
+    columns of an array ``X`` (use a formula's ``C(x)`` for dummies), an ``X`` without columns, a
+    non-numeric response, a formula that does not parse or evaluate. An *essentially perfect fit*
+    (residuals at the rounding level of y, e.g. a constant y or y exactly linear in X) warns, as R's
+    ``summary.lm`` does, and its tables report t and p as NaN.
 
     Parameters
     ----------

@@ -2,7 +2,10 @@ r"""The book's data-generating processes, their population quantities, and batch
 
 Every data set made here is **simulated**: the numbers are draws from the equations stated in each
 docstring, not observations of countries, firms or people. Every function that draws takes ``seed``
-(an int, ``None`` or a ``np.random.Generator``) and draws only through ``np.random.default_rng``.
+(a non-negative int, ``None`` or a ``np.random.Generator``) and draws only through
+``np.random.default_rng``. Arguments are checked (:class:`~hlmlib.design.InputError`): counts (R, J,
+G, n) are integers of at least 1, standard deviations are non-negative, correlations lie in [-1, 1],
+every parameter is a finite number, ``tau`` a positive semi-definite matrix, flags True or False.
 
 Three parts:
 
@@ -802,6 +805,14 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     The df: :math:`n-k` (classical, HC), :math:`G-1` (CR0, CR1, CR3), Bell-McCaffrey Satterthwaite
     (CR2; per replication if :math:`X` varies). Matches the Stata/sandwich/clubSandwich conventions
     stated in the module docstring.
+
+    Scale-equivariant: when the columns of :math:`X` are in units far apart, or :math:`y` or :math:`X`
+    far from 1, the work is done on power-of-two scaled copies (exact), so results hold for data
+    anywhere in the double range. A replication whose residuals are at the rounding level of
+    :math:`y` (an essentially perfect fit) gets NaN standard errors, a warning, and is left out of
+    rejection rates and coverage. Refused (:class:`InputError`): NaN, inf or complex values, Y of more
+    than two dimensions, contrasts that are not finite or all zero, unknown kinds, a ``chunk`` that is
+    not a positive integer, a rank-deficient X.
 
     Parameters
     ----------
