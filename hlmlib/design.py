@@ -178,6 +178,10 @@ def check_finite(values: np.ndarray, name: str, index=None) -> None:
         raise InputError(f"{name} has {bad.sum()} {kind} value(s), at row(s) {_first_rows(bad, index)}")
 
 
+# what pandas infers for an object column holding only numbers (Python floats, ints, Decimals, bools)
+_NUMBERS = ("floating", "integer", "mixed-integer-float", "boolean", "decimal", "empty")
+
+
 def _not_numeric(name: str, dtype) -> InputError:
     return InputError(f"column {name!r} is not numeric (dtype {dtype}); encode it, or use a formula, "
                       f"where C({name}) makes dummies")
@@ -195,9 +199,8 @@ def _numeric_column(values, name: str, index=None) -> np.ndarray:
     if arr.dtype.kind == "c":
         raise InputError(f"column {name!r} is complex; least squares here is for real numbers "
                          "(take .real or .imag explicitly)")
-    if arr.dtype.kind in "USOmM" and (arr.dtype.kind != "O" or pd.api.types.infer_dtype(arr, skipna=True)
-                                      not in ("floating", "integer", "mixed-integer-float", "boolean", "decimal",
-                                              "empty")):
+    strings_or_dates = arr.dtype.kind in "USmM"
+    if strings_or_dates or (arr.dtype.kind == "O" and pd.api.types.infer_dtype(arr, skipna=True) not in _NUMBERS):
         raise _not_numeric(name, arr.dtype)
     try:
         arr = arr.astype(float)          # a copy: the design owns its arrays
@@ -471,11 +474,9 @@ def labels_for(spec, design: Design, what: str = "cluster") -> np.ndarray:
             arr = _align_series(spec, design, what)
         else:
             arr = np.asarray(spec)
-            if len(arr) == design.n:
-                arr = arr.copy()
-            elif design.source_positions is not None and len(arr) == len(design.source_index):
-                arr = arr[design.source_positions]
-            else:
+            if len(arr) != design.n and design.source_positions is not None and len(arr) == len(design.source_index):
+                arr = arr[design.source_positions]          # one label per row of the caller's data
+            elif len(arr) != design.n:
                 expect = f"{design.n}" + (f" (or {len(design.source_index)}, one per row of data)"
                                           if design.source_positions is not None else "")
                 raise InputError(f"{what} labels have length {len(arr)}, expected {expect}")

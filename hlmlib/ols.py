@@ -23,9 +23,8 @@ CR0/CR1/CR3.
 """
 from __future__ import annotations
 
-from functools import cached_property
-
 import warnings
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
