@@ -9,9 +9,9 @@ rows kept, selected by *position* (so repeated index labels cannot repeat rows, 
 DataFrame after the fit cannot change the result). Labels named or passed later (clusters, groups)
 are read from that copy, or aligned to it: by position for arrays, by index for pandas Series.
 
-The argument checks every public function uses (:func:`check_scalar`, :func:`check_bool`,
-:func:`check_alpha`, :func:`check_finite_array`) live here too, so that a bad value gets the same
-kind of message everywhere.
+The argument checks every public function uses (``check_scalar``, ``check_bool``, ``check_alpha``,
+``check_finite_array``, ``make_rng``) live here too, so that a bad value gets the same kind of
+message everywhere.
 """
 from __future__ import annotations
 

@@ -140,8 +140,8 @@ class LeastSquares:
 
     @property
     def well_conditioned(self) -> bool:
-        """Double precision sufficed: no refinement, so :math:`X` and :math:`(X'X)^{-1}` are accurate
-        enough to evaluate the sandwiches in."""
+        """Whether double precision sufficed (no refinement), so that :math:`X` and :math:`(X'X)^{-1}` are
+        accurate enough to evaluate the sandwiches in."""
         return self.refinement_steps == 0
 
     @property

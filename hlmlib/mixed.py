@@ -763,7 +763,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     gradient (Newton decrement below 1e-6, no negative curvature) and, on the boundary, the KKT
     conditions hold; otherwise a ``RuntimeWarning`` says so.
 
-    Checks (:class:`InputError`): ``reml`` must be True or False (``"no"`` is not False); ``start``
+    Checks (:class:`~hlmlib.design.InputError`): ``reml`` must be True or False (``"no"`` is not False); ``start``
     (theta, lme4's order) must be q(q+1)/2 finite numbers with a non-negative diagonal; y, X and Z are
     checked as in :func:`hlmlib.ols` (rows by position, Series aligned, copies kept); data whose sums of
     squares or variances would leave the double range (values beyond 1e+-140, or a column's units more

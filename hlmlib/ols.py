@@ -69,7 +69,7 @@ class OLSResult:
     statsmodels use. Covariances are computed in the scaled units of ``lstsq`` and carried to the
     data's units only for display (:class:`hlmlib.sandwich.Covariance`), so ``se`` and the tables are
     right even where ``vcov``'s entries (of order :math:`y^2/x^2`) leave the double range (``vcov`` then
-    warns). Bad ``kind``, ``cluster``, ``alpha``, contrasts or ``at`` values raise :class:`InputError`.
+    warns). Bad ``kind``, ``cluster``, ``alpha``, contrasts or ``at`` values raise :class:`~hlmlib.design.InputError`.
 
     Estimators that are OLS on transformed data (FWLS, random-effects GLS, the within estimator) build
     their results with :meth:`from_design`, so they have every method below.
@@ -328,7 +328,7 @@ def ols(y_or_formula, X=None, data=None) -> OLSResult:
 
     Checks: rows of a formula fit are selected by position (repeated index labels are harmless); a
     pandas ``y`` and ``X`` must share their index (as statsmodels requires); refused with
-    :class:`InputError`: NaN or inf (naming the column and row), complex, string and pandas Categorical
+    :class:`~hlmlib.design.InputError`: NaN or inf (naming the column and row), complex, string and pandas Categorical
     columns of an array ``X`` (use a formula's ``C(x)`` for dummies), an ``X`` without columns, a
     non-numeric response, a formula that does not parse or evaluate. An *essentially perfect fit*
     (residuals at the rounding level of y, e.g. a constant y or y exactly linear in X) warns, as R's

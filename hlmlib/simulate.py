@@ -810,7 +810,7 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     far from 1, the work is done on power-of-two scaled copies (exact), so results hold for data
     anywhere in the double range. A replication whose residuals are at the rounding level of
     :math:`y` (an essentially perfect fit) gets NaN standard errors, a warning, and is left out of
-    rejection rates and coverage. Refused (:class:`InputError`): NaN, inf or complex values, Y of more
+    rejection rates and coverage. Refused (:class:`~hlmlib.design.InputError`): NaN, inf or complex values, Y of more
     than two dimensions, contrasts that are not finite or all zero, unknown kinds, a ``chunk`` that is
     not a positive integer, a rank-deficient X.
 
