@@ -318,7 +318,8 @@ def r_factor(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
 
 
 def largest_magnitude(A: np.ndarray) -> np.ndarray:
-    """max |A| of each column (each index of the last axis; a number for a vector), from its max and min:
+    """The largest absolute value in each column of ``A`` (each index of its last axis; a number for a
+    vector), from the column's max and min:
     no temporary the size of A, and one contiguous-or-strided 1-D pass per column (NumPy's max along
     axis 0 is many times slower)."""
     if A.ndim == 1:

@@ -316,8 +316,9 @@ def _hessian(theta: np.ndarray, grad: np.ndarray, free: np.ndarray, cp: CrossPro
 
 def _newton_model(theta: np.ndarray, grad: np.ndarray, cp: CrossProducts, reml: bool, lower: np.ndarray):
     """The quadratic model at theta over the coordinates not held at their bound: (free coordinates,
-    Hessian eigenvalues and vectors, the gradient in them, |eigenvalues| floored, the Newton decrement
-    g'|H|^-1 g / 2, whether there is clearly negative curvature); None when every coordinate is held."""
+    Hessian eigenvalues and vectors, the gradient in them, the absolute eigenvalues floored, the Newton
+    decrement g' abs(H)^-1 g / 2, whether there is clearly negative curvature); None when every
+    coordinate is held."""
     free = np.flatnonzero(~((theta <= lower) & (grad > 0)))
     if free.size == 0:
         return None
