@@ -319,9 +319,8 @@ def r_factor(X: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
 
 def largest_magnitude(A: np.ndarray) -> np.ndarray:
     """The largest absolute value in each column of ``A`` (each index of its last axis; a number for a
-    vector), from the column's max and min:
-    no temporary the size of A, and one contiguous-or-strided 1-D pass per column (NumPy's max along
-    axis 0 is many times slower)."""
+    vector), from the column's max and min: no temporary the size of A, and one 1-D pass per column
+    (NumPy's max along axis 0 is many times slower)."""
     if A.ndim == 1:
         return max(A.max(), -A.min()) if A.size else 0.0
     return np.array([max(A[..., j].max(), -A[..., j].min()) if A.size else 0.0 for j in range(A.shape[-1])])
