@@ -417,6 +417,8 @@ def cr2_satterthwaite_df(stt: Satterthwaite, L: np.ndarray) -> np.ndarray:
     """
     L = np.atleast_2d(np.asarray(L, dtype=float))
     T = L @ stt.R_inv                                          # rows t_m' = c_m' R^-1, (m, k)
+    size = np.abs(T).max(axis=1, keepdims=True)                # df is invariant to c -> a c: keep t of order 1,
+    T = T / np.where(size > 0, size, 1.0)                      # so its fourth powers stay in the double range
     d = np.einsum("ma,gab,mb->gm", T, stt.B_d, T)              # (G, m)
     Z = np.einsum("gab,mb->gma", stt.B_z, T)                   # (G, m, k)
     z2 = np.einsum("gma,gma->gm", Z, Z)
@@ -495,6 +497,13 @@ class Covariance:
     :math:`\min(G_A, G_B) - 1` two-way) or, for CR2, ``satterthwaite``, a callable giving the
     Bell-McCaffrey df of each contrast. The idea is clubSandwich's: the covariance carries what the df
     need later, so a contrast never refits.
+
+    ``scaled`` and ``units`` (optional) hold the same covariance as :math:`V = \operatorname{diag}(u)\,
+    V_s \operatorname{diag}(u)`, with :math:`V_s` of moderate size: standard errors
+    (:meth:`contrast_se`) are computed from them, so they are right even where ``matrix`` itself
+    overflows or underflows (a :math:`y` of order 1e200 has variances of order 1e400).
+    ``perfect_fit`` marks the covariance of a fit whose residuals are rounding noise: its t statistics
+    and p-values are then reported as NaN.
     """
 
     matrix: np.ndarray
@@ -504,6 +513,52 @@ class Covariance:
     satterthwaite: Satterthwaite | None = None
     n_clusters: int | tuple | None = None
     cluster_name: str | None = None
+    scaled: np.ndarray | None = field(default=None, repr=False)
+    units: np.ndarray | None = field(default=None, repr=False)
+    perfect_fit: bool = False
+
+    @classmethod
+    def in_units(cls, scaled: np.ndarray, units: np.ndarray, kind: str, convention: str, **details) -> "Covariance":
+        r"""The covariance :math:`\operatorname{diag}(u)\, V_s \operatorname{diag}(u)` from its scaled form
+        (``matrix`` is inf or 0 where an entry leaves the double range)."""
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            matrix = units[:, None] * scaled * units[None, :]
+        return cls(matrix, kind, convention, scaled=scaled, units=units, **details)
+
+    @property
+    def representable(self) -> bool:
+        """Whether ``matrix`` holds every entry of the covariance (none overflowed or underflowed)."""
+        if self.scaled is None:
+            return True
+        lost = ~np.isfinite(self.matrix) | ((np.abs(self.matrix) < np.finfo(float).tiny) & (self.scaled != 0))
+        return not lost.any()
+
+    def contrast_variance(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`c'Vc` of each row :math:`c` of ``L`` as (factor, v) with :math:`c'Vc = \text{factor}^2 v`,
+        both of moderate size even where :math:`c'Vc` leaves the double range."""
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        if self.scaled is None:
+            return np.ones(L.shape[0]), np.einsum("mi,ij,mj->m", L, self.matrix, L)
+        with np.errstate(over="ignore", under="ignore"):
+            W = L * self.units
+        factor = np.abs(W).max(axis=1)
+        W = W / np.where(factor > 0, factor, 1.0)[:, None]
+        return factor, np.einsum("mi,ij,mj->m", W, self.scaled, W)
+
+    def contrast_se(self, L: np.ndarray) -> np.ndarray:
+        r""":math:`\sqrt{c'Vc}` for each row :math:`c` of ``L``; NaN, with a warning, where the covariance is
+        not positive semi-definite in that direction."""
+        factor, variance = self.contrast_variance(L)
+        if np.any(variance < 0):
+            warnings.warn("a contrast has negative estimated variance (the covariance is not positive "
+                          "semi-definite); its se is reported as NaN", stacklevel=3)
+        with np.errstate(over="ignore"):
+            return factor * np.sqrt(np.where(variance >= 0, variance, np.nan))
+
+    @property
+    def se(self) -> np.ndarray:
+        """Standard errors of the coefficients, from the scaled form when there is one."""
+        return self.contrast_se(np.eye(self.matrix.shape[0]))
 
     def df_for(self, L: np.ndarray) -> np.ndarray:
         r"""Degrees of freedom for each row (contrast) of ``L``."""
