@@ -179,7 +179,8 @@ class OLSResult:
             if len(cluster) != 2:
                 raise InputError(f"two-way clustering takes exactly two cluster variables, got {len(cluster)}")
             first, second = (self._clusters(c) for c in cluster)
-            V = np.outer(c, c) * sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k)
+            V = np.outer(c, c) * sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k,
+                                                        units=c * fit.y_scale / fit.column_scale)
             G = (first.G, second.G)
             convention = (sw.CONVENTIONS[kind] + f"; two-way by {first.name} and {second.name} "
                           f"(Cameron, Gelbach & Miller 2011: V_A + V_B - V_AB"

@@ -444,7 +444,7 @@ def nearest_psd(V: np.ndarray) -> np.ndarray:
 
 def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, first: Clusters,
                         second: Clusters, kind: str = "CR1", k: int | None = None,
-                        fix: str | None = None) -> np.ndarray:
+                        fix: str | None = None, units: np.ndarray | None = None) -> np.ndarray:
     r"""Two-way cluster-robust covariance (Cameron, Gelbach & Miller 2011).
 
     .. math::
@@ -455,11 +455,17 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
     of B, and of the distinct pairs :math:`(a, b)`.
 
     CR1: :math:`f_\ast = G_\ast/(G_\ast - 1)` each (the intersection's :math:`G` counts the pairs),
-    and the sum times :math:`(N-1)/(N-k)`; CR0: all factors 1. This is sandwich's ``vcovCL(m, cluster = ~ a + b, type = "HC1")`` (and reproduces Petersen's (2009)
-    0.0536 for the firm-and-year standard error of x); Stata's ``cgmreg``/``reghdfe`` use the same
+    and the sum times :math:`(N-1)/(N-k)`; CR0: all factors 1. This is sandwich's ``vcovCL(m, cluster = ~ a + b, type = "HC1")`` (and reproduces the 0.0536 that
+    Petersen's page of test data reports for the firm-and-year standard error of x); Stata's ``cgmreg``/``reghdfe`` use the same
     sum. The sum can fail to be positive semi-definite: then a warning says so, and ``fix="psd"``
     applies the eigenvalue fix of :func:`nearest_psd`. Tests use :math:`t` with
     :math:`\min(G_A, G_B) - 1` df.
+
+    ``units`` (optional): when ``X``, ``resid`` are in scaled units (hlmlib's OLS passes them so), the
+    covariance in the data's units is :math:`\operatorname{diag}(u) V \operatorname{diag}(u)`. Whether
+    the sum is positive semi-definite does not depend on that scaling (Sylvester's law of inertia), but
+    the eigenvalue the warning reports and the fix do: both are taken in the data's units, as sandwich's
+    ``vcovCL(fix = TRUE)``, wherever that covariance is representable in double precision.
     """
     if kind not in ("CR0", "CR1"):
         raise InputError(f"two-way clustering is implemented for CR0 and CR1 (Cameron, Gelbach & Miller "
@@ -474,12 +480,18 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
     V = parts[0] + parts[1] - parts[2]
     if kind == "CR1":
         V = V * hc1_factor(n, k)
-    lam = np.linalg.eigvalsh((V + V.T) / 2)
+    outer = np.ones_like(V) if units is None else np.outer(units, units)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        V_data = outer * V
+    in_data_units = bool(np.all(np.isfinite(V_data)) and np.all((V_data != 0) | (V == 0)))
+    checked = V_data if in_data_units else V
+    lam = np.linalg.eigvalsh((checked + checked.T) / 2)
     if lam[0] < -1e-12 * max(abs(lam[-1]), np.finfo(float).tiny):
+        where = "" if in_data_units else " of the internally scaled covariance"
         message = (f"two-way cluster covariance by {first.name} and {second.name} is not positive "
-                   f"semi-definite (smallest eigenvalue {lam[0]:.3g}); some contrasts have negative variance")
+                   f"semi-definite (smallest eigenvalue{where} {lam[0]:.3g}); some contrasts have negative variance")
         if fix == "psd":
-            V = nearest_psd(V)
+            V = nearest_psd(V_data) / outer if in_data_units else nearest_psd(V)
             message += "; the eigenvalue fix (Cameron, Gelbach & Miller 2011) set the negative ones to 0"
         warnings.warn(message, stacklevel=3)
     return V
