@@ -1,107 +1,300 @@
-"""Generate the student and instructor versions of every assignment from its one source, and grade submissions.
+"""Build the student and instructor versions of every assignment from its one source, and grade submissions.
 
-    python assignments/make.py                          # writes assignments/build/{student,instructor}/*.ipynb
-    python assignments/make.py grade SUBMISSION.ipynb   # executes a notebook and scores its test cells
+    python assignments/make.py                     # writes assignments/build/{student,instructor}/*.ipynb
+    python assignments/make.py grade FILE [FILE ...] [--csv OUT] [--timeout S] [--jobs N] [--out DIR]
+    python assignments/make.py ids SOURCE [...]    # gives every cell of a source notebook that lacks one a stable id
+    python assignments/make.py to-text SOURCE > X.py; python assignments/make.py to-ipynb X.py SOURCE  # edit as text
 
-A source notebook (assignments/source/*.ipynb) marks
+The format of a source (``assignments/source/*.ipynb``) is in the README's "Teaching with the book". In short,
+the notebook's metadata ``assignment`` holds its ``id`` and ``title``; every cell's metadata ``assignment`` holds a
+stable ``id``; a test cell adds ``kind`` (``test`` or ``hidden-test``), ``question`` and ``points``, and a hidden
+test may name in ``guards`` a visible test that then scores only if the hidden one passes too (the same check on
+other data, so that an answer typed to match the visible test scores nothing); a written answer adds
+``kind: written``, ``question`` and ``points``. Solutions sit between ``# BEGIN SOLUTION`` and
+``# END SOLUTION`` lines (code) or ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` (markdown), and
+``{{points q1}}`` in markdown becomes "2 points".
 
-- solution code between lines ``# BEGIN SOLUTION`` and ``# END SOLUTION`` in a code cell: the student version
-  replaces it by ``raise NotImplementedError("your code here")``;
-- a written answer between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` in a markdown cell: the
-  student version replaces it by a prompt to answer;
-- test cells with the tag ``test`` (visible to students, one point each) and ``hidden-test`` (instructor version
-  only, run when grading).
-
-Grading runs every cell in order in a fresh kernel, keeps going past errors (as nbgrader's autograder does), and
-counts the test cells that ran without error. It grades against the instructor version's hidden tests when the
-submission lacks them, so students cannot delete a test to pass it.
+Grading never trusts the submission's tests. The assignment is read from the notebook's metadata (not its file
+name); every test, visible or hidden, comes from the instructor source and runs after the submission's cell that
+precedes it in the source, found by id, whatever the student did to the test cells (edited, deleted, moved)
+and however many cells they added; cells the student added after that cell run before the test. See
+``grader.py`` for how a run is executed and scored.
 """
 from __future__ import annotations
 
+import argparse
 import copy
+import json
 import re
+import secrets
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
 SOURCE, BUILD = HERE / "source", HERE / "build"
-CODE_SOLUTION = re.compile(r"^[ \t]*# BEGIN SOLUTION.*?^[ \t]*# END SOLUTION[^\n]*\n?", re.S | re.M)
-TEXT_SOLUTION = re.compile(r"<!-- BEGIN SOLUTION -->.*?<!-- END SOLUTION -->", re.S)
+KEY = "assignment"                               # the metadata key, on the notebook and on every cell
+TEST_KINDS = ("test", "hidden-test")
+CELL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")   # nbformat's rule for cell ids
+CODE_SOLUTION = re.compile(r"^([ \t]*)# BEGIN SOLUTION.*?^[ \t]*# END SOLUTION[^\n]*\n?", re.S | re.M)
+TEXT_SOLUTION = re.compile(r"<!-- BEGIN SOLUTION -->\n?(.*?)\n?<!-- END SOLUTION -->", re.S)
+MARKER_LINE = re.compile(r"^\s*(# (BEGIN|END) SOLUTION|<!-- (BEGIN|END) SOLUTION -->)\s*$")
+POINTS = re.compile(r"\{\{points ([\w-]+)\}\}")
 STUDENT_CODE = 'raise NotImplementedError("your code here")\n'
 STUDENT_TEXT = "*Write your answer here.*"
 
 
-def _tags(cell) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
+class SourceError(ValueError):
+    """A source notebook that does not follow the format."""
 
 
-def _strip_markers(text: str) -> str:
-    return "\n".join(l for l in text.split("\n") if not re.match(r"\s*(# (BEGIN|END) SOLUTION|<!-- (BEGIN|END) SOLUTION -->)\s*$", l))
+def cell_meta(cell) -> dict:
+    return cell.get("metadata", {}).get(KEY, {}) or {}
 
 
-def instructor_version(nb):
-    out = copy.deepcopy(nb)
-    for cell in out.cells:
-        cell.source = _strip_markers(cell.source)
-        if cell.cell_type == "code":
-            cell.update(outputs=[], execution_count=None)
-    return out
+def cell_key(cell) -> str | None:
+    """A cell's stable id: the metadata's, else nbformat's own cell id (some front ends drop metadata)."""
+    return cell_meta(cell).get("id") or cell.get("id")
 
 
-def student_version(nb):
-    out = copy.deepcopy(nb)
-    out.cells = [c for c in out.cells if "hidden-test" not in _tags(c)]
-    for cell in out.cells:
-        if cell.cell_type == "code":
-            cell.source = CODE_SOLUTION.sub(lambda m: re.match(r"[ \t]*", m.group(0)).group(0) + STUDENT_CODE, cell.source)
-            cell.update(outputs=[], execution_count=None)
+@dataclass
+class Test:
+    id: str
+    question: str
+    points: float
+    hidden: bool
+    source: str
+    guards: str | None = None        # a visible test that scores only if this (hidden) test passes too
+
+
+@dataclass
+class Assignment:
+    id: str
+    title: str
+    path: Path
+    notebook: nbformat.NotebookNode
+    tests: list[Test] = field(default_factory=list)
+    written: dict[str, float] = field(default_factory=dict)       # question -> points, graded by hand
+
+    @property
+    def questions(self) -> dict[str, float]:
+        """Automatically graded questions and their points, in the order of the source."""
+        out: dict[str, float] = {}
+        for t in self.tests:
+            out[t.question] = out.get(t.question, 0) + t.points
+        return out
+
+    @property
+    def total(self) -> float:
+        return sum(t.points for t in self.tests)
+
+
+def _points_text(points: float) -> str:
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
+def load_source(path: Path) -> Assignment:
+    """Read and check a source notebook: ids present and unique, tests and written answers well formed."""
+    nb = nbformat.read(path, as_version=4)
+    meta = nb.metadata.get(KEY, {})
+    where = path.name
+    if not meta.get("id") or not meta.get("title"):
+        raise SourceError(f"{where}: the notebook metadata needs '{KEY}': {{'id': ..., 'title': ...}}")
+    a = Assignment(meta["id"], meta["title"], path, nb)
+    seen = set()
+    for n, cell in enumerate(nb.cells, 1):
+        m = cell_meta(cell)
+        cid, kind = m.get("id"), m.get("kind")
+        if not cid or not CELL_ID.match(cid) or cid in seen:
+            raise SourceError(f"{where}, cell {n}: needs a unique metadata '{KEY}.id' of letters, digits, - and _ "
+                              f"(got {cid!r}; 'python assignments/make.py ids {where}' adds missing ones)")
+        seen.add(cid)
+        if kind is None:
+            continue
+        points, guards = m.get("points"), m.get("guards")
+        if (not m.get("question") or not isinstance(points, (int, float)) or points < 0
+                or points == 0 and not guards):
+            raise SourceError(f"{where}, cell {n} ({cid}): a {kind} cell needs 'question' and positive 'points' "
+                              "(0 only for a hidden test that guards a visible one)")
+        if kind in TEST_KINDS and cell.cell_type == "code":
+            if CODE_SOLUTION.search(cell.source):
+                raise SourceError(f"{where}, cell {n} ({cid}): a test cell cannot hold a solution")
+            guarded = next((t for t in a.tests if t.id == guards), None)
+            if guards and (kind != "hidden-test" or not guarded or guarded.hidden or guarded.question != m["question"]):
+                raise SourceError(f"{where}, cell {n} ({cid}): 'guards' names a visible test of the same question, "
+                                  "above this hidden test")
+            a.tests.append(Test(cid, m["question"], points, kind == "hidden-test", cell.source, guards))
+        elif kind == "written" and cell.cell_type == "markdown" and TEXT_SOLUTION.search(cell.source):
+            a.written[m["question"]] = a.written.get(m["question"], 0) + points
         else:
-            cell.source = TEXT_SOLUTION.sub(STUDENT_TEXT, cell.source)
+            raise SourceError(f"{where}, cell {n} ({cid}): kind {kind!r} does not fit a {cell.cell_type} cell "
+                              "(tests are code cells; written answers are markdown cells with a model answer "
+                              "between <!-- BEGIN SOLUTION --> and <!-- END SOLUTION -->)")
+    if not a.tests:
+        raise SourceError(f"{where}: no test cells")
+    points = {**a.questions}
+    for q, p in a.written.items():
+        points[q] = points.get(q, 0) + p
+    for cell in nb.cells:
+        for q in POINTS.findall(cell.source):
+            if q not in points:
+                raise SourceError(f"{where}: {{{{points {q}}}}} names a question without tests or written answer")
+    return a
+
+
+def assignments() -> dict[str, Assignment]:
+    """Every source, by assignment id."""
+    out = {}
+    for path in sorted(SOURCE.glob("*.ipynb")):
+        a = load_source(path)
+        if a.id in out:
+            raise SourceError(f"{path.name}: assignment id {a.id!r} is also used by {out[a.id].path.name}")
+        out[a.id] = a
     return out
+
+
+def render_points(a: Assignment, text: str) -> str:
+    """``{{points q1}}`` -> "2 points": the question's points from its tests and written answers."""
+    points = {**a.questions}
+    for q, p in a.written.items():
+        points[q] = points.get(q, 0) + p
+    return POINTS.sub(lambda m: _points_text(points[m.group(1)]), text)
+
+
+def _version(a: Assignment, student: bool) -> nbformat.NotebookNode:
+    out = copy.deepcopy(a.notebook)
+    if student:
+        out.cells = [c for c in out.cells if cell_meta(c).get("kind") != "hidden-test"]
+    for cell in out.cells:
+        cell["id"] = cell_meta(cell)["id"]
+        if cell.cell_type == "code":
+            cell.update(outputs=[], execution_count=None)
+            if student:
+                cell.source = CODE_SOLUTION.sub(lambda m: m.group(1) + STUDENT_CODE, cell.source)
+        else:
+            if student:
+                cell.source = TEXT_SOLUTION.sub(STUDENT_TEXT, cell.source)
+            cell.source = render_points(a, cell.source)
+        cell.source = "\n".join(line for line in cell.source.split("\n") if not MARKER_LINE.match(line))
+    return out
+
+
+def instructor_version(a: Assignment) -> nbformat.NotebookNode:
+    return _version(a, student=False)
+
+
+def student_version(a: Assignment) -> nbformat.NotebookNode:
+    return _version(a, student=True)
 
 
 def make_all() -> list[Path]:
     written = []
-    for src in sorted(SOURCE.glob("*.ipynb")):
-        nb = nbformat.read(src, as_version=4)
-        for kind, version in (("instructor", instructor_version(nb)), ("student", student_version(nb))):
-            dest = BUILD / kind / src.name
+    for a in assignments().values():
+        for kind, version in (("instructor", instructor_version(a)), ("student", student_version(a))):
+            dest = BUILD / kind / a.path.name
             dest.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(version, dest)
             written.append(dest)
     return written
 
 
-def grade(path: Path, timeout: int = 600) -> dict:
-    """Execute ``path`` and score its test cells: {'score', 'total', 'tests': [(label, passed, error)]}."""
+def stamp_ids(path: Path) -> int:
+    """Give every cell of a source that has no metadata id one (kept from then on); returns how many."""
     nb = nbformat.read(path, as_version=4)
-    reference = SOURCE / path.name
-    if reference.exists():  # grade with the instructor's hidden tests, in place, after the cell they follow
-        hidden = [(i, c) for i, c in enumerate(nbformat.read(reference, as_version=4).cells) if "hidden-test" in _tags(c)]
-        present = {c.source for c in nb.cells}
-        for i, cell in hidden:
-            if cell.source not in present:
-                nb.cells.insert(min(i, len(nb.cells)), copy.deepcopy(cell))
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    tests = []
+    added = 0
     for cell in nb.cells:
-        if cell.cell_type == "code" and {"test", "hidden-test"} & set(_tags(cell)):
-            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-            label = cell.source.strip().split("\n")[0][:70]
-            tests.append((label, not errors, f"{errors[0]['ename']}: {errors[0]['evalue']}" if errors else ""))
-    return {"score": sum(p for _, p, _ in tests), "total": len(tests), "tests": tests}
+        meta = cell.metadata.setdefault(KEY, {})
+        if not meta.get("id"):
+            meta["id"] = f"{cell.cell_type[:2]}-{secrets.token_hex(4)}"
+            added += 1
+        cell["id"] = meta["id"]
+    nbformat.write(nb, path)
+    return added
+
+
+TEXT_HEADER = re.compile(r"^# %%( \[markdown\])?(?: (\{.*\}))?\s*$")
+
+
+def to_text(path: Path) -> str:
+    """A source as text: each cell starts with '# %%' (code) or '# %% [markdown]' and its metadata as JSON."""
+    nb = nbformat.read(path, as_version=4)
+    out = [f"# assignment {json.dumps(nb.metadata.get(KEY, {}))}", ""]
+    for cell in nb.cells:
+        head = "# %% [markdown]" if cell.cell_type == "markdown" else "# %%"
+        out.append(f"{head} {json.dumps(cell_meta(cell))}")
+        if cell.cell_type == "markdown":
+            out += [("# " + line) if line else "#" for line in cell.source.split("\n")]
+        else:
+            out.append(cell.source)
+        out.append("")
+    return "\n".join(out)
+
+
+def from_text(text: str) -> nbformat.NotebookNode:
+    """The inverse of :func:`to_text`."""
+    cells, current, assignment_meta = [], None, {}
+    for line in text.split("\n"):
+        m = TEXT_HEADER.match(line)
+        if current is None and line.startswith("# assignment {"):
+            assignment_meta = json.loads(line[len("# assignment "):])
+        elif m:
+            current = (bool(m.group(1)), json.loads(m.group(2) or "{}"), [])
+            cells.append(current)
+        elif current is not None:
+            current[2].append(line)
+    nb = nbformat.v4.new_notebook(metadata={
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"}, KEY: assignment_meta})
+    for markdown, meta, lines in cells:
+        body = "\n".join(lines).strip("\n")
+        if markdown:
+            body = "\n".join(l[2:] if l.startswith("# ") else l[1:] if l.startswith("#") else l
+                             for l in body.split("\n"))
+        cell = nbformat.v4.new_markdown_cell(body) if markdown else nbformat.v4.new_code_cell(body)
+        cell.metadata[KEY] = meta
+        if meta.get("id"):
+            cell["id"] = meta["id"]
+        nb.cells.append(cell)
+    return nb
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command")
+    g = sub.add_parser("grade", help="grade submissions")
+    g.add_argument("files", nargs="+", type=Path)
+    g.add_argument("--csv", type=Path, help="write one row per file: file, assignment, score, total, questions")
+    g.add_argument("--timeout", type=float, default=300, help="seconds one cell may run (default 300)")
+    g.add_argument("--jobs", type=int, default=None, help="submissions run at once (default: the CPU count)")
+    g.add_argument("--out", type=Path, default=BUILD / "graded",
+                   help="folder for the per-file reports, graded notebooks and written answers")
+    i = sub.add_parser("ids", help="give cells of source notebooks stable ids")
+    i.add_argument("sources", nargs="+", type=Path)
+    t = sub.add_parser("to-text", help="print a source notebook as text, for editing")
+    t.add_argument("source", type=Path)
+    n = sub.add_parser("to-ipynb", help="write a source notebook from its text")
+    n.add_argument("text", type=Path)
+    n.add_argument("source", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "grade":
+        import grader
+        return grader.cli(args)
+    if args.command == "ids":
+        for path in args.sources:
+            print(f"{path}: {stamp_ids(path)} ids added")
+        return 0
+    if args.command == "to-text":
+        sys.stdout.write(to_text(args.source))
+        return 0
+    if args.command == "to-ipynb":
+        nbformat.write(from_text(args.text.read_text(encoding="utf-8")), args.source)
+        return 0
+    for p in make_all():
+        print(p.relative_to(HERE.parent))
+    return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "grade":
-        result = grade(Path(sys.argv[2]).resolve())
-        for label, passed, err in result["tests"]:
-            print(("PASS " if passed else "FAIL ") + label + (f"  [{err}]" if err else ""))
-        print(f"score: {result['score']} / {result['total']}")
-    else:
-        for p in make_all():
-            print(p.relative_to(HERE.parent))
+    sys.exit(main())

@@ -13,14 +13,22 @@ Model :math:`y = Xb + u` with clusters :math:`g = 1, \dots, G`; test :math:`H_0\
    :math:`t = (c'\hat b - r) / \mathrm{se}_{CR1}(c'\hat b)`.
 4. :math:`p` = share of :math:`|t^\ast| \ge |t|` (symmetric test).
 
-Nothing is refitted: with :math:`q = Mc`, the numerator is :math:`q' \sum_g v_g s_g` and the CR1
-score of cluster :math:`h` in draw :math:`v` is :math:`v_h q's_h - q' X_h'X_h M \sum_g v_g s_g`, so
-each draw costs :math:`O(Gk)` given the :math:`G` per-cluster cross-products :math:`X_g'X_g` and
-:math:`X_g'y_g`. Both pieces are linear in :math:`r`, so every :math:`p(r)` after the first is
-:math:`O(B)`, and the confidence interval is found by inverting the test (bisection on :math:`r`).
+Nothing is refitted, and nothing is inverted: everything is written in the orthonormal basis
+:math:`U = X R^{-1}` of hlmlib's own least squares (:func:`hlmlib.linalg.least_squares`, the fit
+``ols`` makes, refined in extended precision where needed), where :math:`M = (X'X)^{-1}` becomes
+:math:`I` and :math:`c` becomes :math:`t = R^{-T} c`. With :math:`s_g = U_g'\tilde u_g` and
+:math:`C_g = U_g'U_g`, the numerator is :math:`t' \sum_g v_g s_g` and the CR1 score of cluster
+:math:`h` in draw :math:`v` is :math:`v_h t's_h - t'C_h \sum_g v_g s_g`, so each draw costs
+:math:`O(Gk)` given the :math:`G` per-cluster cross-products. Both pieces are linear in :math:`r`, so
+every :math:`p(r)` after the first is :math:`O(B)`, and the confidence interval is found by inverting
+the test (bisection on :math:`r`). The draws are made and used in chunks (``chunk`` draws at a time,
+each draw's :math:`G` weights consecutive in the random stream), so the memory is
+:math:`O(Nk + G \cdot \text{chunk})` and the results do not depend on the chunk size.
 
 With Rademacher weights there are only :math:`2^G` distinct draws; when :math:`2^G \le B` they are
-all enumerated (exact p-value over the bootstrap distribution) and ``enumerated`` is True.
+all enumerated (exact p-value over the bootstrap distribution) and ``enumerated`` is True. An
+essentially perfect fit (residuals at the rounding level of :math:`y`, e.g. a constant :math:`y`) has
+no test: a warning says so and the p-value is NaN.
 
 CR1 here is Stata's factor :math:`G/(G-1) \cdot (N-1)/(N-k)`; it cancels between :math:`t` and
 :math:`t^\ast` and does not change :math:`p`.
@@ -40,31 +48,57 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import InputError, labels_for, make_design
-from .sandwich import Clusters, cluster_factor, hc1_factor
+from .design import InputError, check_alpha, check_scalar, labels_for, make_design, make_rng
+from .linalg import least_squares
+from .sandwich import Clusters, cluster_factor, cluster_gram, hc1_factor
 
 __all__ = ["wild_cluster_bootstrap", "WildBootstrapResult", "bootstrap_weights"]
 
 _WEBB = np.sqrt(np.array([0.5, 1.0, 1.5]))
+WEIGHTS = ("rademacher", "webb")
+# draws per chunk: G x chunk weights (and two G x chunk work arrays) of about 8 MB each
+CHUNK_ENTRIES = 2 ** 20
+
+
+def _check_weights(kind) -> str:
+    if kind not in WEIGHTS:
+        raise InputError(f"weights must be 'rademacher' or 'webb', got {kind!r}")
+    return kind
+
+
+def _enumerates(G: int, B: int, kind: str) -> bool:
+    return kind == "rademacher" and G < 31 and 2 ** G <= B
+
+
+def _draw_chunks(G: int, B: int, kind: str, rng, chunk: int):
+    """Blocks of cluster weights, (draws, G), ``chunk`` draws at a time: the 2^G Rademacher sign
+    patterns in order when they number at most B, else draws from ``rng``, each draw's G weights
+    consecutive in its stream (so the blocks concatenate to the same draws whatever ``chunk``)."""
+    if _enumerates(G, B, kind):
+        bits = np.arange(G)
+        for start in range(0, 2 ** G, chunk):
+            patterns = np.arange(start, min(2 ** G, start + chunk))
+            yield 2.0 * ((patterns[:, None] >> bits) & 1) - 1.0
+        return
+    values = np.array([-1.0, 1.0]) if kind == "rademacher" else np.r_[-_WEBB, _WEBB]
+    for start in range(0, B, chunk):
+        yield rng.choice(values, size=(min(B, start + chunk) - start, G))
 
 
 def bootstrap_weights(G: int, B: int, kind: str = "rademacher", rng=None) -> tuple[np.ndarray, bool]:
-    r"""A (G, B) matrix of cluster weights and whether it enumerates all :math:`2^G` Rademacher draws.
+    r"""A (G, B) matrix of cluster weights and whether it enumerates all :math:`2^G` Rademacher draws:
+    the draws :func:`wild_cluster_bootstrap` makes with the same ``rng`` (column b = draw b).
 
     ``"rademacher"``: :math:`\pm 1` with probability 1/2 each; when :math:`2^G \le B` the :math:`2^G`
     sign patterns are returned instead (columns = every pattern once). ``"webb"``:
-    :math:`\pm\sqrt{1/2}, \pm 1, \pm\sqrt{3/2}`, each with probability 1/6.
+    :math:`\pm\sqrt{1/2}, \pm 1, \pm\sqrt{3/2}`, each with probability 1/6. ``G`` and ``B`` are
+    positive integers; ``rng`` a seed or a ``np.random.Generator``.
     """
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    if kind == "rademacher":
-        if G < 31 and 2 ** G <= B:
-            patterns = np.arange(2 ** G)
-            bits = (patterns[None, :] >> np.arange(G)[:, None]) & 1
-            return 2.0 * bits - 1.0, True
-        return rng.choice(np.array([-1.0, 1.0]), size=(G, B)), False
-    if kind == "webb":
-        return rng.choice(np.r_[-_WEBB, _WEBB], size=(G, B)), False
-    raise InputError(f"weights must be 'rademacher' or 'webb', got {kind!r}")
+    G = check_scalar(G, "G", integer=True, minimum=1)
+    B = check_scalar(B, "B", integer=True, minimum=1)
+    kind = _check_weights(kind)
+    draws = np.concatenate(list(_draw_chunks(G, B, kind, make_rng(rng), max(B, 1))))
+    return draws.T, _enumerates(G, B, kind)
 
 
 @dataclass
@@ -84,7 +118,7 @@ class WildBootstrapResult:
     tstat : float
         The sample's :math:`t`.
     pvalue : float
-        The bootstrap p-value, share of :math:`|t^\ast| \ge |t|`.
+        The bootstrap p-value, share of :math:`|t^\ast| \ge |t|` (NaN for an essentially perfect fit).
     tstar : *array* (B,)
         The bootstrap statistics :math:`t^\ast`; ``B`` is their number.
     weights : str
@@ -112,8 +146,8 @@ class WildBootstrapResult:
         return self.tstar.size
 
     def pvalue_at(self, r: float) -> float:
-        r"""p-value of :math:`H_0\colon c'b = r` with the same draws (:math:`O(B)` per call)."""
-        return _pvalue(self._pieces, r)[0]
+        r"""p-value of :math:`H_0\colon c'b = r` with the same draws (:math:`O(B)` per call); ``r`` finite."""
+        return _pvalue(self._pieces, check_scalar(r, "r"))[0]
 
     def ci(self, level: float = 0.95, tol: float = 1e-9) -> tuple[float, float]:
         r"""Confidence interval :math:`\{r : p(r) > 1 - \text{level}\}`, by bisection on each side of the
@@ -121,11 +155,14 @@ class WildBootstrapResult:
 
         Uses the same draws for every :math:`r`. If :math:`p(r)` never falls to 1 - ``level`` (few
         clusters: with Rademacher weights :math:`p \ge 2/2^G`), that side is infinite and a warning says
-        so.
+        so. ``level`` in (0, 1); ``tol`` (relative to the se) positive. An essentially perfect fit has
+        no interval: (NaN, NaN) with a warning.
         """
-        alpha = 1 - level
-        if not 0 < alpha < 1:
-            raise InputError(f"level must be in (0, 1), got {level}")
+        alpha = 1 - check_alpha(level, "level")
+        tol = check_scalar(tol, "tol", minimum=0, exclusive_minimum=True)
+        if self._pieces["perfect_fit"]:
+            warnings.warn("essentially perfect fit: no bootstrap interval (NaN, NaN)", UserWarning, stacklevel=2)
+            return np.nan, np.nan
         bounds = []
         for sign in (-1.0, 1.0):
             inside, step = self.estimate, self.se
@@ -134,7 +171,7 @@ class WildBootstrapResult:
                 inside, step = outside, step * 2
                 outside = self.estimate + sign * step
                 if step > 1e8 * max(self.se, 1e-300):
-                    warnings.warn(f"the wild bootstrap p-value does not fall to {alpha} on this side "
+                    warnings.warn(f"the wild bootstrap p-value does not fall to {alpha:g} on this side "
                                   f"(G = {self.G}, B = {self.B}): the {level:.0%} interval is unbounded", stacklevel=2)
                     outside = None
                     break
@@ -158,26 +195,44 @@ class WildBootstrapResult:
 
 
 def _pvalue(pieces, r):
-    """p-value and t* for null value r, from the pieces linear in r (see module docstring)."""
+    """p-value and t* for null value r (in the data's units), from the pieces linear in r (see module
+    docstring), which are in the scaled units of the least-squares fit."""
+    r = r / pieces["unit"]
     num = pieces["n0"] - r * pieces["n1"]
     ss = pieces["a"] - 2 * r * pieces["b"] + r * r * pieces["c"]
-    tstar = num / np.sqrt(pieces["factor"] * np.maximum(ss, 0.0))
-    t = (pieces["estimate"] - r) / pieces["se"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tstar = num / np.sqrt(pieces["factor"] * np.maximum(ss, 0.0))
+        t = (pieces["estimate"] - r) / pieces["se"]
+    if pieces["perfect_fit"]:
+        return np.nan, np.full_like(tstar, np.nan), np.nan
     # ties within rounding (the draw v = 1 reproduces the sample exactly) count as exceedances
     exceed = np.abs(tstar) >= np.abs(t) * (1 - 1e-10)
     return exceed.mean(), tstar, t
 
 
+def _term_index(term, names) -> int:
+    if isinstance(term, str):
+        if term not in names:
+            raise InputError(f"term {term!r} is not a column of X; columns are {names}")
+        return names.index(term)
+    j = check_scalar(term, "term (a column index or name)", integer=True)
+    if not 0 <= j < len(names):
+        raise InputError(f"term index {term} out of range for {len(names)} columns {names}")
+    return j
+
+
 def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, null: float = 0.0,
-                           B: int = 9999, weights: str = "rademacher", seed=None) -> WildBootstrapResult:
+                           B: int = 9999, weights: str = "rademacher", seed=None,
+                           chunk: int | None = None) -> WildBootstrapResult:
     r"""Wild cluster restricted (WCR) bootstrap-t test of :math:`H_0\colon b_\text{term} = \text{null}`,
     and its inverted confidence interval.
 
     ``wild_cluster_bootstrap("y ~ x", data=df, cluster="firm", term="x")`` or with arrays
     ``wild_cluster_bootstrap(y, X, cluster=labels, term=1)``. The p-value is symmetric, the share of
-    :math:`|t^\ast_b| \ge |t|`; :math:`t` uses CR1 (Stata's factor, which cancels). See the module
-    docstring for the algebra; equivalent to Stata ``boottest x, cluster(firm) weight(rademacher)`` and
-    R ``fwildclusterboot::boottest`` with ``impose_null = TRUE``, up to the random draws.
+    :math:`|t^\ast_b| \ge |t|`; :math:`t` uses CR1 (Stata's factor, which cancels) and equals
+    ``ols(...).summary("CR1", cluster)``'s t for the same null. See the module docstring for the
+    algebra; equivalent to Stata ``boottest x, cluster(firm) weight(rademacher)`` and R
+    ``fwildclusterboot::boottest`` with ``impose_null = TRUE``, up to the random draws.
 
     Parameters
     ----------
@@ -188,69 +243,76 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     data : *DataFrame* or None
         The data of a formula fit.
     cluster : str or *array*
-        A column name or one label per row.
+        A column name or one label per row (a pandas Series is aligned by its index).
     term : str or int
-        The tested coefficient: a column name or index.
+        The tested coefficient: a column name or an integer index (2.0 is 2; 1.7 is refused).
     null : float
-        The value under :math:`H_0` (default 0).
+        The value under :math:`H_0` (default 0), finite.
     B : int
-        The number of bootstrap draws (default 9999).
+        The number of bootstrap draws (default 9999), a positive integer.
     weights : str
         ``"rademacher"`` (enumerated when :math:`2^G \le B`) or ``"webb"``.
     seed : int, *Generator* or None
-        Seed of ``np.random.default_rng``.
+        Seed of ``np.random.default_rng`` (a non-negative integer), or a Generator.
+    chunk : int or None
+        Draws per block of work (default: about a million weights per block); memory is
+        :math:`O(Nk + G \cdot \text{chunk})`, and the result does not depend on it.
 
     Returns
     -------
     WildBootstrapResult
-        The statistic, the p-value, the draws and ``ci(level)``.
+        The statistic, the p-value, the draws and ``ci(level)``. An essentially perfect fit warns and
+        has p-value NaN.
     """
     design = make_design(y_or_formula, X, data=data,
                          extra_columns=[cluster] if isinstance(cluster, str) and data is not None else ())
-    clusters = Clusters.from_labels(labels_for(cluster, design, "cluster"))
+    clusters = Clusters.from_labels(labels_for(cluster, design, "cluster"),
+                                    cluster if isinstance(cluster, str) else "cluster")
     G = clusters.G
     if G < 2:
         raise InputError("the wild cluster bootstrap needs at least 2 clusters")
-    if isinstance(term, str):
-        if term not in design.names:
-            raise InputError(f"term {term!r} is not a column of X; columns are {design.names}")
-        j = design.names.index(term)
-    else:
-        j = int(term)
-        if not 0 <= j < design.k:
-            raise InputError(f"term index {term} out of range for {design.k} columns")
-    if int(B) < 1:
-        raise InputError(f"B must be a positive number of draws, got {B}")
-    y, Xm, n, k = design.y, design.X, design.n, design.k
-    # per-cluster cross-products, one pass over the data
-    XtX_g = clusters.sums(Xm[:, :, None] * Xm[:, None, :])
-    Xty_g = clusters.sums(Xm * y[:, None])
-    XtX = XtX_g.sum(0)
-    if np.linalg.matrix_rank(XtX) < k:
-        raise InputError(f"X is rank deficient: columns {design.names} are collinear")
-    M = np.linalg.inv(XtX)
-    beta = M @ Xty_g.sum(0)
-    q = M[:, j]                                           # M c with c = e_j
+    j = _term_index(term, design.names)
+    B = check_scalar(B, "B", integer=True, minimum=1)
+    null = check_scalar(null, "null")
+    weights = _check_weights(weights)
+    rng = make_rng(seed)
+    chunk = max(1, CHUNK_ENTRIES // G) if chunk is None else check_scalar(chunk, "chunk", integer=True, minimum=1)
+    fit = least_squares(design.X, design.y, design.names)
+    if fit.perfect_fit:
+        warnings.warn("essentially perfect fit: the residuals are at the rounding level of y, so there is no "
+                      "bootstrap test (p-value NaN)", UserWarning, stacklevel=2)
+    n, k = design.n, design.k
+    # in the basis U = X R^-1 (scaled units of the fit): M = I, c = e_j becomes t = R_s^-T e_j
+    U, resid = fit.U, fit.resid_s
+    unit = fit.y_scale / fit.column_scale[j]
+    estimate = fit.coef[j] / unit
+    t = fit.Rs_inv[j]
+    tt = t @ t
+    C = cluster_gram(U, clusters)                         # U_g'U_g, (G, k, k)
+    S_hat = clusters.sums(U * resid[:, None])             # U_g'u^_g, (G, k)
+    A = C @ t                                             # a_h = C_h t
     factor = cluster_factor(G) * hc1_factor(n, k)         # CR1, as in sandwich.py
-    scores = (Xty_g - XtX_g @ beta) @ q                   # c'M X_g'u^_g
-    se = np.sqrt(factor * (scores ** 2).sum())
-    # restricted fit b~(r) = b0 + r d: s_g(r) = X_g'u~_g = S0_g - r X_g'X_g d
-    d = q / q[j]
-    S0 = Xty_g - XtX_g @ (beta - d * beta[j])
-    S1 = XtX_g @ d
-    A = XtX_g @ q                                         # a_h = X_h'X_h q
-    V, enumerated = bootstrap_weights(G, int(B), weights, seed)
-    # K v = diag(S q) v - A M S'v for S = S0 and S = S1 (draws in columns)
-    K0v = (S0 @ q)[:, None] * V - A @ (M @ (S0.T @ V))
-    K1v = (S1 @ q)[:, None] * V - A @ (M @ (S1.T @ V))
-    n1 = (S1 @ q) @ V
-    # a constant draw v = +-1 reproduces the sample (t* = +-t for every r); K1 v is exactly 0 and
-    # n1 = v there, so clear their rounding, which would otherwise break the tie at extreme r
-    constant = (V == V[:1]).all(0)
-    K1v[:, constant], n1[constant] = 0.0, V[0, constant]
-    pieces = dict(n0=(S0 @ q) @ V, n1=n1, a=(K0v ** 2).sum(0), b=(K0v * K1v).sum(0),
-                  c=(K1v ** 2).sum(0), factor=factor, estimate=beta[j], se=se)
-    p, tstar, t = _pvalue(pieces, null)
-    return WildBootstrapResult(term=design.names[j], null=float(null), estimate=float(beta[j]), se=float(se),
-                               tstat=float(t), pvalue=float(p), tstar=tstar, weights=weights,
-                               enumerated=enumerated, G=G, _pieces=pieces)
+    se = np.sqrt(factor * ((S_hat @ t) ** 2).sum())
+    # restricted residuals u~(r) = u^ + U t (c'b^ - r) / t't, so s_g(r) = U_g'u~_g = S0_g - r S1_g
+    S1 = A / tt
+    S0 = S_hat + estimate * S1
+    s0, s1 = S0 @ t, S1 @ t
+    parts = {key: [] for key in ("n0", "n1", "a", "b", "c")}
+    for V in _draw_chunks(G, B, weights, rng, chunk):      # V: (draws, G)
+        # K v = diag(S t) v - A (S'v) for S = S0 and S = S1, one row per draw
+        K0v = V * s0 - (V @ S0) @ A.T
+        K1v = V * s1 - (V @ S1) @ A.T
+        n1 = V @ s1
+        # a constant draw v = +-1 reproduces the sample (t* = +-t for every r); K1 v is exactly 0 and
+        # n1 = v there, so clear their rounding, which would otherwise break the tie at extreme r
+        constant = (V == V[:, :1]).all(1)
+        K1v[constant], n1[constant] = 0.0, V[constant, 0]
+        for key, value in (("n0", V @ s0), ("n1", n1), ("a", (K0v ** 2).sum(1)), ("b", (K0v * K1v).sum(1)),
+                           ("c", (K1v ** 2).sum(1))):
+            parts[key].append(value)
+    pieces = {key: np.concatenate(value) for key, value in parts.items()}
+    pieces.update(factor=factor, estimate=estimate, se=se, unit=unit, perfect_fit=fit.perfect_fit)
+    p, tstar, tstat = _pvalue(pieces, null)
+    return WildBootstrapResult(term=design.names[j], null=null, estimate=float(estimate * unit),
+                               se=float(se * unit), tstat=float(tstat), pvalue=float(p), tstar=tstar,
+                               weights=weights, enumerated=_enumerates(G, B, weights), G=G, _pieces=pieces)

@@ -4,30 +4,137 @@ Every estimator in hlmlib goes through this module, so bad input is caught in on
 reported by column, row or cluster, never as a NumPy traceback or a silent NaN.
 
 Formula fits drop incomplete rows listwise over *every* variable the fit uses (the formula's,
-the grouping column, a random-effects formula), report how many, and remember which rows of the
-data were kept, so that cluster labels fetched later stay aligned with the rows of X.
+the grouping column, a random-effects formula), report how many, and keep their own copy of the
+rows kept, selected by *position* (so repeated index labels cannot repeat rows, and changing the
+DataFrame after the fit cannot change the result). Labels named or passed later (clusters, groups)
+are read from that copy, or aligned to it: by position for arrays, by index for pandas Series.
+
+The argument checks every public function uses (``check_scalar``, ``check_bool``, ``check_alpha``,
+``check_finite_array``, ``make_rng``) live here too, so that a bad value gets the same kind of
+message everywhere.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["InputError", "Design", "make_design", "model_frame", "rhs_matrix", "labels_for"]
+__all__ = ["InputError", "Design", "make_design", "model_frame", "rhs_matrix", "labels_for",
+           "check_scalar", "check_bool", "check_alpha", "check_finite_array", "make_rng"]
 
 
 class InputError(ValueError):
     """Input that hlmlib cannot fit: the message says what is wrong and where."""
 
 
+# ----------------------------------------------------------------------------------------------
+# argument checks
+
+
+def check_scalar(value, name: str, *, integer: bool = False, minimum=None, maximum=None,
+                 exclusive_minimum: bool = False, exclusive_maximum: bool = False, allow_inf: bool = False):
+    """A real number (an int if ``integer``) within the given bounds, else :class:`InputError`.
+
+    Refused: booleans (``True`` is not a count or a level), strings, complex numbers, arrays, NaN,
+    infinities (unless ``allow_inf``) and, where an integer is meant, non-integral values such as 2.5
+    (an integral float such as ``1e4`` is accepted). Returns a Python ``int`` or ``float``.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        kind = "an integer" if integer else "a real number"
+        raise InputError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+    if np.isnan(value) or (np.isinf(value) and not allow_inf):
+        raise InputError(f"{name} must be a finite number, got {value!r}")
+    if integer:
+        if not isinstance(value, Integral):
+            if not float(value).is_integer():
+                raise InputError(f"{name} must be an integer (a count), got {value!r}")
+        value = int(value)
+    else:
+        value = float(value)
+    too_low = minimum is not None and (value <= minimum if exclusive_minimum else value < minimum)
+    too_high = maximum is not None and (value >= maximum if exclusive_maximum else value > maximum)
+    if too_low or too_high:
+        if minimum is not None and maximum is not None:
+            ends = {(True, True): " (exclusive)", (False, False): " (inclusive)"}.get(
+                (exclusive_minimum, exclusive_maximum), f" ({'excluding' if exclusive_minimum else 'including'} "
+                f"{minimum}, {'excluding' if exclusive_maximum else 'including'} {maximum})")
+            bound = f"between {minimum} and {maximum}{ends}"
+        elif too_low:
+            bound = f"greater than {minimum}" if exclusive_minimum else f"at least {minimum}"
+        else:
+            bound = f"less than {maximum}" if exclusive_maximum else f"at most {maximum}"
+        raise InputError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+def check_bool(value, name: str) -> bool:
+    """``True`` or ``False`` (NumPy booleans too); anything else, such as ``"no"`` or ``0``, is refused:
+    a truthy string would silently mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_alpha(alpha, name: str = "alpha") -> float:
+    """A level in (0, 1), such as the 0.05 of 95% intervals."""
+    return check_scalar(alpha, name, minimum=0, maximum=1, exclusive_minimum=True, exclusive_maximum=True)
+
+
+def make_rng(seed) -> np.random.Generator:
+    """``np.random.default_rng(seed)`` for ``None``, a non-negative integer, a ``SeedSequence`` or a bit
+    generator; a ``Generator`` is used as it is (its stream continues). Anything else is refused."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
+        return np.random.default_rng(seed)
+    return np.random.default_rng(check_scalar(seed, "seed", integer=True, minimum=0))
+
+
+def check_finite_array(values, name: str, *, ndim=None, allow_empty: bool = False) -> np.ndarray:
+    """``values`` as a float array, refusing non-numeric or complex entries, NaN and inf, a wrong
+    number of dimensions (``ndim``: an int or a tuple of allowed ones) and (unless ``allow_empty``)
+    an empty array."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "c":
+        raise InputError(f"{name} must be real numbers, got complex values")
+    if arr.dtype.kind not in "biuf":
+        try:
+            arr = arr.astype(float)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be numbers, got {arr.dtype} values") from None
+    arr = arr.astype(float, copy=False)
+    if ndim is not None and arr.ndim not in np.atleast_1d(ndim):
+        raise InputError(f"{name} must have {' or '.join(map(str, np.atleast_1d(ndim)))} dimension(s), "
+                         f"got shape {arr.shape}")
+    if arr.size == 0 and not allow_empty:
+        raise InputError(f"{name} is empty")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{name} must be finite: it has {int((~np.isfinite(arr)).sum())} NaN or inf value(s)")
+    return arr
+
+
+# ----------------------------------------------------------------------------------------------
+# the design
+
+
 @dataclass
 class Design:
-    """A checked response ``y`` (n,) and design ``X`` (n, k) with their names.
+    """A checked response ``y`` (n,) and design ``X`` (n, k) with their names. The design owns its
+    arrays (copies, never views of the caller's).
 
-    ``data`` and ``rows`` are set for formula fits: the original DataFrame and the index labels of
-    the rows kept, so that a cluster column named later is read for exactly those rows.
+    Formula fits also set ``data``: the fit's own copy of the rows it uses (complete in every variable
+    it needs), in the order of ``y`` and ``X``, from which a cluster column named later is read; it is
+    indexed by the caller's labels when these are unique, else by 0..n-1, and ``rows`` is its index (so
+    ``data.loc[rows]`` is ``data``, never a repetition of rows). ``index`` holds the labels of
+    the fit's rows in the caller's data (or in a pandas ``X``/``y``; they may repeat) for messages and
+    for aligning pandas Series; ``source_index`` and ``source_positions`` are the caller's whole index
+    and the positions of the fit's rows in it, to align labels given one per row of the caller's data.
     """
 
     y: np.ndarray
@@ -38,6 +145,9 @@ class Design:
     data: pd.DataFrame | None = field(default=None, repr=False)
     rows: pd.Index | None = field(default=None, repr=False)
     n_dropped: int = 0
+    index: pd.Index | None = field(default=None, repr=False)
+    source_index: pd.Index | None = field(default=None, repr=False)
+    source_positions: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -46,6 +156,11 @@ class Design:
     @property
     def k(self) -> int:
         return self.X.shape[1]
+
+    @property
+    def row_labels(self) -> pd.Index:
+        """The labels of the fit's rows (0..n-1 for plain arrays)."""
+        return self.index if self.index is not None else pd.RangeIndex(self.n)
 
 
 def _first_rows(mask: np.ndarray, index=None, limit: int = 5) -> str:
@@ -63,41 +178,80 @@ def check_finite(values: np.ndarray, name: str, index=None) -> None:
         raise InputError(f"{name} has {bad.sum()} {kind} value(s), at row(s) {_first_rows(bad, index)}")
 
 
+# what pandas infers for an object column holding only numbers (Python floats, ints, Decimals, bools)
+_NUMBERS = ("floating", "integer", "mixed-integer-float", "boolean", "decimal", "empty")
+
+
+def _not_numeric(name: str, dtype) -> InputError:
+    return InputError(f"column {name!r} is not numeric (dtype {dtype}); encode it, or use a formula, "
+                      f"where C({name}) makes dummies")
+
+
 def _numeric_column(values, name: str, index=None) -> np.ndarray:
+    """A float copy of one column, refusing what would be a silent coercion: complex values (the
+    imaginary part dropped), strings (even numeric-looking ones) and pandas Categoricals (regressed on
+    their codes or category values)."""
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        raise InputError(f"column {name!r} is a pandas Categorical: its categories would be used as numbers; "
+                         f"make dummies (a formula with C({name})), or convert it with .astype(float) if the "
+                         "values are meant as numbers")
     arr = np.asarray(values)
-    if arr.dtype == bool:
-        arr = arr.astype(float)
-    if not np.issubdtype(arr.dtype, np.number):
-        try:
-            arr = arr.astype(float)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"column {name!r} is not numeric (dtype {arr.dtype}); encode it, or use a formula, "
-                f"where C({name}) makes dummies"
-            ) from None
-    arr = arr.astype(float)
+    if arr.dtype.kind == "c":
+        raise InputError(f"column {name!r} is complex; least squares here is for real numbers "
+                         "(take .real or .imag explicitly)")
+    strings_or_dates = arr.dtype.kind in "USmM"
+    if strings_or_dates or (arr.dtype.kind == "O" and pd.api.types.infer_dtype(arr, skipna=True) not in _NUMBERS):
+        raise _not_numeric(name, arr.dtype)
+    try:
+        arr = arr.astype(float)          # a copy: the design owns its arrays
+    except (TypeError, ValueError):
+        raise _not_numeric(name, arr.dtype) from None
     check_finite(arr, f"column {name!r}", index)
     return arr
 
 
-def _numeric_matrix(X: np.ndarray, names: list[str], index=None) -> np.ndarray:
-    """X as a float matrix; one vectorised check on the common path, column by column only to say what is wrong."""
+def _numeric_matrix(X: np.ndarray, names: list[str], index=None, copy: bool = True) -> np.ndarray:
+    """X as a float matrix (a copy unless ``copy=False``); one vectorised check on the common path,
+    column by column only to say what is wrong."""
     if X.shape[1] == 0:
         return np.empty((X.shape[0], 0))
     if X.dtype.kind in "biuf":
-        Xf = X.astype(float, copy=False)
+        Xf = np.array(X, dtype=float) if copy else np.asarray(X, dtype=float)
         if np.isfinite(Xf).all():
             return Xf
     return np.column_stack([_numeric_column(X[:, j], names[j], index) for j in range(X.shape[1])])
 
 
+def _check_columns(X: np.ndarray, what: str = "X") -> None:
+    if X.shape[1] == 0:
+        raise InputError(f"{what} has no columns: a regression needs at least one regressor "
+                         "(add an intercept, a column of ones, or '1 +' in the formula)")
+
+
+def _pandas_index(*objects):
+    """The common index of the pandas objects among ``objects`` (None if none); refuses indices that
+    differ, as statsmodels does: positions would silently pair rows that the labels say differ."""
+    indices = [o.index for o in objects if isinstance(o, (pd.Series, pd.DataFrame))]
+    for other in indices[1:]:
+        if not other.equals(indices[0]):
+            raise InputError("y and X are pandas objects with different indices: their rows would be paired by "
+                             "position although the labels differ; align them first (e.g. X.loc[y.index]) or "
+                             "pass arrays")
+    return indices[0] if indices else None
+
+
 def _array_design(y, X) -> Design:
+    index = _pandas_index(y, X)
     if isinstance(X, pd.Series):
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
-        numeric = all(dt.kind in "biuf" for dt in X.dtypes)
-        Xa = X.to_numpy(dtype=float) if numeric else X.to_numpy(dtype=object)
+        numeric = all(dt.kind in "biuf" and not isinstance(dt, pd.CategoricalDtype) for dt in X.dtypes)
+        if numeric:
+            Xa = _numeric_matrix(X.to_numpy(dtype=float, copy=True), names, index, copy=False)
+        else:
+            Xa = np.column_stack([_numeric_column(X.iloc[:, j], names[j], index) for j in range(X.shape[1])]) \
+                if X.shape[1] else np.empty((len(X), 0))
     else:
         Xa = np.asarray(X)
         if Xa.ndim == 1:
@@ -105,32 +259,65 @@ def _array_design(y, X) -> Design:
         if Xa.ndim != 2:
             raise InputError(f"X must be 1- or 2-dimensional, got shape {Xa.shape}")
         names = [f"x{j}" for j in range(Xa.shape[1])]
-    Xa = _numeric_matrix(Xa, names)
+        Xa = _numeric_matrix(Xa, names, index)
+    _check_columns(Xa)
     yname = str(y.name) if isinstance(y, pd.Series) and y.name is not None else "y"
-    ya = np.asarray(y)
-    if ya.ndim == 2 and ya.shape[1] == 1:
-        ya = ya[:, 0]
-    if ya.ndim != 1:
-        raise InputError(f"y must be one-dimensional, got shape {ya.shape}")
-    ya = _numeric_column(ya, yname)
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise InputError(f"y must be one column, got a DataFrame with {y.shape[1]}")
+        yname, y = str(y.columns[0]), y.iloc[:, 0]
+    ya = y if isinstance(y, pd.Series) else np.asarray(y)
+    if not isinstance(ya, pd.Series):
+        if ya.ndim == 2 and ya.shape[1] == 1:
+            ya = ya[:, 0]
+        if ya.ndim != 1:
+            raise InputError(f"y must be one-dimensional, got shape {ya.shape}")
+    ya = _numeric_column(ya, yname, index)
     if ya.shape[0] != Xa.shape[0]:
         raise InputError(f"y has {ya.shape[0]} rows but X has {Xa.shape[0]}: they must match")
-    return Design(y=ya, X=Xa, names=names, yname=yname)
+    return Design(y=ya, X=Xa, names=names, yname=yname, index=index)
 
 
-def model_frame(data: pd.DataFrame, formulas=(), columns=()) -> tuple[pd.DataFrame, int]:
-    """The rows of ``data`` complete in every variable that ``formulas`` and ``columns`` use.
+def _formulaic_message(error: Exception) -> str:
+    """formulaic's message without its terminal colour codes and markers."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    return re.sub(r"[⧛⧚]", "", text).strip()
 
-    Returns the complete rows and the number dropped; warns when rows are dropped, so the
-    listwise deletion is never silent.
-    """
+
+def _parse(formula: str):
     import formulaic
 
+    if not isinstance(formula, str):
+        raise InputError(f"a formula must be a string such as 'y ~ x1 + x2', got {type(formula).__name__}")
+    try:
+        return formulaic.Formula(formula)
+    except formulaic.errors.FormulaicError as error:
+        raise InputError(f"formula {formula!r} could not be parsed: {_formulaic_message(error)}") from None
+
+
+def _model_matrix(formula: str, frame: pd.DataFrame):
+    """formulaic's model matrix, its errors (an unknown function, a bad term) as InputError."""
+    import formulaic
+
+    try:
+        with np.errstate(all="ignore"):        # a NaN or inf a term makes is reported by the finite check
+            return formulaic.model_matrix(formula, frame, na_action="ignore")
+    except formulaic.errors.FormulaicError as error:
+        raise InputError(f"formula {formula!r} could not be evaluated on the data: {_formulaic_message(error)}") \
+            from None
+
+
+def _complete_rows(data: pd.DataFrame, formulas=(), columns=()) -> tuple[np.ndarray, int]:
+    """A mask of the rows of ``data`` complete in every variable ``formulas`` and ``columns`` use, and
+    the number of incomplete rows (warned about, so the listwise deletion is never silent)."""
     if not isinstance(data, pd.DataFrame):
         raise InputError(f"data must be a pandas DataFrame, got {type(data).__name__}")
-    needed: list[str] = []
+    if not data.columns.is_unique:
+        repeated = sorted({str(c) for c in data.columns[data.columns.duplicated()]})
+        raise InputError(f"data has repeated column name(s) {repeated}: a formula could not tell them apart")
+    needed: list = []
     for f in formulas:
-        for v in sorted(formulaic.Formula(f).required_variables):
+        for v in sorted(_parse(f).required_variables):
             if v not in needed:
                 needed.append(v)
     for c in columns:
@@ -145,51 +332,90 @@ def model_frame(data: pd.DataFrame, formulas=(), columns=()) -> tuple[pd.DataFra
         per_var = {v: int(data[v].isna().sum()) for v in needed if data[v].isna().any()}
         warnings.warn(
             f"{n_dropped} of {len(data)} rows dropped listwise for missing values (missing per variable: {per_var})",
-            stacklevel=3,
+            stacklevel=4,
         )
-    return data.loc[~incomplete], n_dropped
+    return ~incomplete, n_dropped
 
 
-def rhs_matrix(formula: str, frame: pd.DataFrame) -> pd.DataFrame:
-    """The model matrix of a right-hand-side formula (``"~ x"``) on complete rows, checked finite."""
-    import formulaic
+def model_frame(data: pd.DataFrame, formulas=(), columns=()) -> tuple[pd.DataFrame, int]:
+    """The rows of ``data`` complete in every variable that ``formulas`` and ``columns`` use (a copy,
+    selected by position, with the caller's index labels) and the number dropped.
 
-    mm = formulaic.model_matrix(formula, frame, na_action="ignore")
-    mm = pd.DataFrame(mm)
-    _numeric_matrix(mm.to_numpy(), [str(c) for c in mm.columns], mm.index)
+    Warns when rows are dropped, so the listwise deletion is never silent; unused levels of pandas
+    categoricals are dropped, as R's ``model.frame`` does (``drop.unused.levels``), so that a level
+    with no row left makes no all-zero dummy.
+    """
+    complete, n_dropped = _complete_rows(data, formulas, columns)
+    return _drop_unused_levels(data.take(np.flatnonzero(complete))), n_dropped
+
+
+def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in frame.columns[[isinstance(dt, pd.CategoricalDtype) for dt in frame.dtypes]]:
+        frame[column] = frame[column].cat.remove_unused_categories()
+    return frame
+
+
+def rhs_matrix(formula: str, frame: pd.DataFrame, index=None) -> pd.DataFrame:
+    """The model matrix of a right-hand-side formula (``"~ x"``) on complete rows, checked finite
+    (messages name the rows by ``index``, default the frame's)."""
+    _parse(formula)
+    mm = pd.DataFrame(_model_matrix(formula, frame))
+    _numeric_matrix(mm.to_numpy(), [str(c) for c in mm.columns], mm.index if index is None else index, copy=False)
     return mm
 
 
-def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_columns=()) -> Design:
-    import formulaic
+def _check_response(formula, frame: pd.DataFrame) -> None:
+    """The left-hand side's variables must be numeric (or boolean): formulaic would dummy-code a string
+    or categorical response, and a single level would be 'fitted' as a column of ones."""
+    for v in sorted(_parse(formula).lhs.required_variables):
+        if v in frame.columns:
+            dtype = frame[v].dtype
+            if isinstance(dtype, pd.CategoricalDtype) or dtype.kind not in "biuf":
+                raise InputError(f"the response {v!r} is not numeric (dtype {dtype}): a regression's response "
+                                 "must be numbers (code a binary outcome as 0/1)")
 
+
+def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_columns=()) -> Design:
     if "~" not in formula:
         raise InputError(f"formula {formula!r} has no '~': write it as 'y ~ x1 + x2'")
-    frame, n_dropped = model_frame(data, [formula, *extra_formulas], extra_columns)
-    if len(frame) == 0:
+    complete, n_dropped = _complete_rows(data, [formula, *extra_formulas], extra_columns)
+    positions = np.flatnonzero(complete)
+    if positions.size == 0:
         raise InputError("no complete rows are left after dropping rows with missing values")
-    # model_frame dropped rows with missing inputs; a NaN the formula makes (np.log of a negative) is
-    # left to _numeric_matrix, which names the term and the row (formulaic's "raise" names neither)
-    mm = formulaic.model_matrix(formula, frame, na_action="ignore")
+    # the fit's own copy of its rows, by position (repeated labels cannot repeat rows); indexed by the
+    # caller's labels when they are unique, else 0..n-1, so that frame.loc[frame.index] is frame
+    frame = data.take(positions)
+    if not data.index.is_unique:
+        frame.index = pd.RangeIndex(positions.size)
+    frame = _drop_unused_levels(frame)
+    index = data.index[positions]
+    _check_response(formula, frame)
+    # a NaN the formula makes (np.log of a negative) is left to _numeric_matrix, which names the term
+    # and the row (formulaic's "raise" names neither)
+    mm = _model_matrix(formula, frame)
     lhs, rhs = pd.DataFrame(mm.lhs), pd.DataFrame(mm.rhs)
     if lhs.shape[1] != 1:
         raise InputError(f"the formula's left-hand side must be one numeric variable, got {list(lhs.columns)}")
     yname = str(lhs.columns[0])
-    y = _numeric_column(lhs.iloc[:, 0].to_numpy(), yname, lhs.index)
+    y = _numeric_column(lhs.iloc[:, 0].to_numpy(), yname, index)
     names = [str(c) for c in rhs.columns]
-    X = _numeric_matrix(rhs.to_numpy(), names, rhs.index)
-    return Design(y=y, X=X, names=names, yname=yname, formula=formula,
-                  data=data, rows=frame.index, n_dropped=n_dropped)
+    X = _numeric_matrix(rhs.to_numpy(), names, index, copy=False)   # formulaic's own array, not the caller's
+    _check_columns(X, f"the formula {formula!r}")
+    return Design(y=y, X=X, names=names, yname=yname, formula=formula, data=frame, rows=frame.index,
+                  n_dropped=n_dropped, index=index, source_index=data.index, source_positions=positions)
 
 
 def make_design(y_or_formula, X=None, data=None, extra_formulas=(), extra_columns=()) -> Design:
     """``make_design(y, X)`` for arrays, or ``make_design("y ~ x", data=df)`` for a formula.
 
     Array input: names come from DataFrame columns, else ``x0``, ``x1``, ...; nothing is dropped,
-    and a NaN or inf is an error that names the column and the row. Formula input (formulaic's
-    Wilkinson syntax and term names): rows incomplete in any variable used by the formula,
-    ``extra_formulas`` or ``extra_columns`` are dropped listwise with a warning. Returns a
-    :class:`Design`; bad input raises :class:`InputError` naming the column and the row.
+    and a NaN or inf is an error that names the column and the row. Refused with a message rather than
+    coerced: complex, string and pandas Categorical columns, X without columns, and a pandas ``y`` and
+    ``X`` whose indices differ. Formula input (formulaic's Wilkinson syntax and term names): rows
+    incomplete in any variable used by the formula, ``extra_formulas`` or ``extra_columns`` are dropped
+    listwise with a warning, by position; unused categorical levels are dropped (as R does); a syntax
+    error or a non-numeric response is an :class:`InputError`. Returns a :class:`Design` that owns its
+    arrays.
     """
     if isinstance(y_or_formula, str):
         if data is None:
@@ -199,37 +425,61 @@ def make_design(y_or_formula, X=None, data=None, extra_formulas=(), extra_column
         return _formula_design(y_or_formula, data, extra_formulas, extra_columns)
     if X is None:
         raise InputError("give arrays y and X, or a formula string with data=")
+    if data is not None:
+        raise InputError("data= goes with a formula; with arrays y and X leave it out")
     return _array_design(y_or_formula, X)
+
+
+def _align_series(values: pd.Series, design: Design, what: str) -> np.ndarray:
+    """A Series's values for the fit's rows, matched by index: an index equal to the fit's rows' (or to
+    the whole data's, for formula fits) is used as it stands; otherwise, with unique labels, by label."""
+    fit_index = design.row_labels
+    if values.index.equals(fit_index):
+        return values.to_numpy()
+    if design.source_index is not None and values.index.equals(design.source_index):
+        return values.to_numpy()[design.source_positions]
+    if fit_index.is_unique and values.index.is_unique:
+        found = fit_index.isin(values.index)
+        if found.all():
+            return values.reindex(fit_index).to_numpy()
+        raise InputError(f"{what} Series has no label for {int((~found).sum())} of the fit's rows (e.g. "
+                         f"{_first_rows(~found, fit_index, 3)}): its index must cover the rows of the fit; "
+                         "pass .to_numpy() to match by position")
+    raise InputError(f"{what} Series's index differs from the fit's rows and has repeated labels, so it cannot be "
+                     "aligned by label: pass a Series indexed like the data, or .to_numpy() to match by position")
 
 
 def labels_for(spec, design: Design, what: str = "cluster") -> np.ndarray:
     """Cluster or group labels, one per row of ``design.X``.
 
-    ``spec`` is a column name (formula fits), or an array with one label per row used in the fit,
-    or (formula fits) one per row of the original data, which is then aligned to the rows kept.
-    Missing labels are an error naming the rows; labels may be of any hashable type.
+    ``spec`` is a column name (formula fits: read from the fit's own copy of its rows), a pandas
+    Series (aligned by its index to the fit's rows; see :class:`Design`), or an array with one label
+    per row used in the fit, or (formula fits) one per row of the original data, which is then
+    aligned to the rows kept by position. Missing labels are an error naming the rows; labels may be
+    of any hashable type.
     """
+    index = design.row_labels
     if isinstance(spec, str):
         if design.data is None:
             raise InputError(f"{what}={spec!r} names a column, but this fit was made from arrays: "
                              f"pass the {what} labels as an array, one per row")
         if spec not in design.data.columns:
             raise InputError(f"{what} column {spec!r} not found among the data's columns {list(design.data.columns)}")
-        values = design.data.loc[design.rows, spec]
-        source, index = f"{what} column {spec!r}", design.rows
+        arr, source = design.data[spec].to_numpy(), f"{what} column {spec!r}"
     else:
-        if np.ndim(spec) != 1:
+        if isinstance(spec, pd.DataFrame) or np.ndim(spec) != 1:
             raise InputError(f"{what} labels must be one-dimensional, got shape {np.shape(spec)}")
-        values = spec if isinstance(spec, pd.Series) else pd.Series(np.asarray(spec))
-        if len(values) == design.n:
-            values = pd.Series(np.asarray(values))
-        elif design.rows is not None and len(values) == len(design.data):
-            values = pd.Series(np.asarray(values), index=design.data.index).loc[design.rows]
+        source = f"{what} labels"
+        if isinstance(spec, pd.Series):
+            arr = _align_series(spec, design, what)
         else:
-            expect = f"{design.n}" + (f" (or {len(design.data)}, one per row of data)" if design.rows is not None else "")
-            raise InputError(f"{what} labels have length {len(values)}, expected {expect}")
-        source, index = f"{what} labels", design.rows
-    arr = values.to_numpy()
+            arr = np.asarray(spec)
+            if len(arr) != design.n and design.source_positions is not None and len(arr) == len(design.source_index):
+                arr = arr[design.source_positions]          # one label per row of the caller's data
+            elif len(arr) != design.n:
+                expect = f"{design.n}" + (f" (or {len(design.source_index)}, one per row of data)"
+                                          if design.source_positions is not None else "")
+                raise InputError(f"{what} labels have length {len(arr)}, expected {expect}")
     check_labels(arr, source, index)
     return arr
 
@@ -242,6 +492,8 @@ def check_labels(labels: np.ndarray, source: str, index=None) -> None:
         raise InputError(f"{source} has {missing.sum()} missing value(s), at row(s) {_first_rows(missing, index)}")
     if labels.dtype.kind == "f":
         check_finite(labels, source, index)
+    elif labels.dtype.kind == "c":
+        raise InputError(f"{source} are complex numbers; use integers or strings as labels")
 
 
 def group_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import InputError
+from .design import InputError, check_alpha, check_finite_array
 from .sandwich import Covariance
 
 __all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
-           "marginal_effect_table"]
+           "marginal_effect_table", "check_term_names"]
 
 COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
 
@@ -71,6 +71,8 @@ def term_index(term: str, names) -> int:
     r"""Position of ``term`` among ``names``; an interaction matches whatever order its factors have
     ('cses:catholic' finds 'catholic:cses'), as formulaic and R order them differently."""
     names = list(names)
+    if not isinstance(term, str):
+        raise InputError(f"a term is a coefficient name (a string) among {names}, got {term!r}")
     if term in names:
         return names.index(term)
     matches = [j for j, nm in enumerate(names) if _factors(nm) == _factors(term)]
@@ -93,34 +95,55 @@ def _contrast_label(weights, terms) -> str:
 
 def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
     r"""Rows of contrast weights (m, k) and their labels from an array, a dict ``{term: weight}``, or a
-    list of them."""
+    list of them.
+
+    Refused with :class:`~hlmlib.design.InputError`: an empty specification, an unknown term, weights
+    that are not finite real numbers, a wrong number of weights, and a row of zeros (a contrast that
+    tests nothing)."""
     names = list(names)
     k = len(names)
 
+    def weight(value, where):
+        if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0 or np.iscomplexobj(value):
+            raise InputError(f"contrast weight {where} must be a real number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise InputError(f"contrast weight {where} must be a real number, got {value!r}") from None
+
     def one(spec):
         if isinstance(spec, dict):
+            if not spec:
+                raise InputError("a contrast given as a dict needs at least one {term: weight}")
             row = np.zeros(k)
-            for term, weight in spec.items():
-                row[term_index(term, names)] += float(weight)
-            label = _contrast_label([float(w) for w in spec.values()], list(spec))
-            return row, label
-        row = np.asarray(spec, dtype=float)
+            weights = []
+            for term, w in spec.items():
+                if not isinstance(term, str):
+                    raise InputError(f"contrast terms are coefficient names (strings), got {term!r}")
+                weights.append(weight(w, f"of {term!r}"))
+                row[term_index(term, names)] += weights[-1]
+            return row, _contrast_label(weights, list(spec))
+        row = check_finite_array(spec, "contrast weights", allow_empty=True)
         if row.ndim != 1 or row.size != k:
             raise InputError(f"a contrast needs {k} weights, one per coefficient {names}; got shape {row.shape}")
-        label = _contrast_label(row, names)
-        return row, label
+        return row, _contrast_label(row, names)
 
     if isinstance(L, dict):
         specs = [L]
     elif isinstance(L, (list, tuple)) and len(L) and (isinstance(L[0], dict) or np.ndim(L[0]) == 1):
         specs = list(L)
     else:
-        arr = np.asarray(L, dtype=float)
+        arr = check_finite_array(L, "contrast weights", ndim=(1, 2))
         specs = [arr] if arr.ndim == 1 else list(arr)
+    if not specs:
+        raise InputError("no contrast given: pass k weights, a {term: weight} dict, or a list of them")
     rows, labels = zip(*(one(s) for s in specs))
     matrix = np.vstack(rows)
     if not np.isfinite(matrix).all():
         raise InputError("contrast weights must be finite numbers")
+    zero = ~matrix.any(axis=1)
+    if zero.any():
+        raise InputError(f"contrast(s) {np.flatnonzero(zero).tolist()} have all weights 0: they test nothing")
     return matrix, list(labels)
 
 
@@ -129,27 +152,34 @@ def contrast_table(L: np.ndarray, coef: np.ndarray, cov: Covariance, alpha: floa
     r"""Estimate, se, df, t, p and the :math:`1 - \alpha` interval of each contrast :math:`c'b` (rows
     of ``L``).
 
-    :math:`\mathrm{se} = \sqrt{c'Vc}`; df from ``cov.df_for`` (per contrast under CR2:
+    :math:`\mathrm{se} = \sqrt{c'Vc}` (from the covariance's scaled form when it has one:
+    :meth:`~hlmlib.sandwich.Covariance.contrast_se`); df from ``cov.df_for`` (per contrast under CR2:
     Satterthwaite); :math:`p` two-sided from :math:`t(\mathrm{df})`; interval
-    :math:`c'b \pm t_{1-\alpha/2}(\mathrm{df})\, \mathrm{se}`.
+    :math:`c'b \pm t_{1-\alpha/2}(\mathrm{df})\, \mathrm{se}`. ``alpha`` in (0, 1). Where t is not
+    defined, t and p are NaN, never rounding noise: for an essentially perfect fit
+    (``cov.perfect_fit``, warned where the covariance was made) and, with a warning, for a contrast
+    whose se is 0 or NaN (a covariance not positive semi-definite in that direction).
 
     References
     ----------
     Pustejovsky & Tipton (2018) for the CR2 df; any regression text for the rest (e.g. Wooldridge
     2010, ch. 4).
     """
-    if not 0 < alpha < 1:
-        raise InputError(f"alpha must be between 0 and 1, got {alpha}")
+    alpha = check_alpha(alpha)
     L = np.atleast_2d(L)
     estimate = L @ coef
-    variance = np.einsum("mi,ij,mj->m", L, cov.matrix, L)
-    if np.any(variance < 0):
-        warnings.warn("a contrast has negative estimated variance (the covariance is not positive "
-                      "semi-definite); its se is reported as NaN", stacklevel=3)
-    se = np.sqrt(np.where(variance >= 0, variance, np.nan))
+    se = cov.contrast_se(L)
     df = cov.df_for(L)
+    undefined = ~(se > 0)
+    if cov.perfect_fit:
+        # R's summary.lm warns and prints t values of 1e15; here they are not reported at all
+        undefined[:] = True
+    elif np.any(undefined & ~np.isnan(se)):
+        warnings.warn(f"{int((undefined & ~np.isnan(se)).sum())} contrast(s) have a standard error of 0 "
+                      f"({cov.kind}): their t statistics and p-values are undefined and reported as NaN",
+                      stacklevel=3)
     with np.errstate(divide="ignore", invalid="ignore"):
-        t = estimate / se
+        t = np.where(undefined, np.nan, estimate / np.where(undefined, 1.0, se))
     p = 2 * stats.t.sf(np.abs(t), df)
     half_width = stats.t.ppf(1 - alpha / 2, df) * se
     table = CoefTable(
@@ -171,6 +201,13 @@ def interaction_term(x: str, by: str, names) -> str:
                      f"fit a model with {x}*{by} or {x}:{by}")
 
 
+def check_term_names(**terms) -> None:
+    """Refuse a term or moderator name that is not a string (a list, a number) with a clear message."""
+    for name, value in terms.items():
+        if not isinstance(value, str):
+            raise InputError(f"{name}= must be a term name (a string), got {value!r}")
+
+
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
                           alpha: float = 0.05, caption: str = "") -> CoefTable:
     r""":math:`dy/dx = b_x + b_{x:z}\, z` at each :math:`z` in ``at``, with delta-method se and
@@ -187,10 +224,9 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     Brambor, Clark & Golder (2006).
     """
     names = list(names)
+    check_term_names(x=x, by=by)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
-    z = np.atleast_1d(np.asarray(at, dtype=float))
-    if z.ndim != 1 or not np.isfinite(z).all():
-        raise InputError(f"at= must be finite values of {by!r}")
+    z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1)))
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0
     L[:, j_xz] = z

@@ -59,7 +59,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import InputError, group_codes, make_design, labels_for, rhs_matrix
+from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, group_codes,
+                     labels_for, make_design, rhs_matrix)
+from .linalg import largest_magnitude
 from .inference import CoefTable, contrast_matrix, contrast_table, marginal_effect_table
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
@@ -71,6 +73,10 @@ from .wald import WaldTest, restriction_matrix
 __all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "BoundaryFitWarning"]
 
 SINGULAR_TOL = 1e-4       # lme4's isSingular(tol = 1e-4) on the diagonal of Lambda
+# The likelihood is computed from cross-products, and tau, sigma^2 and the covariance of beta are in
+# units of y^2, y^2/z^2 and y^2/x^2: values beyond 1e+-140, or units 1e150 apart, leave the double range.
+SCALE_LIMIT = 1e140
+RATIO_LIMIT = 1e150
 
 
 class BoundaryFitWarning(UserWarning):
@@ -93,7 +99,7 @@ def _arrays(y, X, groups, Z, data, re):
             raise InputError(f"re must be a right-hand-side formula such as '~ 1' or '~ x', got {re!r}")
         extra_columns = [groups] if isinstance(groups, str) else []
         design = make_design(y, X, data=data, extra_formulas=[re], extra_columns=extra_columns)
-        Zdf = rhs_matrix(re, design.data.loc[design.rows])
+        Zdf = rhs_matrix(re, design.data, design.index)
         Zarr, znames = Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns]
     else:
         if re is not None or data is not None:
@@ -126,6 +132,26 @@ def _random_effects_design(Z, n: int) -> tuple[np.ndarray, list[str]]:
                          "without random effects")
     checked = make_design(np.zeros(n), Z)          # the same numeric/finite checks as X, by column name
     return checked.X, checked.names
+
+
+def _check_scales(design, Z: np.ndarray, znames: list[str]) -> None:
+    """Refuse data that the cross-products cannot hold: a column whose values reach beyond
+    ``SCALE_LIMIT`` (1e+-140; their squares leave the double range), or a column of X or Z whose units
+    are more than ``RATIO_LIMIT`` from those of y (the covariance of beta and tau, in units of
+    y^2/x^2, would). The estimates are equivariant, so rescaling is free."""
+    named = [(design.yname, largest_magnitude(design.y))]
+    named += list(zip(design.names, largest_magnitude(design.X))) + list(zip(znames, largest_magnitude(Z)))
+    for name, peak in named:
+        if peak > SCALE_LIMIT or 0 < peak < 1 / SCALE_LIMIT:
+            raise InputError(f"column {name!r} has values of order {peak:.0e}: mixed works with sums of squares, "
+                             f"which leave the double range beyond 1e+-{np.log10(SCALE_LIMIT):.0f}; rescale it (the "
+                             "estimates are equivariant: beta, sqrt(tau) and sigma scale with y)")
+    y_peak = named[0][1]
+    for name, peak in named[1:]:
+        if y_peak > 0 and peak > 0 and not 1 / RATIO_LIMIT < y_peak / peak < RATIO_LIMIT:
+            raise InputError(f"y (values of order {y_peak:.0e}) and column {name!r} ({peak:.0e}) are more than "
+                             f"1e{np.log10(RATIO_LIMIT):.0f} apart: coefficients and variances in units of y over "
+                             f"{name!r} (squared) leave the double range; rescale one of them")
 
 
 def _collinear_columns(M: np.ndarray, names: list[str]) -> list[str]:
@@ -224,26 +250,36 @@ def _kkt_tolerance(cp: CrossProducts) -> float:
     return 1e-4 + 1e-6 * cp.N
 
 
-def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.ndarray | None:
-    """None if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices; else a better start.
-
-    At a singular T the first-order (KKT) conditions in T are: G T = 0 (equivalently G Lambda = 0, all
-    entries) and G positive semi-definite on the null space of T, with G = dd/dT. A gradient method in
-    theta can stop short of either: dd/dtheta vanishes on a zero column of Lambda, and a zero diagonal
-    of Lambda freezes the covariances below it. When a condition fails, take a projected gradient step
-    in T, T - c G projected onto the positive semi-definite matrices (c halved until the criterion
-    drops), and return the Cholesky factor of the result, whose diagonal is positive again.
-    """
-    fac = blocked_cholesky(theta, cp)
+def _boundary_kkt_holds(fac, cp: CrossProducts, reml: bool) -> bool:
+    """The first-order (KKT) conditions for T = Lambda Lambda' on the cone of covariance matrices, at a
+    singular T: G T = 0 (equivalently G Lambda = 0, all entries) and G positive semi-definite on the null
+    space of T, with G = dd/dT, to the tolerance ``_kkt_tolerance``. True inside the cone (no zero
+    diagonal of Lambda), where the gradient conditions are Newton's."""
     if np.diag(fac.Lam).min() > 0:
-        return None
+        return True
     tol = _kkt_tolerance(cp)
     T = fac.Lam @ fac.Lam.T
     G = gradient_wrt_T(fac, cp, reml)
     w, V = np.linalg.eigh(T)
     null = V[:, w <= 1e-12 * max(w.max(), 1.0)]
-    if np.abs(2 * G @ fac.Lam).max() <= tol and np.linalg.eigvalsh(null.T @ G @ null)[0] >= -tol:
-        return None
+    return bool(np.abs(2 * G @ fac.Lam).max() <= tol and np.linalg.eigvalsh(null.T @ G @ null)[0] >= -tol)
+
+
+def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> tuple[np.ndarray | None, bool]:
+    """(None, True) if theta is optimal for T = Lambda Lambda' on the cone of covariance matrices; else
+    (a better start, False), or (None, False) when no better point is found.
+
+    A gradient method in theta can stop short of the KKT conditions (``_boundary_kkt_holds``):
+    dd/dtheta vanishes on a zero column of Lambda, and a zero diagonal of Lambda freezes the covariances
+    below it. When a condition fails, take a projected gradient step in T, T - c G projected onto the
+    positive semi-definite matrices (c halved until the criterion drops), and return the Cholesky factor
+    of the result, whose diagonal is positive again.
+    """
+    fac = blocked_cholesky(theta, cp)
+    if _boundary_kkt_holds(fac, cp, reml):
+        return None, True
+    T = fac.Lam @ fac.Lam.T
+    G = gradient_wrt_T(fac, cp, reml)
     d0 = profiled_deviance(fac, cp, reml)
     scale = max(np.trace(T) / cp.q, cp.N / np.trace(cp.ZtZ.sum(axis=0)))   # a relative variance of note
     c = scale / np.abs(np.linalg.eigvalsh(G)).max()
@@ -252,9 +288,9 @@ def _escape_boundary(theta: np.ndarray, cp: CrossProducts, reml: bool) -> np.nda
         T_new = (V * np.maximum(w, 0)) @ V.T
         theta_new = theta_of(np.linalg.cholesky(T_new + 1e-10 * scale * np.eye(cp.q)))
         if objective(theta_new, cp, reml)[0] < d0:
-            return theta_new
+            return theta_new, False
         c /= 4
-    return None
+    return None, False
 
 
 @dataclass
@@ -268,6 +304,7 @@ class _ThetaFit:
     converged: bool
     message: str
     n_evaluations: int
+    boundary: bool = False        # a diagonal element of Lambda below SINGULAR_TOL, on the unit-scaled Z
 
 
 def _hessian(theta: np.ndarray, grad: np.ndarray, free: np.ndarray, cp: CrossProducts, reml: bool):
@@ -281,6 +318,22 @@ def _hessian(theta: np.ndarray, grad: np.ndarray, free: np.ndarray, cp: CrossPro
     return (H + H.T) / 2
 
 
+def _newton_model(theta: np.ndarray, grad: np.ndarray, cp: CrossProducts, reml: bool, lower: np.ndarray):
+    """The quadratic model at theta over the coordinates not held at their bound: (free coordinates,
+    Hessian eigenvalues and vectors, the gradient in them, the absolute eigenvalues floored, the Newton
+    decrement g' abs(H)^-1 g / 2, whether there is clearly negative curvature); None when every
+    coordinate is held."""
+    free = np.flatnonzero(~((theta <= lower) & (grad > 0)))
+    if free.size == 0:
+        return None
+    w, V = np.linalg.eigh(_hessian(theta, grad, free, cp, reml))
+    scale = max(np.abs(w).max(), 1e-12)
+    along = V.T @ grad[free]                                # the gradient in H's eigenvectors
+    w_abs = np.maximum(np.abs(w), 1e-8 * scale)
+    decrement = float(along @ (along / w_abs)) / 2
+    return free, w, V, along, w_abs, scale, decrement, bool(w[0] < -1e-4 * scale)
+
+
 def newton_minimise(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.ndarray,
                     max_iter: int = 200) -> _ThetaFit:
     """Minimise the profiled deviance over theta >= lower by a projected, modified Newton method.
@@ -291,22 +344,22 @@ def newton_minimise(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.
     where H is indefinite), adding a move along a direction of negative curvature if there is one (at a
     saddle, g = 0); backtracking (Armijo) along the step projected onto the bounds. Stops when the Newton
     decrement g'|H|^-1 g / 2 is below 1e-11 with no negative curvature; near the optimum convergence
-    is quadratic. Converged: decrement below 1e-6 and no clearly negative curvature at the end.
+    is quadratic. Converged: at the point returned (re-evaluated there when the loop ended after a
+    step, e.g. at the iteration limit), the Newton decrement of the projected gradient is below 1e-6
+    (lme4's check that the Hessian-scaled gradient is small, in the same spirit) and there is no clearly
+    negative curvature.
     """
     dev, grad = objective(theta, cp, reml)
     n_eval, decrement, message, negative = 1, np.inf, "iteration limit reached", False
+    stale = False                      # whether decrement/negative describe an earlier point than theta
     for _ in range(max_iter):
-        free = np.flatnonzero(~((theta <= lower) & (grad > 0)))
-        if free.size == 0:
+        model = _newton_model(theta, grad, cp, reml, lower)
+        stale = False
+        if model is None:
             decrement, negative, message = 0.0, False, "every coordinate held at its bound"
             break
-        w, V = np.linalg.eigh(_hessian(theta, grad, free, cp, reml))
+        free, w, V, along, w_abs, scale, decrement, negative = model
         n_eval += free.size
-        scale = max(np.abs(w).max(), 1e-12)
-        along = V.T @ grad[free]                                # the gradient in H's eigenvectors
-        w_abs = np.maximum(np.abs(w), 1e-8 * scale)
-        decrement = float(along @ (along / w_abs)) / 2
-        negative = bool(w[0] < -1e-4 * scale)
         if decrement < 1e-11 and w[0] >= -1e-6 * scale:
             message = "Newton decrement below 1e-11"
             break
@@ -331,9 +384,14 @@ def newton_minimise(theta: np.ndarray, cp: CrossProducts, reml: bool, lower: np.
             break
         progress = dev - trial_dev
         theta, dev, grad = trial, trial_dev, trial_grad
+        stale = True
         if progress <= 1e-13 * abs(dev) and decrement < 1e-8:
             message = "no further progress"
             break
+    if stale:                          # judge convergence where the search ended, not one step before
+        model = _newton_model(theta, grad, cp, reml, lower)
+        decrement, negative = (0.0, False) if model is None else model[6:]
+        n_eval += 0 if model is None else model[0].size
     projected = np.where((theta <= lower) & (grad > 0), 0.0, grad)
     return _ThetaFit(theta=theta, deviance=float(dev), gradient=projected, newton_decrement=decrement,
                      converged=bool(decrement <= 1e-6 and not negative), message=message, n_evaluations=n_eval)
@@ -354,9 +412,11 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
     """Minimise the profiled deviance over theta, diag(Lambda) >= 0.
 
     On Z scaled to unit root mean square (``_unit_scale``), from ``moment_start``: ``newton_minimise``,
-    restarted off a boundary point that is not optimal (``_escape_boundary``). Converged means: Newton's
-    stopping rule (the criterion within about 1e-6 of its minimum, no negative curvature) and the
-    boundary optimality condition hold (lme4 checks a gradient scaled by the Hessian in the same spirit).
+    restarted off a boundary point that is not optimal (``_escape_boundary``). Converged means, at the
+    point returned: the Hessian-scaled projected gradient is negligible (Newton decrement below 1e-6, no
+    negative curvature) and the boundary (KKT) optimality conditions hold; lme4 checks a gradient
+    scaled by the Hessian in the same spirit. ``boundary`` is decided on this unit-scaled problem, so it
+    does not depend on the units of Z. ``start`` is theta for the Z given (checked by ``mixed``).
     """
     q = cp.q
     unit, d = _unit_scale(cp)
@@ -368,15 +428,18 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
         n_eval += fit.n_evaluations
         if best is None or fit.deviance < best.deviance:
             best = fit
-        theta = _escape_boundary(fit.theta, unit, reml)
+        theta, optimal = _escape_boundary(fit.theta, unit, reml)
         if theta is None:
-            kkt_holds = best is fit
+            # converged only where the search ended at the best point and the KKT conditions hold
+            # there (not merely because no projected step lowered the criterion)
+            kkt_holds = best is fit and optimal
             break
     # back to the original Z: Lambda = D^-1 (D Lambda), and dd/dLambda_rc = d_r dd/d(D Lambda)_rc
     return _ThetaFit(theta=theta_of(lower_triangle(best.theta, q) / d[:, None]), deviance=best.deviance,
                      gradient=theta_of(lower_triangle(best.gradient, q) * d[:, None]),
                      newton_decrement=best.newton_decrement, converged=bool(kkt_holds and best.converged),
-                     message=best.message, n_evaluations=n_eval)
+                     message=best.message, n_evaluations=n_eval,
+                     boundary=bool(np.diag(lower_triangle(best.theta, q)).min() < SINGULAR_TOL))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -693,6 +756,7 @@ class MixedResult:
         J - number of level-2 coefficients, a common HLM choice); ``df="satterthwaite"`` or
         ``"kenward-roger"`` and ``kind=`` as in :meth:`coef_table` (lmerTest's ``summary(m, ddf = ...)``).
         """
+        alpha = check_alpha(alpha)
         crit = "REML criterion (-2 REML log-likelihood)" if self.reml else "-2 log-likelihood"
         coefficients = self.coef_table(alpha, df, kind)
         header = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"
@@ -742,7 +806,17 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     with ``lrtest``. Groups with a single observation are allowed (they inform the fixed effects and
     :math:`\tau`); a model with :math:`N \le J q` (e.g. only singletons and a random intercept) is
     refused as not identifiable, as by lme4. A fit with a zero variance or a singular :math:`\tau` is
-    reported (``.boundary``, ``BoundaryFitWarning``) with the maximising estimates.
+    reported (``.boundary``, ``BoundaryFitWarning``) with the maximising estimates; the test is made on
+    :math:`Z` scaled to unit root mean square, so it does not depend on the units of :math:`Z`.
+    ``converged`` is True only where the search ended with a negligible Hessian-scaled projected
+    gradient (Newton decrement below 1e-6, no negative curvature) and, on the boundary, the KKT
+    conditions hold; otherwise a ``RuntimeWarning`` says so.
+
+    Checks (:class:`~hlmlib.design.InputError`): ``reml`` must be True or False (``"no"`` is not False); ``start``
+    (theta, lme4's order) must be q(q+1)/2 finite numbers with a non-negative diagonal; y, X and Z are
+    checked as in :func:`hlmlib.ols` (rows by position, Series aligned, copies kept); data whose sums of
+    squares or variances would leave the double range (values beyond 1e+-140, or a column's units more
+    than 1e150 from y's) are refused with a request to rescale (the estimates are equivariant).
 
     References
     ----------
@@ -750,7 +824,17 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
       *J. Stat. Softw.* 67(1).
     - Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed.
     """
+    reml = check_bool(reml, "reml")
     design, Z, znames, labels = _arrays(y, X, groups, Z, data, re)
+    q = Z.shape[1]
+    if start is not None:
+        start = check_finite_array(start, "start", ndim=1)
+        if start.size != q * (q + 1) // 2:
+            raise InputError(f"start has {start.size} values; theta for {q} random effect(s) has "
+                             f"q (q + 1) / 2 = {q * (q + 1) // 2} (the lower triangle of Lambda, column by column)")
+        if np.any(start < theta_lower_bounds(q)):
+            raise InputError("start has a negative diagonal element of Lambda; they must be >= 0 (as lme4's bounds)")
+    _check_scales(design, Z, znames)
     codes, uniques = group_codes(labels)
     n_groups = len(uniques)
     cp = cross_products(design.y, design.X, Z, codes, n_groups)
@@ -759,7 +843,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     fac = blocked_cholesky(fit.theta, cp)
     dof = cp.N - cp.p if reml else cp.N
     sigma2 = fac.pwrss / dof
-    boundary = bool(np.diag(fac.Lam).min() < SINGULAR_TOL)
+    boundary = fit.boundary
     if boundary:
         warnings.warn("boundary (singular) fit: a variance component is zero or tau is singular, so the fit is "
                       "that of a model with fewer random effects (those in the range of tau); the estimates are "

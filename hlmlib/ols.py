@@ -23,13 +23,14 @@ CR0/CR1/CR3.
 """
 from __future__ import annotations
 
+import warnings
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from . import inference, sandwich as sw
-from .design import Design, InputError, labels_for, make_design
+from .design import Design, InputError, check_alpha, check_scalar, labels_for, make_design
 from .linalg import LeastSquares, least_squares
 from .wald import WaldTest, ols_wald_test
 
@@ -63,9 +64,13 @@ class OLSResult:
     ``label`` ("OLS", or the name a derived estimator gives).
 
     Methods take ``kind`` in classical, HC0-HC4, CR0-CR3 and ``cluster`` = labels (one per row, or
-    per row of the data for formula fits), a column name (formula fits), or a pair of them for
-    two-way clustering (CR0/CR1). See :mod:`hlmlib.sandwich` for each formula and the names Stata, R
-    and statsmodels use.
+    per row of the data for formula fits), a pandas Series (aligned by its index to the fit's rows), a
+    column name (formula fits: read from the fit's own copy of the data), or a pair of them for two-way
+    clustering (CR0/CR1). See :mod:`hlmlib.sandwich` for each formula and the names Stata, R and
+    statsmodels use. Covariances are computed in the scaled units of ``lstsq`` and carried to the
+    data's units only for display (:class:`hlmlib.sandwich.Covariance`), so ``se`` and the tables are
+    right even where ``vcov``'s entries (of order :math:`y^2/x^2`) leave the double range (``vcov`` then
+    warns). Bad ``kind``, ``cluster``, ``alpha``, contrasts or ``at`` values raise :class:`~hlmlib.design.InputError`.
 
     Estimators that are OLS on transformed data (FWLS, random-effects GLS, the within estimator) build
     their results with :meth:`from_design`, so they have every method below.
@@ -78,16 +83,16 @@ class OLSResult:
         self.names = list(design.names)
         self.nobs = design.n
         self.k = design.k
-        self.df_resid = float(self.nobs - self.k if df_resid is None else df_resid)
+        self.df_resid = float(self.nobs - self.k if df_resid is None else check_scalar(df_resid, "df_resid"))
         if self.df_resid <= 0:
             raise InputError(f"df_resid = {self.df_resid:g}: no residual degrees of freedom left")
         self.n_dropped = design.n_dropped
-        index = design.rows if design.rows is not None else pd.RangeIndex(self.nobs)
+        index = design.row_labels
         self.params = pd.Series(lstsq.coef, index=self.names, name="estimate")
         self.resid = pd.Series(lstsq.resid, index=index, name="resid")
         self.fitted = pd.Series(lstsq.fitted, index=index, name="fitted")
         self.rss = lstsq.rss
-        self.sigma = float(np.sqrt(self.rss / self.df_resid))
+        self.sigma = float(lstsq.y_scale * np.sqrt(lstsq.rss_s / self.df_resid))
 
     @classmethod
     def from_design(cls, design: Design, df_resid: float | None = None, label: str = "OLS") -> "OLSResult":
@@ -114,17 +119,24 @@ class OLSResult:
     def rsquared(self) -> float:
         r""":math:`1 - e'e / \sum_i (y_i - \bar y)^2` with an intercept column, else :math:`1 - e'e / y'y`
         (as R's ``lm``)."""
-        y = self.design.y
+        y = self.design.y / self.lstsq.y_scale                  # in scaled units: y'y may overflow
         has_constant = np.any(np.all(self.design.X == self.design.X[:1], axis=0) & (self.design.X[0] != 0))
         total = np.sum((y - y.mean()) ** 2) if has_constant else float(y @ y)
-        return float(1 - self.rss / total)
+        return float(1 - self.lstsq.rss_s / total)
 
     @property
-    def _basis_and_bread(self) -> tuple[np.ndarray, np.ndarray]:
-        """Where the meat is evaluated: X with bread (X'X)^-1 for a well-conditioned X (no n x k
-        product needed), else the orthonormal U = X R^-1 with bread R^-1 (V = B M B' either way)."""
+    def _basis_and_bread(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Where the meat is evaluated, with its bread and column factor c, so that the covariance in the
+        scaled units of ``lstsq`` (y / s_y, X D^-1) is V_s = diag(c) B M B' diag(c) with M evaluated on
+        e / s_y: X with bread (X'X)^-1 and c = D for a well-conditioned X (no n x k product needed), the
+        scaled columns X D^-1 with (X_s'X_s)^-1 where a column's scale would take X'X out of the double
+        range, else the orthonormal U = X R^-1 with bread R_s^-1."""
         fit = self.lstsq
-        return (fit.X, fit.xtx_inv) if fit.well_conditioned else (fit.U, fit.R_inv)
+        if not fit.well_conditioned:
+            return fit.U, fit.Rs_inv, np.ones(self.k)
+        if fit.extreme_scale:
+            return fit.Xs, fit.xtx_inv_s, np.ones(self.k)
+        return fit.X, fit.xtx_inv, fit.column_scale
 
     def _clusters(self, spec) -> sw.Clusters:
         name = spec if isinstance(spec, str) else "cluster"
@@ -141,22 +153,25 @@ class OLSResult:
         classical: :math:`s^2 (X'X)^{-1}`; HC*: :math:`(X'X)^{-1} X' \operatorname{diag}(w_i e_i^2) X (X'X)^{-1}`;
         CR*: cluster sandwich (formulas in :mod:`hlmlib.sandwich`). CR2/CR3 are evaluated as
         :math:`R^{-1} M_U R^{-T}` in the basis :math:`U = X R^{-1}`, where :math:`H_{gg} = U_g U_g'`; so
-        are the others when :math:`X` is ill-conditioned.
+        are the others when :math:`X` is ill-conditioned. Everything is evaluated on :math:`e / s_y` and
+        (for columns beyond 1e120) :math:`X D^{-1}`, and the :class:`~hlmlib.sandwich.Covariance` keeps
+        that scaled form. Warns, as R's ``summary.lm``, on an essentially perfect fit.
         """
         kind = _canonical_kind(kind)
         fit, n, k = self.lstsq, self.nobs, self.k
-        e = fit.resid
-        basis, bread = self._basis_and_bread
+        e = fit.resid_s
+        basis, bread, c = self._basis_and_bread
+        details = {}
         if kind == "classical" or kind in sw.HC_KINDS:
             if cluster is not None:
                 raise InputError(f"cluster= was given but kind={kind!r} ignores it; use CR0-CR3 for "
                                  f"cluster-robust standard errors")
             if kind == "classical":
-                V = self.sigma**2 * fit.xtx_inv
+                V = fit.rss_s / self.df_resid * fit.xtx_inv_s
             else:
                 weights = sw.hc_weights(kind, self.leverage, n, k, self.df_resid)
-                V = sw.sandwich(bread, sw.meat_hc(basis, e, weights))
-            return sw.Covariance(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
+                V = np.outer(c, c) * sw.sandwich(bread, sw.meat_hc(basis, e, weights))
+            return self._in_units(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
         if cluster is None:
             raise InputError(f"kind={kind!r} is cluster-robust: give cluster= (labels, a column name, "
                              f"or a pair of them)")
@@ -164,29 +179,40 @@ class OLSResult:
             if len(cluster) != 2:
                 raise InputError(f"two-way clustering takes exactly two cluster variables, got {len(cluster)}")
             first, second = (self._clusters(c) for c in cluster)
-            V = sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k)
+            V = np.outer(c, c) * sw.twoway_cluster_vcov(basis, e, bread, first, second, kind, k,
+                                                        units=c * fit.y_scale / fit.column_scale)
             G = (first.G, second.G)
             convention = (sw.CONVENTIONS[kind] + f"; two-way by {first.name} and {second.name} "
                           f"(Cameron, Gelbach & Miller 2011: V_A + V_B - V_AB"
                           + (", each with its own G/(G-1), times (N-1)/(N-k); sandwich vcovCL type 'HC1')"
                              if kind == "CR1" else ", no factors)"))
-            return sw.Covariance(V, kind, convention, df=min(G) - 1, n_clusters=G,
-                                 cluster_name=f"{first.name} and {second.name}")
+            return self._in_units(V, kind, convention, df=min(G) - 1, n_clusters=G,
+                                  cluster_name=f"{first.name} and {second.name}")
         clusters = self._clusters(cluster)
         G = clusters.G
-        satterthwaite = None
         if kind in ("CR0", "CR1"):
-            V = sw.sandwich(bread, sw.meat_cluster(basis, e, clusters))
+            V = np.outer(c, c) * sw.sandwich(bread, sw.meat_cluster(basis, e, clusters))
             if kind == "CR1":
                 V = V * sw.cluster_factor(G) * sw.hc1_factor(n, k)
         else:
             U = fit.U
             eigen = sw.cluster_eigen(sw.cluster_gram(U, clusters), clusters, kind)
-            V = sw.sandwich(fit.R_inv, sw.meat_cr_adjusted(U, e, clusters, kind, eigen))
+            V = sw.sandwich(fit.Rs_inv, sw.meat_cr_adjusted(U, e, clusters, kind, eigen))
             if kind == "CR2":
-                satterthwaite = sw.Satterthwaite.from_eigen(*eigen, fit.R_inv)
-        return sw.Covariance(V, kind, sw.CONVENTIONS[kind], df=G - 1, satterthwaite=satterthwaite,
-                             n_clusters=G, cluster_name=clusters.name)
+                details["satterthwaite"] = sw.Satterthwaite.from_eigen(*eigen, fit.R_inv)
+        return self._in_units(V, kind, sw.CONVENTIONS[kind], df=G - 1, n_clusters=G,
+                              cluster_name=clusters.name, **details)
+
+    def _in_units(self, V_scaled: np.ndarray, kind: str, convention: str, **details) -> sw.Covariance:
+        """The covariance in the data's units from V in the scaled units of ``lstsq``; warns, as R's
+        summary.lm does, when the fit is essentially perfect (its tests are then rounding noise)."""
+        fit = self.lstsq
+        if fit.perfect_fit:
+            warnings.warn(f"essentially perfect fit: summary may be unreliable ({self.label}: the residuals are at "
+                          "the rounding level of y, so standard errors are rounding noise; t statistics and "
+                          "p-values are reported as NaN)", UserWarning, stacklevel=4)
+        return sw.Covariance.in_units(V_scaled, fit.y_scale / fit.column_scale, kind, convention,
+                                      perfect_fit=fit.perfect_fit, **details)
 
     def vcov(self, kind: str = "classical", cluster=None) -> pd.DataFrame:
         r"""k x k covariance matrix of the coefficients as a DataFrame; ``.attrs["convention"]`` names it.
@@ -198,6 +224,11 @@ class OLSResult:
         McCaffrey 2002; Cameron, Gelbach & Miller 2011) in :mod:`hlmlib.sandwich`.
         """
         cov = self.covariance(kind, cluster)
+        if not cov.representable:
+            warnings.warn(f"the {cov.kind} covariance matrix leaves the double range in these units (entries of "
+                          "order y^2 / x^2 overflow or underflow): it shows inf or 0 there; se(), summary() and "
+                          "contrast() are computed in scaled units and are exact. Rescale y or the columns to "
+                          "get the matrix itself", UserWarning, stacklevel=2)
         frame = pd.DataFrame(cov.matrix, index=self.names, columns=self.names)
         frame.attrs.update({"kind": cov.kind, "convention": cov.convention, "df_rule": cov.df_rule})
         return frame
@@ -206,9 +237,10 @@ class OLSResult:
         r"""Standard errors :math:`\sqrt{\operatorname{diag}(V)}`, :math:`V` = ``vcov(kind, cluster)``, a
         Series by term."""
         cov = self.covariance(kind, cluster)
-        return pd.Series(np.sqrt(np.diag(cov.matrix)), index=self.names, name=f"se ({cov.kind})")
+        return pd.Series(cov.se, index=self.names, name=f"se ({cov.kind})")
 
     def _caption(self, cov: sw.Covariance, alpha: float, what: str = "") -> str:
+        alpha = check_alpha(alpha)
         dropped = f", {self.n_dropped} incomplete row(s) dropped listwise" if self.n_dropped else ""
         clustered = ""
         if cov.cluster_name is not None:
@@ -254,13 +286,20 @@ class OLSResult:
         The grid is ``at`` (default 25 points over the observed range of ``by``); the variance is
         :math:`\operatorname{Var} = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}`, with the df of ``kind``
         (CR2: Satterthwaite at each :math:`z`). One row per :math:`z`, ready to plot. Stata
-        ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006).
+        ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006). A categorical moderator (its
+        effect differs by level, one interaction term each) and an empty ``at`` are refused.
         """
+        inference.check_term_names(x=x, by=by)
         if at is None:
             if by in self.names:
                 values = self.design.X[:, self.names.index(by)]
             elif self.design.data is not None and by in self.design.data.columns:
-                values = pd.to_numeric(self.design.data.loc[self.design.rows, by]).to_numpy()
+                column = self.design.data[by]
+                if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.kind not in "biuf":
+                    raise InputError(f"the moderator {by!r} is categorical (dtype {column.dtype}): the effect of "
+                                     f"{x!r} differs by level, one interaction term each; use contrast() with "
+                                     f"those terms, or a numeric moderator")
+                values = column.to_numpy(dtype=float)
             else:
                 raise InputError(f"give at= (values of {by!r}): {by!r} is neither a term nor a data column")
             at = np.linspace(values.min(), values.max(), 25)
@@ -303,9 +342,20 @@ def ols(y_or_formula, X=None, data=None) -> OLSResult:
 
        b = \arg\min_b \lVert y - X b \rVert^2 = (X'X)^{-1} X'y,
 
-    computed by a column-scaled QR with extended-precision refinement when :math:`X` is
-    ill-conditioned (:func:`hlmlib.linalg.least_squares`; LRE >= 7 on every NIST StRD linear problem).
-    Same estimates as R ``lm``, Stata ``regress``, statsmodels ``OLS``.
+    computed by a column-scaled QR with extended-precision refinement where its error bound says double
+    precision is not enough (:func:`hlmlib.linalg.least_squares`; LRE >= 7 on every NIST StRD linear
+    problem). Same estimates as R ``lm``, Stata ``regress``, statsmodels ``OLS``. Everything is computed
+    in power-of-two scaled units, so y anywhere in about 1e-250..1e250 and columns in 1e-150..1e150
+    give the same standard errors, t and p as well-scaled data. The result keeps its own copies of the
+    data (changing ``y``, ``X`` or ``data`` afterwards changes nothing).
+
+    Checks: rows of a formula fit are selected by position (repeated index labels are harmless); a
+    pandas ``y`` and ``X`` must share their index (as statsmodels requires); refused with
+    :class:`~hlmlib.design.InputError`: NaN or inf (naming the column and row), complex, string and pandas Categorical
+    columns of an array ``X`` (use a formula's ``C(x)`` for dummies), an ``X`` without columns, a
+    non-numeric response, a formula that does not parse or evaluate. An *essentially perfect fit*
+    (residuals at the rounding level of y, e.g. a constant y or y exactly linear in X) warns, as R's
+    ``summary.lm`` does, and its tables report t and p as NaN.
 
     Parameters
     ----------

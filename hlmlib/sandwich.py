@@ -417,6 +417,8 @@ def cr2_satterthwaite_df(stt: Satterthwaite, L: np.ndarray) -> np.ndarray:
     """
     L = np.atleast_2d(np.asarray(L, dtype=float))
     T = L @ stt.R_inv                                          # rows t_m' = c_m' R^-1, (m, k)
+    size = np.abs(T).max(axis=1, keepdims=True)                # df is invariant to c -> a c: keep t of order 1,
+    T = T / np.where(size > 0, size, 1.0)                      # so its fourth powers stay in the double range
     d = np.einsum("ma,gab,mb->gm", T, stt.B_d, T)              # (G, m)
     Z = np.einsum("gab,mb->gma", stt.B_z, T)                   # (G, m, k)
     z2 = np.einsum("gma,gma->gm", Z, Z)
@@ -442,7 +444,7 @@ def nearest_psd(V: np.ndarray) -> np.ndarray:
 
 def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, first: Clusters,
                         second: Clusters, kind: str = "CR1", k: int | None = None,
-                        fix: str | None = None) -> np.ndarray:
+                        fix: str | None = None, units: np.ndarray | None = None) -> np.ndarray:
     r"""Two-way cluster-robust covariance (Cameron, Gelbach & Miller 2011).
 
     .. math::
@@ -453,11 +455,17 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
     of B, and of the distinct pairs :math:`(a, b)`.
 
     CR1: :math:`f_\ast = G_\ast/(G_\ast - 1)` each (the intersection's :math:`G` counts the pairs),
-    and the sum times :math:`(N-1)/(N-k)`; CR0: all factors 1. This is sandwich's ``vcovCL(m, cluster = ~ a + b, type = "HC1")`` (and reproduces Petersen's (2009)
-    0.0536 for the firm-and-year standard error of x); Stata's ``cgmreg``/``reghdfe`` use the same
+    and the sum times :math:`(N-1)/(N-k)`; CR0: all factors 1. This is sandwich's ``vcovCL(m, cluster = ~ a + b, type = "HC1")`` (and reproduces the 0.0536 that
+    Petersen's page of test data reports for the firm-and-year standard error of x); Stata's ``cgmreg``/``reghdfe`` use the same
     sum. The sum can fail to be positive semi-definite: then a warning says so, and ``fix="psd"``
     applies the eigenvalue fix of :func:`nearest_psd`. Tests use :math:`t` with
     :math:`\min(G_A, G_B) - 1` df.
+
+    ``units`` (optional): when ``X``, ``resid`` are in scaled units (hlmlib's OLS passes them so), the
+    covariance in the data's units is :math:`\operatorname{diag}(u) V \operatorname{diag}(u)`. Whether
+    the sum is positive semi-definite does not depend on that scaling (Sylvester's law of inertia), but
+    the eigenvalue the warning reports and the fix do: both are taken in the data's units, as sandwich's
+    ``vcovCL(fix = TRUE)``, wherever that covariance is representable in double precision.
     """
     if kind not in ("CR0", "CR1"):
         raise InputError(f"two-way clustering is implemented for CR0 and CR1 (Cameron, Gelbach & Miller "
@@ -472,12 +480,18 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
     V = parts[0] + parts[1] - parts[2]
     if kind == "CR1":
         V = V * hc1_factor(n, k)
-    lam = np.linalg.eigvalsh((V + V.T) / 2)
+    outer = np.ones_like(V) if units is None else np.outer(units, units)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        V_data = outer * V
+    in_data_units = bool(np.all(np.isfinite(V_data)) and np.all((V_data != 0) | (V == 0)))
+    checked = V_data if in_data_units else V
+    lam = np.linalg.eigvalsh((checked + checked.T) / 2)
     if lam[0] < -1e-12 * max(abs(lam[-1]), np.finfo(float).tiny):
+        where = "" if in_data_units else " of the internally scaled covariance"
         message = (f"two-way cluster covariance by {first.name} and {second.name} is not positive "
-                   f"semi-definite (smallest eigenvalue {lam[0]:.3g}); some contrasts have negative variance")
+                   f"semi-definite (smallest eigenvalue{where} {lam[0]:.3g}); some contrasts have negative variance")
         if fix == "psd":
-            V = nearest_psd(V)
+            V = nearest_psd(V_data) / outer if in_data_units else nearest_psd(V)
             message += "; the eigenvalue fix (Cameron, Gelbach & Miller 2011) set the negative ones to 0"
         warnings.warn(message, stacklevel=3)
     return V
@@ -495,6 +509,13 @@ class Covariance:
     :math:`\min(G_A, G_B) - 1` two-way) or, for CR2, ``satterthwaite``, a callable giving the
     Bell-McCaffrey df of each contrast. The idea is clubSandwich's: the covariance carries what the df
     need later, so a contrast never refits.
+
+    ``scaled`` and ``units`` (optional) hold the same covariance as :math:`V = \operatorname{diag}(u)\,
+    V_s \operatorname{diag}(u)`, with :math:`V_s` of moderate size: standard errors
+    (:meth:`contrast_se`) are computed from them, so they are right even where ``matrix`` itself
+    overflows or underflows (a :math:`y` of order 1e200 has variances of order 1e400).
+    ``perfect_fit`` marks the covariance of a fit whose residuals are rounding noise: its t statistics
+    and p-values are then reported as NaN.
     """
 
     matrix: np.ndarray
@@ -504,6 +525,52 @@ class Covariance:
     satterthwaite: Satterthwaite | None = None
     n_clusters: int | tuple | None = None
     cluster_name: str | None = None
+    scaled: np.ndarray | None = field(default=None, repr=False)
+    units: np.ndarray | None = field(default=None, repr=False)
+    perfect_fit: bool = False
+
+    @classmethod
+    def in_units(cls, scaled: np.ndarray, units: np.ndarray, kind: str, convention: str, **details) -> "Covariance":
+        r"""The covariance :math:`\operatorname{diag}(u)\, V_s \operatorname{diag}(u)` from its scaled form
+        (``matrix`` is inf or 0 where an entry leaves the double range)."""
+        with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+            matrix = units[:, None] * scaled * units[None, :]
+        return cls(matrix, kind, convention, scaled=scaled, units=units, **details)
+
+    @property
+    def representable(self) -> bool:
+        """Whether ``matrix`` holds every entry of the covariance (none overflowed or underflowed)."""
+        if self.scaled is None:
+            return True
+        lost = ~np.isfinite(self.matrix) | ((np.abs(self.matrix) < np.finfo(float).tiny) & (self.scaled != 0))
+        return not lost.any()
+
+    def contrast_variance(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r""":math:`c'Vc` of each row :math:`c` of ``L`` as (factor, v) with :math:`c'Vc = \text{factor}^2 v`,
+        both of moderate size even where :math:`c'Vc` leaves the double range."""
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+        if self.scaled is None:
+            return np.ones(L.shape[0]), np.einsum("mi,ij,mj->m", L, self.matrix, L)
+        with np.errstate(over="ignore", under="ignore"):
+            W = L * self.units
+        factor = np.abs(W).max(axis=1)
+        W = W / np.where(factor > 0, factor, 1.0)[:, None]
+        return factor, np.einsum("mi,ij,mj->m", W, self.scaled, W)
+
+    def contrast_se(self, L: np.ndarray) -> np.ndarray:
+        r""":math:`\sqrt{c'Vc}` for each row :math:`c` of ``L``; NaN, with a warning, where the covariance is
+        not positive semi-definite in that direction."""
+        factor, variance = self.contrast_variance(L)
+        if np.any(variance < 0):
+            warnings.warn("a contrast has negative estimated variance (the covariance is not positive "
+                          "semi-definite); its se is reported as NaN", stacklevel=3)
+        with np.errstate(over="ignore"):
+            return factor * np.sqrt(np.where(variance >= 0, variance, np.nan))
+
+    @property
+    def se(self) -> np.ndarray:
+        """Standard errors of the coefficients, from the scaled form when there is one."""
+        return self.contrast_se(np.eye(self.matrix.shape[0]))
 
     def df_for(self, L: np.ndarray) -> np.ndarray:
         r"""Degrees of freedom for each row (contrast) of ``L``."""

@@ -2,7 +2,10 @@ r"""The book's data-generating processes, their population quantities, and batch
 
 Every data set made here is **simulated**: the numbers are draws from the equations stated in each
 docstring, not observations of countries, firms or people. Every function that draws takes ``seed``
-(an int, ``None`` or a ``np.random.Generator``) and draws only through ``np.random.default_rng``.
+(a non-negative int, ``None`` or a ``np.random.Generator``) and draws only through
+``np.random.default_rng``. Arguments are checked (:class:`~hlmlib.design.InputError`): counts (R, J,
+G, n) are integers of at least 1, standard deviations are non-negative, correlations lie in [-1, 1],
+every parameter is a finite number, ``tau`` a positive semi-definite matrix, flags True or False.
 
 Three parts:
 
@@ -28,13 +31,16 @@ for CR0/CR1/CR3, the Satterthwaite df for CR2.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import InputError, group_codes
+from .design import (InputError, check_alpha, check_bool, check_finite_array, check_labels, check_scalar,
+                     group_codes, make_rng)
+from .linalg import EPS, PERFECT_FIT_ULPS, largest_magnitude, least_squares, power_of_two_scale
 from . import sandwich as sw
 
 __all__ = [
@@ -47,15 +53,38 @@ KINDS = ("classical", "HC0", "HC1", "HC2", "HC3", "HC4", "CR0", "CR1", "CR2", "C
 
 
 def _rng(seed) -> np.random.Generator:
-    return seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    return make_rng(seed)
+
+
+# parameters that are standard deviations (>= 0) or correlations ([-1, 1]); every other scalar is any
+# finite number, and tau is checked as a covariance matrix
+_SDS = {"sigma", "lfrt_between_sd", "lfrt_within_sd", "gspend_sd", "s0", "s1", "s2"}
+_CORRELATIONS = {"corr_u0_lfrt", "corr_u0_gspend"}
 
 
 def _with_defaults(defaults: dict, params: dict) -> dict:
-    """The process's parameters: ``defaults`` updated by ``params``, refusing names it does not have."""
+    """The process's parameters: ``defaults`` updated by ``params``, refusing names it does not have and
+    values out of range (NaN or inf anywhere, a negative standard deviation, a correlation outside
+    [-1, 1])."""
     unknown = set(params) - set(defaults)
     if unknown:
         raise InputError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(defaults)}")
-    return {**defaults, **params}
+    checked = {}
+    for name, value in params.items():
+        if name == "tau":
+            checked[name] = value                   # checked as a matrix where it is used
+        elif name in _SDS:
+            checked[name] = check_scalar(value, name, minimum=0)
+        elif name in _CORRELATIONS:
+            checked[name] = check_scalar(value, name, minimum=-1, maximum=1)
+        else:
+            checked[name] = check_scalar(value, name)
+    return {**defaults, **checked}
+
+
+def _count(value, name: str, minimum: int = 1) -> int:
+    """A count (replications, clusters, observations): an integer >= ``minimum``."""
+    return check_scalar(value, name, integer=True, minimum=minimum)
 
 
 @dataclass
@@ -95,7 +124,14 @@ class Batch:
 # --------------------------------------------------------------------------------------------
 
 def _cluster_sizes(J: int, n) -> np.ndarray:
-    sizes = np.full(J, n, dtype=int) if np.ndim(n) == 0 else np.asarray(n, dtype=int)
+    J = _count(J, "J (the number of clusters)")
+    if np.ndim(n) == 0:
+        sizes = np.full(J, _count(n, "n (the cluster size)"), dtype=int)
+    else:
+        values = check_finite_array(n, "n (the cluster sizes)", ndim=1)
+        if np.any(values != np.round(values)):
+            raise InputError("cluster sizes n must be integers")
+        sizes = values.astype(int)
     if sizes.shape != (J,):
         raise InputError(f"cluster sizes n must be one integer or {J} integers (one per cluster), got shape {sizes.shape}")
     if (sizes < 1).any():
@@ -104,7 +140,7 @@ def _cluster_sizes(J: int, n) -> np.ndarray:
 
 
 def _check_tau(tau, q: int) -> np.ndarray:
-    tau = np.atleast_2d(np.asarray(tau, dtype=float))
+    tau = np.atleast_2d(check_finite_array(tau, "tau", ndim=(0, 1, 2)))
     if tau.shape != (q, q):
         raise InputError(f"tau must be {q} x {q}, got shape {tau.shape}")
     if not np.allclose(tau, tau.T):
@@ -116,6 +152,7 @@ def _check_tau(tau, q: int) -> np.ndarray:
 
 def _hlm_draw(rng, R, J, n, a0, a1, g0, g1, tau, sigma, lfrt_mean, lfrt_between_sd, lfrt_within_sd,
               gspend_mean, gspend_sd, corr_u0_lfrt, corr_u0_gspend, fixed_x):
+    R, fixed_x = _count(R, "R (the number of replications)"), check_bool(fixed_x, "fixed_x")
     sizes = _cluster_sizes(J, n)
     tau = _check_tau(tau, 2)
     if corr_u0_lfrt ** 2 + corr_u0_gspend ** 2 > 1:
@@ -232,6 +269,8 @@ _RC_DEFAULTS = dict(b0=1.0, a0=0.5, g0=0.8, a1=0.2, g1=0.1, s0=1.0, s1=0.5, s2=0
 
 
 def _rc_draw(rng, R, n, p, fixed_x):
+    R, fixed_x = _count(R, "R (the number of replications)"), check_bool(fixed_x, "fixed_x")
+    n = _count(n, "n (the number of observations)")
     reps_x = 1 if fixed_x else R
     x, z = rng.standard_normal((reps_x, n)), rng.standard_normal((reps_x, n))
     e0, e1, e2 = (s * rng.standard_normal((R, n)) for s in (p["s0"], p["s1"], p["s2"]))
@@ -290,13 +329,18 @@ def random_coefficient_batch(R: int, n: int = 500, *, fixed_x: bool = False, see
 
 
 def _cgm_draw(rng, R, G, n, b0, b1, heteroskedastic, fixed_x):
+    R, fixed_x = _count(R, "R (the number of replications)"), check_bool(fixed_x, "fixed_x")
+    G, n = _count(G, "G (the number of clusters)"), _count(n, "n (the cluster size)")
+    b0, b1 = check_scalar(b0, "b0"), check_scalar(b1, "b1")
+    heteroskedastic = check_bool(heteroskedastic, "heteroskedastic")
+    cluster = np.repeat(np.arange(G), n)
     reps_x = 1 if fixed_x else R
     x = np.repeat(rng.standard_normal((reps_x, G)), n, axis=1) + rng.standard_normal((reps_x, G * n))
     e_ig = rng.standard_normal((R, G * n))
     if heteroskedastic:
         e_ig = e_ig * 3.0 * np.abs(x)
     u = np.repeat(rng.standard_normal((R, G)), n, axis=1) + e_ig
-    return x, b0 + b1 * x + u
+    return x, b0 + b1 * x + u, cluster
 
 
 def cgm(G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0, heteroskedastic: bool = False,
@@ -316,17 +360,17 @@ def cgm(G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0, heteroske
     Cameron, Gelbach & Miller (2008), "Bootstrap-based improvements for inference with clustered
     errors", *Review of Economics and Statistics* 90(3), 414-427 (their tests: :math:`H_0\colon b_1 = 1`).
     """
-    x, y = _cgm_draw(_rng(seed), 1, G, n, b0, b1, heteroskedastic, True)
-    return pd.DataFrame({"cluster": np.repeat(np.arange(G), n), "y": y[0], "x": x[0]})
+    x, y, cluster = _cgm_draw(_rng(seed), 1, G, n, b0, b1, heteroskedastic, True)
+    return pd.DataFrame({"cluster": cluster, "y": y[0], "x": x[0]})
 
 
 def cgm_batch(R: int, G: int = 10, n: int = 30, *, b0: float = 0.0, b1: float = 1.0,
               heteroskedastic: bool = False, fixed_x: bool = False, seed=None) -> Batch:
     r"""``R`` replications of :func:`cgm` (x redrawn each time unless ``fixed_x``); ``X`` = [1, x]."""
-    x, y = _cgm_draw(_rng(seed), R, G, n, b0, b1, heteroskedastic, fixed_x)
+    x, y, cluster = _cgm_draw(_rng(seed), R, G, n, b0, b1, heteroskedastic, fixed_x)
     X = np.stack([np.ones_like(x), x], axis=-1)
     return Batch(X=X[0] if fixed_x else X, Y=y, names=["Intercept", "x"], truth={"Intercept": b0, "x": b1},
-                 cluster=np.repeat(np.arange(G), n))
+                 cluster=cluster)
 
 
 def mhe_811(sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 0.0, b1: float = 0.0,
@@ -346,6 +390,10 @@ def mhe_811(sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 
 def mhe_811_batch(R: int, sigma: float = 0.5, *, n: int = 30, n_treated: int = 3, b0: float = 0.0,
                   b1: float = 0.0, seed=None) -> Batch:
     r"""``R`` replications of :func:`mhe_811`; ``X`` = [1, d] is fixed, as in the design."""
+    R, n = _count(R, "R (the number of replications)"), _count(n, "n (the number of observations)", 2)
+    n_treated = check_scalar(n_treated, "n_treated", integer=True)
+    sigma = check_scalar(sigma, "sigma (the control group's error sd)", minimum=0)
+    b0, b1 = check_scalar(b0, "b0"), check_scalar(b1, "b1")
     if not 0 < n_treated < n:
         raise InputError(f"n_treated must be between 1 and n - 1 = {n - 1}, got {n_treated}")
     d = np.r_[np.zeros(n - n_treated), np.ones(n_treated)]
@@ -359,7 +407,7 @@ def mhe_811_batch(R: int, sigma: float = 0.5, *, n: int = 30, n_treated: int = 3
 # --------------------------------------------------------------------------------------------
 
 def _as_2d(a, name):
-    a = np.asarray(a, dtype=float)
+    a = check_finite_array(a, name, ndim=(1, 2))
     if a.ndim == 1:
         a = a[:, None]
     if a.ndim != 2:
@@ -376,7 +424,11 @@ def error_variance(Z, tau, sigma2: float = 0.0) -> np.ndarray:
     """
     Z = _as_2d(Z, "Z")
     tau = _check_tau(tau, Z.shape[1])
-    return np.einsum("ij,jk,ik->i", Z, tau, Z) + sigma2
+    return np.einsum("ij,jk,ik->i", Z, tau, Z) + _sigma2(sigma2)
+
+
+def _sigma2(value) -> float:
+    return check_scalar(value, "sigma2 (the level-1 variance)", minimum=0)
 
 
 def error_covariance(Z, tau, sigma2: float = 0.0, cluster=None, max_n: int = 5000) -> np.ndarray:
@@ -392,6 +444,7 @@ def error_covariance(Z, tau, sigma2: float = 0.0, cluster=None, max_n: int = 500
     """
     Z = _as_2d(Z, "Z")
     tau = _check_tau(tau, Z.shape[1])
+    sigma2, max_n = _sigma2(sigma2), _count(max_n, "max_n")
     N = Z.shape[0]
     if N > max_n:
         raise InputError(f"N = {N} > max_n = {max_n}: an N x N Omega is too big; population_vcov works block by block")
@@ -406,8 +459,7 @@ def _codes(cluster, N):
     cluster = np.asarray(cluster)
     if cluster.shape != (N,):
         raise InputError(f"cluster labels must have one entry per row ({N}), got shape {cluster.shape}")
-    if pd.isna(cluster).any():
-        raise InputError(f"cluster labels have missing values at row(s) {np.flatnonzero(pd.isna(cluster))[:5].tolist()}")
+    check_labels(cluster, "cluster labels")
     return group_codes(cluster)[0]
 
 
@@ -442,8 +494,14 @@ def population_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.ndarray:
     if Z.shape[0] != X.shape[0]:
         raise InputError(f"X has {X.shape[0]} rows but Z has {Z.shape[0]}")
     tau = _check_tau(tau, Z.shape[1])
-    M = np.linalg.inv(X.T @ X)
-    return M @ _xt_omega_x(X, Z, tau, sigma2, cluster) @ M
+    M = _xtx_inverse(X)
+    return M @ _xt_omega_x(X, Z, tau, _sigma2(sigma2), cluster) @ M
+
+
+def _xtx_inverse(X) -> np.ndarray:
+    """(X'X)^-1 from hlmlib's column-scaled QR: a singular X is an InputError naming the collinear
+    columns (never NumPy's LinAlgError), an ill-conditioned one is refined."""
+    return least_squares(X, np.zeros(X.shape[0]), [f"x{j}" for j in range(X.shape[1])]).xtx_inv
 
 
 def expected_classical_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.ndarray:
@@ -457,8 +515,10 @@ def expected_classical_vcov(X, Z, tau, sigma2: float = 0.0, cluster=None) -> np.
     Compare with :func:`population_vcov` to see how wrong the classical standard error is on average.
     """
     X, Z = _as_2d(X, "X"), _as_2d(Z, "Z")
+    if Z.shape[0] != X.shape[0]:
+        raise InputError(f"X has {X.shape[0]} rows but Z has {Z.shape[0]}")
     tau = _check_tau(tau, Z.shape[1])
-    M = np.linalg.inv(X.T @ X)
+    M = _xtx_inverse(X)
     trace_omega = error_variance(Z, tau, sigma2).sum()
     s2 = (trace_omega - np.trace(M @ _xt_omega_x(X, Z, tau, sigma2, cluster))) / (X.shape[0] - X.shape[1])
     return s2 * M
@@ -511,8 +571,9 @@ def _orthogonalize(X):
             R = R2 @ R1
         except np.linalg.LinAlgError:
             Q, R = np.linalg.qr(X)
+    # |R_jj| / ||x_j||: the sine of column j's angle to the span of those before it (scale-free)
     diag = np.abs(np.diagonal(R, axis1=-2, axis2=-1))
-    deficient = (diag <= 1e-10 * diag.max(-1, keepdims=True)).any(-1)
+    deficient = (diag <= 1e-10 * np.linalg.norm(R, axis=-2)).any(-1)
     if deficient.any():
         raise InputError(f"X is rank deficient (collinear columns) in replication(s) "
                          f"{np.flatnonzero(deficient)[:5].tolist()} of this chunk")
@@ -546,6 +607,10 @@ def _chunk_ols(X, Y, L, kinds, layout):
     Qty = Y @ Q[0] if s == 1 else np.einsum("rn,rnk->rk", Y, Q)   # (r, k)
     E = Y - (Qty @ Q[0].T if s == 1 else np.einsum("rnk,rk->rn", Q, Qty))
     Lb = Qty @ T[0] if s == 1 else np.einsum("rk,rkq->rq", Qty, T)
+    # essentially perfect fits: ||e|| at the rounding level of the data, eps (||y|| + sum_j |b_j| ||x_j||)
+    b = np.linalg.solve(Rm, Qty[..., None])[..., 0] if s > 1 else np.linalg.solve(Rm[0], Qty.T).T
+    data_size = np.linalg.norm(Y, axis=1) + (np.abs(b) * np.linalg.norm(Rm, axis=-2)).sum(-1)
+    perfect = np.linalg.norm(E, axis=1) <= PERFECT_FIT_ULPS * EPS * data_size
     var = {}
     hc_kinds = [c for c in kinds if c.startswith("HC")]
     if hc_kinds:
@@ -558,7 +623,7 @@ def _chunk_ols(X, Y, L, kinds, layout):
         var["classical"] = (E ** 2).sum(1, keepdims=True) / (n - k) * (T ** 2).sum(-2)
     cr_kinds = [c for c in kinds if c.startswith("CR")]
     if not cr_kinds:
-        return Lb, var, None
+        return Lb, var, None, perfect
     G, q = layout.G, L.shape[0]
     z = np.empty((r, G, k))                  # Q_g'e_g
     lam, V = np.empty((s, G, k)), np.empty((s, G, k, k))
@@ -586,7 +651,7 @@ def _chunk_ols(X, Y, L, kinds, layout):
         w_sq = (lam * f ** 2)[..., None] * VtT ** 2                 # |A_g Q_g t|^2 = t'V lam f^2 V't
         a = V @ ((lam * f)[..., None] * VtT)                        # Q_g'A_g Q_g t, Q coordinates
         df = _satterthwaite(w_sq.sum(-2), a)
-    return Lb, var, df
+    return Lb, var, df, perfect
 
 
 def _adjustment(kind, lam):
@@ -634,6 +699,7 @@ class MonteCarloOLS:
         return self.params.shape[0]
 
     def _crit(self, kind, alpha, dist):
+        alpha = check_alpha(alpha)
         if dist == "normal":
             return stats.norm.ppf(1 - alpha / 2)
         if dist == "t":
@@ -645,56 +711,75 @@ class MonteCarloOLS:
             missing = [nm for nm in self.names if nm not in null]
             if missing:
                 raise InputError(f"null/truth has no value for {missing}")
-            return np.array([null[nm] for nm in self.names], dtype=float)
-        return np.broadcast_to(np.asarray(null, dtype=float), (len(self.names),))
+            return np.array([check_scalar(null[nm], f"null/truth of {nm!r}") for nm in self.names])
+        values = check_finite_array(null, "null/truth", ndim=(0, 1))
+        if values.ndim == 1 and values.size != len(self.names):
+            raise InputError(f"null/truth has {values.size} values for {len(self.names)} terms {self.names}")
+        return np.broadcast_to(values, (len(self.names),))
+
+    def _rate(self, hits: np.ndarray, kind: str) -> np.ndarray:
+        """The share of ``hits`` among the replications whose standard error is defined (not an
+        essentially perfect fit)."""
+        defined = np.isfinite(self.se[kind])
+        with np.errstate(invalid="ignore"):
+            return (hits & defined).sum(0) / defined.sum(0)
 
     def tstat(self, kind: str, null=0.0) -> np.ndarray:
-        r""":math:`(b_r - \text{null}) / \mathrm{se}_r` for every replication and term, (R, q)."""
+        r""":math:`(b_r - \text{null}) / \mathrm{se}_r` for every replication and term, (R, q); NaN for the
+        replications that are essentially perfect fits."""
         self._check_kind(kind)
         return (self.params - self._null(null)) / self.se[kind]
 
     def reject(self, kind: str, null=0.0, alpha: float = 0.05, dist: str = "t") -> np.ndarray:
         r"""Two-sided test of :math:`b = \text{null}` at level ``alpha`` in each replication, (R, q)
-        booleans.
+        booleans (False where the t statistic is undefined).
 
         ``dist="t"`` uses the kind's df (:math:`n-k`, :math:`G-1`, or CR2's Satterthwaite df),
         ``"normal"`` the z critical value.
         """
-        return np.abs(self.tstat(kind, null)) > self._crit(kind, alpha, dist)
+        with np.errstate(invalid="ignore"):
+            return np.abs(self.tstat(kind, null)) > self._crit(kind, alpha, dist)
 
     def rejection_rate(self, kind: str, null=0.0, alpha: float = 0.05, dist: str = "t") -> pd.Series:
-        r"""The share of replications that reject ``null`` (see :meth:`reject`), a Series by term."""
-        return pd.Series(self.reject(kind, null, alpha, dist).mean(0), index=self.names, name=f"{kind} ({dist})")
+        r"""The share of replications that reject ``null`` (see :meth:`reject`) among those with a defined
+        standard error, a Series by term."""
+        return pd.Series(self._rate(self.reject(kind, null, alpha, dist), kind), index=self.names,
+                         name=f"{kind} ({dist})")
 
     def ci(self, kind: str, level: float = 0.95, dist: str = "t"):
-        r"""Lower and upper confidence limits, each (R, q)."""
+        r"""Lower and upper confidence limits, each (R, q); ``level`` in (0, 1)."""
         self._check_kind(kind)
-        half = self._crit(kind, 1 - level, dist) * self.se[kind]
+        half = self._crit(kind, 1 - check_alpha(level, "level"), dist) * self.se[kind]
         return self.params - half, self.params + half
 
     def coverage(self, kind: str, truth, level: float = 0.95, dist: str = "t") -> pd.Series:
-        r"""The share of replications whose interval (see :meth:`ci`) covers ``truth``, a Series by term."""
+        r"""The share of replications whose interval (see :meth:`ci`) covers ``truth``, among those with a
+        defined standard error, a Series by term."""
         lo, hi = self.ci(kind, level, dist)
         t = self._null(truth)
-        return pd.Series(((lo <= t) & (t <= hi)).mean(0), index=self.names, name=f"{kind} ({dist})")
+        return pd.Series(self._rate((lo <= t) & (t <= hi), kind), index=self.names, name=f"{kind} ({dist})")
 
     def summary(self, truth, alpha: float = 0.05, term=None) -> pd.DataFrame:
         r"""Per kind: mean standard error, its ratio to the Monte Carlo sd of :math:`b`, and rejection rates
-        of the true value with t and Normal critical values, for one ``term`` (default: the last)."""
+        of the true value with t and Normal critical values, for one ``term`` (default: the last);
+        replications without a defined standard error (essentially perfect fits) are left out."""
+        if term is not None and term not in self.names:
+            raise InputError(f"term {term!r} is not among {self.names}")
         j = self.names.index(term) if term is not None else len(self.names) - 1
         sd = self.params[:, j].std(ddof=1)
         rows = {}
         for kind in self.se:
-            rows[kind] = {"mean se": self.se[kind][:, j].mean(), "sd se": self.se[kind][:, j].std(ddof=1),
-                          "mean se / sd(b)": self.se[kind][:, j].mean() / sd,
-                          "reject (t)": self.reject(kind, truth, alpha, "t")[:, j].mean(),
-                          "reject (normal)": self.reject(kind, truth, alpha, "normal")[:, j].mean()}
+            se = self.se[kind][:, j]
+            rows[kind] = {"mean se": np.nanmean(se), "sd se": np.nanstd(se, ddof=1),
+                          "mean se / sd(b)": np.nanmean(se) / sd,
+                          "reject (t)": self.rejection_rate(kind, truth, alpha, "t").iloc[j],
+                          "reject (normal)": self.rejection_rate(kind, truth, alpha, "normal").iloc[j]}
         frame = pd.DataFrame(rows).T
         frame.attrs.update(term=self.names[j], mean_b=self.params[:, j].mean(), sd_b=sd, R=self.R)
         return frame
 
     def _check_kind(self, kind):
-        if kind not in self.se:
+        if not isinstance(kind, str) or kind not in self.se:
             raise InputError(f"kind {kind!r} was not computed; available: {list(self.se)}")
 
 
@@ -720,6 +805,14 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
     The df: :math:`n-k` (classical, HC), :math:`G-1` (CR0, CR1, CR3), Bell-McCaffrey Satterthwaite
     (CR2; per replication if :math:`X` varies). Matches the Stata/sandwich/clubSandwich conventions
     stated in the module docstring.
+
+    Scale-equivariant: when the columns of :math:`X` are in units far apart, or :math:`y` or :math:`X`
+    far from 1, the work is done on power-of-two scaled copies (exact), so results hold for data
+    anywhere in the double range. A replication whose residuals are at the rounding level of
+    :math:`y` (an essentially perfect fit) gets NaN standard errors, a warning, and is left out of
+    rejection rates and coverage. Refused (:class:`~hlmlib.design.InputError`): NaN, inf or complex values, Y of more
+    than two dimensions, contrasts that are not finite or all zero, unknown kinds, a ``chunk`` that is
+    not a positive integer, a rank-deficient X.
 
     Parameters
     ----------
@@ -747,24 +840,24 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
         batch = X
         X, Y, names = batch.X, batch.Y, batch.names
         cluster = batch.cluster if cluster is None else cluster
-    X = np.asarray(X, dtype=float)
-    Y = np.atleast_2d(np.asarray(Y, dtype=float))
-    if X.ndim not in (2, 3):
-        raise InputError(f"X must be (n, k) or (R, n, k), got shape {X.shape}")
+    if Y is None:
+        raise InputError("give the responses Y (R, n), or a Batch as X")
+    X = check_finite_array(X, "X", ndim=(2, 3))
+    Y = check_finite_array(Y, "Y", ndim=(1, 2))
+    Y = Y[None] if Y.ndim == 1 else Y
     R, n = Y.shape
     if X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
         raise InputError(f"X {X.shape} does not match Y {Y.shape}: need X (n, k) or (R, n, k) with Y (R, n)")
-    for name, arr in (("X", X), ("Y", Y)):
-        if not np.isfinite(arr).all():
-            raise InputError(f"{name} has NaN or inf values")
     k = X.shape[-1]
+    if k == 0:
+        raise InputError("X has no columns")
     if n <= k:
         raise InputError(f"n = {n} observations do not exceed k = {k} coefficients")
     if kinds is None:
         kinds = ["classical", "HC1"] + (["CR1", "CR2"] if cluster is not None else [])
-    kinds = list(kinds)
-    bad = [c for c in kinds if c not in KINDS]
-    if bad:
+    kinds = [kinds] if isinstance(kinds, str) else list(kinds)
+    bad = [c for c in kinds if not isinstance(c, str) or c not in KINDS]
+    if bad or not kinds:
         raise InputError(f"unknown kind(s) {bad}; choose from {KINDS}")
     layout = None
     if any(c.startswith("CR") for c in kinds):
@@ -773,25 +866,57 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
         layout = _Layout(cluster, n)
         if layout.G < 2:
             raise InputError("cluster-robust standard errors need at least 2 clusters")
-    L = np.eye(k) if contrasts is None else np.atleast_2d(np.asarray(contrasts, dtype=float))
+    L = np.eye(k) if contrasts is None else np.atleast_2d(check_finite_array(contrasts, "contrasts", ndim=(1, 2)))
     if L.shape[1] != k:
         raise InputError(f"contrasts must have k = {k} columns, got shape {L.shape}")
+    if not L.any(axis=1).all():
+        raise InputError(f"contrast row(s) {np.flatnonzero(~L.any(axis=1)).tolist()} have all weights 0")
     if contrasts is not None or not names:
         names = [f"b{j}" for j in range(L.shape[0])]
     if chunk is None:  # keep the stacked (r, n, k) arrays around tens of MB
         chunk = max(1, 4_000_000 // (n * (k if X.ndim == 3 else 1) + 1))
-    params, var, dfs = [], {c: [] for c in kinds}, []
+    chunk = _count(chunk, "chunk")
+    # scale-equivariance: with columns of X in units far apart (beyond 2^10) or y or X far from 1 (beyond
+    # 2^+-200, 1e+-60), work with y / s_y and X D^-1 (powers of two: exact) and the contrasts in those
+    # units, each row at unit size, so that the batched QR sees a well-scaled X and no square leaves the
+    # double range
+    y_scale = power_of_two_scale(np.array([largest_magnitude(Y.ravel())]))[0]
+    col_scale = power_of_two_scale(largest_magnitude(X))
+    rescale_y = abs(np.log2(y_scale)) > 200
+    rescale_x = np.ptp(np.log2(col_scale)) > 10 or np.abs(np.log2(col_scale)).max() > 200
+    y_scale = y_scale if rescale_y else 1.0
+    out_scale = np.full(L.shape[0], y_scale)                    # L b = out_scale * (L_unit b_s)
+    if rescale_x:
+        L = L / col_scale
+        out_scale = out_scale * np.abs(L).max(axis=1)
+        L = L / np.abs(L).max(axis=1, keepdims=True)
+        X = X / col_scale if X.ndim == 2 else X
+    params, var, dfs, perfect = [], {c: [] for c in kinds}, [], []
     for s in range(0, R, chunk):
         Xc = X if X.ndim == 2 else X[s:s + chunk]
-        b, v, d = _chunk_ols(Xc, Y[s:s + chunk], L, kinds, layout)
+        Yc = Y[s:s + chunk] / y_scale if rescale_y else Y[s:s + chunk]
+        Xc = Xc / col_scale if rescale_x and X.ndim == 3 else Xc
+        b, v, d, exact = _chunk_ols(Xc, Yc, L, kinds, layout)
         params.append(b)
+        perfect.append(exact)
         for c in kinds:
             var[c].append(v[c])
         if d is not None:
             dfs.append(d)
             if X.ndim == 2:  # fixed X: the df does not depend on y
                 dfs = [d]
+    perfect = np.concatenate(perfect)
+    params = np.concatenate(params)
     se = {c: np.sqrt(np.concatenate(var[c])) for c in kinds}
+    if rescale_x or rescale_y:
+        params = params * out_scale
+        se = {c: v * out_scale for c, v in se.items()}
+    if perfect.any():
+        warnings.warn(f"essentially perfect fit in {int(perfect.sum())} of {R} replication(s) (residuals at the "
+                      "rounding level of y): their standard errors are NaN, and they are left out of rejection "
+                      "rates and coverage", UserWarning, stacklevel=2)
+        for c in kinds:
+            se[c][perfect] = np.nan
     df = {}
     for c in kinds:
         if c == "classical" or c.startswith("HC"):
@@ -800,4 +925,4 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
             df[c] = dfs[0][0] if X.ndim == 2 else np.concatenate(dfs)
         else:
             df[c] = np.full(L.shape[0], layout.G - 1, dtype=float)
-    return MonteCarloOLS(np.concatenate(params), se, df, names, n, k, layout.G if layout else None)
+    return MonteCarloOLS(params, se, df, names, n, k, layout.G if layout else None)

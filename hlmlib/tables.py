@@ -18,7 +18,7 @@ import inspect
 import numpy as np
 import pandas as pd
 
-from .design import InputError
+from .design import InputError, check_scalar
 
 __all__ = ["etable", "ETable"]
 
@@ -210,9 +210,9 @@ def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, na
         model (a tuple is a two-way pair).
     stars : bool or dict
         False, True (R's codes: ``***`` p < 0.001, ``**`` p < 0.01, ``*`` p < 0.05, from each column's
-        own t or z test) or a dict ``{cutoff: mark}``.
+        own t or z test) or a dict ``{cutoff: mark}`` with cutoffs in (0, 1) and string marks.
     digits : int
-        Decimals shown.
+        Decimals shown, an integer from 0 to 15.
     names : list or None
         Column names for a list of models (default "(1)", "(2)", ...).
 
@@ -225,11 +225,15 @@ def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, na
         labels, entries = list(models), list(models.values())
     else:
         entries = list(models) if isinstance(models, (list, tuple)) else [models]
-        labels = names or [f"({i + 1})" for i in range(len(entries))]
+        if names is not None and not isinstance(names, (list, tuple)):
+            raise InputError(f"names must be a list of column names, got {names!r}")
+        labels = list(names) if names is not None else [f"({i + 1})" for i in range(len(entries))]
     if not entries:
         raise InputError("etable needs at least one fitted model")
     if len(labels) != len(entries):
         raise InputError(f"names has {len(labels)} entries for {len(entries)} models")
+    if len(set(map(str, labels))) != len(labels):
+        raise InputError(f"column names must differ, got {list(labels)}")
     kind_list = _per_model(kinds, len(entries), "kind")
     cluster_list = _per_model(cluster, len(entries), "cluster")
     table_wide_kind = not isinstance(kinds, (list, tuple))
@@ -253,5 +257,20 @@ def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, na
         if not explicit and table_wide_cluster and not str(kind or "").upper().startswith("CR"):
             clus = None  # a table-wide cluster= applies to the cluster-robust columns only
         columns.append(_Column(str(label), entry, kind, clus))
-    stars = DEFAULT_STARS if stars is True else (dict(stars) if stars else {})
-    return ETable(columns, digits, stars)
+    return ETable(columns, check_scalar(digits, "digits", integer=True, minimum=0, maximum=15), _check_stars(stars))
+
+
+def _check_stars(stars) -> dict:
+    """``False``, ``True`` (R's codes) or a dict ``{cutoff in (0, 1): mark}``; anything else refused."""
+    if isinstance(stars, (bool, np.bool_)):
+        return DEFAULT_STARS if stars else {}
+    if not isinstance(stars, dict):
+        raise InputError(f"stars must be True, False or a dict {{cutoff: mark}} such as {DEFAULT_STARS}, got {stars!r}")
+    checked = {}
+    for cutoff, mark in stars.items():
+        cutoff = check_scalar(cutoff, f"the stars cutoff {cutoff!r}", minimum=0, maximum=1,
+                              exclusive_minimum=True, exclusive_maximum=True)
+        if not isinstance(mark, str):
+            raise InputError(f"the stars mark for p < {cutoff:g} must be a string such as '*', got {mark!r}")
+        checked[cutoff] = mark
+    return checked

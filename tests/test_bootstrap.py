@@ -97,3 +97,42 @@ def test_array_interface_and_errors():
         wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", weights="normal")
     with pytest.raises(InputError, match="at least 2 clusters"):
         wild_cluster_bootstrap("y ~ x", data=df.assign(cluster=1), cluster="cluster", term="x")
+
+
+def _ill_conditioned(mean_over_sd, seed=3, G=40, n=25):
+    """An intercept with a regressor of mean/sd = mean_over_sd (condition number about twice that)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(G), n)
+    x = mean_over_sd + rng.normal(size=G * n)
+    y = 1 + 0.3 * (x - mean_over_sd) + rng.normal(size=G)[g] + rng.normal(size=G * n)
+    return y, np.column_stack([np.ones(G * n), x]), g
+
+
+@pytest.mark.parametrize("mean_over_sd", [1e2, 1e4, 1e6])
+def test_the_sample_t_is_ols_cr1_t_on_ill_conditioned_designs(mean_over_sd):
+    """hlmlib's own least squares (no inv(X'X), no matrix_rank): designs ols fits, the bootstrap fits
+    (an intercept with a regressor of mean/sd 1e4 was once refused), with ols' CR1 t to ~1e-10."""
+    from hlmlib import ols
+
+    y, X, g = _ill_conditioned(mean_over_sd)
+    fit = ols(y, X)
+    if mean_over_sd >= 1e6:
+        assert fit.lstsq.cond > 1e6
+    table = fit.summary("CR1", g)
+    for null in (0.0, 0.3, 2.0):
+        res = wild_cluster_bootstrap(y, X, cluster=g, term=1, null=null, B=99, seed=1)
+        t = (table.estimate.iloc[1] - null) / table.se.iloc[1]
+        assert res.tstat == pytest.approx(t, rel=1e-10)
+        assert res.se == pytest.approx(table.se.iloc[1], rel=1e-10)
+
+
+@pytest.mark.parametrize("weights", ["rademacher", "webb"])
+def test_chunks_of_draws_give_the_same_draws_and_results(weights):
+    df = S.cgm(G=30, n=6, seed=9)
+    results = [wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=999,
+                                      weights=weights, seed=4, chunk=chunk) for chunk in (1, 7, 64, None)]
+    for other in results[1:]:
+        assert other.pvalue == results[0].pvalue
+        np.testing.assert_allclose(other.tstar, results[0].tstar, rtol=1e-10, atol=1e-12)
+    V, _ = bootstrap_weights(30, 999, weights, 4)
+    np.testing.assert_allclose(results[0].tstar, _refit_tstar(df, 1.0, V), rtol=1e-9)

@@ -429,7 +429,7 @@ def test_kenward_roger_is_refused_for_ml_fits(ml_fit):
 @pytest.mark.parametrize("L,match", [
     (np.ones((1, 3)), "2 weights"),
     ([[1.0, 0.0], [2.0, 0.0]], "rank deficient"),
-    ([[0.0, 0.0]], "all weights zero"),
+    ([[0.0, 0.0]], "all weights 0"),
     (["Days", "Days"], "rank deficient"),
     (["days_squared"], "not among the coefficients"),
     ([], "no restrictions"),

@@ -337,3 +337,24 @@ def test_clusters_and_group_codes_share_one_coding_and_one_label_check():
         Clusters.from_labels(np.array([1.0, 2.0, np.nan]), "firm")
     with pytest.raises(InputError, match=r"firm has 1 NaN or inf value.*row\(s\) 0"):
         Clusters.from_labels(np.array([np.inf, 2.0, 2.0]), "firm")
+
+
+def test_twoway_warning_reports_the_eigenvalue_in_the_datas_units():
+    # a sub-panel of 4 firms by 3 years where V_firm + V_year - V_both is indefinite; the warned eigenvalue is
+    # the smallest eigenvalue of the covariance hlmlib returns, whatever the units of y
+    import re
+    import warnings
+    petersen = hlmlib.datasets.load_petersen()
+    rng = np.random.default_rng(2)
+    small = petersen[petersen["firm"].isin(rng.choice(500, 4, replace=False) + 1)
+                     & petersen["year"].isin(rng.choice(10, 3, replace=False) + 1)].copy()
+    for scale in (1.0, 1e100, 1e-100):
+        small["y_scaled"] = small["y"] * scale
+        fit = hlmlib.ols("y_scaled ~ x", data=small)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            V = fit.vcov("CR1", ("firm", "year")).to_numpy()
+        smallest = np.linalg.eigvalsh(V)[0]
+        assert smallest < 0
+        reported = float(re.search(r"smallest eigenvalue (\S+)\)", str(caught[0].message)).group(1))
+        assert reported == pytest.approx(smallest, rel=5e-3)

@@ -205,3 +205,46 @@ def test_missing_cluster_label_in_a_kept_row_is_an_error_not_a_drop():
     result = hlmlib.ols("y ~ x", data=data)
     with pytest.raises(InputError, match=r"cluster column 'firm' has 1 missing value.*row\(s\) 17"):
         result.se("CR1", "firm")
+
+
+# ---------------------------------------------------------------------------------------------
+# categorical variables in formula fits
+
+
+def test_unused_categorical_levels_are_dropped_as_r_does():
+    data = hlmlib.simulate.cgm(G=6, n=5, seed=1)
+    data["g"] = pd.Categorical(np.where(data.cluster < 3, "a", "b"), categories=["a", "b", "zzz"])
+    fit = hlmlib.ols("y ~ x + g", data=data)                 # once "column g[T.zzz] is all zeros"
+    assert fit.names == ["Intercept", "x", "g[T.b]"]
+    plain = hlmlib.ols("y ~ x + g", data=data.assign(g=data.g.astype(str)))
+    np.testing.assert_allclose(fit.params, plain.params, rtol=1e-12)
+    # a level whose rows are all dropped listwise goes too
+    data["g"] = pd.Categorical(np.where(data.cluster < 3, "a", np.where(data.cluster == 5, "c", "b")))
+    data.loc[data.cluster == 5, "x"] = np.nan
+    with pytest.warns(UserWarning, match="5 of 30 rows dropped"):
+        assert hlmlib.ols("y ~ x + g", data=data).names == ["Intercept", "x", "g[T.b]"]
+
+
+@pytest.mark.parametrize("response", [["a"] * 4, pd.Categorical(["u", "v", "u", "v"]), ["1", "2", "3", "4"]])
+def test_a_non_numeric_response_is_refused(response):
+    data = pd.DataFrame({"y": response, "x": [1.0, 2.0, 4.0, 3.0]})
+    with pytest.raises(InputError, match="the response 'y' is not numeric"):
+        hlmlib.ols("y ~ x", data=data)
+
+
+def test_formula_errors_are_input_errors_without_colour_codes():
+    data = pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [1.0, 2.0, 4.0]})
+    with pytest.raises(InputError, match=r"formula 'y ~ x \+' could not be parsed: Operator `\+`") as caught:
+        hlmlib.ols("y ~ x +", data=data)
+    assert "\x1b" not in str(caught.value)
+    with pytest.raises(InputError, match="could not be evaluated on the data: Unable to evaluate factor `np.nope"):
+        hlmlib.ols("y ~ np.nope(x)", data=data)
+    with pytest.raises(InputError, match=r"variable\(s\) \['nope'\] not found"):
+        hlmlib.ols("y ~ nope(x)", data=data)
+
+
+def test_a_numeric_valued_categorical_in_an_array_fit_is_refused():
+    y, X = design()
+    frame = pd.DataFrame({"const": X[:, 0], "level": pd.Categorical(np.arange(40) % 3)})
+    with pytest.raises(InputError, match="'level' is a pandas Categorical"):
+        hlmlib.ols(y, frame)

@@ -94,6 +94,7 @@ def test_htz_matches_clubsandwich_algorithm_on_unseen_data(kind):
 @pytest.mark.filterwarnings("ignore:two-way cluster covariance")
 def test_defaults_and_descriptions():
     data = unseen_data()
+    data["h"] = np.arange(len(data)) % 3
     fit = ols("y ~ x + d + z", data=data)
     cr2 = fit.wald_test(["x", "d"], kind="CR2", cluster="g")
     assert cr2.test == "HTZ" and "Hotelling" in cr2.description
@@ -106,7 +107,6 @@ def test_defaults_and_descriptions():
     small = ols("y ~ z", data=data)
     F = (small.rss - fit.rss) / 2 / (fit.rss / (fit.nobs - 4))
     assert classical.F == pytest.approx(F, rel=1e-10)
-    data["h"] = np.arange(len(data)) % 3
     twoway = fit.wald_test(["x", "d"], kind="CR1", cluster=["g", "h"])
     assert twoway.df_denom == 2 and twoway.test == "F"
     assert "x = 0; d = 0" in repr(cr2)
@@ -149,7 +149,7 @@ def test_bad_tests_are_refused(kwargs, match):
     ([[0, 1, 0, 0], [0, 2, 0, 0]], "rank deficient"),
     (["x", "x"], "rank deficient"),
     (["w"], "not among the coefficients"),
-    ([[0, 0, 0, 0]], "all weights zero"),
+    ([[0, 0, 0, 0]], "all weights 0"),
     (np.zeros((0, 4)), "no restrictions"),
 ])
 def test_bad_restrictions_are_refused(L, match):

@@ -493,6 +493,10 @@ def from_sphinx(env, glue_dir: Path, site_url: str | None) -> Book:
         number = env.toc_fignumbers.get(docname, {}).get("displaymath", {}).get(make_id(f"equation-{label}"))
         if number:
             book.equations[label] = (docname, ".".join(map(str, number)))
+    # A label on a paragraph or admonition has no title: Sphinx keeps it in anonlabels only, and a {ref} to it
+    # must give its own text (Sphinx requires that too).
+    for label, (docname, anchor) in env.domaindata["std"]["anonlabels"].items():
+        book.sections.setdefault(label, (docname, anchor, ""))
     for label, (docname, anchor, title) in env.domaindata["std"]["labels"].items():
         book.sections[label] = (docname, anchor, title)
     for docname, numbers in env.toc_secnumbers.items():

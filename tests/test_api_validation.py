@@ -1,0 +1,410 @@
+"""Every public function and result method of hlmlib (the gls module's have their own tests) refuses a
+bad argument with hlmlib.InputError: never a raw NumPy/pandas/SciPy/formulaic exception, a silent
+coercion (reml="no", B=2.5, term=1.7, a numeric-valued Categorical) or a NaN without a warning.
+
+``BAD`` lists, for each public callable, calls with bad values; ``test_every_public_callable_is_walked``
+checks that the list covers every public function and method that takes arguments, so a new one must
+come with its cases.
+"""
+import inspect
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hlmlib
+from hlmlib import InputError, simulate as sim
+from hlmlib.bootstrap import WildBootstrapResult, bootstrap_weights, wild_cluster_bootstrap
+from hlmlib.mixed import MixedResult, lrtest
+from hlmlib.ols import OLSResult
+from hlmlib.simulate import MonteCarloOLS
+from hlmlib.tables import ETable
+
+NAN, INF = float("nan"), float("inf")
+
+rng = np.random.default_rng(11)
+DF = sim.cgm(G=8, n=6, seed=3)
+DF["g"] = pd.Categorical(np.where(DF.cluster % 2 == 0, "a", "b"))
+DF["xz"] = DF.x * rng.normal(size=len(DF))
+N = len(DF)
+Y = DF.y.to_numpy()
+X = np.column_stack([np.ones(N), DF.x.to_numpy()])
+CL = DF.cluster.to_numpy()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    FIT = hlmlib.ols("y ~ x * xz", data=DF)
+    ARRAY_FIT = hlmlib.ols(Y, X)
+    MIXED = hlmlib.mixed("y ~ x * xz", data=DF, groups="cluster")
+    SLOPES = hlmlib.mixed("y ~ x", data=DF, groups="cluster", re="~ x")
+    WCB = wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=1.0, B=99, seed=1)
+    MC = sim.ols_mc(sim.cgm_batch(20, G=6, n=5, seed=2))
+    TABLE = hlmlib.etable([FIT, MIXED])
+
+
+def ols_with(**columns):
+    return lambda: hlmlib.ols("y ~ x", data=DF.assign(**columns))
+
+
+# (what is covered, a call with a bad argument)
+BAD = [
+    # ---- ols: the data
+    ("ols", lambda: hlmlib.ols(Y, np.empty((N, 0)))),
+    ("ols", lambda: hlmlib.ols("y ~ 0", data=DF)),
+    ("ols", lambda: hlmlib.ols(Y, X.astype(complex))),
+    ("ols", lambda: hlmlib.ols(Y + 1j, X)),
+    ("ols", lambda: hlmlib.ols(Y, X.astype(str))),
+    ("ols", lambda: hlmlib.ols(Y, pd.DataFrame({"c": pd.Categorical(np.arange(N) % 3)}))),
+    ("ols", lambda: hlmlib.ols(pd.Series(Y, index=np.arange(N)[::-1]), pd.DataFrame(X))),
+    ("ols", lambda: hlmlib.ols(Y, X[None])),
+    ("ols", lambda: hlmlib.ols(Y[:, None, None], X)),
+    ("ols", lambda: hlmlib.ols(Y, X, data=DF)),
+    ("ols", lambda: hlmlib.ols(Y)),
+    ("ols", lambda: hlmlib.ols("y ~ x +", data=DF)),
+    ("ols", lambda: hlmlib.ols("y ~ (x", data=DF)),
+    ("ols", lambda: hlmlib.ols("y ~ undefined_function(x)", data=DF)),
+    ("ols", lambda: hlmlib.ols("y ~ x", data=DF.to_numpy())),
+    ("ols", lambda: hlmlib.ols("y x", data=DF)),
+    ("ols", lambda: hlmlib.ols("y ~ nothere", data=DF)),
+    ("ols", ols_with(y="a")),                                       # a single-level string response
+    ("ols", ols_with(y=pd.Categorical(["u", "v"] * (N // 2)))),
+    ("ols", lambda: hlmlib.ols("y ~ x", data=pd.concat([DF[["y", "x"]], DF[["x"]]], axis=1))),
+    ("ols", lambda: hlmlib.ols(Y * 1e300, X * 1e-300)),             # units of b beyond the double range
+    ("ols", lambda: hlmlib.ols(3, 4)),
+    # ---- OLSResult
+    ("OLSResult.from_design", lambda: OLSResult.from_design(FIT.design, df_resid=0)),
+    ("OLSResult.from_design", lambda: OLSResult.from_design(FIT.design, df_resid=NAN)),
+    ("OLSResult.from_design", lambda: OLSResult.from_design(FIT.design, df_resid="ten")),
+    ("OLSResult.covariance", lambda: FIT.covariance("HC9")),
+    ("OLSResult.covariance", lambda: FIT.covariance(3)),
+    ("OLSResult.covariance", lambda: FIT.covariance("CR1")),
+    ("OLSResult.covariance", lambda: FIT.covariance("HC1", "cluster")),
+    ("OLSResult.vcov", lambda: FIT.vcov("CR1", "nothere")),
+    ("OLSResult.vcov", lambda: FIT.vcov("CR1", np.full(N, NAN))),
+    ("OLSResult.vcov", lambda: FIT.vcov("CR1", np.ones(N) + 1j)),
+    ("OLSResult.se", lambda: FIT.se("CR1", CL[:-1])),
+    ("OLSResult.se", lambda: FIT.se("CR1", np.zeros((N, 2)))),
+    ("OLSResult.se", lambda: FIT.se("CR1", pd.DataFrame({"a": CL}))),
+    ("OLSResult.se", lambda: FIT.se("CR1", pd.Series(CL, index=np.arange(N) + 1000))),
+    ("OLSResult.se", lambda: FIT.se("CR1", pd.Series(CL, index=np.zeros(N)))),
+    ("OLSResult.se", lambda: FIT.se("CR1", (CL, CL, CL))),
+    ("OLSResult.se", lambda: FIT.se("CR2", (CL, CL))),
+    ("OLSResult.se", lambda: FIT.se("CR1", np.zeros(N))),
+    ("OLSResult.se", lambda: ARRAY_FIT.se("CR1", "cluster")),
+    ("OLSResult.wald_test", lambda: FIT.wald_test(["nothere"])),
+    ("OLSResult.wald_test", lambda: FIT.wald_test([[0, 0]])),
+    ("OLSResult.wald_test", lambda: FIT.wald_test([[1, 0, 0]])),
+    ("OLSResult.wald_test", lambda: FIT.wald_test(["x"], kind="CR1")),
+    ("OLSResult.wald_test", lambda: FIT.wald_test(["x"], kind="HC1", test="HTZ")),
+    ("OLSResult.wald_test", lambda: FIT.wald_test(["x"], test="nonsense")),
+    ("OLSResult.wald_test", lambda: FIT.wald_test([[NAN, 1]])),
+    ("OLSResult.summary", lambda: FIT.summary(alpha=0)),
+    ("OLSResult.summary", lambda: FIT.summary(alpha=1.5)),
+    ("OLSResult.summary", lambda: FIT.summary(alpha=NAN)),
+    ("OLSResult.summary", lambda: FIT.summary(alpha="5%")),
+    ("OLSResult.summary", lambda: FIT.summary(alpha=True)),
+    ("OLSResult.contrast", lambda: FIT.contrast([])),
+    ("OLSResult.contrast", lambda: FIT.contrast({})),
+    ("OLSResult.contrast", lambda: FIT.contrast([NAN, 1, 0, 0])),
+    ("OLSResult.contrast", lambda: FIT.contrast([[1, 0, 0, INF]])),
+    ("OLSResult.contrast", lambda: FIT.contrast([0, 0, 0, 0])),
+    ("OLSResult.contrast", lambda: FIT.contrast([1, 2])),
+    ("OLSResult.contrast", lambda: FIT.contrast("x")),
+    ("OLSResult.contrast", lambda: FIT.contrast({"x": "one"})),
+    ("OLSResult.contrast", lambda: FIT.contrast({"x": 1j})),
+    ("OLSResult.contrast", lambda: FIT.contrast({"nothere": 1})),
+    ("OLSResult.contrast", lambda: FIT.contrast({1: 1})),
+    ("OLSResult.contrast", lambda: FIT.contrast([1j, 0, 0, 0])),
+    ("OLSResult.contrast", lambda: FIT.contrast([1, 0, 0, 0], alpha=-0.1)),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", at=[])),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", at=[NAN])),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", at="low")),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", at=[[0.0, 1.0]])),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect(1, "xz")),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", ["xz"])),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "g")),      # a categorical moderator
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "cluster", at=[1.0])),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "nothere")),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", alpha=2)),
+    # ---- wild cluster bootstrap
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=NAN)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=INF)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null="0")),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1.7)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=True)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=2)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=None)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term="z")),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, B=2.5)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, B=0)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, B=True)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, B="99")),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, weights="normal")),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, seed=-1)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, seed="a")),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, seed=1.5)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, chunk=0)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=np.zeros(N), term=1)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL[:-1], term=1)),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap("y ~ x", data=DF, cluster="nothere", term="x")),
+    ("WildBootstrapResult.pvalue_at", lambda: WCB.pvalue_at(NAN)),
+    ("WildBootstrapResult.pvalue_at", lambda: WCB.pvalue_at("1")),
+    ("WildBootstrapResult.ci", lambda: WCB.ci(level=1.5)),
+    ("WildBootstrapResult.ci", lambda: WCB.ci(level=0)),
+    ("WildBootstrapResult.ci", lambda: WCB.ci(level=NAN)),
+    ("WildBootstrapResult.ci", lambda: WCB.ci(tol=0)),
+    ("WildBootstrapResult.ci", lambda: WCB.ci(tol=-1)),
+    ("bootstrap_weights", lambda: bootstrap_weights(0, 10)),
+    ("bootstrap_weights", lambda: bootstrap_weights(5, 2.5)),
+    ("bootstrap_weights", lambda: bootstrap_weights(5, 10, "normal")),
+    ("bootstrap_weights", lambda: bootstrap_weights(5, 10, rng="seed")),
+    # ---- etable
+    ("etable", lambda: hlmlib.etable([FIT], stars={"a": "*"})),
+    ("etable", lambda: hlmlib.etable([FIT], stars={0.05: 1})),
+    ("etable", lambda: hlmlib.etable([FIT], stars={1.5: "*"})),
+    ("etable", lambda: hlmlib.etable([FIT], stars="yes")),
+    ("etable", lambda: hlmlib.etable([FIT], digits=2.5)),
+    ("etable", lambda: hlmlib.etable([FIT], digits=-1)),
+    ("etable", lambda: hlmlib.etable([FIT], digits="3")),
+    ("etable", lambda: hlmlib.etable([FIT, FIT], names="ab")),
+    ("etable", lambda: hlmlib.etable([FIT, FIT], names=["a", "a"])),
+    ("etable", lambda: hlmlib.etable([FIT], names=["a", "b"])),
+    ("etable", lambda: hlmlib.etable([])),
+    ("etable", lambda: hlmlib.etable([1.0])),
+    ("etable", lambda: hlmlib.etable([FIT], kinds="HC9")),
+    ("etable", lambda: hlmlib.etable([FIT, FIT], kinds=["HC1"])),
+    ("etable", lambda: hlmlib.etable([FIT], kinds="CR1", cluster="nothere")),
+    ("etable", lambda: hlmlib.etable({"a": (FIT, {"kind": "HC1", "bad": 1})})),
+    ("etable", lambda: hlmlib.etable([MIXED], kinds=["HC1"])),
+    # ---- mixed
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL, reml="no")),
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL, reml=1)),
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL, start=[NAN])),
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL, start=[1.0, 0.0])),
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL, start=[-1.0])),
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL, start="one")),
+    ("mixed", lambda: hlmlib.mixed(Y, X)),
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL[:-1])),
+    ("mixed", lambda: hlmlib.mixed(Y, X, CL, Z=X.astype(complex))),
+    ("mixed", lambda: hlmlib.mixed(Y * 1e300, X, CL)),
+    ("mixed", lambda: hlmlib.mixed(Y * 1e-300, X, CL)),
+    ("mixed", lambda: hlmlib.mixed(Y, X * 1e-200, CL)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF, groups="cluster", re="x")),
+    ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF, groups="cluster", re=3)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF, groups="cluster", re="~ (x")),
+    ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF.to_numpy(), groups="cluster")),
+    ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF, groups=np.zeros((N, 2)))),
+    ("MixedResult.summary", lambda: MIXED.summary(df=0)),
+    ("MixedResult.summary", lambda: MIXED.summary(df=-3)),
+    ("MixedResult.summary", lambda: MIXED.summary(df="ten")),
+    ("MixedResult.summary", lambda: MIXED.summary(df=NAN)),
+    ("MixedResult.summary", lambda: MIXED.summary(alpha=1)),
+    ("MixedResult.coef_table", lambda: MIXED.coef_table(df=0)),
+    ("MixedResult.coef_table", lambda: MIXED.coef_table(alpha=NAN)),
+    ("MixedResult.contrast", lambda: MIXED.contrast([])),
+    ("MixedResult.contrast", lambda: MIXED.contrast({"x": NAN})),
+    ("MixedResult.contrast", lambda: MIXED.contrast([1, 0, 0, 0], df=-1)),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", at=[])),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", at=[INF])),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "nothere", at=[0.0])),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", at=[0.0], df=0)),
+    ("MixedResult.vcov", lambda: MIXED.vcov(kind="HC1")),
+    ("MixedResult.vcov", lambda: MIXED.vcov(kind=3)),
+    ("MixedResult.se", lambda: MIXED.se(kind="robust")),
+    ("MixedResult.coef_table", lambda: MIXED.coef_table(df="kr", kind="CR2")),
+    ("MixedResult.wald_test", lambda: MIXED.wald_test(["nothere"])),
+    ("MixedResult.wald_test", lambda: MIXED.wald_test([[0, 0, 0, 0]])),
+    ("MixedResult.wald_test", lambda: MIXED.wald_test([[1, 0]])),
+    ("MixedResult.wald_test", lambda: MIXED.wald_test(["x"], df=-2)),
+    ("MixedResult.wald_test", lambda: MIXED.wald_test(["x"], df=NAN)),
+    ("MixedResult.wald_test", lambda: MIXED.wald_test(["x"], kind="HC3")),
+    ("lrtest", lambda: lrtest(MIXED, "big")),
+    ("lrtest", lambda: lrtest(FIT, MIXED)),
+    ("lrtest", lambda: lrtest(SLOPES, MIXED)),
+    ("MixedResult.icc", lambda: SLOPES.icc()),
+    ("MixedResult.shrinkage_factor", lambda: SLOPES.shrinkage_factor()),
+    # ---- simulate: data-generating processes
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=0)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=2.5)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J="30")),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(n=0)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(n=2.5)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=2, n=[3, 2.5])),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=2, n=[3, 4, 5])),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(sigma=-1)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(sigma=NAN)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(a0=INF)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(a0="2")),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(corr_u0_lfrt=1.5)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(tau=[[1, NAN], [NAN, 1]])),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(tau=[[1, 2], [2, 1]])),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(tau=[1.0, 2.0, 3.0])),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(unknown=1)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(seed=-1)),
+    ("simulate.hlm_eusup", lambda: sim.hlm_eusup(seed="a")),
+    ("simulate.hlm_eusup_batch", lambda: sim.hlm_eusup_batch(0)),
+    ("simulate.hlm_eusup_batch", lambda: sim.hlm_eusup_batch(2.5)),
+    ("simulate.hlm_eusup_batch", lambda: sim.hlm_eusup_batch(5, fixed_x="no")),
+    ("simulate.hlm_eusup_batch", lambda: sim.hlm_eusup_batch(5, lfrt_within_sd=-2)),
+    ("simulate.random_coefficient", lambda: sim.random_coefficient(n=0)),
+    ("simulate.random_coefficient", lambda: sim.random_coefficient(n=10.5)),
+    ("simulate.random_coefficient", lambda: sim.random_coefficient(s0=-1)),
+    ("simulate.random_coefficient", lambda: sim.random_coefficient(b0=NAN)),
+    ("simulate.random_coefficient_batch", lambda: sim.random_coefficient_batch(-1)),
+    ("simulate.random_coefficient_batch", lambda: sim.random_coefficient_batch(5, fixed_x=1)),
+    ("simulate.random_coefficient_batch", lambda: sim.random_coefficient_batch(5, n=0)),
+    ("simulate.cgm", lambda: sim.cgm(G=0)),
+    ("simulate.cgm", lambda: sim.cgm(n=-1)),
+    ("simulate.cgm", lambda: sim.cgm(G=2.5)),
+    ("simulate.cgm", lambda: sim.cgm(b1=NAN)),
+    ("simulate.cgm", lambda: sim.cgm(heteroskedastic="yes")),
+    ("simulate.cgm", lambda: sim.cgm(seed=[1.5])),
+    ("simulate.cgm_batch", lambda: sim.cgm_batch(0)),
+    ("simulate.cgm_batch", lambda: sim.cgm_batch(5, fixed_x="yes")),
+    ("simulate.cgm_batch", lambda: sim.cgm_batch(5, n=0)),
+    ("simulate.mhe_811", lambda: sim.mhe_811(sigma=NAN)),
+    ("simulate.mhe_811", lambda: sim.mhe_811(sigma=-0.5)),
+    ("simulate.mhe_811", lambda: sim.mhe_811(n_treated=0)),
+    ("simulate.mhe_811", lambda: sim.mhe_811(n_treated=2.5)),
+    ("simulate.mhe_811", lambda: sim.mhe_811(n=1)),
+    ("simulate.mhe_811", lambda: sim.mhe_811(b1=INF)),
+    ("simulate.mhe_811_batch", lambda: sim.mhe_811_batch(0)),
+    ("simulate.mhe_811_batch", lambda: sim.mhe_811_batch(5, sigma="half")),
+    # ---- simulate: population quantities
+    ("simulate.error_variance", lambda: sim.error_variance(np.full((4, 1), NAN), [[1.0]])),
+    ("simulate.error_variance", lambda: sim.error_variance(np.ones((4, 1)), [[NAN]])),
+    ("simulate.error_variance", lambda: sim.error_variance(np.ones((4, 1)), [[1.0]], sigma2=-1)),
+    ("simulate.error_variance", lambda: sim.error_variance(np.ones((4, 2)), [[1.0]])),
+    ("simulate.error_variance", lambda: sim.error_variance(np.ones((4, 1, 1)), [[1.0]])),
+    ("simulate.error_covariance", lambda: sim.error_covariance(np.ones((4, 1)), [[1.0]], max_n=0)),
+    ("simulate.error_covariance", lambda: sim.error_covariance(np.ones((4, 1)), [[1.0]], cluster=[1, 1, NAN, 2])),
+    ("simulate.error_covariance", lambda: sim.error_covariance(np.ones((4, 1)), [[1.0]], cluster=[1, 2])),
+    ("simulate.error_covariance", lambda: sim.error_covariance(np.ones((4, 1)), [[1.0]], sigma2=NAN)),
+    ("simulate.population_vcov", lambda: sim.population_vcov(np.ones((6, 2)), np.ones((6, 1)), [[1.0]])),
+    ("simulate.population_vcov", lambda: sim.population_vcov(X, np.ones((N - 1, 1)), [[1.0]])),
+    ("simulate.population_vcov", lambda: sim.population_vcov(X, np.ones((N, 1)), [[1.0]], sigma2=NAN)),
+    ("simulate.population_vcov", lambda: sim.population_vcov(X * NAN, np.ones((N, 1)), [[1.0]])),
+    ("simulate.expected_classical_vcov", lambda: sim.expected_classical_vcov(np.ones((6, 2)), np.ones((6, 1)), [[1.0]])),
+    ("simulate.expected_classical_vcov", lambda: sim.expected_classical_vcov(X, np.ones((N, 1)), [[-1.0]])),
+    ("simulate.expected_classical_vcov", lambda: sim.expected_classical_vcov(X, np.ones((N - 2, 1)), [[1.0]])),
+    # ---- simulate: batched OLS
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, np.ones((2, 3, N)))),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], contrasts=[[NAN, 1.0]])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], contrasts=[[0.0, 0.0]])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], contrasts=[1.0, 2.0, 3.0])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], kinds=["HC9"])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], kinds=[])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], kinds=["CR1"])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], cluster=np.zeros(N), kinds=["CR1"])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], chunk=0)),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None], chunk=1.5)),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None] * NAN)),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X.astype(complex), Y[None])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X)),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X[:, :0], Y[None])),
+    ("simulate.ols_mc", lambda: sim.ols_mc(X, Y[None, :-1])),
+    ("MonteCarloOLS.tstat", lambda: MC.tstat("HC9")),
+    ("MonteCarloOLS.tstat", lambda: MC.tstat(["CR1"])),
+    ("MonteCarloOLS.tstat", lambda: MC.tstat("CR1", null=[1.0, 2.0, 3.0])),
+    ("MonteCarloOLS.tstat", lambda: MC.tstat("CR1", null=NAN)),
+    ("MonteCarloOLS.reject", lambda: MC.reject("CR1", alpha=2)),
+    ("MonteCarloOLS.reject", lambda: MC.reject("CR1", dist="z")),
+    ("MonteCarloOLS.rejection_rate", lambda: MC.rejection_rate("CR1", null={"x": 1.0})),
+    ("MonteCarloOLS.rejection_rate", lambda: MC.rejection_rate("CR1", null={"Intercept": 0, "x": "one"})),
+    ("MonteCarloOLS.ci", lambda: MC.ci("CR1", level=0)),
+    ("MonteCarloOLS.ci", lambda: MC.ci("CR1", level="95%")),
+    ("MonteCarloOLS.coverage", lambda: MC.coverage("CR1", truth=[NAN, 1.0])),
+    ("MonteCarloOLS.coverage", lambda: MC.coverage("CR1", truth=[0.0, 1.0], level=1.0)),
+    ("MonteCarloOLS.summary", lambda: MC.summary({"Intercept": 0, "x": 1}, term="zz")),
+    ("MonteCarloOLS.summary", lambda: MC.summary({"Intercept": 0, "x": 1}, alpha=0)),
+    ("MonteCarloOLS.summary", lambda: MC.summary([NAN, 1.0])),
+]
+
+
+@pytest.mark.parametrize("call", [c for _, c in BAD], ids=[f"{what}-{i}" for i, (what, _) in enumerate(BAD)])
+def test_bad_argument_is_an_input_error(call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)      # NumPy's overflow/invalid warnings must not leak
+        warnings.filterwarnings("ignore", "essentially perfect fit")
+        warnings.filterwarnings("ignore", "boundary")
+        with pytest.raises(InputError) as caught:
+            call()
+    assert str(caught.value).strip(), "an InputError must say what is wrong"
+
+
+def _public_callables():
+    """Every public function of hlmlib (outside the gls module) and every public method of its result
+    classes that takes arguments, as the names BAD uses."""
+    names = set()
+    for name in hlmlib.__all__:
+        obj = getattr(hlmlib, name)
+        if inspect.isfunction(obj) and obj.__module__ != "hlmlib.gls":
+            names.add(name)
+    for name in sim.__all__:
+        if inspect.isfunction(getattr(sim, name)):
+            names.add(f"simulate.{name}")
+    names |= {"bootstrap_weights", "lrtest"}
+    for cls in (OLSResult, MixedResult, WildBootstrapResult, MonteCarloOLS, ETable):
+        for name, member in inspect.getmembers(cls):
+            if name.startswith("_") or not callable(member):
+                continue
+            params = list(inspect.signature(member).parameters)
+            if len(params) > (0 if isinstance(inspect.getattr_static(cls, name), classmethod) else 1):
+                names.add(f"{cls.__name__}.{name}")
+    return names
+
+
+def test_every_public_callable_is_walked():
+    walked = {what for what, _ in BAD}
+    missing = _public_callables() - walked - {"MixedResult.shrinkage", "MixedResult.icc"}
+    assert not missing, f"public callables without bad-argument cases: {sorted(missing)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# degenerate but valid data: honest results, and never a NaN without a warning
+
+
+def perfect_data(seed: int, uncentred: bool):
+    """y exactly linear in X (and so fitted with residuals at the rounding level of y)."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(8), 6)
+    x = rng.normal(size=g.size) + (2000.0 if uncentred else 0.0)
+    X = np.column_stack([np.ones(g.size), x, rng.normal(size=g.size)])
+    return X @ rng.normal(size=3) * 10.0 ** rng.uniform(-3, 3), X, g
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("uncentred", [False, True])
+def test_perfect_fit_warns_and_reports_no_tests(seed, uncentred):
+    y, X, g = perfect_data(seed, uncentred)
+    for yy in (y, np.full_like(y, 3.5)):
+        fit = hlmlib.ols(yy, X if yy is y else X[:, :1])
+        for kind, cluster in (("classical", None), ("HC1", None), ("CR1", g), ("CR2", g)):
+            with pytest.warns(UserWarning, match="essentially perfect fit: summary may be unreliable"):
+                table = fit.summary(kind, cluster)
+            assert table[["t", "p"]].isna().all().all() and np.isfinite(table.estimate).all()
+        with pytest.warns(UserWarning, match="essentially perfect fit"):
+            boot = hlmlib.wild_cluster_bootstrap(yy, X if yy is y else X[:, :1], cluster=g, term=0, B=99, seed=1)
+        assert np.isnan(boot.pvalue)                         # not 0.79, as once on a constant y
+    with pytest.warns(UserWarning, match="essentially perfect fit in 1 of 2 replication"):
+        mc = hlmlib.simulate.ols_mc(X, np.vstack([y, y + np.random.default_rng(seed + 99).normal(size=y.size)]),
+                                    cluster=g, kinds=["classical", "HC1", "CR1", "CR2"])
+    assert np.isnan(mc.tstat("CR1")[0]).all() and np.isfinite(mc.tstat("CR1")[1]).all()
+    assert mc.rejection_rate("CR1").isin([0.0, 1.0]).all()   # from the one defined replication
+
+
+@pytest.mark.parametrize("noise", [1e-6, 1e-10, 1e-12])
+def test_a_tight_but_genuine_fit_is_not_called_perfect(noise):
+    y, X, g = perfect_data(1, True)
+    y = y + noise * np.abs(y).max() * np.random.default_rng(2).normal(size=y.size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = hlmlib.ols(y, X).summary("CR1", g)
+    assert np.isfinite(table.to_numpy()).all()
+
+
+def test_etable_of_a_perfect_fit_warns_and_shows_no_stars():
+    y, X, g = perfect_data(0, False)
+    with pytest.warns(UserWarning, match="essentially perfect fit"):
+        table = hlmlib.etable([hlmlib.ols(y, X)], stars=True)
+    assert "*" not in str(table).split("Standard errors")[0]
