@@ -137,16 +137,21 @@ class _Constrained:
             grad = np.r_[grad, -(d_theta @ k) / sigma ** 2 + 2 * sigma * d_sigma2]
         return float(dev), grad * self.unit
 
-    def minimise(self, v0: np.ndarray) -> tuple[float, np.ndarray]:
-        """L-BFGS-B from ``v0``, on variables scaled by the curvature there: sigma's is about 2N, the
-        others' about J, and unscaled the line search stalls far from the minimum. The deviance is taken
-        relative to its start, so the stopping rule is on the gradient (in those units) alone."""
-        v0 = np.maximum(v0, self.lower)
-        f0, g0 = self(v0)
+    def scale_at(self, v0: np.ndarray) -> np.ndarray:
+        """1/sqrt of the deviance's curvature in each variable at ``v0`` (differences of the gradient)."""
+        g0 = self(v0)[1]
         step = 1e-6 * np.maximum(np.abs(v0), 1e-3)
         curvature = np.array([(self(v0 + step[i] * np.eye(v0.size)[i])[1][i] - g0[i]) / step[i]
                               for i in range(v0.size)])
-        scale = np.where(curvature > 0, 1 / np.sqrt(np.abs(curvature)), 1.0)
+        return np.where(curvature > 0, 1 / np.sqrt(np.abs(curvature)), 1.0)
+
+    def minimise(self, v0: np.ndarray, scale: np.ndarray) -> tuple[float, np.ndarray]:
+        """L-BFGS-B from ``v0``, on variables scaled by ``scale`` (:meth:`scale_at`): sigma's curvature is
+        about 2N, the others' about J, and unscaled the line search stalls far from the minimum. The
+        deviance is taken relative to its start, so the stopping rule is on the gradient (in those units)
+        alone."""
+        v0 = np.maximum(v0, self.lower)
+        f0 = self(v0)[0]
 
         def scaled(u):
             f, g = self(u * scale)
@@ -162,24 +167,25 @@ class ProfileTrace:
     r"""The profile of one parameter: ``zeta(value)`` and every point evaluated (``points``: value -> zeta).
 
     ``minimise(value, start) -> (deviance, solution)`` minimises the deviance with the parameter held at
-    ``value``. Each evaluation starts both from the previous solution and from ``start`` (the estimate)
-    and keeps the lower deviance, so that a warm start cannot leave the profile on a local minimum.
+    ``value``, from the previous solution; with ``restart`` also from ``start`` (the estimate), keeping the
+    lower deviance, so that a warm start cannot leave the profile on a local minimum (a fixed effect's
+    profile needs no restart: :func:`hlmlib.mixed.fit_theta` checks the boundary's optimality itself).
     """
 
-    def __init__(self, name: str, estimate: float, base: float, minimise, start):
+    def __init__(self, name: str, estimate: float, base: float, minimise, start, restart: bool = True):
         self.name, self.estimate, self.base = name, estimate, base
-        self._minimise, self._start = minimise, start
+        self._minimise, self._start, self._restart = minimise, start, restart
         self.points: dict[float, float] = {}
         self._last = None
 
     def zeta(self, value: float) -> float:
         if float(value) in self.points:         # Brent's method re-evaluates the bracket's ends
             return self.points[float(value)]
-        dev, solution = self._minimise(value, self._start)
-        if self._last is not None:
-            warm = self._minimise(value, self._last)
-            if warm[0] < dev:
-                dev, solution = warm
+        dev, solution = self._minimise(value, self._start if self._last is None else self._last)
+        if self._restart and self._last is not None:
+            cold = self._minimise(value, self._start)
+            if cold[0] < dev:
+                dev, solution = cold
         self._last = solution
         if dev < self.base - 1e-6:
             warnings.warn(f"profiling {self.name} found a lower deviance ({dev:.8f} < {self.base:.8f}): the fit "
@@ -191,9 +197,9 @@ class ProfileTrace:
     def end(self, target: float, bound: float, first_step: float) -> float:
         """The value where zeta crosses ``target`` on the side of ``bound``, or ``bound`` if it does not.
 
-        Steps out from the estimate (first ``first_step``, then secant steps on zeta towards ``target``, at
-        most 10 times the previous step; doubled where the profile is flat) until zeta crosses ``target``,
-        then Brent's method to XTOL relative."""
+        Steps out from the estimate (first ``first_step``, then secant steps on zeta to 2% past ``target``,
+        at most 100 times the previous step; doubled where the profile is flat) until zeta crosses
+        ``target``, then Brent's method to XTOL relative."""
         side, est = np.sign(target), self.estimate
         self._last = None
         if est == bound:
@@ -215,8 +221,8 @@ class ProfileTrace:
                               "(an optimisation may have failed)", RuntimeWarning, stacklevel=3)
             if rise <= 1e-8:                                  # flat: widen the step
                 step = 2 * abs(x - x_prev)
-            else:
-                step = min(abs((target - z) * (x - x_prev) / (z - z_prev)), 10 * abs(x - x_prev))
+            else:                                             # secant, 2% past the target to bracket it
+                step = min(1.02 * abs((target - z) * (x - x_prev) / (z - z_prev)), 100 * abs(x - x_prev))
             x_prev, z_prev = x, z
         raise RuntimeError(f"could not bracket the {target:+.3g} crossing of the profile of {self.name}")
 
@@ -254,6 +260,8 @@ def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: f
         lower = np.r_[np.delete(lower_K, q), 1e-8]
         lower[1] = 0.0
 
+    scale = []                                   # the curvature scaling, from the first evaluation
+
     def minimise(value, v0):
         k0, A_v = np.zeros(n_theta), A.copy()
         if kind == "sd":
@@ -262,7 +270,9 @@ def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: f
             A_v[1, 1], A_v[q, 1] = value, np.sqrt(max(1 - value ** 2, 0.0))
         problem = _Constrained(cp=reordered, reml=reml, A=A_v, k0=k0, lower=lower, unit=sigma,
                                sigma_fixed=value / sigma if kind == "sigma" else None)
-        return problem.minimise(v0)
+        if not scale:
+            scale.append(problem.scale_at(np.maximum(v0, lower)))
+        return problem.minimise(v0, scale[0])
 
     return minimise, start
 
@@ -347,7 +357,7 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
                 continue
             minimise, start = _variance_profile(cp, reml, theta, sigma, i)
             first_step = 0.01 * (abs(row.estimate) if row.estimate != 0 else sigma)
-        trace = ProfileTrace(f"{name} ({row.parameter})", row.estimate, base, minimise, start)
+        trace = ProfileTrace(f"{name} ({row.parameter})", row.estimate, base, minimise, start, restart=i < n_var)
         lows.append(trace.end(-z, bounds[0], first_step))
         highs.append(trace.end(z, bounds[1], first_step))
         traces[name] = trace

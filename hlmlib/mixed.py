@@ -502,7 +502,7 @@ class MixedResult:
         :math:`\mp z_{1-(1-\text{level})/2}`, or the parameter's bound (0 for a standard deviation,
         :math:`\pm 1` for a correlation) if the profile does not get there. As lme4 the deviance is the
         ML one, also for a REML fit (``criterion="REML"`` profiles a REML fit's variance parameters on its
-        own criterion instead). See :mod:`hlmlib.lmm_profile`.
+        own criterion instead). See the module ``hlmlib.lmm_profile``.
 
         ``method="wald"``: the fixed effects' :math:`\hat\beta \pm q \cdot \mathrm{se}`, model-based se and
         the reference of :meth:`coef_table` with ``df`` (None: normal quantiles, lme4's
@@ -519,7 +519,7 @@ class MixedResult:
                 raise InputError("df= goes with method='wald'; profile intervals use the likelihood itself")
             return profile_confint(self, level, parm, criterion)
         if chosen == "wald":
-            if parm not in (None, "beta_"):
+            if not (parm is None or (isinstance(parm, str) and parm == "beta_")):
                 raise InputError("method='wald' gives intervals for the fixed effects only (parm=None or 'beta_'); "
                                  "for the variance parameters use method='profile'")
             table = self.coef_table(alpha=1 - level, df=df)
@@ -822,7 +822,7 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
     to data simulated from ``small``, with ``np.random.default_rng(seed)``) as ``.bootstrap`` and
     ``.pvalue_bootstrap``, with its Monte Carlo error and refit diagnostics; for variance components with
     few groups and fixed effects (ML fits) with few groups, where the references above are approximate.
-    See :mod:`hlmlib.lmm_bootstrap` for the algorithm and its conventions.
+    See the module ``hlmlib.lmm_bootstrap`` for the algorithm and its conventions.
     """
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):

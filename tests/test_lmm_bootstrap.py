@@ -93,7 +93,7 @@ def test_result_states_monte_carlo_error_and_diagnostics(tests):
     assert B / 2 < boot.n_boundary_big <= B and boot.n_boundary_small < B / 10
     assert (star >= 0).all() and boot.n_zero == np.sum(star <= 1e-8)
     text = repr(result)
-    assert "parametric bootstrap (ML refits, B = 2000)" in text and "Monte Carlo s.e." in text
+    assert f"parametric bootstrap (ML refits, B = {B_HLM})" in text and "Monte Carlo s.e." in text
 
 
 def test_refits_equal_hlmlib_fits_of_the_simulated_responses(small, tests):
