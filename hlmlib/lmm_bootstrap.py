@@ -37,6 +37,7 @@ References
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,7 +83,9 @@ class BootstrapLRT:
     the :math:`B_\text{used}` bootstrap statistics. Diagnostics: ``n_failed`` draws whose refit raised
     (left out; :math:`B_\text{used} = B - n_\text{failed}`), ``n_not_converged`` refits that did not meet
     the convergence test (kept), ``n_boundary_small``/``n_boundary_big`` refits on the boundary (a zero
-    variance or singular :math:`\tau`, as ``MixedResult.boundary``), ``n_zero`` statistics at zero.
+    variance or singular :math:`\tau`, as ``MixedResult.boundary``), ``n_zero`` statistics at zero,
+    ``n_negative`` of them set to zero from below :math:`-10^{-6}` (the big model's refit short of the small
+    one's likelihood, which nesting excludes: a sign of an optimiser failure).
     """
 
     statistic: float
@@ -96,6 +99,7 @@ class BootstrapLRT:
     n_boundary_small: int
     n_boundary_big: int
     n_zero: int
+    n_negative: int
     criterion: str
 
     @property
@@ -106,7 +110,8 @@ class BootstrapLRT:
         return (f"parametric bootstrap ({self.criterion} refits, B = {self.B}): p = {self.pvalue:.4g} "
                 f"(Monte Carlo s.e. {self.mc_se:.2g}); pbkrtest's p over LRT* > 0: {self.pvalue_positive:.4g}; "
                 f"refits on the boundary: small {self.n_boundary_small}, big {self.n_boundary_big}; "
-                f"failed draws {self.n_failed}, non-converged refits {self.n_not_converged}")
+                f"failed draws {self.n_failed}, non-converged refits {self.n_not_converged}"
+                + (f", big refit below the small one {self.n_negative}" if self.n_negative else ""))
 
 
 class _RefitData:
@@ -185,11 +190,16 @@ def bootstrap_lrt(small, big, statistic: float, B: int, seed=None) -> BootstrapL
             if len(deviances) < 2:
                 n_failed += 1
                 continue
-            stats_.append(max(deviances[0] - deviances[1], 0.0))
-    star = np.asarray(stats_)
+            stats_.append(deviances[0] - deviances[1])
+    raw = np.asarray(stats_)
+    star = np.maximum(raw, 0.0)
     if star.size == 0:
         raise InputError(f"every one of the {B} bootstrap refits failed; the models cannot be refitted to data "
                          "simulated from the small one")
+    if n_failed or (raw < -1e-6).any():
+        warnings.warn(f"parametric bootstrap: {n_failed} of {B} draws failed to refit and were left out; "
+                      f"{int((raw < -1e-6).sum())} big-model refits ended below the small model's likelihood "
+                      "(set to LRT* = 0)", RuntimeWarning, stacklevel=3)
     extreme = star >= statistic - DEVIANCE_NOISE
     pvalue = (1 + extreme.sum()) / (1 + star.size)
     positive = star > DEVIANCE_NOISE
@@ -199,4 +209,5 @@ def bootstrap_lrt(small, big, statistic: float, B: int, seed=None) -> BootstrapL
                         pvalue_positive=float(pvalue_positive), B=B, n_failed=n_failed,
                         n_not_converged=n_not_converged, n_boundary_small=n_boundary[0],
                         n_boundary_big=n_boundary[1], n_zero=int((~positive).sum()),
+                        n_negative=int((raw < -1e-6).sum()),
                         criterion="REML" if reml else "ML")

@@ -8,6 +8,7 @@ probability about 6e-5; the whole reference distributions are compared the same 
 Kolmogorov-Smirnov bound at level 1e-4).
 """
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -85,7 +86,7 @@ def test_result_states_monte_carlo_error_and_diagnostics(tests):
     _, result = tests["random_slope"]
     boot = result.bootstrap
     star, B = boot.statistics, boot.B
-    assert B == B_HLM and boot.n_failed == 0 and boot.n_used == B
+    assert B == B_HLM and boot.n_failed == 0 and boot.n_used == B and boot.n_negative == 0
     assert boot.pvalue == (1 + np.sum(star >= result.statistic - 1e-8)) / (1 + B)
     assert boot.mc_se == pytest.approx(np.sqrt(boot.pvalue * (1 - boot.pvalue) / B), rel=1e-12)
     assert result.pvalue_bootstrap == boot.pvalue
@@ -163,6 +164,26 @@ def test_bootstrap_p_values_are_uniform_under_the_null():
     assert abs(np.mean(p_boot <= 0.05) - 0.05) < 4 * np.sqrt(0.05 * 0.95 / M)
     sd_uniform = np.sqrt(((B + 1) ** 2 - 1) / 12) / (B + 1)
     assert abs(p_boot.mean() - (B + 2) / (2 * (B + 1))) < 4 * sd_uniform / np.sqrt(M)
+
+
+def test_failed_refits_are_left_out_counted_and_warned_about(small, tests, monkeypatch):
+    big, _ = tests["level2_fixed"]
+    module = sys.modules["hlmlib.mixed"]
+    real, calls = module.fit_theta, {"n": 0, "raised": 0}
+
+    def failing_every_fifth(cp, reml=True, start=None):
+        calls["n"] += 1
+        if calls["n"] % 5 == 0:
+            calls["raised"] += 1
+            raise np.linalg.LinAlgError("simulated failure")
+        return real(cp, reml=reml, start=start)
+
+    monkeypatch.setattr(module, "fit_theta", failing_every_fifth)
+    with pytest.warns(RuntimeWarning, match=r"parametric bootstrap: \d+ of 20 draws failed to refit"):
+        result = hlmlib.lrtest(small, big, bootstrap=20, seed=1)
+    boot = result.bootstrap
+    assert boot.n_failed == calls["raised"] > 0 and boot.n_used == 20 - boot.n_failed == boot.statistics.size
+    assert boot.pvalue == (1 + np.sum(boot.statistics >= result.statistic - 1e-8)) / (1 + boot.n_used)
 
 
 @pytest.mark.parametrize("B", [0, -5, 2.5, True, "100", None.__class__])
