@@ -98,7 +98,8 @@ def variance_parameters(theta: np.ndarray, sigma: float, names: list[str]) -> pd
 class _Constrained:
     r"""The deviance as a function of the free parameters ``v`` when one parameter is held at ``value``.
 
-    ``cp`` has the random effects reordered (``order``); the theta-order entries of :math:`K` are
+    ``cp`` has the random effects reordered so that the parameter sits in the first row(s) of :math:`K`
+    (module docstring); the theta-order entries of :math:`K` are
     ``A @ v[:n_K] + k0`` (a linear map: fixed entries in ``k0``), and :math:`\sigma` is ``v[-1]`` or,
     when profiling :math:`\sigma`, ``sigma_fixed``. Everything is in units of the estimate of :math:`\sigma`
     (``unit``), so that the optimiser sees numbers near 1.
