@@ -37,6 +37,7 @@ with warnings.catch_warnings():
     ARRAY_FIT = hlmlib.ols(Y, X)
     MIXED = hlmlib.mixed("y ~ x * xz", data=DF, groups="cluster")
     SLOPES = hlmlib.mixed("y ~ x", data=DF, groups="cluster", re="~ x")
+    NULL_MIXED = hlmlib.mixed("y ~ x", data=DF, groups="cluster")
     WCB = wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=1.0, B=99, seed=1)
     MC = sim.ols_mc(sim.cgm_batch(20, G=6, n=5, seed=2))
     TABLE = hlmlib.etable([FIT, MIXED])
@@ -221,6 +222,16 @@ BAD = [
     ("lrtest", lambda: lrtest(MIXED, "big")),
     ("lrtest", lambda: lrtest(FIT, MIXED)),
     ("lrtest", lambda: lrtest(SLOPES, MIXED)),
+    ("lrtest", lambda: lrtest(NULL_MIXED, SLOPES, bootstrap=0, seed=1)),
+    ("lrtest", lambda: lrtest(NULL_MIXED, SLOPES, bootstrap=2.5, seed=1)),
+    ("lrtest", lambda: lrtest(NULL_MIXED, SLOPES, bootstrap=99, seed="one")),
+    ("MixedResult.confint", lambda: MIXED.confint(level=1.5)),
+    ("MixedResult.confint", lambda: MIXED.confint(level=NAN)),
+    ("MixedResult.confint", lambda: MIXED.confint(method="bootstrap")),
+    ("MixedResult.confint", lambda: MIXED.confint(parm="nothere")),
+    ("MixedResult.confint", lambda: MIXED.confint(method="wald", parm="theta_")),
+    ("MixedResult.confint", lambda: MIXED.confint(method="profile", df=10)),
+    ("MixedResult.confint", lambda: MIXED.confint(method="wald", df=-1)),
     ("MixedResult.icc", lambda: SLOPES.icc()),
     ("MixedResult.shrinkage_factor", lambda: SLOPES.shrinkage_factor()),
     # ---- simulate: data-generating processes
