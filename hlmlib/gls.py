@@ -35,9 +35,8 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.optimize import nnls
 
+from .lazy import stats
 from .design import Design, InputError, group_codes, labels_for, make_design, rhs_matrix
 from .linalg import power_of_two_scale
 from .ols import OLSResult
@@ -283,6 +282,8 @@ def fwls(y_or_formula, X=None, data=None, *, variance=None, method: str = "nnls"
     Zs = np.column_stack([np.ones(design.n), G / g_scale])
     names = ["1"] + gnames
     if method == "nnls":
+        from scipy.optimize import nnls           # here: scipy.optimize would add a third to hlmlib's import time
+
         coef_s, _ = nnls(Zs, e2)
         h = Zs @ coef_s
         floor = 1e-6 * e2.mean()

@@ -28,8 +28,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .lazy import stats
 from .design import InputError, check_alpha, check_finite_array
 from .sandwich import Covariance
 

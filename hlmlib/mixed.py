@@ -57,8 +57,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .lazy import stats
 from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, group_codes,
                      labels_for, make_design, rhs_matrix)
 from .linalg import largest_magnitude

@@ -49,8 +49,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
+from .lazy import stats
 from . import sandwich as sw
 from .design import InputError
 from .inference import contrast_matrix, term_index
