@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .lazy import stats
-from .design import Design, InputError, group_codes, labels_for, make_design, rhs_matrix
+from .design import Design, InputError, formula_data, group_codes, labels_for, make_design, rhs_matrix
 from .linalg import power_of_two_scale
 from .ols import OLSResult
 
@@ -320,6 +320,7 @@ def _with_columns(design: Design) -> Design:
 
 
 def _panel(y_or_formula, X, data, groups):
+    X, data = formula_data(y_or_formula, X, data)
     extra = [groups] if isinstance(groups, str) else ()
     design = _with_columns(make_design(y_or_formula, X, data=data, extra_columns=extra if data is not None else ()))
     codes, uniques = _group_codes(groups, design)
