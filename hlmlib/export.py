@@ -106,7 +106,8 @@ class TextTable:
             return "  ".join(str(c).ljust(w) if j == 0 else str(c).rjust(w)
                              for j, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
-        out = textwrap.wrap(self.caption, width) if self.caption else []
+        wrap = lambda text: textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)  # noqa: E731
+        out = wrap(self.caption) if self.caption else []
         out.append(line(self.columns))
         rule = "-" * len(line(self.columns))
         out.append(rule)
@@ -114,7 +115,7 @@ class TextTable:
             if i in self.rules:
                 out.append(rule)
             out.append(line(row))
-        out += [wrapped for note in self.notes for wrapped in textwrap.wrap(note, width)]
+        out += [wrapped for note in self.notes for wrapped in wrap(note)]
         return "\n".join(out)
 
     def to_html(self) -> str:

@@ -70,7 +70,7 @@ from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
                             gradient_wrt_T, lower_triangle, objective, profiled_deviance,
                             theta_lower_bounds, theta_of)
-from .lmm_inference import FixedEffectsInference
+from .lmm_inference import FixedEffectsInference, _label
 from .wald import WaldTest, restriction_matrix
 
 __all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "lme4_formula", "BoundaryFitWarning"]
@@ -962,9 +962,10 @@ class MixedResult:
         numeric_fit = pd.api.types.is_numeric_dtype(pd.Index(self.group_labels))
         numeric_new = pd.api.types.is_numeric_dtype(pd.Index(observed)) if observed.size else numeric_fit
         if observed.size and numeric_fit != numeric_new and self.group_labels.get_indexer(pd.Index(observed)).max() < 0:
-            raise InputError(f"the group labels of newdata ({observed[0]!r}, ...) are {'numbers' if numeric_new else 'text'} "
-                             f"and the fit's ({self.group_labels[0]!r}, ...) are {'numbers' if numeric_fit else 'text'}: "
-                             "no group would match; convert them to the fit's type")
+            new, fitted = (_label(v) for v in (observed[0], self.group_labels[0]))
+            raise InputError(f"the group labels of newdata ({new!r}, ...) are {'numbers' if numeric_new else 'text'} and "
+                             f"the fit's ({fitted!r}, ...) are {'numbers' if numeric_fit else 'text'}: no group would "
+                             "match; convert them to the fit's type")
         if self._re_spec is not None:
             Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula")
         elif Z is not None:
