@@ -68,6 +68,15 @@ class GLSResult(OLSResult):
             out["Groups (absorbed)"] = str(d["n_groups"])
         return out
 
+    def predict(self, *args, **kwargs):
+        """Not available: the fit is OLS on transformed data (weighted, quasi-demeaned or demeaned rows), so
+        its fitted values and residual variance are those of the transformed model, and the within
+        estimator has no group effects to predict with. For the mean :math:`x_0'b` of new rows use
+        ``contrast(X0)`` (its confidence interval uses this fit's covariance)."""
+        raise InputError(f"predict is for OLS fits (hlmlib.ols); this {self.label} fit is OLS on transformed data, "
+                         "whose fitted values and residual variance are not the model's: for the mean x0'b of new "
+                         "rows use .contrast(X0), which gives its standard error and confidence interval")
+
 
 def _fit(design: Design, label: str, details: dict, df_resid=None) -> GLSResult:
     result = GLSResult.from_design(design, df_resid=df_resid, label=label)
