@@ -1,6 +1,6 @@
 r"""Tables as text, HTML, LaTeX and Markdown, with no dependency beyond the standard library.
 
-hlmlib's tables (:class:`hlmlib.inference.CoefTable`, the mixed-model summary, :func:`hlmlib.etable`) are
+hlmlib's tables (:class:`hlmlib.inference.CoefTable`, the mixed-model summary, :func:`hlmlib.tables.etable`) are
 reduced to a :class:`TextTable` of formatted strings, which writes itself in each format: so a table reads
 the same in a terminal, in Jupyter (``_repr_html_``), in a LaTeX paper and in a Markdown report. pandas'
 ``to_latex`` needs Jinja2 and ``to_markdown`` needs tabulate, neither of which hlmlib requires.
@@ -170,7 +170,7 @@ class TextTable:
 
 
 def coef_table_text(table: pd.DataFrame, caption: str = "", digits: int = 4) -> TextTable:
-    """A coefficient table (columns of :data:`hlmlib.inference.COLUMNS`, and any others first, such as the
+    """A coefficient table (columns of ``hlmlib.inference.COLUMNS``, and any others first, such as the
     moderator of a marginal-effects table) formatted for display: see the module docstring. With every df
     infinite (z tests) the df column is left out and the statistic is headed "z"."""
     df = table["df"].to_numpy(dtype=float) if "df" in table else np.array([])

@@ -56,7 +56,7 @@ def _canonical_kind(kind, cluster=None) -> str:
 def _is_pair(cluster) -> bool:
     """Two-way clustering is asked for by a tuple of two cluster variables, ``("firm", "year")``. A list of two
     was read so before and still is, with a DeprecationWarning: a list is one label per row (and, in
-    :func:`hlmlib.etable`, one cluster per model)."""
+    :func:`hlmlib.tables.etable`, one cluster per model)."""
     if isinstance(cluster, tuple):
         return True
     if (isinstance(cluster, list) and len(cluster) == 2
