@@ -33,7 +33,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["P_EPS", "TextTable", "format_number", "format_pvalue", "format_df", "coef_table_text"]
+from .design import InputError
+
+__all__ = ["P_EPS", "TextTable", "format_number", "format_pvalue", "format_df", "escape_latex", "escape_markdown",
+           "coef_table_text"]
 
 #: p-values below this print as ``<2e-16``: R's ``format.pval`` default ``eps = .Machine$double.eps``.
 P_EPS = float(np.finfo(float).eps)
@@ -78,11 +81,13 @@ def format_df(df) -> str:
     return f"{df:.0f}" if df == round(df) else f"{df:.1f}"
 
 
-def _latex(text: str) -> str:
+def escape_latex(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped (for text mode)."""
     return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
 
 
-def _markdown(text: str) -> str:
+def escape_markdown(text: str) -> str:
+    """``text`` with Markdown's special characters backslash-escaped."""
     return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in str(text))
 
 
@@ -140,32 +145,34 @@ class TextTable:
     def to_latex(self, caption: bool = True, label: str | None = None) -> str:
         r"""A LaTeX ``table`` (with ``\caption`` and, if given, ``\label``) around a ``tabular`` with booktabs
         rules, or the ``tabular`` alone with ``caption=False``; notes follow the tabular as a small paragraph."""
+        if label is not None and not isinstance(label, str):
+            raise InputError(f"label must be a string such as 'tab:results', got {label!r}")
         body = [r"\begin{tabular}{l" + "r" * (len(self.columns) - 1) + "}", r"\toprule",
-                " & ".join(_latex(c) for c in self.columns) + r" \\", r"\midrule"]
+                " & ".join(escape_latex(c) for c in self.columns) + r" \\", r"\midrule"]
         for i, row in enumerate(self.rows):
             if i in self.rules:
                 body.append(r"\midrule")
-            body.append(" & ".join(_latex(c) for c in row) + r" \\")
+            body.append(" & ".join(escape_latex(c) for c in row) + r" \\")
         body += [r"\bottomrule", r"\end{tabular}"]
         if self.notes:
-            body.append(r"\par\smallskip{\footnotesize " + " ".join(_latex(n) for n in self.notes) + "}")
+            body.append(r"\par\smallskip{\footnotesize " + " ".join(escape_latex(n) for n in self.notes) + "}")
         if not caption:
             return "\n".join(body)
         head = [r"\begin{table}[htbp]", r"\centering"]
         if self.caption:
-            head.append(r"\caption{" + _latex(self.caption) + "}")
+            head.append(r"\caption{" + escape_latex(self.caption) + "}")
         if label:
             head.append(r"\label{" + label + "}")
         return "\n".join(head + body + [r"\end{table}"])
 
     def to_markdown(self) -> str:
         """A pipe table (GitHub, pandoc), the caption as a paragraph above, the notes below."""
-        out = [_markdown(self.caption), ""] if self.caption else []
-        out.append("| " + " | ".join(_markdown(c) for c in self.columns) + " |")
+        out = [escape_markdown(self.caption), ""] if self.caption else []
+        out.append("| " + " | ".join(escape_markdown(c) for c in self.columns) + " |")
         out.append("|:--" + "".join("|--:" for _ in self.columns[1:]) + "|")
-        out += ["| " + " | ".join(_markdown(c) for c in row) + " |" for row in self.rows]
+        out += ["| " + " | ".join(escape_markdown(c) for c in row) + " |" for row in self.rows]
         if self.notes:
-            out += [""] + [_markdown(n) for n in self.notes]
+            out += [""] + [escape_markdown(n) for n in self.notes]
         return "\n".join(out)
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 
 from .lazy import stats
 from .design import InputError, check_alpha, check_bool, check_finite_array, check_scalar
+from .export import coef_table_text
 from .sandwich import Covariance
 
 __all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
@@ -64,8 +65,6 @@ class CoefTable(pd.DataFrame):
         return self.attrs.get("caption", "")
 
     def _text_table(self, digits: int = 4):
-        from .export import coef_table_text
-
         return coef_table_text(self, self.caption, check_scalar(digits, "digits", integer=True, minimum=1,
                                                                 maximum=17))
 
@@ -79,8 +78,6 @@ class CoefTable(pd.DataFrame):
         r"""The table as LaTeX (booktabs rules; ``\usepackage{booktabs}``), in a ``table`` environment with
         the caption (and ``\label{label}``), or the bare ``tabular`` with ``caption=False``. ``digits``:
         significant digits of the numbers (p-values: 3). No Jinja2 needed (unlike pandas' ``to_latex``)."""
-        if label is not None and not isinstance(label, str):
-            raise InputError(f"label must be a string such as 'tab:ols', got {label!r}")
         return self._text_table(digits).to_latex(check_bool(caption, "caption"), label)
 
     def to_markdown(self, digits: int = 4) -> str:

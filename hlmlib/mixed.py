@@ -66,6 +66,7 @@ from .design import (InputError, check_alpha, check_bool, check_finite_array, ch
 from .linalg import largest_magnitude
 from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
                         moderator_grid)
+from .export import TextTable, coef_table_text, escape_markdown, format_number
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
                             gradient_wrt_T, lower_triangle, objective, profiled_deviance,
@@ -571,8 +572,6 @@ class MixedSummary:
     variance_components: pd.DataFrame
 
     def _tables(self, digits: int = 4):
-        from .export import TextTable, coef_table_text, format_number
-
         digits = check_scalar(digits, "digits", integer=True, minimum=1, maximum=17)
         fixed = coef_table_text(self.coefficients, "Fixed effects", digits)
         vc = self.variance_components
@@ -595,8 +594,6 @@ class MixedSummary:
         r"""Two LaTeX tables (booktabs rules): the fixed effects, captioned with the header lines (the model,
         the criterion, the covariance and df rule), then the variance components; ``label`` labels the first.
         ``digits``: significant digits."""
-        if label is not None and not isinstance(label, str):
-            raise InputError(f"label must be a string such as 'tab:hlm', got {label!r}")
         fixed, vc = self._tables(digits)
         fixed.caption = " ".join(self.header)
         vc.caption = "Variance components (random effects' variances and covariances; residual variance)"
@@ -604,10 +601,8 @@ class MixedSummary:
 
     def to_markdown(self, digits: int = 4) -> str:
         """The header lines, then the fixed effects and the variance components as Markdown pipe tables."""
-        from .export import _markdown
-
         fixed, vc = self._tables(digits)
-        return "\n".join(["  \n".join(_markdown(line) for line in self.header), "", fixed.to_markdown(), "",
+        return "\n".join(["  \n".join(escape_markdown(line) for line in self.header), "", fixed.to_markdown(), "",
                           vc.to_markdown()])
 
     def tidy(self) -> pd.DataFrame:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from .design import InputError, check_scalar, renamed_argument
+from .export import TextTable
 
 __all__ = ["etable", "ETable"]
 
@@ -169,8 +170,6 @@ class ETable:
         return text
 
     def _text_table(self):
-        from .export import TextTable
-
         shown = self._display()
         rows = [[str(label), *map(str, values)] for label, values in zip(shown.index, shown.to_numpy())]
         return TextTable(["", *map(str, shown.columns)], rows, notes=[self.note],
@@ -188,10 +187,9 @@ class ETable:
         r"""The table as LaTeX: a ``table`` environment (with ``\caption{caption}`` and ``\label{label}`` when
         given) around a ``tabular`` with booktabs rules (``\usepackage{booktabs}``), the footer below a rule
         and the note under the table. No Jinja2 needed (unlike pandas' ``to_latex``)."""
+        if caption is not None and not isinstance(caption, str):
+            raise InputError(f"caption must be a string, got {caption!r}")
         table = self._text_table()
-        for name, value in (("caption", caption), ("label", label)):
-            if value is not None and not isinstance(value, str):
-                raise InputError(f"{name} must be a string, got {value!r}")
         table.caption = caption or ""
         return table.to_latex(True, label)
 
