@@ -144,10 +144,23 @@ def _write_reader_copies(app) -> None:
         (binder / "requirements.txt").write_text(repo.pip_requirement() + "\n", encoding="utf-8")
 
 
+def _write_index_redirect(app) -> None:
+    """The site's index.html: a redirect to the first page, as sphinx-external-toc writes when none exists,
+    but a complete page with the favicon, so a browser opening the site does not request /favicon.ico (a 404)."""
+    first = f"{app.config.root_doc}.html"
+    (Path(app.outdir) / "index.html").write_text(
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Refresh" content="0; url={first}">\n'
+        f'<link rel="icon" href="_static/{Path(app.config.html_favicon or "favicon.svg").name}">\n'
+        f"<title>{app.config.html_title or app.config.project}</title></head>\n"
+        f'<body><p><a href="{first}">Go to the book</a></p></body></html>\n', encoding="utf-8")
+
+
 def _build_finished(app, exception):
     if exception is not None or app.builder.format != "html":
         return
     _copy_mathjax(Path(app.outdir))
+    _write_index_redirect(app)
     _write_reader_copies(app)
 
 
@@ -158,5 +171,5 @@ def setup(app):
     app.connect("config-inited", _find_repository)
     app.connect("html-page-context", _dedupe_scripts, priority=999)
     app.connect("html-page-context", _header_buttons, priority=600)   # after sphinx-book-theme's (501)
-    app.connect("build-finished", _build_finished)
+    app.connect("build-finished", _build_finished, priority=400)   # before sphinx-external-toc's bare redirect
     return {"parallel_read_safe": True, "parallel_write_safe": True}
