@@ -622,9 +622,10 @@ class MixedResult:
     Methods: ``vcov()``, ``se()``, ``coef_table()``, ``summary()``, ``contrast()``, ``marginal_effect()`` and
     ``wald_test()`` (each with ``kind`` and ``df``: model-based, Kenward-Roger or cluster-robust covariances;
     normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``icc()``, ``shrinkage()``,
-    ``shrinkage_factor()``;
+    ``shrinkage_factor()``, ``predict()`` (lme4's ``predict``), ``tidy()`` (broom's layout);
     properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
-    ``variance_components``.
+    ``variance_components``. ``formula`` is the model in lme4's notation (``y ~ x + (1 + x | g)``) when the
+    groups are a column. In Jupyter a result shows its summary as HTML tables.
     """
 
     params: pd.Series
@@ -1058,7 +1059,11 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     ``re`` defaulting to ``"~ 1"``; rows incomplete in any variable used (formula, re, groups) are
     dropped listwise with a warning. This is lme4's
     ``lmer(mathach ~ cses*catholic + (1 + cses | school))`` and statsmodels'
-    ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``.
+    ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``. lme4's notation for one grouping
+    factor is accepted too, and gives the identical fit: ``mixed("mathach ~ cses*catholic + (1 + cses |
+    school)", df)``, with ``(1 | g)``, ``(x | g)`` and ``(0 + x | g)`` (:func:`lme4_formula`; crossed or
+    nested factors, ``||`` and grouping expressions are refused, naming software that fits them). The
+    DataFrame may come second, positionally, as above.
 
     The model :math:`y_j = X_j \beta + Z_j b_j + e_j`, :math:`b_j \sim N(0, \tau)` unstructured,
     :math:`e_j \sim N(0, \sigma^2 I)` is fitted by maximising the REML (default, as lme4 and
