@@ -1061,7 +1061,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     ``lmer(mathach ~ cses*catholic + (1 + cses | school))`` and statsmodels'
     ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``. lme4's notation for one grouping
     factor is accepted too, and gives the identical fit: ``mixed("mathach ~ cses*catholic + (1 + cses |
-    school)", df)``, with ``(1 | g)``, ``(x | g)`` and ``(0 + x | g)`` (:func:`lme4_formula`; crossed or
+    school)", df)``, with ``(1 | g)``, ``(x | g)`` and ``(0 + x | g)`` (:func:`hlmlib.mixed.lme4_formula`; crossed or
     nested factors, ``||`` and grouping expressions are refused, naming software that fits them). The
     DataFrame may come second, positionally, as above.
 
