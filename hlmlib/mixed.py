@@ -779,7 +779,7 @@ class MixedResult:
         :math:`\mp z_{1-(1-\text{level})/2}`, or the parameter's bound (0 for a standard deviation,
         :math:`\pm 1` for a correlation) if the profile does not get there. As lme4 the deviance is the
         ML one, also for a REML fit (``criterion="REML"`` profiles a REML fit's variance parameters on its
-        own criterion instead). See the module ``hlmlib.lmm_profile``.
+        own criterion instead). See :mod:`hlmlib.lmm_profile`.
 
         ``method="wald"``: the fixed effects' :math:`\hat\beta \pm q \cdot \mathrm{se}`, model-based se and
         the reference of :meth:`coef_table` with ``df`` (None: normal quantiles, lme4's
@@ -1231,7 +1231,7 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
     to data simulated from ``small``, with ``np.random.default_rng(seed)``) as ``.bootstrap`` and
     ``.pvalue_bootstrap``, with its Monte Carlo error and refit diagnostics; for variance components with
     few groups and fixed effects (ML fits) with few groups, where the references above are approximate.
-    See the module ``hlmlib.lmm_bootstrap`` for the algorithm and its conventions.
+    See :mod:`hlmlib.lmm_bootstrap` for the algorithm and its conventions.
     """
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):
