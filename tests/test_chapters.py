@@ -143,7 +143,6 @@ def test_chapters_refer_to_each_other_by_label_not_position(stem):
     assert not found, f"positional references {found}: link with {{ref}}/{{numref}}/{{eq}}/{{doc}} instead"
 
 
-
 # Markdown reads a line that starts with "+ ", "- ", "* " or "1. " as a list item (and "# " as a heading, "> " as a
 # quote) even in the middle of a paragraph: inside $...$ that ends the paragraph, and the page shows a raw "$", the
 # formula's tail as a list item and stray emphasis. Display math ($$ at the start of a line) is a block of its own.
