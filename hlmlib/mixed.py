@@ -51,26 +51,30 @@ Conventions (as in the project's conventions page):
 """
 from __future__ import annotations
 
+import html
+import re as regex          # (mixed() has an argument named re)
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, group_codes,
-                     labels_for, make_design, rhs_matrix)
+from .lazy import stats
+from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, formula_data,
+                     group_codes, labels_for, make_design, new_model_matrix, rhs_model, warn_user)
 from .linalg import largest_magnitude
-from .inference import CoefTable, contrast_matrix, contrast_table, marginal_effect_table
+from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
+                        moderator_grid)
+from .export import TextTable, coef_table_text, escape_markdown, format_number
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
                             gradient_wrt_T, lower_triangle, objective, profiled_deviance,
                             theta_lower_bounds, theta_of)
-from .lmm_inference import FixedEffectsInference
+from .lmm_inference import FixedEffectsInference, _label
 from .wald import WaldTest, restriction_matrix
 
-__all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "BoundaryFitWarning"]
+__all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "lme4_formula", "BoundaryFitWarning"]
 
 SINGULAR_TOL = 1e-4       # lme4's isSingular(tol = 1e-4) on the diagonal of Lambda
 # The likelihood is computed from cross-products, and tau, sigma^2 and the covariance of beta are in
@@ -87,32 +91,140 @@ class BoundaryFitWarning(UserWarning):
 # Input: formula or arrays -> y, X, Z, group codes
 # ----------------------------------------------------------------------------------------------
 
+_NAME = regex.compile(r"^(?:[A-Za-z_][A-Za-z_0-9.]*|`[^`]+`)$")
+_PEERS = "lme4 (lmer), MixedModels.jl, or statsmodels' MixedLM with vc_formula"
+
+
+def _signed_terms(rhs: str) -> list[tuple[str, str]]:
+    """The top-level terms of a right-hand side with their signs: 'x - 1 + (1 | g)' ->
+    [('+', 'x'), ('-', '1'), ('+', '(1 | g)')]; nothing inside parentheses is split."""
+    terms, depth, sign, current = [], 0, "+", ""
+    for ch in rhs:
+        depth += (ch in "([") - (ch in ")]")
+        if ch in "+-" and depth == 0:
+            if current.strip():
+                terms.append((sign, current.strip()))
+            sign, current = ch, ""
+        else:
+            current += ch
+    if current.strip():
+        terms.append((sign, current.strip()))
+    return terms
+
+
+def _bar_term(term: str) -> tuple[str, str] | None:
+    """(expression, grouping) of a random-effects term '(expr | g)', or None for another term."""
+    if not (term.startswith("(") and term.endswith(")")):
+        return None
+    depth = 0
+    for i, ch in enumerate(term):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and i < len(term) - 1:
+            return None                                   # '(a)(b)': the first parenthesis closes early
+    inner, depth, bar = term[1:-1], 0, None
+    for i, ch in enumerate(inner):
+        depth += (ch in "([") - (ch in ")]")
+        if ch == "|" and depth == 0:
+            bar = i
+            break
+    if bar is None:
+        return None
+    if inner[bar:bar + 2] == "||":
+        raise InputError(f"{term} asks for uncorrelated random effects (lme4's '||', a diagonal tau), which hlmlib "
+                         f"does not fit (its tau is unstructured): write ({inner[:bar].strip()} | "
+                         f"{inner[bar + 2:].strip()}) for correlated random effects, or use {_PEERS}")
+    return inner[:bar].strip(), inner[bar + 1:].strip()
+
+
+def lme4_formula(formula: str) -> tuple[str, str, str] | None:
+    r"""Split lme4's formula for one grouping factor into hlmlib's pieces: ``"y ~ x + (1 + x | g)"`` ->
+    ``("y ~ x", "~ 1 + x", "g")`` (the fixed-effects formula, ``re=`` and ``groups=``); None for a formula
+    without a random-effects term.
+
+    Accepted, as in lme4: ``(1 | g)`` (random intercept), ``(x | g)`` and ``(1 + x | g)`` (intercept and
+    slope, correlated), ``(0 + x | g)`` or ``(-1 + x | g)`` (slope only). Refused with
+    :class:`~hlmlib.design.InputError` saying what is unsupported and which software fits it: ``||``
+    (uncorrelated effects), more than one bar term (crossed or nested factors, or independent blocks for one
+    factor), nested grouping ``a/b`` or ``a:b``, a grouping expression other than a column name, a bar
+    outside a parenthesised term.
+    """
+    if not isinstance(formula, str) or "|" not in formula:
+        return None
+    lhs, _, rhs = formula.partition("~")
+    fixed, bars = [], []
+    for sign, term in _signed_terms(rhs):
+        parsed = _bar_term(term)
+        if parsed is None:
+            if "|" in term:
+                raise InputError(f"formula {formula!r}: the '|' in {term!r} is outside a random-effects term; "
+                                 "write random effects as lme4 does, in parentheses: 'y ~ x + (1 + x | g)'")
+            fixed.append(f"{sign} {term}")
+        elif sign == "-":
+            raise InputError(f"formula {formula!r}: a random-effects term cannot be subtracted (- {term})")
+        else:
+            bars.append((term, *parsed))
+    if len(bars) > 1:
+        shown = " + ".join(t for t, _, _ in bars)
+        groupings = {g for _, _, g in bars}
+        if len(groupings) == 1:
+            raise InputError(f"formula {formula!r}: {shown} gives one grouping factor several independent blocks of "
+                             "random effects, which hlmlib does not fit (one unstructured tau per group): write one "
+                             f"term for correlated effects, such as (1 + x | {bars[0][2]}), or use {_PEERS}")
+        raise InputError(f"formula {formula!r}: {shown} has {len(groupings)} grouping factors (crossed or nested "
+                         f"random effects); hlmlib fits two-level models with one grouping factor; use {_PEERS}")
+    term, expression, grouping = bars[0]
+    if not _NAME.match(grouping):
+        if "/" in grouping or ":" in grouping:
+            what = f"nested grouping {grouping!r} (three levels: {grouping.replace(':', '/')})"
+        else:
+            what = f"the grouping expression {grouping!r}"
+        raise InputError(f"formula {formula!r}: {what} is not supported; hlmlib's grouping factor is one column "
+                         f"of the data (make it first, e.g. data['g'] = ...), and for nested or crossed factors "
+                         f"use {_PEERS}")
+    if not expression:
+        raise InputError(f"formula {formula!r}: {term} has no random effects before the '|' (write (1 | g))")
+    fixed_rhs = " ".join(fixed).removeprefix("+ ") or "1"
+    return f"{lhs.strip()} ~ {fixed_rhs}", f"~ {expression}", grouping.strip("`")
+
+
 def _arrays(y, X, groups, Z, data, re):
-    """Checked (design, Z, Z names, group labels) from either calling form."""
+    """Checked (design, Z, Z names, group labels, formulaic's spec of Z, the formula in lme4's notation, the
+    grouping column's name) from either calling form."""
     if isinstance(y, str):
+        X, data = formula_data(y, X, data)
         if Z is not None:
-            raise InputError("with a formula, give the random effects as re='~ x', not Z=")
+            raise InputError("with a formula, give the random effects as re='~ x' or in lme4's notation, not Z=")
+        lme4 = lme4_formula(y)
+        if lme4 is not None:
+            if groups is not None or re is not None:
+                raise InputError(f"formula {y!r} gives the random effects in lme4's notation: leave out groups= and "
+                                 "re= (or write the formula without the '( ... | g)' term)")
+            y, re, groups = lme4
         if groups is None:
-            raise InputError("a mixed model needs groups=: the column (or labels) identifying the groups")
+            raise InputError("a mixed model needs a grouping factor: lme4's notation in the formula, 'y ~ x + (1 | g)', "
+                             "or groups= (the column, or labels, identifying the groups)")
         re = "~ 1" if re is None else re
         if not isinstance(re, str) or "~" not in re:
             raise InputError(f"re must be a right-hand-side formula such as '~ 1' or '~ x', got {re!r}")
         extra_columns = [groups] if isinstance(groups, str) else []
         design = make_design(y, X, data=data, extra_formulas=[re], extra_columns=extra_columns)
-        Zdf = rhs_matrix(re, design.data, design.index)
+        Zdf, re_spec = rhs_model(re, design.data, design.index)
         Zarr, znames = Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns]
+        shown = (f"{design.formula} + ({re.partition('~')[2].strip()} | {groups})" if isinstance(groups, str)
+                 else design.formula)
     else:
         if re is not None or data is not None:
             raise InputError("re= and data= go with a formula; with arrays give Z (default: intercept only)")
         if groups is None:
             raise InputError("a mixed model needs groups: one label per row")
         design = make_design(y, X)
+        re_spec, shown = None, None
         if Z is None:
             Zarr, znames = np.ones((design.n, 1)), ["Intercept"]
         else:
             Zarr, znames = _random_effects_design(Z, design.n)
     labels = labels_for(groups, design, "groups")
-    return design, Zarr, znames, labels
+    return design, Zarr, znames, labels, re_spec, shown, groups if isinstance(groups, str) else None
 
 
 def _random_effects_design(Z, n: int) -> tuple[np.ndarray, list[str]]:
@@ -448,20 +560,54 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
 
 @dataclass(repr=False)
 class MixedSummary:
-    """The printed summary of a mixed model: header lines, fixed effects and variance components."""
+    """The printed summary of a mixed model: header lines, fixed effects and variance components.
+
+    Prints as text, renders as HTML tables in Jupyter (``_repr_html_``), and writes LaTeX
+    (:meth:`to_latex`) and Markdown (:meth:`to_markdown`) with the formatting of :mod:`hlmlib.export` (z
+    tests without a df column, p-values below 2.2e-16 as ``<2e-16``); :meth:`tidy` gives the fixed effects
+    in broom's layout."""
 
     header: list[str]
-    coefficients: pd.DataFrame
+    coefficients: CoefTable
     variance_components: pd.DataFrame
 
+    def _tables(self, digits: int = 4):
+        digits = check_scalar(digits, "digits", integer=True, minimum=1, maximum=17)
+        fixed = coef_table_text(self.coefficients, "Fixed effects", digits)
+        vc = self.variance_components
+        rows = [[str(label)] + ["" if np.isnan(v) else format_number(v, digits) for v in values]
+                for label, values in zip(vc.index, vc.to_numpy(dtype=float))]
+        return fixed, TextTable([""] + [str(c) for c in vc.columns], rows, "Variance components")
+
     def __str__(self) -> str:
-        fmt = "{:.6g}".format
-        with pd.option_context("display.width", 120, "display.max_columns", 20):
-            return "\n".join(self.header + ["", "Fixed effects:", self.coefficients.to_string(float_format=fmt),
-                                            "", "Variance components:",
-                                            self.variance_components.to_string(float_format=fmt)])
+        fixed, vc = self._tables()
+        return "\n".join(self.header + ["", fixed.to_text(), "", vc.to_text()])
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        fixed, vc = self._tables()
+        lines = "<br>".join(html.escape(line) for line in self.header)
+        return f"<p>{lines}</p>{fixed.to_html()}{vc.to_html()}"
+
+    def to_latex(self, digits: int = 4, label: str | None = None) -> str:
+        r"""Two LaTeX tables (booktabs rules): the fixed effects, captioned with the header lines (the model,
+        the criterion, the covariance and df rule), then the variance components; ``label`` labels the first.
+        ``digits``: significant digits."""
+        fixed, vc = self._tables(digits)
+        fixed.caption = " ".join(self.header)
+        vc.caption = "Variance components (random effects' variances and covariances; residual variance)"
+        return fixed.to_latex(True, label) + "\n\n" + vc.to_latex(True)
+
+    def to_markdown(self, digits: int = 4) -> str:
+        """The header lines, then the fixed effects and the variance components as Markdown pipe tables."""
+        fixed, vc = self._tables(digits)
+        return "\n".join(["  \n".join(escape_markdown(line) for line in self.header), "", fixed.to_markdown(), "",
+                          vc.to_markdown()])
+
+    def tidy(self) -> pd.DataFrame:
+        """The fixed effects in broom's layout (:meth:`hlmlib.inference.CoefTable.tidy`)."""
+        return self.coefficients.tidy()
 
 
 @dataclass(repr=False, eq=False)
@@ -475,10 +621,12 @@ class MixedResult:
     ``boundary``, ``gradient`` (projected, at :math:`\theta`), ``nobs``, ``ngroups``, ``reml``.
     Methods: ``vcov()``, ``se()``, ``coef_table()``, ``summary()``, ``contrast()``, ``marginal_effect()`` and
     ``wald_test()`` (each with ``kind`` and ``df``: model-based, Kenward-Roger or cluster-robust covariances;
-    normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``icc()``, ``shrinkage()``,
-    ``shrinkage_factor()``;
+    normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``confint()``
+    (profile-likelihood or Wald intervals), ``icc()``, ``shrinkage()``, ``shrinkage_factor()``, ``predict()``
+    (lme4's ``predict``), ``tidy()`` (broom's layout);
     properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
-    ``variance_components``.
+    ``variance_components``. ``formula`` is the model in lme4's notation (``y ~ x + (1 + x | g)``) when the
+    groups are a column. In Jupyter a result shows its summary as HTML tables.
     """
 
     params: pd.Series
@@ -503,6 +651,12 @@ class MixedResult:
     _X: np.ndarray = field(repr=False)
     _Z: np.ndarray = field(repr=False)
     _codes: np.ndarray = field(repr=False)
+    # for predict and the default grid of marginal_effect: formulaic's specs of X and Z (formula fits), the
+    # grouping column's name, the fit's own copy of its rows
+    _spec: object = field(default=None, repr=False)
+    _re_spec: object = field(default=None, repr=False)
+    _groups_column: str | None = field(default=None, repr=False)
+    _data: pd.DataFrame | None = field(default=None, repr=False)
 
     # --- fixed effects --------------------------------------------------------------------------
     @cached_property
@@ -572,15 +726,20 @@ class MixedResult:
         cov, caption = self._covariance(df, kind)
         return contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels, caption + ", linear contrasts")
 
-    def marginal_effect(self, x: str, by: str, at, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
+    def marginal_effect(self, x: str, by: str, at=None, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
         r"""The *expected* effect :math:`E(dy/dx) = \beta_x + \beta_{x:z}\, z` at each :math:`z` in ``at``,
         with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov(kind)`` and the
-        df of :meth:`coef_table` per :math:`z`.
+        df of :meth:`coef_table` per :math:`z`. ``at`` defaults to 25 evenly spaced values from the smallest to
+        the largest observed value of ``by`` (:func:`hlmlib.inference.moderator_grid`, as
+        :meth:`hlmlib.OLSResult.marginal_effect`).
 
         A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
         also includes the slope variance :math:`\tau_{11}`: this is the average effect, not a
         cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`.
         """
+        if at is None:
+            check_term_names(x=x, by=by)
+            at = moderator_grid(by, self.params.index, self._X, self._data)
         cov, caption = self._covariance(df, kind)
         return marginal_effect_table(x, by, at, self.params.to_numpy(), cov, list(self.params.index), alpha,
                                      caption + f", expected marginal effect of {x} by {by}")
@@ -608,6 +767,44 @@ class MixedResult:
         """
         R, labels = restriction_matrix(L, list(self.params.index))
         return self._inference.wald_test(R, labels, kind, df)
+
+    def confint(self, level: float = 0.95, method: str = "profile", parm=None, df=None,
+                criterion: str = "ML") -> pd.DataFrame:
+        r"""Confidence intervals at ``level``: profile likelihood (default) or Wald.
+
+        ``method="profile"``: lme4's ``confint(m, method = "profile")``. Rows ``.sig01``, ... (standard
+        deviations and correlations of the random effects, in :math:`\theta`'s order), ``.sigma``, then the
+        fixed effects; ``parm`` picks ``"theta_"`` (variance parameters), ``"beta_"`` (fixed effects) or a
+        list of row names. Each end is where the signed root of the profiled deviance difference equals
+        :math:`\mp z_{1-(1-\text{level})/2}`, or the parameter's bound (0 for a standard deviation,
+        :math:`\pm 1` for a correlation) if the profile does not get there. As lme4 the deviance is the
+        ML one, also for a REML fit (``criterion="REML"`` profiles a REML fit's variance parameters on its
+        own criterion instead). See :mod:`hlmlib.lmm_profile`.
+
+        ``method="wald"``: the fixed effects' :math:`\hat\beta \pm q \cdot \mathrm{se}`, model-based se and
+        the reference of :meth:`coef_table` with ``df`` (None: normal quantiles, lme4's
+        ``confint(m, method = "Wald")``; a number: :math:`t(\mathrm{df})`).
+
+        Returns a DataFrame with ``parameter``, ``estimate``, ``ci_low``, ``ci_high``.
+        """
+        from .lmm_profile import check_level, profile_confint
+
+        level = check_level(level)
+        chosen = method.lower() if isinstance(method, str) else method
+        if chosen == "profile":
+            if df is not None:
+                raise InputError("df= goes with method='wald'; profile intervals use the likelihood itself")
+            return profile_confint(self, level, parm, criterion)
+        if chosen == "wald":
+            if not (parm is None or (isinstance(parm, str) and parm == "beta_")):
+                raise InputError("method='wald' gives intervals for the fixed effects only (parm=None or 'beta_'); "
+                                 "for the variance parameters use method='profile'")
+            table = self.coef_table(alpha=1 - level, df=df)
+            out = pd.DataFrame({"parameter": list(table.index), "estimate": table["estimate"],
+                                "ci_low": table["ci_low"], "ci_high": table["ci_high"]}, index=table.index)
+            out.attrs.update({"level": level, "method": "wald", "caption": table.attrs.get("caption", "")})
+            return out
+        raise InputError(f"method must be 'profile' or 'wald', got {method!r}")
 
     # --- variance components ---------------------------------------------------------------------
     @property
@@ -722,6 +919,102 @@ class MixedResult:
         """
         return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
 
+    def predict(self, newdata=None, random_effects: bool = True, *, groups=None, Z=None) -> pd.Series:
+        r"""Predictions for new data: :math:`x_0'\hat\beta + z_0'b_j` for a group :math:`j` of the fit, and
+        :math:`x_0'\hat\beta` (the population level) for a group it did not see.
+
+        ``random_effects=True`` is lme4's ``predict(m, newdata, re.form = NULL, allow.new.levels = TRUE)``: rows
+        of a group of the fit add its BLUP :math:`b_j` (``ranef``); rows of a new group, or with a missing group
+        label, get the population-level :math:`x_0'\hat\beta`, as lme4 does (no error: a new school's expected
+        score is the population's). ``random_effects=False`` is ``re.form = NA``: :math:`x_0'\hat\beta` for
+        every row. ``newdata=None`` gives the fitted values of the fit's rows (``fitted["conditional"]`` or
+        ``["marginal"]``).
+
+        ``newdata``: for a formula fit, a DataFrame with the variables of the fixed and random parts and the
+        grouping column; :math:`x_0` and :math:`z_0` are rebuilt with the fit's formulas (formulaic's model
+        specs: the fit's coding of categorical variables and state of stateful transforms; a level the fit
+        did not see is an :class:`~hlmlib.design.InputError` naming the column and the level; a row with a
+        missing value predicts NaN, with a warning). ``groups=`` gives the group labels of the new rows when
+        the fit's groups were labels rather than a column. For an array fit: ``newdata`` the matrix
+        :math:`X_0` (the fit's p columns), ``groups`` the labels of its rows and ``Z`` their random-effects
+        design (omit it for a random-intercept fit). Group labels are matched to the fit's by value; labels
+        of another type (the text '1' for the number 1) match none, which is refused rather than read as new
+        groups. Returns a Series named ``fit``. (lme4 gives no intervals for these predictions, and neither
+        does hlmlib: their variance would need the uncertainty of :math:`\hat\beta`, :math:`b_j` and
+        :math:`\tau` together.)
+
+        References
+        ----------
+        Bates, Maechler, Bolker & Walker (2015), lme4's ``predict.merMod``; Raudenbush & Bryk (2002), ch. 3.
+        """
+        random_effects = check_bool(random_effects, "random_effects")
+        if newdata is None:
+            if groups is not None or Z is not None:
+                raise InputError("groups= and Z= describe the rows of newdata: give newdata too")
+            fitted = self.fitted["conditional" if random_effects else "marginal"]
+            return fitted.rename("fit")
+        names = list(self.params.index)
+        if self._spec is not None:
+            X0, complete = new_model_matrix(self._spec, newdata, names, "the fixed effects' formula")
+            index = newdata.index
+        else:
+            index = newdata.index if isinstance(newdata, pd.DataFrame) else None
+            X0 = check_finite_array(newdata, "newdata (the new rows of X)", ndim=2)
+            if X0.shape[1] != len(names):
+                raise InputError(f"newdata has {X0.shape[1]} column(s); this array fit has {len(names)} "
+                                 f"({', '.join(names)})")
+            complete = np.ones(X0.shape[0], bool)
+            index = pd.RangeIndex(X0.shape[0]) if index is None else index
+        fit = X0 @ self.params.to_numpy()
+        if random_effects:
+            Z0, labels = self._new_random_effects(newdata, groups, Z, X0.shape[0])
+            rows = self.group_labels.get_indexer(pd.Index(labels))
+            known = (rows >= 0) & ~np.isnan(Z0).any(axis=1)
+            complete &= ~np.isnan(Z0).any(axis=1) | (rows < 0)
+            fit[~complete] = np.nan
+            b = self.ranef.to_numpy()
+            fit[known] += np.einsum("na,na->n", Z0[known], b[rows[known]])
+        if not complete.all():
+            warn_user(f"{int((~complete).sum())} of {complete.size} rows of newdata have missing values in the model's "
+                      "variables: their predictions are NaN")
+        return pd.Series(fit, index=index, name="fit")
+
+    def _new_random_effects(self, newdata, groups, Z, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Z of the new rows (NaN where incomplete) and their group labels, checked against the fit's."""
+        if groups is None:
+            if self._groups_column is None or not isinstance(newdata, pd.DataFrame):
+                raise InputError("give groups=: the group label of each row of newdata (the fit's groups were "
+                                 "labels, not a column), or random_effects=False for the population level")
+            if self._groups_column not in newdata.columns:
+                raise InputError(f"newdata lacks the grouping column {self._groups_column!r} (or give groups=, or "
+                                 "random_effects=False for the population level)")
+            labels = newdata[self._groups_column].to_numpy()
+        else:
+            labels = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups)
+            if labels.ndim != 1 or labels.shape[0] != n:
+                raise InputError(f"groups must be one label per row of newdata ({n}), got shape {labels.shape}")
+        observed = labels[~np.asarray(pd.isna(labels))]
+        numeric_fit = pd.api.types.is_numeric_dtype(pd.Index(self.group_labels))
+        numeric_new = pd.api.types.is_numeric_dtype(pd.Index(observed)) if observed.size else numeric_fit
+        if observed.size and numeric_fit != numeric_new and self.group_labels.get_indexer(pd.Index(observed)).max() < 0:
+            new, fitted = (_label(v) for v in (observed[0], self.group_labels[0]))
+            raise InputError(f"the group labels of newdata ({new!r}, ...) are {'numbers' if numeric_new else 'text'} and "
+                             f"the fit's ({fitted!r}, ...) are {'numbers' if numeric_fit else 'text'}: no group would "
+                             "match; convert them to the fit's type")
+        if self._re_spec is not None:
+            Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula")
+        elif Z is not None:
+            Z0 = check_finite_array(Z, "Z (the random-effects design of newdata)", ndim=(1, 2))
+            Z0 = Z0[:, None] if Z0.ndim == 1 else Z0
+            if Z0.shape != (n, self.q):
+                raise InputError(f"Z must have one row per row of newdata and {self.q} column(s) "
+                                 f"({', '.join(self.re_names)}), got shape {Z0.shape}")
+        elif self.q == 1 and np.all(self._Z == 1):
+            Z0 = np.ones((n, 1))
+        else:
+            raise InputError(f"give Z=: the random-effects design ({', '.join(self.re_names)}) of the rows of newdata")
+        return Z0, labels
+
     # --- likelihood -----------------------------------------------------------------------------
     @property
     def deviance(self) -> float:
@@ -778,6 +1071,15 @@ class MixedResult:
         table = pd.DataFrame({"estimate": vc, "sd": sd, "corr": rho})
         return MixedSummary(header=header, coefficients=coefficients, variance_components=table)
 
+    def tidy(self, alpha: float = 0.05, df=None, kind: str = "model") -> pd.DataFrame:
+        """The fixed effects in broom's layout (``term``, ``estimate``, ``std.error``, ``statistic``,
+        ``p.value``, ``conf.low``, ``conf.high``; broom.mixed's ``tidy(m, effects = "fixed", conf.int =
+        TRUE)``), from :meth:`coef_table` with ``alpha``, ``df`` and ``kind``."""
+        return self.coef_table(alpha, df, kind).tidy()
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
     def __repr__(self) -> str:
         return (f"<MixedResult {'REML' if self.reml else 'ML'}: {len(self.params)} fixed effects, "
                 f"{self.q} random effect(s) in {self.ngroups} groups, N={self.nobs}, "
@@ -796,7 +1098,11 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     ``re`` defaulting to ``"~ 1"``; rows incomplete in any variable used (formula, re, groups) are
     dropped listwise with a warning. This is lme4's
     ``lmer(mathach ~ cses*catholic + (1 + cses | school))`` and statsmodels'
-    ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``.
+    ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``. lme4's notation for one grouping
+    factor is accepted too, and gives the identical fit: ``mixed("mathach ~ cses*catholic + (1 + cses |
+    school)", df)``, with ``(1 | g)``, ``(x | g)`` and ``(0 + x | g)`` (:func:`hlmlib.mixed.lme4_formula`; crossed or
+    nested factors, ``||`` and grouping expressions are refused, naming software that fits them). The
+    DataFrame may come second, positionally, as above.
 
     The model :math:`y_j = X_j \beta + Z_j b_j + e_j`, :math:`b_j \sim N(0, \tau)` unstructured,
     :math:`e_j \sim N(0, \sigma^2 I)` is fitted by maximising the REML (default, as lme4 and
@@ -825,7 +1131,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     - Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed.
     """
     reml = check_bool(reml, "reml")
-    design, Z, znames, labels = _arrays(y, X, groups, Z, data, re)
+    design, Z, znames, labels, re_spec, shown, groups_column = _arrays(y, X, groups, Z, data, re)
     q = Z.shape[1]
     if start is not None:
         start = check_finite_array(start, "start", ndim=1)
@@ -859,8 +1165,9 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
         sigma2=float(sigma2), theta=fit.theta, llf=-fit.deviance / 2, reml=reml, converged=fit.converged,
         boundary=boundary, gradient=fit.gradient, nobs=cp.N, ngroups=n_groups, group_labels=pd.Index(uniques),
         optimizer_message=fit.message, n_evaluations=fit.n_evaluations, n_dropped=design.n_dropped,
-        formula=design.formula, re_names=znames,
-        _cp=cp, _y=design.y, _X=design.X, _Z=Z, _codes=codes)
+        formula=shown, re_names=znames,
+        _cp=cp, _y=design.y, _X=design.X, _Z=Z, _codes=codes, _spec=design.spec, _re_spec=re_spec,
+        _groups_column=groups_column, _data=design.data)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -869,17 +1176,28 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
 
 @dataclass
 class LRTest:
-    """A likelihood-ratio test: statistic 2 (llf_big - llf_small), its df, p-value and the reference used."""
+    """A likelihood-ratio test: statistic 2 (llf_big - llf_small), its df, p-value and the reference used.
+
+    ``bootstrap``: with ``lrtest(..., bootstrap=B)``, the parametric bootstrap
+    (:class:`hlmlib.lmm_bootstrap.BootstrapLRT`), whose p-value is ``pvalue_bootstrap``; ``pvalue`` stays the
+    asymptotic one."""
 
     statistic: float
     df: int
     pvalue: float
     reference: str
     criterion: str
+    bootstrap: "BootstrapLRT | None" = None
+
+    @property
+    def pvalue_bootstrap(self) -> float:
+        """The parametric-bootstrap p-value (NaN without ``bootstrap=``)."""
+        return np.nan if self.bootstrap is None else self.bootstrap.pvalue
 
     def __repr__(self) -> str:
         return (f"Likelihood-ratio test ({self.criterion}): LR = {self.statistic:.4f}, df = {self.df}, "
-                f"p = {self.pvalue:.4g}\n  reference: {self.reference}")
+                f"p = {self.pvalue:.4g}\n  reference: {self.reference}"
+                + ("" if self.bootstrap is None else f"\n  {self.bootstrap!r}"))
 
 
 def _spans(big: np.ndarray, small: np.ndarray) -> bool:
@@ -890,7 +1208,7 @@ def _spans(big: np.ndarray, small: np.ndarray) -> bool:
     return bool(np.abs(small - big @ coef).max() <= 1e-8 * max(np.abs(small).max(), 1.0))
 
 
-def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
+def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, seed=None) -> LRTest:
     r"""Likelihood-ratio test of a mixed model ``small`` nested in ``big`` (same data and groups).
 
     :math:`LR = 2 (\ell_\text{big} - \ell_\text{small})` (``llf`` of each fit), df = difference in the
@@ -908,6 +1226,12 @@ def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
       conservative there (the exact reference is a chi-bar-square mixture); the result says so.
 
     The reference used is stated in ``.reference``.
+
+    ``bootstrap=B`` adds the parametric-bootstrap p-value (pbkrtest's ``PBmodcomp``; B refits of both models
+    to data simulated from ``small``, with ``np.random.default_rng(seed)``) as ``.bootstrap`` and
+    ``.pvalue_bootstrap``, with its Monte Carlo error and refit diagnostics; for variance components with
+    few groups and fixed effects (ML fits) with few groups, where the references above are approximate.
+    See :mod:`hlmlib.lmm_bootstrap` for the algorithm and its conventions.
     """
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):
@@ -946,5 +1270,9 @@ def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
         reference = f"chi2({df}) (fixed effects, ML fits)"
         if q_small != q_big:
             reference += "; the random effects differ too: boundary mixture ignored, so conservative"
+    boot = None
+    if bootstrap is not None:
+        from .lmm_bootstrap import bootstrap_lrt
+        boot = bootstrap_lrt(small, big, statistic, bootstrap, seed)
     return LRTest(statistic=float(statistic), df=int(df), pvalue=float(pvalue), reference=reference,
-                  criterion=criterion)
+                  criterion=criterion, bootstrap=boot)
