@@ -892,6 +892,43 @@ class MixedResult:
         K = self._Linv_LamT
         return np.swapaxes(K, 1, 2) @ K @ self._cp.ZtZ
 
+    @cached_property
+    def _unit_ols(self):
+        from .lmm_diagnostics import unit_ols
+        return unit_ols(self._y, self._X, self._Z, self._codes, self.ngroups, self.params.to_numpy(), self.sigma2,
+                        list(self.params.index))
+
+    def reliability(self, per_group: bool = False):
+        r"""Raudenbush & Bryk's reliability of each group's OLS estimate of each random coefficient.
+
+        .. math::
+
+           \lambda_{qj} = \frac{\hat\tau_{qq}}{\hat\tau_{qq} + v_{qqj}}, \qquad
+           V_j = \hat\sigma^2 (Z_j'M_{F_j}Z_j)^{-1},
+
+        :math:`v_{qqj}` the :math:`q`-th diagonal element of :math:`V_j`, the sampling covariance of group
+        :math:`j`'s OLS estimate of its random coefficients (:math:`\hat\sigma^2 (Z_j'Z_j)^{-1}` when every
+        level-1 predictor has a random coefficient; :mod:`hlmlib.lmm_diagnostics` for the general case): the
+        share of the variance of that estimate that is parameter variance rather than sampling noise (R&B
+        2002, eqs. 3.58-3.59 and sec. 3.5; their Tables 4.2-4.5). For a random intercept with no other
+        level-1 predictor it is :math:`\hat\tau_{00} / (\hat\tau_{00} + \hat\sigma^2/n_j)` (R&B eq. 3.56,
+        ``shrinkage_factor()``). :math:`\hat\tau` and :math:`\hat\sigma^2` are the fit's (REML or ML), as in
+        HLM's output; with level-2 predictors :math:`\hat\tau` is the residual (conditional) variance, so the
+        reliability is that of :math:`\hat\beta_j` as an estimate of :math:`\beta_j` given :math:`W_j`.
+
+        Returns a Series (one value per random effect: the mean of :math:`\lambda_{qj}` over the groups, HLM's
+        "Reliability estimate") or, with ``per_group=True``, a DataFrame (groups x random effects). A group
+        without its own OLS estimate (too few observations, or a singular level-1 design: e.g. a random
+        slope's variable constant in the group) has NaN there and is left out of the mean, as HLM uses only
+        the units with sufficient data; a warning says how many.
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., secs. 3.5 and 4.
+        """
+        from .lmm_diagnostics import reliability
+        return reliability(self, check_bool(per_group, "per_group"))
+
     def shrinkage_factor(self) -> pd.Series:
         r""":math:`\tau_{00} / (\tau_{00} + \sigma^2 / n_j)` per group, for a random-intercept model."""
         if self.q != 1:

@@ -300,6 +300,8 @@ BAD = [
     ("MixedResult.confint", lambda: MIXED.confint(method="wald", df=-1)),
     ("MixedResult.icc", lambda: SLOPES.icc()),
     ("MixedResult.shrinkage_factor", lambda: SLOPES.shrinkage_factor()),
+    ("MixedResult.reliability", lambda: SLOPES.reliability(per_group="yes")),
+    ("MixedResult.reliability", lambda: SLOPES.reliability(per_group=1)),
     # ---- simulate: data-generating processes
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=0)),
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=2.5)),

@@ -1,0 +1,130 @@
+"""hlmlib.lmm_diagnostics and the MixedResult methods built on it: Raudenbush & Bryk's reliabilities and
+homogeneity tests against HLM's published output and against group-by-group least squares written out here,
+independently of hlmlib's helpers."""
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import hlmlib
+from hlmlib import mixed
+from hlmlib.datasets import load_hsb
+
+HSB = load_hsb()
+
+
+def quiet_mixed(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mixed(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def hsb_fits():
+    return {
+        "null": quiet_mixed("mathach ~ 1 + (1 | school)", HSB),
+        "means": quiet_mixed("mathach ~ meanses + (1 | school)", HSB),
+        "random_coef": quiet_mixed("mathach ~ cses + (cses | school)", HSB),
+        "slopes_as_outcomes": quiet_mixed("mathach ~ cses * catholic + cses * meanses + (cses | school)", HSB),
+        "fixed_female": quiet_mixed("mathach ~ cses + female + meanses + (cses | school)", HSB),
+    }
+
+
+def per_school_ols(fit, z_columns, f_columns=()):
+    """School by school: regress y - X beta-hat on [Z_j F_j] with np.linalg.lstsq; return the Z coefficients
+    and the Z block of sigma^2 (D'D)^-1, both indexed by school, NaN where D_j is rank deficient (a column of
+    F_j that is zero in the school is dropped: a single-sex school has no female coefficient of its own)."""
+    resid = HSB["mathach"].to_numpy() - fit.fitted["marginal"].to_numpy()
+    q = len(z_columns)
+    est, var = {}, {}
+    for school, rows in HSB.groupby("school").indices.items():
+        D = np.column_stack([np.ones(rows.size) if c == "1" else HSB[c].to_numpy()[rows]
+                             for c in list(z_columns) + list(f_columns)])
+        D = D[:, (np.arange(D.shape[1]) < q) | (np.abs(D).max(axis=0) > 0)]
+        if np.linalg.matrix_rank(D) < D.shape[1]:
+            est[school], var[school] = np.full(q, np.nan), np.full((q, q), np.nan)
+            continue
+        est[school] = np.linalg.lstsq(D, resid[rows], rcond=None)[0][:q]
+        var[school] = fit.sigma2 * np.linalg.inv(D.T @ D)[:q, :q]
+    return est, var
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# reliability
+
+def test_null_model_reliability_is_hlms(hsb_fits):
+    # HLM 6, REML, the unconditional model of HSB (UCLA's annotated HLM output of Singer 1998's models,
+    # https://stats.oarc.ucla.edu/other/hlm/output/annotated-hlm-outputunconditional-model/): reliability 0.901
+    fit = hsb_fits["null"]
+    n = HSB.groupby("school").size().to_numpy()
+    tau, s2 = fit.tau.iloc[0, 0], fit.sigma2
+    assert fit.reliability()["Intercept"] == pytest.approx(np.mean(tau / (tau + s2 / n)), rel=1e-12)
+    assert fit.reliability()["Intercept"] == pytest.approx(0.901, abs=5e-4)
+    per_group = fit.reliability(per_group=True)
+    np.testing.assert_allclose(per_group["Intercept"], fit.shrinkage_factor(), rtol=1e-10)
+    assert list(per_group.index) == list(fit.group_labels)
+
+
+@pytest.mark.parametrize("key, z, f", [("random_coef", ["1", "cses"], []),
+                                       ("slopes_as_outcomes", ["1", "cses"], []),
+                                       ("fixed_female", ["1", "cses"], ["female"])])
+def test_reliability_from_each_schools_ols(hsb_fits, key, z, f):
+    fit = hsb_fits[key]
+    _, var = per_school_ols(fit, z, f)
+    tau = np.diag(fit.tau.to_numpy())
+    expected = pd.DataFrame({school: tau / (tau + np.diag(v)) for school, v in var.items()}).T
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        per_group = fit.reliability(per_group=True)
+    np.testing.assert_allclose(per_group.to_numpy(), expected.loc[per_group.index].to_numpy(), rtol=1e-9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # the all-girls schools of the female model have no OLS fit
+        np.testing.assert_allclose(fit.reliability().to_numpy(), expected.mean().to_numpy(), rtol=1e-9)
+    assert list(fit.reliability().index) == fit.re_names
+
+
+def test_fixed_level1_predictors_are_estimated_per_group(hsb_fits):
+    # female has a fixed coefficient only: each school's OLS regression estimates it too (as HLM's), so its
+    # V_j is not sigma^2 (Z_j'Z_j)^-1 and the reliabilities differ from a model without female
+    fit = hsb_fits["fixed_female"]
+    assert fit._unit_ols.level1_fixed == ["female"]
+    assert list(fit._unit_ols.n_level2) == [2, 1]            # Intercept, meanses | cses
+    Z = np.column_stack([np.ones(len(HSB)), HSB["cses"]])
+    ZtZ_only = fit.sigma2 * np.linalg.inv(Z[:20].T @ Z[:20])
+    assert not np.allclose(fit._unit_ols.cov[0], ZtZ_only)
+
+
+def unbalanced_data(seed=4, J=25):
+    """Groups of 1 to 12 rows, one of them with x constant (no OLS slope), random intercepts and slopes."""
+    rng = np.random.default_rng(seed)
+    n = rng.integers(3, 13, size=J)
+    n[:3] = [1, 2, 8]
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=g.size)
+    x[g == 2] = 0.5                                   # group 2: x constant, so no slope of its own
+    u = rng.normal(size=(J, 2)) * [1.0, 0.5]
+    y = 1 + 2 * x + u[g, 0] + u[g, 1] * x + rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+def test_groups_without_an_ols_fit_are_left_out_with_a_warning():
+    data = unbalanced_data()
+    fit = quiet_mixed("y ~ x + (x | g)", data)
+    with pytest.warns(UserWarning, match=r"2 of 25 groups .* uses the other 23"):
+        per_group = fit.reliability(per_group=True)
+    assert per_group.loc[[0, 2]].isna().all().all() and per_group.drop([0, 2]).notna().all().all()
+    with pytest.warns(UserWarning, match="2 of 25 groups"):
+        mean = fit.reliability()
+    np.testing.assert_allclose(mean.to_numpy(), per_group.dropna().mean().to_numpy(), rtol=1e-12)
+    # a group of two rows has an exact OLS fit: it has a V_j and is used, as R&B's formula allows
+    assert per_group.loc[1].notna().all()
+    # a random intercept with no level-1 predictor needs only one row per group: none is left out, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert quiet_mixed("y ~ 1 + (1 | g)", data).reliability(per_group=True).notna().all().all()
+    # with x's coefficient fixed, each group's regression still estimates it (as HLM's): the group of one row
+    # and the group with x constant have no intercept of their own
+    with pytest.warns(UserWarning, match="2 of 25 groups"):
+        assert quiet_mixed("y ~ x + (1 | g)", data).reliability(per_group=True).isna().sum().item() == 2
