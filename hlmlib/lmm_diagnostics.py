@@ -39,8 +39,9 @@ import numpy as np
 import pandas as pd
 
 from .design import warn_user
+from .lazy import stats
 
-__all__ = ["UnitOLS", "unit_ols", "reliability"]
+__all__ = ["UnitOLS", "unit_ols", "reliability", "homogeneity_test"]
 
 # relative size below which a column counts as lying in the span of others (exact level-2 products give ~1e-15)
 _SPAN_TOL = 1e-8
@@ -140,3 +141,25 @@ def reliability(fit, per_group: bool = False):
     if per_group:
         return table
     return table[units.usable].mean().rename("reliability")
+
+
+def homogeneity_test(fit) -> pd.DataFrame:
+    r"""Raudenbush & Bryk's chi-square test of :math:`\tau_{qq} = 0` for each random coefficient (module
+    docstring), :meth:`hlmlib.MixedResult.homogeneity_test`."""
+    units = fit._unit_ols
+    units.warn_unusable("the homogeneity test")
+    used = units.usable
+    v = np.diagonal(units.cov[used], axis1=1, axis2=2)
+    chi2 = (units.estimate[used] ** 2 / v).sum(axis=0)
+    df = int(used.sum()) - units.n_level2
+    if np.any(df <= 0):
+        warn_user(f"the homogeneity test has no degrees of freedom left for "
+                  f"{[n for n, d in zip(fit.re_names, df) if d <= 0]} (groups used minus fixed effects in the "
+                  "level-2 model <= 0): its p-value is NaN")
+    with np.errstate(invalid="ignore"):
+        p = np.where(df > 0, stats.chi2.sf(chi2, np.maximum(df, 1)), np.nan)
+    table = pd.DataFrame({"chi2": chi2, "df": df, "p": p, "groups": int(used.sum())},
+                         index=pd.Index(fit.re_names, name="effect"))
+    table.attrs["caption"] = ("Homogeneity tests of tau_qq = 0 (Raudenbush & Bryk 2002, eq. 3.103): sum over groups "
+                              "of (OLS estimate - fitted level-2 prediction)^2 / its sampling variance, chi2(J' - S_q - 1)")
+    return table

@@ -929,6 +929,38 @@ class MixedResult:
         from .lmm_diagnostics import reliability
         return reliability(self, check_bool(per_group, "per_group"))
 
+    def homogeneity_test(self) -> pd.DataFrame:
+        r"""Raudenbush & Bryk's chi-square test of :math:`H_0: \tau_{qq} = 0` for each random coefficient.
+
+        .. math::
+
+           \chi^2_q = \sum_{j=1}^{J'} \frac{(\hat\beta_{qj} - W_{qj}\hat\gamma_q)^2}{v_{qqj}}
+           \;\sim\; \chi^2(J' - S_q - 1) \text{ under } H_0,
+
+        :math:`\hat\beta_{qj}` group :math:`j`'s own OLS estimate of the coefficient, :math:`W_{qj}\hat\gamma_q` its
+        prediction from the fitted level-2 model (the fit's :math:`\hat\beta`), :math:`v_{qqj}` the sampling variance
+        of the OLS estimate, :math:`\hat\sigma^2 [(Z_j'M_{F_j}Z_j)^{-1}]_{qq}` (as in :meth:`reliability`;
+        :mod:`hlmlib.lmm_diagnostics`), :math:`J'` the groups with an OLS estimate and :math:`S_q + 1` the number
+        of fixed effects in the coefficient's level-2 model (the columns of :math:`X` that load on column
+        :math:`q` of :math:`Z`: for ``mathach ~ cses * catholic + cses * meanses + (cses | school)``, three for
+        the intercept and three for the ``cses`` slope). R&B 2002, eq. 3.103, and the chi-square column of
+        HLM's "Final estimation of variance components" (R&B's Tables 4.2-4.5); :math:`\hat\sigma^2` and
+        :math:`\hat\gamma` are the fit's, as HLM's (checked against its output for the HSB null model).
+
+        Unlike the likelihood-ratio test of the variance (:func:`hlmlib.lrtest`, a boundary mixture), it uses
+        only groups with their own OLS fit, weights each by the precision of that fit, and does not use
+        :math:`\hat\tau`; the two can disagree when many groups are small or the variance is small.
+
+        Returns a DataFrame indexed by the random effects with ``chi2``, ``df``, ``p`` and ``groups``
+        (:math:`J'`); groups without an OLS estimate are left out with a warning saying how many.
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., sec. 3.6 (eq. 3.103) and ch. 4.
+        """
+        from .lmm_diagnostics import homogeneity_test
+        return homogeneity_test(self)
+
     def shrinkage_factor(self) -> pd.Series:
         r""":math:`\tau_{00} / (\tau_{00} + \sigma^2 / n_j)` per group, for a random-intercept model."""
         if self.q != 1:

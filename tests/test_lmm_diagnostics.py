@@ -128,3 +128,60 @@ def test_groups_without_an_ols_fit_are_left_out_with_a_warning():
     # and the group with x constant have no intercept of their own
     with pytest.warns(UserWarning, match="2 of 25 groups"):
         assert quiet_mixed("y ~ x + (1 | g)", data).reliability(per_group=True).isna().sum().item() == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# homogeneity tests of tau_qq = 0
+
+def test_null_model_chi_square_is_hlms(hsb_fits):
+    # HLM 6 (REML), HSB unconditional model: chi-square 1660.23264 on 159 df (UCLA's annotated HLM output, as above);
+    # the statistic is sum_j n_j (ybar_j - gamma00)^2 / sigma^2 with the fit's gamma00 and sigma^2
+    fit = hsb_fits["null"]
+    table = fit.homogeneity_test()
+    g = HSB.groupby("school")["mathach"]
+    hand = (g.size() * (g.mean() - fit.params["Intercept"]) ** 2).sum() / fit.sigma2
+    assert table.loc["Intercept", "chi2"] == pytest.approx(hand, rel=1e-10)
+    assert table.loc["Intercept", "chi2"] == pytest.approx(1660.23264, abs=2e-3)
+    assert table.loc["Intercept", "df"] == 159 and table.loc["Intercept", "groups"] == 160
+
+
+@pytest.mark.parametrize("key, z, f, df", [("means", ["1"], [], [158]),
+                                           ("random_coef", ["1", "cses"], [], [159, 159]),
+                                           ("slopes_as_outcomes", ["1", "cses"], [], [157, 157]),
+                                           ("fixed_female", ["1", "cses"], ["female"], [None, None])])
+def test_chi_square_from_each_schools_ols(hsb_fits, key, z, f, df):
+    fit = hsb_fits[key]
+    est, var = per_school_ols(fit, z, f)
+    used = [s for s in fit.group_labels if not np.isnan(est[s]).any()]
+    chi2 = sum(est[s] ** 2 / np.diag(var[s]) for s in used)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = fit.homogeneity_test()
+    np.testing.assert_allclose(table["chi2"].to_numpy(), chi2, rtol=1e-9)
+    expected_df = [len(used) - 2, len(used) - 1] if df[0] is None else df     # female: Intercept, meanses | cses
+    assert list(table["df"]) == expected_df and (table["groups"] == len(used)).all()
+    np.testing.assert_allclose(table["p"], stats.chi2.sf(chi2, expected_df), rtol=1e-10)
+    assert list(table.index) == fit.re_names
+
+
+def test_homogeneity_test_with_a_slope_but_no_fixed_slope():
+    # y ~ 1 + (x | g): the slope's level-2 model has no fixed effect, so its chi-square has J' df
+    data = unbalanced_data(seed=9)
+    data = data[data.g != 2]
+    fit = quiet_mixed("y ~ 1 + (x | g)", data)
+    with pytest.warns(UserWarning, match="1 of 24 groups"):        # the group of one row
+        table = fit.homogeneity_test()
+    assert list(table["df"]) == [table["groups"].iloc[0] - 1, table["groups"].iloc[0]]
+
+
+def test_too_few_groups_for_the_level2_model_warns_and_gives_no_p():
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(4), 6)
+    w = rng.normal(size=4)[g]
+    w2 = rng.normal(size=4)[g]
+    w3 = rng.normal(size=4)[g]
+    y = w + rng.normal(size=4)[g] + rng.normal(size=g.size)
+    fit = quiet_mixed("y ~ w + w2 + w3 + (1 | g)", pd.DataFrame({"y": y, "w": w, "w2": w2, "w3": w3, "g": g}))
+    with pytest.warns(UserWarning, match="no degrees of freedom"):
+        table = fit.homogeneity_test()
+    assert table.loc["Intercept", "df"] == 0 and np.isnan(table.loc["Intercept", "p"])
