@@ -30,6 +30,10 @@ singular design (:math:`n_j` below the number of columns of :math:`[Z_j\ F_j]`, 
 constant in the group, ...) has no OLS estimate: it is left out of the quantities below, as HLM leaves out the
 units without "sufficient data", and a warning gives their number. :math:`\hat\beta`, :math:`\hat\sigma^2` and
 :math:`\hat\tau` are the fit's (REML or ML), as HLM's.
+
+**Variance explained** between two fits of the same data: Raudenbush & Bryk's proportion reduction in each
+variance component (:func:`variance_explained`) and Snijders & Bosker's :math:`R^2_1` and :math:`R^2_2`
+(:func:`snijders_bosker_r2`).
 """
 from __future__ import annotations
 
@@ -38,10 +42,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .design import warn_user
+from .design import InputError, check_scalar, warn_user
 from .lazy import stats
 
-__all__ = ["UnitOLS", "unit_ols", "reliability", "homogeneity_test"]
+__all__ = ["UnitOLS", "unit_ols", "reliability", "homogeneity_test", "variance_explained", "snijders_bosker_r2"]
 
 # relative size below which a column counts as lying in the span of others (exact level-2 products give ~1e-15)
 _SPAN_TOL = 1e-8
@@ -160,6 +164,113 @@ def homogeneity_test(fit) -> pd.DataFrame:
         p = np.where(df > 0, stats.chi2.sf(chi2, np.maximum(df, 1)), np.nan)
     table = pd.DataFrame({"chi2": chi2, "df": df, "p": p, "groups": int(used.sum())},
                          index=pd.Index(fit.re_names, name="effect"))
-    table.attrs["caption"] = ("Homogeneity tests of tau_qq = 0 (Raudenbush & Bryk 2002, eq. 3.103): sum over groups "
+    table.attrs["caption"] = ("Homogeneity tests of tau_qq = 0 (Raudenbush & Bryk 2002, ch. 3): sum over groups "
                               "of (OLS estimate - fitted level-2 prediction)^2 / its sampling variance, chi2(J' - S_q - 1)")
     return table
+
+
+def _check_pair(base, fit) -> None:
+    """Two mixed fits of the same rows, response and groups, by the same criterion."""
+    from .mixed import MixedResult
+    for name, model in (("base", base), ("fit", fit)):
+        if not isinstance(model, MixedResult):
+            raise InputError(f"{name} must be a mixed() fit (MixedResult), got {type(model).__name__}")
+    if base.nobs != fit.nobs or not np.array_equal(base._y, fit._y) or not np.array_equal(base._codes, fit._codes):
+        raise InputError("base and fit are not fits of the same data (observations, response or groups differ): "
+                         "variance components are compared on the same rows")
+    if base.reml != fit.reml:
+        raise InputError("one fit is REML and the other ML: fit both the same way to compare their variance "
+                         "components")
+
+
+def variance_explained(base, fit) -> pd.DataFrame:
+    r"""Raudenbush & Bryk's proportion reduction in each variance component from ``base`` to ``fit``.
+
+    .. math::
+
+       \frac{\hat\sigma^2_\text{base} - \hat\sigma^2_\text{fit}}{\hat\sigma^2_\text{base}}, \qquad
+       \frac{\hat\tau_{qq,\text{base}} - \hat\tau_{qq,\text{fit}}}{\hat\tau_{qq,\text{base}}}
+
+    (R&B 2002, ch. 4: the proportion of level-1 variance explained by the level-1 predictors added, and of
+    the variance of each random coefficient explained by the level-2 predictors added). Rows: ``residual variance`` (:math:`\sigma^2`) and ``var(a)`` for each random effect ``a`` of both
+    fits (same name, same column of :math:`Z`); columns ``base``, ``fit`` and ``reduction``.
+
+    R&B's proportions compare :math:`\tau_{qq}` of models with the same level-1 model: the variance of an
+    intercept is that of the outcome where the level-1 predictors are zero, so adding or recentring a level-1
+    predictor changes what it is the variance of (compare the random-coefficient model and the
+    intercepts-and-slopes-as-outcomes model for :math:`\tau`, the null and the random-coefficient model for
+    :math:`\sigma^2`). A reduction can be negative: the components are estimated separately in each fit, and a
+    level-1 predictor that explains within-group variance raises :math:`\hat\tau_{00}`, whose estimate in the
+    base model had been net of :math:`\sigma^2/n_j` (Snijders & Bosker 2012, sec. 7.1; :func:`snijders_bosker_r2`).
+    Both fits must be of the same data, by the same criterion (REML or ML).
+
+    References
+    ----------
+    Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 4.
+    """
+    _check_pair(base, fit)
+    rows = {"residual variance": (base.sigma2, fit.sigma2)}
+    for a, name in enumerate(fit.re_names):
+        if name in base.re_names:
+            b = base.re_names.index(name)
+            if np.array_equal(base._Z[:, b], fit._Z[:, a]):
+                rows[f"var({name})"] = (base.tau.iloc[b, b], fit.tau.iloc[a, a])
+    table = pd.DataFrame(rows, index=["base", "fit"]).T.rename_axis("component")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        table["reduction"] = (table["base"] - table["fit"]) / table["base"]
+    if (table["base"] == 0).any():
+        warn_user(f"{list(table.index[table['base'] == 0])} is zero in base (a boundary fit): no proportion of it "
+                  "can be explained (NaN)")
+        table.loc[table["base"] == 0, "reduction"] = np.nan
+    table.attrs["caption"] = "Proportion reduction in variance, (base - fit) / base (Raudenbush & Bryk 2002, ch. 4)"
+    return table
+
+
+def snijders_bosker_r2(base, fit, n=None) -> pd.Series:
+    r"""Snijders & Bosker's explained variance at level 1 and level 2, :math:`R^2_1` and :math:`R^2_2`.
+
+    .. math::
+
+       R^2_1 = 1 - \frac{\hat\sigma^2_F + \hat\tau_{00,F}}{\hat\sigma^2_B + \hat\tau_{00,B}}, \qquad
+       R^2_2 = 1 - \frac{\hat\sigma^2_F / n + \hat\tau_{00,F}}{\hat\sigma^2_B / n + \hat\tau_{00,B}}
+
+    (Snijders & Bosker 2012, sec. 7.1; Snijders & Bosker 1994): :math:`B` the base model (theirs is the empty
+    model, ``y ~ 1 + (1 | g)``), :math:`F` the fitted one. :math:`R^2_1` is the proportional reduction of the
+    mean squared error of predicting an individual outcome, :math:`R^2_2` that of predicting a group mean of
+    :math:`n` individuals. ``n`` is a typical group size: by default the harmonic mean
+    :math:`J / \sum_j n_j^{-1}` of the group sizes, as Snijders & Bosker (1994) recommend for unequal groups;
+    give a number to use another (e.g. the arithmetic mean, :math:`N/J`).
+
+    **Why** :math:`R^2_1` **can be negative.** In the population it cannot: adding a predictor cannot increase
+    the total residual variance :math:`\sigma^2 + \tau_{00}` of a correctly specified model. In a sample it can,
+    because the two models' components are estimated separately: by chance when the predictors explain little,
+    and systematically when the fitted model is misspecified, e.g. a level-1 variable entered with one
+    coefficient although its within-group and between-group regressions differ (Snijders & Bosker 2012, sec.
+    7.1). A negative or falling :math:`R^2_1` is therefore a hint to look at the specification, not a
+    computational error. Unlike R&B's separate reductions of :math:`\sigma^2` and :math:`\tau_{00}`
+    (:func:`variance_explained`), it is not made negative merely by a within-group predictor moving variance
+    between the two components.
+
+    Both fits must be random-intercept models (one random effect, the intercept) of the same data by the same
+    criterion: for random slopes Snijders & Bosker compute the :math:`R^2` of the random-intercept models with
+    the same fixed effects, which is what to pass here.
+
+    References
+    ----------
+    Snijders & Bosker (1994), Modeled variance in two-level models, *Sociological Methods & Research* 22(3);
+    Snijders & Bosker (2012), *Multilevel Analysis*, 2nd ed., sec. 7.1.
+    """
+    _check_pair(base, fit)
+    for name, model in (("base", base), ("fit", fit)):
+        if model.q != 1 or not np.all(model._Z == 1):
+            raise InputError(f"{name} has random effects {model.re_names}: Snijders & Bosker's R^2 is defined for "
+                             "random-intercept models; for random slopes they compute it from the random-intercept "
+                             "models with the same fixed effects (refit with (1 | group))")
+    if n is None:
+        n = fit.ngroups / np.sum(1 / fit._cp.n_obs)
+    else:
+        n = check_scalar(n, "n (a typical group size)", minimum=0, exclusive_minimum=True)
+    total = {name: m.sigma2 + m.tau.iloc[0, 0] for name, m in (("base", base), ("fit", fit))}
+    means = {name: m.sigma2 / n + m.tau.iloc[0, 0] for name, m in (("base", base), ("fit", fit))}
+    return pd.Series({"R2_1": 1 - total["fit"] / total["base"], "R2_2": 1 - means["fit"] / means["base"],
+                      "n": float(n)}, name="Snijders-Bosker R2")

@@ -910,9 +910,9 @@ class MixedResult:
         :math:`j`'s OLS estimate of its random coefficients (:math:`\hat\sigma^2 (Z_j'Z_j)^{-1}` when every
         level-1 predictor has a random coefficient; :mod:`hlmlib.lmm_diagnostics` for the general case): the
         share of the variance of that estimate that is parameter variance rather than sampling noise (R&B
-        2002, eqs. 3.58-3.59 and sec. 3.5; their Tables 4.2-4.5). For a random intercept with no other
-        level-1 predictor it is :math:`\hat\tau_{00} / (\hat\tau_{00} + \hat\sigma^2/n_j)` (R&B eq. 3.56,
-        ``shrinkage_factor()``). :math:`\hat\tau` and :math:`\hat\sigma^2` are the fit's (REML or ML), as in
+        2002, ch. 3, the estimation of random level-1 coefficients, and the reliabilities of ch. 4's tables).
+        For a random intercept with no other level-1 predictor it is
+        :math:`\hat\tau_{00} / (\hat\tau_{00} + \hat\sigma^2/n_j)` (``shrinkage_factor()``). :math:`\hat\tau` and :math:`\hat\sigma^2` are the fit's (REML or ML), as in
         HLM's output; with level-2 predictors :math:`\hat\tau` is the residual (conditional) variance, so the
         reliability is that of :math:`\hat\beta_j` as an estimate of :math:`\beta_j` given :math:`W_j`.
 
@@ -924,7 +924,7 @@ class MixedResult:
 
         References
         ----------
-        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., secs. 3.5 and 4.
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., chs. 3 and 4.
         """
         from .lmm_diagnostics import reliability
         return reliability(self, check_bool(per_group, "per_group"))
@@ -956,7 +956,7 @@ class MixedResult:
 
         References
         ----------
-        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., sec. 3.6 (eq. 3.103) and ch. 4.
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 3 (eq. 3.103) and ch. 4.
         """
         from .lmm_diagnostics import homogeneity_test
         return homogeneity_test(self)

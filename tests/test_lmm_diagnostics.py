@@ -81,8 +81,9 @@ def test_reliability_from_each_schools_ols(hsb_fits, key, z, f):
     np.testing.assert_allclose(per_group.to_numpy(), expected.loc[per_group.index].to_numpy(), rtol=1e-9)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")           # the all-girls schools of the female model have no OLS fit
-        np.testing.assert_allclose(fit.reliability().to_numpy(), expected.mean().to_numpy(), rtol=1e-9)
-    assert list(fit.reliability().index) == fit.re_names
+        mean = fit.reliability()
+    np.testing.assert_allclose(mean.to_numpy(), expected.mean().to_numpy(), rtol=1e-9)
+    assert list(mean.index) == fit.re_names
 
 
 def test_fixed_level1_predictors_are_estimated_per_group(hsb_fits):
@@ -185,3 +186,50 @@ def test_too_few_groups_for_the_level2_model_warns_and_gives_no_p():
     with pytest.warns(UserWarning, match="no degrees of freedom"):
         table = fit.homogeneity_test()
     assert table.loc["Intercept", "df"] == 0 and np.isnan(table.loc["Intercept", "p"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# variance explained
+
+def test_proportion_reduction_in_variance(hsb_fits):
+    base, fit = hsb_fits["random_coef"], hsb_fits["slopes_as_outcomes"]
+    table = hlmlib.variance_explained(base, fit)
+    assert list(table.index) == ["residual variance", "var(Intercept)", "var(cses)"]
+    T0, T1 = np.diag(base.tau.to_numpy()), np.diag(fit.tau.to_numpy())
+    np.testing.assert_allclose(table["reduction"], [(base.sigma2 - fit.sigma2) / base.sigma2, *((T0 - T1) / T0)],
+                               rtol=1e-12)
+    np.testing.assert_allclose(table["base"], [base.sigma2, *T0], rtol=1e-12)
+    np.testing.assert_allclose(table["fit"], [fit.sigma2, *T1], rtol=1e-12)
+    # null -> random coefficients: cses explains level-1 variance, and the intercept variance rises (a negative
+    # "reduction"), as Snijders & Bosker warn; the cses row is absent (not in the null model)
+    table = hlmlib.variance_explained(hsb_fits["null"], base)
+    assert list(table.index) == ["residual variance", "var(Intercept)"]
+    assert table.loc["residual variance", "reduction"] > 0 > table.loc["var(Intercept)", "reduction"]
+
+
+def test_snijders_bosker_r2_by_hand(hsb_fits):
+    base = hsb_fits["null"]
+    fit = quiet_mixed("mathach ~ cses * catholic + cses * meanses + (1 | school)", HSB)
+    n_j = HSB.groupby("school").size().to_numpy()
+    harmonic = len(n_j) / np.sum(1 / n_j)
+    r2 = hlmlib.snijders_bosker_r2(base, fit)
+    s2b, tb, s2f, tf = base.sigma2, base.tau.iloc[0, 0], fit.sigma2, fit.tau.iloc[0, 0]
+    assert r2["n"] == pytest.approx(harmonic, rel=1e-12)
+    assert r2["R2_1"] == pytest.approx(1 - (s2f + tf) / (s2b + tb), rel=1e-12)
+    assert r2["R2_2"] == pytest.approx(1 - (s2f / harmonic + tf) / (s2b / harmonic + tb), rel=1e-12)
+    r2_mean = hlmlib.snijders_bosker_r2(base, fit, n=n_j.mean())
+    assert r2_mean["R2_2"] == pytest.approx(1 - (s2f / n_j.mean() + tf) / (s2b / n_j.mean() + tb), rel=1e-12)
+    assert r2_mean["R2_1"] == r2["R2_1"]
+    # a within-group predictor lowers sigma^2, so R2_1 > 0, and leaves the group means' variance: R2_2 ~ 0
+    within = hlmlib.snijders_bosker_r2(base, quiet_mixed("mathach ~ cses + (1 | school)", HSB))
+    assert within["R2_1"] > 0.03 and abs(within["R2_2"]) < 0.01
+
+
+def test_variance_explained_refuses_fits_it_cannot_compare(hsb_fits):
+    ml = quiet_mixed("mathach ~ meanses + (1 | school)", HSB, reml=False)
+    with pytest.raises(hlmlib.InputError, match="REML and the other ML"):
+        hlmlib.variance_explained(hsb_fits["null"], ml)
+    with pytest.raises(hlmlib.InputError, match="same data"):
+        hlmlib.variance_explained(hsb_fits["null"], quiet_mixed("mathach ~ 1 + (1 | school)", HSB.iloc[:-5]))
+    with pytest.raises(hlmlib.InputError, match="random-intercept models"):
+        hlmlib.snijders_bosker_r2(hsb_fits["null"], hsb_fits["random_coef"])
