@@ -302,6 +302,19 @@ BAD = [
     ("MixedResult.shrinkage_factor", lambda: SLOPES.shrinkage_factor()),
     ("MixedResult.reliability", lambda: SLOPES.reliability(per_group="yes")),
     ("MixedResult.reliability", lambda: SLOPES.reliability(per_group=1)),
+    ("MixedResult.ranef_se", lambda: SLOPES.ranef_se(kind="postVar")),
+    ("MixedResult.ranef_se", lambda: SLOPES.ranef_se(kind=2)),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(kind="pearson")),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(kind=None)),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(scaled="yes")),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=0)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2.5)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=50)),    # no group has 50 df
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by="x")),  # varies within
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by="nothere")),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=3)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=pd.Series({1: "a"}))),
+    ("MixedResult.level1_variance_test", lambda: ARRAY_MIXED.level1_variance_test(min_df=2, by="g")),   # no data
     ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, FIT)),
     ("variance_explained", lambda: hlmlib.variance_explained("null", MIXED)),
     ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, hlmlib.mixed("y ~ x + (1 | cluster)", DF.iloc[:-6]))),
