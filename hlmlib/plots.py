@@ -129,7 +129,7 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
     ``fits``: a fitted model (:func:`hlmlib.ols`, :func:`hlmlib.mixed`, ...), a coefficient table (a DataFrame
     with ``estimate``, ``ci_low``, ``ci_high``, e.g. ``fit.summary("CR2", "school")``), a list of them, or a
     dict ``{label: fit or table}``. ``kind`` and ``cluster``: the covariance of each fit's intervals, one for
-    all or a list with one per fit (as :func:`hlmlib.etable`): an OLS fit's ``summary(kind, cluster, alpha)``
+    all or a list with one per fit (as :func:`hlmlib.tables.etable`): an OLS fit's ``summary(kind, cluster, alpha)``
     (classical by default, CR1 with a cluster), a mixed fit's ``coef_table(alpha, kind=...)`` (model-based by
     default; ``"kenward-roger"``, ``"CR2"``, ...). So one fit under several covariances is
     ``coef_plot({"classical": fit.summary(), "CR2": fit.summary("CR2", "g")})`` or
@@ -354,8 +354,8 @@ def qq_plot(fit, kind: str = "ranef", effect=None, ax=None):
       (``ranef_se("marginal")``, so that under the model they are N(0, 1)), against normal quantiles;
     - ``kind="level1"``: the level-1 residuals scaled by :math:`\hat\sigma` (``residuals(scaled=True)``)
       against normal quantiles;
-    - ``kind="mahalanobis"``: the Mahalanobis distances of the groups' random effects (:meth:`mahalanobis`)
-      against :math:`\chi^2_q` quantiles.
+    - ``kind="mahalanobis"``: the Mahalanobis distances of the groups' random effects
+      (:meth:`hlmlib.MixedResult.mahalanobis`) against :math:`\chi^2_q` quantiles.
 
     The sorted values are ``ax.lines[0]``'s y data, the theoretical quantiles at R's ``ppoints``
     (:func:`plotting_positions`) its x data; the line :math:`y = x` is ``ax.lines[1]``.
