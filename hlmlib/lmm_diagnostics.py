@@ -184,7 +184,8 @@ def homogeneity_test(fit) -> pd.DataFrame:
     table = pd.DataFrame({"chi2": chi2, "df": df, "p": p, "groups": int(used.sum())},
                          index=pd.Index(fit.re_names, name="effect"))
     table.attrs["caption"] = ("Homogeneity tests of tau_qq = 0 (Raudenbush & Bryk 2002, ch. 3): sum over groups "
-                              "of (OLS estimate - fitted level-2 prediction)^2 / its sampling variance, chi2(J' - S_q - 1)")
+                              "of (OLS estimate - fitted level-2 prediction)^2 / its sampling variance, "
+                              "chi2(J' - S_q - 1)")
     return table
 
 
@@ -211,8 +212,9 @@ def variance_explained(base, fit) -> pd.DataFrame:
        \frac{\hat\tau_{qq,\text{base}} - \hat\tau_{qq,\text{fit}}}{\hat\tau_{qq,\text{base}}}
 
     (R&B 2002, ch. 4: the proportion of level-1 variance explained by the level-1 predictors added, and of
-    the variance of each random coefficient explained by the level-2 predictors added). Rows: ``residual variance`` (:math:`\sigma^2`) and ``var(a)`` for each random effect ``a`` of both
-    fits (same name, same column of :math:`Z`); columns ``base``, ``fit`` and ``reduction``.
+    the variance of each random coefficient explained by the level-2 predictors added). Rows:
+    ``residual variance`` (:math:`\sigma^2`) and ``var(a)`` for each random effect ``a`` of both fits (same
+    name, same column of :math:`Z`); columns ``base``, ``fit`` and ``reduction``.
 
     R&B's proportions compare :math:`\tau_{qq}` of models with the same level-1 model: the variance of an
     intercept is that of the outcome where the level-1 predictors are zero, so adding or recentring a level-1
@@ -313,8 +315,8 @@ def mahalanobis(fit) -> pd.DataFrame:
                   f"singular variance and no Mahalanobis distance (NaN)")
     table = pd.DataFrame({"distance": distance, "df": q, "p": stats.chi2.sf(distance, q),
                           "n": cp.n_obs.astype(int)}, index=pd.Index(fit.group_labels, name="group"))
-    table.attrs["caption"] = (f"Mahalanobis distances of the empirical-Bayes random effects, u_j' (T - Var(u_j | y))^-1 "
-                              f"u_j, against chi2({q})")
+    table.attrs["caption"] = ("Mahalanobis distances of the empirical-Bayes random effects, "
+                              f"u_j' (T - Var(u_j | y))^-1 u_j, against chi2({q})")
     return table
 
 
