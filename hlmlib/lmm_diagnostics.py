@@ -116,7 +116,7 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
         size = np.linalg.norm(Xj, axis=0)
         in_span &= np.linalg.norm(Xj - Zj @ coef, axis=0) <= _SPAN_TOL * np.maximum(size, 1e-300)
         if _full_column_rank(Zj):
-            loads |= np.abs(coef) * np.linalg.norm(Zj, axis=0)[:, None] > _SPAN_TOL * size
+            loads |= (np.abs(coef) * np.linalg.norm(Zj, axis=0)[:, None] > _SPAN_TOL * size) & (size > 0)
     F = X[:, ~in_span]
     resid = y - X @ beta
     estimate, cov = np.full((n_groups, q), np.nan), np.full((n_groups, q, q), np.nan)
@@ -127,9 +127,8 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
         rss[j], resid_df[j] = _residual_ss(np.column_stack([Zj, X[r]]), rj)
         norms = np.linalg.norm(Zj, axis=0)
         if F.shape[1]:
-            # project off the group's fixed-coefficient level-1 columns (an orthonormal basis of their span)
-            U, s, _ = np.linalg.svd(F[r], full_matrices=False)
-            basis = U[:, s > _SPAN_TOL * s.max()] if s.size and s.max() > 0 else U[:, :0]
+            # project off the group's fixed-coefficient level-1 columns
+            basis = _span_basis(F[r])
             Zj = Zj - basis @ (basis.T @ Zj)
             rj = rj - basis @ (basis.T @ rj)
         if not _full_column_rank(Zj, norms):
@@ -142,11 +141,18 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
                    level1_fixed=[name for name, kept in zip(x_names, in_span) if not kept], rss=rss, resid_df=resid_df)
 
 
+def _span_basis(A: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the span of A's columns, its rank judged on the columns scaled to unit length
+    (so that columns in different units count alike; zero columns add nothing)."""
+    norms = np.linalg.norm(A, axis=0)
+    A = A[:, norms > 0] / norms[norms > 0]
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    return U[:, s > _SPAN_TOL * s.max()] if s.size else U
+
+
 def _residual_ss(A: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """Residual sum of squares of y on the span of A's columns, and n - rank(A) (rank judged on unit columns)."""
-    A = A[:, np.linalg.norm(A, axis=0) > 0]
-    U, s, _ = np.linalg.svd(A / np.linalg.norm(A, axis=0), full_matrices=False)
-    basis = U[:, s > _SPAN_TOL * s.max()] if s.size else U
+    """Residual sum of squares of y on the span of A's columns, and n - rank(A)."""
+    basis = _span_basis(A)
     e = y - basis @ (basis.T @ y)
     return float(e @ e), y.size - basis.shape[1]
 
