@@ -15,9 +15,10 @@ from .bootstrap import wild_cluster_bootstrap
 from .tables import etable
 from .gls import fwls, re_gls, within, mundlak, hausman
 from .mixed import BoundaryFitWarning, MixedResult, lrtest, mixed
+from .lmm_diagnostics import snijders_bosker_r2, variance_explained
 
 __version__ = "0.1.0"
-__all__ = ["datasets", "plots", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "fwls", "re_gls", "within", "mundlak", "hausman", "mixed", "MixedResult", "lrtest", "BoundaryFitWarning"]
+__all__ = ["datasets", "plots", "InputError", "ols", "OLSResult", "simulate", "wild_cluster_bootstrap", "etable", "fwls", "re_gls", "within", "mundlak", "hausman", "mixed", "MixedResult", "lrtest", "BoundaryFitWarning", "variance_explained", "snijders_bosker_r2"]
 
 
 def __getattr__(name: str):

@@ -17,7 +17,7 @@ distribution under :math:`H_0` instead (Davison & Hinkley 1997, ch. 4; Halekoh &
 Only :math:`y` changes between draws: :math:`X`, :math:`Z` and the groups do not, so the per-group
 cross-products :math:`Z_j'Z_j`, :math:`Z_j'X_j`, :math:`X'X` of each model are those of its fit, and a draw
 needs only :math:`Z_j'y^\ast`, :math:`X'y^\ast` and :math:`y^{\ast\prime} y^\ast` (one sparse product per batch of
-draws), then :func:`hlmlib.mixed.fit_theta` (from its moment start, faster here than from the estimate) on the
+draws), then ``hlmlib.mixed.fit_theta`` (from its moment start, faster here than from the estimate) on the
 updated cross-products.
 
 Conventions. pbkrtest refits both models by ML whatever their fit; here the bootstrap uses the fits'

@@ -623,7 +623,9 @@ class MixedResult:
     ``wald_test()`` (each with ``kind`` and ``df``: model-based, Kenward-Roger or cluster-robust covariances;
     normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``confint()``
     (profile-likelihood or Wald intervals), ``icc()``, ``shrinkage()``, ``shrinkage_factor()``, ``predict()``
-    (lme4's ``predict``), ``tidy()`` (broom's layout);
+    (lme4's ``predict``), ``tidy()`` (broom's layout); Raudenbush & Bryk's ``reliability()`` and
+    ``homogeneity_test()``; model checks ``residuals(kind)``, ``ranef_se(kind)``, ``mahalanobis()`` and
+    ``level1_variance_test(by)`` (:mod:`hlmlib.lmm_diagnostics`);
     properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
     ``variance_components``. ``formula`` is the model in lme4's notation (``y ~ x + (1 + x | g)``) when the
     groups are a column. In Jupyter a result shows its summary as HTML tables.
@@ -779,7 +781,7 @@ class MixedResult:
         :math:`\mp z_{1-(1-\text{level})/2}`, or the parameter's bound (0 for a standard deviation,
         :math:`\pm 1` for a correlation) if the profile does not get there. As lme4 the deviance is the
         ML one, also for a REML fit (``criterion="REML"`` profiles a REML fit's variance parameters on its
-        own criterion instead). See the module ``hlmlib.lmm_profile``.
+        own criterion instead). See :mod:`hlmlib.lmm_profile`.
 
         ``method="wald"``: the fixed effects' :math:`\hat\beta \pm q \cdot \mathrm{se}`, model-based se and
         the reference of :meth:`coef_table` with ``df`` (None: normal quantiles, lme4's
@@ -876,6 +878,107 @@ class MixedResult:
         return pd.DataFrame(np.diagonal(self.ranef_cov, axis1=1, axis2=2), index=self.group_labels,
                             columns=self.re_names)
 
+    def ranef_se(self, kind: str = "conditional") -> pd.DataFrame:
+        r"""Standard deviations of the empirical-Bayes random effects, shaped like ``ranef``.
+
+        - ``"conditional"`` (default): :math:`\sqrt{\operatorname{diag} \operatorname{Var}(b_j \mid y)}`, the
+          square roots of ``ranef_var``: lme4's ``ranef(m, condVar = TRUE)`` ("postVar"), the uncertainty about
+          a group's own effect, for intervals around it (caterpillar plots) and comparisons of groups
+          (Goldstein's "comparative" variance).
+        - ``"marginal"``: :math:`\sqrt{\operatorname{diag}(\tau - \operatorname{Var}(b_j \mid y))}`, the standard
+          deviation of the estimate :math:`\hat b_j` itself over repeated samples,
+          :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j \mid y) = \tau Z_j'V_j^{-1}Z_j \tau`:
+          the scale on which to standardise EB residuals for normal Q-Q plots and outlier checks (Goldstein's
+          "diagnostic" variance; R&B 2002, ch. 9).
+
+        Both treat :math:`\hat\beta`, :math:`\hat\tau` and :math:`\hat\sigma^2` as known, as lme4 does.
+
+        References
+        ----------
+        Goldstein (2011), *Multilevel Statistical Models*, 4th ed. (comparative and diagnostic
+        variances); Bates et al. (2015), lme4's ``ranef.merMod``.
+        """
+        chosen = kind.lower() if isinstance(kind, str) else kind
+        if chosen == "conditional":
+            var = self.ranef_var.to_numpy()
+        elif chosen == "marginal":
+            var = np.clip(np.diag(self.tau.to_numpy()) - self.ranef_var.to_numpy(), 0.0, None)
+        else:
+            raise InputError(f"kind must be 'conditional' (lme4's condVar) or 'marginal' (the variance of the "
+                             f"estimate, for standardising), got {kind!r}")
+        return pd.DataFrame(np.sqrt(var), index=self.group_labels, columns=self.re_names)
+
+    def mahalanobis(self) -> pd.DataFrame:
+        r"""Mahalanobis distance of each group's empirical-Bayes random effects from zero, with a
+        :math:`\chi^2_q` reference (R&B 2002, ch. 9: a Q-Q plot of the distances against :math:`\chi^2_q`
+        quantiles checks the multivariate normality of the random effects and points to outlying groups).
+
+        .. math::
+
+           D_j = \hat b_j' \operatorname{Var}(\hat b_j)^{-1} \hat b_j
+               = \hat b_j^{\text{OLS}\prime} (\tau + V_j)^{-1} \hat b_j^{\text{OLS}},
+
+        with the marginal variance of the EB estimate,
+        :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j \mid y)` (``ranef_se(kind="marginal")``),
+        the standard choice: under the model :math:`\hat b_j \sim N(0,
+        \operatorname{Var}(\hat b_j))`, so :math:`D_j \sim \chi^2_q` (with the parameters known). The equality
+        holds because :math:`\hat b_j = \tau(\tau + V_j)^{-1} \hat b_j^{\text{OLS}}` with
+        :math:`\hat b_j^{\text{OLS}} = (Z_j'Z_j)^{-1}Z_j'(y_j - X_j\hat\beta)` and :math:`V_j = \hat\sigma^2
+        (Z_j'Z_j)^{-1}`: the right-hand side is what is computed, so a singular :math:`\hat\tau` (a boundary fit)
+        is no obstacle. Groups with a singular :math:`Z_j'Z_j` (e.g. one row and a random slope) have a singular
+        :math:`\operatorname{Var}(\hat b_j)` and get NaN, with a warning. The conditional variance (lme4's
+        ``condVar``) would be the wrong scale: it measures the uncertainty about :math:`b_j`, not the spread of
+        :math:`\hat b_j`.
+
+        Returns a DataFrame indexed by group: ``distance``, ``df`` (:math:`q`), ``p`` (the :math:`\chi^2_q`
+        upper tail) and ``n`` (the group's size).
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Goldstein (2011), *Multilevel
+        Statistical Models*, 4th ed.
+        """
+        from .lmm_diagnostics import mahalanobis
+        return mahalanobis(self)
+
+    def level1_variance_test(self, by=None, min_df: int = 10):
+        r"""Raudenbush & Bryk's test that the level-1 variance :math:`\sigma^2` is the same in every group (or
+        in every category of a level-2 variable).
+
+        Each group :math:`j` with at least ``min_df`` residual degrees of freedom is fitted by OLS on all its
+        level-1 predictors (the columns of :math:`[Z_j\ X_j]`, so level-2 variables only shift its intercept):
+        residual variance :math:`s_j^2` on :math:`f_j = n_j - \operatorname{rank}[Z_j\ X_j]` df. With
+        :math:`\bar L = \sum_j f_j \ln s_j^2 / \sum_j f_j`,
+
+        .. math::
+
+           d_j = \frac{\ln s_j^2 - \bar L}{\sqrt{2 / f_j}}, \qquad H = \sum_j d_j^2 \;\sim\; \chi^2(J' - 1)
+
+        under homogeneity, :math:`J'` the groups used (:math:`\ln s_j^2` is approximately normal with variance
+        :math:`2/f_j`). R&B 2002, ch. 9, and Snijders & Bosker 2012, sec. 10.4.1, who advise ``min_df`` = 10
+        (the default) for the :math:`\chi^2` reference to hold.
+
+        ``by``: a level-2 variable (a column of the fit's data constant within groups, or a Series of categories
+        indexed by the group labels, e.g. the sector): the statistic is then the between-category part of
+        :math:`H`, :math:`\sum_c \tfrac{F_c}{2} (\bar L_c - \bar L)^2 \sim \chi^2(C - 1)` with
+        :math:`F_c = \sum_{j \in c} f_j` and :math:`\bar L_c` the :math:`f`-weighted mean of :math:`\ln s_j^2` in
+        category :math:`c` (each :math:`\bar L_c` has variance :math:`2/F_c`; :math:`H` is this plus the
+        within-category parts): is :math:`\sigma^2` the same in Catholic and public schools? It is the
+        test of a level-1 variance that depends on a level-2 category, which R&B (ch. 9) model as
+        :math:`\ln \sigma^2_j = \alpha_0 + \alpha_1 W_j` (HLM's heterogeneous level-1 variance; in R, nlme's
+        ``lme(..., weights = varIdent(form = ~ 1 | sector))``, which hlmlib does not fit).
+
+        Returns a :class:`hlmlib.lmm_diagnostics.Level1VarianceTest` (``statistic``, ``df``, ``pvalue``, the
+        per-group ``groups`` table with :math:`d_j` for plots, and ``categories`` with ``by``).
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Snijders & Bosker (2012),
+        *Multilevel Analysis*, 2nd ed., sec. 10.4.1.
+        """
+        from .lmm_diagnostics import level1_variance_test
+        return level1_variance_test(self, by, min_df)
+
     def shrinkage(self) -> np.ndarray:
         r"""Shrinkage matrices :math:`S_j` (J x q x q): :math:`b_j = S_j b_j^\text{OLS}`,
         :math:`b_j^\text{OLS} = (Z_j'Z_j)^{-1} Z_j'(y_j - X_j \beta)`.
@@ -891,6 +994,75 @@ class MixedResult:
         """
         K = self._Linv_LamT
         return np.swapaxes(K, 1, 2) @ K @ self._cp.ZtZ
+
+    @cached_property
+    def _unit_ols(self):
+        from .lmm_diagnostics import unit_ols
+        return unit_ols(self._y, self._X, self._Z, self._codes, self.ngroups, self.params.to_numpy(), self.sigma2,
+                        list(self.params.index))
+
+    def reliability(self, per_group: bool = False):
+        r"""Raudenbush & Bryk's reliability of each group's OLS estimate of each random coefficient.
+
+        .. math::
+
+           \lambda_{qj} = \frac{\hat\tau_{qq}}{\hat\tau_{qq} + v_{qqj}}, \qquad
+           V_j = \hat\sigma^2 (Z_j'M_{F_j}Z_j)^{-1},
+
+        :math:`v_{qqj}` the :math:`q`-th diagonal element of :math:`V_j`, the sampling covariance of group
+        :math:`j`'s OLS estimate of its random coefficients (:math:`\hat\sigma^2 (Z_j'Z_j)^{-1}` when every
+        level-1 predictor has a random coefficient; :mod:`hlmlib.lmm_diagnostics` for the general case): the
+        share of the variance of that estimate that is parameter variance rather than sampling noise (R&B
+        2002, ch. 3, the estimation of random level-1 coefficients, and the reliabilities of ch. 4's tables).
+        For a random intercept with no other level-1 predictor it is
+        :math:`\hat\tau_{00} / (\hat\tau_{00} + \hat\sigma^2/n_j)` (``shrinkage_factor()``). :math:`\hat\tau`
+        and :math:`\hat\sigma^2` are the fit's (REML or ML), as in HLM's output; with level-2 predictors :math:`\hat\tau` is the residual (conditional) variance, so the
+        reliability is that of :math:`\hat\beta_j` as an estimate of :math:`\beta_j` given :math:`W_j`.
+
+        Returns a Series (one value per random effect: the mean of :math:`\lambda_{qj}` over the groups, HLM's
+        "Reliability estimate") or, with ``per_group=True``, a DataFrame (groups x random effects). A group
+        without its own OLS estimate (too few observations, or a singular level-1 design: e.g. a random
+        slope's variable constant in the group) has NaN there and is left out of the mean, as HLM uses only
+        the units with sufficient data; a warning says how many.
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., chs. 3 and 4.
+        """
+        from .lmm_diagnostics import reliability
+        return reliability(self, check_bool(per_group, "per_group"))
+
+    def homogeneity_test(self) -> pd.DataFrame:
+        r"""Raudenbush & Bryk's chi-square test of :math:`H_0: \tau_{qq} = 0` for each random coefficient.
+
+        .. math::
+
+           \chi^2_q = \sum_{j=1}^{J'} \frac{(\hat\beta_{qj} - W_{qj}\hat\gamma_q)^2}{v_{qqj}}
+           \;\sim\; \chi^2(J' - S_q - 1) \text{ under } H_0,
+
+        :math:`\hat\beta_{qj}` group :math:`j`'s own OLS estimate of the coefficient, :math:`W_{qj}\hat\gamma_q` its
+        prediction from the fitted level-2 model (the fit's :math:`\hat\beta`), :math:`v_{qqj}` the sampling variance
+        of the OLS estimate, :math:`\hat\sigma^2 [(Z_j'M_{F_j}Z_j)^{-1}]_{qq}` (as in :meth:`reliability`;
+        :mod:`hlmlib.lmm_diagnostics`), :math:`J'` the groups with an OLS estimate and :math:`S_q + 1` the number
+        of fixed effects in the coefficient's level-2 model (the columns of :math:`X` that load on column
+        :math:`q` of :math:`Z`: for ``mathach ~ cses * catholic + cses * meanses + (cses | school)``, three for
+        the intercept and three for the ``cses`` slope). R&B 2002, eq. 3.103, and the chi-square column of
+        HLM's "Final estimation of variance components" (R&B's Tables 4.2-4.5); :math:`\hat\sigma^2` and
+        :math:`\hat\gamma` are the fit's, as HLM's (checked against its output for the HSB null model).
+
+        Unlike the likelihood-ratio test of the variance (:func:`hlmlib.lrtest`, a boundary mixture), it uses
+        only groups with their own OLS fit, weights each by the precision of that fit, and does not use
+        :math:`\hat\tau`; the two can disagree when many groups are small or the variance is small.
+
+        Returns a DataFrame indexed by the random effects with ``chi2``, ``df``, ``p`` and ``groups``
+        (:math:`J'`); groups without an OLS estimate are left out with a warning saying how many.
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 3 (eq. 3.103) and ch. 4.
+        """
+        from .lmm_diagnostics import homogeneity_test
+        return homogeneity_test(self)
 
     def shrinkage_factor(self) -> pd.Series:
         r""":math:`\tau_{00} / (\tau_{00} + \sigma^2 / n_j)` per group, for a random-intercept model."""
@@ -918,6 +1090,27 @@ class MixedResult:
         ``marginal`` :math:`y - X \hat\beta` and ``conditional`` :math:`y - X \hat\beta - Z b_j`.
         """
         return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
+
+    def residuals(self, kind: str = "level1", scaled: bool = False) -> pd.Series:
+        r"""Residuals of one kind, one value per observation (in the fit's row order).
+
+        - ``"level1"`` (default): :math:`y_{ij} - x_{ij}'\hat\beta - z_{ij}'\hat b_j`, the within-group
+          residuals, estimates of :math:`e_{ij}` (lme4's ``residuals(m)``; ``resid["conditional"]``);
+        - ``"marginal"``: :math:`y_{ij} - x_{ij}'\hat\beta`, the residuals from the fixed part, estimates of the
+          compound error :math:`z_{ij}'b_j + e_{ij}` (``y - predict(m, re.form = NA)`` in lme4;
+          ``resid["marginal"]``).
+
+        ``scaled=True`` divides by :math:`\hat\sigma` (lme4's ``residuals(m, scaled = TRUE)``). The level-2
+        (empirical-Bayes) residuals are ``ranef``, with ``ranef_se`` and :meth:`mahalanobis`.
+        """
+        chosen = kind.lower() if isinstance(kind, str) else kind
+        columns = {"level1": "conditional", "marginal": "marginal"}
+        if chosen not in columns:
+            raise InputError(f"kind must be 'level1' (y - X beta - Z b) or 'marginal' (y - X beta), got {kind!r}")
+        values = self.resid[columns[chosen]]
+        if check_bool(scaled, "scaled"):
+            values = values / np.sqrt(self.sigma2)
+        return values.rename(f"{chosen} residual" + (" (scaled)" if scaled else ""))
 
     def predict(self, newdata=None, random_effects: bool = True, *, groups=None, Z=None) -> pd.Series:
         r"""Predictions for new data: :math:`x_0'\hat\beta + z_0'b_j` for a group :math:`j` of the fit, and
@@ -1231,7 +1424,7 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
     to data simulated from ``small``, with ``np.random.default_rng(seed)``) as ``.bootstrap`` and
     ``.pvalue_bootstrap``, with its Monte Carlo error and refit diagnostics; for variance components with
     few groups and fixed effects (ML fits) with few groups, where the references above are approximate.
-    See the module ``hlmlib.lmm_bootstrap`` for the algorithm and its conventions.
+    See :mod:`hlmlib.lmm_bootstrap` for the algorithm and its conventions.
     """
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):
