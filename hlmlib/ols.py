@@ -189,7 +189,11 @@ class OLSResult:
             else:
                 weights = sw.hc_weights(kind, self.leverage, n, k, self.df_resid)
                 V = np.outer(c, c) * sw.sandwich(bread, sw.meat_hc(basis, e, weights))
-            return self._in_units(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
+            convention = sw.CONVENTIONS[kind]
+            if self.df_resid != n - k:      # e.g. the within estimator's N - G - k: say which divisor was used
+                convention = convention.replace("(n-k)", f"(df), df = {self.df_resid:g} (this estimator's "
+                                                         f"residual df, not n - k = {n - k:g})")
+            return self._in_units(V, kind, convention, df=self.df_resid)
         if cluster is None:
             raise InputError(f"kind={kind!r} is cluster-robust: give cluster= (labels, a column name, "
                              f"or a tuple of two of them for two-way clustering)")
