@@ -31,6 +31,9 @@ constant in the group, ...) has no OLS estimate: it is left out of the quantitie
 units without "sufficient data", and a warning gives their number. :math:`\hat\beta`, :math:`\hat\sigma^2` and
 :math:`\hat\tau` are the fit's (REML or ML), as HLM's.
 
+**Model checks** (R&B 2002, ch. 9): Mahalanobis distances of the groups' random effects (:func:`mahalanobis`)
+and the test of a homogeneous level-1 variance (:func:`level1_variance_test`).
+
 **Variance explained** between two fits of the same data: Raudenbush & Bryk's proportion reduction in each
 variance component (:func:`variance_explained`) and Snijders & Bosker's :math:`R^2_1` and :math:`R^2_2`
 (:func:`snijders_bosker_r2`).
@@ -45,7 +48,8 @@ import pandas as pd
 from .design import InputError, check_scalar, warn_user
 from .lazy import stats
 
-__all__ = ["UnitOLS", "unit_ols", "reliability", "homogeneity_test", "variance_explained", "snijders_bosker_r2"]
+__all__ = ["UnitOLS", "unit_ols", "reliability", "homogeneity_test", "variance_explained", "snijders_bosker_r2",
+           "mahalanobis", "Level1VarianceTest", "level1_variance_test"]
 
 # relative size below which a column counts as lying in the span of others (exact level-2 products give ~1e-15)
 _SPAN_TOL = 1e-8
@@ -59,13 +63,17 @@ class UnitOLS:
     :math:`V_j = \hat\sigma^2 (Z_j'M_{F_j}Z_j)^{-1}`, both NaN for groups without an OLS estimate;
     ``usable`` (J,): whether the group has one; ``n_level2`` (q,): the number of fixed effects in each
     random coefficient's level-2 model (R&B's :math:`S_q + 1`); ``level1_fixed``: the columns of :math:`X`
-    taken as level-1 predictors with fixed coefficients (:math:`F`)."""
+    taken as level-1 predictors with fixed coefficients (:math:`F`); ``rss`` and ``resid_df`` (J,): the residual
+    sum of squares and degrees of freedom :math:`n_j - \operatorname{rank}[Z_j\ X_j]` of the group's regression
+    on all its level-1 predictors (for :func:`level1_variance_test`)."""
 
     estimate: np.ndarray
     cov: np.ndarray
     usable: np.ndarray
     n_level2: np.ndarray
     level1_fixed: list[str]
+    rss: np.ndarray
+    resid_df: np.ndarray
 
     def warn_unusable(self, what: str) -> None:
         """Warn, naming ``what`` is computed without them, when some groups have no OLS estimate."""
@@ -113,8 +121,10 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
     resid = y - X @ beta
     estimate, cov = np.full((n_groups, q), np.nan), np.full((n_groups, q, q), np.nan)
     usable = np.zeros(n_groups, bool)
+    rss, resid_df = np.empty(n_groups), np.empty(n_groups, dtype=int)
     for j, r in enumerate(rows):
         Zj, rj = Z[r], resid[r]
+        rss[j], resid_df[j] = _residual_ss(np.column_stack([Zj, X[r]]), rj)
         norms = np.linalg.norm(Zj, axis=0)
         if F.shape[1]:
             # project off the group's fixed-coefficient level-1 columns (an orthonormal basis of their span)
@@ -129,7 +139,16 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
         cov[j] = sigma2 * np.linalg.inv(Zj.T @ Zj)
     in_model = loads & in_span[None, :]
     return UnitOLS(estimate=estimate, cov=cov, usable=usable, n_level2=in_model.sum(axis=1),
-                   level1_fixed=[name for name, kept in zip(x_names, in_span) if not kept])
+                   level1_fixed=[name for name, kept in zip(x_names, in_span) if not kept], rss=rss, resid_df=resid_df)
+
+
+def _residual_ss(A: np.ndarray, y: np.ndarray) -> tuple[float, int]:
+    """Residual sum of squares of y on the span of A's columns, and n - rank(A) (rank judged on unit columns)."""
+    A = A[:, np.linalg.norm(A, axis=0) > 0]
+    U, s, _ = np.linalg.svd(A / np.linalg.norm(A, axis=0), full_matrices=False)
+    basis = U[:, s > _SPAN_TOL * s.max()] if s.size else U
+    e = y - basis @ (basis.T @ y)
+    return float(e @ e), y.size - basis.shape[1]
 
 
 def reliability(fit, per_group: bool = False):
@@ -274,3 +293,115 @@ def snijders_bosker_r2(base, fit, n=None) -> pd.Series:
     means = {name: m.sigma2 / n + m.tau.iloc[0, 0] for name, m in (("base", base), ("fit", fit))}
     return pd.Series({"R2_1": 1 - total["fit"] / total["base"], "R2_2": 1 - means["fit"] / means["base"],
                       "n": float(n)}, name="Snijders-Bosker R2")
+
+
+def mahalanobis(fit) -> pd.DataFrame:
+    r"""Mahalanobis distances of the groups' empirical-Bayes random effects, :meth:`hlmlib.MixedResult.mahalanobis`."""
+    cp, q = fit._cp, fit.q
+    s = cp.ZtZW[:, :, -1] - cp.ZtZW[:, :, q:-1] @ fit.params.to_numpy()          # Z_j'(y_j - X_j beta)
+    scale = np.sqrt(np.diagonal(cp.ZtZ, axis1=1, axis2=2))
+    full = np.all(scale > 0, axis=1)
+    full[full] = np.linalg.eigvalsh(cp.ZtZ[full] / (scale[full, :, None] * scale[full, None, :]))[:, 0] > 1e-12
+    ZtZ_inv = np.linalg.inv(cp.ZtZ[full])
+    b_ols = (ZtZ_inv @ s[full][:, :, None])[:, :, 0]                               # (Z_j'Z_j)^-1 Z_j'(y_j - X_j beta)
+    delta = fit.tau.to_numpy() + fit.sigma2 * ZtZ_inv                              # Var(b_ols) = T + V_j
+    distance = np.full(fit.ngroups, np.nan)
+    distance[full] = np.einsum("ja,ja->j", b_ols, np.linalg.solve(delta, b_ols[:, :, None])[:, :, 0])
+    if not full.all():
+        warn_user(f"{int((~full).sum())} of {full.size} groups have a singular Z_j'Z_j (fewer rows than random "
+                  f"effects, or a random slope's variable constant in the group): their random effects have a "
+                  f"singular variance and no Mahalanobis distance (NaN)")
+    table = pd.DataFrame({"distance": distance, "df": q, "p": stats.chi2.sf(distance, q),
+                          "n": cp.n_obs.astype(int)}, index=pd.Index(fit.group_labels, name="group"))
+    table.attrs["caption"] = (f"Mahalanobis distances of the empirical-Bayes random effects, u_j' (T - Var(u_j | y))^-1 "
+                              f"u_j, against chi2({q})")
+    return table
+
+
+@dataclass(repr=False)
+class Level1VarianceTest:
+    r"""Raudenbush & Bryk's test of a homogeneous level-1 variance (:func:`level1_variance_test`).
+
+    ``statistic`` (:math:`H`, or its between-category part with ``by``), ``df``, ``pvalue``; ``groups``: one row
+    per group used (``n``, ``df`` = :math:`f_j`, ``s2`` = :math:`s_j^2`, ``d`` = :math:`d_j`, and the category);
+    ``categories``: with ``by``, one row per category (``groups``, ``df`` = :math:`\sum f_j`, ``log_s2`` =
+    the df-weighted mean of :math:`\ln s_j^2`, ``s2`` = its exponential); ``left_out``: the groups with fewer
+    than ``min_df`` residual degrees of freedom."""
+
+    statistic: float
+    df: int
+    pvalue: float
+    groups: pd.DataFrame
+    categories: pd.DataFrame | None
+    by: str | None
+    min_df: int
+    left_out: int
+
+    def __repr__(self) -> str:
+        what = (f"H = {self.statistic:.4f}" if self.by is None
+                else f"between-category part of H (by {self.by}) = {self.statistic:.4f}")
+        return (f"Homogeneity of the level-1 variance (Raudenbush & Bryk 2002, ch. 9): {what}, df = {self.df}, "
+                f"p = {self.pvalue:.4g}\n  {len(self.groups)} groups with at least {self.min_df} residual df "
+                f"({self.left_out} left out)")
+
+
+def _group_categories(fit, by) -> tuple[np.ndarray, str]:
+    """One category per group (in group order) from a column of the fit's data or a Series indexed by group."""
+    if isinstance(by, str):
+        if fit._data is None or by not in fit._data.columns:
+            raise InputError(f"by={by!r} is not a column of the fit's data (give a Series of categories indexed by "
+                             "the group labels instead)")
+        column = fit._data[by].reset_index(drop=True)
+        if column.isna().any():
+            raise InputError(f"column {by!r} has missing values")
+        per_group = column.groupby(fit._codes).nunique()
+        if (per_group > 1).any():
+            bad = fit.group_labels[per_group.index[per_group > 1][0]]
+            raise InputError(f"column {by!r} varies within group {bad!r}: by= must be a level-2 variable (constant "
+                             "within every group)")
+        return column.groupby(fit._codes).first().to_numpy(), by
+    if isinstance(by, pd.Series):
+        values = by.reindex(fit.group_labels)
+        if values.isna().any():
+            raise InputError(f"by has no category (or a missing one) for group(s) "
+                             f"{list(fit.group_labels[values.isna().to_numpy()][:5])}: index it by every group label")
+        return values.to_numpy(), str(by.name) if by.name is not None else "by"
+    raise InputError(f"by must be None, the name of a level-2 column of the fit's data, or a Series of categories "
+                     f"indexed by the group labels; got {type(by).__name__}")
+
+
+def level1_variance_test(fit, by=None, min_df: int = 10) -> Level1VarianceTest:
+    r"""Raudenbush & Bryk's test of a homogeneous level-1 variance, :meth:`hlmlib.MixedResult.level1_variance_test`."""
+    min_df = check_scalar(min_df, "min_df", integer=True, minimum=1)
+    units = fit._unit_ols
+    f, rss = units.resid_df, units.rss
+    used = (f >= min_df) & (rss > 0)
+    if used.sum() < 2:
+        raise InputError(f"only {int(used.sum())} group(s) have at least min_df = {min_df} residual degrees of "
+                         f"freedom (n_j minus the level-1 coefficients): the test compares groups; lower min_df "
+                         f"(Snijders & Bosker advise at least 10)")
+    if np.any((f >= min_df) & (rss == 0)):
+        warn_user("some groups' level-1 regressions fit exactly (residual variance 0): they are left out")
+    f, s2 = f[used], rss[used] / f[used]
+    log_s2 = np.log(s2)
+    pooled = np.sum(f * log_s2) / np.sum(f)
+    d = (log_s2 - pooled) / np.sqrt(2 / f)
+    groups = pd.DataFrame({"n": fit._cp.n_obs[used].astype(int), "df": f, "s2": s2, "d": d},
+                          index=pd.Index(fit.group_labels[used], name="group"))
+    categories, name = None, None
+    if by is None:
+        statistic, df = float(np.sum(d ** 2)), int(used.sum()) - 1
+    else:
+        labels, name = _group_categories(fit, by)
+        groups[name] = labels[used]
+        grouped = pd.DataFrame({"c": labels[used], "f": f, "fl": f * log_s2}).groupby("c", sort=True)
+        categories = pd.DataFrame({"groups": grouped.size(), "df": grouped["f"].sum()})
+        categories["log_s2"] = grouped["fl"].sum() / categories["df"]
+        categories["s2"] = np.exp(categories["log_s2"])
+        categories.index.name = name
+        if len(categories) < 2:
+            raise InputError(f"by={name!r} has a single category among the groups used: nothing to compare")
+        statistic = float(np.sum(categories["df"] / 2 * (categories["log_s2"] - pooled) ** 2))
+        df = len(categories) - 1
+    return Level1VarianceTest(statistic=statistic, df=df, pvalue=float(stats.chi2.sf(statistic, df)), groups=groups,
+                              categories=categories, by=name, min_df=min_df, left_out=int((~used).sum()))

@@ -876,6 +876,105 @@ class MixedResult:
         return pd.DataFrame(np.diagonal(self.ranef_cov, axis1=1, axis2=2), index=self.group_labels,
                             columns=self.re_names)
 
+    def ranef_se(self, kind: str = "conditional") -> pd.DataFrame:
+        r"""Standard deviations of the empirical-Bayes random effects, shaped like ``ranef``.
+
+        - ``"conditional"`` (default): :math:`\sqrt{\operatorname{diag} \operatorname{Var}(b_j \mid y)}`, the
+          square roots of ``ranef_var``: lme4's ``ranef(m, condVar = TRUE)`` ("postVar"), the uncertainty about
+          a group's own effect, for intervals around it (caterpillar plots) and comparisons of groups
+          (Goldstein's "comparative" variance).
+        - ``"marginal"``: :math:`\sqrt{\operatorname{diag}(\tau - \operatorname{Var}(b_j \mid y))}`, the standard
+          deviation of the estimate :math:`\hat b_j` itself over repeated samples,
+          :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j \mid y) = \tau Z_j'V_j^{-1}Z_j \tau`:
+          the scale on which to standardise EB residuals for normal Q-Q plots and outlier checks (Goldstein's
+          "diagnostic" variance; R&B 2002, ch. 9).
+
+        Both treat :math:`\hat\beta`, :math:`\hat\tau` and :math:`\hat\sigma^2` as known, as lme4 does.
+
+        References
+        ----------
+        Goldstein (2011), *Multilevel Statistical Models*, 4th ed., sec. 2.7 (comparative and diagnostic
+        variances); Bates et al. (2015), lme4's ``ranef.merMod``.
+        """
+        chosen = kind.lower() if isinstance(kind, str) else kind
+        if chosen == "conditional":
+            var = self.ranef_var.to_numpy()
+        elif chosen == "marginal":
+            var = np.clip(np.diag(self.tau.to_numpy()) - self.ranef_var.to_numpy(), 0.0, None)
+        else:
+            raise InputError(f"kind must be 'conditional' (lme4's condVar) or 'marginal' (the variance of the "
+                             f"estimate, for standardising), got {kind!r}")
+        return pd.DataFrame(np.sqrt(var), index=self.group_labels, columns=self.re_names)
+
+    def mahalanobis(self) -> pd.DataFrame:
+        r"""Mahalanobis distance of each group's empirical-Bayes random effects from zero, with a
+        :math:`\chi^2_q` reference (R&B 2002, ch. 9: a Q-Q plot of the distances against :math:`\chi^2_q`
+        quantiles checks the multivariate normality of the random effects and points to outlying groups).
+
+        .. math::
+
+           D_j = \hat b_j' \operatorname{Var}(\hat b_j)^{-1} \hat b_j
+               = \hat b_j^{\text{OLS}\prime} (\tau + V_j)^{-1} \hat b_j^{\text{OLS}},
+
+        with the marginal variance of the EB estimate, :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j
+        \mid y)` (``ranef_se(kind="marginal")``), the standard choice: under the model :math:`\hat b_j \sim N(0,
+        \operatorname{Var}(\hat b_j))`, so :math:`D_j \sim \chi^2_q` (with the parameters known). The equality
+        holds because :math:`\hat b_j = \tau(\tau + V_j)^{-1} \hat b_j^{\text{OLS}}` with
+        :math:`\hat b_j^{\text{OLS}} = (Z_j'Z_j)^{-1}Z_j'(y_j - X_j\hat\beta)` and :math:`V_j = \hat\sigma^2
+        (Z_j'Z_j)^{-1}`: the right-hand side is what is computed, so a singular :math:`\hat\tau` (a boundary fit)
+        is no obstacle. Groups with a singular :math:`Z_j'Z_j` (e.g. one row and a random slope) have a singular
+        :math:`\operatorname{Var}(\hat b_j)` and get NaN, with a warning. The conditional variance (lme4's
+        ``condVar``) would be the wrong scale: it measures the uncertainty about :math:`b_j`, not the spread of
+        :math:`\hat b_j`.
+
+        Returns a DataFrame indexed by group: ``distance``, ``df`` (:math:`q`), ``p`` (the :math:`\chi^2_q`
+        upper tail) and ``n`` (the group's size).
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Goldstein (2011), sec. 2.7.
+        """
+        from .lmm_diagnostics import mahalanobis
+        return mahalanobis(self)
+
+    def level1_variance_test(self, by=None, min_df: int = 10):
+        r"""Raudenbush & Bryk's test that the level-1 variance :math:`\sigma^2` is the same in every group (or
+        in every category of a level-2 variable).
+
+        Each group :math:`j` with at least ``min_df`` residual degrees of freedom is fitted by OLS on all its
+        level-1 predictors (the columns of :math:`[Z_j\ X_j]`, so level-2 variables only shift its intercept):
+        residual variance :math:`s_j^2` on :math:`f_j = n_j - \operatorname{rank}[Z_j\ X_j]` df. With
+        :math:`\bar L = \sum_j f_j \ln s_j^2 / \sum_j f_j`,
+
+        .. math::
+
+           d_j = \frac{\ln s_j^2 - \bar L}{\sqrt{2 / f_j}}, \qquad H = \sum_j d_j^2 \;\sim\; \chi^2(J' - 1)
+
+        under homogeneity, :math:`J'` the groups used (:math:`\ln s_j^2` is approximately normal with variance
+        :math:`2/f_j`). R&B 2002, ch. 9, and Snijders & Bosker 2012, sec. 10.4.1, who advise ``min_df`` = 10
+        (the default) for the :math:`\chi^2` reference to hold.
+
+        ``by``: a level-2 variable (a column of the fit's data constant within groups, or a Series of categories
+        indexed by the group labels, e.g. the sector): the statistic is then the between-category part of
+        :math:`H`, :math:`\sum_c \tfrac{F_c}{2} (\bar L_c - \bar L)^2 \sim \chi^2(C - 1)` with
+        :math:`F_c = \sum_{j \in c} f_j` and :math:`\bar L_c` the :math:`f`-weighted mean of :math:`\ln s_j^2` in
+        category :math:`c` (each :math:`\bar L_c` has variance :math:`2/F_c`; :math:`H` is this plus the
+        within-category parts): is :math:`\sigma^2` the same in Catholic and public schools? It is the
+        test of a level-1 variance that depends on a level-2 category, which R&B (ch. 9) model as
+        :math:`\ln \sigma^2_j = \alpha_0 + \alpha_1 W_j` (HLM's heterogeneous level-1 variance; in R, nlme's
+        ``lme(..., weights = varIdent(form = ~ 1 | sector))``, which hlmlib does not fit).
+
+        Returns a :class:`hlmlib.lmm_diagnostics.Level1VarianceTest` (``statistic``, ``df``, ``pvalue``, the
+        per-group ``groups`` table with :math:`d_j` for plots, and ``categories`` with ``by``).
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Snijders & Bosker (2012),
+        *Multilevel Analysis*, 2nd ed., sec. 10.4.1.
+        """
+        from .lmm_diagnostics import level1_variance_test
+        return level1_variance_test(self, by, min_df)
+
     def shrinkage(self) -> np.ndarray:
         r"""Shrinkage matrices :math:`S_j` (J x q x q): :math:`b_j = S_j b_j^\text{OLS}`,
         :math:`b_j^\text{OLS} = (Z_j'Z_j)^{-1} Z_j'(y_j - X_j \beta)`.
@@ -987,6 +1086,27 @@ class MixedResult:
         ``marginal`` :math:`y - X \hat\beta` and ``conditional`` :math:`y - X \hat\beta - Z b_j`.
         """
         return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
+
+    def residuals(self, kind: str = "level1", scaled: bool = False) -> pd.Series:
+        r"""Residuals of one kind, one value per observation (in the fit's row order).
+
+        - ``"level1"`` (default): :math:`y_{ij} - x_{ij}'\hat\beta - z_{ij}'\hat b_j`, the within-group
+          residuals, estimates of :math:`e_{ij}` (lme4's ``residuals(m)``; ``resid["conditional"]``);
+        - ``"marginal"``: :math:`y_{ij} - x_{ij}'\hat\beta`, the residuals from the fixed part, estimates of the
+          compound error :math:`z_{ij}'b_j + e_{ij}` (``y - predict(m, re.form = NA)`` in lme4;
+          ``resid["marginal"]``).
+
+        ``scaled=True`` divides by :math:`\hat\sigma` (lme4's ``residuals(m, scaled = TRUE)``). The level-2
+        (empirical-Bayes) residuals are ``ranef``, with ``ranef_se`` and :meth:`mahalanobis`.
+        """
+        chosen = kind.lower() if isinstance(kind, str) else kind
+        columns = {"level1": "conditional", "marginal": "marginal"}
+        if chosen not in columns:
+            raise InputError(f"kind must be 'level1' (y - X beta - Z b) or 'marginal' (y - X beta), got {kind!r}")
+        values = self.resid[columns[chosen]]
+        if check_bool(scaled, "scaled"):
+            values = values / np.sqrt(self.sigma2)
+        return values.rename(f"{chosen} residual" + (" (scaled)" if scaled else ""))
 
     def predict(self, newdata=None, random_effects: bool = True, *, groups=None, Z=None) -> pd.Series:
         r"""Predictions for new data: :math:`x_0'\hat\beta + z_0'b_j` for a group :math:`j` of the fit, and

@@ -9,12 +9,16 @@ come with its cases.
 import inspect
 import warnings
 
+import matplotlib
+
+matplotlib.use("Agg")
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import hlmlib
-from hlmlib import InputError, simulate as sim
+from hlmlib import InputError, plots, simulate as sim
 from hlmlib.bootstrap import WildBootstrapResult, bootstrap_weights, wild_cluster_bootstrap
 from hlmlib.inference import CoefTable
 from hlmlib.mixed import MixedResult, MixedSummary, lrtest
@@ -302,6 +306,19 @@ BAD = [
     ("MixedResult.shrinkage_factor", lambda: SLOPES.shrinkage_factor()),
     ("MixedResult.reliability", lambda: SLOPES.reliability(per_group="yes")),
     ("MixedResult.reliability", lambda: SLOPES.reliability(per_group=1)),
+    ("MixedResult.ranef_se", lambda: SLOPES.ranef_se(kind="postVar")),
+    ("MixedResult.ranef_se", lambda: SLOPES.ranef_se(kind=2)),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(kind="pearson")),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(kind=None)),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(scaled="yes")),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=0)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2.5)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=50)),    # no group has 50 df
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by="x")),  # varies within
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by="nothere")),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=3)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=pd.Series({1: "a"}))),
+    ("MixedResult.level1_variance_test", lambda: ARRAY_MIXED.level1_variance_test(min_df=2, by="g")),   # no data
     ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, FIT)),
     ("variance_explained", lambda: hlmlib.variance_explained("null", MIXED)),
     ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, hlmlib.mixed("y ~ x + (1 | cluster)", DF.iloc[:-6]))),
@@ -311,6 +328,43 @@ BAD = [
     ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, MIXED, n=NAN)),
     ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, SLOPES)),
     ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, FIT)),
+    # ---- plots
+    ("plots.coef_plot", lambda: plots.coef_plot([])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, terms=["nothere"])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, terms=[])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, kind="HC9")),
+    ("plots.coef_plot", lambda: plots.coef_plot([FIT, FIT], kind=["HC1"])),
+    ("plots.coef_plot", lambda: plots.coef_plot(MIXED, cluster="cluster")),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT.summary(), kind="HC1")),
+    ("plots.coef_plot", lambda: plots.coef_plot([FIT, FIT], names=["one"])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, alpha=2)),
+    ("plots.coef_plot", lambda: plots.coef_plot("fit")),
+    ("plots.coef_plot", lambda: plots.coef_plot(pd.DataFrame({"estimate": [1.0]}))),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, ax="left")),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.summary())),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot([1, 2])),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), band="dots")),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), zero_line="no")),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(FIT)),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, effect="xz")),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, level=95)),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, level=NAN)),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "nothere")),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "x", groups=["nothere"])),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "x", groups=[])),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "x", max_groups=0)),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(ARRAY_MIXED, "x")),                # no data to read x from
+    ("plots.pooling_plot", lambda: plots.pooling_plot(MIXED, "x")),                      # xz: another level-1 variable
+    ("plots.pooling_plot", lambda: plots.pooling_plot(FIT, "x")),
+    ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="pearson")),
+    ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="mahalanobis", effect="x")),
+    ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, effect="xz")),
+    ("plots.qq_plot", lambda: plots.qq_plot(FIT)),
+    ("plots.residual_plot", lambda: plots.residual_plot(SLOPES, by="nothere")),
+    ("plots.residual_plot", lambda: plots.residual_plot(ARRAY_MIXED, by="g")),
+    ("plots.residual_plot", lambda: plots.residual_plot("fit")),
+    ("plots.plotting_positions", lambda: plots.plotting_positions(0)),
+    ("plots.plotting_positions", lambda: plots.plotting_positions(2.5)),
     # ---- simulate: data-generating processes
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=0)),
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=2.5)),
@@ -428,9 +482,11 @@ def _public_callables():
         obj = getattr(hlmlib, name)
         if inspect.isfunction(obj) and obj.__module__ != "hlmlib.gls":
             names.add(name)
-    for name in sim.__all__:
-        if inspect.isfunction(getattr(sim, name)):
-            names.add(f"simulate.{name}")
+    for module, prefix in ((sim, "simulate"), (plots, "plots")):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj) and inspect.signature(obj).parameters:
+                names.add(f"{prefix}.{name}")
     names |= {"bootstrap_weights", "lrtest"}
     for cls in (OLSResult, MixedResult, WildBootstrapResult, MonteCarloOLS, ETable, CoefTable, MixedSummary):
         for name, member in inspect.getmembers(cls):

@@ -1,6 +1,8 @@
 """hlmlib.lmm_diagnostics and the MixedResult methods built on it: Raudenbush & Bryk's reliabilities and
 homogeneity tests against HLM's published output and against group-by-group least squares written out here,
 independently of hlmlib's helpers."""
+import json
+import pathlib
 import warnings
 
 import numpy as np
@@ -10,7 +12,7 @@ from scipy import stats
 
 import hlmlib
 from hlmlib import mixed
-from hlmlib.datasets import load_hsb
+from hlmlib.datasets import load_hsb, load_sleepstudy
 
 HSB = load_hsb()
 
@@ -233,3 +235,156 @@ def test_variance_explained_refuses_fits_it_cannot_compare(hsb_fits):
         hlmlib.variance_explained(hsb_fits["null"], quiet_mixed("mathach ~ 1 + (1 | school)", HSB.iloc[:-5]))
     with pytest.raises(hlmlib.InputError, match="random-intercept models"):
         hlmlib.snijders_bosker_r2(hsb_fits["null"], hsb_fits["random_coef"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# random effects, residuals and model checks against lme4 (tests/fixtures/ranef_condvar.R and its JSON)
+LME4 = json.loads((pathlib.Path(__file__).parent / "fixtures" / "ranef_condvar.json").read_text())
+LME4_DATA = {"hsb": HSB, "sleep": load_sleepstudy()}
+
+
+@pytest.fixture(scope="module")
+def lme4_fits():
+    fits = {}
+    for key, ref in LME4.items():
+        data = LME4_DATA["hsb" if key.startswith("hsb") else "sleep"]
+        fits[key] = quiet_mixed(ref["formula"], data, reml=ref["reml"])
+    return fits
+
+
+def lme4_order(fit, ref):
+    """Positions of lme4's groups (labels as text) among the fit's."""
+    labels = [str(g) for g in fit.group_labels]
+    return [labels.index(g) for g in ref["groups"]]
+
+
+@pytest.mark.parametrize("key", list(LME4))
+def test_ranef_and_conditional_variances_are_lme4s(lme4_fits, key):
+    fit, ref = lme4_fits[key], LME4[key]
+    order = lme4_order(fit, ref)
+    # lme4 and hlmlib agree on the variance components to 1e-5 relative; BLUPs near zero inherit that on the
+    # scale of their standard deviation
+    sd = np.sqrt(np.diag(np.array(ref["tau"])))
+    np.testing.assert_allclose(fit.ranef.to_numpy()[order] / sd, np.array(ref["ranef"]) / sd, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fit.ranef_cov[order], np.array(ref["condvar"]), rtol=1e-5)
+    np.testing.assert_allclose(fit.ranef_se().to_numpy()[order],
+                               np.sqrt(np.diagonal(np.array(ref["condvar"]), axis1=1, axis2=2)), rtol=1e-5)
+    assert list(fit.ranef_se().columns) == fit.re_names
+
+
+@pytest.mark.parametrize("key", list(LME4))
+def test_residual_kinds_are_lme4s(lme4_fits, key):
+    fit, ref = lme4_fits[key], LME4[key]
+    rows, atol = ref["rows"], 1e-6 * ref["sigma"]
+    np.testing.assert_allclose(fit.residuals().to_numpy()[rows], ref["resid_level1"], rtol=1e-6, atol=atol)
+    np.testing.assert_allclose(fit.residuals("level1", scaled=True).to_numpy()[rows], ref["resid_scaled"],
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fit.residuals("marginal").to_numpy()[rows], ref["resid_marginal"], rtol=1e-6,
+                               atol=atol)
+    # the residuals property keeps its meaning
+    np.testing.assert_array_equal(fit.residuals("marginal"), fit.resid["marginal"])
+    np.testing.assert_array_equal(fit.residuals(), fit.resid["conditional"])
+
+
+@pytest.mark.parametrize("key", list(LME4))
+def test_mahalanobis_distance_from_lme4s_random_effects(lme4_fits, key):
+    # D_j = u_j' (T - condVar_j)^-1 u_j computed from lme4's own BLUPs, postVar and VarCorr
+    fit, ref = lme4_fits[key], LME4[key]
+    T = np.array(ref["tau"])
+    u, post = np.array(ref["ranef"]), np.array(ref["condvar"])
+    expected = np.array([uj @ np.linalg.solve(T - Pj, uj) for uj, Pj in zip(u, post)])
+    table = fit.mahalanobis()
+    np.testing.assert_allclose(table["distance"].to_numpy()[lme4_order(fit, ref)], expected, rtol=1e-4)
+    q = T.shape[0]
+    assert (table["df"] == q).all()
+    np.testing.assert_allclose(table["p"], stats.chi2.sf(table["distance"], q), rtol=1e-12)
+
+
+def test_mahalanobis_marginal_variance_and_its_chi2_reference():
+    # the marginal variance tau - Var(b | y) equals tau Z'V^-1 Z tau (here by dense matrices), and under the model
+    # the distances are chi2(q): their mean over 300 simulated groups is q within Monte Carlo error
+    rng = np.random.default_rng(12)
+    J, n = 300, 8
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=g.size)
+    L = np.array([[1.0, 0.0], [0.4, 0.6]])
+    u = rng.normal(size=(J, 2)) @ L.T
+    y = 2 + x + u[g, 0] + u[g, 1] * x + rng.normal(size=g.size)
+    fit = quiet_mixed("y ~ x + (x | g)", pd.DataFrame({"y": y, "x": x, "g": g}))
+    T, s2 = fit.tau.to_numpy(), fit.sigma2
+    Zj = np.column_stack([np.ones(n), x[:n]])
+    Vj = Zj @ T @ Zj.T + s2 * np.eye(n)
+    marginal = T @ Zj.T @ np.linalg.solve(Vj, Zj) @ T
+    np.testing.assert_allclose(fit.ranef_se("marginal").iloc[0] ** 2, np.diag(marginal), rtol=1e-8)
+    b0 = fit.ranef.to_numpy()[0]
+    assert fit.mahalanobis()["distance"].iloc[0] == pytest.approx(b0 @ np.linalg.solve(marginal, b0), rel=1e-7)
+    d = fit.mahalanobis()["distance"]
+    assert abs(d.mean() - 2) < 4 * d.std() / np.sqrt(J)
+
+
+def test_mahalanobis_leaves_out_groups_with_a_singular_zz():
+    fit = quiet_mixed("y ~ x + (x | g)", unbalanced_data())
+    with pytest.warns(UserWarning, match="2 of 25 groups have a singular"):
+        table = fit.mahalanobis()
+    # group 0: one row; group 2: x constant
+    assert table.loc[[0, 2], "distance"].isna().all() and table.drop([0, 2])["distance"].notna().all()
+
+
+def test_ranef_se_marginal_is_the_spread_of_the_estimates(hsb_fits):
+    fit = hsb_fits["null"]
+    n = HSB.groupby("school").size().to_numpy()
+    tau, s2 = fit.tau.iloc[0, 0], fit.sigma2
+    lam = tau / (tau + s2 / n)
+    # Var(b_j-hat) = lambda_j tau and Var(b_j | y) = (1 - lambda_j) tau for a random intercept
+    np.testing.assert_allclose(fit.ranef_se("marginal")["Intercept"] ** 2, lam * tau, rtol=1e-9)
+    np.testing.assert_allclose(fit.ranef_se("conditional")["Intercept"] ** 2, (1 - lam) * tau, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# homogeneity of the level-1 variance
+
+def per_school_residual_variance(columns, min_df=10):
+    out = {}
+    for school, rows in HSB.groupby("school").indices.items():
+        D = np.column_stack([np.ones(rows.size)] + [HSB[c].to_numpy()[rows] for c in columns])
+        y = HSB["mathach"].to_numpy()[rows]
+        e = y - D @ np.linalg.lstsq(D, y, rcond=None)[0]
+        f = rows.size - np.linalg.matrix_rank(D)
+        if f >= min_df:
+            out[school] = (e @ e / f, f)
+    return pd.DataFrame(out, index=["s2", "f"]).T
+
+
+def test_level1_variance_test_by_hand(hsb_fits):
+    fit = hsb_fits["slopes_as_outcomes"]               # level 1: intercept and cses (catholic, meanses at level 2)
+    hand = per_school_residual_variance(["cses"])
+    L = np.log(hand["s2"])
+    pooled = np.sum(hand["f"] * L) / hand["f"].sum()
+    H = np.sum((L - pooled) ** 2 / (2 / hand["f"]))
+    test = fit.level1_variance_test()
+    assert test.statistic == pytest.approx(H, rel=1e-10) and test.df == len(hand) - 1
+    assert test.pvalue == pytest.approx(stats.chi2.sf(H, len(hand) - 1), rel=1e-10)
+    np.testing.assert_allclose(test.groups["s2"], hand["s2"].loc[test.groups.index], rtol=1e-10)
+    # by sector: the between-sector part of H
+    sector = HSB.groupby("school")["catholic"].first()
+    by = fit.level1_variance_test(by="catholic")
+    c = sector.loc[hand.index]
+    F = hand["f"].groupby(c).sum()
+    Lc = (hand["f"] * L).groupby(c).sum() / F
+    assert by.statistic == pytest.approx(np.sum(F / 2 * (Lc - pooled) ** 2), rel=1e-10) and by.df == 1
+    np.testing.assert_allclose(by.categories["s2"], np.exp(Lc), rtol=1e-10)
+    # the same categories from a Series indexed by school
+    assert fit.level1_variance_test(by=sector.rename("sector")).statistic == pytest.approx(by.statistic, rel=1e-12)
+
+
+def test_level1_variance_test_min_df_and_its_refusals(hsb_fits):
+    fit = hsb_fits["null"]
+    strict = fit.level1_variance_test(min_df=40)
+    assert strict.left_out == (HSB.groupby("school").size() - 1 < 40).sum()
+    assert strict.df == len(strict.groups) - 1 and (strict.groups["df"] >= 40).all()
+    with pytest.raises(hlmlib.InputError, match="at least min_df"):
+        fit.level1_variance_test(min_df=1000)
+    with pytest.raises(hlmlib.InputError, match="varies within group"):
+        fit.level1_variance_test(by="ses")
+    with pytest.raises(hlmlib.InputError, match="no category"):
+        fit.level1_variance_test(by=pd.Series({1224: 0}))
