@@ -116,7 +116,7 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
         size = np.linalg.norm(Xj, axis=0)
         in_span &= np.linalg.norm(Xj - Zj @ coef, axis=0) <= _SPAN_TOL * np.maximum(size, 1e-300)
         if _full_column_rank(Zj):
-            loads |= np.abs(coef) * np.linalg.norm(Zj, axis=0)[:, None] > _SPAN_TOL * size
+            loads |= (np.abs(coef) * np.linalg.norm(Zj, axis=0)[:, None] > _SPAN_TOL * size) & (size > 0)
     F = X[:, ~in_span]
     resid = y - X @ beta
     estimate, cov = np.full((n_groups, q), np.nan), np.full((n_groups, q, q), np.nan)
@@ -127,9 +127,8 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
         rss[j], resid_df[j] = _residual_ss(np.column_stack([Zj, X[r]]), rj)
         norms = np.linalg.norm(Zj, axis=0)
         if F.shape[1]:
-            # project off the group's fixed-coefficient level-1 columns (an orthonormal basis of their span)
-            U, s, _ = np.linalg.svd(F[r], full_matrices=False)
-            basis = U[:, s > _SPAN_TOL * s.max()] if s.size and s.max() > 0 else U[:, :0]
+            # project off the group's fixed-coefficient level-1 columns
+            basis = _span_basis(F[r])
             Zj = Zj - basis @ (basis.T @ Zj)
             rj = rj - basis @ (basis.T @ rj)
         if not _full_column_rank(Zj, norms):
@@ -142,11 +141,18 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
                    level1_fixed=[name for name, kept in zip(x_names, in_span) if not kept], rss=rss, resid_df=resid_df)
 
 
+def _span_basis(A: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the span of A's columns, its rank judged on the columns scaled to unit length
+    (so that columns in different units count alike; zero columns add nothing)."""
+    norms = np.linalg.norm(A, axis=0)
+    A = A[:, norms > 0] / norms[norms > 0]
+    U, s, _ = np.linalg.svd(A, full_matrices=False)
+    return U[:, s > _SPAN_TOL * s.max()] if s.size else U
+
+
 def _residual_ss(A: np.ndarray, y: np.ndarray) -> tuple[float, int]:
-    """Residual sum of squares of y on the span of A's columns, and n - rank(A) (rank judged on unit columns)."""
-    A = A[:, np.linalg.norm(A, axis=0) > 0]
-    U, s, _ = np.linalg.svd(A / np.linalg.norm(A, axis=0), full_matrices=False)
-    basis = U[:, s > _SPAN_TOL * s.max()] if s.size else U
+    """Residual sum of squares of y on the span of A's columns, and n - rank(A)."""
+    basis = _span_basis(A)
     e = y - basis @ (basis.T @ y)
     return float(e @ e), y.size - basis.shape[1]
 
@@ -184,7 +190,8 @@ def homogeneity_test(fit) -> pd.DataFrame:
     table = pd.DataFrame({"chi2": chi2, "df": df, "p": p, "groups": int(used.sum())},
                          index=pd.Index(fit.re_names, name="effect"))
     table.attrs["caption"] = ("Homogeneity tests of tau_qq = 0 (Raudenbush & Bryk 2002, ch. 3): sum over groups "
-                              "of (OLS estimate - fitted level-2 prediction)^2 / its sampling variance, chi2(J' - S_q - 1)")
+                              "of (OLS estimate - fitted level-2 prediction)^2 / its sampling variance, "
+                              "chi2(J' - S_q - 1)")
     return table
 
 
@@ -211,8 +218,9 @@ def variance_explained(base, fit) -> pd.DataFrame:
        \frac{\hat\tau_{qq,\text{base}} - \hat\tau_{qq,\text{fit}}}{\hat\tau_{qq,\text{base}}}
 
     (R&B 2002, ch. 4: the proportion of level-1 variance explained by the level-1 predictors added, and of
-    the variance of each random coefficient explained by the level-2 predictors added). Rows: ``residual variance`` (:math:`\sigma^2`) and ``var(a)`` for each random effect ``a`` of both
-    fits (same name, same column of :math:`Z`); columns ``base``, ``fit`` and ``reduction``.
+    the variance of each random coefficient explained by the level-2 predictors added). Rows:
+    ``residual variance`` (:math:`\sigma^2`) and ``var(a)`` for each random effect ``a`` of both fits (same
+    name, same column of :math:`Z`); columns ``base``, ``fit`` and ``reduction``.
 
     R&B's proportions compare :math:`\tau_{qq}` of models with the same level-1 model: the variance of an
     intercept is that of the outcome where the level-1 predictors are zero, so adding or recentring a level-1
@@ -313,8 +321,8 @@ def mahalanobis(fit) -> pd.DataFrame:
                   f"singular variance and no Mahalanobis distance (NaN)")
     table = pd.DataFrame({"distance": distance, "df": q, "p": stats.chi2.sf(distance, q),
                           "n": cp.n_obs.astype(int)}, index=pd.Index(fit.group_labels, name="group"))
-    table.attrs["caption"] = (f"Mahalanobis distances of the empirical-Bayes random effects, u_j' (T - Var(u_j | y))^-1 "
-                              f"u_j, against chi2({q})")
+    table.attrs["caption"] = ("Mahalanobis distances of the empirical-Bayes random effects, "
+                              f"u_j' (T - Var(u_j | y))^-1 u_j, against chi2({q})")
     return table
 
 

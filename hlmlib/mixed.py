@@ -623,7 +623,9 @@ class MixedResult:
     ``wald_test()`` (each with ``kind`` and ``df``: model-based, Kenward-Roger or cluster-robust covariances;
     normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``confint()``
     (profile-likelihood or Wald intervals), ``icc()``, ``shrinkage()``, ``shrinkage_factor()``, ``predict()``
-    (lme4's ``predict``), ``tidy()`` (broom's layout);
+    (lme4's ``predict``), ``tidy()`` (broom's layout); Raudenbush & Bryk's ``reliability()`` and
+    ``homogeneity_test()``; model checks ``residuals(kind)``, ``ranef_se(kind)``, ``mahalanobis()`` and
+    ``level1_variance_test(by)`` (:mod:`hlmlib.lmm_diagnostics`);
     properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
     ``variance_components``. ``formula`` is the model in lme4's notation (``y ~ x + (1 + x | g)``) when the
     groups are a column. In Jupyter a result shows its summary as HTML tables.
@@ -893,7 +895,7 @@ class MixedResult:
 
         References
         ----------
-        Goldstein (2011), *Multilevel Statistical Models*, 4th ed., sec. 2.7 (comparative and diagnostic
+        Goldstein (2011), *Multilevel Statistical Models*, 4th ed. (comparative and diagnostic
         variances); Bates et al. (2015), lme4's ``ranef.merMod``.
         """
         chosen = kind.lower() if isinstance(kind, str) else kind
@@ -916,8 +918,9 @@ class MixedResult:
            D_j = \hat b_j' \operatorname{Var}(\hat b_j)^{-1} \hat b_j
                = \hat b_j^{\text{OLS}\prime} (\tau + V_j)^{-1} \hat b_j^{\text{OLS}},
 
-        with the marginal variance of the EB estimate, :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j
-        \mid y)` (``ranef_se(kind="marginal")``), the standard choice: under the model :math:`\hat b_j \sim N(0,
+        with the marginal variance of the EB estimate,
+        :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j \mid y)` (``ranef_se(kind="marginal")``),
+        the standard choice: under the model :math:`\hat b_j \sim N(0,
         \operatorname{Var}(\hat b_j))`, so :math:`D_j \sim \chi^2_q` (with the parameters known). The equality
         holds because :math:`\hat b_j = \tau(\tau + V_j)^{-1} \hat b_j^{\text{OLS}}` with
         :math:`\hat b_j^{\text{OLS}} = (Z_j'Z_j)^{-1}Z_j'(y_j - X_j\hat\beta)` and :math:`V_j = \hat\sigma^2
@@ -932,7 +935,8 @@ class MixedResult:
 
         References
         ----------
-        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Goldstein (2011), sec. 2.7.
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Goldstein (2011), *Multilevel
+        Statistical Models*, 4th ed.
         """
         from .lmm_diagnostics import mahalanobis
         return mahalanobis(self)
@@ -1011,8 +1015,8 @@ class MixedResult:
         share of the variance of that estimate that is parameter variance rather than sampling noise (R&B
         2002, ch. 3, the estimation of random level-1 coefficients, and the reliabilities of ch. 4's tables).
         For a random intercept with no other level-1 predictor it is
-        :math:`\hat\tau_{00} / (\hat\tau_{00} + \hat\sigma^2/n_j)` (``shrinkage_factor()``). :math:`\hat\tau` and :math:`\hat\sigma^2` are the fit's (REML or ML), as in
-        HLM's output; with level-2 predictors :math:`\hat\tau` is the residual (conditional) variance, so the
+        :math:`\hat\tau_{00} / (\hat\tau_{00} + \hat\sigma^2/n_j)` (``shrinkage_factor()``). :math:`\hat\tau`
+        and :math:`\hat\sigma^2` are the fit's (REML or ML), as in HLM's output; with level-2 predictors :math:`\hat\tau` is the residual (conditional) variance, so the
         reliability is that of :math:`\hat\beta_j` as an estimate of :math:`\beta_j` given :math:`W_j`.
 
         Returns a Series (one value per random effect: the mean of :math:`\lambda_{qj}` over the groups, HLM's

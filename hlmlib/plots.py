@@ -107,7 +107,8 @@ def _coef_table(entry, kind, cluster, alpha):
     if isinstance(entry, pd.DataFrame):
         missing = {"estimate", "ci_low", "ci_high"} - set(entry.columns)
         if missing:
-            raise InputError(f"a table to plot needs the columns estimate, ci_low and ci_high; it lacks {sorted(missing)}")
+            raise InputError("a table to plot needs the columns estimate, ci_low and ci_high; it lacks "
+                             f"{sorted(missing)}")
         if kind is not None or cluster is not None:
             raise InputError("kind= and cluster= go with fitted models; a coefficient table has its own covariance")
         return entry
@@ -117,7 +118,8 @@ def _coef_table(entry, kind, cluster, alpha):
         return entry.coef_table(alpha=alpha, kind="model" if kind is None else kind)
     if hasattr(entry, "summary") and _takes_kind(getattr(entry, "se", None)):
         return entry.summary(kind=kind, cluster=cluster, alpha=alpha)
-    raise InputError(f"coef_plot draws fitted models (ols, mixed, ...) or coefficient tables, got {type(entry).__name__}")
+    raise InputError(f"coef_plot draws fitted models (ols, mixed, ...) or coefficient tables, got "
+                     f"{type(entry).__name__}")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -388,3 +388,17 @@ def test_level1_variance_test_min_df_and_its_refusals(hsb_fits):
         fit.level1_variance_test(by="ses")
     with pytest.raises(hlmlib.InputError, match="no category"):
         fit.level1_variance_test(by=pd.Series({1224: 0}))
+
+
+def test_diagnostics_do_not_depend_on_the_units_of_the_predictors(hsb_fits):
+    # female in units of 1e-6 and meanses in units of 1e6: the level-1/level-2 split and every statistic stay
+    base = hsb_fits["fixed_female"]
+    data = HSB.assign(female=HSB["female"] * 1e6, meanses=HSB["meanses"] * 1e-6)
+    fit = quiet_mixed("mathach ~ cses + female + meanses + (cses | school)", data)
+    assert fit._unit_ols.level1_fixed == ["female"] and list(fit._unit_ols.n_level2) == [2, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        np.testing.assert_allclose(fit.reliability(), base.reliability(), rtol=1e-6)
+        np.testing.assert_allclose(fit.homogeneity_test()["chi2"], base.homogeneity_test()["chi2"], rtol=1e-6)
+    assert fit.level1_variance_test().statistic == pytest.approx(base.level1_variance_test().statistic, rel=1e-8)
+    np.testing.assert_allclose(fit.mahalanobis()["distance"], base.mahalanobis()["distance"], rtol=1e-5)
