@@ -205,6 +205,8 @@ def marginal_effect_plot(table, ax=None, label: str | None = "estimated effect",
     if band not in ("fill", "lines", "none"):
         raise InputError(f"band must be 'fill', 'lines' or 'none', got {band!r}")
     zero_line = check_bool(zero_line, "zero_line")
+    if color is not None and not mpl.colors.is_color_like(color):
+        raise InputError(f"color must be a matplotlib colour (a name, '#rrggbb', an RGB tuple), got {color!r}")
     ax = _axes(ax)
     by = table.columns[0]
     z = table[by].to_numpy(dtype=float)

@@ -345,6 +345,7 @@ BAD = [
     ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot([1, 2])),
     ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), band="dots")),
     ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), zero_line="no")),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), color="nocolor")),
     ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(FIT)),
     ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, effect="xz")),
     ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, level=95)),
