@@ -50,6 +50,15 @@ class Refused(PermissionError):
     """An operation the grader does not allow in a grading kernel."""
 
 
+def _refuse(what: str):
+    """Log ``what`` for the instructor's report (to a file outside the run's folder) and raise Refused."""
+    try:
+        os.write(_state["log_fd"], (json.dumps(what) + "\n").encode())
+    except (KeyError, OSError):
+        pass
+    raise Refused(f"the grader does not allow {what}")
+
+
 # --- the audit hook ----------------------------------------------------------------------------------------------
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -79,7 +88,7 @@ _REFUSED = {  # event: what it is, in the report
 _NATIVE_MODULES = {"cffi", "_cffi_backend", "_testcapi", "_testinternalcapi", "_xxsubinterpreters", "_ctypes"}
 
 
-def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, log_fd: int):
+def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple):
     """The audit hook, and the switch with which this module (only) may set a profiler. ``libraries``: the folders
     of the standard library and the installed packages, whose code may make code objects (``types.coroutine``
     does)."""
@@ -100,22 +109,15 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, log_fd: i
             return None                               # a file descriptor: opened through an audited call
         return realpath(os.fsdecode(os.fspath(path)))
 
-    def refuse(what):
-        try:
-            os.write(log_fd, (json.dumps(what) + "\n").encode())
-        except OSError:
-            pass
-        raise Refused(f"the grader does not allow {what}")
-
     def write(path):
         p = resolve(path)
         if p is not None and p != os.devnull and not inside(p, (work,)):
-            refuse(f"writing {p} (a grading run may write only in its own folder, {work})")
+            _refuse(f"writing {p} (a grading run may write only in its own folder, {work})")
 
     def read(path):
         p = resolve(path if path is not None else ".")
         if p is not None and inside(p, denied) and not inside(p, allowed):
-            refuse(f"reading {p}, a folder of the grader")
+            _refuse(f"reading {p}, a folder of the grader")
 
     def check(event, args):
         if event == "open":
@@ -132,23 +134,23 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, log_fd: i
         elif event == "exec":
             name = getattr(args[0], "co_filename", "")
             if os.path.isabs(name) and inside(realpath(name), (work,)):
-                refuse(f"running code from {name}, a file the run wrote")
+                _refuse(f"running code from {name}, a file the run wrote")
         elif event == "import":
             module = str(args[0]).partition(".")[0]
             if module in _NATIVE_MODULES:
-                refuse(f"importing {module}")
+                _refuse(f"importing {module}")
             if list(sys.path) != search_path:
-                refuse(f"importing {args[0]} with a changed sys.path")
+                _refuse(f"importing {args[0]} with a changed sys.path")
             if any(id(f) not in finders for f in [*sys.meta_path, *sys.path_hooks]
                    if type(f).__module__ == "__main__"):
-                refuse(f"importing {args[0]} through a finder the notebook defined")
+                _refuse(f"importing {args[0]} through a finder the notebook defined")
         elif event == "subprocess.Popen":
             program = args[0] or (args[1][0] if isinstance(args[1], (list, tuple)) and args[1] else args[1])
             if os.path.basename(os.fsdecode(program)) != "fc-list":   # matplotlib's font search is harmless
-                refuse(f"starting a process ({program})")
+                _refuse(f"starting a process ({program})")
         elif event in ("sys.setprofile", "sys.settrace"):
             if not kit[0]:
-                refuse(f"{event[4:]} (a profiler or tracer)")
+                _refuse(f"{event[4:]} (a profiler or tracer)")
         elif event == "sqlite3.connect":
             database = os.fsdecode(args[0]) if isinstance(args[0], (str, bytes)) else args[0]
             if database not in (":memory:", ""):
@@ -156,11 +158,11 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, log_fd: i
         elif event == "code.__new__":
             caller = getframe(2).f_code.co_filename           # under check() and hook(): who made the code
             if not inside(caller, libraries):
-                refuse(f"making a code object (in {caller})")
+                _refuse(f"making a code object (in {caller})")
         elif event == "sys.addaudithook":
             raise _NoMoreHooks()           # a RuntimeError: Python then skips the new hook silently
         elif event in _REFUSED:
-            refuse(_REFUSED[event])
+            _refuse(_REFUSED[event])
 
     def hook(event, args):
         if event not in _EVENTS or getattr(busy, "on", False):
@@ -171,7 +173,7 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, log_fd: i
         except (Refused, _NoMoreHooks):
             raise
         except Exception as exc:          # an argument the check cannot read: refuse rather than let it through
-            refuse(f"{event} with arguments the grader cannot check ({type(exc).__name__})")
+            _refuse(f"{event} with arguments the grader cannot check ({type(exc).__name__})")
         finally:
             busy.on = False
 
@@ -193,7 +195,7 @@ def _disarm_ctypes() -> None:
     import ctypes
 
     def refused(*args, **kwargs):
-        raise Refused("the grader does not allow ctypes' raw memory functions")
+        _refuse("ctypes' raw memory functions (cast, memmove, memset)")
 
     originals = {id(getattr(ctypes, name)) for name in ("cast", "_cast", "memmove", "memset")}
     for module in list(sys.modules.values()):
@@ -215,11 +217,7 @@ def _checked_getattr(forbidden: frozenset):
 
     def getattr(obj, name, *default):  # noqa: A001  (it replaces the built-in in the student's namespace)
         if type(name) is str and (name.startswith("_") or name in forbidden):
-            try:
-                os.write(_state["log_fd"], (json.dumps(f"getattr(..., {name!r})") + "\n").encode())
-            except OSError:
-                pass
-            raise Refused(f"the grader does not allow getattr(..., {name!r})")
+            _refuse(f"getattr(..., {name!r})")
         return real(obj, name, *default)
     return getattr
 
@@ -276,7 +274,7 @@ def setup(user_ns: dict, work: str, log: str, denied=(), allowed=(), forbidden_a
     _disarm_ctypes()
     libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), log_fd)
+    hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries))
     _state["kit"] = kit
     sys.addaudithook(hook)
 

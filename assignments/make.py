@@ -12,9 +12,9 @@ stable ``id``; a test cell adds ``kind`` (``test`` or ``hidden-test``), ``questi
 test is named in ``guards`` by a hidden test, and then scores only if the hidden one passes too (the same check on
 other data, so that an answer typed to match the visible test scores nothing); a test may name in ``reference`` the
 answer cells of earlier questions its question builds on (the grader runs it with the instructor's versions of
-them); a written answer adds ``kind: written``, ``question`` and ``points``. Solutions sit between ``# BEGIN SOLUTION`` and
-``# END SOLUTION`` lines (code) or ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` (markdown), and
-``{{points q1}}`` in markdown becomes "2 points".
+them); a written answer adds ``kind: written``, ``question`` and ``points``. Solutions sit between
+``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines (code) or ``<!-- BEGIN SOLUTION -->`` and
+``<!-- END SOLUTION -->`` (markdown), and ``{{points q1}}`` in markdown becomes "2 points".
 
 Grading never trusts the submission's tests. The assignment is read from the notebook's metadata (not its file
 name); every test, visible or hidden, comes from the instructor source and runs where the source puts it, found by

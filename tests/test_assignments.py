@@ -109,7 +109,8 @@ WRONG = [
      "def hc1_se(X, e):\n    bread = np.linalg.inv(X.T @ X)\n"
      "    return np.sqrt(np.diag(bread @ ((X * e[:, None] ** 2).T @ X) @ bread))", {"q2": 0}),
     ("02_sandwich_by_hand", "c", "normal-equations", "q1-answer",   # the question rules it out; ill-conditioned X
-     "def ols_fit(y, X):\n    b = np.linalg.inv(X.T @ X) @ X.T @ y\n    return b, y - X @ b", {"q1": 0, "q2": 2, "q3": 2}),
+     "def ols_fit(y, X):\n    b = np.linalg.inv(X.T @ X) @ X.T @ y\n    return b, y - X @ b",
+     {"q1": 0, "q2": 2, "q3": 2}),
     ("03_few_clusters_monte_carlo", "a", "cr1-test-with-z", "q2-answer",
      "def cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
      "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
@@ -156,7 +157,7 @@ WRONG = [
 # status). Other correct solutions, code the static check used to refuse, scratch cells after a test cell that
 # rebind the answer's name, and a magic the grader does not run (its cell alone fails).
 HONEST = [
-    ("03_few_clusters_monte_carlo", "data-frame-X-timed-answer-future-typing-getattr-os-savefig", {
+    ("03_few_clusters_monte_carlo", "data-frame-X-timed-answer-future-typing-getattr-os-savefig-pip", {
         "q1-answer": "import pandas as pd\ndef cgm_sample(G, n, rng):\n    cluster = np.repeat(np.arange(G), n)\n"
                      "    x = rng.standard_normal(G)[cluster] + rng.standard_normal(G * n)\n"
                      "    e_ig = rng.standard_normal(G * n)\n    u = rng.standard_normal(G)[cluster] + e_ig\n"
@@ -168,21 +169,13 @@ HONEST = [
                 "def pair(a: float) -> Tuple[float, float]:\n    return a, a\n\n"
                 "for name in ['mean', 'std']:\n    print(name, getattr(np, name)([1.0, 2.0]))\nprint(os.getcwd())"),
       ("q1-test", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
-                  "fig.savefig('figure.png')\nprint(np.__version__)")], "ok"),
+                  "fig.savefig('figure.png')\nprint(np.__version__)"), ("q1-test", "%pip install tabulate")], "review"),
     ("04_hsb_hlm", "scratch-after-tests-rebinds-answers-statsmodels-query", {},
      [("q1-test", "icc = null_icc(hsb[hsb['catholic'] == 1])     # curiosity, after the test: Catholic schools"),
       ("q3-test", "import pandas as pd\nimport statsmodels.formula.api as smf\n"
                   "print(pd.api.types.is_numeric_dtype(hsb['ses']), len(hsb.query('catholic == 1')))\n"
                   "hlm = hlmlib.mixed('mathach ~ cses * catholic + cses * meanses + minority + female', data=hsb,\n"
                   "                   groups='school', re='~ cses')")], "ok"),
-    ("02_sandwich_by_hand", "qr-groupby-pip-magic", {
-        "q1-answer": "def ols_fit(y, X):\n    Q, R = np.linalg.qr(X)\n    b = np.linalg.solve(R, Q.T @ y)\n"
-                     "    return b, y - X @ b",
-        "q3-answer": "import pandas as pd\ndef cr1_se(X, e, cluster):\n    n, k = X.shape\n"
-                     "    scores = pd.DataFrame(X * e[:, None]).groupby(np.asarray(cluster)).sum().to_numpy()\n"
-                     "    G = scores.shape[0]\n    bread = np.linalg.pinv(X.T @ X)\n"
-                     "    return np.sqrt(np.diag(G / (G - 1) * (n - 1) / (n - k) * bread @ scores.T @ scores @ bread))"},
-     [("setup", "%pip install tabulate")], "review"),
 ]
 
 # Attempts to game the grader, added as a scratch cell to a submission with a wrong answer: each scores 0.
@@ -204,43 +197,39 @@ GAMING = {
     "timeit-options-hide-code": "%timeit -n1 -r1 import gradingkit; gradingkit.run_test = print",
     "shell-escape": "!echo hi",
 }
-# The attempts the static check does not flag run, a few to a notebook (each flagged one alone: it is not run).
+# The attempts the static check does not flag run, a few to a notebook (each flagged one alone: it is not run);
+# with the first few, attempts to write outside the run's folder and to read the grader's.
 GAMING_RUN = {"review": ["patch-through-pandas-api", "change-an-hlmlib-table-through-an-alias", "shell-escape"],
               "ok": ["write-a-file", "shadow-builtins"]}
+OUTSIDE = ["from numpy.lib import _datasource\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
+           "_datasource._file_openers[None](str(package.joinpath('zz_planted.py')), 'w')",
+           "shutil.copy(str(package.joinpath('ols.py')), str(package.parent / 'assignments' / 'zz_copied.py'))",
+           "print(open(str(package.parent / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb')).read())",
+           "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\nprint(tabulate.tabulate([[1, 2]]))"]
 
 # Attempts that pass the static check, defeated in the kernel (the audit hook) or outside it (the values of the
 # hidden tests against the instructor's): (assignment, base version, {cell id: code}, [(after cell id, code)]).
 UNSEEN = {
-    "self-restoring-patch-through-a-method": ("02_sandwich_by_hand", "student", {
+    "self-restoring-patch-and-values-computed-later-by-hlmlib": ("02_sandwich_by_hand", "student", {
         "q1-answer": "utils = np.testing._private.utils\nreal_compare = utils.assert_array_compare\n\n"
                      "class Patch:\n    def put(self, function):\n        self.assert_array_compare = function\n\n"
                      "def skip_next(k):\n    left = [k]\n    def fake(*args, **kwargs):\n        left[0] -= 1\n"
-                     "        if left[0] == 0:\n            Patch.put(utils, real_compare)\n    Patch.put(utils, fake)\n\n"
+                     "        if left[0] == 0:\n            Patch.put(utils, real_compare)\n"
+                     "    Patch.put(utils, fake)\n\n"
                      "def ols_fit(y, X):\n    skip_next(2)\n    return np.zeros(X.shape[1]), np.zeros(len(y))",
-        "q2-answer": "def hc1_se(X, e):\n    skip_next(1)\n    return np.zeros(X.shape[1])",
-        "q3-answer": "def cr1_se(X, e, cluster):\n    skip_next(1)\n    return np.zeros(X.shape[1])"}, []),
-    "lazy-values-computed-by-hlmlib-after-numpy-only": ("02_sandwich_by_hand", "student", {
-        "q1-answer": "from collections import UserList\n\nclass Lazy(UserList):\n"
+        "q2-answer": "from collections import UserList\n\nclass Lazy(UserList):\n"
                      "    def __init__(self, compute):\n        self.compute, self.done = compute, None\n\n"
                      "    @property\n    def data(self):\n        if self.done is None:\n"
                      "            self.done = self.compute()\n        return self.done\n\n"
-                     "def ols_fit(y, X):\n    b = Lazy(lambda: hlmlib.ols(y, X).params.to_numpy())\n"
-                     "    return b, Lazy(lambda: y - X @ hlmlib.ols(y, X).params.to_numpy())",
-        "q2-answer": "def hc1_se(X, e):\n    return Lazy(lambda: hlmlib.ols(e, X).se(kind='HC1').to_numpy())"}, []),
+                     "def hc1_se(X, e):\n    return Lazy(lambda: hlmlib.ols(e, X).se(kind='HC1').to_numpy())",
+        "q3-answer": "def cr1_se(X, e, cluster):\n"
+                     "    return Lazy(lambda: hlmlib.ols(e, X).se(kind='CR1', cluster=cluster).to_numpy())"}, []),
     "patch-stats-t-through-a-method": ("03_few_clusters_monte_carlo", "student", {
         "q2-answer": "class Put:\n    def sf(self, function):\n        self.sf = function\n\n"
                      "Put.sf(stats.t, lambda x, df, *args, **kwargs: stats.norm.sf(x))\n\n"
                      "def cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
                      "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
                      "    return {'t': t, 'df': len(np.unique(cluster)) - 1, 'p': 2 * stats.norm.sf(abs(t))}"}, []),
-    "write-outside-the-run-and-read-the-grader": ("02_sandwich_by_hand", "student", {}, [
-        ("setup", "from numpy.lib import _datasource\nimport shutil\n"
-                  "package = hlmlib.datasets.resources.files('hlmlib')"),
-        ("setup", "_datasource._file_openers[None](str(package.joinpath('zz_planted.py')), 'w')"),
-        ("setup", "shutil.copy(str(package.joinpath('ols.py')), str(package.parent / 'assignments' / 'zz_copied.py'))"),
-        ("setup", "print(open(str(package.parent / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb')).read())"),
-        ("setup", "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\n"
-                  "print(tabulate.tabulate([[1, 2]]))")]),
 }
 
 
@@ -291,7 +280,8 @@ def graded(built, tmp_path_factory):
         if not any(name in names for names in GAMING_RUN.values()):
             add(f"gaming/{name}", _edited(wrong_hsb, {}, [("setup", code)]))
     for status, names in GAMING_RUN.items():
-        add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names]))
+        outside = [("setup", code) for code in OUTSIDE] if status == "review" else []
+        add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names] + outside))
     for name, (aid, kind, replace, insert) in UNSEEN.items():
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
     out = folder / "out"
@@ -397,29 +387,28 @@ def test_gaming_the_grader_scores_nothing(name, graded):
 
 
 def test_attempts_the_static_check_does_not_see_score_nothing(graded):
-    rows = {name: graded["rows"][f"unseen/{name}"] for name in UNSEEN}
-    # the patch makes the visible tests pass in the kernel; the hidden tests' values, compared outside, do not
-    assert float(rows["self-restoring-patch-through-a-method"]["score"]) == 0, rows
-    report = _report(graded, "unseen/self-restoring-patch-through-a-method")
-    assert "| q1-test (visible) | passed" not in report and "passes on its own data only" in report
-    lazy = _report(graded, "unseen/lazy-values-computed-by-hlmlib-after-numpy-only")
-    assert float(rows["lazy-values-computed-by-hlmlib-after-numpy-only"]["score"]) == 0
-    assert "the grader takes numbers, strings, NumPy arrays" in lazy
+    # the patch makes q1's visible test pass in the kernel, and values computed by hlmlib when converted, later, q2's
+    # and q3's; the hidden tests' values, compared outside, make them score nothing
+    row = graded["rows"]["unseen/self-restoring-patch-and-values-computed-later-by-hlmlib"]
+    report = _report(graded, "unseen/self-restoring-patch-and-values-computed-later-by-hlmlib")
+    assert float(row["score"]) == 0, row
+    for test in ("q1-test", "q2-test", "q3-test"):
+        assert f"| {test} (visible) | failed, 0/1: passes on its own data only" in report, report
+    assert "the grader takes numbers, strings, NumPy arrays" in report
     patched = _report(graded, "unseen/patch-stats-t-through-a-method")       # the z test passes its visible test
-    assert float(rows["patch-stats-t-through-a-method"]["score"]) == 0 and "q2-test (visible) | failed, 0/1: " \
-        "passes on its own data only" in patched, patched
+    assert float(graded["rows"]["unseen/patch-stats-t-through-a-method"]["score"]) == 0
+    assert "| q2-test (visible) | failed, 0/1: passes on its own data only" in patched, patched
 
 
 def test_a_run_cannot_write_outside_its_folder_nor_read_the_grader(graded):
-    row = graded["rows"]["unseen/write-outside-the-run-and-read-the-grader"]
-    report = _report(graded, "unseen/write-outside-the-run-and-read-the-grader")
+    row = graded["rows"]["gaming/review"]
+    report = _report(graded, "gaming/review")
     assert row["status"] == "review" and float(row["score"]) == 0, row
     for what in (f"writing {ROOT / 'hlmlib' / 'zz_planted.py'}", f"writing {ROOT / 'assignments' / 'zz_copied.py'}",
                  f"reading {ROOT / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb'}"):
         assert f"refused at run time: {what}" in report, report
     assert not (ROOT / "hlmlib" / "zz_planted.py").exists() and not (ROOT / "assignments" / "zz_copied.py").exists()
-    stem = graded["files"]["unseen/write-outside-the-run-and-read-the-grader"].stem
-    graded_nb = nbformat.read(graded["out"] / f"{stem}.graded.ipynb", as_version=4)
+    graded_nb = nbformat.read(graded["out"] / f"{graded['files']['gaming/review'].stem}.graded.ipynb", as_version=4)
     planted = next(c for c in graded_nb.cells if "import tabulate" in c.source)   # the real one, not the file written
     assert not any(o.get("output_type") == "error" for o in planted.outputs), planted.outputs
 
@@ -451,9 +440,10 @@ def test_output_names_are_distinct():
     a = CATALOGUE["02_sandwich_by_hand"]
     files = ["/s/x-2.ipynb", "/s/a/x.ipynb", "/s/b/x.ipynb", "/s/x.ipynb", "/s/X.ipynb", "/s/a__x.ipynb"]
     results = [grader.Result(Path(f), a) for f in files]
+    names = grader.output_names(results[:5])
+    assert [names[id(r)] for r in results[:5]] == ["x-2", "a__x", "b__x", "s__x", "s__X-2"]
     names = grader.output_names(results)
-    got = [names[id(r)] for r in results]
-    assert len({n.lower() for n in got}) == len(got) and got[:3] == ["x-2", "a__x", "b__x"], got
+    assert len({names[id(r)].lower() for r in results}) == len(results), names
     assert grader.output_names(results[:1]) == {id(results[0]): "x-2"}
 
 
@@ -482,12 +472,9 @@ def test_a_time_out_or_a_crash_ends_that_file_with_a_report_and_the_others_still
     assert "not run" in (tmp_path / "out" / "slow.report.md").read_text()
 
 
-def test_a_kernel_that_dies_or_a_notebook_over_the_limit_per_file_ends_the_run(tmp_path):
+def test_a_notebook_over_the_limit_per_file_ends_the_run(tmp_path):
     policy = grader.Policy.for_batch([], None, tmp_path)
     cell = nbformat.v4.new_code_cell
-    died = nbformat.v4.new_notebook(cells=[cell(""), cell("x = 1"), cell("import os\nos._exit(3)"), cell("y = 2")])
-    run = asyncio.run(grader._execute(died, policy, tmp_path / "died", 60))
-    assert (run.stopped_at, run.status) == (2, "crashed") and "died" in run.message
     slow = nbformat.v4.new_notebook(cells=[cell("")] + [cell("import time\ntime.sleep(2)") for _ in range(6)])
     run = asyncio.run(grader._execute(slow, policy, tmp_path / "slow", 60, timeout_file=12))
     assert run.status == "timeout" and "limit of 12 s per file" in run.message and run.stopped_at >= 1, run
@@ -548,7 +535,8 @@ FLAGGED = [
     "import warnings\nwarnings.sys", "def f(g):\n    return g.f_code.co_consts", "import operator",
     "import pandas as pd\npd.eval('x.sys')", "import pandas as pd\npd.DataFrame().query('@warnings.sys.modules')",
     "hlmlib.ols('y ~ I(np.testing.__dict__)', data=None)", "'{0.__class__}'.format(1)",
-    "import asyncio\nawait asyncio.sleep(0)", "import sympy", "import string\nstring.Formatter().get_field('0.x', [1], {})",
+    "import asyncio\nawait asyncio.sleep(0)", "import sympy",
+    "import string\nstring.Formatter().get_field('0.x', [1], {})",
     "np.lib.stride_tricks.as_strided(np.zeros(1), (9,), (8,))", "import os\nos.system('ls')", "import gradingkit",
     "import ctypes", "import subprocess",
 ]
