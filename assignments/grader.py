@@ -272,7 +272,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                     client.timeout = max(1, math.ceil(min(timeout, left)))     # nbclient takes whole seconds
                     per_file = left < timeout
                     limit = (f"the notebook ran longer than the limit of {timeout_file:g} s per file" if per_file
-                             else f"cell {_where(nb, index)} ran longer than the limit of {timeout:g} s")
+                             else f"{_where(nb, index)} ran longer than the limit of {timeout:g} s")
                     if left <= 0:
                         stopped, status, message = index, "timeout", limit
                         break
@@ -280,10 +280,10 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                         await client.async_execute_cell(cell, index)
                     except CellTimeoutError:
                         stopped, status, message = index, "timeout", limit + (
-                            f" (in cell {_where(nb, index)})" if per_file else "")
+                            f" (in {_where(nb, index)})" if per_file else "")
                         break
                     except DeadKernelError:
-                        stopped, status, message = index, "crashed", f"the kernel died in cell {_where(nb, index)}"
+                        stopped, status, message = index, "crashed", f"the kernel died in {_where(nb, index)}"
                         break
                     if index == 0 and _error_message(cell.outputs):
                         stopped, status = 0, "crashed"
@@ -305,11 +305,12 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
 
 
 def _where(nb, index: int) -> str:
+    """A cell of the run, as the report names it: the test it runs, or its id and first line."""
     cell = nb.cells[index]
     if cell.metadata.get("grader_test"):
-        return f"of the test {cell.metadata['grader_test']}"
+        return f"the test {cell.metadata['grader_test']}"
     first = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
-    return f"{cell_key(cell) or 'added by the student'} ({first!r})"
+    return f"cell {cell_key(cell) or 'added by the student'} ({first!r})"
 
 
 def _error_message(outputs) -> str | None:
