@@ -1,8 +1,8 @@
 """hlmlib: from the classical linear regression model to multilevel models.
 
-OLS with the full sandwich family (classical, HC0-HC4, CR0-CR3, two-way clustering), two-level
-linear mixed models by REML/ML, FGLS/FWLS and random-effects GLS, and the data-generating
-processes of the book. Conventions (HC1, CR1, CR2 df, REML) are stated in every docstring and
+OLS with the full sandwich family (classical, HC0-HC5 and HC4m, CR0-CR3, two-way clustering), two-level
+linear mixed models by REML/ML (profile intervals, parametric-bootstrap LRT), FGLS/FWLS and random-effects
+GLS, and the data-generating processes of the book. Conventions (HC1, CR1, CR2 df, REML) are stated in every docstring and
 summary, and mapped to Stata, R and statsmodels in the book's conventions page.
 """
 from . import datasets, plots

@@ -87,12 +87,18 @@ def check_alpha(alpha, name: str = "alpha") -> float:
 
 
 def make_rng(seed) -> np.random.Generator:
-    """``np.random.default_rng(seed)`` for ``None``, a non-negative integer, a ``SeedSequence`` or a bit
-    generator; a ``Generator`` is used as it is (its stream continues). Anything else is refused."""
+    """``np.random.default_rng(seed)`` for what it accepts: ``None``, a non-negative integer, a sequence of
+    them (``[base, replication]``, the usual way to seed independent replications), a ``SeedSequence`` or a
+    bit generator; a ``Generator`` is used as it is (its stream continues). Anything else is refused."""
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator)):
         return np.random.default_rng(seed)
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        entries = np.asarray(seed, dtype=object).ravel()
+        if entries.size == 0 or np.ndim(seed) != 1:
+            raise InputError(f"seed as a sequence must be a non-empty flat list of integers, got {seed!r}")
+        return np.random.default_rng([check_scalar(v, "seed entry", integer=True, minimum=0) for v in entries])
     return np.random.default_rng(check_scalar(seed, "seed", integer=True, minimum=0))
 
 

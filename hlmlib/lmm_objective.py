@@ -65,8 +65,8 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = ["CrossProducts", "cross_products", "lower_triangle", "theta_of", "BlockedCholesky",
-           "blocked_cholesky", "profiled_deviance", "weighted_products", "gradient_wrt_T", "deviance_gradient",
-           "objective", "theta_lower_bounds", "forward_solve"]
+           "blocked_cholesky", "profiled_deviance", "deviance_at_sigma2", "weighted_products", "gradient_wrt_T",
+           "deviance_gradient", "objective", "theta_lower_bounds", "forward_solve"]
 
 
 @dataclass
@@ -190,12 +190,10 @@ def blocked_cholesky(theta: np.ndarray, cp: CrossProducts) -> BlockedCholesky:
 
 def profiled_deviance(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -> float:
     r""":math:`-2` log-likelihood (REML or ML), :math:`\beta` and :math:`\sigma^2` profiled out: the
-    criterion lme4 minimises."""
+    criterion lme4 minimises: :func:`deviance_at_sigma2` at :math:`\hat\sigma^2 = \text{pwrss}/\text{dof}`,
+    which is :math:`\log|L|^2\ [+ \log|R_X|^2] + \text{dof} (1 + \log(2 \pi\, \text{pwrss}/\text{dof}))`."""
     dof = cp.N - cp.p if reml else cp.N
-    logdet = 2 * np.log(np.diagonal(fac.L, axis1=1, axis2=2)).sum()
-    if reml:
-        logdet += 2 * np.log(fac.RX_diag).sum()
-    return logdet + dof * (1 + np.log(2 * np.pi * fac.pwrss / dof))
+    return deviance_at_sigma2(fac, cp, fac.pwrss / dof, reml)
 
 
 def weighted_products(fac: BlockedCholesky, cp: CrossProducts) -> np.ndarray:
@@ -204,19 +202,36 @@ def weighted_products(fac: BlockedCholesky, cp: CrossProducts) -> np.ndarray:
     return cp.ZtZW - np.swapaxes(fac.R[:, :, :cp.q], 1, 2) @ fac.R
 
 
-def gradient_wrt_T(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -> np.ndarray:
+def gradient_wrt_T(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True,
+                   sigma2: float | None = None) -> np.ndarray:
     r""":math:`G = \partial d / \partial T`, :math:`T = \Lambda \Lambda'` (q x q, symmetric; module
-    docstring), :math:`d` the profiled deviance."""
+    docstring), :math:`d` the profiled deviance; with ``sigma2`` given, of the deviance at that
+    :math:`\sigma^2` instead of the profiled one (:math:`1/\sigma^2` replaces
+    :math:`\text{dof}/\text{pwrss}`, see :func:`deviance_at_sigma2`)."""
     q, p = cp.q, cp.p
     dof = cp.N - p if reml else cp.N
     P = weighted_products(fac, cp)                             # Z_j' V_j^-1 [Z_j X_j y_j]
     PX = P[:, :, q:q + p]
     s = P[:, :, -1] - PX @ fac.beta()                          # Z_j' V_j^-1 (y_j - X_j beta)
-    G = P[:, :, :q].sum(axis=0) - (dof / fac.pwrss) * s.T @ s
+    weight = dof / fac.pwrss if sigma2 is None else 1 / sigma2
+    G = P[:, :, :q].sum(axis=0) - weight * s.T @ s
     if reml and p:
         XtVinvX_inv = np.linalg.inv(fac.LW[:p, :p] @ fac.LW[:p, :p].T)
         G -= np.einsum("jak,jbk->ab", PX @ XtVinvX_inv, PX)
     return G
+
+
+def deviance_at_sigma2(fac: BlockedCholesky, cp: CrossProducts, sigma2: float, reml: bool = True) -> float:
+    r""":math:`-2` log-likelihood (REML or ML) at :math:`\theta` and a given :math:`\sigma^2`, :math:`\beta`
+    profiled out: :math:`\log|L|^2\ [+ \log|R_X|^2] + \text{pwrss}/\sigma^2 + \text{dof} \log(2\pi\sigma^2)`
+    (lme4's ``devfun2``, the function its ``profile`` works on). Minimised over :math:`\sigma^2` it is
+    :func:`profiled_deviance`; its derivative in :math:`\sigma^2` is
+    :math:`\text{dof}/\sigma^2 - \text{pwrss}/\sigma^4`."""
+    dof = cp.N - cp.p if reml else cp.N
+    logdet = 2 * np.log(np.diagonal(fac.L, axis1=1, axis2=2)).sum()
+    if reml:
+        logdet += 2 * np.log(fac.RX_diag).sum()
+    return logdet + fac.pwrss / sigma2 + dof * np.log(2 * np.pi * sigma2)
 
 
 def deviance_gradient(fac: BlockedCholesky, cp: CrossProducts, reml: bool = True) -> np.ndarray:

@@ -475,7 +475,7 @@ class MixedResult:
     ``boundary``, ``gradient`` (projected, at :math:`\theta`), ``nobs``, ``ngroups``, ``reml``.
     Methods: ``vcov()``, ``se()``, ``coef_table()``, ``summary()``, ``contrast()``, ``marginal_effect()`` and
     ``wald_test()`` (each with ``kind`` and ``df``: model-based, Kenward-Roger or cluster-robust covariances;
-    normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``icc()``, ``shrinkage()``,
+    normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``confint()`` (profile-likelihood or Wald intervals), ``icc()``, ``shrinkage()``,
     ``shrinkage_factor()``;
     properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
     ``variance_components``.
@@ -608,6 +608,44 @@ class MixedResult:
         """
         R, labels = restriction_matrix(L, list(self.params.index))
         return self._inference.wald_test(R, labels, kind, df)
+
+    def confint(self, level: float = 0.95, method: str = "profile", parm=None, df=None,
+                criterion: str = "ML") -> pd.DataFrame:
+        r"""Confidence intervals at ``level``: profile likelihood (default) or Wald.
+
+        ``method="profile"``: lme4's ``confint(m, method = "profile")``. Rows ``.sig01``, ... (standard
+        deviations and correlations of the random effects, in :math:`\theta`'s order), ``.sigma``, then the
+        fixed effects; ``parm`` picks ``"theta_"`` (variance parameters), ``"beta_"`` (fixed effects) or a
+        list of row names. Each end is where the signed root of the profiled deviance difference equals
+        :math:`\mp z_{1-(1-\text{level})/2}`, or the parameter's bound (0 for a standard deviation,
+        :math:`\pm 1` for a correlation) if the profile does not get there. As lme4 the deviance is the
+        ML one, also for a REML fit (``criterion="REML"`` profiles a REML fit's variance parameters on its
+        own criterion instead). See the module ``hlmlib.lmm_profile``.
+
+        ``method="wald"``: the fixed effects' :math:`\hat\beta \pm q \cdot \mathrm{se}`, model-based se and
+        the reference of :meth:`coef_table` with ``df`` (None: normal quantiles, lme4's
+        ``confint(m, method = "Wald")``; a number: :math:`t(\mathrm{df})`).
+
+        Returns a DataFrame with ``parameter``, ``estimate``, ``ci_low``, ``ci_high``.
+        """
+        from .lmm_profile import check_level, profile_confint
+
+        level = check_level(level)
+        chosen = method.lower() if isinstance(method, str) else method
+        if chosen == "profile":
+            if df is not None:
+                raise InputError("df= goes with method='wald'; profile intervals use the likelihood itself")
+            return profile_confint(self, level, parm, criterion)
+        if chosen == "wald":
+            if not (parm is None or (isinstance(parm, str) and parm == "beta_")):
+                raise InputError("method='wald' gives intervals for the fixed effects only (parm=None or 'beta_'); "
+                                 "for the variance parameters use method='profile'")
+            table = self.coef_table(alpha=1 - level, df=df)
+            out = pd.DataFrame({"parameter": list(table.index), "estimate": table["estimate"],
+                                "ci_low": table["ci_low"], "ci_high": table["ci_high"]}, index=table.index)
+            out.attrs.update({"level": level, "method": "wald", "caption": table.attrs.get("caption", "")})
+            return out
+        raise InputError(f"method must be 'profile' or 'wald', got {method!r}")
 
     # --- variance components ---------------------------------------------------------------------
     @property
@@ -869,17 +907,28 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
 
 @dataclass
 class LRTest:
-    """A likelihood-ratio test: statistic 2 (llf_big - llf_small), its df, p-value and the reference used."""
+    """A likelihood-ratio test: statistic 2 (llf_big - llf_small), its df, p-value and the reference used.
+
+    ``bootstrap``: with ``lrtest(..., bootstrap=B)``, the parametric bootstrap
+    (:class:`hlmlib.lmm_bootstrap.BootstrapLRT`), whose p-value is ``pvalue_bootstrap``; ``pvalue`` stays the
+    asymptotic one."""
 
     statistic: float
     df: int
     pvalue: float
     reference: str
     criterion: str
+    bootstrap: "BootstrapLRT | None" = None
+
+    @property
+    def pvalue_bootstrap(self) -> float:
+        """The parametric-bootstrap p-value (NaN without ``bootstrap=``)."""
+        return np.nan if self.bootstrap is None else self.bootstrap.pvalue
 
     def __repr__(self) -> str:
         return (f"Likelihood-ratio test ({self.criterion}): LR = {self.statistic:.4f}, df = {self.df}, "
-                f"p = {self.pvalue:.4g}\n  reference: {self.reference}")
+                f"p = {self.pvalue:.4g}\n  reference: {self.reference}"
+                + ("" if self.bootstrap is None else f"\n  {self.bootstrap!r}"))
 
 
 def _spans(big: np.ndarray, small: np.ndarray) -> bool:
@@ -890,7 +939,7 @@ def _spans(big: np.ndarray, small: np.ndarray) -> bool:
     return bool(np.abs(small - big @ coef).max() <= 1e-8 * max(np.abs(small).max(), 1.0))
 
 
-def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
+def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, seed=None) -> LRTest:
     r"""Likelihood-ratio test of a mixed model ``small`` nested in ``big`` (same data and groups).
 
     :math:`LR = 2 (\ell_\text{big} - \ell_\text{small})` (``llf`` of each fit), df = difference in the
@@ -908,6 +957,12 @@ def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
       conservative there (the exact reference is a chi-bar-square mixture); the result says so.
 
     The reference used is stated in ``.reference``.
+
+    ``bootstrap=B`` adds the parametric-bootstrap p-value (pbkrtest's ``PBmodcomp``; B refits of both models
+    to data simulated from ``small``, with ``np.random.default_rng(seed)``) as ``.bootstrap`` and
+    ``.pvalue_bootstrap``, with its Monte Carlo error and refit diagnostics; for variance components with
+    few groups and fixed effects (ML fits) with few groups, where the references above are approximate.
+    See the module ``hlmlib.lmm_bootstrap`` for the algorithm and its conventions.
     """
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):
@@ -946,5 +1001,9 @@ def lrtest(small: MixedResult, big: MixedResult) -> LRTest:
         reference = f"chi2({df}) (fixed effects, ML fits)"
         if q_small != q_big:
             reference += "; the random effects differ too: boundary mixture ignored, so conservative"
+    boot = None
+    if bootstrap is not None:
+        from .lmm_bootstrap import bootstrap_lrt
+        boot = bootstrap_lrt(small, big, statistic, bootstrap, seed)
     return LRTest(statistic=float(statistic), df=int(df), pvalue=float(pvalue), reference=reference,
-                  criterion=criterion)
+                  criterion=criterion, bootstrap=boot)

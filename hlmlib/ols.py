@@ -3,7 +3,7 @@ r"""Ordinary least squares and its result: coefficients, the sandwich family, te
 ``ols(y, X)`` or ``ols("mathach ~ cses * catholic", data=df)`` fits
 :math:`b = \arg\min_b \lVert y - X b \rVert` by a column-scaled QR (``hlmlib.linalg``), and returns
 an ``OLSResult`` whose ``vcov``, ``se``, ``summary``, ``contrast``, ``marginal_effect`` and ``wald_test`` take
-``kind`` (classical, HC0-HC4, CR0-CR3) and ``cluster`` (labels, a column name, or a pair of them for
+``kind`` (classical, HC0-HC5 and HC4m, CR0-CR3) and ``cluster`` (labels, a column name, or a pair of them for
 two-way clustering).
 
 Other estimators that are OLS on transformed data reuse all of it through
@@ -40,7 +40,8 @@ __all__ = ["ols", "OLSResult", "fit_design"]
 def _canonical_kind(kind: str) -> str:
     if not isinstance(kind, str):
         raise InputError(f"kind must be a string, one of {', '.join(sw.KINDS)}; got {kind!r}")
-    canonical = "classical" if kind.lower() in ("classical", "nonrobust", "ols") else kind.upper()
+    by_upper = {k.upper(): k for k in sw.KINDS}          # "hc4m" -> "HC4m"
+    canonical = "classical" if kind.lower() in ("classical", "nonrobust", "ols") else by_upper.get(kind.upper())
     if canonical not in sw.KINDS:
         raise InputError(f"unknown covariance kind {kind!r}; choose one of {', '.join(sw.KINDS)}")
     return canonical
@@ -63,7 +64,7 @@ class OLSResult:
     :class:`hlmlib.design.Design`), ``lstsq`` (the QR pieces, a :class:`hlmlib.linalg.LeastSquares`),
     ``label`` ("OLS", or the name a derived estimator gives).
 
-    Methods take ``kind`` in classical, HC0-HC4, CR0-CR3 and ``cluster`` = labels (one per row, or
+    Methods take ``kind`` in classical, HC0-HC5 and HC4m, CR0-CR3 and ``cluster`` = labels (one per row, or
     per row of the data for formula fits), a pandas Series (aligned by its index to the fit's rows), a
     column name (formula fits: read from the fit's own copy of the data), or a pair of them for two-way
     clustering (CR0/CR1). See :mod:`hlmlib.sandwich` for each formula and the names Stata, R and
@@ -105,7 +106,7 @@ class OLSResult:
         ``xtreg, fe vce(cluster)`` for the within estimator, whose cluster dummies are nested in the
         clusters) and cluster df stay :math:`G-1`. Example, the within estimator:
         ``OLSResult.from_design(Design(y_dm, X_dm, names), df_resid=N - G - k, label="within")``.
-        Leverages (HC2-HC4, CR2, CR3) are those of the given :math:`X`.
+        Leverages (HC2-HC5, CR2, CR3) are those of the given :math:`X`.
         """
         return cls(design, least_squares(design.X, design.y, design.names), df_resid, label)
 
@@ -217,7 +218,7 @@ class OLSResult:
     def vcov(self, kind: str = "classical", cluster=None) -> pd.DataFrame:
         r"""k x k covariance matrix of the coefficients as a DataFrame; ``.attrs["convention"]`` names it.
 
-        ``kind``: classical (:math:`s^2 (X'X)^{-1}`; R ``vcov(lm)``), HC0-HC4 (R ``sandwich::vcovHC``;
+        ``kind``: classical (:math:`s^2 (X'X)^{-1}`; R ``vcov(lm)``), HC0-HC5 (R ``sandwich::vcovHC``;
         Stata ``robust`` = HC1; statsmodels ``cov_type="HC1"``), CR0-CR3 (sandwich ``vcovCL`` for
         CR0/CR1, clubSandwich ``vcovCR`` for CR2/CR3; Stata ``vce(cluster)`` = CR1). Formulas and
         references (White 1980; MacKinnon & White 1985; Long & Ervin 2000; Cribari-Neto 2004; Bell &

@@ -23,12 +23,19 @@ HC1   :math:`w_i = n/(n-k)`                                         Stata ``, ro
 HC2   :math:`w_i = 1/(1-h_{ii})`                                    MacKinnon & White (1985); statsmodels/sandwich "HC2"
 HC3   :math:`w_i = 1/(1-h_{ii})^2`                                  R sandwich's default (Long & Ervin 2000); "HC3"
 HC4   :math:`w_i = 1/(1-h_{ii})^{\min(4,\, n h_{ii}/k)}`            Cribari-Neto (2004); sandwich "HC4"
+HC4m  :math:`w_i = 1/(1-h_{ii})^{\delta_i}` (below)                 Cribari-Neto & da Silva (2011); sandwich "HC4m"
+HC5   :math:`w_i = 1/(1-h_{ii})^{\alpha_i/2}` (below)               Cribari-Neto, Souza & Vasconcellos (2007); sandwich "HC5"
 CR0   :math:`A_g = I`, no factor                                    sandwich ``vcovCL(type="HC0", cadjust=FALSE)``; linearmodels
 CR1   :math:`A_g = I`, factor :math:`\frac{G}{G-1}\frac{N-1}{N-k}`  Stata ``vce(cluster)``; sandwich ``vcovCL`` (HC1);
                                                                     statsmodels ``use_correction=True``; clubSandwich "CR1S"
 CR2   :math:`A_g = (I - H_{gg})^{-1/2}`                             Bell & McCaffrey (2002); clubSandwich "CR2"
 CR3   :math:`A_g = (I - H_{gg})^{-1}`                               clubSandwich "CR3" (jackknife, without :math:`(G-1)/G`)
 ====  ============================================================  ============================================================
+
+HC4m: :math:`\delta_i = \min(\gamma_1, n h_{ii}/k) + \min(\gamma_2, n h_{ii}/k)`, :math:`\gamma = (1, 1.5)`.
+
+HC5: :math:`\alpha_i = \min(n h_{ii}/k,\ \max(4,\ c\, n \max_l h_{ll}/k))`, :math:`c = 0.7`. The constants are
+the authors' recommendations and R sandwich's fixed defaults (``HC4M_GAMMA``, ``HC5_K``).
 
 Two-way clustering (Cameron, Gelbach & Miller 2011): :math:`V = V_A + V_B - V_{A \cap B}`.
 
@@ -38,6 +45,8 @@ References
 - MacKinnon & White (1985), *J. Econometrics* 29, 305-325.
 - Long & Ervin (2000), *Am. Statistician* 54, 217-224.
 - Cribari-Neto (2004), *Comp. Stat. & Data Analysis* 45, 215-233.
+- Cribari-Neto, Souza & Vasconcellos (2007), *Comm. Stat. Theory Methods* 36, 1877-1888.
+- Cribari-Neto & da Silva (2011), *AStA Adv. Stat. Anal.* 95, 129-146.
 - Bell & McCaffrey (2002), *Survey Methodology* 28, 169-181.
 - Pustejovsky & Tipton (2018), *J. Bus. Econ. Stat.* 36, 672-683.
 - Cameron, Gelbach & Miller (2011), *J. Bus. Econ. Stat.* 29, 238-249.
@@ -55,12 +64,12 @@ from .design import InputError, check_labels, group_codes
 
 __all__ = [
     "HC_KINDS", "CR_KINDS", "KINDS", "HC_WEIGHTS", "CR_ADJUSTMENTS", "CONVENTIONS",
-    "Clusters", "Covariance", "sandwich", "bread", "leverage", "hc_weights", "meat_hc",
+    "Clusters", "Covariance", "sandwich", "bread", "leverage", "hc_weights", "meat_hc", "HC4M_GAMMA", "HC5_K",
     "cluster_factor", "hc1_factor", "meat_cluster", "cluster_gram", "cluster_eigen", "meat_cr_adjusted",
     "cr2_satterthwaite_df", "Satterthwaite", "twoway_cluster_vcov", "nearest_psd",
 ]
 
-HC_KINDS = ("HC0", "HC1", "HC2", "HC3", "HC4")
+HC_KINDS = ("HC0", "HC1", "HC2", "HC3", "HC4", "HC4m", "HC5")
 CR_KINDS = ("CR0", "CR1", "CR2", "CR3")
 KINDS = ("classical",) + HC_KINDS + CR_KINDS
 
@@ -74,6 +83,10 @@ CONVENTIONS = {
     "HC2": "HC2, MacKinnon & White (1985): weights 1/(1-h_ii) (sandwich/statsmodels 'HC2')",
     "HC3": "HC3: weights 1/(1-h_ii)^2 (R sandwich's default; Long & Ervin 2000; statsmodels 'HC3')",
     "HC4": "HC4, Cribari-Neto (2004): weights 1/(1-h_ii)^min(4, n h_ii/k) (sandwich 'HC4')",
+    "HC4m": "HC4m, Cribari-Neto & da Silva (2011): weights 1/(1-h_ii)^(min(1, n h_ii/k) + min(1.5, n h_ii/k)) "
+            "(sandwich 'HC4m')",
+    "HC5": "HC5, Cribari-Neto, Souza & Vasconcellos (2007): weights 1/(1-h_ii)^(a_i/2), "
+           "a_i = min(n h_ii/k, max(4, 0.7 n max(h)/k)) (sandwich 'HC5')",
     "CR0": "CR0: no small-sample factor (sandwich vcovCL type 'HC0', cadjust=FALSE; linearmodels default)",
     "CR1": "CR1: factor G/(G-1) (N-1)/(N-k) (Stata vce(cluster); sandwich vcovCL 'HC1'; "
            "statsmodels use_correction=True; clubSandwich 'CR1S')",
@@ -134,6 +147,22 @@ def _hc4_weight(h, n, k):
     return 1.0 / (1.0 - h) ** np.minimum(4.0, n * h / k)
 
 
+HC4M_GAMMA = (1.0, 1.5)   # Cribari-Neto & da Silva (2011); fixed in R sandwich's meatHC
+HC5_K = 0.7               # Cribari-Neto, Souza & Vasconcellos (2007); fixed in R sandwich's meatHC
+
+
+def _hc4m_weight(h, n, k):
+    relative = n * h / k
+    return 1.0 / (1.0 - h) ** (np.minimum(HC4M_GAMMA[0], relative) + np.minimum(HC4M_GAMMA[1], relative))
+
+
+def _hc5_weight(h, n, k):
+    # the largest leverage of the sample (of each replication, for the stacked (r, n) leverages of simulate)
+    h_max = np.max(h, axis=-1, keepdims=True)
+    alpha = np.minimum(n * h / k, np.maximum(4.0, HC5_K * n * h_max / k))
+    return 1.0 / (1.0 - h) ** (alpha / 2)
+
+
 # w_i(h_ii, n, k, df_resid): one line per type, as R's sandwich::meatHC
 HC_WEIGHTS: dict[str, Callable] = {
     "HC0": lambda h, n, k, df: np.ones_like(h),
@@ -141,6 +170,8 @@ HC_WEIGHTS: dict[str, Callable] = {
     "HC2": lambda h, n, k, df: 1.0 / (1.0 - h),
     "HC3": lambda h, n, k, df: 1.0 / (1.0 - h) ** 2,
     "HC4": lambda h, n, k, df: _hc4_weight(h, n, k),
+    "HC4m": lambda h, n, k, df: _hc4m_weight(h, n, k),
+    "HC5": lambda h, n, k, df: _hc5_weight(h, n, k),
 }
 
 
@@ -151,13 +182,17 @@ def hc_weights(kind: str, h: np.ndarray, n: int, k: int, df_resid: float | None 
     HC0: :math:`1` (White 1980); HC1: :math:`n/(n-k)` (Stata ``robust``; ``df_resid`` replaces
     :math:`n-k` when a derived estimator has other residual df, as statsmodels does); HC2:
     :math:`1/(1-h_{ii})`; HC3: :math:`1/(1-h_{ii})^2` (MacKinnon & White 1985; Long & Ervin 2000);
-    HC4: :math:`1/(1-h_{ii})^{\delta_i}`, :math:`\delta_i = \min(4, n h_{ii}/k)` (Cribari-Neto 2004).
-    An observation with :math:`h_{ii} = 1` (it alone determines a coefficient) makes HC2-HC4
-    undefined.
+    HC4: :math:`1/(1-h_{ii})^{\delta_i}`, :math:`\delta_i = \min(4, n h_{ii}/k)` (Cribari-Neto 2004);
+    HC4m: :math:`\delta_i = \min(1, n h_{ii}/k) + \min(1.5, n h_{ii}/k)` (Cribari-Neto & da Silva 2011);
+    HC5: :math:`1/(1-h_{ii})^{\alpha_i/2}`,
+    :math:`\alpha_i = \min(n h_{ii}/k, \max(4, 0.7\, n \max_l h_{ll}/k))` (Cribari-Neto, Souza &
+    Vasconcellos 2007); the constants are R sandwich's (``HC4M_GAMMA``, ``HC5_K``), which uses
+    :math:`k = \operatorname{round}(\sum_i h_{ii})`, the rank. An observation with :math:`h_{ii} = 1`
+    (it alone determines a coefficient) makes HC2-HC5 undefined.
     """
     if kind not in HC_WEIGHTS:
         raise InputError(f"unknown HC kind {kind!r}; choose one of {', '.join(HC_WEIGHTS)}")
-    if kind in ("HC2", "HC3", "HC4"):
+    if kind not in ("HC0", "HC1"):
         bad = np.flatnonzero(h >= 1.0 - SINGULAR_TOL)
         if bad.size:
             raise InputError(f"{kind} is undefined: observation(s) at row(s) {', '.join(map(str, bad[:5]))} "

@@ -18,7 +18,7 @@ Three parts:
    :func:`error_variance`, :func:`error_covariance`, :func:`population_vcov` (the sandwich
    :math:`(X'X)^{-1} X' \Omega X (X'X)^{-1}` from per-cluster cross-products, never an N x N
    matrix) and :func:`expected_classical_vcov` (what the classical formula estimates on average).
-3. :func:`ols_mc`: OLS with classical, HC0-HC4 and CR0-CR3 standard errors for all ``R``
+3. :func:`ols_mc`: OLS with classical, HC0-HC5 (and HC4m) and CR0-CR3 standard errors for all ``R``
    replications with array operations, not a Python loop per replication.
 
 Conventions (as everywhere in hlmlib, see the :ref:`conventions page <conventions>`): HC1 =
@@ -49,7 +49,7 @@ __all__ = [
     "population_vcov", "expected_classical_vcov", "ols_mc", "MonteCarloOLS", "KINDS",
 ]
 
-KINDS = ("classical", "HC0", "HC1", "HC2", "HC3", "HC4", "CR0", "CR1", "CR2", "CR3")
+KINDS = ("classical", "HC0", "HC1", "HC2", "HC3", "HC4", "HC4m", "HC5", "CR0", "CR1", "CR2", "CR3")
 
 
 def _rng(seed) -> np.random.Generator:
@@ -785,7 +785,7 @@ class MonteCarloOLS:
 
 def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
            chunk: int | None = None) -> MonteCarloOLS:
-    r"""OLS for ``R`` replications at once, with classical, HC0-HC4 and CR0-CR3 standard errors.
+    r"""OLS for ``R`` replications at once, with classical, HC0-HC5 (and HC4m) and CR0-CR3 standard errors.
 
     Fixed :math:`X`: :math:`(X'X)^{-1}`, leverages and the per-cluster CR2/CR3 adjustments are
     computed once, then all residuals and meats for a chunk of replications are matrix products.
@@ -796,7 +796,8 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
         :math:`s^2 L (X'X)^{-1} L'`, :math:`s^2 = e'e/(n-k)`.
     HC
         :math:`\operatorname{Var}(l'b) = \sum_i w_i e_i^2 P_i^2` (HC0 :math:`1`, HC1 :math:`n/(n-k)`,
-        HC2 :math:`1/(1-h)`, HC3 :math:`1/(1-h)^2`, HC4 :math:`1/(1-h)^{\min(4,\, nh/k)}`).
+        HC2 :math:`1/(1-h)`, HC3 :math:`1/(1-h)^2`, HC4 :math:`1/(1-h)^{\min(4,\, nh/k)}`; HC4m and HC5
+        as :func:`hlmlib.sandwich.hc_weights`, HC5 with the largest leverage of each replication).
     CR
         :math:`\operatorname{Var}(l'b) = c \sum_g (P_g' A_g e_g)^2` (CR0/CR1 :math:`A_g = I`, CR1
         :math:`c = G/(G-1) \cdot (n-1)/(n-k)`; CR2 :math:`A_g = (I - H_{gg})^{-1/2}`; CR3

@@ -203,7 +203,7 @@ def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, na
         A list of results, or a dict ``{column name: result or (result, dict(kind=..., cluster=...))}``.
         Per-model settings in the dict form override ``kinds=`` / ``cluster=``.
     kinds : str, list or None
-        One covariance kind for every robust-capable column (OLS, GLS: classical, HC0-HC4, CR0-CR3),
+        One covariance kind for every robust-capable column (OLS, GLS: classical, HC0-HC5, HC4m, CR0-CR3),
         or a list with one per model (None for a mixed model, whose standard errors are model-based).
     cluster : str, *array*, tuple, list or None
         Labels or a column name for CR kinds, one for all (used by the CR columns only) or a list per

@@ -98,8 +98,8 @@ def test_rank_deficient_formula_names_terms():
 
 
 def test_unknown_kind_lists_the_kinds(fit):
-    with pytest.raises(InputError, match="unknown covariance kind 'HC5'; choose one of classical, HC0"):
-        fit.se("HC5")
+    with pytest.raises(InputError, match="unknown covariance kind 'HC6'; choose one of classical, HC0"):
+        fit.se("HC6")
 
 
 def test_cluster_with_a_non_cluster_kind_and_cr_without_cluster(fit):

@@ -327,3 +327,15 @@ def test_ols_mc_names_come_from_the_batch_unless_contrasts_are_given():
 def test_unknown_process_parameters_are_refused_not_ignored(make):
     with pytest.raises(InputError, match="unknown parameter"):
         make()
+
+
+def test_a_seed_may_be_a_sequence_of_integers_as_in_numpy():
+    # default_rng([base, replication]) is the usual way to seed independent replications; hlmlib takes the same
+    from hlmlib.design import make_rng
+    assert make_rng([20240604, 3]).normal() == np.random.default_rng([20240604, 3]).normal()
+    a = S.hlm_eusup(J=5, n=4, seed=[7, 1])
+    b = S.hlm_eusup(J=5, n=4, seed=np.random.SeedSequence([7, 1]))
+    pd.testing.assert_frame_equal(a, b)
+    for bad in ([], [1, -2], [1.5], [[1, 2]], ["a"]):
+        with pytest.raises(InputError, match="seed"):
+            make_rng(bad)

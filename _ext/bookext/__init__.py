@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import importlib.resources
 import os
@@ -144,10 +145,27 @@ def _write_reader_copies(app) -> None:
         (binder / "requirements.txt").write_text(repo.pip_requirement() + "\n", encoding="utf-8")
 
 
+def _write_index_redirect(app) -> None:
+    """The site's index.html: a redirect to the first page, as sphinx-external-toc writes when none exists,
+    but a complete page with the favicon inlined as a data URI: a browser opening the site then requests
+    neither /favicon.ico (a 404) nor a favicon file that the immediate redirect would abort."""
+    first = f"{app.config.root_doc}.html"
+    favicon = Path(app.confdir) / (app.config.html_favicon or "")
+    icon = ("data:image/svg+xml;base64," + base64.b64encode(favicon.read_bytes()).decode("ascii")
+            if favicon.is_file() and favicon.suffix == ".svg" else "data:,")
+    (Path(app.outdir) / "index.html").write_text(
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Refresh" content="0; url={first}">\n'
+        f'<link rel="icon" href="{icon}">\n'
+        f"<title>{app.config.html_title or app.config.project}</title></head>\n"
+        f'<body><p><a href="{first}">Go to the book</a></p></body></html>\n', encoding="utf-8")
+
+
 def _build_finished(app, exception):
     if exception is not None or app.builder.format != "html":
         return
     _copy_mathjax(Path(app.outdir))
+    _write_index_redirect(app)
     _write_reader_copies(app)
 
 
@@ -158,5 +176,5 @@ def setup(app):
     app.connect("config-inited", _find_repository)
     app.connect("html-page-context", _dedupe_scripts, priority=999)
     app.connect("html-page-context", _header_buttons, priority=600)   # after sphinx-book-theme's (501)
-    app.connect("build-finished", _build_finished)
+    app.connect("build-finished", _build_finished, priority=400)   # before sphinx-external-toc's bare redirect
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,384 @@
+r"""Profile-likelihood confidence intervals for the variance components of a mixed model (lme4's
+``confint(m, method = "profile")``).
+
+The parameters are lme4's, on the standard-deviation scale: for the random effects :math:`b_j \sim N(0, C)`,
+:math:`C = \sigma^2 \Lambda\Lambda'`, the standard deviations :math:`\sqrt{C_{aa}}` and correlations
+:math:`C_{ab}/\sqrt{C_{aa} C_{bb}}` in the order of :math:`\theta` (lower triangle column by column:
+``.sig01`` = sd of the first random effect, ``.sig02`` = its correlation with the second, ...), then
+``.sigma`` = :math:`\sigma`. For a parameter :math:`\psi` the profile deviance is the deviance minimised
+over everything else with :math:`\psi` held fixed,
+
+.. math::
+
+   d_\text{prof}(\psi) = \min_{\text{others}} d(\Lambda, \sigma^2), \qquad
+   \zeta(\psi) = \operatorname{sign}(\psi - \hat\psi) \sqrt{d_\text{prof}(\psi) - d(\hat\Lambda, \hat\sigma^2)},
+
+with :math:`d` lme4's ``devfun2``, :func:`hlmlib.lmm_objective.deviance_at_sigma2` (:math:`\beta` profiled
+out). The :math:`1 - \alpha` interval is :math:`\{\psi : |\zeta(\psi)| \le z_{1 - \alpha/2}\}`
+(Bates et al. 2015, sec. 5.1; Pinheiro & Bates 2000, sec. 2.4); as lme4, an end that the profile does not
+reach before the parameter's bound is that bound (0 for a standard deviation, :math:`\pm 1` for a
+correlation).
+
+How. To hold :math:`\psi` fixed with box constraints only, the random effects are reordered (the deviance
+does not depend on their order) and :math:`C = K K'` is written through its Cholesky factor :math:`K` in that
+order: a standard deviation put first is :math:`K_{11}`; a correlation between the first two is fixed by
+:math:`(K_{21}, K_{22}) = m (\rho, \sqrt{1 - \rho^2})`, :math:`m \ge 0`; :math:`\sigma` is fixed as itself. The
+other entries of :math:`K` and :math:`\sigma` are free (diagonal of :math:`K` :math:`\ge 0`) and the deviance and its analytic gradient
+(:func:`hlmlib.lmm_objective.gradient_wrt_T` at a given :math:`\sigma^2`) go to L-BFGS-B, started from the
+previous point of the profile. Each end of the interval is found by stepping out from :math:`\hat\psi`
+(secant steps on :math:`\zeta`) until :math:`\zeta` crosses :math:`\pm z`, then by Brent's method to
+:math:`10^{-10}` relative: the exact root of the profile, where lme4 interpolates a spline through profile
+points :math:`\approx 0.6` apart in :math:`\zeta` (``delta.cutoff = 1/8``), which moves its ends by up to
+about :math:`10^{-4}` relative.
+
+Conventions. lme4 profiles the ML deviance even for a REML fit (``devfun2`` calls ``refitML``); so does
+``criterion="ML"`` (the default) here, centring the intervals on the ML estimates. ``criterion="REML"``
+profiles the REML criterion of a REML fit instead (not in lme4).
+
+References
+----------
+- Bates, Maechler, Bolker & Walker (2015), Fitting linear mixed-effects models using lme4,
+  *J. Stat. Softw.* 67(1), sec. 5.1.
+- Pinheiro & Bates (2000), *Mixed-Effects Models in S and S-PLUS*, Springer, sec. 2.4.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from .design import InputError
+from .lmm_objective import (CrossProducts, blocked_cholesky, deviance_at_sigma2, gradient_wrt_T,
+                            lower_triangle, profiled_deviance, theta_of)
+
+__all__ = ["profile_confint", "variance_parameters", "ProfileTrace", "check_level"]
+
+XTOL = 1e-10          # relative accuracy of each end of the interval
+
+
+def check_level(level) -> float:
+    """A confidence level strictly between 0 and 1, as a float; InputError otherwise."""
+    if isinstance(level, bool) or not isinstance(level, numbers.Real) or not 0 < level < 1:
+        raise InputError(f"level must be a number strictly between 0 and 1 (e.g. 0.95), got {level!r}")
+    return float(level)
+
+
+def _tril_positions(q: int) -> list[tuple[int, int]]:
+    """(row, column) of each element of theta, column by column (lme4's order)."""
+    return [(r, c) for c in range(q) for r in range(c, q)]
+
+
+def variance_parameters(theta: np.ndarray, sigma: float, names: list[str]) -> pd.DataFrame:
+    r"""lme4's standard-deviation-scale parameters (``.sig01``, ..., ``.sigma``) of :math:`\theta` and
+    :math:`\sigma`: a frame with the readable ``parameter`` name and ``estimate`` (NaN for a correlation
+    with a zero standard deviation)."""
+    q = len(names)
+    K = sigma * lower_triangle(theta, q)
+    C = K @ K.T
+    sd = np.sqrt(np.diag(C))
+    rows, labels = [], []
+    for r, c in _tril_positions(q):
+        if r == c:
+            labels.append(f"sd({names[r]})")
+            rows.append(sd[r])
+        else:
+            labels.append(f"cor({names[c]},{names[r]})")
+            rows.append(C[r, c] / (sd[r] * sd[c]) if sd[r] > 0 and sd[c] > 0 else np.nan)
+    labels.append("sigma")
+    rows.append(sigma)
+    index = [f".sig{i + 1:02d}" for i in range(len(rows) - 1)] + [".sigma"]
+    return pd.DataFrame({"parameter": labels, "estimate": rows}, index=index)
+
+
+@dataclass
+class _Constrained:
+    r"""The deviance as a function of the free parameters ``v`` when one parameter is held at ``value``.
+
+    ``cp`` has the random effects reordered so that the parameter sits in the first row(s) of :math:`K`
+    (module docstring); the theta-order entries of :math:`K` are
+    ``A @ v[:n_K] + k0`` (a linear map: fixed entries in ``k0``), and :math:`\sigma` is ``v[-1]`` or,
+    when profiling :math:`\sigma`, ``sigma_fixed``. Everything is in units of the estimate of :math:`\sigma`
+    (``unit``), so that the optimiser sees numbers near 1.
+    """
+
+    cp: CrossProducts
+    reml: bool
+    A: np.ndarray
+    k0: np.ndarray
+    sigma_fixed: float | None
+    lower: np.ndarray
+    unit: float
+
+    def split(self, v: np.ndarray) -> tuple[np.ndarray, float]:
+        n_K = self.A.shape[1]
+        k = self.A @ v[:n_K] + self.k0
+        sigma = self.sigma_fixed if self.sigma_fixed is not None else v[n_K]
+        return k * self.unit, sigma * self.unit
+
+    def __call__(self, v: np.ndarray) -> tuple[float, np.ndarray]:
+        k, sigma = self.split(v)
+        if not sigma > 0:
+            return np.inf, np.zeros_like(v)
+        theta, sigma2 = k / sigma, sigma ** 2
+        try:
+            fac = blocked_cholesky(theta, self.cp)
+        except np.linalg.LinAlgError:
+            return np.inf, np.zeros_like(v)
+        dev = deviance_at_sigma2(fac, self.cp, sigma2, self.reml)
+        d_theta = theta_of(2 * gradient_wrt_T(fac, self.cp, self.reml, sigma2=sigma2) @ fac.Lam)
+        dof = self.cp.N - self.cp.p if self.reml else self.cp.N
+        d_sigma2 = dof / sigma2 - fac.pwrss / sigma2 ** 2
+        d_k = d_theta / sigma                                             # theta = k / sigma
+        grad = self.A.T @ d_k
+        if self.sigma_fixed is None:
+            grad = np.r_[grad, -(d_theta @ k) / sigma ** 2 + 2 * sigma * d_sigma2]
+        return float(dev), grad * self.unit
+
+    def scale_at(self, v0: np.ndarray) -> np.ndarray:
+        """1/sqrt of the deviance's curvature in each variable at ``v0`` (differences of the gradient)."""
+        g0 = self(v0)[1]
+        step = 1e-6 * np.maximum(np.abs(v0), 1e-3)
+        curvature = np.array([(self(v0 + step[i] * np.eye(v0.size)[i])[1][i] - g0[i]) / step[i]
+                              for i in range(v0.size)])
+        return np.where(curvature > 0, 1 / np.sqrt(np.abs(curvature)), 1.0)
+
+    def minimise(self, v0: np.ndarray, scale: np.ndarray) -> tuple[float, np.ndarray]:
+        """L-BFGS-B from ``v0``, on variables scaled by ``scale`` (:meth:`scale_at`): sigma's curvature is
+        about 2N, the others' about J, and unscaled the line search stalls far from the minimum. The
+        deviance is taken relative to its start, so the stopping rule is on the gradient (in those units)
+        alone."""
+        v0 = np.maximum(v0, self.lower)
+        f0 = self(v0)[0]
+
+        def scaled(u):
+            f, g = self(u * scale)
+            return f - f0, g * scale
+
+        out = optimize.minimize(scaled, v0 / scale, jac=True, method="L-BFGS-B",
+                                bounds=[(lo / s, None) for lo, s in zip(self.lower, scale)],
+                                options=dict(ftol=0.0, gtol=1e-9, maxiter=2000, maxfun=10000))
+        return float(out.fun + f0), out.x * scale
+
+
+class ProfileTrace:
+    r"""The profile of one parameter: ``zeta(value)`` and every point evaluated (``points``: value -> zeta).
+
+    ``minimise(value, start) -> (deviance, solution)`` minimises the deviance with the parameter held at
+    ``value``, from the previous solution; with ``restart`` also from ``start`` (the estimate), keeping the
+    lower deviance, so that a warm start cannot leave the profile on a local minimum (a fixed effect's
+    profile needs no restart: :func:`hlmlib.mixed.fit_theta` checks the boundary's optimality itself).
+    """
+
+    def __init__(self, name: str, estimate: float, base: float, minimise, start, restart: bool = True):
+        self.name, self.estimate, self.base = name, estimate, base
+        self._minimise, self._start, self._restart = minimise, start, restart
+        self.points: dict[float, float] = {}
+        self._last = None
+
+    def zeta(self, value: float) -> float:
+        if float(value) in self.points:         # Brent's method re-evaluates the bracket's ends
+            return self.points[float(value)]
+        dev, solution = self._minimise(value, self._start if self._last is None else self._last)
+        if self._restart and self._last is not None:
+            cold = self._minimise(value, self._start)
+            if cold[0] < dev:
+                dev, solution = cold
+        self._last = solution
+        if dev < self.base - 1e-6:
+            warnings.warn(f"profiling {self.name} found a lower deviance ({dev:.8f} < {self.base:.8f}): the fit "
+                          "was not at its optimum", RuntimeWarning, stacklevel=4)
+        z = np.sign(value - self.estimate) * np.sqrt(max(dev - self.base, 0.0))
+        self.points[float(value)] = float(z)
+        return float(z)
+
+    def end(self, target: float, bound: float, first_step: float) -> float:
+        """The value where zeta crosses ``target`` on the side of ``bound``, or ``bound`` if it does not.
+
+        Steps out from the estimate (first ``first_step``, then secant steps on zeta to 2% past ``target``,
+        at most 100 times the previous step; doubled where the profile is flat) until zeta crosses
+        ``target``, then Brent's method to XTOL relative."""
+        side, est = np.sign(target), self.estimate
+        self._last = None
+        if est == bound:
+            return bound
+        x_prev, z_prev, step = est, 0.0, first_step
+        for _ in range(200):
+            x = est + side * first_step if x_prev == est else x_prev + side * step
+            x = min(x, bound) if side > 0 else max(x, bound)
+            z = self.zeta(x)
+            if side * z >= side * target:
+                lo, hi = sorted((x_prev, x))
+                return optimize.brentq(lambda t: self.zeta(t) - target, lo, hi,
+                                       xtol=XTOL * max(abs(x), first_step), rtol=1e-15)
+            if x == bound:
+                return bound
+            rise = side * (z - z_prev)
+            if rise < -1e-3:
+                warnings.warn(f"the profile of {self.name} decreases away from the estimate near {x:.6g} "
+                              "(an optimisation may have failed)", RuntimeWarning, stacklevel=3)
+            if rise <= 1e-8:                                  # flat: widen the step
+                step = 2 * abs(x - x_prev)
+            else:                                             # secant, 2% past the target to bracket it
+                step = min(1.02 * abs((target - z) * (x - x_prev) / (z - z_prev)), 100 * abs(x - x_prev))
+            x_prev, z_prev = x, z
+        raise RuntimeError(f"could not bracket the {target:+.3g} crossing of the profile of {self.name}")
+
+
+def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: float, index: int):
+    """For variance parameter ``index`` (theta order; len(theta) means sigma): ``minimise(value, start)``
+    and the start at the estimate, for :class:`ProfileTrace`."""
+    q = cp.q
+    positions = _tril_positions(q)
+    n_theta = len(positions)
+    if index == n_theta:
+        kind, order = "sigma", np.arange(q)
+    else:
+        r, c = positions[index]
+        kind = "sd" if r == c else "cor"
+        first = [c] if r == c else [c, r]
+        order = np.r_[first, [a for a in range(q) if a not in first]].astype(int)
+    columns = np.r_[order, np.arange(q, cp.ZtZW.shape[2])]
+    reordered = CrossProducts(ZtZW=cp.ZtZW[:, order][:, :, columns], WtW=cp.WtW, n_obs=cp.n_obs)
+    Lam = lower_triangle(theta, q)[order]
+    # the estimate's Cholesky factor in the new order, in units of sigma (jitter: tau may be singular)
+    T = Lam @ Lam.T
+    k_hat = theta_of(np.linalg.cholesky(T + 1e-12 * max(np.trace(T), 1.0) * np.eye(q)))
+    diagonal = np.array([r == c for r, c in positions])
+    lower_K = np.where(diagonal, 0.0, -np.inf)
+    identity = np.eye(n_theta)
+    if kind == "sigma":                          # K free, sigma fixed
+        A, start, lower = identity, k_hat, lower_K
+    elif kind == "sd":                           # K_11 fixed, the rest and sigma free
+        A, start, lower = identity[:, 1:], np.r_[k_hat[1:], 1.0], np.r_[lower_K[1:], 1e-8]
+    else:                                        # (K_21, K_22) = m (rho, sqrt(1 - rho^2)): theta positions 1, q
+        A = np.delete(identity, q, axis=1)
+        start = np.r_[np.delete(k_hat, q), 1.0]
+        start[1] = np.hypot(k_hat[1], k_hat[q])
+        lower = np.r_[np.delete(lower_K, q), 1e-8]
+        lower[1] = 0.0
+
+    scale = []                                   # the curvature scaling, from the first evaluation
+
+    def minimise(value, v0):
+        k0, A_v = np.zeros(n_theta), A.copy()
+        if kind == "sd":
+            k0[0] = value / sigma
+        elif kind == "cor":
+            A_v[1, 1], A_v[q, 1] = value, np.sqrt(max(1 - value ** 2, 0.0))
+        problem = _Constrained(cp=reordered, reml=reml, A=A_v, k0=k0, lower=lower, unit=sigma,
+                               sigma_fixed=value / sigma if kind == "sigma" else None)
+        if not scale:
+            scale.append(problem.scale_at(np.maximum(v0, lower)))
+        return problem.minimise(v0, scale[0])
+
+    return minimise, start
+
+
+def _fixed_effect_profile(cp: CrossProducts, theta: np.ndarray, k: int):
+    r"""For fixed effect ``k``: ``minimise(value, start)`` = the ML fit with :math:`\beta_k` held at ``value``,
+    i.e. of :math:`y - x_k \beta_k` on the other columns (lme4's offset), from the cross-products.
+
+    Only the y parts change with the value: :math:`Z_j'(y - x_k b) = Z_j'y - b Z_j'x_k`,
+    :math:`X_{-k}'(y - x_k b)` and :math:`(y - x_k b)'(y - x_k b) = y'y - 2b x_k'y + b^2 x_k'x_k`."""
+    from .mixed import fit_theta
+
+    q, p = cp.q, cp.p
+    keep = np.r_[np.arange(q + p), q + p]
+    keep = keep[keep != q + k]                           # Z, X without column k, y
+    x_col = q + k
+
+    def minimise(value, start):
+        ZtZW = cp.ZtZW[:, :, keep].copy()
+        ZtZW[:, :, -1] -= value * cp.ZtZW[:, :, x_col]
+        W = np.r_[np.delete(np.arange(p), k), p]        # rows/columns of [X y]'[X y] kept
+        WtW = cp.WtW[np.ix_(W, W)].copy()
+        cross = cp.WtW[W, k]                               # [X_-k y]'x_k
+        WtW[-1, :] -= value * cross
+        WtW[:, -1] -= value * cross
+        WtW[-1, -1] += value ** 2 * cp.WtW[k, k]
+        fit = fit_theta(CrossProducts(ZtZW=ZtZW, WtW=WtW, n_obs=cp.n_obs), reml=False, start=start)
+        return fit.deviance, fit.theta
+
+    return minimise, theta
+
+
+PARAMETER_SETS = ("theta_", "beta_")
+
+
+def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML") -> pd.DataFrame:
+    r"""Profile-likelihood intervals of a :class:`hlmlib.MixedResult` (module docstring): one row per
+    variance parameter (``.sig01``, ..., ``.sigma``) and fixed effect, with ``parameter``, ``estimate`` (of
+    the profiled criterion), ``ci_low``, ``ci_high``. ``parm``: None (all, as lme4's default), ``"theta_"``
+    (the variance parameters), ``"beta_"`` (the fixed effects) or a list of row names. ``.attrs`` hold the
+    level, the criterion and each parameter's :class:`ProfileTrace`.
+
+    Fixed effects are profiled on the ML deviance (lme4 does the same); ``criterion="REML"`` is for the
+    variance parameters of a REML fit only.
+    """
+    from .mixed import fit_theta
+
+    if criterion not in ("ML", "REML"):
+        raise InputError(f"criterion must be 'ML' (lme4's profile) or 'REML', got {criterion!r}")
+    if criterion == "REML" and not result.reml:
+        raise InputError("criterion='REML' profiles the REML criterion of a REML fit; this fit is ML")
+    cp, reml = result._cp, criterion == "REML"
+    theta = result.theta if reml == result.reml else fit_theta(cp, reml=False, start=result.theta).theta
+    fac = blocked_cholesky(theta, cp)
+    base = profiled_deviance(fac, cp, reml)
+    sigma = float(np.sqrt(fac.pwrss / (cp.N - cp.p if reml else cp.N)))
+    table = variance_parameters(theta, sigma, result.re_names)
+    n_var = len(table)
+    beta = fac.beta()
+    se = np.sqrt(np.diag(np.linalg.inv(fac.LW[:-1, :-1] @ fac.LW[:-1, :-1].T))) * sigma
+    names = list(result.params.index)
+    table = pd.concat([table, pd.DataFrame({"parameter": names, "estimate": beta}, index=names)])
+    rows = _chosen_rows(parm, list(table.index), n_var)
+    if reml and max(rows) >= n_var:
+        raise InputError("the fixed effects are profiled on the ML deviance (as lme4); use criterion='ML' or "
+                         "parm='theta_'")
+    z = stats.norm.ppf(0.5 + level / 2)
+    positions = _tril_positions(cp.q)
+    lows, highs, traces = [], [], {}
+    for i in rows:
+        name, row = table.index[i], table.iloc[i]
+        if i >= n_var:
+            k = i - n_var
+            minimise, start = _fixed_effect_profile(cp, theta, k)
+            bounds, first_step = (-np.inf, np.inf), 0.5 * se[k]
+        else:
+            is_cor = i < len(positions) and positions[i][0] != positions[i][1]
+            bounds = (-1.0, 1.0) if is_cor else (0.0, np.inf)
+            if np.isnan(row.estimate):            # a correlation with a zero sd: the deviance does not depend on it
+                lows.append(bounds[0])
+                highs.append(bounds[1])
+                continue
+            minimise, start = _variance_profile(cp, reml, theta, sigma, i)
+            first_step = 0.01 * (abs(row.estimate) if row.estimate != 0 else sigma)
+        trace = ProfileTrace(f"{name} ({row.parameter})", row.estimate, base, minimise, start, restart=i < n_var)
+        lows.append(trace.end(-z, bounds[0], first_step))
+        highs.append(trace.end(z, bounds[1], first_step))
+        traces[name] = trace
+    table = table.iloc[rows].copy()
+    table["ci_low"], table["ci_high"] = lows, highs
+    table.attrs.update({"level": level, "criterion": criterion, "method": "profile", "traces": traces,
+                        "caption": f"{100 * level:g}% profile-likelihood intervals ({criterion} deviance; "
+                                   "lme4's confint(method = 'profile'): standard deviations, correlations, sigma, "
+                                   "fixed effects)"})
+    return table
+
+
+def _chosen_rows(parm, index: list[str], n_var: int) -> list[int]:
+    """Positions of the rows ``parm`` names: None (all), 'theta_', 'beta_' or a list of names (lme4's parm)."""
+    if parm is None:
+        return list(range(len(index)))
+    if isinstance(parm, str) and parm in PARAMETER_SETS:
+        return list(range(n_var)) if parm == "theta_" else list(range(n_var, len(index)))
+    names = [parm] if isinstance(parm, str) else list(parm)
+    unknown = [n for n in names if n not in index]
+    if unknown or not names:
+        raise InputError(f"parm must be None, 'theta_', 'beta_' or names among {index}; unknown: {unknown}")
+    return sorted({index.index(n) for n in names})
