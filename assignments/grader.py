@@ -52,12 +52,16 @@ import integrity
 import make
 from make import Assignment, cell_key, cell_meta
 
+# The first cell of a run. No automagic nor autocall: a line such as "reset -f" is valid Python ("reset - f") that
+# IPython would otherwise run as the magic %reset -f, which the static check does not see as a magic.
 SETUP = """def __grader_setup():
     import sys
+    shell = get_ipython()
+    shell.automagic, shell.autocall = False, 0
     sys.path.insert(0, {here!r})
     import gradingkit
     sys.path.remove({here!r})
-    gradingkit.setup(get_ipython().user_ns, {work!r}, {log!r}, denied={denied!r}, allowed={allowed!r},
+    gradingkit.setup(shell.user_ns, {work!r}, {log!r}, denied={denied!r}, allowed={allowed!r},
                      forbidden_attributes={forbidden!r})
     return gradingkit
 __grader__ = __grader_setup()

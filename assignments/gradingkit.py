@@ -10,7 +10,9 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
   folder; reading the grader's folders (its sources and references, other submissions, their reports);
   processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; running code from files in the run's
-  folder or importing with a changed ``sys.path``; and, except from this module, profilers and tracers.
+  folder or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also
+  replaces the functions that start threads (which raise no audit event in Python 3.11), since code in another
+  thread would escape :func:`numpy_only`.
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
@@ -188,26 +190,41 @@ _EVENTS = frozenset({"open", "exec", "import", "subprocess.Popen", "sys.setprofi
                      "sqlite3.connect", "sys.addaudithook", "code.__new__", *_WRITES, *_READS, *_REFUSED})
 
 
+def _replace_everywhere(originals: list, what: str) -> None:
+    """Replace the functions ``originals`` wherever a loaded module holds them by one that refuses ``what``."""
+    def refused(*args, **kwargs):
+        _refuse(what)
+
+    ids = {id(f) for f in originals}
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if isinstance(namespace, dict):
+            for key, value in list(namespace.items()):
+                if id(value) in ids:
+                    namespace[key] = refused
+
+
 def _disarm_ctypes() -> None:
     """Replace the ctypes functions that read or write memory without an audit event (``cast``, ``memmove``,
     ``memset``), wherever a loaded module holds them, and the addresses they are made from."""
     import _ctypes
     import ctypes
 
-    def refused(*args, **kwargs):
-        _refuse("ctypes' raw memory functions (cast, memmove, memset)")
-
-    originals = {id(getattr(ctypes, name)) for name in ("cast", "_cast", "memmove", "memset")}
-    for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if isinstance(namespace, dict):
-            for key, value in list(namespace.items()):
-                if id(value) in originals:
-                    namespace[key] = refused
+    _replace_everywhere([getattr(ctypes, name) for name in ("cast", "_cast", "memmove", "memset")],
+                        "ctypes' raw memory functions (cast, memmove, memset)")
     for module in (ctypes, _ctypes):
         for name in ("_cast_addr", "_memmove_addr", "_memset_addr", "_string_at_addr", "_wstring_at_addr"):
             if hasattr(module, name):
                 setattr(module, name, 0)
+
+
+def _disarm_threads() -> None:
+    """Replace the functions that start a thread wherever a loaded module holds them (Python 3.11 raises no audit
+    event for threads): code in another thread would escape :func:`numpy_only`'s profiler, which watches this one."""
+    import _thread
+
+    _replace_everywhere([getattr(_thread, name) for name in ("start_new_thread", "start_new", "start_joinable_thread")
+                         if hasattr(_thread, name)], "starting a thread")
 
 
 def _checked_getattr(forbidden: frozenset):
@@ -272,6 +289,7 @@ def setup(user_ns: dict, work: str, log: str, denied=(), allowed=(), forbidden_a
                   classes=list(classes.values()), reported=set())
     user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
     _disarm_ctypes()
+    _disarm_threads()
     libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
     hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries))

@@ -11,8 +11,9 @@ Two verdicts:
   ``inspect``, ``gc``, ``importlib``, ``subprocess``, ``ctypes``, ``operator``, ``pickle``, ... are out);
   ``exec``, ``eval``, ``compile``, ``globals``, ``setattr`` and friends; IPython's ``get_ipython`` and input
   history; dunder names, attributes and strings (``__version__``, ``__name__``, ``__doc__`` may be read);
-  attributes that lead to the interpreter's internals (``warnings.sys``, frames, code objects, tracing), start
-  processes or give raw memory (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names;
+  attributes that lead to the interpreter's internals (``warnings.sys``, ``tempfile._thread``, frames, code
+  objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
+  (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names;
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
   or matplotlib options); changing an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
@@ -55,6 +56,10 @@ FORBIDDEN_ATTRIBUTES = {
     "system", "popen", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
     "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
     "posix_spawn", "posix_spawnp", "kill", "killpg", "dup2", "as_strided", "byte_bounds",
+    # IPython's shell (exit._ip, a backend's get_ipython) and its methods that run code or magics
+    "_ip", "get_ipython", "InteractiveShell", "shell", "kernel", "run_cell", "run_cell_async", "run_line_magic",
+    "run_cell_magic", "run_code", "run_ast_nodes", "safe_execfile", "safe_execfile_ipy", "safe_run_module", "ex",
+    "ev", "magic", "system_raw", "getoutput", "transform_cell",
     # getattr by another name, and evaluating strings
     "setattr", "delattr", "attrgetter", "methodcaller", "operator", "exec", "read_pickle", "get_type_hints",
     "ForwardRef", "_eval_type", "string", "Formatter", "get_field", "sympy", "sympify", "parse_expr",
@@ -187,7 +192,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Attribute(self, node):
         if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load)))
-                or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):        # random._os is os
+                or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             dotted = _dotted(node)

@@ -224,6 +224,23 @@ UNSEEN = {
                      "def hc1_se(X, e):\n    return Lazy(lambda: hlmlib.ols(e, X).se(kind='HC1').to_numpy())",
         "q3-answer": "def cr1_se(X, e, cluster):\n"
                      "    return Lazy(lambda: hlmlib.ols(e, X).se(kind='CR1', cluster=cluster).to_numpy())"}, []),
+    # "reset -f" is valid Python ("reset - f"), which IPython's automagic would run as %reset -f: the namespace
+    # emptied, the checked getattr with it; the real one would then reach gradingkit and undo numpy_only
+    "automagic-reset-then-hlmlib-where-numpy-only": ("02_sandwich_by_hand", "student", {
+        "q1-answer": "def ols_fit(y, X):\n    b = hlmlib.ols(y, X).params.to_numpy()\n    return b, y - X @ b",
+        "q2-answer": "def hc1_se(X, e):\n    return hlmlib.ols(e, X).se(kind='HC1').to_numpy()",
+        "q3-answer": "def cr1_se(X, e, cluster):\n"
+                     "    return hlmlib.ols(e, X).se(kind='CR1', cluster=cluster).to_numpy()"},
+        [("setup", "reset -f"),
+         ("setup", "import os\nimport hlmlib\nimport numpy as np\nd = '_' * 2\n\n\nclass Nothing:\n"
+                   "    def __enter__(self):\n        return self\n\n    def __exit__(self, *args):\n"
+                   "        return False\n\n\n"
+                   "kit = getattr(getattr(os, 's' + 'ys'), 'mod' + 'ules')['grading' + 'kit']\n"
+                   "getattr(kit, '_state')['user_ns'][d + 'grader' + d] = kit\n"
+                   "getattr(kit, d + 'dict' + d)['numpy_only'] = Nothing\n"
+                   "petersen = hlmlib.datasets.load_petersen()\ny = petersen['y'].to_numpy()\n"
+                   "X = np.column_stack([np.ones(len(petersen)), petersen['x'].to_numpy()])\n"
+                   "firm, year = petersen['firm'].to_numpy(), petersen['year'].to_numpy()")]),
     "patch-stats-t-through-a-method": ("03_few_clusters_monte_carlo", "student", {
         "q2-answer": "class Put:\n    def sf(self, function):\n        self.sf = function\n\n"
                      "Put.sf(stats.t, lambda x, df, *args, **kwargs: stats.norm.sf(x))\n\n"
@@ -395,6 +412,10 @@ def test_attempts_the_static_check_does_not_see_score_nothing(graded):
     for test in ("q1-test", "q2-test", "q3-test"):
         assert f"| {test} (visible) | failed, 0/1: passes on its own data only" in report, report
     assert "the grader takes numbers, strings, NumPy arrays" in report
+    name = "unseen/automagic-reset-then-hlmlib-where-numpy-only"      # no automagic: 'reset' is just a name
+    row = graded["rows"][name]
+    assert float(row["score"]) == 0 and row["status"] == "review", row
+    assert "refused at run time: getattr(..., 'sys')" in _report(graded, name)
     patched = _report(graded, "unseen/patch-stats-t-through-a-method")       # the z test passes its visible test
     assert float(graded["rows"]["unseen/patch-stats-t-through-a-method"]["score"]) == 0
     assert "| q2-test (visible) | failed, 0/1: passes on its own data only" in patched, patched
@@ -538,7 +559,8 @@ FLAGGED = [
     "import asyncio\nawait asyncio.sleep(0)", "import sympy",
     "import string\nstring.Formatter().get_field('0.x', [1], {})",
     "np.lib.stride_tricks.as_strided(np.zeros(1), (9,), (8,))", "import os\nos.system('ls')", "import gradingkit",
-    "import ctypes", "import subprocess",
+    "import ctypes", "import subprocess", "import tempfile\ntempfile._thread.start_new_thread(print, ())",
+    "exit._ip.run_cell('import sys')", "import matplotlib.pyplot as plt\nplt._backend_mod.get_ipython()",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -662,6 +684,10 @@ attempt("cffi", lambda: __import__("cffi"))
 attempt("network", lambda: __import__("socket").socket())
 attempt("tracer", lambda: sys.settrace(None))
 attempt("code object", lambda: (lambda: 1).__code__.replace(co_consts=(2,)))
+import _thread, threading, tempfile
+attempt("start a thread", lambda: threading.Thread(target=print).start())
+attempt("start a thread through _thread", lambda: tempfile._thread.start_new_thread(print, ()))
+attempt("start a thread through its alias", lambda: _thread.start_new(print, ()))
 open("planted.py", "w").write("x = 1")
 sys.path.insert(0, work)
 attempt("import from a changed sys.path", lambda: __import__("planted"))
