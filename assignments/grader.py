@@ -68,6 +68,7 @@ __grader__ = __grader_setup()
 del __grader_setup"""
 KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
+OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
 REFERENCE_CACHE = make.BUILD / "reference"
 
 
@@ -236,6 +237,42 @@ class Run:
     status: str
     message: str
     refusals: list[str]
+    trimmed: list[int] = field(default_factory=list)     # cells whose output was dropped past OUTPUT_LIMIT
+
+
+class _TrimmingClient(NotebookClient):
+    """nbclient's client, keeping at most OUTPUT_LIMIT characters of a run's output: a loop that prints sends tens
+    of megabytes a second, which would fill the grader's memory. Past the limit it keeps only the lines that start
+    with the run's token (the tests' records) and the errors, shortened, and notes the cells it trimmed."""
+
+    def __init__(self, *args, token: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.token, self.used, self.trimmed, self.partial = token, 0, [], {}
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        text = content.get("text")
+        size = len(text) if isinstance(text, str) else len(json.dumps(content, default=str))
+        if self.used + size <= OUTPUT_LIMIT:
+            self.used += size
+            return super().output(outs, msg, display_id, cell_index)
+        self.used = OUTPUT_LIMIT + 1
+        if cell_index not in self.trimmed:
+            self.trimmed.append(cell_index)
+            outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                f"[the grader dropped the output past {OUTPUT_LIMIT:,} characters in this run]\n")))
+        if msg["msg_type"] == "error":
+            short = {**content, "evalue": str(content.get("evalue", ""))[:2000], "traceback": []}
+            return super().output(outs, {**msg, "content": short}, display_id, cell_index)
+        if msg["msg_type"] == "stream" and content.get("name") == "stdout" and self.token and isinstance(text, str):
+            lines = (self.partial.pop(cell_index, "") + text).split("\n")
+            last = lines.pop()                  # a line not yet ended: kept if it can be the start of a record
+            if last.startswith(self.token) or self.token.startswith(last):
+                self.partial[cell_index] = last
+            kept = [line for line in lines if line.startswith(self.token + " ")]
+            if kept:
+                outs.append(nbformat.v4.new_output("stream", name="stdout", text="\n".join(kept) + "\n"))
+        return None
 
 
 def _kernel_environment(work: Path, tmp: Path) -> dict:
@@ -248,7 +285,8 @@ def _kernel_environment(work: Path, tmp: Path) -> dict:
     return env
 
 
-async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_file: float = math.inf) -> Run:
+async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_file: float = math.inf,
+                   token: str = "") -> Run:
     """Run every cell in a fresh kernel whose folders are inside ``folder``; ``nb.cells[0]`` becomes the set-up.
 
     ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself
@@ -258,9 +296,9 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     tmp.mkdir()
     log.touch()
     nb.cells[0].source = policy.setup_cell(work, tmp, log)
-    client = NotebookClient(nb, timeout=math.ceil(timeout), kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(work)}},
-                            extra_arguments=["--IPKernelApp.ignore_cwd=True"])
+    client = _TrimmingClient(nb, timeout=math.ceil(timeout), kernel_name="python3", allow_errors=True,
+                             resources={"metadata": {"path": str(work)}}, token=token,
+                             extra_arguments=["--IPKernelApp.ignore_cwd=True"])
     client.km = client.create_kernel_manager()
     client.km.transport, client.km.ip = "ipc", str(folder / "kernel")   # local sockets, not TCP
     deadline = time.monotonic() + timeout_file
@@ -305,7 +343,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
             continue
         if what not in refusals:
             refusals.append(what)
-    return Run(stopped, status, message, refusals)
+    return Run(stopped, status, message, refusals, client.trimmed)
 
 
 def _where(nb, index: int) -> str:
@@ -368,13 +406,16 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         return result
     folder = Path(tempfile.mkdtemp(prefix="run-", dir=private))
     try:
-        run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file)
+        run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file, token)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     result.status, result.message = run.status, run.message
     if run.stopped_at is not None:
         result.message += "; the run stopped there"
     result.notes += [f"refused at run time: {r}" for r in run.refusals]
+    if run.trimmed:
+        result.notes.append(f"output past {OUTPUT_LIMIT:,} characters dropped, from "
+                            f"{_where(assembled.notebook, run.trimmed[0])} on")
     for index, test_id in assembled.positions.items():
         if run.stopped_at is not None and index >= run.stopped_at:
             by_id[test_id].message = "not run: " + result.message

@@ -190,18 +190,15 @@ _EVENTS = frozenset({"open", "exec", "import", "subprocess.Popen", "sys.setprofi
                      "sqlite3.connect", "sys.addaudithook", "code.__new__", *_WRITES, *_READS, *_REFUSED})
 
 
-def _replace_everywhere(originals: list, what: str) -> None:
-    """Replace the functions ``originals`` wherever a loaded module holds them by one that refuses ``what``."""
-    def refused(*args, **kwargs):
-        _refuse(what)
-
-    ids = {id(f) for f in originals}
+def _replace_everywhere(replacements: list) -> None:
+    """For each (function, replacement) pair, replace the function (by identity) wherever a loaded module holds it."""
+    by_id = {id(f): r for f, r in replacements}
     for module in list(sys.modules.values()):
         namespace = getattr(module, "__dict__", None)
         if isinstance(namespace, dict):
             for key, value in list(namespace.items()):
-                if id(value) in ids:
-                    namespace[key] = refused
+                if id(value) in by_id:
+                    namespace[key] = by_id[id(value)]
 
 
 def _disarm_ctypes() -> None:
@@ -210,8 +207,10 @@ def _disarm_ctypes() -> None:
     import _ctypes
     import ctypes
 
-    _replace_everywhere([getattr(ctypes, name) for name in ("cast", "_cast", "memmove", "memset")],
-                        "ctypes' raw memory functions (cast, memmove, memset)")
+    def refused(*args, **kwargs):
+        _refuse("ctypes' raw memory functions (cast, memmove, memset)")
+
+    _replace_everywhere([(getattr(ctypes, name), refused) for name in ("cast", "_cast", "memmove", "memset")])
     for module in (ctypes, _ctypes):
         for name in ("_cast_addr", "_memmove_addr", "_memset_addr", "_string_at_addr", "_wstring_at_addr"):
             if hasattr(module, name):
@@ -219,12 +218,24 @@ def _disarm_ctypes() -> None:
 
 
 def _disarm_threads() -> None:
-    """Replace the functions that start a thread wherever a loaded module holds them (Python 3.11 raises no audit
-    event for threads): code in another thread would escape :func:`numpy_only`'s profiler, which watches this one."""
+    """Refuse starting a thread from the main thread, where the notebook's code runs (Python 3.11 raises no audit
+    event for threads, so the functions that start them are replaced wherever a loaded module holds them): code in
+    another thread would escape :func:`numpy_only`'s profiler, which watches this one. The kernel's own threads
+    (ipykernel's, zmq's) start threads of their own, from other threads, which stays allowed."""
     import _thread
 
-    _replace_everywhere([getattr(_thread, name) for name in ("start_new_thread", "start_new", "start_joinable_thread")
-                         if hasattr(_thread, name)], "starting a thread")
+    main = threading.main_thread().ident
+
+    def guarded(start):
+        def start_thread(*args, **kwargs):
+            if _thread.get_ident() == main:
+                _refuse("starting a thread")
+            return start(*args, **kwargs)
+        return start_thread
+
+    _replace_everywhere([(getattr(_thread, name), guarded(getattr(_thread, name)))
+                         for name in ("start_new_thread", "start_new", "start_joinable_thread")
+                         if hasattr(_thread, name)])
 
 
 def _checked_getattr(forbidden: frozenset):
@@ -316,12 +327,17 @@ def _changed() -> list[str]:
     return changed
 
 
+def _say(token: str, what: str) -> None:
+    """A line for the grader: on a line of its own (the student's code may have printed without a newline)."""
+    print(f"\n{token} {what}", flush=True)
+
+
 def _report_changes(token: str) -> None:
     """Print, once each, the recorded objects the submission replaced (for the instructor to read)."""
     new = [c for c in _changed() if c not in _state["reported"]]
     if new:
         _state["reported"].update(new)
-        print(f"{token} changed {json.dumps(new)}")
+        _say(token, f"changed {json.dumps(new)}")
 
 
 def _instructor_names(reference) -> dict:
@@ -364,7 +380,7 @@ def run_test(test_id: str, token: str, source: str, reference=()) -> None:
             else:
                 user_ns[name] = value
     _report_changes(token)        # student code the test called may have changed something while it ran
-    print(f"{token} done")
+    _say(token, "done")
 
 
 def _value_types():
@@ -433,7 +449,7 @@ def record(name: str, value, rtol: float = 0.0, atol=0.0, labels: bool = False):
         raise RuntimeError("record() works only inside a test run by the grader")
     plain = _plain(value, labels, name)
     tolerance = _plain(atol, False, f"{name} (atol)")
-    print(f"{token} record " + json.dumps({"name": name, "value": plain, "rtol": float(rtol), "atol": tolerance}))
+    _say(token, "record " + json.dumps({"name": name, "value": plain, "rtol": float(rtol), "atol": tolerance}))
     return plain
 
 

@@ -501,6 +501,22 @@ def test_a_notebook_over_the_limit_per_file_ends_the_run(tmp_path):
     assert run.status == "timeout" and "limit of 12 s per file" in run.message and run.stopped_at >= 1, run
 
 
+def test_a_run_keeps_a_bounded_output_and_the_grader_lines_past_it(tmp_path, monkeypatch):
+    # a loop that prints sends tens of megabytes a second: kept, they would fill the grader's memory
+    monkeypatch.setattr(grader, "OUTPUT_LIMIT", 200_000)
+    policy = grader.Policy.for_batch([], None, tmp_path)
+    cell = nbformat.v4.new_code_cell
+    flood = ("import time\nstart = time.time()\nwhile time.time() - start < 3:\n    print('x' * 999, end='')\n"
+             "print('\\nTOKEN record 1')\nprint('after')")
+    nb = nbformat.v4.new_notebook(cells=[cell(""), cell(flood), cell("print('later')\n1 / 0")])
+    run = asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60, token="TOKEN"))
+    assert run.status == "ok" and run.trimmed == [1, 2], run
+    assert sum(len(json.dumps(o)) for c in nb.cells for o in c.outputs) < 250_000
+    text = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert "TOKEN record 1\n" in text and "after" not in text and "dropped the output past 200,000" in text
+    assert grader._error_message(nb.cells[2].outputs).startswith("ZeroDivisionError")
+
+
 def test_a_batch_whose_run_changed_the_environment_is_flagged(built, monkeypatch):
     stamps = iter([{"hlmlib/ols.py": (1, 1)}, {"hlmlib/ols.py": (1, 2)}])
     monkeypatch.setattr(grader, "_environment_files", lambda: next(stamps))
