@@ -201,11 +201,13 @@ GAMING = {
 # with the first few, attempts to write outside the run's folder and to read the grader's.
 GAMING_RUN = {"review": ["patch-through-pandas-api", "change-an-hlmlib-table-through-an-alias", "shell-escape"],
               "ok": ["write-a-file", "shadow-builtins"]}
+STARTUP = Path.home() / ".ipython" / "profile_default" / "startup" / "zz_planted.py"
 OUTSIDE = ["from numpy.lib import _datasource\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
            "_datasource._file_openers[None](str(package.joinpath('zz_planted.py')), 'w')",
            "shutil.copy(str(package.joinpath('ols.py')), str(package.parent / 'assignments' / 'zz_copied.py'))",
            "print(open(str(package.parent / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb')).read())",
-           "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\nprint(tabulate.tabulate([[1, 2]]))"]
+           "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\nprint(tabulate.tabulate([[1, 2]]))",
+           f"open({str(STARTUP)!r}, 'w').write('print(1)')"]     # would run in every later kernel of the user
 
 # Attempts that pass the static check, defeated in the kernel (the audit hook) or outside it (the values of the
 # hidden tests against the instructor's): (assignment, base version, {cell id: code}, [(after cell id, code)]).
@@ -241,6 +243,12 @@ UNSEEN = {
                    "petersen = hlmlib.datasets.load_petersen()\ny = petersen['y'].to_numpy()\n"
                    "X = np.column_stack([np.ones(len(petersen)), petersen['x'].to_numpy()])\n"
                    "firm, year = petersen['firm'].to_numpy(), petersen['year'].to_numpy()")]),
+    # a float whose subtraction always gives 0, its class built by type() reached by another name (which the static
+    # check cannot see): record() takes floats, not their subclasses, so the hidden test fails
+    "operators-through-a-metaclass-by-another-name": ("04_hsb_hlm", "instructor", {
+        "q1-answer": "d = '_' * 2\nmeta = type(float)\n"
+                     "Anything = meta('Anything', (float,), {d + 'sub' + d: lambda s, o: 0.0})\n"
+                     "def null_icc(data):\n    return Anything(0.5)\nicc = null_icc(hsb)"}, []),
     "patch-stats-t-through-a-method": ("03_few_clusters_monte_carlo", "student", {
         "q2-answer": "class Put:\n    def sf(self, function):\n        self.sf = function\n\n"
                      "Put.sf(stats.t, lambda x, df, *args, **kwargs: stats.norm.sf(x))\n\n"
@@ -416,6 +424,10 @@ def test_attempts_the_static_check_does_not_see_score_nothing(graded):
     row = graded["rows"][name]
     assert float(row["score"]) == 0 and row["status"] == "review", row
     assert "refused at run time: getattr(..., 'sys')" in _report(graded, name)
+    row = graded["rows"]["unseen/operators-through-a-metaclass-by-another-name"]
+    assert _points(row, "04_hsb_hlm")["q1"] == 0 and float(row["score"]) == 4, row
+    assert "a __main__.Anything; the grader takes numbers" in _report(
+        graded, "unseen/operators-through-a-metaclass-by-another-name")
     patched = _report(graded, "unseen/patch-stats-t-through-a-method")       # the z test passes its visible test
     assert float(graded["rows"]["unseen/patch-stats-t-through-a-method"]["score"]) == 0
     assert "| q2-test (visible) | failed, 0/1: passes on its own data only" in patched, patched
@@ -426,9 +438,10 @@ def test_a_run_cannot_write_outside_its_folder_nor_read_the_grader(graded):
     report = _report(graded, "gaming/review")
     assert row["status"] == "review" and float(row["score"]) == 0, row
     for what in (f"writing {ROOT / 'hlmlib' / 'zz_planted.py'}", f"writing {ROOT / 'assignments' / 'zz_copied.py'}",
-                 f"reading {ROOT / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb'}"):
+                 f"reading {ROOT / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb'}", f"writing {STARTUP}"):
         assert f"refused at run time: {what}" in report, report
     assert not (ROOT / "hlmlib" / "zz_planted.py").exists() and not (ROOT / "assignments" / "zz_copied.py").exists()
+    assert not STARTUP.exists()
     graded_nb = nbformat.read(graded["out"] / f"{graded['files']['gaming/review'].stem}.graded.ipynb", as_version=4)
     planted = next(c for c in graded_nb.cells if "import tabulate" in c.source)   # the real one, not the file written
     assert not any(o.get("output_type") == "error" for o in planted.outputs), planted.outputs
