@@ -10,6 +10,7 @@ A cell that runs too long, a notebook over its limit per file or a kernel that d
 report while the other files and the CSV still come; an unknown notebook is an error. The notebooks are graded in
 one parallel run of the real command (``make.py grade``), reused by every check; the rest are unit checks.
 """
+import ast
 import asyncio
 import copy
 import csv
@@ -75,6 +76,28 @@ def _variants(instructor, student):
             "student-tests-deleted-or-pass": (damaged, None),
             "renamed-scratch-top-tests-edited-moved": (moved, "smith_jane_12345_{id}")}
 
+
+# Templates of assignment 5's wrong answers: the regression of the group means, the six answers, the rejection rates
+_MEANS = ("def means_regression(y, W, groups):\n    labels, codes = np.unique(groups, return_inverse=True)\n"
+          "    J, k = len(labels), W.shape[1]\n    means = np.bincount(codes, weights=y) / np.bincount(codes)\n"
+          "    rows = np.zeros((J, k))\n    rows[codes] = W\n    b = np.linalg.lstsq(rows, means, rcond=None)[0]\n"
+          "    e = means - rows @ b\n    se = np.sqrt(e @ e / (J - k) * np.diag(np.linalg.inv(rows.T @ rows)))\n"
+          "    return {{'b': b, 'se': se, 'df': {df}, 'p': {p}}}")
+_HLM_TABLES = ("tables = {'HLM z': hlm.coef_table(), 'HLM Satterthwaite': hlm.coef_table(df='satterthwaite'), "
+               "'HLM Kenward-Roger': hlm.coef_table(df='kenward-roger'), 'HLM CR2': hlm.coef_table(kind='CR2'), ")
+_SIX = ("def six_answers(data, formula, groups, re, term):\n"
+        "    hlm = hlmlib.mixed(formula, data=data, groups=groups, re=re)\n    ols = hlmlib.ols(formula, data=data)\n"
+        "    {tables}'OLS CR1': ols.summary(kind='CR1', cluster=groups), "
+        "'OLS CR2': ols.summary(kind='CR2', cluster=groups)}}\n"
+        "    return pd.DataFrame({{k: t.loc[term, ['estimate', 'se', 'df', 'p']] for k, t in tables.items()}}).T\n\n\n"
+        "answers = six_answers(survey, formula, 'country', '~ lfrt', 'GSPEND')")
+_RATES = ("def rejection_rates(J, n, R, seed, random_slope=True):\n"
+          "    batch = sim.hlm_eusup_batch(R, J=J, n=n, seed=seed, **CENTRED)\n"
+          "    Z = batch.extra['Z'] if random_slope else batch.extra['Z'][..., :1]\n"
+          "    terms, kinds = ['GSPEND', 'lfrt:GSPEND'], ('model', 'satterthwaite', 'kenward-roger', 'CR2')\n"
+          "    mc = mixed_mc(batch.X, batch.Y, batch.cluster, Z, contrasts=np.eye(4)[[1, 3]], names=terms)\n"
+          "    truth = np.array([batch.truth[t] for t in terms])\n"
+          "    return pd.DataFrame({{k: {reject}.mean(axis=0) for k in kinds}}, index=terms).T")
 
 # Plausible wrong answers: (assignment, submission, name, cell id, wrong code, {question: points it should have}).
 # Wrong answers to questions that do not depend on each other share a submission, to save runs; where a question
@@ -151,6 +174,41 @@ WRONG = [
     ("04_hsb_hlm", "a", "inverted-ratio", "q3-answer",
      "ols_fit = hlmlib.ols('mathach ~ cses * catholic + cses * meanses', data=hsb)\n"
      "se_ratio = hlm.se() / ols_fit.se(kind='CR2', cluster='school')", {"q3": 0, "q2": 2}),
+    ("05_level2_few_clusters", "a", "means-regression-df-J-minus-1", "q1-answer",
+     _MEANS.format(df="J - 1", p="2 * stats.t.sf(np.abs(b / se), J - 1)"), {"q1": 0}),
+    ("05_level2_few_clusters", "b", "means-regression-normal-p-values", "q1-answer",
+     _MEANS.format(df="J - k", p="2 * stats.norm.sf(np.abs(b / se))"), {"q1": 0}),
+    ("05_level2_few_clusters", "c", "means-regression-for-sorted-groups-only", "q1-answer",   # partial: 1 of 2
+     "def means_regression(y, W, groups):\n    J, k = len(np.unique(groups)), W.shape[1]\n"
+     "    means, rows = y.reshape(J, -1).mean(axis=1), W[::len(y) // J]\n"
+     "    b = np.linalg.lstsq(rows, means, rcond=None)[0]\n    e = means - rows @ b\n"
+     "    se = np.sqrt(e @ e / (J - k) * np.diag(np.linalg.inv(rows.T @ rows)))\n"
+     "    return {'b': b, 'se': se, 'df': J - k, 'p': 2 * stats.t.sf(np.abs(b / se), J - k)}", {"q1": 1}),
+    ("05_level2_few_clusters", "d", "regression-on-all-rows", "q1-answer",
+     "def means_regression(y, W, groups):\n    J, k = len(np.unique(groups)), W.shape[1]\n"
+     "    b = np.linalg.lstsq(W, y, rcond=None)[0]\n    e = y - W @ b\n"
+     "    se = np.sqrt(e @ e / (len(y) - k) * np.diag(np.linalg.inv(W.T @ W)))\n"
+     "    return {'b': b, 'se': se, 'df': J - k, 'p': 2 * stats.t.sf(np.abs(b / se), J - k)}", {"q1": 0}),
+    ("05_level2_few_clusters", "a", "z-for-every-hlm-answer", "q2-answer",
+     _SIX.format(tables="z = hlm.coef_table()\n    tables = {'HLM z': z, 'HLM Satterthwaite': z, "
+                 "'HLM Kenward-Roger': z, 'HLM CR2': z, "), {"q2": 0}),
+    ("05_level2_few_clusters", "b", "hlm-cr2-taken-from-ols", "q2-answer",
+     _SIX.format(tables=_HLM_TABLES.replace("hlm.coef_table(kind='CR2')",
+                                                    "ols.summary(kind='CR2', cluster=groups)")), {"q2": 0}),
+    ("05_level2_few_clusters", "c", "kenward-roger-df-with-the-model-based-se", "q2-answer",
+     _SIX.format(tables="kr = hlm.coef_table(df='satterthwaite').copy()\n"
+                 "    kr['df'] = hlm.coef_table(df='kenward-roger')['df']\n"
+                 "    kr['p'] = 2 * stats.t.sf(np.abs(kr['estimate'] / kr['se']), kr['df'])\n    "
+                 + _HLM_TABLES.replace("hlm.coef_table(df='kenward-roger')", "kr")), {"q2": 0}),
+    ("05_level2_few_clusters", "d", "hlm-without-the-random-slope", "q2-answer",
+     _SIX.format(tables=_HLM_TABLES).replace(", re=re)", ")"), {"q2": 0, "q3": 2}),
+    ("05_level2_few_clusters", "a", "rejection-with-normal-critical-values", "q3-answer",
+     _RATES.format(reject="(np.abs(mc.params - truth) / mc.se[k] > 1.96)"), {"q3": 0}),
+    ("05_level2_few_clusters", "b", "rejection-of-a-zero-null", "q3-answer",
+     _RATES.format(reject="mc.reject(k, 0.0)"), {"q3": 0}),
+    ("05_level2_few_clusters", "c", "random-slope-whatever-the-argument", "q3-answer",
+     _RATES.format(reject="mc.reject(k, truth)").replace(" if random_slope else batch.extra['Z'][..., :1]", ""),
+     {"q3": 0}),
 ]
 
 # Honest notebooks that must keep full marks: (assignment, name, {cell id: new code}, [(after cell id, code)],
@@ -177,6 +235,16 @@ HONEST = [
                   "hlm = hlmlib.mixed('mathach ~ cses * catholic + cses * meanses + minority + female', data=hsb,\n"
                   "                   groups='school', re='~ cses')")], "ok"),
 ]
+
+HONEST.append(("05_level2_few_clusters", "group-means-by-pandas-and-qr-the-library-rejection-rule", {
+    "q1-answer": "import pandas as pd\n\ndef means_regression(y, W, groups):\n"
+                 "    frame = pd.DataFrame(W).assign(y=y, g=groups).groupby('g').mean()\n"
+                 "    rows, means = frame.drop(columns='y').to_numpy(), frame['y'].to_numpy()\n"
+                 "    Q, R = np.linalg.qr(rows)\n    b = np.linalg.solve(R, Q.T @ means)\n"
+                 "    df = len(means) - rows.shape[1]\n    e = means - rows @ b\n"
+                 "    se = np.sqrt(e @ e / df * np.sum(np.linalg.inv(R) ** 2, axis=1))\n"
+                 "    return {'b': b, 'se': se, 'df': df, 'p': 2 * stats.t.sf(np.abs(b) / se, df)}",
+    "q3-answer": _RATES.format(reject="mc.reject(k, truth)")}, [], "ok"))
 
 # Attempts to game the grader, added as a scratch cell to a submission with a wrong answer: each scores 0.
 GAMING = {
@@ -323,10 +391,33 @@ def _points(row, aid):
     return {q: float(row[q]) for q in CATALOGUE[aid].questions}
 
 
-def test_there_is_an_assignment_for_each_part():
-    assert len(IDS) >= 4
-    parts = {a.notebook.metadata[make.KEY].get("part") for a in CATALOGUE.values()}
-    assert {"I", "II", "III"} <= parts
+def test_there_is_an_assignment_for_each_part_of_the_book_and_the_readme_lists_them():
+    parts = re.findall(r'caption: "Part ([IVX]+)\.', (ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    assert len(parts) >= 4
+    assigned = {a.notebook.metadata[make.KEY].get("part") for a in CATALOGUE.values()}
+    assert set(parts) <= assigned, (parts, assigned)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for aid, a in CATALOGUE.items():
+        assert f"| `{aid}` | {a.notebook.metadata[make.KEY]['part']} |" in readme, aid
+
+
+def test_the_r_values_in_assignment_5_are_those_of_the_r_script_on_the_survey_it_uses():
+    import numpy as np
+    import pandas as pd
+    from hlmlib import simulate
+    fixtures = ROOT / "tests" / "fixtures"
+    stored = pd.read_csv(fixtures / "assignment05_survey.csv", float_precision="round_trip")
+    survey = simulate.hlm_eusup(J=10, n=20, seed=1647, lfrt_mean=0.0, gspend_mean=0.0)
+    assert np.array_equal(stored.to_numpy(), survey[stored.columns].to_numpy())      # what the R script read
+    reference = json.loads((fixtures / "assignment05_reference.json").read_text(encoding="utf-8"))["GSPEND"]
+    [test] = [t for t in CATALOGUE["05_level2_few_clusters"].tests if t.id == "q2-test"]
+    [typed] = [node.value for node in ast.walk(ast.parse(test.source))
+               if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "R_VALUES"]
+    typed = eval(compile(ast.Expression(typed), "R_VALUES", "eval"), {"np": np})  # noqa: S307 (the source's own)
+    assert set(typed) == set(reference)
+    for name, values in typed.items():
+        r = reference[name]
+        assert values == (r["estimate"], r["se"], np.inf if r["df"] == "inf" else r["df"], r["p"]), name
 
 
 @pytest.mark.parametrize("aid", IDS)
