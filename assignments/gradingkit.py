@@ -11,8 +11,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   folder; reading the grader's folders (its sources and references, other submissions, their reports);
   processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; running code from files in the run's
   folder or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also
-  replaces the functions that start threads (which raise no audit event in Python 3.11), since code in another
-  thread would escape :func:`numpy_only`.
+  refuses starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions
+  that start them are replaced), since code in another thread would escape :func:`numpy_only`.
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test

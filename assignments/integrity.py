@@ -57,7 +57,7 @@ FORBIDDEN_ATTRIBUTES = {
     "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
     "posix_spawn", "posix_spawnp", "kill", "killpg", "dup2", "as_strided", "byte_bounds",
     # IPython's shell (exit._ip, a backend's get_ipython) and its methods that run code or magics
-    "_ip", "get_ipython", "InteractiveShell", "shell", "kernel", "run_cell", "run_cell_async", "run_line_magic",
+    "_ip", "get_ipython", "InteractiveShell", "shell", "run_cell", "run_cell_async", "run_line_magic",
     "run_cell_magic", "run_code", "run_ast_nodes", "safe_execfile", "safe_execfile_ipy", "safe_run_module", "ex",
     "ev", "magic", "system_raw", "getoutput", "transform_cell",
     # getattr by another name, and evaluating strings
