@@ -48,21 +48,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import InputError, check_alpha, check_scalar, labels_for, make_design, make_rng
+from .design import (InputError, check_alpha, check_scalar, formula_data, labels_for, make_design, make_rng,
+                     renamed_argument, warn_user)
 from .linalg import least_squares
 from .sandwich import Clusters, cluster_factor, cluster_gram, hc1_factor
 
 __all__ = ["wild_cluster_bootstrap", "WildBootstrapResult", "bootstrap_weights"]
 
 _WEBB = np.sqrt(np.array([0.5, 1.0, 1.5]))
-WEIGHTS = ("rademacher", "webb")
+DISTRIBUTIONS = ("rademacher", "webb")
 # draws per chunk: G x chunk weights (and two G x chunk work arrays) of about 8 MB each
 CHUNK_ENTRIES = 2 ** 20
 
 
-def _check_weights(kind) -> str:
-    if kind not in WEIGHTS:
-        raise InputError(f"weights must be 'rademacher' or 'webb', got {kind!r}")
+def _check_distribution(kind) -> str:
+    if kind not in DISTRIBUTIONS:
+        raise InputError(f"distribution must be 'rademacher' or 'webb', got {kind!r}")
     return kind
 
 
@@ -85,18 +86,20 @@ def _draw_chunks(G: int, B: int, kind: str, rng, chunk: int):
         yield rng.choice(values, size=(min(B, start + chunk) - start, G))
 
 
-def bootstrap_weights(G: int, B: int, kind: str = "rademacher", rng=None) -> tuple[np.ndarray, bool]:
+def bootstrap_weights(G: int, B: int, distribution: str = "rademacher", rng=None, *,
+                      kind: str | None = None) -> tuple[np.ndarray, bool]:
     r"""A (G, B) matrix of cluster weights and whether it enumerates all :math:`2^G` Rademacher draws:
     the draws :func:`wild_cluster_bootstrap` makes with the same ``rng`` (column b = draw b).
 
     ``"rademacher"``: :math:`\pm 1` with probability 1/2 each; when :math:`2^G \le B` the :math:`2^G`
     sign patterns are returned instead (columns = every pattern once). ``"webb"``:
     :math:`\pm\sqrt{1/2}, \pm 1, \pm\sqrt{3/2}`, each with probability 1/6. ``G`` and ``B`` are
-    positive integers; ``rng`` a seed or a ``np.random.Generator``.
+    positive integers; ``rng`` a seed or a ``np.random.Generator``. ``kind=`` is the deprecated name of
+    ``distribution=``.
     """
     G = check_scalar(G, "G", integer=True, minimum=1)
     B = check_scalar(B, "B", integer=True, minimum=1)
-    kind = _check_weights(kind)
+    kind = _check_distribution(renamed_argument("distribution", distribution, "kind", kind, "rademacher"))
     draws = np.concatenate(list(_draw_chunks(G, B, kind, make_rng(rng), max(B, 1))))
     return draws.T, _enumerates(G, B, kind)
 
@@ -121,8 +124,9 @@ class WildBootstrapResult:
         The bootstrap p-value, share of :math:`|t^\ast| \ge |t|` (NaN for an essentially perfect fit).
     tstar : *array* (B,)
         The bootstrap statistics :math:`t^\ast`; ``B`` is their number.
-    weights : str
-        ``"rademacher"`` or ``"webb"``.
+    distribution : str
+        The distribution of the cluster weights :math:`v_g`, ``"rademacher"`` or ``"webb"`` (``weights``
+        is its deprecated name).
     enumerated : bool
         True when all :math:`2^G` Rademacher draws were used.
     G : int
@@ -136,7 +140,7 @@ class WildBootstrapResult:
     tstat: float
     pvalue: float
     tstar: np.ndarray
-    weights: str
+    distribution: str
     enumerated: bool
     G: int
     _pieces: dict
@@ -144,6 +148,12 @@ class WildBootstrapResult:
     @property
     def B(self) -> int:
         return self.tstar.size
+
+    @property
+    def weights(self) -> str:
+        """Deprecated name of ``distribution``."""
+        warn_user("WildBootstrapResult.weights is deprecated: use .distribution", DeprecationWarning)
+        return self.distribution
 
     def pvalue_at(self, r: float) -> float:
         r"""p-value of :math:`H_0\colon c'b = r` with the same draws (:math:`O(B)` per call); ``r`` finite."""
@@ -188,7 +198,7 @@ class WildBootstrapResult:
         return bounds[0], bounds[1]
 
     def __repr__(self) -> str:
-        how = f"all {self.B} Rademacher draws (2^{self.G})" if self.enumerated else f"B = {self.B} {self.weights} draws"
+        how = f"all {self.B} Rademacher draws (2^{self.G})" if self.enumerated else f"B = {self.B} {self.distribution} draws"
         return (f"Wild cluster bootstrap-t (null imposed, CR1 t), H0: {self.term} = {self.null:g}\n"
                 f"  estimate {self.estimate:.6g}, CR1 se {self.se:.6g}, t = {self.tstat:.4f}, "
                 f"p = {self.pvalue:.4f}; G = {self.G}, {how}")
@@ -222,8 +232,8 @@ def _term_index(term, names) -> int:
 
 
 def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, null: float = 0.0,
-                           B: int = 9999, weights: str = "rademacher", seed=None,
-                           chunk: int | None = None) -> WildBootstrapResult:
+                           B: int = 9999, distribution: str = "rademacher", seed=None,
+                           chunk: int | None = None, weights: str | None = None) -> WildBootstrapResult:
     r"""Wild cluster restricted (WCR) bootstrap-t test of :math:`H_0\colon b_\text{term} = \text{null}`,
     and its inverted confidence interval.
 
@@ -250,13 +260,16 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
         The value under :math:`H_0` (default 0), finite.
     B : int
         The number of bootstrap draws (default 9999), a positive integer.
-    weights : str
-        ``"rademacher"`` (enumerated when :math:`2^G \le B`) or ``"webb"``.
+    distribution : str
+        The distribution of the cluster weights :math:`v_g`: ``"rademacher"`` (enumerated when
+        :math:`2^G \le B`) or ``"webb"`` (Stata boottest's ``weighttype()``, fwildclusterboot's ``type``).
     seed : int, *Generator* or None
         Seed of ``np.random.default_rng`` (a non-negative integer), or a Generator.
     chunk : int or None
         Draws per block of work (default: about a million weights per block); memory is
         :math:`O(Nk + G \cdot \text{chunk})`, and the result does not depend on it.
+    weights : str or None
+        Deprecated name of ``distribution`` (read as regression weights, which this is not).
 
     Returns
     -------
@@ -264,6 +277,7 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
         The statistic, the p-value, the draws and ``ci(level)``. An essentially perfect fit warns and
         has p-value NaN.
     """
+    X, data = formula_data(y_or_formula, X, data)
     design = make_design(y_or_formula, X, data=data,
                          extra_columns=[cluster] if isinstance(cluster, str) and data is not None else ())
     clusters = Clusters.from_labels(labels_for(cluster, design, "cluster"),
@@ -274,7 +288,7 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     j = _term_index(term, design.names)
     B = check_scalar(B, "B", integer=True, minimum=1)
     null = check_scalar(null, "null")
-    weights = _check_weights(weights)
+    distribution = _check_distribution(renamed_argument("distribution", distribution, "weights", weights, "rademacher"))
     rng = make_rng(seed)
     chunk = max(1, CHUNK_ENTRIES // G) if chunk is None else check_scalar(chunk, "chunk", integer=True, minimum=1)
     fit = least_squares(design.X, design.y, design.names)
@@ -298,7 +312,7 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     S0 = S_hat + estimate * S1
     s0, s1 = S0 @ t, S1 @ t
     parts = {key: [] for key in ("n0", "n1", "a", "b", "c")}
-    for V in _draw_chunks(G, B, weights, rng, chunk):      # V: (draws, G)
+    for V in _draw_chunks(G, B, distribution, rng, chunk):      # V: (draws, G)
         # K v = diag(S t) v - A (S'v) for S = S0 and S = S1, one row per draw
         K0v = V * s0 - (V @ S0) @ A.T
         K1v = V * s1 - (V @ S1) @ A.T
@@ -315,4 +329,5 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     p, tstar, tstat = _pvalue(pieces, null)
     return WildBootstrapResult(term=design.names[j], null=null, estimate=float(estimate * unit),
                                se=float(se * unit), tstat=float(tstat), pvalue=float(p), tstar=tstar,
-                               weights=weights, enumerated=_enumerates(G, B, weights), G=G, _pieces=pieces)
+                               distribution=distribution, enumerated=_enumerates(G, B, distribution), G=G,
+                               _pieces=pieces)

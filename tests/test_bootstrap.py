@@ -27,7 +27,7 @@ def _refit_tstar(df, null, V):
 def test_draws_equal_refitting_each_bootstrap_sample(weights):
     df = S.cgm(G=12, n=7, seed=4, heteroskedastic=True)
     res = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=199,
-                                 weights=weights, seed=11)
+                                 distribution=weights, seed=11)
     V, enumerated = bootstrap_weights(12, 199, weights, 11)
     assert not enumerated
     np.testing.assert_allclose(res.tstar, _refit_tstar(df, 1.0, V), rtol=1e-10)
@@ -56,7 +56,7 @@ def test_pvalues_uniform_under_the_null():
         df = S.cgm(G=10, n=15, seed=rng)
         X = np.column_stack([np.ones(len(df)), df.x])
         pvals.append(wild_cluster_bootstrap(df.y.to_numpy(), X, cluster=df.cluster.to_numpy(), term=1,
-                                            null=1.0, B=199, weights="webb", seed=rng).pvalue)
+                                            null=1.0, B=199, distribution="webb", seed=rng).pvalue)
     pvals = np.array(pvals)
     assert stats.kstest(pvals, "uniform").pvalue > 0.01
     assert abs((pvals < 0.05).mean() - 0.05) < 0.04   # binomial sd 0.013 at R = 300
@@ -93,8 +93,8 @@ def test_array_interface_and_errors():
     assert a.pvalue == f.pvalue and a.tstat == pytest.approx(f.tstat, rel=1e-12)
     with pytest.raises(InputError, match="term"):
         wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="z")
-    with pytest.raises(InputError, match="weights"):
-        wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", weights="normal")
+    with pytest.raises(InputError, match="distribution"):
+        wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", distribution="normal")
     with pytest.raises(InputError, match="at least 2 clusters"):
         wild_cluster_bootstrap("y ~ x", data=df.assign(cluster=1), cluster="cluster", term="x")
 
@@ -130,7 +130,7 @@ def test_the_sample_t_is_ols_cr1_t_on_ill_conditioned_designs(mean_over_sd):
 def test_chunks_of_draws_give_the_same_draws_and_results(weights):
     df = S.cgm(G=30, n=6, seed=9)
     results = [wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=999,
-                                      weights=weights, seed=4, chunk=chunk) for chunk in (1, 7, 64, None)]
+                                      distribution=weights, seed=4, chunk=chunk) for chunk in (1, 7, 64, None)]
     for other in results[1:]:
         assert other.pvalue == results[0].pvalue
         np.testing.assert_allclose(other.tstar, results[0].tstar, rtol=1e-10, atol=1e-12)
