@@ -1,17 +1,26 @@
-"""Grade submissions: rebuild each from the instructor's source, run it in a fresh kernel, score, report.
+"""Grade submissions: rebuild each from the instructor's source, run it in a fresh kernel of its own, score the
+values its tests hand out against the instructor's solution's, report.
 
 For one submission:
 
 1. the assignment is read from the notebook metadata (``assignment.id``); an unknown notebook is an error;
 2. the submission's own copies of the test cells (found by id) are dropped, and every test of the source, visible
-   or hidden, is inserted after the submission's cell that precedes it in the source (found by id; if that cell
-   was deleted, the nearest earlier one), past any cells the student added there;
-3. the student's code is checked statically (``integrity.py``); a submission that reaches into the interpreter is
-   not run;
-4. a first cell loads ``gradingkit`` (which records the modules the tests rely on), then every cell runs in order
-   in a fresh kernel, carrying on past errors; a cell that exceeds the time limit, or a kernel that dies, ends the
-   run, and the tests not reached score 0;
-5. a test scores its points if it printed the run's one-time token (``gradingkit.run_test``) and raised nothing.
+   or hidden, is placed where the source puts it (:func:`assemble`): after the submission's cell that precedes it
+   in the source (found by id; if that cell was deleted, the nearest earlier one) and the cells the student added
+   below that cell, up to where the student's copy of the question's visible test stands if it is still below it;
+3. the student's code is checked statically (``integrity.py``): a submission that reaches into the interpreter is
+   not run (status ``flagged``, score 0); a cell the grader will not run (one it cannot parse, or one with a
+   magic or shell command outside a short allow-list) fails as an error in that cell only, and is noted;
+4. the notebook runs in a fresh kernel whose working directory, home, IPython and matplotlib folders are a new
+   folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
+   runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
+   cell, the notebook exceeding the limit per file, or a kernel that dies ends the run, and the tests not reached
+   score 0;
+5. the instructor version runs the same way once per batch (a reference run; its values are cached in
+   ``build/reference/`` under a hash of everything they depend on), and every hidden test must record its values;
+6. a test scores its points if it ran to the end (it printed the run's one-time token and raised nothing) and
+   every value it recorded matches the value the instructor's solution recorded, within the tolerances the
+   reference run gave; a visible test scores only if the hidden test that guards it passes too.
 
 Several submissions run at once (``jobs``); each gets a report, and the written answers of all submissions of an
 assignment are collected into one document beside the model answers.
@@ -21,10 +30,17 @@ from __future__ import annotations
 import asyncio
 import copy
 import csv
+import hashlib
+import json
+import logging
+import math
 import os
 import secrets
+import shutil
 import sys
+import sysconfig
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,17 +52,24 @@ import integrity
 import make
 from make import Assignment, cell_key, cell_meta
 
-SETUP = f"""def __grader_setup():
+# The first cell of a run. No automagic nor autocall: a line such as "reset -f" is valid Python ("reset - f") that
+# IPython would otherwise run as the magic %reset -f, which the static check does not see as a magic.
+SETUP = """def __grader_setup():
     import sys
-    sys.path.insert(0, {str(make.HERE)!r})
+    shell = get_ipython()
+    shell.automagic, shell.autocall = False, 0
+    sys.path.insert(0, {here!r})
     import gradingkit
-    gradingkit.setup(get_ipython().user_ns)
+    sys.path.remove({here!r})
+    gradingkit.setup(shell.user_ns, {work!r}, {log!r}, denied={denied!r}, allowed={allowed!r},
+                     forbidden_attributes={forbidden!r})
     return gradingkit
 __grader__ = __grader_setup()
 del __grader_setup"""
-
-
+KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
+OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
+REFERENCE_CACHE = make.BUILD / "reference"
 
 
 class GradingError(Exception):
@@ -62,21 +85,24 @@ class TestResult:
     guards: str | None = None
     passed: bool = False
     message: str = "not run"
+    completed: bool = False              # in the kernel: ran to the end, printed the token, raised nothing
+    records: dict = field(default_factory=dict)
 
 
 @dataclass
 class Result:
     file: Path
     assignment: Assignment
-    status: str = "ok"                    # ok, timeout, crashed, flagged
+    status: str = "ok"                    # ok, review, timeout, crashed, flagged
     message: str = ""
     tests: list[TestResult] = field(default_factory=list)
     graded: nbformat.NotebookNode | None = None
     submission: nbformat.NotebookNode | None = None
+    notes: list[str] = field(default_factory=list)     # for the instructor: cells not run, refusals, changes
 
     @property
     def score(self) -> float:
-        return sum(t.points for t in self.tests if t.passed)
+        return 0 if self.status == "flagged" else sum(t.points for t in self.tests if t.passed)
 
     @property
     def total(self) -> float:
@@ -85,7 +111,7 @@ class Result:
     def by_question(self) -> dict[str, float]:
         earned = dict.fromkeys(self.assignment.questions, 0)
         for t in self.tests:
-            earned[t.question] += t.points if t.passed else 0
+            earned[t.question] += t.points if t.passed and self.status != "flagged" else 0
         return earned
 
 
@@ -99,40 +125,234 @@ def identify(nb, catalogue: dict[str, Assignment]) -> Assignment:
     return catalogue[meta["id"]]
 
 
-def assemble(submission, a: Assignment, token: str):
+def read_notebook(path: Path, content=None):
+    try:
+        if isinstance(content, Exception):
+            raise content
+        return nbformat.reads(content.decode("utf-8"), as_version=4) if content is not None \
+            else nbformat.read(path, as_version=4)
+    except Exception as exc:  # any unreadable file: JSON, schema, encoding
+        raise GradingError(f"cannot read the notebook ({type(exc).__name__}: {exc})") from None
+
+
+# --- assembling the notebook that runs --------------------------------------------------------------------------
+
+@dataclass
+class Assembled:
+    notebook: nbformat.NotebookNode
+    positions: dict[int, str]            # index of a test cell in the notebook -> test id
+    student_code: list[tuple[int, str]]  # the submission's code cells that run, numbered as in the submission
+    not_run: list[str]                   # the submission's cells the grader does not run, and why
+
+
+def assemble(submission, a: Assignment, token: str) -> Assembled:
     """The notebook to run: the submission's cells, its test cells replaced by the source's, placed by id.
 
-    Returns the notebook, the position of each test in it ({index: test id}), and the submission's code cells
-    that will run, numbered as in the submission (for the static check)."""
+    A test runs after the submission's cell that precedes it in the source (the nearest earlier one the
+    submission still has) and the cells the student added below that cell, but before any that the student put
+    below their copy of the question's visible test, if that copy is still below the cell: cells placed after a
+    test cell run after the test."""
     source_ids = [cell_meta(c)["id"] for c in a.notebook.cells]
     tests = {t.id: t for t in a.tests}
-    kept = [(n, c) for n, c in enumerate(submission.cells, 1)
-            if cell_key(c) not in tests and c.cell_type in ("code", "markdown")]
+    kept, copies = [], {}
+    for n, c in enumerate(submission.cells, 1):
+        if cell_key(c) in tests:
+            copies.setdefault(cell_key(c), len(kept))     # the student's copy stands before kept[len(kept)]
+        elif c.cell_type in ("code", "markdown"):
+            kept.append((n, c))
     last = {cell_key(c): i for i, (_, c) in enumerate(kept) if cell_key(c) in source_ids}
     if not last:
         raise GradingError("none of the notebook's cells carries an id of the assignment's cells (its metadata was "
                            "lost): ask for the notebook as saved by Jupyter from the one handed out")
     before: dict[int, list] = {}
     for s, sid in enumerate(source_ids):
-        if sid in tests:
-            anchors = [last[p] for p in reversed(source_ids[:s]) if p in last and p not in tests]
-            slot = anchors[0] + 1 if anchors else 0
-            while slot < len(kept) and cell_key(kept[slot][1]) not in last:    # past the student's added cells
-                slot += 1
-            before.setdefault(slot, []).append(tests[sid])
-    cells, positions = [nbformat.v4.new_code_cell(SETUP)], {}
+        if sid not in tests:
+            continue
+        anchors = [last[p] for p in reversed(source_ids[:s]) if p in last and p not in tests]
+        anchor = anchors[0] if anchors else -1
+        group = _test_run(source_ids, s, tests)
+        limits = [copies[g] for g in group if g in copies and copies[g] > anchor]
+        limit = min(limits) if limits else len(kept)
+        slot = anchor + 1
+        while slot < limit and cell_key(kept[slot][1]) not in last:     # past the student's added cells
+            slot += 1
+        before.setdefault(slot, []).append(tests[sid])
+    cells, positions, not_run, code = [nbformat.v4.new_code_cell("# the grader's set-up")], {}, [], []
     for i in range(len(kept) + 1):
         for t in before.get(i, []):
             positions[len(cells)] = t.id
-            cells.append(nbformat.v4.new_code_cell(f"__grader__.run_test({t.id!r}, {token!r}, {t.source!r})"))
+            call = f"__grader__.run_test({t.id!r}, {token!r}, {t.source!r}, {make.reference_cells(a, t)!r})"
+            cells.append(nbformat.v4.new_code_cell(call, metadata={"grader_test": t.id}))
         if i < len(kept):
-            cell = copy.deepcopy(kept[i][1])
-            error = cell.cell_type == "code" and integrity.unparsable(cell.source)
-            if error:          # what cannot be checked is not run: the cell fails as its syntax error would
-                cell.source = f"raise SyntaxError({error!r})"
+            n, cell = kept[i][0], copy.deepcopy(kept[i][1])
+            reason = cell.cell_type == "code" and integrity.not_run(cell.source)
+            if reason:         # what the grader does not run fails in its cell, as its error would
+                cell.source = f"raise RuntimeError({'the grader does not run this cell: ' + reason!r})"
+                not_run.append(f"cell {n} not run: {reason}")
+            elif cell.cell_type == "code":
+                code.append((n, cell.source))
             cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(submission.metadata))
-    return nb, positions, [(n, c.source) for n, c in kept if c.cell_type == "code"]
+    return Assembled(nb, positions, code, not_run)
+
+
+def _test_run(source_ids: list[str], s: int, tests: dict) -> list[str]:
+    """The ids of the consecutive test cells of the source around position ``s``."""
+    start, end = s, s
+    while start > 0 and source_ids[start - 1] in tests:
+        start -= 1
+    while end + 1 < len(source_ids) and source_ids[end + 1] in tests:
+        end += 1
+    return source_ids[start:end + 1]
+
+
+# --- running ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Policy:
+    """What a grading kernel may read: everything but the grader's folders (``denied``), except ``allowed``."""
+    denied: tuple[str, ...]
+    allowed: tuple[str, ...]
+
+    @classmethod
+    def for_batch(cls, paths, out: Path | None, private: Path) -> Policy:
+        import hlmlib
+        denied = {make.HERE, private, *(Path(p).resolve().parent for p in paths)}
+        if out is not None:
+            denied.add(Path(out).resolve())
+        paths_ = sysconfig.get_paths()
+        allowed = {Path(hlmlib.__file__).parent, Path(sys.prefix), Path(sys.base_prefix),
+                   *(Path(paths_[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
+        return cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)))
+
+    def setup_cell(self, work: Path, tmp: Path, log: Path) -> str:
+        """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""
+        return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), denied=self.denied,
+                            allowed=(*self.allowed, str(tmp)), forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES))
+
+
+@dataclass
+class Run:
+    stopped_at: int | None               # index of the cell that stopped the run
+    status: str
+    message: str
+    refusals: list[str]
+    trimmed: list[int] = field(default_factory=list)     # cells whose output was dropped past OUTPUT_LIMIT
+
+
+class _TrimmingClient(NotebookClient):
+    """nbclient's client, keeping at most OUTPUT_LIMIT characters of a run's output: a loop that prints sends tens
+    of megabytes a second, which would fill the grader's memory. Past the limit it keeps only the lines that start
+    with the run's token (the tests' records) and the errors, shortened, and notes the cells it trimmed."""
+
+    def __init__(self, *args, token: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.token, self.used, self.trimmed, self.partial = token, 0, [], {}
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        text = content.get("text")
+        size = len(text) if isinstance(text, str) else len(json.dumps(content, default=str))
+        if self.used + size <= OUTPUT_LIMIT:
+            self.used += size
+            return super().output(outs, msg, display_id, cell_index)
+        self.used = OUTPUT_LIMIT + 1
+        if cell_index not in self.trimmed:
+            self.trimmed.append(cell_index)
+            outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+                f"[the grader dropped the output past {OUTPUT_LIMIT:,} characters in this run]\n")))
+        if msg["msg_type"] == "error":
+            short = {**content, "evalue": str(content.get("evalue", ""))[:2000], "traceback": []}
+            return super().output(outs, {**msg, "content": short}, display_id, cell_index)
+        if msg["msg_type"] == "stream" and content.get("name") == "stdout" and self.token and isinstance(text, str):
+            lines = (self.partial.pop(cell_index, "") + text).split("\n")
+            last = lines.pop()                  # a line not yet ended: kept if it can be the start of a record
+            if last.startswith(self.token) or self.token.startswith(last):
+                self.partial[cell_index] = last
+            kept = [line for line in lines if line.startswith(self.token + " ")]
+            if kept:
+                outs.append(nbformat.v4.new_output("stream", name="stdout", text="\n".join(kept) + "\n"))
+        return None
+
+
+def _kernel_environment(work: Path, tmp: Path) -> dict:
+    """The kernel's environment: no variable of the grader's but the locale and PATH, and folders of its own."""
+    env = {k: os.environ[k] for k in KERNEL_ENVIRONMENT if k in os.environ}
+    env.update(HOME=str(work), IPYTHONDIR=str(work / ".ipython"), MPLCONFIGDIR=str(work / ".matplotlib"),
+               TMPDIR=str(tmp), JUPYTER_CONFIG_DIR=str(work / ".jupyter"), OPENBLAS_NUM_THREADS="1",
+               OMP_NUM_THREADS="1", MPLBACKEND="Agg", PYTHONDONTWRITEBYTECODE="1", PYTHONSAFEPATH="1",
+               PYTHONNOUSERSITE="1")
+    return env
+
+
+async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_file: float = math.inf,
+                   token: str = "") -> Run:
+    """Run every cell in a fresh kernel whose folders are inside ``folder``; ``nb.cells[0]`` becomes the set-up.
+
+    ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself
+    holds the refusals the audit hook logs, the kernel's own output and its sockets."""
+    work, tmp, log = folder / "work", folder / "tmp", folder / "refusals.log"
+    work.mkdir(parents=True)
+    tmp.mkdir()
+    log.touch()
+    nb.cells[0].source = policy.setup_cell(work, tmp, log)
+    client = _TrimmingClient(nb, timeout=math.ceil(timeout), kernel_name="python3", allow_errors=True,
+                             resources={"metadata": {"path": str(work)}}, token=token,
+                             extra_arguments=["--IPKernelApp.ignore_cwd=True"])
+    client.km = client.create_kernel_manager()
+    client.km.transport, client.km.ip = "ipc", str(folder / "kernel")   # local sockets, not TCP
+    deadline = time.monotonic() + timeout_file
+    stopped, status, message = None, "ok", ""
+    with open(folder / "kernel.log", "wb") as kernel_output:
+        try:
+            async with client.async_setup_kernel(env=_kernel_environment(work, tmp), stdout=kernel_output,
+                                                 stderr=kernel_output):
+                for index, cell in enumerate(nb.cells):
+                    if cell.cell_type != "code":
+                        continue
+                    left = deadline - time.monotonic()
+                    client.timeout = max(1, math.ceil(min(timeout, left)))     # nbclient takes whole seconds
+                    per_file = left < timeout
+                    limit = (f"the notebook ran longer than the limit of {timeout_file:g} s per file" if per_file
+                             else f"{_where(nb, index)} ran longer than the limit of {timeout:g} s")
+                    if left <= 0:
+                        stopped, status, message = index, "timeout", limit
+                        break
+                    try:
+                        await client.async_execute_cell(cell, index)
+                    except CellTimeoutError:
+                        stopped, status, message = index, "timeout", limit + (
+                            f" (in {_where(nb, index)})" if per_file else "")
+                        break
+                    except DeadKernelError:
+                        stopped, status, message = index, "crashed", f"the kernel died in {_where(nb, index)}"
+                        break
+                    if index == 0 and _error_message(cell.outputs):
+                        stopped, status = 0, "crashed"
+                        message = "the grader's set-up cell failed: " + _error_message(cell.outputs)
+                        break
+        except Exception as exc:   # the kernel's sockets failing as it dies, or a kernel that cannot start
+            if stopped is None:
+                stopped, status = 0, "crashed"
+                message = f"the kernel failed ({type(exc).__name__}: {str(exc)[:200]})"
+    refusals = []
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            what = str(json.loads(line))
+        except ValueError:
+            continue
+        if what not in refusals:
+            refusals.append(what)
+    return Run(stopped, status, message, refusals, client.trimmed)
+
+
+def _where(nb, index: int) -> str:
+    """A cell of the run, as the report names it: the test it runs, or its id and first line."""
+    cell = nb.cells[index]
+    if cell.metadata.get("grader_test"):
+        return f"the test {cell.metadata['grader_test']}"
+    first = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
+    return f"cell {cell_key(cell) or 'added by the student'} ({first!r})"
 
 
 def _error_message(outputs) -> str | None:
@@ -144,91 +364,188 @@ def _error_message(outputs) -> str | None:
     return None
 
 
-def _score(result: Result, nb, positions: dict[int, str], token: str, stopped_at: int | None) -> None:
-    tests = {t.id: t for t in result.tests}
-    for index, test_id in positions.items():
-        t = tests[test_id]
-        if stopped_at is not None and index >= stopped_at:
-            t.message = "not run: " + result.message
+def _read_test_cell(result: TestResult, outputs, token: str, notes: list[str]) -> None:
+    """What a test cell printed: its records, the changes the kit saw, and whether it completed."""
+    error = _error_message(outputs)
+    printed = "".join(o.get("text", "") for o in outputs
+                      if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    done = False
+    for line in printed.splitlines():
+        if not line.startswith(token + " "):
             continue
-        outputs = nb.cells[index].get("outputs", [])
-        error = _error_message(outputs)
-        printed = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-        t.passed = error is None and token in printed
-        t.message = "" if t.passed else error or "the test did not complete"
+        kind, _, payload = line[len(token) + 1:].partition(" ")
+        try:
+            if kind == "done":
+                done = True
+            elif kind == "record":
+                entry = json.loads(payload)
+                result.records[str(entry["name"])] = entry
+            elif kind == "changed":
+                notes += [f"changed what the tests use: {c}" for c in json.loads(payload)
+                          if f"changed what the tests use: {c}" not in notes]
+        except (ValueError, KeyError, TypeError):
+            continue
+    result.completed = done and error is None
+    result.message = "" if result.completed else error or "the test did not complete"
+
+
+async def run_submission(path: Path, a: Assignment, submission, policy: Policy, private: Path,
+                         timeout: float, timeout_file: float) -> Result:
+    """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
+    result = Result(path, a, submission=submission,
+                    tests=[TestResult(t.id, t.question, t.points, t.hidden, t.guards) for t in a.tests])
+    token = secrets.token_hex(16)
+    assembled = assemble(submission, a, token)
+    result.notes += assembled.not_run
+    problems = integrity.check_cells(assembled.student_code)
+    by_id = {t.id: t for t in result.tests}
+    if problems:
+        result.status, result.message = "flagged", "not run, for the instructor to read: " + "; ".join(problems[:5])
+        for t in result.tests:
+            t.message = "not run: " + result.message
+        return result
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=private))
+    try:
+        run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file, token)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    result.status, result.message = run.status, run.message
+    if run.stopped_at is not None:
+        result.message += "; the run stopped there"
+    result.notes += [f"refused at run time: {r}" for r in run.refusals]
+    if run.trimmed:
+        result.notes.append(f"output past {OUTPUT_LIMIT:,} characters dropped, from "
+                            f"{_where(assembled.notebook, run.trimmed[0])} on")
+    for index, test_id in assembled.positions.items():
+        if run.stopped_at is not None and index >= run.stopped_at:
+            by_id[test_id].message = "not run: " + result.message
+        else:
+            _read_test_cell(by_id[test_id], assembled.notebook.cells[index].get("outputs", []), token, result.notes)
+    result.graded = assembled.notebook
+    return result
+
+
+# --- scoring against the reference run ----------------------------------------------------------------------------
+
+def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
+    """Why ``got`` is not ``want`` within ``atol + rtol * |want|`` (``atol`` a number or a structure like ``want``),
+    or None. Plain values only (from JSON); a structure must match exactly, strings and booleans too."""
+    if isinstance(want, dict):
+        if not isinstance(got, dict) or set(got) != set(want):
+            keys = sorted(got) if isinstance(got, dict) else type(got).__name__
+            return f"{where}: {keys} instead of the keys {sorted(want)}"
+        for key in want:
+            m = mismatch(got[key], want[key], rtol, atol[key] if isinstance(atol, dict) else atol, f"{where}[{key!r}]")
+            if m:
+                return m
+        return None
+    if isinstance(want, list):
+        if not isinstance(got, list) or len(got) != len(want):
+            size = len(got) if isinstance(got, list) else type(got).__name__
+            return f"{where}: {size} entries instead of {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            m = mismatch(g, w, rtol, atol[i] if isinstance(atol, list) else atol, f"{where}[{i}]")
+            if m:
+                return m
+        return None
+    if isinstance(want, (bool, str)) or want is None:
+        return None if type(got) is type(want) and got == want else f"{where}: {got!r} instead of {want!r}"
+    if type(got) not in (int, float) or not isinstance(atol, (int, float)):
+        return f"{where}: {got!r} instead of a number near {want!r}"
+    if math.isnan(want) or math.isnan(got):
+        return None if math.isnan(want) and math.isnan(got) else f"{where}: {got!r} instead of {want!r}"
+    if got == want or abs(got - want) <= atol + rtol * abs(want):
+        return None
+    return f"{where}: {got!r} instead of {want!r} (the instructor's, within rtol {rtol:g} and atol {atol:g})"
+
+
+def score(result: Result, reference: dict[str, dict]) -> None:
+    """Each test's verdict: completed in the kernel, and every value it recorded as in the reference run."""
+    tests = {t.id: t for t in result.tests}
+    for t in result.tests:
+        if not t.completed:
+            t.passed = False
+            continue
+        problem = None
+        for name, want in reference.get(t.id, {}).items():
+            got = t.records.get(name)
+            problem = (f"{name}: not recorded" if got is None
+                       else mismatch(got.get("value"), want["value"], want["rtol"], want["atol"], name))
+            if problem:
+                break
+        t.passed, t.message = problem is None, problem or ""
     for t in result.tests:
         if t.guards and not t.passed and tests[t.guards].passed:
             tests[t.guards].passed = False
             tests[t.guards].message = (f"passes on its own data only: {t.id}, the same check on other data, "
                                        f"failed ({t.message})")
+    if result.status == "ok" and result.notes:
+        result.status = "review"
+        result.message = "; ".join(result.notes[:3]) + (f"; and {len(result.notes) - 3} more" if
+                                                          len(result.notes) > 3 else "")
+    elif result.notes and result.status in ("timeout", "crashed"):
+        result.message += "; " + "; ".join(result.notes[:3])
 
 
-async def _execute(nb, timeout: float, workdir: str) -> tuple[int | None, str, str]:
-    """Run every cell; returns (index of the cell that stopped the run or None, status, message)."""
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": workdir}})
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}
-    client.km = client.create_kernel_manager()
-    client.km.transport, client.km.ip = "ipc", os.path.join(workdir, "kernel")   # local sockets, not TCP
-    async with client.async_setup_kernel(env=env):
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            try:
-                await client.async_execute_cell(cell, index)
-            except CellTimeoutError:
-                return index, "timeout", f"cell {_where(nb, index)} ran longer than the limit of {timeout:g} s"
-            except DeadKernelError:
-                return index, "crashed", f"the kernel died in cell {_where(nb, index)}"
-            if index == 0 and _error_message(cell.outputs):
-                return 0, "crashed", "the grader's set-up cell failed: " + _error_message(cell.outputs)
-    return None, "ok", ""
+def reference_of(result: Result) -> dict[str, dict]:
+    """The values the instructor version recorded, test by test; every test must pass and every hidden test must
+    record a value (else the source is broken: a GradingError)."""
+    a = result.assignment
+    failing = [t for t in result.tests if not t.completed or (t.hidden and not t.records)]
+    if result.status != "ok" or failing or result.notes:
+        what = (f"{failing[0].id}: {failing[0].message or 'records no value'}" if failing
+                else f"{result.status}: {result.message}" if result.status != "ok" else "; ".join(result.notes))
+        raise GradingError(f"the instructor's solution of {a.id} fails in the reference run ({what}); fix "
+                           f"{a.path.name} (every hidden test must record its values)")
+    return {t.id: t.records for t in result.tests}
 
 
-def _where(nb, index: int) -> str:
-    cell = nb.cells[index]
-    first = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
-    return f"{cell_key(cell) or 'added by the student'} ({first!r})"
+def _reference_key(a: Assignment) -> str:
+    """A hash of what the reference values depend on: the source, the kit, hlmlib and the libraries' versions."""
+    import hlmlib
+    import numpy
+    import pandas
+    import scipy
+    digest = hashlib.sha256()
+    package = Path(hlmlib.__file__).parent
+    files = [a.path, make.HERE / "gradingkit.py", make.HERE / "make.py",
+             *sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts)]
+    for path in files:
+        digest.update(str(path.relative_to(path.anchor)).encode() + b"\0" + path.read_bytes())
+    digest.update(f"{sys.version}|{numpy.__version__}|{scipy.__version__}|{pandas.__version__}".encode())
+    return digest.hexdigest()[:20]
 
 
-async def grade_async(path: Path, catalogue: dict[str, Assignment], timeout: float, content=None) -> Result:
-    try:
-        if isinstance(content, Exception):
-            raise content
-        submission = nbformat.reads(content.decode("utf-8"), as_version=4) if content is not None \
-            else nbformat.read(path, as_version=4)
-    except Exception as exc:  # any unreadable file: JSON, schema, encoding
-        raise GradingError(f"cannot read the notebook ({type(exc).__name__}: {exc})") from None
-    a = identify(submission, catalogue)
-    result = Result(path, a, submission=submission,
-                    tests=[TestResult(t.id, t.question, t.points, t.hidden, t.guards) for t in a.tests])
-    token = secrets.token_hex(16)
-    nb, positions, student_code = assemble(submission, a, token)
-    problems = integrity.check_cells(student_code)
-    if problems:
-        result.status, result.message = "flagged", "not run, for the instructor to read: " + "; ".join(problems[:5])
-        _score(result, nb, positions, token, stopped_at=0)
-        return result
-    with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
-        stopped_at, result.status, result.message = await _execute(nb, timeout, workdir)
-    if stopped_at is not None:
-        result.message += "; the run stopped there"
-    _score(result, nb, positions, token, stopped_at)
-    result.graded = nb
-    return result
+async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: float, timeout_file: float,
+                        use_cache: bool = True) -> dict[str, dict]:
+    """The instructor version's records, from the cache or (``use_cache`` false, or none cached) from a run, which
+    then updates the cache (kernels can neither read nor write it: it is in the grader's folder)."""
+    cached = REFERENCE_CACHE / f"{a.id}-{_reference_key(a)}.json"
+    if use_cache and cached.exists():
+        return json.loads(cached.read_text(encoding="utf-8"))
+    result = await run_submission(Path(f"<the instructor version of {a.id}>"), a, make.instructor_version(a),
+                                  policy, private, timeout, timeout_file)
+    reference = reference_of(result)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    for old in cached.parent.glob(f"{a.id}-*.json"):
+        old.unlink()
+    partial = cached.with_suffix(".partial")
+    partial.write_text(json.dumps(reference), encoding="utf-8")
+    partial.replace(cached)
+    return reference
 
 
-def grade(path: Path, timeout: float = 300) -> Result:
+def grade(path: Path, timeout: float = 300, timeout_file: float = 900) -> Result:
     """Grade one submission (see the module docstring)."""
-    return asyncio.run(grade_async(Path(path), make.assignments(), timeout))
+    [outcome] = grade_many([path], timeout=timeout, timeout_file=timeout_file)
+    if isinstance(outcome, GradingError):
+        raise outcome
+    return outcome
 
 
 def _environment_files() -> dict[str, tuple[int, int]]:
     """Size and modification time of the code the kernels import or the grader runs: the assignments folder,
-    hlmlib, the installed packages and the standard library's start-up hooks (a submission that wrote there
-    could change the runs after it)."""
-    import sysconfig
-
+    hlmlib, the installed packages and the standard library's start-up hooks."""
     import hlmlib
     paths = sysconfig.get_paths()
     trees = {make.HERE, Path(hlmlib.__file__).parent, Path(paths["purelib"]), Path(paths["platlib"])}
@@ -252,42 +569,85 @@ def _environment_files() -> dict[str, tuple[int, int]]:
     return stamps
 
 
-def grade_many(paths, timeout: float = 300, jobs: int | None = None) -> list[Result | GradingError]:
+def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int | None = None,
+               out: Path | None = None, use_cache: bool = True) -> list[Result | GradingError]:
     """Grade several submissions, ``jobs`` at a time; a file that cannot be graded gives its GradingError.
 
-    Every submission is read before any runs, and the files of the environment are compared before and after:
-    if a run changed them, every result is flagged (no sandbox stops a kernel from writing files; this notices)."""
+    Every submission is read before any runs; the instructor version of each assignment present runs first (or
+    comes from the cache). The files of the environment are compared before and after: kernels cannot write
+    there (the audit hook refuses it), so a change came from outside this batch, and every result is flagged."""
     catalogue = make.assignments()
-    limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
     before = _environment_files()
-    texts = {}
-    for p in paths:
+    loaded: dict[int, tuple] = {}
+    outcomes: list = [None] * len(paths)
+    for i, p in enumerate(paths):
         try:
-            texts[p] = Path(p).read_bytes()
+            content = Path(p).read_bytes()
         except OSError as exc:
-            texts[p] = exc
+            content = exc
+        try:
+            submission = read_notebook(Path(p), content)
+            loaded[i] = (submission, identify(submission, catalogue))
+        except GradingError as exc:
+            exc.file = Path(p)
+            outcomes[i] = exc
+    needed = {a.id: a for _, a in loaded.values()}
+    private = Path(tempfile.mkdtemp(prefix="grading-"))
+    policy = Policy.for_batch(paths, out, private)
+    limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
+    references: dict[str, dict | GradingError] = {}
 
-    async def one(path):
+    async def reference(a):
         async with limit:
             try:
-                return await grade_async(Path(path), catalogue, timeout, texts[path])
+                references[a.id] = await reference_run(a, policy, private, timeout, timeout_file, use_cache)
             except GradingError as exc:
-                exc.file = Path(path)
-                return exc
+                references[a.id] = exc
+
+    async def one(i):
+        submission, a = loaded[i]
+        async with limit:
+            try:
+                outcomes[i] = await run_submission(Path(paths[i]), a, submission, policy, private, timeout,
+                                                   timeout_file)
+            except GradingError as exc:
+                exc.file = Path(paths[i])
+                outcomes[i] = exc
 
     async def everything():
-        return await asyncio.gather(*(one(p) for p in paths))
+        _quiet_kernel_shutdowns()
+        await asyncio.gather(*(reference(a) for a in needed.values()), *(one(i) for i in loaded))
 
-    outcomes = asyncio.run(everything())
+    try:
+        asyncio.run(everything())
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    for i, o in enumerate(outcomes):
+        if isinstance(o, Result):
+            ref = references[o.assignment.id]
+            if isinstance(ref, GradingError):
+                outcomes[i] = GradingError(str(ref))
+                outcomes[i].file = o.file
+            else:
+                score(o, ref)
     after = _environment_files()
     changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
     if changed:
         for o in outcomes:
             if isinstance(o, Result):
-                o.status, o.message = "flagged", ("files of the grader, hlmlib or the Python environment changed "
-                                                  f"while this batch ran ({', '.join(changed[:3])}): restore them "
-                                                  "(git checkout, pip install -r requirements.txt) and grade again")
+                o.status, o.message = "flagged", (
+                    f"files of the grader, hlmlib or the Python environment changed while this batch ran "
+                    f"({', '.join(changed[:3])}); the kernels cannot write there, so something outside the batch "
+                    "did: restore them (git checkout, pip install -r requirements.txt) and grade again")
     return outcomes
+
+
+def _quiet_kernel_shutdowns() -> None:
+    """A kernel that died leaves its sockets' errors to asyncio and jupyter_client's loggers: the report says what
+    happened, so their tracebacks are not printed."""
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: None)
+    for name in ("traitlets", "nbclient", "jupyter_client", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 # --- reports ---------------------------------------------------------------------------------------------------
@@ -301,8 +661,10 @@ def summary_line(r: Result) -> str:
 def report(r: Result) -> str:
     lines = [f"# {r.file}: {r.assignment.title}", "",
              f"Assignment `{r.assignment.id}`, score **{r.score:g} / {r.total:g}**"
-             + ("" if r.status == "ok" else f" ({r.status}: {r.message})"), "",
-             "| question | points | test | result |", "|---|---|---|---|"]
+             + ("" if r.status == "ok" else f" ({r.status}: {r.message})"), ""]
+    if r.notes:
+        lines += ["For the instructor to read:", "", *(f"- {n}" for n in r.notes), ""]
+    lines += ["| question | points | test | result |", "|---|---|---|---|"]
     earned = r.by_question()
     for t in r.tests:
         q = f"{t.question} ({earned[t.question]:g}/{r.assignment.questions[t.question]:g})"
@@ -316,18 +678,28 @@ def report(r: Result) -> str:
 
 
 def _answer(submission, cid: str, source_ids: set) -> str:
-    """The student's answer cell with this id, with any markdown cells they added right after it."""
+    """A written answer: the student's markdown cells between the source cells around the answer cell (the
+    answer cell itself and any they added above or below it)."""
     cells = submission.cells
     found = [i for i, c in enumerate(cells) if cell_key(c) == cid]
     if not found:
         return "*(the answer cell was deleted)*"
-    parts = [cells[found[-1]].source]
-    for c in cells[found[-1] + 1:]:
-        if cell_key(c) in source_ids or c.cell_type != "markdown":
-            break
-        parts.append(c.source)
-    text = "\n\n".join(p for p in parts if p.strip())
-    return "*(not answered)*" if text.strip() in ("", make.STUDENT_TEXT) else text
+    start, end = found[-1], found[-1] + 1
+    while start > 0 and cell_key(cells[start - 1]) not in source_ids:
+        start -= 1
+    while end < len(cells) and cell_key(cells[end]) not in source_ids:
+        end += 1
+    parts = [c.source for c in cells[start:end] if c.cell_type == "markdown" and c.source.strip()
+             and c.source.strip() != make.STUDENT_TEXT]
+    return "\n\n".join(parts) if parts else "*(not answered)*"
+
+
+def _prompt(cells, n: int) -> str:
+    """The question a written answer answers: the nearest markdown cell above it that is not an answer."""
+    for cell in reversed(cells[:n]):
+        if cell.cell_type == "markdown" and cell_meta(cell).get("kind") != "written":
+            return cell.source
+    return ""
 
 
 def written_answers(a: Assignment, results: list[Result]) -> str:
@@ -339,31 +711,52 @@ def written_answers(a: Assignment, results: list[Result]) -> str:
         meta = cell_meta(cell)
         if meta.get("kind") != "written":
             continue
-        prompt = cells[n - 1].source if n and cells[n - 1].cell_type == "markdown" else ""
         model = "\n".join(m.strip() for m in make.TEXT_SOLUTION.findall(cell.source))
-        lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "", make.render_points(a, prompt), "",
-                  "### Model answer", "", model, ""]
+        lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
+                  make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
             lines += [f"### {r.file}", "", _answer(r.submission, meta["id"], source_ids), ""]
     return "\n".join(lines)
 
 
-def _unique_stems(results) -> dict:
-    stems, seen = {}, {}
-    for r in results:
-        stem = r.file.stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems[id(r)] = stem if seen[stem] == 1 else f"{stem}-{seen[stem]}"
-    return stems
+def output_names(results: list[Result]) -> dict[int, str]:
+    """A distinct name per result for its report and graded notebook: the file's name, with as many of its folders
+    as it takes to tell it from the others' (a/x.ipynb and b/x.ipynb give a__x and b__x), and a counter if two
+    names still collide (compared without case)."""
+    parts = [Path(r.file).resolve().with_suffix("").parts[1:] for r in results]
+    depth = [1] * len(parts)
+
+    def name(i):
+        return "__".join(parts[i][-depth[i]:])
+
+    while True:
+        groups: dict[str, list[int]] = {}
+        for i in range(len(parts)):
+            groups.setdefault(name(i).lower(), []).append(i)
+        longer = [i for g in groups.values() if len(g) > 1 for i in g if depth[i] < len(parts[i])]
+        if not longer:
+            break
+        for i in longer:
+            depth[i] += 1
+    names, used = {}, set()
+    for r, i in zip(results, range(len(parts))):
+        base, n = name(i), 1
+        candidate = base
+        while candidate.lower() in used:
+            n += 1
+            candidate = f"{base}-{n}"
+        used.add(candidate.lower())
+        names[id(r)] = candidate
+    return names
 
 
 def write_outputs(results: list[Result], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    stems = _unique_stems(results)
+    names = output_names(results)
     for r in results:
-        (out / f"{stems[id(r)]}.report.md").write_text(report(r), encoding="utf-8")
+        (out / f"{names[id(r)]}.report.md").write_text(report(r), encoding="utf-8")
         if r.graded is not None:
-            nbformat.write(r.graded, out / f"{stems[id(r)]}.graded.ipynb")
+            nbformat.write(r.graded, out / f"{names[id(r)]}.graded.ipynb")
     by_assignment: dict[str, list[Result]] = {}
     for r in results:
         by_assignment.setdefault(r.assignment.id, []).append(r)
@@ -390,7 +783,8 @@ def write_csv(outcomes: list, path: Path) -> None:
 
 
 def cli(args) -> int:
-    outcomes = grade_many(args.files, timeout=args.timeout, jobs=args.jobs)
+    outcomes = grade_many(args.files, timeout=args.timeout, timeout_file=args.timeout_file, jobs=args.jobs,
+                          out=args.out, use_cache=not args.recompute_reference)
     results = [o for o in outcomes if isinstance(o, Result)]
     for o in outcomes:
         if isinstance(o, GradingError):

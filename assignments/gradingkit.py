@@ -1,35 +1,256 @@
 """The grader's side inside the kernel that runs a submission (imported by the first cell of a grading run).
 
-- :func:`setup` records, before any student code runs, every module the tests rely on (NumPy, pandas, SciPy,
-  hlmlib, the built-ins): the objects their namespaces and classes hold, the code of their functions, and the
-  entries of hlmlib's module-level tables.
-- :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins (a
-  student's variable called ``abs`` or ``float`` does not reach the test). Before and after, it checks that nothing
-  recorded was replaced, so a test cannot be passed by monkeypatching ``np.testing.assert_allclose`` or a pandas
-  method, even from inside a function the test calls. Then it prints a one-time token the student's code never
-  sees: the grader counts a test as passed only if that token was printed and no error was, so an exception that
-  student code swallowed still fails the test.
-- :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable: ``import hlmlib``
-  fails, and a call into hlmlib, statsmodels, linearmodels or scikit-learn by any route (an alias, a default
-  argument, a closure) is caught by a profiler and fails the test.
+The score does not rest on this module: a test's verdict is made by the grader outside the kernel, from the values
+the test hands out with :func:`record`, compared with the values the instructor's solution gave in a reference
+run (``grader.py``). What runs here is what must happen inside the kernel:
 
-None of this is a sandbox: Python cannot protect code from other code in the same process. The static check in
-``integrity.py`` refuses, before anything runs, the constructs that would reach into the interpreter to defeat
-these checks (``sys``, ``get_ipython``, dunder attributes, ``exec``, ...).
+- :func:`setup`, before any student code: removes the working directory from ``sys.path``, records the modules
+  the tests use (a change to them is reported to the instructor), gives the student's namespace a ``getattr``
+  that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
+  remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
+  folder; reading the grader's folders (its sources and references, other submissions, their reports);
+  processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; running code from files in the run's
+  folder or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also
+  refuses starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions
+  that start them are replaced), since code in another thread would escape :func:`numpy_only`.
+  A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
+  file outside the run's folder for the instructor's report.
+- :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
+  of a question that builds on an earlier answer runs with the instructor's version of that answer in place of the
+  student's (so an earlier mistake is not counted twice). It prints the run's one-time token when the test ran to
+  the end.
+- :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
+  exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
+  converts them to plain Python by C-level methods (no method of a student's object runs), and prints them as
+  JSON after the token.
+- :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable.
+
+None of this is a sandbox against code that gets past the static check (``integrity.py``) with full Python: such
+code could undo :func:`numpy_only` or the namespace copy. It cannot undo the audit hook, and it cannot change the
+values the instructor's solution gave, which decide the score.
 """
 from __future__ import annotations
 
 import builtins
 import contextlib
+import json
 import linecache
+import os
 import sys
+import sysconfig
+import threading
 import types
 
 WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit")
 ESTIMATOR_PACKAGES = ("hlmlib", "statsmodels", "linearmodels", "sklearn")
 _REAL_BUILTINS = builtins.__dict__.copy()
+_MISSING = object()
 _state: dict = {}
 
+
+class Refused(PermissionError):
+    """An operation the grader does not allow in a grading kernel."""
+
+
+def _refuse(what: str):
+    """Log ``what`` for the instructor's report (to a file outside the run's folder) and raise Refused."""
+    try:
+        os.write(_state["log_fd"], (json.dumps(what) + "\n").encode())
+    except (KeyError, OSError):
+        pass
+    raise Refused(f"the grader does not allow {what}")
+
+
+# --- the audit hook ----------------------------------------------------------------------------------------------
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+_WRITES = {   # event: positions of the paths it writes, creates or removes
+    "os.mkdir": (0,), "os.remove": (0,), "os.rmdir": (0,), "os.rename": (0, 1), "os.truncate": (0,),
+    "os.chmod": (0,), "os.chown": (0,), "os.chflags": (0,), "os.lchflags": (0,), "os.utime": (0,),
+    "os.setxattr": (0,), "os.removexattr": (0,), "shutil.rmtree": (0,), "shutil.chown": (0,),
+    "shutil.copyfile": (1,), "shutil.copymode": (1,), "shutil.copystat": (1,), "shutil.make_archive": (0,),
+    "shutil.unpack_archive": (1,), "os.mkfifo": (0,), "os.mknod": (0,),
+}
+_READS = {"os.listdir": 0, "os.scandir": 0, "os.walk": 0, "os.chdir": 0, "os.fwalk": 0}
+_REFUSED = {  # event: what it is, in the report
+    **dict.fromkeys(("os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.startfile",
+                     "pty.spawn"), "starting a process"),
+    **dict.fromkeys(("os.kill", "os.killpg", "signal.pthread_kill"), "sending a signal"),
+    **dict.fromkeys(("ctypes.dlopen", "ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function",
+                     "ctypes.cdata", "ctypes.cdata/buffer", "ctypes.addressof", "ctypes.PyObj_FromPtr",
+                     "ctypes.string_at", "ctypes.wstring_at", "ctypes.set_exception", "sqlite3.enable_load_extension",
+                     "sqlite3.load_extension"), "native code or raw memory"),
+    **dict.fromkeys(("socket.__new__", "socket.bind", "socket.connect", "socket.getaddrinfo",
+                     "socket.gethostbyname", "socket.gethostbyaddr", "socket.sendto", "socket.sendmsg",
+                     "urllib.Request", "webbrowser.open"), "using the network"),
+    "os.link": "making a hard link", "os.symlink": "making a symbolic link",
+    "gc.get_referrers": "searching the interpreter's objects",
+    "gc.get_referents": "searching the interpreter's objects", "gc.get_objects": "searching the interpreter's objects",
+}
+_NATIVE_MODULES = {"cffi", "_cffi_backend", "_testcapi", "_testinternalcapi", "_xxsubinterpreters", "_ctypes"}
+
+
+def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple):
+    """The audit hook, and the switch with which this module (only) may set a profiler. ``libraries``: the folders
+    of the standard library and the installed packages, whose code may make code objects (``types.coroutine``
+    does)."""
+    realpath, sep, getframe = os.path.realpath, os.sep, sys._getframe
+    work = realpath(work)
+    denied = tuple(realpath(p) for p in denied)
+    allowed = tuple(realpath(p) for p in allowed) + (work,)
+    search_path = list(sys.path)
+    finders = {id(f) for f in sys.meta_path} | {id(h) for h in sys.path_hooks}
+    busy = threading.local()
+    kit = [0]                                         # > 0 while numpy_only() sets or removes its profiler
+
+    def inside(path, roots):
+        return any(path == r or path.startswith(r + sep) for r in roots)
+
+    def resolve(path):
+        if isinstance(path, int) or path is None:
+            return None                               # a file descriptor: opened through an audited call
+        return realpath(os.fsdecode(os.fspath(path)))
+
+    def write(path):
+        p = resolve(path)
+        if p is not None and p != os.devnull and not inside(p, (work,)):
+            _refuse(f"writing {p} (a grading run may write only in its own folder, {work})")
+
+    def read(path):
+        p = resolve(path if path is not None else ".")
+        if p is not None and inside(p, denied) and not inside(p, allowed):
+            _refuse(f"reading {p}, a folder of the grader")
+
+    def check(event, args):
+        if event == "open":
+            path, mode, flags = args
+            if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (flags or 0) & _WRITE_FLAGS:
+                write(path)
+            else:
+                read(path)
+        elif event in _WRITES:
+            for i in _WRITES[event]:
+                write(args[i])
+        elif event in _READS:
+            read(args[_READS[event]])
+        elif event == "exec":
+            name = getattr(args[0], "co_filename", "")
+            if os.path.isabs(name) and inside(realpath(name), (work,)):
+                _refuse(f"running code from {name}, a file the run wrote")
+        elif event == "import":
+            module = str(args[0]).partition(".")[0]
+            if module in _NATIVE_MODULES:
+                _refuse(f"importing {module}")
+            if list(sys.path) != search_path:
+                _refuse(f"importing {args[0]} with a changed sys.path")
+            if any(id(f) not in finders for f in [*sys.meta_path, *sys.path_hooks]
+                   if type(f).__module__ == "__main__"):
+                _refuse(f"importing {args[0]} through a finder the notebook defined")
+        elif event == "subprocess.Popen":
+            program = args[0] or (args[1][0] if isinstance(args[1], (list, tuple)) and args[1] else args[1])
+            if os.path.basename(os.fsdecode(program)) != "fc-list":   # matplotlib's font search is harmless
+                _refuse(f"starting a process ({program})")
+        elif event in ("sys.setprofile", "sys.settrace"):
+            if not kit[0]:
+                _refuse(f"{event[4:]} (a profiler or tracer)")
+        elif event == "sqlite3.connect":
+            database = os.fsdecode(args[0]) if isinstance(args[0], (str, bytes)) else args[0]
+            if database not in (":memory:", ""):
+                write(str(database).removeprefix("file:").partition("?")[0])
+        elif event == "code.__new__":
+            caller = getframe(2).f_code.co_filename           # under check() and hook(): who made the code
+            if not inside(caller, libraries):
+                _refuse(f"making a code object (in {caller})")
+        elif event == "sys.addaudithook":
+            raise _NoMoreHooks()           # a RuntimeError: Python then skips the new hook silently
+        elif event in _REFUSED:
+            _refuse(_REFUSED[event])
+
+    def hook(event, args):
+        if event not in _EVENTS or getattr(busy, "on", False):
+            return
+        busy.on = True
+        try:
+            check(event, args)
+        except (Refused, _NoMoreHooks):
+            raise
+        except Exception as exc:          # an argument the check cannot read: refuse rather than let it through
+            _refuse(f"{event} with arguments the grader cannot check ({type(exc).__name__})")
+        finally:
+            busy.on = False
+
+    return hook, kit
+
+
+class _NoMoreHooks(RuntimeError):
+    pass
+
+
+_EVENTS = frozenset({"open", "exec", "import", "subprocess.Popen", "sys.setprofile", "sys.settrace",
+                     "sqlite3.connect", "sys.addaudithook", "code.__new__", *_WRITES, *_READS, *_REFUSED})
+
+
+def _replace_everywhere(replacements: list) -> None:
+    """For each (function, replacement) pair, replace the function (by identity) wherever a loaded module holds it."""
+    by_id = {id(f): r for f, r in replacements}
+    for module in list(sys.modules.values()):
+        namespace = getattr(module, "__dict__", None)
+        if isinstance(namespace, dict):
+            for key, value in list(namespace.items()):
+                if id(value) in by_id:
+                    namespace[key] = by_id[id(value)]
+
+
+def _disarm_ctypes() -> None:
+    """Replace the ctypes functions that read or write memory without an audit event (``cast``, ``memmove``,
+    ``memset``), wherever a loaded module holds them, and the addresses they are made from."""
+    import _ctypes
+    import ctypes
+
+    def refused(*args, **kwargs):
+        _refuse("ctypes' raw memory functions (cast, memmove, memset)")
+
+    _replace_everywhere([(getattr(ctypes, name), refused) for name in ("cast", "_cast", "memmove", "memset")])
+    for module in (ctypes, _ctypes):
+        for name in ("_cast_addr", "_memmove_addr", "_memset_addr", "_string_at_addr", "_wstring_at_addr"):
+            if hasattr(module, name):
+                setattr(module, name, 0)
+
+
+def _disarm_threads() -> None:
+    """Refuse starting a thread from the main thread, where the notebook's code runs (Python 3.11 raises no audit
+    event for threads, so the functions that start them are replaced wherever a loaded module holds them): code in
+    another thread would escape :func:`numpy_only`'s profiler, which watches this one. The kernel's own threads
+    (ipykernel's, zmq's) start threads of their own, from other threads, which stays allowed."""
+    import _thread
+
+    main = threading.main_thread().ident
+
+    def guarded(start):
+        def start_thread(*args, **kwargs):
+            if _thread.get_ident() == main:
+                _refuse("starting a thread")
+            return start(*args, **kwargs)
+        return start_thread
+
+    _replace_everywhere([(getattr(_thread, name), guarded(getattr(_thread, name)))
+                         for name in ("start_new_thread", "start_new", "start_joinable_thread")
+                         if hasattr(_thread, name)])
+
+
+def _checked_getattr(forbidden: frozenset):
+    """``getattr`` for the student's namespace: no private, dunder or interpreter attributes (the static check
+    cannot see a name built at run time)."""
+    real = builtins.getattr
+
+    def getattr(obj, name, *default):  # noqa: A001  (it replaces the built-in in the student's namespace)
+        if type(name) is str and (name.startswith("_") or name in forbidden):
+            _refuse(f"getattr(..., {name!r})")
+        return real(obj, name, *default)
+    return getattr
+
+
+# --- set-up and the tests' side -----------------------------------------------------------------------------------
 
 def _watched_modules():
     return {name: mod for name, mod in list(sys.modules.items())
@@ -47,30 +268,44 @@ def _fingerprint(value, entries: bool = False):
     return (value,)
 
 
-def _record(namespace, entries: bool = False) -> dict:
+def _record_namespace(namespace, entries: bool = False) -> dict:
     return {key: _fingerprint(value, entries) for key, value in list(namespace.items())}
 
 
-def setup(user_ns: dict) -> None:
-    """Record the watched modules and their classes; called once, before any student code."""
+def _own(module_name: str) -> bool:
+    return module_name.split(".")[0] == "hlmlib"
+
+
+def setup(user_ns: dict, work: str, log: str, denied=(), allowed=(), forbidden_attributes=()) -> None:
+    """Prepare the kernel; called once, by the grader's first cell, before any student code."""
+    import ctypes  # noqa: F401  (imported now: importing it later loads a library, which the hook refuses)
+
     import hlmlib  # noqa: F401  (import what the tests use, so that it is recorded)
-    import numpy  # noqa: F401
     import numpy.testing  # noqa: F401
-    import pandas  # noqa: F401
     import scipy.stats  # noqa: F401
+
+    _value_types()
 
     modules = _watched_modules()
     classes = {}
     for mod in modules.values():
         for value in list(vars(mod).values()):
             if isinstance(value, type) and value.__module__.split(".")[0] in WATCHED:
-                classes[id(value)] = (value, _record(vars(value), _own(value.__module__)))
-    _state.update(user_ns=user_ns, modules={n: (m, _record(vars(m), _own(n))) for n, m in modules.items()},
-                  classes=list(classes.values()))
-
-
-def _own(module_name: str) -> bool:
-    return module_name.split(".")[0] == "hlmlib"
+                classes[id(value)] = (value, _record_namespace(vars(value), _own(value.__module__)))
+    here = os.path.realpath(work)
+    sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != here]
+    log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    _state.update(user_ns=user_ns, log_fd=log_fd,
+                  modules={n: (m, _record_namespace(vars(m), _own(n))) for n, m in modules.items()},
+                  classes=list(classes.values()), reported=set())
+    user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
+    _disarm_ctypes()
+    _disarm_threads()
+    libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
+                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries))
+    _state["kit"] = kit
+    sys.addaudithook(hook)
 
 
 def _differences(recorded: dict, current, where: str, new_keys) -> list[str]:
@@ -92,26 +327,135 @@ def _changed() -> list[str]:
     return changed
 
 
-class TamperingError(AssertionError):
-    """The submission changed a module or class the tests rely on."""
+def _say(token: str, what: str) -> None:
+    """A line for the grader: on a line of its own (the student's code may have printed without a newline)."""
+    print(f"\n{token} {what}", flush=True)
 
 
-def _check_untouched() -> None:
-    changed = _changed()
-    if changed:
-        raise TamperingError("the submission changed what the tests rely on: " + ", ".join(changed[:5]))
+def _report_changes(token: str) -> None:
+    """Print, once each, the recorded objects the submission replaced (for the instructor to read)."""
+    new = [c for c in _changed() if c not in _state["reported"]]
+    if new:
+        _state["reported"].update(new)
+        _say(token, f"changed {json.dumps(new)}")
 
 
-def run_test(test_id: str, token: str, source: str) -> None:
-    """Run one test cell's code; print ``token`` only if it completed."""
-    _check_untouched()
-    namespace = {k: v for k, v in _state["user_ns"].items() if k not in _REAL_BUILTINS}
-    namespace.update(__builtins__=_REAL_BUILTINS, __name__="__main__")
-    filename = f"<test {test_id}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (the instructor's test code)
-    _check_untouched()     # student code the test called may have changed something while it ran
-    print(token)
+def _instructor_names(reference) -> dict:
+    """Run the instructor's cells ``reference`` ((code, substitute) pairs) in a fresh namespace; return the names
+    the cells marked ``substitute`` bound."""
+    namespace = {"__builtins__": _REAL_BUILTINS, "__name__": "__main__"}
+    bound = {}
+    for n, (code, substitute) in enumerate(reference):
+        before = dict(namespace)
+        exec(compile(code, f"<instructor's cell {n + 1}>", "exec"), namespace)  # noqa: S102
+        if substitute:
+            bound.update({k: v for k, v in namespace.items() if k not in before or before[k] is not v})
+    bound.pop("__builtins__", None)
+    return bound
+
+
+def run_test(test_id: str, token: str, source: str, reference=()) -> None:
+    """Run one test cell's code; print ``token done`` only if it completed.
+
+    ``reference``: the instructor's code of the cells this test's question builds on, as (code, substitute)
+    pairs; while the test runs, the names the substituted cells define are the instructor's, for the test and for
+    the student's functions it calls."""
+    _report_changes(token)
+    user_ns, saved = _state["user_ns"], {}
+    _state["token"] = token
+    try:
+        for name, value in _instructor_names(reference).items():
+            saved[name] = user_ns.get(name, _MISSING)
+            user_ns[name] = value
+        namespace = {k: v for k, v in user_ns.items() if k not in _REAL_BUILTINS}
+        namespace.update(__builtins__=_REAL_BUILTINS, __name__="__main__")
+        filename = f"<test {test_id}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (the instructor's test code)
+    finally:
+        _state["token"] = None
+        for name, value in saved.items():
+            if value is _MISSING:
+                user_ns.pop(name, None)
+            else:
+                user_ns[name] = value
+    _report_changes(token)        # student code the test called may have changed something while it ran
+    _say(token, "done")
+
+
+def _value_types():
+    """NumPy, pandas and NumPy's real-number scalar types (imported when first needed)."""
+    if "scalars" not in _state:
+        import numpy
+        import pandas
+        _state.update(numpy=numpy, pandas=pandas,
+                      scalars=frozenset(t for t in numpy.sctypeDict.values()
+                                        if issubclass(t, (numpy.number, numpy.bool_))
+                                        and not issubclass(t, numpy.complexfloating)))
+    return _state["numpy"], _state["pandas"], _state["scalars"]
+
+
+def _plain(value, labels: bool, where: str):
+    """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs."""
+    np, pd, scalars = _value_types()
+    kind = type(value)
+    if value is None or kind in (bool, int, float, str):
+        return value
+    if kind in scalars:
+        return value.item()
+    if kind is np.ndarray:
+        if value.dtype.kind == "O":        # labels: every element must pass these checks itself
+            return _plain(value.tolist(), labels, where)
+        if value.dtype.kind not in "biufU":
+            raise TypeError(f"{where}: an array of {value.dtype}; the grader takes arrays of numbers or strings")
+        return value.tolist()
+    if kind in (list, tuple):
+        return [_plain(v, labels, f"{where}[{i}]") for i, v in enumerate(value)]
+    if kind is dict:
+        out = {}
+        for key, v in value.items():
+            if type(key) not in (str, int):
+                raise TypeError(f"{where}: a dict key of type {type(key).__name__}; the grader takes str or int keys")
+            out[str(key)] = _plain(v, labels, f"{where}[{key!r}]")
+        return out
+    if kind in (pd.Series, pd.DataFrame):
+        dtypes = [value.dtype] if kind is pd.Series else list(value.dtypes)
+        if not all(isinstance(d, np.dtype) and d.kind in "biuf" for d in dtypes):
+            raise TypeError(f"{where}: a pandas {kind.__name__} that is not of numbers")
+        values = value.to_numpy()
+        if type(values) is not np.ndarray:
+            raise TypeError(f"{where}: a pandas {kind.__name__} whose values are not a NumPy array")
+        values = _plain(values, labels, where)
+        if not labels:
+            return values
+        index = _plain(value.index.to_numpy(), labels, f"{where}.index")
+        if kind is pd.Series:
+            return dict(zip((str(i) for i in index), values))
+        return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns"), "index": index,
+                "values": values}
+    raise TypeError(f"{where}: a {kind.__module__}.{kind.__qualname__}; the grader takes numbers, strings, NumPy "
+                    "arrays (not subclasses such as masked arrays), lists, tuples, dicts, and pandas Series or "
+                    "DataFrames of numbers")
+
+
+def record(name: str, value, rtol: float = 0.0, atol=0.0, labels: bool = False):
+    """Hand ``value`` to the grader, which compares it with the instructor's, within ``rtol`` and ``atol`` (a number
+    or, elementwise, an array of the value's shape), taken from the instructor's run. Returns the plain value.
+
+    Series and DataFrames count by their values; with ``labels`` a Series counts as {label: value} (in any order)
+    and a DataFrame with its row and column labels."""
+    token = _state.get("token")
+    if token is None:
+        raise RuntimeError("record() works only inside a test run by the grader")
+    plain = _plain(value, labels, name)
+    tolerance = _plain(atol, False, f"{name} (atol)")
+    _say(token, "record " + json.dumps({"name": name, "value": plain, "rtol": float(rtol), "atol": tolerance}))
+    return plain
+
+
+def array(value, name: str = "value"):
+    """``value`` as a NumPy array, through the checks of :func:`record` (no method of a student's object runs)."""
+    return _value_types()[0].array(_plain(value, False, name))
 
 
 @contextlib.contextmanager
@@ -119,7 +463,9 @@ def numpy_only():
     """Run the block with hlmlib, statsmodels, linearmodels and scikit-learn unavailable.
 
     ``import hlmlib`` (or any of them) raises ImportError inside the block, and any call into their code, by
-    whatever name it was reached, makes the block fail with an AssertionError naming the function called."""
+    whatever name it was reached, makes the block fail with an AssertionError naming the function called. Call
+    :func:`record` inside the block: it accepts only values already computed (no object whose contents are
+    computed later, outside the block)."""
     saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ESTIMATOR_PACKAGES}
     folders = tuple(sorted({m.__path__[0] for n, m in saved.items() if m is not None and "." not in n
                             and hasattr(m, "__path__")}))
@@ -131,12 +477,17 @@ def numpy_only():
 
     for name in list(saved) + [p for p in ESTIMATOR_PACKAGES if p not in saved]:
         sys.modules[name] = None
+    kit = _state.get("kit", [0])
+    kit[0] += 1
     previous = sys.getprofile()
     sys.setprofile(profiler)
+    kit[0] -= 1
     try:
         yield
     finally:
+        kit[0] += 1
         sys.setprofile(previous)
+        kit[0] -= 1
         for name in ESTIMATOR_PACKAGES:
             sys.modules.pop(name, None)
         sys.modules.update(saved)

@@ -1,15 +1,26 @@
-"""A static check of a submission's code, before anything runs: constructs that reach into the interpreter.
+"""A static check of a submission's code, before anything runs.
 
-An assignment needs NumPy, pandas, SciPy and hlmlib, not the interpreter's machinery. The check lists every use of
-what could defeat the grader from inside the kernel (see ``gradingkit.py``): imports outside an allow-list
-(``sys``, ``os``, ``builtins``, ``inspect``, ``gc``, and modules that evaluate strings: ``typing``, SymPy,
-statsmodels' formulas, ...); ``exec``, ``eval``, ``getattr``, ``globals`` and friends; IPython's ``get_ipython``
-and input history; dunder names and attributes; attributes that lead to the interpreter's internals
-(``warnings.sys``, frames, code objects, tracing) or write files; setting an attribute of anything but ``self``
-(or a data frame's columns, index or name: patching a library function during a test and putting it back
-afterwards needs an attribute assignment); changing an item of an imported module; shell escapes, and magics
-other than ``%matplotlib``, ``%time`` and ``%timeit`` (whose code is checked too). A submission with any of these
-is not run: it scores 0 and is reported for the instructor to read.
+Two verdicts:
+
+- :func:`not_run`: a cell the grader will not run, and why: one it cannot parse; one with a shell command or an
+  IPython magic outside a short allow-list (``%time``, ``%timeit``, ``%matplotlib inline``, ``obj?``), since a
+  magic's argument is code or a command that the check could not see; one whose ``%time``/``%timeit`` code (its
+  options parsed as IPython parses them) cannot be parsed. Such a cell fails as an error in that cell only.
+- :func:`check_cells`: constructs that reach into the interpreter to defeat the grader (see ``gradingkit.py``),
+  in the code that will run, magics' code included: imports outside an allow-list (``sys``, ``builtins``,
+  ``inspect``, ``gc``, ``importlib``, ``subprocess``, ``ctypes``, ``operator``, ``pickle``, ... are out);
+  ``exec``, ``eval``, ``compile``, ``globals``, ``setattr`` and friends; IPython's ``get_ipython`` and input
+  history; dunder names, attributes and strings (``__version__``, ``__name__``, ``__doc__`` may be read);
+  attributes that lead to the interpreter's internals (``warnings.sys``, ``tempfile._thread``, frames, code
+  objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
+  (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names;
+  setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
+  or matplotlib options); changing an item of an imported module. A submission with any of these is not run: it
+  scores 0 and is reported for the instructor to read.
+
+Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder,
+processes, native code and the network, and the score comes from values compared outside the kernel. The check
+keeps the honest notebook running and stops the plain ways to tamper.
 """
 from __future__ import annotations
 
@@ -17,44 +28,58 @@ import ast
 import re
 
 from IPython.core.inputtransformer2 import TransformerManager
+from IPython.core.magic import Magics
+from IPython.core.error import UsageError
 
 ALLOWED_IMPORTS = {   # numerical work, and standard modules that neither evaluate strings nor reach the interpreter
-    "numpy", "pandas", "scipy", "hlmlib", "matplotlib", "seaborn", "math", "cmath", "statistics", "random",
-    "fractions", "decimal", "itertools", "functools", "collections", "time", "warnings", "re", "textwrap",
-    "pprint", "json", "copy", "datetime", "tabulate",
+    "numpy", "pandas", "scipy", "hlmlib", "matplotlib", "seaborn", "statsmodels", "sklearn", "linearmodels",
+    "math", "cmath", "statistics", "random", "fractions", "decimal", "numbers", "itertools", "functools",
+    "collections", "dataclasses", "abc", "enum", "typing", "__future__", "time", "datetime", "warnings", "re",
+    "textwrap", "pprint", "json", "csv", "copy", "os", "io", "pathlib", "shutil", "tempfile", "tabulate",
 }
 FORBIDDEN_NAMES = {
-    "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
-    "open", "input", "breakpoint", "exit", "quit", "memoryview", "get_ipython", "display_pub",
-    "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii",
+    "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "setattr", "delattr", "input",
+    "breakpoint", "memoryview", "get_ipython", "display_pub", "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii",
 }
+INJECTED_NAMES = {"getattr"}     # the grader puts a checked version in the student's namespace: not to be rebound
 FORBIDDEN_ATTRIBUTES = {
-    # modules outside the allow-list, reached as attributes of allowed ones (warnings.sys, pd.io.common.os)
-    "sys", "os", "io", "builtins", "types", "subprocess", "shutil", "pathlib", "importlib", "inspect", "gc",
-    "threading", "_thread", "signal", "atexit", "linecache", "IPython", "ipykernel", "ctypes", "ctypeslib",
-    # the interpreter's and IPython's internals: frames, code, tracing, streams, the user namespace
-    "pythonapi", "modules", "meta_path", "settrace", "setprofile", "_getframe", "exc_info", "f_back",
+    # modules outside the allow-list, reached as attributes of allowed ones (warnings.sys, np.core._internal.ctypes)
+    "sys", "builtins", "subprocess", "importlib", "inspect", "gc", "threading", "_thread", "signal",
+    "atexit", "linecache", "IPython", "ipykernel", "ctypes", "ctypeslib", "cffi", "multiprocessing", "concurrent",
+    "marshal", "runpy", "pkgutil", "gradingkit",
+    # the interpreter's and IPython's internals: frames, code, tracing, streams, hooks, the user namespace
+    "pythonapi", "modules", "meta_path", "path_hooks", "settrace", "setprofile", "_getframe", "exc_info", "f_back",
     "f_globals", "f_locals", "f_builtins", "f_code", "f_lineno", "f_trace", "co_consts", "co_code", "gi_frame",
     "gi_code", "cr_frame", "ag_frame", "tb_frame", "tb_next", "func_globals", "stdout", "stderr", "stdin",
-    "displayhook", "excepthook", "showwarning", "formatwarning", "user_ns", "user_global_ns", "environ",
-    "system", "popen",
-    # getattr by another name, and evaluating strings (pandas' eval and query resolve attributes)
-    "getattr", "setattr", "delattr", "attrgetter", "methodcaller", "operator", "eval", "exec", "query",
-    "read_pickle", "typing", "get_type_hints", "ForwardRef", "string", "Formatter", "get_field", "sympy",
-    "sympify", "parse_expr", "patsy", "statsmodels", "formulaic", "linearmodels",
-    # writing files (a submission must not change the grader, hlmlib or another submission on disk)
-    "savetxt", "save", "savez", "savez_compressed", "tofile", "memmap", "open_memmap", "to_csv", "to_pickle",
-    "to_json", "to_excel", "to_parquet", "to_hdf", "to_feather", "to_stata", "to_sql", "to_xml", "to_orc",
-    "savefig", "dump", "write", "writelines", "write_text", "write_bytes", "mkdir", "makedirs", "unlink",
-    "rmdir", "rmtree", "chmod", "symlink", "imsave", "ExcelWriter", "HDFStore",
+    "displayhook", "excepthook", "showwarning", "formatwarning", "user_ns", "user_global_ns", "addaudithook",
+    # processes, signals and raw memory
+    "system", "popen", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
+    "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
+    "posix_spawn", "posix_spawnp", "kill", "killpg", "dup2", "as_strided", "byte_bounds",
+    # IPython's shell (exit._ip, a backend's get_ipython) and its methods that run code or magics
+    "_ip", "get_ipython", "InteractiveShell", "shell", "run_cell", "run_cell_async", "run_line_magic",
+    "run_cell_magic", "run_code", "run_ast_nodes", "safe_execfile", "safe_execfile_ipy", "safe_run_module", "ex",
+    "ev", "magic", "system_raw", "getoutput", "transform_cell",
+    # getattr by another name, and evaluating strings
+    "setattr", "delattr", "attrgetter", "methodcaller", "operator", "exec", "read_pickle", "get_type_hints",
+    "ForwardRef", "_eval_type", "string", "Formatter", "get_field", "sympy", "sympify", "parse_expr",
 }
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
-ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__"}
+ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "__len__", "__iter__", "__getitem__",
+                          "__enter__", "__exit__"}
+READABLE_DUNDERS = {"__version__", "__name__", "__doc__", "__qualname__", "__module__"}
 ALLOWED_MODULE_SETTINGS = ("pd.options", "pandas.options", "plt.rcParams", "matplotlib.rcParams", "mpl.rcParams")
 CODE_MAGICS = {"time", "timeit"}           # magics whose argument is code: allowed, and their code is checked
-HARMLESS_MAGICS = {"matplotlib"}
-DUNDER = re.compile(r"^__\w+__$")
+STRING_CODE_METHODS = {"query", "eval"}    # pandas methods that evaluate a string
+DUNDER = re.compile(r"^__[A-Za-z0-9]\w*__$")
+DUNDER_INSIDE = re.compile(r"__[A-Za-z0-9]\w*__")
 HISTORY = re.compile(r"^_i?\d+$")
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+DOTTED_NAME = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*$")
+
+
+class _NotRun(Exception):
+    """A cell the grader does not run; the message says why."""
 
 
 def _dotted(node) -> str:
@@ -69,9 +94,48 @@ def _dotted(node) -> str:
     return ""
 
 
+def _magic_call(node):
+    """(kind, name, arguments) if ``node`` is IPython's translation of a magic or shell command, else None."""
+    func = node.func
+    if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
+            and isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython"
+            and func.attr in ("run_line_magic", "run_cell_magic", "system", "getoutput")):
+        args = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None for a in node.args]
+        return func.attr, args
+    return None
+
+
+def _magic_code(kind: str, args: list) -> list[str]:
+    """The code an allowed magic runs, as IPython would take it from its arguments; raises _NotRun otherwise."""
+    if kind in ("system", "getoutput"):
+        raise _NotRun("it runs a shell command")
+    if not args or any(a is None for a in args) or len(args) != (2 if kind == "run_line_magic" else 3):
+        raise _NotRun("it calls a magic in a way the check cannot read")
+    name, line, cell = args[0].lstrip("%"), args[1], (args[2] if kind == "run_cell_magic" else None)
+    if name == "matplotlib" and cell is None and line.strip() in ("", "inline"):
+        return []
+    if name in ("pinfo", "pinfo2") and cell is None and DOTTED_NAME.match(line) and "__" not in line:
+        return []
+    if name == "time":
+        return [c for c in (line, cell) if c is not None]
+    if name == "timeit":
+        try:
+            _, statement = Magics.parse_options(_NoDefaults(), line, "n:r:tcp:qo", posix=False, strict=False,
+                                                preserve_non_opts=True)
+        except (UsageError, ValueError) as exc:
+            raise _NotRun(f"the options of %timeit cannot be read ({exc})") from None
+        return [statement] + ([cell] if cell is not None else [])
+    raise _NotRun(f"it uses the magic %{name} (the grader runs only %time, %timeit, %matplotlib inline and obj?)")
+
+
+class _NoDefaults:
+    """Stands for the IPython Magics object that ``Magics.parse_options`` reads default options from."""
+    options_table: dict = {}
+
+
 class _Checker(ast.NodeVisitor):
     def __init__(self, imported: set[str]):
-        self.imported, self.problems = imported, []
+        self.imported, self.problems, self.method_self = imported, [], []
 
     def flag(self, node, what):
         self.problems.append((getattr(node, "lineno", 0), what))
@@ -84,7 +148,7 @@ class _Checker(ast.NodeVisitor):
     def visit_ImportFrom(self, node):
         self._import(node, "." * node.level + (node.module or ""))
         for alias in node.names:
-            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES:
+            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES:
                 self.flag(node, f"imports {alias.name}")
 
     def _import(self, node, name):
@@ -92,30 +156,52 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, f"imports {name or 'a relative module'}, which is not on the list of allowed modules")
 
     def visit_Name(self, node):
-        if node.id in FORBIDDEN_NAMES or DUNDER.match(node.id) or HISTORY.match(node.id):
+        if (node.id in FORBIDDEN_NAMES or HISTORY.match(node.id)
+                or DUNDER.match(node.id) and not (node.id == "__name__" and isinstance(node.ctx, ast.Load))):
             self.flag(node, f"uses {node.id}")
+        elif node.id in INJECTED_NAMES and not isinstance(node.ctx, ast.Load):
+            self.flag(node, f"rebinds {node.id}")
 
     def visit_Constant(self, node):
-        if isinstance(node.value, str) and DUNDER.match(node.value):
-            self.flag(node, f"uses the string {node.value!r}")
+        if isinstance(node.value, str) and node.value != "__main__" and DUNDER_INSIDE.search(node.value):
+            self.flag(node, f"uses the string {node.value[:60]!r}")
 
     def _function(self, node):
         if DUNDER.match(node.name) and node.name not in ALLOWED_DUNDER_METHODS:
             self.flag(node, f"defines {node.name}")
+        for name in (node.name, *(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))):
+            if name in INJECTED_NAMES:
+                self.flag(node, f"rebinds {name}")
+        self.method_self.append(getattr(node, "_self", None))    # set by visit_ClassDef for a method
         self.generic_visit(node)
+        self.method_self.pop()
 
     visit_FunctionDef = visit_AsyncFunctionDef = _function
 
+    def visit_ClassDef(self, node):
+        for item in node.body:      # a method's first parameter is the only "self" whose attributes may be set
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.args.args \
+                    and not any(_dotted(d) in ("staticmethod", "classmethod") for d in item.decorator_list):
+                item._self = item.args.args[0].arg
+        self.generic_visit(node)
+
+    def visit_Lambda(self, node):
+        self.method_self.append(None)
+        self.generic_visit(node)
+        self.method_self.pop()
+
     def visit_Attribute(self, node):
-        if DUNDER.match(node.attr) or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES:    # random._os is os
+        if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load)))
+                or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             dotted = _dotted(node)
-            own = isinstance(node.value, ast.Name) and node.value.id == "self"
+            own = (isinstance(node.value, ast.Name) and self.method_self
+                   and node.value.id == self.method_self[-1])
             frame = node.attr in FRAME_ATTRIBUTES and dotted.split(".")[0] not in self.imported
             if not (own or frame or dotted.startswith(ALLOWED_MODULE_SETTINGS)):
-                self.flag(node, f"sets {dotted} (code may set only self.x in a method, a data frame's "
-                                f"{', '.join(sorted(FRAME_ATTRIBUTES))}, and pandas or matplotlib options)")
+                self.flag(node, f"sets {dotted or '.' + node.attr} (code may set only self.x in a method, a data "
+                                f"frame's {', '.join(sorted(FRAME_ATTRIBUTES))}, and pandas or matplotlib options)")
         self.generic_visit(node)
 
     def visit_Subscript(self, node):
@@ -125,22 +211,43 @@ class _Checker(ast.NodeVisitor):
                 self.flag(node, f"changes {dotted}, part of an imported module")
         self.generic_visit(node)
 
-    def visit_Call(self, node):  # get_ipython().run_line_magic("time", "code") and friends, after transformation
-        func = node.func
-        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Call)
-                and isinstance(func.value.func, ast.Name) and func.value.func.id == "get_ipython"
-                and func.attr in ("run_line_magic", "run_cell_magic") and node.args
-                and isinstance(node.args[0], ast.Constant)):
-            magic = str(node.args[0].value).lstrip("%")
-            if magic in HARMLESS_MAGICS:
-                return
-            if magic in CODE_MAGICS and all(isinstance(a, ast.Constant) for a in node.args[1:]):
-                for arg in node.args[1:]:
-                    self.problems += _check_code(str(arg.value), self.imported)
-                return
-            self.flag(node, f"runs the magic %{magic}")
+    def visit_Call(self, node):
+        magic = _magic_call(node)
+        if magic is not None:       # get_ipython().run_line_magic("time", "code") and friends, after transformation
+            try:
+                for code in _magic_code(*magic):
+                    self.problems += _check_code(code, self.imported)
+            except _NotRun:
+                pass                # such a cell does not run (see not_run)
             return
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 3:
+            self.flag(node, "builds a class with type(name, bases, namespace)")
+        if isinstance(func, ast.Attribute) and func.attr in STRING_CODE_METHODS:
+            self._string_code(node, f".{func.attr}()")
         self.generic_visit(node)
+
+    def _string_code(self, node, where):
+        """A pandas query or eval string: a constant, without the names the check refuses."""
+        text = node.args[0] if node.args else next((k.value for k in node.keywords if k.arg == "expr"), None)
+        if not (isinstance(text, ast.Constant) and isinstance(text.value, str)):
+            self.flag(node, f"passes {where} a string the check cannot read")
+            return
+        self._tokens(node, text.value, where)
+
+    def _tokens(self, node, text, where):
+        bad = set(IDENTIFIER.findall(text)) & (FORBIDDEN_NAMES | FORBIDDEN_ATTRIBUTES | {"getattr"})
+        if bad or "__" in text:
+            self.flag(node, f"{where} evaluates {sorted(bad) or ['a dunder name']}")
+
+
+class _FormulaChecker(_Checker):
+    """Also checks strings that look like model formulas ("y ~ x"), which formulaic and patsy evaluate as code."""
+
+    def visit_Constant(self, node):
+        super().visit_Constant(node)
+        if isinstance(node.value, str) and "~" in node.value:
+            self._tokens(node, node.value, "a formula")
 
 
 def _imported_names(tree) -> set[str]:
@@ -161,27 +268,37 @@ def _check_code(source: str, imported: set[str]) -> list[tuple[int, str]]:
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError):
-        return []          # not checked, and not run either: see unparsable()
-    checker = _Checker(imported)
+        return []          # not checked, and not run either: see not_run()
+    checker = _FormulaChecker(imported)
     checker.visit(tree)
     return checker.problems
 
 
 def check_cells(cells: list[tuple[int, str]]) -> list[str]:
-    """Problems in the student's code cells, given as (cell number in the submission, source) pairs."""
+    """Problems in the student's code cells that run, given as (cell number in the submission, source) pairs."""
     imported = set()
     for _, source in cells:
         try:
             imported |= _imported_names(_parse(source))
-        except SyntaxError:
+        except (SyntaxError, ValueError):
             pass
     return [f"cell {n}, line {line}: {what}" for n, source in cells for line, what in _check_code(source, imported)]
 
 
-def unparsable(source: str) -> str | None:
-    """The syntax error of a cell this check cannot read (the grader runs such a cell as a ``raise``), or None."""
+def not_run(source: str) -> str | None:
+    """Why the grader does not run this code cell, or None (see the module docstring)."""
     try:
-        _parse(source)
-        return None
+        tree = _parse(source)
     except (SyntaxError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return f"it cannot be parsed ({type(exc).__name__}: {exc})"
+    for node in ast.walk(tree):
+        magic = isinstance(node, ast.Call) and _magic_call(node)
+        if magic:
+            try:
+                for code in _magic_code(*magic):
+                    reason = not_run(code)
+                    if reason:
+                        return f"the code of a %time or %timeit: {reason}"
+            except _NotRun as exc:
+                return str(exc)
+    return None

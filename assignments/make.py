@@ -1,24 +1,26 @@
 """Build the student and instructor versions of every assignment from its one source, and grade submissions.
 
     python assignments/make.py                     # writes assignments/build/{student,instructor}/*.ipynb
-    python assignments/make.py grade FILE [FILE ...] [--csv OUT] [--timeout S] [--jobs N] [--out DIR]
+    python assignments/make.py grade FILE [FILE ...] [--csv OUT] [--timeout S] [--timeout-file S] [--jobs N]
+                                   [--out DIR] [--recompute-reference]
     python assignments/make.py ids SOURCE [...]    # gives every cell of a source notebook that lacks one a stable id
     python assignments/make.py to-text SOURCE > X.py; python assignments/make.py to-ipynb X.py SOURCE  # edit as text
 
 The format of a source (``assignments/source/*.ipynb``) is in the README's "Teaching with the book". In short,
 the notebook's metadata ``assignment`` holds its ``id`` and ``title``; every cell's metadata ``assignment`` holds a
-stable ``id``; a test cell adds ``kind`` (``test`` or ``hidden-test``), ``question`` and ``points``, and a hidden
-test may name in ``guards`` a visible test that then scores only if the hidden one passes too (the same check on
-other data, so that an answer typed to match the visible test scores nothing); a written answer adds
-``kind: written``, ``question`` and ``points``. Solutions sit between ``# BEGIN SOLUTION`` and
-``# END SOLUTION`` lines (code) or ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->`` (markdown), and
-``{{points q1}}`` in markdown becomes "2 points".
+stable ``id``; a test cell adds ``kind`` (``test`` or ``hidden-test``), ``question`` and ``points``; every visible
+test is named in ``guards`` by a hidden test, and then scores only if the hidden one passes too (the same check on
+other data, so that an answer typed to match the visible test scores nothing); a test may name in ``reference`` the
+answer cells of earlier questions its question builds on (the grader runs it with the instructor's versions of
+them); a written answer adds ``kind: written``, ``question`` and ``points``. Solutions sit between
+``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines (code) or ``<!-- BEGIN SOLUTION -->`` and
+``<!-- END SOLUTION -->`` (markdown), and ``{{points q1}}`` in markdown becomes "2 points".
 
 Grading never trusts the submission's tests. The assignment is read from the notebook's metadata (not its file
-name); every test, visible or hidden, comes from the instructor source and runs after the submission's cell that
-precedes it in the source, found by id, whatever the student did to the test cells (edited, deleted, moved)
-and however many cells they added; cells the student added after that cell run before the test. See
-``grader.py`` for how a run is executed and scored.
+name); every test, visible or hidden, comes from the instructor source and runs where the source puts it, found by
+the ids of the cells around it, whatever the student did to the test cells (edited, deleted, moved). Hidden
+tests hand their values to the grader, which compares them with the values of the instructor's solution. See
+``grader.py`` for how a run is placed, executed and scored.
 """
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ class Test:
     hidden: bool
     source: str
     guards: str | None = None        # a visible test that scores only if this (hidden) test passes too
+    reference: tuple[str, ...] = ()  # answer cells of earlier questions: the instructor's run in their place
 
 
 @dataclass
@@ -113,7 +116,7 @@ def load_source(path: Path) -> Assignment:
         seen.add(cid)
         if kind is None:
             continue
-        points, guards = m.get("points"), m.get("guards")
+        points, guards, reference = m.get("points"), m.get("guards"), m.get("reference", [])
         if (not m.get("question") or not isinstance(points, (int, float)) or points < 0
                 or points == 0 and not guards):
             raise SourceError(f"{where}, cell {n} ({cid}): a {kind} cell needs 'question' and positive 'points' "
@@ -125,7 +128,13 @@ def load_source(path: Path) -> Assignment:
             if guards and (kind != "hidden-test" or not guarded or guarded.hidden or guarded.question != m["question"]):
                 raise SourceError(f"{where}, cell {n} ({cid}): 'guards' names a visible test of the same question, "
                                   "above this hidden test")
-            a.tests.append(Test(cid, m["question"], points, kind == "hidden-test", cell.source, guards))
+            answers = {cell_meta(c).get("id") for c in nb.cells[:n - 1]
+                       if c.cell_type == "code" and CODE_SOLUTION.search(c.source)}
+            if not isinstance(reference, list) or not set(reference) <= answers:
+                raise SourceError(f"{where}, cell {n} ({cid}): 'reference' lists answer cells (code cells with a "
+                                  f"solution) above this test; {sorted(set(reference) - answers)} are not")
+            a.tests.append(Test(cid, m["question"], points, kind == "hidden-test", cell.source, guards,
+                                tuple(reference)))
         elif kind == "written" and cell.cell_type == "markdown" and TEXT_SOLUTION.search(cell.source):
             a.written[m["question"]] = a.written.get(m["question"], 0) + points
         else:
@@ -134,6 +143,11 @@ def load_source(path: Path) -> Assignment:
                               "between <!-- BEGIN SOLUTION --> and <!-- END SOLUTION -->)")
     if not a.tests:
         raise SourceError(f"{where}: no test cells")
+    guarded_ids = {t.guards for t in a.tests}
+    for t in a.tests:
+        if not t.hidden and t.id not in guarded_ids:
+            raise SourceError(f"{where}: the visible test {t.id} needs a hidden test that names it in 'guards' (its "
+                              "points would otherwise rest on a check that runs in the student's kernel)")
     points = {**a.questions}
     for q, p in a.written.items():
         points[q] = points.get(q, 0) + p
@@ -163,6 +177,30 @@ def render_points(a: Assignment, text: str) -> str:
     return POINTS.sub(lambda m: _points_text(points[m.group(1)]), text)
 
 
+def strip_markers(text: str) -> str:
+    """The instructor's text of a cell: the solution markers' lines removed."""
+    return "\n".join(line for line in text.split("\n") if not MARKER_LINE.match(line))
+
+
+def reference_cells(a: Assignment, test: Test) -> list[tuple[str, bool]]:
+    """The instructor's code a test runs with, as (code, substitute) pairs: the answer cells in ``test.reference``
+    (substitute: their names replace the student's while the test runs) and, before them, the source's code cells
+    above the last of them that are neither answers nor tests (the imports and data they need)."""
+    if not test.reference:
+        return []
+    ids = [cell_meta(c)["id"] for c in a.notebook.cells]
+    last = max(ids.index(r) for r in test.reference)
+    out = []
+    for cell in a.notebook.cells[:last + 1]:
+        m = cell_meta(cell)
+        if cell.cell_type != "code" or m.get("kind") in TEST_KINDS:
+            continue
+        answer = bool(CODE_SOLUTION.search(cell.source))
+        if m["id"] in test.reference or not answer:
+            out.append((strip_markers(cell.source), m["id"] in test.reference))
+    return out
+
+
 def _version(a: Assignment, student: bool) -> nbformat.NotebookNode:
     out = copy.deepcopy(a.notebook)
     if student:
@@ -177,7 +215,7 @@ def _version(a: Assignment, student: bool) -> nbformat.NotebookNode:
             if student:
                 cell.source = TEXT_SOLUTION.sub(STUDENT_TEXT, cell.source)
             cell.source = render_points(a, cell.source)
-        cell.source = "\n".join(line for line in cell.source.split("\n") if not MARKER_LINE.match(line))
+        cell.source = strip_markers(cell.source)
     return out
 
 
@@ -267,7 +305,11 @@ def main(argv=None) -> int:
     g.add_argument("files", nargs="+", type=Path)
     g.add_argument("--csv", type=Path, help="write one row per file: file, assignment, score, total, questions")
     g.add_argument("--timeout", type=float, default=300, help="seconds one cell may run (default 300)")
+    g.add_argument("--timeout-file", type=float, default=900,
+                   help="seconds one notebook may run, all cells together (default 900)")
     g.add_argument("--jobs", type=int, default=None, help="submissions run at once (default: the CPU count)")
+    g.add_argument("--recompute-reference", action="store_true",
+                   help="run the instructor versions afresh instead of taking their values from build/reference/")
     g.add_argument("--out", type=Path, default=BUILD / "graded",
                    help="folder for the per-file reports, graded notebooks and written answers")
     i = sub.add_parser("ids", help="give cells of source notebooks stable ids")

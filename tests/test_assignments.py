@@ -3,13 +3,19 @@
 Every assignment, generically: the instructor version scores full marks; the student version zero, also with its
 test cells deleted or replaced by ``pass``; the instructor version keeps full marks with scratch cells added at the
 top, with its visible tests edited to fail and moved, and under a course site's renamed file name. Plausible wrong
-answers each lose the points they should, and attempts to game the grader score nothing. A cell that runs too
-long ends its file's run with a report while the other files and the CSV still come; an unknown notebook is an
-error. Everything is graded in one parallel run of the real command (``make.py grade``), reused by every check.
+answers each lose the points they should, and a mistake in an earlier question is not counted again in a later
+one; honest alternatives keep full marks; attempts to game the grader score nothing, whether the static check
+sees them or not; a run cannot write outside its folder, read the grader's, start processes or threads or load
+native code. A cell that runs too long, a notebook over its limit per file or a kernel that dies ends that file's run
+with a report while the other files and the CSV still come; a run keeps a bounded output; an unknown notebook is an
+error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
+the rest are unit checks.
 """
+import ast
 import asyncio
 import copy
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -47,6 +53,9 @@ def _scratch(source, markdown=False):
     return cell
 
 
+ABOVE_THE_PLACEHOLDER = "My answer, typed in a cell I added above the placeholder."
+
+
 def _variants(instructor, student):
     """The generic checks' submissions for one assignment: name -> (notebook, file name or None)."""
     damaged = copy.deepcopy(student)                 # visible tests deleted, or replaced by pass, in turn
@@ -54,6 +63,9 @@ def _variants(instructor, student):
     for c in tests[1::2]:
         c.source = "pass"
     damaged.cells = [c for c in damaged.cells if c not in tests[::2]]
+    for n, c in reversed(list(enumerate(damaged.cells))):     # and a written answer typed above its placeholder
+        if _kind(c) == "written":
+            damaged.cells.insert(n, _scratch(ABOVE_THE_PLACEHOLDER, markdown=True))
     moved = copy.deepcopy(instructor)                # scratch cells on top, visible tests edited and moved
     tests = [c for c in moved.cells if _kind(c) == "test"]
     for c in tests:
@@ -66,12 +78,35 @@ def _variants(instructor, student):
             "renamed-scratch-top-tests-edited-moved": (moved, "smith_jane_12345_{id}")}
 
 
+# Templates of assignment 5's wrong answers: the regression of the group means, the six answers, the rejection rates
+_MEANS = ("def means_regression(y, W, groups):\n    labels, codes = np.unique(groups, return_inverse=True)\n"
+          "    J, k = len(labels), W.shape[1]\n    means = np.bincount(codes, weights=y) / np.bincount(codes)\n"
+          "    rows = np.zeros((J, k))\n    rows[codes] = W\n    b = np.linalg.lstsq(rows, means, rcond=None)[0]\n"
+          "    e = means - rows @ b\n    se = np.sqrt(e @ e / (J - k) * np.diag(np.linalg.inv(rows.T @ rows)))\n"
+          "    return {{'b': b, 'se': se, 'df': {df}, 'p': {p}}}")
+_HLM_TABLES = ("tables = {'HLM z': hlm.coef_table(), 'HLM Satterthwaite': hlm.coef_table(df='satterthwaite'), "
+               "'HLM Kenward-Roger': hlm.coef_table(df='kenward-roger'), 'HLM CR2': hlm.coef_table(kind='CR2'), ")
+_SIX = ("def six_answers(data, formula, groups, re, term):\n"
+        "    hlm = hlmlib.mixed(formula, data=data, groups=groups, re=re)\n    ols = hlmlib.ols(formula, data=data)\n"
+        "    {tables}'OLS CR1': ols.summary(kind='CR1', cluster=groups), "
+        "'OLS CR2': ols.summary(kind='CR2', cluster=groups)}}\n"
+        "    return pd.DataFrame({{k: t.loc[term, ['estimate', 'se', 'df', 'p']] for k, t in tables.items()}}).T\n\n\n"
+        "answers = six_answers(survey, formula, 'country', '~ lfrt', 'GSPEND')")
+_RATES = ("def rejection_rates(J, n, R, seed, random_slope=True):\n"
+          "    batch = sim.hlm_eusup_batch(R, J=J, n=n, seed=seed, **CENTRED)\n"
+          "    Z = batch.extra['Z'] if random_slope else batch.extra['Z'][..., :1]\n"
+          "    terms, kinds = ['GSPEND', 'lfrt:GSPEND'], ('model', 'satterthwaite', 'kenward-roger', 'CR2')\n"
+          "    mc = mixed_mc(batch.X, batch.Y, batch.cluster, Z, contrasts=np.eye(4)[[1, 3]], names=terms)\n"
+          "    truth = np.array([batch.truth[t] for t in terms])\n"
+          "    return pd.DataFrame({{k: {reject}.mean(axis=0) for k in kinds}}, index=terms).T")
+
 # Plausible wrong answers: (assignment, submission, name, cell id, wrong code, {question: points it should have}).
-# Wrong answers to questions that do not depend on each other share a submission, to save runs.
+# Wrong answers to questions that do not depend on each other share a submission, to save runs; where a question
+# builds on an earlier one, the later question's full points check that the earlier mistake is not counted twice.
 WRONG = [
     ("01_moulton_by_simulation", "a", "omega-not-block-diagonal", "q1-answer",
      "def compound_cov(x, cluster, tau, sigma2):\n    Z = np.column_stack([np.ones(len(x)), x])\n"
-     "    return Z @ np.asarray(tau) @ Z.T + sigma2 * np.eye(len(x))", {"q1": 0, "q3": 2}),
+     "    return Z @ np.asarray(tau) @ Z.T + sigma2 * np.eye(len(x))", {"q1": 0, "q2": 2, "q3": 2}),
     ("01_moulton_by_simulation", "b", "random-effects-per-observation", "q2-answer",
      "def simulate_errors(x, cluster, tau, sigma2, R, rng):\n"
      "    u = rng.standard_normal((R, len(x), 2)) @ np.linalg.cholesky(tau).T\n"
@@ -80,7 +115,7 @@ WRONG = [
      "def rho_x(x, cluster):\n    d = x - x.mean()\n    codes = np.unique(cluster, return_inverse=True)[1]\n"
      "    n = len(d) / (codes.max() + 1)\n"
      "    return np.sum(np.bincount(codes, d) ** 2 - np.bincount(codes, d ** 2)) / ((n - 1) * np.sum(d ** 2))\n"
-     "def moulton(n, rho_x, rho):\n    return 1 + n * rho_x * rho", {"q3": 0, "q1": 2}),
+     "def moulton(n, rho_x, rho):\n    return 1 + n * rho_x * rho", {"q3": 0, "q1": 2, "q4": 2}),
     ("02_sandwich_by_hand", "a", "ols-through-hlmlib", "q1-answer",
      "def ols_fit(y, X):\n    b = hlmlib.ols(y, X).params.to_numpy()\n    return b, y - X @ b", {"q1": 0}),
     ("02_sandwich_by_hand", "a", "hc1-through-hlmlib", "q2-answer",
@@ -97,32 +132,120 @@ WRONG = [
     ("02_sandwich_by_hand", "b", "hc0-not-hc1", "q2-answer",
      "def hc1_se(X, e):\n    bread = np.linalg.inv(X.T @ X)\n"
      "    return np.sqrt(np.diag(bread @ ((X * e[:, None] ** 2).T @ X) @ bread))", {"q2": 0}),
+    ("02_sandwich_by_hand", "c", "normal-equations", "q1-answer",   # the question rules it out; ill-conditioned X
+     "def ols_fit(y, X):\n    b = np.linalg.inv(X.T @ X) @ X.T @ y\n    return b, y - X @ b",
+     {"q1": 0, "q2": 2, "q3": 2}),
     ("03_few_clusters_monte_carlo", "a", "cr1-test-with-z", "q2-answer",
      "def cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
      "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
-     "    return {'t': t, 'df': len(np.unique(cluster)) - 1, 'p': 2 * stats.norm.sf(abs(t))}", {"q2": 0, "q1": 2}),
+     "    return {'t': t, 'df': len(np.unique(cluster)) - 1, 'p': 2 * stats.norm.sf(abs(t))}", {"q2": 0, "q3": 2}),
+    ("03_few_clusters_monte_carlo", "a", "errors-drawn-in-another-order", "q1-answer",
+     "def cgm_sample(G, n, rng):\n    cluster = np.repeat(np.arange(G), n)\n"
+     "    x = rng.standard_normal(G)[cluster] + rng.standard_normal(G * n)\n"
+     "    u = rng.standard_normal(G)[cluster] + rng.standard_normal(G * n)\n"
+     "    return x + u, np.column_stack([np.ones(G * n), x]), cluster", {"q1": 0, "q3": 2}),
     ("03_few_clusters_monte_carlo", "b", "rejection-with-z-critical-values", "q3-answer",
      "def rejection_rates(G, n, reps, seed):\n    rng = np.random.default_rng(seed)\n    c = {'classical': 0, 'CR1': 0}\n"
      "    for _ in range(reps):\n        y, X, cluster = cgm_sample(G, n, rng)\n        fit = hlmlib.ols(y, X)\n"
      "        c['classical'] += abs((fit.params.iloc[1] - 1) / fit.se().iloc[1]) > stats.t.ppf(0.975, G * n - 2)\n"
      "        c['CR1'] += abs(cr1_t_test(y, X, cluster)['t']) > 1.96\n"
      "    return {k: v / reps for k, v in c.items()}", {"q3": 0, "q2": 2}),
+    ("03_few_clusters_monte_carlo", "d", "classical-test-with-z", "q3-answer",
+     "def rejection_rates(G, n, reps, seed):\n    rng = np.random.default_rng(seed)\n    c = {'classical': 0, 'CR1': 0}\n"
+     "    for _ in range(reps):\n        y, X, cluster = cgm_sample(G, n, rng)\n        fit = hlmlib.ols(y, X)\n"
+     "        c['classical'] += abs((fit.params.iloc[1] - 1) / fit.se().iloc[1]) > 1.96\n"
+     "        c['CR1'] += cr1_t_test(y, X, cluster)['p'] < 0.05\n"
+     "    return {k: v / reps for k, v in c.items()}", {"q3": 0, "q1": 2, "q2": 2}),
     ("01_moulton_by_simulation", "a", "hard-coded-variance-ratio", "q4-answer",
      "def variance_ratio(G, n, rho, rho_x_target, R, seed):\n"
      "    return {'ratio': 2.6584236040187, 'mc_se': 0.0841, 'moulton': 2.6498787860672}", {"q4": 0, "q3": 2}),
     ("03_few_clusters_monte_carlo", "c", "hard-coded-rates", "q3-answer",
-     "def rejection_rates(G, n, reps, seed):\n    return {'classical': 0.5, 'CR1': 0.115}", {"q3": 0, "q1": 2, "q2": 2}),
+     "def rejection_rates(G, n, reps, seed):\n    return {'classical': 0.5, 'CR1': 0.115}", {"q3": 0, "q1": 2}),
+    ("03_few_clusters_monte_carlo", "c", "p-value-without-abs", "q2-answer",
+     "def cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
+     "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
+     "    df = len(np.unique(cluster)) - 1\n    return {'t': t, 'df': df, 'p': 2 * stats.t.sf(t, df)}", {"q2": 0}),
     ("04_hsb_hlm", "a", "hard-coded-icc", "q1-answer",
      "def null_icc(data):\n    return 0.180352\nicc = null_icc(hsb)", {"q1": 0, "q2": 2}),
     ("04_hsb_hlm", "b", "ols-stored-as-hlm", "q2-answer",
      "hlm = hlmlib.ols('mathach ~ cses * catholic + cses * meanses', data=hsb)", {"q2": 0, "q1": 2}),
     ("04_hsb_hlm", "c", "hlm-without-random-slope", "q2-answer",
      "hlm = hlmlib.mixed('mathach ~ cses * catholic + cses * meanses', data=hsb, groups='school')",
-     {"q2": 0, "q1": 2}),
+     {"q2": 0, "q1": 2, "q3": 2}),
     ("04_hsb_hlm", "a", "inverted-ratio", "q3-answer",
      "ols_fit = hlmlib.ols('mathach ~ cses * catholic + cses * meanses', data=hsb)\n"
      "se_ratio = hlm.se() / ols_fit.se(kind='CR2', cluster='school')", {"q3": 0, "q2": 2}),
+    ("05_level2_few_clusters", "a", "means-regression-df-J-minus-1", "q1-answer",
+     _MEANS.format(df="J - 1", p="2 * stats.t.sf(np.abs(b / se), J - 1)"), {"q1": 0}),
+    ("05_level2_few_clusters", "b", "means-regression-normal-p-values", "q1-answer",
+     _MEANS.format(df="J - k", p="2 * stats.norm.sf(np.abs(b / se))"), {"q1": 0}),
+    ("05_level2_few_clusters", "c", "means-regression-for-sorted-groups-only", "q1-answer",   # partial: 1 of 2
+     "def means_regression(y, W, groups):\n    J, k = len(np.unique(groups)), W.shape[1]\n"
+     "    means, rows = y.reshape(J, -1).mean(axis=1), W[::len(y) // J]\n"
+     "    b = np.linalg.lstsq(rows, means, rcond=None)[0]\n    e = means - rows @ b\n"
+     "    se = np.sqrt(e @ e / (J - k) * np.diag(np.linalg.inv(rows.T @ rows)))\n"
+     "    return {'b': b, 'se': se, 'df': J - k, 'p': 2 * stats.t.sf(np.abs(b / se), J - k)}", {"q1": 1}),
+    ("05_level2_few_clusters", "d", "regression-on-all-rows", "q1-answer",
+     "def means_regression(y, W, groups):\n    J, k = len(np.unique(groups)), W.shape[1]\n"
+     "    b = np.linalg.lstsq(W, y, rcond=None)[0]\n    e = y - W @ b\n"
+     "    se = np.sqrt(e @ e / (len(y) - k) * np.diag(np.linalg.inv(W.T @ W)))\n"
+     "    return {'b': b, 'se': se, 'df': J - k, 'p': 2 * stats.t.sf(np.abs(b / se), J - k)}", {"q1": 0}),
+    ("05_level2_few_clusters", "a", "z-for-every-hlm-answer", "q2-answer",
+     _SIX.format(tables="z = hlm.coef_table()\n    tables = {'HLM z': z, 'HLM Satterthwaite': z, "
+                 "'HLM Kenward-Roger': z, 'HLM CR2': z, "), {"q2": 0}),
+    ("05_level2_few_clusters", "b", "hlm-cr2-taken-from-ols", "q2-answer",
+     _SIX.format(tables=_HLM_TABLES.replace("hlm.coef_table(kind='CR2')",
+                                                    "ols.summary(kind='CR2', cluster=groups)")), {"q2": 0}),
+    ("05_level2_few_clusters", "c", "kenward-roger-df-with-the-model-based-se", "q2-answer",
+     _SIX.format(tables="kr = hlm.coef_table(df='satterthwaite').copy()\n"
+                 "    kr['df'] = hlm.coef_table(df='kenward-roger')['df']\n"
+                 "    kr['p'] = 2 * stats.t.sf(np.abs(kr['estimate'] / kr['se']), kr['df'])\n    "
+                 + _HLM_TABLES.replace("hlm.coef_table(df='kenward-roger')", "kr")), {"q2": 0}),
+    ("05_level2_few_clusters", "d", "hlm-without-the-random-slope", "q2-answer",
+     _SIX.format(tables=_HLM_TABLES).replace(", re=re)", ")"), {"q2": 0, "q3": 2}),
+    ("05_level2_few_clusters", "a", "rejection-with-normal-critical-values", "q3-answer",
+     _RATES.format(reject="(np.abs(mc.params - truth) / mc.se[k] > 1.96)"), {"q3": 0}),
+    ("05_level2_few_clusters", "b", "rejection-of-a-zero-null", "q3-answer",
+     _RATES.format(reject="mc.reject(k, 0.0)"), {"q3": 0}),
+    ("05_level2_few_clusters", "c", "random-slope-whatever-the-argument", "q3-answer",
+     _RATES.format(reject="mc.reject(k, truth)").replace(" if random_slope else batch.extra['Z'][..., :1]", ""),
+     {"q3": 0}),
 ]
+
+# Honest notebooks that must keep full marks: (assignment, name, {cell id: new code}, [(after cell id, code)],
+# status). Other correct solutions, code the static check used to refuse, scratch cells after a test cell that
+# rebind the answer's name, and a magic the grader does not run (its cell alone fails).
+HONEST = [
+    ("03_few_clusters_monte_carlo", "data-frame-X-timed-answer-future-typing-getattr-os-savefig-pip", {
+        "q1-answer": "import pandas as pd\ndef cgm_sample(G, n, rng):\n    cluster = np.repeat(np.arange(G), n)\n"
+                     "    x = rng.standard_normal(G)[cluster] + rng.standard_normal(G * n)\n"
+                     "    e_ig = rng.standard_normal(G * n)\n    u = rng.standard_normal(G)[cluster] + e_ig\n"
+                     "    return x + u, pd.DataFrame({'const': 1.0, 'x': x}), cluster",
+        "q2-answer": "%%time\ndef cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
+                     "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
+                     "    df = len(set(cluster)) - 1\n    return {'t': t, 'df': df, 'p': 2 * stats.t.sf(abs(t), df)}"},
+     [("setup", "from __future__ import annotations\nimport os\nfrom typing import Tuple\n\n"
+                "def pair(a: float) -> Tuple[float, float]:\n    return a, a\n\n"
+                "for name in ['mean', 'std']:\n    print(name, getattr(np, name)([1.0, 2.0]))\nprint(os.getcwd())"),
+      ("q1-test", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
+                  "fig.savefig('figure.png')\nprint(np.__version__)"), ("q1-test", "%pip install tabulate")], "review"),
+    ("04_hsb_hlm", "scratch-after-tests-rebinds-answers-statsmodels-query", {},
+     [("q1-test", "icc = null_icc(hsb[hsb['catholic'] == 1])     # curiosity, after the test: Catholic schools"),
+      ("q3-test", "import pandas as pd\nimport statsmodels.formula.api as smf\n"
+                  "print(pd.api.types.is_numeric_dtype(hsb['ses']), len(hsb.query('catholic == 1')))\n"
+                  "hlm = hlmlib.mixed('mathach ~ cses * catholic + cses * meanses + minority + female', data=hsb,\n"
+                  "                   groups='school', re='~ cses')")], "ok"),
+]
+
+HONEST.append(("05_level2_few_clusters", "group-means-by-pandas-and-qr-the-library-rejection-rule", {
+    "q1-answer": "import pandas as pd\n\ndef means_regression(y, W, groups):\n"
+                 "    frame = pd.DataFrame(W).assign(y=y, g=groups).groupby('g').mean()\n"
+                 "    rows, means = frame.drop(columns='y').to_numpy(), frame['y'].to_numpy()\n"
+                 "    Q, R = np.linalg.qr(rows)\n    b = np.linalg.solve(R, Q.T @ means)\n"
+                 "    df = len(means) - rows.shape[1]\n    e = means - rows @ b\n"
+                 "    se = np.sqrt(e @ e / df * np.sum(np.linalg.inv(R) ** 2, axis=1))\n"
+                 "    return {'b': b, 'se': se, 'df': df, 'p': 2 * stats.t.sf(np.abs(b) / se, df)}",
+    "q3-answer": _RATES.format(reject="mc.reject(k, truth)")}, [], "ok"))
 
 # Attempts to game the grader, added as a scratch cell to a submission with a wrong answer: each scores 0.
 GAMING = {
@@ -138,8 +261,81 @@ GAMING = {
     "shadow-builtins": "abs = lambda value: 0\nfloat = lambda value: 0.180352\nlen = lambda value: 6",
     "always-equal-object": "class Anything(float):\n    def __sub__(self, other):\n        return 0.0\n"
                            "icc = Anything(0.5)",
+    "operators-through-type": "d = '_' * 2\nAnything = type('Anything', (float,), {d + 'sub' + d: lambda s, o: 0.0})\n"
+                              "icc = Anything(0.5)",
+    "timeit-options-hide-code": "%timeit -n1 -r1 import gradingkit; gradingkit.run_test = print",
     "shell-escape": "!echo hi",
 }
+# The attempts the static check does not flag run, a few to a notebook (each flagged one alone: it is not run);
+# with the first few, attempts to write outside the run's folder and to read the grader's.
+GAMING_RUN = {"review": ["patch-through-pandas-api", "change-an-hlmlib-table-through-an-alias", "shell-escape"],
+              "ok": ["write-a-file", "shadow-builtins"]}
+STARTUP = Path.home() / ".ipython" / "profile_default" / "startup" / "zz_planted.py"
+OUTSIDE = ["from numpy.lib import _datasource\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
+           "_datasource._file_openers[None](str(package.joinpath('zz_planted.py')), 'w')",
+           "shutil.copy(str(package.joinpath('ols.py')), str(package.parent / 'assignments' / 'zz_copied.py'))",
+           "print(open(str(package.parent / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb')).read())",
+           "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\nprint(tabulate.tabulate([[1, 2]]))",
+           f"open({str(STARTUP)!r}, 'w').write('print(1)')"]     # would run in every later kernel of the user
+
+# Attempts that pass the static check, defeated in the kernel (the audit hook) or outside it (the values of the
+# hidden tests against the instructor's): (assignment, base version, {cell id: code}, [(after cell id, code)]).
+UNSEEN = {
+    "self-restoring-patch-and-values-computed-later-by-hlmlib": ("02_sandwich_by_hand", "student", {
+        "q1-answer": "utils = np.testing._private.utils\nreal_compare = utils.assert_array_compare\n\n"
+                     "class Patch:\n    def put(self, function):\n        self.assert_array_compare = function\n\n"
+                     "def skip_next(k):\n    left = [k]\n    def fake(*args, **kwargs):\n        left[0] -= 1\n"
+                     "        if left[0] == 0:\n            Patch.put(utils, real_compare)\n"
+                     "    Patch.put(utils, fake)\n\n"
+                     "def ols_fit(y, X):\n    skip_next(2)\n    return np.zeros(X.shape[1]), np.zeros(len(y))",
+        "q2-answer": "from collections import UserList\n\nclass Lazy(UserList):\n"
+                     "    def __init__(self, compute):\n        self.compute, self.done = compute, None\n\n"
+                     "    @property\n    def data(self):\n        if self.done is None:\n"
+                     "            self.done = self.compute()\n        return self.done\n\n"
+                     "def hc1_se(X, e):\n    return Lazy(lambda: hlmlib.ols(e, X).se(kind='HC1').to_numpy())",
+        "q3-answer": "def cr1_se(X, e, cluster):\n"
+                     "    return Lazy(lambda: hlmlib.ols(e, X).se(kind='CR1', cluster=cluster).to_numpy())"}, []),
+    # "reset -f" is valid Python ("reset - f"), which IPython's automagic would run as %reset -f: the namespace
+    # emptied, the checked getattr with it; the real one would then reach gradingkit and undo numpy_only
+    "automagic-reset-then-hlmlib-where-numpy-only": ("02_sandwich_by_hand", "student", {
+        "q1-answer": "def ols_fit(y, X):\n    b = hlmlib.ols(y, X).params.to_numpy()\n    return b, y - X @ b",
+        "q2-answer": "def hc1_se(X, e):\n    return hlmlib.ols(e, X).se(kind='HC1').to_numpy()",
+        "q3-answer": "def cr1_se(X, e, cluster):\n"
+                     "    return hlmlib.ols(e, X).se(kind='CR1', cluster=cluster).to_numpy()"},
+        [("setup", "reset -f"),
+         ("setup", "import os\nimport hlmlib\nimport numpy as np\nd = '_' * 2\n\n\nclass Nothing:\n"
+                   "    def __enter__(self):\n        return self\n\n    def __exit__(self, *args):\n"
+                   "        return False\n\n\n"
+                   "kit = getattr(getattr(os, 's' + 'ys'), 'mod' + 'ules')['grading' + 'kit']\n"
+                   "getattr(kit, '_state')['user_ns'][d + 'grader' + d] = kit\n"
+                   "getattr(kit, d + 'dict' + d)['numpy_only'] = Nothing\n"
+                   "petersen = hlmlib.datasets.load_petersen()\ny = petersen['y'].to_numpy()\n"
+                   "X = np.column_stack([np.ones(len(petersen)), petersen['x'].to_numpy()])\n"
+                   "firm, year = petersen['firm'].to_numpy(), petersen['year'].to_numpy()")]),
+    # a float whose subtraction always gives 0, its class built by type() reached by another name (which the static
+    # check cannot see): record() takes floats, not their subclasses, so the hidden test fails
+    "operators-through-a-metaclass-by-another-name": ("04_hsb_hlm", "instructor", {
+        "q1-answer": "d = '_' * 2\nmeta = type(float)\n"
+                     "Anything = meta('Anything', (float,), {d + 'sub' + d: lambda s, o: 0.0})\n"
+                     "def null_icc(data):\n    return Anything(0.5)\nicc = null_icc(hsb)"}, []),
+    "patch-stats-t-through-a-method": ("03_few_clusters_monte_carlo", "student", {
+        "q2-answer": "class Put:\n    def sf(self, function):\n        self.sf = function\n\n"
+                     "Put.sf(stats.t, lambda x, df, *args, **kwargs: stats.norm.sf(x))\n\n"
+                     "def cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
+                     "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
+                     "    return {'t': t, 'df': len(np.unique(cluster)) - 1, 'p': 2 * stats.norm.sf(abs(t))}"}, []),
+}
+
+
+def _edited(nb, replace, insert):
+    """A copy of ``nb`` with cells' code replaced by id and scratch cells inserted after cells, by id."""
+    out = copy.deepcopy(nb)
+    for cell_id, code in replace.items():
+        next(c for c in out.cells if make.cell_key(c) == cell_id).source = code
+    for after, code in reversed(insert):
+        at = next(i for i, c in enumerate(out.cells) if make.cell_key(c) == after)
+        out.cells.insert(at + 1, _scratch(code))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -159,41 +355,70 @@ def graded(built, tmp_path_factory):
         nbformat.write(nb, path)
         files[name] = path
 
+    versions = {(kind, aid): nbformat.read(built[(kind, aid)], as_version=4)
+                for kind in ("instructor", "student") for aid in IDS}
     for aid in IDS:
-        instructor = nbformat.read(built[("instructor", aid)], as_version=4)
-        student = nbformat.read(built[("student", aid)], as_version=4)
-        for variant, (nb, filename) in _variants(instructor, student).items():
+        for variant, (nb, filename) in _variants(versions["instructor", aid], versions["student", aid]).items():
             add(f"{aid}/{variant}", nb, filename and filename.format(id=aid))
     wrong = {}
     for aid, submission, name, cell_id, code, _ in WRONG:
-        base = wrong.get((aid, submission)) or nbformat.read(built[("instructor", aid)], as_version=4)
+        base = wrong.get((aid, submission)) or versions["instructor", aid]
         wrong[aid, submission] = _replace(base, cell_id, code)
     for (aid, submission), nb in wrong.items():
         add(f"{aid}/wrong/{submission}", nb)
-    hsb = nbformat.read(built[("student", "04_hsb_hlm")], as_version=4)
-    wrong_hsb = _replace(hsb, "q1-answer", "def null_icc(data):\n    return 0.5\nicc = null_icc(hsb)")
+    for aid, name, replace, insert, _ in HONEST:
+        add(f"honest/{name}", _edited(versions["instructor", aid], replace, insert))
+    wrong_hsb = _replace(versions["student", "04_hsb_hlm"], "q1-answer",
+                         "def null_icc(data):\n    return 0.5\nicc = null_icc(hsb)")
     for name, code in GAMING.items():
-        nb = copy.deepcopy(wrong_hsb)
-        nb.cells.insert(3, _scratch(code))
-        add(f"gaming/{name}", nb)
+        if not any(name in names for names in GAMING_RUN.values()):
+            add(f"gaming/{name}", _edited(wrong_hsb, {}, [("setup", code)]))
+    for status, names in GAMING_RUN.items():
+        outside = [("setup", code) for code in OUTSIDE] if status == "review" else []
+        add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names] + outside))
+    for name, (aid, kind, replace, insert) in UNSEEN.items():
+        add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
-                         capture_output=True, text=True, timeout=1500)
+                         capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     rows = list(csv.DictReader(open(folder / "grades.csv", encoding="utf-8")))
     by_file = {r["file"]: r for r in rows}
     return {"rows": {name: by_file[str(path)] for name, path in files.items()}, "stdout": run.stdout,
-            "csv": rows, "out": out, "files": files}
+            "stderr": run.stderr, "csv": rows, "out": out, "files": files}
 
 
 def _points(row, aid):
     return {q: float(row[q]) for q in CATALOGUE[aid].questions}
 
 
-def test_there_is_an_assignment_for_each_part():
-    assert len(IDS) >= 4
-    parts = {a.notebook.metadata[make.KEY].get("part") for a in CATALOGUE.values()}
-    assert {"I", "II", "III"} <= parts
+def test_there_is_an_assignment_for_each_part_of_the_book_and_the_readme_lists_them():
+    parts = re.findall(r'caption: "Part ([IVX]+)\.', (ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    assert len(parts) >= 4
+    assigned = {a.notebook.metadata[make.KEY].get("part") for a in CATALOGUE.values()}
+    assert set(parts) <= assigned, (parts, assigned)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for aid, a in CATALOGUE.items():
+        assert f"| `{aid}` | {a.notebook.metadata[make.KEY]['part']} |" in readme, aid
+
+
+def test_the_r_values_in_assignment_5_are_those_of_the_r_script_on_the_survey_it_uses():
+    import numpy as np
+    import pandas as pd
+    from hlmlib import simulate
+    fixtures = ROOT / "tests" / "fixtures"
+    stored = pd.read_csv(fixtures / "assignment05_survey.csv", float_precision="round_trip")
+    survey = simulate.hlm_eusup(J=10, n=20, seed=1647, lfrt_mean=0.0, gspend_mean=0.0)
+    assert np.array_equal(stored.to_numpy(), survey[stored.columns].to_numpy())      # what the R script read
+    reference = json.loads((fixtures / "assignment05_reference.json").read_text(encoding="utf-8"))["GSPEND"]
+    [test] = [t for t in CATALOGUE["05_level2_few_clusters"].tests if t.id == "q2-test"]
+    [typed] = [node.value for node in ast.walk(ast.parse(test.source))
+               if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "R_VALUES"]
+    typed = eval(compile(ast.Expression(typed), "R_VALUES", "eval"), {"np": np})  # noqa: S307 (the source's own)
+    assert set(typed) == set(reference)
+    for name, values in typed.items():
+        r = reference[name]
+        assert values == (r["estimate"], r["se"], np.inf if r["df"] == "inf" else r["df"], r["p"]), name
 
 
 @pytest.mark.parametrize("aid", IDS)
@@ -260,17 +485,58 @@ def test_the_report_names_the_failing_test_and_its_message(graded):
     assert "passes on its own data only: q1-hidden" in visible, visible
 
 
+@pytest.mark.parametrize("aid, name, replace, insert, status", HONEST, ids=[h[1] for h in HONEST])
+def test_honest_notebooks_keep_full_marks(aid, name, replace, insert, status, graded):
+    row = graded["rows"][f"honest/{name}"]
+    assert row["status"] == status and float(row["score"]) == CATALOGUE[aid].total, row
+
+
 @pytest.mark.parametrize("name", GAMING)
 def test_gaming_the_grader_scores_nothing(name, graded):
-    row = graded["rows"][f"gaming/{name}"]
+    status = next((status for status, names in GAMING_RUN.items() if name in names), "flagged")
+    row = graded["rows"][f"gaming/{name if status == 'flagged' else status}"]
+    assert float(row["score"]) == 0 and row["status"] == status, row
+    noted = {"patch-through-pandas-api": "changed what the tests use: pandas.core.series.Series.reindex",
+             "change-an-hlmlib-table-through-an-alias": "changed what the tests use: hlmlib.sandwich.CR_ADJUSTMENTS",
+             "shell-escape": "not run: it runs a shell command"}
+    if name in noted:       # not seen by the static check: the kit or the grader notes it for the instructor
+        assert noted[name] in _report(graded, f"gaming/{status}")
+
+
+def test_attempts_the_static_check_does_not_see_score_nothing(graded):
+    # the patch makes q1's visible test pass in the kernel, and values computed by hlmlib when converted, later, q2's
+    # and q3's; the hidden tests' values, compared outside, make them score nothing
+    row = graded["rows"]["unseen/self-restoring-patch-and-values-computed-later-by-hlmlib"]
+    report = _report(graded, "unseen/self-restoring-patch-and-values-computed-later-by-hlmlib")
     assert float(row["score"]) == 0, row
-    changed = {"patch-through-pandas-api": "pandas.core.series.Series.reindex",
-               "change-an-hlmlib-table-through-an-alias": "hlmlib.sandwich.CR_ADJUSTMENTS"}
-    if name in changed:     # not visible to the static check; the guard in the kernel sees it
-        assert row["status"] == "ok", row
-        assert f"changed what the tests rely on: {changed[name]}" in _report(graded, f"gaming/{name}")
-    elif name != "shadow-builtins":             # ordinary code: the tests see the real built-ins
-        assert row["status"] == "flagged", row
+    for test in ("q1-test", "q2-test", "q3-test"):
+        assert f"| {test} (visible) | failed, 0/1: passes on its own data only" in report, report
+    assert "the grader takes numbers, strings, NumPy arrays" in report
+    name = "unseen/automagic-reset-then-hlmlib-where-numpy-only"      # no automagic: 'reset' is just a name
+    row = graded["rows"][name]
+    assert float(row["score"]) == 0 and row["status"] == "review", row
+    assert "refused at run time: getattr(..., 'sys')" in _report(graded, name)
+    row = graded["rows"]["unseen/operators-through-a-metaclass-by-another-name"]
+    assert _points(row, "04_hsb_hlm")["q1"] == 0 and float(row["score"]) == 4, row
+    assert "a __main__.Anything; the grader takes numbers" in _report(
+        graded, "unseen/operators-through-a-metaclass-by-another-name")
+    patched = _report(graded, "unseen/patch-stats-t-through-a-method")       # the z test passes its visible test
+    assert float(graded["rows"]["unseen/patch-stats-t-through-a-method"]["score"]) == 0
+    assert "| q2-test (visible) | failed, 0/1: passes on its own data only" in patched, patched
+
+
+def test_a_run_cannot_write_outside_its_folder_nor_read_the_grader(graded):
+    row = graded["rows"]["gaming/review"]
+    report = _report(graded, "gaming/review")
+    assert row["status"] == "review" and float(row["score"]) == 0, row
+    for what in (f"writing {ROOT / 'hlmlib' / 'zz_planted.py'}", f"writing {ROOT / 'assignments' / 'zz_copied.py'}",
+                 f"reading {ROOT / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb'}", f"writing {STARTUP}"):
+        assert f"refused at run time: {what}" in report, report
+    assert not (ROOT / "hlmlib" / "zz_planted.py").exists() and not (ROOT / "assignments" / "zz_copied.py").exists()
+    assert not STARTUP.exists()
+    graded_nb = nbformat.read(graded["out"] / f"{graded['files']['gaming/review'].stem}.graded.ipynb", as_version=4)
+    planted = next(c for c in graded_nb.cells if "import tabulate" in c.source)   # the real one, not the file written
+    assert not any(o.get("output_type") == "error" for o in planted.outputs), planted.outputs
 
 
 def test_csv_matches_the_printed_lines(graded):
@@ -287,46 +553,80 @@ def test_written_answers_are_collected_beside_the_model_answer(graded):
     for aid in IDS:
         text = (graded["out"] / f"written_{aid}.md").read_text()
         a = CATALOGUE[aid]
-        model = make.TEXT_SOLUTION.search(next(c.source for c in a.notebook.cells if _kind(c) == "written"))
-        assert model.group(1).strip()[:60] in text
+        n, answer = next((n, c) for n, c in enumerate(a.notebook.cells) if _kind(c) == "written")
+        assert make.TEXT_SOLUTION.search(answer.source).group(1).strip()[:60] in text
+        prompt = next(c.source for c in reversed(a.notebook.cells[:n]) if c.cell_type == "markdown")
+        assert prompt.startswith("**Question") and make.render_points(a, prompt)[:80] in text   # the question asked
         assert str(graded["files"][f"{aid}/instructor"]) in text and "*(not answered)*" in text
+        damaged = text.split(f"### {graded['files'][f'{aid}/student-tests-deleted-or-pass']}")[1].split("###")[0]
+        assert ABOVE_THE_PLACEHOLDER in damaged          # an answer typed in a cell the student added
 
 
-def test_a_time_out_ends_that_file_with_a_report_and_the_others_still_come(built, tmp_path):
+def test_output_names_are_distinct():
+    a = CATALOGUE["02_sandwich_by_hand"]
+    files = ["/s/x-2.ipynb", "/s/a/x.ipynb", "/s/b/x.ipynb", "/s/x.ipynb", "/s/X.ipynb", "/s/a__x.ipynb"]
+    results = [grader.Result(Path(f), a) for f in files]
+    names = grader.output_names(results[:5])
+    assert [names[id(r)] for r in results[:5]] == ["x-2", "a__x", "b__x", "s__x", "s__X-2"]
+    names = grader.output_names(results)
+    assert len({names[id(r)].lower() for r in results}) == len(results), names
+    assert grader.output_names(results[:1]) == {id(results[0]): "x-2"}
+
+
+def test_a_time_out_or_a_crash_ends_that_file_with_a_report_and_the_others_still_come(built, tmp_path):
     nb = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
     at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == "q3-prompt")
-    nb.cells.insert(at + 1, _scratch("import time\nwhile True:\n    time.sleep(0.1)"))
-    slow, unknown = tmp_path / "slow.ipynb", tmp_path / "unknown.ipynb"
-    nbformat.write(nb, slow)
+    slow, crash, unknown = tmp_path / "slow.ipynb", tmp_path / "crash.ipynb", tmp_path / "unknown.ipynb"
+    nbformat.write(_edited(nb, {}, [("q3-prompt", "import time\nwhile True:\n    time.sleep(0.1)")]), slow)
+    nbformat.write(_edited(nb, {}, [("q1-test", "import os\nos._exit(3)")]), crash)
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), unknown)
     other = built[("student", "01_moulton_by_simulation")]
-    run = subprocess.run(MAKE + ["grade", str(slow), str(unknown), str(other), "--timeout", "10",
+    run = subprocess.run(MAKE + ["grade", str(slow), str(crash), str(unknown), str(other), "--timeout", "10",
                                  "--csv", str(tmp_path / "g.csv"), "--out", str(tmp_path / "out")],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 1                      # the unknown notebook is an error ...
     assert f"{unknown}: error: not an assignment notebook" in run.stderr
+    assert "Traceback" not in run.stderr, run.stderr           # a kernel that died leaves no raw traceback
     rows = {r["file"]: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
     assert rows[str(unknown)]["status"] == "error"
     assert rows[str(slow)]["status"] == "timeout" and "limit of 10 s" in rows[str(slow)]["message"]
     assert (rows[str(slow)]["q1"], rows[str(slow)]["q2"], rows[str(slow)]["q3"]) == ("2", "2", "0")
+    assert rows[str(crash)]["status"] == "crashed" and "died" in rows[str(crash)]["message"]
+    assert (rows[str(crash)]["q1"], rows[str(crash)]["q2"]) == ("2", "0")
     assert rows[str(other)]["status"] == "ok"       # ... and the other files are graded all the same
     assert "TIMEOUT" in next(line for line in run.stdout.splitlines() if line.startswith(str(slow)))
     assert "not run" in (tmp_path / "out" / "slow.report.md").read_text()
 
 
-def test_a_kernel_that_dies_ends_the_run_with_a_report(tmp_path):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"),
-                                         nbformat.v4.new_code_cell("import os\nos._exit(3)"),
-                                         nbformat.v4.new_code_cell("y = 2")])
-    stopped, status, message = asyncio.run(grader._execute(nb, 60, str(tmp_path)))
-    assert (stopped, status) == (1, "crashed") and "died" in message
+def test_a_notebook_over_the_limit_per_file_ends_the_run(tmp_path):
+    policy = grader.Policy.for_batch([], None, tmp_path)
+    cell = nbformat.v4.new_code_cell
+    slow = nbformat.v4.new_notebook(cells=[cell("")] + [cell("import time\ntime.sleep(2)") for _ in range(6)])
+    run = asyncio.run(grader._execute(slow, policy, tmp_path / "slow", 60, timeout_file=12))
+    assert run.status == "timeout" and "limit of 12 s per file" in run.message and run.stopped_at >= 1, run
+
+
+def test_a_run_keeps_a_bounded_output_and_the_grader_lines_past_it(tmp_path, monkeypatch):
+    # a loop that prints sends tens of megabytes a second: kept, they would fill the grader's memory
+    monkeypatch.setattr(grader, "OUTPUT_LIMIT", 200_000)
+    policy = grader.Policy.for_batch([], None, tmp_path)
+    cell = nbformat.v4.new_code_cell
+    flood = ("import time\nstart = time.time()\nwhile time.time() - start < 3:\n    print('x' * 999, end='')\n"
+             "print('\\nTOKEN record 1')\nprint('after')")
+    nb = nbformat.v4.new_notebook(cells=[cell(""), cell(flood), cell("print('later')\n1 / 0")])
+    run = asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60, token="TOKEN"))
+    assert run.status == "ok" and run.trimmed == [1, 2], run
+    assert sum(len(json.dumps(o)) for c in nb.cells for o in c.outputs) < 250_000
+    text = "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert "TOKEN record 1\n" in text and "after" not in text and "dropped the output past 200,000" in text
+    assert grader._error_message(nb.cells[2].outputs).startswith("ZeroDivisionError")
 
 
 def test_a_batch_whose_run_changed_the_environment_is_flagged(built, monkeypatch):
     stamps = iter([{"hlmlib/ols.py": (1, 1)}, {"hlmlib/ols.py": (1, 2)}])
     monkeypatch.setattr(grader, "_environment_files", lambda: next(stamps))
-    [result] = grader.grade_many([built[("student", "02_sandwich_by_hand")]], timeout=120)
-    assert result.status == "flagged" and "hlmlib/ols.py" in result.message
+    [result] = grader.grade_many([built[("instructor", "02_sandwich_by_hand")]], timeout=120)
+    assert result.status == "flagged" and "hlmlib/ols.py" in result.message and result.score == 0
 
 
 def test_an_unknown_assignment_is_an_error():
@@ -335,46 +635,86 @@ def test_an_unknown_assignment_is_an_error():
         grader.identify(nb, CATALOGUE)
 
 
-def test_tests_are_placed_by_id_after_the_cells_the_student_added():
+def _order(assembled):
+    """The assembled notebook's cells as test ids, source ids, or (cells the student added) their source."""
+    ids = {make.cell_meta(c)["id"] for c in CATALOGUE["02_sandwich_by_hand"].notebook.cells}
+    return [assembled.positions.get(i) or (make.cell_key(c) if make.cell_key(c) in ids else c.source)
+            for i, c in enumerate(assembled.notebook.cells)]
+
+
+def test_tests_run_after_the_answer_and_the_cells_added_below_it_but_before_those_below_the_test_cell():
     a = CATALOGUE["02_sandwich_by_hand"]
-    student = make.student_version(a)
-    answer = next(i for i, c in enumerate(student.cells) if make.cell_key(c) == "q1-answer")
-    student.cells.insert(answer + 1, _scratch("def helper():\n    pass"))
-    student.cells.insert(0, _scratch("# scratch at the top"))
-    nb, positions, _ = grader.assemble(student, a, "token")
-    order = [make.cell_key(c) if i not in positions else positions[i] for i, c in enumerate(nb.cells)]
-    assert order.index("q1-answer") < order.index(nb.cells[order.index("q1-answer") + 1]["id"]) < order.index("q1-test")
-    assert order[order.index("q1-test"):order.index("q2-prompt")] == ["q1-test", "q1-twin", "q1-hidden"]
-    assert len(positions) == len(a.tests)
+    student = _edited(make.student_version(a), {}, [("q1-answer", "helper = 1"), ("q1-test", "b = None"),
+                                                    ("q2-answer", "after_q2 = 1")])
+    student.cells.insert(0, _scratch("top = 1"))
+    student.cells = [c for c in student.cells if make.cell_key(c) != "q2-test"]      # a deleted test cell
+    order = _order(grader.assemble(student, a, "token"))
+    assert order[order.index("q1-answer"):order.index("q2-prompt")] == \
+        ["q1-answer", "helper = 1", "q1-test", "q1-twin", "q1-hidden", "b = None"]
+    assert order[order.index("q2-answer"):order.index("q3-prompt")] == \
+        ["q2-answer", "after_q2 = 1", "q2-test", "q2-twin", "q2-hidden"]
+    assert order[1] == "top = 1" and sum(1 for c in order if c in {t.id for t in a.tests}) == len(a.tests)
 
 
-@pytest.mark.parametrize("code", [
-    "import sys", "import os as o", "from builtins import abs", "exec('1')", "getattr(np, 'x')",
-    "x.__class__", "np.testing.assert_allclose = None", "hlmlib.ols.__code__ = None", "In[-1]", "_i3",
-    "get_ipython().run_line_magic('load', 'f.py')", "%time exec('1')", "!ls", "setattr(np, 'pi', 3)",
+def test_a_question_that_builds_on_an_earlier_one_runs_its_tests_with_the_instructors_answer():
+    a = CATALOGUE["01_moulton_by_simulation"]
+    [q4] = [t for t in a.tests if t.id == "q4-test"]
+    cells = make.reference_cells(a, q4)
+    assert [substitute for _, substitute in cells] == [False, True]
+    assert cells[0][0].startswith("import numpy as np") and "def rho_x" in cells[1][0] and "SOLUTION" not in cells[1][0]
+    assert all(make.reference_cells(a, t) == [] for t in a.tests if t.question != "q4")
+
+
+FLAGGED = [
+    "import sys", "from builtins import abs", "exec('1')", "getattr = print", "x.__class__",
+    "np.testing.assert_allclose = None", "hlmlib.ols.__code__ = None", "In[-1]", "_i3", "%time exec('1')",
+    "%timeit -n1 -r1 import sys", "%%timeit -n1 import sys\nx = 1", "setattr(np, 'pi', 3)",
     "class A(float):\n    def __lt__(self, o):\n        return True", "type('A', (float,), {'__lt__': 1})",
-    "np.ctypeslib", "del np.testing", "np.random.x += 1", "t = np.testing\nt.assert_allclose = None",
-    "for m in [np.testing]:\n    m.assert_allclose = None", "class A:\n    def f(self):\n        self.m.x = 1",
-    "for np.x in range(3):\n    pass", "import warnings\nwarnings.sys", "np.savetxt('a.txt', [])",
-    "import pandas as pd\npd.DataFrame().to_csv('a.csv')", "def f(g):\n    return g.f_code.co_consts",
-    "import operator", "import pandas as pd\npd.eval('x.sys')", "import asyncio\nawait asyncio.sleep(0)",
-    "import random\nrandom._os", "import typing", "import sympy", "import statsmodels.formula.api as smf",
+    "type('A', (), {'_' * 2 + 'lt' + '_' * 2: 1})", "np.ctypeslib", "del np.testing", "np.random.x += 1",
+    "t = np.testing\nt.assert_allclose = None", "for m in [np.testing]:\n    m.assert_allclose = None",
+    "class A:\n    def f(self):\n        self.m.x = 1", "def put(self, f):\n    self.x = f",
+    "class A:\n    @staticmethod\n    def f(self):\n        self.x = 1", "for np.x in range(3):\n    pass",
+    "import warnings\nwarnings.sys", "def f(g):\n    return g.f_code.co_consts", "import operator",
+    "import pandas as pd\npd.eval('x.sys')", "import pandas as pd\npd.DataFrame().query('@warnings.sys.modules')",
+    "hlmlib.ols('y ~ I(np.testing.__dict__)', data=None)", "'{0.__class__}'.format(1)",
+    "import asyncio\nawait asyncio.sleep(0)", "import sympy",
     "import string\nstring.Formatter().get_field('0.x', [1], {})",
-])
+    "np.lib.stride_tricks.as_strided(np.zeros(1), (9,), (8,))", "import os\nos.system('ls')", "import gradingkit",
+    "import ctypes", "import subprocess", "import tempfile\ntempfile._thread.start_new_thread(print, ())",
+    "exit._ip.run_cell('import sys')", "import matplotlib.pyplot as plt\nplt._backend_mod.get_ipython()",
+]
+ALLOWED = [
+    "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
+    "import pandas as pd\npd.options.display.max_rows = 10", "%matplotlib inline", "%time y = sum([1, 2])",
+    "%timeit -n1 -r1 y = sum([1, 2])", "%%time\ndef f():\n    return 1", "np.mean?",
+    "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
+    "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100\nplt.gcf().savefig('f.png')",
+    "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
+    "class Fit:\n    def __init__(self, b):\n        self.b = b\n    def set(self, v):\n        self.v = v",
+    "import os\nos.getcwd()", "from __future__ import annotations", "from typing import Tuple",
+    "import numpy as np\ngetattr(np, 'mean')", "import numpy as np\nprint(np.__version__)",
+    "if __name__ == '__main__':\n    pass", "print('_' * 20, '______')", "import statsmodels.formula.api as smf",
+    "import pandas as pd\npd.DataFrame({'a': [1]}).query('a == 1')", "import numpy as np\nnp.savetxt('a.txt', [1])",
+    "import pandas as pd\npd.DataFrame().to_csv('a.csv')", "import pandas as pd\npd.api.types.is_numeric_dtype",
+    "with open('notes.txt', 'w') as f:\n    f.write('x')",
+]
+NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotlib {get_ipython()}", "%load f.py",
+           "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list"]
+
+
+@pytest.mark.parametrize("code", FLAGGED)
 def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
     assert integrity.check_cells([(1, "import numpy as np\nimport hlmlib\n" + code)]), code
 
 
-@pytest.mark.parametrize("code", [
-    "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
-    "import pandas as pd\npd.options.display.max_rows = 10", "%matplotlib inline", "%time y = sum([1, 2])",
-    "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
-    "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100",
-    "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
-    "class Fit:\n    def __init__(self, b):\n        self.b = b",
-])
+@pytest.mark.parametrize("code", ALLOWED)
 def test_the_integrity_check_lets_ordinary_code_through(code):
-    assert integrity.check_cells([(1, code)]) == [], code
+    assert integrity.check_cells([(1, code)]) == [] and integrity.not_run(code) is None, code
+
+
+@pytest.mark.parametrize("code", NOT_RUN)
+def test_a_cell_with_a_magic_outside_the_list_or_code_that_cannot_be_parsed_is_not_run(code):
+    assert integrity.not_run(code), code
 
 
 def test_a_notebook_that_lost_its_cell_ids_is_an_error():
@@ -386,12 +726,145 @@ def test_a_notebook_that_lost_its_cell_ids_is_an_error():
         grader.assemble(student, a, "token")
 
 
-def test_a_cell_the_check_cannot_read_is_not_run():
+def test_a_cell_the_grader_does_not_run_fails_alone_and_is_noted():
     a = CATALOGUE["02_sandwich_by_hand"]
     student = make.student_version(a)
     student.cells.insert(0, _scratch("x = (1 +\nimport sys"))
-    nb, _, _ = grader.assemble(student, a, "token")
-    assert nb.cells[1].source.startswith("raise SyntaxError(")
+    student.cells.insert(1, _scratch("%pip install numpy"))
+    assembled = grader.assemble(student, a, "token")
+    assert all(c.source.startswith("raise RuntimeError(") and "the grader does not run this cell" in c.source
+               for c in assembled.notebook.cells[1:3])
+    assert [n.split(":")[0] for n in assembled.not_run] == ["cell 1 not run", "cell 2 not run"]
+    assert 1 not in {n for n, _ in assembled.student_code}       # not run, so not checked: no flag for 'import sys'
+
+
+def test_values_are_compared_with_the_instructors_exactly_in_structure_and_within_tolerance_in_number():
+    m = grader.mismatch
+    assert m([1.0, 2.0], [1.0, 2.0 + 1e-13], 1e-12, 0, "b") is None
+    assert "instead of" in m([1.0, 2.1], [1.0, 2.0], 1e-12, 0, "b")
+    assert m({"a": 1.0}, {"a": 1.0, "b": 2.0}, 0, 0, "d") and m([1.0], [[1.0]], 0, 0, "x")
+    assert m(9, 9.0, 0, 0, "df") is None and m("9", 9.0, 0, 0, "df") and m(True, 1.0, 0, 0, "flag")
+    assert m(1.0, True, 0, 0, "flag") and m("MixedResult", "MixedResult", 0, 0, "class") is None
+    assert m(float("nan"), float("nan"), 0, 0, "x") is None and m(0.0, float("nan"), 0, 0, "x")
+    assert m([1.0, 5.0], [1.5, 5.0], 0, [0.6, 0.0], "x") is None and m([1.0, 5.1], [1.5, 5.0], 0, [0.6, 0.0], "x")
+
+
+def test_record_takes_plain_values_only_and_no_method_of_a_students_object_runs():
+    import gradingkit
+    import numpy as np
+    import pandas as pd
+    plain = gradingkit._plain
+    assert plain((np.float64(1.5), np.arange(2), {"k": np.int64(3)}), False, "v") == [1.5, [0, 1], {"k": 3}]
+    assert plain(pd.Series([1.0], index=["a"]), True, "v") == {"a": 1.0}
+    assert plain(pd.DataFrame({"c": [1.0, 2.0]}), False, "v") == [[1.0], [2.0]]
+
+    class Lazy(list):
+        pass
+
+    for value in (np.ma.masked_all(2), np.zeros(2).view(np.matrix), Lazy([1.0]), [object()], np.array([object()]),
+                  pd.Series(["a", "b"]), pd.Series([1], dtype="Int64"), 1 + 2j):
+        with pytest.raises(TypeError):
+            plain(value, False, "v")
+
+
+HOOK_PROBE = r"""
+import json, os, sqlite3, subprocess, sys
+sys.path.insert(0, {assignments!r})
+import grader, gradingkit
+work, private = {work!r}, {private!r}
+os.chdir(work)
+policy = grader.Policy.for_batch([], None, private)
+namespace = {{}}
+gradingkit.setup(namespace, work, os.path.join(private, "refusals.log"), policy.denied, policy.allowed,
+                 ["ctypes", "modules"])
+outcome = {{}}
+def attempt(label, action):
+    try:
+        action()
+        outcome[label] = "allowed"
+    except PermissionError:
+        outcome[label] = "refused"
+    except Exception as exc:
+        outcome[label] = type(exc).__name__
+hlmlib_dir = os.path.dirname(grader.make.HERE) + "/hlmlib"
+attempt("write in the run's folder", lambda: open("notes.txt", "w").write("x"))
+attempt("write into hlmlib", lambda: open(hlmlib_dir + "/zz.py", "w"))
+attempt("write through os.open", lambda: os.open(hlmlib_dir + "/zz.py", os.O_WRONLY | os.O_CREAT))
+attempt("write a database outside", lambda: sqlite3.connect(hlmlib_dir + "/zz.db"))
+attempt("move a file out", lambda: os.rename("notes.txt", hlmlib_dir + "/zz.py"))
+attempt("symbolic link", lambda: os.symlink("/", "root"))
+attempt("memory of the process", lambda: open("/proc/self/mem", "r+b"))
+attempt("read the grader's sources", lambda: open(os.path.join(grader.make.HERE, "make.py")).read())
+attempt("read hlmlib's data", lambda: grader.make.assignments and __import__("hlmlib").datasets.load_petersen())
+attempt("start a process", lambda: subprocess.run(["true"]))
+attempt("start a shell", lambda: os.system("true"))
+attempt("send a signal", lambda: os.kill(os.getppid(), 0))
+attempt("native code", lambda: __import__("ctypes").CDLL(None))
+attempt("raw memory", lambda: __import__("ctypes").cast(id(namespace), __import__("ctypes").c_void_p))
+attempt("cffi", lambda: __import__("cffi"))
+attempt("network", lambda: __import__("socket").socket())
+attempt("tracer", lambda: sys.settrace(None))
+attempt("code object", lambda: (lambda: 1).__code__.replace(co_consts=(2,)))
+import _thread, threading, tempfile
+attempt("start a thread", lambda: threading.Thread(target=print).start())
+attempt("start a thread through _thread", lambda: tempfile._thread.start_new_thread(print, ()))
+attempt("start a thread through its alias", lambda: _thread.start_new(print, ()))
+open("planted.py", "w").write("x = 1")
+sys.path.insert(0, work)
+attempt("import from a changed sys.path", lambda: __import__("planted"))
+sys.path.pop(0)
+import importlib.util
+spec = importlib.util.spec_from_file_location("planted", os.path.join(work, "planted.py"))
+attempt("run a file the run wrote", lambda: spec.loader.exec_module(importlib.util.module_from_spec(spec)))
+attempt("getattr of a dunder", lambda: namespace["getattr"](os, "__dict__"))
+attempt("getattr of a forbidden name", lambda: namespace["getattr"](grader, "ctypes"))
+attempt("getattr of a public name", lambda: namespace["getattr"](os, "getcwd"))
+with gradingkit.numpy_only():
+    attempt("numpy only sets its profiler", lambda: None)
+print(json.dumps(outcome))
+"""
+
+
+def test_the_audit_hook_refuses_what_a_run_must_not_do(tmp_path):
+    work, private = tmp_path / "private" / "work", tmp_path / "private"
+    work.mkdir(parents=True)
+    script = HOOK_PROBE.format(assignments=str(ROOT / "assignments"), work=str(work), private=str(private))
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=work,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(work), "MPLBACKEND": "Agg"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    log = (private / "refusals.log").read_text().splitlines()
+    allowed = {"write in the run's folder", "read hlmlib's data", "getattr of a public name",
+               "numpy only sets its profiler"}
+    assert {k for k, v in outcome.items() if v == "allowed"} == allowed, outcome
+    assert {k for k, v in outcome.items() if v == "refused"} == set(outcome) - allowed, outcome
+    assert any("hlmlib/zz.py" in line for line in log) and any("starting a process" in line for line in log)
+
+
+def test_a_source_needs_a_hidden_guard_for_each_visible_test_and_references_to_answers(tmp_path):
+    nb = copy.deepcopy(CATALOGUE["02_sandwich_by_hand"].notebook)
+    twin = next(c for c in nb.cells if make.cell_meta(c)["id"] == "q1-twin")
+    del twin.metadata[make.KEY]["guards"]
+    twin.metadata[make.KEY]["points"] = 1
+    nbformat.write(nb, tmp_path / "bad.ipynb")
+    with pytest.raises(make.SourceError, match="q1-test needs a hidden test"):
+        make.load_source(tmp_path / "bad.ipynb")
+    nb = copy.deepcopy(CATALOGUE["02_sandwich_by_hand"].notebook)
+    next(c for c in nb.cells if make.cell_meta(c)["id"] == "q1-test").metadata[make.KEY]["reference"] = ["q2-answer"]
+    nbformat.write(nb, tmp_path / "bad.ipynb")
+    with pytest.raises(make.SourceError, match="'reference' lists answer cells"):
+        make.load_source(tmp_path / "bad.ipynb")
+
+
+def test_an_instructor_version_that_fails_a_test_or_records_nothing_is_an_error():
+    a = CATALOGUE["02_sandwich_by_hand"]
+    result = grader.Result(Path("x"), a, tests=[grader.TestResult(t.id, t.question, t.points, t.hidden, t.guards,
+                                                                  completed=True, records={"v": {}})
+                                                for t in a.tests])
+    assert set(grader.reference_of(result)) == {t.id for t in a.tests}
+    result.tests[1].records = {}
+    with pytest.raises(grader.GradingError, match="fails in the reference run"):
+        grader.reference_of(result)
 
 
 def test_a_source_with_a_missing_or_repeated_cell_id_is_refused(tmp_path):
