@@ -357,6 +357,7 @@ BAD = [
     ("plots.pooling_plot", lambda: plots.pooling_plot(ARRAY_MIXED, "x")),                # no data to read x from
     ("plots.pooling_plot", lambda: plots.pooling_plot(MIXED, "x")),                      # xz: another level-1 variable
     ("plots.pooling_plot", lambda: plots.pooling_plot(FIT, "x")),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(NULL_MIXED, "g")),                 # a categorical column
     ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="pearson")),
     ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="mahalanobis", effect="x")),
     ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, effect="xz")),
