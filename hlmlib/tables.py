@@ -74,15 +74,15 @@ class _Column:
         self.name, self.model = name, model
         self.params = pd.Series(model.params, dtype=float)
         arguments = _se_arguments(model.se)
-        kind_name = type(model).__name__
+        model_type = type(model).__name__
         if not arguments and (kind is not None or cluster is not None or df is not None):
-            raise InputError(f"column {name!r}: {kind_name}.se() takes no kind/cluster/df (its standard errors are "
+            raise InputError(f"column {name!r}: {model_type}.se() takes no kind/cluster/df (its standard errors are "
                              f"model-based); drop kind=/cluster=/df= for it")
         if "cluster" not in arguments and cluster is not None and arguments:
-            raise InputError(f"column {name!r}: a {kind_name} takes no cluster= (its groups are its clusters: "
+            raise InputError(f"column {name!r}: a {model_type} takes no cluster= (its groups are its clusters: "
                              f"kind='CR2' clusters by them); drop cluster= for it")
         if df is not None and not _takes_df(model):
-            raise InputError(f"column {name!r}: a {kind_name} takes no df= (it goes with mixed models); drop it")
+            raise InputError(f"column {name!r}: a {model_type} takes no df= (it goes with mixed models); drop it")
         robust = arguments == {"kind", "cluster"}
         if robust and kind is None:
             kind = "classical" if cluster is None else "CR1"      # as OLSResult.summary: CR1 with a cluster
