@@ -20,8 +20,9 @@ Numbers (:func:`format_number`, :func:`format_pvalue`, :func:`format_df`):
   cell has no value (a correlation of a variance, a term a model does not have).
 
 LaTeX output uses ``booktabs`` rules (``\usepackage{booktabs}``), as pandas' ``to_latex`` does, and escapes
-LaTeX's special characters; Markdown output is a GitHub/pandoc pipe table with Markdown's special characters
-escaped; HTML output puts the caption in the table's ``<caption>`` (wrapped to the table's width by the
+LaTeX's special characters (``|`` as ``\textbar{}``: the default OT1 encoding prints it as an em-dash) and
+refuses a ``label`` that would break ``\label{...}``; Markdown output is a GitHub/pandoc pipe table with
+Markdown's special characters escaped (``$`` too, which pandoc, GitHub and Jupyter read as math); HTML output puts the caption in the table's ``<caption>`` (wrapped to the table's width by the
 browser) and escapes everything.
 """
 from __future__ import annotations
@@ -43,8 +44,11 @@ P_EPS = float(np.finfo(float).eps)
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "<": r"\textless{}", ">": r"\textgreater{}"}
-_MARKDOWN_SPECIAL = set("\\`*_[]|<>")
+                  "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
+#: '$' too: pandoc, GitHub and Jupyter read $...$ as math
+_MARKDOWN_SPECIAL = set("\\`*_[]|<>$")
+#: characters that would end or break ``\label{...}`` (a comment, a brace, a macro, a parameter)
+_LABEL_FORBIDDEN = set("\\{}%#$&^~")
 
 
 def format_number(value, digits: int = 4) -> str:
@@ -145,8 +149,10 @@ class TextTable:
     def to_latex(self, caption: bool = True, label: str | None = None) -> str:
         r"""A LaTeX ``table`` (with ``\caption`` and, if given, ``\label``) around a ``tabular`` with booktabs
         rules, or the ``tabular`` alone with ``caption=False``; notes follow the tabular as a small paragraph."""
-        if label is not None and not isinstance(label, str):
-            raise InputError(f"label must be a string such as 'tab:results', got {label!r}")
+        if label is not None and (not isinstance(label, str) or not label.isprintable()
+                                  or _LABEL_FORBIDDEN & set(label)):
+            raise InputError(f"label must be a string such as 'tab:results', without any of "
+                             f"{' '.join(sorted(_LABEL_FORBIDDEN))} or line breaks; got {label!r}")
         body = [r"\begin{tabular}{l" + "r" * (len(self.columns) - 1) + "}", r"\toprule",
                 " & ".join(escape_latex(c) for c in self.columns) + r" \\", r"\midrule"]
         for i, row in enumerate(self.rows):

@@ -176,15 +176,19 @@ def homogeneity_test(fit) -> pd.DataFrame:
     r"""Raudenbush & Bryk's chi-square test of :math:`\tau_{qq} = 0` for each random coefficient (module
     docstring), :meth:`hlmlib.MixedResult.homogeneity_test`."""
     units = fit._unit_ols
-    units.warn_unusable("the homogeneity test")
     used = units.usable
+    if not used.any():
+        raise InputError(f"none of the {used.size} groups has its own OLS estimate (each has fewer observations "
+                         "than level-1 coefficients, or a random-slope variable constant within it): the homogeneity "
+                         "test has no groups to use")
+    units.warn_unusable("the homogeneity test")
     v = np.diagonal(units.cov[used], axis1=1, axis2=2)
-    chi2 = (units.estimate[used] ** 2 / v).sum(axis=0)
     df = int(used.sum()) - units.n_level2
+    chi2 = np.where(df > 0, (units.estimate[used] ** 2 / v).sum(axis=0), np.nan)
     if np.any(df <= 0):
         warn_user(f"the homogeneity test has no degrees of freedom left for "
-                  f"{[n for n, d in zip(fit.re_names, df) if d <= 0]} (groups used minus fixed effects in the "
-                  "level-2 model <= 0): its p-value is NaN")
+                  f"{[n for n, d in zip(fit.re_names, df) if d <= 0]} ({int(used.sum())} groups used minus the fixed "
+                  "effects in the level-2 model <= 0): its chi2 and p-value are NaN")
     with np.errstate(invalid="ignore"):
         p = np.where(df > 0, stats.chi2.sf(chi2, np.maximum(df, 1)), np.nan)
     table = pd.DataFrame({"chi2": chi2, "df": df, "p": p, "groups": int(used.sum())},
@@ -369,6 +373,10 @@ def _group_categories(fit, by) -> tuple[np.ndarray, str]:
                              "within every group)")
         return column.groupby(fit._codes).first().to_numpy(), by
     if isinstance(by, pd.Series):
+        repeated = by.index[by.index.duplicated()]
+        if len(repeated):
+            raise InputError(f"by has more than one category for group label(s) {list(dict.fromkeys(repeated))[:5]}: "
+                             "index it by the group labels, each once")
         values = by.reindex(fit.group_labels)
         if values.isna().any():
             raise InputError(f"by has no category (or a missing one) for group(s) "

@@ -792,6 +792,10 @@ class MixedResult:
         from .lmm_profile import check_level, profile_confint
 
         level = check_level(level)
+        if not (parm is None or isinstance(parm, str) or (isinstance(parm, (list, tuple, pd.Index))
+                                                           and all(isinstance(name, str) for name in parm))):
+            raise InputError(f"parm must be None, 'theta_', 'beta_', a row name or a list of row names (e.g. "
+                             f"['.sig01', 'x']), got {parm!r}")
         chosen = method.lower() if isinstance(method, str) else method
         if chosen == "profile":
             if df is not None:

@@ -16,6 +16,7 @@ that figures with several panels are composed by the caller; the numbers plotted
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 
 import matplotlib as mpl
@@ -90,6 +91,14 @@ def _check_mixed(fit, what: str):
     from .mixed import MixedResult
     if not isinstance(fit, MixedResult):
         raise InputError(f"{what} draws a mixed() fit (MixedResult), got {type(fit).__name__}")
+
+
+def _sorted_levels(levels) -> list:
+    """A column's distinct values in sorted order; values of mixed types (1 and "a") by their text."""
+    try:
+        return sorted(levels)
+    except TypeError:
+        return sorted(levels, key=lambda value: (str(type(value)), str(value)))
 
 
 def plotting_positions(n: int) -> np.ndarray:
@@ -302,7 +311,11 @@ def pooling_plot(fit, x: str, groups=None, ax=None, max_groups: int = 6):
     if not isinstance(x, str) or fit._data is None or x not in fit._data.columns:
         raise InputError(f"x must name a column of a formula fit's data, got {x!r}")
     max_groups = check_scalar(max_groups, "max_groups", integer=True, minimum=1)
-    xv = fit._data[x].to_numpy(dtype=float)
+    column = fit._data[x]
+    if not pd.api.types.is_numeric_dtype(column) or column.isna().any():
+        raise InputError(f"x must be a numeric column without missing values in the fit's rows; {x!r} is "
+                         f"{column.dtype} with {int(column.isna().sum())} missing")
+    xv = column.to_numpy(dtype=float)
     y, conditional, codes = fit._y, fit.fitted["conditional"].to_numpy(), fit._codes
     sizes = fit._cp.n_obs
     if groups is None:
@@ -379,6 +392,9 @@ def qq_plot(fit, kind: str = "ranef", effect=None, ax=None):
         dist, what = stats.chi2(fit.q), f"Mahalanobis distance (chi2 with {fit.q} df)"
     else:
         raise InputError(f"kind must be 'ranef', 'level1' or 'mahalanobis', got {kind!r}")
+    if values.size == 0:
+        raise InputError(f"qq_plot: nothing to plot for kind={kind!r}: the random-effect variance is 0 (a boundary "
+                         "fit, tau singular), so the empirical-Bayes residuals are all 0 and have no scale")
     ax = _axes(ax)
     sample = np.sort(values)
     theoretical = dist.ppf(plotting_positions(sample.size))
@@ -396,7 +412,8 @@ def residual_plot(fit, by=None, ax=None):
     :math:`\sigma^2` (:meth:`hlmlib.MixedResult.level1_variance_test` tests it).
 
     ``by``: a column of the fit's data (e.g. the sector) whose categories get their own colour and legend
-    entry (one PathCollection each, in sorted order of the categories); None: one colour. Works for
+    entry (one PathCollection each, in sorted order of the categories; categories of mixed types sorted by
+    their text); rows without a value (NaN) are drawn last, in grey, with a warning. None: one colour. Works for
     :func:`hlmlib.mixed` fits (``residuals()``, ``fitted["conditional"]``) and OLS fits (their residuals and
     fitted values).
     """
@@ -415,11 +432,17 @@ def residual_plot(fit, by=None, ax=None):
     if by is None:
         ax.scatter(fitted, resid, s=6, alpha=0.35, color=OKABE_ITO[0])
     else:
-        labels = data[by].to_numpy()
-        for k, level in enumerate(pd.unique(np.sort(labels))):
-            rows = labels == level
+        labels = data[by].reset_index(drop=True)                 # the fit's rows, by position
+        missing = labels.isna().to_numpy()
+        for k, level in enumerate(_sorted_levels(labels[~missing].unique())):
+            rows = (labels == level).to_numpy() & ~missing
             ax.scatter(fitted[rows], resid[rows], s=6, alpha=0.35, color=OKABE_ITO[k % len(OKABE_ITO)],
                        label=f"{by} = {level}")
+        if missing.any():                                        # drawn and said, not dropped
+            warnings.warn(f"residual_plot: {missing.sum()} of {missing.size} rows have no value of {by!r} (NaN); "
+                          f"they are drawn in grey as '{by} missing'", stacklevel=2)
+            ax.scatter(fitted[missing], resid[missing], s=6, alpha=0.35, color="0.5",
+                       label=f"{by} missing ({missing.sum()})")
         ax.legend(markerscale=2)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("fitted value")

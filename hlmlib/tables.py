@@ -9,12 +9,14 @@ Rows: one per term, the estimate with its standard error beneath in parentheses 
 then per column the covariance used, N, the number of clusters or groups, the variance components
 (:math:`\tau`, :math:`\sigma^2`) and the criterion (:math:`-2` log-likelihood, REML or ML) of mixed
 fits. Works with any result that has ``params`` and ``se`` (duck-typed): hlmlib's OLS and GLS
-results, whose ``se(kind, cluster)`` picks the covariance, and mixed results, whose ``se()`` is
-model-based.
+results, whose ``se(kind, cluster)`` picks the covariance, mixed results, whose ``se(kind)`` picks
+model-based, Kenward-Roger or cluster-robust (by the fit's groups) standard errors, and results whose
+``se()`` is model-based only.
 """
 from __future__ import annotations
 
 import inspect
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -28,58 +30,106 @@ __all__ = ["etable", "ETable"]
 DEFAULT_STARS = {0.001: "***", 0.01: "**", 0.05: "*"}
 
 
-def _takes_kind(method) -> bool:
-    """Whether ``se`` takes the OLS family's ``kind`` and ``cluster`` (a mixed result's ``se(kind)`` has no
-    cluster: its columns stay model-based)."""
+def _se_arguments(method) -> set:
+    """The covariance arguments a result's ``se`` takes: ``{"kind", "cluster"}`` (OLS, GLS), ``{"kind"}``
+    (mixed models: their groups are the clusters) or none (model-based only)."""
     try:
-        return {"kind", "cluster"} <= set(inspect.signature(method).parameters)
+        return {"kind", "cluster"} & set(inspect.signature(method).parameters)
     except (TypeError, ValueError):
+        return set()
+
+
+def _takes_kind(method) -> bool:
+    """Whether ``se`` takes the OLS family's ``kind`` and ``cluster``."""
+    return _se_arguments(method) == {"kind", "cluster"}
+
+
+def _accepts_kind(model, kind, arguments) -> bool:
+    """Whether a result without a ``cluster`` argument computes covariance ``kind`` (a mixed model: "model",
+    "kenward-roger" for REML fits, CR0-CR3)."""
+    if not arguments:
+        return False
+    try:
+        model.se(kind)
+    except InputError:
+        return False
+    return True
+
+
+def _takes_df(model) -> bool:
+    """Whether the result's coefficient table takes a df rule (mixed models: ``summary(df=...)``)."""
+    try:
+        return "df" in inspect.signature(model.summary).parameters
+    except (AttributeError, TypeError, ValueError):
         return False
 
 
 class _Column:
     """One fitted model with the covariance chosen for it, reduced to what the table shows."""
 
-    def __init__(self, name, model, kind, cluster):
+    def __init__(self, name, model, kind, cluster, df=None):
         if not hasattr(model, "params") or not hasattr(model, "se"):
             raise InputError(f"column {name!r}: a {type(model).__name__} has no params/se; "
                              f"etable takes fitted results (ols, gls, mixed ...)")
         self.name, self.model = name, model
         self.params = pd.Series(model.params, dtype=float)
-        robust = _takes_kind(model.se)
-        if not robust and (kind is not None or cluster is not None):
-            raise InputError(f"column {name!r}: {type(model).__name__}.se() takes no kind/cluster "
-                             f"(its standard errors are model-based); drop kind=/cluster= for it")
+        arguments = _se_arguments(model.se)
+        model_type = type(model).__name__
+        if not arguments and (kind is not None or cluster is not None or df is not None):
+            raise InputError(f"column {name!r}: {model_type}.se() takes no kind/cluster/df (its standard errors are "
+                             f"model-based); drop kind=/cluster=/df= for it")
+        if "cluster" not in arguments and cluster is not None and arguments:
+            raise InputError(f"column {name!r}: a {model_type} takes no cluster= (its groups are its clusters: "
+                             f"kind='CR2' clusters by them); drop cluster= for it")
+        if df is not None and not _takes_df(model):
+            raise InputError(f"column {name!r}: a {model_type} takes no df= (it goes with mixed models); drop it")
+        robust = arguments == {"kind", "cluster"}
         if robust and kind is None:
             kind = "classical" if cluster is None else "CR1"      # as OLSResult.summary: CR1 with a cluster
-        # a robust column's se, p and cluster count come from one summary (one covariance computation)
-        table = self._summary_table(kind, cluster, robust)
+        # se, p and cluster count come from one summary (one covariance computation)
+        table = self._summary_table(kind, cluster, df, arguments)
         self.table = table
         self.pvalues = table["p"] if table is not None and "p" in table else None
-        if robust and table is not None and "se" in table:
+        if table is not None and "se" in table:
             self.se = pd.Series(table["se"], dtype=float)
         else:
-            self.se = pd.Series(model.se(kind, cluster) if robust else model.se(), dtype=float)
-        self.covariance = self._describe(kind, cluster, robust)
+            self.se = pd.Series(model.se(kind, cluster) if robust else model.se(kind) if kind is not None
+                                else model.se(), dtype=float)
+        self.covariance = self._describe(kind, cluster, df, arguments, table)
         self.footer = self._footer(kind, cluster, robust, table)
 
-    def _summary_table(self, kind, cluster, robust):
+    def _summary_table(self, kind, cluster, df, arguments):
         """The model's coefficient table (a DataFrame), or None if it has none."""
+        options = {"kind": kind} if arguments and kind is not None else {}
+        if "cluster" in arguments:
+            options["cluster"] = cluster
+        if df is not None:
+            options["df"] = df
         try:
-            out = self.model.summary(kind, cluster) if robust else self.model.summary()
+            out = self.model.summary(**options)
         except (TypeError, AttributeError):
             return None
+        except InputError as error:
+            raise InputError(f"column {self.name!r}: {error}") from None
         table = out if isinstance(out, pd.DataFrame) else getattr(out, "coefficients", None)
         return table if isinstance(table, pd.DataFrame) else None
 
-    def _describe(self, kind, cluster, robust):
-        if not robust:
-            return "model-based"
-        if cluster is None:
-            return str(kind)
-        cname = cluster if isinstance(cluster, str) else (
-            " & ".join(map(str, cluster)) if isinstance(cluster, tuple) else "cluster")
-        return f"{kind} by {cname}"
+    def _describe(self, kind, cluster, df, arguments, table):
+        attrs = table.attrs if table is not None else {}
+        kind = attrs.get("kind", kind)
+        if not arguments or kind in (None, "model"):
+            text = "model-based"
+        elif kind == "kenward-roger":
+            text = "Kenward-Roger"
+        elif "cluster" not in arguments:        # a mixed model's cluster-robust kinds cluster by its groups
+            text = f"{kind} by {getattr(self.model, '_groups_column', None) or 'group'}"
+        elif cluster is None:
+            text = str(kind)
+        else:
+            cname = cluster if isinstance(cluster, str) else (
+                " & ".join(map(str, cluster)) if isinstance(cluster, tuple) else "cluster")
+            text = f"{kind} by {cname}"
+        return text if df is None else f"{text}, df = {df}"
 
     def _footer(self, kind, cluster, robust, table):
         m, rows = self.model, {}
@@ -231,16 +281,20 @@ def etable(models, kind=None, cluster=None, *, stars=False, digits: int = 3, nam
     Parameters
     ----------
     models : list or dict
-        A list of results, or a dict ``{column name: result or (result, dict(kind=..., cluster=...))}``.
-        Per-model settings in the dict form override ``kind=`` / ``cluster=``.
+        A list of results, or a dict ``{column name: result or (result, dict(kind=..., cluster=..., df=...))}``.
+        Per-model settings in the dict form override ``kind=`` / ``cluster=``; ``df`` (mixed models only) is
+        the df rule of the column's p values (stars), as :meth:`hlmlib.MixedResult.coef_table`.
     kind : str, list or None
-        One covariance kind for every robust-capable column (OLS, GLS: classical, HC0-HC5, HC4m, CR0-CR3),
-        or a list with one per model (None for a mixed model, whose standard errors are model-based).
-        None (the default) is, as in :meth:`hlmlib.OLSResult.summary`, classical for a column without a
-        cluster and CR1 (Stata's ``vce(cluster)``) for one with a cluster.
+        One covariance kind for every column, or a list with one per model. OLS, GLS: classical, HC0-HC5,
+        HC4m, CR0-CR3; None (the default) is, as in :meth:`hlmlib.OLSResult.summary`, classical for a
+        column without a cluster and CR1 (Stata's ``vce(cluster)``) for one with a cluster. Mixed models:
+        "model" (the default), "kenward-roger", CR0-CR3 (clubSandwich's, clustered by the fit's groups);
+        a table-wide kind a column cannot compute (HC1 for a mixed model) leaves it model-based, with a
+        warning, and the Covariance row says so.
     cluster : str, *array*, tuple, list or None
-        Labels or a column name: one for all (used by the cluster-robust columns, and making a column
-        without a kind CR1), or a *list* with one per model (None for a column without clustering). A
+        Labels or a column name: one for all (used by the cluster-robust OLS/GLS columns, and making a column
+        without a kind CR1; a mixed column clusters by its groups), or a *list* with one per model (None for a
+        column without clustering, and for a mixed column). A
         *tuple* of two is two-way clustering (for all models; in a per-model list, for that model), so a
         list of per-model clusters is never read as a two-way pair.
     kinds : str, list or None
@@ -278,23 +332,29 @@ def etable(models, kind=None, cluster=None, *, stars=False, digits: int = 3, nam
     table_wide_cluster = not isinstance(cluster, list)
     columns = []
     for label, entry, kind, clus in zip(labels, entries, kind_list, cluster_list):
-        explicit = False
+        explicit, df = False, None
         if isinstance(entry, tuple):
             if len(entry) != 2 or not isinstance(entry[1], dict):
-                raise InputError(f"column {label!r}: give (result, dict(kind=..., cluster=...))")
+                raise InputError(f"column {label!r}: give (result, dict(kind=..., cluster=..., df=...))")
             entry, options = entry
-            unknown = set(options) - {"kind", "cluster"}
+            unknown = set(options) - {"kind", "cluster", "df"}
             if unknown:
-                raise InputError(f"column {label!r}: unknown option(s) {sorted(unknown)}; use kind= and cluster=")
-            kind, clus = options.get("kind", kind), options.get("cluster", clus)
+                raise InputError(f"column {label!r}: unknown option(s) {sorted(unknown)}; use kind=, cluster= and "
+                                 "df= (mixed models)")
+            kind, clus, df = options.get("kind", kind), options.get("cluster", clus), options.get("df")
             explicit = bool(options)
-        if not explicit and not _takes_kind(getattr(entry, "se", None)):
-            # a table-wide kind/cluster does not apply to a model-based (mixed) column
-            kind = None if table_wide_kind else kind
+        arguments = _se_arguments(getattr(entry, "se", None))
+        if not explicit and "cluster" not in arguments:
+            # a table-wide cluster= does not apply to a mixed column (its groups are its clusters) nor to a
+            # model-based one; a table-wide kind applies to a mixed column if it is one of its kinds
             clus = None if table_wide_cluster else clus
+            if table_wide_kind and kind is not None and not _accepts_kind(entry, kind, arguments):
+                warnings.warn(f"etable: kind={kind!r} does not apply to column {str(label)!r} (a "
+                              f"{type(entry).__name__}); it shows model-based standard errors", stacklevel=2)
+                kind = None
         if not explicit and table_wide_cluster and kind is not None and not str(kind).upper().startswith("CR"):
             clus = None  # a table-wide cluster= applies to the cluster-robust columns (and those without a kind)
-        columns.append(_Column(str(label), entry, kind, clus))
+        columns.append(_Column(str(label), entry, kind, clus, df))
     return ETable(columns, check_scalar(digits, "digits", integer=True, minimum=0, maximum=15), _check_stars(stars))
 
 

@@ -299,6 +299,8 @@ BAD = [
     ("MixedResult.confint", lambda: MIXED.confint(level=NAN)),
     ("MixedResult.confint", lambda: MIXED.confint(method="bootstrap")),
     ("MixedResult.confint", lambda: MIXED.confint(parm="nothere")),
+    ("MixedResult.confint", lambda: MIXED.confint(parm=1)),                          # lme4's positions: not taken
+    ("MixedResult.confint", lambda: MIXED.confint(parm=[".sigma", 2])),
     ("MixedResult.confint", lambda: MIXED.confint(method="wald", parm="theta_")),
     ("MixedResult.confint", lambda: MIXED.confint(method="profile", df=10)),
     ("MixedResult.confint", lambda: MIXED.confint(method="wald", df=-1)),
@@ -319,6 +321,8 @@ BAD = [
     ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=3)),
     ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=pd.Series({1: "a"}))),
     ("MixedResult.level1_variance_test", lambda: ARRAY_MIXED.level1_variance_test(min_df=2, by="g")),   # no data
+    ("MixedResult.level1_variance_test",                                                 # a group labelled twice
+     lambda: NULL_MIXED.level1_variance_test(min_df=2, by=pd.Series([0, 1, 1], index=[CL[0], CL[0], CL[-1]]))),
     ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, FIT)),
     ("variance_explained", lambda: hlmlib.variance_explained("null", MIXED)),
     ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, hlmlib.mixed("y ~ x + (1 | cluster)", DF.iloc[:-6]))),
@@ -357,6 +361,7 @@ BAD = [
     ("plots.pooling_plot", lambda: plots.pooling_plot(ARRAY_MIXED, "x")),                # no data to read x from
     ("plots.pooling_plot", lambda: plots.pooling_plot(MIXED, "x")),                      # xz: another level-1 variable
     ("plots.pooling_plot", lambda: plots.pooling_plot(FIT, "x")),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(NULL_MIXED, "g")),                 # a categorical column
     ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="pearson")),
     ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="mahalanobis", effect="x")),
     ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, effect="xz")),

@@ -148,3 +148,23 @@ def test_export_needs_neither_jinja2_nor_tabulate():
             "    t.to_latex(); t.to_markdown(); t._repr_html_(); str(t)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_dollar_bar_and_label_are_escaped_or_refused(hsb):
+    """'$' in Markdown would start math (pandoc, GitHub, Jupyter); '|' in LaTeX's default OT1 encoding prints as
+    an em-dash; a label with '%' or a brace breaks \\label{...}."""
+    data = hsb.assign(**{"cost$": hsb.ses, "price$": hsb.meanses})
+    fit = hlmlib.ols("mathach ~ Q('cost$') + Q('price$')", data)
+    markdown = fit.summary().to_markdown()
+    assert "$" not in markdown.replace("\\$", "")
+    header, rows = markdown_rows(markdown)
+    assert [r[0] for r in rows][1:] == ["Q('cost$')", "Q('price$')"]    # unescaped back: the terms
+    hlm = hlmlib.mixed("mathach ~ cses + (1 + cses | school)", hsb)
+    latex = hlm.summary().to_latex()
+    assert "(1 + cses \\textbar{} school)" in latex and "|" not in latex.replace("\\textbar{}", "")
+    for bad in ("tab:a%b", "tab:{x}", "tab:a\\b", "tab:a#1", "tab:a\nb"):
+        with pytest.raises(hlmlib.InputError, match="label must be a string"):
+            fit.summary().to_latex(label=bad)
+        with pytest.raises(hlmlib.InputError, match="label must be a string"):
+            hlmlib.etable([fit]).to_latex(label=bad)
+    assert "\\label{tab:a-b_1}" in fit.summary().to_latex(label="tab:a-b_1")

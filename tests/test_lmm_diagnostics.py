@@ -188,6 +188,18 @@ def test_too_few_groups_for_the_level2_model_warns_and_gives_no_p():
     with pytest.warns(UserWarning, match="no degrees of freedom"):
         table = fit.homogeneity_test()
     assert table.loc["Intercept", "df"] == 0 and np.isnan(table.loc["Intercept", "p"])
+    assert np.isnan(table.loc["Intercept", "chi2"])                  # no statistic without a reference
+
+
+def test_homogeneity_test_without_a_usable_group_is_refused():
+    # three rows per group, four level-1 coefficients: no group has its own OLS estimate
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(20), 3)
+    data = pd.DataFrame({"y": rng.normal(size=g.size), "x": rng.normal(size=g.size), "x2": rng.normal(size=g.size),
+                         "x3": rng.normal(size=g.size), "g": g})
+    fit = quiet_mixed("y ~ x + x2 + x3 + (1 + x | g)", data)
+    with pytest.raises(hlmlib.InputError, match="none of the 20 groups has its own OLS estimate"):
+        fit.homogeneity_test()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -388,6 +400,9 @@ def test_level1_variance_test_min_df_and_its_refusals(hsb_fits):
         fit.level1_variance_test(by="ses")
     with pytest.raises(hlmlib.InputError, match="no category"):
         fit.level1_variance_test(by=pd.Series({1224: 0}))
+    by = HSB.groupby("school")["catholic"].first()
+    with pytest.raises(hlmlib.InputError, match=r"more than one category for group label\(s\) \[1224\]"):
+        fit.level1_variance_test(by=pd.concat([by, by.loc[[1224]]]))
 
 
 def test_diagnostics_do_not_depend_on_the_units_of_the_predictors(hsb_fits):

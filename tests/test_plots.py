@@ -175,3 +175,63 @@ def test_pooling_plot_refuses_a_model_with_other_level1_variables():
     fit = quiet(hlmlib.mixed, "mathach ~ cses + female + (cses | school)", HSB)
     with pytest.raises(hlmlib.InputError, match="not a line"):
         plots.pooling_plot(fit, "cses", groups=[1224])
+
+
+def _two_level(seed=2, J=10, n=8, tau=1.0):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    y = 1 + 0.5 * x + rng.normal(scale=tau, size=J)[g] + rng.normal(size=J * n)
+    return pd.DataFrame({"y": y, "x": x, "g": g, "c": rng.choice(["a", "b", "c"], size=J * n)})
+
+
+def _points(ax):
+    return np.vstack([c.get_offsets() for c in ax.collections])
+
+
+@pytest.mark.parametrize("model", ["mixed", "ols"])
+def test_residual_plot_draws_rows_without_a_by_value_and_says_so(model):
+    """NaN in by=: every residual is drawn (the NaN rows in grey, labelled with their count) with a warning,
+    and no 'nan' legend entry; the rows line up after a row of the fit is dropped."""
+    df = _two_level()
+    df["s"] = pd.Series(np.where(df.g < 6, "A", "B"), dtype=object)
+    df.loc[df.g < 3, "s"] = np.nan
+    df.loc[5, "y"] = np.nan                                       # a dropped row before the by values
+    fit = quiet(hlmlib.mixed, "y ~ x + (1 | g)", df) if model == "mixed" else quiet(hlmlib.ols, "y ~ x", df)
+    fitted = fit.fitted["conditional"] if model == "mixed" else fit.fitted
+    resid = fit.residuals() if model == "mixed" else fit.resid
+    kept = df.drop(index=5)
+    with pytest.warns(UserWarning, match="23 of 79 rows have no value of 's'"):
+        ax = plots.residual_plot(fit, by="s")
+    assert len(_points(ax)) == fit.nobs == 79
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["s = A", "s = B", "s missing (23)"]
+    for k, rows in enumerate([kept.s == "A", kept.s == "B", kept.s.isna()]):
+        rows = rows.to_numpy()
+        np.testing.assert_allclose(ax.collections[k].get_offsets(),
+                                   np.column_stack([np.asarray(fitted)[rows], np.asarray(resid)[rows]]))
+
+
+def test_residual_plot_with_mixed_type_categories():
+    df = _two_level()
+    df["mix"] = pd.Series(np.where(df.g < 5, "a", "b"), dtype=object)
+    df.loc[df.g < 3, "mix"] = 1
+    ax = plots.residual_plot(quiet(hlmlib.mixed, "y ~ x + (1 | g)", df), by="mix")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["mix = 1", "mix = a", "mix = b"]
+    assert [len(c.get_offsets()) for c in ax.collections] == [24, 16, 40]
+
+
+def test_pooling_plot_refuses_a_string_column():
+    fit = quiet(hlmlib.mixed, "y ~ x + (1 | g)", _two_level())
+    with pytest.raises(hlmlib.InputError, match="'c' is object"):
+        plots.pooling_plot(fit, "c")
+
+
+def test_qq_plot_of_a_boundary_fit_says_the_variance_is_zero():
+    for seed in range(40):
+        fit = quiet(hlmlib.mixed, "y ~ x + (1 | g)", _two_level(seed, J=6, n=5, tau=0.0))
+        if fit.tau.iloc[0, 0] == 0:
+            break
+    assert fit.tau.iloc[0, 0] == 0
+    with pytest.raises(hlmlib.InputError, match="random-effect variance is 0"):
+        plots.qq_plot(fit)

@@ -69,7 +69,8 @@ def test_text_and_html_rendering(fits):
 
 def test_model_based_column_footer_and_stars(fits):
     m1, _ = fits
-    t = etable({"OLS": m1, "HLM": ModelBased()}, kind="CR1", cluster="school", stars=True)
+    with pytest.warns(UserWarning, match="kind='CR1' does not apply to column 'HLM'"):
+        t = etable({"OLS": m1, "HLM": ModelBased()}, kind="CR1", cluster="school", stars=True)
     assert t.covariances["HLM"] == "model-based"     # the table-wide kind does not apply to it
     assert t.frame.loc[("Intercept", "estimate"), "HLM"] == "12.500***"
     assert t.frame.loc[("cses", "estimate"), "HLM"] == "2.100"          # p = 0.2: no star
@@ -92,6 +93,56 @@ def test_with_a_real_mixed_fit(hsb):
     np.testing.assert_allclose(t.se["HLM"], m.se().to_numpy())
     assert t.frame.loc[("-2 log-likelihood", ""), "HLM"] == f"{-2 * m.llf:.3f} (REML)"
     assert ("sigma^2 (residual)", "") in t.frame.index
+
+
+@pytest.fixture(scope="module")
+def hlm(hsb):
+    return hlmlib.mixed("mathach ~ cses + meanses + (1 | school)", hsb)
+
+
+@pytest.mark.parametrize("kind", ["CR0", "CR1", "CR2", "CR3", "kenward-roger", "model"])
+def test_a_mixed_column_shows_the_kind_asked_for(hlm, kind):
+    """A table-wide kind, a per-model list and the dict form all give the mixed fit's own se(kind) and p values."""
+    expected = hlm.coef_table(kind=kind)
+    label = {"model": "model-based", "kenward-roger": "Kenward-Roger"}.get(kind, f"{kind} by school")
+    for t in (etable([hlm], kind=kind, stars=True), etable([hlm], kind=[kind], stars=True),
+              etable({"(1)": (hlm, dict(kind=kind))}, stars=True)):
+        np.testing.assert_allclose(t.se["(1)"], hlm.se(kind).to_numpy(), rtol=1e-12)
+        np.testing.assert_allclose(t.columns[0].pvalues, expected["p"].to_numpy(), rtol=1e-12)
+        assert t.covariances["(1)"] == label
+    if kind != "model":
+        assert not np.allclose(hlm.se(kind), hlm.se())          # the test tells the kinds apart
+
+
+def test_mixed_and_ols_columns_together(fits, hlm):
+    m1, _ = fits
+    t = etable([m1, hlm], kind="CR2", cluster="school")
+    np.testing.assert_allclose(t.se["(1)"].dropna(), m1.se("CR2", "school").to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(t.se["(2)"].dropna(), hlm.se("CR2").to_numpy(), rtol=1e-12)
+    assert list(t.covariances) == ["CR2 by school", "CR2 by school"]
+    with pytest.warns(UserWarning, match="kind='HC1' does not apply to column '[(]2[)]'"):
+        t = etable([m1, hlm], kind="HC1")                       # no HC kinds for a mixed model: said, not hidden
+    assert t.covariances["(2)"] == "model-based"
+    np.testing.assert_allclose(t.se["(2)"].dropna(), hlm.se().to_numpy(), rtol=1e-12)
+
+
+def test_a_mixed_column_takes_a_df_rule(fits, hlm):
+    t = etable({"a": (hlm, dict(df="satterthwaite"))}, stars=True)
+    np.testing.assert_allclose(t.columns[0].pvalues, hlm.coef_table(df="satterthwaite")["p"].to_numpy(), rtol=1e-12)
+    assert t.covariances["a"] == "model-based, df = satterthwaite"
+    with pytest.raises(InputError, match="OLSResult takes no df="):
+        etable({"a": (fits[0], dict(df=10))})
+    with pytest.raises(InputError, match="takes no kind/cluster/df"):
+        etable({"a": (ModelBased(), dict(df=10))})
+
+
+def test_mixed_column_errors(fits, hlm):
+    with pytest.raises(InputError, match="column 'a': unknown covariance kind 'HC1' for a mixed model"):
+        etable({"a": (hlm, dict(kind="HC1"))})
+    with pytest.raises(InputError, match="takes no cluster= [(]its groups are its clusters"):
+        etable({"a": (hlm, dict(kind="CR2", cluster="school"))})
+    with pytest.raises(InputError, match="takes no cluster="):
+        etable([fits[0], hlm], cluster=["school", "school"])
 
 
 def test_errors(fits):
