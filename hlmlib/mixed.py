@@ -659,6 +659,9 @@ class MixedResult:
     _re_spec: object = field(default=None, repr=False)
     _groups_column: str | None = field(default=None, repr=False)
     _data: pd.DataFrame | None = field(default=None, repr=False)
+    # the labels of the fit's rows in the caller's data (0..n-1 for arrays): the index of fitted values,
+    # residuals and predict(); rows are aligned by position inside, the labels only name them
+    _row_labels: pd.Index | None = field(default=None, repr=False)
 
     # --- fixed effects --------------------------------------------------------------------------
     @cached_property
@@ -1074,25 +1077,27 @@ class MixedResult:
     # --- fitted values and residuals ------------------------------------------------------------
     @cached_property
     def fitted(self) -> pd.DataFrame:
-        r"""Fitted values, one row per observation (lme4's ``fitted``).
+        r"""Fitted values, one row per observation (lme4's ``fitted``), indexed by the labels of the fit's rows
+        in the data (as ``ols``; 0..n-1 for arrays).
 
         ``marginal`` :math:`X \hat\beta` and ``conditional`` :math:`X \hat\beta + Z b_j`.
         """
         marginal = self._X @ self.params.to_numpy()
         b = self.ranef.to_numpy()
         conditional = marginal + np.einsum("na,na->n", self._Z, b[self._codes])
-        return pd.DataFrame({"marginal": marginal, "conditional": conditional})
+        return pd.DataFrame({"marginal": marginal, "conditional": conditional}, index=self._row_labels)
 
     @property
     def resid(self) -> pd.DataFrame:
-        r"""Residuals, one row per observation (lme4's ``residuals``).
+        r"""Residuals, one row per observation (lme4's ``residuals``), indexed as :attr:`fitted`.
 
         ``marginal`` :math:`y - X \hat\beta` and ``conditional`` :math:`y - X \hat\beta - Z b_j`.
         """
-        return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
+        return pd.DataFrame({k: self._y - v.to_numpy() for k, v in self.fitted.items()}, index=self._row_labels)
 
     def residuals(self, kind: str = "level1", scaled: bool = False) -> pd.Series:
-        r"""Residuals of one kind, one value per observation (in the fit's row order).
+        r"""Residuals of one kind, one value per observation (in the fit's row order, indexed by the labels of
+        the fit's rows in the data, as :attr:`fitted`).
 
         - ``"level1"`` (default): :math:`y_{ij} - x_{ij}'\hat\beta - z_{ij}'\hat b_j`, the within-group
           residuals, estimates of :math:`e_{ij}` (lme4's ``residuals(m)``; ``resid["conditional"]``);
@@ -1360,7 +1365,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
         optimizer_message=fit.message, n_evaluations=fit.n_evaluations, n_dropped=design.n_dropped,
         formula=shown, re_names=znames,
         _cp=cp, _y=design.y, _X=design.X, _Z=Z, _codes=codes, _spec=design.spec, _re_spec=re_spec,
-        _groups_column=groups_column, _data=design.data)
+        _groups_column=groups_column, _data=design.data, _row_labels=design.row_labels)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""Regression tests for the adversarial review of hlmlib's API (round 1): silent wrong numbers, a fit
+corrupted by a failed call, and raw tracebacks. Each test fails on the code before its fix."""
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hlmlib
+from hlmlib import InputError
+
+
+def _two_level(J=30, n=12, seed=1, tau0=1.0, tau1=0.3):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(size=J * n)
+    w = rng.normal(size=J)[g]
+    y = (1 + 0.5 * x + 0.3 * w + rng.normal(scale=tau0, size=J)[g] + rng.normal(scale=tau1, size=J)[g] * x
+         + rng.normal(size=J * n))
+    return pd.DataFrame({"y": y, "x": x, "w": w, "g": g, "c": rng.choice(["a", "b", "c"], size=J * n)})
+
+
+@pytest.fixture(scope="module")
+def df():
+    return _two_level()
+
+
+def _quiet(f, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return f(*args, **kwargs)
+
+
+# --- 3: fitted values, residuals and predict() carry the data's row labels -------------------------------
+
+def test_mixed_fitted_and_residuals_are_indexed_by_the_datas_labels(df):
+    shifted = df.set_axis(np.arange(len(df)) * 7 + 1000)
+    m = hlmlib.mixed("y ~ x + (1 | g)", shifted)
+    for values in (m.predict(), m.predict(random_effects=False), m.residuals(), m.residuals("marginal"),
+                   m.fitted["conditional"], m.resid["marginal"]):
+        assert values.index.equals(shifted.index)
+    # a dropped row: every label keeps its own row's values, so y - fitted - residual is 0 row by row
+    holed = shifted.copy()
+    holed.loc[holed.index[5], "x"] = np.nan
+    m = _quiet(hlmlib.mixed, "y ~ x + (1 | g)", holed)
+    p, r = m.predict(), m.residuals()
+    assert p.index.equals(holed.index.drop(holed.index[5]))
+    np.testing.assert_allclose((holed["y"] - p - r).dropna(), 0, atol=1e-10)
+    assert len((holed["y"] - p - r).dropna()) == len(holed) - 1
+    # arrays with a pandas y: its labels; plain arrays: 0..n-1
+    X = pd.DataFrame({"one": 1.0, "x": shifted.x})
+    assert hlmlib.mixed(shifted.y, X, shifted.g.to_numpy()).predict().index.equals(shifted.index)
+    assert hlmlib.mixed(shifted.y.to_numpy(), X.to_numpy(), shifted.g.to_numpy()).resid.index.equals(
+        pd.RangeIndex(len(df)))
