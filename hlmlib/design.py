@@ -15,6 +15,7 @@ message everywhere.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 import sys
@@ -434,7 +435,29 @@ def _check_levels(spec, frame: pd.DataFrame) -> None:
                              "estimated; drop those rows or map them to a level of the fit")
 
 
-def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = "the model") -> tuple[np.ndarray, np.ndarray]:
+def _numeric_as_in_fit(frame: pd.DataFrame, needed, fit_data: pd.DataFrame) -> None:
+    """Make the columns of ``frame`` (a copy of newdata's rows) that were numeric in the fit's data numbers
+    again, in place: an object column holding only numbers (a row taken as ``df.iloc[[i]].T.T`` or
+    ``df.iloc[i].to_frame().T``) is converted; text, categorical or date values are refused, naming the
+    column (formulaic would encode them as categories, not as the fit's numbers)."""
+    for v in needed:
+        if v not in fit_data.columns or v not in frame.columns:
+            continue
+        fit_dtype, dtype = fit_data[v].dtype, frame[v].dtype
+        if isinstance(fit_dtype, pd.CategoricalDtype) or fit_dtype.kind not in "iuf":
+            continue
+        if isinstance(dtype, pd.CategoricalDtype) or dtype.kind not in "iuf":
+            if dtype.kind == "O" and pd.api.types.infer_dtype(frame[v], skipna=True) in ("floating", "integer",
+                                                                                        "mixed-integer-float",
+                                                                                        "decimal"):
+                frame[v] = frame[v].astype(float)
+                continue
+            raise InputError(f"newdata column {v!r} is not numeric (dtype {dtype}), but it was numbers in the fit's "
+                             f"data (dtype {fit_dtype}): convert it, e.g. newdata[{v!r}].astype(float)")
+
+
+def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = "the model",
+                     fit_data: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The design matrix of ``newdata`` by a fit's formulaic model spec (the encoding of categorical
     variables and the state of stateful transforms kept from the fit), with the fit's column ``names``.
 
@@ -442,7 +465,9 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
     the spec needs; incomplete rows are rows of NaN (formulaic would encode a missing category as the
     reference level). Refused with :class:`InputError`: ``newdata`` that is not a DataFrame or lacks a
     variable, a level of a categorical variable the fit did not see (naming the column and the level),
-    a value that makes a term NaN or infinite (naming the term and the row)."""
+    a value that makes a term NaN or infinite (naming the term and the row), and (given ``fit_data``, the
+    fit's own rows) a column that was numeric in the fit but is not in newdata (:func:`_numeric_as_in_fit`).
+    The spec is not changed: it is evaluated on a copy."""
     import formulaic
 
     if not isinstance(newdata, pd.DataFrame):
@@ -455,7 +480,10 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
     complete = ~newdata[needed].isna().any(axis=1).to_numpy() if needed else np.ones(len(newdata), bool)
     frame = newdata.take(np.flatnonzero(complete))
     frame.index = pd.RangeIndex(len(frame))
+    if fit_data is not None:
+        _numeric_as_in_fit(frame, needed, fit_data)
     _check_levels(spec, frame)
+    spec = copy.deepcopy(spec)      # formulaic updates a spec's encoder state in place on data of another kind
     out = np.full((len(newdata), len(names)), np.nan)
     if len(frame):
         try:

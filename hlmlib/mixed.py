@@ -1153,7 +1153,7 @@ class MixedResult:
             return fitted.rename("fit")
         names = list(self.params.index)
         if self._spec is not None:
-            X0, complete = new_model_matrix(self._spec, newdata, names, "the fixed effects' formula")
+            X0, complete = new_model_matrix(self._spec, newdata, names, "the fixed effects' formula", self._data)
             index = newdata.index
         else:
             index = newdata.index if isinstance(newdata, pd.DataFrame) else None
@@ -1200,7 +1200,8 @@ class MixedResult:
                              f"the fit's ({fitted!r}, ...) are {'numbers' if numeric_fit else 'text'}: no group would "
                              "match; convert them to the fit's type")
         if self._re_spec is not None:
-            Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula")
+            Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula",
+                                     self._data)
         elif Z is not None:
             Z0 = check_finite_array(Z, "Z (the random-effects design of newdata)", ndim=(1, 2))
             Z0 = Z0[:, None] if Z0.ndim == 1 else Z0

@@ -351,7 +351,7 @@ class OLSResult:
         the index of the predictions."""
         if self.design.spec is not None:
             X, complete = new_model_matrix(self.design.spec, newdata, self.names,
-                                           f"the formula {self.design.formula!r}")
+                                           f"the formula {self.design.formula!r}", self.design.data)
             if not complete.all():
                 warn_user(f"{int((~complete).sum())} of {len(complete)} rows of newdata have missing values in the "
                           "formula's variables: their predictions are NaN (as R's predict with na.pass)")

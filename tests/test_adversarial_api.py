@@ -56,3 +56,29 @@ def test_mixed_fitted_and_residuals_are_indexed_by_the_datas_labels(df):
     assert hlmlib.mixed(shifted.y, X, shifted.g.to_numpy()).predict().index.equals(shifted.index)
     assert hlmlib.mixed(shifted.y.to_numpy(), X.to_numpy(), shifted.g.to_numpy()).resid.index.equals(
         pd.RangeIndex(len(df)))
+
+
+# --- 8: a failed predict() leaves the fit as it was; 12: object-dtype newdata ------------------------------
+
+@pytest.mark.parametrize("fit", ["ols", "mixed", "mixed-population"])
+def test_a_failed_predict_does_not_change_the_fit(df, fit):
+    if fit == "ols":
+        m, kwargs = hlmlib.ols("y ~ x + C(c)", df), {}
+    else:
+        m, kwargs = hlmlib.mixed("y ~ x + C(c) + (x | g)", df), {"random_effects": fit == "mixed"}
+    nd = df.iloc[:3]
+    before = m.predict(nd, **kwargs)
+    with pytest.raises(InputError, match="column 'x' is not numeric"):
+        m.predict(nd.astype({"x": str}), **kwargs)
+    pd.testing.assert_series_equal(m.predict(nd, **kwargs), before)
+
+
+def test_predict_on_a_row_of_object_dtype_converts_numbers(df):
+    """df.iloc[i].to_frame().T makes every column object dtype: numbers held as objects are the fit's numbers."""
+    o, m = hlmlib.ols("y ~ x + C(c)", df), hlmlib.mixed("y ~ x + (x | g)", df)
+    row = df.iloc[3].to_frame().T
+    assert (row.dtypes == object).all()
+    assert o.predict(row).iloc[0] == pytest.approx(o.predict(df.iloc[[3]]).iloc[0], rel=1e-12)
+    assert m.predict(row).iloc[0] == pytest.approx(m.predict(df.iloc[[3]]).iloc[0], rel=1e-12)
+    with pytest.raises(InputError, match="column 'x' is not numeric"):
+        o.predict(row.assign(x="1.5"))
