@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["InputError", "Design", "make_design", "model_frame", "rhs_matrix", "rhs_model", "new_model_matrix",
+           "columns_by_name",
            "labels_for", "check_scalar", "check_bool", "check_alpha", "check_finite_array", "make_rng",
            "warn_user", "renamed_argument"]
 
@@ -500,6 +501,24 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
             raise InputError(f"newdata gives the columns {list(map(str, mm.columns))}, not the fit's {list(names)}")
         out[complete] = _numeric_matrix(mm.to_numpy(), list(names), newdata.index[complete], copy=False)
     return out, complete
+
+
+def columns_by_name(newdata, names: list[str], what: str, default_prefix: str):
+    """New rows for an array fit, with the fit's columns ``names`` in the fit's order: a DataFrame is matched by
+    column name (extra columns ignored), as it would silently pair columns by position otherwise; a matrix,
+    or a DataFrame for a fit whose columns had no names (``x0``, ``x1``, ...), is taken by position. A
+    DataFrame lacking a named column of the fit is refused."""
+    if not isinstance(newdata, pd.DataFrame):
+        return newdata
+    columns = [str(c) for c in newdata.columns]
+    if set(names) <= set(columns):
+        return newdata.set_axis(columns, axis=1)[names]
+    if names == [f"{default_prefix}{j}" for j in range(len(names))]:
+        return newdata
+    missing = [v for v in names if v not in columns]
+    raise InputError(f"{what} is a DataFrame without the fit's column(s) {missing} (its columns: {columns}): "
+                     f"a DataFrame is matched by the fit's column names {names}; rename its columns, or pass an "
+                     "array to match by position")
 
 
 def _check_response(formula, frame: pd.DataFrame) -> None:

@@ -56,13 +56,14 @@ import re as regex          # (mixed() has an argument named re)
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
+from numbers import Number
 
 import numpy as np
 import pandas as pd
 
 from .lazy import stats
 from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, formula_data,
-                     group_codes, labels_for, make_design, new_model_matrix, rhs_model, warn_user)
+                     columns_by_name, group_codes, labels_for, make_design, new_model_matrix, rhs_model, warn_user)
 from .linalg import largest_magnitude
 from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
                         moderator_grid)
@@ -225,6 +226,16 @@ def _arrays(y, X, groups, Z, data, re):
             Zarr, znames = _random_effects_design(Z, design.n)
     labels = labels_for(groups, design, "groups")
     return design, Zarr, znames, labels, re_spec, shown, groups if isinstance(groups, str) else None
+
+
+def _label_kind(value) -> str:
+    """The kind of a group label, to tell labels that cannot match apart: 'boolean', 'numeric', 'text', or
+    its type's name."""
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, Number):
+        return "numeric"
+    return "text" if isinstance(value, str) else type(value).__name__
 
 
 def _random_effects_design(Z, n: int) -> tuple[np.ndarray, list[str]]:
@@ -1135,9 +1146,12 @@ class MixedResult:
         missing value predicts NaN, with a warning). ``groups=`` gives the group labels of the new rows when
         the fit's groups were labels rather than a column. For an array fit: ``newdata`` the matrix
         :math:`X_0` (the fit's p columns), ``groups`` the labels of its rows and ``Z`` their random-effects
-        design (omit it for a random-intercept fit). Group labels are matched to the fit's by value; labels
-        of another type (the text '1' for the number 1) match none, which is refused rather than read as new
-        groups. Returns a Series named ``fit``. (lme4 gives no intervals for these predictions, and neither
+        design (omit it for a random-intercept fit); a DataFrame (``newdata`` or ``Z``) is matched to the
+        fit's columns by name, a matrix by position. ``Z=`` with a formula fit is refused (its formula makes
+        :math:`z_0`). Group labels are matched to the fit's by value; a label of a kind none of the fit's has
+        (the text '9' among numbers, 0 or 1 for True/False groups) would match none, and is refused rather
+        than read as a new group. The rows predicted at the population level because of a new or missing
+        group are counted in a warning. Returns a Series named ``fit``. (lme4 gives no intervals for these predictions, and neither
         does hlmlib: their variance would need the uncertainty of :math:`\hat\beta`, :math:`b_j` and
         :math:`\tau` together.)
 
@@ -1157,7 +1171,8 @@ class MixedResult:
             index = newdata.index
         else:
             index = newdata.index if isinstance(newdata, pd.DataFrame) else None
-            X0 = check_finite_array(newdata, "newdata (the new rows of X)", ndim=2)
+            X0 = check_finite_array(columns_by_name(newdata, names, "newdata", "x"), "newdata (the new rows of X)",
+                                    ndim=2)
             if X0.shape[1] != len(names):
                 raise InputError(f"newdata has {X0.shape[1]} column(s); this array fit has {len(names)} "
                                  f"({', '.join(names)})")
@@ -1172,10 +1187,34 @@ class MixedResult:
             fit[~complete] = np.nan
             b = self.ranef.to_numpy()
             fit[known] += np.einsum("na,na->n", Z0[known], b[rows[known]])
+            missing_label = np.asarray(pd.isna(labels)) & complete
+            new_group = (rows < 0) & ~missing_label & complete
+            reasons = []
+            if new_group.any():
+                shown = ", ".join(repr(_label(v)) for v in pd.unique(labels[new_group])[:5])
+                reasons.append(f"{int(new_group.sum())} with a group the fit did not see ({shown})")
+            if missing_label.any():
+                reasons.append(f"{int(missing_label.sum())} with a missing group label")
+            if reasons:
+                warn_user(f"{int((new_group | missing_label).sum())} of {complete.size} rows of newdata are predicted "
+                          f"at the population level, x0'beta ({' and '.join(reasons)}), as lme4's "
+                          "allow.new.levels = TRUE")
         if not complete.all():
             warn_user(f"{int((~complete).sum())} of {complete.size} rows of newdata have missing values in the model's "
                       "variables: their predictions are NaN")
         return pd.Series(fit, index=index, name="fit")
+
+    def _check_label_kinds(self, observed: np.ndarray) -> None:
+        """Refuse group labels of a kind (number, text, boolean, ...) that none of the fit's labels has: the
+        text '9' is not the group 9, nor the number 1 the group True, and they would silently be predicted as
+        new groups, at the population level."""
+        fit_kinds = {_label_kind(v) for v in self.group_labels}
+        for value in pd.unique(observed):
+            if _label_kind(value) not in fit_kinds:
+                shown = ", ".join(repr(_label(v)) for v in self.group_labels[:3])
+                raise InputError(f"group label {_label(value)!r} of newdata is {_label_kind(value)}, and the fit's "
+                                 f"group labels ({shown}, ...) are {' or '.join(sorted(fit_kinds))}: it would match no "
+                                 "group; convert the labels to the fit's type")
 
     def _new_random_effects(self, newdata, groups, Z, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Z of the new rows (NaN where incomplete) and their group labels, checked against the fit's."""
@@ -1191,19 +1230,17 @@ class MixedResult:
             labels = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups)
             if labels.ndim != 1 or labels.shape[0] != n:
                 raise InputError(f"groups must be one label per row of newdata ({n}), got shape {labels.shape}")
-        observed = labels[~np.asarray(pd.isna(labels))]
-        numeric_fit = pd.api.types.is_numeric_dtype(pd.Index(self.group_labels))
-        numeric_new = pd.api.types.is_numeric_dtype(pd.Index(observed)) if observed.size else numeric_fit
-        if observed.size and numeric_fit != numeric_new and self.group_labels.get_indexer(pd.Index(observed)).max() < 0:
-            new, fitted = (_label(v) for v in (observed[0], self.group_labels[0]))
-            raise InputError(f"the group labels of newdata ({new!r}, ...) are {'numbers' if numeric_new else 'text'} and "
-                             f"the fit's ({fitted!r}, ...) are {'numbers' if numeric_fit else 'text'}: no group would "
-                             "match; convert them to the fit's type")
+        self._check_label_kinds(labels[~np.asarray(pd.isna(labels))])
         if self._re_spec is not None:
+            if Z is not None:
+                raise InputError("Z= is for array fits: this fit's random-effects design is rebuilt from newdata by its "
+                                 "formula; leave Z= out")
             Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula",
                                      self._data)
         elif Z is not None:
-            Z0 = check_finite_array(Z, "Z (the random-effects design of newdata)", ndim=(1, 2))
+            Z0 = check_finite_array(columns_by_name(Z.to_frame() if isinstance(Z, pd.Series) else Z, self.re_names,
+                                                    "Z", "z"),
+                                    "Z (the random-effects design of newdata)", ndim=(1, 2))
             Z0 = Z0[:, None] if Z0.ndim == 1 else Z0
             if Z0.shape != (n, self.q):
                 raise InputError(f"Z must have one row per row of newdata and {self.q} column(s) "

@@ -82,3 +82,61 @@ def test_predict_on_a_row_of_object_dtype_converts_numbers(df):
     assert m.predict(row).iloc[0] == pytest.approx(m.predict(df.iloc[[3]]).iloc[0], rel=1e-12)
     with pytest.raises(InputError, match="column 'x' is not numeric"):
         o.predict(row.assign(x="1.5"))
+
+
+# --- 1: array fits match a DataFrame's columns by name; 12: Z= on a formula fit -----------------------------
+
+def test_array_fit_predict_matches_dataframe_columns_by_name(df):
+    X = pd.DataFrame({"one": 1.0, "x": df.x, "w": df.w})
+    m = hlmlib.mixed(df.y, X, df.g.to_numpy(), Z=X[["one", "x"]])
+    o = hlmlib.ols(df.y, X)
+    nd, g = X.iloc[:5], df.g.iloc[:5].to_numpy()
+    for fit, kwargs in ((m, {"random_effects": False}), (m, {"groups": g, "Z": nd[["one", "x"]]}), (o, {})):
+        by_position = fit.predict(nd.to_numpy(), **kwargs).to_numpy()
+        np.testing.assert_allclose(fit.predict(nd[["w", "x", "one"]], **kwargs), by_position, rtol=1e-12)
+        with pytest.raises(InputError, match=r"without the fit's column\(s\) \['one'\]"):
+            fit.predict(nd[["w", "x"]].assign(const=1.0), **kwargs)
+    # the random-effects design too
+    np.testing.assert_allclose(m.predict(nd, groups=g, Z=nd[["x", "one"]]),
+                               m.predict(nd, groups=g, Z=nd[["one", "x"]].to_numpy()), rtol=1e-12)
+    with pytest.raises(InputError, match=r"Z is a DataFrame without the fit's column\(s\) \['one'\]"):
+        m.predict(nd, groups=g, Z=nd[["x", "w"]])
+    # columns without names in the fit: by position, as before
+    a = hlmlib.mixed(df.y.to_numpy(), X.to_numpy(), df.g.to_numpy())
+    np.testing.assert_allclose(a.predict(nd, random_effects=False), a.predict(nd.to_numpy(), random_effects=False))
+
+
+def test_z_on_a_formula_fit_is_refused(df):
+    m = hlmlib.mixed("y ~ x + (x | g)", df)
+    with pytest.raises(InputError, match="Z= is for array fits"):
+        m.predict(df.iloc[:3], Z=np.ones((3, 2)))
+
+
+# --- 5: group labels of another kind; rows of unseen groups ---------------------------------------------------
+
+def test_group_labels_of_another_kind_are_refused(df):
+    m = hlmlib.mixed("y ~ x + (1 | g)", df)
+    nd = df.iloc[:4].astype({"g": object})
+    nd["g"] = [0, "9", 2, 3]
+    with pytest.raises(InputError, match="group label '9' of newdata is text"):
+        m.predict(nd)
+    flagged = df.assign(b=df.g % 2 == 0)
+    mb = hlmlib.mixed("y ~ x + (1 | b)", flagged)
+    with pytest.raises(InputError, match="group label 0 of newdata is numeric"):
+        mb.predict(flagged.iloc[:4].assign(b=[0, 1, 0, 1]))
+    a = hlmlib.mixed(df.y, df[["x"]].assign(one=1.0), df.g.astype(str).to_numpy())
+    with pytest.raises(InputError, match="group label 3 of newdata is numeric"):
+        a.predict(df[["x"]].assign(one=1.0).iloc[:2], groups=np.array([3, 4]))
+
+
+def test_rows_of_unseen_groups_are_counted_in_a_warning(df):
+    m = hlmlib.mixed("y ~ x + (1 | g)", df)
+    nd = df.iloc[:4].assign(g=[0, 99, 2.0, np.nan])
+    with pytest.warns(UserWarning, match=r"2 of 4 rows of newdata are predicted at the population level, x0'beta \(1 "
+                                         r"with a group the fit did not see \(99\.0\) and 1 with a missing group label"):
+        p = m.predict(nd)
+    np.testing.assert_allclose(p.iloc[[1, 3]], m.predict(nd, random_effects=False).iloc[[1, 3]], rtol=1e-12)
+    np.testing.assert_allclose(p.iloc[[0, 2]], m.predict(df.iloc[:4].assign(g=[0, 1, 2, 3])).iloc[[0, 2]], rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.predict(df.iloc[:4])
