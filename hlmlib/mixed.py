@@ -1437,11 +1437,37 @@ class LRTest:
 
 
 def _spans(big: np.ndarray, small: np.ndarray) -> bool:
-    """Whether the columns of ``small`` lie in the column space of ``big`` (least-squares residual ~ 0)."""
+    """Whether every column of ``small`` lies in the column space of ``big``: its least-squares residual on
+    big's columns is below 1e-8 of its own length. Relative to each column's scale, so that a column in
+    small units (``I(x * 1e-10)``) is not taken for zero; big's columns are scaled to unit length first, so
+    that lstsq's rank cutoff does not drop one of them for its units."""
     if small.shape[1] == 0:
         return True
-    coef, *_ = np.linalg.lstsq(big, small, rcond=None)
-    return bool(np.abs(small - big @ coef).max() <= 1e-8 * max(np.abs(small).max(), 1.0))
+    lengths = np.linalg.norm(big, axis=0)
+    unit = big / np.where(lengths > 0, lengths, 1.0)
+    coef, *_ = np.linalg.lstsq(unit, small, rcond=None)
+    return bool(np.all(np.linalg.norm(small - unit @ coef, axis=0) <= 1e-8 * np.linalg.norm(small, axis=0)))
+
+
+def check_same_data(a: MixedResult, b: MixedResult, what: str) -> None:
+    """Refuse two fits that are not of the same rows in the same order (response and groups, by position),
+    saying so when they hold the same values in another order (rows are compared by position: the labels of
+    a fit's rows may repeat, or be 0..n-1 for arrays, so they do not identify rows)."""
+    if a.nobs == b.nobs and np.array_equal(a._y, b._y) and np.array_equal(a._codes, b._codes):
+        return
+    reordered = a.nobs == b.nobs and np.array_equal(np.sort(a._y), np.sort(b._y))
+    raise InputError(f"{what} needs two fits of the same rows in the same order; "
+                     + ("these have the same responses in another row order: fit both models on the data sorted "
+                        "the same way" if reordered else "the observations, response or groups differ"))
+
+
+def _reml_parametrisation_shift(small: MixedResult, big: MixedResult) -> float:
+    """For REML fits with the same fixed-effects column space, X_big = X_small A: lme4's REML log-likelihood
+    carries -1/2 log|X'V^{-1}X|, so it moves by -log|det A| under the reparametrisation. The shift that puts
+    big's on small's parametrisation, 1/2 (log|X_big'X_big| - log|X_small'X_small|) (Harville's REML
+    likelihood, with + 1/2 log|X'X|, is invariant)."""
+    logdet = [np.linalg.slogdet(f._X.T @ f._X)[1] for f in (big, small)]
+    return 0.5 * (logdet[0] - logdet[1])
 
 
 def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, seed=None) -> LRTest:
@@ -1454,6 +1480,13 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
       different fixed effects are likelihoods of different data (different residual contrasts) and
       cannot be compared (Pinheiro & Bates 2000, sec. 2.4.2; lme4's ``anova`` refits with ML).
       Reference: :math:`\chi^2(\mathrm{df})`.
+    "Same fixed effects" means the same column space of X (terms in another order, x centred or rescaled
+    are the same model), and nesting means small's columns are in the span of big's, each column judged
+    relative to its own scale. For REML fits with the same fixed effects in another parametrisation
+    :math:`X_\text{big} = X_\text{small} A`, big's REML log-likelihood is moved by
+    :math:`\log|\det A|` (lme4's REML criterion depends on the parametrisation of X through
+    :math:`\log|X'V^{-1}X|`; Harville's REML likelihood, with :math:`+\tfrac12 \log|X'X|`, does not).
+
     - Same fixed effects, ``big`` adds one random effect (its variance and its covariances,
       :math:`q \to q + 1`): the variance is on the boundary of its space under :math:`H_0`, so the
       reference is the 50:50 mixture :math:`\tfrac12 \chi^2(q) + \tfrac12 \chi^2(q + 1)` (Self & Liang
@@ -1472,17 +1505,15 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):
             raise InputError(f"lrtest compares two mixed() fits; {name} is a {type(fit).__name__}")
-    if small.nobs != big.nobs or small.ngroups != big.ngroups or not np.array_equal(small._y, big._y) \
-            or not np.array_equal(small._codes, big._codes):
-        raise InputError("the two fits are not on the same data (observations, response or groups differ); "
-                         "a likelihood-ratio test needs the same rows")
+    check_same_data(small, big, "a likelihood-ratio test")
     if small.reml != big.reml:
         raise InputError("one fit is REML and the other ML; refit both the same way (ML to compare fixed effects)")
     df = big.n_params - small.n_params
     if df <= 0:
         raise InputError(f"big must have more parameters than small ({big.n_params} vs {small.n_params}): "
                          "pass the smaller (nested) model first")
-    same_fixed = np.array_equal(small._X, big._X)                   # False too when the shapes differ
+    # the same fixed effects: the same column space (terms reordered, x centred or rescaled), not the same matrix
+    same_fixed = _spans(big._X, small._X) and _spans(small._X, big._X)
     if not (_spans(big._X, small._X) and _spans(big._Z, small._Z)):
         raise InputError("small is not nested in big: its fixed- or random-effects columns are not in the "
                          "span of big's")
@@ -1490,7 +1521,8 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
         raise InputError("the fits differ in their fixed effects, so they must be fitted by ML: refit both "
                          "with reml=False (REML likelihoods of different fixed-effects models are not "
                          "comparable)")
-    statistic = max(2 * (big.llf - small.llf), 0.0)
+    shift = _reml_parametrisation_shift(small, big) if same_fixed and big.reml else 0.0
+    statistic = max(2 * (big.llf + shift - small.llf), 0.0)
     criterion = "REML" if big.reml else "ML"
     q_small, q_big = small.q, big.q
     if same_fixed and q_big == q_small + 1:

@@ -140,3 +140,45 @@ def test_rows_of_unseen_groups_are_counted_in_a_warning(df):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         m.predict(df.iloc[:4])
+
+
+# --- 2 and 6: lrtest compares column spans, both ways, relative to each column's scale ----------------------
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_lrtest_same_fixed_effects_in_another_parametrisation_matches_lme4(reml):
+    """lme4's statistic (tests/fixtures/lrtest_reparametrised.R) for (1 | Subject) vs (Days | Subject) with the
+    fixed effects (Intercept, Days); hlmlib's big model has them reordered and rescaled (Days / 7, then a
+    column of 2s): the same model, so the same statistic and the 50:50 mixture reference."""
+    import json
+
+    reference = json.load(open(os.path.join(FIXTURES, "lrtest_reparametrised.json")))["REML" if reml else "ML"]
+    sleep = pd.read_csv(os.path.join(os.path.dirname(hlmlib.__file__), "datasets", "sleepstudy.csv"))
+    small = hlmlib.mixed("Reaction ~ Days + (1 | Subject)", sleep, reml=reml)
+    same = hlmlib.mixed("Reaction ~ Days + (Days | Subject)", sleep, reml=reml)
+    moved = hlmlib.mixed("Reaction ~ 0 + I(Days / 7) + I(0 * Days + 2) + (Days | Subject)", sleep, reml=reml)
+    for big in (same, moved):
+        test = hlmlib.lrtest(small, big)
+        assert test.statistic == pytest.approx(reference["statistic"], rel=1e-6)
+        assert test.reference.startswith("50:50 mixture")
+    # and the other way round: a centred x in small, the raw one in big
+    centred = hlmlib.mixed("Reaction ~ center(Days) + (1 | Subject)", sleep, reml=reml)
+    assert hlmlib.lrtest(centred, same).statistic == pytest.approx(reference["statistic"], rel=1e-6)
+
+
+def test_lrtest_nesting_is_judged_relative_to_each_columns_scale(df):
+    tiny = _quiet(hlmlib.mixed, "y ~ I(x * 1e-10) + (1 | g)", df, reml=False)
+    other = _quiet(hlmlib.mixed, "y ~ I(x ** 2) + w + (1 | g)", df, reml=False)
+    with pytest.raises(InputError, match="small is not nested in big"):
+        hlmlib.lrtest(tiny, other)
+    # a column in small units that is in big: nested
+    big = _quiet(hlmlib.mixed, "y ~ I(x * 1e-10) + w + (1 | g)", df, reml=False)
+    assert hlmlib.lrtest(tiny, big).reference.startswith("chi2(1) (fixed effects")
+
+
+def test_lrtest_on_rows_in_another_order_says_so(df):
+    a = hlmlib.mixed("y ~ x + (1 | g)", df)
+    with pytest.raises(InputError, match="same responses in another row order"):
+        hlmlib.lrtest(a, hlmlib.mixed("y ~ x + (x | g)", df.iloc[::-1]))
