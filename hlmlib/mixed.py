@@ -303,6 +303,26 @@ def _within_residual_ss(cp: CrossProducts) -> float:
     return float(S[-1, -1] - S[-1, :p] @ np.linalg.pinv(S[:p, :p], hermitian=True) @ S[:p, -1])
 
 
+def _confounded_random_effects(cp: CrossProducts, znames: list[str]) -> list[str]:
+    """Random-effects columns z_a whose group parts, the columns z_a 1[g = j] for every group j, all lie in the
+    span of X: then X beta absorbs every b_ja, as a fixed intercept per group (C(g) among the fixed effects)
+    absorbs a random intercept, and the criterion is flat in that variance. Each group's residual sum of
+    squares on X, from the cross-products, d_j'd_j - d_j'X (X'X)^+ X'd_j, is compared with d_j'd_j (X's
+    columns scaled to unit length first)."""
+    q, p = cp.q, cp.p
+    scale = np.sqrt(np.clip(np.diag(cp.WtW)[:p], 1e-300, None))
+    XtX_pinv = np.linalg.pinv(cp.WtW[:p, :p] / np.outer(scale, scale), hermitian=True)
+    confounded = []
+    for a, name in enumerate(znames):
+        d_sq = cp.ZtZ[:, a, a]                                      # d_j'd_j, one per group
+        c = cp.ZtZW[:, a, q:q + p] / scale                           # X'd_j (scaled), one row per group
+        resid = d_sq - np.einsum("jk,kl,jl->j", c, XtX_pinv, c)
+        used = d_sq > 0
+        if used.any() and np.all(resid[used] <= 1e-9 * d_sq[used]):
+            confounded.append(name)
+    return confounded
+
+
 def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -> None:
     """Refuse models whose parameters the data cannot identify, saying why."""
     N, q = design.n, Z.shape[1]
@@ -321,6 +341,13 @@ def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -
     if bad_Z:
         raise InputError(f"the random-effects design Z is rank deficient: column(s) {bad_Z} are linear "
                          "combinations of earlier columns")
+    confounded = _confounded_random_effects(cp, znames)
+    if confounded:
+        raise InputError(f"the random effects of column(s) {confounded} are confounded with the fixed effects: in "
+                         "every group that column is a combination of the fixed effects' columns (e.g. the fixed "
+                         "effects include dummies of the grouping factor, C(g), or its interaction with the column), "
+                         "so their variance is not identified (the REML criterion is flat in it); drop the fixed "
+                         "group effects or these random effects")
     if _within_residual_ss(cp) <= 1e-12 * cp.WtW[-1, -1]:
         raise InputError("y is fitted exactly by X and group-specific coefficients on Z (e.g. y is constant "
                          "within every group): the residual variance sigma^2 would be zero")
