@@ -532,10 +532,38 @@ def _check_response(formula, frame: pd.DataFrame) -> None:
                                  "must be numbers (code a binary outcome as 0/1)")
 
 
-def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_columns=()) -> Design:
-    if "~" not in formula:
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
+
+
+def protect_quoted(formula: str) -> tuple[str, list[str]]:
+    """The formula with its quoted names (``Q('a|b')``, ```a+b```) replaced by placeholders, so that a '|', '+'
+    or '~' inside them is not read as syntax, and the quoted texts, for :func:`restore_quoted`."""
+    quoted = _QUOTED.findall(formula)
+    return _QUOTED.sub(lambda m: f"\x00{quoted.index(m.group())}\x00", formula), quoted
+
+
+def restore_quoted(text: str, quoted: list[str]) -> str:
+    return re.sub("\x00([0-9]+)\x00", lambda m: quoted[int(m.group(1))], text)
+
+
+def check_formula_syntax(formula: str) -> str:
+    """Refuse what formulaic would misread or report unclearly: no '~', no response left of it, an
+    ``offset()`` term. Returns the formula with quoted names protected (:func:`protect_quoted`)."""
+    if not isinstance(formula, str):
+        raise InputError(f"a formula must be a string such as 'y ~ x1 + x2', got {type(formula).__name__}")
+    bare = protect_quoted(formula)[0]
+    if "~" not in bare:
         raise InputError(f"formula {formula!r} has no '~': write it as 'y ~ x1 + x2'")
-    if "|" in formula:
+    if not bare.partition("~")[0].strip():
+        raise InputError(f"formula {formula!r} has no response: write it as 'y ~ x1 + x2', the response left of '~'")
+    if re.search(r"(?<![\w.])offset\s*\(", bare):
+        raise InputError(f"formula {formula!r} has an offset() term, which hlmlib does not fit: for a linear model "
+                         "subtract it from the response instead, 'I(y - w) ~ x' (the same fit)")
+    return bare
+
+
+def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_columns=()) -> Design:
+    if "|" in check_formula_syntax(formula):
         raise InputError(f"formula {formula!r} has a '|': this estimator takes no grouping in its formula. For "
                          "fixed effects of a group (one-way, absorbed) use hlmlib.within('y ~ x', data, groups='g'); "
                          "for random effects hlmlib.mixed('y ~ x + (1 | g)', data), lme4's syntax")

@@ -63,7 +63,8 @@ import pandas as pd
 
 from .lazy import stats
 from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, formula_data,
-                     columns_by_name, group_codes, labels_for, make_design, new_model_matrix, rhs_model, warn_user)
+                     check_formula_syntax, columns_by_name, group_codes, labels_for, make_design, new_model_matrix,
+                     protect_quoted, restore_quoted, rhs_model, warn_user)
 from .linalg import largest_magnitude
 from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
                         moderator_grid)
@@ -149,14 +150,22 @@ def lme4_formula(formula: str) -> tuple[str, str, str] | None:
     factor), nested grouping ``a/b`` or ``a:b``, a grouping expression other than a column name, a bar
     outside a parenthesised term.
     """
-    if not isinstance(formula, str) or "|" not in formula:
+    if not isinstance(formula, str) or "|" not in protect_quoted(formula)[0]:
         return None
-    lhs, _, rhs = formula.partition("~")
+    bare, quoted = protect_quoted(formula)        # a '|' or '+' inside Q('a|b') or `a+b` is part of a name
+    check_formula_syntax(formula)
+    lhs, _, rhs = bare.partition("~")
+    if "|" in lhs:
+        raise InputError(f"formula {formula!r}: a random-effects term is on the left of '~'; the response goes "
+                         "there, the random effects on the right: 'y ~ x + (1 | g)'")
     fixed, bars = [], []
-    for sign, term in _signed_terms(rhs):
-        parsed = _bar_term(term)
+    for sign, bare_term in _signed_terms(rhs):
+        term = restore_quoted(bare_term, quoted)
+        parsed = _bar_term(bare_term)
+        if parsed is not None:
+            parsed = tuple(restore_quoted(part, quoted) for part in parsed)
         if parsed is None:
-            if "|" in term:
+            if "|" in bare_term:
                 raise InputError(f"formula {formula!r}: the '|' in {term!r} is outside a random-effects term; "
                                  "write random effects as lme4 does, in parentheses: 'y ~ x + (1 + x | g)'")
             fixed.append(f"{sign} {term}")
@@ -185,7 +194,7 @@ def lme4_formula(formula: str) -> tuple[str, str, str] | None:
     if not expression:
         raise InputError(f"formula {formula!r}: {term} has no random effects before the '|' (write (1 | g))")
     fixed_rhs = " ".join(fixed).removeprefix("+ ") or "1"
-    return f"{lhs.strip()} ~ {fixed_rhs}", f"~ {expression}", grouping.strip("`")
+    return f"{restore_quoted(lhs, quoted).strip()} ~ {fixed_rhs}", f"~ {expression}", grouping.strip("`")
 
 
 def _arrays(y, X, groups, Z, data, re):

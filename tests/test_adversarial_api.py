@@ -213,3 +213,27 @@ def test_partly_dummy_coded_groups_are_still_fitted(df):
     """Dummies for two of 30 groups leave the random intercept identified by the others."""
     m = hlmlib.mixed("y ~ x + I(g == 1) + I(g == 2) + (1 | g)", df)
     assert m.tau.iloc[0, 0] > 0 and m.converged
+
+
+# --- 9 and 12: formulas refused with a message, not a traceback; quoted names are names -----------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda d: hlmlib.mixed("(1|g) ~ x", d), "random-effects term is on the left of '~'"),
+    (lambda d: hlmlib.mixed("y + (1|g)", d), "has no '~'"),
+    (lambda d: hlmlib.ols("~ x", d), "has no response"),
+    (lambda d: hlmlib.mixed("~ x", d, groups="g"), "has no response"),
+    (lambda d: hlmlib.mixed("y ~ x + (1 | g) + offset(w)", d), r"has an offset\(\) term"),
+    (lambda d: hlmlib.ols("y ~ x + offset(w)", d), r"has an offset\(\) term"),
+])
+def test_malformed_formulas_are_input_errors(df, call, message):
+    with pytest.raises(InputError, match=message):
+        call(df)
+
+
+def test_quoted_names_with_a_bar_or_plus_are_names(df):
+    named = df.assign(**{"a|b": df.x, "a+b": df.w})
+    o = hlmlib.ols("y ~ Q('a|b') + `a+b`", named)
+    np.testing.assert_allclose(o.params.to_numpy(), hlmlib.ols("y ~ x + w", df).params.to_numpy(), rtol=1e-12)
+    m = hlmlib.mixed("y ~ Q('a|b') + `a+b` + (Q('a|b') | g)", named)
+    np.testing.assert_allclose(m.params.to_numpy(), hlmlib.mixed("y ~ x + w + (x | g)", df).params.to_numpy(),
+                               rtol=1e-8)
