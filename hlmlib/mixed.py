@@ -1492,7 +1492,7 @@ def check_same_data(a: MixedResult, b: MixedResult, what: str) -> None:
     if a.nobs == b.nobs and np.array_equal(a._y, b._y) and np.array_equal(a._codes, b._codes):
         return
     reordered = a.nobs == b.nobs and np.array_equal(np.sort(a._y), np.sort(b._y))
-    raise InputError(f"{what} needs two fits of the same rows in the same order; "
+    raise InputError(f"{what} needs two fits of the same data, its rows in the same order; "
                      + ("these have the same responses in another row order: fit both models on the data sorted "
                         "the same way" if reordered else "the observations, response or groups differ"))
 
