@@ -15,6 +15,7 @@ message everywhere.
 """
 from __future__ import annotations
 
+import copy
 import os
 import re
 import sys
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["InputError", "Design", "make_design", "model_frame", "rhs_matrix", "rhs_model", "new_model_matrix",
+           "columns_by_name",
            "labels_for", "check_scalar", "check_bool", "check_alpha", "check_finite_array", "make_rng",
            "warn_user", "renamed_argument"]
 
@@ -434,7 +436,29 @@ def _check_levels(spec, frame: pd.DataFrame) -> None:
                              "estimated; drop those rows or map them to a level of the fit")
 
 
-def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = "the model") -> tuple[np.ndarray, np.ndarray]:
+def _numeric_as_in_fit(frame: pd.DataFrame, needed, fit_data: pd.DataFrame) -> None:
+    """Make the columns of ``frame`` (a copy of newdata's rows) that were numeric in the fit's data numbers
+    again, in place: an object column holding only numbers (a row taken as ``df.iloc[[i]].T.T`` or
+    ``df.iloc[i].to_frame().T``) is converted; text, categorical or date values are refused, naming the
+    column (formulaic would encode them as categories, not as the fit's numbers)."""
+    for v in needed:
+        if v not in fit_data.columns or v not in frame.columns:
+            continue
+        fit_dtype, dtype = fit_data[v].dtype, frame[v].dtype
+        if isinstance(fit_dtype, pd.CategoricalDtype) or fit_dtype.kind not in "iuf":
+            continue
+        if isinstance(dtype, pd.CategoricalDtype) or dtype.kind not in "iuf":
+            if dtype.kind == "O" and pd.api.types.infer_dtype(frame[v], skipna=True) in ("floating", "integer",
+                                                                                        "mixed-integer-float",
+                                                                                        "decimal"):
+                frame[v] = frame[v].astype(float)
+                continue
+            raise InputError(f"newdata column {v!r} is not numeric (dtype {dtype}), but it was numbers in the fit's "
+                             f"data (dtype {fit_dtype}): convert it, e.g. newdata[{v!r}].astype(float)")
+
+
+def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = "the model",
+                     fit_data: pd.DataFrame | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The design matrix of ``newdata`` by a fit's formulaic model spec (the encoding of categorical
     variables and the state of stateful transforms kept from the fit), with the fit's column ``names``.
 
@@ -442,7 +466,9 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
     the spec needs; incomplete rows are rows of NaN (formulaic would encode a missing category as the
     reference level). Refused with :class:`InputError`: ``newdata`` that is not a DataFrame or lacks a
     variable, a level of a categorical variable the fit did not see (naming the column and the level),
-    a value that makes a term NaN or infinite (naming the term and the row)."""
+    a value that makes a term NaN or infinite (naming the term and the row), and (given ``fit_data``, the
+    fit's own rows) a column that was numeric in the fit but is not in newdata (:func:`_numeric_as_in_fit`).
+    The spec is not changed: it is evaluated on a copy."""
     import formulaic
 
     if not isinstance(newdata, pd.DataFrame):
@@ -455,7 +481,10 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
     complete = ~newdata[needed].isna().any(axis=1).to_numpy() if needed else np.ones(len(newdata), bool)
     frame = newdata.take(np.flatnonzero(complete))
     frame.index = pd.RangeIndex(len(frame))
+    if fit_data is not None:
+        _numeric_as_in_fit(frame, needed, fit_data)
     _check_levels(spec, frame)
+    spec = copy.deepcopy(spec)      # formulaic updates a spec's encoder state in place on data of another kind
     out = np.full((len(newdata), len(names)), np.nan)
     if len(frame):
         try:
@@ -474,6 +503,24 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
     return out, complete
 
 
+def columns_by_name(newdata, names: list[str], what: str, default_prefix: str):
+    """New rows for an array fit, with the fit's columns ``names`` in the fit's order: a DataFrame is matched by
+    column name (extra columns ignored), as it would silently pair columns by position otherwise; a matrix,
+    or a DataFrame for a fit whose columns had no names (``x0``, ``x1``, ...), is taken by position. A
+    DataFrame lacking a named column of the fit is refused."""
+    if not isinstance(newdata, pd.DataFrame):
+        return newdata
+    columns = [str(c) for c in newdata.columns]
+    if set(names) <= set(columns):
+        return newdata.set_axis(columns, axis=1)[names]
+    if names == [f"{default_prefix}{j}" for j in range(len(names))]:
+        return newdata
+    missing = [v for v in names if v not in columns]
+    raise InputError(f"{what} is a DataFrame without the fit's column(s) {missing} (its columns: {columns}): "
+                     f"a DataFrame is matched by the fit's column names {names}; rename its columns, or pass an "
+                     "array to match by position")
+
+
 def _check_response(formula, frame: pd.DataFrame) -> None:
     """The left-hand side's variables must be numeric (or boolean): formulaic would dummy-code a string
     or categorical response, and a single level would be 'fitted' as a column of ones."""
@@ -485,10 +532,38 @@ def _check_response(formula, frame: pd.DataFrame) -> None:
                                  "must be numbers (code a binary outcome as 0/1)")
 
 
-def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_columns=()) -> Design:
-    if "~" not in formula:
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
+
+
+def protect_quoted(formula: str) -> tuple[str, list[str]]:
+    """The formula with its quoted names (``Q('a|b')``, ```a+b```) replaced by placeholders, so that a '|', '+'
+    or '~' inside them is not read as syntax, and the quoted texts, for :func:`restore_quoted`."""
+    quoted = _QUOTED.findall(formula)
+    return _QUOTED.sub(lambda m: f"\x00{quoted.index(m.group())}\x00", formula), quoted
+
+
+def restore_quoted(text: str, quoted: list[str]) -> str:
+    return re.sub("\x00([0-9]+)\x00", lambda m: quoted[int(m.group(1))], text)
+
+
+def check_formula_syntax(formula: str) -> str:
+    """Refuse what formulaic would misread or report unclearly: no '~', no response left of it, an
+    ``offset()`` term. Returns the formula with quoted names protected (:func:`protect_quoted`)."""
+    if not isinstance(formula, str):
+        raise InputError(f"a formula must be a string such as 'y ~ x1 + x2', got {type(formula).__name__}")
+    bare = protect_quoted(formula)[0]
+    if "~" not in bare:
         raise InputError(f"formula {formula!r} has no '~': write it as 'y ~ x1 + x2'")
-    if "|" in formula:
+    if not bare.partition("~")[0].strip():
+        raise InputError(f"formula {formula!r} has no response: write it as 'y ~ x1 + x2', the response left of '~'")
+    if re.search(r"(?<![\w.])offset\s*\(", bare):
+        raise InputError(f"formula {formula!r} has an offset() term, which hlmlib does not fit: for a linear model "
+                         "subtract it from the response instead, 'I(y - w) ~ x' (the same fit)")
+    return bare
+
+
+def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_columns=()) -> Design:
+    if "|" in check_formula_syntax(formula):
         raise InputError(f"formula {formula!r} has a '|': this estimator takes no grouping in its formula. For "
                          "fixed effects of a group (one-way, absorbed) use hlmlib.within('y ~ x', data, groups='g'); "
                          "for random effects hlmlib.mixed('y ~ x + (1 | g)', data), lme4's syntax")

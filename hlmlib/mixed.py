@@ -56,13 +56,15 @@ import re as regex          # (mixed() has an argument named re)
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
+from numbers import Number
 
 import numpy as np
 import pandas as pd
 
 from .lazy import stats
 from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, formula_data,
-                     group_codes, labels_for, make_design, new_model_matrix, rhs_model, warn_user)
+                     check_formula_syntax, columns_by_name, group_codes, labels_for, make_design, new_model_matrix,
+                     protect_quoted, restore_quoted, rhs_model, warn_user)
 from .linalg import largest_magnitude
 from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
                         moderator_grid)
@@ -148,14 +150,22 @@ def lme4_formula(formula: str) -> tuple[str, str, str] | None:
     factor), nested grouping ``a/b`` or ``a:b``, a grouping expression other than a column name, a bar
     outside a parenthesised term.
     """
-    if not isinstance(formula, str) or "|" not in formula:
+    if not isinstance(formula, str) or "|" not in protect_quoted(formula)[0]:
         return None
-    lhs, _, rhs = formula.partition("~")
+    bare, quoted = protect_quoted(formula)        # a '|' or '+' inside Q('a|b') or `a+b` is part of a name
+    check_formula_syntax(formula)
+    lhs, _, rhs = bare.partition("~")
+    if "|" in lhs:
+        raise InputError(f"formula {formula!r}: a random-effects term is on the left of '~'; the response goes "
+                         "there, the random effects on the right: 'y ~ x + (1 | g)'")
     fixed, bars = [], []
-    for sign, term in _signed_terms(rhs):
-        parsed = _bar_term(term)
+    for sign, bare_term in _signed_terms(rhs):
+        term = restore_quoted(bare_term, quoted)
+        parsed = _bar_term(bare_term)
+        if parsed is not None:
+            parsed = tuple(restore_quoted(part, quoted) for part in parsed)
         if parsed is None:
-            if "|" in term:
+            if "|" in bare_term:
                 raise InputError(f"formula {formula!r}: the '|' in {term!r} is outside a random-effects term; "
                                  "write random effects as lme4 does, in parentheses: 'y ~ x + (1 + x | g)'")
             fixed.append(f"{sign} {term}")
@@ -184,7 +194,7 @@ def lme4_formula(formula: str) -> tuple[str, str, str] | None:
     if not expression:
         raise InputError(f"formula {formula!r}: {term} has no random effects before the '|' (write (1 | g))")
     fixed_rhs = " ".join(fixed).removeprefix("+ ") or "1"
-    return f"{lhs.strip()} ~ {fixed_rhs}", f"~ {expression}", grouping.strip("`")
+    return f"{restore_quoted(lhs, quoted).strip()} ~ {fixed_rhs}", f"~ {expression}", grouping.strip("`")
 
 
 def _arrays(y, X, groups, Z, data, re):
@@ -225,6 +235,16 @@ def _arrays(y, X, groups, Z, data, re):
             Zarr, znames = _random_effects_design(Z, design.n)
     labels = labels_for(groups, design, "groups")
     return design, Zarr, znames, labels, re_spec, shown, groups if isinstance(groups, str) else None
+
+
+def _label_kind(value) -> str:
+    """The kind of a group label, to tell labels that cannot match apart: 'boolean', 'numeric', 'text', or
+    its type's name."""
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, Number):
+        return "numeric"
+    return "text" if isinstance(value, str) else type(value).__name__
 
 
 def _random_effects_design(Z, n: int) -> tuple[np.ndarray, list[str]]:
@@ -292,6 +312,26 @@ def _within_residual_ss(cp: CrossProducts) -> float:
     return float(S[-1, -1] - S[-1, :p] @ np.linalg.pinv(S[:p, :p], hermitian=True) @ S[:p, -1])
 
 
+def _confounded_random_effects(cp: CrossProducts, znames: list[str]) -> list[str]:
+    """Random-effects columns z_a whose group parts, the columns z_a 1[g = j] for every group j, all lie in the
+    span of X: then X beta absorbs every b_ja, as a fixed intercept per group (C(g) among the fixed effects)
+    absorbs a random intercept, and the criterion is flat in that variance. Each group's residual sum of
+    squares on X, from the cross-products, d_j'd_j - d_j'X (X'X)^+ X'd_j, is compared with d_j'd_j (X's
+    columns scaled to unit length first)."""
+    q, p = cp.q, cp.p
+    scale = np.sqrt(np.clip(np.diag(cp.WtW)[:p], 1e-300, None))
+    XtX_pinv = np.linalg.pinv(cp.WtW[:p, :p] / np.outer(scale, scale), hermitian=True)
+    confounded = []
+    for a, name in enumerate(znames):
+        d_sq = cp.ZtZ[:, a, a]                                      # d_j'd_j, one per group
+        c = cp.ZtZW[:, a, q:q + p] / scale                           # X'd_j (scaled), one row per group
+        resid = d_sq - np.einsum("jk,kl,jl->j", c, XtX_pinv, c)
+        used = d_sq > 0
+        if used.any() and np.all(resid[used] <= 1e-9 * d_sq[used]):
+            confounded.append(name)
+    return confounded
+
+
 def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -> None:
     """Refuse models whose parameters the data cannot identify, saying why."""
     N, q = design.n, Z.shape[1]
@@ -310,6 +350,13 @@ def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -
     if bad_Z:
         raise InputError(f"the random-effects design Z is rank deficient: column(s) {bad_Z} are linear "
                          "combinations of earlier columns")
+    confounded = _confounded_random_effects(cp, znames)
+    if confounded:
+        raise InputError(f"the random effects of column(s) {confounded} are confounded with the fixed effects: in "
+                         "every group that column is a combination of the fixed effects' columns (e.g. the fixed "
+                         "effects include dummies of the grouping factor, C(g), or its interaction with the column), "
+                         "so their variance is not identified (the REML criterion is flat in it); drop the fixed "
+                         "group effects or these random effects")
     if _within_residual_ss(cp) <= 1e-12 * cp.WtW[-1, -1]:
         raise InputError("y is fitted exactly by X and group-specific coefficients on Z (e.g. y is constant "
                          "within every group): the residual variance sigma^2 would be zero")
@@ -659,6 +706,9 @@ class MixedResult:
     _re_spec: object = field(default=None, repr=False)
     _groups_column: str | None = field(default=None, repr=False)
     _data: pd.DataFrame | None = field(default=None, repr=False)
+    # the labels of the fit's rows in the caller's data (0..n-1 for arrays): the index of fitted values,
+    # residuals and predict(); rows are aligned by position inside, the labels only name them
+    _row_labels: pd.Index | None = field(default=None, repr=False)
 
     # --- fixed effects --------------------------------------------------------------------------
     @cached_property
@@ -1078,25 +1128,27 @@ class MixedResult:
     # --- fitted values and residuals ------------------------------------------------------------
     @cached_property
     def fitted(self) -> pd.DataFrame:
-        r"""Fitted values, one row per observation (lme4's ``fitted``).
+        r"""Fitted values, one row per observation (lme4's ``fitted``), indexed by the labels of the fit's rows
+        in the data (as ``ols``; 0..n-1 for arrays).
 
         ``marginal`` :math:`X \hat\beta` and ``conditional`` :math:`X \hat\beta + Z b_j`.
         """
         marginal = self._X @ self.params.to_numpy()
         b = self.ranef.to_numpy()
         conditional = marginal + np.einsum("na,na->n", self._Z, b[self._codes])
-        return pd.DataFrame({"marginal": marginal, "conditional": conditional})
+        return pd.DataFrame({"marginal": marginal, "conditional": conditional}, index=self._row_labels)
 
     @property
     def resid(self) -> pd.DataFrame:
-        r"""Residuals, one row per observation (lme4's ``residuals``).
+        r"""Residuals, one row per observation (lme4's ``residuals``), indexed as :attr:`fitted`.
 
         ``marginal`` :math:`y - X \hat\beta` and ``conditional`` :math:`y - X \hat\beta - Z b_j`.
         """
-        return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
+        return pd.DataFrame({k: self._y - v.to_numpy() for k, v in self.fitted.items()}, index=self._row_labels)
 
     def residuals(self, kind: str = "level1", scaled: bool = False) -> pd.Series:
-        r"""Residuals of one kind, one value per observation (in the fit's row order).
+        r"""Residuals of one kind, one value per observation (in the fit's row order, indexed by the labels of
+        the fit's rows in the data, as :attr:`fitted`).
 
         - ``"level1"`` (default): :math:`y_{ij} - x_{ij}'\hat\beta - z_{ij}'\hat b_j`, the within-group
           residuals, estimates of :math:`e_{ij}` (lme4's ``residuals(m)``; ``resid["conditional"]``);
@@ -1134,9 +1186,12 @@ class MixedResult:
         missing value predicts NaN, with a warning). ``groups=`` gives the group labels of the new rows when
         the fit's groups were labels rather than a column. For an array fit: ``newdata`` the matrix
         :math:`X_0` (the fit's p columns), ``groups`` the labels of its rows and ``Z`` their random-effects
-        design (omit it for a random-intercept fit). Group labels are matched to the fit's by value; labels
-        of another type (the text '1' for the number 1) match none, which is refused rather than read as new
-        groups. Returns a Series named ``fit``. (lme4 gives no intervals for these predictions, and neither
+        design (omit it for a random-intercept fit); a DataFrame (``newdata`` or ``Z``) is matched to the
+        fit's columns by name, a matrix by position. ``Z=`` with a formula fit is refused (its formula makes
+        :math:`z_0`). Group labels are matched to the fit's by value; a label of a kind none of the fit's has
+        (the text '9' among numbers, 0 or 1 for True/False groups) would match none, and is refused rather
+        than read as a new group. The rows predicted at the population level because of a new or missing
+        group are counted in a warning. Returns a Series named ``fit``. (lme4 gives no intervals for these predictions, and neither
         does hlmlib: their variance would need the uncertainty of :math:`\hat\beta`, :math:`b_j` and
         :math:`\tau` together.)
 
@@ -1152,11 +1207,12 @@ class MixedResult:
             return fitted.rename("fit")
         names = list(self.params.index)
         if self._spec is not None:
-            X0, complete = new_model_matrix(self._spec, newdata, names, "the fixed effects' formula")
+            X0, complete = new_model_matrix(self._spec, newdata, names, "the fixed effects' formula", self._data)
             index = newdata.index
         else:
             index = newdata.index if isinstance(newdata, pd.DataFrame) else None
-            X0 = check_finite_array(newdata, "newdata (the new rows of X)", ndim=2)
+            X0 = check_finite_array(columns_by_name(newdata, names, "newdata", "x"), "newdata (the new rows of X)",
+                                    ndim=2)
             if X0.shape[1] != len(names):
                 raise InputError(f"newdata has {X0.shape[1]} column(s); this array fit has {len(names)} "
                                  f"({', '.join(names)})")
@@ -1171,10 +1227,34 @@ class MixedResult:
             fit[~complete] = np.nan
             b = self.ranef.to_numpy()
             fit[known] += np.einsum("na,na->n", Z0[known], b[rows[known]])
+            missing_label = np.asarray(pd.isna(labels)) & complete
+            new_group = (rows < 0) & ~missing_label & complete
+            reasons = []
+            if new_group.any():
+                shown = ", ".join(repr(_label(v)) for v in pd.unique(labels[new_group])[:5])
+                reasons.append(f"{int(new_group.sum())} with a group the fit did not see ({shown})")
+            if missing_label.any():
+                reasons.append(f"{int(missing_label.sum())} with a missing group label")
+            if reasons:
+                warn_user(f"{int((new_group | missing_label).sum())} of {complete.size} rows of newdata are predicted "
+                          f"at the population level, x0'beta ({' and '.join(reasons)}), as lme4's "
+                          "allow.new.levels = TRUE")
         if not complete.all():
             warn_user(f"{int((~complete).sum())} of {complete.size} rows of newdata have missing values in the model's "
                       "variables: their predictions are NaN")
         return pd.Series(fit, index=index, name="fit")
+
+    def _check_label_kinds(self, observed: np.ndarray) -> None:
+        """Refuse group labels of a kind (number, text, boolean, ...) that none of the fit's labels has: the
+        text '9' is not the group 9, nor the number 1 the group True, and they would silently be predicted as
+        new groups, at the population level."""
+        fit_kinds = {_label_kind(v) for v in self.group_labels}
+        for value in pd.unique(observed):
+            if _label_kind(value) not in fit_kinds:
+                shown = ", ".join(repr(_label(v)) for v in self.group_labels[:3])
+                raise InputError(f"group label {_label(value)!r} of newdata is {_label_kind(value)}, and the fit's "
+                                 f"group labels ({shown}, ...) are {' or '.join(sorted(fit_kinds))}: it would match no "
+                                 "group; convert the labels to the fit's type")
 
     def _new_random_effects(self, newdata, groups, Z, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Z of the new rows (NaN where incomplete) and their group labels, checked against the fit's."""
@@ -1190,18 +1270,17 @@ class MixedResult:
             labels = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups)
             if labels.ndim != 1 or labels.shape[0] != n:
                 raise InputError(f"groups must be one label per row of newdata ({n}), got shape {labels.shape}")
-        observed = labels[~np.asarray(pd.isna(labels))]
-        numeric_fit = pd.api.types.is_numeric_dtype(pd.Index(self.group_labels))
-        numeric_new = pd.api.types.is_numeric_dtype(pd.Index(observed)) if observed.size else numeric_fit
-        if observed.size and numeric_fit != numeric_new and self.group_labels.get_indexer(pd.Index(observed)).max() < 0:
-            new, fitted = (_label(v) for v in (observed[0], self.group_labels[0]))
-            raise InputError(f"the group labels of newdata ({new!r}, ...) are {'numbers' if numeric_new else 'text'} and "
-                             f"the fit's ({fitted!r}, ...) are {'numbers' if numeric_fit else 'text'}: no group would "
-                             "match; convert them to the fit's type")
+        self._check_label_kinds(labels[~np.asarray(pd.isna(labels))])
         if self._re_spec is not None:
-            Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula")
+            if Z is not None:
+                raise InputError("Z= is for array fits: this fit's random-effects design is rebuilt from newdata by its "
+                                 "formula; leave Z= out")
+            Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula",
+                                     self._data)
         elif Z is not None:
-            Z0 = check_finite_array(Z, "Z (the random-effects design of newdata)", ndim=(1, 2))
+            Z0 = check_finite_array(columns_by_name(Z.to_frame() if isinstance(Z, pd.Series) else Z, self.re_names,
+                                                    "Z", "z"),
+                                    "Z (the random-effects design of newdata)", ndim=(1, 2))
             Z0 = Z0[:, None] if Z0.ndim == 1 else Z0
             if Z0.shape != (n, self.q):
                 raise InputError(f"Z must have one row per row of newdata and {self.q} column(s) "
@@ -1364,7 +1443,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
         optimizer_message=fit.message, n_evaluations=fit.n_evaluations, n_dropped=design.n_dropped,
         formula=shown, re_names=znames,
         _cp=cp, _y=design.y, _X=design.X, _Z=Z, _codes=codes, _spec=design.spec, _re_spec=re_spec,
-        _groups_column=groups_column, _data=design.data)
+        _groups_column=groups_column, _data=design.data, _row_labels=design.row_labels)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1398,11 +1477,37 @@ class LRTest:
 
 
 def _spans(big: np.ndarray, small: np.ndarray) -> bool:
-    """Whether the columns of ``small`` lie in the column space of ``big`` (least-squares residual ~ 0)."""
+    """Whether every column of ``small`` lies in the column space of ``big``: its least-squares residual on
+    big's columns is below 1e-8 of its own length. Relative to each column's scale, so that a column in
+    small units (``I(x * 1e-10)``) is not taken for zero; big's columns are scaled to unit length first, so
+    that lstsq's rank cutoff does not drop one of them for its units."""
     if small.shape[1] == 0:
         return True
-    coef, *_ = np.linalg.lstsq(big, small, rcond=None)
-    return bool(np.abs(small - big @ coef).max() <= 1e-8 * max(np.abs(small).max(), 1.0))
+    lengths = np.linalg.norm(big, axis=0)
+    unit = big / np.where(lengths > 0, lengths, 1.0)
+    coef, *_ = np.linalg.lstsq(unit, small, rcond=None)
+    return bool(np.all(np.linalg.norm(small - unit @ coef, axis=0) <= 1e-8 * np.linalg.norm(small, axis=0)))
+
+
+def check_same_data(a: MixedResult, b: MixedResult, what: str) -> None:
+    """Refuse two fits that are not of the same rows in the same order (response and groups, by position),
+    saying so when they hold the same values in another order (rows are compared by position: the labels of
+    a fit's rows may repeat, or be 0..n-1 for arrays, so they do not identify rows)."""
+    if a.nobs == b.nobs and np.array_equal(a._y, b._y) and np.array_equal(a._codes, b._codes):
+        return
+    reordered = a.nobs == b.nobs and np.array_equal(np.sort(a._y), np.sort(b._y))
+    raise InputError(f"{what} needs two fits of the same data, its rows in the same order; "
+                     + ("these have the same responses in another row order: fit both models on the data sorted "
+                        "the same way" if reordered else "the observations, response or groups differ"))
+
+
+def _reml_parametrisation_shift(small: MixedResult, big: MixedResult) -> float:
+    """For REML fits with the same fixed-effects column space, X_big = X_small A: lme4's REML log-likelihood
+    carries -1/2 log|X'V^{-1}X|, so it moves by -log|det A| under the reparametrisation. The shift that puts
+    big's on small's parametrisation, 1/2 (log|X_big'X_big| - log|X_small'X_small|) (Harville's REML
+    likelihood, with + 1/2 log|X'X|, is invariant)."""
+    logdet = [np.linalg.slogdet(f._X.T @ f._X)[1] for f in (big, small)]
+    return 0.5 * (logdet[0] - logdet[1])
 
 
 def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, seed=None) -> LRTest:
@@ -1415,6 +1520,13 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
       different fixed effects are likelihoods of different data (different residual contrasts) and
       cannot be compared (Pinheiro & Bates 2000, sec. 2.4.2; lme4's ``anova`` refits with ML).
       Reference: :math:`\chi^2(\mathrm{df})`.
+    "Same fixed effects" means the same column space of X (terms in another order, x centred or rescaled
+    are the same model), and nesting means small's columns are in the span of big's, each column judged
+    relative to its own scale. For REML fits with the same fixed effects in another parametrisation
+    :math:`X_\text{big} = X_\text{small} A`, big's REML log-likelihood is moved by
+    :math:`\log|\det A|` (lme4's REML criterion depends on the parametrisation of X through
+    :math:`\log|X'V^{-1}X|`; Harville's REML likelihood, with :math:`+\tfrac12 \log|X'X|`, does not).
+
     - Same fixed effects, ``big`` adds one random effect (its variance and its covariances,
       :math:`q \to q + 1`): the variance is on the boundary of its space under :math:`H_0`, so the
       reference is the 50:50 mixture :math:`\tfrac12 \chi^2(q) + \tfrac12 \chi^2(q + 1)` (Self & Liang
@@ -1433,17 +1545,15 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):
             raise InputError(f"lrtest compares two mixed() fits; {name} is a {type(fit).__name__}")
-    if small.nobs != big.nobs or small.ngroups != big.ngroups or not np.array_equal(small._y, big._y) \
-            or not np.array_equal(small._codes, big._codes):
-        raise InputError("the two fits are not on the same data (observations, response or groups differ); "
-                         "a likelihood-ratio test needs the same rows")
+    check_same_data(small, big, "a likelihood-ratio test")
     if small.reml != big.reml:
         raise InputError("one fit is REML and the other ML; refit both the same way (ML to compare fixed effects)")
     df = big.n_params - small.n_params
     if df <= 0:
         raise InputError(f"big must have more parameters than small ({big.n_params} vs {small.n_params}): "
                          "pass the smaller (nested) model first")
-    same_fixed = np.array_equal(small._X, big._X)                   # False too when the shapes differ
+    # the same fixed effects: the same column space (terms reordered, x centred or rescaled), not the same matrix
+    same_fixed = _spans(big._X, small._X) and _spans(small._X, big._X)
     if not (_spans(big._X, small._X) and _spans(big._Z, small._Z)):
         raise InputError("small is not nested in big: its fixed- or random-effects columns are not in the "
                          "span of big's")
@@ -1451,7 +1561,8 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
         raise InputError("the fits differ in their fixed effects, so they must be fitted by ML: refit both "
                          "with reml=False (REML likelihoods of different fixed-effects models are not "
                          "comparable)")
-    statistic = max(2 * (big.llf - small.llf), 0.0)
+    shift = _reml_parametrisation_shift(small, big) if same_fixed and big.reml else 0.0
+    statistic = max(2 * (big.llf + shift - small.llf), 0.0)
     criterion = "REML" if big.reml else "ML"
     q_small, q_big = small.q, big.q
     if same_fixed and q_big == q_small + 1:

@@ -32,8 +32,8 @@ import pandas as pd
 
 from . import inference, sandwich as sw
 from .lazy import stats
-from .design import (Design, InputError, check_alpha, check_scalar, check_finite_array, labels_for, make_design,
-                     new_model_matrix, warn_user)
+from .design import (Design, InputError, check_alpha, check_scalar, check_finite_array, columns_by_name, labels_for,
+                     make_design, new_model_matrix, warn_user)
 from .linalg import LeastSquares, least_squares
 from .wald import WaldTest, ols_wald_test
 
@@ -351,17 +351,13 @@ class OLSResult:
         the index of the predictions."""
         if self.design.spec is not None:
             X, complete = new_model_matrix(self.design.spec, newdata, self.names,
-                                           f"the formula {self.design.formula!r}")
+                                           f"the formula {self.design.formula!r}", self.design.data)
             if not complete.all():
                 warn_user(f"{int((~complete).sum())} of {len(complete)} rows of newdata have missing values in the "
                           "formula's variables: their predictions are NaN (as R's predict with na.pass)")
             return X, complete, newdata.index
-        index = None
-        if isinstance(newdata, pd.DataFrame):
-            index = newdata.index
-            if set(self.names) <= set(map(str, newdata.columns)):
-                newdata = newdata.rename(columns=str)[self.names]
-        X = check_finite_array(newdata, "newdata", ndim=2)
+        index = newdata.index if isinstance(newdata, pd.DataFrame) else None
+        X = check_finite_array(columns_by_name(newdata, self.names, "newdata", "x"), "newdata", ndim=2)
         if X.shape[1] != self.k:
             raise InputError(f"newdata has {X.shape[1]} column(s); this array fit has {self.k} ({', '.join(self.names)}), "
                              "in that order (a DataFrame with those column names is matched by name)")
