@@ -580,6 +580,18 @@ def _orthogonalize(X):
     return Q, R
 
 
+def _least_squares(Q, Rm, Y):
+    """OLS of each row of Y (r, n) on X = QR (Q (s, n, k), s = 1 or r): Q'y (r, k), the residuals (r, n), the
+    coefficients (r, k) and which fits are essentially perfect (residuals at the rounding level of the data,
+    ||e|| <= 16 eps (||y|| + sum_j |b_j| ||x_j||), as :mod:`hlmlib.linalg` decides)."""
+    s = Q.shape[0]
+    Qty = Y @ Q[0] if s == 1 else np.einsum("rn,rnk->rk", Y, Q)
+    E = Y - (Qty @ Q[0].T if s == 1 else np.einsum("rnk,rk->rn", Q, Qty))
+    b = np.linalg.solve(Rm, Qty[..., None])[..., 0] if s > 1 else np.linalg.solve(Rm[0], Qty.T).T
+    data_size = np.linalg.norm(Y, axis=1) + (np.abs(b) * np.linalg.norm(Rm, axis=-2)).sum(-1)
+    return Qty, E, b, np.linalg.norm(E, axis=1) <= PERFECT_FIT_ULPS * EPS * data_size
+
+
 def _by_cluster(E, Q):
     """Per size group: z[r, g] = sum_m E[r, g, m] Q[s, g, m, :], with s = 1 (fixed X) or r."""
     if Q.shape[0] == 1:  # G batched BLAS products (r, m) @ (m, k)
@@ -604,13 +616,8 @@ def _chunk_ols(X, Y, L, kinds, layout):
     s, k = Xs.shape[0], Xs.shape[2]
     Q, Rm = _orthogonalize(Xs)
     T = np.swapaxes(np.linalg.inv(Rm), -1, -2) @ L.T             # (s, k, q)
-    Qty = Y @ Q[0] if s == 1 else np.einsum("rn,rnk->rk", Y, Q)   # (r, k)
-    E = Y - (Qty @ Q[0].T if s == 1 else np.einsum("rnk,rk->rn", Q, Qty))
+    Qty, E, _, perfect = _least_squares(Q, Rm, Y)
     Lb = Qty @ T[0] if s == 1 else np.einsum("rk,rkq->rq", Qty, T)
-    # essentially perfect fits: ||e|| at the rounding level of the data, eps (||y|| + sum_j |b_j| ||x_j||)
-    b = np.linalg.solve(Rm, Qty[..., None])[..., 0] if s > 1 else np.linalg.solve(Rm[0], Qty.T).T
-    data_size = np.linalg.norm(Y, axis=1) + (np.abs(b) * np.linalg.norm(Rm, axis=-2)).sum(-1)
-    perfect = np.linalg.norm(E, axis=1) <= PERFECT_FIT_ULPS * EPS * data_size
     var = {}
     hc_kinds = [c for c in kinds if c.startswith("HC")]
     if hc_kinds:

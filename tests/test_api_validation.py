@@ -15,7 +15,8 @@ import pytest
 
 import hlmlib
 from hlmlib import InputError, simulate as sim
-from hlmlib.bootstrap import WildBootstrapResult, bootstrap_weights, wild_cluster_bootstrap
+from hlmlib.bootstrap import (WildBootstrapMC, WildBootstrapResult, bootstrap_weights, wild_cluster_bootstrap,
+                              wild_cluster_bootstrap_mc)
 from hlmlib.mixed import MixedResult, lrtest
 from hlmlib.ols import OLSResult
 from hlmlib.simulate import MonteCarloOLS
@@ -39,6 +40,8 @@ with warnings.catch_warnings():
     SLOPES = hlmlib.mixed("y ~ x", data=DF, groups="cluster", re="~ x")
     WCB = wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=1.0, B=99, seed=1)
     MC = sim.ols_mc(sim.cgm_batch(20, G=6, n=5, seed=2))
+    WCB_BATCH = sim.cgm_batch(5, G=6, n=5, seed=2)
+    WCB_MC = wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, B=19, seed=1)
     TABLE = hlmlib.etable([FIT, MIXED])
 
 
@@ -154,6 +157,27 @@ BAD = [
     ("WildBootstrapResult.ci", lambda: WCB.ci(level=NAN)),
     ("WildBootstrapResult.ci", lambda: WCB.ci(tol=0)),
     ("WildBootstrapResult.ci", lambda: WCB.ci(tol=-1)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=2)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=0.5)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X[:4], WCB_BATCH.Y, WCB_BATCH.cluster, term=1)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y[:, :-1], WCB_BATCH.cluster, term=1)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y * NAN, WCB_BATCH.cluster, term=1)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster[:-1], term=1)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, np.zeros(30), term=1)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, null=[0.0, 1.0])),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, null=INF)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, B=0)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, weights="normal")),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, seed=-1)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, chunk=0)),
+    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(np.repeat(WCB_BATCH.X[..., 1:], 2, -1), WCB_BATCH.Y,
+                                                                    WCB_BATCH.cluster, term=1)),
+    ("WildBootstrapMC.reject", lambda: WCB_MC.reject(1.5)),
+    ("WildBootstrapMC.rejection_rate", lambda: WCB_MC.rejection_rate(NAN)),
+    ("WildBootstrapMC.pvalue_at", lambda: WCB_MC.pvalue_at(NAN)),
+    ("WildBootstrapMC.pvalue_at", lambda: WCB_MC.pvalue_at([0.0, 1.0])),
+    ("WildBootstrapMC.ci", lambda: WCB_MC.ci(level=0)),
+    ("WildBootstrapMC.ci", lambda: WCB_MC.ci(tol=-1)),
     ("bootstrap_weights", lambda: bootstrap_weights(0, 10)),
     ("bootstrap_weights", lambda: bootstrap_weights(5, 2.5)),
     ("bootstrap_weights", lambda: bootstrap_weights(5, 10, "normal")),
@@ -343,8 +367,8 @@ def _public_callables():
     for name in sim.__all__:
         if inspect.isfunction(getattr(sim, name)):
             names.add(f"simulate.{name}")
-    names |= {"bootstrap_weights", "lrtest"}
-    for cls in (OLSResult, MixedResult, WildBootstrapResult, MonteCarloOLS, ETable):
+    names |= {"bootstrap_weights", "lrtest", "wild_cluster_bootstrap_mc"}
+    for cls in (OLSResult, MixedResult, WildBootstrapResult, WildBootstrapMC, MonteCarloOLS, ETable):
         for name, member in inspect.getmembers(cls):
             if name.startswith("_") or not callable(member):
                 continue
