@@ -224,10 +224,25 @@ def _pvalue(pieces, r, rows=slice(None)):
     return np.where(perfect, np.nan, p), tstar, np.where(perfect, np.nan, t)
 
 
+def _share_exceeding(P, r) -> np.ndarray:
+    r"""The p-values of :func:`_pvalue` alone, for the data sets of the pieces ``P`` at null values ``r`` (R,):
+    :math:`|t^\ast| \ge |t|` compared as squares, :math:`n^2 \ge t^2 f\,ss`, without forming t*."""
+    r = r / P["unit"]
+    num = P["n0"] - r[:, None] * P["n1"]
+    ss = P["a"] - 2 * r[:, None] * P["b"] + (r * r)[:, None] * P["c"]
+    bound = ((P["estimate"] - r) / P["se"] * (1 - 1e-10)) ** 2 * P["factor"]
+    return (num * num >= bound[:, None] * np.maximum(ss, 0.0)).mean(axis=1)
+
+
+def _subset(pieces, rows) -> dict:
+    return {key: value[rows] for key, value in pieces.items()}
+
+
 def _invert_test(pieces, alpha: float, tol: float):
     """The interval {r : p(r) > alpha} of every data set, by bisection on each side of its estimate with the
     same draws for every r: lower and upper bounds (R,) (infinite on a side where p never falls to alpha,
-    NaN for an essentially perfect fit) and which sides are unbounded (R, 2). All data sets step together."""
+    NaN for an essentially perfect fit) and which sides are unbounded (R, 2). All data sets step together; the
+    pieces of the data sets still searching are copied out only when their number has halved."""
     unit = pieces["unit"]
     est, se = pieces["estimate"] * unit, pieces["se"] * unit
     live = ~pieces["perfect_fit"]
@@ -237,20 +252,25 @@ def _invert_test(pieces, alpha: float, tol: float):
         outside = est + sign * step
         rows = np.flatnonzero(live)
         while rows.size:                                    # double the step until the test rejects
-            rows = rows[_pvalue(pieces, outside[rows], rows)[0] > alpha]
+            rows = rows[_share_exceeding(_subset(pieces, rows), outside[rows]) > alpha]
             inside[rows], step[rows] = outside[rows], 2 * step[rows]
             outside[rows] = est[rows] + sign * step[rows]
             far = step[rows] > 1e8 * np.maximum(se[rows], 1e-300)
             unbounded[rows[far], side] = True
             rows = rows[~far]
         rows = np.flatnonzero(live & ~unbounded[:, side])
+        held, P = rows, _subset(pieces, rows)               # the data sets whose pieces P holds
         while True:                                         # bisect between the last step and the one before
             rows = rows[np.abs(outside[rows] - inside[rows]) > tol * se[rows]]
             if not rows.size:
                 break
-            mid = 0.5 * (inside[rows] + outside[rows])
-            above = _pvalue(pieces, mid, rows)[0] > alpha
-            inside[rows[above]], outside[rows[~above]] = mid[above], mid[~above]
+            if rows.size < held.size / 2:
+                held, P = rows, _subset(pieces, rows)
+            mid = 0.5 * (inside[held] + outside[held])
+            above = _share_exceeding(P, mid) > alpha
+            going = np.isin(held, rows, assume_unique=True)
+            inside[held[going & above]] = mid[going & above]
+            outside[held[going & ~above]] = mid[going & ~above]
         bounds[live, side] = np.where(unbounded[live, side], sign * np.inf, 0.5 * (inside + outside)[live])
     return bounds[:, 0], bounds[:, 1], unbounded
 

@@ -700,6 +700,7 @@ class MonteCarloOLS:
     def __init__(self, params, se, df, names, n, k, G):
         self.params, self.se, self.df, self.names = params, se, df, list(names)
         self.n, self.k, self.G = n, k, G
+        self._critical = {}          # (kind, alpha) -> t quantiles: one scipy call per kind, not per use
 
     @property
     def R(self) -> int:
@@ -710,7 +711,9 @@ class MonteCarloOLS:
         if dist == "normal":
             return stats.norm.ppf(1 - alpha / 2)
         if dist == "t":
-            return stats.t.ppf(1 - alpha / 2, self.df[kind])
+            if (kind, alpha) not in self._critical:
+                self._critical[(kind, alpha)] = stats.t.ppf(1 - alpha / 2, self.df[kind])
+            return self._critical[(kind, alpha)]
         raise InputError(f"dist must be 't' or 'normal', got {dist!r}")
 
     def _null(self, null):
