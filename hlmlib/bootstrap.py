@@ -90,9 +90,15 @@ def _draw_chunks(G: int, B: int, kind: str, rng, chunk: int):
             patterns = np.arange(start, min(2 ** G, start + chunk))
             yield 2.0 * ((patterns[:, None] >> bits) & 1) - 1.0
         return
-    values = np.array([-1.0, 1.0]) if kind == "rademacher" else np.r_[-_WEBB, _WEBB]
     for start in range(0, B, chunk):
-        yield rng.choice(values, size=(min(B, start + chunk) - start, G))
+        yield _random_weights(G, min(B, start + chunk) - start, kind, rng)
+
+
+def _random_weights(G: int, draws: int, kind: str, rng) -> np.ndarray:
+    """(draws, G) cluster weights from ``rng``, each draw's G weights consecutive in its stream (so that blocks of
+    draws concatenate to the draws of one block)."""
+    values = np.array([-1.0, 1.0]) if kind == "rademacher" else np.r_[-_WEBB, _WEBB]
+    return rng.choice(values, size=(draws, G))
 
 
 def bootstrap_weights(G: int, B: int, kind: str = "rademacher", rng=None) -> tuple[np.ndarray, bool]:
@@ -517,9 +523,10 @@ def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, we
         S0 = S_hat + estimate[:, None, None] * S1
         S1, A, t = (np.broadcast_to(M, (Yc.shape[0],) + M.shape[1:]) for M in (S1, A, t))
         s0, s1 = (S0 @ t[..., None])[..., 0], (S1 @ t[..., None])[..., 0]
-        V = np.empty((Yc.shape[0], B_drawn, G))
-        for r in range(Yc.shape[0]):                          # data set r's draws follow those of r - 1
-            V[r] = np.concatenate(list(_draw_chunks(G, B, weights, rng, B)))
+        if _enumerates(G, B, weights):                       # the same 2^G sign patterns for every data set
+            V = np.broadcast_to(next(_draw_chunks(G, B, weights, rng, B_drawn)), (Yc.shape[0], B_drawn, G))
+        else:                                                 # data set r's B draws follow those of r - 1
+            V = _random_weights(G, Yc.shape[0] * B, weights, rng).reshape(-1, B, G)
         pieces = _draw_pieces(V, S0, S1, A, s0, s1)
         pieces.update(factor=np.full(Yc.shape[0], factor), estimate=estimate, se=se,
                       unit=np.full(Yc.shape[0], y_scale / col_scale[j]), perfect_fit=perfect)
