@@ -56,7 +56,7 @@ import numpy as np
 from .design import InputError, check_alpha, check_finite_array, check_scalar, labels_for, make_design, make_rng
 from .linalg import largest_magnitude, least_squares, power_of_two_scale
 from .sandwich import Clusters, cluster_factor, cluster_gram, hc1_factor
-from .simulate import _Layout, _by_cluster, _least_squares, _orthogonalize
+from .simulate import _Layout, _by_cluster, _least_squares, _orthogonalize, _stacked_data
 
 __all__ = ["wild_cluster_bootstrap", "WildBootstrapResult", "bootstrap_weights", "wild_cluster_bootstrap_mc",
            "WildBootstrapMC"]
@@ -478,15 +478,9 @@ def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, we
         The estimates, statistics and p-values of every data set, with ``reject``, ``rejection_rate`` and
         ``ci``. Essentially perfect fits get NaN p-values and a warning.
     """
-    X = check_finite_array(X, "X", ndim=(2, 3))
-    Y = check_finite_array(Y, "Y", ndim=(1, 2))
-    Y = Y[None] if Y.ndim == 1 else Y
+    X, Y = _stacked_data(X, Y)
     R, n = Y.shape
-    if X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
-        raise InputError(f"X {X.shape} does not match Y {Y.shape}: need X (n, k) or (R, n, k) with Y (R, n)")
     k = X.shape[-1]
-    if not 0 < k < n:
-        raise InputError(f"X must have between 1 and n - 1 = {n - 1} columns, got {k}")
     layout = _Layout(cluster, n)
     G = int(layout.G)
     if G < 2:

@@ -793,6 +793,23 @@ class MonteCarloOLS:
             raise InputError(f"kind {kind!r} was not computed; available: {list(self.se)}")
 
 
+def _stacked_data(X, Y):
+    """X (n, k) or (R, n, k) and Y (R, n), checked (finite numbers, matching shapes, 0 < k < n); Y (n,) is one
+    replication."""
+    X = check_finite_array(X, "X", ndim=(2, 3))
+    Y = check_finite_array(Y, "Y", ndim=(1, 2))
+    Y = Y[None] if Y.ndim == 1 else Y
+    R, n = Y.shape
+    if X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
+        raise InputError(f"X {X.shape} does not match Y {Y.shape}: need X (n, k) or (R, n, k) with Y (R, n)")
+    k = X.shape[-1]
+    if k == 0:
+        raise InputError("X has no columns")
+    if n <= k:
+        raise InputError(f"n = {n} observations do not exceed k = {k} coefficients")
+    return X, Y
+
+
 def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
            chunk: int | None = None) -> MonteCarloOLS:
     r"""OLS for ``R`` replications at once, with classical, HC0-HC5 (and HC4m) and CR0-CR3 standard errors.
@@ -853,17 +870,9 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
         cluster = batch.cluster if cluster is None else cluster
     if Y is None:
         raise InputError("give the responses Y (R, n), or a Batch as X")
-    X = check_finite_array(X, "X", ndim=(2, 3))
-    Y = check_finite_array(Y, "Y", ndim=(1, 2))
-    Y = Y[None] if Y.ndim == 1 else Y
+    X, Y = _stacked_data(X, Y)
     R, n = Y.shape
-    if X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
-        raise InputError(f"X {X.shape} does not match Y {Y.shape}: need X (n, k) or (R, n, k) with Y (R, n)")
     k = X.shape[-1]
-    if k == 0:
-        raise InputError("X has no columns")
-    if n <= k:
-        raise InputError(f"n = {n} observations do not exceed k = {k} coefficients")
     if kinds is None:
         kinds = ["classical", "HC1"] + (["CR1", "CR2"] if cluster is not None else [])
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)
