@@ -212,11 +212,10 @@ def _draw_pieces(V, S0, S1, A, s0, s1) -> dict:
             "c": (K1v ** 2).sum(-1)}
 
 
-def _pvalue(pieces, r, rows=slice(None)):
-    """p-values (R,), t* (R, B) and t (R,) of the data sets in ``rows`` for null values ``r`` (one per data set,
-    in the data's units), from the pieces linear in r (see module docstring), which are in the scaled units of
+def _pvalue(P, r):
+    """p-values (R,), t* (R, B) and t (R,) of the data sets of the pieces ``P`` for null values ``r`` (one per data
+    set, in the data's units), from the pieces linear in r (see module docstring), which are in the scaled units of
     each fit. NaN for an essentially perfect fit."""
-    P = {key: value[rows] for key, value in pieces.items()}
     r = r / P["unit"]
     num = P["n0"] - r[:, None] * P["n1"]
     ss = P["a"] - 2 * r[:, None] * P["b"] + (r * r)[:, None] * P["c"]
