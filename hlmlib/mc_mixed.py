@@ -480,7 +480,8 @@ def _kenward_roger(b: _Blocks, sigma2: np.ndarray, L: np.ndarray):
     trV2 = (b.n_obs.sum() - 2 * _einsum("rjaa->r", MT) + _einsum("rjab,rjba->r", MT, MT)) / sigma2**2
     Phi = s2 * b.A_inv
     DB = _einsum("iab,rjbp->rjiap", D, Bv)
-    P = -(np.moveaxis(_sum_over_groups(DB, Bv), 2, 3) + c[None, :, None, None] * XV2X[:, None])   # XV^-1 G_i V^-1 X
+    # P_i = -X'V^-1 G_i V^-1 X
+    P = -(np.moveaxis(_sum_over_groups(DB, Bv), 2, 3) + c[None, :, None, None] * XV2X[:, None])
     MDB = _einsum("rjab,rjibp->rjiap", Mv, DB)
     Q = np.swapaxes(_sum_over_groups(DB, np.moveaxis(MDB, 2, 3)), 2, 3)          # (R, i, k, p, q)
     Rr = _sum_over_groups(DB, ZV2X)

@@ -45,6 +45,12 @@ with warnings.catch_warnings():
     TABLE = hlmlib.etable([FIT, MIXED])
 
 
+def wcb_mc_with(**changes):
+    """wild_cluster_bootstrap_mc on WCB_BATCH with some arguments changed."""
+    args = dict(X=WCB_BATCH.X, Y=WCB_BATCH.Y, cluster=WCB_BATCH.cluster, term=1) | changes
+    return lambda: wild_cluster_bootstrap_mc(**args)
+
+
 def ols_with(**columns):
     return lambda: hlmlib.ols("y ~ x", data=DF.assign(**columns))
 
@@ -157,21 +163,20 @@ BAD = [
     ("WildBootstrapResult.ci", lambda: WCB.ci(level=NAN)),
     ("WildBootstrapResult.ci", lambda: WCB.ci(tol=0)),
     ("WildBootstrapResult.ci", lambda: WCB.ci(tol=-1)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=2)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=0.5)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X[:4], WCB_BATCH.Y, WCB_BATCH.cluster, term=1)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y[:, :-1], WCB_BATCH.cluster, term=1)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y * NAN, WCB_BATCH.cluster, term=1)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster[:-1], term=1)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, np.zeros(30), term=1)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, null=[0.0, 1.0])),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, null=INF)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, B=0)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, weights="normal")),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, seed=-1)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, chunk=0)),
-    ("wild_cluster_bootstrap_mc", lambda: wild_cluster_bootstrap_mc(np.repeat(WCB_BATCH.X[..., 1:], 2, -1), WCB_BATCH.Y,
-                                                                    WCB_BATCH.cluster, term=1)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(term=2)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(term=0.5)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(X=WCB_BATCH.X[:4])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(Y=WCB_BATCH.Y[:, :-1])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(Y=WCB_BATCH.Y * NAN)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(cluster=WCB_BATCH.cluster[:-1])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(cluster=np.zeros(30))),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(null=[0.0, 1.0])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(null=INF)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(B=0)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(weights="normal")),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(seed=-1)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(chunk=0)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(X=np.repeat(WCB_BATCH.X[..., 1:], 2, -1))),       # collinear columns
     ("WildBootstrapMC.reject", lambda: WCB_MC.reject(1.5)),
     ("WildBootstrapMC.rejection_rate", lambda: WCB_MC.rejection_rate(NAN)),
     ("WildBootstrapMC.pvalue_at", lambda: WCB_MC.pvalue_at(NAN)),
