@@ -53,7 +53,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import InputError, check_alpha, check_finite_array, check_scalar, labels_for, make_design, make_rng
+from .design import (InputError, check_alpha, check_finite_array, check_scalar, formula_data, labels_for,
+                     make_design, make_rng, renamed_argument, warn_user)
 from .linalg import largest_magnitude, least_squares, power_of_two_scale
 from .sandwich import Clusters, cluster_factor, cluster_gram, hc1_factor
 from .simulate import _Layout, _by_cluster, _least_squares, _orthogonalize, _stacked_data
@@ -62,7 +63,7 @@ __all__ = ["wild_cluster_bootstrap", "WildBootstrapResult", "bootstrap_weights",
            "WildBootstrapMC"]
 
 _WEBB = np.sqrt(np.array([0.5, 1.0, 1.5]))
-WEIGHTS = ("rademacher", "webb")
+DISTRIBUTIONS = ("rademacher", "webb")
 # draws per chunk: G x chunk weights (and two G x chunk work arrays) of about 8 MB each
 CHUNK_ENTRIES = 2 ** 20
 # data sets per chunk of wild_cluster_bootstrap_mc: G x B x chunk weights of about 2 MB, so that the
@@ -70,9 +71,9 @@ CHUNK_ENTRIES = 2 ** 20
 MC_CHUNK_ENTRIES = 2 ** 18
 
 
-def _check_weights(kind) -> str:
-    if kind not in WEIGHTS:
-        raise InputError(f"weights must be 'rademacher' or 'webb', got {kind!r}")
+def _check_distribution(kind) -> str:
+    if kind not in DISTRIBUTIONS:
+        raise InputError(f"distribution must be 'rademacher' or 'webb', got {kind!r}")
     return kind
 
 
@@ -101,18 +102,20 @@ def _random_weights(G: int, draws: int, kind: str, rng) -> np.ndarray:
     return rng.choice(values, size=(draws, G))
 
 
-def bootstrap_weights(G: int, B: int, kind: str = "rademacher", rng=None) -> tuple[np.ndarray, bool]:
+def bootstrap_weights(G: int, B: int, distribution: str = "rademacher", rng=None, *,
+                      kind: str | None = None) -> tuple[np.ndarray, bool]:
     r"""A (G, B) matrix of cluster weights and whether it enumerates all :math:`2^G` Rademacher draws:
     the draws :func:`wild_cluster_bootstrap` makes with the same ``rng`` (column b = draw b).
 
     ``"rademacher"``: :math:`\pm 1` with probability 1/2 each; when :math:`2^G \le B` the :math:`2^G`
     sign patterns are returned instead (columns = every pattern once). ``"webb"``:
     :math:`\pm\sqrt{1/2}, \pm 1, \pm\sqrt{3/2}`, each with probability 1/6. ``G`` and ``B`` are
-    positive integers; ``rng`` a seed or a ``np.random.Generator``.
+    positive integers; ``rng`` a seed or a ``np.random.Generator``. ``kind=`` is the deprecated name of
+    ``distribution=``.
     """
     G = check_scalar(G, "G", integer=True, minimum=1)
     B = check_scalar(B, "B", integer=True, minimum=1)
-    kind = _check_weights(kind)
+    kind = _check_distribution(renamed_argument("distribution", distribution, "kind", kind, "rademacher"))
     draws = np.concatenate(list(_draw_chunks(G, B, kind, make_rng(rng), max(B, 1))))
     return draws.T, _enumerates(G, B, kind)
 
@@ -137,8 +140,9 @@ class WildBootstrapResult:
         The bootstrap p-value, share of :math:`|t^\ast| \ge |t|` (NaN for an essentially perfect fit).
     tstar : *array* (B,)
         The bootstrap statistics :math:`t^\ast`; ``B`` is their number.
-    weights : str
-        ``"rademacher"`` or ``"webb"``.
+    distribution : str
+        The distribution of the cluster weights :math:`v_g`, ``"rademacher"`` or ``"webb"`` (``weights``
+        is its deprecated name).
     enumerated : bool
         True when all :math:`2^G` Rademacher draws were used.
     G : int
@@ -152,7 +156,7 @@ class WildBootstrapResult:
     tstat: float
     pvalue: float
     tstar: np.ndarray
-    weights: str
+    distribution: str
     enumerated: bool
     G: int
     _pieces: dict
@@ -160,6 +164,12 @@ class WildBootstrapResult:
     @property
     def B(self) -> int:
         return self.tstar.size
+
+    @property
+    def weights(self) -> str:
+        """Deprecated name of ``distribution``."""
+        warn_user("WildBootstrapResult.weights is deprecated: use .distribution", DeprecationWarning)
+        return self.distribution
 
     def pvalue_at(self, r: float) -> float:
         r"""p-value of :math:`H_0\colon c'b = r` with the same draws (:math:`O(B)` per call); ``r`` finite."""
@@ -186,7 +196,7 @@ class WildBootstrapResult:
         return float(low[0]), float(high[0])
 
     def __repr__(self) -> str:
-        how = f"all {self.B} Rademacher draws (2^{self.G})" if self.enumerated else f"B = {self.B} {self.weights} draws"
+        how = f"all {self.B} Rademacher draws (2^{self.G})" if self.enumerated else f"B = {self.B} {self.distribution} draws"
         return (f"Wild cluster bootstrap-t (null imposed, CR1 t), H0: {self.term} = {self.null:g}\n"
                 f"  estimate {self.estimate:.6g}, CR1 se {self.se:.6g}, t = {self.tstat:.4f}, "
                 f"p = {self.pvalue:.4f}; G = {self.G}, {how}")
@@ -292,8 +302,8 @@ def _term_index(term, names) -> int:
 
 
 def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, null: float = 0.0,
-                           B: int = 9999, weights: str = "rademacher", seed=None,
-                           chunk: int | None = None) -> WildBootstrapResult:
+                           B: int = 9999, distribution: str = "rademacher", seed=None,
+                           chunk: int | None = None, weights: str | None = None) -> WildBootstrapResult:
     r"""Wild cluster restricted (WCR) bootstrap-t test of :math:`H_0\colon b_\text{term} = \text{null}`,
     and its inverted confidence interval.
 
@@ -320,13 +330,16 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
         The value under :math:`H_0` (default 0), finite.
     B : int
         The number of bootstrap draws (default 9999), a positive integer.
-    weights : str
-        ``"rademacher"`` (enumerated when :math:`2^G \le B`) or ``"webb"``.
+    distribution : str
+        The distribution of the cluster weights :math:`v_g`: ``"rademacher"`` (enumerated when
+        :math:`2^G \le B`) or ``"webb"`` (Stata boottest's ``weighttype()``, fwildclusterboot's ``type``).
     seed : int, *Generator* or None
         Seed of ``np.random.default_rng`` (a non-negative integer), or a Generator.
     chunk : int or None
         Draws per block of work (default: about a million weights per block); memory is
         :math:`O(Nk + G \cdot \text{chunk})`, and the result does not depend on it.
+    weights : str or None
+        Deprecated name of ``distribution`` (read as regression weights, which this is not).
 
     Returns
     -------
@@ -334,6 +347,7 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
         The statistic, the p-value, the draws and ``ci(level)``. An essentially perfect fit warns and
         has p-value NaN.
     """
+    X, data = formula_data(y_or_formula, X, data)
     design = make_design(y_or_formula, X, data=data,
                          extra_columns=[cluster] if isinstance(cluster, str) and data is not None else ())
     clusters = Clusters.from_labels(labels_for(cluster, design, "cluster"),
@@ -344,7 +358,7 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     j = _term_index(term, design.names)
     B = check_scalar(B, "B", integer=True, minimum=1)
     null = check_scalar(null, "null")
-    weights = _check_weights(weights)
+    distribution = _check_distribution(renamed_argument("distribution", distribution, "weights", weights, "rademacher"))
     rng = make_rng(seed)
     chunk = max(1, CHUNK_ENTRIES // G) if chunk is None else check_scalar(chunk, "chunk", integer=True, minimum=1)
     fit = least_squares(design.X, design.y, design.names)
@@ -368,14 +382,15 @@ def wild_cluster_bootstrap(y_or_formula, X=None, data=None, *, cluster, term, nu
     S0 = S_hat + estimate * S1
     s0, s1 = S0 @ t, S1 @ t
     parts = [_draw_pieces(V[None], S0[None], S1[None], A[None], s0[None], s1[None])     # V: (draws, G)
-             for V in _draw_chunks(G, B, weights, rng, chunk)]
+             for V in _draw_chunks(G, B, distribution, rng, chunk)]
     pieces = {key: np.concatenate([part[key] for part in parts], axis=1) for key in parts[0]}
     pieces.update(factor=np.array([factor]), estimate=np.array([estimate]), se=np.array([se]),
                   unit=np.array([unit]), perfect_fit=np.array([fit.perfect_fit]))
     p, tstar, tstat = (value[0] for value in _pvalue(pieces, np.array([null])))
     return WildBootstrapResult(term=design.names[j], null=null, estimate=float(estimate * unit),
                                se=float(se * unit), tstat=float(tstat), pvalue=float(p), tstar=tstar,
-                               weights=weights, enumerated=_enumerates(G, B, weights), G=G, _pieces=pieces)
+                               distribution=distribution, enumerated=_enumerates(G, B, distribution), G=G,
+                               _pieces=pieces)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -388,7 +403,7 @@ class WildBootstrapMC:
 
     Arrays of length R: ``null`` (the tested values), ``estimate`` (:math:`c'\hat b`), ``se`` (its CR1 standard
     error), ``tstat`` and ``pvalue`` (NaN for an essentially perfect fit); ``B`` draws per data set,
-    ``weights``, ``enumerated`` and ``G`` as in :class:`WildBootstrapResult`. Methods: ``reject(alpha)``,
+    ``distribution``, ``enumerated`` and ``G`` as in :class:`WildBootstrapResult`. Methods: ``reject(alpha)``,
     ``rejection_rate(alpha)``, ``pvalue_at(r)`` and ``ci(level)``, each for every data set.
     """
 
@@ -398,7 +413,7 @@ class WildBootstrapMC:
     tstat: np.ndarray
     pvalue: np.ndarray
     B: int
-    weights: str
+    distribution: str
     enumerated: bool
     G: int
     _pieces: dict
@@ -440,14 +455,14 @@ def _per_data_set(values, name: str, R: int) -> np.ndarray:
     return np.broadcast_to(values, (R,))
 
 
-def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, weights: str = "rademacher",
+def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, distribution: str = "rademacher",
                               seed=None, chunk: int | None = None) -> WildBootstrapMC:
     r"""The wild cluster restricted bootstrap-t of :func:`wild_cluster_bootstrap` for ``R`` data sets at once.
 
     For a Monte Carlo of the bootstrap: data set r is ``(Y[r], X[r])`` (or ``X`` when the regressors are the
     same in every data set) with the clusters ``cluster``, and its test of :math:`H_0\colon b_\text{term} =
     \text{null}` is that of ``wild_cluster_bootstrap(Y[r], X[r], cluster=cluster, term=term, null=null, B=B,
-    weights=weights, seed=rng)`` called for r = 0, 1, ... in turn with one generator ``rng`` (the draws of
+    distribution=distribution, seed=rng)`` called for r = 0, 1, ... in turn with one generator ``rng`` (the draws of
     data set r are taken from the stream after those of data set r - 1): the same p-values, and intervals
     equal to the bisection tolerance. The algebra of the module docstring runs with a leading axis over the
     data sets (batched QR, per-cluster cross-products by size group), chunks of data sets at a time.
@@ -464,7 +479,7 @@ def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, we
         The column of X tested.
     null : float or *array* (R,)
         The value under :math:`H_0`, the same for every data set or one each (finite).
-    B, weights, seed
+    B, distribution, seed
         As :func:`wild_cluster_bootstrap` (default ``B = 199``: :math:`\alpha(B + 1)` is an integer for
         :math:`\alpha` = 0.05 and 0.01).
     chunk : int or None
@@ -487,7 +502,7 @@ def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, we
     j = _term_index(term, [f"column {i}" for i in range(k)])
     nulls = _per_data_set(null, "null", R)
     B = check_scalar(B, "B", integer=True, minimum=1)
-    weights = _check_weights(weights)
+    distribution = _check_distribution(distribution)
     rng = make_rng(seed)
     chunk = max(1, MC_CHUNK_ENTRIES // (B * G)) if chunk is None \
         else check_scalar(chunk, "chunk", integer=True, minimum=1)
@@ -495,7 +510,7 @@ def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, we
     y_scale = float(power_of_two_scale(np.array([largest_magnitude(Y.ravel())]))[0])
     col_scale = power_of_two_scale(largest_magnitude(X))
     factor = cluster_factor(G) * hc1_factor(n, k)             # CR1, as in sandwich.py
-    B_drawn = 2 ** G if _enumerates(G, B, weights) else B
+    B_drawn = 2 ** G if _enumerates(G, B, distribution) else B
     parts = []
     for start in range(0, R, chunk):
         rs = slice(start, min(R, start + chunk))
@@ -516,10 +531,10 @@ def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, we
         S0 = S_hat + estimate[:, None, None] * S1
         S1, A, t = (np.broadcast_to(M, (Yc.shape[0],) + M.shape[1:]) for M in (S1, A, t))
         s0, s1 = (S0 @ t[..., None])[..., 0], (S1 @ t[..., None])[..., 0]
-        if _enumerates(G, B, weights):                       # the same 2^G sign patterns for every data set
-            V = np.broadcast_to(next(_draw_chunks(G, B, weights, rng, B_drawn)), (Yc.shape[0], B_drawn, G))
+        if _enumerates(G, B, distribution):                  # the same 2^G sign patterns for every data set
+            V = np.broadcast_to(next(_draw_chunks(G, B, distribution, rng, B_drawn)), (Yc.shape[0], B_drawn, G))
         else:                                                 # data set r's B draws follow those of r - 1
-            V = _random_weights(G, Yc.shape[0] * B, weights, rng).reshape(-1, B, G)
+            V = _random_weights(G, Yc.shape[0] * B, distribution, rng).reshape(-1, B, G)
         pieces = _draw_pieces(V, S0, S1, A, s0, s1)
         pieces.update(factor=np.full(Yc.shape[0], factor), estimate=estimate, se=se,
                       unit=np.full(Yc.shape[0], y_scale / col_scale[j]), perfect_fit=perfect)
@@ -531,5 +546,5 @@ def wild_cluster_bootstrap_mc(X, Y, cluster, *, term, null=0.0, B: int = 199, we
     p, _, tstat = _pvalue(pieces, nulls)
     unit = pieces["unit"]
     return WildBootstrapMC(null=np.array(nulls, dtype=float), estimate=pieces["estimate"] * unit,
-                           se=pieces["se"] * unit, tstat=tstat, pvalue=p, B=pieces["n0"].shape[1], weights=weights,
-                           enumerated=_enumerates(G, B, weights), G=G, _pieces=pieces)
+                           se=pieces["se"] * unit, tstat=tstat, pvalue=p, B=pieces["n0"].shape[1],
+                           distribution=distribution, enumerated=_enumerates(G, B, distribution), G=G, _pieces=pieces)

@@ -15,7 +15,9 @@ message everywhere.
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
 import warnings
 from dataclasses import dataclass, field
 from numbers import Integral, Real
@@ -23,12 +25,41 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 
-__all__ = ["InputError", "Design", "make_design", "model_frame", "rhs_matrix", "labels_for",
-           "check_scalar", "check_bool", "check_alpha", "check_finite_array", "make_rng"]
+__all__ = ["InputError", "Design", "make_design", "model_frame", "rhs_matrix", "rhs_model", "new_model_matrix",
+           "labels_for", "check_scalar", "check_bool", "check_alpha", "check_finite_array", "make_rng",
+           "warn_user", "renamed_argument"]
 
 
 class InputError(ValueError):
     """Input that hlmlib cannot fit: the message says what is wrong and where."""
+
+
+# ----------------------------------------------------------------------------------------------
+# warnings at the user's line
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category=UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside hlmlib, so that the warning names the
+    user's file and line however deep inside hlmlib it was raised (Python 3.12's ``skip_file_prefixes``,
+    for every supported Python)."""
+    frame, level = sys._getframe(1), 2
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def renamed_argument(new_name: str, new_value, old_name: str, old_value, default=None):
+    """The value of an argument renamed from ``old_name`` to ``new_name``: the old name still works for one
+    release, with a ``DeprecationWarning`` at the user's line; both at once is an :class:`InputError`."""
+    if old_value is None:
+        return new_value
+    warn_user(f"{old_name}= is deprecated and will be removed in the next release of hlmlib: use {new_name}= "
+              f"(same values)", DeprecationWarning)
+    if not (new_value is default or (isinstance(default, str) and new_value == default)):
+        raise InputError(f"give {new_name}= only: {old_name}= is its old, deprecated name")
+    return old_value
 
 
 # ----------------------------------------------------------------------------------------------
@@ -141,6 +172,9 @@ class Design:
     the fit's rows in the caller's data (or in a pandas ``X``/``y``; they may repeat) for messages and
     for aligning pandas Series; ``source_index`` and ``source_positions`` are the caller's whole index
     and the positions of the fit's rows in it, to align labels given one per row of the caller's data.
+    ``spec`` is formulaic's model spec of the right-hand side (formula fits), which rebuilds ``X`` on new
+    data with the fit's encoding of categorical variables and the state of stateful transforms
+    (``center(x)``, ``scale(x)``, ``poly(x, 2)``): :func:`new_model_matrix`.
     """
 
     y: np.ndarray
@@ -154,6 +188,7 @@ class Design:
     index: pd.Index | None = field(default=None, repr=False)
     source_index: pd.Index | None = field(default=None, repr=False)
     source_positions: np.ndarray | None = field(default=None, repr=False)
+    spec: object = field(default=None, repr=False)
 
     @property
     def n(self) -> int:
@@ -336,10 +371,8 @@ def _complete_rows(data: pd.DataFrame, formulas=(), columns=()) -> tuple[np.ndar
     n_dropped = int(incomplete.sum())
     if n_dropped:
         per_var = {v: int(data[v].isna().sum()) for v in needed if data[v].isna().any()}
-        warnings.warn(
-            f"{n_dropped} of {len(data)} rows dropped listwise for missing values (missing per variable: {per_var})",
-            stacklevel=4,
-        )
+        warn_user(f"{n_dropped} of {len(data)} rows dropped listwise for missing values (missing per variable: "
+                  f"{per_var})")
     return ~incomplete, n_dropped
 
 
@@ -364,10 +397,81 @@ def _drop_unused_levels(frame: pd.DataFrame) -> pd.DataFrame:
 def rhs_matrix(formula: str, frame: pd.DataFrame, index=None) -> pd.DataFrame:
     """The model matrix of a right-hand-side formula (``"~ x"``) on complete rows, checked finite
     (messages name the rows by ``index``, default the frame's)."""
+    return rhs_model(formula, frame, index)[0]
+
+
+def rhs_model(formula: str, frame: pd.DataFrame, index=None):
+    """:func:`rhs_matrix` and formulaic's model spec, which rebuilds the matrix on new data
+    (:func:`new_model_matrix`)."""
     _parse(formula)
-    mm = pd.DataFrame(_model_matrix(formula, frame))
+    matrix = _model_matrix(formula, frame)
+    mm = pd.DataFrame(matrix)
     _numeric_matrix(mm.to_numpy(), [str(c) for c in mm.columns], mm.index if index is None else index, copy=False)
-    return mm
+    return mm, matrix.model_spec
+
+
+def _level_text(values) -> str:
+    shown = [repr(v.item() if isinstance(v, np.generic) else v) for v in list(values)[:5]]
+    return ", ".join(shown) + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def _check_levels(spec, frame: pd.DataFrame) -> None:
+    """Refuse a level of a categorical variable the fit did not see: formulaic would encode it as the
+    reference level (all dummies 0), with only a warning, and so predict for another category. The
+    variables are those of each categorical factor (``g``, ``C(g)``, ``C(g, contr.sum)``); a factor made
+    by an expression of several variables is checked by formulaic's own warning, made an error here."""
+    for factor, (kind, state) in spec.encoder_state.items():
+        if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
+            continue
+        variables = sorted(_parse(f"~ {factor}").required_variables & set(frame.columns))
+        if len(variables) != 1:
+            continue
+        values = frame[variables[0]]
+        unseen = pd.unique(values[~values.isin(list(state["categories"]))].to_numpy())
+        if len(unseen):
+            raise InputError(f"newdata column {variables[0]!r} has level(s) {_level_text(unseen)} that the fit did not "
+                             f"see (its levels: {_level_text(state['categories'])}): their effect was not "
+                             "estimated; drop those rows or map them to a level of the fit")
+
+
+def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = "the model") -> tuple[np.ndarray, np.ndarray]:
+    """The design matrix of ``newdata`` by a fit's formulaic model spec (the encoding of categorical
+    variables and the state of stateful transforms kept from the fit), with the fit's column ``names``.
+
+    Returns the matrix, one row per row of ``newdata``, and a mask of the rows complete in every variable
+    the spec needs; incomplete rows are rows of NaN (formulaic would encode a missing category as the
+    reference level). Refused with :class:`InputError`: ``newdata`` that is not a DataFrame or lacks a
+    variable, a level of a categorical variable the fit did not see (naming the column and the level),
+    a value that makes a term NaN or infinite (naming the term and the row)."""
+    import formulaic
+
+    if not isinstance(newdata, pd.DataFrame):
+        raise InputError(f"newdata must be a pandas DataFrame with the variables of {what}, got "
+                         f"{type(newdata).__name__}")
+    needed = sorted(spec.required_variables)
+    missing = [v for v in needed if v not in newdata.columns]
+    if missing:
+        raise InputError(f"newdata lacks the variable(s) {missing} of {what} (its columns: {list(newdata.columns)})")
+    complete = ~newdata[needed].isna().any(axis=1).to_numpy() if needed else np.ones(len(newdata), bool)
+    frame = newdata.take(np.flatnonzero(complete))
+    frame.index = pd.RangeIndex(len(frame))
+    _check_levels(spec, frame)
+    out = np.full((len(newdata), len(names)), np.nan)
+    if len(frame):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", formulaic.errors.DataMismatchWarning)
+                with np.errstate(all="ignore"):
+                    mm = pd.DataFrame(spec.get_model_matrix(frame, na_action="ignore"))
+        except formulaic.errors.DataMismatchWarning as warning:
+            raise InputError(f"newdata has a level of a categorical term that the fit did not see: "
+                             f"{_formulaic_message(warning)}") from None
+        except formulaic.errors.FormulaicError as error:
+            raise InputError(f"{what} could not be evaluated on newdata: {_formulaic_message(error)}") from None
+        if [str(c) for c in mm.columns] != list(names):
+            raise InputError(f"newdata gives the columns {list(map(str, mm.columns))}, not the fit's {list(names)}")
+        out[complete] = _numeric_matrix(mm.to_numpy(), list(names), newdata.index[complete], copy=False)
+    return out, complete
 
 
 def _check_response(formula, frame: pd.DataFrame) -> None:
@@ -384,6 +488,10 @@ def _check_response(formula, frame: pd.DataFrame) -> None:
 def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_columns=()) -> Design:
     if "~" not in formula:
         raise InputError(f"formula {formula!r} has no '~': write it as 'y ~ x1 + x2'")
+    if "|" in formula:
+        raise InputError(f"formula {formula!r} has a '|': this estimator takes no grouping in its formula. For "
+                         "fixed effects of a group (one-way, absorbed) use hlmlib.within('y ~ x', data, groups='g'); "
+                         "for random effects hlmlib.mixed('y ~ x + (1 | g)', data), lme4's syntax")
     complete, n_dropped = _complete_rows(data, [formula, *extra_formulas], extra_columns)
     positions = np.flatnonzero(complete)
     if positions.size == 0:
@@ -408,7 +516,8 @@ def _formula_design(formula: str, data: pd.DataFrame, extra_formulas=(), extra_c
     X = _numeric_matrix(rhs.to_numpy(), names, index, copy=False)   # formulaic's own array, not the caller's
     _check_columns(X, f"the formula {formula!r}")
     return Design(y=y, X=X, names=names, yname=yname, formula=formula, data=frame, rows=frame.index,
-                  n_dropped=n_dropped, index=index, source_index=data.index, source_positions=positions)
+                  n_dropped=n_dropped, index=index, source_index=data.index, source_positions=positions,
+                  spec=mm.rhs.model_spec)
 
 
 def make_design(y_or_formula, X=None, data=None, extra_formulas=(), extra_columns=()) -> Design:
@@ -420,20 +529,35 @@ def make_design(y_or_formula, X=None, data=None, extra_formulas=(), extra_column
     ``X`` whose indices differ. Formula input (formulaic's Wilkinson syntax and term names): rows
     incomplete in any variable used by the formula, ``extra_formulas`` or ``extra_columns`` are dropped
     listwise with a warning, by position; unused categorical levels are dropped (as R does); a syntax
-    error or a non-numeric response is an :class:`InputError`. Returns a :class:`Design` that owns its
-    arrays.
+    error or a non-numeric response is an :class:`InputError`. The data may come second, positionally, as
+    in statsmodels and pyfixest: ``make_design("y ~ x", df)`` (:func:`formula_data`). Returns a
+    :class:`Design` that owns its arrays.
     """
+    X, data = formula_data(y_or_formula, X, data)
     if isinstance(y_or_formula, str):
         if data is None:
-            raise InputError("a formula needs data=: a pandas DataFrame holding its variables")
-        if X is not None:
-            raise InputError("give either a formula with data=, or arrays y and X, not both")
+            raise InputError("a formula needs data: a pandas DataFrame holding its variables (second argument, or data=)")
         return _formula_design(y_or_formula, data, extra_formulas, extra_columns)
     if X is None:
         raise InputError("give arrays y and X, or a formula string with data=")
     if data is not None:
         raise InputError("data= goes with a formula; with arrays y and X leave it out")
     return _array_design(y_or_formula, X)
+
+
+def formula_data(y_or_formula, X, data):
+    """``(X, data)`` with a DataFrame given second after a formula moved to ``data``: ``ols("y ~ x", df)``
+    is ``ols("y ~ x", data=df)``, as statsmodels' and pyfixest's formula functions take it. Arrays
+    (``ols(y, X)``) are told apart by the type of the first argument."""
+    if not isinstance(y_or_formula, str) or X is None:
+        return X, data
+    if data is not None:
+        raise InputError("give the data once: a formula takes its DataFrame as the second argument or as data=, "
+                         "not both (arrays y and X take no data=)")
+    if not isinstance(X, pd.DataFrame):
+        raise InputError(f"with a formula, the second argument is the data, a pandas DataFrame; got "
+                         f"{type(X).__name__} (arrays go with arrays: ols(y, X))")
+    return None, X
 
 
 def _align_series(values: pd.Series, design: Design, what: str) -> np.ndarray:

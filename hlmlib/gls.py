@@ -35,10 +35,9 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-from scipy.optimize import nnls
 
-from .design import Design, InputError, group_codes, labels_for, make_design, rhs_matrix
+from .lazy import stats
+from .design import Design, InputError, formula_data, group_codes, labels_for, make_design, rhs_matrix
 from .linalg import power_of_two_scale
 from .ols import OLSResult
 
@@ -68,6 +67,15 @@ class GLSResult(OLSResult):
         if "n_groups" in d:
             out["Groups (absorbed)"] = str(d["n_groups"])
         return out
+
+    def predict(self, *args, **kwargs):
+        """Not available: the fit is OLS on transformed data (weighted, quasi-demeaned or demeaned rows), so
+        its fitted values and residual variance are those of the transformed model, and the within
+        estimator has no group effects to predict with. For the mean :math:`x_0'b` of new rows use
+        ``contrast(X0)`` (its confidence interval uses this fit's covariance)."""
+        raise InputError(f"predict is for OLS fits (hlmlib.ols); this {self.label} fit is OLS on transformed data, "
+                         "whose fitted values and residual variance are not the model's: for the mean x0'b of new "
+                         "rows use .contrast(X0), which gives its standard error and confidence interval")
 
 
 def _fit(design: Design, label: str, details: dict, df_resid=None) -> GLSResult:
@@ -283,6 +291,8 @@ def fwls(y_or_formula, X=None, data=None, *, variance=None, method: str = "nnls"
     Zs = np.column_stack([np.ones(design.n), G / g_scale])
     names = ["1"] + gnames
     if method == "nnls":
+        from scipy.optimize import nnls           # here: scipy.optimize would add a third to hlmlib's import time
+
         coef_s, _ = nnls(Zs, e2)
         h = Zs @ coef_s
         floor = 1e-6 * e2.mean()
@@ -319,6 +329,7 @@ def _with_columns(design: Design) -> Design:
 
 
 def _panel(y_or_formula, X, data, groups):
+    X, data = formula_data(y_or_formula, X, data)
     extra = [groups] if isinstance(groups, str) else ()
     design = _with_columns(make_design(y_or_formula, X, data=data, extra_columns=extra if data is not None else ()))
     codes, uniques = _group_codes(groups, design)

@@ -23,20 +23,25 @@ References
 """
 from __future__ import annotations
 
-import html
 import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .design import InputError, check_alpha, check_finite_array
+from .lazy import stats
+from .design import InputError, check_alpha, check_bool, check_finite_array, check_scalar
+from .export import coef_table_text
 from .sandwich import Covariance
 
 __all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
-           "marginal_effect_table", "check_term_names"]
+           "marginal_effect_table", "moderator_grid", "check_term_names"]
 
 COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
+
+
+#: broom's names for the columns of a coefficient table (``broom::tidy``)
+TIDY_COLUMNS = {"estimate": "estimate", "se": "std.error", "t": "statistic", "p": "p.value",
+                "ci_low": "conf.low", "ci_high": "conf.high"}
 
 
 class CoefTable(pd.DataFrame):
@@ -44,7 +49,11 @@ class CoefTable(pd.DataFrame):
 
     The caption (``.attrs["caption"]``) names the estimator, the covariance convention and the df
     rule, so a table can never be read without them; ``.attrs["convention"]`` holds the convention.
-    Operations on the table return plain DataFrames.
+    It prints, and renders in Jupyter (``_repr_html_``), with the formatting of :mod:`hlmlib.export`: the
+    whole table (no truncation), p-values below 2.2e-16 as ``<2e-16`` (R's convention), no df column for z
+    tests; :meth:`to_latex` and :meth:`to_markdown` write the same table, :meth:`tidy` gives broom's
+    layout. The numbers themselves stay in the columns at full precision. Operations on the table return
+    plain DataFrames.
     """
 
     @property
@@ -55,12 +64,40 @@ class CoefTable(pd.DataFrame):
     def caption(self) -> str:
         return self.attrs.get("caption", "")
 
+    def _text_table(self, digits: int = 4):
+        return coef_table_text(self, self.caption, check_scalar(digits, "digits", integer=True, minimum=1,
+                                                                maximum=17))
+
     def __repr__(self) -> str:
-        return f"{self.caption}\n{super().__repr__()}" if self.caption else super().__repr__()
+        return self._text_table().to_text()
 
     def _repr_html_(self) -> str:
-        table = super()._repr_html_()
-        return f"<p><em>{html.escape(self.caption)}</em></p>{table}" if self.caption else table
+        return self._text_table().to_html()
+
+    def to_latex(self, digits: int = 4, caption: bool = True, label: str | None = None) -> str:
+        r"""The table as LaTeX (booktabs rules; ``\usepackage{booktabs}``), in a ``table`` environment with
+        the caption (and ``\label{label}``), or the bare ``tabular`` with ``caption=False``. ``digits``:
+        significant digits of the numbers (p-values: 3). No Jinja2 needed (unlike pandas' ``to_latex``)."""
+        return self._text_table(digits).to_latex(check_bool(caption, "caption"), label)
+
+    def to_markdown(self, digits: int = 4) -> str:
+        """The table as a Markdown pipe table with the caption above it. No tabulate needed (unlike
+        pandas' ``to_markdown``)."""
+        return self._text_table(digits).to_markdown()
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per term in broom's layout (R's ``broom::tidy``): ``term``, ``estimate``, ``std.error``,
+        ``statistic``, ``p.value``, ``conf.low``, ``conf.high``; other columns (the moderator of a
+        marginal-effects table) are kept after ``term``. The df (a column of the table itself) are left out
+        as in broom's ``tidy.lm``; the caption is kept in ``.attrs``."""
+        out = pd.DataFrame({"term": [str(label) for label in self.index]})
+        for column in self.columns:
+            if column not in COLUMNS:
+                out[column] = self[column].to_numpy()
+        for column, name in TIDY_COLUMNS.items():
+            out[name] = self[column].to_numpy()
+        out.attrs.update(self.attrs)
+        return out
 
 
 def _factors(name: str) -> frozenset:
@@ -206,6 +243,26 @@ def check_term_names(**terms) -> None:
     for name, value in terms.items():
         if not isinstance(value, str):
             raise InputError(f"{name}= must be a term name (a string), got {value!r}")
+
+
+def moderator_grid(by: str, names, X: np.ndarray, data: pd.DataFrame | None = None, points: int = 25) -> np.ndarray:
+    r"""The default ``at=`` of a marginal effect: ``points`` (25) evenly spaced values from the smallest to
+    the largest observed value of the moderator ``by``, read from its column of the design ``X`` (when it is
+    a term) or of the fit's data. A categorical moderator is refused (its effect differs by level, one
+    interaction term each), as is a name that is neither."""
+    names = list(names)
+    if by in names:
+        values = X[:, names.index(by)]
+    elif data is not None and by in data.columns:
+        column = data[by]
+        if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.kind not in "biuf":
+            raise InputError(f"the moderator {by!r} is categorical (dtype {column.dtype}): the effect differs by "
+                             f"level, one interaction term each; use contrast() with those terms, or a numeric "
+                             f"moderator")
+        values = column.to_numpy(dtype=float)
+    else:
+        raise InputError(f"give at= (values of {by!r}): {by!r} is neither a term nor a data column")
+    return np.linspace(values.min(), values.max(), points)
 
 
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,

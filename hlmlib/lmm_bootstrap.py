@@ -17,7 +17,7 @@ distribution under :math:`H_0` instead (Davison & Hinkley 1997, ch. 4; Halekoh &
 Only :math:`y` changes between draws: :math:`X`, :math:`Z` and the groups do not, so the per-group
 cross-products :math:`Z_j'Z_j`, :math:`Z_j'X_j`, :math:`X'X` of each model are those of its fit, and a draw
 needs only :math:`Z_j'y^\ast`, :math:`X'y^\ast` and :math:`y^{\ast\prime} y^\ast` (one sparse product per batch of
-draws), then :func:`hlmlib.mixed.fit_theta` (from its moment start, faster here than from the estimate) on the
+draws), then ``hlmlib.mixed.fit_theta`` (from its moment start, faster here than from the estimate) on the
 updated cross-products.
 
 Conventions. pbkrtest refits both models by ML whatever their fit; here the bootstrap uses the fits'
@@ -45,10 +45,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sparse
 
-from .design import InputError
+from .design import InputError, make_rng
 from .lmm_objective import CrossProducts, lower_triangle
 
-__all__ = ["BootstrapLRT", "bootstrap_lrt", "check_replications", "generator"]
+__all__ = ["BootstrapLRT", "bootstrap_lrt", "check_replications"]
 
 # Deviance differences below this are optimiser noise (fit_theta stops at a Newton decrement of 1e-11):
 # a statistic within it of another ties with it, and one below it counts as zero.
@@ -61,18 +61,6 @@ def check_replications(B, name: str = "bootstrap") -> int:
     if isinstance(B, bool) or not isinstance(B, numbers.Integral) or B < 1:
         raise InputError(f"{name} must be a positive integer number of bootstrap replications, got {B!r}")
     return int(B)
-
-
-def generator(seed) -> np.random.Generator:
-    """``np.random.default_rng(seed)`` for a seed (None, a non-negative int, a SeedSequence) or a Generator
-    itself; InputError otherwise."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, bool) or not (seed is None or isinstance(seed, (numbers.Integral, np.random.SeedSequence))):
-        raise InputError(f"seed must be None, a non-negative integer or a numpy Generator, got {seed!r}")
-    if isinstance(seed, numbers.Integral) and seed < 0:
-        raise InputError(f"seed must be non-negative, got {seed}")
-    return np.random.default_rng(seed)
 
 
 @dataclass
@@ -168,7 +156,7 @@ def bootstrap_lrt(small, big, statistic: float, B: int, seed=None) -> BootstrapL
     from .mixed import SINGULAR_TOL, fit_theta
 
     B = check_replications(B)
-    rng = generator(seed)
+    rng = make_rng(seed)
     reml = small.reml
     models = [_RefitData(small), _RefitData(big)]
     chunk = int(max(1, min(B, CHUNK_BYTES // (8 * small.nobs))))

@@ -109,8 +109,8 @@ from functools import cached_property
 from typing import Callable
 
 import numpy as np
-from scipy import stats
 
+from .lazy import stats
 from . import sandwich as sw
 from .design import InputError
 from .lmm_objective import BlockedCholesky, CrossProducts, _tril_indices, weighted_products

@@ -170,7 +170,7 @@ class ProfileTrace:
     ``minimise(value, start) -> (deviance, solution)`` minimises the deviance with the parameter held at
     ``value``, from the previous solution; with ``restart`` also from ``start`` (the estimate), keeping the
     lower deviance, so that a warm start cannot leave the profile on a local minimum (a fixed effect's
-    profile needs no restart: :func:`hlmlib.mixed.fit_theta` checks the boundary's optimality itself).
+    profile needs no restart: ``hlmlib.mixed.fit_theta`` checks the boundary's optimality itself).
     """
 
     def __init__(self, name: str, estimate: float, base: float, minimise, start, restart: bool = True):

@@ -51,26 +51,30 @@ Conventions (as in the project's conventions page):
 """
 from __future__ import annotations
 
+import html
+import re as regex          # (mixed() has an argument named re)
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, group_codes,
-                     labels_for, make_design, rhs_matrix)
+from .lazy import stats
+from .design import (InputError, check_alpha, check_bool, check_finite_array, check_scalar, formula_data,
+                     group_codes, labels_for, make_design, new_model_matrix, rhs_model, warn_user)
 from .linalg import largest_magnitude
-from .inference import CoefTable, contrast_matrix, contrast_table, marginal_effect_table
+from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
+                        moderator_grid)
+from .export import TextTable, coef_table_text, escape_markdown, format_number
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
                             gradient_wrt_T, lower_triangle, objective, profiled_deviance,
                             theta_lower_bounds, theta_of)
-from .lmm_inference import FixedEffectsInference
+from .lmm_inference import FixedEffectsInference, _label
 from .wald import WaldTest, restriction_matrix
 
-__all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "BoundaryFitWarning"]
+__all__ = ["mixed", "MixedResult", "MixedSummary", "LRTest", "lrtest", "lme4_formula", "BoundaryFitWarning"]
 
 SINGULAR_TOL = 1e-4       # lme4's isSingular(tol = 1e-4) on the diagonal of Lambda
 # The likelihood is computed from cross-products, and tau, sigma^2 and the covariance of beta are in
@@ -87,32 +91,140 @@ class BoundaryFitWarning(UserWarning):
 # Input: formula or arrays -> y, X, Z, group codes
 # ----------------------------------------------------------------------------------------------
 
+_NAME = regex.compile(r"^(?:[A-Za-z_][A-Za-z_0-9.]*|`[^`]+`)$")
+_PEERS = "lme4 (lmer), MixedModels.jl, or statsmodels' MixedLM with vc_formula"
+
+
+def _signed_terms(rhs: str) -> list[tuple[str, str]]:
+    """The top-level terms of a right-hand side with their signs: 'x - 1 + (1 | g)' ->
+    [('+', 'x'), ('-', '1'), ('+', '(1 | g)')]; nothing inside parentheses is split."""
+    terms, depth, sign, current = [], 0, "+", ""
+    for ch in rhs:
+        depth += (ch in "([") - (ch in ")]")
+        if ch in "+-" and depth == 0:
+            if current.strip():
+                terms.append((sign, current.strip()))
+            sign, current = ch, ""
+        else:
+            current += ch
+    if current.strip():
+        terms.append((sign, current.strip()))
+    return terms
+
+
+def _bar_term(term: str) -> tuple[str, str] | None:
+    """(expression, grouping) of a random-effects term '(expr | g)', or None for another term."""
+    if not (term.startswith("(") and term.endswith(")")):
+        return None
+    depth = 0
+    for i, ch in enumerate(term):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0 and i < len(term) - 1:
+            return None                                   # '(a)(b)': the first parenthesis closes early
+    inner, depth, bar = term[1:-1], 0, None
+    for i, ch in enumerate(inner):
+        depth += (ch in "([") - (ch in ")]")
+        if ch == "|" and depth == 0:
+            bar = i
+            break
+    if bar is None:
+        return None
+    if inner[bar:bar + 2] == "||":
+        raise InputError(f"{term} asks for uncorrelated random effects (lme4's '||', a diagonal tau), which hlmlib "
+                         f"does not fit (its tau is unstructured): write ({inner[:bar].strip()} | "
+                         f"{inner[bar + 2:].strip()}) for correlated random effects, or use {_PEERS}")
+    return inner[:bar].strip(), inner[bar + 1:].strip()
+
+
+def lme4_formula(formula: str) -> tuple[str, str, str] | None:
+    r"""Split lme4's formula for one grouping factor into hlmlib's pieces: ``"y ~ x + (1 + x | g)"`` ->
+    ``("y ~ x", "~ 1 + x", "g")`` (the fixed-effects formula, ``re=`` and ``groups=``); None for a formula
+    without a random-effects term.
+
+    Accepted, as in lme4: ``(1 | g)`` (random intercept), ``(x | g)`` and ``(1 + x | g)`` (intercept and
+    slope, correlated), ``(0 + x | g)`` or ``(-1 + x | g)`` (slope only). Refused with
+    :class:`~hlmlib.design.InputError` saying what is unsupported and which software fits it: ``||``
+    (uncorrelated effects), more than one bar term (crossed or nested factors, or independent blocks for one
+    factor), nested grouping ``a/b`` or ``a:b``, a grouping expression other than a column name, a bar
+    outside a parenthesised term.
+    """
+    if not isinstance(formula, str) or "|" not in formula:
+        return None
+    lhs, _, rhs = formula.partition("~")
+    fixed, bars = [], []
+    for sign, term in _signed_terms(rhs):
+        parsed = _bar_term(term)
+        if parsed is None:
+            if "|" in term:
+                raise InputError(f"formula {formula!r}: the '|' in {term!r} is outside a random-effects term; "
+                                 "write random effects as lme4 does, in parentheses: 'y ~ x + (1 + x | g)'")
+            fixed.append(f"{sign} {term}")
+        elif sign == "-":
+            raise InputError(f"formula {formula!r}: a random-effects term cannot be subtracted (- {term})")
+        else:
+            bars.append((term, *parsed))
+    if len(bars) > 1:
+        shown = " + ".join(t for t, _, _ in bars)
+        groupings = {g for _, _, g in bars}
+        if len(groupings) == 1:
+            raise InputError(f"formula {formula!r}: {shown} gives one grouping factor several independent blocks of "
+                             "random effects, which hlmlib does not fit (one unstructured tau per group): write one "
+                             f"term for correlated effects, such as (1 + x | {bars[0][2]}), or use {_PEERS}")
+        raise InputError(f"formula {formula!r}: {shown} has {len(groupings)} grouping factors (crossed or nested "
+                         f"random effects); hlmlib fits two-level models with one grouping factor; use {_PEERS}")
+    term, expression, grouping = bars[0]
+    if not _NAME.match(grouping):
+        if "/" in grouping or ":" in grouping:
+            what = f"nested grouping {grouping!r} (three levels: {grouping.replace(':', '/')})"
+        else:
+            what = f"the grouping expression {grouping!r}"
+        raise InputError(f"formula {formula!r}: {what} is not supported; hlmlib's grouping factor is one column "
+                         f"of the data (make it first, e.g. data['g'] = ...), and for nested or crossed factors "
+                         f"use {_PEERS}")
+    if not expression:
+        raise InputError(f"formula {formula!r}: {term} has no random effects before the '|' (write (1 | g))")
+    fixed_rhs = " ".join(fixed).removeprefix("+ ") or "1"
+    return f"{lhs.strip()} ~ {fixed_rhs}", f"~ {expression}", grouping.strip("`")
+
+
 def _arrays(y, X, groups, Z, data, re):
-    """Checked (design, Z, Z names, group labels) from either calling form."""
+    """Checked (design, Z, Z names, group labels, formulaic's spec of Z, the formula in lme4's notation, the
+    grouping column's name) from either calling form."""
     if isinstance(y, str):
+        X, data = formula_data(y, X, data)
         if Z is not None:
-            raise InputError("with a formula, give the random effects as re='~ x', not Z=")
+            raise InputError("with a formula, give the random effects as re='~ x' or in lme4's notation, not Z=")
+        lme4 = lme4_formula(y)
+        if lme4 is not None:
+            if groups is not None or re is not None:
+                raise InputError(f"formula {y!r} gives the random effects in lme4's notation: leave out groups= and "
+                                 "re= (or write the formula without the '( ... | g)' term)")
+            y, re, groups = lme4
         if groups is None:
-            raise InputError("a mixed model needs groups=: the column (or labels) identifying the groups")
+            raise InputError("a mixed model needs a grouping factor: lme4's notation in the formula, 'y ~ x + (1 | g)', "
+                             "or groups= (the column, or labels, identifying the groups)")
         re = "~ 1" if re is None else re
         if not isinstance(re, str) or "~" not in re:
             raise InputError(f"re must be a right-hand-side formula such as '~ 1' or '~ x', got {re!r}")
         extra_columns = [groups] if isinstance(groups, str) else []
         design = make_design(y, X, data=data, extra_formulas=[re], extra_columns=extra_columns)
-        Zdf = rhs_matrix(re, design.data, design.index)
+        Zdf, re_spec = rhs_model(re, design.data, design.index)
         Zarr, znames = Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns]
+        shown = (f"{design.formula} + ({re.partition('~')[2].strip()} | {groups})" if isinstance(groups, str)
+                 else design.formula)
     else:
         if re is not None or data is not None:
             raise InputError("re= and data= go with a formula; with arrays give Z (default: intercept only)")
         if groups is None:
             raise InputError("a mixed model needs groups: one label per row")
         design = make_design(y, X)
+        re_spec, shown = None, None
         if Z is None:
             Zarr, znames = np.ones((design.n, 1)), ["Intercept"]
         else:
             Zarr, znames = _random_effects_design(Z, design.n)
     labels = labels_for(groups, design, "groups")
-    return design, Zarr, znames, labels
+    return design, Zarr, znames, labels, re_spec, shown, groups if isinstance(groups, str) else None
 
 
 def _random_effects_design(Z, n: int) -> tuple[np.ndarray, list[str]]:
@@ -448,20 +560,54 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
 
 @dataclass(repr=False)
 class MixedSummary:
-    """The printed summary of a mixed model: header lines, fixed effects and variance components."""
+    """The printed summary of a mixed model: header lines, fixed effects and variance components.
+
+    Prints as text, renders as HTML tables in Jupyter (``_repr_html_``), and writes LaTeX
+    (:meth:`to_latex`) and Markdown (:meth:`to_markdown`) with the formatting of :mod:`hlmlib.export` (z
+    tests without a df column, p-values below 2.2e-16 as ``<2e-16``); :meth:`tidy` gives the fixed effects
+    in broom's layout."""
 
     header: list[str]
-    coefficients: pd.DataFrame
+    coefficients: CoefTable
     variance_components: pd.DataFrame
 
+    def _tables(self, digits: int = 4):
+        digits = check_scalar(digits, "digits", integer=True, minimum=1, maximum=17)
+        fixed = coef_table_text(self.coefficients, "Fixed effects", digits)
+        vc = self.variance_components
+        rows = [[str(label)] + ["" if np.isnan(v) else format_number(v, digits) for v in values]
+                for label, values in zip(vc.index, vc.to_numpy(dtype=float))]
+        return fixed, TextTable([""] + [str(c) for c in vc.columns], rows, "Variance components")
+
     def __str__(self) -> str:
-        fmt = "{:.6g}".format
-        with pd.option_context("display.width", 120, "display.max_columns", 20):
-            return "\n".join(self.header + ["", "Fixed effects:", self.coefficients.to_string(float_format=fmt),
-                                            "", "Variance components:",
-                                            self.variance_components.to_string(float_format=fmt)])
+        fixed, vc = self._tables()
+        return "\n".join(self.header + ["", fixed.to_text(), "", vc.to_text()])
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        fixed, vc = self._tables()
+        lines = "<br>".join(html.escape(line) for line in self.header)
+        return f"<p>{lines}</p>{fixed.to_html()}{vc.to_html()}"
+
+    def to_latex(self, digits: int = 4, label: str | None = None) -> str:
+        r"""Two LaTeX tables (booktabs rules): the fixed effects, captioned with the header lines (the model,
+        the criterion, the covariance and df rule), then the variance components; ``label`` labels the first.
+        ``digits``: significant digits."""
+        fixed, vc = self._tables(digits)
+        fixed.caption = " ".join(self.header)
+        vc.caption = "Variance components (random effects' variances and covariances; residual variance)"
+        return fixed.to_latex(True, label) + "\n\n" + vc.to_latex(True)
+
+    def to_markdown(self, digits: int = 4) -> str:
+        """The header lines, then the fixed effects and the variance components as Markdown pipe tables."""
+        fixed, vc = self._tables(digits)
+        return "\n".join(["  \n".join(escape_markdown(line) for line in self.header), "", fixed.to_markdown(), "",
+                          vc.to_markdown()])
+
+    def tidy(self) -> pd.DataFrame:
+        """The fixed effects in broom's layout (:meth:`hlmlib.inference.CoefTable.tidy`)."""
+        return self.coefficients.tidy()
 
 
 @dataclass(repr=False, eq=False)
@@ -475,10 +621,14 @@ class MixedResult:
     ``boundary``, ``gradient`` (projected, at :math:`\theta`), ``nobs``, ``ngroups``, ``reml``.
     Methods: ``vcov()``, ``se()``, ``coef_table()``, ``summary()``, ``contrast()``, ``marginal_effect()`` and
     ``wald_test()`` (each with ``kind`` and ``df``: model-based, Kenward-Roger or cluster-robust covariances;
-    normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``confint()`` (profile-likelihood or Wald intervals), ``icc()``, ``shrinkage()``,
-    ``shrinkage_factor()``;
+    normal, Satterthwaite or Kenward-Roger references; see :meth:`coef_table`), ``confint()``
+    (profile-likelihood or Wald intervals), ``icc()``, ``shrinkage()``, ``shrinkage_factor()``, ``predict()``
+    (lme4's ``predict``), ``tidy()`` (broom's layout); Raudenbush & Bryk's ``reliability()`` and
+    ``homogeneity_test()``; model checks ``residuals(kind)``, ``ranef_se(kind)``, ``mahalanobis()`` and
+    ``level1_variance_test(by)`` (:mod:`hlmlib.lmm_diagnostics`);
     properties ``ranef``, ``ranef_cov``, ``ranef_var``, ``fitted``, ``resid``, ``aic``, ``bic``,
-    ``variance_components``.
+    ``variance_components``. ``formula`` is the model in lme4's notation (``y ~ x + (1 + x | g)``) when the
+    groups are a column. In Jupyter a result shows its summary as HTML tables.
     """
 
     params: pd.Series
@@ -503,6 +653,12 @@ class MixedResult:
     _X: np.ndarray = field(repr=False)
     _Z: np.ndarray = field(repr=False)
     _codes: np.ndarray = field(repr=False)
+    # for predict and the default grid of marginal_effect: formulaic's specs of X and Z (formula fits), the
+    # grouping column's name, the fit's own copy of its rows
+    _spec: object = field(default=None, repr=False)
+    _re_spec: object = field(default=None, repr=False)
+    _groups_column: str | None = field(default=None, repr=False)
+    _data: pd.DataFrame | None = field(default=None, repr=False)
 
     # --- fixed effects --------------------------------------------------------------------------
     @cached_property
@@ -572,15 +728,20 @@ class MixedResult:
         cov, caption = self._covariance(df, kind)
         return contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels, caption + ", linear contrasts")
 
-    def marginal_effect(self, x: str, by: str, at, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
+    def marginal_effect(self, x: str, by: str, at=None, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
         r"""The *expected* effect :math:`E(dy/dx) = \beta_x + \beta_{x:z}\, z` at each :math:`z` in ``at``,
         with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov(kind)`` and the
-        df of :meth:`coef_table` per :math:`z`.
+        df of :meth:`coef_table` per :math:`z`. ``at`` defaults to 25 evenly spaced values from the smallest to
+        the largest observed value of ``by`` (:func:`hlmlib.inference.moderator_grid`, as
+        :meth:`hlmlib.OLSResult.marginal_effect`).
 
         A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
         also includes the slope variance :math:`\tau_{11}`: this is the average effect, not a
         cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`.
         """
+        if at is None:
+            check_term_names(x=x, by=by)
+            at = moderator_grid(by, self.params.index, self._X, self._data)
         cov, caption = self._covariance(df, kind)
         return marginal_effect_table(x, by, at, self.params.to_numpy(), cov, list(self.params.index), alpha,
                                      caption + f", expected marginal effect of {x} by {by}")
@@ -620,7 +781,7 @@ class MixedResult:
         :math:`\mp z_{1-(1-\text{level})/2}`, or the parameter's bound (0 for a standard deviation,
         :math:`\pm 1` for a correlation) if the profile does not get there. As lme4 the deviance is the
         ML one, also for a REML fit (``criterion="REML"`` profiles a REML fit's variance parameters on its
-        own criterion instead). See the module ``hlmlib.lmm_profile``.
+        own criterion instead). See :mod:`hlmlib.lmm_profile`.
 
         ``method="wald"``: the fixed effects' :math:`\hat\beta \pm q \cdot \mathrm{se}`, model-based se and
         the reference of :meth:`coef_table` with ``df`` (None: normal quantiles, lme4's
@@ -717,6 +878,107 @@ class MixedResult:
         return pd.DataFrame(np.diagonal(self.ranef_cov, axis1=1, axis2=2), index=self.group_labels,
                             columns=self.re_names)
 
+    def ranef_se(self, kind: str = "conditional") -> pd.DataFrame:
+        r"""Standard deviations of the empirical-Bayes random effects, shaped like ``ranef``.
+
+        - ``"conditional"`` (default): :math:`\sqrt{\operatorname{diag} \operatorname{Var}(b_j \mid y)}`, the
+          square roots of ``ranef_var``: lme4's ``ranef(m, condVar = TRUE)`` ("postVar"), the uncertainty about
+          a group's own effect, for intervals around it (caterpillar plots) and comparisons of groups
+          (Goldstein's "comparative" variance).
+        - ``"marginal"``: :math:`\sqrt{\operatorname{diag}(\tau - \operatorname{Var}(b_j \mid y))}`, the standard
+          deviation of the estimate :math:`\hat b_j` itself over repeated samples,
+          :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j \mid y) = \tau Z_j'V_j^{-1}Z_j \tau`:
+          the scale on which to standardise EB residuals for normal Q-Q plots and outlier checks (Goldstein's
+          "diagnostic" variance; R&B 2002, ch. 9).
+
+        Both treat :math:`\hat\beta`, :math:`\hat\tau` and :math:`\hat\sigma^2` as known, as lme4 does.
+
+        References
+        ----------
+        Goldstein (2011), *Multilevel Statistical Models*, 4th ed. (comparative and diagnostic
+        variances); Bates et al. (2015), lme4's ``ranef.merMod``.
+        """
+        chosen = kind.lower() if isinstance(kind, str) else kind
+        if chosen == "conditional":
+            var = self.ranef_var.to_numpy()
+        elif chosen == "marginal":
+            var = np.clip(np.diag(self.tau.to_numpy()) - self.ranef_var.to_numpy(), 0.0, None)
+        else:
+            raise InputError(f"kind must be 'conditional' (lme4's condVar) or 'marginal' (the variance of the "
+                             f"estimate, for standardising), got {kind!r}")
+        return pd.DataFrame(np.sqrt(var), index=self.group_labels, columns=self.re_names)
+
+    def mahalanobis(self) -> pd.DataFrame:
+        r"""Mahalanobis distance of each group's empirical-Bayes random effects from zero, with a
+        :math:`\chi^2_q` reference (R&B 2002, ch. 9: a Q-Q plot of the distances against :math:`\chi^2_q`
+        quantiles checks the multivariate normality of the random effects and points to outlying groups).
+
+        .. math::
+
+           D_j = \hat b_j' \operatorname{Var}(\hat b_j)^{-1} \hat b_j
+               = \hat b_j^{\text{OLS}\prime} (\tau + V_j)^{-1} \hat b_j^{\text{OLS}},
+
+        with the marginal variance of the EB estimate,
+        :math:`\operatorname{Var}(\hat b_j) = \tau - \operatorname{Var}(b_j \mid y)` (``ranef_se(kind="marginal")``),
+        the standard choice: under the model :math:`\hat b_j \sim N(0,
+        \operatorname{Var}(\hat b_j))`, so :math:`D_j \sim \chi^2_q` (with the parameters known). The equality
+        holds because :math:`\hat b_j = \tau(\tau + V_j)^{-1} \hat b_j^{\text{OLS}}` with
+        :math:`\hat b_j^{\text{OLS}} = (Z_j'Z_j)^{-1}Z_j'(y_j - X_j\hat\beta)` and :math:`V_j = \hat\sigma^2
+        (Z_j'Z_j)^{-1}`: the right-hand side is what is computed, so a singular :math:`\hat\tau` (a boundary fit)
+        is no obstacle. Groups with a singular :math:`Z_j'Z_j` (e.g. one row and a random slope) have a singular
+        :math:`\operatorname{Var}(\hat b_j)` and get NaN, with a warning. The conditional variance (lme4's
+        ``condVar``) would be the wrong scale: it measures the uncertainty about :math:`b_j`, not the spread of
+        :math:`\hat b_j`.
+
+        Returns a DataFrame indexed by group: ``distance``, ``df`` (:math:`q`), ``p`` (the :math:`\chi^2_q`
+        upper tail) and ``n`` (the group's size).
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Goldstein (2011), *Multilevel
+        Statistical Models*, 4th ed.
+        """
+        from .lmm_diagnostics import mahalanobis
+        return mahalanobis(self)
+
+    def level1_variance_test(self, by=None, min_df: int = 10):
+        r"""Raudenbush & Bryk's test that the level-1 variance :math:`\sigma^2` is the same in every group (or
+        in every category of a level-2 variable).
+
+        Each group :math:`j` with at least ``min_df`` residual degrees of freedom is fitted by OLS on all its
+        level-1 predictors (the columns of :math:`[Z_j\ X_j]`, so level-2 variables only shift its intercept):
+        residual variance :math:`s_j^2` on :math:`f_j = n_j - \operatorname{rank}[Z_j\ X_j]` df. With
+        :math:`\bar L = \sum_j f_j \ln s_j^2 / \sum_j f_j`,
+
+        .. math::
+
+           d_j = \frac{\ln s_j^2 - \bar L}{\sqrt{2 / f_j}}, \qquad H = \sum_j d_j^2 \;\sim\; \chi^2(J' - 1)
+
+        under homogeneity, :math:`J'` the groups used (:math:`\ln s_j^2` is approximately normal with variance
+        :math:`2/f_j`). R&B 2002, ch. 9, and Snijders & Bosker 2012, sec. 10.4.1, who advise ``min_df`` = 10
+        (the default) for the :math:`\chi^2` reference to hold.
+
+        ``by``: a level-2 variable (a column of the fit's data constant within groups, or a Series of categories
+        indexed by the group labels, e.g. the sector): the statistic is then the between-category part of
+        :math:`H`, :math:`\sum_c \tfrac{F_c}{2} (\bar L_c - \bar L)^2 \sim \chi^2(C - 1)` with
+        :math:`F_c = \sum_{j \in c} f_j` and :math:`\bar L_c` the :math:`f`-weighted mean of :math:`\ln s_j^2` in
+        category :math:`c` (each :math:`\bar L_c` has variance :math:`2/F_c`; :math:`H` is this plus the
+        within-category parts): is :math:`\sigma^2` the same in Catholic and public schools? It is the
+        test of a level-1 variance that depends on a level-2 category, which R&B (ch. 9) model as
+        :math:`\ln \sigma^2_j = \alpha_0 + \alpha_1 W_j` (HLM's heterogeneous level-1 variance; in R, nlme's
+        ``lme(..., weights = varIdent(form = ~ 1 | sector))``, which hlmlib does not fit).
+
+        Returns a :class:`hlmlib.lmm_diagnostics.Level1VarianceTest` (``statistic``, ``df``, ``pvalue``, the
+        per-group ``groups`` table with :math:`d_j` for plots, and ``categories`` with ``by``).
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 9; Snijders & Bosker (2012),
+        *Multilevel Analysis*, 2nd ed., sec. 10.4.1.
+        """
+        from .lmm_diagnostics import level1_variance_test
+        return level1_variance_test(self, by, min_df)
+
     def shrinkage(self) -> np.ndarray:
         r"""Shrinkage matrices :math:`S_j` (J x q x q): :math:`b_j = S_j b_j^\text{OLS}`,
         :math:`b_j^\text{OLS} = (Z_j'Z_j)^{-1} Z_j'(y_j - X_j \beta)`.
@@ -732,6 +994,75 @@ class MixedResult:
         """
         K = self._Linv_LamT
         return np.swapaxes(K, 1, 2) @ K @ self._cp.ZtZ
+
+    @cached_property
+    def _unit_ols(self):
+        from .lmm_diagnostics import unit_ols
+        return unit_ols(self._y, self._X, self._Z, self._codes, self.ngroups, self.params.to_numpy(), self.sigma2,
+                        list(self.params.index))
+
+    def reliability(self, per_group: bool = False):
+        r"""Raudenbush & Bryk's reliability of each group's OLS estimate of each random coefficient.
+
+        .. math::
+
+           \lambda_{qj} = \frac{\hat\tau_{qq}}{\hat\tau_{qq} + v_{qqj}}, \qquad
+           V_j = \hat\sigma^2 (Z_j'M_{F_j}Z_j)^{-1},
+
+        :math:`v_{qqj}` the :math:`q`-th diagonal element of :math:`V_j`, the sampling covariance of group
+        :math:`j`'s OLS estimate of its random coefficients (:math:`\hat\sigma^2 (Z_j'Z_j)^{-1}` when every
+        level-1 predictor has a random coefficient; :mod:`hlmlib.lmm_diagnostics` for the general case): the
+        share of the variance of that estimate that is parameter variance rather than sampling noise (R&B
+        2002, ch. 3, the estimation of random level-1 coefficients, and the reliabilities of ch. 4's tables).
+        For a random intercept with no other level-1 predictor it is
+        :math:`\hat\tau_{00} / (\hat\tau_{00} + \hat\sigma^2/n_j)` (``shrinkage_factor()``). :math:`\hat\tau`
+        and :math:`\hat\sigma^2` are the fit's (REML or ML), as in HLM's output; with level-2 predictors :math:`\hat\tau` is the residual (conditional) variance, so the
+        reliability is that of :math:`\hat\beta_j` as an estimate of :math:`\beta_j` given :math:`W_j`.
+
+        Returns a Series (one value per random effect: the mean of :math:`\lambda_{qj}` over the groups, HLM's
+        "Reliability estimate") or, with ``per_group=True``, a DataFrame (groups x random effects). A group
+        without its own OLS estimate (too few observations, or a singular level-1 design: e.g. a random
+        slope's variable constant in the group) has NaN there and is left out of the mean, as HLM uses only
+        the units with sufficient data; a warning says how many.
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., chs. 3 and 4.
+        """
+        from .lmm_diagnostics import reliability
+        return reliability(self, check_bool(per_group, "per_group"))
+
+    def homogeneity_test(self) -> pd.DataFrame:
+        r"""Raudenbush & Bryk's chi-square test of :math:`H_0: \tau_{qq} = 0` for each random coefficient.
+
+        .. math::
+
+           \chi^2_q = \sum_{j=1}^{J'} \frac{(\hat\beta_{qj} - W_{qj}\hat\gamma_q)^2}{v_{qqj}}
+           \;\sim\; \chi^2(J' - S_q - 1) \text{ under } H_0,
+
+        :math:`\hat\beta_{qj}` group :math:`j`'s own OLS estimate of the coefficient, :math:`W_{qj}\hat\gamma_q` its
+        prediction from the fitted level-2 model (the fit's :math:`\hat\beta`), :math:`v_{qqj}` the sampling variance
+        of the OLS estimate, :math:`\hat\sigma^2 [(Z_j'M_{F_j}Z_j)^{-1}]_{qq}` (as in :meth:`reliability`;
+        :mod:`hlmlib.lmm_diagnostics`), :math:`J'` the groups with an OLS estimate and :math:`S_q + 1` the number
+        of fixed effects in the coefficient's level-2 model (the columns of :math:`X` that load on column
+        :math:`q` of :math:`Z`: for ``mathach ~ cses * catholic + cses * meanses + (cses | school)``, three for
+        the intercept and three for the ``cses`` slope). R&B 2002, eq. 3.103, and the chi-square column of
+        HLM's "Final estimation of variance components" (R&B's Tables 4.2-4.5); :math:`\hat\sigma^2` and
+        :math:`\hat\gamma` are the fit's, as HLM's (checked against its output for the HSB null model).
+
+        Unlike the likelihood-ratio test of the variance (:func:`hlmlib.lrtest`, a boundary mixture), it uses
+        only groups with their own OLS fit, weights each by the precision of that fit, and does not use
+        :math:`\hat\tau`; the two can disagree when many groups are small or the variance is small.
+
+        Returns a DataFrame indexed by the random effects with ``chi2``, ``df``, ``p`` and ``groups``
+        (:math:`J'`); groups without an OLS estimate are left out with a warning saying how many.
+
+        References
+        ----------
+        Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., ch. 3 (eq. 3.103) and ch. 4.
+        """
+        from .lmm_diagnostics import homogeneity_test
+        return homogeneity_test(self)
 
     def shrinkage_factor(self) -> pd.Series:
         r""":math:`\tau_{00} / (\tau_{00} + \sigma^2 / n_j)` per group, for a random-intercept model."""
@@ -759,6 +1090,123 @@ class MixedResult:
         ``marginal`` :math:`y - X \hat\beta` and ``conditional`` :math:`y - X \hat\beta - Z b_j`.
         """
         return pd.DataFrame({k: self._y - v for k, v in self.fitted.items()})
+
+    def residuals(self, kind: str = "level1", scaled: bool = False) -> pd.Series:
+        r"""Residuals of one kind, one value per observation (in the fit's row order).
+
+        - ``"level1"`` (default): :math:`y_{ij} - x_{ij}'\hat\beta - z_{ij}'\hat b_j`, the within-group
+          residuals, estimates of :math:`e_{ij}` (lme4's ``residuals(m)``; ``resid["conditional"]``);
+        - ``"marginal"``: :math:`y_{ij} - x_{ij}'\hat\beta`, the residuals from the fixed part, estimates of the
+          compound error :math:`z_{ij}'b_j + e_{ij}` (``y - predict(m, re.form = NA)`` in lme4;
+          ``resid["marginal"]``).
+
+        ``scaled=True`` divides by :math:`\hat\sigma` (lme4's ``residuals(m, scaled = TRUE)``). The level-2
+        (empirical-Bayes) residuals are ``ranef``, with ``ranef_se`` and :meth:`mahalanobis`.
+        """
+        chosen = kind.lower() if isinstance(kind, str) else kind
+        columns = {"level1": "conditional", "marginal": "marginal"}
+        if chosen not in columns:
+            raise InputError(f"kind must be 'level1' (y - X beta - Z b) or 'marginal' (y - X beta), got {kind!r}")
+        values = self.resid[columns[chosen]]
+        if check_bool(scaled, "scaled"):
+            values = values / np.sqrt(self.sigma2)
+        return values.rename(f"{chosen} residual" + (" (scaled)" if scaled else ""))
+
+    def predict(self, newdata=None, random_effects: bool = True, *, groups=None, Z=None) -> pd.Series:
+        r"""Predictions for new data: :math:`x_0'\hat\beta + z_0'b_j` for a group :math:`j` of the fit, and
+        :math:`x_0'\hat\beta` (the population level) for a group it did not see.
+
+        ``random_effects=True`` is lme4's ``predict(m, newdata, re.form = NULL, allow.new.levels = TRUE)``: rows
+        of a group of the fit add its BLUP :math:`b_j` (``ranef``); rows of a new group, or with a missing group
+        label, get the population-level :math:`x_0'\hat\beta`, as lme4 does (no error: a new school's expected
+        score is the population's). ``random_effects=False`` is ``re.form = NA``: :math:`x_0'\hat\beta` for
+        every row. ``newdata=None`` gives the fitted values of the fit's rows (``fitted["conditional"]`` or
+        ``["marginal"]``).
+
+        ``newdata``: for a formula fit, a DataFrame with the variables of the fixed and random parts and the
+        grouping column; :math:`x_0` and :math:`z_0` are rebuilt with the fit's formulas (formulaic's model
+        specs: the fit's coding of categorical variables and state of stateful transforms; a level the fit
+        did not see is an :class:`~hlmlib.design.InputError` naming the column and the level; a row with a
+        missing value predicts NaN, with a warning). ``groups=`` gives the group labels of the new rows when
+        the fit's groups were labels rather than a column. For an array fit: ``newdata`` the matrix
+        :math:`X_0` (the fit's p columns), ``groups`` the labels of its rows and ``Z`` their random-effects
+        design (omit it for a random-intercept fit). Group labels are matched to the fit's by value; labels
+        of another type (the text '1' for the number 1) match none, which is refused rather than read as new
+        groups. Returns a Series named ``fit``. (lme4 gives no intervals for these predictions, and neither
+        does hlmlib: their variance would need the uncertainty of :math:`\hat\beta`, :math:`b_j` and
+        :math:`\tau` together.)
+
+        References
+        ----------
+        Bates, Maechler, Bolker & Walker (2015), lme4's ``predict.merMod``; Raudenbush & Bryk (2002), ch. 3.
+        """
+        random_effects = check_bool(random_effects, "random_effects")
+        if newdata is None:
+            if groups is not None or Z is not None:
+                raise InputError("groups= and Z= describe the rows of newdata: give newdata too")
+            fitted = self.fitted["conditional" if random_effects else "marginal"]
+            return fitted.rename("fit")
+        names = list(self.params.index)
+        if self._spec is not None:
+            X0, complete = new_model_matrix(self._spec, newdata, names, "the fixed effects' formula")
+            index = newdata.index
+        else:
+            index = newdata.index if isinstance(newdata, pd.DataFrame) else None
+            X0 = check_finite_array(newdata, "newdata (the new rows of X)", ndim=2)
+            if X0.shape[1] != len(names):
+                raise InputError(f"newdata has {X0.shape[1]} column(s); this array fit has {len(names)} "
+                                 f"({', '.join(names)})")
+            complete = np.ones(X0.shape[0], bool)
+            index = pd.RangeIndex(X0.shape[0]) if index is None else index
+        fit = X0 @ self.params.to_numpy()
+        if random_effects:
+            Z0, labels = self._new_random_effects(newdata, groups, Z, X0.shape[0])
+            rows = self.group_labels.get_indexer(pd.Index(labels))
+            known = (rows >= 0) & ~np.isnan(Z0).any(axis=1)
+            complete &= ~np.isnan(Z0).any(axis=1) | (rows < 0)
+            fit[~complete] = np.nan
+            b = self.ranef.to_numpy()
+            fit[known] += np.einsum("na,na->n", Z0[known], b[rows[known]])
+        if not complete.all():
+            warn_user(f"{int((~complete).sum())} of {complete.size} rows of newdata have missing values in the model's "
+                      "variables: their predictions are NaN")
+        return pd.Series(fit, index=index, name="fit")
+
+    def _new_random_effects(self, newdata, groups, Z, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Z of the new rows (NaN where incomplete) and their group labels, checked against the fit's."""
+        if groups is None:
+            if self._groups_column is None or not isinstance(newdata, pd.DataFrame):
+                raise InputError("give groups=: the group label of each row of newdata (the fit's groups were "
+                                 "labels, not a column), or random_effects=False for the population level")
+            if self._groups_column not in newdata.columns:
+                raise InputError(f"newdata lacks the grouping column {self._groups_column!r} (or give groups=, or "
+                                 "random_effects=False for the population level)")
+            labels = newdata[self._groups_column].to_numpy()
+        else:
+            labels = groups.to_numpy() if isinstance(groups, pd.Series) else np.asarray(groups)
+            if labels.ndim != 1 or labels.shape[0] != n:
+                raise InputError(f"groups must be one label per row of newdata ({n}), got shape {labels.shape}")
+        observed = labels[~np.asarray(pd.isna(labels))]
+        numeric_fit = pd.api.types.is_numeric_dtype(pd.Index(self.group_labels))
+        numeric_new = pd.api.types.is_numeric_dtype(pd.Index(observed)) if observed.size else numeric_fit
+        if observed.size and numeric_fit != numeric_new and self.group_labels.get_indexer(pd.Index(observed)).max() < 0:
+            new, fitted = (_label(v) for v in (observed[0], self.group_labels[0]))
+            raise InputError(f"the group labels of newdata ({new!r}, ...) are {'numbers' if numeric_new else 'text'} and "
+                             f"the fit's ({fitted!r}, ...) are {'numbers' if numeric_fit else 'text'}: no group would "
+                             "match; convert them to the fit's type")
+        if self._re_spec is not None:
+            Z0, _ = new_model_matrix(self._re_spec, newdata, self.re_names, "the random effects' formula")
+        elif Z is not None:
+            Z0 = check_finite_array(Z, "Z (the random-effects design of newdata)", ndim=(1, 2))
+            Z0 = Z0[:, None] if Z0.ndim == 1 else Z0
+            if Z0.shape != (n, self.q):
+                raise InputError(f"Z must have one row per row of newdata and {self.q} column(s) "
+                                 f"({', '.join(self.re_names)}), got shape {Z0.shape}")
+        elif self.q == 1 and np.all(self._Z == 1):
+            Z0 = np.ones((n, 1))
+        else:
+            raise InputError(f"give Z=: the random-effects design ({', '.join(self.re_names)}) of the rows of newdata")
+        return Z0, labels
 
     # --- likelihood -----------------------------------------------------------------------------
     @property
@@ -816,6 +1264,15 @@ class MixedResult:
         table = pd.DataFrame({"estimate": vc, "sd": sd, "corr": rho})
         return MixedSummary(header=header, coefficients=coefficients, variance_components=table)
 
+    def tidy(self, alpha: float = 0.05, df=None, kind: str = "model") -> pd.DataFrame:
+        """The fixed effects in broom's layout (``term``, ``estimate``, ``std.error``, ``statistic``,
+        ``p.value``, ``conf.low``, ``conf.high``; broom.mixed's ``tidy(m, effects = "fixed", conf.int =
+        TRUE)``), from :meth:`coef_table` with ``alpha``, ``df`` and ``kind``."""
+        return self.coef_table(alpha, df, kind).tidy()
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
     def __repr__(self) -> str:
         return (f"<MixedResult {'REML' if self.reml else 'ML'}: {len(self.params)} fixed effects, "
                 f"{self.q} random effect(s) in {self.ngroups} groups, N={self.nobs}, "
@@ -834,7 +1291,11 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     ``re`` defaulting to ``"~ 1"``; rows incomplete in any variable used (formula, re, groups) are
     dropped listwise with a warning. This is lme4's
     ``lmer(mathach ~ cses*catholic + (1 + cses | school))`` and statsmodels'
-    ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``.
+    ``MixedLM.from_formula(..., groups="school", re_formula="~cses")``. lme4's notation for one grouping
+    factor is accepted too, and gives the identical fit: ``mixed("mathach ~ cses*catholic + (1 + cses |
+    school)", df)``, with ``(1 | g)``, ``(x | g)`` and ``(0 + x | g)`` (:func:`hlmlib.mixed.lme4_formula`; crossed or
+    nested factors, ``||`` and grouping expressions are refused, naming software that fits them). The
+    DataFrame may come second, positionally, as above.
 
     The model :math:`y_j = X_j \beta + Z_j b_j + e_j`, :math:`b_j \sim N(0, \tau)` unstructured,
     :math:`e_j \sim N(0, \sigma^2 I)` is fitted by maximising the REML (default, as lme4 and
@@ -863,7 +1324,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     - Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed.
     """
     reml = check_bool(reml, "reml")
-    design, Z, znames, labels = _arrays(y, X, groups, Z, data, re)
+    design, Z, znames, labels, re_spec, shown, groups_column = _arrays(y, X, groups, Z, data, re)
     q = Z.shape[1]
     if start is not None:
         start = check_finite_array(start, "start", ndim=1)
@@ -897,8 +1358,9 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
         sigma2=float(sigma2), theta=fit.theta, llf=-fit.deviance / 2, reml=reml, converged=fit.converged,
         boundary=boundary, gradient=fit.gradient, nobs=cp.N, ngroups=n_groups, group_labels=pd.Index(uniques),
         optimizer_message=fit.message, n_evaluations=fit.n_evaluations, n_dropped=design.n_dropped,
-        formula=design.formula, re_names=znames,
-        _cp=cp, _y=design.y, _X=design.X, _Z=Z, _codes=codes)
+        formula=shown, re_names=znames,
+        _cp=cp, _y=design.y, _X=design.X, _Z=Z, _codes=codes, _spec=design.spec, _re_spec=re_spec,
+        _groups_column=groups_column, _data=design.data)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -962,7 +1424,7 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
     to data simulated from ``small``, with ``np.random.default_rng(seed)``) as ``.bootstrap`` and
     ``.pvalue_bootstrap``, with its Monte Carlo error and refit diagnostics; for variance components with
     few groups and fixed effects (ML fits) with few groups, where the references above are approximate.
-    See the module ``hlmlib.lmm_bootstrap`` for the algorithm and its conventions.
+    See :mod:`hlmlib.lmm_bootstrap` for the algorithm and its conventions.
     """
     for name, fit in (("small", small), ("big", big)):
         if not isinstance(fit, MixedResult):

@@ -3,8 +3,9 @@ r"""Ordinary least squares and its result: coefficients, the sandwich family, te
 ``ols(y, X)`` or ``ols("mathach ~ cses * catholic", data=df)`` fits
 :math:`b = \arg\min_b \lVert y - X b \rVert` by a column-scaled QR (``hlmlib.linalg``), and returns
 an ``OLSResult`` whose ``vcov``, ``se``, ``summary``, ``contrast``, ``marginal_effect`` and ``wald_test`` take
-``kind`` (classical, HC0-HC5 and HC4m, CR0-CR3) and ``cluster`` (labels, a column name, or a pair of them for
-two-way clustering).
+``kind`` (classical, HC0-HC5 and HC4m, CR0-CR3; default classical, or CR1 when ``cluster`` is given) and
+``cluster`` (labels, a column name, or a tuple of two of them for two-way clustering); ``predict`` gives
+fitted values and R's confidence and prediction intervals on new data.
 
 Other estimators that are OLS on transformed data reuse all of it through
 ``OLSResult.from_design(design, df_resid=..., label=...)`` (alias ``fit_design``):
@@ -30,14 +31,20 @@ import numpy as np
 import pandas as pd
 
 from . import inference, sandwich as sw
-from .design import Design, InputError, check_alpha, check_scalar, labels_for, make_design
+from .lazy import stats
+from .design import (Design, InputError, check_alpha, check_scalar, check_finite_array, labels_for, make_design,
+                     new_model_matrix, warn_user)
 from .linalg import LeastSquares, least_squares
 from .wald import WaldTest, ols_wald_test
 
 __all__ = ["ols", "OLSResult", "fit_design"]
 
 
-def _canonical_kind(kind: str) -> str:
+def _canonical_kind(kind, cluster=None) -> str:
+    """The covariance kind by its canonical name; ``None`` means CR1 when ``cluster`` is given (Stata's
+    ``vce(cluster)``, statsmodels' and pyfixest's clustered default), else classical."""
+    if kind is None:
+        return "classical" if cluster is None else "CR1"
     if not isinstance(kind, str):
         raise InputError(f"kind must be a string, one of {', '.join(sw.KINDS)}; got {kind!r}")
     by_upper = {k.upper(): k for k in sw.KINDS}          # "hc4m" -> "HC4m"
@@ -48,10 +55,17 @@ def _canonical_kind(kind: str) -> str:
 
 
 def _is_pair(cluster) -> bool:
+    """Two-way clustering is asked for by a tuple of two cluster variables, ``("firm", "year")``. A list of two
+    was read so before and still is, with a DeprecationWarning: a list is one label per row (and, in
+    :func:`hlmlib.tables.etable`, one cluster per model)."""
     if isinstance(cluster, tuple):
         return True
-    return (isinstance(cluster, list) and len(cluster) == 2
-            and all(isinstance(c, str) or np.ndim(c) == 1 for c in cluster))
+    if (isinstance(cluster, list) and len(cluster) == 2
+            and all(isinstance(c, str) or np.ndim(c) == 1 for c in cluster)):
+        warn_user("two-way clustering from a list of two cluster variables is deprecated: pass a tuple, "
+                  "cluster=(a, b)", DeprecationWarning)
+        return True
+    return False
 
 
 class OLSResult:
@@ -66,8 +80,10 @@ class OLSResult:
 
     Methods take ``kind`` in classical, HC0-HC5 and HC4m, CR0-CR3 and ``cluster`` = labels (one per row, or
     per row of the data for formula fits), a pandas Series (aligned by its index to the fit's rows), a
-    column name (formula fits: read from the fit's own copy of the data), or a pair of them for two-way
-    clustering (CR0/CR1). See :mod:`hlmlib.sandwich` for each formula and the names Stata, R and
+    column name (formula fits: read from the fit's own copy of the data), or a tuple of two of them for
+    two-way clustering (CR0/CR1). ``kind=None`` (the default) is classical without ``cluster`` and CR1
+    with it (Stata's ``vce(cluster)``, the clustered default of statsmodels and pyfixest), so
+    ``summary(cluster="g")`` is CR1. See :mod:`hlmlib.sandwich` for each formula and the names Stata, R and
     statsmodels use. Covariances are computed in the scaled units of ``lstsq`` and carried to the
     data's units only for display (:class:`hlmlib.sandwich.Covariance`), so ``se`` and the tables are
     right even where ``vcov``'s entries (of order :math:`y^2/x^2`) leave the double range (``vcov`` then
@@ -148,7 +164,7 @@ class OLSResult:
                              f"cluster-robust covariances need at least 2 clusters (and are unreliable with few)")
         return clusters
 
-    def covariance(self, kind: str = "classical", cluster=None) -> sw.Covariance:
+    def covariance(self, kind: str | None = None, cluster=None) -> sw.Covariance:
         r"""The covariance of the coefficients with its df rule (:class:`hlmlib.sandwich.Covariance`).
 
         classical: :math:`s^2 (X'X)^{-1}`; HC*: :math:`(X'X)^{-1} X' \operatorname{diag}(w_i e_i^2) X (X'X)^{-1}`;
@@ -156,9 +172,10 @@ class OLSResult:
         :math:`R^{-1} M_U R^{-T}` in the basis :math:`U = X R^{-1}`, where :math:`H_{gg} = U_g U_g'`; so
         are the others when :math:`X` is ill-conditioned. Everything is evaluated on :math:`e / s_y` and
         (for columns beyond 1e120) :math:`X D^{-1}`, and the :class:`~hlmlib.sandwich.Covariance` keeps
-        that scaled form. Warns, as R's ``summary.lm``, on an essentially perfect fit.
+        that scaled form. Warns, as R's ``summary.lm``, on an essentially perfect fit. ``kind=None``: CR1
+        with ``cluster``, else classical.
         """
-        kind = _canonical_kind(kind)
+        kind = _canonical_kind(kind, cluster)
         fit, n, k = self.lstsq, self.nobs, self.k
         e = fit.resid_s
         basis, bread, c = self._basis_and_bread
@@ -175,7 +192,7 @@ class OLSResult:
             return self._in_units(V, kind, sw.CONVENTIONS[kind], df=self.df_resid)
         if cluster is None:
             raise InputError(f"kind={kind!r} is cluster-robust: give cluster= (labels, a column name, "
-                             f"or a pair of them)")
+                             f"or a tuple of two of them for two-way clustering)")
         if _is_pair(cluster):
             if len(cluster) != 2:
                 raise InputError(f"two-way clustering takes exactly two cluster variables, got {len(cluster)}")
@@ -215,14 +232,15 @@ class OLSResult:
         return sw.Covariance.in_units(V_scaled, fit.y_scale / fit.column_scale, kind, convention,
                                       perfect_fit=fit.perfect_fit, **details)
 
-    def vcov(self, kind: str = "classical", cluster=None) -> pd.DataFrame:
+    def vcov(self, kind: str | None = None, cluster=None) -> pd.DataFrame:
         r"""k x k covariance matrix of the coefficients as a DataFrame; ``.attrs["convention"]`` names it.
 
         ``kind``: classical (:math:`s^2 (X'X)^{-1}`; R ``vcov(lm)``), HC0-HC5 (R ``sandwich::vcovHC``;
         Stata ``robust`` = HC1; statsmodels ``cov_type="HC1"``), CR0-CR3 (sandwich ``vcovCL`` for
         CR0/CR1, clubSandwich ``vcovCR`` for CR2/CR3; Stata ``vce(cluster)`` = CR1). Formulas and
         references (White 1980; MacKinnon & White 1985; Long & Ervin 2000; Cribari-Neto 2004; Bell &
-        McCaffrey 2002; Cameron, Gelbach & Miller 2011) in :mod:`hlmlib.sandwich`.
+        McCaffrey 2002; Cameron, Gelbach & Miller 2011) in :mod:`hlmlib.sandwich`. ``kind=None``: CR1 with
+        ``cluster``, else classical.
         """
         cov = self.covariance(kind, cluster)
         if not cov.representable:
@@ -234,9 +252,9 @@ class OLSResult:
         frame.attrs.update({"kind": cov.kind, "convention": cov.convention, "df_rule": cov.df_rule})
         return frame
 
-    def se(self, kind: str = "classical", cluster=None) -> pd.Series:
+    def se(self, kind: str | None = None, cluster=None) -> pd.Series:
         r"""Standard errors :math:`\sqrt{\operatorname{diag}(V)}`, :math:`V` = ``vcov(kind, cluster)``, a
-        Series by term."""
+        Series by term (``kind=None``: CR1 with ``cluster``, else classical)."""
         cov = self.covariance(kind, cluster)
         return pd.Series(cov.se, index=self.names, name=f"se ({cov.kind})")
 
@@ -252,63 +270,56 @@ class OLSResult:
                 f"Covariance {cov.kind}{clustered}: {cov.convention}. Tests: t with {cov.df_rule}; "
                 f"{100 * (1 - alpha):g}% intervals.")
 
-    def summary(self, kind: str = "classical", cluster=None, alpha: float = 0.05) -> inference.CoefTable:
+    def summary(self, kind: str | None = None, cluster=None, alpha: float = 0.05) -> inference.CoefTable:
         r"""Coefficient table: estimate, se, df, t, p, ci_low, ci_high (:math:`1 - \alpha` intervals).
 
         df: :math:`n-k` for classical/HC (R ``summary(lm)``, ``lmtest::coeftest``; Stata); :math:`G-1`
         for CR0/CR1/CR3 (Stata ``vce(cluster)``); :math:`\min(G_A, G_B) - 1` for two-way;
         Bell-McCaffrey/Satterthwaite per coefficient for CR2 (clubSandwich
         ``coef_test(..., "Satterthwaite")``, Pustejovsky & Tipton 2018). The caption (printed first, and
-        ``.attrs["caption"]``) names the convention, the df rule and any rows dropped. Returns a
-        :class:`hlmlib.inference.CoefTable`.
+        ``.attrs["caption"]``) names the convention, the df rule and any rows dropped. ``kind=None``: CR1
+        with ``cluster`` (``summary(cluster="g")`` is Stata's ``vce(cluster g)``), else classical. Returns a
+        :class:`hlmlib.inference.CoefTable` (``.to_latex()``, ``.to_markdown()``, ``.tidy()``; an HTML table
+        in Jupyter).
         """
         cov = self.covariance(kind, cluster)
         return inference.contrast_table(np.eye(self.k), self.params.to_numpy(), cov, alpha, self.names,
                                         self._caption(cov, alpha))
 
-    def contrast(self, L, kind: str = "classical", cluster=None, alpha: float = 0.05) -> inference.CoefTable:
+    def contrast(self, L, kind: str | None = None, cluster=None, alpha: float = 0.05) -> inference.CoefTable:
         r"""Linear contrasts :math:`c'b` with se :math:`\sqrt{c'Vc}`, t, p and intervals, with the df of
         ``kind`` (CR2: Satterthwaite per contrast).
 
         ``L``: an array of k weights (or m x k), a dict ``{term: weight}`` (interaction names match in any
         order of their factors), or a list of them. Stata ``lincom``; R ``multcomp::glht`` / clubSandwich
-        ``linear_contrast``.
+        ``linear_contrast``. ``kind=None``: CR1 with ``cluster``, else classical.
         """
         matrix, labels = inference.contrast_matrix(L, self.names)
         cov = self.covariance(kind, cluster)
         return inference.contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels,
                                         self._caption(cov, alpha, ", linear contrasts"))
 
-    def marginal_effect(self, x: str, by: str, at=None, kind: str = "classical", cluster=None,
+    def marginal_effect(self, x: str, by: str, at=None, kind: str | None = None, cluster=None,
                         alpha: float = 0.05) -> pd.DataFrame:
         r""":math:`dy/dx = b_x + b_{x:\text{by}}\, z` over a grid of :math:`z`, with delta-method se and
         :math:`1 - \alpha` intervals.
 
-        The grid is ``at`` (default 25 points over the observed range of ``by``); the variance is
+        The grid is ``at`` (default: 25 evenly spaced values from the smallest to the largest observed
+        value of ``by``, :func:`hlmlib.inference.moderator_grid`); the variance is
         :math:`\operatorname{Var} = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}`, with the df of ``kind``
         (CR2: Satterthwaite at each :math:`z`). One row per :math:`z`, ready to plot. Stata
         ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006). A categorical moderator (its
-        effect differs by level, one interaction term each) and an empty ``at`` are refused.
+        effect differs by level, one interaction term each) and an empty ``at`` are refused. ``kind=None``:
+        CR1 with ``cluster``, else classical.
         """
         inference.check_term_names(x=x, by=by)
         if at is None:
-            if by in self.names:
-                values = self.design.X[:, self.names.index(by)]
-            elif self.design.data is not None and by in self.design.data.columns:
-                column = self.design.data[by]
-                if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype.kind not in "biuf":
-                    raise InputError(f"the moderator {by!r} is categorical (dtype {column.dtype}): the effect of "
-                                     f"{x!r} differs by level, one interaction term each; use contrast() with "
-                                     f"those terms, or a numeric moderator")
-                values = column.to_numpy(dtype=float)
-            else:
-                raise InputError(f"give at= (values of {by!r}): {by!r} is neither a term nor a data column")
-            at = np.linspace(values.min(), values.max(), 25)
+            at = inference.moderator_grid(by, self.names, self.design.X, self.design.data)
         cov = self.covariance(kind, cluster)
         return inference.marginal_effect_table(x, by, at, self.params.to_numpy(), cov, self.names, alpha,
                                                self._caption(cov, alpha, f", marginal effect of {x} by {by}"))
 
-    def wald_test(self, L, kind: str = "classical", cluster=None, test: str | None = None) -> WaldTest:
+    def wald_test(self, L, kind: str | None = None, cluster=None, test: str | None = None) -> WaldTest:
         r"""Joint Wald test of :math:`Lb = 0` with the covariance of ``kind``: ``L`` a matrix with one row per
         restriction (columns in ``params`` order), ``{term: weight}`` dicts, or a list of term names meaning
         "all zero".
@@ -324,20 +335,114 @@ class OLSResult:
           "HTZ")``; Tipton & Pustejovsky 2015), for one-way CR kinds (with CR1, hlmlib's Stata CR1 is
           clubSandwich's "CR1S").
 
-        Default ``test=None``: ``"HTZ"`` for CR2 (as the Bell-McCaffrey df of its t tests), ``"F"`` otherwise.
+        Default ``test=None``: ``"HTZ"`` for CR2 (as the Bell-McCaffrey df of its t tests), ``"F"`` otherwise;
+        ``kind=None``: CR1 with ``cluster``, else classical.
         Returns a :class:`hlmlib.wald.WaldTest` (``F``, ``df_num``, ``df_denom``, ``p``, ``statistic`` = W).
         """
         return ols_wald_test(self, L, kind, cluster, test)
 
+    # ------------------------------------------------------------------------------------------
+    def _new_design(self, newdata) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+        """The design matrix of ``newdata`` (rows of NaN where incomplete), the mask of complete rows and
+        the index of the predictions."""
+        if self.design.spec is not None:
+            X, complete = new_model_matrix(self.design.spec, newdata, self.names,
+                                           f"the formula {self.design.formula!r}")
+            if not complete.all():
+                warn_user(f"{int((~complete).sum())} of {len(complete)} rows of newdata have missing values in the "
+                          "formula's variables: their predictions are NaN (as R's predict with na.pass)")
+            return X, complete, newdata.index
+        index = None
+        if isinstance(newdata, pd.DataFrame):
+            index = newdata.index
+            if set(self.names) <= set(map(str, newdata.columns)):
+                newdata = newdata.rename(columns=str)[self.names]
+        X = check_finite_array(newdata, "newdata", ndim=2)
+        if X.shape[1] != self.k:
+            raise InputError(f"newdata has {X.shape[1]} column(s); this array fit has {self.k} ({', '.join(self.names)}), "
+                             "in that order (a DataFrame with those column names is matched by name)")
+        return X, np.ones(X.shape[0], bool), pd.RangeIndex(X.shape[0]) if index is None else index
+
+    def predict(self, newdata=None, interval: str | None = None, alpha: float = 0.05, kind: str | None = None,
+                cluster=None):
+        r"""Predicted means :math:`\hat y_0 = x_0'b` for new data, with R's confidence or prediction intervals.
+
+        ``newdata``: for a formula fit, a DataFrame with the formula's variables; the design is rebuilt
+        with the fit's formula as the fit built it (formulaic's model spec: the same coding of categorical
+        variables, interactions, and the state of stateful transforms such as ``center(x)``, ``scale(x)``
+        or ``poly(x, 2)``, which keep the fit's mean and scale). A level of a categorical variable that the
+        fit did not see is an :class:`~hlmlib.design.InputError` naming the column and the level (its effect
+        was not estimated); a row with a missing value predicts NaN, with a warning (R's ``na.pass``).
+        For an array fit, a matrix with the fit's k columns in order (or a DataFrame with the fit's column
+        names). ``None``: the fitted values of the fit's own rows (R's ``fitted``).
+
+        ``interval`` (R's ``predict.lm(fit, newdata, interval = ..., level = 1 - alpha)``):
+
+        - ``None``: a Series of predictions, named ``fit``;
+        - ``"confidence"``: an interval for the mean :math:`x_0'\beta`,
+          :math:`\hat y_0 \pm t_{1-\alpha/2}(n-k)\, \mathrm{se}_0`, :math:`\mathrm{se}_0 = \sqrt{x_0'Vx_0}`;
+        - ``"prediction"``: an interval for a new observation :math:`y_0 = x_0'\beta + e_0`,
+          :math:`\hat y_0 \pm t_{1-\alpha/2}(n-k) \sqrt{\mathrm{se}_0^2 + s^2}`.
+
+        Both return a DataFrame with ``fit``, ``se_fit`` (:math:`\mathrm{se}_0`, R's ``se.fit``), ``df``,
+        ``lwr`` and ``upr`` (R's column names), indexed as ``newdata``. ``kind`` and ``cluster`` choose
+        :math:`V` for a confidence interval as in :meth:`summary` (default classical, as R; CR1 when
+        ``cluster`` is given), with that covariance's df (:math:`t(G-1)` for CR1, Bell-McCaffrey df per
+        row for CR2): a robust interval for the mean, as ``marginaleffects::predictions(vcov = ...)``. A
+        prediction interval needs the variance of a new observation's error, which only the classical
+        model states (:math:`\sigma^2`, estimated by :math:`s^2`), so it is refused with another kind.
+
+        References
+        ----------
+        R's ``predict.lm``; Wooldridge (2020), *Introductory Econometrics*, 7th ed., sec. 6.4.
+        """
+        if interval not in (None, "confidence", "prediction"):
+            raise InputError(f"interval must be None, 'confidence' or 'prediction' (R's predict.lm), got {interval!r}")
+        alpha = check_alpha(alpha)
+        if newdata is None:
+            X, complete, index = self.design.X, np.ones(self.nobs, bool), self.design.row_labels
+        else:
+            X, complete, index = self._new_design(newdata)
+        fit = X @ self.params.to_numpy()
+        if interval is None:
+            if kind is not None or cluster is not None:
+                raise InputError("kind= and cluster= choose the covariance of an interval: give interval='confidence'")
+            return pd.Series(fit, index=index, name="fit")
+        cov = self.covariance(kind, cluster)
+        if interval == "prediction" and cov.kind != "classical":
+            raise InputError(f"a prediction interval needs the variance of a new observation's error, which only the "
+                             f"classical model states (sigma^2); with kind={cov.kind!r} use interval='confidence' for "
+                             "the mean")
+        se, df = np.full(len(fit), np.nan), np.full(len(fit), np.nan)
+        if complete.any():
+            se[complete], df[complete] = cov.contrast_se(X[complete]), cov.df_for(X[complete])
+        spread = np.hypot(se, self.sigma) if interval == "prediction" else se
+        half_width = stats.t.ppf(1 - alpha / 2, df) * spread
+        out = pd.DataFrame({"fit": fit, "se_fit": se, "df": df, "lwr": fit - half_width, "upr": fit + half_width},
+                           index=index)
+        what = ", prediction intervals for new observations" if interval == "prediction" else \
+            ", confidence intervals for the mean"
+        out.attrs["caption"] = self._caption(cov, alpha, what)
+        return out
+
+    def tidy(self, kind: str | None = None, cluster=None, alpha: float = 0.05) -> pd.DataFrame:
+        """The coefficient table in broom's layout (R's ``broom::tidy(lm, conf.int = TRUE)``): ``term``,
+        ``estimate``, ``std.error``, ``statistic``, ``p.value``, ``conf.low``, ``conf.high``, with the
+        covariance of ``kind`` and ``cluster`` as in :meth:`summary`."""
+        return self.summary(kind, cluster, alpha).tidy()
+
     def __repr__(self) -> str:
         return repr(self.summary())
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
 
 
 fit_design = OLSResult.from_design
 
 
 def ols(y_or_formula, X=None, data=None) -> OLSResult:
-    r"""Ordinary least squares: ``ols(y, X)`` on arrays, or ``ols("y ~ x1 * x2", data=df)``.
+    r"""Ordinary least squares: ``ols(y, X)`` on arrays, or ``ols("y ~ x1 * x2", df)`` (or ``data=df``).
 
     .. math::
 
@@ -368,7 +473,9 @@ def ols(y_or_formula, X=None, data=None) -> OLSResult:
         x0, x1, ...; include a column of ones for an intercept.
     data : *DataFrame* or None
         The data of a formula fit; incomplete rows are dropped listwise with a warning and counted
-        in ``.n_dropped``.
+        in ``.n_dropped``. It may also come second, positionally, as in statsmodels' and pyfixest's
+        formula functions: ``ols("y ~ x", df)`` (a DataFrame after a formula is the data; arrays
+        ``ols(y, X)`` are told apart by the type of the first argument).
 
     Returns
     -------

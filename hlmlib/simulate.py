@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .lazy import stats
 from .design import (InputError, check_alpha, check_bool, check_finite_array, check_labels, check_scalar,
                      group_codes, make_rng)
 from .linalg import EPS, PERFECT_FIT_ULPS, largest_magnitude, least_squares, power_of_two_scale

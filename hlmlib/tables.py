@@ -1,7 +1,9 @@
 r"""Several fits side by side in one regression table, as R's ``fixest::etable`` or ``stargazer``.
 
-``etable([m1, m2], kinds=["classical", "CR1"], cluster="school")`` or
-``etable({"OLS": (m1, dict(kind="CR1", cluster="school")), "HLM": m2})``.
+``etable([m1, m2], kind=["classical", "CR1"], cluster="school")`` or
+``etable({"OLS": (m1, dict(kind="CR1", cluster="school")), "HLM": m2})``. The table prints as text,
+renders as HTML in Jupyter, and writes LaTeX (``.to_latex()``) and Markdown (``.to_markdown()``) with no
+dependency beyond the standard library (:mod:`hlmlib.export`); ``.tidy()`` gives one row per model and term.
 
 Rows: one per term, the estimate with its standard error beneath in parentheses (stars optional),
 then per column the covariance used, N, the number of clusters or groups, the variance components
@@ -12,13 +14,13 @@ model-based.
 """
 from __future__ import annotations
 
-import html
 import inspect
 
 import numpy as np
 import pandas as pd
 
-from .design import InputError, check_scalar
+from .design import InputError, check_scalar, renamed_argument
+from .export import TextTable
 
 __all__ = ["etable", "ETable"]
 
@@ -48,9 +50,11 @@ class _Column:
         if not robust and (kind is not None or cluster is not None):
             raise InputError(f"column {name!r}: {type(model).__name__}.se() takes no kind/cluster "
                              f"(its standard errors are model-based); drop kind=/cluster= for it")
-        kind = kind if kind is not None else ("classical" if robust else None)
+        if robust and kind is None:
+            kind = "classical" if cluster is None else "CR1"      # as OLSResult.summary: CR1 with a cluster
         # a robust column's se, p and cluster count come from one summary (one covariance computation)
         table = self._summary_table(kind, cluster, robust)
+        self.table = table
         self.pvalues = table["p"] if table is not None and "p" in table else None
         if robust and table is not None and "se" in table:
             self.se = pd.Series(table["se"], dtype=float)
@@ -165,49 +169,82 @@ class ETable:
             text += " (t or z reference of each column's covariance)."
         return text
 
-    def __str__(self) -> str:
+    def _text_table(self):
         shown = self._display()
-        width = max(len(str(i)) for i in shown.index)
-        widths = [max(len(str(name)), *(len(v) for v in shown[name])) for name in shown.columns]
-        line = lambda label, cells: label.ljust(width) + "".join(f"  {c:>{w}}" for c, w in zip(cells, widths))
-        n_terms = 2 * len(self.estimates.index)
-        out = [line("", shown.columns), "-" * (width + sum(w + 2 for w in widths))]
-        for i, (label, values) in enumerate(zip(shown.index, shown.to_numpy())):
-            if i == n_terms:
-                out.append("-" * (width + sum(w + 2 for w in widths)))
-            out.append(line(str(label), values))
-        out.append(self.note)
-        return "\n".join(out)
+        rows = [[str(label), *map(str, values)] for label, values in zip(shown.index, shown.to_numpy())]
+        return TextTable(["", *map(str, shown.columns)], rows, notes=[self.note],
+                         rules=[2 * len(self.estimates.index)])
+
+    def __str__(self) -> str:
+        return self._text_table().to_text(width=10_000)
 
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
-        table = self._display().to_html(escape=True, border=0)
-        return f"{table}<p><em>{html.escape(self.note)}</em></p>"
+        return self._text_table().to_html()
+
+    def to_latex(self, caption: str | None = None, label: str | None = None) -> str:
+        r"""The table as LaTeX: a ``table`` environment (with ``\caption{caption}`` and ``\label{label}`` when
+        given) around a ``tabular`` with booktabs rules (``\usepackage{booktabs}``), the footer below a rule
+        and the note under the table. No Jinja2 needed (unlike pandas' ``to_latex``)."""
+        if caption is not None and not isinstance(caption, str):
+            raise InputError(f"caption must be a string, got {caption!r}")
+        table = self._text_table()
+        table.caption = caption or ""
+        return table.to_latex(True, label)
+
+    def to_markdown(self) -> str:
+        """The table as a Markdown pipe table, the note below it. No tabulate needed."""
+        return self._text_table().to_markdown()
+
+    def tidy(self) -> pd.DataFrame:
+        """One row per model and term, in broom's layout with a ``model`` column first: ``model``, ``term``,
+        ``estimate``, ``std.error``, ``statistic``, ``p.value``, ``conf.low``, ``conf.high``, from each column's
+        coefficient table with the covariance the table shows (as ``modelsummary``'s long format)."""
+        frames = []
+        for column in self.columns:
+            if column.table is not None and hasattr(column.table, "tidy"):
+                frame = column.table.tidy()
+            else:                                              # a duck-typed model without a coefficient table
+                frame = pd.DataFrame({"term": list(map(str, column.params.index)), "estimate": column.params.to_numpy(),
+                                      "std.error": column.se.reindex(column.params.index).to_numpy()})
+            frame.insert(0, "model", column.name)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
 
 
 def _per_model(value, n, what):
-    if isinstance(value, (list, tuple)) and not (what == "cluster" and isinstance(value, tuple)):
+    """One value per model: a list is one per model (a tuple too, for kind), anything else is one for all;
+    a tuple of clusters is a two-way pair for every model, never a list of per-model clusters."""
+    if isinstance(value, list) or (isinstance(value, tuple) and what == "kind"):
         if len(value) != n:
-            raise InputError(f"{what}s has {len(value)} entries for {n} models; give one per model or one for all")
+            raise InputError(f"{what}= has {len(value)} entries for {n} models; give one per model (a list) or one "
+                             "for all" + (" (two-way clustering: a tuple of two, for all models)"
+                                          if what == "cluster" else ""))
         return list(value)
     return [value] * n
 
 
-def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, names=None) -> ETable:
+def etable(models, kind=None, cluster=None, *, stars=False, digits: int = 3, names=None, kinds=None) -> ETable:
     r"""Line up fitted models in one table (rows: terms; columns: models), as fixest's ``etable``.
 
     Parameters
     ----------
     models : list or dict
         A list of results, or a dict ``{column name: result or (result, dict(kind=..., cluster=...))}``.
-        Per-model settings in the dict form override ``kinds=`` / ``cluster=``.
-    kinds : str, list or None
+        Per-model settings in the dict form override ``kind=`` / ``cluster=``.
+    kind : str, list or None
         One covariance kind for every robust-capable column (OLS, GLS: classical, HC0-HC5, HC4m, CR0-CR3),
         or a list with one per model (None for a mixed model, whose standard errors are model-based).
+        None (the default) is, as in :meth:`hlmlib.OLSResult.summary`, classical for a column without a
+        cluster and CR1 (Stata's ``vce(cluster)``) for one with a cluster.
     cluster : str, *array*, tuple, list or None
-        Labels or a column name for CR kinds, one for all (used by the CR columns only) or a list per
-        model (a tuple is a two-way pair).
+        Labels or a column name: one for all (used by the cluster-robust columns, and making a column
+        without a kind CR1), or a *list* with one per model (None for a column without clustering). A
+        *tuple* of two is two-way clustering (for all models; in a per-model list, for that model), so a
+        list of per-model clusters is never read as a two-way pair.
+    kinds : str, list or None
+        The deprecated name of ``kind`` (a DeprecationWarning; removed in the next release).
     stars : bool or dict
         False, True (R's codes: ``***`` p < 0.001, ``**`` p < 0.01, ``*`` p < 0.05, from each column's
         own t or z test) or a dict ``{cutoff: mark}`` with cutoffs in (0, 1) and string marks.
@@ -234,9 +271,10 @@ def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, na
         raise InputError(f"names has {len(labels)} entries for {len(entries)} models")
     if len(set(map(str, labels))) != len(labels):
         raise InputError(f"column names must differ, got {list(labels)}")
-    kind_list = _per_model(kinds, len(entries), "kind")
+    kind = renamed_argument("kind", kind, "kinds", kinds)
+    kind_list = _per_model(kind, len(entries), "kind")
     cluster_list = _per_model(cluster, len(entries), "cluster")
-    table_wide_kind = not isinstance(kinds, (list, tuple))
+    table_wide_kind = not isinstance(kind, (list, tuple))
     table_wide_cluster = not isinstance(cluster, list)
     columns = []
     for label, entry, kind, clus in zip(labels, entries, kind_list, cluster_list):
@@ -254,8 +292,8 @@ def etable(models, kinds=None, cluster=None, *, stars=False, digits: int = 3, na
             # a table-wide kind/cluster does not apply to a model-based (mixed) column
             kind = None if table_wide_kind else kind
             clus = None if table_wide_cluster else clus
-        if not explicit and table_wide_cluster and not str(kind or "").upper().startswith("CR"):
-            clus = None  # a table-wide cluster= applies to the cluster-robust columns only
+        if not explicit and table_wide_cluster and kind is not None and not str(kind).upper().startswith("CR"):
+            clus = None  # a table-wide cluster= applies to the cluster-robust columns (and those without a kind)
         columns.append(_Column(str(label), entry, kind, clus))
     return ETable(columns, check_scalar(digits, "digits", integer=True, minimum=0, maximum=15), _check_stars(stars))
 

@@ -49,8 +49,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
+from .lazy import stats
 from . import sandwich as sw
 from .design import InputError
 from .inference import contrast_matrix, term_index
@@ -210,7 +210,7 @@ def _ols_cluster_satterthwaite(fit, cov: sw.Covariance, cluster) -> sw.Satterthw
     return sw.Satterthwaite.from_eigen(np.clip(lam, 0.0, None), W, fit.lstsq.R_inv, cov.kind)
 
 
-def ols_wald_test(fit, L, kind: str = "classical", cluster=None, test: str | None = None) -> WaldTest:
+def ols_wald_test(fit, L, kind: str | None = None, cluster=None, test: str | None = None) -> WaldTest:
     r"""Joint Wald test of :math:`Lb = 0` for an OLS fit (see :meth:`hlmlib.OLSResult.wald_test`)."""
     R, labels = restriction_matrix(L, fit.names)
     cov = fit.covariance(kind, cluster)
@@ -224,7 +224,7 @@ def ols_wald_test(fit, L, kind: str = "classical", cluster=None, test: str | Non
     description = f"{fit.label}, covariance {cov.kind}{clustered}: {cov.convention}"
     if test == "HTZ":
         if not one_way:
-            raise InputError(f"the HTZ test is for one-way cluster-robust covariances (CR0-CR3), not kind={kind!r}"
+            raise InputError(f"the HTZ test is for one-way cluster-robust covariances (CR0-CR3), not kind={cov.kind!r}"
                              + (" with two-way clustering" if cov.n_clusters is not None else ""))
         return htz_test(R, b, cov.matrix, _ols_cluster_satterthwaite(fit, cov, cluster), description, labels)
     df = np.inf if test == "chi2" else float(cov.df)

@@ -9,15 +9,20 @@ come with its cases.
 import inspect
 import warnings
 
+import matplotlib
+
+matplotlib.use("Agg")
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import hlmlib
-from hlmlib import InputError, simulate as sim
+from hlmlib import InputError, plots, simulate as sim
 from hlmlib.bootstrap import (WildBootstrapMC, WildBootstrapResult, bootstrap_weights, wild_cluster_bootstrap,
                               wild_cluster_bootstrap_mc)
-from hlmlib.mixed import MixedResult, lrtest
+from hlmlib.inference import CoefTable
+from hlmlib.mixed import MixedResult, MixedSummary, lrtest
 from hlmlib.ols import OLSResult
 from hlmlib.simulate import MonteCarloOLS
 from hlmlib.tables import ETable
@@ -35,9 +40,12 @@ CL = DF.cluster.to_numpy()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     FIT = hlmlib.ols("y ~ x * xz", data=DF)
+    CAT_FIT = hlmlib.ols("y ~ x + g", DF)
     ARRAY_FIT = hlmlib.ols(Y, X)
     MIXED = hlmlib.mixed("y ~ x * xz", data=DF, groups="cluster")
     SLOPES = hlmlib.mixed("y ~ x", data=DF, groups="cluster", re="~ x")
+    NULL_MIXED = hlmlib.mixed("y ~ x", data=DF, groups="cluster")
+    ARRAY_MIXED = hlmlib.mixed(Y, X, CL, Z=X)
     WCB = wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=1.0, B=99, seed=1)
     MC = sim.ols_mc(sim.cgm_batch(20, G=6, n=5, seed=2))
     WCB_BATCH = sim.cgm_batch(5, G=6, n=5, seed=2)
@@ -80,6 +88,9 @@ BAD = [
     ("ols", lambda: hlmlib.ols("y ~ x", data=pd.concat([DF[["y", "x"]], DF[["x"]]], axis=1))),
     ("ols", lambda: hlmlib.ols(Y * 1e300, X * 1e-300)),             # units of b beyond the double range
     ("ols", lambda: hlmlib.ols(3, 4)),
+    ("ols", lambda: hlmlib.ols("y ~ x | cluster", DF)),                 # a grouping bar: within or mixed
+    ("ols", lambda: hlmlib.ols("y ~ x", X)),                            # an array where the data go
+    ("ols", lambda: hlmlib.ols("y ~ x", DF, data=DF)),                  # the data twice
     # ---- OLSResult
     ("OLSResult.from_design", lambda: OLSResult.from_design(FIT.design, df_resid=0)),
     ("OLSResult.from_design", lambda: OLSResult.from_design(FIT.design, df_resid=NAN)),
@@ -135,6 +146,23 @@ BAD = [
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "cluster", at=[1.0])),
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "nothere")),
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", alpha=2)),
+    ("OLSResult.predict", lambda: FIT.predict(DF, interval="conf")),
+    ("OLSResult.predict", lambda: FIT.predict(DF, interval="confidence", alpha=0)),
+    ("OLSResult.predict", lambda: FIT.predict(DF.to_numpy())),                    # a formula fit needs a DataFrame
+    ("OLSResult.predict", lambda: FIT.predict(DF.drop(columns="xz"))),            # a variable missing
+    ("OLSResult.predict", lambda: CAT_FIT.predict(DF.assign(g="c"))),             # a level the fit did not see
+    ("OLSResult.predict", lambda: CAT_FIT.predict(DF.assign(g=1))),               # numbers for text levels
+    ("OLSResult.predict", lambda: FIT.predict(DF.assign(x=np.inf))),
+    ("OLSResult.predict", lambda: FIT.predict(DF, interval="prediction", kind="HC1")),
+    ("OLSResult.predict", lambda: FIT.predict(DF, kind="HC1")),                   # a kind without an interval
+    ("OLSResult.predict", lambda: FIT.predict(DF, interval="confidence", kind="HC9")),
+    ("OLSResult.predict", lambda: ARRAY_FIT.predict(np.ones((3, 3)))),
+    ("OLSResult.predict", lambda: ARRAY_FIT.predict(np.ones(2))),
+    ("OLSResult.predict", lambda: ARRAY_FIT.predict(np.full((2, 2), NAN))),
+    ("OLSResult.predict", lambda: ARRAY_FIT.predict(np.ones((2, 2), dtype=complex))),
+    ("OLSResult.tidy", lambda: FIT.tidy(kind="HC9")),
+    ("OLSResult.tidy", lambda: FIT.tidy(alpha=1.2)),
+    ("OLSResult.tidy", lambda: FIT.tidy(kind="CR1", cluster="nothere")),
     # ---- wild cluster bootstrap
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=NAN)),
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=INF)),
@@ -148,7 +176,8 @@ BAD = [
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, B=0)),
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, B=True)),
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, B="99")),
-    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, weights="normal")),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, distribution="normal")),
+    ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap("y ~ x", X, cluster=CL, term=1)),
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, seed=-1)),
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, seed="a")),
     ("wild_cluster_bootstrap", lambda: wild_cluster_bootstrap(Y, X, cluster=CL, term=1, seed=1.5)),
@@ -173,7 +202,7 @@ BAD = [
     ("wild_cluster_bootstrap_mc", wcb_mc_with(null=[0.0, 1.0])),
     ("wild_cluster_bootstrap_mc", wcb_mc_with(null=INF)),
     ("wild_cluster_bootstrap_mc", wcb_mc_with(B=0)),
-    ("wild_cluster_bootstrap_mc", wcb_mc_with(weights="normal")),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(distribution="normal")),
     ("wild_cluster_bootstrap_mc", wcb_mc_with(seed=-1)),
     ("wild_cluster_bootstrap_mc", wcb_mc_with(chunk=0)),
     ("wild_cluster_bootstrap_mc", wcb_mc_with(X=np.repeat(WCB_BATCH.X[..., 1:], 2, -1))),       # collinear columns
@@ -186,6 +215,7 @@ BAD = [
     ("bootstrap_weights", lambda: bootstrap_weights(0, 10)),
     ("bootstrap_weights", lambda: bootstrap_weights(5, 2.5)),
     ("bootstrap_weights", lambda: bootstrap_weights(5, 10, "normal")),
+    ("bootstrap_weights", lambda: bootstrap_weights(5, 10, distribution="mammen")),
     ("bootstrap_weights", lambda: bootstrap_weights(5, 10, rng="seed")),
     # ---- etable
     ("etable", lambda: hlmlib.etable([FIT], stars={"a": "*"})),
@@ -200,11 +230,24 @@ BAD = [
     ("etable", lambda: hlmlib.etable([FIT], names=["a", "b"])),
     ("etable", lambda: hlmlib.etable([])),
     ("etable", lambda: hlmlib.etable([1.0])),
-    ("etable", lambda: hlmlib.etable([FIT], kinds="HC9")),
-    ("etable", lambda: hlmlib.etable([FIT, FIT], kinds=["HC1"])),
-    ("etable", lambda: hlmlib.etable([FIT], kinds="CR1", cluster="nothere")),
+    ("etable", lambda: hlmlib.etable([FIT], kind="HC9")),
+    ("etable", lambda: hlmlib.etable([FIT, FIT], kind=["HC1"])),
+    ("etable", lambda: hlmlib.etable([FIT], kind="CR1", cluster="nothere")),
+    ("etable", lambda: hlmlib.etable([FIT], cluster="nothere")),                 # CR1 by default with a cluster
+    ("etable", lambda: hlmlib.etable([FIT, FIT], cluster=["cluster"])),           # a list is one per model
+    ("etable", lambda: hlmlib.etable([FIT], kind="HC1", kinds="HC1")),            # the old and new name at once
     ("etable", lambda: hlmlib.etable({"a": (FIT, {"kind": "HC1", "bad": 1})})),
-    ("etable", lambda: hlmlib.etable([MIXED], kinds=["HC1"])),
+    ("etable", lambda: hlmlib.etable([MIXED], kind=["HC1"])),
+    ("ETable.to_latex", lambda: TABLE.to_latex(caption=3)),
+    ("ETable.to_latex", lambda: TABLE.to_latex(label=["tab"])),
+    ("CoefTable.to_latex", lambda: FIT.summary().to_latex(digits=0)),
+    ("CoefTable.to_latex", lambda: FIT.summary().to_latex(caption="yes")),
+    ("CoefTable.to_latex", lambda: FIT.summary().to_latex(label=3)),
+    ("CoefTable.to_markdown", lambda: FIT.summary().to_markdown(digits=2.5)),
+    ("CoefTable.to_markdown", lambda: FIT.summary().to_markdown(digits="4")),
+    ("MixedSummary.to_latex", lambda: MIXED.summary().to_latex(digits=-1)),
+    ("MixedSummary.to_latex", lambda: MIXED.summary().to_latex(label=1.0)),
+    ("MixedSummary.to_markdown", lambda: MIXED.summary().to_markdown(digits=True)),
     # ---- mixed
     ("mixed", lambda: hlmlib.mixed(Y, X, CL, reml="no")),
     ("mixed", lambda: hlmlib.mixed(Y, X, CL, reml=1)),
@@ -223,6 +266,32 @@ BAD = [
     ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF, groups="cluster", re="~ (x")),
     ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF.to_numpy(), groups="cluster")),
     ("mixed", lambda: hlmlib.mixed("y ~ x", data=DF, groups=np.zeros((N, 2)))),
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (x || cluster)", DF)),                # lme4's uncorrelated effects
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (1 | cluster) + (1 | g)", DF)),       # crossed factors
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (1 | cluster) + (0 + x | cluster)", DF)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (1 | g/cluster)", DF)),               # nested factors
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (1 | g:cluster)", DF)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (1 | factor(cluster))", DF)),         # a grouping expression
+    ("mixed", lambda: hlmlib.mixed("y ~ x | cluster", DF)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x - (1 | cluster)", DF)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x + ( | cluster)", DF)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (1 | cluster)", DF, groups="cluster")),
+    ("mixed", lambda: hlmlib.mixed("y ~ x + (1 | nothere)", DF)),
+    ("mixed", lambda: hlmlib.mixed("y ~ x", DF)),                                 # no grouping factor
+    ("MixedResult.predict", lambda: SLOPES.predict(DF, random_effects="yes")),
+    ("MixedResult.predict", lambda: SLOPES.predict(DF.to_numpy())),
+    ("MixedResult.predict", lambda: SLOPES.predict(DF.drop(columns="cluster"))),
+    ("MixedResult.predict", lambda: SLOPES.predict(DF.assign(cluster=DF.cluster.astype(str)))),
+    ("MixedResult.predict", lambda: SLOPES.predict(DF, groups=CL[:-1])),
+    ("MixedResult.predict", lambda: SLOPES.predict(groups=CL)),
+    ("MixedResult.predict", lambda: ARRAY_MIXED.predict(X)),                       # no groups for its BLUPs
+    ("MixedResult.predict", lambda: ARRAY_MIXED.predict(X, groups=CL)),            # no Z (random slope)
+    ("MixedResult.predict", lambda: ARRAY_MIXED.predict(X, groups=CL, Z=X[:, :1])),
+    ("MixedResult.predict", lambda: ARRAY_MIXED.predict(X[:, :1], random_effects=False)),
+    ("MixedResult.predict", lambda: ARRAY_MIXED.predict(X * NAN, random_effects=False)),
+    ("MixedResult.tidy", lambda: MIXED.tidy(alpha=0)),
+    ("MixedResult.tidy", lambda: MIXED.tidy(df=-1)),
+    ("MixedResult.tidy", lambda: MIXED.tidy(kind="HC1")),
     ("MixedResult.summary", lambda: MIXED.summary(df=0)),
     ("MixedResult.summary", lambda: MIXED.summary(df=-3)),
     ("MixedResult.summary", lambda: MIXED.summary(df="ten")),
@@ -237,6 +306,8 @@ BAD = [
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", at=[INF])),
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "nothere", at=[0.0])),
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", at=[0.0], df=0)),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "nothere")),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect(["x"], "xz")),
     ("MixedResult.vcov", lambda: MIXED.vcov(kind="HC1")),
     ("MixedResult.vcov", lambda: MIXED.vcov(kind=3)),
     ("MixedResult.se", lambda: MIXED.se(kind="robust")),
@@ -250,8 +321,80 @@ BAD = [
     ("lrtest", lambda: lrtest(MIXED, "big")),
     ("lrtest", lambda: lrtest(FIT, MIXED)),
     ("lrtest", lambda: lrtest(SLOPES, MIXED)),
+    ("lrtest", lambda: lrtest(NULL_MIXED, SLOPES, bootstrap=0, seed=1)),
+    ("lrtest", lambda: lrtest(NULL_MIXED, SLOPES, bootstrap=2.5, seed=1)),
+    ("lrtest", lambda: lrtest(NULL_MIXED, SLOPES, bootstrap=99, seed="one")),
+    ("MixedResult.confint", lambda: MIXED.confint(level=1.5)),
+    ("MixedResult.confint", lambda: MIXED.confint(level=NAN)),
+    ("MixedResult.confint", lambda: MIXED.confint(method="bootstrap")),
+    ("MixedResult.confint", lambda: MIXED.confint(parm="nothere")),
+    ("MixedResult.confint", lambda: MIXED.confint(method="wald", parm="theta_")),
+    ("MixedResult.confint", lambda: MIXED.confint(method="profile", df=10)),
+    ("MixedResult.confint", lambda: MIXED.confint(method="wald", df=-1)),
     ("MixedResult.icc", lambda: SLOPES.icc()),
     ("MixedResult.shrinkage_factor", lambda: SLOPES.shrinkage_factor()),
+    ("MixedResult.reliability", lambda: SLOPES.reliability(per_group="yes")),
+    ("MixedResult.reliability", lambda: SLOPES.reliability(per_group=1)),
+    ("MixedResult.ranef_se", lambda: SLOPES.ranef_se(kind="postVar")),
+    ("MixedResult.ranef_se", lambda: SLOPES.ranef_se(kind=2)),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(kind="pearson")),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(kind=None)),
+    ("MixedResult.residuals", lambda: SLOPES.residuals(scaled="yes")),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=0)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2.5)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=50)),    # no group has 50 df
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by="x")),  # varies within
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by="nothere")),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=3)),
+    ("MixedResult.level1_variance_test", lambda: NULL_MIXED.level1_variance_test(min_df=2, by=pd.Series({1: "a"}))),
+    ("MixedResult.level1_variance_test", lambda: ARRAY_MIXED.level1_variance_test(min_df=2, by="g")),   # no data
+    ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, FIT)),
+    ("variance_explained", lambda: hlmlib.variance_explained("null", MIXED)),
+    ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, hlmlib.mixed("y ~ x + (1 | cluster)", DF.iloc[:-6]))),
+    ("variance_explained", lambda: hlmlib.variance_explained(NULL_MIXED, hlmlib.mixed("y ~ x + (1 | cluster)", DF, reml=False))),
+    ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, MIXED, n=0)),
+    ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, MIXED, n="harmonic")),
+    ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, MIXED, n=NAN)),
+    ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, SLOPES)),
+    ("snijders_bosker_r2", lambda: hlmlib.snijders_bosker_r2(NULL_MIXED, FIT)),
+    # ---- plots
+    ("plots.coef_plot", lambda: plots.coef_plot([])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, terms=["nothere"])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, terms=[])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, kind="HC9")),
+    ("plots.coef_plot", lambda: plots.coef_plot([FIT, FIT], kind=["HC1"])),
+    ("plots.coef_plot", lambda: plots.coef_plot(MIXED, cluster="cluster")),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT.summary(), kind="HC1")),
+    ("plots.coef_plot", lambda: plots.coef_plot([FIT, FIT], names=["one"])),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, alpha=2)),
+    ("plots.coef_plot", lambda: plots.coef_plot("fit")),
+    ("plots.coef_plot", lambda: plots.coef_plot(pd.DataFrame({"estimate": [1.0]}))),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, ax="left")),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.summary())),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot([1, 2])),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), band="dots")),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), zero_line="no")),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), color="nocolor")),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(FIT)),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, effect="xz")),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, level=95)),
+    ("plots.caterpillar_plot", lambda: plots.caterpillar_plot(SLOPES, level=NAN)),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "nothere")),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "x", groups=["nothere"])),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "x", groups=[])),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(SLOPES, "x", max_groups=0)),
+    ("plots.pooling_plot", lambda: plots.pooling_plot(ARRAY_MIXED, "x")),                # no data to read x from
+    ("plots.pooling_plot", lambda: plots.pooling_plot(MIXED, "x")),                      # xz: another level-1 variable
+    ("plots.pooling_plot", lambda: plots.pooling_plot(FIT, "x")),
+    ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="pearson")),
+    ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, kind="mahalanobis", effect="x")),
+    ("plots.qq_plot", lambda: plots.qq_plot(SLOPES, effect="xz")),
+    ("plots.qq_plot", lambda: plots.qq_plot(FIT)),
+    ("plots.residual_plot", lambda: plots.residual_plot(SLOPES, by="nothere")),
+    ("plots.residual_plot", lambda: plots.residual_plot(ARRAY_MIXED, by="g")),
+    ("plots.residual_plot", lambda: plots.residual_plot("fit")),
+    ("plots.plotting_positions", lambda: plots.plotting_positions(0)),
+    ("plots.plotting_positions", lambda: plots.plotting_positions(2.5)),
     # ---- simulate: data-generating processes
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=0)),
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=2.5)),
@@ -369,14 +512,19 @@ def _public_callables():
         obj = getattr(hlmlib, name)
         if inspect.isfunction(obj) and obj.__module__ != "hlmlib.gls":
             names.add(name)
-    for name in sim.__all__:
-        if inspect.isfunction(getattr(sim, name)):
-            names.add(f"simulate.{name}")
+    for module, prefix in ((sim, "simulate"), (plots, "plots")):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj) and inspect.signature(obj).parameters:
+                names.add(f"{prefix}.{name}")
     names |= {"bootstrap_weights", "lrtest", "wild_cluster_bootstrap_mc"}
-    for cls in (OLSResult, MixedResult, WildBootstrapResult, WildBootstrapMC, MonteCarloOLS, ETable):
+    for cls in (OLSResult, MixedResult, WildBootstrapResult, WildBootstrapMC, MonteCarloOLS, ETable, CoefTable,
+                MixedSummary):
         for name, member in inspect.getmembers(cls):
             if name.startswith("_") or not callable(member):
                 continue
+            if cls is CoefTable and name not in CoefTable.__dict__:
+                continue                                        # pandas' own DataFrame methods
             params = list(inspect.signature(member).parameters)
             if len(params) > (0 if isinstance(inspect.getattr_static(cls, name), classmethod) else 1):
                 names.add(f"{cls.__name__}.{name}")

@@ -30,7 +30,7 @@ def _refit_tstar(df, null, V):
 def test_draws_equal_refitting_each_bootstrap_sample(weights):
     df = S.cgm(G=12, n=7, seed=4, heteroskedastic=True)
     res = wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=199,
-                                 weights=weights, seed=11)
+                                 distribution=weights, seed=11)
     V, enumerated = bootstrap_weights(12, 199, weights, 11)
     assert not enumerated
     np.testing.assert_allclose(res.tstar, _refit_tstar(df, 1.0, V), rtol=1e-10)
@@ -59,7 +59,7 @@ def test_pvalues_uniform_under_the_null():
         df = S.cgm(G=10, n=15, seed=rng)
         X = np.column_stack([np.ones(len(df)), df.x])
         pvals.append(wild_cluster_bootstrap(df.y.to_numpy(), X, cluster=df.cluster.to_numpy(), term=1,
-                                            null=1.0, B=199, weights="webb", seed=rng).pvalue)
+                                            null=1.0, B=199, distribution="webb", seed=rng).pvalue)
     pvals = np.array(pvals)
     assert stats.kstest(pvals, "uniform").pvalue > 0.01
     assert abs((pvals < 0.05).mean() - 0.05) < 0.04   # binomial sd 0.013 at R = 300
@@ -96,8 +96,8 @@ def test_array_interface_and_errors():
     assert a.pvalue == f.pvalue and a.tstat == pytest.approx(f.tstat, rel=1e-12)
     with pytest.raises(InputError, match="term"):
         wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="z")
-    with pytest.raises(InputError, match="weights"):
-        wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", weights="normal")
+    with pytest.raises(InputError, match="distribution"):
+        wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", distribution="normal")
     with pytest.raises(InputError, match="at least 2 clusters"):
         wild_cluster_bootstrap("y ~ x", data=df.assign(cluster=1), cluster="cluster", term="x")
 
@@ -133,7 +133,7 @@ def test_the_sample_t_is_ols_cr1_t_on_ill_conditioned_designs(mean_over_sd):
 def test_chunks_of_draws_give_the_same_draws_and_results(weights):
     df = S.cgm(G=30, n=6, seed=9)
     results = [wild_cluster_bootstrap("y ~ x", data=df, cluster="cluster", term="x", null=1.0, B=999,
-                                      weights=weights, seed=4, chunk=chunk) for chunk in (1, 7, 64, None)]
+                                      distribution=weights, seed=4, chunk=chunk) for chunk in (1, 7, 64, None)]
     for other in results[1:]:
         assert other.pvalue == results[0].pvalue
         np.testing.assert_allclose(other.tstar, results[0].tstar, rtol=1e-10, atol=1e-12)
@@ -143,18 +143,18 @@ def test_chunks_of_draws_give_the_same_draws_and_results(weights):
 
 # ---- wild_cluster_bootstrap_mc: R data sets at once, against one call per data set with the same generator
 
-def _one_at_a_time(X, Y, cluster, term, nulls, B, weights, seed, level):
+def _one_at_a_time(X, Y, cluster, term, nulls, B, distribution, seed, level):
     rng = np.random.default_rng(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                     # unbounded intervals with few clusters
         runs = [wild_cluster_bootstrap(Y[r], X if X.ndim == 2 else X[r], cluster=cluster, term=term, null=nulls[r],
-                                       B=B, weights=weights, seed=rng) for r in range(len(Y))]
+                                       B=B, distribution=distribution, seed=rng) for r in range(len(Y))]
         return runs, np.array([run.ci(level) for run in runs])
 
 
-@pytest.mark.parametrize("weights, G, B", [("webb", 9, 199), ("rademacher", 9, 199), ("rademacher", 5, 99)])
+@pytest.mark.parametrize("distribution, G, B", [("webb", 9, 199), ("rademacher", 9, 199), ("rademacher", 5, 99)])
 @pytest.mark.parametrize("fixed_x", [False, True])
-def test_monte_carlo_equals_one_data_set_at_a_time(weights, G, B, fixed_x):
+def test_monte_carlo_equals_one_data_set_at_a_time(distribution, G, B, fixed_x):
     """Unequal clusters in shuffled order, a null per data set, chunks of 1, 4 and all data sets: the same
     p-values (draws from the generator in turn), statistics to rounding, intervals to the bisection tolerance
     (G = 5 with Rademacher weights enumerates 32 draws, so p >= 1/16: every 95% interval is unbounded)."""
@@ -167,9 +167,10 @@ def test_monte_carlo_equals_one_data_set_at_a_time(weights, G, B, fixed_x):
     X = X[0] if fixed_x else X
     Y = 1 + 0.5 * X[..., 1] + rng.normal(size=(R, G))[:, cluster // 7] + rng.normal(size=(R, n))
     nulls = 0.5 + 0.3 * rng.normal(size=R)
-    runs, cis = _one_at_a_time(X, Y, cluster, 1, nulls, B, weights, seed=7, level=0.9)
+    runs, cis = _one_at_a_time(X, Y, cluster, 1, nulls, B, distribution, seed=7, level=0.9)
     for chunk in (1, 4, None):
-        mc = wild_cluster_bootstrap_mc(X, Y, cluster, term=1, null=nulls, B=B, weights=weights, seed=7, chunk=chunk)
+        mc = wild_cluster_bootstrap_mc(X, Y, cluster, term=1, null=nulls, B=B, distribution=distribution, seed=7,
+                                       chunk=chunk)
         np.testing.assert_array_equal(mc.pvalue, [run.pvalue for run in runs])
         np.testing.assert_allclose(mc.tstat, [run.tstat for run in runs], rtol=1e-10)
         np.testing.assert_allclose(mc.se, [run.se for run in runs], rtol=1e-10)
@@ -186,7 +187,7 @@ def test_monte_carlo_equals_one_data_set_at_a_time(weights, G, B, fixed_x):
         np.testing.assert_allclose(mc.pvalue_at(nulls + se), [run.pvalue_at(v) for run, v in zip(runs, nulls + se)])
         assert mc.rejection_rate(0.1) == np.mean([run.pvalue < 0.1 for run in runs])
     assert np.isfinite(cis).any()
-    if weights == "rademacher" and G == 5:
+    if distribution == "rademacher" and G == 5:
         with pytest.warns(UserWarning, match=f"both in {R} of {R} data sets"):
             assert np.isinf(mc.ci(0.95)).all()
         with pytest.warns(UserWarning, match="unbounded"):

@@ -1,8 +1,9 @@
 """The book's standards, checked on the chapter notebooks' source (nbval and the book build execute them):
 stored without outputs, listed in the table of contents, seeded random numbers only, every glued key defined,
 derivations checked by hidden assert cells, at least three exercises with hidden solutions, figures with alt
-text and captions, unique labels across the book, no control characters in any cell or docstring, and (in the
-chapters listed in POSITION_FREE) cross-references by label rather than by position."""
+text and captions, unique labels across the book, no control characters in any cell or docstring, no line inside
+inline math that Markdown would read as a list item, and (in the chapters listed in POSITION_FREE) cross-references
+by label rather than by position."""
 import ast
 import re
 from collections import Counter
@@ -140,3 +141,56 @@ def test_chapters_refer_to_each_other_by_label_not_position(stem):
     text = re.sub(r"\s+", " ", _markdown(ROOT / "chapters" / f"{stem}.ipynb"))
     found = sorted({m.group(0) for m in POSITIONAL.finditer(text)})
     assert not found, f"positional references {found}: link with {{ref}}/{{numref}}/{{eq}}/{{doc}} instead"
+
+
+# Markdown reads a line that starts with "+ ", "- ", "* " or "1. " as a list item (and "# " as a heading, "> " as a
+# quote) even in the middle of a paragraph: inside $...$ that ends the paragraph, and the page shows a raw "$", the
+# formula's tail as a list item and stray emphasis. Display math ($$ at the start of a line) is a block of its own.
+BLOCK_START = re.compile(r"[ \t]*(?:[-+*]|1[.)]|#{1,6}|>)(?:[ \t]|$)")
+DISPLAY_MATH = re.compile(r"[ \t]{0,3}\$\$")
+FENCE = re.compile(r"[ \t]*(?:```|~~~)")
+CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1", flags=re.S)
+
+
+def _lines_breaking_inline_math(source):
+    """(line number, line) of each line of a markdown source that starts inside inline math ($...$, or $$...$$
+    within a paragraph) and would start a list, heading or quote, or is blank (which ends the paragraph)."""
+    kept, in_fence, in_display = [], False, False
+    for line in source.split("\n"):
+        if FENCE.match(line):                       # fenced code: no math
+            in_fence = not in_fence
+            line = ""
+        elif in_fence:
+            line = ""
+        elif in_display or DISPLAY_MATH.match(line):
+            # the block closes on the line with its second $$ (the opening line may hold both)
+            if line.count("$$") % 2:
+                in_display = not in_display
+            line = ""
+        kept.append(line)
+    text = CODE_SPAN.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), "\n".join(kept))   # code spans, roles
+    text = text.replace("\\$", "  ")
+    found, delimiter = [], None                     # "$" or "$$" while inside inline math
+    for number, line in enumerate(text.split("\n"), start=1):
+        if delimiter and (BLOCK_START.match(line) or not line.strip()):
+            found.append((number, line))
+        for token in re.findall(r"\$\$|\$", line):
+            delimiter = token if delimiter is None else (None if token == delimiter else delimiter)
+    return found
+
+
+def test_the_inline_math_check_finds_a_broken_formula():
+    broken = "A sum $a\n+ b$ and $$c\n- d$$ and $e\n\nf$."
+    assert [n for n, _ in _lines_breaking_inline_math(broken)] == [2, 3, 4]
+    fine = ("$$\na\n+ b\n$$ (eq-x)\n\n- a list item with $x$\n* and `$` in code, \\$5, $y +\nz$\n"
+            "```python\n$a\n- b\n```\n:::{prf:proof}\n$u\n= v$\n:::")
+    assert _lines_breaking_inline_math(fine) == []
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS + sorted((ROOT / "chapters").glob("*.md")), ids=lambda p: p.name)
+def test_no_line_inside_inline_math_starts_a_list(path):
+    sources = [c.source for c in _cells(path) if c.cell_type == "markdown"] if path.suffix == ".ipynb" \
+        else [path.read_text()]
+    found = {i: lines for i, lines in enumerate(map(_lines_breaking_inline_math, sources)) if lines}
+    assert not found, ("a line inside $...$ starts with a list, heading or quote marker (or is blank), which ends the "
+                       f"paragraph and breaks the formula; rewrap it (markdown cell: [(line, text)]): {found}")

@@ -117,13 +117,13 @@ def test_calling_form_mistakes():
     df = pd.DataFrame({"y": y, "x": x, "g": g})
     with pytest.raises(InputError, match="needs groups"):
         mixed(y, X)
-    with pytest.raises(InputError, match="needs groups="):
+    with pytest.raises(InputError, match="needs a grouping factor"):
         mixed("y ~ x", data=df)
     with pytest.raises(InputError, match="right-hand-side formula"):
         mixed("y ~ x", data=df, groups="g", re="x")
     with pytest.raises(InputError, match="not found among the data's columns"):
         mixed("y ~ x", data=df, groups="school")
-    with pytest.raises(InputError, match="re='~ x', not Z="):
+    with pytest.raises(InputError, match="re='~ x' or in lme4's notation, not Z="):
         mixed("y ~ x", data=df, groups="g", Z=X)
     with pytest.raises(InputError, match="go with a formula"):
         mixed(y, X, g, re="~ x")

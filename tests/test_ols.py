@@ -91,8 +91,8 @@ def test_summary_columns_tests_and_intervals(fit, kind, cluster, alpha):
     assert table.attrs["convention"] == fit.vcov(kind, cluster).attrs["convention"]
     caption = table.attrs["caption"]
     assert kind in caption and f"{100 * (1 - alpha):g}%" in caption
-    assert repr(table).startswith(caption)
-    assert table._repr_html_().startswith(f"<p><em>{html.escape(caption)}</em></p>")
+    assert repr(table).replace("\n", " ").startswith(caption)          # the caption first, wrapped
+    assert f"{html.escape(caption)}</caption>" in table._repr_html_()
 
 
 def test_kind_names_are_case_insensitive(fit):
@@ -221,8 +221,11 @@ def test_twoway_positive_case_does_not_warn(hsb):
     result = hlmlib.ols("y ~ x", data=data)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        table = result.summary("CR1", ["firm", "year"])      # a list of two names works too
+        table = result.summary("CR1", ("firm", "year"))
     assert (table["df"] == 9).all()
+    with pytest.warns(DeprecationWarning, match="pass a tuple"):
+        old = result.summary("CR1", ["firm", "year"])        # a list of two: the old spelling, deprecated
+    pd.testing.assert_frame_equal(old, table)
 
 
 def test_twoway_caption_states_the_factors_of_its_kind():

@@ -36,7 +36,7 @@ class ModelBased:
 
 def test_numbers_are_each_fits_own(fits):
     m1, m2 = fits
-    t = etable([m1, m1, m2], kinds=["classical", "CR1", "HC3"], cluster="school")
+    t = etable([m1, m1, m2], kind=["classical", "CR1", "HC3"], cluster="school")
     pd.testing.assert_series_equal(t.estimates["(2)"].dropna(), m1.params, check_names=False)
     np.testing.assert_allclose(t.se["(1)"].dropna(), m1.se("classical").to_numpy())
     np.testing.assert_allclose(t.se["(2)"].dropna(), m1.se("CR1", "school").to_numpy())
@@ -53,13 +53,13 @@ def test_numbers_are_each_fits_own(fits):
 def test_dict_form_equals_list_form(fits):
     m1, _ = fits
     a = etable({"OLS": m1, "CR2": (m1, dict(kind="CR2", cluster="school"))})
-    b = etable([m1, m1], kinds=["classical", "CR2"], cluster="school", names=["OLS", "CR2"])
+    b = etable([m1, m1], kind=["classical", "CR2"], cluster="school", names=["OLS", "CR2"])
     pd.testing.assert_frame_equal(a.frame, b.frame)
 
 
 def test_text_and_html_rendering(fits):
     m1, _ = fits
-    t = etable([m1], kinds="HC1", digits=4)
+    t = etable([m1], kind="HC1", digits=4)
     text = str(t)
     assert f"{m1.params['cses']:.4f}" in text and f"({m1.se('HC1')['cses']:.4f})" in text
     assert "Standard errors in parentheses" in text
@@ -69,7 +69,7 @@ def test_text_and_html_rendering(fits):
 
 def test_model_based_column_footer_and_stars(fits):
     m1, _ = fits
-    t = etable({"OLS": m1, "HLM": ModelBased()}, kinds="CR1", cluster="school", stars=True)
+    t = etable({"OLS": m1, "HLM": ModelBased()}, kind="CR1", cluster="school", stars=True)
     assert t.covariances["HLM"] == "model-based"     # the table-wide kind does not apply to it
     assert t.frame.loc[("Intercept", "estimate"), "HLM"] == "12.500***"
     assert t.frame.loc[("cses", "estimate"), "HLM"] == "2.100"          # p = 0.2: no star
@@ -97,7 +97,7 @@ def test_with_a_real_mixed_fit(hsb):
 def test_errors(fits):
     m1, _ = fits
     with pytest.raises(InputError, match="2 entries for 1 models"):
-        etable([m1], kinds=["classical", "HC1"])
+        etable([m1], kind=["classical", "HC1"])
     with pytest.raises(InputError, match="no params/se"):
         etable([object()])
     with pytest.raises(InputError, match="model-based"):
@@ -113,7 +113,7 @@ def test_a_robust_column_computes_its_covariance_once(fits, monkeypatch):
     calls = []
     original = type(m1).covariance
     monkeypatch.setattr(type(m1), "covariance", lambda self, *a, **k: calls.append(a) or original(self, *a, **k))
-    t = etable([m1], kinds="CR2", cluster="school")
+    t = etable([m1], kind="CR2", cluster="school")
     assert len(calls) == 1
     assert t.frame.loc[("Clusters / groups", ""), "(1)"] == "160"
     np.testing.assert_allclose(t.se["(1)"], np.sqrt(np.diag(original(m1, "CR2", "school").matrix)), rtol=0, atol=0)

@@ -107,7 +107,7 @@ def test_defaults_and_descriptions():
     small = ols("y ~ z", data=data)
     F = (small.rss - fit.rss) / 2 / (fit.rss / (fit.nobs - 4))
     assert classical.F == pytest.approx(F, rel=1e-10)
-    twoway = fit.wald_test(["x", "d"], kind="CR1", cluster=["g", "h"])
+    twoway = fit.wald_test(["x", "d"], kind="CR1", cluster=("g", "h"))
     assert twoway.df_denom == 2 and twoway.test == "F"
     assert "x = 0; d = 0" in repr(cr2)
 
@@ -133,7 +133,7 @@ def test_restriction_forms_agree(fits):
     (dict(test="Wald"), "unknown test"),
     (dict(kind="HC1", test="HTZ"), "HTZ test is for one-way"),
     (dict(kind="classical", test="HTZ"), "HTZ test is for one-way"),
-    (dict(kind="CR1", cluster=["g", "h"], test="HTZ"), "two-way"),
+    (dict(kind="CR1", cluster=("g", "h"), test="HTZ"), "two-way"),
     (dict(kind="HC7"), "unknown covariance kind"),
 ])
 def test_bad_tests_are_refused(kwargs, match):

@@ -7,8 +7,9 @@
   standard errors, *Review of Financial Studies* 22(1), 435-480; ``PetersenCL`` in R's sandwich package.
 - ``load_r_reference()``: the peer values the book and the tests compare with: R 4.2.2 with sandwich 3.0-2,
   clubSandwich 0.5.8 and lme4 1.1-31 (tightened optimiser) on these data sets.
-- ``load_sleepstudy()``: reaction times of 18 subjects over 10 days of sleep restriction, Belenky et al.
-  (2003), *Journal of Sleep Research* 12, 1-12; ``sleepstudy`` in R's lme4 package.
+- ``load_sleepstudy()``: reaction times of 18 subjects on days 0-9 of a sleep-restriction study (days 0-1
+  training, day 2 baseline, sleep restricted from the night after day 2), Belenky et al. (2003), *Journal of
+  Sleep Research* 12, 1-12; ``sleepstudy`` in R's lme4 package.
 """
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def load_petersen() -> pd.DataFrame:
 
 
 def load_sleepstudy() -> pd.DataFrame:
-    """lme4's sleepstudy: ``Reaction`` (ms), ``Days`` (0-9) of sleep restriction, ``Subject`` (id, as text)."""
+    """lme4's sleepstudy: ``Reaction`` (ms), ``Days`` (0-9; days 0-1 training, day 2 baseline, sleep restricted
+    after day 2, as lme4's ``?sleepstudy`` says), ``Subject`` (id, as text)."""
     return _read("sleepstudy.csv", dtype={"Subject": str})
 
 
