@@ -400,7 +400,25 @@ def _directions(Lam: np.ndarray) -> np.ndarray:
 
 
 def _pair_traces(DX, DY):
-    return _einsum("rjkab,rjlba->rkl", DX, DY)
+    r"""Sum over groups of :math:`\operatorname{tr}(D^X_{jk} D^Y_{jl})` for stacks DX (R, J, K, a, b) and
+    DY (R, J, L, b, a): one batched product over the flattened (j, a, b) (``einsum("rjkab,rjlba->rkl")``)."""
+    R, J, K, a, b = DX.shape
+    return (np.moveaxis(DX, 2, 1).reshape(R, K, -1)
+            @ np.moveaxis(np.swapaxes(DY, -1, -2), 2, -1).reshape(R, J * a * b, -1))
+
+
+def _group_products(D, M):
+    """D_k M_j for D (R, K, a, b) and M (R, J, b, c): (R, J, K, a, c) (``einsum("rkab,rjbc->rjkac")``)."""
+    return D[:, None] @ M[:, :, None]
+
+
+def _sum_over_groups(X, Y):
+    r""":math:`\sum_{j,a} X_{j i a p} Y_{j a \ldots}` for X (R, J, I, a, P) and Y (R, J, a, ...), as one batched
+    product over the flattened (j, a): (R, I, P, ...)."""
+    R, J, I, a, P = X.shape
+    rest = Y.shape[3:]
+    out = np.moveaxis(X, (2, 4), (1, 2)).reshape(R, I * P, J * a) @ Y.reshape(R, J * a, -1)
+    return out.reshape((R, I, P) + rest)
 
 
 def _satterthwaite_df(b: _Blocks, sigma: np.ndarray, reml: bool, dof: float, L: np.ndarray) -> np.ndarray:
@@ -411,15 +429,15 @@ def _satterthwaite_df(b: _Blocks, sigma: np.ndarray, reml: bool, dof: float, L: 
     rows, cols = _tril_indices(b.Lam.shape[-1])
     s2 = (sigma**2)[:, None, None]
     SS = b.s[..., :, None] * b.s[..., None, :]
-    DM = _einsum("rkab,rjbc->rjkac", D, b.M)
+    DM = _group_products(D, b.M)
     u = _einsum("rjap,rkab,rjb->rkp", b.B, D, b.s)
-    H = -_pair_traces(DM, DM) + (2 * _pair_traces(DM, _einsum("rkab,rjbc->rjkac", D, SS))
+    H = -_pair_traces(DM, DM) + (2 * _pair_traces(DM, _group_products(D, SS))
                                  - 2 * _einsum("rkp,rpq,rlq->rkl", u, b.A_inv, u)) / s2
     G = b.M.sum(axis=1) - SS.sum(axis=1) / s2
     if reml:
         N = _einsum("rjap,rpq,rjbq->rjab", b.B, b.A_inv, b.B)
         AdA = -b.A_inv[:, None] @ _einsum("rjap,rkab,rjbq->rkpq", b.B, D, b.B)
-        H += 2 * _pair_traces(DM, _einsum("rkab,rjbc->rjkac", D, N)) - _einsum("rkpq,rlqp->rkl", AdA, AdA)
+        H += 2 * _pair_traces(DM, _group_products(D, N)) - _einsum("rkpq,rlqp->rkl", AdA, AdA)
         G -= N.sum(axis=1)
     H += 2 * (cols[:, None] == cols[None, :]) * G[:, rows[:, None], rows[None, :]]
     dpwrss = -_einsum("rja,rkab,rjb->rk", b.s, D, b.s)
@@ -462,10 +480,11 @@ def _kenward_roger(b: _Blocks, sigma2: np.ndarray, L: np.ndarray):
     trV2 = (b.n_obs.sum() - 2 * _einsum("rjaa->r", MT) + _einsum("rjab,rjba->r", MT, MT)) / sigma2**2
     Phi = s2 * b.A_inv
     DB = _einsum("iab,rjbp->rjiap", D, Bv)
-    P = -(_einsum("rjap,rjiaq->ripq", Bv, DB) + c[None, :, None, None] * XV2X[:, None])
+    # P_i = -X'V^-1 G_i V^-1 X
+    P = -(np.moveaxis(_sum_over_groups(DB, Bv), 2, 3) + c[None, :, None, None] * XV2X[:, None])
     MDB = _einsum("rjab,rjibp->rjiap", Mv, DB)
-    Q = _einsum("rjiap,rjkaq->rikpq", DB, MDB)
-    Rr = _einsum("rjiap,rjaq->ripq", DB, ZV2X)
+    Q = np.swapaxes(_sum_over_groups(DB, np.moveaxis(MDB, 2, 3)), 2, 3)          # (R, i, k, p, q)
+    Rr = _sum_over_groups(DB, ZV2X)
     Q = Q + (c[None, None, :, None, None] * Rr[:, :, None] + c[None, :, None, None, None] * _T(Rr)[:, None]
              + np.outer(c, c)[None, :, :, None, None] * XV3X[:, None, None])
     DM = _einsum("iab,rjbc->rjiac", D, Mv)
@@ -538,7 +557,7 @@ def _cluster_robust(b: _Blocks, beta: np.ndarray, cp: _BatchCrossProducts, kind:
     else:
         A = np.broadcast_to(np.eye(c), Phi.shape)
     t = _einsum("mp,rpq->rmq", L, M)                                   # M c for each contrast
-    v = _einsum("rjab,rjbc,rjcp,rmp->rjma", _T(A), W, x, t)            # O_j'v_j, v_j = E_j'Mc
+    v = _T(_T(A) @ W @ x @ _T(t)[:, None])                            # O_j'v_j, v_j = E_j'Mc, (R, J, m, c)
     factor = sw.cluster_factor(cp.n_obs.size) if kind == "CR1" else 1.0
     var = factor * (_einsum("rjma,rja->rjm", v, e) ** 2).sum(axis=1)
     d = _einsum("rjma,rjab,rjmb->rjm", v, Phi, v)

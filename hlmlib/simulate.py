@@ -580,6 +580,18 @@ def _orthogonalize(X):
     return Q, R
 
 
+def _least_squares(Q, Rm, Y):
+    """OLS of each row of Y (r, n) on X = QR (Q (s, n, k), s = 1 or r): Q'y (r, k), the residuals (r, n), the
+    coefficients (r, k) and which fits are essentially perfect (residuals at the rounding level of the data,
+    ||e|| <= 16 eps (||y|| + sum_j |b_j| ||x_j||), as :mod:`hlmlib.linalg` decides)."""
+    s = Q.shape[0]
+    Qty = Y @ Q[0] if s == 1 else np.einsum("rn,rnk->rk", Y, Q)
+    E = Y - (Qty @ Q[0].T if s == 1 else np.einsum("rnk,rk->rn", Q, Qty))
+    b = np.linalg.solve(Rm, Qty[..., None])[..., 0] if s > 1 else np.linalg.solve(Rm[0], Qty.T).T
+    data_size = np.linalg.norm(Y, axis=1) + (np.abs(b) * np.linalg.norm(Rm, axis=-2)).sum(-1)
+    return Qty, E, b, np.linalg.norm(E, axis=1) <= PERFECT_FIT_ULPS * EPS * data_size
+
+
 def _by_cluster(E, Q):
     """Per size group: z[r, g] = sum_m E[r, g, m] Q[s, g, m, :], with s = 1 (fixed X) or r."""
     if Q.shape[0] == 1:  # G batched BLAS products (r, m) @ (m, k)
@@ -604,13 +616,8 @@ def _chunk_ols(X, Y, L, kinds, layout):
     s, k = Xs.shape[0], Xs.shape[2]
     Q, Rm = _orthogonalize(Xs)
     T = np.swapaxes(np.linalg.inv(Rm), -1, -2) @ L.T             # (s, k, q)
-    Qty = Y @ Q[0] if s == 1 else np.einsum("rn,rnk->rk", Y, Q)   # (r, k)
-    E = Y - (Qty @ Q[0].T if s == 1 else np.einsum("rnk,rk->rn", Q, Qty))
+    Qty, E, _, perfect = _least_squares(Q, Rm, Y)
     Lb = Qty @ T[0] if s == 1 else np.einsum("rk,rkq->rq", Qty, T)
-    # essentially perfect fits: ||e|| at the rounding level of the data, eps (||y|| + sum_j |b_j| ||x_j||)
-    b = np.linalg.solve(Rm, Qty[..., None])[..., 0] if s > 1 else np.linalg.solve(Rm[0], Qty.T).T
-    data_size = np.linalg.norm(Y, axis=1) + (np.abs(b) * np.linalg.norm(Rm, axis=-2)).sum(-1)
-    perfect = np.linalg.norm(E, axis=1) <= PERFECT_FIT_ULPS * EPS * data_size
     var = {}
     hc_kinds = [c for c in kinds if c.startswith("HC")]
     if hc_kinds:
@@ -693,6 +700,7 @@ class MonteCarloOLS:
     def __init__(self, params, se, df, names, n, k, G):
         self.params, self.se, self.df, self.names = params, se, df, list(names)
         self.n, self.k, self.G = n, k, G
+        self._critical = {}          # (kind, alpha) -> t quantiles: one scipy call per kind, not per use
 
     @property
     def R(self) -> int:
@@ -703,7 +711,9 @@ class MonteCarloOLS:
         if dist == "normal":
             return stats.norm.ppf(1 - alpha / 2)
         if dist == "t":
-            return stats.t.ppf(1 - alpha / 2, self.df[kind])
+            if (kind, alpha) not in self._critical:
+                self._critical[(kind, alpha)] = stats.t.ppf(1 - alpha / 2, self.df[kind])
+            return self._critical[(kind, alpha)]
         raise InputError(f"dist must be 't' or 'normal', got {dist!r}")
 
     def _null(self, null):
@@ -783,6 +793,23 @@ class MonteCarloOLS:
             raise InputError(f"kind {kind!r} was not computed; available: {list(self.se)}")
 
 
+def _stacked_data(X, Y):
+    """X (n, k) or (R, n, k) and Y (R, n), checked (finite numbers, matching shapes, 0 < k < n); Y (n,) is one
+    replication."""
+    X = check_finite_array(X, "X", ndim=(2, 3))
+    Y = check_finite_array(Y, "Y", ndim=(1, 2))
+    Y = Y[None] if Y.ndim == 1 else Y
+    R, n = Y.shape
+    if X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
+        raise InputError(f"X {X.shape} does not match Y {Y.shape}: need X (n, k) or (R, n, k) with Y (R, n)")
+    k = X.shape[-1]
+    if k == 0:
+        raise InputError("X has no columns")
+    if n <= k:
+        raise InputError(f"n = {n} observations do not exceed k = {k} coefficients")
+    return X, Y
+
+
 def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
            chunk: int | None = None) -> MonteCarloOLS:
     r"""OLS for ``R`` replications at once, with classical, HC0-HC5 (and HC4m) and CR0-CR3 standard errors.
@@ -843,17 +870,9 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
         cluster = batch.cluster if cluster is None else cluster
     if Y is None:
         raise InputError("give the responses Y (R, n), or a Batch as X")
-    X = check_finite_array(X, "X", ndim=(2, 3))
-    Y = check_finite_array(Y, "Y", ndim=(1, 2))
-    Y = Y[None] if Y.ndim == 1 else Y
+    X, Y = _stacked_data(X, Y)
     R, n = Y.shape
-    if X.shape[-2] != n or (X.ndim == 3 and X.shape[0] != R):
-        raise InputError(f"X {X.shape} does not match Y {Y.shape}: need X (n, k) or (R, n, k) with Y (R, n)")
     k = X.shape[-1]
-    if k == 0:
-        raise InputError("X has no columns")
-    if n <= k:
-        raise InputError(f"n = {n} observations do not exceed k = {k} coefficients")
     if kinds is None:
         kinds = ["classical", "HC1"] + (["CR1", "CR2"] if cluster is not None else [])
     kinds = [kinds] if isinstance(kinds, str) else list(kinds)

@@ -19,7 +19,8 @@ import pytest
 
 import hlmlib
 from hlmlib import InputError, plots, simulate as sim
-from hlmlib.bootstrap import WildBootstrapResult, bootstrap_weights, wild_cluster_bootstrap
+from hlmlib.bootstrap import (WildBootstrapMC, WildBootstrapResult, bootstrap_weights, wild_cluster_bootstrap,
+                              wild_cluster_bootstrap_mc)
 from hlmlib.inference import CoefTable
 from hlmlib.mixed import MixedResult, MixedSummary, lrtest
 from hlmlib.ols import OLSResult
@@ -47,7 +48,15 @@ with warnings.catch_warnings():
     ARRAY_MIXED = hlmlib.mixed(Y, X, CL, Z=X)
     WCB = wild_cluster_bootstrap(Y, X, cluster=CL, term=1, null=1.0, B=99, seed=1)
     MC = sim.ols_mc(sim.cgm_batch(20, G=6, n=5, seed=2))
+    WCB_BATCH = sim.cgm_batch(5, G=6, n=5, seed=2)
+    WCB_MC = wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, B=19, seed=1)
     TABLE = hlmlib.etable([FIT, MIXED])
+
+
+def wcb_mc_with(**changes):
+    """wild_cluster_bootstrap_mc on WCB_BATCH with some arguments changed."""
+    args = dict(X=WCB_BATCH.X, Y=WCB_BATCH.Y, cluster=WCB_BATCH.cluster, term=1) | changes
+    return lambda: wild_cluster_bootstrap_mc(**args)
 
 
 def ols_with(**columns):
@@ -183,6 +192,26 @@ BAD = [
     ("WildBootstrapResult.ci", lambda: WCB.ci(level=NAN)),
     ("WildBootstrapResult.ci", lambda: WCB.ci(tol=0)),
     ("WildBootstrapResult.ci", lambda: WCB.ci(tol=-1)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(term=2)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(term=0.5)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(X=WCB_BATCH.X[:4])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(Y=WCB_BATCH.Y[:, :-1])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(Y=WCB_BATCH.Y * NAN)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(cluster=WCB_BATCH.cluster[:-1])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(cluster=np.zeros(30))),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(null=[0.0, 1.0])),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(null=INF)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(B=0)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(distribution="normal")),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(seed=-1)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(chunk=0)),
+    ("wild_cluster_bootstrap_mc", wcb_mc_with(X=np.repeat(WCB_BATCH.X[..., 1:], 2, -1))),       # collinear columns
+    ("WildBootstrapMC.reject", lambda: WCB_MC.reject(1.5)),
+    ("WildBootstrapMC.rejection_rate", lambda: WCB_MC.rejection_rate(NAN)),
+    ("WildBootstrapMC.pvalue_at", lambda: WCB_MC.pvalue_at(NAN)),
+    ("WildBootstrapMC.pvalue_at", lambda: WCB_MC.pvalue_at([0.0, 1.0])),
+    ("WildBootstrapMC.ci", lambda: WCB_MC.ci(level=0)),
+    ("WildBootstrapMC.ci", lambda: WCB_MC.ci(tol=-1)),
     ("bootstrap_weights", lambda: bootstrap_weights(0, 10)),
     ("bootstrap_weights", lambda: bootstrap_weights(5, 2.5)),
     ("bootstrap_weights", lambda: bootstrap_weights(5, 10, "normal")),
@@ -493,8 +522,9 @@ def _public_callables():
             obj = getattr(module, name)
             if inspect.isfunction(obj) and inspect.signature(obj).parameters:
                 names.add(f"{prefix}.{name}")
-    names |= {"bootstrap_weights", "lrtest"}
-    for cls in (OLSResult, MixedResult, WildBootstrapResult, MonteCarloOLS, ETable, CoefTable, MixedSummary):
+    names |= {"bootstrap_weights", "lrtest", "wild_cluster_bootstrap_mc"}
+    for cls in (OLSResult, MixedResult, WildBootstrapResult, WildBootstrapMC, MonteCarloOLS, ETable, CoefTable,
+                MixedSummary):
         for name, member in inspect.getmembers(cls):
             if name.startswith("_") or not callable(member):
                 continue

@@ -1,11 +1,14 @@
-"""hlmlib.bootstrap: the wild cluster restricted bootstrap against a refit-per-draw loop (statsmodels)."""
+"""hlmlib.bootstrap: the wild cluster restricted bootstrap against a refit-per-draw loop (statsmodels), and its
+Monte Carlo version against one call per data set."""
+import warnings
+
 import numpy as np
 import pytest
 import statsmodels.api as sm
 from scipy import stats
 
 from hlmlib import simulate as S
-from hlmlib.bootstrap import bootstrap_weights, wild_cluster_bootstrap
+from hlmlib.bootstrap import bootstrap_weights, wild_cluster_bootstrap, wild_cluster_bootstrap_mc
 from hlmlib.design import InputError
 
 
@@ -136,3 +139,67 @@ def test_chunks_of_draws_give_the_same_draws_and_results(weights):
         np.testing.assert_allclose(other.tstar, results[0].tstar, rtol=1e-10, atol=1e-12)
     V, _ = bootstrap_weights(30, 999, weights, 4)
     np.testing.assert_allclose(results[0].tstar, _refit_tstar(df, 1.0, V), rtol=1e-9)
+
+
+# ---- wild_cluster_bootstrap_mc: R data sets at once, against one call per data set with the same generator
+
+def _one_at_a_time(X, Y, cluster, term, nulls, B, distribution, seed, level):
+    rng = np.random.default_rng(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                     # unbounded intervals with few clusters
+        runs = [wild_cluster_bootstrap(Y[r], X if X.ndim == 2 else X[r], cluster=cluster, term=term, null=nulls[r],
+                                       B=B, distribution=distribution, seed=rng) for r in range(len(Y))]
+        return runs, np.array([run.ci(level) for run in runs])
+
+
+@pytest.mark.parametrize("distribution, G, B", [("webb", 9, 199), ("rademacher", 9, 199), ("rademacher", 5, 99)])
+@pytest.mark.parametrize("fixed_x", [False, True])
+def test_monte_carlo_equals_one_data_set_at_a_time(distribution, G, B, fixed_x):
+    """Unequal clusters in shuffled order, a null per data set, chunks of 1, 4 and all data sets: the same
+    p-values (draws from the generator in turn), statistics to rounding, intervals to the bisection tolerance
+    (G = 5 with Rademacher weights enumerates 32 draws, so p >= 1/16: every 95% interval is unbounded)."""
+    rng = np.random.default_rng(160 + G)
+    R, sizes = 12, rng.integers(2, 9, size=G)
+    cluster = rng.permutation(np.repeat(np.arange(G) * 7 + 3, sizes))           # labels need not be 0..G-1
+    n = cluster.size
+    x = rng.normal(size=(R, n)) + rng.normal(size=(R, G))[:, cluster // 7]     # correlated within clusters
+    X = np.stack([np.ones((R, n)), x, rng.normal(size=(R, n))], axis=-1)
+    X = X[0] if fixed_x else X
+    Y = 1 + 0.5 * X[..., 1] + rng.normal(size=(R, G))[:, cluster // 7] + rng.normal(size=(R, n))
+    nulls = 0.5 + 0.3 * rng.normal(size=R)
+    runs, cis = _one_at_a_time(X, Y, cluster, 1, nulls, B, distribution, seed=7, level=0.9)
+    for chunk in (1, 4, None):
+        mc = wild_cluster_bootstrap_mc(X, Y, cluster, term=1, null=nulls, B=B, distribution=distribution, seed=7,
+                                       chunk=chunk)
+        np.testing.assert_array_equal(mc.pvalue, [run.pvalue for run in runs])
+        np.testing.assert_allclose(mc.tstat, [run.tstat for run in runs], rtol=1e-10)
+        np.testing.assert_allclose(mc.se, [run.se for run in runs], rtol=1e-10)
+        np.testing.assert_allclose(mc.estimate, [run.estimate for run in runs], rtol=1e-10)
+        assert mc.B == runs[0].B and mc.enumerated == runs[0].enumerated and mc.G == G
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            low, high = mc.ci(0.9)
+        se = mc.se
+        for mine, theirs in ((low, cis[:, 0]), (high, cis[:, 1])):
+            assert np.array_equal(np.isinf(mine), np.isinf(theirs))
+            finite = np.isfinite(theirs)
+            np.testing.assert_allclose(mine[finite], theirs[finite], rtol=0, atol=1e-8 * se[finite].max())
+        np.testing.assert_allclose(mc.pvalue_at(nulls + se), [run.pvalue_at(v) for run, v in zip(runs, nulls + se)])
+        assert mc.rejection_rate(0.1) == np.mean([run.pvalue < 0.1 for run in runs])
+    assert np.isfinite(cis).any()
+    if distribution == "rademacher" and G == 5:
+        with pytest.warns(UserWarning, match=f"both in {R} of {R} data sets"):
+            assert np.isinf(mc.ci(0.95)).all()
+        with pytest.warns(UserWarning, match="unbounded"):
+            assert np.isinf(runs[0].ci(0.95)).all()
+
+
+def test_monte_carlo_perfect_fit_is_nan_with_a_warning():
+    batch = S.cgm_batch(3, G=6, n=5, seed=1)
+    Y = batch.Y.copy()
+    Y[1] = 2.0 + 3.0 * batch.X[1, :, 1]                                   # exactly linear: no test
+    with pytest.warns(UserWarning, match="perfect fit in 1 of 3"):
+        mc = wild_cluster_bootstrap_mc(batch.X, Y, batch.cluster, term=1, B=99, seed=2)
+    assert np.isnan(mc.pvalue[1]) and np.isfinite(mc.pvalue[[0, 2]]).all() and not mc.reject()[1]
+    low, high = mc.ci()
+    assert np.isnan([low[1], high[1]]).all() and (low[[0, 2]] < mc.estimate[[0, 2]]).all()
