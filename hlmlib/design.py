@@ -467,7 +467,7 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
     reference level). Refused with :class:`InputError`: ``newdata`` that is not a DataFrame or lacks a
     variable, a level of a categorical variable the fit did not see (naming the column and the level),
     a value that makes a term NaN or infinite (naming the term and the row), and (given ``fit_data``, the
-    fit's own rows) a column that was numeric in the fit but is not in newdata (:func:`_numeric_as_in_fit`).
+    fit's own rows) a column that was numeric in the fit but is not in newdata (``_numeric_as_in_fit``).
     The spec is not changed: it is evaluated on a copy."""
     import formulaic
 

@@ -1520,6 +1520,7 @@ def lrtest(small: MixedResult, big: MixedResult, bootstrap: int | None = None, s
       different fixed effects are likelihoods of different data (different residual contrasts) and
       cannot be compared (Pinheiro & Bates 2000, sec. 2.4.2; lme4's ``anova`` refits with ML).
       Reference: :math:`\chi^2(\mathrm{df})`.
+
     "Same fixed effects" means the same column space of X (terms in another order, x centred or rescaled
     are the same model), and nesting means small's columns are in the span of big's, each column judged
     relative to its own scale. For REML fits with the same fixed effects in another parametrisation
