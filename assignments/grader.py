@@ -18,9 +18,11 @@ For one submission:
    score 0;
 5. the instructor version runs the same way once per batch (a reference run; its values are cached in
    ``build/reference/`` under a hash of everything they depend on), and every hidden test must record its values;
-6. a test scores its points if it ran to the end (it printed the run's one-time token and raised nothing) and
-   every value it recorded matches the value the instructor's solution recorded, within the tolerances the
-   reference run gave; a visible test scores only if the hidden test that guards it passes too.
+6. a test scores its points if it ran to the end (it raised nothing, and the kit said so on the grader's own
+   channel, a file the notebook can neither read nor write a valid line to) and every value it recorded matches the value the instructor's solution recorded, within the tolerances the
+   reference run gave; a visible test scores only if the hidden test that guards it passes too. A line on that
+   channel the kit did not write, a channel cut short, or the kernel's output streams replaced or patched during
+   a test flags the run (score 0).
 
 Several submissions run at once (``jobs``); each gets a report, and the written answers of all submissions of an
 assignment are collected into one document beside the model answers.
@@ -31,11 +33,11 @@ import asyncio
 import copy
 import csv
 import hashlib
+import hmac
 import json
 import logging
 import math
 import os
-import secrets
 import shutil
 import sys
 import sysconfig
@@ -61,7 +63,7 @@ SETUP = """def __grader_setup():
     sys.path.insert(0, {here!r})
     import gradingkit
     sys.path.remove({here!r})
-    gradingkit.setup(shell.user_ns, {work!r}, {log!r}, denied={denied!r}, allowed={allowed!r},
+    gradingkit.setup(shell.user_ns, {work!r}, {log!r}, {channel!r}, denied={denied!r}, allowed={allowed!r},
                      forbidden_attributes={forbidden!r})
     return gradingkit
 __grader__ = __grader_setup()
@@ -85,7 +87,7 @@ class TestResult:
     guards: str | None = None
     passed: bool = False
     message: str = "not run"
-    completed: bool = False              # in the kernel: ran to the end, printed the token, raised nothing
+    completed: bool = False              # in the kernel: ran to the end (said on the channel), raised nothing
     records: dict = field(default_factory=dict)
 
 
@@ -145,7 +147,7 @@ class Assembled:
     not_run: list[str]                   # the submission's cells the grader does not run, and why
 
 
-def assemble(submission, a: Assignment, token: str) -> Assembled:
+def assemble(submission, a: Assignment) -> Assembled:
     """The notebook to run: the submission's cells, its test cells replaced by the source's, placed by id.
 
     A test runs after the submission's cell that precedes it in the source (the nearest earlier one the
@@ -181,7 +183,7 @@ def assemble(submission, a: Assignment, token: str) -> Assembled:
     for i in range(len(kept) + 1):
         for t in before.get(i, []):
             positions[len(cells)] = t.id
-            call = f"__grader__.run_test({t.id!r}, {token!r}, {t.source!r}, {make.reference_cells(a, t)!r})"
+            call = f"__grader__.run_test({t.id!r}, {t.source!r}, {make.reference_cells(a, t)!r})"
             cells.append(nbformat.v4.new_code_cell(call, metadata={"grader_test": t.id}))
         if i < len(kept):
             n, cell = kept[i][0], copy.deepcopy(kept[i][1])
@@ -225,9 +227,9 @@ class Policy:
                    *(Path(paths_[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
         return cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)))
 
-    def setup_cell(self, work: Path, tmp: Path, log: Path) -> str:
+    def setup_cell(self, work: Path, tmp: Path, log: Path, channel: Path) -> str:
         """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""
-        return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), denied=self.denied,
+        return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
                             allowed=(*self.allowed, str(tmp)), forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES))
 
 
@@ -238,16 +240,18 @@ class Run:
     message: str
     refusals: list[str]
     trimmed: list[int] = field(default_factory=list)     # cells whose output was dropped past OUTPUT_LIMIT
+    channel: list[tuple] = field(default_factory=list)   # (test id, kind, payload): the kit's lines, verified
+    tampering: str | None = None                         # why the channel cannot be trusted, if it cannot
 
 
 class _TrimmingClient(NotebookClient):
     """nbclient's client, keeping at most OUTPUT_LIMIT characters of a run's output: a loop that prints sends tens
-    of megabytes a second, which would fill the grader's memory. Past the limit it keeps only the lines that start
-    with the run's token (the tests' records) and the errors, shortened, and notes the cells it trimmed."""
+    of megabytes a second, which would fill the grader's memory. Past the limit it keeps only the errors, shortened,
+    and notes the cells it trimmed (the tests' records do not pass through the output: see :func:`read_channel`)."""
 
-    def __init__(self, *args, token: str = "", **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.token, self.used, self.trimmed, self.partial = token, 0, [], {}
+        self.used, self.trimmed = 0, []
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -264,14 +268,6 @@ class _TrimmingClient(NotebookClient):
         if msg["msg_type"] == "error":
             short = {**content, "evalue": str(content.get("evalue", ""))[:2000], "traceback": []}
             return super().output(outs, {**msg, "content": short}, display_id, cell_index)
-        if msg["msg_type"] == "stream" and content.get("name") == "stdout" and self.token and isinstance(text, str):
-            lines = (self.partial.pop(cell_index, "") + text).split("\n")
-            last = lines.pop()                  # a line not yet ended: kept if it can be the start of a record
-            if last.startswith(self.token) or self.token.startswith(last):
-                self.partial[cell_index] = last
-            kept = [line for line in lines if line.startswith(self.token + " ")]
-            if kept:
-                outs.append(nbformat.v4.new_output("stream", name="stdout", text="\n".join(kept) + "\n"))
         return None
 
 
@@ -285,19 +281,21 @@ def _kernel_environment(work: Path, tmp: Path) -> dict:
     return env
 
 
-async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_file: float = math.inf,
-                   token: str = "") -> Run:
-    """Run every cell in a fresh kernel whose folders are inside ``folder``; ``nb.cells[0]`` becomes the set-up.
+async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_file: float = math.inf) -> Run:
+    """Run every cell in a fresh kernel whose folders are inside ``folder``; ``nb.cells[0]`` becomes the set-up,
+    and a last cell ends the grader's channel.
 
     ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself
-    holds the refusals the audit hook logs, the kernel's own output and its sockets."""
-    work, tmp, log = folder / "work", folder / "tmp", folder / "refusals.log"
+    holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets."""
+    work, tmp, log, channel = folder / "work", folder / "tmp", folder / "refusals.log", folder / "channel"
     work.mkdir(parents=True)
     tmp.mkdir()
     log.touch()
-    nb.cells[0].source = policy.setup_cell(work, tmp, log)
+    channel.touch(mode=0o600)
+    nb.cells[0].source = policy.setup_cell(work, tmp, log, channel)
+    nb.cells.append(nbformat.v4.new_code_cell("__grader__.finish()", metadata={"grader_end": True}))
     client = _TrimmingClient(nb, timeout=math.ceil(timeout), kernel_name="python3", allow_errors=True,
-                             resources={"metadata": {"path": str(work)}}, token=token,
+                             resources={"metadata": {"path": str(work)}},
                              extra_arguments=["--IPKernelApp.ignore_cwd=True"])
     client.km = client.create_kernel_manager()
     client.km.transport, client.km.ip = "ipc", str(folder / "kernel")   # local sockets, not TCP
@@ -343,7 +341,35 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
             continue
         if what not in refusals:
             refusals.append(what)
-    return Run(stopped, status, message, refusals, client.trimmed)
+    entries, tampering = read_channel(channel, complete=stopped is None)
+    return Run(stopped, status, message, refusals, client.trimmed, entries, tampering)
+
+
+def read_channel(path: Path, complete: bool) -> tuple[list[tuple], str | None]:
+    """The lines the kit sent on the grader's channel (``gradingkit._channel``), each checked against its HMAC and
+    its number, and why the channel cannot be trusted, if it cannot: a line the kit did not write, a line missing,
+    the kernel's output streams changed during a test (the kit's ``tampered``), or, for a run that ran to the end
+    (``complete``), no ``end`` line or anything after it."""
+    lines = path.read_bytes().split(b"\n")
+    tail = lines.pop()                          # after the last newline: a line cut short when the kernel died
+    try:
+        key = bytes.fromhex(lines[0].decode())
+    except (IndexError, ValueError):
+        return [], "the grader's channel lost its key"
+    entries: list[tuple] = []
+    for number, line in enumerate(lines[1:]):
+        mac, _, body = line.partition(b" ")
+        if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).hexdigest().encode()):
+            return entries, f"a line the grading kit did not write was found on the grader's channel ({line[:80]!r})"
+        sent, test_id, kind, payload = json.loads(body)
+        if sent != number:
+            return entries, "lines of the grader's channel were removed"
+        if kind == "tampered":
+            return entries, f"the kernel's output streams were replaced or patched ({', '.join(payload[:3])})"
+        entries.append((test_id, kind, payload))
+    if complete and (tail or not entries or entries[-1][1] != "end"):
+        return entries, "the grader's channel was cut short or written to after its end"
+    return entries, None
 
 
 def _where(nb, index: int) -> str:
@@ -364,28 +390,23 @@ def _error_message(outputs) -> str | None:
     return None
 
 
-def _read_test_cell(result: TestResult, outputs, token: str, notes: list[str]) -> None:
-    """What a test cell printed: its records, the changes the kit saw, and whether it completed."""
+def _read_channel_entries(result: Result, entries: list[tuple]) -> None:
+    """The tests' records and completions, and the changes the kit saw, from the channel's verified lines."""
+    by_id = {t.id: t for t in result.tests}
+    for test_id, kind, payload in entries:
+        if kind == "changed":
+            result.notes += [f"changed what the tests use: {c}" for c in payload
+                             if f"changed what the tests use: {c}" not in result.notes]
+        elif test_id in by_id and kind == "record":
+            by_id[test_id].records[str(payload["name"])] = payload
+        elif test_id in by_id and kind == "done":
+            by_id[test_id].completed = True
+
+
+def _read_test_cell(result: TestResult, outputs) -> None:
+    """Whether a test completed (it said so on the channel, and its cell shows no error), and why not."""
     error = _error_message(outputs)
-    printed = "".join(o.get("text", "") for o in outputs
-                      if o.get("output_type") == "stream" and o.get("name") == "stdout")
-    done = False
-    for line in printed.splitlines():
-        if not line.startswith(token + " "):
-            continue
-        kind, _, payload = line[len(token) + 1:].partition(" ")
-        try:
-            if kind == "done":
-                done = True
-            elif kind == "record":
-                entry = json.loads(payload)
-                result.records[str(entry["name"])] = entry
-            elif kind == "changed":
-                notes += [f"changed what the tests use: {c}" for c in json.loads(payload)
-                          if f"changed what the tests use: {c}" not in notes]
-        except (ValueError, KeyError, TypeError):
-            continue
-    result.completed = done and error is None
+    result.completed = result.completed and error is None
     result.message = "" if result.completed else error or "the test did not complete"
 
 
@@ -394,8 +415,7 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
     result = Result(path, a, submission=submission,
                     tests=[TestResult(t.id, t.question, t.points, t.hidden, t.guards) for t in a.tests])
-    token = secrets.token_hex(16)
-    assembled = assemble(submission, a, token)
+    assembled = assemble(submission, a)
     result.notes += assembled.not_run
     problems = integrity.check_cells(assembled.student_code)
     by_id = {t.id: t for t in result.tests}
@@ -406,7 +426,7 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         return result
     folder = Path(tempfile.mkdtemp(prefix="run-", dir=private))
     try:
-        run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file, token)
+        run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     result.status, result.message = run.status, run.message
@@ -416,11 +436,14 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
     if run.trimmed:
         result.notes.append(f"output past {OUTPUT_LIMIT:,} characters dropped, from "
                             f"{_where(assembled.notebook, run.trimmed[0])} on")
+    _read_channel_entries(result, run.channel)
     for index, test_id in assembled.positions.items():
         if run.stopped_at is not None and index >= run.stopped_at:
-            by_id[test_id].message = "not run: " + result.message
+            by_id[test_id].completed, by_id[test_id].message = False, "not run: " + result.message
         else:
-            _read_test_cell(by_id[test_id], assembled.notebook.cells[index].get("outputs", []), token, result.notes)
+            _read_test_cell(by_id[test_id], assembled.notebook.cells[index].get("outputs", []))
+    if run.tampering:
+        result.status, result.message = "flagged", f"{run.tampering}: the score is 0, for the instructor to read"
     result.graded = assembled.notebook
     return result
 

@@ -17,12 +17,14 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
   of a question that builds on an earlier answer runs with the instructor's version of that answer in place of the
-  student's (so an earlier mistake is not counted twice). It prints the run's one-time token when the test ran to
-  the end.
+  student's (so an earlier mistake is not counted twice). It sends ``done`` on the grader's channel when the test ran
+  to the end; before and after, it checks that ``sys.stdout`` and ``sys.stderr`` are still the kernel's own
+  streams, unchanged (a change is sent to the grader, which flags the run).
 - :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
   exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
-  converts them to plain Python by C-level methods (no method of a student's object runs), and prints them as
-  JSON after the token.
+  converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
+  JSON on the grader's own channel (a file the notebook can neither read nor write a valid line to; see
+  :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it.
 - :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable.
 
 None of this is a sandbox against code that gets past the static check (``integrity.py``) with full Python: such
@@ -90,10 +92,10 @@ _REFUSED = {  # event: what it is, in the report
 _NATIVE_MODULES = {"cffi", "_cffi_backend", "_testcapi", "_testinternalcapi", "_xxsubinterpreters", "_ctypes"}
 
 
-def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple):
+def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: int):
     """The audit hook, and the switch with which this module (only) may set a profiler. ``libraries``: the folders
     of the standard library and the installed packages, whose code may make code objects (``types.coroutine``
-    does)."""
+    does); ``channel``: the descriptor of the grader's channel (:func:`_channel`), which may not be truncated."""
     realpath, sep, getframe = os.path.realpath, os.sep, sys._getframe
     work = realpath(work)
     denied = tuple(realpath(p) for p in denied)
@@ -128,6 +130,8 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple):
                 write(path)
             else:
                 read(path)
+        elif event == "os.truncate" and args[0] == channel:
+            _refuse("truncating the grader's channel")
         elif event in _WRITES:
             for i in _WRITES[event]:
                 write(args[i])
@@ -250,6 +254,59 @@ def _checked_getattr(forbidden: frozenset):
     return getattr
 
 
+def _channel(path: str):
+    """The grader's channel: a function that appends signed, numbered lines to the file ``path``, outside the run's
+    folder (the audit hook refuses opening it, and the descriptor is write-only, so the notebook cannot read it).
+
+    The first line is a key drawn here, before any student code; every later line is ``MAC JSON``, JSON being
+    ``[number, test, kind, payload]`` and MAC its HMAC-SHA256 under the key. The key lives only in this closure
+    (reaching it takes ``__closure__``, a dunder the static check refuses), so code in the notebook that writes to
+    the descriptor anyway cannot make a line the grader accepts: the grader flags the run. The stdout the
+    notebook's code can replace or wrap carries none of the grader's lines."""
+    import hashlib
+    import hmac
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    key = os.urandom(32)
+    os.write(fd, key.hex().encode() + b"\n")
+    count = [0]
+
+    def emit(test_id: str, kind: str, payload=None) -> None:
+        line = json.dumps([count[0], test_id, kind, payload]).encode()
+        count[0] += 1
+        os.write(fd, hmac.new(key, line, hashlib.sha256).hexdigest().encode() + b" " + line + b"\n")
+    return emit, fd
+
+
+def _instance_methods(stream) -> dict:
+    """The attributes of a stream object that stand for its methods: those its class also has, or callables."""
+    return {k: id(v) for k, v in list(getattr(stream, "__dict__", {}).items())
+            if hasattr(type(stream), k) or callable(v)}
+
+
+def _stream_state() -> list:
+    """What must not change about the kernel's output streams while tests run: the objects ``sys.stdout`` and
+    ``sys.stderr``, the methods set on them, and their classes' namespaces."""
+    return [(stream, _instance_methods(stream),
+             [(cls, _record_namespace(vars(cls))) for cls in type(stream).__mro__ if cls is not object])
+            for stream in (sys.stdout, sys.stderr)]
+
+
+def _streams_changed() -> list[str]:
+    """How sys.stdout or sys.stderr differ from the kernel's own streams recorded at set-up."""
+    changed = []
+    for name, current, (stream, methods, classes) in zip(("stdout", "stderr"), (sys.stdout, sys.stderr),
+                                                         _state["streams"]):
+        if current is not stream:
+            changed.append(f"sys.{name} replaced by a {type(current).__qualname__}")
+            continue
+        now = _instance_methods(stream)
+        changed += [f"sys.{name}.{k}" for k in sorted(now.keys() | methods.keys()) if now.get(k) != methods.get(k)]
+        for cls, recorded in classes:
+            changed += _differences(recorded, vars(cls), f"{cls.__module__}.{cls.__qualname__}", vars(cls))
+    return changed
+
+
 # --- set-up and the tests' side -----------------------------------------------------------------------------------
 
 def _watched_modules():
@@ -276,8 +333,9 @@ def _own(module_name: str) -> bool:
     return module_name.split(".")[0] == "hlmlib"
 
 
-def setup(user_ns: dict, work: str, log: str, denied=(), allowed=(), forbidden_attributes=()) -> None:
-    """Prepare the kernel; called once, by the grader's first cell, before any student code."""
+def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(), forbidden_attributes=()) -> None:
+    """Prepare the kernel; called once, by the grader's first cell, before any student code. ``channel``: the file
+    the tests' records go to (:func:`_channel`)."""
     import ctypes  # noqa: F401  (imported now: importing it later loads a library, which the hook refuses)
 
     import hlmlib  # noqa: F401  (import what the tests use, so that it is recorded)
@@ -295,7 +353,8 @@ def setup(user_ns: dict, work: str, log: str, denied=(), allowed=(), forbidden_a
     here = os.path.realpath(work)
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != here]
     log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    _state.update(user_ns=user_ns, log_fd=log_fd,
+    emit, channel_fd = _channel(channel)
+    _state.update(emit=emit, streams=_stream_state(), user_ns=user_ns, log_fd=log_fd,
                   modules={n: (m, _record_namespace(vars(m), _own(n))) for n, m in modules.items()},
                   classes=list(classes.values()), reported=set())
     user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
@@ -303,7 +362,7 @@ def setup(user_ns: dict, work: str, log: str, denied=(), allowed=(), forbidden_a
     _disarm_threads()
     libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries))
+    hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd)
     _state["kit"] = kit
     sys.addaudithook(hook)
 
@@ -327,17 +386,16 @@ def _changed() -> list[str]:
     return changed
 
 
-def _say(token: str, what: str) -> None:
-    """A line for the grader: on a line of its own (the student's code may have printed without a newline)."""
-    print(f"\n{token} {what}", flush=True)
-
-
-def _report_changes(token: str) -> None:
-    """Print, once each, the recorded objects the submission replaced (for the instructor to read)."""
+def _report_changes(test_id: str) -> None:
+    """Send, once each, the recorded objects the submission replaced (for the instructor to read), and any change
+    to the kernel's output streams (which the grader flags)."""
     new = [c for c in _changed() if c not in _state["reported"]]
     if new:
         _state["reported"].update(new)
-        _say(token, f"changed {json.dumps(new)}")
+        _state["emit"](test_id, "changed", new)
+    streams = _streams_changed()
+    if streams:
+        _state["emit"](test_id, "tampered", streams)
 
 
 def _instructor_names(reference) -> dict:
@@ -354,33 +412,39 @@ def _instructor_names(reference) -> dict:
     return bound
 
 
-def run_test(test_id: str, token: str, source: str, reference=()) -> None:
-    """Run one test cell's code; print ``token done`` only if it completed.
+def run_test(test_id: str, source: str, reference=()) -> None:
+    """Run one test cell's code; send ``done`` on the grader's channel only if it completed.
 
     ``reference``: the instructor's code of the cells this test's question builds on, as (code, substitute)
     pairs; while the test runs, the names the substituted cells define are the instructor's, for the test and for
     the student's functions it calls."""
-    _report_changes(token)
+    _report_changes(test_id)
     user_ns, saved = _state["user_ns"], {}
-    _state["token"] = token
+    filename = f"<test {test_id}>"
+    _state["test"] = (test_id, filename)
     try:
         for name, value in _instructor_names(reference).items():
             saved[name] = user_ns.get(name, _MISSING)
             user_ns[name] = value
         namespace = {k: v for k, v in user_ns.items() if k not in _REAL_BUILTINS}
         namespace.update(__builtins__=_REAL_BUILTINS, __name__="__main__")
-        filename = f"<test {test_id}>"
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
         exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (the instructor's test code)
     finally:
-        _state["token"] = None
+        _state["test"] = None
         for name, value in saved.items():
             if value is _MISSING:
                 user_ns.pop(name, None)
             else:
                 user_ns[name] = value
-    _report_changes(token)        # student code the test called may have changed something while it ran
-    _say(token, "done")
+    _report_changes(test_id)      # student code the test called may have changed something while it ran
+    _state["emit"](test_id, "done")
+
+
+def finish() -> None:
+    """The grader's last cell: the end of the channel (a channel without it was cut short)."""
+    _report_changes("end")
+    _state["emit"]("end", "end")
 
 
 def _value_types():
@@ -444,12 +508,12 @@ def record(name: str, value, rtol: float = 0.0, atol=0.0, labels: bool = False):
 
     Series and DataFrames count by their values; with ``labels`` a Series counts as {label: value} (in any order)
     and a DataFrame with its row and column labels."""
-    token = _state.get("token")
-    if token is None:
-        raise RuntimeError("record() works only inside a test run by the grader")
+    test = _state.get("test")
+    if test is None or sys._getframe(1).f_code.co_filename != test[1]:   # not a function the test called
+        raise RuntimeError("record() works only in the code of a test run by the grader")
     plain = _plain(value, labels, name)
     tolerance = _plain(atol, False, f"{name} (atol)")
-    _say(token, "record " + json.dumps({"name": name, "value": plain, "rtol": float(rtol), "atol": tolerance}))
+    _state["emit"](test[0], "record", {"name": name, "value": plain, "rtol": float(rtol), "atol": tolerance})
     return plain
 
 

@@ -15,7 +15,9 @@ Two verdicts:
   objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
   (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names;
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
-  or matplotlib options); changing an item of an imported module. A submission with any of these is not run: it
+  or matplotlib options), and taking a method from its class (``Box.put(np.testing, f)``, ``type(box).put``,
+  ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
+  an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
 
 Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder,
@@ -46,12 +48,13 @@ FORBIDDEN_ATTRIBUTES = {
     # modules outside the allow-list, reached as attributes of allowed ones (warnings.sys, np.core._internal.ctypes)
     "sys", "builtins", "subprocess", "importlib", "inspect", "gc", "threading", "_thread", "signal",
     "atexit", "linecache", "IPython", "ipykernel", "ctypes", "ctypeslib", "cffi", "multiprocessing", "concurrent",
-    "marshal", "runpy", "pkgutil", "gradingkit",
+    "marshal", "runpy", "pkgutil", "gradingkit", "contextlib",
     # the interpreter's and IPython's internals: frames, code, tracing, streams, hooks, the user namespace
     "pythonapi", "modules", "meta_path", "path_hooks", "settrace", "setprofile", "_getframe", "exc_info", "f_back",
     "f_globals", "f_locals", "f_builtins", "f_code", "f_lineno", "f_trace", "co_consts", "co_code", "gi_frame",
     "gi_code", "cr_frame", "ag_frame", "tb_frame", "tb_next", "func_globals", "stdout", "stderr", "stdin",
     "displayhook", "excepthook", "showwarning", "formatwarning", "user_ns", "user_global_ns", "addaudithook",
+    "redirect_stdout", "redirect_stderr", "_old_targets",
     # processes, signals and raw memory
     "system", "popen", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
     "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
@@ -134,8 +137,10 @@ class _NoDefaults:
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, imported: set[str]):
+    def __init__(self, imported: set[str], classes=frozenset(), methods=frozenset()):
+        """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods."""
         self.imported, self.problems, self.method_self = imported, [], []
+        self.classes, self.methods = classes, methods
 
     def flag(self, node, what):
         self.problems.append((getattr(node, "lineno", 0), what))
@@ -190,7 +195,16 @@ class _Checker(ast.NodeVisitor):
         self.generic_visit(node)
         self.method_self.pop()
 
+    def _a_class(self, node) -> bool:
+        """Whether ``node`` names one of the notebook's classes, or is ``type(...)``."""
+        return ((isinstance(node, ast.Name) and node.id in self.classes)
+                or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type"))
+
     def visit_Attribute(self, node):
+        if (isinstance(node.ctx, ast.Load) and node.attr in self.methods and self._a_class(node.value)
+                and not getattr(node, "_called_with_self", False)):
+            self.flag(node, f"takes the method .{node.attr} from its class (its self could then be any object, "
+                            "such as a module)")
         if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load)))
                 or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
@@ -216,11 +230,18 @@ class _Checker(ast.NodeVisitor):
         if magic is not None:       # get_ipython().run_line_magic("time", "code") and friends, after transformation
             try:
                 for code in _magic_code(*magic):
-                    self.problems += _check_code(code, self.imported)
+                    self.problems += _check_code(code, self.imported, self.classes, self.methods)
             except _NotRun:
                 pass                # such a cell does not run (see not_run)
             return
         func = node.func
+        if (isinstance(func, ast.Attribute) and node.args and isinstance(node.args[0], ast.Name)
+                and self.method_self and node.args[0].id == self.method_self[-1]):
+            func._called_with_self = True            # Base.method(self, ...) in a subclass's method
+        if (isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2
+                and self._a_class(node.args[0]) and isinstance(node.args[1], ast.Constant)
+                and node.args[1].value in self.methods):
+            self.flag(node, f"takes the method {node.args[1].value!r} from its class with getattr")
         if isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 3:
             self.flag(node, "builds a class with type(name, bases, namespace)")
         if isinstance(func, ast.Attribute) and func.attr in STRING_CODE_METHODS:
@@ -264,25 +285,49 @@ def _parse(source: str):
                    flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
 
 
-def _check_code(source: str, imported: set[str]) -> list[tuple[int, str]]:
+def _classes_and_methods(trees) -> tuple[frozenset, frozenset]:
+    """The names bound to the notebook's classes (their own names, and plain aliases ``B = Box``), and the names
+    of the methods they define (not static or class methods)."""
+    classes, methods, aliases = set(), set(), []
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                classes.add(node.name)
+                methods |= {item.name for item in node.body if isinstance(item, (ast.FunctionDef,
+                                                                                 ast.AsyncFunctionDef))
+                            and not any(_dotted(d) in ("staticmethod", "classmethod") for d in item.decorator_list)}
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and isinstance(node.value, ast.Name):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                aliases += [(t.id, node.value.id) for t in targets if isinstance(t, ast.Name)]
+    while True:
+        new = {name for name, value in aliases if value in classes} - classes
+        if not new:
+            return frozenset(classes), frozenset(methods)
+        classes |= new
+
+
+def _check_code(source: str, imported: set[str], classes=frozenset(), methods=frozenset()) -> list[tuple[int, str]]:
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError):
         return []          # not checked, and not run either: see not_run()
-    checker = _FormulaChecker(imported)
+    checker = _FormulaChecker(imported, classes, methods)
     checker.visit(tree)
     return checker.problems
 
 
 def check_cells(cells: list[tuple[int, str]]) -> list[str]:
     """Problems in the student's code cells that run, given as (cell number in the submission, source) pairs."""
-    imported = set()
+    imported, trees = set(), []
     for _, source in cells:
         try:
-            imported |= _imported_names(_parse(source))
+            trees.append(_parse(source))
         except (SyntaxError, ValueError):
-            pass
-    return [f"cell {n}, line {line}: {what}" for n, source in cells for line, what in _check_code(source, imported)]
+            continue
+        imported |= _imported_names(trees[-1])
+    classes, methods = _classes_and_methods(trees)
+    return [f"cell {n}, line {line}: {what}" for n, source in cells
+            for line, what in _check_code(source, imported, classes, methods)]
 
 
 def not_run(source: str) -> str | None:

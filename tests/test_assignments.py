@@ -265,6 +265,10 @@ GAMING = {
                               "icc = Anything(0.5)",
     "timeit-options-hide-code": "%timeit -n1 -r1 import gradingkit; gradingkit.run_test = print",
     "shell-escape": "!echo hi",
+    # a method taken from its class, its self given a module (np.testing.assert_allclose replaced), through an alias
+    "self-named-setter-through-an-alias": "class Box:\n    def put(self, f):\n        self.assert_allclose = f\n"
+                                          "B = Box\nB.put(np.testing, lambda *a, **k: None)",
+    "contextlib-as-an-attribute": "stack = np.testing._private.utils.contextlib.ExitStack()",
 }
 # The attempts the static check does not flag run, a few to a notebook (each flagged one alone: it is not run);
 # with the first few, attempts to write outside the run's folder and to read the grader's.
@@ -278,16 +282,22 @@ OUTSIDE = ["from numpy.lib import _datasource\nimport shutil\npackage = hlmlib.d
            "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\nprint(tabulate.tabulate([[1, 2]]))",
            f"open({str(STARTUP)!r}, 'w').write('print(1)')"]     # would run in every later kernel of the user
 
+# The adversarial reviewer's relay (round 2): stub answers of the right shape, and a cell that replaces sys.stdout
+# (through np.testing._private.utils.contextlib) and np.testing.assert_allclose (through Box.put(np.testing, f)), to
+# rewrite the records the grader once printed with the values the hidden tests computed in the kernel. 6/6 then.
+FIXTURES = ROOT / "tests" / "fixtures"
+RELAYS = ("assignment02_relay", "assignment05_relay")
+# Written on every write-only file descriptor (the grader's channel among them): a line as the kit writes them,
+# with a made-up HMAC (passes the static check).
+FORGE_ON_THE_CHANNEL = ("import os\nfor fd in range(3, 256):\n    try:\n        os.read(fd, 0)\n"
+                        "    except OSError:\n"
+                        "        try:\n            os.write(fd, b'0' * 64 + b' [9, \"q1-hidden\", \"done\", null]\\n')\n"
+                        "        except OSError:\n            pass")
+
 # Attempts that pass the static check, defeated in the kernel (the audit hook) or outside it (the values of the
 # hidden tests against the instructor's): (assignment, base version, {cell id: code}, [(after cell id, code)]).
 UNSEEN = {
-    "self-restoring-patch-and-values-computed-later-by-hlmlib": ("02_sandwich_by_hand", "student", {
-        "q1-answer": "utils = np.testing._private.utils\nreal_compare = utils.assert_array_compare\n\n"
-                     "class Patch:\n    def put(self, function):\n        self.assert_array_compare = function\n\n"
-                     "def skip_next(k):\n    left = [k]\n    def fake(*args, **kwargs):\n        left[0] -= 1\n"
-                     "        if left[0] == 0:\n            Patch.put(utils, real_compare)\n"
-                     "    Patch.put(utils, fake)\n\n"
-                     "def ols_fit(y, X):\n    skip_next(2)\n    return np.zeros(X.shape[1]), np.zeros(len(y))",
+    "values-computed-later-by-hlmlib": ("02_sandwich_by_hand", "student", {
         "q2-answer": "from collections import UserList\n\nclass Lazy(UserList):\n"
                      "    def __init__(self, compute):\n        self.compute, self.done = compute, None\n\n"
                      "    @property\n    def data(self):\n        if self.done is None:\n"
@@ -378,6 +388,8 @@ def graded(built, tmp_path_factory):
         add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names] + outside))
     for name, (aid, kind, replace, insert) in UNSEEN.items():
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
+    for name in RELAYS:
+        add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
                          capture_output=True, text=True, timeout=1800)
@@ -504,12 +516,12 @@ def test_gaming_the_grader_scores_nothing(name, graded):
 
 
 def test_attempts_the_static_check_does_not_see_score_nothing(graded):
-    # the patch makes q1's visible test pass in the kernel, and values computed by hlmlib when converted, later, q2's
-    # and q3's; the hidden tests' values, compared outside, make them score nothing
-    row = graded["rows"]["unseen/self-restoring-patch-and-values-computed-later-by-hlmlib"]
-    report = _report(graded, "unseen/self-restoring-patch-and-values-computed-later-by-hlmlib")
+    # values computed by hlmlib when converted, later, make q2's and q3's visible tests pass in the kernel; the hidden
+    # tests' values, compared outside, make them score nothing
+    row = graded["rows"]["unseen/values-computed-later-by-hlmlib"]
+    report = _report(graded, "unseen/values-computed-later-by-hlmlib")
     assert float(row["score"]) == 0, row
-    for test in ("q1-test", "q2-test", "q3-test"):
+    for test in ("q2-test", "q3-test"):
         assert f"| {test} (visible) | failed, 0/1: passes on its own data only" in report, report
     assert "the grader takes numbers, strings, NumPy arrays" in report
     name = "unseen/automagic-reset-then-hlmlib-where-numpy-only"      # no automagic: 'reset' is just a name
@@ -520,9 +532,32 @@ def test_attempts_the_static_check_does_not_see_score_nothing(graded):
     assert _points(row, "04_hsb_hlm")["q1"] == 0 and float(row["score"]) == 4, row
     assert "a __main__.Anything; the grader takes numbers" in _report(
         graded, "unseen/operators-through-a-metaclass-by-another-name")
-    patched = _report(graded, "unseen/patch-stats-t-through-a-method")       # the z test passes its visible test
-    assert float(graded["rows"]["unseen/patch-stats-t-through-a-method"]["score"]) == 0
-    assert "| q2-test (visible) | failed, 0/1: passes on its own data only" in patched, patched
+    row = graded["rows"]["unseen/patch-stats-t-through-a-method"]      # once unseen: Put.sf(stats.t, ...)
+    assert float(row["score"]) == 0 and row["status"] == "flagged", row
+    assert "takes the method .sf from its class" in row["message"], row
+
+
+@pytest.mark.parametrize("name", RELAYS)
+def test_the_relay_that_rewrote_the_records_is_flagged_by_the_static_check(name, graded):
+    row = graded["rows"][f"relay/{name}"]
+    assert row["status"] == "flagged" and float(row["score"]) == 0, row
+    assert "uses the attribute .contextlib" in row["message"] and "takes the method .put from its class" in \
+        row["message"], row
+
+
+def test_code_past_the_static_check_cannot_forge_the_records(built, monkeypatch, tmp_path):
+    # the relay run as if the static check had not seen it (sys.stdout replaced), and a line written on the
+    # grader's channel by its file descriptor: both flagged, 0; the honest version beside them keeps its marks
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    instructor = built[("instructor", "02_sandwich_by_hand")]
+    forged = _edited(nbformat.read(instructor, as_version=4), {}, [("q1-answer", FORGE_ON_THE_CHANNEL)])
+    nbformat.write(forged, tmp_path / "forged.ipynb")
+    paths = [FIXTURES / "assignment02_relay.ipynb", tmp_path / "forged.ipynb", instructor]
+    relay, forge, honest = grader.grade_many(paths, timeout=120)
+    assert relay.status == "flagged" and relay.score == 0 and "sys.stdout replaced by a Relay" in relay.message, \
+        relay.message
+    assert forge.status == "flagged" and forge.score == 0 and "did not write" in forge.message, forge.message
+    assert honest.status == "ok" and honest.score == honest.total
 
 
 def test_a_run_cannot_write_outside_its_folder_nor_read_the_grader(graded):
@@ -606,7 +641,7 @@ def test_a_notebook_over_the_limit_per_file_ends_the_run(tmp_path):
     assert run.status == "timeout" and "limit of 12 s per file" in run.message and run.stopped_at >= 1, run
 
 
-def test_a_run_keeps_a_bounded_output_and_the_grader_lines_past_it(tmp_path, monkeypatch):
+def test_a_run_keeps_a_bounded_output_and_its_errors_past_it(tmp_path, monkeypatch):
     # a loop that prints sends tens of megabytes a second: kept, they would fill the grader's memory
     monkeypatch.setattr(grader, "OUTPUT_LIMIT", 200_000)
     policy = grader.Policy.for_batch([], None, tmp_path)
@@ -614,11 +649,11 @@ def test_a_run_keeps_a_bounded_output_and_the_grader_lines_past_it(tmp_path, mon
     flood = ("import time\nstart = time.time()\nwhile time.time() - start < 3:\n    print('x' * 999, end='')\n"
              "print('\\nTOKEN record 1')\nprint('after')")
     nb = nbformat.v4.new_notebook(cells=[cell(""), cell(flood), cell("print('later')\n1 / 0")])
-    run = asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60, token="TOKEN"))
-    assert run.status == "ok" and run.trimmed == [1, 2], run
+    run = asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60))
+    assert run.status == "ok" and run.trimmed == [1, 2] and run.tampering is None, run
     assert sum(len(json.dumps(o)) for c in nb.cells for o in c.outputs) < 250_000
     text = "".join(o.get("text", "") for o in nb.cells[1].outputs)
-    assert "TOKEN record 1\n" in text and "after" not in text and "dropped the output past 200,000" in text
+    assert "TOKEN record 1" not in text and "after" not in text and "dropped the output past 200,000" in text
     assert grader._error_message(nb.cells[2].outputs).startswith("ZeroDivisionError")
 
 
@@ -648,7 +683,7 @@ def test_tests_run_after_the_answer_and_the_cells_added_below_it_but_before_thos
                                                     ("q2-answer", "after_q2 = 1")])
     student.cells.insert(0, _scratch("top = 1"))
     student.cells = [c for c in student.cells if make.cell_key(c) != "q2-test"]      # a deleted test cell
-    order = _order(grader.assemble(student, a, "token"))
+    order = _order(grader.assemble(student, a))
     assert order[order.index("q1-answer"):order.index("q2-prompt")] == \
         ["q1-answer", "helper = 1", "q1-test", "q1-twin", "q1-hidden", "b = None"]
     assert order[order.index("q2-answer"):order.index("q3-prompt")] == \
@@ -723,7 +758,7 @@ def test_a_notebook_that_lost_its_cell_ids_is_an_error():
     for c in student.cells:
         c.metadata, c["id"] = {}, "x" + c["id"]
     with pytest.raises(grader.GradingError, match="metadata was lost"):
-        grader.assemble(student, a, "token")
+        grader.assemble(student, a)
 
 
 def test_a_cell_the_grader_does_not_run_fails_alone_and_is_noted():
@@ -731,7 +766,7 @@ def test_a_cell_the_grader_does_not_run_fails_alone_and_is_noted():
     student = make.student_version(a)
     student.cells.insert(0, _scratch("x = (1 +\nimport sys"))
     student.cells.insert(1, _scratch("%pip install numpy"))
-    assembled = grader.assemble(student, a, "token")
+    assembled = grader.assemble(student, a)
     assert all(c.source.startswith("raise RuntimeError(") and "the grader does not run this cell" in c.source
                for c in assembled.notebook.cells[1:3])
     assert [n.split(":")[0] for n in assembled.not_run] == ["cell 1 not run", "cell 2 not run"]
@@ -775,7 +810,9 @@ work, private = {work!r}, {private!r}
 os.chdir(work)
 policy = grader.Policy.for_batch([], None, private)
 namespace = {{}}
-gradingkit.setup(namespace, work, os.path.join(private, "refusals.log"), policy.denied, policy.allowed,
+channel = os.path.join(private, "channel")
+open(channel, "w").close()
+gradingkit.setup(namespace, work, os.path.join(private, "refusals.log"), channel, policy.denied, policy.allowed,
                  ["ctypes", "modules"])
 outcome = {{}}
 def attempt(label, action):
@@ -794,6 +831,9 @@ attempt("write a database outside", lambda: sqlite3.connect(hlmlib_dir + "/zz.db
 attempt("move a file out", lambda: os.rename("notes.txt", hlmlib_dir + "/zz.py"))
 attempt("symbolic link", lambda: os.symlink("/", "root"))
 attempt("memory of the process", lambda: open("/proc/self/mem", "r+b"))
+attempt("read the grader's channel", lambda: open(channel).read())
+channel_fd = next(fd for fd in range(3, 256) if os.path.realpath(f"/proc/self/fd/{{fd}}") == os.path.realpath(channel))
+attempt("truncate the grader's channel", lambda: os.ftruncate(channel_fd, 0))
 attempt("read the grader's sources", lambda: open(os.path.join(grader.make.HERE, "make.py")).read())
 attempt("read hlmlib's data", lambda: grader.make.assignments and __import__("hlmlib").datasets.load_petersen())
 attempt("start a process", lambda: subprocess.run(["true"]))
