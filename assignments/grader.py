@@ -50,6 +50,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+import gradingkit
 import integrity
 import make
 from make import Assignment, cell_key, cell_meta
@@ -391,8 +392,13 @@ def _error_message(outputs) -> str | None:
 
 
 def _read_channel_entries(result: Result, entries: list[tuple]) -> None:
-    """The tests' records and completions, and the changes the kit saw, from the channel's verified lines."""
+    """The tests' records and completions, and the changes the kit saw, from the channel's verified lines. A test
+    completed only if the kit's ``done`` for it carries the digest of the code the grader sent for it (the test's
+    source and the instructor's cells it builds on): a wrapper around the kit's ``run_test`` that ran other code,
+    or none, gets no credit."""
+    a = result.assignment
     by_id = {t.id: t for t in result.tests}
+    digests = {t.id: gradingkit.test_digest(t.source, make.reference_cells(a, t)) for t in a.tests}
     for test_id, kind, payload in entries:
         if kind == "changed":
             result.notes += [f"changed what the tests use: {c}" for c in payload
@@ -400,7 +406,10 @@ def _read_channel_entries(result: Result, entries: list[tuple]) -> None:
         elif test_id in by_id and kind == "record":
             by_id[test_id].records[str(payload["name"])] = payload
         elif test_id in by_id and kind == "done":
-            by_id[test_id].completed = True
+            if isinstance(payload, dict) and payload.get("digest") == digests[test_id]:
+                by_id[test_id].completed = True
+            else:
+                result.notes.append(f"the test {test_id} said it completed, but not for the code the grader sent")
 
 
 def _read_test_cell(result: TestResult, outputs) -> None:

@@ -165,6 +165,12 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: 
             caller = getframe(2).f_code.co_filename           # under check() and hook(): who made the code
             if not inside(caller, libraries):
                 _refuse(f"making a code object (in {caller})")
+        elif event == "pickle.find_class":         # unpickling resolves any module's attribute by name
+            _refuse(f"unpickling (it resolves {args[0]}.{args[1]})")
+        elif event in ("marshal.load", "marshal.loads"):   # code objects without code.__new__
+            caller = getframe(2).f_code.co_filename
+            if not (caller.startswith("<frozen importlib") or inside(caller, libraries)):
+                _refuse(f"{event} (in {caller})")
         elif event == "sys.addaudithook":
             raise _NoMoreHooks()           # a RuntimeError: Python then skips the new hook silently
         elif event in _REFUSED:
@@ -191,7 +197,8 @@ class _NoMoreHooks(RuntimeError):
 
 
 _EVENTS = frozenset({"open", "exec", "import", "subprocess.Popen", "sys.setprofile", "sys.settrace",
-                     "sqlite3.connect", "sys.addaudithook", "code.__new__", *_WRITES, *_READS, *_REFUSED})
+                     "sqlite3.connect", "sys.addaudithook", "code.__new__", "pickle.find_class", "marshal.load",
+                     "marshal.loads", *_WRITES, *_READS, *_REFUSED})
 
 
 def _replace_everywhere(replacements: list) -> None:
@@ -259,23 +266,32 @@ def _channel(path: str):
     folder (the audit hook refuses opening it, and the descriptor is write-only, so the notebook cannot read it).
 
     The first line is a key drawn here, before any student code; every later line is ``MAC JSON``, JSON being
-    ``[number, test, kind, payload]`` and MAC its HMAC-SHA256 under the key. The key lives only in this closure
-    (reaching it takes ``__closure__``, a dunder the static check refuses), so code in the notebook that writes to
-    the descriptor anyway cannot make a line the grader accepts: the grader flags the run. The stdout the
-    notebook's code can replace or wrap carries none of the grader's lines."""
+    ``[number, test, kind, payload]`` and MAC its HMAC-SHA256 under the key. The key, the descriptor and the
+    function that writes (``emit``) live only in closures (this one and :func:`_kit`'s): no module, no global and no
+    dict or attribute of one holds them, and the functions that write are taken now, so replacing ``json.dumps`` or
+    ``os.write`` later does not reach them. Code in the notebook can reach them only through a function's
+    ``__closure__`` or a frame, which needs full Python (see the module's docstring for what that means)."""
     import hashlib
     import hmac
 
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     key = os.urandom(32)
-    os.write(fd, key.hex().encode() + b"\n")
+    write, dumps, mac, sha256 = os.write, json.dumps, hmac.new, hashlib.sha256
+    write(fd, key.hex().encode() + b"\n")
     count = [0]
 
     def emit(test_id: str, kind: str, payload=None) -> None:
-        line = json.dumps([count[0], test_id, kind, payload]).encode()
+        line = dumps([count[0], test_id, kind, payload]).encode()
         count[0] += 1
-        os.write(fd, hmac.new(key, line, hashlib.sha256).hexdigest().encode() + b" " + line + b"\n")
+        write(fd, mac(key, line, sha256).hexdigest().encode() + b" " + line + b"\n")
     return emit, fd
+
+
+def test_digest(source: str, reference) -> str:
+    """What a test's ``done`` line carries: a digest of the code it ran (its source and the instructor's cells it
+    builds on), which the grader compares with the test it sent (a wrapper that runs other code gets no credit)."""
+    import hashlib
+    return hashlib.sha256(json.dumps([source, reference]).encode()).hexdigest()
 
 
 def _instance_methods(stream) -> dict:
@@ -343,7 +359,8 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     import scipy.stats  # noqa: F401
 
     _value_types()
-
+    emit, channel_fd = _channel(channel)
+    globals().update(_kit(emit))        # before the modules are recorded: the kit's functions are then watched
     modules = _watched_modules()
     classes = {}
     for mod in modules.values():
@@ -353,8 +370,7 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     here = os.path.realpath(work)
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != here]
     log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    emit, channel_fd = _channel(channel)
-    _state.update(emit=emit, streams=_stream_state(), user_ns=user_ns, log_fd=log_fd,
+    _state.update(streams=_stream_state(), user_ns=user_ns, log_fd=log_fd,
                   modules={n: (m, _record_namespace(vars(m), _own(n))) for n, m in modules.items()},
                   classes=list(classes.values()), reported=set())
     user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
@@ -386,18 +402,6 @@ def _changed() -> list[str]:
     return changed
 
 
-def _report_changes(test_id: str) -> None:
-    """Send, once each, the recorded objects the submission replaced (for the instructor to read), and any change
-    to the kernel's output streams (which the grader flags)."""
-    new = [c for c in _changed() if c not in _state["reported"]]
-    if new:
-        _state["reported"].update(new)
-        _state["emit"](test_id, "changed", new)
-    streams = _streams_changed()
-    if streams:
-        _state["emit"](test_id, "tampered", streams)
-
-
 def _instructor_names(reference) -> dict:
     """Run the instructor's cells ``reference`` ((code, substitute) pairs) in a fresh namespace; return the names
     the cells marked ``substitute`` bound."""
@@ -412,39 +416,82 @@ def _instructor_names(reference) -> dict:
     return bound
 
 
-def run_test(test_id: str, source: str, reference=()) -> None:
-    """Run one test cell's code; send ``done`` on the grader's channel only if it completed.
+def _kit(emit) -> dict:
+    """The functions that write on the grader's channel, as closures over ``emit`` (:func:`_channel`): set-up puts
+    them in this module's namespace as :func:`run_test`, :func:`record` and :func:`finish`. What they call that
+    could receive ``emit`` is in this closure too, not looked up in the module when they run."""
+    running = [None]                    # (test id, the file name its code runs under) while a test runs
+    changed, streams_changed, instructor_names, plain = _changed, _streams_changed, _instructor_names, _plain
+    digest, real_exec, real_compile, cache = test_digest, exec, compile, linecache.cache
 
-    ``reference``: the instructor's code of the cells this test's question builds on, as (code, substitute)
-    pairs; while the test runs, the names the substituted cells define are the instructor's, for the test and for
-    the student's functions it calls."""
-    _report_changes(test_id)
-    user_ns, saved = _state["user_ns"], {}
-    filename = f"<test {test_id}>"
-    _state["test"] = (test_id, filename)
-    try:
-        for name, value in _instructor_names(reference).items():
-            saved[name] = user_ns.get(name, _MISSING)
-            user_ns[name] = value
-        namespace = {k: v for k, v in user_ns.items() if k not in _REAL_BUILTINS}
-        namespace.update(__builtins__=_REAL_BUILTINS, __name__="__main__")
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-        exec(compile(source, filename, "exec"), namespace)  # noqa: S102  (the instructor's test code)
-    finally:
-        _state["test"] = None
-        for name, value in saved.items():
-            if value is _MISSING:
-                user_ns.pop(name, None)
-            else:
+    def report_changes(test_id: str) -> None:
+        """Send, once each, the recorded objects the submission replaced (for the instructor to read), and any
+        change to the kernel's output streams (which the grader flags)."""
+        new = [c for c in changed() if c not in _state["reported"]]
+        if new:
+            _state["reported"].update(new)
+            emit(test_id, "changed", new)
+        streams = streams_changed()
+        if streams:
+            emit(test_id, "tampered", streams)
+
+    def run_test(test_id: str, source: str, reference=()) -> None:
+        """Run one test cell's code; send ``done``, with the digest of the code it ran (:func:`test_digest`), on
+        the grader's channel only if it completed.
+
+        ``reference``: the instructor's code of the cells this test's question builds on, as (code, substitute)
+        pairs; while the test runs, the names the substituted cells define are the instructor's, for the test and
+        for the student's functions it calls."""
+        report_changes(test_id)
+        user_ns, saved = _state["user_ns"], {}
+        filename = f"<test {test_id}>"
+        running[0] = (test_id, filename)
+        try:
+            for name, value in instructor_names(reference).items():
+                saved[name] = user_ns.get(name, _MISSING)
                 user_ns[name] = value
-    _report_changes(test_id)      # student code the test called may have changed something while it ran
-    _state["emit"](test_id, "done")
+            namespace = {k: v for k, v in user_ns.items() if k not in _REAL_BUILTINS}
+            namespace.update(__builtins__=_REAL_BUILTINS, __name__="__main__")
+            cache[filename] = (len(source), None, source.splitlines(True), filename)
+            real_exec(real_compile(source, filename, "exec"), namespace)  # noqa: S102  (the instructor's test)
+        finally:
+            running[0] = None
+            for name, value in saved.items():
+                if value is _MISSING:
+                    user_ns.pop(name, None)
+                else:
+                    user_ns[name] = value
+        report_changes(test_id)      # student code the test called may have changed something while it ran
+        emit(test_id, "done", {"digest": digest(source, reference)})
+
+    def finish() -> None:
+        """The grader's last cell: the end of the channel (a channel without it was cut short)."""
+        report_changes("end")
+        emit("end", "end")
+
+    def record(name: str, value, rtol: float = 0.0, atol=0.0, labels: bool = False):
+        """Hand ``value`` to the grader, which compares it with the instructor's, within ``rtol`` and ``atol`` (a
+        number or, elementwise, an array of the value's shape), taken from the instructor's run. Returns the plain
+        value. It is sent at once: nothing in the kernel holds it back.
+
+        Series and DataFrames count by their values; with ``labels`` a Series counts as {label: value} (in any
+        order) and a DataFrame with its row and column labels."""
+        test = running[0]
+        if test is None or sys._getframe(1).f_code.co_filename != test[1]:   # not a function the test called
+            raise RuntimeError("record() works only in the code of a test run by the grader")
+        value = plain(value, labels, name)
+        tolerance = plain(atol, False, f"{name} (atol)")
+        emit(test[0], "record", {"name": name, "value": value, "rtol": float(rtol), "atol": tolerance})
+        return value
+
+    return {"run_test": run_test, "finish": finish, "record": record}
 
 
-def finish() -> None:
-    """The grader's last cell: the end of the channel (a channel without it was cut short)."""
-    _report_changes("end")
-    _state["emit"]("end", "end")
+def _not_set_up(*args, **kwargs):
+    raise RuntimeError("the grading kit is not set up: its functions work only in a grading run")
+
+
+run_test = finish = record = _not_set_up        # replaced by setup() with _kit's closures
 
 
 def _value_types():
@@ -500,21 +547,6 @@ def _plain(value, labels: bool, where: str):
     raise TypeError(f"{where}: a {kind.__module__}.{kind.__qualname__}; the grader takes numbers, strings, NumPy "
                     "arrays (not subclasses such as masked arrays), lists, tuples, dicts, and pandas Series or "
                     "DataFrames of numbers")
-
-
-def record(name: str, value, rtol: float = 0.0, atol=0.0, labels: bool = False):
-    """Hand ``value`` to the grader, which compares it with the instructor's, within ``rtol`` and ``atol`` (a number
-    or, elementwise, an array of the value's shape), taken from the instructor's run. Returns the plain value.
-
-    Series and DataFrames count by their values; with ``labels`` a Series counts as {label: value} (in any order)
-    and a DataFrame with its row and column labels."""
-    test = _state.get("test")
-    if test is None or sys._getframe(1).f_code.co_filename != test[1]:   # not a function the test called
-        raise RuntimeError("record() works only in the code of a test run by the grader")
-    plain = _plain(value, labels, name)
-    tolerance = _plain(atol, False, f"{name} (atol)")
-    _state["emit"](test[0], "record", {"name": name, "value": plain, "rtol": float(rtol), "atol": tolerance})
-    return plain
 
 
 def array(value, name: str = "value"):
