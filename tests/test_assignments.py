@@ -287,6 +287,21 @@ OUTSIDE = ["from numpy.lib import _datasource\nimport shutil\npackage = hlmlib.d
 # rewrite the records the grader once printed with the values the hidden tests computed in the kernel. 6/6 then.
 FIXTURES = ROOT / "tests" / "fixtures"
 RELAYS = ("assignment02_relay", "assignment05_relay")
+# Round 3: stub answers and a cell that reaches gradingkit._state (its emit, then), setattr and sys.modules through
+# np.load(..., allow_pickle=True) of a pickle naming them, holds the records until the hidden test computed its
+# reference in the kernel, swaps the values, and (05) wraps run_test to swallow the tests' exceptions. 6/6 then.
+UNPICKLING_RELAYS = ("assignment02_relay4", "assignment05_relay4")
+# Run past the static check: the kit's run_test wrapped to swallow a test's exception, or to run other code in its
+# place under the test's name. Neither can send ``done`` for the test the grader sent.
+WRAPPERS = {
+    "swallows-the-exceptions": "import sys\nkit = sys.modules['gradingkit']\nreal = kit.run_test\n\n"
+                               "def lenient(test_id, source, reference=()):\n    try:\n"
+                               "        real(test_id, source, reference)\n    except Exception:\n        pass\n\n"
+                               "kit.run_test = lenient",
+    "runs-other-code": "import sys\nkit = sys.modules['gradingkit']\nreal = kit.run_test\n\n"
+                      "def other(test_id, source, reference=()):\n    real(test_id, 'pass', reference)\n\n"
+                      "kit.run_test = other",
+}
 # Written on every write-only file descriptor (the grader's channel among them): a line as the kit writes them,
 # with a made-up HMAC (passes the static check).
 FORGE_ON_THE_CHANNEL = ("import os\nfor fd in range(3, 256):\n    try:\n        os.read(fd, 0)\n"
@@ -388,7 +403,7 @@ def graded(built, tmp_path_factory):
         add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names] + outside))
     for name, (aid, kind, replace, insert) in UNSEEN.items():
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
-    for name in RELAYS:
+    for name in RELAYS + UNPICKLING_RELAYS:
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
@@ -543,6 +558,29 @@ def test_the_relay_that_rewrote_the_records_is_flagged_by_the_static_check(name,
     assert row["status"] == "flagged" and float(row["score"]) == 0, row
     assert "uses the attribute .contextlib" in row["message"] and "takes the method .put from its class" in \
         row["message"], row
+
+
+@pytest.mark.parametrize("name", UNPICKLING_RELAYS)
+def test_the_relay_that_reached_the_kit_by_unpickling_scores_nothing(name, graded):
+    row = graded["rows"][f"relay/{name}"]
+    assert float(row["score"]) == 0 and row["status"] in ("review", "flagged"), row
+    assert "refused at run time: unpickling (it resolves gradingkit._state)" in row["message"], row
+
+
+def test_a_wrapped_run_test_cannot_make_a_failing_or_other_test_count(built, monkeypatch, tmp_path):
+    # past the static check (as code with full Python would be): the student version's stubs raise in every test
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
+    paths = []
+    for name, code in WRAPPERS.items():
+        nbformat.write(_edited(student, {}, [("setup", code)]), tmp_path / f"{name}.ipynb")
+        paths.append(tmp_path / f"{name}.ipynb")
+    swallowed, other = grader.grade_many(paths, timeout=120)
+    for result in (swallowed, other):
+        assert result.score == 0 and not any(t.passed for t in result.tests), grader.report(result)
+        assert "changed what the tests use: gradingkit.run_test" in result.notes, result.notes
+    assert not any(t.completed for t in swallowed.tests), grader.report(swallowed)
+    assert any("said it completed, but not for the code the grader sent" in n for n in other.notes), other.notes
 
 
 def test_code_past_the_static_check_cannot_forge_the_records(built, monkeypatch, tmp_path):
@@ -861,7 +899,18 @@ attempt("getattr of a forbidden name", lambda: namespace["getattr"](grader, "cty
 attempt("getattr of a public name", lambda: namespace["getattr"](os, "getcwd"))
 with gradingkit.numpy_only():
     attempt("numpy only sets its profiler", lambda: None)
-print(json.dumps(outcome))
+import io, marshal, pickle
+import numpy as np
+attempt("unpickle a global through np.load", lambda: np.load(io.BytesIO(b"cgradingkit\n_state\n."),
+                                                            allow_pickle=True))
+attempt("unpickle exec", lambda: pickle.loads(b"cbuiltins\nexec\n."))
+attempt("unpickle plain data", lambda: pickle.loads(pickle.dumps([1, 2.0])))
+attempt("unmarshal", lambda: marshal.loads(marshal.dumps((lambda: 1).__code__)))
+attempt("import a module not loaded yet", lambda: __import__("fractions"))
+# the channel's writer: in no global of the kit, nor in its state
+emit_reachable = [k for k, v in [*vars(gradingkit).items(), *gradingkit._state.items()]
+                  if getattr(v, "__name__", "") == "emit"]
+print(json.dumps([outcome, emit_reachable]))
 """
 
 
@@ -872,12 +921,16 @@ def test_the_audit_hook_refuses_what_a_run_must_not_do(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=work,
                          env={"PATH": "/usr/bin:/bin", "HOME": str(work), "MPLBACKEND": "Agg"})
     assert run.returncode == 0, run.stderr[-2000:]
-    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    outcome, emit_reachable = json.loads(run.stdout.strip().splitlines()[-1])
+    assert emit_reachable == []
     log = (private / "refusals.log").read_text().splitlines()
     allowed = {"write in the run's folder", "read hlmlib's data", "getattr of a public name",
-               "numpy only sets its profiler"}
-    assert {k for k, v in outcome.items() if v == "allowed"} == allowed, outcome
-    assert {k for k, v in outcome.items() if v == "refused"} == set(outcome) - allowed, outcome
+               "numpy only sets its profiler", "import a module not loaded yet", "unpickle plain data"}
+    assert {k for k, v in outcome.items() if v == "allowed"} == allowed, json.dumps(outcome)
+    # np.load turns the refusal into an UnpicklingError (raised from it); the refusal is logged all the same
+    assert outcome.pop("unpickle a global through np.load") == "UnpicklingError"
+    assert any("unpickling (it resolves gradingkit._state)" in line for line in log), log
+    assert {k for k, v in outcome.items() if v == "refused"} == set(outcome) - allowed, json.dumps(outcome)
     assert any("hlmlib/zz.py" in line for line in log) and any("starting a process" in line for line in log)
 
 
