@@ -146,10 +146,13 @@ class Assembled:
     positions: dict[int, str]            # index of a test cell in the notebook -> test id
     student_code: list[tuple[int, str]]  # the submission's code cells that run, numbered as in the submission
     not_run: list[str]                   # the submission's cells the grader does not run, and why
+    sent: dict[str, str]                 # test id -> the digest of the code the grader sent for it
 
 
-def assemble(submission, a: Assignment) -> Assembled:
-    """The notebook to run: the submission's cells, its test cells replaced by the source's, placed by id.
+def assemble(submission, a: Assignment, reference_run: bool = False) -> Assembled:
+    """The notebook to run: the submission's cells, its test cells replaced by the source's, placed by id. Hidden
+    tests run whole in the reference run (``reference_run``) only; otherwise up to their last record
+    (:func:`make.recorded_part`).
 
     A test runs after the submission's cell that precedes it in the source (the nearest earlier one the
     submission still has) and the cells the student added below that cell, but before any that the student put
@@ -181,10 +184,14 @@ def assemble(submission, a: Assignment) -> Assembled:
             slot += 1
         before.setdefault(slot, []).append(tests[sid])
     cells, positions, not_run, code = [nbformat.v4.new_code_cell("# the grader's set-up")], {}, [], []
+    sent = {}
     for i in range(len(kept) + 1):
         for t in before.get(i, []):
             positions[len(cells)] = t.id
-            call = f"__grader__.run_test({t.id!r}, {t.source!r}, {make.reference_cells(a, t)!r})"
+            source = t.source if reference_run or not t.hidden else make.recorded_part(t.source)
+            reference = make.reference_cells(a, t)
+            sent[t.id] = gradingkit.test_digest(source, reference)
+            call = f"__grader__.run_test({t.id!r}, {source!r}, {reference!r})"
             cells.append(nbformat.v4.new_code_cell(call, metadata={"grader_test": t.id}))
         if i < len(kept):
             n, cell = kept[i][0], copy.deepcopy(kept[i][1])
@@ -196,7 +203,7 @@ def assemble(submission, a: Assignment) -> Assembled:
                 code.append((n, cell.source))
             cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(submission.metadata))
-    return Assembled(nb, positions, code, not_run)
+    return Assembled(nb, positions, code, not_run, sent)
 
 
 def _test_run(source_ids: list[str], s: int, tests: dict) -> list[str]:
@@ -391,14 +398,12 @@ def _error_message(outputs) -> str | None:
     return None
 
 
-def _read_channel_entries(result: Result, entries: list[tuple]) -> None:
+def _read_channel_entries(result: Result, entries: list[tuple], sent: dict[str, str]) -> None:
     """The tests' records and completions, and the changes the kit saw, from the channel's verified lines. A test
     completed only if the kit's ``done`` for it carries the digest of the code the grader sent for it (the test's
     source and the instructor's cells it builds on): a wrapper around the kit's ``run_test`` that ran other code,
     or none, gets no credit."""
-    a = result.assignment
     by_id = {t.id: t for t in result.tests}
-    digests = {t.id: gradingkit.test_digest(t.source, make.reference_cells(a, t)) for t in a.tests}
     for test_id, kind, payload in entries:
         if kind == "changed":
             result.notes += [f"changed what the tests use: {c}" for c in payload
@@ -406,7 +411,7 @@ def _read_channel_entries(result: Result, entries: list[tuple]) -> None:
         elif test_id in by_id and kind == "record":
             by_id[test_id].records[str(payload["name"])] = payload
         elif test_id in by_id and kind == "done":
-            if isinstance(payload, dict) and payload.get("digest") == digests[test_id]:
+            if isinstance(payload, dict) and payload.get("digest") == sent.get(test_id):
                 by_id[test_id].completed = True
             else:
                 result.notes.append(f"the test {test_id} said it completed, but not for the code the grader sent")
@@ -420,11 +425,11 @@ def _read_test_cell(result: TestResult, outputs) -> None:
 
 
 async def run_submission(path: Path, a: Assignment, submission, policy: Policy, private: Path,
-                         timeout: float, timeout_file: float) -> Result:
+                         timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
     result = Result(path, a, submission=submission,
                     tests=[TestResult(t.id, t.question, t.points, t.hidden, t.guards) for t in a.tests])
-    assembled = assemble(submission, a)
+    assembled = assemble(submission, a, reference_run)
     result.notes += assembled.not_run
     problems = integrity.check_cells(assembled.student_code)
     by_id = {t.id: t for t in result.tests}
@@ -445,7 +450,7 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
     if run.trimmed:
         result.notes.append(f"output past {OUTPUT_LIMIT:,} characters dropped, from "
                             f"{_where(assembled.notebook, run.trimmed[0])} on")
-    _read_channel_entries(result, run.channel)
+    _read_channel_entries(result, run.channel, assembled.sent)
     for index, test_id in assembled.positions.items():
         if run.stopped_at is not None and index >= run.stopped_at:
             by_id[test_id].completed, by_id[test_id].message = False, "not run: " + result.message
@@ -556,7 +561,7 @@ async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: f
     if use_cache and cached.exists():
         return json.loads(cached.read_text(encoding="utf-8"))
     result = await run_submission(Path(f"<the instructor version of {a.id}>"), a, make.instructor_version(a),
-                                  policy, private, timeout, timeout_file)
+                                  policy, private, timeout, timeout_file, reference_run=True)
     reference = reference_of(result)
     cached.parent.mkdir(parents=True, exist_ok=True)
     for old in cached.parent.glob(f"{a.id}-*.json"):

@@ -182,6 +182,21 @@ def strip_markers(text: str) -> str:
     return "\n".join(line for line in text.split("\n") if not MARKER_LINE.match(line))
 
 
+def recorded_part(source: str) -> str:
+    """A hidden test as a submission's run gets it: its code up to the last top-level statement that records a
+    value. What follows (checks against references computed in the kernel, R's values) runs in the reference run
+    only, where it checks the instructor's solution: in a submission's run the verdict comes from the recorded
+    values compared with the reference run's, outside the kernel, so no reference value is computed in the kernel
+    after the records for the notebook's code to copy."""
+    import ast
+    body = ast.parse(source).body
+    records = [s for s in body if any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "record"
+                                      for n in ast.walk(s))]
+    if not records:
+        return source
+    return "".join(source.splitlines(True)[:records[-1].end_lineno])
+
+
 def reference_cells(a: Assignment, test: Test) -> list[tuple[str, bool]]:
     """The instructor's code a test runs with, as (code, substitute) pairs: the answer cells in ``test.reference``
     (substitute: their names replace the student's while the test runs) and, before them, the source's code cells

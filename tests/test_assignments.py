@@ -27,6 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "assignments"))
 import grader  # noqa: E402  (assignments/grader.py)
+import gradingkit  # noqa: E402
 import integrity  # noqa: E402
 import make  # noqa: E402
 
@@ -809,6 +810,26 @@ def test_a_cell_the_grader_does_not_run_fails_alone_and_is_noted():
                for c in assembled.notebook.cells[1:3])
     assert [n.split(":")[0] for n in assembled.not_run] == ["cell 1 not run", "cell 2 not run"]
     assert 1 not in {n for n, _ in assembled.student_code}       # not run, so not checked: no flag for 'import sys'
+
+
+@pytest.mark.parametrize("aid", IDS)
+def test_a_submissions_hidden_tests_stop_at_their_last_record_and_the_reference_run_runs_them_whole(aid):
+    # no reference value is computed in a submission's kernel after the records (it could be copied); the checks
+    # after the records still check the instructor's solution in the reference run
+    a = CATALOGUE[aid]
+    version = make.instructor_version(a)
+    sent = {True: grader.assemble(version, a, reference_run=True), False: grader.assemble(version, a)}
+    for reference_run, assembled in sent.items():
+        for index, test_id in assembled.positions.items():
+            t = next(t for t in a.tests if t.id == test_id)
+            source = ast.literal_eval(ast.parse(assembled.notebook.cells[index].source).body[0].value.args[1])
+            last = ast.parse(source).body[-1]
+            if reference_run or not t.hidden:
+                assert source == t.source
+            else:
+                assert source != t.source and t.source.startswith(source), test_id
+                assert any(isinstance(n, ast.Call) and getattr(n.func, "id", "") == "record" for n in ast.walk(last))
+            assert assembled.sent[test_id] == gradingkit.test_digest(source, make.reference_cells(a, t))
 
 
 def test_values_are_compared_with_the_instructors_exactly_in_structure_and_within_tolerance_in_number():
