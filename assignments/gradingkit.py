@@ -9,8 +9,9 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
   folder; reading the grader's folders (its sources and references, other submissions, their reports);
-  processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; running code from files in the run's
-  folder or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also
+  processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; unpickling anything that names a global
+  (``pickle.find_class``: ``np.load(allow_pickle=True)`` would otherwise hand the notebook any module's attribute)
+  and ``marshal.load(s)`` outside the libraries; running code from files in the run's folder or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also
   refuses starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions
   that start them are replaced), since code in another thread would escape :func:`numpy_only`.
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
@@ -18,7 +19,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
   of a question that builds on an earlier answer runs with the instructor's version of that answer in place of the
   student's (so an earlier mistake is not counted twice). It sends ``done`` on the grader's channel when the test ran
-  to the end; before and after, it checks that ``sys.stdout`` and ``sys.stderr`` are still the kernel's own
+  to the end, with a digest of the code it ran, which the grader compares with the test it sent (a wrapper that
+  swallows the test's exception, or runs other code, gets no credit); before and after, it checks that ``sys.stdout`` and ``sys.stderr`` are still the kernel's own
   streams, unchanged (a change is sent to the grader, which flags the run).
 - :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
   exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
@@ -27,9 +29,15 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it.
 - :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable.
 
+:func:`run_test`, :func:`record` and :func:`finish` are closures that :func:`setup` makes (:func:`_kit`): the
+function that signs the channel's lines is held only there, in no module global and in no dict or attribute of one
+(``_state`` holds nothing that writes to the channel).
+
 None of this is a sandbox against code that gets past the static check (``integrity.py``) with full Python: such
-code could undo :func:`numpy_only` or the namespace copy. It cannot undo the audit hook, and it cannot change the
-values the instructor's solution gave, which decide the score.
+code could undo :func:`numpy_only` or the namespace copy, and it could reach the signing function through those
+closures' ``__closure__``, a frame or the interpreter's memory, and then sign records and ``done`` lines; nothing
+detects that. It cannot undo the audit hook, and it cannot change the values the instructor's solution gave, which
+decide the score.
 """
 from __future__ import annotations
 
