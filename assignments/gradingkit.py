@@ -11,7 +11,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   folder; reading the grader's folders (its sources and references, other submissions, their reports);
   processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; unpickling anything that names a global
   (``pickle.find_class``: ``np.load(allow_pickle=True)`` would otherwise hand the notebook any module's attribute)
-  and ``marshal.load(s)`` outside the libraries; running code from files in the run's folder or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also
+  and ``marshal.load(s)`` outside the libraries; running code from files in the run's folder or importing with a
+  changed ``sys.path``; and, except from this module, profilers and tracers. It also
   refuses starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions
   that start them are replaced), since code in another thread would escape :func:`numpy_only`.
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
@@ -20,7 +21,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   of a question that builds on an earlier answer runs with the instructor's version of that answer in place of the
   student's (so an earlier mistake is not counted twice). It sends ``done`` on the grader's channel when the test ran
   to the end, with a digest of the code it ran, which the grader compares with the test it sent (a wrapper that
-  swallows the test's exception, or runs other code, gets no credit); before and after, it checks that ``sys.stdout`` and ``sys.stderr`` are still the kernel's own
+  swallows the test's exception, or runs other code, gets no credit); before and after, it checks that
+  ``sys.stdout`` and ``sys.stderr`` are still the kernel's own
   streams, unchanged (a change is sent to the grader, which flags the run).
 - :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
   exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
