@@ -22,9 +22,9 @@ For one submission:
    values computed in the kernel run in the reference run only); a test scores its points if it ran to the end (it
    raised nothing, and the kit said so, with a digest of the code the grader sent, on the grader's own channel, a
    file the notebook can neither read nor write a valid line to) and every value it recorded matches the value the
-   instructor's solution recorded, within the tolerances the reference run gave; a visible test scores only if the hidden test that guards it passes too. A line on that
-   channel the kit did not write, a channel cut short, or the kernel's output streams replaced or patched during
-   a test flags the run (score 0).
+   instructor's solution recorded, within the tolerances the reference run gave; a visible test scores only if
+   the hidden test that guards it passes too. A line on that channel the kit did not write, a channel cut short,
+   or the kernel's output streams replaced or patched during a test flags the run (score 0).
 
 Several submissions run at once (``jobs``); each gets a report, and the written answers of all submissions of an
 assignment are collected into one document beside the model answers.
