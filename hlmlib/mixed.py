@@ -300,6 +300,19 @@ def _collinear_columns(M: np.ndarray, names: list[str]) -> list[str]:
     return dependent
 
 
+def _far_from_centred(A: np.ndarray, names: list[str]) -> list[str]:
+    """Non-constant columns whose mean is more than 100 times their standard deviation (a calendar year, a
+    date): nearly collinear with a constant, they leave the cross-products the likelihood is computed from
+    with few accurate digits; centring them is a reparametrisation that fixes this."""
+    mean, sd = A.mean(axis=0), A.std(axis=0)
+    return [name for name, m, s in zip(names, mean, sd) if s > 0 and abs(m) > 100 * s]
+
+
+def _centring_hint(columns: list[str]) -> str:
+    return (f"; column(s) {columns} have a mean over 100 times their standard deviation: centre them (e.g. "
+            "year - 2000), which gives the same model with well-conditioned cross-products") if columns else ""
+
+
 def _within_residual_ss(cp: CrossProducts) -> float:
     """Residual sum of squares of y on X plus separate coefficients on Z in every group (a lower bound
     for sigma^2 * (N - ...)); zero when y is fitted exactly. From the cross-products:
@@ -344,12 +357,14 @@ def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -
                          "check.nobs.vs.nRE); e.g. every group has a single observation")
     bad_X = _collinear_columns(cp.WtW[:-1, :-1], design.names)
     if bad_X:
-        raise InputError(f"the fixed-effects design is rank deficient: column(s) {bad_X} are linear "
-                         "combinations of earlier columns")
+        raise InputError(f"the fixed-effects design is rank deficient, or too nearly so for the cross-products the "
+                         f"likelihood is computed from: column(s) {bad_X} are (nearly) linear combinations of "
+                         f"earlier columns" + _centring_hint(_far_from_centred(design.X, design.names)))
     bad_Z = _collinear_columns(cp.ZtZ.sum(axis=0), znames)
     if bad_Z:
-        raise InputError(f"the random-effects design Z is rank deficient: column(s) {bad_Z} are linear "
-                         "combinations of earlier columns")
+        raise InputError(f"the random-effects design Z is rank deficient, or too nearly so for the cross-products "
+                         f"the likelihood is computed from: column(s) {bad_Z} are (nearly) linear combinations of "
+                         f"earlier columns" + _centring_hint(_far_from_centred(Z, znames)))
     confounded = _confounded_random_effects(cp, znames)
     if confounded:
         raise InputError(f"the random effects of column(s) {confounded} are confounded with the fixed effects: in "
@@ -1428,12 +1443,14 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     boundary = fit.boundary
     if boundary:
         warnings.warn("boundary (singular) fit: a variance component is zero or tau is singular, so the fit is "
-                      "that of a model with fewer random effects (those in the range of tau); the estimates are "
-                      "still the maximisers. Consider dropping the degenerate random effect.",
-                      BoundaryFitWarning, stacklevel=2)
+                      "that of a model with fewer random effects (those in the range of tau); "
+                      + ("the estimates are still the maximisers. " if fit.converged else
+                         "the optimiser did not converge, so these estimates need not be the maximisers. ")
+                      + "Consider dropping the degenerate random effect.", BoundaryFitWarning, stacklevel=2)
     if not fit.converged:
         warnings.warn(f"the optimiser may not have converged ({fit.message}; projected gradient "
-                      f"{np.abs(fit.gradient).max():.3g}, Newton decrement {fit.newton_decrement:.3g})",
+                      f"{np.abs(fit.gradient).max():.3g}, Newton decrement {fit.newton_decrement:.3g})"
+                      + _centring_hint(_far_from_centred(design.X, design.names) + _far_from_centred(Z, znames)),
                       RuntimeWarning, stacklevel=2)
     return MixedResult(
         params=pd.Series(fac.beta(), index=design.names, name="estimate"),

@@ -237,3 +237,36 @@ def test_quoted_names_with_a_bar_or_plus_are_names(df):
     m = hlmlib.mixed("y ~ Q('a|b') + `a+b` + (Q('a|b') | g)", named)
     np.testing.assert_allclose(m.params.to_numpy(), hlmlib.mixed("y ~ x + w + (x | g)", df).params.to_numpy(),
                                rtol=1e-8)
+
+
+def test_a_column_far_from_centred_is_refused_with_the_reason_and_the_remedy():
+    """1e6 + x is identified (ols fits it) but nearly collinear with the intercept in the cross-products mixed
+    computes its likelihood from: the refusal must not claim exact dependence, and must say to centre."""
+    rng = np.random.default_rng(11)
+    g = np.repeat(np.arange(20), 10)
+    x = rng.normal(size=g.size)
+    data = pd.DataFrame({"y": x + rng.normal(size=20)[g] + rng.normal(size=g.size), "t2": 1e6 + x, "g": g})
+    with pytest.raises(hlmlib.InputError, match=r"\(nearly\) linear combinations.*'t2'.*centre them"):
+        hlmlib.mixed("y ~ t2 + (1 | g)", data)
+    centred = hlmlib.mixed("y ~ I(t2 - 1e6) + (1 | g)", data)
+    assert np.isclose(centred.params.iloc[1], hlmlib.mixed("y ~ x + (1 | g)", data.assign(x=x)).params.iloc[1])
+
+
+def test_a_failed_fit_on_an_uncentred_random_slope_says_so_and_suggests_centring():
+    """(year | g) with year = 2000 + k is the model (k | g); the optimiser fails on the uncentred column (lme4
+    does too): the warnings must not call the estimates maximisers and must point to centring."""
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(30), 8)
+    k = np.tile(np.arange(8), 30).astype(float)
+    y = 1 + 0.5 * k + rng.normal(size=30)[g] + 0.3 * rng.normal(size=30)[g] * k + rng.normal(size=g.size)
+    data = pd.DataFrame({"y": y, "k": k, "year": 2000 + k, "g": g})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = hlmlib.mixed("y ~ k + (year | g)", data)
+    messages = " ".join(str(w.message) for w in caught)
+    if fit.converged:       # a future optimiser may succeed: then it must agree with the centred fit
+        assert np.isclose(fit.llf, hlmlib.mixed("y ~ k + (k | g)", data).llf, rtol=1e-6)
+    else:
+        assert "need not be the maximisers" in messages or "boundary" not in messages
+        assert "still the maximisers" not in messages
+        assert "centre them" in messages and "'year'" in messages

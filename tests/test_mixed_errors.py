@@ -98,9 +98,9 @@ def test_mismatched_lengths(which, message):
 
 
 def test_rank_deficient_designs():
-    with pytest.raises(InputError, match="fixed-effects design is rank deficient: column\\(s\\) \\['x2'\\]"):
+    with pytest.raises(InputError, match="fixed-effects design is rank deficient.*: column\\(s\\) \\['x2'\\]"):
         mixed(y, np.column_stack([X, 2 * x]), g)
-    with pytest.raises(InputError, match="random-effects design Z is rank deficient: column\\(s\\) \\['z2'\\]"):
+    with pytest.raises(InputError, match="random-effects design Z is rank deficient.*: column\\(s\\) \\['z2'\\]"):
         mixed(y, X, g, np.column_stack([X, 2 * x]))
     with pytest.raises(InputError, match="Z has no columns"):
         mixed(y, X, g, np.empty((N, 0)))
