@@ -514,6 +514,8 @@ def columns_by_name(newdata, names: list[str], what: str, default_prefix: str):
     if set(names) <= set(columns):
         return newdata.set_axis(columns, axis=1)[names]
     if names == [f"{default_prefix}{j}" for j in range(len(names))]:
+        warn_user(f"{what}'s columns {columns} are taken by position as the fit's unnamed columns {names}: "
+                  "make sure they are in the fit's order (fit with a DataFrame to have them matched by name)")
         return newdata
     missing = [v for v in names if v not in columns]
     raise InputError(f"{what} is a DataFrame without the fit's column(s) {missing} (its columns: {columns}): "

@@ -46,7 +46,7 @@ _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
                   "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}"}
 #: '$' too: pandoc, GitHub and Jupyter read $...$ as math
-_MARKDOWN_SPECIAL = set("\\`*_[]|<>$")
+_MARKDOWN_SPECIAL = set("\\`*_[]|<>$^~")     # ^ and ~: pandoc's super- and subscripts
 #: characters that would end or break ``\label{...}`` (a comment, a brace, a macro, a parameter)
 _LABEL_FORBIDDEN = set("\\{}%#$&^~")
 
@@ -168,6 +168,9 @@ class TextTable:
         if self.caption:
             head.append(r"\caption{" + escape_latex(self.caption) + "}")
         if label:
+            if not self.caption:     # \label takes its number from \caption; without one \ref gives the section's
+                raise InputError("label= needs a caption (LaTeX numbers a table's label from its \\caption): "
+                                 "give caption=... as well")
             head.append(r"\label{" + label + "}")
         return "\n".join(head + body + [r"\end{table}"])
 

@@ -369,6 +369,7 @@ def _group_categories(fit, by) -> tuple[np.ndarray, str]:
         per_group = column.groupby(fit._codes).nunique()
         if (per_group > 1).any():
             bad = fit.group_labels[per_group.index[per_group > 1][0]]
+            bad = bad.item() if isinstance(bad, np.generic) else bad       # 0, not np.int64(0)
             raise InputError(f"column {by!r} varies within group {bad!r}: by= must be a level-2 variable (constant "
                              "within every group)")
         return column.groupby(fit._codes).first().to_numpy(), by

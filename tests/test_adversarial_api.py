@@ -270,3 +270,21 @@ def test_a_failed_fit_on_an_uncentred_random_slope_says_so_and_suggests_centring
         assert "need not be the maximisers" in messages or "boundary" not in messages
         assert "still the maximisers" not in messages
         assert "centre them" in messages and "'year'" in messages
+
+
+def test_markdown_escapes_pandoc_super_and_subscripts_and_a_latex_label_needs_a_caption():
+    hsb = hlmlib.datasets.load_hsb()
+    text = hlmlib.mixed("mathach ~ ses + (1 | school)", hsb).summary().to_markdown()
+    assert "\\^" in text and "^" not in text.replace("\\^", "") and "\\~" in text
+    table = hlmlib.etable([hlmlib.ols("mathach ~ ses", hsb)])
+    with pytest.raises(hlmlib.InputError, match="needs a caption"):
+        table.to_latex(label="tab:results")
+    assert "\\label{tab:results}" in table.to_latex(caption="Results", label="tab:results")
+
+
+def test_a_named_frame_for_an_unnamed_array_fit_is_taken_by_position_with_a_warning():
+    rng = np.random.default_rng(5)
+    X = np.column_stack([np.ones(50), rng.normal(size=50)])
+    fit = hlmlib.ols(X @ [1.0, 2.0] + rng.normal(size=50), X)
+    with pytest.warns(UserWarning, match="taken by position"):
+        fit.predict(pd.DataFrame(X[:3], columns=["one", "x"]))

@@ -57,7 +57,7 @@ def test_coef_table_markdown_holds_the_tables_numbers(ols_fit):
             else:
                 tolerance = {"p": 5e-3, "df": 1e-3}.get(column, 5e-6)          # p: 3 digits, df: 1 decimal
                 np.testing.assert_allclose(float(cell), values[column], rtol=tolerance)
-    assert table.to_markdown().startswith(table.caption.replace("*", "\\*")[:40])
+    assert table.to_markdown().startswith(table.caption.replace("~", "\\~").replace("*", "\\*")[:40])
 
 
 def test_coef_table_latex(ols_fit):
