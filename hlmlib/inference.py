@@ -218,7 +218,7 @@ def contrast_table(L: np.ndarray, coef: np.ndarray, cov: Covariance, alpha: floa
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(undefined, np.nan, estimate / np.where(undefined, 1.0, se))
     p = 2 * stats.t.sf(np.abs(t), df)
-    half_width = stats.t.ppf(1 - alpha / 2, df) * se
+    half_width = np.where(undefined, np.nan, stats.t.ppf(1 - alpha / 2, df) * se)   # no t, no interval
     table = CoefTable(
         {"estimate": estimate, "se": se, "df": df, "t": t, "p": p,
          "ci_low": estimate - half_width, "ci_high": estimate + half_width},

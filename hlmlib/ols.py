@@ -418,6 +418,8 @@ class OLSResult:
             se[complete], df[complete] = cov.contrast_se(X[complete]), cov.df_for(X[complete])
         spread = np.hypot(se, self.sigma) if interval == "prediction" else se
         half_width = stats.t.ppf(1 - alpha / 2, df) * spread
+        if cov.perfect_fit:           # the spread is rounding noise (warned): no interval, as no t in summary()
+            half_width[:] = np.nan
         out = pd.DataFrame({"fit": fit, "se_fit": se, "df": df, "lwr": fit - half_width, "upr": fit + half_width},
                            index=index)
         what = ", prediction intervals for new observations" if interval == "prediction" else \

@@ -83,8 +83,9 @@ def _with_defaults(defaults: dict, params: dict) -> dict:
 
 
 def _count(value, name: str, minimum: int = 1) -> int:
-    """A count (replications, clusters, observations): an integer >= ``minimum``."""
-    return check_scalar(value, name, integer=True, minimum=minimum)
+    """A count (replications, clusters, observations): an integer >= ``minimum`` and below 2**31 (NumPy's
+    array dimensions; a larger count could not be simulated in memory anyway)."""
+    return check_scalar(value, name, integer=True, minimum=minimum, maximum=2**31 - 1)
 
 
 @dataclass

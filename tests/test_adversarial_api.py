@@ -288,3 +288,21 @@ def test_a_named_frame_for_an_unnamed_array_fit_is_taken_by_position_with_a_warn
     fit = hlmlib.ols(X @ [1.0, 2.0] + rng.normal(size=50), X)
     with pytest.warns(UserWarning, match="taken by position"):
         fit.predict(pd.DataFrame(X[:3], columns=["one", "x"]))
+
+
+def test_issue11_round_findings_huge_counts_perfect_fit_intervals_boolean_start():
+    for call in (lambda: hlmlib.simulate.cgm(G=1e300, n=5, seed=1), lambda: hlmlib.simulate.cgm(G=3, n=1e300, seed=1),
+                 lambda: hlmlib.simulate.hlm_eusup(J=1e300, seed=1),
+                 lambda: hlmlib.simulate.random_coefficient(n=1e300, seed=1)):
+        with pytest.raises(hlmlib.InputError):
+            call()
+    X = np.column_stack([np.ones(60), np.random.default_rng(0).normal(size=60)])
+    with pytest.warns(UserWarning, match="essentially perfect fit"):
+        fit = hlmlib.ols(X @ [1.0, 2.0], X)
+        table = fit.coef_table() if hasattr(fit, "coef_table") else fit.summary()
+        band = fit.predict(X[:3], interval="confidence")
+    assert table["t"].isna().all() and table["ci_low"].isna().all() and table["ci_high"].isna().all()
+    assert band["lwr"].isna().all() and band["upr"].isna().all()
+    data = hlmlib.simulate.cgm(G=10, n=5, seed=2)
+    with pytest.raises(hlmlib.InputError, match="booleans"):
+        hlmlib.mixed("y ~ x", data, groups="cluster", start=[True])
