@@ -44,7 +44,7 @@ import numpy as np
 from pandas import isna as pd_isna
 
 from . import sandwich as sw
-from .design import InputError, group_codes
+from .design import InputError, check_bool, check_scalar, group_codes
 from .lmm_inference import HESSIAN_TOL, GroupBlocks, kenward_roger_df
 from .lmm_objective import CrossProducts, _tril_indices, theta_lower_bounds
 from .mixed import SINGULAR_TOL, fit_theta
@@ -639,6 +639,7 @@ def mixed_mc(X, Y=None, groups=None, Z=None, *, reml: bool = True, contrasts=Non
     MonteCarloMixed
         Contrasts, standard errors and df of every replication, with rejection rates and coverage.
     """
+    reml = check_bool(reml, "reml")
     if isinstance(X, Batch):
         batch = X
         X, Y, groups = batch.X, batch.Y, batch.cluster if groups is None else groups
@@ -678,6 +679,8 @@ def mixed_mc(X, Y=None, groups=None, Z=None, *, reml: bool = True, contrasts=Non
         raise InputError(f"{len(names)} names for {L.shape[0]} contrasts")
     if chunk is None:                                          # the (chunk, N, q + p + 1) products: tens of MB
         chunk = max(1, 2_000_000 // (N * (q + p + 1)))
+    else:
+        chunk = check_scalar(chunk, "chunk", integer=True, minimum=1, maximum=2**31 - 1)
     dof = N - p if reml else N
     out = {key: [] for key in ("params", "theta", "sigma2", "refit", "tau")}
     se, df = {k: [] for k in kinds}, {k: [] for k in kinds}

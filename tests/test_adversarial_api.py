@@ -306,3 +306,14 @@ def test_issue11_round_findings_huge_counts_perfect_fit_intervals_boolean_start(
     data = hlmlib.simulate.cgm(G=10, n=5, seed=2)
     with pytest.raises(hlmlib.InputError, match="booleans"):
         hlmlib.mixed("y ~ x", data, groups="cluster", start=[True])
+
+
+@pytest.mark.parametrize("options", [dict(chunk=1e300), dict(chunk=2.5), dict(chunk=0), dict(chunk=-1),
+                                     dict(chunk=True), dict(reml="no"), dict(reml=1)])
+def test_mixed_mc_validates_chunk_and_reml(options):
+    from hlmlib import mc_mixed
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(20), 4)
+    X = np.column_stack([np.ones(80), rng.normal(size=80)])
+    with pytest.raises(hlmlib.InputError):
+        mc_mixed.mixed_mc(X, rng.normal(size=(3, 80)), groups=g, **options)
