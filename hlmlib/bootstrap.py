@@ -113,7 +113,7 @@ def bootstrap_weights(G: int, B: int, distribution: str = "rademacher", rng=None
     positive integers; ``rng`` a seed or a ``np.random.Generator``. ``kind=`` is the deprecated name of
     ``distribution=``.
     """
-    G = check_scalar(G, "G", integer=True, minimum=1)
+    G = check_scalar(G, "G", integer=True, minimum=1, maximum=2**31 - 1)     # NumPy's array limit
     B = check_scalar(B, "B", integer=True, minimum=1)
     kind = _check_distribution(renamed_argument("distribution", distribution, "kind", kind, "rademacher"))
     draws = np.concatenate(list(_draw_chunks(G, B, kind, make_rng(rng), max(B, 1))))

@@ -317,3 +317,10 @@ def test_mixed_mc_validates_chunk_and_reml(options):
     X = np.column_stack([np.ones(80), rng.normal(size=80)])
     with pytest.raises(hlmlib.InputError):
         mc_mixed.mixed_mc(X, rng.normal(size=(3, 80)), groups=g, **options)
+
+
+@pytest.mark.parametrize("G", [1e300, 2**62])
+def test_bootstrap_weights_refuses_a_cluster_count_beyond_numpy(G):
+    from hlmlib.bootstrap import bootstrap_weights
+    with pytest.raises(hlmlib.InputError):
+        bootstrap_weights(G, 9, rng=0)
