@@ -283,6 +283,8 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     names = list(names)
     check_term_names(x=x, by=by)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
+    if np.asarray(at).dtype.kind not in "iuf":      # strings and booleans are not values of a moderator
+        raise InputError(f"at= (the values of {by!r}) must be numbers, got {at!r}")
     z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1)))
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0

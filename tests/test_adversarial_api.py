@@ -324,3 +324,11 @@ def test_bootstrap_weights_refuses_a_cluster_count_beyond_numpy(G):
     from hlmlib.bootstrap import bootstrap_weights
     with pytest.raises(hlmlib.InputError):
         bootstrap_weights(G, 9, rng=0)
+
+
+@pytest.mark.parametrize("at", ["1", ["1", "2.5"], True, [True, False]])
+def test_marginal_effect_refuses_strings_and_booleans_as_moderator_values(at):
+    data = hlmlib.simulate.cgm(G=10, n=20, seed=4).assign(z=lambda d: d["x"] ** 2)
+    for fit in (hlmlib.ols("y ~ x * z", data), hlmlib.mixed("y ~ x * z", data, groups="cluster")):
+        with pytest.raises(hlmlib.InputError, match="must be numbers"):
+            fit.marginal_effect("x", "z", at=at)
