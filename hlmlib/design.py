@@ -135,13 +135,19 @@ def make_rng(seed) -> np.random.Generator:
     return np.random.default_rng(check_scalar(seed, "seed", integer=True, minimum=0))
 
 
-def check_finite_array(values, name: str, *, ndim=None, allow_empty: bool = False) -> np.ndarray:
+def check_finite_array(values, name: str, *, ndim=None, allow_empty: bool = False,
+                       numbers_only: bool = False) -> np.ndarray:
     """``values`` as a float array, refusing non-numeric or complex entries, NaN and inf, a wrong
     number of dimensions (``ndim``: an int or a tuple of allowed ones) and (unless ``allow_empty``)
-    an empty array."""
+    an empty array. ``numbers_only`` (for arguments, not data) also refuses booleans and strings that
+    would convert to numbers ("0.5", True), which for a weight or a parameter are a mistake, not a value."""
     arr = np.asarray(values)
     if arr.dtype.kind == "c":
         raise InputError(f"{name} must be real numbers, got complex values")
+    if numbers_only and arr.dtype.kind not in "iuf" and not (arr.dtype.kind == "O" and all(
+            isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+            for v in arr.ravel())):
+        raise InputError(f"{name} must be numbers, got {values!r}")
     if arr.dtype.kind not in "biuf":
         try:
             arr = arr.astype(float)

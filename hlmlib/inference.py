@@ -160,7 +160,7 @@ def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
                 weights.append(weight(w, f"of {term!r}"))
                 row[term_index(term, names)] += weights[-1]
             return row, _contrast_label(weights, list(spec))
-        row = check_finite_array(spec, "contrast weights", allow_empty=True)
+        row = check_finite_array(spec, "contrast weights", allow_empty=True, numbers_only=True)
         if row.ndim != 1 or row.size != k:
             raise InputError(f"a contrast needs {k} weights, one per coefficient {names}; got shape {row.shape}")
         return row, _contrast_label(row, names)
@@ -170,7 +170,7 @@ def contrast_matrix(L, names) -> tuple[np.ndarray, list[str]]:
     elif isinstance(L, (list, tuple)) and len(L) and (isinstance(L[0], dict) or np.ndim(L[0]) == 1):
         specs = list(L)
     else:
-        arr = check_finite_array(L, "contrast weights", ndim=(1, 2))
+        arr = check_finite_array(L, "contrast weights", ndim=(1, 2), numbers_only=True)
         specs = [arr] if arr.ndim == 1 else list(arr)
     if not specs:
         raise InputError("no contrast given: pass k weights, a {term: weight} dict, or a list of them")
@@ -283,9 +283,7 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     names = list(names)
     check_term_names(x=x, by=by)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
-    if np.asarray(at).dtype.kind not in "iuf":      # strings and booleans are not values of a moderator
-        raise InputError(f"at= (the values of {by!r}) must be numbers, got {at!r}")
-    z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1)))
+    z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1), numbers_only=True))
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0
     L[:, j_xz] = z

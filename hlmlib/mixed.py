@@ -1425,9 +1425,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     design, Z, znames, labels, re_spec, shown, groups_column = _arrays(y, X, groups, Z, data, re)
     q = Z.shape[1]
     if start is not None:
-        if np.asarray(start).dtype.kind == "b":
-            raise InputError(f"start must be numbers (theta, the lower triangle of Lambda), got booleans {start!r}")
-        start = check_finite_array(start, "start", ndim=1)
+        start = check_finite_array(start, "start", ndim=1, numbers_only=True)
         if start.size != q * (q + 1) // 2:
             raise InputError(f"start has {start.size} values; theta for {q} random effect(s) has "
                              f"q (q + 1) / 2 = {q * (q + 1) // 2} (the lower triangle of Lambda, column by column)")

@@ -141,7 +141,7 @@ def _cluster_sizes(J: int, n) -> np.ndarray:
 
 
 def _check_tau(tau, q: int) -> np.ndarray:
-    tau = np.atleast_2d(check_finite_array(tau, "tau", ndim=(0, 1, 2)))
+    tau = np.atleast_2d(check_finite_array(tau, "tau", ndim=(0, 1, 2), numbers_only=True))
     if tau.shape != (q, q):
         raise InputError(f"tau must be {q} x {q}, got shape {tau.shape}")
     if not np.allclose(tau, tau.T):
@@ -723,7 +723,7 @@ class MonteCarloOLS:
             if missing:
                 raise InputError(f"null/truth has no value for {missing}")
             return np.array([check_scalar(null[nm], f"null/truth of {nm!r}") for nm in self.names])
-        values = check_finite_array(null, "null/truth", ndim=(0, 1))
+        values = check_finite_array(null, "null/truth", ndim=(0, 1), numbers_only=True)
         if values.ndim == 1 and values.size != len(self.names):
             raise InputError(f"null/truth has {values.size} values for {len(self.names)} terms {self.names}")
         return np.broadcast_to(values, (len(self.names),))
@@ -887,7 +887,7 @@ def ols_mc(X, Y=None, cluster=None, kinds=None, contrasts=None,
         layout = _Layout(cluster, n)
         if layout.G < 2:
             raise InputError("cluster-robust standard errors need at least 2 clusters")
-    L = np.eye(k) if contrasts is None else np.atleast_2d(check_finite_array(contrasts, "contrasts", ndim=(1, 2)))
+    L = np.eye(k) if contrasts is None else np.atleast_2d(check_finite_array(contrasts, "contrasts", ndim=(1, 2), numbers_only=True))
     if L.shape[1] != k:
         raise InputError(f"contrasts must have k = {k} columns, got shape {L.shape}")
     if not L.any(axis=1).all():

@@ -304,7 +304,7 @@ def test_issue11_round_findings_huge_counts_perfect_fit_intervals_boolean_start(
     assert table["t"].isna().all() and table["ci_low"].isna().all() and table["ci_high"].isna().all()
     assert band["lwr"].isna().all() and band["upr"].isna().all()
     data = hlmlib.simulate.cgm(G=10, n=5, seed=2)
-    with pytest.raises(hlmlib.InputError, match="booleans"):
+    with pytest.raises(hlmlib.InputError, match="must be numbers"):
         hlmlib.mixed("y ~ x", data, groups="cluster", start=[True])
 
 
@@ -332,3 +332,19 @@ def test_marginal_effect_refuses_strings_and_booleans_as_moderator_values(at):
     for fit in (hlmlib.ols("y ~ x * z", data), hlmlib.mixed("y ~ x * z", data, groups="cluster")):
         with pytest.raises(hlmlib.InputError, match="must be numbers"):
             fit.marginal_effect("x", "z", at=at)
+
+
+def test_numeric_strings_and_booleans_are_refused_as_weights_starts_and_parameters():
+    data = hlmlib.simulate.cgm(G=10, n=20, seed=4)
+    ols, mixed = hlmlib.ols("y ~ x", data), hlmlib.mixed("y ~ x", data, groups="cluster")
+    for fit in (ols, mixed):
+        for L in (["0", "1"], np.array(["0", "1"]), [[0, "1"]], [False, True]):
+            with pytest.raises(hlmlib.InputError, match="must be numbers"):
+                fit.contrast(L)
+    for start in (["1"], np.array(["0.5"]), [True]):
+        with pytest.raises(hlmlib.InputError, match="must be numbers"):
+            hlmlib.mixed("y ~ x", data, groups="cluster", start=start)
+    for tau in ("0.5", True, ["0.5"], [True]):
+        with pytest.raises(hlmlib.InputError, match="must be numbers"):
+            hlmlib.simulate.error_variance(np.ones((20, 1)), tau)
+    assert np.isfinite(ols.contrast([0, 1]).loc[:, "se"]).all()       # numbers still work
