@@ -135,6 +135,13 @@ def make_rng(seed) -> np.random.Generator:
     return np.random.default_rng(check_scalar(seed, "seed", integer=True, minimum=0))
 
 
+def _holds_a_boolean(values) -> bool:
+    """Whether a (nested) list or tuple holds a Python or NumPy boolean."""
+    if isinstance(values, (bool, np.bool_)):
+        return True
+    return isinstance(values, (list, tuple)) and any(_holds_a_boolean(v) for v in values)
+
+
 def check_finite_array(values, name: str, *, ndim=None, allow_empty: bool = False,
                        numbers_only: bool = False) -> np.ndarray:
     """``values`` as a float array, refusing non-numeric or complex entries, NaN and inf, a wrong
@@ -148,6 +155,8 @@ def check_finite_array(values, name: str, *, ndim=None, allow_empty: bool = Fals
             isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
             for v in arr.ravel())):
         raise InputError(f"{name} must be numbers, got {values!r}")
+    if numbers_only and _holds_a_boolean(values):       # [0, True] becomes an integer array: look inside
+        raise InputError(f"{name} must be numbers, got a boolean among them: {values!r}")
     if arr.dtype.kind not in "biuf":
         try:
             arr = arr.astype(float)

@@ -348,3 +348,13 @@ def test_numeric_strings_and_booleans_are_refused_as_weights_starts_and_paramete
         with pytest.raises(hlmlib.InputError, match="must be numbers"):
             hlmlib.simulate.error_variance(np.ones((20, 1)), tau)
     assert np.isfinite(ols.contrast([0, 1]).loc[:, "se"]).all()       # numbers still work
+
+
+def test_a_boolean_among_numbers_is_refused():
+    data = hlmlib.simulate.cgm(G=10, n=20, seed=4)
+    fit = hlmlib.ols("y ~ x", data)
+    for L in ([0, True], [0, np.True_], [[1, 0], [0, True]]):
+        with pytest.raises(hlmlib.InputError, match="boolean"):
+            fit.wald_test(L)
+    with pytest.raises(hlmlib.InputError, match="boolean"):
+        hlmlib.simulate.error_variance(np.ones((20, 2)), [[1, 0], [0, True]])
