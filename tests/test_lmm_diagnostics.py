@@ -401,6 +401,7 @@ def test_level1_variance_by_sector_against_nlme(hsb_fits):
     pooled = (groups["s2"] * groups["df"]).groupby(groups["catholic"]).sum() / groups["df"].groupby(
         groups["catholic"]).sum()
     np.testing.assert_allclose(pooled.loc[[0, 1]], SECTOR["s2_pooled"], rtol=1e-10)          # public, Catholic
+    np.testing.assert_allclose(by.categories["s2_pooled"].loc[[0, 1]], SECTOR["s2_pooled"], rtol=1e-10)
     np.testing.assert_allclose(by.categories["s2"].loc[[0, 1]], SECTOR["s2_geometric"], rtol=1e-10)
     assert fit.homogeneity_test().loc["cses", "chi2"] == pytest.approx(SECTOR["chi2"]["common"], rel=1e-6)
     assert fit.homogeneity_test().loc["cses", "df"] == SECTOR["df"]
