@@ -251,7 +251,7 @@ class Policy:
         allowed = {Path(hlmlib.__file__).parent, Path(sys.prefix), Path(sys.base_prefix), *SYSTEM_DATA,
                    *(Path(paths_[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
         return cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)),
-                   matplotlib_fonts(private / "matplotlib"))
+                   matplotlib_fonts(Path(private) / "matplotlib"))
 
     def setup_cell(self, work: Path, tmp: Path, log: Path, channel: Path) -> str:
         """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""

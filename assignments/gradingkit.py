@@ -134,7 +134,8 @@ class _StringCode:
 
     Who asks is the first frame up the stack outside ``ast``, ``codeop``, ``timeit`` and ``typing`` (which compile
     or evaluate for their caller). Exempt: IPython compiling and running the notebook's cells, the grader's tests,
-    the import system and the top-level code of a library's module as it is imported, the parsing of tracebacks, and
+    the import system compiling a module's file outside the run's folder (:meth:`_module_source`), a library's module
+    as it is imported (:meth:`_importing_a_library`), the parsing of tracebacks, and
     the code ``dataclasses`` and ``collections.namedtuple`` generate from field names (a data class's are checked
     to be identifiers first). Otherwise:
 
@@ -150,7 +151,7 @@ class _StringCode:
       annotation such as ``np.ndarray`` or ``list[int]`` compiles to.
     """
 
-    def __init__(self, libraries, names, attributes):
+    def __init__(self, work, libraries, names, attributes):
         def files(relative):
             return frozenset(os.path.realpath(os.path.join(folder, r)) for folder in libraries for r in relative)
 
@@ -159,6 +160,7 @@ class _StringCode:
         self.through, self.typing = files(_PASS_THROUGH + (_TYPING,)), files((_TYPING,))
         self.libraries = tuple(os.path.realpath(p) + os.sep for p in libraries)
         self.names, self.attributes, self.paths = frozenset(names), frozenset(attributes), {}
+        self.work = os.path.realpath(work)
 
     def _file(self, frame) -> str:
         name = frame.f_code.co_filename
@@ -175,19 +177,45 @@ class _StringCode:
         if frame is None:
             return None, "?", False, annotation
         where = self._file(frame)
-        exempt = (where in self.exempt or where.startswith("<frozen importlib")
-                  or (frame.f_code.co_name == "<module>" and where.startswith(self.libraries)))
+        exempt = where in self.exempt or where.startswith("<frozen importlib") or self._importing_a_library(frame)
         return frame, where, exempt, annotation
 
-    def check_compile(self, source, frame) -> None:
+    def _importing_a_library(self, frame) -> bool:
+        """Whether ``frame`` is the import of a library's module: the module's top-level code, or library code it
+        calls (mpmath and scipy generate functions as they are imported), no frame in between outside the libraries
+        (the notebook's code cannot hand it a string)."""
+        while frame is not None and self._file(frame).startswith(self.libraries):
+            if frame.f_code.co_name == "<module>":
+                return True
+            frame = frame.f_back
+        return False
+
+    def check_compile(self, source, filename, frame) -> None:
         frame, where, exempt, annotation = self._requester(frame)
         if where in self.dataclasses and not self._dataclass_fields_are_names(frame):
             _refuse(f"a data class whose field names are not identifiers (in {where})")
+        if where.startswith("<frozen importlib"):
+            exempt = self._module_source(source, filename)
         problem = None if exempt else self.problem(source, private=annotation)
         if problem:
             text = (source.decode("utf-8", "replace") if isinstance(source, bytes) else source
                     if isinstance(source, str) else "a syntax tree")
             _refuse(f"compiling a string that uses {problem} ({text[:80]!r}, in {where})")
+
+    def _module_source(self, source, filename) -> bool:
+        """Whether the import system compiles a module's file as it is: ``source`` is the content of ``filename``,
+        a file outside the run's folder (``SourceLoader.source_to_code`` takes any source under any name)."""
+        if not (isinstance(filename, str) and os.path.isabs(filename) and isinstance(source, (bytes, str))):
+            return False
+        path = os.path.realpath(filename)
+        if path == self.work or path.startswith(self.work + os.sep):
+            return False
+        try:
+            with open(path, "rb") as file:
+                content = file.read()
+        except OSError:
+            return False
+        return content == (source if isinstance(source, bytes) else source.encode("utf-8"))
 
     def check_run(self, code, frame) -> None:
         frame, where, exempt, annotation = self._requester(frame)
@@ -310,7 +338,7 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: 
             else:                                     # compiled from a string, not read from a file
                 strings.check_run(args[0], getframe(2))
         elif event == "compile":
-            strings.check_compile(args[0], getframe(2))
+            strings.check_compile(args[0], args[1], getframe(2))
         elif event == "import":
             module = str(args[0]).partition(".")[0]
             if module in _NATIVE_MODULES:
@@ -585,7 +613,7 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     _disarm_dir_fd()
     libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    strings = _StringCode(libraries, forbidden_names, forbidden_attributes)
+    strings = _StringCode(work, libraries, forbidden_names, forbidden_attributes)
     hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd, strings)
     _state["kit"] = kit
     sys.addaudithook(hook)
