@@ -8,13 +8,17 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   the tests use (a change to them is reported to the instructor), gives the student's namespace a ``getattr``
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
-  folder; reading the grader's folders (its sources and references, other submissions, their reports);
-  processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; unpickling anything that names a global
-  (``pickle.find_class``: ``np.load(allow_pickle=True)`` would otherwise hand the notebook any module's attribute)
-  and ``marshal.load(s)`` outside the libraries; running code from files in the run's folder or importing with a
-  changed ``sys.path``; and, except from this module, profilers and tracers. It also
-  refuses starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions
-  that start them are replaced), since code in another thread would escape :func:`numpy_only`.
+  folder; reading anything but the folders the grader allows (the Python installation and its packages, hlmlib,
+  read-only system data, the run's own folders: deny by default, so the repository, its ``.git`` included, and any
+  other copy of the sources are refused; see :func:`_guard`); processes, signals, ``ctypes`` and ``cffi``,
+  sockets, new code objects; code compiled from a string that the static check would refuse, or that is more than
+  name look-ups when ``typing`` evaluates it as an annotation (:class:`_StringCode`); unpickling anything that
+  names a global (``pickle.find_class``: ``np.load(allow_pickle=True)`` would otherwise hand the notebook any
+  module's attribute) and ``marshal.load(s)`` outside the libraries; running code from files in the run's folder
+  or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also refuses
+  starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions that
+  start them are replaced), since code in another thread would escape :func:`numpy_only`, and os's ``dir_fd``
+  arguments (a path relative to a directory descriptor reaches the hook without its directory).
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test

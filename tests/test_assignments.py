@@ -5,10 +5,11 @@ test cells deleted or replaced by ``pass``; the instructor version keeps full ma
 top, with its visible tests edited to fail and moved, and under a course site's renamed file name. Plausible wrong
 answers each lose the points they should, and a mistake in an earlier question is not counted again in a later
 one; honest alternatives keep full marks; attempts to game the grader score nothing, whether the static check
-sees them or not; a run cannot write outside its folder, read the grader's, start processes or threads or load
-native code. A cell that runs too long, a notebook over its limit per file or a kernel that dies ends that file's run
-with a report while the other files and the CSV still come; a run keeps a bounded output; an unknown notebook is an
-error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
+sees them or not; a run cannot write outside its folder, read outside the folders the grader allows (the
+repository and its history among those refused), run code compiled from a string the static check would refuse,
+start processes or threads or load native code. A cell that runs too long, a notebook over its limit per file or a
+kernel that dies ends that file's run with a report while the other files and the CSV still come; a run keeps a
+bounded output; an unknown notebook is an error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
 the rest are unit checks.
 """
 import ast
