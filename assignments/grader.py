@@ -77,8 +77,8 @@ CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
 OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
 REFERENCE_CACHE = make.BUILD / "reference"
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
-# none of it can hold a course's files
-SYSTEM_DATA = ("/usr/share", "/usr/lib", "/usr/local/share", "/etc")
+# system folders, not where a course's files are kept
+SYSTEM_DATA = ("/usr/share", "/usr/lib", "/usr/local/share", "/etc", "/dev/null", "/dev/urandom")
 
 
 class GradingError(Exception):
@@ -231,12 +231,14 @@ class Policy:
 
     Allowed: the Python installation and its packages (``sys.prefix``, ``sys.base_prefix``, the standard library and
     site-packages, wherever they are, a ``.venv`` inside the repository too), the hlmlib package (its data sets
-    included), read-only system data libraries read (fonts, time zones, ``/etc``, a few files of ``/proc/self``), and,
-    added in the kernel, the run's own folders. Denied: the repository holding this grader (its ``.git``, the
-    sources, any build and every other file of it, hlmlib and a ``.venv`` excepted), the grader's private folder, the
-    submissions' folders and the output folder. Any other copy of the repository, or of the sources, elsewhere on the
-    machine is in none of the allowed folders, so it is refused too; checking where the reads may go rather than where
-    they may not is what makes that hold, wherever an instructor keeps clones."""
+    included), read-only system data libraries read (``SYSTEM_DATA``: fonts, time zones, ``/etc``), and, added in
+    the kernel, the run's own folders and the list and state of processes in ``/proc`` (``gradingkit._guard``).
+    Denied: the repository holding this grader (its ``.git``, the sources, any build and every other file of it,
+    hlmlib and a ``.venv`` excepted), the grader's private folder, the submissions' folders and the output folder.
+    Any other copy of the repository, or of the sources, outside the allowed folders is refused too: checking where
+    reads may go rather than where they may not makes that hold wherever an instructor keeps clones, which a list of
+    forbidden folders cannot know. (Grading from a fresh copy without the solutions and their history would not:
+    the kernel could still read the instructor's own checkout elsewhere on the machine.)"""
     denied: tuple[str, ...]
     allowed: tuple[str, ...]
     fonts: Path | None = None        # matplotlib's font cache, built once for the batch (see matplotlib_fonts)

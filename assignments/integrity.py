@@ -72,7 +72,7 @@ FORBIDDEN_ATTRIBUTES = {
     # objects that hand out the namespaces of the frames that call them (the notebook's, with the real built-ins),
     # functions that import a module by name (sys, builtins, the grading kit), and the real getattr as an attribute
     "computation", "Scope", "EvalEnvironment", "capture_context", "import_optional_dependency", "import_module",
-    "getattr",
+    "import_item", "unpickle_function", "getattr",
 }
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "__len__", "__iter__", "__getitem__",

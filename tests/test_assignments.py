@@ -832,6 +832,7 @@ FLAGGED = [
     "f.register(g)", "def g(x: 'exec(P)'):\n    return 1", "def g(x) -> 'np.__dict__':\n    pass",
     "x: list['f(1)'] = []", "import pandas as pd\npd.core.computation.scope.Scope(level=0)",
     "import pandas as pd\npd.compat._optional.import_optional_dependency('builtins')", "np.getattr",
+    "import scipy\nscipy._lib._uarray._backend.unpickle_function('builtins', 'getattr', None)",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -1049,6 +1050,12 @@ attempt("a pandas eval reaching sys", lambda: pd.eval("limit.warnings.sys"))
 import hlmlib
 attempt("a formula", lambda: hlmlib.ols("b ~ a + I(a ** 2)", data=pd.DataFrame({{"a": [1.0, 2, 3, 4], "b": [2.0, 1, 4, 3]}})))
 attempt("a formula with a dunder", lambda: hlmlib.ols("b ~ I(a.__class__)", data=frame))
+from importlib.machinery import SourceFileLoader    # its code objects run without exec through FunctionType
+open("payload.py", "w").write("import os")
+attempt("compile a file the run wrote through the import system",
+        lambda: SourceFileLoader("payload", os.path.join(work, "payload.py")).get_code("payload"))
+attempt("compile any source under a library's name",
+        lambda: SourceFileLoader("np", np.__file__).source_to_code(b"import os", np.__file__))
 attempt("exec of an import", lambda: exec("import os"))
 attempt("exec of a statement", lambda: exec("x = 1", {{}}))
 attempt("eval of a name", lambda: eval("limit"))
