@@ -13,15 +13,19 @@ Two verdicts:
   history; dunder names, attributes and strings (``__version__``, ``__name__``, ``__doc__`` may be read);
   attributes that lead to the interpreter's internals (``warnings.sys``, ``tempfile._thread``, frames, code
   objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
-  (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names;
+  (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names; ``functools.singledispatch``
+  and ``.register``, and string annotations that are not plain types (``typing.get_type_hints`` evaluates them as
+  code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
+  resolve an attribute by name (``import_optional_dependency``);
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
   or matplotlib options), and taking a method from its class (``Box.put(np.testing, f)``, ``type(box).put``,
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
   an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
 
-Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder,
-processes, native code and the network, and the score comes from values compared outside the kernel. The check
+Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder, reads
+outside the folders a run needs, strings compiled at run time that these rules would refuse, processes, native code
+and the network, and the score comes from values compared outside the kernel. The check
 keeps the honest notebook running and stops the plain ways to tamper.
 """
 from __future__ import annotations
