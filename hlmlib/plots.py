@@ -665,9 +665,9 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     ErrorbarContainer: its points ``ax.containers[k].lines[0]``), markers only unless ``connect``.
 
     ``theory``: exact or theoretical values, a DataFrame on any grid of the design parameter (its index),
-    drawn as lines: a column named like a series of ``estimates`` in that series' colour and line style without
-    a legend entry (the points and their curve belong together), any other column in its own style (from
-    ``styles``) with its name in the legend. ``reference``: a value drawn as a thin horizontal line (the truth,
+    drawn as lines: a column named like a series of ``estimates`` as a thin line in that series' colour and line
+    style without a legend entry (the points and their curve belong together), any other column in its own style
+    (from ``styles``) with its name in the legend. ``reference``: a value drawn as a thin horizontal line (the truth,
     1 for a ratio, 0 for a bias). ``styles``: ``{name: {property: value}}`` for series and theory columns
     (default: the book's cycle). ``logx``: the design parameter on a log scale, a tick at each design value of
     ``estimates``. Returns the Axes.
@@ -690,11 +690,10 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     if theory is not None:
         for name in theory.columns:
             curve = theory[name].dropna()
-            style = styles[name] | {"marker": None}
-            if name in table.columns:
-                style.pop("label", None)
+            if name in table.columns:                         # a thin line under the series' points
+                style = {"color": styles[name]["color"], "linestyle": styles[name]["linestyle"], "linewidth": 0.9}
             else:
-                style = {"label": str(name)} | style
+                style = {"label": str(name)} | styles[name] | {"marker": None}
             ax.plot(curve.index.to_numpy(dtype=float), curve.to_numpy(dtype=float), **style)
     for name in table.columns:
         rows = table[name].notna().to_numpy()
