@@ -562,6 +562,13 @@ def _log_design_axis(ax, values) -> None:
     ax.minorticks_off()
 
 
+def _dodged(x, k: int, m: int, dodge: float, logx: bool):
+    """Series ``k`` of ``m`` moved sideways by :math:`(k - (m-1)/2)` times ``dodge`` (a factor
+    :math:`e^{(k - (m-1)/2)\,\text{dodge}}` on a log axis)."""
+    shift = (k - (m - 1) / 2) * dodge
+    return x * np.exp(shift) if logx else x + shift
+
+
 def _z(level: float) -> float:
     return float(stats.norm.ppf((1 + level) / 2))
 
@@ -592,7 +599,7 @@ def _wilson_interval(p, replications, level: float = 0.95):
 
 
 def mc_rate_plot(rates, replications=None, nominal: float = 0.05, level: float = 0.95, band: bool = True,
-                 intervals=None, styles=None, logx: bool = False, ax=None):
+                 intervals=None, styles=None, logx: bool = False, dodge: float = 0.0, ax=None):
     r"""Monte Carlo rejection rates (or coverage rates) of several methods against a design parameter, with the
     nominal level and the Monte Carlo band of an exact procedure.
 
@@ -613,11 +620,14 @@ def mc_rate_plot(rates, replications=None, nominal: float = 0.05, level: float =
       (:math:`\hat p \pm z\sqrt{\hat p(1-\hat p)/R}`) or ``"wilson"`` (:func:`_wilson_interval`: Wilson's score interval, inside [0, 1],
       of positive width at 0 and 1), drawn as error bars; None for none.
 
-    ``logx``: the design parameter on a log scale, a tick at each of its values. Returns the Axes.
+    ``logx``: the design parameter on a log scale, a tick at each of its values. ``dodge``: the horizontal
+    distance between the series' points (:func:`_dodged`), so that overlapping intervals stay visible. Returns
+    the Axes.
     """
     nominal = check_alpha(nominal, "nominal")
     level = check_alpha(level, "level")
     band, logx = check_bool(band, "band"), check_bool(logx, "logx")
+    dodge = check_scalar(dodge, "dodge")
     if intervals not in (None, "binomial", "wilson"):
         raise InputError(f"intervals must be None, 'binomial' or 'wilson', got {intervals!r}")
     table = _design_table(rates, "rates", minimum=0, maximum=1)
@@ -631,9 +641,9 @@ def mc_rate_plot(rates, replications=None, nominal: float = 0.05, level: float =
     styles = _series_styles(list(table.columns), styles)
     ax = _axes(ax)
     z = _z(level)
-    for name in table.columns:
+    for k, name in enumerate(table.columns):
         column = table[name].dropna()
-        x, p = column.index.to_numpy(dtype=float), column.to_numpy(dtype=float)
+        x, p = _dodged(column.index.to_numpy(dtype=float), k, table.shape[1], dodge, logx), column.to_numpy(dtype=float)
         style = {"label": str(name)} | styles[name]
         line, = ax.plot(x, p, **style)
         if intervals is not None:
@@ -653,7 +663,7 @@ def mc_rate_plot(rates, replications=None, nominal: float = 0.05, level: float =
 
 
 def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, reference=None, connect: bool = False,
-                     styles=None, logx: bool = False, ax=None):
+                     styles=None, logx: bool = False, dodge: float = 0.0, ax=None):
     r"""Monte Carlo estimates (a mean bias, a ratio of standard errors, a relative efficiency, ...) of several
     series against a design parameter, with their Monte Carlo intervals and the values theory predicts.
 
@@ -670,10 +680,12 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     (from ``styles``) with its name in the legend. ``reference``: a value drawn as a thin horizontal line (the truth,
     1 for a ratio, 0 for a bias). ``styles``: ``{name: {property: value}}`` for series and theory columns
     (default: the book's cycle). ``logx``: the design parameter on a log scale, a tick at each design value of
-    ``estimates``. Returns the Axes.
+    ``estimates``. ``dodge``: the horizontal distance between the series' points (:func:`_dodged`; the theory
+    lines stay in place). Returns the Axes.
     """
     level = check_alpha(level, "level")
     connect, logx = check_bool(connect, "connect"), check_bool(logx, "logx")
+    dodge = check_scalar(dodge, "dodge")
     table = _design_table(estimates, "estimates")
     if se is not None:
         se = _design_table(se, "se", minimum=0)
@@ -695,9 +707,10 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
             else:
                 style = {"label": str(name)} | styles[name] | {"marker": None}
             ax.plot(curve.index.to_numpy(dtype=float), curve.to_numpy(dtype=float), **style)
-    for name in table.columns:
+    for k, name in enumerate(table.columns):
         rows = table[name].notna().to_numpy()
-        x, y = table.index.to_numpy(dtype=float)[rows], table[name].to_numpy(dtype=float)[rows]
+        x = _dodged(table.index.to_numpy(dtype=float)[rows], k, table.shape[1], dodge, logx)
+        y = table[name].to_numpy(dtype=float)[rows]
         yerr = None if se is None else z * se[name].to_numpy(dtype=float)[rows]
         style = {"label": str(name)} | styles[name]
         if not connect:

@@ -419,6 +419,8 @@ BAD = [
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, reference="1")),
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, theory=[1, 2])),
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, connect="yes")),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, dodge=NAN)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, dodge="0.1")),
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES.replace(0.1, INF))),
     ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, NAN, 2.0]})),
     ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, kind="violin")),

@@ -269,6 +269,9 @@ def test_mc_rate_plot_draws_rates_band_and_intervals():
     segs = np.array(ax.collections[0].get_segments())
     np.testing.assert_allclose(segs[:, 0, 1], p - z * np.sqrt(p * (1 - p) / 500))
     assert not ax.patches and ax.lines[-1].get_ydata()[0] == 0.95 and ax.get_ylabel() == "coverage rate"
+    ax = plots.mc_rate_plot(rates, band=False, dodge=0.5)                       # series moved apart
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), [4.75, 9.75, 19.75])
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), [5.25, 20.25])
 
 
 def test_mc_estimate_plot_draws_estimates_intervals_and_theory():
@@ -292,6 +295,9 @@ def test_mc_estimate_plot_draws_estimates_intervals_and_theory():
     assert ax.lines[-1].get_ydata()[0] == 0.0
     ax = plots.mc_estimate_plot(est, connect=True)                             # no se: no error bars
     assert ax.containers[0].lines[0].get_linestyle() != "None" and not ax.containers[0].has_yerr
+    est.index = [5.0, 30.0]
+    ax = plots.mc_estimate_plot(est, logx=True, dodge=0.1)                      # on a log axis, by factors
+    np.testing.assert_allclose(ax.containers[1].lines[0].get_xdata(), est.index * np.exp(0.05))
 
 
 def test_sampling_plot_draws_histograms_densities_truth_and_reference():
