@@ -675,9 +675,9 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     ErrorbarContainer: its points ``ax.containers[k].lines[0]``), markers only unless ``connect``.
 
     ``theory``: exact or theoretical values, a DataFrame on any grid of the design parameter (its index),
-    drawn as lines: a column named like a series of ``estimates`` as a thin line in that series' colour and line
-    style without a legend entry (the points and their curve belong together), any other column in its own style
-    (from ``styles``) with its name in the legend. ``reference``: a value drawn as a thin horizontal line (the truth,
+    drawn as lines: a column named like a series of ``estimates`` in that series' colour and line style without
+    a legend entry (the points and their curve belong together; thin when ``connect`` joins the points, which
+    then make their own line), any other column in its own style (from ``styles``) with its name in the legend. ``reference``: a value drawn as a thin horizontal line (the truth,
     1 for a ratio, 0 for a bias). ``styles``: ``{name: {property: value}}`` for series and theory columns
     (default: the book's cycle). ``logx``: the design parameter on a log scale, a tick at each design value of
     ``estimates``. ``dodge``: the horizontal distance between the series' points (:func:`_dodged`; the theory
@@ -702,8 +702,9 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     if theory is not None:
         for name in theory.columns:
             curve = theory[name].dropna()
-            if name in table.columns:                         # a thin line under the series' points
-                style = {"color": styles[name]["color"], "linestyle": styles[name]["linestyle"], "linewidth": 0.9}
+            if name in table.columns:                         # the series' curve: thin when its points are joined
+                style = {"color": styles[name]["color"], "linestyle": styles[name]["linestyle"]}
+                style["linewidth"] = 0.9 if connect else styles[name].get("linewidth", 1.8)
             else:
                 style = {"label": str(name)} | styles[name] | {"marker": None}
             ax.plot(curve.index.to_numpy(dtype=float), curve.to_numpy(dtype=float), **style)
@@ -889,7 +890,7 @@ def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, 
     for k, g in enumerate(chosen):
         rows = labels == g
         ends = np.array([xv[rows].min(), xv[rows].max()]) if span == "group" else np.array([xv.min(), xv.max()])
-        linestyle = ["-", "--", "-.", ":"][k % 4] if cycle else "-"
+        linestyle = ["-", "--", "-.", ":", (0, (5, 1, 1, 1))][k % 5] if cycle else "-"
         ax.plot(ends, coefs[g][0] + coefs[g][1] * ends, color=colors[g], linestyle=linestyle, linewidth=1.6)
         if points:
             ax.scatter(xv[rows], yv[rows], s=12, color=colors[g], alpha=0.6,
