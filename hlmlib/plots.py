@@ -563,7 +563,7 @@ def _log_design_axis(ax, values) -> None:
 
 
 def _dodged(x, k: int, m: int, dodge: float, logx: bool):
-    """Series ``k`` of ``m`` moved sideways by :math:`(k - (m-1)/2)` times ``dodge`` (a factor
+    r"""Series ``k`` of ``m`` moved sideways by :math:`(k - (m-1)/2)` times ``dodge`` (a factor
     :math:`e^{(k - (m-1)/2)\,\text{dodge}}` on a log axis)."""
     shift = (k - (m - 1) / 2) * dodge
     return x * np.exp(shift) if logx else x + shift
