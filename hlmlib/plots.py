@@ -520,7 +520,8 @@ def _series_styles(names, styles) -> dict:
     colors, lines, markers = OKABE_ITO[:6] + ["#000000", "0.45"], ["-", "--", "-.", ":"], "osD^vPX*"
     out = {}
     for k, name in enumerate(names):
-        base = {"color": colors[k % len(colors)], "linestyle": lines[k % len(lines)], "marker": markers[k % len(markers)]}
+        base = {"color": colors[k % len(colors)], "linestyle": lines[k % len(lines)],
+                "marker": markers[k % len(markers)]}
         out[name] = base | _style_dict(styles.get(name, {}), f"styles[{name!r}]")
     return out
 
@@ -537,7 +538,8 @@ def _design_table(table, what: str, *, minimum=None, maximum=None) -> pd.DataFra
             or not np.isfinite(table.index.to_numpy(dtype=float)).all():
         raise InputError(f"{what}'s index must hold the design parameter's finite numeric values, got "
                          f"{list(table.index)[:5]}")
-    bad = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])]
+    bad = [c for c in table.columns
+           if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])]
     if bad:
         raise InputError(f"{what}: columns {bad} are not numeric")
     values = table.to_numpy(dtype=float)
@@ -574,20 +576,8 @@ def _z(level: float) -> float:
 
 
 def _wilson_interval(p, replications, level: float = 0.95):
-    r"""Wilson's (1927) score interval for proportions ``p`` observed in ``replications`` independent trials:
-
-    .. math::
-
-       \frac{\hat p + z^2/(2R)}{1 + z^2/R} \pm \frac{z}{1 + z^2/R}\sqrt{\frac{\hat p(1-\hat p)}{R} + \frac{z^2}{4R^2}},
-       \qquad z = \Phi^{-1}\left(\tfrac{1 + \text{level}}{2}\right),
-
-    inside :math:`[0, 1]` and of positive width at :math:`\hat p = 0` and 1 (as statsmodels'
-    ``proportion_confint(method="wilson")``). Returns the arrays (low, high).
-
-    References
-    ----------
-    Wilson, E. B. (1927), Probable inference, the law of succession, and statistical inference, *JASA* 22.
-    """
+    """Wilson's (1927) score interval (low, high) for proportions ``p`` out of ``replications`` independent
+    trials (the formula in :func:`mc_rate_plot`)."""
     p = check_finite_array(p, "p", numbers_only=True)
     if p.min() < 0 or p.max() > 1:
         raise InputError(f"p must be proportions in [0, 1], got values from {p.min():g} to {p.max():g}")
@@ -617,12 +607,15 @@ def mc_rate_plot(rates, replications=None, nominal: float = 0.05, level: float =
       :math:`R` replications (its rate is binomial(:math:`R, p_0`)/:math:`R`): a rate outside it is evidence of
       a size (coverage) distortion (``ax.patches[0]``, its corners :math:`p_0 \pm` half-width);
     - ``intervals``: each point's own ``level`` Monte Carlo interval, ``"binomial"``
-      (:math:`\hat p \pm z\sqrt{\hat p(1-\hat p)/R}`) or ``"wilson"`` (:func:`_wilson_interval`: Wilson's score interval, inside [0, 1],
-      of positive width at 0 and 1), drawn as error bars; None for none.
+      (:math:`\hat p \pm z\sqrt{\hat p(1-\hat p)/R}`) or ``"wilson"`` (Wilson's 1927 score interval,
+      :math:`\frac{\hat p + z^2/(2R)}{1 + z^2/R} \pm \frac{z}{1 + z^2/R}\sqrt{\frac{\hat p(1-\hat p)}{R} +
+      \frac{z^2}{4R^2}}`, as statsmodels' ``proportion_confint(method="wilson")``: inside [0, 1], of positive width
+      at 0 and 1), drawn as error bars (``ax.collections``, one LineCollection per method); None for none.
 
     ``logx``: the design parameter on a log scale, a tick at each of its values. ``dodge``: the horizontal
-    distance between the series' points (:func:`_dodged`), so that overlapping intervals stay visible. Returns
-    the Axes.
+    distance between neighbouring series (series :math:`k` of :math:`m` moved by :math:`(k - (m-1)/2)` times
+    ``dodge``, on a log axis by the factor :math:`e^{(k - (m-1)/2)\,\text{dodge}}`), so that overlapping
+    intervals stay visible. Returns the Axes.
     """
     nominal = check_alpha(nominal, "nominal")
     level = check_alpha(level, "level")
@@ -643,7 +636,8 @@ def mc_rate_plot(rates, replications=None, nominal: float = 0.05, level: float =
     z = _z(level)
     for k, name in enumerate(table.columns):
         column = table[name].dropna()
-        x, p = _dodged(column.index.to_numpy(dtype=float), k, table.shape[1], dodge, logx), column.to_numpy(dtype=float)
+        x = _dodged(column.index.to_numpy(dtype=float), k, table.shape[1], dodge, logx)
+        p = column.to_numpy(dtype=float)
         style = {"label": str(name)} | styles[name]
         line, = ax.plot(x, p, **style)
         if intervals is not None:
@@ -677,11 +671,11 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     ``theory``: exact or theoretical values, a DataFrame on any grid of the design parameter (its index),
     drawn as lines: a column named like a series of ``estimates`` in that series' colour and line style without
     a legend entry (the points and their curve belong together; thin when ``connect`` joins the points, which
-    then make their own line), any other column in its own style (from ``styles``) with its name in the legend. ``reference``: a value drawn as a thin horizontal line (the truth,
-    1 for a ratio, 0 for a bias). ``styles``: ``{name: {property: value}}`` for series and theory columns
-    (default: the book's cycle). ``logx``: the design parameter on a log scale, a tick at each design value of
-    ``estimates``. ``dodge``: the horizontal distance between the series' points (:func:`_dodged`; the theory
-    lines stay in place). Returns the Axes.
+    then make their own line), any other column in its own style (from ``styles``) with its name in the legend.
+    ``reference``: a value drawn as a thin horizontal line (the truth, 1 for a ratio, 0 for a bias).
+    ``styles``: ``{name: {property: value}}`` for series and theory columns (default: the book's cycle).
+    ``logx``: the design parameter on a log scale, a tick at each design value of ``estimates``. ``dodge``: the horizontal distance between neighbouring series, as in :func:`mc_rate_plot`
+    (the theory lines stay in place). Returns the Axes.
     """
     level = check_alpha(level, "level")
     connect, logx = check_bool(connect, "connect"), check_bool(logx, "logx")
@@ -841,7 +835,8 @@ def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, 
                 or not np.isfinite(column.to_numpy(dtype=float)).all():
             raise InputError(f"column {name!r} must be numeric with finite values (no NaN)")
     if data[group].isna().any():
-        raise InputError(f"column {group!r} has missing group labels (rows {list(np.flatnonzero(data[group].isna()))[:5]})")
+        rows = list(np.flatnonzero(data[group].isna()))[:5]
+        raise InputError(f"column {group!r} has missing group labels (rows {rows})")
     points = check_bool(points, "points")
     if span not in ("group", "all"):
         raise InputError(f"span must be 'group' or 'all', got {span!r}")

@@ -367,7 +367,8 @@ def test_shrinkage_plot_draws_own_and_eb_estimates(fits):
     ax = plots.shrinkage_plot(hlm, "Intercept")
     first = HSB[HSB.school == hlm.group_labels[0]]
     b0 = np.polyfit(first.cses, first.mathach, 1)[1]
-    w = hlm.params[["Intercept", "catholic", "meanses"]] @ np.array([1.0, first.catholic.iloc[0], first.meanses.iloc[0]])
+    w = hlm.params[["Intercept", "catholic", "meanses"]] @ np.array([1.0, first.catholic.iloc[0],
+                                                                      first.meanses.iloc[0]])
     assert ax.collections[0].get_offsets()[0, 1] == pytest.approx(b0 - w, rel=1e-8)
     assert ax.lines[0].get_ydata()[0] == 0.0
 
