@@ -675,7 +675,8 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     ``reference``: a value drawn as a thin horizontal line (the truth, 1 for a ratio, 0 for a bias).
     ``styles``: ``{name: {property: value}}`` for series and theory columns (default: the book's cycle).
     ``logx``: the design parameter on a log scale, a tick at each design value of ``estimates``. ``dodge``: the
-    horizontal distance between neighbouring series, as in :func:`mc_rate_plot` (the theory lines stay in place). Returns the Axes.
+    horizontal distance between neighbouring series, as in :func:`mc_rate_plot` (the theory lines stay in place).
+    Returns the Axes.
     """
     level = check_alpha(level, "level")
     connect, logx = check_bool(connect, "connect"), check_bool(logx, "logx")
