@@ -41,6 +41,7 @@ import logging
 import math
 import os
 import shutil
+import subprocess
 import sys
 import sysconfig
 import tempfile
@@ -67,7 +68,7 @@ SETUP = """def __grader_setup():
     import gradingkit
     sys.path.remove({here!r})
     gradingkit.setup(shell.user_ns, {work!r}, {log!r}, {channel!r}, denied={denied!r}, allowed={allowed!r},
-                     forbidden_attributes={forbidden!r})
+                     forbidden_attributes={forbidden!r}, forbidden_names={names!r})
     return gradingkit
 __grader__ = __grader_setup()
 del __grader_setup"""
@@ -75,6 +76,9 @@ KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "S
 CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
 OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
 REFERENCE_CACHE = make.BUILD / "reference"
+# Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
+# system folders, not where a course's files are kept
+SYSTEM_DATA = ("/usr/share", "/usr/lib", "/usr/local/share", "/etc", "/dev/null", "/dev/urandom")
 
 
 class GradingError(Exception):
@@ -222,25 +226,55 @@ def _test_run(source_ids: list[str], s: int, tests: dict) -> list[str]:
 
 @dataclass
 class Policy:
-    """What a grading kernel may read: everything but the grader's folders (``denied``), except ``allowed``."""
+    """What a grading kernel may read: the folders ``allowed``, except the folders inside them ``denied``; of the
+    folders that contain a path, the deepest decides, and a path in none of them may not be read (deny by default).
+
+    Allowed: the Python installation and its packages (``sys.prefix``, ``sys.base_prefix``, the standard library and
+    site-packages, wherever they are, a ``.venv`` inside the repository too), the hlmlib package (its data sets
+    included), read-only system data libraries read (``SYSTEM_DATA``: fonts, time zones, ``/etc``), and, added in
+    the kernel, the run's own folders and the list and state of processes in ``/proc`` (``gradingkit._guard``).
+    Denied: the repository holding this grader (its ``.git``, the sources, any build and every other file of it,
+    hlmlib and a ``.venv`` excepted), the grader's private folder, the submissions' folders and the output folder.
+    Any other copy of the repository, or of the sources, outside the allowed folders is refused too: checking where
+    reads may go rather than where they may not makes that hold wherever an instructor keeps clones, which a list of
+    forbidden folders cannot know. (Grading from a fresh copy without the solutions and their history would not:
+    the kernel could still read the instructor's own checkout elsewhere on the machine.)"""
     denied: tuple[str, ...]
     allowed: tuple[str, ...]
+    fonts: Path | None = None        # matplotlib's font cache, built once for the batch (see matplotlib_fonts)
 
     @classmethod
     def for_batch(cls, paths, out: Path | None, private: Path) -> Policy:
         import hlmlib
-        denied = {make.HERE, private, *(Path(p).resolve().parent for p in paths)}
+        denied = {make.HERE.parent, make.HERE, private, *(Path(p).resolve().parent for p in paths)}
         if out is not None:
             denied.add(Path(out).resolve())
         paths_ = sysconfig.get_paths()
-        allowed = {Path(hlmlib.__file__).parent, Path(sys.prefix), Path(sys.base_prefix),
+        allowed = {Path(hlmlib.__file__).parent, Path(sys.prefix), Path(sys.base_prefix), *SYSTEM_DATA,
                    *(Path(paths_[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
-        return cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)))
+        return cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)),
+                   matplotlib_fonts(Path(private) / "matplotlib"))
 
     def setup_cell(self, work: Path, tmp: Path, log: Path, channel: Path) -> str:
         """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""
         return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
-                            allowed=(*self.allowed, str(tmp)), forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES))
+                            allowed=(*self.allowed, str(tmp)), forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES),
+                            names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES))
+
+
+def matplotlib_fonts(folder: Path) -> Path | None:
+    """A folder with matplotlib's font cache, built once by a process of its own, which every run copies into its
+    own matplotlib folder (or None if it could not be built). A run that built it would start a thread to warn that
+    building takes a while, which the kit refuses: matplotlib would not load."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {k: os.environ[k] for k in KERNEL_ENVIRONMENT if k in os.environ}
+    env.update(MPLCONFIGDIR=str(folder), HOME=str(folder), MPLBACKEND="Agg")
+    try:
+        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, cwd=folder, timeout=300,
+                       capture_output=True, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return folder if any(folder.glob("fontlist*.json")) else None
 
 
 @dataclass
@@ -299,6 +333,8 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets."""
     work, tmp, log, channel = folder / "work", folder / "tmp", folder / "refusals.log", folder / "channel"
     work.mkdir(parents=True)
+    if policy.fonts is not None:
+        shutil.copytree(policy.fonts, work / ".matplotlib")
     tmp.mkdir()
     log.touch()
     channel.touch(mode=0o600)

@@ -8,13 +8,17 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   the tests use (a change to them is reported to the instructor), gives the student's namespace a ``getattr``
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
-  folder; reading the grader's folders (its sources and references, other submissions, their reports);
-  processes, signals, ``ctypes`` and ``cffi``, sockets, new code objects; unpickling anything that names a global
-  (``pickle.find_class``: ``np.load(allow_pickle=True)`` would otherwise hand the notebook any module's attribute)
-  and ``marshal.load(s)`` outside the libraries; running code from files in the run's folder or importing with a
-  changed ``sys.path``; and, except from this module, profilers and tracers. It also
-  refuses starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions
-  that start them are replaced), since code in another thread would escape :func:`numpy_only`.
+  folder; reading anything but the folders the grader allows (the Python installation and its packages, hlmlib,
+  read-only system data, the run's own folders: deny by default, so the repository, its ``.git`` included, and any
+  other copy of the sources are refused; see :func:`_guard`); processes, signals, ``ctypes`` and ``cffi``,
+  sockets, new code objects; code compiled from a string that the static check would refuse, or that is more than
+  name look-ups when ``typing`` evaluates it as an annotation (:class:`_StringCode`); unpickling anything that
+  names a global (``pickle.find_class``: ``np.load(allow_pickle=True)`` would otherwise hand the notebook any
+  module's attribute) and ``marshal.load(s)`` outside the libraries; running code from files in the run's folder
+  or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also refuses
+  starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions that
+  start them are replaced), since code in another thread would escape :func:`numpy_only`, and os's ``dir_fd``
+  arguments (a path relative to a directory descriptor reaches the hook without its directory).
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
@@ -43,11 +47,15 @@ decide the score.
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
+import dis
 import json
+import keyword
 import linecache
 import os
+import re
 import sys
 import sysconfig
 import threading
@@ -99,17 +107,187 @@ _REFUSED = {  # event: what it is, in the report
     "gc.get_referrers": "searching the interpreter's objects",
     "gc.get_referents": "searching the interpreter's objects", "gc.get_objects": "searching the interpreter's objects",
 }
+# what /proc may be read for: the list of processes, their states and the machine's (ipykernel, through psutil,
+# reads them to stop its children when it shuts down), not a process's memory, environment or command line
+_PROC_READABLE = re.compile(r"^/proc(/(stat|uptime|cpuinfo|meminfo)|/\d+(/task/\d+)?/(stat|statm|status))?$")
 _NATIVE_MODULES = {"cffi", "_cffi_backend", "_testcapi", "_testinternalcapi", "_xxsubinterpreters", "_ctypes"}
 
 
-def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: int):
-    """The audit hook, and the switch with which this module (only) may set a profiler. ``libraries``: the folders
-    of the standard library and the installed packages, whose code may make code objects (``types.coroutine``
-    does); ``channel``: the descriptor of the grader's channel (:func:`_channel`), which may not be truncated."""
+# --- code compiled from a string ----------------------------------------------------------------------------------
+
+_LOOKUP_OPS = frozenset({"RESUME", "NOP", "CACHE", "PUSH_NULL", "LOAD_NAME", "LOAD_GLOBAL", "LOAD_ATTR", "LOAD_CONST",
+                         "BINARY_SUBSCR", "BUILD_TUPLE", "BUILD_LIST", "RETURN_VALUE", "RETURN_CONST"})
+# Files whose compiling and running is exempt: the kernel compiling and running the notebook's cells (code the static
+# check read), %time and %timeit; the parsing of a traceback's source to point at the error (never run); and code that
+# dataclasses and collections.namedtuple generate from field names
+_KERNEL = ("IPython/core/compilerop.py", "IPython/core/interactiveshell.py", "IPython/core/async_helpers.py",
+           "IPython/core/magics/execution.py", "traceback.py", "executing/executing.py")
+_GENERATORS = ("dataclasses.py", "collections/__init__.py")
+_PASS_THROUGH = ("ast.py", "codeop.py", "timeit.py")       # they compile or run for their caller
+_TYPING = "typing.py"                                       # evaluates annotations for its caller
+# names libraries put into the expressions they compile: pandas' @local variables, formulaic's state
+_LIBRARY_NAMES = re.compile(r"^(__pd_eval_local_[A-Za-z]\w*|__FORMULAIC_(CONTEXT|METADATA|STATE|SPEC)__)$")
+_HISTORY = re.compile(r"^_i?\d+$")                         # IPython's input and output history (_i3, _7)
+
+
+class _StringCode:
+    """The rules for code compiled from a string while a submission runs: a type annotation that
+    ``typing.get_type_hints`` evaluates, a model formula's terms, a pandas ``query`` or ``eval`` expression, or any
+    string a library compiles. The notebook's cells are compiled by IPython from the code the static check read;
+    these strings the check may never have seen (one built at run time).
+
+    Who asks is the first frame up the stack outside ``ast``, ``codeop``, ``timeit`` and ``typing`` (which compile
+    or evaluate for their caller). Exempt: IPython compiling and running the notebook's cells, the grader's tests,
+    the import system compiling a module's file outside the run's folder (:meth:`_module_source`), a library's module
+    as it is imported (:meth:`_importing_a_library`), the parsing of tracebacks, and
+    the code ``dataclasses`` and ``collections.namedtuple`` generate from field names (a data class's are checked
+    to be identifiers first). Otherwise:
+
+    - compiling (:meth:`check_compile`): the string (its syntax tree) may not import, use a name the static check
+      refuses (``exec``, ``eval``, ``getattr``, ...) or a dunder name, an attribute that the check refuses (``sys``,
+      ``modules``, ...) or that is private (except in an annotation, or of ``self``), a string with a dunder, nor
+      build a class with ``type``;
+    - running (:meth:`check_run`) code compiled from a string (its file name is not a path): a library (the
+      standard library's or an installed package's code) runs it, since it passed the check above when compiled
+      (formula terms, scipy's argument parsers, fontTools' table specifications); but an annotation that ``typing``
+      evaluates, or code that anything else runs, only if it does nothing but look names and attributes up (no
+      dunder, nor any the check refuses), subscript them and build tuples, lists or unions of them: what an
+      annotation such as ``np.ndarray`` or ``list[int]`` compiles to.
+    """
+
+    def __init__(self, work, libraries, names, attributes):
+        def files(relative):
+            return frozenset(os.path.realpath(os.path.join(folder, r)) for folder in libraries for r in relative)
+
+        self.exempt = files(_KERNEL + _GENERATORS) | {os.path.realpath(__file__)}
+        self.dataclasses = files(("dataclasses.py",))
+        self.through, self.typing = files(_PASS_THROUGH + (_TYPING,)), files((_TYPING,))
+        self.libraries = tuple(os.path.realpath(p) + os.sep for p in libraries)
+        self.names, self.attributes, self.paths = frozenset(names), frozenset(attributes), {}
+        self.work = os.path.realpath(work)
+
+    def _file(self, frame) -> str:
+        name = frame.f_code.co_filename
+        if name not in self.paths:
+            self.paths[name] = os.path.realpath(name) if os.path.isabs(name) else name
+        return self.paths[name]
+
+    def _requester(self, frame) -> tuple:
+        """Who asks (see the class), its file, whether it is exempt, and whether typing asked for it."""
+        annotation = False
+        while frame is not None and self._file(frame) in self.through:
+            annotation = annotation or self._file(frame) in self.typing
+            frame = frame.f_back
+        if frame is None:
+            return None, "?", False, annotation
+        where = self._file(frame)
+        exempt = where in self.exempt or where.startswith("<frozen importlib") or self._importing_a_library(frame)
+        return frame, where, exempt, annotation
+
+    def _importing_a_library(self, frame) -> bool:
+        """Whether ``frame`` is the import of a library's module: the module's top-level code, or library code it
+        calls (mpmath and scipy generate functions as they are imported), no frame in between outside the libraries
+        (the notebook's code cannot hand it a string)."""
+        while frame is not None and self._file(frame).startswith(self.libraries):
+            if frame.f_code.co_name == "<module>":
+                return True
+            frame = frame.f_back
+        return False
+
+    def check_compile(self, source, filename, frame) -> None:
+        frame, where, exempt, annotation = self._requester(frame)
+        if where in self.dataclasses and not self._dataclass_fields_are_names(frame):
+            _refuse(f"a data class whose field names are not identifiers (in {where})")
+        if where.startswith("<frozen importlib"):
+            exempt = self._module_source(source, filename)
+        problem = None if exempt else self.problem(source, private=annotation)
+        if problem:
+            text = (source.decode("utf-8", "replace") if isinstance(source, bytes) else source
+                    if isinstance(source, str) else "a syntax tree")
+            _refuse(f"compiling a string that uses {problem} ({text[:80]!r}, in {where})")
+
+    def _module_source(self, source, filename) -> bool:
+        """Whether the import system compiles a module's file as it is: ``source`` is the content of ``filename``,
+        a file outside the run's folder (``SourceLoader.source_to_code`` takes any source under any name)."""
+        if not (isinstance(filename, str) and os.path.isabs(filename) and isinstance(source, (bytes, str))):
+            return False
+        path = os.path.realpath(filename)
+        if path == self.work or path.startswith(self.work + os.sep):
+            return False
+        try:
+            with open(path, "rb") as file:
+                content = file.read()
+        except OSError:
+            return False
+        return content == (source if isinstance(source, bytes) else source.encode("utf-8"))
+
+    def check_run(self, code, frame) -> None:
+        frame, where, exempt, annotation = self._requester(frame)
+        if not exempt and (annotation or not where.startswith(self.libraries)) and not self.lookup_only(code):
+            _refuse(f"running code compiled from a string that does more than look names up "
+                    f"({code.co_filename}, {'an annotation, ' if annotation else ''}in {where})")
+
+    def _refused(self, name: str, attribute: bool = False) -> bool:
+        return (name in (self.attributes if attribute else self.names) or _HISTORY.match(name) is not None
+                or (name.startswith("__") and not _LIBRARY_NAMES.match(name)))
+
+    def problem(self, source, private: bool = False) -> str | None:
+        """What the string's code uses that the static check would refuse (see the class), or None; ``private``:
+        private attributes allowed (an annotation)."""
+        if isinstance(source, ast.AST):
+            tree = source
+        else:
+            try:
+                tree = ast.parse(source)
+            except (SyntaxError, ValueError, TypeError):
+                return None                       # compiling it fails as well
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                return "an import"
+            if isinstance(node, ast.Name) and self._refused(node.id):
+                return node.id
+            if isinstance(node, ast.Attribute) and (self._refused(node.attr, attribute=True) or (
+                    node.attr.startswith("_") and not private
+                    and not (isinstance(node.value, ast.Name) and node.value.id == "self"))):
+                return f".{node.attr}"
+            if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and (
+                    ("__" if isinstance(node.value, str) else b"__") in node.value):
+                return "a string with a dunder"
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type"
+                    and len(node.args) == 3):
+                return "type(name, bases, namespace)"
+        return None
+
+    def lookup_only(self, code) -> bool:
+        """Whether ``code`` only looks names up (no dunder, none the static check refuses) and subscripts them."""
+        return (all(i.opname in _LOOKUP_OPS or (i.opname == "BINARY_OP" and i.argrepr == "|")
+                    for i in dis.get_instructions(code))
+                and not any(self._refused(n) or self._refused(n, attribute=True) for n in code.co_names))
+
+    def _dataclass_fields_are_names(self, frame) -> bool:
+        """Whether the data class being made (the ``fields`` of ``dataclasses._process_class``, up the stack) has
+        identifiers only as field names: dataclasses writes them into the code it compiles."""
+        while frame is not None:
+            if frame.f_code.co_name == "_process_class" and self._file(frame) in self.dataclasses:
+                fields = frame.f_locals.get("fields")
+                return isinstance(fields, dict) and all(type(k) is str and k.isidentifier()
+                                                        and not keyword.iskeyword(k) for k in fields)
+            frame = frame.f_back
+        return False
+
+
+def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: int, strings: _StringCode):
+    """The audit hook, and the switch with which this module (only) may set a profiler.
+
+    ``allowed``: the folders a run may read (its own folder is added), ``denied``: folders inside them it may not;
+    of the folders that contain a path, the deepest decides, and a path in none of them may not be read.
+    ``libraries``: the folders of the standard library and the installed packages, whose code may make code objects
+    (``types.coroutine`` does); ``channel``: the descriptor of the grader's channel (:func:`_channel`), which may not
+    be truncated; ``strings``: the rules for code compiled from a string (:class:`_StringCode`)."""
     realpath, sep, getframe = os.path.realpath, os.sep, sys._getframe
     work = realpath(work)
-    denied = tuple(realpath(p) for p in denied)
-    allowed = tuple(realpath(p) for p in allowed) + (work,)
+    roots = sorted([(realpath(p), True) for p in (*allowed, work)] + [(realpath(p), False) for p in denied],
+                   key=lambda root: (len(root[0]), not root[1]))     # at equal depth, a denial comes last
     search_path = list(sys.path)
     finders = {id(f) for f in sys.meta_path} | {id(h) for h in sys.path_hooks}
     busy = threading.local()
@@ -130,8 +308,15 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: 
 
     def read(path):
         p = resolve(path if path is not None else ".")
-        if p is not None and inside(p, denied) and not inside(p, allowed):
-            _refuse(f"reading {p}, a folder of the grader")
+        if p is None:
+            return
+        readable = _PROC_READABLE.match(p) is not None
+        for root, allow in roots:                     # shallowest first: the deepest that contains p decides
+            if p == root or p.startswith(root + sep):
+                readable = allow
+        if not readable:
+            _refuse(f"reading {p} (a grading run may read only the Python installation, the installed packages, "
+                    "hlmlib and its own folder)")
 
     def check(event, args):
         if event == "open":
@@ -142,6 +327,8 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: 
                 read(path)
         elif event == "os.truncate" and args[0] == channel:
             _refuse("truncating the grader's channel")
+        elif event in ("shutil.rmtree", "os.fwalk") and args[-1] is not None:
+            _refuse(f"{event} relative to a directory descriptor")
         elif event in _WRITES:
             for i in _WRITES[event]:
                 write(args[i])
@@ -149,8 +336,13 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: 
             read(args[_READS[event]])
         elif event == "exec":
             name = getattr(args[0], "co_filename", "")
-            if os.path.isabs(name) and inside(realpath(name), (work,)):
-                _refuse(f"running code from {name}, a file the run wrote")
+            if os.path.isabs(name):
+                if inside(realpath(name), (work,)):
+                    _refuse(f"running code from {name}, a file the run wrote")
+            else:                                     # compiled from a string, not read from a file
+                strings.check_run(args[0], getframe(2))
+        elif event == "compile":
+            strings.check_compile(args[0], args[1], getframe(2))
         elif event == "import":
             module = str(args[0]).partition(".")[0]
             if module in _NATIVE_MODULES:
@@ -206,7 +398,7 @@ class _NoMoreHooks(RuntimeError):
     pass
 
 
-_EVENTS = frozenset({"open", "exec", "import", "subprocess.Popen", "sys.setprofile", "sys.settrace",
+_EVENTS = frozenset({"open", "exec", "compile", "import", "subprocess.Popen", "sys.setprofile", "sys.settrace",
                      "sqlite3.connect", "sys.addaudithook", "code.__new__", "pickle.find_class", "marshal.load",
                      "marshal.loads", *_WRITES, *_READS, *_REFUSED})
 
@@ -257,6 +449,39 @@ def _disarm_threads() -> None:
     _replace_everywhere([(getattr(_thread, name), guarded(getattr(_thread, name)))
                          for name in ("start_new_thread", "start_new", "start_joinable_thread")
                          if hasattr(_thread, name)])
+
+
+_DIR_FD_FUNCTIONS = ("open", "mkdir", "rename", "replace", "unlink", "remove", "rmdir", "chmod", "chown", "utime",
+                     "mkfifo", "mknod")
+
+
+def _disarm_dir_fd() -> None:
+    """Refuse the ``dir_fd`` arguments of os's functions that open, create, change or remove files (wherever a loaded
+    module holds them): the audit hook sees the path without the directory it is relative to, and would check it
+    against the wrong folder. ``shutil.rmtree`` and ``os.fwalk`` (whose folder the hook has checked, and which
+    themselves get no descriptor: see :func:`_guard`) keep them."""
+    shutil_file, os_file = (os.path.realpath(m.__file__) for m in (__import__("shutil"), os))
+    walks = {(shutil_file, "rmtree"), (os_file, "fwalk")}
+
+    def below_a_walk(frame) -> bool:
+        if os.path.realpath(frame.f_code.co_filename) not in (shutil_file, os_file):
+            return False
+        while frame is not None:
+            if (os.path.realpath(frame.f_code.co_filename), frame.f_code.co_name) in walks:
+                return True
+            frame = frame.f_back
+        return False
+
+    def guarded(function):
+        def call(*args, **kwargs):
+            if any(kwargs.get(k) is not None for k in ("dir_fd", "src_dir_fd", "dst_dir_fd")) \
+                    and not below_a_walk(sys._getframe(1)):
+                _refuse(f"os.{function.__name__} relative to a directory descriptor")
+            return function(*args, **kwargs)
+        return call
+
+    _replace_everywhere([(getattr(os, name), guarded(getattr(os, name))) for name in _DIR_FD_FUNCTIONS
+                         if hasattr(os, name)])
 
 
 def _checked_getattr(forbidden: frozenset):
@@ -359,9 +584,12 @@ def _own(module_name: str) -> bool:
     return module_name.split(".")[0] == "hlmlib"
 
 
-def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(), forbidden_attributes=()) -> None:
+def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(), forbidden_attributes=(),
+          forbidden_names=()) -> None:
     """Prepare the kernel; called once, by the grader's first cell, before any student code. ``channel``: the file
-    the tests' records go to (:func:`_channel`)."""
+    the tests' records go to (:func:`_channel`); ``allowed`` and ``denied``: the folders the run may and may not read
+    (see :func:`_guard`); ``forbidden_attributes`` and ``forbidden_names``: what the static check refuses, refused
+    in the student's ``getattr`` and in code compiled from strings (:class:`_StringCode`)."""
     import ctypes  # noqa: F401  (imported now: importing it later loads a library, which the hook refuses)
 
     import hlmlib  # noqa: F401  (import what the tests use, so that it is recorded)
@@ -386,9 +614,11 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
     _disarm_ctypes()
     _disarm_threads()
+    _disarm_dir_fd()
     libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd)
+    strings = _StringCode(work, libraries, forbidden_names, forbidden_attributes)
+    hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd, strings)
     _state["kit"] = kit
     sys.addaudithook(hook)
 

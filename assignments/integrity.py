@@ -13,15 +13,19 @@ Two verdicts:
   history; dunder names, attributes and strings (``__version__``, ``__name__``, ``__doc__`` may be read);
   attributes that lead to the interpreter's internals (``warnings.sys``, ``tempfile._thread``, frames, code
   objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
-  (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names;
+  (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names; ``functools.singledispatch``
+  and ``.register``, and string annotations that are not plain types (``typing.get_type_hints`` evaluates them as
+  code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
+  resolve an attribute by name (``import_optional_dependency``);
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
   or matplotlib options), and taking a method from its class (``Box.put(np.testing, f)``, ``type(box).put``,
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
   an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
 
-Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder,
-processes, native code and the network, and the score comes from values compared outside the kernel. The check
+Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder, reads
+outside the folders a run needs, strings compiled at run time that these rules would refuse, processes, native code
+and the network, and the score comes from values compared outside the kernel. The check
 keeps the honest notebook running and stops the plain ways to tamper.
 """
 from __future__ import annotations
@@ -42,6 +46,8 @@ ALLOWED_IMPORTS = {   # numerical work, and standard modules that neither evalua
 FORBIDDEN_NAMES = {
     "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "setattr", "delattr", "input",
     "breakpoint", "memoryview", "get_ipython", "display_pub", "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii",
+    # they evaluate a function's string annotations (typing.get_type_hints) with the notebook's namespace
+    "singledispatch", "singledispatchmethod",
 }
 INJECTED_NAMES = {"getattr"}     # the grader puts a checked version in the student's namespace: not to be rebound
 FORBIDDEN_ATTRIBUTES = {
@@ -66,6 +72,11 @@ FORBIDDEN_ATTRIBUTES = {
     # getattr by another name, and evaluating strings
     "setattr", "delattr", "attrgetter", "methodcaller", "operator", "exec", "read_pickle", "get_type_hints",
     "ForwardRef", "_eval_type", "string", "Formatter", "get_field", "sympy", "sympify", "parse_expr",
+    "singledispatch", "singledispatchmethod", "register", "get_annotations",
+    # objects that hand out the namespaces of the frames that call them (the notebook's, with the real built-ins),
+    # functions that import a module by name (sys, builtins, the grading kit), and the real getattr as an attribute
+    "computation", "Scope", "EvalEnvironment", "capture_context", "import_optional_dependency", "import_module",
+    "import_item", "unpickle_function", "getattr",
 }
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "__len__", "__iter__", "__getitem__",
@@ -177,11 +188,26 @@ class _Checker(ast.NodeVisitor):
         for name in (node.name, *(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))):
             if name in INJECTED_NAMES:
                 self.flag(node, f"rebinds {name}")
+        for annotation in [a.annotation for a in ast.walk(node.args) if isinstance(a, ast.arg)] + [node.returns]:
+            self._annotation(annotation)
         self.method_self.append(getattr(node, "_self", None))    # set by visit_ClassDef for a method
         self.generic_visit(node)
         self.method_self.pop()
 
     visit_FunctionDef = visit_AsyncFunctionDef = _function
+
+    def visit_AnnAssign(self, node):
+        self._annotation(node.annotation)
+        self.generic_visit(node)
+
+    def _annotation(self, node):
+        """A string in an annotation (which typing.get_type_hints would evaluate as code): a type only, such as
+        'np.ndarray', 'list[int]' or 'float | None'."""
+        for constant in ast.walk(node) if node is not None else ():
+            if (isinstance(constant, ast.Constant) and isinstance(constant.value, str)
+                    and not _plain_type(constant.value)):
+                self.flag(constant, f"has the string annotation {constant.value[:60]!r}, which is not a plain type "
+                                    "name")
 
     def visit_ClassDef(self, node):
         for item in node.body:      # a method's first parameter is the only "self" whose attributes may be set
@@ -269,6 +295,24 @@ class _FormulaChecker(_Checker):
         super().visit_Constant(node)
         if isinstance(node.value, str) and "~" in node.value:
             self._tokens(node, node.value, "a formula")
+
+
+_TYPE_NODES = (ast.Expression, ast.Name, ast.Attribute, ast.Subscript, ast.Tuple, ast.List, ast.Constant, ast.Load,
+               ast.BinOp, ast.BitOr)
+
+
+def _plain_type(text: str) -> bool:
+    """Whether ``text`` is a type expression only: names and attributes (no dunder), subscripts, tuples, lists,
+    constants and ``|``, strings inside being plain types too."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except (SyntaxError, ValueError):
+        return False
+    return all(isinstance(n, _TYPE_NODES)
+               and not (isinstance(n, ast.BinOp) and not isinstance(n.op, ast.BitOr))
+               and "__" not in getattr(n, "id", getattr(n, "attr", ""))
+               and not (isinstance(n, ast.Constant) and isinstance(n.value, str) and not _plain_type(n.value))
+               for n in ast.walk(tree))
 
 
 def _imported_names(tree) -> set[str]:

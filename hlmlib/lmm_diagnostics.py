@@ -337,7 +337,9 @@ class Level1VarianceTest:
     ``statistic`` (:math:`H`, or its between-category part with ``by``), ``df``, ``pvalue``; ``groups``: one row
     per group used (``n``, ``df`` = :math:`f_j`, ``s2`` = :math:`s_j^2`, ``d`` = :math:`d_j`, and the category);
     ``categories``: with ``by``, one row per category (``groups``, ``df`` = :math:`\sum f_j`, ``log_s2`` =
-    the df-weighted mean of :math:`\ln s_j^2`, ``s2`` = its exponential); ``left_out``: the groups with fewer
+    the df-weighted mean of :math:`\ln s_j^2`, ``s2`` = its exponential, the geometric mean that the statistic
+    uses, biased below the category's level-1 variance; ``s2_pooled`` = :math:`\sum_j \text{SSR}_j / \sum_j f_j`,
+    the category's pooled level-1 variance, the one to report or to plug in elsewhere); ``left_out``: the groups with fewer
     than ``min_df`` residual degrees of freedom."""
 
     statistic: float
@@ -411,10 +413,12 @@ def level1_variance_test(fit, by=None, min_df: int = 10) -> Level1VarianceTest:
     else:
         labels, name = _group_categories(fit, by)
         groups[name] = labels[used]
-        grouped = pd.DataFrame({"c": labels[used], "f": f, "fl": f * log_s2}).groupby("c", sort=True)
+        grouped = pd.DataFrame({"c": labels[used], "f": f, "fl": f * log_s2, "rss": rss[used]}).groupby("c",
+                                                                                                   sort=True)
         categories = pd.DataFrame({"groups": grouped.size(), "df": grouped["f"].sum()})
         categories["log_s2"] = grouped["fl"].sum() / categories["df"]
         categories["s2"] = np.exp(categories["log_s2"])
+        categories["s2_pooled"] = grouped["rss"].sum() / categories["df"]
         categories.index.name = name
         if len(categories) < 2:
             raise InputError(f"by={name!r} has a single category among the groups used: nothing to compare")

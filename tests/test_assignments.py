@@ -5,10 +5,11 @@ test cells deleted or replaced by ``pass``; the instructor version keeps full ma
 top, with its visible tests edited to fail and moved, and under a course site's renamed file name. Plausible wrong
 answers each lose the points they should, and a mistake in an earlier question is not counted again in a later
 one; honest alternatives keep full marks; attempts to game the grader score nothing, whether the static check
-sees them or not; a run cannot write outside its folder, read the grader's, start processes or threads or load
-native code. A cell that runs too long, a notebook over its limit per file or a kernel that dies ends that file's run
-with a report while the other files and the CSV still come; a run keeps a bounded output; an unknown notebook is an
-error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
+sees them or not; a run cannot write outside its folder, read outside the folders the grader allows (the
+repository and its history among those refused), run code compiled from a string the static check would refuse,
+start processes or threads or load native code. A cell that runs too long, a notebook over its limit per file or a
+kernel that dies ends that file's run with a report while the other files and the CSV still come; a run keeps a
+bounded output; an unknown notebook is an error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
 the rest are unit checks.
 """
 import ast
@@ -238,6 +239,20 @@ HONEST = [
                   "                   groups='school', re='~ cses')")], "ok"),
 ]
 
+HONEST.append(("02_sandwich_by_hand", "annotations-dataclass-namedtuple-matplotlib-formulas-query", {
+    "q1-answer": "from __future__ import annotations\n\nfrom collections import namedtuple\n"
+                 "from dataclasses import dataclass\n\nFit = namedtuple('Fit', ['b', 'e'])\n\n\n@dataclass\n"
+                 "class Design:\n    X: np.ndarray\n    names: 'list[str] | None' = None\n\n\n"
+                 "def ols_fit(y: np.ndarray, X: 'np.ndarray') -> tuple[np.ndarray, np.ndarray]:\n"
+                 "    b = np.linalg.lstsq(Design(X).X, y, rcond=None)[0]\n    return Fit(b, y - X @ b)"},
+    [("setup", "import matplotlib.pyplot as plt\nimport pandas as pd\nimport statsmodels.formula.api as smf\n\n"
+               "fig, ax = plt.subplots()\nax.scatter(X[:, 1], y, s=2)\nax.set_title('Petersen: $y$ against $x$')\n"
+               "fig.savefig('scatter.png')\nfig.savefig('scatter.pdf')\nplt.show()\n"
+               "frame = petersen.assign(big=petersen['x'] > 0)\ncut = 0.5\n"
+               "print(len(frame.query('x > @cut and big')), frame.eval('x + y').mean())\n"
+               "print(smf.ols('y ~ x + np.log(year)', data=frame).fit().params.round(3).tolist())\n"
+               "print(hlmlib.ols('y ~ x + I(x ** 2)', data=frame).params.round(3).tolist())")], "ok"))
+
 HONEST.append(("05_level2_few_clusters", "group-means-by-pandas-and-qr-the-library-rejection-rule", {
     "q1-answer": "import pandas as pd\n\ndef means_regression(y, W, groups):\n"
                  "    frame = pd.DataFrame(W).assign(y=y, g=groups).groupby('g').mean()\n"
@@ -292,6 +307,10 @@ RELAYS = ("assignment02_relay", "assignment05_relay")
 # np.load(..., allow_pickle=True) of a pickle naming them, holds the records until the hidden test computed its
 # reference in the kernel, swaps the values, and (05) wraps run_test to swallow the tests' exceptions. 6/6 then.
 UNPICKLING_RELAYS = ("assignment02_relay4", "assignment05_relay4")
+# Round 4: stub answers and a cell in which functools.singledispatch's register evaluates the annotation "exec(P)"
+# (typing.get_type_hints, with the notebook's namespace); P reads the instructor's source from the repository's git
+# objects and runs its answer cells. 6/6 then.
+DISPATCH = ("assignment02_dispatch", "assignment05_dispatch")
 # Run past the static check: the kit's run_test wrapped to swallow a test's exception, or to run other code in its
 # place under the test's name. Neither can send ``done`` for the test the grader sent.
 WRAPPERS = {
@@ -404,7 +423,7 @@ def graded(built, tmp_path_factory):
         add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names] + outside))
     for name, (aid, kind, replace, insert) in UNSEEN.items():
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
-    for name in RELAYS + UNPICKLING_RELAYS:
+    for name in RELAYS + UNPICKLING_RELAYS + DISPATCH:
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
@@ -518,6 +537,12 @@ def test_the_report_names_the_failing_test_and_its_message(graded):
 def test_honest_notebooks_keep_full_marks(aid, name, replace, insert, status, graded):
     row = graded["rows"][f"honest/{name}"]
     assert row["status"] == status and float(row["score"]) == CATALOGUE[aid].total, row
+    if status == "ok":          # nothing refused, and no cell the student added or changed failed
+        graded_nb = nbformat.read(graded["out"] / f"{graded['files'][f'honest/{name}'].stem}.graded.ipynb",
+                                  as_version=4)
+        errors = [(c.source[:60], grader._error_message(c.outputs)) for c in graded_nb.cells
+                  if c.cell_type == "code" and grader._error_message(c.get("outputs", []))]
+        assert errors == [], errors
 
 
 @pytest.mark.parametrize("name", GAMING)
@@ -567,6 +592,51 @@ def test_the_relay_that_reached_the_kit_by_unpickling_scores_nothing(name, grade
     row = graded["rows"][f"relay/{name}"]
     assert float(row["score"]) == 0 and row["status"] in ("review", "flagged"), row
     assert "refused at run time: unpickling (it resolves gradingkit._state)" in row["message"], row
+
+
+@pytest.mark.parametrize("name", DISPATCH)
+def test_the_annotation_evaluated_by_singledispatch_is_flagged_by_the_static_check(name, graded):
+    row = graded["rows"][f"relay/{name}"]
+    assert row["status"] == "flagged" and float(row["score"]) == 0, row
+    assert "uses the attribute .singledispatch" in row["message"] and \
+        "has the string annotation 'exec(P)'" in row["message"], row
+
+
+# Reads, plain Python, what a submission must not: the repository (its git objects; any file of it) and a copy of the
+# sources elsewhere on the machine ({copy}); prints what it could read
+READ_THE_SOURCES = """import os
+import hlmlib
+root = os.path.dirname(str(hlmlib.datasets.resources.files('hlmlib')))
+for path in [os.path.join(root, '.git'), os.path.join(root, 'README.md'), {copy!r}]:
+    try:
+        print(path, open(path).read()[:100])
+    except OSError as exc:
+        print(path, type(exc).__name__)"""
+
+
+def test_code_past_the_static_check_can_neither_evaluate_code_in_strings_nor_read_the_repository(
+        built, monkeypatch, tmp_path):
+    # round 4 run as if the static check had not seen it: the annotation is refused when typing compiles it (and
+    # would be when it ran it), so the answers never run; reading the repository, .git included, or another copy of
+    # the sources is refused, wherever it is. The honest version beside them keeps its marks.
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    copy = tmp_path / "another-checkout" / "assignments" / "source" / "02_sandwich_by_hand.ipynb"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((make.SOURCE / copy.name).read_bytes())
+    student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
+    nbformat.write(_edited(student, {}, [("setup", READ_THE_SOURCES.format(copy=str(copy)))]),
+                   tmp_path / "reader.ipynb")
+    paths = [FIXTURES / f"{name}.ipynb" for name in DISPATCH] + [tmp_path / "reader.ipynb",
+                                                                 built[("instructor", "02_sandwich_by_hand")]]
+    *dispatched, reader, honest = grader.grade_many(paths, timeout=120)
+    for result in dispatched:
+        assert result.score == 0 and result.status == "review", grader.report(result)
+        assert any(n.startswith("refused at run time: compiling a string that uses exec ('exec(P)'")
+                   for n in result.notes), result.notes
+    assert reader.score == 0 and reader.status == "review", grader.report(reader)
+    for path in (ROOT / ".git", ROOT / "README.md", copy):
+        assert any(n.startswith(f"refused at run time: reading {path} ") for n in reader.notes), reader.notes
+    assert honest.status == "ok" and honest.score == honest.total, grader.report(honest)
 
 
 def test_a_wrapped_run_test_cannot_make_a_failing_or_other_test_count(built, monkeypatch, tmp_path):
@@ -757,6 +827,12 @@ FLAGGED = [
     "np.lib.stride_tricks.as_strided(np.zeros(1), (9,), (8,))", "import os\nos.system('ls')", "import gradingkit",
     "import ctypes", "import subprocess", "import tempfile\ntempfile._thread.start_new_thread(print, ())",
     "exit._ip.run_cell('import sys')", "import matplotlib.pyplot as plt\nplt._backend_mod.get_ipython()",
+    # round 4: singledispatch's register evaluates a string annotation; the namespace of a frame; import by name
+    "import functools\n@functools.singledispatch\ndef f(x):\n    return 0", "from functools import singledispatchmethod",
+    "f.register(g)", "def g(x: 'exec(P)'):\n    return 1", "def g(x) -> 'np.__dict__':\n    pass",
+    "x: list['f(1)'] = []", "import pandas as pd\npd.core.computation.scope.Scope(level=0)",
+    "import pandas as pd\npd.compat._optional.import_optional_dependency('builtins')", "np.getattr",
+    "import scipy\nscipy._lib._uarray._backend.unpickle_function('builtins', 'getattr', None)",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -772,6 +848,8 @@ ALLOWED = [
     "import pandas as pd\npd.DataFrame({'a': [1]}).query('a == 1')", "import numpy as np\nnp.savetxt('a.txt', [1])",
     "import pandas as pd\npd.DataFrame().to_csv('a.csv')", "import pandas as pd\npd.api.types.is_numeric_dtype",
     "with open('notes.txt', 'w') as f:\n    f.write('x')",
+    "def g(x: 'np.ndarray', y: 'list[int] | None' = None) -> 'tuple[float, float]':\n    pass",
+    "from dataclasses import dataclass\n@dataclass\nclass Fit:\n    b: 'np.ndarray'\n    se: float = 0.0",
 ]
 NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotlib {get_ipython()}", "%load f.py",
            "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list"]
@@ -873,7 +951,7 @@ namespace = {{}}
 channel = os.path.join(private, "channel")
 open(channel, "w").close()
 gradingkit.setup(namespace, work, os.path.join(private, "refusals.log"), channel, policy.denied, policy.allowed,
-                 ["ctypes", "modules"])
+                 sorted(grader.integrity.FORBIDDEN_ATTRIBUTES), sorted(grader.integrity.FORBIDDEN_NAMES))
 outcome = {{}}
 def attempt(label, action):
     try:
@@ -929,6 +1007,61 @@ attempt("unpickle exec", lambda: pickle.loads(b"cbuiltins\nexec\n."))
 attempt("unpickle plain data", lambda: pickle.loads(pickle.dumps([1, 2.0])))
 attempt("unmarshal", lambda: marshal.loads(marshal.dumps((lambda: 1).__code__)))
 attempt("import a module not loaded yet", lambda: __import__("fractions"))
+# reads: only the Python installation, the packages, hlmlib, system data and the run's folders
+root = os.path.dirname(grader.make.HERE)
+attempt("read the repository's history", lambda: open(os.path.join(root, ".git")).read())
+attempt("list the repository", lambda: os.listdir(root))
+attempt("read the repository's README", lambda: open(os.path.join(root, "README.md")).read())
+attempt("read another copy of the sources", lambda: open({copy!r}).read())
+attempt("read a system file", lambda: open("/etc/passwd").read())
+attempt("read the process's state", lambda: open("/proc/self/stat").read())
+attempt("read the process's memory", lambda: open("/proc/self/mem", "rb").read(1))
+attempt("read the process's environment", lambda: open("/proc/self/environ", "rb").read())
+hlmlib_fd = os.open(hlmlib_dir, os.O_RDONLY)
+attempt("read relative to a directory descriptor", lambda: os.open("../README.md", os.O_RDONLY, dir_fd=hlmlib_fd))
+attempt("remove relative to a directory descriptor", lambda: os.unlink("ols.py", dir_fd=hlmlib_fd))
+import shutil
+attempt("remove a tree relative to a directory descriptor", lambda: shutil.rmtree("hlmlib", dir_fd=hlmlib_fd))
+os.makedirs("tree/inner")
+attempt("remove a tree in the run's folder", lambda: shutil.rmtree("tree"))
+# code compiled from strings
+import dataclasses, functools, typing, collections
+import pandas as pd
+def typed(x: "np.ndarray", y: "typing.Optional[list[int]]" = None) -> "float | None":
+    pass
+def runs(x: "print(1)"):
+    pass
+def dispatched(x):
+    pass
+def dispatch(x: "exec('import os')"):
+    pass
+attempt("an annotation naming types", lambda: typing.get_type_hints(typed, {{"np": np, "typing": typing}}))
+attempt("an annotation that calls a function", lambda: typing.get_type_hints(runs))
+attempt("an annotation that runs exec", lambda: functools.singledispatch(dispatched).register(dispatch))
+attempt("a data class and a named tuple", lambda: dataclasses.dataclass(type("Fit", (), {{"__annotations__": {{"b": float}}}}))
+        and collections.namedtuple("Pair", "a b"))
+attempt("a data class with a field that is not a name", lambda: dataclasses.dataclass(
+    type("Bad", (), {{"__annotations__": {{"x=print(1)": int}}}})))
+frame = pd.DataFrame({{"a": [1.0, 2.0], "b": [3.0, 4.0]}})
+limit = 1.5
+attempt("a pandas query", lambda: frame.query("a > @limit and b < 4"))
+attempt("a pandas query with a dunder", lambda: frame.query("a.__class__"))
+attempt("a pandas eval reaching sys", lambda: pd.eval("limit.warnings.sys"))
+import hlmlib
+attempt("a formula", lambda: hlmlib.ols("b ~ a + I(a ** 2)", data=pd.DataFrame({{"a": [1.0, 2, 3, 4], "b": [2.0, 1, 4, 3]}})))
+attempt("a formula with a dunder", lambda: hlmlib.ols("b ~ I(a.__class__)", data=frame))
+from importlib.machinery import SourceFileLoader    # its code objects run without exec through FunctionType
+open("payload.py", "w").write("import os")
+attempt("compile a file the run wrote through the import system",
+        lambda: SourceFileLoader("payload", os.path.join(work, "payload.py")).get_code("payload"))
+attempt("compile any source under a library's name",
+        lambda: SourceFileLoader("np", np.__file__).source_to_code(b"import os", np.__file__))
+attempt("exec of an import", lambda: exec("import os"))
+attempt("exec of a statement", lambda: exec("x = 1", {{}}))
+attempt("eval of a name", lambda: eval("limit"))
+import sympy          # sympify imports sympy's names with exec: refused, whatever the string
+attempt("sympify an expression", lambda: sympy.sympify("x + 1"))
+attempt("sympify code", lambda: sympy.sympify("__import__('os').system('true')"))
 # the channel's writer: in no global of the kit, nor in its state
 emit_reachable = [k for k, v in [*vars(gradingkit).items(), *gradingkit._state.items()]
                   if getattr(v, "__name__", "") == "emit"]
@@ -939,7 +1072,11 @@ print(json.dumps([outcome, emit_reachable]))
 def test_the_audit_hook_refuses_what_a_run_must_not_do(tmp_path):
     work, private = tmp_path / "private" / "work", tmp_path / "private"
     work.mkdir(parents=True)
-    script = HOOK_PROBE.format(assignments=str(ROOT / "assignments"), work=str(work), private=str(private))
+    copy = tmp_path / "another-checkout" / "assignments" / "source" / "02_sandwich_by_hand.ipynb"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes((make.SOURCE / copy.name).read_bytes())
+    script = HOOK_PROBE.format(assignments=str(ROOT / "assignments"), work=str(work), private=str(private),
+                               copy=str(copy))
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=work,
                          env={"PATH": "/usr/bin:/bin", "HOME": str(work), "MPLBACKEND": "Agg"})
     assert run.returncode == 0, run.stderr[-2000:]
@@ -947,13 +1084,18 @@ def test_the_audit_hook_refuses_what_a_run_must_not_do(tmp_path):
     assert emit_reachable == []
     log = (private / "refusals.log").read_text().splitlines()
     allowed = {"write in the run's folder", "read hlmlib's data", "getattr of a public name",
-               "numpy only sets its profiler", "import a module not loaded yet", "unpickle plain data"}
+               "numpy only sets its profiler", "import a module not loaded yet", "unpickle plain data",
+               "read a system file", "read the process's state", "remove a tree in the run's folder",
+               "an annotation naming types", "a data class and a named tuple", "a pandas query", "a formula",
+               "eval of a name"}
     assert {k for k, v in outcome.items() if v == "allowed"} == allowed, json.dumps(outcome)
     # np.load turns the refusal into an UnpicklingError (raised from it); the refusal is logged all the same
     assert outcome.pop("unpickle a global through np.load") == "UnpicklingError"
     assert any("unpickling (it resolves gradingkit._state)" in line for line in log), log
     assert {k for k, v in outcome.items() if v == "refused"} == set(outcome) - allowed, json.dumps(outcome)
     assert any("hlmlib/zz.py" in line for line in log) and any("starting a process" in line for line in log)
+    assert any(f"reading {ROOT / '.git'}" in line for line in log) and any("reading /proc/" in line for line in log)
+    assert any("compiling a string that uses exec" in line and "functools.py" in line for line in log), log
 
 
 def test_a_source_needs_a_hidden_guard_for_each_visible_test_and_references_to_answers(tmp_path):

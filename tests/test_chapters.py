@@ -1,7 +1,7 @@
 """The book's standards, checked on the chapter notebooks' source (nbval and the book build execute them):
 stored without outputs, listed in the table of contents, seeded random numbers only, every glued key defined,
 derivations checked by hidden assert cells, at least three exercises with hidden solutions, figures with alt
-text and captions, unique labels across the book, no control characters in any cell or docstring, no line inside
+text and captions, unique labels across the book, links to headings with math that name their text, no control characters in any cell or docstring, no line inside
 inline math that Markdown would read as a list item, and (in the chapters listed in POSITION_FREE) cross-references
 by label rather than by position."""
 import ast
@@ -103,6 +103,18 @@ def test_labels_are_unique_across_the_book():
         labels += re.findall(r"^\((\S+)\)=", text, flags=re.M)
     duplicated = [k for k, n in Counter(labels).items() if n > 1]
     assert not duplicated, f"labels used twice: {duplicated}"
+
+
+def test_links_to_headings_with_math_give_their_own_text():
+    """A bare {ref} to a heading that contains $...$ shows the raw LaTeX as its link text: name the link."""
+    texts = {path: (_markdown(path) if path.suffix == ".ipynb" else path.read_text())
+             for path in ALL_NOTEBOOKS + sorted((ROOT / "chapters").glob("*.md"))}
+    math_headings = {label for text in texts.values()
+                     for label, heading in re.findall(r"^\((\S+)\)=\s*\n(#+ .*)$", text, flags=re.M)
+                     if "$" in heading}
+    bare = [f"{path.name}: {{ref}}`{label}`" for path, text in texts.items()
+            for label in re.findall(r"\{ref\}`([^`<]+)`", text) if label in math_headings]
+    assert not bare, f"links whose text would be raw LaTeX: {bare}"
 
 
 def _control_characters(text):

@@ -389,6 +389,34 @@ def test_level1_variance_test_by_hand(hsb_fits):
     assert fit.level1_variance_test(by=sector.rename("sector")).statistic == pytest.approx(by.statistic, rel=1e-12)
 
 
+# the level-1 variance by sector against R (tests/fixtures/hsb_level1_sector.R and its JSON): nlme's REML fit with a
+# variance per sector (varIdent), the pooled and geometric sector variances, and the slope chi-squares built on them
+SECTOR = json.loads((pathlib.Path(__file__).parent / "fixtures" / "hsb_level1_sector.json").read_text())
+
+
+def test_level1_variance_by_sector_against_nlme(hsb_fits):
+    fit = hsb_fits["random_coef"]
+    by = fit.level1_variance_test(by="catholic")
+    groups = by.groups                                  # s2 on df of each school's own OLS regression
+    pooled = (groups["s2"] * groups["df"]).groupby(groups["catholic"]).sum() / groups["df"].groupby(
+        groups["catholic"]).sum()
+    np.testing.assert_allclose(pooled.loc[[0, 1]], SECTOR["s2_pooled"], rtol=1e-10)          # public, Catholic
+    np.testing.assert_allclose(by.categories["s2_pooled"].loc[[0, 1]], SECTOR["s2_pooled"], rtol=1e-10)
+    np.testing.assert_allclose(by.categories["s2"].loc[[0, 1]], SECTOR["s2_geometric"], rtol=1e-10)
+    assert fit.homogeneity_test().loc["cses", "chi2"] == pytest.approx(SECTOR["chi2"]["common"], rel=1e-6)
+    assert fit.homogeneity_test().loc["cses", "df"] == SECTOR["df"]
+    # chapter 15 (ex-ch15-sigma-sector): REML with a variance per sector estimates nearly the pooled sector variances
+    # (within 0.5%), and the slope chi-square computed with either lies slightly below the common-sigma^2 one and
+    # within 0.1% of each other; the geometric means e^{Lbar_c} lie below them and raise the chi-square, one common
+    # geometric mean more
+    np.testing.assert_allclose(SECTOR["sigma2_varident"], SECTOR["s2_pooled"], rtol=5e-3)
+    chi2 = SECTOR["chi2"]
+    assert chi2["varident"] < chi2["common"] and chi2["pooled"] < chi2["common"]
+    assert chi2["varident"] == pytest.approx(chi2["pooled"], rel=1e-3)
+    assert (np.array(SECTOR["s2_geometric"]) < np.array(SECTOR["sigma2_varident"])).all()
+    assert chi2["common"] < chi2["geometric"] < chi2["geometric_all"]
+
+
 def test_level1_variance_test_min_df_and_its_refusals(hsb_fits):
     fit = hsb_fits["null"]
     strict = fit.level1_variance_test(min_df=40)
