@@ -23,6 +23,7 @@ References
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -34,7 +35,7 @@ from .export import coef_table_text
 from .sandwich import Covariance
 
 __all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
-           "marginal_effect_table", "moderator_grid", "check_term_names"]
+           "marginal_effect_table", "moderator_grid", "check_term_names", "terms_containing"]
 
 COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
 
@@ -238,6 +239,23 @@ def interaction_term(x: str, by: str, names) -> str:
                      f"fit a model with {x}*{by} or {x}:{by}")
 
 
+_LEVEL = re.compile(r"\[[^\]]*\]")                                 # a factor level: c[T.b], C(c)[T.b]
+_VARIABLE = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?![\w.(])")           # not a function (I(, np.log() or number
+
+
+def _variables(term: str) -> set[str]:
+    """The variables a coefficient's column is made of: 'x:c[T.b]' -> {x, c}, 'I(x ** 2)' -> {x},
+    'np.log(w + 5)' -> {w} (function names and factor levels left out)."""
+    return set(_VARIABLE.findall(_LEVEL.sub("", str(term))))
+
+
+def terms_containing(x: str, names, but=()) -> list[str]:
+    """The coefficients other than ``but`` whose columns are made of a variable of the term ``x`` (its
+    interactions and transformations: 'x:c[T.b]', 'I(x ** 2)'), in ``names`` order."""
+    variables = _variables(x)
+    return [nm for nm in names if nm not in but and nm != x and variables & _variables(nm)]
+
+
 def check_term_names(**terms) -> None:
     """Refuse a term or moderator name that is not a string (a list, a number) with a clear message."""
     for name, value in terms.items():
@@ -268,7 +286,11 @@ def moderator_grid(by: str, names, X: np.ndarray, data: pd.DataFrame | None = No
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
                           alpha: float = 0.05, caption: str = "") -> CoefTable:
     r""":math:`dy/dx = b_x + b_{x:z}\, z` at each :math:`z` in ``at``, with delta-method se and
-    intervals.
+    intervals, for a model in which :math:`x` enters only through :math:`x` and :math:`x{:}z`: any other term
+    made of :math:`x` (another interaction ``x:c[T.b]``, ``I(x ** 2)``, a three-way ``x:z:c``) is refused with an
+    :class:`~hlmlib.design.InputError` naming it, since :math:`b_x + b_{x:z} z` would then be the effect at the
+    reference level of that factor or at :math:`x = 0`, not the average :math:`dy/dx` that Stata's ``margins``
+    reports.
 
     :math:`\operatorname{Var}(dy/dx) = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}` (exact: the effect is
     linear in :math:`b`), with the df of the covariance (CR2: Satterthwaite per :math:`z`). Returns a
@@ -283,6 +305,14 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     names = list(names)
     check_term_names(x=x, by=by)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
+    others = terms_containing(x, names, but=(names[j_x], names[j_xz]))
+    if others:
+        raise InputError(
+            f"{x!r} also enters the model through {others}, so b_{names[j_x]} + b_{names[j_xz]} * {by} leaves their "
+            f"part of dy/d{x} out: it is the effect at the reference level of a factor or at {x} = 0, not the "
+            f"average dy/d{x} of Stata's margins, dydx({x}); give the weights you mean to contrast() (e.g. "
+            f"{{'{names[j_x]}': 1, '{names[j_xz]}': z, '{others[0]}': ...}}), or fit {x} with {by} as its only "
+            "interaction")
     z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1), numbers_only=True))
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0

@@ -220,8 +220,12 @@ def _arrays(y, X, groups, Z, data, re):
         design = make_design(y, X, data=data, extra_formulas=[re], extra_columns=extra_columns)
         Zdf, re_spec = rhs_model(re, design.data, design.index)
         Zarr, znames = Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns]
-        shown = (f"{design.formula} + ({re.partition('~')[2].strip()} | {groups})" if isinstance(groups, str)
-                 else design.formula)
+        bar = f"({re.partition('~')[2].strip()} | {groups})" if isinstance(groups, str) else None
+        if not znames:
+            what = bar if lme4 is not None else f"re={re!r}"
+            raise InputError(f"{what} has no random effects ('0' or '-1' removes the intercept and nothing is left); "
+                             "give at least one, e.g. (1 | g), or fit a model without random effects with hlmlib.ols")
+        shown = f"{design.formula} + {bar}" if bar else design.formula
     else:
         if re is not None or data is not None:
             raise InputError("re= and data= go with a formula; with arrays give Z (default: intercept only)")
@@ -576,7 +580,7 @@ def _unit_scale(cp: CrossProducts) -> tuple[CrossProducts, np.ndarray]:
 
     The model is unchanged, Z Lambda = (Z D^-1)(D Lambda) with D Lambda lower triangular too, but theta is
     better scaled for the optimiser when Z's columns differ in scale by orders of magnitude."""
-    d = np.sqrt(np.diag(cp.ZtZ.sum(axis=0)) / cp.N)
+    d = cp.z_scale
     columns = np.r_[d, np.ones(cp.p + 1)]
     return CrossProducts(ZtZW=cp.ZtZW / d[:, None] / columns, WtW=cp.WtW, n_obs=cp.n_obs), d
 
@@ -802,7 +806,9 @@ class MixedResult:
 
         A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
         also includes the slope variance :math:`\tau_{11}`: this is the average effect, not a
-        cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`.
+        cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`; as there, a model in
+        which ``x`` enters through other fixed-effects terms too (``x:c[T.b]``, ``I(x ** 2)``) is refused, naming
+        them.
         """
         if at is None:
             check_term_names(x=x, by=by)

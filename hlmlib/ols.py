@@ -312,9 +312,11 @@ class OLSResult:
         value of ``by``, :func:`hlmlib.inference.moderator_grid`); the variance is
         :math:`\operatorname{Var} = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}`, with the df of ``kind``
         (CR2: Satterthwaite at each :math:`z`). One row per :math:`z`, ready to plot. Stata
-        ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006). A categorical moderator (its
-        effect differs by level, one interaction term each) and an empty ``at`` are refused. ``kind=None``:
-        CR1 with ``cluster``, else classical.
+        ``margins, dydx(x) at(...)`` when ``x`` enters the model only through ``x`` and ``x:by``; a model with
+        another term made of ``x`` (``x:c[T.b]``, ``I(x ** 2)``, ``x:by:c``) is refused, naming those terms, as
+        :math:`b_x + b_{x:\text{by}} z` would then be the effect at a reference level or at :math:`x = 0`.
+        Brambor, Clark & Golder (2006). A categorical moderator (its effect differs by level, one interaction
+        term each) and an empty ``at`` are refused. ``kind=None``: CR1 with ``cluster``, else classical.
         """
         inference.check_term_names(x=x, by=by)
         if at is None:

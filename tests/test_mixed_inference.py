@@ -233,6 +233,11 @@ def test_satterthwaite_matches_numerical_derivatives_of_dense_deviance(case, rem
     L = np.vstack([np.eye(len(fit.params)), np.arange(1, len(fit.params) + 1)])
     df, Phi, Jac, A = dense.satterthwaite_df(L, fit.theta, np.sqrt(fit.sigma2), y, X, Z, codes, reml)
     stt = fit._inference.satterthwaite
+    # hlmlib's coordinates: theta for Z's columns at unit root mean square and sigma / sigma-hat, i.e.
+    # d(lmerTest's psi)/d(hlmlib's psi) = diag(1 / z_scale of theta's row, sigma-hat)
+    rows = np.triu_indices(Z.shape[1])[1]                     # the row of each theta (lower triangle, by column)
+    unit = np.r_[1 / fit._cp.z_scale[rows], np.sqrt(fit.sigma2)]
+    Jac, A = Jac * unit[:, None, None], A / np.outer(unit, unit)
     np.testing.assert_allclose(stt.vcov, Phi, rtol=1e-10)
     np.testing.assert_allclose(stt.jacobian, Jac, rtol=1e-6, atol=1e-8 * np.abs(Jac).max())
     np.testing.assert_allclose(stt.vcov_varpar, A, rtol=1e-6, atol=1e-8 * np.abs(A).max())
