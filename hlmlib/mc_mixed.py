@@ -616,6 +616,9 @@ def _as_stack(A, R: int, N: int, name: str) -> np.ndarray:
         raise InputError(f"{name} must be (N, k) or (R, N, k) with N = {N}, R = {R}; got shape {A.shape}")
     if not np.isfinite(A).all():
         raise InputError(f"{name} has NaN or inf values")
+    if A.shape[2] == 0:
+        raise InputError(f"{name} has no columns" + (" (no random effects: a mixed model needs at least one)"
+                                                      if name == "Z" else ""))
     return A
 
 

@@ -187,6 +187,58 @@ def test_satterthwaite_warns_when_the_hessian_is_not_positive_definite():
 
 
 # ------------------------------------------------------------------------------------------------------------
+# 1b. against R in other units: the df, t and F of lmerTest, pbkrtest and clubSandwich do not depend on the units
+#     of y or of a regressor (the same model rescaled), so the fits of rescaled data must give R's unscaled values
+# ------------------------------------------------------------------------------------------------------------
+
+UNITS = [("y", 1e-8), ("y", 1e-4), ("y", 1e8), ("x", 1e-8), ("x", 1e8), ("x1", 1e-8), ("x1", 1e8), ("w", 1e-7)]
+UNIT_CASES = [(key, column, factor) for key in ["sim_small_reml", "sim_small_ml", "sim_q3_reml", "sim_q3_ml"]
+              for column, factor in UNITS if column in frame(MIXED[key]["data"]).columns]
+
+
+@pytest.mark.parametrize("key,column,factor", UNIT_CASES)
+def test_df_and_joint_tests_do_not_depend_on_units(key, column, factor):
+    """Issue: lmerTest's absolute 1e-8 cut on the eigenvalues of H in (theta, sigma) dropped sigma's direction
+    for y in large units (df 2004 for 171) and kept rounding noise for y or x in small units (13% off, no
+    warning); pbkrtest's absolute 1e-10 cut on its information matrix did the same for x in small units;
+    and a joint test of coefficients whose variances differ by 1e12 was refused as singular. hlmlib's df and
+    tests must be R's unscaled values whatever the units, without a warning."""
+    case = MIXED[key]
+    data = frame(case["data"])
+    data[column] = data[column] * factor
+    fixed, re, group = split_formula(case["formula"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                          # no Hessian or optimiser warning either
+        fit = mixed(fixed, data=data, groups=group, re=re, reml=case["reml"])
+        order = [term_index("Intercept" if t == "(Intercept)" else t, fit.params.index) for t in case["terms"]]
+        # a coefficient of a term made of the rescaled regressor is in other units: beta = diag(units) beta_scaled
+        units = np.array([factor if column in t.split(":") else 1.0 for t in case["terms"]])
+        rules = [("satterthwaite", "satterthwaite")] + ([("kenward-roger", "kenward_roger")] if case["reml"] else [])
+        for df, name in rules:
+            table = in_r_order(fit.coef_table(df=df), order)
+            check(table["df"], case[name]["df"], DF_RTOL, f"{df} df")
+            # the rescaled problem is optimised anew: beta-hat agrees to the optimiser's tolerance, ~1e-6
+            check(table["t"], case[name]["t"], 1e-5, f"{df} t")
+        for test in case["tests"]:
+            L = restriction(case, order, test)
+            same_hypothesis = L * units[np.argsort(order)]                 # the same L beta, in the new units
+            # rows rescaled by 1e6 and 1e-6 too: the hypothesis is unchanged, its covariance far from unit scale
+            rows = np.diag(10.0 ** (6 * (-1) ** np.arange(L.shape[0])))
+            satt = fit.wald_test(same_hypothesis, df="satterthwaite")
+            check([satt.F, satt.df_denom], [test["satterthwaite"]["F"], test["satterthwaite"]["df_denom"]], F_RTOL,
+                  "Satterthwaite F")
+            # lmerTest's df of a joint test depend on how the rows are scaled; its statistic does not
+            check(fit.wald_test(rows @ same_hypothesis, df="satterthwaite").F, test["satterthwaite"]["F"], F_RTOL,
+                  "Satterthwaite F, rows rescaled")
+            checks = [("kenward-roger", "model", "kenward_roger")] if case["reml"] else []
+            checks += [(None, kind, f"HTZ_{kind}") for kind in CR_KINDS if f"HTZ_{kind}" in test]
+            for df, kind, name in checks:
+                for R in (same_hypothesis, rows @ same_hypothesis):
+                    result = fit.wald_test(R, df=df, kind=kind)
+                    check([result.F, result.df_denom], [test[name]["F"], test[name]["df_denom"]], F_RTOL, name)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # 2. against brute-force versions of the peers' algorithms, on data R never saw
 # ------------------------------------------------------------------------------------------------------------
 
