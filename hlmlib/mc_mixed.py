@@ -11,7 +11,8 @@ correction, is one set of array operations over all replications:
 2. **The profiled (RE)ML criterion and its analytic gradient** (:mod:`hlmlib.lmm_objective`'s formulas, with the
    replication axis first), minimised by the projected Newton method of ``hlmlib.mixed.newton_minimise``
    run on all replications together, each with its own step length and stopping rule, from the moment estimate
-   of ``hlmlib.mixed.moment_start`` (vectorised). A replication that ends on the boundary with more than one
+   of ``hlmlib.mixed.moment_start`` (vectorised), on Z's columns scaled to unit root mean square as
+   ``hlmlib.mixed.fit_theta`` does (so that neither depends on Z's units). A replication that ends on the boundary with more than one
    random effect, or that has not converged, is refitted alone by ``hlmlib.mixed.fit_theta`` from there (it
    checks the boundary's optimality conditions), so every fit is the one :func:`hlmlib.mixed` finds, to the
    optimiser's tolerance.
@@ -125,6 +126,13 @@ class _BatchCrossProducts:
     def z_scale(self) -> np.ndarray:
         """:attr:`hlmlib.lmm_objective.CrossProducts.z_scale` of every replication (R, q)."""
         return np.sqrt(np.einsum("rjaa->ra", self.ZtZW[..., :self.q]) / self.N)
+
+    def unit_scaled(self) -> "_BatchCrossProducts":
+        """The cross-products of Z D^-1, Z's columns at unit root mean square (``hlmlib.mixed._unit_scale``)."""
+        d = self.z_scale
+        columns = np.concatenate([d, np.ones((d.shape[0], self.p + 1))], axis=1)
+        return _BatchCrossProducts(ZtZW=self.ZtZW / d[:, None, :, None] / columns[:, None, None, :], WtW=self.WtW,
+                                   n_obs=self.n_obs)
 
     def one(self, r: int) -> CrossProducts:
         """The cross-products of replication r, as :func:`hlmlib.mixed` computes them."""
@@ -363,7 +371,9 @@ def _fit(cp: _BatchCrossProducts, reml: bool):
     """theta-hat (R, K), and which replications were refitted alone by hlmlib.mixed.fit_theta (from the batch's
     estimate): those not converged and, with two or more random effects, those on the boundary, where
     fit_theta checks the optimality conditions of a singular tau."""
-    theta, converged = _newton(_moment_start(cp), cp, reml)
+    unit = cp.unit_scaled()                                # as fit_theta: theta better scaled, whatever Z's units
+    theta, converged = _newton(_moment_start(unit), unit, reml)
+    theta = theta / cp.z_scale[:, _tril_indices(cp.q)[0]]  # back to Z: Lambda = D^-1 (D Lambda)
     refit = ~converged | ((cp.q > 1) & _on_boundary(theta, cp))
     for r in np.flatnonzero(refit):
         theta[r] = fit_theta(cp.one(r), reml=reml, start=theta[r]).theta

@@ -594,11 +594,15 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
     point returned: the Hessian-scaled projected gradient is negligible (Newton decrement below 1e-6, no
     negative curvature) and the boundary (KKT) optimality conditions hold; lme4 checks a gradient
     scaled by the Hessian in the same spirit. ``boundary`` is decided on this unit-scaled problem, so it
-    does not depend on the units of Z. ``start`` is theta for the Z given (checked by ``mixed``).
+    does not depend on the units of Z. ``start`` is theta for the Z given (checked by ``mixed``); a start at
+    which the criterion cannot be evaluated (so extreme for the data's units that the factorisation fails) is
+    replaced by ``moment_start``.
     """
     q = cp.q
     unit, d = _unit_scale(cp)
-    theta = moment_start(unit) if start is None else theta_of(d[:, None] * lower_triangle(start, q))
+    theta = None if start is None else theta_of(d[:, None] * lower_triangle(start, q))
+    if theta is None or not np.isfinite(objective(theta, unit, reml)[0]):
+        theta = moment_start(unit)
     lower = theta_lower_bounds(q)
     n_eval, best, kkt_holds = 0, None, False
     for _ in range(max_restarts + 1):
