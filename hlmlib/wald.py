@@ -124,22 +124,11 @@ def restriction_matrix(L, names) -> tuple[np.ndarray, list[str]]:
     return R, labels
 
 
-def _correlation_form(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r""":math:`C = D^{-1/2} S D^{-1/2}` and :math:`d = \operatorname{diag}(S)^{1/2}` for a symmetric :math:`S`: the
-    form in which to judge :math:`S` singular, since it does not depend on the scale of each restriction (a
-    coefficient in other units, a restriction written times 1e6); a zero or negative diagonal entry gives
-    :math:`d = 0` there and a zero row of :math:`C`."""
-    S = (S + S.T) / 2
-    d = np.sqrt(np.clip(np.diag(S), 0.0, None))
-    inv = np.where(d > 0, 1 / np.where(d > 0, d, 1.0), 0.0)
-    return S * np.outer(inv, inv), d
-
-
 def wald_statistic(R: np.ndarray, b: np.ndarray, V: np.ndarray) -> float:
     r""":math:`W = (Rb)'(RVR')^{-1}(Rb)`; refuses a covariance that is singular along the restrictions, judged on
     the correlation form of :math:`RVR'` (its smallest eigenvalue at or below 1e-12 of its largest), so that
     neither the units of the coefficients nor the scale of each restriction matters, as for :math:`W` itself."""
-    C, d = _correlation_form(R @ V @ R.T)
+    C, d = sw.correlation_form(R @ V @ R.T)
     eig = np.linalg.eigvalsh(C)
     if not (d.min() > 0 and eig[0] > 1e-12 * eig[-1]):
         raise InputError("the covariance is singular (or not positive definite) along the restrictions, so "
@@ -169,7 +158,7 @@ def _inverse_sqrt(S: np.ndarray) -> np.ndarray:
     1e-12 on :math:`S` itself, which returns NaN once a restriction's variance is that small, e.g. a coefficient
     on income in dollars). The HTZ df do not depend on which :math:`K`: any two differ by a rotation of the
     restrictions, which leaves :math:`\nu` unchanged (module docstring)."""
-    C, d = _correlation_form(S)
+    C, d = sw.correlation_form(S)
     w, U = np.linalg.eigh(C)
     keep = w > 1e-12 * max(w[-1], 0.0)
     root = np.where(keep, 1 / np.sqrt(np.where(keep, w, 1.0)), 0.0)
