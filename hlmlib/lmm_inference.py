@@ -251,12 +251,14 @@ class LmerSatterthwaite:
 
     def ftest(self, R: np.ndarray, beta: np.ndarray, description: str, labels=()) -> WaldTest:
         r"""lmerTest's ``contest(joint = TRUE)``: :math:`F = W/q` on :math:`(q, \nu)` (module docstring)."""
-        d, P = np.linalg.eigh(R @ self.vcov @ R.T)
-        d, P = d[::-1], P[:, ::-1]                                  # R's eigen(): decreasing
-        PtL = P.T @ R
-        W = wald_statistic(R, beta, self.vcov)
+        W = wald_statistic(R, beta, self.vcov)                      # refuses a singular L Phi L'
+        # the eigenvectors of L Phi L' (lmerTest's eigen-contrasts) as the left singular vectors of its graded
+        # factor diag(d) chol(C), C its correlation form: accurate however much the restrictions' variances
+        # differ (an eigen-decomposition of L Phi L' itself loses the small ones below the large ones' rounding)
+        C, d = sw.correlation_form(R @ self.vcov @ R.T)
+        P = np.linalg.svd(d[:, None] * np.linalg.cholesky(C))[0]
         q = R.shape[0]
-        ddf = _fstat_ddf(self(PtL))
+        ddf = _fstat_ddf(self(P.T @ R))
         return WaldTest(F=W / q, df_num=q, df_denom=ddf, p=float(stats.f.sf(W / q, q, ddf)), statistic=W,
                         test="Satterthwaite", description=description, restrictions=list(labels))
 

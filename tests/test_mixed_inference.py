@@ -409,6 +409,23 @@ def test_satterthwaite_f_keeps_its_statistic_but_not_its_df_under_rewritten_rest
     assert a.F == pytest.approx(b.F, rel=1e-10) and a.df_denom != pytest.approx(b.df_denom, rel=1e-3)
 
 
+def test_satterthwaite_f_df_are_accurate_when_the_restrictions_differ_in_scale(fits):
+    """lmerTest's df of a joint test come from the eigenvectors of L Phi L'. With rows 1e8 apart in scale (a
+    coefficient on income in dollars beside one in thousands), LAPACK's eigen-decomposition of L Phi L' loses the
+    small eigenvectors below the large ones' rounding (6e-4 off here); hlmlib takes them from the graded factor
+    of L Phi L', and must agree with the eigenvectors computed to 50 digits (mpmath)."""
+    import mpmath
+    from hlmlib.lmm_inference import _fstat_ddf
+
+    fit, _ = fits["sim_q3_reml"]
+    stt = fit._inference.satterthwaite
+    L = np.diag([1.0, 1e8, 1e-8]) @ np.eye(len(fit.params))[[1, 2, 4]]
+    with mpmath.workdps(50):
+        _, Q = mpmath.eigsy(mpmath.matrix((L @ stt.vcov @ L.T).tolist()))
+        PtL = np.array((Q.T * mpmath.matrix(L.tolist())).tolist(), dtype=float)
+    assert fit.wald_test(L, df="satterthwaite").df_denom == pytest.approx(_fstat_ddf(stt(PtL)), rel=1e-9)
+
+
 def test_cr1_is_cr0_times_j_over_j_minus_1(fits):
     fit, _ = fits["hsb_rs_reml"]
     J = fit.ngroups
