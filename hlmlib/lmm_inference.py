@@ -359,7 +359,8 @@ class KenwardRoger:
         r"""pbkrtest's ``KRmodcomp``: :math:`F = \lambda\, W_A / q` on :math:`(q, m)`, :math:`W_A` with
         :math:`\Phi_A`, scaling :math:`\lambda = m (1 - A_2/q)/(m - 2)` (1 when :math:`|m - 2| < 0.01`)."""
         q = R.shape[0]
-        Theta = R.T @ np.linalg.solve(R @ self.vcov @ R.T, R)
+        C, d = sw.correlation_form(R @ self.vcov @ R.T)            # Theta = L'(L Phi L')^-1 L, rows scaled
+        Theta = (R / d[:, None]).T @ np.linalg.solve(C, R / d[:, None])
         u = Theta @ self.vcov @ self.P @ self.vcov                     # (n, p, p)
         tr = _einsum("ipp->i", u)
         A1 = tr @ self.W @ tr
