@@ -16,6 +16,9 @@ A marginal effect of :math:`x` in a model with the interaction :math:`x{:}z`,
 
    \operatorname{Var}(dy/dx) = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}.
 
+When :math:`x` interacts with other variables too (``x*z + x*catholic``), :math:`dy/dx` depends on them as
+well, and their values are given explicitly (``given={"catholic": 0}``; :func:`marginal_effect_table`).
+
 References
 ----------
 - Brambor, Clark & Golder (2006), *Political Analysis* 14, 63-82.
@@ -35,7 +38,7 @@ from .export import coef_table_text
 from .sandwich import Covariance
 
 __all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
-           "marginal_effect_table", "moderator_grid", "check_term_names", "terms_containing"]
+           "marginal_effect_table", "moderator_grid", "check_term_names", "terms_containing", "given_text"]
 
 COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
 
@@ -284,19 +287,26 @@ def moderator_grid(by: str, names, X: np.ndarray, data: pd.DataFrame | None = No
 
 
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
-                          alpha: float = 0.05, caption: str = "") -> CoefTable:
+                          alpha: float = 0.05, caption: str = "", given=None,
+                          data: pd.DataFrame | None = None) -> CoefTable:
     r""":math:`dy/dx = b_x + b_{x:z}\, z` at each :math:`z` in ``at``, with delta-method se and
-    intervals, for a model in which :math:`x` enters only through :math:`x` and :math:`x{:}z`: any other term
-    made of :math:`x` (another interaction ``x:c[T.b]``, ``I(x ** 2)``, a three-way ``x:z:c``) is refused with an
-    :class:`~hlmlib.design.InputError` naming it, since :math:`b_x + b_{x:z} z` would then be the effect at the
-    reference level of that factor or at :math:`x = 0`, not the average :math:`dy/dx` that Stata's ``margins``
-    reports.
+    intervals.
 
     :math:`\operatorname{Var}(dy/dx) = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}` (exact: the effect is
     linear in :math:`b`), with the df of the covariance (CR2: Satterthwaite per :math:`z`). Returns a
     DataFrame with a column named after the moderator and the columns of :func:`contrast_table`,
     ready to plot. Stata: ``margins, dydx(x) at(z=(...))``; R: ``marginaleffects::slopes`` /
     ``interactions::johnson_neyman``.
+
+    When :math:`x` enters through other terms too, each must be :math:`x` times other columns (an interaction
+    ``x:c[T.b]``, ``x:z:w``), and ``given`` must hold the value of every other variable in them
+    (``{"catholic": 0}``, ``{"c": "b"}`` for a factor's level): the derivative is then
+    :math:`\sum_t b_t \prod_{f \in t, f \ne x} f`, with the moderator at :math:`z` and the others at their given
+    values (Stata's ``margins, dydx(x) at(z=(...) catholic=0)``), and the caption says at which values. Without
+    them, or with a term in which :math:`x` is transformed (``I(x ** 2)``), the effect depends on values not
+    given and :class:`~hlmlib.design.InputError` names those terms: :math:`b_x + b_{x:z} z` alone would be the
+    effect at a reference level or at :math:`x = 0`, not what Stata's ``margins, dydx(x)`` reports (the average
+    over the data). A level in ``given`` must be one of the variable's values in ``data`` (the fit's rows).
 
     References
     ----------
@@ -305,21 +315,98 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     names = list(names)
     check_term_names(x=x, by=by)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
-    others = terms_containing(x, names, but=(names[j_x], names[j_xz]))
-    if others:
-        raise InputError(
-            f"{x!r} also enters the model through {others}, so b_{names[j_x]} + b_{names[j_xz]} * {by} leaves their "
-            f"part of dy/d{x} out: it is the effect at the reference level of a factor or at {x} = 0, not the "
-            f"average dy/d{x} of Stata's margins, dydx({x}); give the weights you mean to contrast() (e.g. "
-            f"{{'{names[j_x]}': 1, '{names[j_xz]}': z, '{others[0]}': ...}}), or fit {x} with {by} as its only "
-            "interaction")
     z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1), numbers_only=True))
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0
     L[:, j_xz] = z
+    others = terms_containing(x, names, but=(names[j_x], names[j_xz]))
+    given = _check_given(given)
+    used, missing, transformed = set(), [], []
+    for term in others:
+        factors = [f.strip() for f in term.split(":")]
+        rest = [f for f in factors if f != names[j_x]]
+        if len(rest) != len(factors) - 1 or any(_variables(f) & _variables(x) for f in rest):
+            transformed.append(term)
+            continue
+        weight = np.ones(z.size)
+        for factor in rest:
+            if factor == by:
+                weight = weight * z
+                continue
+            key, level, variable = _given_key(factor, given)
+            if key is None:
+                missing.append((variable, level))
+                continue
+            used.add(key)
+            value = given[key]
+            if level is None:
+                weight = weight * _given_number(key, value)
+            else:
+                _check_level(key, value, data)
+                weight = weight * float(str(value) == level)
+        L[:, names.index(term)] = weight
+    if transformed:
+        raise InputError(f"{x!r} also enters the model through {transformed}, not as {x} times other columns: dy/d{x} "
+                         f"then depends on {x} itself (at {x} = 0 it is not what Stata's margins, dydx({x}) reports, "
+                         f"the average over the data); write the derivative at the values you mean with contrast()")
+    if missing:
+        variable, level = missing[0]
+        example = f"{{'{variable}': {0 if level is None else repr(level)}}}"
+        raise InputError(f"{x!r} also enters the model through {others}, so dy/d{x} depends on "
+                         f"{sorted({v for v, _ in missing})} too: give their values with given= (e.g. given={example}, "
+                         f"as Stata's margins, dydx({x}) at(...); a factor's value is one of its levels); "
+                         f"b_{names[j_x]} + b_{names[j_xz]} * {by} alone is the effect at 0 or the reference level")
+    unused = sorted(set(given) - used)
+    if unused:
+        raise InputError(f"given= names {unused}, which no other term containing {x!r} uses (those are {others})")
     table = contrast_table(L, coef, cov, alpha, caption=caption)
     out = CoefTable(table)
     out.insert(0, by, z)
     out.index = pd.RangeIndex(z.size)
     out.attrs.update(table.attrs)
     return out
+
+
+def _check_given(given) -> dict:
+    if given is None:
+        return {}
+    if not isinstance(given, dict) or not all(isinstance(key, str) for key in given):
+        raise InputError(f"given= must be a dict of values by variable name, e.g. {{'catholic': 0}}; got {given!r}")
+    return dict(given)
+
+
+def given_text(given) -> str:
+    """' at catholic = 0, c = b' for a caption (checked as :func:`marginal_effect_table` checks ``given``)."""
+    return "".join(f"{', ' if i else ' at '}{key} = {value}" for i, (key, value) in enumerate(_check_given(given).items()))
+
+
+def _given_key(factor: str, given: dict) -> tuple[str | None, str | None, str]:
+    """The key of ``given`` that sets a factor of a term, the level it stands for and the variable's name:
+    'catholic' -> ('catholic', None, 'catholic'); 'c[T.b]' or 'C(c)[T.b]' -> ('c' or 'C(c)', 'b', 'c'); key None
+    when ``given`` has no such key."""
+    level_match = re.fullmatch(r"(.+)\[(?:T\.)?([^\]]*)\]", factor)
+    name, level = (level_match[1], level_match[2]) if level_match else (factor, None)
+    inner = re.fullmatch(r"C\((\w+)\)", name)
+    variable = inner[1] if inner else name
+    for key in (name, variable):
+        if key in given:
+            return key, level, variable
+    return None, level, variable
+
+
+def _check_level(key: str, value, data: pd.DataFrame | None) -> None:
+    """A level given for a factor must be one of its values in the fit's rows (else it would count silently as the
+    reference level)."""
+    inner = re.fullmatch(r"C\((\w+)\)", key)
+    column = inner[1] if inner else key
+    if data is not None and column in data.columns:
+        levels = pd.unique(data[column].dropna())
+        if not any(str(value) == str(level) for level in levels):
+            raise InputError(f"given[{key!r}] = {value!r} is not a level of {column!r} (its levels: {list(levels)})")
+
+
+def _given_number(key: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise InputError(f"given[{key!r}] must be a finite number (the value of {key!r}), got {value!r}")
+    return float(value)

@@ -66,8 +66,8 @@ from .design import (InputError, check_alpha, check_bool, check_finite_array, ch
                      check_formula_syntax, columns_by_name, group_codes, labels_for, make_design, new_model_matrix,
                      protect_quoted, restore_quoted, rhs_model, warn_user)
 from .linalg import largest_magnitude
-from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
-                        moderator_grid)
+from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, given_text,
+                        marginal_effect_table, moderator_grid)
 from .export import TextTable, coef_table_text, escape_markdown, format_number
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
@@ -801,7 +801,8 @@ class MixedResult:
         cov, caption = self._covariance(df, kind)
         return contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels, caption + ", linear contrasts")
 
-    def marginal_effect(self, x: str, by: str, at=None, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
+    def marginal_effect(self, x: str, by: str, at=None, alpha: float = 0.05, df=None, kind: str = "model",
+                        given=None) -> CoefTable:
         r"""The *expected* effect :math:`E(dy/dx) = \beta_x + \beta_{x:z}\, z` at each :math:`z` in ``at``,
         with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov(kind)`` and the
         df of :meth:`coef_table` per :math:`z`. ``at`` defaults to 25 evenly spaced values from the smallest to
@@ -810,16 +811,19 @@ class MixedResult:
 
         A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
         also includes the slope variance :math:`\tau_{11}`: this is the average effect, not a
-        cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`; as there, a model in
-        which ``x`` enters through other fixed-effects terms too (``x:c[T.b]``, ``I(x ** 2)``) is refused, naming
-        them.
+        cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`; as there, when ``x`` enters
+        through other fixed-effects interactions too (``x:catholic``, ``x:c[T.b]``), ``given`` holds the values of
+        their other variables (``{"catholic": 0}``), and without them, or with ``x`` transformed elsewhere
+        (``I(x ** 2)``), the effect is refused naming those terms.
         """
         if at is None:
             check_term_names(x=x, by=by)
             at = moderator_grid(by, self.params.index, self._X, self._data)
         cov, caption = self._covariance(df, kind)
         return marginal_effect_table(x, by, at, self.params.to_numpy(), cov, list(self.params.index), alpha,
-                                     caption + f", expected marginal effect of {x} by {by}")
+                                     caption + f", expected marginal effect of {x} by {by}" + given_text(given),
+                                     given=given,
+                                     data=self._data)
 
     def wald_test(self, L, df=None, kind: str = "model") -> WaldTest:
         r"""Joint Wald test of :math:`L\beta = 0`: ``L`` a matrix with one row per restriction (columns in

@@ -369,13 +369,48 @@ def test_a_boolean_among_numbers_is_refused():
     ("y ~ np.log(x + 10)*w + x", ["x"]),                            # x itself, beside a transformation of it
 ])
 def test_marginal_effect_refuses_an_x_that_enters_through_other_terms(df, formula, others):
-    """b_x + b_{x:w} w is the effect at the reference level (or at x = 0) when other terms contain x: refused,
-    naming those terms, for OLS and mixed fits alike, rather than returned under the name of Stata's margins."""
+    """b_x + b_{x:w} w is the effect at the reference level (or at x = 0) when other terms contain x: without the
+    values of their other variables (given=) it is refused, naming those terms, for OLS and mixed fits alike,
+    rather than returned under the name of Stata's margins; a term in which x is transformed is refused always."""
     x = "np.log(x + 10)" if formula.startswith("y ~ np.log") else "x"
     for fit in (hlmlib.ols(formula, df), _quiet(hlmlib.mixed, formula, df, groups="g")):
         with pytest.raises(InputError, match="also enters the model through") as error:
             fit.marginal_effect(x, "w", at=[0.0, 1.0])
         assert all(repr(term) in str(error.value) for term in others)
+
+
+def test_marginal_effect_at_given_values_of_the_other_variables_is_the_derivative_there(df):
+    """x*w + x*c with given={'c': 'b'}: dy/dx = b_x + b_x:w w + b_x:c[T.b] (Stata's margins, dydx(x) at(w=...
+    c=b)), the same contrast written by hand, for OLS and mixed fits; the caption says where."""
+    for fit in (hlmlib.ols("y ~ x*w + x*c", df), _quiet(hlmlib.mixed, "y ~ x*w + x*c + (1 + x | g)", df)):
+        names = list(fit.params.index)
+        for level, extra in (("a", {}), ("b", {"x:c[T.b]": 1.0}), ("c", {"x:c[T.c]": 1.0})):
+            effect = fit.marginal_effect("x", "w", at=[-1.0, 2.0], given={"c": level})
+            by_hand = fit.contrast([{"x": 1.0, "x:w": z} | extra for z in (-1.0, 2.0)])
+            for column in ("estimate", "se", "df", "p"):
+                np.testing.assert_allclose(effect[column], by_hand[column], rtol=1e-12, err_msg=column)
+            assert f"at c = {level}" in effect.attrs["caption"] and names == list(fit.params.index)
+    three = hlmlib.ols("y ~ x*w + x:w:c", df)             # x:w:c[T.b] = x times w times the dummy
+    effect = three.marginal_effect("x", "w", at=[2.0], given={"c": "b"})
+    assert effect["estimate"].iloc[0] == pytest.approx(three.contrast({"x": 1, "x:w": 2, "x:w:c[T.b]": 2})
+                                                       ["estimate"].iloc[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"c": "d"}, "not a level of 'c'"),                     # would count silently as the reference level
+    ({"c": "b", "w": 1.0}, "which no other term containing 'x' uses"),
+    ({"c": "b", "nothere": 1.0}, "which no other term containing 'x' uses"),
+    ("c", "must be a dict"),
+    ({1: "b"}, "must be a dict"),
+])
+def test_marginal_effect_refuses_bad_given_values(df, given, message):
+    fit = hlmlib.ols("y ~ x*w + x*c", df)
+    with pytest.raises(InputError, match=message):
+        fit.marginal_effect("x", "w", at=[0.0], given=given)
+    numeric = hlmlib.ols("y ~ x*w + x*z", df.assign(z=df["w"] ** 2))
+    for value in (True, "0", np.nan):
+        with pytest.raises(InputError, match="finite number"):
+            numeric.marginal_effect("x", "w", at=[0.0], given={"z": value})
 
 
 def test_marginal_effect_still_takes_terms_of_the_moderator_alone_and_a_factor_level_named_x(df):
