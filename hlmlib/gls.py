@@ -648,7 +648,8 @@ def hausman(fe, re, kind: str = "classical", terms=None, *, sigmamore: bool = Fa
     ([R] hausman) and linearmodels' ``RandomEffectsResults.hausman(fe, sigmamore=True)``.
 
     :math:`[\,\cdot\,]^{+}` is the Moore-Penrose inverse in units of the FE standard errors,
-    :math:`S^{-1} [S^{-1}(V_\text{FE} - V_\text{RE})S^{-1}]^{+} S^{-1}` with :math:`S^2 = \operatorname{diag}(V_\text{FE})`
+    :math:`S^{-1} [S^{-1}(V_\text{FE} - V_\text{RE})S^{-1}]^{+} S^{-1}` with
+    :math:`S^2 = \operatorname{diag}(V_\text{FE})`
     (the inverse when the difference is nonsingular; unlike the difference's own Moore-Penrose inverse, it does
     not depend on the units of the regressors, as Stata's ``invsym``): from the eigen-decomposition
     :math:`S^{-1}(V_\text{FE} - V_\text{RE})S^{-1} = \sum_i \lambda_i u_i u_i'`, :math:`\sum_{|\lambda_i| >

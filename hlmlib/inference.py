@@ -377,7 +377,8 @@ def _check_given(given) -> dict:
 
 def given_text(given) -> str:
     """' at catholic = 0, c = b' for a caption (checked as :func:`marginal_effect_table` checks ``given``)."""
-    return "".join(f"{', ' if i else ' at '}{key} = {value}" for i, (key, value) in enumerate(_check_given(given).items()))
+    given = _check_given(given)
+    return " at " + ", ".join(f"{key} = {value}" for key, value in given.items()) if given else ""
 
 
 def _given_key(factor: str, given: dict) -> tuple[str | None, str | None, str]:

@@ -42,9 +42,10 @@ the fit -- never an N x N matrix (lmerTest and pbkrtest differentiate or invert 
    data's units (:math:`\theta` for :math:`Z`'s columns at unit root mean square, :math:`\sigma/\hat\sigma`),
    which leaves the df unchanged but makes that cut mean the same thing whatever the units of y, x and Z
    (lmerTest's :math:`\sigma` entries are of order :math:`N/\sigma^2`: with y in small units it keeps
-   rounding noise, with y in large units it drops :math:`\sigma`). A joint F test (lmerTest ``contest``, ``contestMD``) is
-   :math:`F = W/q` with :math:`W` from the model-based :math:`\Phi`, and denominator df from the df
-   :math:`\nu_m` of the eigen-contrasts of :math:`L\Phi L'`:
+   rounding noise, with y in large units it drops :math:`\sigma`). A joint F test (lmerTest ``contest``,
+   ``contestMD``) is :math:`F = W/q` with :math:`W` from the model-based :math:`\Phi`, and denominator df from
+   the df :math:`\nu_m` of the eigen-contrasts of :math:`L\Phi L'` (taken from the graded factor of
+   :math:`L\Phi L'`, accurate when the restrictions' variances differ by many orders):
    :math:`2E/(E - q)`, :math:`E = \sum_m \nu_m/(\nu_m - 2)` (2 if some :math:`\nu_m \le 2`).
 
 2. **Kenward-Roger** (pbkrtest ``vcovAdj``, ``Lb_ddf``, ``KRmodcomp``; lmerTest ``ddf = "Kenward-Roger"``;
@@ -127,7 +128,8 @@ __all__ = ["GroupBlocks", "group_blocks", "unit_z_blocks", "theta_directions", "
            "FixedEffectsInference", "DfCovariance", "KINDS"]
 
 KINDS = ("model", "kenward-roger") + sw.CR_KINDS
-HESSIAN_TOL = 1e-8        # lmerTest's as_lmerModLT(tol = 1e-8): eigenvalues of H (unit-free here) at or below it are dropped
+HESSIAN_TOL = 1e-8        # lmerTest's as_lmerModLT(tol = 1e-8): eigenvalues of H (unit-free here) at or below it
+                          # are dropped
 
 
 # ----------------------------------------------------------------------------------------------

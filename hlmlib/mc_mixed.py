@@ -12,10 +12,10 @@ correction, is one set of array operations over all replications:
    replication axis first), minimised by the projected Newton method of ``hlmlib.mixed.newton_minimise``
    run on all replications together, each with its own step length and stopping rule, from the moment estimate
    of ``hlmlib.mixed.moment_start`` (vectorised), on Z's columns scaled to unit root mean square as
-   ``hlmlib.mixed.fit_theta`` does (so that neither depends on Z's units). A replication that ends on the boundary with more than one
-   random effect, or that has not converged, is refitted alone by ``hlmlib.mixed.fit_theta`` from there (it
-   checks the boundary's optimality conditions), so every fit is the one :func:`hlmlib.mixed` finds, to the
-   optimiser's tolerance.
+   ``hlmlib.mixed.fit_theta`` does (so that neither depends on Z's units). A replication that ends on the
+   boundary with more than one random effect, or that has not converged, is refitted alone by
+   ``hlmlib.mixed.fit_theta`` from there (it checks the boundary's optimality conditions), so every fit is the
+   one :func:`hlmlib.mixed` finds, to the optimiser's tolerance.
 3. **Inference for contrasts** :math:`c'\beta` (:mod:`hlmlib.lmm_inference`'s formulas, replication axis first):
    the model-based variance :math:`\hat\sigma^2 c'(X'V_*^{-1}X)^{-1}c` with the normal reference (``"model"``)
    or lmerTest's Satterthwaite df (``"satterthwaite"``); Kenward and Roger's adjusted variance and df

@@ -316,8 +316,9 @@ class OLSResult:
         ``x:by:w``), ``given`` holds the values of their other variables (``{"catholic": 0}``, ``{"c": "b"}``),
         as Stata's ``at(catholic=0)``, and each such term adds :math:`b_t` times their product; without them, or
         with ``x`` transformed in another term (``I(x ** 2)``), the effect is refused naming those terms
-        (:func:`hlmlib.inference.marginal_effect_table`). Brambor, Clark & Golder (2006). A categorical moderator (its effect differs by level, one interaction
-        term each) and an empty ``at`` are refused. ``kind=None``: CR1 with ``cluster``, else classical.
+        (:func:`hlmlib.inference.marginal_effect_table`). Brambor, Clark & Golder (2006). A categorical
+        moderator (its effect differs by level, one interaction term each) and an empty ``at`` are refused.
+        ``kind=None``: CR1 with ``cluster``, else classical.
         """
         inference.check_term_names(x=x, by=by)
         if at is None:
