@@ -147,6 +147,8 @@ BAD = [
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "cluster", at=[1.0])),
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "nothere")),
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", alpha=2)),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", given="xz")),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", given={"g": "a"})),   # no term uses it
     ("OLSResult.predict", lambda: FIT.predict(DF, interval="conf")),
     ("OLSResult.predict", lambda: FIT.predict(DF, interval="confidence", alpha=0)),
     ("OLSResult.predict", lambda: FIT.predict(DF.to_numpy())),                    # a formula fit needs a DataFrame
@@ -309,6 +311,7 @@ BAD = [
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", at=[0.0], df=0)),
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "nothere")),
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect(["x"], "xz")),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", given=[0])),
     ("MixedResult.vcov", lambda: MIXED.vcov(kind="HC1")),
     ("MixedResult.vcov", lambda: MIXED.vcov(kind=3)),
     ("MixedResult.se", lambda: MIXED.se(kind="robust")),

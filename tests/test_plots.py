@@ -80,7 +80,7 @@ def test_coef_plot_draws_each_fits_estimates_and_intervals(fits):
 
 
 def test_marginal_effect_plot_draws_the_table(fits):
-    table = fits["hlm"].marginal_effect("cses", "meanses")
+    table = fits["hlm"].marginal_effect("cses", "meanses", given={"catholic": 0})
     ax = plots.marginal_effect_plot(table)
     np.testing.assert_allclose(ax.lines[0].get_xdata(), table["meanses"])
     np.testing.assert_allclose(ax.lines[0].get_ydata(), table["estimate"])
@@ -89,7 +89,7 @@ def test_marginal_effect_plot_draws_the_table(fits):
         for point in np.column_stack([table["meanses"], table[column]]):
             assert np.isclose(band, point, rtol=1e-12, atol=0).all(axis=1).any(), (column, point)
     assert band[:, 1].min() == pytest.approx(table["ci_low"].min()) and band[:, 1].max() == pytest.approx(table["ci_high"].max())
-    crse = fits["ols"].marginal_effect("cses", "meanses", kind="CR2", cluster="school")
+    crse = fits["ols"].marginal_effect("cses", "meanses", kind="CR2", cluster="school", given={"catholic": 0})
     ax = plots.marginal_effect_plot(crse, band="lines", label="CR2")
     np.testing.assert_allclose(ax.lines[1].get_ydata(), crse["ci_low"])
     np.testing.assert_allclose(ax.lines[2].get_ydata(), crse["ci_high"])
