@@ -570,7 +570,8 @@ class HausmanResult:
 
     ``statistic`` (:math:`H`), ``df`` (the rank of :math:`V_\text{FE} - V_\text{RE}`), ``pvalue``
     (:math:`P(\chi^2_\text{df} > H)`), ``terms``, ``difference`` (:math:`b_\text{FE} - b_\text{RE}`),
-    ``vcov_difference``, ``eigenvalues`` (of the difference, ascending), ``n_negative`` (eigenvalues
+    ``vcov_difference``, ``eigenvalues`` (of the difference in units of the FE standard errors,
+    :math:`S^{-1}(V_\text{FE} - V_\text{RE})S^{-1}`, ascending; see :func:`hausman`), ``n_negative`` (eigenvalues
     below :math:`-\text{tol}`), ``tol``, ``generalized_inverse`` (True when the difference was not
     positive definite), ``sigmamore``, ``kind``."""
 
@@ -646,12 +647,16 @@ def hausman(fe, re, kind: str = "classical", terms=None, *, sigmamore: bool = Fa
     cross-products), so it is positive semi-definite. This is Stata's ``hausman fe re, sigmamore``
     ([R] hausman) and linearmodels' ``RandomEffectsResults.hausman(fe, sigmamore=True)``.
 
-    :math:`[\,\cdot\,]^{+}` is the Moore-Penrose inverse: from the eigen-decomposition
-    :math:`V_\text{FE} - V_\text{RE} = \sum_i \lambda_i u_i u_i'`, :math:`\sum_{|\lambda_i| > \text{tol}}
-    u_i u_i' / \lambda_i`, with :math:`\text{tol}` = ``rtol`` times the largest eigenvalue of
-    :math:`V_\text{FE}` and :math:`V_\text{RE}` (the difference of two matrices of that size is known
-    only to about their rounding error, so smaller eigenvalues are zero). df = the number of nonzero
-    eigenvalues. A negative eigenvalue (possible in finite samples with each fit's own
+    :math:`[\,\cdot\,]^{+}` is the Moore-Penrose inverse in units of the FE standard errors,
+    :math:`S^{-1} [S^{-1}(V_\text{FE} - V_\text{RE})S^{-1}]^{+} S^{-1}` with
+    :math:`S^2 = \operatorname{diag}(V_\text{FE})`
+    (the inverse when the difference is nonsingular; unlike the difference's own Moore-Penrose inverse, it does
+    not depend on the units of the regressors, as Stata's ``invsym``): from the eigen-decomposition
+    :math:`S^{-1}(V_\text{FE} - V_\text{RE})S^{-1} = \sum_i \lambda_i u_i u_i'`, :math:`\sum_{|\lambda_i| >
+    \text{tol}} u_i u_i' / \lambda_i`, with :math:`\text{tol}` = ``rtol`` times the largest eigenvalue of
+    :math:`S^{-1}V_\text{FE}S^{-1}` and :math:`S^{-1}V_\text{RE}S^{-1}` (the difference of two matrices of that
+    size is known only to about their rounding error, so smaller eigenvalues are zero). df = the number of
+    nonzero eigenvalues. A negative eigenvalue (possible in finite samples with each fit's own
     :math:`\hat\sigma^2`) is kept, as the Moore-Penrose inverse keeps it, so :math:`H` can be negative;
     a warning reports the eigenvalues and suggests ``sigmamore``. (plm's ``phtest`` instead takes
     the ordinary inverse, reports :math:`|H|` and df = :math:`m`; linearmodels uses a pseudo-inverse
@@ -693,14 +698,20 @@ def hausman(fe, re, kind: str = "classical", terms=None, *, sigmamore: bool = Fa
                          f"(FE has {list(b_fe.index)}, RE has {list(b_re.index)})")
     d = (b_fe[common] - b_re[common]).to_numpy()
     A, B = V_fe.loc[common, common].to_numpy(), V_re.loc[common, common].to_numpy()
-    scale = max(np.abs(np.linalg.eigvalsh(A)).max(), np.abs(np.linalg.eigvalsh(B)).max())
     V = A - B
-    V_plus, lam, tol = moore_penrose(V, rtol, scale)
+    # in units of the FE standard errors: neither the rank nor H then depends on the units of the regressors
+    # (in V itself a coefficient in small units has a variance below the others' rounding, and is dropped)
+    se = np.sqrt(np.clip(np.diag(A), 0.0, None))
+    se = np.where(se > 0, se, 1.0)
+    A_s, B_s = A / np.outer(se, se), B / np.outer(se, se)
+    scale = max(np.abs(np.linalg.eigvalsh(A_s)).max(), np.abs(np.linalg.eigvalsh(B_s)).max())
+    V_plus, lam, tol = moore_penrose(A_s - B_s, rtol, scale)
     df = int(np.sum(np.abs(lam) > tol))
-    statistic = float(d @ V_plus @ d)
+    statistic = float((d / se) @ V_plus @ (d / se))
     if np.any(lam <= tol):
         negative = lam[lam < -tol]
-        warnings.warn(f"hausman: V_FE - V_RE is not positive definite (eigenvalues {np.array2string(lam, precision=4)}; "
+        warnings.warn(f"hausman: V_FE - V_RE is not positive definite (eigenvalues in FE-se units "
+                      f"{np.array2string(lam, precision=4)}; "
                       f"{negative.size} negative): Moore-Penrose inverse, df = {df}"
                       + ("; with negative eigenvalues H can be negative and is not chi-squared: "
                          "sigmamore=True makes the difference positive semi-definite" if negative.size else ""),

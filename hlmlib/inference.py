@@ -16,6 +16,9 @@ A marginal effect of :math:`x` in a model with the interaction :math:`x{:}z`,
 
    \operatorname{Var}(dy/dx) = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}.
 
+When :math:`x` interacts with other variables too (``x*z + x*catholic``), :math:`dy/dx` depends on them as
+well, and their values are given explicitly (``given={"catholic": 0}``; :func:`marginal_effect_table`).
+
 References
 ----------
 - Brambor, Clark & Golder (2006), *Political Analysis* 14, 63-82.
@@ -23,6 +26,7 @@ References
 """
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -34,7 +38,7 @@ from .export import coef_table_text
 from .sandwich import Covariance
 
 __all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
-           "marginal_effect_table", "moderator_grid", "check_term_names"]
+           "marginal_effect_table", "moderator_grid", "check_term_names", "terms_containing", "given_text"]
 
 COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
 
@@ -238,6 +242,23 @@ def interaction_term(x: str, by: str, names) -> str:
                      f"fit a model with {x}*{by} or {x}:{by}")
 
 
+_LEVEL = re.compile(r"\[[^\]]*\]")                                 # a factor level: c[T.b], C(c)[T.b]
+_VARIABLE = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?![\w.(])")           # not a function (I(, np.log() or number
+
+
+def _variables(term: str) -> set[str]:
+    """The variables a coefficient's column is made of: 'x:c[T.b]' -> {x, c}, 'I(x ** 2)' -> {x},
+    'np.log(w + 5)' -> {w} (function names and factor levels left out)."""
+    return set(_VARIABLE.findall(_LEVEL.sub("", str(term))))
+
+
+def terms_containing(x: str, names, but=()) -> list[str]:
+    """The coefficients other than ``but`` whose columns are made of a variable of the term ``x`` (its
+    interactions and transformations: 'x:c[T.b]', 'I(x ** 2)'), in ``names`` order."""
+    variables = _variables(x)
+    return [nm for nm in names if nm not in but and nm != x and variables & _variables(nm)]
+
+
 def check_term_names(**terms) -> None:
     """Refuse a term or moderator name that is not a string (a list, a number) with a clear message."""
     for name, value in terms.items():
@@ -266,7 +287,8 @@ def moderator_grid(by: str, names, X: np.ndarray, data: pd.DataFrame | None = No
 
 
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
-                          alpha: float = 0.05, caption: str = "") -> CoefTable:
+                          alpha: float = 0.05, caption: str = "", given=None,
+                          data: pd.DataFrame | None = None) -> CoefTable:
     r""":math:`dy/dx = b_x + b_{x:z}\, z` at each :math:`z` in ``at``, with delta-method se and
     intervals.
 
@@ -275,6 +297,16 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     DataFrame with a column named after the moderator and the columns of :func:`contrast_table`,
     ready to plot. Stata: ``margins, dydx(x) at(z=(...))``; R: ``marginaleffects::slopes`` /
     ``interactions::johnson_neyman``.
+
+    When :math:`x` enters through other terms too, each must be :math:`x` times other columns (an interaction
+    ``x:c[T.b]``, ``x:z:w``), and ``given`` must hold the value of every other variable in them
+    (``{"catholic": 0}``, ``{"c": "b"}`` for a factor's level): the derivative is then
+    :math:`\sum_t b_t \prod_{f \in t, f \ne x} f`, with the moderator at :math:`z` and the others at their given
+    values (Stata's ``margins, dydx(x) at(z=(...) catholic=0)``), and the caption says at which values. Without
+    them, or with a term in which :math:`x` is transformed (``I(x ** 2)``), the effect depends on values not
+    given and :class:`~hlmlib.design.InputError` names those terms: :math:`b_x + b_{x:z} z` alone would be the
+    effect at a reference level or at :math:`x = 0`, not what Stata's ``margins, dydx(x)`` reports (the average
+    over the data). A level in ``given`` must be one of the variable's values in ``data`` (the fit's rows).
 
     References
     ----------
@@ -287,9 +319,95 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0
     L[:, j_xz] = z
+    others = terms_containing(x, names, but=(names[j_x], names[j_xz]))
+    given = _check_given(given)
+    used, missing, transformed = set(), [], []
+    for term in others:
+        factors = [f.strip() for f in term.split(":")]
+        rest = [f for f in factors if f != names[j_x]]
+        if len(rest) != len(factors) - 1 or any(_variables(f) & _variables(x) for f in rest):
+            transformed.append(term)
+            continue
+        weight = np.ones(z.size)
+        for factor in rest:
+            if factor == by:
+                weight = weight * z
+                continue
+            key, level, variable = _given_key(factor, given)
+            if key is None:
+                missing.append((variable, level))
+                continue
+            used.add(key)
+            value = given[key]
+            if level is None:
+                weight = weight * _given_number(key, value)
+            else:
+                _check_level(key, value, data)
+                weight = weight * float(str(value) == level)
+        L[:, names.index(term)] = weight
+    if transformed:
+        raise InputError(f"{x!r} also enters the model through {transformed}, not as {x} times other columns: dy/d{x} "
+                         f"then depends on {x} itself (at {x} = 0 it is not what Stata's margins, dydx({x}) reports, "
+                         f"the average over the data); write the derivative at the values you mean with contrast()")
+    if missing:
+        variable, level = missing[0]
+        example = f"{{'{variable}': {0 if level is None else repr(level)}}}"
+        raise InputError(f"{x!r} also enters the model through {others}, so dy/d{x} depends on "
+                         f"{sorted({v for v, _ in missing})} too: give their values with given= (e.g. given={example}, "
+                         f"as Stata's margins, dydx({x}) at(...); a factor's value is one of its levels); "
+                         f"b_{names[j_x]} + b_{names[j_xz]} * {by} alone is the effect at 0 or the reference level")
+    unused = sorted(set(given) - used)
+    if unused:
+        raise InputError(f"given= names {unused}, which no other term containing {x!r} uses (those are {others})")
     table = contrast_table(L, coef, cov, alpha, caption=caption)
     out = CoefTable(table)
     out.insert(0, by, z)
     out.index = pd.RangeIndex(z.size)
     out.attrs.update(table.attrs)
     return out
+
+
+def _check_given(given) -> dict:
+    if given is None:
+        return {}
+    if not isinstance(given, dict) or not all(isinstance(key, str) for key in given):
+        raise InputError(f"given= must be a dict of values by variable name, e.g. {{'catholic': 0}}; got {given!r}")
+    return dict(given)
+
+
+def given_text(given) -> str:
+    """' at catholic = 0, c = b' for a caption (checked as :func:`marginal_effect_table` checks ``given``)."""
+    given = _check_given(given)
+    return " at " + ", ".join(f"{key} = {value}" for key, value in given.items()) if given else ""
+
+
+def _given_key(factor: str, given: dict) -> tuple[str | None, str | None, str]:
+    """The key of ``given`` that sets a factor of a term, the level it stands for and the variable's name:
+    'catholic' -> ('catholic', None, 'catholic'); 'c[T.b]' or 'C(c)[T.b]' -> ('c' or 'C(c)', 'b', 'c'); key None
+    when ``given`` has no such key."""
+    level_match = re.fullmatch(r"(.+)\[(?:T\.)?([^\]]*)\]", factor)
+    name, level = (level_match[1], level_match[2]) if level_match else (factor, None)
+    inner = re.fullmatch(r"C\((\w+)\)", name)
+    variable = inner[1] if inner else name
+    for key in (name, variable):
+        if key in given:
+            return key, level, variable
+    return None, level, variable
+
+
+def _check_level(key: str, value, data: pd.DataFrame | None) -> None:
+    """A level given for a factor must be one of its values in the fit's rows (else it would count silently as the
+    reference level)."""
+    inner = re.fullmatch(r"C\((\w+)\)", key)
+    column = inner[1] if inner else key
+    if data is not None and column in data.columns:
+        levels = pd.unique(data[column].dropna())
+        if not any(str(value) == str(level) for level in levels):
+            raise InputError(f"given[{key!r}] = {value!r} is not a level of {column!r} (its levels: {list(levels)})")
+
+
+def _given_number(key: str, value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise InputError(f"given[{key!r}] must be a finite number (the value of {key!r}), got {value!r}")
+    return float(value)

@@ -38,9 +38,14 @@ the fit -- never an N x N matrix (lmerTest and pbkrtest differentiate or invert 
    (:math:`E_k` the unit matrix at :math:`\theta_k`'s place). :math:`D = \log|V_*| [+ \log|A_X|]
    + \text{pwrss}/\sigma^2 + \text{dof} \log(2\pi\sigma^2)` (dof :math:`N - p` for REML, :math:`N` for
    ML). As lmerTest, :math:`H^{-1}` is the pseudo-inverse over eigenvalues above 1e-8, with a warning
-   when an eigenvalue is negative or near zero. A joint F test (lmerTest ``contest``, ``contestMD``) is
-   :math:`F = W/q` with :math:`W` from the model-based :math:`\Phi`, and denominator df from the df
-   :math:`\nu_m` of the eigen-contrasts of :math:`L\Phi L'`:
+   when an eigenvalue is negative or near zero; unlike lmerTest, :math:`H` is taken in coordinates free of the
+   data's units (:math:`\theta` for :math:`Z`'s columns at unit root mean square, :math:`\sigma/\hat\sigma`),
+   which leaves the df unchanged but makes that cut mean the same thing whatever the units of y, x and Z
+   (lmerTest's :math:`\sigma` entries are of order :math:`N/\sigma^2`: with y in small units it keeps
+   rounding noise, with y in large units it drops :math:`\sigma`). A joint F test (lmerTest ``contest``,
+   ``contestMD``) is :math:`F = W/q` with :math:`W` from the model-based :math:`\Phi`, and denominator df from
+   the df :math:`\nu_m` of the eigen-contrasts of :math:`L\Phi L'` (taken from the graded factor of
+   :math:`L\Phi L'`, accurate when the restrictions' variances differ by many orders):
    :math:`2E/(E - q)`, :math:`E = \sum_m \nu_m/(\nu_m - 2)` (2 if some :math:`\nu_m \le 2`).
 
 2. **Kenward-Roger** (pbkrtest ``vcovAdj``, ``Lb_ddf``, ``KRmodcomp``; lmerTest ``ddf = "Kenward-Roger"``;
@@ -88,8 +93,10 @@ the fit -- never an N x N matrix (lmerTest and pbkrtest differentiate or invert 
 maximiser: Satterthwaite's :math:`H` is taken in :math:`(\theta, \sigma)` as lmerTest does, so a direction in
 which :math:`\operatorname{Var}(\hat\beta)` does not move contributes nothing (with a zero random-intercept
 variance the df are those of :math:`\sigma` alone, :math:`N - p` for REML, :math:`N` for ML), and eigenvalues of
-:math:`H` at or below 1e-8 are dropped with a warning; Kenward-Roger's information matrix is inverted, or
-pseudo-inverted when an eigenvalue is below 1e-10 in absolute value (pbkrtest's ``MASS::ginv``); the
+:math:`H` (in unit-free coordinates) at or below 1e-8 are dropped with a warning; Kenward-Roger's information
+matrix is inverted, or pseudo-inverted when an eigenvalue is below 1e-10 in absolute value (pbkrtest's
+``MASS::ginv``), in the same unit-free coordinates (:math:`\tau` for Z at unit root mean square, relative to
+:math:`\hat\sigma^2`, and :math:`\sigma^2/\hat\sigma^2`); the
 cluster-robust covariances need no variance parameter to be positive.
 
 References
@@ -104,7 +111,7 @@ References
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Callable
 
@@ -116,12 +123,13 @@ from .design import InputError
 from .lmm_objective import BlockedCholesky, CrossProducts, _tril_indices, weighted_products
 from .wald import WaldTest, _einsum, f_test, htz_test, wald_statistic
 
-__all__ = ["GroupBlocks", "group_blocks", "theta_directions", "deviance_hessian", "LmerSatterthwaite",
+__all__ = ["GroupBlocks", "group_blocks", "unit_z_blocks", "theta_directions", "deviance_hessian", "LmerSatterthwaite",
            "satterthwaite", "KenwardRoger", "kenward_roger", "kenward_roger_df", "cluster_robust",
            "FixedEffectsInference", "DfCovariance", "KINDS"]
 
 KINDS = ("model", "kenward-roger") + sw.CR_KINDS
-HESSIAN_TOL = 1e-8        # lmerTest's as_lmerModLT(tol = 1e-8): eigenvalues of H at or below it are dropped
+HESSIAN_TOL = 1e-8        # lmerTest's as_lmerModLT(tol = 1e-8): eigenvalues of H (unit-free here) at or below it
+                          # are dropped
 
 
 # ----------------------------------------------------------------------------------------------
@@ -184,7 +192,9 @@ def theta_directions(Lam: np.ndarray) -> np.ndarray:
 
 def deviance_hessian(b: GroupBlocks, Lam: np.ndarray, sigma: float, reml: bool, dof: float) -> np.ndarray:
     r"""Hessian of the deviance :math:`D(\theta, \sigma)` (lmerTest's ``devfun_vp``) in
-    :math:`\psi = (\theta, \sigma)`, analytic (module docstring), (K + 1) x (K + 1)."""
+    :math:`(\theta, \sigma/\hat\sigma)` at :math:`\sigma = \hat\sigma` (``sigma``), analytic (module docstring),
+    (K + 1) x (K + 1). The :math:`\sigma` row and column are :math:`\hat\sigma` times lmerTest's: its Hessian in
+    :math:`\sigma` has entries of order :math:`N/\sigma^2`, which depend on the units of y."""
     D = theta_directions(Lam)
     K = D.shape[0]
     rows, cols = _tril_indices(Lam.shape[0])
@@ -204,8 +214,9 @@ def deviance_hessian(b: GroupBlocks, Lam: np.ndarray, sigma: float, reml: bool, 
     dpwrss = -_einsum("ja,kab,jb->k", b.s, D, b.s)
     out = np.empty((K + 1, K + 1))
     out[:K, :K] = (H + H.T) / 2
-    out[K, :K] = out[:K, K] = -2 * dpwrss / sigma**3
-    out[K, K] = 6 * b.pwrss / sigma**4 - 2 * dof / s2
+    # in sigma / sigma-hat at sigma-hat: sigma-hat times d/dsigma, sigma-hat^2 times d2/dsigma2
+    out[K, :K] = out[:K, K] = -2 * dpwrss / s2
+    out[K, K] = 6 * b.pwrss / s2 - 2 * dof
     return out
 
 
@@ -224,8 +235,9 @@ def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
 @dataclass
 class LmerSatterthwaite:
     r"""lmerTest's Satterthwaite machinery for one fit: the model-based covariance ``vcov`` (p, p), its
-    derivatives ``jacobian`` (K + 1, p, p) in :math:`\psi = (\theta, \sigma)`, the Hessian ``hessian`` of
-    the deviance and ``vcov_varpar`` :math:`= 2 H^{+}`."""
+    derivatives ``jacobian`` (K + 1, p, p) in :math:`\psi = (\theta, \sigma/\hat\sigma)`, :math:`\theta` for
+    :math:`Z`'s columns at unit root mean square (:func:`satterthwaite`), the Hessian ``hessian`` of the deviance
+    and ``vcov_varpar`` :math:`= 2 H^{+}` in the same coordinates."""
 
     vcov: np.ndarray
     jacobian: np.ndarray
@@ -241,33 +253,61 @@ class LmerSatterthwaite:
 
     def ftest(self, R: np.ndarray, beta: np.ndarray, description: str, labels=()) -> WaldTest:
         r"""lmerTest's ``contest(joint = TRUE)``: :math:`F = W/q` on :math:`(q, \nu)` (module docstring)."""
-        d, P = np.linalg.eigh(R @ self.vcov @ R.T)
-        d, P = d[::-1], P[:, ::-1]                                  # R's eigen(): decreasing
-        PtL = P.T @ R
-        W = wald_statistic(R, beta, self.vcov)
+        W = wald_statistic(R, beta, self.vcov)                      # refuses a singular L Phi L'
+        # the eigenvectors of L Phi L' (lmerTest's eigen-contrasts) as the left singular vectors of its graded
+        # factor diag(d) chol(C), C its correlation form: accurate however much the restrictions' variances
+        # differ (an eigen-decomposition of L Phi L' itself loses the small ones below the large ones' rounding)
+        C, d = sw.correlation_form(R @ self.vcov @ R.T)
+        P = np.linalg.svd(d[:, None] * np.linalg.cholesky(C))[0]
         q = R.shape[0]
-        ddf = _fstat_ddf(self(PtL))
+        ddf = _fstat_ddf(self(P.T @ R))
         return WaldTest(F=W / q, df_num=q, df_denom=ddf, p=float(stats.f.sf(W / q, q, ddf)), statistic=W,
                         test="Satterthwaite", description=description, restrictions=list(labels))
 
 
-def satterthwaite(b: GroupBlocks, Lam: np.ndarray, sigma: float, reml: bool, dof: float) -> LmerSatterthwaite:
-    r"""The :class:`LmerSatterthwaite` of a fit at :math:`(\hat\theta, \hat\sigma)` (module docstring)."""
-    H = deviance_hessian(b, Lam, sigma, reml, dof)
-    w, U = np.linalg.eigh(H)
+def unit_z_blocks(b: GroupBlocks, z_scale: np.ndarray) -> GroupBlocks:
+    r"""The blocks of the same fit with :math:`Z D^{-1}` for :math:`Z`, :math:`D` = diag(``z_scale``)
+    (:attr:`hlmlib.lmm_objective.CrossProducts.z_scale`: columns at unit root mean square): :math:`DTD`,
+    :math:`D^{-1}M_jD^{-1}`, :math:`D^{-1}B_j`, :math:`D^{-1}s_j` (and :math:`\Lambda` becomes :math:`D\Lambda`),
+    so that :math:`\theta` depends neither on the units of y (it is relative to :math:`\sigma`) nor on Z's. With a
+    leading replication axis too (``z_scale`` (R, q) and the blocks of :mod:`hlmlib.mc_mixed`)."""
+    d = np.asarray(z_scale, float)
+    e = d[..., None, :]                                              # one per group
+    return replace(b, T=b.T * d[..., :, None] * d[..., None, :], M=b.M / (e[..., :, None] * e[..., None, :]),
+                   B=b.B / e[..., :, None], s=b.s / e)
+
+
+def _hessian_warning(w: np.ndarray) -> None:
     negative, near_zero = w < -HESSIAN_TOL, np.abs(w) <= HESSIAN_TOL
     if negative.any() or near_zero.any():
-        warnings.warn("the Hessian of the deviance in (theta, sigma) has "
+        warnings.warn("the Hessian of the deviance in (theta, sigma / sigma-hat), theta for Z's columns at unit "
+                      "root mean square, has "
                       + (f"negative eigenvalue(s) {w[negative]} (the fit may not be a maximum)" if negative.any()
                          else f"eigenvalue(s) {w[near_zero]} near zero (a boundary or flat fit)")
                       + "; as lmerTest, its pseudo-inverse over the eigenvalues above 1e-8 is used for the "
-                      "Satterthwaite df", RuntimeWarning, stacklevel=4)
+                      "Satterthwaite df", RuntimeWarning, stacklevel=5)
+
+
+def satterthwaite(b: GroupBlocks, Lam: np.ndarray, sigma: float, reml: bool, dof: float,
+                  z_scale: np.ndarray) -> LmerSatterthwaite:
+    r"""The :class:`LmerSatterthwaite` of a fit at :math:`(\hat\theta, \hat\sigma)` (module docstring), in
+    coordinates free of the data's units: :math:`\theta` for :math:`Z`'s columns at unit root mean square
+    (:func:`unit_z_blocks`) and :math:`\sigma/\hat\sigma`. The df are invariant to this reparametrisation
+    (:math:`g` and :math:`H` change by the same diagonal Jacobian), so they are lmerTest's; but lmerTest's
+    pseudo-inverse over eigenvalues above an absolute 1e-8 is taken here, where the eigenvalues no longer move
+    with the units of y, x or Z (in lmerTest's (theta, sigma) the sigma entries are of order :math:`N/\sigma^2`,
+    and rescaling y drops or keeps directions at will)."""
+    b, Lam = unit_z_blocks(b, z_scale), z_scale[:, None] * Lam
+    H = deviance_hessian(b, Lam, sigma, reml, dof)
+    w, U = np.linalg.eigh(H)
+    _hessian_warning(w)
     keep = w > HESSIAN_TOL
     vcov_varpar = 2 * (U[:, keep] / w[keep]) @ U[:, keep].T
     D = theta_directions(Lam)
     BDB = _einsum("jap,kab,jbq->kpq", b.B, D, b.B)
-    jacobian = np.concatenate([sigma**2 * b.A_inv @ BDB @ b.A_inv, (2 * sigma * b.A_inv)[None]])
-    return LmerSatterthwaite(vcov=sigma**2 * b.A_inv, jacobian=jacobian, hessian=H, vcov_varpar=vcov_varpar)
+    Phi = sigma**2 * b.A_inv
+    jacobian = np.concatenate([Phi @ BDB @ b.A_inv, 2 * Phi[None]])     # d Phi / d(theta, sigma / sigma-hat)
+    return LmerSatterthwaite(vcov=Phi, jacobian=jacobian, hessian=H, vcov_varpar=vcov_varpar)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -301,8 +341,8 @@ def kenward_roger_df(A1, A2, q: int):
 @dataclass
 class KenwardRoger:
     r"""pbkrtest's ``vcovAdj`` for one fit: ``vcov`` :math:`\Phi`, ``vcov_adjusted`` :math:`\Phi_A`,
-    ``P`` (n, p, p) and ``W`` (n, n) over the n covariance parameters (entries of :math:`\tau`, then
-    :math:`\sigma^2`)."""
+    ``P`` (n, p, p) and ``W`` (n, n) over the n covariance parameters (entries of :math:`\tau` for :math:`Z`'s
+    columns at unit root mean square, then :math:`\sigma^2`)."""
 
     vcov: np.ndarray
     vcov_adjusted: np.ndarray
@@ -321,13 +361,14 @@ class KenwardRoger:
         r"""pbkrtest's ``KRmodcomp``: :math:`F = \lambda\, W_A / q` on :math:`(q, m)`, :math:`W_A` with
         :math:`\Phi_A`, scaling :math:`\lambda = m (1 - A_2/q)/(m - 2)` (1 when :math:`|m - 2| < 0.01`)."""
         q = R.shape[0]
-        Theta = R.T @ np.linalg.solve(R @ self.vcov @ R.T, R)
+        C, d = sw.correlation_form(R @ self.vcov @ R.T)            # Theta = L'(L Phi L')^-1 L, rows scaled
+        Theta = (R / d[:, None]).T @ np.linalg.solve(C, R / d[:, None])
         u = Theta @ self.vcov @ self.P @ self.vcov                     # (n, p, p)
         tr = _einsum("ipp->i", u)
         A1 = tr @ self.W @ tr
         A2 = _einsum("ik,ipq,kqp->", self.W, u, u)
         m = float(kenward_roger_df(A1, A2, q))
-        scaling = 1.0 if abs(m - 2) < 1e-2 else m * (1 - A2 / q) / (m - 2)
+        scaling = 1.0 if abs(m - 2) < 1e-2 else float(m * (1 - A2 / q) / (m - 2))
         W = wald_statistic(R, beta, self.vcov_adjusted)
         F = scaling * W / q
         return WaldTest(F=F, df_num=q, df_denom=m, p=float(stats.f.sf(F, q, m)), statistic=W,
@@ -335,8 +376,14 @@ class KenwardRoger:
                         "(pbkrtest KRmodcomp)", restrictions=list(labels))
 
 
-def kenward_roger(b: GroupBlocks, sigma2: float) -> KenwardRoger:
-    r"""The :class:`KenwardRoger` adjustment of a REML fit (module docstring), from the group blocks."""
+def kenward_roger(b: GroupBlocks, sigma2: float, z_scale: np.ndarray) -> KenwardRoger:
+    r"""The :class:`KenwardRoger` adjustment of a REML fit (module docstring), from the group blocks.
+
+    The covariance parameters are :math:`\tau` for :math:`Z`'s columns at unit root mean square
+    (:func:`unit_z_blocks`) and :math:`\sigma^2`; the information matrix is judged singular, and inverted, with both
+    relative to :math:`\hat\sigma^2`, so that pbkrtest's cut (an eigenvalue below 1e-10 in absolute value) does
+    not depend on the units of y, x or Z. :math:`\Phi_A` and the df are invariant to that reparametrisation."""
+    b = unit_z_blocks(b, z_scale)
     q, p = b.M.shape[1], b.A.shape[0]
     rows, cols = _tril_indices(q)
     n = rows.size + 1
@@ -368,12 +415,12 @@ def kenward_roger(b: GroupBlocks, sigma2: float) -> KenwardRoger:
     Ktrace = _pair_traces(DM, DM) + np.outer(k2, c) + np.outer(c, k2) + np.outer(c, c) * trV2
     PhiP = Phi @ P
     IE2 = Ktrace - 2 * _einsum("pq,ikqp->ik", Phi, Q) + _einsum("ipq,kqp->ik", PhiP, PhiP)
-    IE2 = (IE2 + IE2.T) / 2
+    IE2 = (IE2 + IE2.T) / 2 * s2**2                              # for gamma / sigma2-hat: free of y's units
     if np.abs(np.linalg.eigvalsh(IE2)).min() > 1e-10:           # pbkrtest: solve, else MASS::ginv
         W = 2 * np.linalg.inv(IE2)
     else:
         W = 2 * np.linalg.pinv(IE2, rcond=np.sqrt(np.finfo(float).eps), hermitian=True)
-    W = (W + W.T) / 2
+    W = (W + W.T) / 2 * s2**2
     U = _einsum("ik,ikpq->pq", W, Q) - _einsum("ik,ipq,kqs->ps", W, P @ Phi, P)
     Phi_A = Phi + 2 * Phi @ U @ Phi
     return KenwardRoger(vcov=Phi, vcov_adjusted=(Phi_A + Phi_A.T) / 2, P=P, W=W)
@@ -613,14 +660,14 @@ class FixedEffectsInference:
     @cached_property
     def satterthwaite(self) -> LmerSatterthwaite:
         dof = self.cp.N - self.cp.p if self.reml else self.cp.N
-        return satterthwaite(self.blocks, self.fac.Lam, np.sqrt(self.sigma2), self.reml, dof)
+        return satterthwaite(self.blocks, self.fac.Lam, np.sqrt(self.sigma2), self.reml, dof, self.cp.z_scale)
 
     @cached_property
     def kenward_roger(self) -> KenwardRoger:
         if not self.reml:
             raise InputError("Kenward-Roger's method is for REML fits (as pbkrtest and lmerTest); refit with "
                              "reml=True, or use df='satterthwaite'")
-        return kenward_roger(self.blocks, self.sigma2)
+        return kenward_roger(self.blocks, self.sigma2, self.cp.z_scale)
 
     def cluster_robust(self, kind: str) -> sw.Covariance:
         if kind not in self._cluster_robust:

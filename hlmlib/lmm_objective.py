@@ -97,6 +97,12 @@ class CrossProducts:
     def ZtZ(self) -> np.ndarray:
         return self.ZtZW[:, :, :self.q]
 
+    @property
+    def z_scale(self) -> np.ndarray:
+        r"""The root mean square of each column of :math:`Z` (q,): :math:`Z D^{-1}`, :math:`D` = diag of these,
+        has columns at unit root mean square, and :math:`D\Lambda` is :math:`\Lambda` in units free of Z's."""
+        return np.sqrt(np.diag(self.ZtZ.sum(axis=0)) / self.N)
+
 
 def cross_products(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_groups: int) -> CrossProducts:
     r"""The one pass over the data: per-group :math:`Z_j'[Z_j\ X_j\ y_j]` (one ``np.bincount`` of the

@@ -228,9 +228,12 @@ class ProfileTrace:
         raise RuntimeError(f"could not bracket the {target:+.3g} crossing of the profile of {self.name}")
 
 
-def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: float, index: int):
+def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: float, index: int,
+                      z_scale: np.ndarray):
     """For variance parameter ``index`` (theta order; len(theta) means sigma): ``minimise(value, start)``
-    and the start at the estimate, for :class:`ProfileTrace`."""
+    and the start at the estimate, for :class:`ProfileTrace`. ``cp`` and ``theta`` are for Z's columns scaled by
+    ``1 / z_scale`` (unit root mean square), ``value`` is in the units of the original Z: a standard deviation of
+    random effect r is ``z_scale[r]`` times larger for the scaled column."""
     q = cp.q
     positions = _tril_positions(q)
     n_theta = len(positions)
@@ -266,7 +269,7 @@ def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: f
     def minimise(value, v0):
         k0, A_v = np.zeros(n_theta), A.copy()
         if kind == "sd":
-            k0[0] = value / sigma
+            k0[0] = value * z_scale[order[0]] / sigma
         elif kind == "cor":
             A_v[1, 1], A_v[q, 1] = value, np.sqrt(max(1 - value ** 2, 0.0))
         problem = _Constrained(cp=reordered, reml=reml, A=A_v, k0=k0, lower=lower, unit=sigma,
@@ -319,7 +322,7 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
     Fixed effects are profiled on the ML deviance (lme4 does the same); ``criterion="REML"`` is for the
     variance parameters of a REML fit only.
     """
-    from .mixed import fit_theta
+    from .mixed import _unit_scale, fit_theta
 
     if criterion not in ("ML", "REML"):
         raise InputError(f"criterion must be 'ML' (lme4's profile) or 'REML', got {criterion!r}")
@@ -327,10 +330,15 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
         raise InputError("criterion='REML' profiles the REML criterion of a REML fit; this fit is ML")
     cp, reml = result._cp, criterion == "REML"
     theta = result.theta if reml == result.reml else fit_theta(cp, reml=False, start=result.theta).theta
+    table_theta = theta
+    # profiled on Z's columns at unit root mean square (the same deviance), where theta does not depend on Z's
+    # units: in raw units a random slope on x * 1e8 has theta of order 1e-8, and the optimiser fails
+    cp, d = _unit_scale(cp)
+    theta = theta_of(d[:, None] * lower_triangle(theta, cp.q))
     fac = blocked_cholesky(theta, cp)
     base = profiled_deviance(fac, cp, reml)
     sigma = float(np.sqrt(fac.pwrss / (cp.N - cp.p if reml else cp.N)))
-    table = variance_parameters(theta, sigma, result.re_names)
+    table = variance_parameters(table_theta, sigma, result.re_names)
     n_var = len(table)
     beta = fac.beta()
     se = np.sqrt(np.diag(np.linalg.inv(fac.LW[:-1, :-1] @ fac.LW[:-1, :-1].T))) * sigma
@@ -356,8 +364,10 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
                 lows.append(bounds[0])
                 highs.append(bounds[1])
                 continue
-            minimise, start = _variance_profile(cp, reml, theta, sigma, i)
-            first_step = 0.01 * (abs(row.estimate) if row.estimate != 0 else sigma)
+            minimise, start = _variance_profile(cp, reml, theta, sigma, i, d)
+            # from a zero estimate: 1% of sigma (of a unit-scaled Z's sd), or of the correlation's range
+            typical = 1.0 if is_cor else sigma / d[positions[i][0]] if i < len(positions) else sigma
+            first_step = 0.01 * (abs(row.estimate) if row.estimate != 0 else typical)
         trace = ProfileTrace(f"{name} ({row.parameter})", row.estimate, base, minimise, start, restart=i < n_var)
         lows.append(trace.end(-z, bounds[0], first_step))
         highs.append(trace.end(z, bounds[1], first_step))

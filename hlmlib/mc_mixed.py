@@ -11,10 +11,11 @@ correction, is one set of array operations over all replications:
 2. **The profiled (RE)ML criterion and its analytic gradient** (:mod:`hlmlib.lmm_objective`'s formulas, with the
    replication axis first), minimised by the projected Newton method of ``hlmlib.mixed.newton_minimise``
    run on all replications together, each with its own step length and stopping rule, from the moment estimate
-   of ``hlmlib.mixed.moment_start`` (vectorised). A replication that ends on the boundary with more than one
-   random effect, or that has not converged, is refitted alone by ``hlmlib.mixed.fit_theta`` from there (it
-   checks the boundary's optimality conditions), so every fit is the one :func:`hlmlib.mixed` finds, to the
-   optimiser's tolerance.
+   of ``hlmlib.mixed.moment_start`` (vectorised), on Z's columns scaled to unit root mean square as
+   ``hlmlib.mixed.fit_theta`` does (so that neither depends on Z's units). A replication that ends on the
+   boundary with more than one random effect, or that has not converged, is refitted alone by
+   ``hlmlib.mixed.fit_theta`` from there (it checks the boundary's optimality conditions), so every fit is the
+   one :func:`hlmlib.mixed` finds, to the optimiser's tolerance.
 3. **Inference for contrasts** :math:`c'\beta` (:mod:`hlmlib.lmm_inference`'s formulas, replication axis first):
    the model-based variance :math:`\hat\sigma^2 c'(X'V_*^{-1}X)^{-1}c` with the normal reference (``"model"``)
    or lmerTest's Satterthwaite df (``"satterthwaite"``); Kenward and Roger's adjusted variance and df
@@ -25,8 +26,9 @@ correction, is one set of array operations over all replications:
 Everything here computes the same numbers as a :func:`hlmlib.mixed` fit of each replication and its
 ``coef_table(df=..., kind=...)`` (the tests compare them replication by replication); only the bookkeeping
 differs. Two things are quieter than in a single fit: a boundary fit is flagged in ``boundary`` instead of
-warned about, and where the Hessian of the deviance has eigenvalues at or below 1e-8, the Satterthwaite df use
-its pseudo-inverse (as lmerTest and :mod:`hlmlib.lmm_inference` do) without a warning. The result is a
+warned about, and where the Hessian of the deviance (in :mod:`hlmlib.lmm_inference`'s unit-free coordinates) has
+eigenvalues at or below 1e-8, the Satterthwaite df use its pseudo-inverse (as lmerTest and
+:mod:`hlmlib.lmm_inference` do) without a warning. The result is a
 :class:`MonteCarloMixed`, which has :class:`hlmlib.simulate.MonteCarloOLS`'s ``reject``, ``rejection_rate``, ``ci``
 and ``coverage``.
 
@@ -45,7 +47,7 @@ from pandas import isna as pd_isna
 
 from . import sandwich as sw
 from .design import InputError, check_bool, check_scalar, group_codes
-from .lmm_inference import HESSIAN_TOL, GroupBlocks, kenward_roger_df
+from .lmm_inference import HESSIAN_TOL, GroupBlocks, kenward_roger_df, unit_z_blocks
 from .lmm_objective import CrossProducts, _tril_indices, theta_lower_bounds
 from .mixed import SINGULAR_TOL, fit_theta
 from .simulate import Batch, MonteCarloOLS
@@ -119,6 +121,18 @@ class _BatchCrossProducts:
     @property
     def N(self) -> int:
         return int(self.n_obs.sum())
+
+    @property
+    def z_scale(self) -> np.ndarray:
+        """:attr:`hlmlib.lmm_objective.CrossProducts.z_scale` of every replication (R, q)."""
+        return np.sqrt(np.einsum("rjaa->ra", self.ZtZW[..., :self.q]) / self.N)
+
+    def unit_scaled(self) -> "_BatchCrossProducts":
+        """The cross-products of Z D^-1, Z's columns at unit root mean square (``hlmlib.mixed._unit_scale``)."""
+        d = self.z_scale
+        columns = np.concatenate([d, np.ones((d.shape[0], self.p + 1))], axis=1)
+        return _BatchCrossProducts(ZtZW=self.ZtZW / d[:, None, :, None] / columns[:, None, None, :], WtW=self.WtW,
+                                   n_obs=self.n_obs)
 
     def one(self, r: int) -> CrossProducts:
         """The cross-products of replication r, as :func:`hlmlib.mixed` computes them."""
@@ -357,12 +371,20 @@ def _fit(cp: _BatchCrossProducts, reml: bool):
     """theta-hat (R, K), and which replications were refitted alone by hlmlib.mixed.fit_theta (from the batch's
     estimate): those not converged and, with two or more random effects, those on the boundary, where
     fit_theta checks the optimality conditions of a singular tau."""
-    theta, converged = _newton(_moment_start(cp), cp, reml)
-    diag = np.diagonal(_lower(theta, cp.q), axis1=1, axis2=2)
-    refit = ~converged | ((cp.q > 1) & (diag.min(axis=1) < SINGULAR_TOL))
+    unit = cp.unit_scaled()                                # as fit_theta: theta better scaled, whatever Z's units
+    theta, converged = _newton(_moment_start(unit), unit, reml)
+    theta = theta / cp.z_scale[:, _tril_indices(cp.q)[0]]  # back to Z: Lambda = D^-1 (D Lambda)
+    refit = ~converged | ((cp.q > 1) & _on_boundary(theta, cp))
     for r in np.flatnonzero(refit):
         theta[r] = fit_theta(cp.one(r), reml=reml, start=theta[r]).theta
     return theta, refit
+
+
+def _on_boundary(theta: np.ndarray, cp: _BatchCrossProducts) -> np.ndarray:
+    """lme4's isSingular as :func:`hlmlib.mixed` decides it: a diagonal element of Lambda below SINGULAR_TOL for Z's
+    columns at unit root mean square (so not depending on the units of Z), (R,)."""
+    diag = np.diagonal(_lower(theta, cp.q), axis1=1, axis2=2) * cp.z_scale
+    return diag.min(axis=1) < SINGULAR_TOL
 
 
 # ----------------------------------------------------------------------------------------------
@@ -421,12 +443,16 @@ def _sum_over_groups(X, Y):
     return out.reshape((R, I, P) + rest)
 
 
-def _satterthwaite_df(b: _Blocks, sigma: np.ndarray, reml: bool, dof: float, L: np.ndarray) -> np.ndarray:
+def _satterthwaite_df(b: _Blocks, sigma: np.ndarray, reml: bool, dof: float, L: np.ndarray,
+                      z_scale: np.ndarray) -> np.ndarray:
     r"""lmerTest's Satterthwaite df of each contrast (rows of L) in every replication, (R, m):
-    :func:`hlmlib.lmm_inference.deviance_hessian` and :func:`hlmlib.lmm_inference.satterthwaite`."""
-    D = _directions(b.Lam)
+    :func:`hlmlib.lmm_inference.deviance_hessian` and :func:`hlmlib.lmm_inference.satterthwaite`, in the same
+    unit-free coordinates (theta for Z's columns at unit root mean square, sigma / sigma-hat)."""
+    Lam = z_scale[:, :, None] * b.Lam
+    b = unit_z_blocks(b, z_scale)
+    D = _directions(Lam)
     R, K = D.shape[:2]
-    rows, cols = _tril_indices(b.Lam.shape[-1])
+    rows, cols = _tril_indices(Lam.shape[-1])
     s2 = (sigma**2)[:, None, None]
     SS = b.s[..., :, None] * b.s[..., None, :]
     DM = _group_products(D, b.M)
@@ -443,22 +469,24 @@ def _satterthwaite_df(b: _Blocks, sigma: np.ndarray, reml: bool, dof: float, L: 
     dpwrss = -_einsum("rja,rkab,rjb->rk", b.s, D, b.s)
     Hfull = np.empty((R, K + 1, K + 1))
     Hfull[:, :K, :K] = (H + _T(H)) / 2
-    Hfull[:, K, :K] = Hfull[:, :K, K] = -2 * dpwrss / sigma[:, None] ** 3
-    Hfull[:, K, K] = 6 * b.pwrss / sigma**4 - 2 * dof / sigma**2
+    Hfull[:, K, :K] = Hfull[:, :K, K] = -2 * dpwrss / sigma[:, None] ** 2
+    Hfull[:, K, K] = 6 * b.pwrss / sigma**2 - 2 * dof
     w, U = np.linalg.eigh(Hfull)
     keep = w > HESSIAN_TOL                                      # lmerTest: pseudo-inverse over these
     vcov_varpar = 2 * _einsum("rak,rk,rbk->rab", U, np.where(keep, 1 / np.where(keep, w, 1.0), 0.0), U)
     BDB = _einsum("rjap,rkab,rjbq->rkpq", b.B, D, b.B)
-    jac = np.concatenate([s2[:, None] * b.A_inv[:, None] @ BDB @ b.A_inv[:, None],
-                          (2 * sigma[:, None, None] * b.A_inv)[:, None]], axis=1)
-    var = sigma[:, None] ** 2 * _einsum("mi,rij,mj->rm", L, b.A_inv, L)
+    Phi = s2 * b.A_inv
+    jac = np.concatenate([Phi[:, None] @ BDB @ b.A_inv[:, None], 2 * Phi[:, None]], axis=1)
+    var = _einsum("mi,rij,mj->rm", L, Phi, L)
     g = _einsum("mi,rkij,mj->rmk", L, jac, L)
     return 2 * var**2 / _einsum("rmk,rkl,rml->rm", g, vcov_varpar, g)
 
 
-def _kenward_roger(b: _Blocks, sigma2: np.ndarray, L: np.ndarray):
+def _kenward_roger(b: _Blocks, sigma2: np.ndarray, L: np.ndarray, z_scale: np.ndarray):
     r"""Kenward-Roger adjusted variance and df of each contrast (rows of L) in every replication, both (R, m):
-    :func:`hlmlib.lmm_inference.kenward_roger` and :class:`hlmlib.lmm_inference.KenwardRoger`."""
+    :func:`hlmlib.lmm_inference.kenward_roger` and :class:`hlmlib.lmm_inference.KenwardRoger` (in the same
+    unit-free parameters)."""
+    b = unit_z_blocks(b, z_scale)
     q, p = b.M.shape[-1], b.A.shape[-1]
     rows, cols = _tril_indices(q)
     n = rows.size + 1
@@ -493,13 +521,13 @@ def _kenward_roger(b: _Blocks, sigma2: np.ndarray, L: np.ndarray):
               + np.outer(c, c)[None] * trV2[:, None, None])
     PhiP = Phi[:, None] @ P
     IE2 = Ktrace - 2 * _einsum("rpq,rikqp->rik", Phi, Q) + _einsum("ripq,rkqp->rik", PhiP, PhiP)
-    IE2 = (IE2 + _T(IE2)) / 2
+    IE2 = (IE2 + _T(IE2)) / 2 * s2**2                      # for gamma / sigma2-hat: free of y's units
     w, U = np.linalg.eigh(IE2)
     # pbkrtest: the inverse, or MASS::ginv (eigenvalues above sqrt(eps) of the largest) when near singular
     singular = np.abs(w).min(axis=1) <= 1e-10
     cut = np.where(singular, np.sqrt(np.finfo(float).eps) * np.abs(w).max(axis=1), 0.0)[:, None]
     keep = np.where(singular[:, None], np.abs(w) > cut, True)
-    W = 2 * _einsum("rak,rk,rbk->rab", U, np.where(keep, 1 / np.where(keep, w, 1.0), 0.0), U)
+    W = 2 * _einsum("rak,rk,rbk->rab", U, np.where(keep, 1 / np.where(keep, w, 1.0), 0.0), U) * s2**2
     U_sum = _einsum("rik,rikpq->rpq", W, Q) - _einsum("rik,ripq,rkqs->rps", W, P @ Phi[:, None], P)
     Phi_A = Phi + 2 * Phi @ U_sum @ Phi
     PhiL = _einsum("mp,rpq->rmq", L, Phi)
@@ -579,8 +607,9 @@ class MonteCarloMixed(MonteCarloOLS):
     As :class:`hlmlib.simulate.MonteCarloOLS`: ``params`` (R, m) the contrasts :math:`L\hat\beta`, ``se[kind]``
     and ``df[kind]`` (R, m) for each computed kind (``"model"`` has df :math:`\infty`: the normal reference),
     with ``reject``, ``rejection_rate``, ``ci``, ``coverage`` and ``summary``. Also ``theta`` (R, K),
-    ``sigma2`` (R,), ``tau`` (R, q, q), ``boundary`` (R,) (a diagonal element of :math:`\Lambda` below 1e-4, as
-    :func:`hlmlib.mixed`) and ``refitted`` (R,) (replications fitted alone by ``hlmlib.mixed.fit_theta``).
+    ``sigma2`` (R,), ``tau`` (R, q, q), ``boundary`` (R,) (a diagonal element of :math:`\Lambda` below 1e-4 for Z's
+    columns at unit root mean square, as :func:`hlmlib.mixed`) and ``refitted`` (R,) (replications fitted alone by
+    ``hlmlib.mixed.fit_theta``).
     """
 
     def __init__(self, params, se, df, names, n, k, G, theta, sigma2, tau, boundary, refitted):
@@ -597,6 +626,9 @@ def _as_stack(A, R: int, N: int, name: str) -> np.ndarray:
         raise InputError(f"{name} must be (N, k) or (R, N, k) with N = {N}, R = {R}; got shape {A.shape}")
     if not np.isfinite(A).all():
         raise InputError(f"{name} has NaN or inf values")
+    if A.shape[2] == 0:
+        raise InputError(f"{name} has no columns" + (" (no random effects: a mixed model needs at least one)"
+                                                      if name == "Z" else ""))
     return A
 
 
@@ -682,7 +714,7 @@ def mixed_mc(X, Y=None, groups=None, Z=None, *, reml: bool = True, contrasts=Non
     else:
         chunk = check_scalar(chunk, "chunk", integer=True, minimum=1, maximum=2**31 - 1)
     dof = N - p if reml else N
-    out = {key: [] for key in ("params", "theta", "sigma2", "refit", "tau")}
+    out = {key: [] for key in ("params", "theta", "sigma2", "refit", "tau", "boundary")}
     se, df = {k: [] for k in kinds}, {k: [] for k in kinds}
     for start in range(0, R, chunk):
         rs = slice(start, start + chunk)
@@ -698,22 +730,22 @@ def mixed_mc(X, Y=None, groups=None, Z=None, *, reml: bool = True, contrasts=Non
         out["theta"].append(theta)
         out["sigma2"].append(sigma2)
         out["refit"].append(refit)
+        out["boundary"].append(_on_boundary(theta, cp))
         out["tau"].append(sigma2[:, None, None] * b.T)
         model_var = sigma2[:, None] * _einsum("mi,rij,mj->rm", L, b.A_inv, L)
         for kind in kinds:
             if kind == "model":
                 var, d = model_var, np.full_like(model_var, np.inf)
             elif kind == "satterthwaite":
-                var, d = model_var, _satterthwaite_df(b, np.sqrt(sigma2), reml, dof, L)
+                var, d = model_var, _satterthwaite_df(b, np.sqrt(sigma2), reml, dof, L, cp.z_scale)
             elif kind == "kenward-roger":
-                var, d = _kenward_roger(b, sigma2, L)
+                var, d = _kenward_roger(b, sigma2, L, cp.z_scale)
             else:
                 var, d = _cluster_robust(b, beta, cp, kind, L)
             se[kind].append(np.sqrt(var))
             df[kind].append(d)
-    theta = np.concatenate(out["theta"])
-    diag = np.diagonal(_lower(theta, q), axis1=1, axis2=2)
     return MonteCarloMixed(np.concatenate(out["params"]), {k: np.concatenate(v) for k, v in se.items()},
-                           {k: np.concatenate(v) for k, v in df.items()}, names, N, p, grp.J, theta=theta,
-                           sigma2=np.concatenate(out["sigma2"]), tau=np.concatenate(out["tau"]),
-                           boundary=diag.min(axis=1) < SINGULAR_TOL, refitted=np.concatenate(out["refit"]))
+                           {k: np.concatenate(v) for k, v in df.items()}, names, N, p, grp.J,
+                           theta=np.concatenate(out["theta"]), sigma2=np.concatenate(out["sigma2"]),
+                           tau=np.concatenate(out["tau"]), boundary=np.concatenate(out["boundary"]),
+                           refitted=np.concatenate(out["refit"]))

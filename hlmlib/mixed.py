@@ -66,8 +66,8 @@ from .design import (InputError, check_alpha, check_bool, check_finite_array, ch
                      check_formula_syntax, columns_by_name, group_codes, labels_for, make_design, new_model_matrix,
                      protect_quoted, restore_quoted, rhs_model, warn_user)
 from .linalg import largest_magnitude
-from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, marginal_effect_table,
-                        moderator_grid)
+from .inference import (CoefTable, check_term_names, contrast_matrix, contrast_table, given_text,
+                        marginal_effect_table, moderator_grid)
 from .export import TextTable, coef_table_text, escape_markdown, format_number
 from .sandwich import Covariance
 from .lmm_objective import (CrossProducts, blocked_cholesky, cross_products, deviance_gradient,
@@ -220,8 +220,12 @@ def _arrays(y, X, groups, Z, data, re):
         design = make_design(y, X, data=data, extra_formulas=[re], extra_columns=extra_columns)
         Zdf, re_spec = rhs_model(re, design.data, design.index)
         Zarr, znames = Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns]
-        shown = (f"{design.formula} + ({re.partition('~')[2].strip()} | {groups})" if isinstance(groups, str)
-                 else design.formula)
+        bar = f"({re.partition('~')[2].strip()} | {groups})" if isinstance(groups, str) else None
+        if not znames:
+            what = bar if lme4 is not None else f"re={re!r}"
+            raise InputError(f"{what} has no random effects ('0' or '-1' removes the intercept and nothing is left); "
+                             "give at least one, e.g. (1 | g), or fit a model without random effects with hlmlib.ols")
+        shown = f"{design.formula} + {bar}" if bar else design.formula
     else:
         if re is not None or data is not None:
             raise InputError("re= and data= go with a formula; with arrays give Z (default: intercept only)")
@@ -576,7 +580,7 @@ def _unit_scale(cp: CrossProducts) -> tuple[CrossProducts, np.ndarray]:
 
     The model is unchanged, Z Lambda = (Z D^-1)(D Lambda) with D Lambda lower triangular too, but theta is
     better scaled for the optimiser when Z's columns differ in scale by orders of magnitude."""
-    d = np.sqrt(np.diag(cp.ZtZ.sum(axis=0)) / cp.N)
+    d = cp.z_scale
     columns = np.r_[d, np.ones(cp.p + 1)]
     return CrossProducts(ZtZW=cp.ZtZW / d[:, None] / columns, WtW=cp.WtW, n_obs=cp.n_obs), d
 
@@ -590,11 +594,15 @@ def fit_theta(cp: CrossProducts, reml: bool = True, start: np.ndarray | None = N
     point returned: the Hessian-scaled projected gradient is negligible (Newton decrement below 1e-6, no
     negative curvature) and the boundary (KKT) optimality conditions hold; lme4 checks a gradient
     scaled by the Hessian in the same spirit. ``boundary`` is decided on this unit-scaled problem, so it
-    does not depend on the units of Z. ``start`` is theta for the Z given (checked by ``mixed``).
+    does not depend on the units of Z. ``start`` is theta for the Z given (checked by ``mixed``); a start at
+    which the criterion cannot be evaluated (so extreme for the data's units that the factorisation fails) is
+    replaced by ``moment_start``.
     """
     q = cp.q
     unit, d = _unit_scale(cp)
-    theta = moment_start(unit) if start is None else theta_of(d[:, None] * lower_triangle(start, q))
+    theta = None if start is None else theta_of(d[:, None] * lower_triangle(start, q))
+    if theta is None or not np.isfinite(objective(theta, unit, reml)[0]):
+        theta = moment_start(unit)
     lower = theta_lower_bounds(q)
     n_eval, best, kkt_holds = 0, None, False
     for _ in range(max_restarts + 1):
@@ -793,7 +801,8 @@ class MixedResult:
         cov, caption = self._covariance(df, kind)
         return contrast_table(matrix, self.params.to_numpy(), cov, alpha, labels, caption + ", linear contrasts")
 
-    def marginal_effect(self, x: str, by: str, at=None, alpha: float = 0.05, df=None, kind: str = "model") -> CoefTable:
+    def marginal_effect(self, x: str, by: str, at=None, alpha: float = 0.05, df=None, kind: str = "model",
+                        given=None) -> CoefTable:
         r"""The *expected* effect :math:`E(dy/dx) = \beta_x + \beta_{x:z}\, z` at each :math:`z` in ``at``,
         with delta-method se :math:`\sqrt{V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}}` from ``vcov(kind)`` and the
         df of :meth:`coef_table` per :math:`z`. ``at`` defaults to 25 evenly spaced values from the smallest to
@@ -802,14 +811,19 @@ class MixedResult:
 
         A cluster's own slope adds its random effect :math:`u_j^1` (see ``ranef``), so its uncertainty
         also includes the slope variance :math:`\tau_{11}`: this is the average effect, not a
-        cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`.
+        cluster's. One row per :math:`z`, as :meth:`hlmlib.OLSResult.marginal_effect`; as there, when ``x`` enters
+        through other fixed-effects interactions too (``x:catholic``, ``x:c[T.b]``), ``given`` holds the values of
+        their other variables (``{"catholic": 0}``), and without them, or with ``x`` transformed elsewhere
+        (``I(x ** 2)``), the effect is refused naming those terms.
         """
         if at is None:
             check_term_names(x=x, by=by)
             at = moderator_grid(by, self.params.index, self._X, self._data)
         cov, caption = self._covariance(df, kind)
         return marginal_effect_table(x, by, at, self.params.to_numpy(), cov, list(self.params.index), alpha,
-                                     caption + f", expected marginal effect of {x} by {by}")
+                                     caption + f", expected marginal effect of {x} by {by}" + given_text(given),
+                                     given=given,
+                                     data=self._data)
 
     def wald_test(self, L, df=None, kind: str = "model") -> WaldTest:
         r"""Joint Wald test of :math:`L\beta = 0`: ``L`` a matrix with one row per restriction (columns in

@@ -304,7 +304,7 @@ class OLSResult:
                                         self._caption(cov, alpha, ", linear contrasts"))
 
     def marginal_effect(self, x: str, by: str, at=None, kind: str | None = None, cluster=None,
-                        alpha: float = 0.05) -> pd.DataFrame:
+                        alpha: float = 0.05, given=None) -> pd.DataFrame:
         r""":math:`dy/dx = b_x + b_{x:\text{by}}\, z` over a grid of :math:`z`, with delta-method se and
         :math:`1 - \alpha` intervals.
 
@@ -312,16 +312,22 @@ class OLSResult:
         value of ``by``, :func:`hlmlib.inference.moderator_grid`); the variance is
         :math:`\operatorname{Var} = V_{xx} + 2 z V_{x,xz} + z^2 V_{xz,xz}`, with the df of ``kind``
         (CR2: Satterthwaite at each :math:`z`). One row per :math:`z`, ready to plot. Stata
-        ``margins, dydx(x) at(...)``; Brambor, Clark & Golder (2006). A categorical moderator (its
-        effect differs by level, one interaction term each) and an empty ``at`` are refused. ``kind=None``:
-        CR1 with ``cluster``, else classical.
+        ``margins, dydx(x) at(...)``. When ``x`` also enters through other interactions (``x:c[T.b]``,
+        ``x:by:w``), ``given`` holds the values of their other variables (``{"catholic": 0}``, ``{"c": "b"}``),
+        as Stata's ``at(catholic=0)``, and each such term adds :math:`b_t` times their product; without them, or
+        with ``x`` transformed in another term (``I(x ** 2)``), the effect is refused naming those terms
+        (:func:`hlmlib.inference.marginal_effect_table`). Brambor, Clark & Golder (2006). A categorical
+        moderator (its effect differs by level, one interaction term each) and an empty ``at`` are refused.
+        ``kind=None``: CR1 with ``cluster``, else classical.
         """
         inference.check_term_names(x=x, by=by)
         if at is None:
             at = inference.moderator_grid(by, self.names, self.design.X, self.design.data)
         cov = self.covariance(kind, cluster)
         return inference.marginal_effect_table(x, by, at, self.params.to_numpy(), cov, self.names, alpha,
-                                               self._caption(cov, alpha, f", marginal effect of {x} by {by}"))
+                                               self._caption(cov, alpha, f", marginal effect of {x} by {by}"
+                                                                         + inference.given_text(given)),
+                                               given=given, data=self.design.data)
 
     def wald_test(self, L, kind: str | None = None, cluster=None, test: str | None = None) -> WaldTest:
         r"""Joint Wald test of :math:`Lb = 0` with the covariance of ``kind``: ``L`` a matrix with one row per

@@ -12,7 +12,19 @@ that figures with several panels are composed by the caller; the numbers plotted
 - :func:`pooling_plot`: no, complete and partial pooling (each group's OLS line, one line for all, the EB lines);
 - :func:`qq_plot`: normal Q-Q plot of standardised EB or level-1 residuals, or Mahalanobis distances against
   :math:`\chi^2_q`;
-- :func:`residual_plot`: level-1 residuals against fitted values, by category.
+- :func:`residual_plot`: level-1 residuals against fitted values, by category;
+- :func:`shrinkage_plot`: each group's own OLS estimate pulled to its empirical-Bayes estimate, against size or
+  reliability.
+
+For Monte Carlo experiments and data:
+
+- :func:`mc_rate_plot`: rejection (coverage) rates against a design parameter, with the nominal level, the
+  Monte Carlo band of an exact test and, optionally, each rate's binomial or Wilson interval;
+- :func:`mc_estimate_plot`: Monte Carlo estimates (bias, ratios, efficiency) against a design parameter, with
+  their Monte Carlo intervals and the theoretical curves;
+- :func:`sampling_plot`: sampling distributions (histograms or kernel densities) of estimators against the
+  truth and a reference density;
+- :func:`group_lines_plot`: grouped data with each group's line (its own OLS or given) and the pooled line.
 """
 from __future__ import annotations
 
@@ -25,11 +37,12 @@ import numpy as np
 import pandas as pd
 from cycler import cycler
 
-from .design import InputError, check_alpha, check_bool, check_scalar
+from .design import InputError, check_alpha, check_bool, check_finite_array, check_scalar
 from .lazy import stats
 
 __all__ = ["OKABE_ITO", "book_style", "use_book_style", "coef_plot", "marginal_effect_plot", "caterpillar_plot",
-           "pooling_plot", "qq_plot", "residual_plot", "plotting_positions"]
+           "pooling_plot", "qq_plot", "residual_plot", "plotting_positions", "mc_rate_plot", "mc_estimate_plot",
+           "sampling_plot", "group_lines_plot", "shrinkage_plot"]
 
 #: The Okabe & Ito (2008) palette ("Color Universal Design"), distinguishable under the common
 #: colour-vision deficiencies.
@@ -134,7 +147,8 @@ def _coef_table(entry, kind, cluster, alpha):
 # ----------------------------------------------------------------------------------------------------------------
 # coefficients and marginal effects
 
-def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, names=None, ax=None):
+def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, names=None, styles=None,
+              reference: float | None = 0.0, ax=None):
     r"""Estimates and :math:`1 - \alpha` confidence intervals of one or several fits, one row per term.
 
     ``fits``: a fitted model (:func:`hlmlib.ols`, :func:`hlmlib.mixed`, ...), a coefficient table (a DataFrame
@@ -149,7 +163,10 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
     ``terms``: the terms to show, in order (default: every term of the fits, in order of first appearance).
     Each fit is a point (its ``estimate``) and a horizontal segment (``ci_low`` to ``ci_high``), offset
     vertically from the others; a term a fit lacks is skipped. The segments of fit ``k`` are
-    ``ax.collections[k]``, its points ``ax.lines[k]``.
+    ``ax.collections[k]``, its points ``ax.lines[k]``. ``styles``: ``{label: {"color": ..., "marker": ...,
+    "linewidth": ...}}`` per fit (default: the book's cycle). ``reference``: the value marked by a vertical
+    line (0, a null effect; 1 for ratios; None for none). Any table with ``estimate``, ``ci_low`` and
+    ``ci_high`` can be drawn, e.g. a ratio with the range of several estimators as its segment.
     """
     from .tables import _per_model
     alpha = check_alpha(alpha)
@@ -163,6 +180,9 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
             [f"({k + 1})" for k in range(len(entries))] if len(entries) > 1 else [""])
     if not entries:
         raise InputError("coef_plot needs at least one fit")
+    if reference is not None:
+        reference = check_scalar(reference, "reference")
+    series_styles = _series_styles(labels, styles)
     kinds, clusters = _per_model(kind, len(entries), "kind"), _per_model(cluster, len(entries), "cluster")
     tables = [_coef_table(e, k, c, alpha) for e, k, c in zip(entries, kinds, clusters)]
     available = list(dict.fromkeys(str(t) for table in tables for t in table.index))
@@ -181,10 +201,13 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
         shown = [t for t in terms if t in index]
         rows = [index.index(t) for t in shown]
         y = np.array([terms.index(t) for t in shown], float) + offsets[k]
-        color, marker = OKABE_ITO[k % len(OKABE_ITO)], "os^Dv<>p"[k % 8]
-        ax.hlines(y, table["ci_low"].to_numpy()[rows], table["ci_high"].to_numpy()[rows], color=color, linewidth=1.6)
-        ax.plot(table["estimate"].to_numpy()[rows], y, linestyle="", marker=marker, color=color, label=label or None)
-    ax.axvline(0, color="0.4", linewidth=0.8, zorder=0)
+        style = series_styles[label]
+        ax.hlines(y, table["ci_low"].to_numpy()[rows], table["ci_high"].to_numpy()[rows], color=style["color"],
+                  linewidth=style.get("linewidth", 1.6), alpha=style.get("alpha"))
+        ax.plot(table["estimate"].to_numpy()[rows], y, linestyle="", marker=style["marker"], color=style["color"],
+                markersize=style.get("markersize"), label=label or None)
+    if reference is not None:
+        ax.axvline(reference, color="0.4", linewidth=0.8, zorder=0)
     ax.set_yticks(np.arange(len(terms)), terms)
     ax.set_ylim(len(terms) - 0.5, -0.5)                                 # the first term on top
     ax.set_xlabel(f"estimate with {100 * (1 - alpha):g}% confidence interval")
@@ -194,7 +217,7 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
 
 
 def marginal_effect_plot(table, ax=None, label: str | None = "estimated effect", band: str = "fill",
-                         color=None, zero_line: bool = True):
+                         color=None, zero_line: bool = True, show_estimate: bool = True, band_style=None):
     r"""A marginal-effect table (``fit.marginal_effect(x, by)``) as a line with its confidence band.
 
     The moderator (the table's first column) on the horizontal axis; the line is ``estimate``, the band runs
@@ -202,6 +225,9 @@ def marginal_effect_plot(table, ax=None, label: str | None = "estimated effect",
     Satterthwaite df per point). ``band="fill"`` shades it, ``"lines"`` draws its two edges (dashed; to set
     several tables' bands side by side on one ``ax``), ``"none"`` leaves it out. ``zero_line`` draws
     :math:`y = 0`. The line is ``ax.lines[0]`` (of this call's lines); a filled band is a PolyCollection.
+    ``show_estimate=False`` draws the band alone (a second covariance's band around the same estimate).
+    ``band_style``: line properties of the band (``label``, ``linestyle``, ``alpha``, ``linewidth``, ``color``),
+    replacing the defaults (label "95% confidence band", dashed edges, transparency 0.25).
 
     References
     ----------
@@ -213,22 +239,26 @@ def marginal_effect_plot(table, ax=None, label: str | None = "estimated effect",
                          "column is the moderator, with estimate, ci_low and ci_high")
     if band not in ("fill", "lines", "none"):
         raise InputError(f"band must be 'fill', 'lines' or 'none', got {band!r}")
-    zero_line = check_bool(zero_line, "zero_line")
+    zero_line, show_estimate = check_bool(zero_line, "zero_line"), check_bool(show_estimate, "show_estimate")
+    band_style = _style_dict({} if band_style is None else band_style, "band_style")
     if color is not None and not mpl.colors.is_color_like(color):
         raise InputError(f"color must be a matplotlib colour (a name, '#rrggbb', an RGB tuple), got {color!r}")
     ax = _axes(ax)
     by = table.columns[0]
     z = table[by].to_numpy(dtype=float)
     color = OKABE_ITO[0] if color is None else color
-    line, = ax.plot(z, table["estimate"].to_numpy(), color=color, linewidth=2, label=label)
+    if show_estimate:
+        ax.plot(z, table["estimate"].to_numpy(), color=color, linewidth=2, label=label)
     level = table.attrs.get("alpha")
     band_label = "confidence band" if level is None else f"{100 * (1 - level):g}% confidence band"
     if band == "fill":
-        ax.fill_between(z, table["ci_low"].to_numpy(), table["ci_high"].to_numpy(), color=color, alpha=0.25,
-                        linewidth=0, label=band_label)
+        ax.fill_between(z, table["ci_low"].to_numpy(), table["ci_high"].to_numpy(),
+                        **({"color": color, "alpha": 0.25, "linewidth": 0, "label": band_label} | band_style))
     elif band == "lines":
-        ax.plot(z, table["ci_low"].to_numpy(), color=color, linestyle="--", linewidth=1.2, label=band_label)
-        ax.plot(z, table["ci_high"].to_numpy(), color=color, linestyle="--", linewidth=1.2)
+        edge = {"color": color, "linestyle": "--", "linewidth": 1.2} | band_style
+        edge.pop("label", None)
+        ax.plot(z, table["ci_low"].to_numpy(), **(edge | {"label": band_style.get("label", band_label)}))
+        ax.plot(z, table["ci_high"].to_numpy(), **edge)
     if zero_line:
         ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel(str(by))
@@ -447,4 +477,487 @@ def residual_plot(fit, by=None, ax=None):
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xlabel("fitted value")
     ax.set_ylabel("level-1 residual")
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Monte Carlo results: rates and estimates against a design parameter, sampling distributions
+
+#: The matplotlib properties a ``styles`` entry may set (one dict per series).
+STYLE_KEYS = frozenset({"color", "linestyle", "ls", "linewidth", "lw", "marker", "markersize", "ms",
+                        "markerfacecolor", "mfc", "markeredgecolor", "mec", "alpha", "zorder", "label"})
+
+
+def _style_dict(style, what: str) -> dict:
+    """A dict of matplotlib line properties among ``STYLE_KEYS``, its colours checked, short names (``ls``,
+    ``lw``, ...) spelt out."""
+    if not isinstance(style, dict):
+        raise InputError(f"{what} must be a dict of line properties (color, linestyle, marker, ...), got {style!r}")
+    unknown = sorted(str(k) for k in style if k not in STYLE_KEYS)
+    if unknown:
+        raise InputError(f"{what} has unknown properties {unknown}; allowed: {sorted(STYLE_KEYS)}")
+    for key in ("color", "markerfacecolor", "mfc", "markeredgecolor", "mec"):
+        if key in style and not mpl.colors.is_color_like(style[key]):
+            raise InputError(f"{what}: {key} must be a matplotlib colour, got {style[key]!r}")
+    style = dict(style)
+    for short, long in (("ls", "linestyle"), ("lw", "linewidth"), ("ms", "markersize"), ("mfc", "markerfacecolor"),
+                        ("mec", "markeredgecolor")):
+        if short in style:
+            style[long] = style.pop(short)
+    return style
+
+
+def _series_styles(names, styles) -> dict:
+    """One style per series: the book's cycle (colour, line style and marker change together, series k taking
+    the k-th of each), updated by ``styles[name]`` where given."""
+    if styles is None:
+        styles = {}
+    if not isinstance(styles, dict):
+        raise InputError(f"styles must be a dict {{series name: {{property: value}}}}, got {type(styles).__name__}")
+    unknown = [k for k in styles if k not in names]
+    if unknown:
+        raise InputError(f"styles names {unknown}, which are not series of the data ({list(names)})")
+    colors, lines, markers = OKABE_ITO[:6] + ["#000000", "0.45"], ["-", "--", "-.", ":"], "osD^vPX*"
+    out = {}
+    for k, name in enumerate(names):
+        base = {"color": colors[k % len(colors)], "linestyle": lines[k % len(lines)],
+                "marker": markers[k % len(markers)]}
+        out[name] = base | _style_dict(styles.get(name, {}), f"styles[{name!r}]")
+    return out
+
+
+def _design_table(table, what: str, *, minimum=None, maximum=None) -> pd.DataFrame:
+    """A DataFrame (or Series) of Monte Carlo results: numeric design values as the index, one column per
+    series, numbers (NaN: not computed) within the bounds."""
+    if isinstance(table, pd.Series):
+        table = table.to_frame(table.name if table.name is not None else "")
+    if not isinstance(table, pd.DataFrame) or table.empty:
+        raise InputError(f"{what} must be a non-empty DataFrame (index: the design parameter, one column per "
+                         f"series) or a Series, got {type(table).__name__}")
+    if not pd.api.types.is_numeric_dtype(table.index) or pd.api.types.is_bool_dtype(table.index) \
+            or not np.isfinite(table.index.to_numpy(dtype=float)).all():
+        raise InputError(f"{what}'s index must hold the design parameter's finite numeric values, got "
+                         f"{list(table.index)[:5]}")
+    bad = [c for c in table.columns
+           if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])]
+    if bad:
+        raise InputError(f"{what}: columns {bad} are not numeric")
+    values = table.to_numpy(dtype=float)
+    if np.isinf(values).any():
+        raise InputError(f"{what} holds infinite values")
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        raise InputError(f"{what} holds no values (all NaN)")
+    if (minimum is not None and finite.min() < minimum) or (maximum is not None and finite.max() > maximum):
+        raise InputError(f"{what} must lie in [{minimum}, {maximum}]; it ranges from {finite.min():g} to "
+                         f"{finite.max():g}")
+    return table.sort_index()
+
+
+def _log_design_axis(ax, values) -> None:
+    """A logarithmic x axis with a plain tick at each design value (and no minor ticks)."""
+    values = np.unique(np.asarray(values, float))
+    if values.min() <= 0:
+        raise InputError("logx=True needs positive design values")
+    ax.set_xscale("log")
+    ax.set_xticks(values, labels=[f"{v:g}" for v in values])
+    ax.minorticks_off()
+
+
+def _dodged(x, k: int, m: int, dodge: float, logx: bool):
+    r"""Series ``k`` of ``m`` moved sideways by :math:`(k - (m-1)/2)` times ``dodge`` (a factor
+    :math:`e^{(k - (m-1)/2)\,\text{dodge}}` on a log axis)."""
+    shift = (k - (m - 1) / 2) * dodge
+    return x * np.exp(shift) if logx else x + shift
+
+
+def _z(level: float) -> float:
+    return float(stats.norm.ppf((1 + level) / 2))
+
+
+def _wilson_interval(p, replications, level: float = 0.95):
+    """Wilson's (1927) score interval (low, high) for proportions ``p`` out of ``replications`` independent
+    trials (the formula in :func:`mc_rate_plot`)."""
+    p = check_finite_array(p, "p", numbers_only=True)
+    if p.min() < 0 or p.max() > 1:
+        raise InputError(f"p must be proportions in [0, 1], got values from {p.min():g} to {p.max():g}")
+    R = check_scalar(replications, "replications", integer=True, minimum=1)
+    z = _z(check_alpha(level, "level"))
+    centre = (p + z ** 2 / (2 * R)) / (1 + z ** 2 / R)
+    half = z / (1 + z ** 2 / R) * np.sqrt(p * (1 - p) / R + z ** 2 / (4 * R ** 2))
+    return centre - half, centre + half
+
+
+def mc_rate_plot(rates, replications=None, nominal: float = 0.05, level: float = 0.95, band: bool = True,
+                 intervals=None, styles=None, logx: bool = False, dodge: float = 0.0, ax=None):
+    r"""Monte Carlo rejection rates (or coverage rates) of several methods against a design parameter, with the
+    nominal level and the Monte Carlo band of an exact procedure.
+
+    ``rates``: a DataFrame whose index is the design parameter (number of clusters, cluster size, a
+    correlation, ...) and whose columns are the methods, each value the share of ``replications`` independent
+    replications in which the test rejected (or the interval covered); NaN where a method was not run (its
+    line joins the other points). Each method is a line with markers (``ax.lines[k]`` for column ``k``, in the
+    columns' order), styled by ``styles`` (``{column: {"color": ..., "linestyle": ..., "marker": ...}}``,
+    default the book's cycle).
+
+    - the nominal level :math:`p_0` (``nominal``; 0.05 for a 5% test, 0.95 for the coverage of 95% intervals)
+      is a thin horizontal line;
+    - ``band``: the grey band :math:`p_0 \pm z\sqrt{p_0(1 - p_0)/R}`, :math:`z = \Phi^{-1}((1+\text{level})/2)`,
+      where the rate of an exact procedure falls in a share ``level`` of Monte Carlo experiments of
+      :math:`R` replications (its rate is binomial(:math:`R, p_0`)/:math:`R`): a rate outside it is evidence of
+      a size (coverage) distortion (``ax.patches[0]``, its corners :math:`p_0 \pm` half-width);
+    - ``intervals``: each point's own ``level`` Monte Carlo interval, ``"binomial"``
+      (:math:`\hat p \pm z\sqrt{\hat p(1-\hat p)/R}`) or ``"wilson"`` (Wilson's 1927 score interval,
+      :math:`\frac{\hat p + z^2/(2R)}{1 + z^2/R} \pm \frac{z}{1 + z^2/R}\sqrt{\frac{\hat p(1-\hat p)}{R} +
+      \frac{z^2}{4R^2}}`, as statsmodels' ``proportion_confint(method="wilson")``: inside [0, 1], of positive width
+      at 0 and 1), drawn as error bars (``ax.collections``, one LineCollection per method); None for none.
+
+    ``logx``: the design parameter on a log scale, a tick at each of its values. ``dodge``: the horizontal
+    distance between neighbouring series (series :math:`k` of :math:`m` moved by :math:`(k - (m-1)/2)` times
+    ``dodge``, on a log axis by the factor :math:`e^{(k - (m-1)/2)\,\text{dodge}}`), so that overlapping
+    intervals stay visible. Returns the Axes.
+    """
+    nominal = check_alpha(nominal, "nominal")
+    level = check_alpha(level, "level")
+    band, logx = check_bool(band, "band"), check_bool(logx, "logx")
+    dodge = check_scalar(dodge, "dodge")
+    if intervals not in (None, "binomial", "wilson"):
+        raise InputError(f"intervals must be None, 'binomial' or 'wilson', got {intervals!r}")
+    table = _design_table(rates, "rates", minimum=0, maximum=1)
+    if replications is None:
+        if band or intervals is not None:
+            raise InputError("replications (the number of Monte Carlo replications R) is needed for the band and "
+                             "the intervals; pass it, or band=False and intervals=None")
+        R = None
+    else:
+        R = check_scalar(replications, "replications", integer=True, minimum=1)
+    styles = _series_styles(list(table.columns), styles)
+    ax = _axes(ax)
+    z = _z(level)
+    for k, name in enumerate(table.columns):
+        column = table[name].dropna()
+        x = _dodged(column.index.to_numpy(dtype=float), k, table.shape[1], dodge, logx)
+        p = column.to_numpy(dtype=float)
+        style = {"label": str(name)} | styles[name]
+        line, = ax.plot(x, p, **style)
+        if intervals is not None:
+            low, high = (_wilson_interval(p, R, level) if intervals == "wilson"
+                         else (p - z * np.sqrt(p * (1 - p) / R), p + z * np.sqrt(p * (1 - p) / R)))
+            ax.vlines(x, low, high, color=line.get_color(), linewidth=1.0)
+    if band:
+        half = z * np.sqrt(nominal * (1 - nominal) / R)
+        ax.axhspan(nominal - half, nominal + half, color="0.8", alpha=0.6, linewidth=0, zorder=0)
+    ax.axhline(nominal, color="0.3", linewidth=0.8)
+    if logx:
+        _log_design_axis(ax, table.index)
+    if table.index.name is not None:
+        ax.set_xlabel(str(table.index.name))
+    ax.set_ylabel("rejection rate" if nominal < 0.5 else "coverage rate")
+    return ax
+
+
+def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, reference=None, connect: bool = False,
+                     styles=None, logx: bool = False, dodge: float = 0.0, ax=None):
+    r"""Monte Carlo estimates (a mean bias, a ratio of standard errors, a relative efficiency, ...) of several
+    series against a design parameter, with their Monte Carlo intervals and the values theory predicts.
+
+    ``estimates``: a DataFrame whose index is the design parameter and whose columns are the series (NaN: not
+    computed). ``se``: their Monte Carlo standard errors, a DataFrame of the same shape (e.g. the standard
+    deviation across replications over :math:`\sqrt R`, or across independent blocks over the square root of
+    their number), drawn as error bars :math:`\hat\theta \pm z\,\mathrm{se}`,
+    :math:`z = \Phi^{-1}((1+\text{level})/2)`; None for none. Each series is ``ax.containers[k]`` (an
+    ErrorbarContainer: its points ``ax.containers[k].lines[0]``), markers only unless ``connect``.
+
+    ``theory``: exact or theoretical values, a DataFrame on any grid of the design parameter (its index),
+    drawn as lines: a column named like a series of ``estimates`` in that series' colour and line style without
+    a legend entry (the points and their curve belong together; thin when ``connect`` joins the points, which
+    then make their own line), any other column in its own style (from ``styles``) with its name in the legend.
+    ``reference``: a value drawn as a thin horizontal line (the truth, 1 for a ratio, 0 for a bias).
+    ``styles``: ``{name: {property: value}}`` for series and theory columns (default: the book's cycle).
+    ``logx``: the design parameter on a log scale, a tick at each design value of ``estimates``. ``dodge``: the
+    horizontal distance between neighbouring series, as in :func:`mc_rate_plot` (the theory lines stay in place).
+    Returns the Axes.
+    """
+    level = check_alpha(level, "level")
+    connect, logx = check_bool(connect, "connect"), check_bool(logx, "logx")
+    dodge = check_scalar(dodge, "dodge")
+    table = _design_table(estimates, "estimates")
+    if se is not None:
+        se = _design_table(se, "se", minimum=0)
+        if list(se.columns) != list(table.columns) or not se.index.equals(table.index):
+            raise InputError("se must have the index and columns of estimates (one standard error per estimate)")
+    if theory is not None:
+        theory = _design_table(theory, "theory")
+    if reference is not None:
+        reference = check_scalar(reference, "reference")
+    extra = [c for c in (theory.columns if theory is not None else []) if c not in table.columns]
+    styles = _series_styles(list(table.columns) + extra, styles)
+    ax = _axes(ax)
+    z = _z(level)
+    if theory is not None:
+        for name in theory.columns:
+            curve = theory[name].dropna()
+            if name in table.columns:                         # the series' curve: thin when its points are joined
+                style = {"color": styles[name]["color"], "linestyle": styles[name]["linestyle"]}
+                style["linewidth"] = 0.9 if connect else styles[name].get("linewidth", 1.8)
+            else:
+                style = {"label": str(name)} | styles[name] | {"marker": None}
+            ax.plot(curve.index.to_numpy(dtype=float), curve.to_numpy(dtype=float), **style)
+    for k, name in enumerate(table.columns):
+        rows = table[name].notna().to_numpy()
+        x = _dodged(table.index.to_numpy(dtype=float)[rows], k, table.shape[1], dodge, logx)
+        y = table[name].to_numpy(dtype=float)[rows]
+        yerr = None if se is None else z * se[name].to_numpy(dtype=float)[rows]
+        style = {"label": str(name)} | styles[name]
+        if not connect:
+            style["linestyle"] = "none"
+        ax.errorbar(x, y, yerr=yerr, capsize=3, **style)
+    if reference is not None:
+        ax.axhline(reference, color="0.3", linewidth=0.8)
+    if logx:
+        _log_design_axis(ax, table.index)
+    if table.index.name is not None:
+        ax.set_xlabel(str(table.index.name))
+    return ax
+
+
+def sampling_plot(draws, kind: str = "step", bins=50, range=None, truth=None, reference=None, means: bool = False,
+                  styles=None, truth_style=None, truth_label: str | None = "true value", reference_label=None,
+                  ax=None):
+    r"""The sampling distributions of one or several estimators (or standard errors, statistics) over Monte
+    Carlo replications, against the true value and a reference density.
+
+    ``draws``: a dict ``{label: 1-D array of the replications' values}`` (or one array). ``kind``:
+
+    - ``"step"``: a density histogram outline per estimator (``ax.patches[k]``, a Polygon), so several overlay;
+    - ``"bar"``: filled density histograms (one Rectangle per bin, in ``ax.patches``), for one or two;
+    - ``"kde"``: a Gaussian kernel density estimate (``scipy.stats.gaussian_kde``, Scott's bandwidth) on 400
+      points spanning ``range`` (``ax.lines[k]``).
+
+    Histograms have ``bins`` (a number, or the edges) over ``range`` (default: the draws' range), scaled to
+    integrate to 1 (``density=True``), so they compare with densities. ``truth``: the true value (or the
+    target), a vertical line (``truth_style``: its line properties, default black; ``truth_label``: its legend
+    entry). ``reference``: a reference density, a function of a NumPy array (e.g. the normal density the
+    theory predicts, ``lambda x: stats.norm.pdf(x, beta, sd)``), drawn as a black curve on 400 points of the
+    range (``reference_label``). ``means``: a thin vertical line at each estimator's Monte Carlo mean, in its
+    style. ``styles``: ``{label: {property: value}}`` (default: the book's cycle; ``"bar"`` uses the colour
+    with transparency 0.6). Returns the Axes.
+    """
+    if kind not in ("step", "bar", "kde"):
+        raise InputError(f"kind must be 'step', 'bar' or 'kde', got {kind!r}")
+    if not isinstance(draws, dict):
+        draws = {"": draws}
+    if not draws:
+        raise InputError("draws must hold at least one estimator's values")
+    arrays = {name: check_finite_array(values, f"draws[{name!r}]", ndim=1) for name, values in draws.items()}
+    if any(a.size < 2 for a in arrays.values()):
+        raise InputError("each estimator needs at least two draws to show a distribution")
+    means = check_bool(means, "means")
+    if range is None:
+        range = (min(a.min() for a in arrays.values()), max(a.max() for a in arrays.values()))
+    else:
+        range = tuple(check_finite_array(range, "range", ndim=1, numbers_only=True))
+        if len(range) != 2 or not range[0] < range[1]:
+            raise InputError(f"range must be (low, high) with low < high, got {range!r}")
+    if isinstance(bins, (int, np.integer)) and not isinstance(bins, bool):
+        bins = check_scalar(bins, "bins", integer=True, minimum=1)
+    else:
+        edges = check_finite_array(bins, "bins", ndim=1, numbers_only=True)
+        if edges.size < 2 or np.any(np.diff(edges) <= 0):
+            raise InputError("bins must be a number of bins or increasing bin edges (at least two)")
+        bins = edges
+    if truth is not None:
+        truth = check_scalar(truth, "truth")
+    if reference is not None and not callable(reference):
+        raise InputError(f"reference must be a density function of an array (e.g. lambda x: stats.norm.pdf(x)), "
+                         f"got {type(reference).__name__}")
+    truth_style = _style_dict({} if truth_style is None else truth_style, "truth_style")
+    styles = _series_styles(list(arrays), styles)
+    ax = _axes(ax)
+    grid = np.linspace(range[0], range[1], 400)
+    for name, values in arrays.items():
+        style = styles[name]
+        label = str(name) or None
+        if kind == "kde":
+            ax.plot(grid, stats.gaussian_kde(values)(grid), color=style["color"], linestyle=style["linestyle"],
+                    linewidth=style.get("linewidth", 2), label=label)
+        elif kind == "step":
+            ax.hist(values, bins=bins, range=range, density=True, histtype="step", color=style["color"],
+                    linestyle=style["linestyle"], linewidth=style.get("linewidth", 1.6), label=label)
+        else:
+            ax.hist(values, bins=bins, range=range, density=True, color=style["color"],
+                    alpha=style.get("alpha", 0.6), label=label)
+        if means:
+            ax.axvline(values.mean(), color=style["color"], linestyle=style["linestyle"], linewidth=1.0)
+    if reference is not None:
+        density = np.asarray(reference(grid), float)
+        if density.shape != grid.shape or not np.isfinite(density).all():
+            raise InputError("reference must return a finite density value for each point of an array")
+        ax.plot(grid, density, color="#000000", linewidth=1.8, label=reference_label)
+    if truth is not None:
+        ax.axvline(truth, **({"color": "#000000", "linewidth": 1.2, "label": truth_label} | truth_style))
+    ax.set_ylabel("density")
+    return ax
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# grouped data
+
+def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, points: bool = True, pooled=True,
+                     span: str = "group", color=None, ax=None):
+    r"""Grouped data with one straight line per group, and the pooled least-squares line of all the rows.
+
+    ``data``: a DataFrame with numeric columns ``x`` and ``y`` and a ``group`` column. Each group's line is
+
+    - ``lines=None``: the group's own least-squares line of ``y`` on ``x`` (no pooling; a group whose ``x`` is
+      constant has none and is refused);
+    - ``lines`` a DataFrame indexed by group with two columns, intercept and slope (in that order): given lines
+      (the true lines of simulated data, lines with a common slope, ...).
+
+    drawn over the group's range of ``x`` (``span="group"``) or over the range of all rows (``"all"``), with
+    the group's points (``points``) in the same colour. ``groups``: the groups to draw (default all; the
+    pooled line still uses every row). ``pooled``: draw the least-squares line of ``y`` on ``x`` over all the
+    rows of ``data`` (complete pooling), black and dashed; a string is its legend entry. ``color``: one colour
+    for every group, a dict ``{group: colour}``, or None for the book's cycle (colour, line style and marker
+    per group).
+
+    Lines in the order drawn: one per group (in the order of ``groups``, else sorted), then the pooled line;
+    the points are one PathCollection per group. Compare :func:`pooling_plot`, which adds a mixed model's
+    partial-pooling lines. Returns the Axes.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise InputError(f"data must be a DataFrame, got {type(data).__name__}")
+    for what, name in (("x", x), ("y", y), ("group", group)):
+        if not isinstance(name, str) or name not in data.columns:
+            raise InputError(f"{what} must name a column of data, got {name!r}")
+    for name in (x, y):
+        column = data[name]
+        if not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column) \
+                or not np.isfinite(column.to_numpy(dtype=float)).all():
+            raise InputError(f"column {name!r} must be numeric with finite values (no NaN)")
+    if data[group].isna().any():
+        rows = list(np.flatnonzero(data[group].isna()))[:5]
+        raise InputError(f"column {group!r} has missing group labels (rows {rows})")
+    points = check_bool(points, "points")
+    if span not in ("group", "all"):
+        raise InputError(f"span must be 'group' or 'all', got {span!r}")
+    if not (isinstance(pooled, (bool, np.bool_)) or isinstance(pooled, str)):
+        raise InputError(f"pooled must be True, False or a legend label, got {pooled!r}")
+    labels = data[group].to_numpy()
+    present = _sorted_levels(pd.unique(labels))
+    if groups is None:
+        chosen = present
+    else:
+        chosen = [groups] if np.isscalar(groups) else list(groups)
+        unknown = [g for g in chosen if g not in set(present)]
+        if not chosen or unknown:
+            raise InputError(f"groups must be labels of the column {group!r}; not found: {unknown or chosen}")
+    if lines is not None:
+        if not isinstance(lines, pd.DataFrame) or lines.shape[1] != 2:
+            raise InputError("lines must be a DataFrame indexed by group with two columns: intercept and slope")
+        missing = [g for g in chosen if g not in lines.index]
+        if missing:
+            raise InputError(f"lines has no row for the groups {missing[:5]}")
+        check_finite_array(lines.loc[chosen].to_numpy(), "lines", ndim=2, numbers_only=True)
+    if color is None:
+        colors = {g: OKABE_ITO[k % len(OKABE_ITO)] for k, g in enumerate(chosen)}
+    elif isinstance(color, dict):
+        missing = [g for g in chosen if g not in color]
+        if missing or not all(mpl.colors.is_color_like(c) for c in color.values()):
+            raise InputError(f"color must give a matplotlib colour for every group drawn; missing {missing[:5]}")
+        colors = color
+    elif mpl.colors.is_color_like(color):
+        colors = {g: color for g in chosen}
+    else:
+        raise InputError(f"color must be a matplotlib colour, a dict {{group: colour}} or None, got {color!r}")
+    cycle = color is None
+    xv, yv = data[x].to_numpy(dtype=float), data[y].to_numpy(dtype=float)
+    coefs = {}
+    for g in chosen:
+        rows = labels == g
+        if lines is not None:
+            coefs[g] = lines.loc[g].to_numpy(dtype=float)
+        elif np.ptp(xv[rows]) == 0:
+            raise InputError(f"{x!r} is constant in group {g!r}: it has no least-squares line of its own")
+        else:
+            D = np.column_stack([np.ones(rows.sum()), xv[rows]])
+            coefs[g] = np.linalg.lstsq(D, yv[rows], rcond=None)[0]
+    ax = _axes(ax)
+    for k, g in enumerate(chosen):
+        rows = labels == g
+        ends = np.array([xv[rows].min(), xv[rows].max()]) if span == "group" else np.array([xv.min(), xv.max()])
+        linestyle = ["-", "--", "-.", ":", (0, (5, 1, 1, 1))][k % 5] if cycle else "-"
+        ax.plot(ends, coefs[g][0] + coefs[g][1] * ends, color=colors[g], linestyle=linestyle, linewidth=1.6)
+        if points:
+            ax.scatter(xv[rows], yv[rows], s=12, color=colors[g], alpha=0.6,
+                       marker="osD^vPX*"[k % 8] if cycle else "o")
+    if pooled is not False:
+        D = np.column_stack([np.ones(xv.size), xv])
+        b = np.linalg.lstsq(D, yv, rcond=None)[0]
+        ends = np.array([xv.min(), xv.max()])
+        ax.plot(ends, b[0] + b[1] * ends, color="#000000", linestyle="--", linewidth=2.0,
+                label=pooled if isinstance(pooled, str) else "pooled OLS")
+    ax.set_xlabel(x)
+    ax.set_ylabel(y)
+    return ax
+
+
+def shrinkage_plot(fit, effect=None, against: str = "size", ax=None):
+    r"""Shrinkage of a random coefficient: each group's own least-squares estimate (no pooling, open circle),
+    an arrow to its empirical-Bayes estimate (partial pooling, filled diamond), and the level-2 prediction they
+    are pulled towards (complete pooling, dashed), against the group's size or its reliability.
+
+    For group :math:`j` and the random coefficient ``effect`` (:math:`q`; default the first, usually the
+    intercept), with :math:`\hat u^{\text{OLS}}_{qj}` the deviation of the group's own OLS estimate from its
+    level-2 prediction (the unit-by-unit regressions of :mod:`hlmlib.lmm_diagnostics`) and :math:`\hat u_{qj}`
+    the EB estimate (``fit.ranef``), the arrow runs from :math:`c + \hat u^{\text{OLS}}_{qj}` to
+    :math:`c + \hat u_{qj}`. When the coefficient's level-2 model is its fixed effect alone (a fixed effect of
+    the same name, no level-2 predictors), :math:`c = \hat\gamma_q` and the two ends are the group's
+    coefficient, :math:`\hat\beta^{\text{OLS}}_{qj}` (for a null model, the group mean) and
+    :math:`\hat\gamma_q + \hat u_{qj}`; with level-2 predictors :math:`c = 0` and they are deviations from the
+    prediction :math:`W_j\hat\gamma`. The EB estimate is the OLS one pulled towards :math:`c`; for a random
+    intercept alone by the factor :math:`\lambda_j = \hat\tau_{00}/(\hat\tau_{00} + \hat\sigma^2/n_j)`
+    (R&B 2002, eq. 3.56), the reliability.
+
+    ``against="size"``: the horizontal axis is :math:`n_j`; ``"reliability"``: the reliability of the group's
+    OLS estimate of the coefficient (:meth:`hlmlib.MixedResult.reliability` ``(per_group=True)``). Groups
+    without an OLS estimate (too small or a singular level-1 design) are left out, with a warning. The OLS
+    estimates are ``ax.collections[0]``'s offsets, the EB ones ``ax.collections[1]``'s, the arrows
+    ``ax.texts`` (Annotations from ``xyann`` to ``xy``), the centre line ``ax.lines[0]``. Returns the Axes.
+
+    References
+    ----------
+    Raudenbush & Bryk (2002), *Hierarchical Linear Models*, 2nd ed., secs. 3.5 and 4.5; Gelman & Hill (2007),
+    sec. 12.2.
+    """
+    _check_mixed(fit, "shrinkage_plot")
+    effect = _effect(fit, effect)
+    if against not in ("size", "reliability"):
+        raise InputError(f"against must be 'size' or 'reliability', got {against!r}")
+    q = fit.re_names.index(effect)
+    units = fit._unit_ols
+    units.warn_unusable("shrinkage_plot")
+    own_alone = units.n_level2[q] == 1 and effect in fit.params.index
+    centre = float(fit.params[effect]) if own_alone else 0.0
+    use = units.usable
+    own = centre + units.estimate[use, q]
+    eb = centre + fit.ranef[effect].to_numpy()[use]
+    if against == "size":
+        xs, xlabel = np.asarray(fit._cp.n_obs, float)[use], "group size $n_j$"
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")                       # said once above
+            xs = fit.reliability(per_group=True)[effect].to_numpy()[use]
+        xlabel = f"reliability of the group's OLS estimate ({effect})"
+    ax = _axes(ax)
+    ax.axhline(centre, color="0.2", linestyle="--", linewidth=1,
+               label=f"complete pooling ($\\hat\\gamma$, {effect})" if own_alone else "level-2 prediction")
+    for xj, a, b in zip(xs, own, eb):
+        ax.annotate("", xy=(xj, b), xytext=(xj, a),
+                    arrowprops=dict(arrowstyle="->", color="0.55", lw=0.7, shrinkA=0, shrinkB=1.5))
+    ax.scatter(xs, own, s=16, facecolors="none", edgecolors=OKABE_ITO[1], zorder=3,
+               label="no pooling (the group's OLS)")
+    ax.scatter(xs, eb, s=10, color=OKABE_ITO[0], marker="D", zorder=3, label="partial pooling (EB)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(effect if own_alone else f"{effect}: deviation from the level-2 prediction")
     return ax

@@ -66,7 +66,7 @@ __all__ = [
     "HC_KINDS", "CR_KINDS", "KINDS", "HC_WEIGHTS", "CR_ADJUSTMENTS", "CONVENTIONS",
     "Clusters", "Covariance", "sandwich", "bread", "leverage", "hc_weights", "meat_hc", "HC4M_GAMMA", "HC5_K",
     "cluster_factor", "hc1_factor", "meat_cluster", "cluster_gram", "cluster_eigen", "meat_cr_adjusted",
-    "cr2_satterthwaite_df", "Satterthwaite", "twoway_cluster_vcov", "nearest_psd",
+    "cr2_satterthwaite_df", "Satterthwaite", "twoway_cluster_vcov", "correlation_form", "nearest_psd",
 ]
 
 HC_KINDS = ("HC0", "HC1", "HC2", "HC3", "HC4", "HC4m", "HC5")
@@ -467,6 +467,18 @@ def cr2_satterthwaite_df(stt: Satterthwaite, L: np.ndarray) -> np.ndarray:
 # two-way clustering
 
 
+def correlation_form(S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`C = D^{-1/2} S D^{-1/2}` and :math:`d = \operatorname{diag}(S)^{1/2}` for a symmetric :math:`S`: the
+    form in which to judge a covariance singular or indefinite, since it does not depend on the units of each
+    coefficient or the scale of each contrast (on :math:`S` itself, a direction of small variance is lost below
+    the rounding of the large ones). A zero or negative diagonal entry gives :math:`d = 0` there and a zero row
+    and column of :math:`C`."""
+    S = (S + S.T) / 2
+    d = np.sqrt(np.clip(np.diag(S), 0.0, None))
+    inv = np.where(d > 0, 1 / np.where(d > 0, d, 1.0), 0.0)
+    return S * np.outer(inv, inv), d
+
+
 def nearest_psd(V: np.ndarray) -> np.ndarray:
     r"""Eigenvalue fix of Cameron, Gelbach & Miller (2011, sec. 2.3): negative eigenvalues set to 0.
 
@@ -521,7 +533,10 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
     in_data_units = bool(np.all(np.isfinite(V_data)) and np.all((V_data != 0) | (V == 0)))
     checked = V_data if in_data_units else V
     lam = np.linalg.eigvalsh((checked + checked.T) / 2)
-    if lam[0] < -1e-12 * max(abs(lam[-1]), np.finfo(float).tiny):
+    # indefinite or not judged on the correlation form: a negative variance of a contrast of coefficients with
+    # small variances is below the rounding of the others' on V itself
+    rho = np.linalg.eigvalsh(correlation_form(V)[0])
+    if np.diag(V).min() < 0 or rho[0] < -1e-12 * max(rho[-1], 1.0):
         where = "" if in_data_units else " of the internally scaled covariance"
         message = (f"two-way cluster covariance by {first.name} and {second.name} is not positive "
                    f"semi-definite (smallest eigenvalue{where} {lam[0]:.3g}); some contrasts have negative variance")

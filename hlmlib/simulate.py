@@ -144,9 +144,10 @@ def _check_tau(tau, q: int) -> np.ndarray:
     tau = np.atleast_2d(check_finite_array(tau, "tau", ndim=(0, 1, 2), numbers_only=True))
     if tau.shape != (q, q):
         raise InputError(f"tau must be {q} x {q}, got shape {tau.shape}")
-    if not np.allclose(tau, tau.T):
+    scale = np.abs(tau).max()                   # relative to tau's own size: variances in any units
+    if not np.allclose(tau, tau.T, atol=1e-8 * scale):
         raise InputError("tau must be symmetric")
-    if np.linalg.eigvalsh(tau).min() < -1e-12 * max(1.0, np.abs(tau).max()):
+    if np.linalg.eigvalsh(tau).min() < -1e-12 * scale:
         raise InputError(f"tau must be positive semi-definite; its eigenvalues are {np.linalg.eigvalsh(tau)}")
     return tau
 

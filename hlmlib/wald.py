@@ -125,16 +125,17 @@ def restriction_matrix(L, names) -> tuple[np.ndarray, list[str]]:
 
 
 def wald_statistic(R: np.ndarray, b: np.ndarray, V: np.ndarray) -> float:
-    r""":math:`W = (Rb)'(RVR')^{-1}(Rb)`; refuses a covariance that is singular along the restrictions."""
-    RVR = R @ V @ R.T
-    RVR = (RVR + RVR.T) / 2
-    eig = np.linalg.eigvalsh(RVR)
-    if not eig[0] > 1e-12 * max(eig[-1], np.finfo(float).tiny):
+    r""":math:`W = (Rb)'(RVR')^{-1}(Rb)`; refuses a covariance that is singular along the restrictions, judged on
+    the correlation form of :math:`RVR'` (its smallest eigenvalue at or below 1e-12 of its largest), so that
+    neither the units of the coefficients nor the scale of each restriction matters, as for :math:`W` itself."""
+    C, d = sw.correlation_form(R @ V @ R.T)
+    eig = np.linalg.eigvalsh(C)
+    if not (d.min() > 0 and eig[0] > 1e-12 * eig[-1]):
         raise InputError("the covariance is singular (or not positive definite) along the restrictions, so "
                          "their Wald statistic is undefined (e.g. a cluster-robust covariance with fewer "
                          "clusters than restrictions); test fewer restrictions or use another covariance")
-    r = R @ b
-    return float(r @ np.linalg.solve(RVR, r))
+    z = (R @ b) / d
+    return float(z @ np.linalg.solve(C, z))
 
 
 def f_test(R, b, V, df_denom: float, description: str, labels=(), test: str = "F") -> WaldTest:
@@ -151,10 +152,17 @@ def f_test(R, b, V, df_denom: float, description: str, labels=(), test: str = "F
 
 
 def _inverse_sqrt(S: np.ndarray) -> np.ndarray:
-    """S^(-1/2) with eigenvalues below 1e-12 set to 0 (clubSandwich's matrix_power)."""
-    w, U = np.linalg.eigh((S + S.T) / 2)
-    root = np.where(w > 1e-12, 1 / np.sqrt(np.clip(w, 1e-300, None)), 0.0)
-    return (U * root) @ U.T
+    r"""A matrix :math:`K` with :math:`KSK' = I` on the range of :math:`S`: :math:`C^{-1/2}D^{-1/2}` from the
+    correlation form :math:`C = D^{-1/2}SD^{-1/2}` (:math:`D = \operatorname{diag}(S)`), with eigenvalues of
+    :math:`C` at or below 1e-12 of its largest set to 0 (clubSandwich's ``matrix_power`` cuts at an absolute
+    1e-12 on :math:`S` itself, which returns NaN once a restriction's variance is that small, e.g. a coefficient
+    on income in dollars). The HTZ df do not depend on which :math:`K`: any two differ by a rotation of the
+    restrictions, which leaves :math:`\nu` unchanged (module docstring)."""
+    C, d = sw.correlation_form(S)
+    w, U = np.linalg.eigh(C)
+    keep = w > 1e-12 * max(w[-1], 0.0)
+    root = np.where(keep, 1 / np.sqrt(np.where(keep, w, 1.0)), 0.0)
+    return (U * root) @ U.T * np.where(d > 0, 1 / np.where(d > 0, d, 1.0), 0.0)
 
 
 def _htz_blocks(stt: sw.Satterthwaite, R: np.ndarray):

@@ -358,3 +358,87 @@ def test_a_boolean_among_numbers_is_refused():
             fit.wald_test(L)
     with pytest.raises(hlmlib.InputError, match="boolean"):
         hlmlib.simulate.error_variance(np.ones((20, 2)), [[1, 0], [0, True]])
+
+
+# --- round 3: marginal effects of an x that enters through other terms; random-effects terms with no column ---
+
+@pytest.mark.parametrize("formula, others", [
+    ("y ~ x*w + x*c", ["x:c[T.b]", "x:c[T.c]"]),                 # Stata's margins would average over c
+    ("y ~ x*w + I(x**2)", ["I(x ** 2)"]),                          # ... and over the data's x
+    ("y ~ x*w + x:w:c", ["x:w:c[T.b]", "x:w:c[T.c]"]),
+    ("y ~ np.log(x + 10)*w + x", ["x"]),                            # x itself, beside a transformation of it
+])
+def test_marginal_effect_refuses_an_x_that_enters_through_other_terms(df, formula, others):
+    """b_x + b_{x:w} w is the effect at the reference level (or at x = 0) when other terms contain x: without the
+    values of their other variables (given=) it is refused, naming those terms, for OLS and mixed fits alike,
+    rather than returned under the name of Stata's margins; a term in which x is transformed is refused always."""
+    x = "np.log(x + 10)" if formula.startswith("y ~ np.log") else "x"
+    for fit in (hlmlib.ols(formula, df), _quiet(hlmlib.mixed, formula, df, groups="g")):
+        with pytest.raises(InputError, match="also enters the model through") as error:
+            fit.marginal_effect(x, "w", at=[0.0, 1.0])
+        assert all(repr(term) in str(error.value) for term in others)
+
+
+def test_marginal_effect_at_given_values_of_the_other_variables_is_the_derivative_there(df):
+    """x*w + x*c with given={'c': 'b'}: dy/dx = b_x + b_x:w w + b_x:c[T.b] (Stata's margins, dydx(x) at(w=...
+    c=b)), the same contrast written by hand, for OLS and mixed fits; the caption says where."""
+    for fit in (hlmlib.ols("y ~ x*w + x*c", df), _quiet(hlmlib.mixed, "y ~ x*w + x*c + (1 + x | g)", df)):
+        names = list(fit.params.index)
+        for level, extra in (("a", {}), ("b", {"x:c[T.b]": 1.0}), ("c", {"x:c[T.c]": 1.0})):
+            effect = fit.marginal_effect("x", "w", at=[-1.0, 2.0], given={"c": level})
+            by_hand = fit.contrast([{"x": 1.0, "x:w": z} | extra for z in (-1.0, 2.0)])
+            for column in ("estimate", "se", "df", "p"):
+                np.testing.assert_allclose(effect[column], by_hand[column], rtol=1e-12, err_msg=column)
+            assert f"at c = {level}" in effect.attrs["caption"] and names == list(fit.params.index)
+    three = hlmlib.ols("y ~ x*w + x:w:c", df)             # x:w:c[T.b] = x times w times the dummy
+    effect = three.marginal_effect("x", "w", at=[2.0], given={"c": "b"})
+    assert effect["estimate"].iloc[0] == pytest.approx(three.contrast({"x": 1, "x:w": 2, "x:w:c[T.b]": 2})
+                                                       ["estimate"].iloc[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"c": "d"}, "not a level of 'c'"),                     # would count silently as the reference level
+    ({"c": "b", "w": 1.0}, "which no other term containing 'x' uses"),
+    ({"c": "b", "nothere": 1.0}, "which no other term containing 'x' uses"),
+    ("c", "must be a dict"),
+    ({1: "b"}, "must be a dict"),
+])
+def test_marginal_effect_refuses_bad_given_values(df, given, message):
+    fit = hlmlib.ols("y ~ x*w + x*c", df)
+    with pytest.raises(InputError, match=message):
+        fit.marginal_effect("x", "w", at=[0.0], given=given)
+    numeric = hlmlib.ols("y ~ x*w + x*z", df.assign(z=df["w"] ** 2))
+    for value in (True, "0", np.nan):
+        with pytest.raises(InputError, match="finite number"):
+            numeric.marginal_effect("x", "w", at=[0.0], given={"z": value})
+
+
+def test_marginal_effect_still_takes_terms_of_the_moderator_alone_and_a_factor_level_named_x(df):
+    """Terms without x (w's own square, a factor with a level called 'x') do not change dy/dx."""
+    data = df.assign(c=df["c"].map({"a": "a", "b": "x", "c": "c"}))
+    for formula in ("y ~ x*w + c", "y ~ w*x + I(w**2) + c"):
+        fit = hlmlib.ols(formula, data)
+        effect = fit.marginal_effect("x", "w", at=[0.5])
+        xw = [nm for nm in fit.names if set(nm.split(":")) == {"x", "w"}][0]
+        assert effect["estimate"].iloc[0] == pytest.approx(fit.params["x"] + 0.5 * fit.params[xw], rel=1e-12)
+
+
+@pytest.mark.parametrize("call", [
+    lambda d: hlmlib.mixed("y ~ x + (0 | g)", d),
+    lambda d: hlmlib.mixed("y ~ x + (-1 | g)", d),
+    lambda d: hlmlib.mixed("y ~ x + (1 - 1 | g)", d),
+    lambda d: hlmlib.mixed("y ~ x", d, groups="g", re="~ 0"),
+])
+def test_a_random_effects_term_without_columns_is_refused(df, call):
+    with pytest.raises(InputError, match="has no random effects"):
+        call(df)
+
+
+def test_a_start_too_extreme_for_the_datas_units_is_replaced_by_the_moment_start(df):
+    """With x in units 1e8 times smaller, start = [1, 1, 1] (slope standard deviations of order sigma per unit of
+    the rescaled x) cannot even be factorised; the fit starts from the moment estimate instead of raising
+    numpy's LinAlgError, and is the same fit."""
+    scaled = df.assign(x=df["x"] * 1e8)
+    default = hlmlib.mixed("y ~ x + (1 + x | g)", scaled)
+    started = hlmlib.mixed("y ~ x + (1 + x | g)", scaled, start=[1.0, 1.0, 1.0])
+    np.testing.assert_allclose(started.theta, default.theta, rtol=1e-6)

@@ -51,6 +51,7 @@ with warnings.catch_warnings():
     WCB_BATCH = sim.cgm_batch(5, G=6, n=5, seed=2)
     WCB_MC = wild_cluster_bootstrap_mc(WCB_BATCH.X, WCB_BATCH.Y, WCB_BATCH.cluster, term=1, B=19, seed=1)
     TABLE = hlmlib.etable([FIT, MIXED])
+RATES = pd.DataFrame({"A": [0.1, 0.2], "B": [0.05, 0.04]}, index=[5, 10])
 
 
 def wcb_mc_with(**changes):
@@ -146,6 +147,8 @@ BAD = [
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "cluster", at=[1.0])),
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "nothere")),
     ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", alpha=2)),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", given="xz")),
+    ("OLSResult.marginal_effect", lambda: FIT.marginal_effect("x", "xz", given={"g": "a"})),   # no term uses it
     ("OLSResult.predict", lambda: FIT.predict(DF, interval="conf")),
     ("OLSResult.predict", lambda: FIT.predict(DF, interval="confidence", alpha=0)),
     ("OLSResult.predict", lambda: FIT.predict(DF.to_numpy())),                    # a formula fit needs a DataFrame
@@ -308,6 +311,7 @@ BAD = [
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", at=[0.0], df=0)),
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "nothere")),
     ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect(["x"], "xz")),
+    ("MixedResult.marginal_effect", lambda: MIXED.marginal_effect("x", "xz", given=[0])),
     ("MixedResult.vcov", lambda: MIXED.vcov(kind="HC1")),
     ("MixedResult.vcov", lambda: MIXED.vcov(kind=3)),
     ("MixedResult.se", lambda: MIXED.se(kind="robust")),
@@ -400,6 +404,57 @@ BAD = [
     ("plots.residual_plot", lambda: plots.residual_plot("fit")),
     ("plots.plotting_positions", lambda: plots.plotting_positions(0)),
     ("plots.plotting_positions", lambda: plots.plotting_positions(2.5)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, nominal=5)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES)),                                # band needs R
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 2.5)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES * 10, 100)),                       # not rates
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, intervals="exact")),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, styles={"C": {"color": "red"}})),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, styles={"A": {"colour": "red"}})),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, styles={"A": {"color": "nocolor"}})),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES.set_axis(["a", "b"]), 100)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES.set_axis([-1, 2]), 100, logx=True)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot([0.1, 0.2], 100)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES.assign(A="x"), 100)),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, se=RATES[["A"]])),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, se=-RATES)),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, level=95)),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, reference="1")),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, theory=[1, 2])),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, connect="yes")),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, dodge=NAN)),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, dodge="0.1")),
+    ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES.replace(0.1, INF))),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, NAN, 2.0]})),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, kind="violin")),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({})),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0]})),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, bins=0)),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, bins=[1.0, 0.0])),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, range=(2, 1))),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, truth="0")),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, reference=1.0)),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, reference=lambda x: x[:1])),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, truth_style={"width": 2})),
+    ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, 2.0]}, means=1)),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "x", "y", "nothere")),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF.values, "x", "y", "cluster")),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "g", "y", "cluster")),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF.assign(y=NAN), "x", "y", "cluster")),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "x", "y", "cluster", groups=[99])),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "x", "y", "cluster", lines=pd.DataFrame({"a": [1.0]}))),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "x", "y", "cluster", span="some")),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "x", "y", "cluster", pooled=1)),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "x", "y", "cluster", color="nocolor")),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF, "x", "y", "cluster", color={0: "red"})),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF.assign(x=1.0), "x", "y", "cluster")),
+    ("plots.shrinkage_plot", lambda: plots.shrinkage_plot(FIT)),
+    ("plots.shrinkage_plot", lambda: plots.shrinkage_plot(SLOPES, effect="xz")),
+    ("plots.shrinkage_plot", lambda: plots.shrinkage_plot(SLOPES, against="n")),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, reference="1")),
+    ("plots.coef_plot", lambda: plots.coef_plot(FIT, styles={"other": {"color": "red"}})),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), show_estimate=0)),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), band_style={"dash": 1})),
     # ---- simulate: data-generating processes
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=0)),
     ("simulate.hlm_eusup", lambda: sim.hlm_eusup(J=2.5)),

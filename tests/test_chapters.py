@@ -117,6 +117,19 @@ def test_links_to_headings_with_math_give_their_own_text():
     assert not bare, f"links whose text would be raw LaTeX: {bare}"
 
 
+def test_links_to_labels_without_a_title_give_their_own_text():
+    """A bare {ref} to a label on a paragraph (not a heading, figure or table) has no title to show: Sphinx warns,
+    and the build (warnings as errors) fails. Such links must name their text."""
+    texts = {path: (_markdown(path) if path.suffix == ".ipynb" else path.read_text())
+             for path in ALL_NOTEBOOKS + sorted((ROOT / "chapters").glob("*.md"))}
+    untitled = {label for text in texts.values()
+                for label, following in re.findall(r"^\((\S+)\)=\s*\n(.*)$", text, flags=re.M)
+                if not following.startswith(("#", ":::", "```"))}
+    bare = [f"{path.name}: {{ref}}`{label}`" for path, text in texts.items()
+            for label in re.findall(r"\{ref\}`([^`<]+)`", text) if label in untitled]
+    assert not bare, f"links to untitled labels without their own text: {bare}"
+
+
 def _control_characters(text):
     """(position, repr) of every ASCII control character other than the newline, and DEL: a TAB typed where
     ``\\t`` was meant (``$\\text{...}$`` written in a non-raw string) renders as a blank in the book."""

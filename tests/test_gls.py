@@ -217,6 +217,23 @@ def test_hausman_matches_linearmodels_and_a_hand_computation(panel, sigmamore):
         assert h.n_negative >= 1 and np.isnan(peer.stat)
 
 
+@pytest.mark.parametrize("factor", [1e-8, 1e8])
+def test_hausman_does_not_depend_on_the_units_of_a_regressor(factor):
+    """x2 in other units: the same test (H, df, p), with linearmodels' unscaled values. Issue: the rank was judged
+    against the largest eigenvalue of V_FE - V_RE itself, where x2's variance, 1e16 times smaller, fell below
+    the cut: H = 3.02 on 1 df instead of 37.9 on 2."""
+    df = panel_data(*PANELS[0])
+    re_peer = RandomEffects.from_formula("y ~ 1 + x1 + x2", _indexed(df)).fit()
+    fe_peer = PanelOLS.from_formula("y ~ 1 + x1 + x2 + EntityEffects", _indexed(df)).fit()
+    peer = re_peer.hausman(fe_peer, sigmamore=True).statistic
+    scaled = df.assign(x2=df["x2"] * factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                   # no false "not positive definite" either
+        h = hausman(within("y ~ x1 + x2", data=scaled, groups="g"), re_gls("y ~ x1 + x2", data=scaled, groups="g"),
+                    sigmamore=True)
+    assert (h.statistic, h.df, h.pvalue) == pytest.approx((peer.stat, peer.df, peer.pval), rel=1e-7)
+
+
 def test_hausman_sigmamore_difference_is_positive_semidefinite_where_own_sigmas_are_not():
     """The common-variance form makes V_FE - V_RE PSD; with each fit's own sigma^2 it need not be. Found by
     scanning seeds (x uncorrelated with u, small within variance): the first seed whose own-sigma difference
@@ -270,20 +287,21 @@ def test_hausman_moore_penrose_of_an_indefinite_difference(two_fits):
     assert h.statistic == pytest.approx(d @ np.linalg.pinv(V) @ d, rel=1e-14)     # independent numpy
     assert h.statistic == pytest.approx(0.25 - 0.5)
     assert h.df == 2 and h.n_negative == 1 and h.generalized_inverse and h.pvalue == 1.0
-    np.testing.assert_allclose(h.eigenvalues, [-2.0, 1.0])
+    np.testing.assert_allclose(h.eigenvalues, [-2.0, 0.5])     # of S^-1 V S^-1, S^2 = diag(V_FE) = diag(2, 1)
     assert "Moore-Penrose" in repr(h) and "1 negative" in repr(h)
 
 
 def test_hausman_rank_deficient_difference_counts_rounding_level_eigenvalues_as_zero(two_fits):
     """A difference of rank 1 carrying rounding noise (V_FE - V_RE = a a' + 1e-17 E): df 1, and H equals
-    the rank-1 Moore-Penrose statistic (d'a)^2 / (a'a)^2 computed by hand."""
+    the rank-1 Moore-Penrose statistic (d'a)^2 / (a'a)^2 computed by hand (d in the range of the difference,
+    where every generalized inverse gives the same H, hausman's in FE-se units included)."""
     rng = np.random.default_rng(7)
     a = np.array([1.0, 2.0, -1.0])
     noise = rng.standard_normal((3, 3)) * 1e-17
     V_re = np.diag([2.0, 3.0, 4.0])
     V_fe = V_re + np.outer(a, a) + (noise + noise.T)
     names = ["a", "b", "c"]
-    d = np.array([0.3, -0.2, 0.5])
+    d = 0.4 * a
     fe = _with_covariances(two_fits[0], dict(zip(names, d)), V_fe)
     re = _with_covariances(two_fits[1], dict(zip(names, np.zeros(3))), V_re)
     with pytest.warns(UserWarning, match="0 negative"):

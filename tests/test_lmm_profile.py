@@ -62,6 +62,32 @@ def test_profile_intervals_match_lme4(intervals, key, run, rtol):
         np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=1e-12, err_msg=f"{key} {run} {column}")
 
 
+@pytest.mark.parametrize("key, column, factor", [("sleepstudy_reml", "Days", 1e-8), ("sleepstudy_reml", "Days", 1e8),
+                                                  ("sleepstudy_reml", "Reaction", 1e-8),
+                                                  ("sleepstudy_reml", "Reaction", 1e8), ("hsb_reml", "cses", 1e8)])
+def test_profile_intervals_match_lme4_in_other_units(key, column, factor):
+    """The same model with y or a random slope's variable in other units: every interval is lme4's, in those
+    units. Issue: the profile's optimiser worked on theta for the Z given, of order 1e-8 for a slope on
+    Days * 1e8, and its intervals came out 50% off (with a warning that an optimisation may have failed)."""
+    data, formula, groups, re, reml = CASES[key]
+    frame = LOADERS[data]()
+    frame[column] = frame[column] * factor
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", BoundaryFitWarning)
+        table = hlmlib.mixed(formula, data=frame, groups=groups, re=re, reml=reml).confint()
+    ref = REF[key]["fine"]
+    order = _in_r_order(table, ref["rows"])
+    y, slope = formula.split("~")[0].strip(), re.split("~")[1].strip()
+    units = []                                   # what each row is multiplied by in the new units
+    for row in ref["rows"]:
+        per_x = row == ".sig03" and slope == column or not row.startswith(".") and column in row.split(":")
+        units.append(1.0 if row == ".sig02" else factor if column == y else 1 / factor if per_x else 1.0)
+    for side, values in (("ci_low", ref["lower"]), ("ci_high", ref["upper"])):
+        np.testing.assert_allclose(table[side].to_numpy()[order], np.array(values) * units, rtol=1e-6, atol=0.0,
+                                   err_msg=side)
+
+
 def test_bounds_are_reported_as_lme4_does(intervals):
     # HSB: the slope's sd has no lower end before 0, its correlation none before -1 or +1
     table = intervals["hsb_reml"]

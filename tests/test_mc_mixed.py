@@ -60,6 +60,20 @@ def test_one_replication_matches_lmerTest_pbkrtest_clubSandwich(case, fixed, ran
     np.testing.assert_allclose(mc_c.df["satterthwaite"][0, 0], ref["satterthwaite"]["contrast"]["df"], rtol=DF_RTOL)
 
 
+@pytest.mark.parametrize("scale_y, scale_x", [(1e-8, 1.0), (1e8, 1.0), (1.0, 1e-8), (1.0, 1e8), (1e6, 1e-6)])
+def test_df_do_not_depend_on_units(scale_y, scale_x):
+    """The batched Satterthwaite and Kenward-Roger df use hlmlib.lmm_inference's unit-free coordinates too: y or x
+    rescaled (x in X, in x:w and in Z) gives lmerTest's and pbkrtest's unscaled df, and the same boundary flag."""
+    ref = REF["mixed"]["sim_small_reml"]
+    Y, X, Z, codes = _peer_case(ref["data"], ["x", "w", "x:w"], ["x"])
+    units = np.array([1.0, scale_x, 1.0, scale_x])
+    mc = mixed_mc(X * units, Y * scale_y, codes, Z * units[:2], kinds=["satterthwaite", "kenward-roger"])
+    for kind, peer in [("satterthwaite", "satterthwaite"), ("kenward-roger", "kenward_roger")]:
+        np.testing.assert_allclose(mc.df[kind][0], ref[peer]["df"], rtol=DF_RTOL, err_msg=kind)
+        np.testing.assert_allclose(mc.se[kind][0] * units / scale_y, ref[peer]["se"], rtol=1e-5, err_msg=kind)
+    assert not mc.boundary[0]
+
+
 def _single_fit_table(y, X, groups, Z, reml, kind):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -187,6 +187,58 @@ def test_satterthwaite_warns_when_the_hessian_is_not_positive_definite():
 
 
 # ------------------------------------------------------------------------------------------------------------
+# 1b. against R in other units: the df, t and F of lmerTest, pbkrtest and clubSandwich do not depend on the units
+#     of y or of a regressor (the same model rescaled), so the fits of rescaled data must give R's unscaled values
+# ------------------------------------------------------------------------------------------------------------
+
+UNITS = [("y", 1e-8), ("y", 1e-4), ("y", 1e8), ("x", 1e-8), ("x", 1e8), ("x1", 1e-8), ("x1", 1e8), ("w", 1e-7)]
+UNIT_CASES = [(key, column, factor) for key in ["sim_small_reml", "sim_small_ml", "sim_q3_reml", "sim_q3_ml"]
+              for column, factor in UNITS if column in frame(MIXED[key]["data"]).columns]
+
+
+@pytest.mark.parametrize("key,column,factor", UNIT_CASES)
+def test_df_and_joint_tests_do_not_depend_on_units(key, column, factor):
+    """Issue: lmerTest's absolute 1e-8 cut on the eigenvalues of H in (theta, sigma) dropped sigma's direction
+    for y in large units (df 2004 for 171) and kept rounding noise for y or x in small units (13% off, no
+    warning); pbkrtest's absolute 1e-10 cut on its information matrix did the same for x in small units;
+    and a joint test of coefficients whose variances differ by 1e12 was refused as singular. hlmlib's df and
+    tests must be R's unscaled values whatever the units, without a warning."""
+    case = MIXED[key]
+    data = frame(case["data"])
+    data[column] = data[column] * factor
+    fixed, re, group = split_formula(case["formula"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                          # no Hessian or optimiser warning either
+        fit = mixed(fixed, data=data, groups=group, re=re, reml=case["reml"])
+        order = [term_index("Intercept" if t == "(Intercept)" else t, fit.params.index) for t in case["terms"]]
+        # a coefficient of a term made of the rescaled regressor is in other units: beta = diag(units) beta_scaled
+        units = np.array([factor if column in t.split(":") else 1.0 for t in case["terms"]])
+        rules = [("satterthwaite", "satterthwaite")] + ([("kenward-roger", "kenward_roger")] if case["reml"] else [])
+        for df, name in rules:
+            table = in_r_order(fit.coef_table(df=df), order)
+            check(table["df"], case[name]["df"], DF_RTOL, f"{df} df")
+            # the rescaled problem is optimised anew: beta-hat agrees to the optimiser's tolerance, ~1e-6
+            check(table["t"], case[name]["t"], 1e-5, f"{df} t")
+        for test in case["tests"]:
+            L = restriction(case, order, test)
+            same_hypothesis = L * units[np.argsort(order)]                 # the same L beta, in the new units
+            # rows rescaled by 1e6 and 1e-6 too: the hypothesis is unchanged, its covariance far from unit scale
+            rows = np.diag(10.0 ** (6 * (-1) ** np.arange(L.shape[0])))
+            satt = fit.wald_test(same_hypothesis, df="satterthwaite")
+            check([satt.F, satt.df_denom], [test["satterthwaite"]["F"], test["satterthwaite"]["df_denom"]], F_RTOL,
+                  "Satterthwaite F")
+            # lmerTest's df of a joint test depend on how the rows are scaled; its statistic does not
+            check(fit.wald_test(rows @ same_hypothesis, df="satterthwaite").F, test["satterthwaite"]["F"], F_RTOL,
+                  "Satterthwaite F, rows rescaled")
+            checks = [("kenward-roger", "model", "kenward_roger")] if case["reml"] else []
+            checks += [(None, kind, f"HTZ_{kind}") for kind in CR_KINDS if f"HTZ_{kind}" in test]
+            for df, kind, name in checks:
+                for R in (same_hypothesis, rows @ same_hypothesis):
+                    result = fit.wald_test(R, df=df, kind=kind)
+                    check([result.F, result.df_denom], [test[name]["F"], test[name]["df_denom"]], F_RTOL, name)
+
+
+# ------------------------------------------------------------------------------------------------------------
 # 2. against brute-force versions of the peers' algorithms, on data R never saw
 # ------------------------------------------------------------------------------------------------------------
 
@@ -233,6 +285,11 @@ def test_satterthwaite_matches_numerical_derivatives_of_dense_deviance(case, rem
     L = np.vstack([np.eye(len(fit.params)), np.arange(1, len(fit.params) + 1)])
     df, Phi, Jac, A = dense.satterthwaite_df(L, fit.theta, np.sqrt(fit.sigma2), y, X, Z, codes, reml)
     stt = fit._inference.satterthwaite
+    # hlmlib's coordinates: theta for Z's columns at unit root mean square and sigma / sigma-hat, i.e.
+    # d(lmerTest's psi)/d(hlmlib's psi) = diag(1 / z_scale of theta's row, sigma-hat)
+    rows = np.triu_indices(Z.shape[1])[1]                     # the row of each theta (lower triangle, by column)
+    unit = np.r_[1 / fit._cp.z_scale[rows], np.sqrt(fit.sigma2)]
+    Jac, A = Jac * unit[:, None, None], A / np.outer(unit, unit)
     np.testing.assert_allclose(stt.vcov, Phi, rtol=1e-10)
     np.testing.assert_allclose(stt.jacobian, Jac, rtol=1e-6, atol=1e-8 * np.abs(Jac).max())
     np.testing.assert_allclose(stt.vcov_varpar, A, rtol=1e-6, atol=1e-8 * np.abs(A).max())
@@ -338,8 +395,10 @@ def test_joint_tests_do_not_depend_on_how_the_restrictions_are_written(fits, kin
     fit, _ = fits["sim_q3_reml"]
     L = np.eye(len(fit.params))[[1, 2, 4]]
     K = np.array([[1.0, 2.0, 0.0], [0.5, -1.0, 3.0], [0.0, 1.0, 1.0]])
-    a, b = fit.wald_test(L, kind=kind, df=df), fit.wald_test(K @ L, kind=kind, df=df)
-    assert (a.F, a.df_denom, a.p) == pytest.approx((b.F, b.df_denom, b.p), rel=1e-9)
+    a = fit.wald_test(L, kind=kind, df=df)
+    for rewritten in (K @ L, np.diag([1e-8, 1.0, 1e8]) @ K @ L):        # rows 1e16 apart in scale too
+        b = fit.wald_test(rewritten, kind=kind, df=df)
+        assert (a.F, a.df_denom, a.p) == pytest.approx((b.F, b.df_denom, b.p), rel=1e-9)
 
 
 def test_satterthwaite_f_keeps_its_statistic_but_not_its_df_under_rewritten_restrictions(fits):
@@ -350,6 +409,23 @@ def test_satterthwaite_f_keeps_its_statistic_but_not_its_df_under_rewritten_rest
     K = np.array([[1.0, 2.0, 0.0], [0.5, -1.0, 3.0], [0.0, 1.0, 1.0]])
     a, b = fit.wald_test(L, df="satterthwaite"), fit.wald_test(K @ L, df="satterthwaite")
     assert a.F == pytest.approx(b.F, rel=1e-10) and a.df_denom != pytest.approx(b.df_denom, rel=1e-3)
+
+
+def test_satterthwaite_f_df_are_accurate_when_the_restrictions_differ_in_scale(fits):
+    """lmerTest's df of a joint test come from the eigenvectors of L Phi L'. With rows 1e8 apart in scale (a
+    coefficient on income in dollars beside one in thousands), LAPACK's eigen-decomposition of L Phi L' loses the
+    small eigenvectors below the large ones' rounding (6e-4 off here); hlmlib takes them from the graded factor
+    of L Phi L', and must agree with the eigenvectors computed to 50 digits (mpmath)."""
+    import mpmath
+    from hlmlib.lmm_inference import _fstat_ddf
+
+    fit, _ = fits["sim_q3_reml"]
+    stt = fit._inference.satterthwaite
+    L = np.diag([1.0, 1e8, 1e-8]) @ np.eye(len(fit.params))[[1, 2, 4]]
+    with mpmath.workdps(50):
+        _, Q = mpmath.eigsy(mpmath.matrix((L @ stt.vcov @ L.T).tolist()))
+        PtL = np.array((Q.T * mpmath.matrix(L.tolist())).tolist(), dtype=float)
+    assert fit.wald_test(L, df="satterthwaite").df_denom == pytest.approx(_fstat_ddf(stt(PtL)), rel=1e-9)
 
 
 def test_cr1_is_cr0_times_j_over_j_minus_1(fits):

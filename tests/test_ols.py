@@ -342,6 +342,23 @@ def test_clusters_and_group_codes_share_one_coding_and_one_label_check():
         Clusters.from_labels(np.array([np.inf, 2.0, 2.0]), "firm")
 
 
+def test_twoway_indefiniteness_is_found_whatever_the_units_of_x():
+    """Whether V_firm + V_year - V_both is indefinite does not depend on the units of x (Sylvester's law of
+    inertia), so neither does the warning (nor sandwich.twoway_cluster_vcov's fix="psd"): judged on the
+    correlation form, not against the largest eigenvalue of V, below whose rounding a negative variance of x in
+    small units disappears."""
+    petersen = hlmlib.datasets.load_petersen()
+    rng = np.random.default_rng(2)
+    small = petersen[petersen["firm"].isin(rng.choice(500, 4, replace=False) + 1)
+                     & petersen["year"].isin(rng.choice(10, 3, replace=False) + 1)].copy()
+    for scale in (1.0, 1e8, 1e-8):
+        fit = hlmlib.ols("y ~ x_scaled", data=small.assign(x_scaled=small["x"] * scale))
+        with pytest.warns(UserWarning, match="not positive semi-definite"):
+            V = fit.vcov("CR1", ("firm", "year")).to_numpy()
+        d = np.sqrt(np.abs(np.diag(V)))
+        assert np.linalg.eigvalsh(V / np.outer(d, d))[0] < -1e-3     # genuinely indefinite
+
+
 def test_twoway_warning_reports_the_eigenvalue_in_the_datas_units():
     # a sub-panel of 4 firms by 3 years where V_firm + V_year - V_both is indefinite; the warned eigenvalue is
     # the smallest eigenvalue of the covariance hlmlib returns, whatever the units of y

@@ -80,7 +80,7 @@ def test_coef_plot_draws_each_fits_estimates_and_intervals(fits):
 
 
 def test_marginal_effect_plot_draws_the_table(fits):
-    table = fits["hlm"].marginal_effect("cses", "meanses")
+    table = fits["hlm"].marginal_effect("cses", "meanses", given={"catholic": 0})
     ax = plots.marginal_effect_plot(table)
     np.testing.assert_allclose(ax.lines[0].get_xdata(), table["meanses"])
     np.testing.assert_allclose(ax.lines[0].get_ydata(), table["estimate"])
@@ -89,7 +89,7 @@ def test_marginal_effect_plot_draws_the_table(fits):
         for point in np.column_stack([table["meanses"], table[column]]):
             assert np.isclose(band, point, rtol=1e-12, atol=0).all(axis=1).any(), (column, point)
     assert band[:, 1].min() == pytest.approx(table["ci_low"].min()) and band[:, 1].max() == pytest.approx(table["ci_high"].max())
-    crse = fits["ols"].marginal_effect("cses", "meanses", kind="CR2", cluster="school")
+    crse = fits["ols"].marginal_effect("cses", "meanses", kind="CR2", cluster="school", given={"catholic": 0})
     ax = plots.marginal_effect_plot(crse, band="lines", label="CR2")
     np.testing.assert_allclose(ax.lines[1].get_ydata(), crse["ci_low"])
     np.testing.assert_allclose(ax.lines[2].get_ydata(), crse["ci_high"])
@@ -235,3 +235,152 @@ def test_qq_plot_of_a_boundary_fit_says_the_variance_is_zero():
     assert fit.tau.iloc[0, 0] == 0
     with pytest.raises(hlmlib.InputError, match="random-effect variance is 0"):
         plots.qq_plot(fit)
+
+
+# ---- Monte Carlo results, grouped data, shrinkage
+
+def _rates():
+    return pd.DataFrame({"A": [0.21, 0.12, 0.07], "B": [0.05, np.nan, 0.0]},
+                        index=pd.Index([5, 10, 20], name="number of clusters G"))
+
+
+def test_mc_rate_plot_draws_rates_band_and_intervals():
+    from statsmodels.stats.proportion import proportion_confint
+    rates, R = _rates(), 2000
+    ax = plots.mc_rate_plot(rates, R, intervals="wilson", styles={"B": {"color": "#000000", "marker": "x"}},
+                            logx=True)
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), [5, 10, 20])
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), rates["A"])
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), [5, 20])                  # the NaN left out
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.05, 0.0])
+    assert ax.lines[1].get_color() == "#000000" and ax.lines[1].get_marker() == "x"
+    low, high = proportion_confint(np.round(rates["A"] * R), R, alpha=0.05, method="wilson")
+    segs = np.array(ax.collections[0].get_segments())
+    np.testing.assert_allclose(segs[:, 0, 1], low, rtol=1e-10)
+    np.testing.assert_allclose(segs[:, 1, 1], high, rtol=1e-10)
+    band = ax.patches[0]
+    half = stats.norm.ppf(0.975) * np.sqrt(0.05 * 0.95 / R)
+    np.testing.assert_allclose([band.get_y(), band.get_y() + band.get_height()], [0.05 - half, 0.05 + half])
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "number of clusters G"
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["A", "B"]
+    # binomial intervals at 90%, coverage rates around 0.95, no band
+    ax = plots.mc_rate_plot(rates[["A"]], 500, nominal=0.95, level=0.9, band=False, intervals="binomial")
+    p, z = rates["A"].to_numpy(), stats.norm.ppf(0.95)
+    segs = np.array(ax.collections[0].get_segments())
+    np.testing.assert_allclose(segs[:, 0, 1], p - z * np.sqrt(p * (1 - p) / 500))
+    assert not ax.patches and ax.lines[-1].get_ydata()[0] == 0.95 and ax.get_ylabel() == "coverage rate"
+    ax = plots.mc_rate_plot(rates, band=False, dodge=0.5)                       # series moved apart
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), [4.75, 9.75, 19.75])
+    np.testing.assert_allclose(ax.lines[1].get_xdata(), [5.25, 20.25])
+
+
+def test_mc_estimate_plot_draws_estimates_intervals_and_theory():
+    est = pd.DataFrame({"OLS": [0.1, 0.3], "RE": [0.05, 0.15]}, index=pd.Index([0.0, 0.6], name="r"))
+    se = pd.DataFrame({"OLS": [0.01, 0.02], "RE": [0.01, 0.01]}, index=est.index)
+    grid = np.linspace(0, 0.6, 7)
+    theory = pd.DataFrame({"OLS": grid / 2, "bound": np.full(7, 0.2)}, index=grid)
+    ax = plots.mc_estimate_plot(est, se, theory=theory, level=0.9, reference=0.0)
+    z = stats.norm.ppf(0.95)
+    for k, name in enumerate(est.columns):
+        container = ax.containers[k]
+        np.testing.assert_allclose(container.lines[0].get_ydata(), est[name])
+        segs = np.array(container.lines[2][0].get_segments())
+        np.testing.assert_allclose(segs[:, 0, 1], est[name] - z * se[name])
+        np.testing.assert_allclose(segs[:, 1, 1], est[name] + z * se[name])
+        assert container.lines[0].get_linestyle() == "None"                       # markers only
+    curve, bound = ax.lines[0], ax.lines[1]
+    np.testing.assert_allclose(curve.get_ydata(), grid / 2)
+    assert curve.get_color() == ax.containers[0].lines[0].get_color()          # the series' colour
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["bound", "OLS", "RE"]
+    assert ax.lines[-1].get_ydata()[0] == 0.0
+    ax = plots.mc_estimate_plot(est, connect=True)                             # no se: no error bars
+    assert ax.containers[0].lines[0].get_linestyle() != "None" and not ax.containers[0].has_yerr
+    est.index = [5.0, 30.0]
+    ax = plots.mc_estimate_plot(est, logx=True, dodge=0.1)                      # on a log axis, by factors
+    np.testing.assert_allclose(ax.containers[1].lines[0].get_xdata(), est.index * np.exp(0.05))
+
+
+def test_sampling_plot_draws_histograms_densities_truth_and_reference():
+    rng = np.random.default_rng(4)
+    draws = {"a": rng.normal(size=500), "b": rng.normal(0.5, 2, size=500)}
+    ax = plots.sampling_plot(draws, bins=20, range=(-4, 4), truth=0.0, means=True)
+    for k, values in enumerate(draws.values()):
+        heights, edges = np.histogram(values, bins=20, range=(-4, 4), density=True)
+        xy = ax.patches[k].get_xy()
+        np.testing.assert_allclose(xy[1:-1:2, 1], heights)
+        np.testing.assert_allclose(xy[0::2, 0], edges)
+        assert ax.lines[k].get_xdata()[0] == pytest.approx(values.mean())      # the mean lines
+    assert ax.lines[-1].get_xdata()[0] == 0.0
+    ax = plots.sampling_plot(draws["a"], kind="bar", bins=10, reference=stats.norm.pdf, reference_label="N(0, 1)")
+    heights, _ = np.histogram(draws["a"], bins=10, density=True)
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], heights)
+    grid = ax.lines[0].get_xdata()
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), stats.norm.pdf(grid))
+    ax = plots.sampling_plot(draws, kind="kde", range=(-3, 3))
+    for k, values in enumerate(draws.values()):
+        line = ax.lines[k]
+        np.testing.assert_allclose(line.get_ydata(), stats.gaussian_kde(values)(line.get_xdata()))
+        np.testing.assert_allclose(line.get_xdata()[[0, -1]], [-3, 3])
+
+
+def test_group_lines_plot_draws_each_groups_line_and_the_pooled_line():
+    df = _two_level(seed=3, J=4, n=6)
+    ax = plots.group_lines_plot(df, "x", "y", "g", groups=[2, 0])
+    for k, g in enumerate([2, 0]):
+        rows = df.g == g
+        slope, intercept = np.polyfit(df.x[rows], df.y[rows], 1)
+        line = ax.lines[k]
+        np.testing.assert_allclose(line.get_xdata(), [df.x[rows].min(), df.x[rows].max()])
+        np.testing.assert_allclose(line.get_ydata(), intercept + slope * line.get_xdata())
+        np.testing.assert_allclose(ax.collections[k].get_offsets(), df.loc[rows, ["x", "y"]])
+    slope, intercept = np.polyfit(df.x, df.y, 1)                                # every row, not only the groups drawn
+    np.testing.assert_allclose(ax.lines[-1].get_ydata(), intercept + slope * ax.lines[-1].get_xdata())
+    given = pd.DataFrame({"a": [1.0, 2.0, 3.0, 4.0], "b": [0.5, 0.0, -0.5, 1.0]})
+    ax = plots.group_lines_plot(df, "x", "y", "g", lines=given, points=False, pooled=False, span="all",
+                                color="#0072B2")
+    assert len(ax.lines) == 4 and not ax.collections
+    for g, line in enumerate(ax.lines):
+        np.testing.assert_allclose(line.get_xdata(), [df.x.min(), df.x.max()])
+        np.testing.assert_allclose(line.get_ydata(), given.a[g] + given.b[g] * line.get_xdata())
+
+
+def test_shrinkage_plot_draws_own_and_eb_estimates(fits):
+    null = quiet(hlmlib.mixed, "mathach ~ 1 + (1 | school)", HSB)
+    ax = plots.shrinkage_plot(null)
+    by_school = HSB.groupby("school")["mathach"]
+    own, eb = ax.collections[0].get_offsets(), ax.collections[1].get_offsets()
+    np.testing.assert_allclose(own[:, 0], by_school.size())
+    np.testing.assert_allclose(own[:, 1], by_school.mean(), rtol=1e-10)           # the school means
+    np.testing.assert_allclose(eb[:, 1], null.params["Intercept"] + null.ranef["Intercept"], rtol=1e-10)
+    assert ax.lines[0].get_ydata()[0] == pytest.approx(null.params["Intercept"])
+    arrow = ax.texts[0]
+    np.testing.assert_allclose([arrow.xyann[1], arrow.xy[1]], [own[0, 1], eb[0, 1]])
+    # a random slope against its reliability: the school's own OLS slope
+    rc = fits["rc"]
+    ax = plots.shrinkage_plot(rc, "cses", against="reliability")
+    own = ax.collections[0].get_offsets()
+    slopes = [np.polyfit(d.cses, d.mathach, 1)[0] for _, d in HSB.groupby("school")]
+    np.testing.assert_allclose(own[:, 1], slopes, rtol=1e-8)
+    np.testing.assert_allclose(own[:, 0], quiet(rc.reliability, per_group=True)["cses"])
+    # with level-2 predictors: deviations from W_j gamma, centred on 0
+    hlm = fits["hlm"]
+    ax = plots.shrinkage_plot(hlm, "Intercept")
+    first = HSB[HSB.school == hlm.group_labels[0]]
+    b0 = np.polyfit(first.cses, first.mathach, 1)[1]
+    w = hlm.params[["Intercept", "catholic", "meanses"]] @ np.array([1.0, first.catholic.iloc[0],
+                                                                      first.meanses.iloc[0]])
+    assert ax.collections[0].get_offsets()[0, 1] == pytest.approx(b0 - w, rel=1e-8)
+    assert ax.lines[0].get_ydata()[0] == 0.0
+
+
+def test_coef_plot_reference_and_styles_and_a_band_alone(fits):
+    ratio = pd.DataFrame({"estimate": [1.2, 0.9], "ci_low": [1.1, 0.8], "ci_high": [1.3, 1.0]}, index=["a", "b"])
+    ax = plots.coef_plot({"CR": ratio}, styles={"CR": {"color": "#D55E00", "marker": "s"}}, reference=1.0)
+    assert ax.lines[0].get_color() == "#D55E00" and ax.lines[0].get_marker() == "s"
+    assert ax.lines[-1].get_xdata()[0] == 1.0
+    table = fits["hlm"].marginal_effect("cses", "meanses")
+    ax = plots.marginal_effect_plot(table, band="lines", show_estimate=False, zero_line=False,
+                                    band_style={"linestyle": ":", "label": "95% CI, model"})
+    assert len(ax.lines) == 2 and ax.lines[0].get_linestyle() == ":"
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), table["ci_low"])
+    assert [t.get_text() for t in ax.legend().get_texts()] == ["95% CI, model"]

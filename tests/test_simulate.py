@@ -154,6 +154,12 @@ def test_bad_input_is_reported():
         S.ols_mc(X, np.where(np.arange(Y.shape[1]) == 3, np.nan, Y))
     with pytest.raises(InputError, match="tau"):
         S.hlm_eusup(5, 3, tau=[[1, 2], [2, 1]], seed=1)
+    for units in (1e-20, 1e20):              # judged relative to tau's size: the same matrix in other units
+        with pytest.raises(InputError, match="positive semi-definite"):
+            S.error_variance(np.ones((4, 2)), np.array([[1, 2], [2, 1]]) * units)
+        with pytest.raises(InputError, match="symmetric"):
+            S.error_variance(np.ones((4, 2)), np.array([[1, 0.5], [0.6, 1]]) * units)
+        assert np.isfinite(S.error_variance(np.ones((4, 2)), np.array([[1, 0.5], [0.5, 1]]) * units)).all()
     with pytest.raises(InputError, match="sizes"):
         S.hlm_eusup(5, [3, 4], seed=1)
 

@@ -52,6 +52,30 @@ def test_ols_joint_tests_match_r(fits, key, i, name, kind, test):
     assert w.test == ("HTZ" if name.startswith("HTZ") else "F")
 
 
+RESCALED = {"hsb_ols": "cses", "sim_ols": "x"}
+
+
+@pytest.mark.parametrize("factor", [1e-7, 1e7])
+@pytest.mark.parametrize("key,i", CASES)
+def test_ols_joint_tests_match_r_with_a_regressor_in_other_units(key, i, factor):
+    """A regressor in other units (income in dollars, not thousands) leaves every test unchanged: the
+    restrictions on its coefficients are the same hypotheses, each row rescaled. Issues: HTZ returned NaN once a
+    restricted coefficient's variance was below 1e-12 (clubSandwich's absolute cut in its inverse square root,
+    which clubSandwich 0.5.8 shares), and every joint test refused restrictions whose variances differ by 1e12 as
+    singular."""
+    case = REF[key]
+    data = load_hsb() if case["data"] == "hsb" else pd.DataFrame(DATA[case["data"]])
+    data[RESCALED[key]] = data[RESCALED[key]] * factor
+    fit = ols(case["formula"], data=data)
+    P = np.eye(len(case["terms"]))[[term_index("Intercept" if t == "(Intercept)" else t, fit.names)
+                                    for t in case["terms"]]]
+    L = np.asarray(case["tests"][i]["L"], float) @ P
+    for name, kind, test in PEERS:
+        ref = case["tests"][i][name]
+        w = fit.wald_test(L, kind=kind, cluster=case["cluster"] if kind.startswith("CR") else None, test=test)
+        assert (w.F, w.df_denom, w.p) == pytest.approx((ref["F"], ref["df_denom"], ref["p"]), rel=1e-7), name
+
+
 @pytest.mark.parametrize("key,i", CASES)
 def test_stata_cluster_statistic_and_chi_square(fits, key, i):
     fit, P = fits[key]
