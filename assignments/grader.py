@@ -8,6 +8,8 @@ For one submission:
    or hidden, is placed where the source puts it (:func:`assemble`): after the submission's cell that precedes it
    in the source (found by id; if that cell was deleted, the nearest earlier one) and the cells the student added
    below that cell, up to where the student's copy of the question's visible test stands if it is still below it;
+   a test that runs with the instructor's earlier answers (``reference``) runs after every test above it in the
+   source;
 3. the student's code is checked statically (``integrity.py``): a submission that reaches into the interpreter is
    not run (status ``flagged``, score 0); a cell the grader will not run (one it cannot parse, or one with a
    magic or shell command outside a short allow-list) fails as an error in that cell only, and is noted;
@@ -163,7 +165,8 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
     A test runs after the submission's cell that precedes it in the source (the nearest earlier one the
     submission still has) and the cells the student added below that cell, but before any that the student put
     below their copy of the question's visible test, if that copy is still below the cell: cells placed after a
-    test cell run after the test."""
+    test cell run after the test. A test that runs with the instructor's answers to earlier questions runs after
+    every test above it in the source."""
     source_ids = [cell_meta(c)["id"] for c in a.notebook.cells]
     tests = {t.id: t for t in a.tests}
     kept, copies = [], {}
@@ -176,7 +179,7 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
     if not last:
         raise GradingError("none of the notebook's cells carries an id of the assignment's cells (its metadata was "
                            "lost): ask for the notebook as saved by Jupyter from the one handed out")
-    before: dict[int, list] = {}
+    slots: dict[str, int] = {}                          # test id -> index in kept of the cell it runs before
     for s, sid in enumerate(source_ids):
         if sid not in tests:
             continue
@@ -188,7 +191,18 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
         slot = anchor + 1
         while slot < limit and cell_key(kept[slot][1]) not in last:     # past the student's added cells
             slot += 1
-        before.setdefault(slot, []).append(tests[sid])
+        slots[sid] = slot
+    # A test that runs with the instructor's answers to earlier questions (``reference``) runs after every test above
+    # it in the source, wherever the student moved the cells: those answers stay in the kernel once handed out (a
+    # function of the student's may keep them), so no test of an earlier question may run after them.
+    latest = -1
+    for t in a.tests:                                   # in the source's order
+        if t.reference:
+            slots[t.id] = max(slots[t.id], latest)
+        latest = max(latest, slots[t.id])
+    before: dict[int, list] = {}
+    for t in a.tests:
+        before.setdefault(slots[t.id], []).append(t)
     cells, positions, not_run, code = [nbformat.v4.new_code_cell("# the grader's set-up")], {}, [], []
     sent = {}
     for i in range(len(kept) + 1):

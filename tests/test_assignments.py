@@ -311,6 +311,11 @@ UNPICKLING_RELAYS = ("assignment02_relay4", "assignment05_relay4")
 # (typing.get_type_hints, with the notebook's namespace); P reads the instructor's source from the repository's git
 # objects and runs its answer cells. 6/6 then.
 DISPATCH = ("assignment02_dispatch", "assignment05_dispatch")
+# Round 5: a later question whose tests run with the instructor's earlier answers moved above those answers; its
+# function keeps the instructor's functions the tests hand it, and the earlier answers bind them (4/6 and 2/8 then).
+# Written by tests/fixtures/make_reorder_fixtures.py; the honest counterpart moves the instructor's cells the same way.
+REORDERED = {"assignment01_reorder": ("01_moulton_by_simulation", "q4"),
+             "assignment03_reorder": ("03_few_clusters_monte_carlo", "q3")}
 # Run past the static check: the kit's run_test wrapped to swallow a test's exception, or to run other code in its
 # place under the test's name. Neither can send ``done`` for the test the grader sent.
 WRAPPERS = {
@@ -383,6 +388,17 @@ def _edited(nb, replace, insert):
     return out
 
 
+def _moved_up(nb, question):
+    """A copy of ``nb`` with the question's prompt, answer and visible test moved to just below the set-up."""
+    out = copy.deepcopy(nb)
+    moved = [c for c in out.cells if make.cell_key(c) in (f"{question}-prompt", f"{question}-answer",
+                                                          f"{question}-test")]
+    rest = [c for c in out.cells if c not in moved]
+    at = [make.cell_key(c) for c in rest].index("setup") + 1
+    out.cells = rest[:at] + moved + rest[at:]
+    return out
+
+
 @pytest.fixture(scope="module")
 def built():
     written = make.make_all()
@@ -425,6 +441,9 @@ def graded(built, tmp_path_factory):
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
     for name in RELAYS + UNPICKLING_RELAYS + DISPATCH:
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
+    for name, (aid, question) in REORDERED.items():
+        add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
+        add(f"honest/{name}", _moved_up(versions["instructor", aid], question))
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
                          capture_output=True, text=True, timeout=1800)
@@ -592,6 +611,31 @@ def test_the_relay_that_reached_the_kit_by_unpickling_scores_nothing(name, grade
     row = graded["rows"][f"relay/{name}"]
     assert float(row["score"]) == 0 and row["status"] in ("review", "flagged"), row
     assert "refused at run time: unpickling (it resolves gradingkit._state)" in row["message"], row
+
+
+@pytest.mark.parametrize("name", REORDERED)
+def test_moving_a_later_answer_above_earlier_ones_gains_none_of_the_instructors_answers(name, graded):
+    # the later question's tests, which run with the instructor's earlier answers, run after the earlier questions'
+    # tests wherever the student moved its cells: the attack scores what its work earns (0); moving the instructor's
+    # cells the same way keeps full marks
+    aid, question = REORDERED[name]
+    row = graded["rows"][f"relay/{name}"]
+    assert float(row["score"]) == 0 and row["status"] == "ok", row
+    honest = graded["rows"][f"honest/{name}"]
+    assert honest["status"] == "ok" and float(honest["score"]) == CATALOGUE[aid].total, honest
+
+
+@pytest.mark.parametrize("aid", [aid for aid in IDS if any(t.reference for t in CATALOGUE[aid].tests)])
+def test_a_test_with_the_instructors_earlier_answers_runs_after_every_test_above_it_in_the_source(aid):
+    a = CATALOGUE[aid]
+    question = next(t.question for t in a.tests if t.reference)
+    source_order = [t.id for t in a.tests]
+    for nb in (make.student_version(a), _moved_up(make.student_version(a), question)):
+        ran = [t for _, t in sorted(grader.assemble(nb, a).positions.items())]
+        for t in a.tests:
+            if t.reference:
+                earlier = source_order[:source_order.index(t.id)]
+                assert set(earlier) <= set(ran[:ran.index(t.id)]), (t.id, ran)
 
 
 @pytest.mark.parametrize("name", DISPATCH)
