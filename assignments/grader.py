@@ -16,8 +16,8 @@ For one submission:
 4. the notebook runs in a fresh kernel whose working directory, home, IPython and matplotlib folders are a new
    folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
    runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
-   cell, the notebook exceeding the limit per file, or a kernel that dies ends the run, and the tests not reached
-   score 0;
+   cell, the notebook exceeding the limit per file, a kernel that dies, or a run that writes more than WRITE_LIMIT
+   in its folder ends the run, and the tests not reached score 0;
 5. the instructor version runs the same way once per batch (a reference run; its values are cached in
    ``build/reference/`` under a hash of everything they depend on), and every hidden test must record its values;
 6. a submission's hidden tests run up to their last record (:func:`make.recorded_part`; their checks against
@@ -25,8 +25,9 @@ For one submission:
    raised nothing, and the kit said so, with a digest of the code the grader sent, on the grader's own channel, a
    file the notebook can neither read nor write a valid line to) and every value it recorded matches the value the
    instructor's solution recorded, within the tolerances the reference run gave; a visible test scores only if
-   the hidden test that guards it passes too. A line on that channel the kit did not write, a channel cut short,
-   or the kernel's output streams replaced or patched during a test flags the run (score 0).
+   the hidden test that guards it passes too. A line on that channel the kit did not write, a channel cut short
+   (unless the kit said a write on it failed: ``crashed``), or the kernel's output streams replaced or patched
+   during a test flags the run (score 0).
 
 Several submissions run at once (``jobs``); each gets a report, and the written answers of all submissions of an
 assignment are collected into one document beside the model answers.

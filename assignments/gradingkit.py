@@ -4,7 +4,8 @@ The score does not rest on this module: a test's verdict is made by the grader o
 the test hands out with :func:`record`, compared with the values the instructor's solution gave in a reference
 run (``grader.py``). What runs here is what must happen inside the kernel:
 
-- :func:`setup`, before any student code: removes the working directory from ``sys.path``, records the modules
+- :func:`setup`, before any student code: limits the size of a file the kernel writes (``RLIMIT_FSIZE``), removes
+  the working directory from ``sys.path``, records the modules
   the tests use (a change to them is reported to the instructor), gives the student's namespace a ``getattr``
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
@@ -32,7 +33,9 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
   converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
   JSON on the grader's own channel (a file the notebook can neither read nor write a valid line to; see
-  :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it.
+  :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it. A value of more than
+  RECORD_ELEMENTS numbers or strings, or RECORD_LIMIT bytes, or past the channel's CHANNEL_LIMIT, is refused (a
+  ValueError: the test fails); a write on the channel that fails ends it (:class:`ChannelFailed`).
 - :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable.
 
 :func:`run_test`, :func:`record` and :func:`finish` are closures that :func:`setup` makes (:func:`_kit`): the
