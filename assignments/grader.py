@@ -40,7 +40,6 @@ import copy
 import csv
 import hashlib
 import hmac
-import itertools
 import json
 import logging
 import math
@@ -450,7 +449,6 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                     except DeadKernelError:
                         stopped, status, message = index, "crashed", f"the kernel died in {_where(nb, index)}"
                         break
-
                     if index == 0 and _error_message(cell.outputs):
                         stopped, status = 0, "crashed"
                         message = "the grader's set-up cell failed: " + _error_message(cell.outputs)
@@ -466,8 +464,8 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
         status, message = "crashed", f"the run wrote {over[0]} in its folder" + (
             f" (before or in {_where(nb, stopped)})" if stopped is not None else "")
     refusals = []
-    with open(log, "rb") as lines:
-        for line in itertools.islice(lines, 1000):
+    with open(log, "rb") as file:                     # no more than the kit writes
+        for line in file.read(gradingkit.REFUSAL_LOG_LIMIT).splitlines():
             try:
                 what = str(json.loads(line))
             except ValueError:
@@ -789,12 +787,13 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     ready: dict[str, asyncio.Event] = {}
 
     async def reference(a):
-        async with limit:
-            try:
+        try:
+            async with limit:
                 references[a.id] = await reference_run(a, policy, private, timeout, timeout_file, use_cache)
-            except GradingError as exc:
-                references[a.id] = exc
-        ready[a.id].set()
+        except GradingError as exc:
+            references[a.id] = exc
+        finally:
+            ready[a.id].set()
 
     async def one(i):
         submission, a = loaded[i]

@@ -5,8 +5,8 @@ the test hands out with :func:`record`, compared with the values the instructor'
 run (``grader.py``). What runs here is what must happen inside the kernel:
 
 - :func:`setup`, before any student code: limits the size of a file the kernel writes (``RLIMIT_FSIZE``), removes
-  the working directory from ``sys.path``, records the modules
-  the tests use (a change to them is reported to the instructor), gives the student's namespace a ``getattr``
+  the working directory from ``sys.path``, records the modules the tests use (a change to them is reported to the
+  instructor), gives the student's namespace a ``getattr``
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
   folder; reading anything but the folders the grader allows (the Python installation and its packages, hlmlib,
@@ -57,6 +57,7 @@ import dis
 import json
 import keyword
 import linecache
+import math
 import os
 import re
 import sys
@@ -763,7 +764,7 @@ def _kit(emit) -> dict:
         test = running[0]
         if test is None or sys._getframe(1).f_code.co_filename != test[1]:   # not a function the test called
             raise RuntimeError("record() works only in the code of a test run by the grader")
-        value = plain(value, labels, name)
+        value = plain(value, labels, name, [RECORD_ELEMENTS])
         tolerance = plain(atol, False, f"{name} (atol)")
         emit(test[0], "record", {"name": name, "value": value, "rtol": float(rtol), "atol": tolerance})
         return value
@@ -791,17 +792,17 @@ def _value_types():
 
 
 def _plain(value, labels: bool, where: str, budget: list | None = None):
-    """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs. A value
-    of more than RECORD_ELEMENTS numbers or strings (``budget``: how many are left) is a ValueError, found before it
-    is converted."""
+    """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs. With
+    ``budget`` (``[n]``: how many numbers or strings it may still have), a larger value is a ValueError, found before
+    it is converted."""
     np, pd, scalars = _value_types()
     kind = type(value)
-    budget = [RECORD_ELEMENTS] if budget is None else budget
+    budget = [math.inf] if budget is None else budget
 
     def spend(n: int) -> None:
         budget[0] -= n
         if budget[0] < 0:
-            raise ValueError(f"{where}: a value of more than {RECORD_ELEMENTS:,} numbers or strings; the grader takes "
+            raise ValueError(f"{where}: a value of more than {RECORD_ELEMENTS:,} numbers or strings; the grader records "
                              "no larger values (the tests' are far smaller)")
 
     if value is None or kind in (bool, int, float, str):
