@@ -707,7 +707,8 @@ def test_the_channel_takes_values_up_to_its_limits_and_the_grader_reads_no_more(
     valid = path.read_bytes()                         # more than the kit writes: a line too long, or too much
     path.write_bytes(valid + b"0" * (gradingkit.RECORD_LIMIT + 1000))
     assert "longer than the grading kit writes" in grader.read_channel(path, complete=True)[1]
-    path.write_bytes(valid + b"\n" * gradingkit.CHANNEL_LIMIT)
+    assert len(valid) + 240_000 > gradingkit.CHANNEL_LIMIT
+    path.write_bytes(valid + b"0" * 240_000 + b"\n")
     assert "more than the grading kit writes" in grader.read_channel(path, complete=True)[1]
 
 
