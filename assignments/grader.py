@@ -8,14 +8,16 @@ For one submission:
    or hidden, is placed where the source puts it (:func:`assemble`): after the submission's cell that precedes it
    in the source (found by id; if that cell was deleted, the nearest earlier one) and the cells the student added
    below that cell, up to where the student's copy of the question's visible test stands if it is still below it;
+   a test that runs with the instructor's earlier answers (``reference``) runs after every test above it in the
+   source;
 3. the student's code is checked statically (``integrity.py``): a submission that reaches into the interpreter is
    not run (status ``flagged``, score 0); a cell the grader will not run (one it cannot parse, or one with a
    magic or shell command outside a short allow-list) fails as an error in that cell only, and is noted;
 4. the notebook runs in a fresh kernel whose working directory, home, IPython and matplotlib folders are a new
    folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
    runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
-   cell, the notebook exceeding the limit per file, or a kernel that dies ends the run, and the tests not reached
-   score 0;
+   cell, the notebook exceeding the limit per file, a kernel that dies, or a run that writes more than WRITE_LIMIT
+   in its folder ends the run, and the tests not reached score 0;
 5. the instructor version runs the same way once per batch (a reference run; its values are cached in
    ``build/reference/`` under a hash of everything they depend on), and every hidden test must record its values;
 6. a submission's hidden tests run up to their last record (:func:`make.recorded_part`; their checks against
@@ -23,8 +25,9 @@ For one submission:
    raised nothing, and the kit said so, with a digest of the code the grader sent, on the grader's own channel, a
    file the notebook can neither read nor write a valid line to) and every value it recorded matches the value the
    instructor's solution recorded, within the tolerances the reference run gave; a visible test scores only if
-   the hidden test that guards it passes too. A line on that channel the kit did not write, a channel cut short,
-   or the kernel's output streams replaced or patched during a test flags the run (score 0).
+   the hidden test that guards it passes too. A line on that channel the kit did not write, a channel cut short
+   (unless the kit said a write on it failed: ``crashed``), or the kernel's output streams replaced or patched
+   during a test flags the run (score 0).
 
 Several submissions run at once (``jobs``); each gets a report, and the written answers of all submissions of an
 assignment are collected into one document beside the model answers.
@@ -32,6 +35,7 @@ assignment are collected into one document beside the model answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import csv
 import hashlib
@@ -41,11 +45,13 @@ import logging
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,13 +74,17 @@ SETUP = """def __grader_setup():
     import gradingkit
     sys.path.remove({here!r})
     gradingkit.setup(shell.user_ns, {work!r}, {log!r}, {channel!r}, denied={denied!r}, allowed={allowed!r},
-                     forbidden_attributes={forbidden!r}, forbidden_names={names!r})
+                     forbidden_attributes={forbidden!r}, forbidden_names={names!r}, write_limit={write_limit!r})
     return gradingkit
 __grader__ = __grader_setup()
 del __grader_setup"""
 KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
 OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
+# What a run may write: at most WRITE_LIMIT bytes in its folder, its files included (the kernel's RLIMIT_FSIZE, and
+# a watch that ends the run past it), and at most WRITE_ENTRIES files and folders; the watch looks every
+# WATCH_INTERVAL seconds
+WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 REFERENCE_CACHE = make.BUILD / "reference"
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
 # system folders, not where a course's files are kept
@@ -163,7 +173,8 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
     A test runs after the submission's cell that precedes it in the source (the nearest earlier one the
     submission still has) and the cells the student added below that cell, but before any that the student put
     below their copy of the question's visible test, if that copy is still below the cell: cells placed after a
-    test cell run after the test."""
+    test cell run after the test. A test that runs with the instructor's answers to earlier questions runs after
+    every test above it in the source."""
     source_ids = [cell_meta(c)["id"] for c in a.notebook.cells]
     tests = {t.id: t for t in a.tests}
     kept, copies = [], {}
@@ -176,7 +187,7 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
     if not last:
         raise GradingError("none of the notebook's cells carries an id of the assignment's cells (its metadata was "
                            "lost): ask for the notebook as saved by Jupyter from the one handed out")
-    before: dict[int, list] = {}
+    slots: dict[str, int] = {}                          # test id -> index in kept of the cell it runs before
     for s, sid in enumerate(source_ids):
         if sid not in tests:
             continue
@@ -188,7 +199,18 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
         slot = anchor + 1
         while slot < limit and cell_key(kept[slot][1]) not in last:     # past the student's added cells
             slot += 1
-        before.setdefault(slot, []).append(tests[sid])
+        slots[sid] = slot
+    # A test that runs with the instructor's answers to earlier questions (``reference``) runs after every test above
+    # it in the source, wherever the student moved the cells: those answers stay in the kernel once handed out (a
+    # function of the student's may keep them), so no test of an earlier question may run after them.
+    latest = -1
+    for t in a.tests:                                   # in the source's order
+        if t.reference:
+            slots[t.id] = max(slots[t.id], latest)
+        latest = max(latest, slots[t.id])
+    before: dict[int, list] = {}
+    for t in a.tests:
+        before.setdefault(slots[t.id], []).append(t)
     cells, positions, not_run, code = [nbformat.v4.new_code_cell("# the grader's set-up")], {}, [], []
     sent = {}
     for i in range(len(kept) + 1):
@@ -259,7 +281,8 @@ class Policy:
         """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""
         return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
                             allowed=(*self.allowed, str(tmp)), forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES),
-                            names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES))
+                            names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES),
+                            write_limit=WRITE_LIMIT)
 
 
 def matplotlib_fonts(folder: Path) -> Path | None:
@@ -325,19 +348,73 @@ def _kernel_environment(work: Path, tmp: Path) -> dict:
     return env
 
 
+def preallocate(path: Path, size: int) -> bool:
+    """Create ``path`` empty, with ``size`` bytes of disk reserved for it (Linux's ``fallocate`` with
+    ``FALLOC_FL_KEEP_SIZE``), so that appending up to ``size`` bytes cannot fail for want of space when other runs
+    fill the disk; whether the space could be reserved (not on every file system)."""
+    import ctypes
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+        fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        return fallocate(fd, 1, 0, size) == 0           # 1: FALLOC_FL_KEEP_SIZE
+    except (OSError, AttributeError):
+        return False
+    finally:
+        os.close(fd)
+
+
+def disk_use(folder: Path, entries: int) -> float:
+    """The bytes the files under ``folder`` take on disk (their blocks, so a sparse file counts what it holds), or
+    infinity past ``entries`` files and folders."""
+    total, seen, stack = 0, 0, [folder]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    seen += 1
+                    if seen > entries:
+                        return math.inf
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+    return total
+
+
+async def _watch_disk(folder: Path, client, over: list) -> None:
+    """Every WATCH_INTERVAL seconds, the disk the run's folder takes; past WRITE_LIMIT (or WRITE_ENTRIES entries),
+    note it in ``over`` and kill the kernel, which ends the run."""
+    while True:
+        await asyncio.sleep(WATCH_INTERVAL)
+        used = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES)
+        if used > WRITE_LIMIT:
+            over.append("more than " + (f"{WRITE_ENTRIES:,} files and folders" if used == math.inf
+                                        else f"{WRITE_LIMIT / 1e6:g} MB"))
+            with contextlib.suppress(Exception):
+                os.kill(client.km.provisioner.pid, signal.SIGKILL)
+            return
+
+
 async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_file: float = math.inf) -> Run:
     """Run every cell in a fresh kernel whose folders are inside ``folder``; ``nb.cells[0]`` becomes the set-up,
     and a last cell ends the grader's channel.
 
     ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself
-    holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets."""
+    holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. The
+    channel and the log have their disk space reserved (:func:`preallocate`), and a run that writes past
+    WRITE_LIMIT is ended (:func:`_watch_disk`): a run cannot fill the disk other runs need."""
     work, tmp, log, channel = folder / "work", folder / "tmp", folder / "refusals.log", folder / "channel"
     work.mkdir(parents=True)
     if policy.fonts is not None:
         shutil.copytree(policy.fonts, work / ".matplotlib")
     tmp.mkdir()
-    log.touch()
-    channel.touch(mode=0o600)
+    preallocate(log, gradingkit.REFUSAL_LOG_LIMIT)
+    preallocate(channel, gradingkit.CHANNEL_LIMIT)
     nb.cells[0].source = policy.setup_cell(work, tmp, log, channel)
     nb.cells.append(nbformat.v4.new_code_cell("__grader__.finish()", metadata={"grader_end": True}))
     client = _TrimmingClient(nb, timeout=math.ceil(timeout), kernel_name="python3", allow_errors=True,
@@ -346,11 +423,12 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     client.km = client.create_kernel_manager()
     client.km.transport, client.km.ip = "ipc", str(folder / "kernel")   # local sockets, not TCP
     deadline = time.monotonic() + timeout_file
-    stopped, status, message = None, "ok", ""
+    stopped, status, message, over, watch = None, "ok", "", [], None
     with open(folder / "kernel.log", "wb") as kernel_output:
         try:
             async with client.async_setup_kernel(env=_kernel_environment(work, tmp), stdout=kernel_output,
                                                  stderr=kernel_output):
+                watch = asyncio.create_task(_watch_disk(folder, client, over))
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type != "code":
                         continue
@@ -359,7 +437,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                     per_file = left < timeout
                     limit = (f"the notebook ran longer than the limit of {timeout_file:g} s per file" if per_file
                              else f"{_where(nb, index)} ran longer than the limit of {timeout:g} s")
-                    if left <= 0:
+                    if left <= 0 or over:
                         stopped, status, message = index, "timeout", limit
                         break
                     try:
@@ -379,40 +457,75 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
             if stopped is None:
                 stopped, status = 0, "crashed"
                 message = f"the kernel failed ({type(exc).__name__}: {str(exc)[:200]})"
+        finally:
+            if watch is not None:
+                watch.cancel()
+    if over:
+        status, message = "crashed", f"the run wrote {over[0]} in its folder" + (
+            f" (before or in {_where(nb, stopped)})" if stopped is not None else "")
     refusals = []
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            what = str(json.loads(line))
-        except ValueError:
-            continue
-        if what not in refusals:
-            refusals.append(what)
-    entries, tampering = read_channel(channel, complete=stopped is None)
+    with open(log, "rb") as file:                     # no more than the kit writes
+        for line in file.read(gradingkit.REFUSAL_LOG_LIMIT).splitlines():
+            try:
+                what = str(json.loads(line))
+            except ValueError:
+                continue
+            if what not in refusals:
+                refusals.append(what)
+    failed = channel_failure(nb.cells[-1].get("outputs", [])) if stopped is None else None
+    if failed:
+        status, message = "crashed", failed
+    entries, tampering = read_channel(channel, complete=stopped is None and not failed)
     return Run(stopped, status, message, refusals, client.trimmed, entries, tampering)
+
+
+def channel_failure(outputs) -> str | None:
+    """Why the kit could no longer write the grader's channel, as the grader's last cell reports it (the kit's
+    ChannelFailed: a write that failed, a full disk), or None. The run is then ``crashed``, not tampering: a
+    notebook that raised such an error itself gains nothing, since only the lines signed before count."""
+    error = _error_message(outputs)
+    return error.replace("ChannelFailed: ", "", 1) + ": the tests after that count 0" \
+        if error and error.startswith("ChannelFailed: ") else None
 
 
 def read_channel(path: Path, complete: bool) -> tuple[list[tuple], str | None]:
     """The lines the kit sent on the grader's channel (``gradingkit._channel``), each checked against its HMAC and
-    its number, and why the channel cannot be trusted, if it cannot: a line the kit did not write, a line missing,
-    the kernel's output streams changed during a test (the kit's ``tampered``), or, for a run that ran to the end
-    (``complete``), no ``end`` line or anything after it."""
-    lines = path.read_bytes().split(b"\n")
-    tail = lines.pop()                          # after the last newline: a line cut short when the kernel died
-    try:
-        key = bytes.fromhex(lines[0].decode())
-    except (IndexError, ValueError):
-        return [], "the grader's channel lost its key"
+    its number, and why the channel cannot be trusted, if it cannot: a line the kit did not write (one longer than
+    the kit writes among them), a line missing, the kernel's output streams changed during a test (the kit's
+    ``tampered``), more than the kit writes, or, for a run that ran to the end (``complete``), no ``end`` line or
+    anything after it. Read line by line, at most ``CHANNEL_LIMIT`` bytes of it."""
+    longest = gradingkit.RECORD_LIMIT + 200              # a record line and its signature
     entries: list[tuple] = []
-    for number, line in enumerate(lines[1:]):
-        mac, _, body = line.partition(b" ")
-        if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).hexdigest().encode()):
-            return entries, f"a line the grading kit did not write was found on the grader's channel ({line[:80]!r})"
-        sent, test_id, kind, payload = json.loads(body)
-        if sent != number:
-            return entries, "lines of the grader's channel were removed"
-        if kind == "tampered":
-            return entries, f"the kernel's output streams were replaced or patched ({', '.join(payload[:3])})"
-        entries.append((test_id, kind, payload))
+    with open(path, "rb") as file:
+        key_line = file.readline(200)
+        try:
+            key = bytes.fromhex(key_line.decode().rstrip("\n"))
+        except ValueError:
+            return [], "the grader's channel lost its key"
+        used, number, tail = len(key_line), 0, b""
+        while True:
+            line = file.readline(longest + 1)
+            used += len(line)
+            if not line:
+                break
+            if used > gradingkit.CHANNEL_LIMIT:
+                return entries, "the grader's channel holds more than the grading kit writes"
+            if not line.endswith(b"\n"):
+                if len(line) > longest:
+                    return entries, "a line longer than the grading kit writes was found on the grader's channel"
+                tail = line                         # after the last newline: a line cut short when the kernel died
+                break
+            mac, _, body = line[:-1].partition(b" ")
+            if not hmac.compare_digest(mac, hmac.new(key, body, hashlib.sha256).hexdigest().encode()):
+                return entries, ("a line the grading kit did not write was found on the grader's channel "
+                                 f"({line[:80]!r})")
+            sent, test_id, kind, payload = json.loads(body)
+            if sent != number:
+                return entries, "lines of the grader's channel were removed"
+            if kind == "tampered":
+                return entries, f"the kernel's output streams were replaced or patched ({', '.join(payload[:3])})"
+            entries.append((test_id, kind, payload))
+            number += 1
     if complete and (tail or not entries or entries[-1][1] != "end"):
         return entries, "the grader's channel was cut short or written to after its end"
     return entries, None
@@ -671,40 +784,46 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     policy = Policy.for_batch(paths, out, private)
     limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
     references: dict[str, dict | GradingError] = {}
+    ready: dict[str, asyncio.Event] = {}
 
     async def reference(a):
-        async with limit:
-            try:
+        try:
+            async with limit:
                 references[a.id] = await reference_run(a, policy, private, timeout, timeout_file, use_cache)
-            except GradingError as exc:
-                references[a.id] = exc
+        except GradingError as exc:
+            references[a.id] = exc
+        finally:
+            ready[a.id].set()
 
     async def one(i):
         submission, a = loaded[i]
         async with limit:
             try:
-                outcomes[i] = await run_submission(Path(paths[i]), a, submission, policy, private, timeout,
-                                                   timeout_file)
+                result = await run_submission(Path(paths[i]), a, submission, policy, private, timeout, timeout_file)
             except GradingError as exc:
                 exc.file = Path(paths[i])
                 outcomes[i] = exc
+                return
+        await ready[a.id].wait()
+        ref = references[a.id]
+        if isinstance(ref, GradingError):
+            outcomes[i] = GradingError(str(ref))
+            outcomes[i].file = result.file
+            return
+        score(result, ref)
+        for t in result.tests:          # scored: the values are not held for the rest of the batch
+            t.records = {}
+        outcomes[i] = result
 
     async def everything():
         _quiet_kernel_shutdowns()
+        ready.update({aid: asyncio.Event() for aid in needed})
         await asyncio.gather(*(reference(a) for a in needed.values()), *(one(i) for i in loaded))
 
     try:
         asyncio.run(everything())
     finally:
         shutil.rmtree(private, ignore_errors=True)
-    for i, o in enumerate(outcomes):
-        if isinstance(o, Result):
-            ref = references[o.assignment.id]
-            if isinstance(ref, GradingError):
-                outcomes[i] = GradingError(str(ref))
-                outcomes[i].file = o.file
-            else:
-                score(o, ref)
     after = _environment_files()
     changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
     if changed:
@@ -727,10 +846,23 @@ def _quiet_kernel_shutdowns() -> None:
 
 # --- reports ---------------------------------------------------------------------------------------------------
 
+def printable(text, lines: bool = False) -> str:
+    """``text`` with its control and format characters escaped (``\\r``, ``\\x1b``, ``\\u202e``, ...), so that a
+    submission's text (a refused path, an error message, a written answer, a file name) cannot rewrite or hide what
+    a terminal, or a reader of the printed lines, the reports or the CSV, shows. With ``lines``, newlines and tabs
+    stay (written answers)."""
+    keep = "\n\t" if lines else ""
+    return "".join(c if c in keep or unicodedata.category(c) not in _UNPRINTABLE
+                   else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}     # control, format (bidi), separators, surrogates, private
+
+
 def summary_line(r: Result) -> str:
     per_q = ", ".join(f"{q} {earned:g}/{r.assignment.questions[q]:g}" for q, earned in r.by_question().items())
     note = f"{r.status.upper()} ({r.message}): " if r.status != "ok" else ""
-    return f"{r.file}: {r.assignment.id}: {note}{per_q}: {r.score:g}/{r.total:g}"
+    return printable(f"{r.file}: {r.assignment.id}: {note}{per_q}: {r.score:g}/{r.total:g}")
 
 
 def report(r: Result) -> str:
@@ -749,7 +881,7 @@ def report(r: Result) -> str:
     if r.assignment.written:
         lines += ["", "Written answers (" + ", ".join(f"{q}: {p:g} points" for q, p in r.assignment.written.items())
                   + ") are graded by hand: see the written-answers document."]
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _answer(submission, cid: str, source_ids: set) -> str:
@@ -790,7 +922,8 @@ def written_answers(a: Assignment, results: list[Result]) -> str:
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
-            lines += [f"### {r.file}", "", _answer(r.submission, meta["id"], source_ids), ""]
+            lines += [f"### {printable(r.file)}", "", printable(_answer(r.submission, meta["id"], source_ids),
+                                                                   lines=True), ""]
     return "\n".join(lines)
 
 
@@ -850,11 +983,12 @@ def write_csv(outcomes: list, path: Path) -> None:
         w.writerow(["file", "assignment", "score", "total", *questions, "status", "message"])
         for o in outcomes:
             if isinstance(o, GradingError):
-                w.writerow([str(o.file), "", "", "", *[""] * len(questions), "error", str(o)])
+                w.writerow([printable(o.file), "", "", "", *[""] * len(questions), "error", printable(o)])
                 continue
             earned = o.by_question()
-            w.writerow([str(o.file), o.assignment.id, f"{o.score:g}", f"{o.total:g}",
-                        *[f"{earned[q]:g}" if q in earned else "" for q in questions], o.status, o.message])
+            w.writerow([printable(o.file), o.assignment.id, f"{o.score:g}", f"{o.total:g}",
+                        *[f"{earned[q]:g}" if q in earned else "" for q in questions], o.status,
+                        printable(o.message)])
 
 
 def cli(args) -> int:
@@ -863,7 +997,7 @@ def cli(args) -> int:
     results = [o for o in outcomes if isinstance(o, Result)]
     for o in outcomes:
         if isinstance(o, GradingError):
-            print(f"{o.file}: error: {o}", file=sys.stderr)
+            print(printable(f"{o.file}: error: {o}"), file=sys.stderr)
         else:
             print(summary_line(o))
     write_outputs(results, args.out)

@@ -4,8 +4,9 @@ The score does not rest on this module: a test's verdict is made by the grader o
 the test hands out with :func:`record`, compared with the values the instructor's solution gave in a reference
 run (``grader.py``). What runs here is what must happen inside the kernel:
 
-- :func:`setup`, before any student code: removes the working directory from ``sys.path``, records the modules
-  the tests use (a change to them is reported to the instructor), gives the student's namespace a ``getattr``
+- :func:`setup`, before any student code: limits the size of a file the kernel writes (``RLIMIT_FSIZE``), removes
+  the working directory from ``sys.path``, records the modules the tests use (a change to them is reported to the
+  instructor), gives the student's namespace a ``getattr``
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
   folder; reading anything but the folders the grader allows (the Python installation and its packages, hlmlib,
@@ -32,7 +33,9 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
   converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
   JSON on the grader's own channel (a file the notebook can neither read nor write a valid line to; see
-  :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it.
+  :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it. A value of more than
+  RECORD_ELEMENTS numbers or strings, or RECORD_LIMIT bytes, or past the channel's CHANNEL_LIMIT, is refused (a
+  ValueError: the test fails); a write on the channel that fails ends it (:class:`ChannelFailed`).
 - :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable.
 
 :func:`run_test`, :func:`record` and :func:`finish` are closures that :func:`setup` makes (:func:`_kit`): the
@@ -54,6 +57,7 @@ import dis
 import json
 import keyword
 import linecache
+import math
 import os
 import re
 import sys
@@ -62,6 +66,12 @@ import threading
 import types
 
 WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit")
+# What the grader's channel takes (the tests' records are a few kilobytes; the grader holds what it reads in memory):
+RECORD_ELEMENTS = 10_000        # numbers or strings in one recorded value
+RECORD_LIMIT = 250_000          # bytes of one line (a record as JSON, signed)
+CHANNEL_LIMIT = 2_000_000       # bytes of the whole channel, of which records may use all but CHANNEL_RESERVE:
+CHANNEL_RESERVE = 200_000       # kept for the lines that say a test completed, what changed, and the end
+REFUSAL_LOG_LIMIT = 200_000     # bytes of the log of refused operations (past it, refusals are not logged)
 ESTIMATOR_PACKAGES = ("hlmlib", "statsmodels", "linearmodels", "sklearn")
 _REAL_BUILTINS = builtins.__dict__.copy()
 _MISSING = object()
@@ -72,10 +82,19 @@ class Refused(PermissionError):
     """An operation the grader does not allow in a grading kernel."""
 
 
+class ChannelFailed(RuntimeError):
+    """The grader's channel could not be written (an OS error, such as a full disk, or the channel's size limit):
+    the kit writes nothing more on it, and the grader ends the run's score there (not tampering)."""
+
+
 def _refuse(what: str):
-    """Log ``what`` for the instructor's report (to a file outside the run's folder) and raise Refused."""
+    """Log ``what`` for the instructor's report (to a file outside the run's folder, up to REFUSAL_LOG_LIMIT bytes)
+    and raise Refused."""
     try:
-        os.write(_state["log_fd"], (json.dumps(what) + "\n").encode())
+        line = (json.dumps(what[:1000]) + "\n").encode()
+        if _state.get("log_used", 0) + len(line) <= REFUSAL_LOG_LIMIT:
+            _state["log_used"] = _state.get("log_used", 0) + len(line)
+            os.write(_state["log_fd"], line)
     except (KeyError, OSError):
         pass
     raise Refused(f"the grader does not allow {what}")
@@ -106,6 +125,7 @@ _REFUSED = {  # event: what it is, in the report
     "os.link": "making a hard link", "os.symlink": "making a symbolic link",
     "gc.get_referrers": "searching the interpreter's objects",
     "gc.get_referents": "searching the interpreter's objects", "gc.get_objects": "searching the interpreter's objects",
+    "resource.setrlimit": "changing the process's limits", "resource.prlimit": "changing the process's limits",
 }
 # what /proc may be read for: the list of processes, their states and the machine's (ipykernel, through psutil,
 # reads them to stop its children when it shuts down), not a process's memory, environment or command line
@@ -512,13 +532,33 @@ def _channel(path: str):
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     key = os.urandom(32)
     write, dumps, mac, sha256 = os.write, json.dumps, hmac.new, hashlib.sha256
-    write(fd, key.hex().encode() + b"\n")
-    count = [0]
+    first = key.hex().encode() + b"\n"
+    write(fd, first)
+    count, used, failed = [0], [len(first)], [None]
 
     def emit(test_id: str, kind: str, payload=None) -> None:
+        """Send a line. A record larger than RECORD_LIMIT, or past CHANNEL_LIMIT less CHANNEL_RESERVE, is refused
+        (ValueError: that test fails); a write that fails, or a line past CHANNEL_LIMIT, ends the channel
+        (ChannelFailed, now and for every later line: the grader counts what came before)."""
+        if failed[0]:
+            raise ChannelFailed(failed[0])
         line = dumps([count[0], test_id, kind, payload]).encode()
+        if kind == "record" and (len(line) > RECORD_LIMIT or used[0] + len(line) > CHANNEL_LIMIT - CHANNEL_RESERVE):
+            raise ValueError(f"record({payload['name']!r}): {len(line):,} bytes as JSON; the grader takes at most "
+                             f"{RECORD_LIMIT:,} bytes per value and {CHANNEL_LIMIT - CHANNEL_RESERVE:,} for all the "
+                             "values of a run")
+        data = mac(key, line, sha256).hexdigest().encode() + b" " + line + b"\n"
+        written, error = -1, "the channel's size limit reached"
+        if used[0] + len(data) <= CHANNEL_LIMIT:
+            try:
+                written, error = write(fd, data), "a write cut short"
+            except OSError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        if written != len(data):
+            failed[0] = f"the grader's channel could not be written ({error})"
+            raise ChannelFailed(failed[0])
         count[0] += 1
-        write(fd, mac(key, line, sha256).hexdigest().encode() + b" " + line + b"\n")
+        used[0] += len(data)
     return emit, fd
 
 
@@ -585,12 +625,17 @@ def _own(module_name: str) -> bool:
 
 
 def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(), forbidden_attributes=(),
-          forbidden_names=()) -> None:
+          forbidden_names=(), write_limit: int | None = None) -> None:
     """Prepare the kernel; called once, by the grader's first cell, before any student code. ``channel``: the file
     the tests' records go to (:func:`_channel`); ``allowed`` and ``denied``: the folders the run may and may not read
     (see :func:`_guard`); ``forbidden_attributes`` and ``forbidden_names``: what the static check refuses, refused
-    in the student's ``getattr`` and in code compiled from strings (:class:`_StringCode`)."""
+    in the student's ``getattr`` and in code compiled from strings (:class:`_StringCode`); ``write_limit``: the
+    largest file, in bytes, the kernel may write (``RLIMIT_FSIZE``, soft and hard: the hook refuses raising it)."""
     import ctypes  # noqa: F401  (imported now: importing it later loads a library, which the hook refuses)
+    import resource
+
+    if write_limit is not None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (write_limit, write_limit))
 
     import hlmlib  # noqa: F401  (import what the tests use, so that it is recorded)
     import numpy.testing  # noqa: F401
@@ -670,10 +715,10 @@ def _kit(emit) -> dict:
         new = [c for c in changed() if c not in _state["reported"]]
         if new:
             _state["reported"].update(new)
-            emit(test_id, "changed", new)
+            emit(test_id, "changed", [c[:200] for c in new[:50]])
         streams = streams_changed()
         if streams:
-            emit(test_id, "tampered", streams)
+            emit(test_id, "tampered", [c[:200] for c in streams[:50]])
 
     def run_test(test_id: str, source: str, reference=()) -> None:
         """Run one test cell's code; send ``done``, with the digest of the code it ran (:func:`test_digest`), on
@@ -719,7 +764,7 @@ def _kit(emit) -> dict:
         test = running[0]
         if test is None or sys._getframe(1).f_code.co_filename != test[1]:   # not a function the test called
             raise RuntimeError("record() works only in the code of a test run by the grader")
-        value = plain(value, labels, name)
+        value = plain(value, labels, name, [RECORD_ELEMENTS])
         tolerance = plain(atol, False, f"{name} (atol)")
         emit(test[0], "record", {"name": name, "value": value, "rtol": float(rtol), "atol": tolerance})
         return value
@@ -746,43 +791,58 @@ def _value_types():
     return _state["numpy"], _state["pandas"], _state["scalars"]
 
 
-def _plain(value, labels: bool, where: str):
-    """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs."""
+def _plain(value, labels: bool, where: str, budget: list | None = None):
+    """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs. With
+    ``budget`` (``[n]``: how many numbers or strings it may still have), a larger value is a ValueError, found before
+    it is converted."""
     np, pd, scalars = _value_types()
     kind = type(value)
+    budget = [math.inf] if budget is None else budget
+
+    def spend(n: int) -> None:
+        budget[0] -= n
+        if budget[0] < 0:
+            raise ValueError(f"{where}: a value of more than {RECORD_ELEMENTS:,} numbers or strings; the grader records "
+                             "no larger values (the tests' are far smaller)")
+
     if value is None or kind in (bool, int, float, str):
         return value
     if kind in scalars:
         return value.item()
     if kind is np.ndarray:
         if value.dtype.kind == "O":        # labels: every element must pass these checks itself
-            return _plain(value.tolist(), labels, where)
+            return _plain(value.tolist(), labels, where, budget)
         if value.dtype.kind not in "biufU":
             raise TypeError(f"{where}: an array of {value.dtype}; the grader takes arrays of numbers or strings")
+        spend(value.size)
         return value.tolist()
     if kind in (list, tuple):
-        return [_plain(v, labels, f"{where}[{i}]") for i, v in enumerate(value)]
+        spend(len(value))
+        return [_plain(v, labels, f"{where}[{i}]", budget) for i, v in enumerate(value)]
     if kind is dict:
+        spend(len(value))
         out = {}
         for key, v in value.items():
             if type(key) not in (str, int):
                 raise TypeError(f"{where}: a dict key of type {type(key).__name__}; the grader takes str or int keys")
-            out[str(key)] = _plain(v, labels, f"{where}[{key!r}]")
+            out[str(key)] = _plain(v, labels, f"{where}[{key!r}]", budget)
         return out
     if kind in (pd.Series, pd.DataFrame):
         dtypes = [value.dtype] if kind is pd.Series else list(value.dtypes)
         if not all(isinstance(d, np.dtype) and d.kind in "biuf" for d in dtypes):
             raise TypeError(f"{where}: a pandas {kind.__name__} that is not of numbers")
+        if value.size > budget[0]:
+            spend(value.size)              # refused before the values are copied
         values = value.to_numpy()
         if type(values) is not np.ndarray:
             raise TypeError(f"{where}: a pandas {kind.__name__} whose values are not a NumPy array")
-        values = _plain(values, labels, where)
+        values = _plain(values, labels, where, budget)
         if not labels:
             return values
-        index = _plain(value.index.to_numpy(), labels, f"{where}.index")
+        index = _plain(value.index.to_numpy(), labels, f"{where}.index", budget)
         if kind is pd.Series:
             return dict(zip((str(i) for i in index), values))
-        return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns"), "index": index,
+        return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns", budget), "index": index,
                 "values": values}
     raise TypeError(f"{where}: a {kind.__module__}.{kind.__qualname__}; the grader takes numbers, strings, NumPy "
                     "arrays (not subclasses such as masked arrays), lists, tuples, dicts, and pandas Series or "

@@ -311,6 +311,11 @@ UNPICKLING_RELAYS = ("assignment02_relay4", "assignment05_relay4")
 # (typing.get_type_hints, with the notebook's namespace); P reads the instructor's source from the repository's git
 # objects and runs its answer cells. 6/6 then.
 DISPATCH = ("assignment02_dispatch", "assignment05_dispatch")
+# Round 5: a later question whose tests run with the instructor's earlier answers moved above those answers; its
+# function keeps the instructor's functions the tests hand it, and the earlier answers bind them (4/6 and 2/8 then).
+# Written by tests/fixtures/make_reorder_fixtures.py; the honest counterpart moves the instructor's cells the same way.
+REORDERED = {"assignment01_reorder": ("01_moulton_by_simulation", "q4"),
+             "assignment03_reorder": ("03_few_clusters_monte_carlo", "q3")}
 # Run past the static check: the kit's run_test wrapped to swallow a test's exception, or to run other code in its
 # place under the test's name. Neither can send ``done`` for the test the grader sent.
 WRAPPERS = {
@@ -363,6 +368,16 @@ UNSEEN = {
         "q1-answer": "d = '_' * 2\nmeta = type(float)\n"
                      "Anything = meta('Anything', (float,), {d + 'sub' + d: lambda s, o: 0.0})\n"
                      "def null_icc(data):\n    return Anything(0.5)\nicc = null_icc(hsb)"}, []),
+    # round 5: answers of ten million numbers (the grader's memory, once); a refused path, and a written answer, with
+    # control characters that rewrite a terminal's line ("\r", ESC[K, ESC[8m hides the rest) or add lines
+    "huge-values": ("02_sandwich_by_hand", "student", {
+        "q1-answer": "def ols_fit(y, X):\n    return np.zeros(10**7), list(np.zeros(10**5))"}, []),
+    "control-characters": ("02_sandwich_by_hand", "student", {"q4-answer": "My answer\x1b[8m, hidden\r"}, [
+        ("setup", r"""fake = "\rfake.ipynb: 02_sandwich_by_hand: q1 2/2: 6/6\x1b[K\x1b[8m\nother.ipynb: x: 6/6\u202e"
+try:
+    open("/x" + fake)
+except OSError:
+    pass""")]),
     "patch-stats-t-through-a-method": ("03_few_clusters_monte_carlo", "student", {
         "q2-answer": "class Put:\n    def sf(self, function):\n        self.sf = function\n\n"
                      "Put.sf(stats.t, lambda x, df, *args, **kwargs: stats.norm.sf(x))\n\n"
@@ -380,6 +395,17 @@ def _edited(nb, replace, insert):
     for after, code in reversed(insert):
         at = next(i for i, c in enumerate(out.cells) if make.cell_key(c) == after)
         out.cells.insert(at + 1, _scratch(code))
+    return out
+
+
+def _moved_up(nb, question):
+    """A copy of ``nb`` with the question's prompt, answer and visible test moved to just below the set-up."""
+    out = copy.deepcopy(nb)
+    moved = [c for c in out.cells if make.cell_key(c) in (f"{question}-prompt", f"{question}-answer",
+                                                          f"{question}-test")]
+    rest = [c for c in out.cells if c not in moved]
+    at = [make.cell_key(c) for c in rest].index("setup") + 1
+    out.cells = rest[:at] + moved + rest[at:]
     return out
 
 
@@ -425,6 +451,9 @@ def graded(built, tmp_path_factory):
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
     for name in RELAYS + UNPICKLING_RELAYS + DISPATCH:
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
+    for name, (aid, question) in REORDERED.items():
+        add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
+        add(f"honest/{name}", _moved_up(versions["instructor", aid], question))
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
                          capture_output=True, text=True, timeout=1800)
@@ -579,6 +608,110 @@ def test_attempts_the_static_check_does_not_see_score_nothing(graded):
     assert "takes the method .sf from its class" in row["message"], row
 
 
+def test_a_value_too_large_to_record_fails_its_test_with_a_note(graded):
+    row = graded["rows"]["unseen/huge-values"]
+    assert float(row["score"]) == 0 and row["status"] == "ok", row
+    assert "ValueError: b: a value of more than 10,000 numbers or strings" in _report(graded, "unseen/huge-values")
+
+
+def test_control_characters_from_a_submission_are_escaped_in_every_output(graded):
+    name = "unseen/control-characters"
+    row, report = graded["rows"][name], _report(graded, name)
+    written = (graded["out"] / "written_02_sandwich_by_hand.md").read_text(encoding="utf-8")
+    [line] = [line for line in graded["stdout"].splitlines() if line.startswith(str(graded["files"][name]))]
+    assert line.endswith(": 0/6") and "\\rfake.ipynb" in line and "\\x1b[8m\\nother.ipynb: x: 6/6\\u202e" in line
+    assert "\\rfake.ipynb" in row["message"] and "\\rfake.ipynb" in report, (row, report)
+    assert "My answer\\x1b[8m, hidden\\r" in written
+    for text in (graded["stdout"], graded["stderr"], row["message"], report, written):
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u202e]", text), repr(text[:300])
+
+
+def test_printable_escapes_control_and_format_characters():
+    assert grader.printable("a\rb\x1b[8mc\nd\te\u202ef\u2028g") == "a\\rb\\x1b[8mc\\nd\\te\\u202ef\\u2028g"
+    assert grader.printable("line\n\tindented\r", lines=True) == "line\n\tindented\\r"
+    assert grader.printable("café, ρ = 0.2, $\\bar x$") == "café, ρ = 0.2, $\\bar x$"
+
+
+def test_a_run_that_writes_past_its_limit_is_ended_and_the_batch_is_graded(built, monkeypatch, tmp_path):
+    # a low limit for the test (the default is 100 MB): the writer's run is ended as its folder passes it; the honest
+    # run beside it keeps its marks
+    monkeypatch.setattr(grader, "WRITE_LIMIT", 20_000_000)
+    student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
+    writer = ("import time\nchunk = b'0' * 2**20\n"
+              "for i in range(100):\n    with open(f'part{i}.bin', 'wb') as f:\n        f.write(chunk)\n"
+              "time.sleep(60)")
+    nbformat.write(_edited(student, {}, [("setup", writer)]), tmp_path / "writer.ipynb")
+    writer_result, honest = grader.grade_many([tmp_path / "writer.ipynb",
+                                               built[("instructor", "02_sandwich_by_hand")]], timeout=120)
+    assert writer_result.status == "crashed" and writer_result.score == 0, grader.report(writer_result)
+    assert "the run wrote more than 20 MB in its folder" in writer_result.message, writer_result.message
+    assert honest.status == "ok" and honest.score == honest.total, grader.report(honest)
+
+
+def test_the_channel_and_the_log_have_their_space_reserved(tmp_path):
+    if not grader.preallocate(tmp_path / "channel", gradingkit.CHANNEL_LIMIT):
+        pytest.skip("this file system cannot reserve space (fallocate)")
+    st = (tmp_path / "channel").stat()
+    assert st.st_size == 0 and st.st_blocks * 512 >= gradingkit.CHANNEL_LIMIT
+
+
+def test_a_channel_write_that_fails_ends_the_channel_and_the_run_is_crashed_not_flagged(tmp_path, monkeypatch):
+    import os
+    path, real, writes = tmp_path / "channel", os.write, []
+    path.touch()
+
+    def full_disk(fd, data):      # the key and one line, then no space left
+        if len(writes) == 2:
+            raise OSError(28, "No space left on device")
+        writes.append(data)
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    emit, fd = gradingkit._channel(str(path))
+    emit("q1-test", "done", {"digest": "x"})
+    for line in (("q2-test", "done", {"digest": "y"}), ("end", "end")):     # every later line refused the same way
+        with pytest.raises(gradingkit.ChannelFailed, match="could not be written .OSError: .Errno 28. No space"):
+            emit(*line)
+    monkeypatch.undo()
+    os.close(fd)
+    entries, tampering = grader.read_channel(path, complete=False)
+    assert entries == [("q1-test", "done", {"digest": "x"})] and tampering is None
+    finish = [nbformat.v4.new_output("error", ename="ChannelFailed", evalue=str(gradingkit.ChannelFailed("it failed")),
+                                     traceback=[])]
+    assert grader.channel_failure(finish) == "it failed: the tests after that count 0"
+    assert grader.channel_failure([nbformat.v4.new_output("error", ename="Refused", evalue="x", traceback=[])]) is None
+
+
+def test_the_channel_takes_values_up_to_its_limits_and_the_grader_reads_no_more(tmp_path, monkeypatch):
+    import numpy as np
+    path = tmp_path / "channel"
+    path.touch()
+    emit, fd = gradingkit._channel(str(path))
+    for value in (np.zeros(10**7), [[0.0] * 5_000, [0.0] * 5_001]):       # what record() takes
+        with pytest.raises(ValueError, match="more than 10,000 numbers"):
+            gradingkit._plain(value, False, "b", [gradingkit.RECORD_ELEMENTS])
+    assert gradingkit.array(np.zeros((20_000, 5))).shape == (20_000, 5)       # array(): in the kernel, no limit
+    with pytest.raises(ValueError, match="bytes as JSON; the grader takes at most 250,000 bytes per value"):
+        emit("q1", "record", {"name": "s", "value": "x" * gradingkit.RECORD_LIMIT})
+    sent = 0
+    with pytest.raises(ValueError, match="1,800,000 for all the values of a run"):
+        while True:
+            emit("q1", "record", {"name": f"v{sent}", "value": "x" * 200_000})
+            sent += 1
+    emit("q1", "done", {"digest": "d"})             # the reserve: the lines that are not records still go
+    emit("end", "end")
+    os = __import__("os")
+    os.close(fd)
+    entries, tampering = grader.read_channel(path, complete=True)
+    assert tampering is None and len(entries) == sent + 2 == 10, (len(entries), tampering)
+    valid = path.read_bytes()                         # more than the kit writes: a line too long, or too much
+    path.write_bytes(valid + b"0" * (gradingkit.RECORD_LIMIT + 1000))
+    assert "longer than the grading kit writes" in grader.read_channel(path, complete=True)[1]
+    path.write_bytes(valid)
+    monkeypatch.setattr(gradingkit, "CHANNEL_LIMIT", len(valid) - 100)     # signed lines past the limit
+    assert "more than the grading kit writes" in grader.read_channel(path, complete=True)[1]
+
+
 @pytest.mark.parametrize("name", RELAYS)
 def test_the_relay_that_rewrote_the_records_is_flagged_by_the_static_check(name, graded):
     row = graded["rows"][f"relay/{name}"]
@@ -592,6 +725,31 @@ def test_the_relay_that_reached_the_kit_by_unpickling_scores_nothing(name, grade
     row = graded["rows"][f"relay/{name}"]
     assert float(row["score"]) == 0 and row["status"] in ("review", "flagged"), row
     assert "refused at run time: unpickling (it resolves gradingkit._state)" in row["message"], row
+
+
+@pytest.mark.parametrize("name", REORDERED)
+def test_moving_a_later_answer_above_earlier_ones_gains_none_of_the_instructors_answers(name, graded):
+    # the later question's tests, which run with the instructor's earlier answers, run after the earlier questions'
+    # tests wherever the student moved its cells: the attack scores what its work earns (0); moving the instructor's
+    # cells the same way keeps full marks
+    aid, question = REORDERED[name]
+    row = graded["rows"][f"relay/{name}"]
+    assert float(row["score"]) == 0 and row["status"] == "ok", row
+    honest = graded["rows"][f"honest/{name}"]
+    assert honest["status"] == "ok" and float(honest["score"]) == CATALOGUE[aid].total, honest
+
+
+@pytest.mark.parametrize("aid", [aid for aid in IDS if any(t.reference for t in CATALOGUE[aid].tests)])
+def test_a_test_with_the_instructors_earlier_answers_runs_after_every_test_above_it_in_the_source(aid):
+    a = CATALOGUE[aid]
+    question = next(t.question for t in a.tests if t.reference)
+    source_order = [t.id for t in a.tests]
+    for nb in (make.student_version(a), _moved_up(make.student_version(a), question)):
+        ran = [t for _, t in sorted(grader.assemble(nb, a).positions.items())]
+        for t in a.tests:
+            if t.reference:
+                earlier = source_order[:source_order.index(t.id)]
+                assert set(earlier) <= set(ran[:ran.index(t.id)]), (t.id, ran)
 
 
 @pytest.mark.parametrize("name", DISPATCH)
@@ -951,7 +1109,8 @@ namespace = {{}}
 channel = os.path.join(private, "channel")
 open(channel, "w").close()
 gradingkit.setup(namespace, work, os.path.join(private, "refusals.log"), channel, policy.denied, policy.allowed,
-                 sorted(grader.integrity.FORBIDDEN_ATTRIBUTES), sorted(grader.integrity.FORBIDDEN_NAMES))
+                 sorted(grader.integrity.FORBIDDEN_ATTRIBUTES), sorted(grader.integrity.FORBIDDEN_NAMES),
+                 write_limit=1_000_000)
 outcome = {{}}
 def attempt(label, action):
     try:
@@ -963,6 +1122,9 @@ def attempt(label, action):
         outcome[label] = type(exc).__name__
 hlmlib_dir = os.path.dirname(grader.make.HERE) + "/hlmlib"
 attempt("write in the run's folder", lambda: open("notes.txt", "w").write("x"))
+attempt("write past the file-size limit", lambda: open("big.bin", "wb").write(b"0" * 2_000_000))
+import resource
+attempt("raise the file-size limit", lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (-1, -1)))
 attempt("write into hlmlib", lambda: open(hlmlib_dir + "/zz.py", "w"))
 attempt("write through os.open", lambda: os.open(hlmlib_dir + "/zz.py", os.O_WRONLY | os.O_CREAT))
 attempt("write a database outside", lambda: sqlite3.connect(hlmlib_dir + "/zz.db"))
@@ -1091,6 +1253,7 @@ def test_the_audit_hook_refuses_what_a_run_must_not_do(tmp_path):
     assert {k for k, v in outcome.items() if v == "allowed"} == allowed, json.dumps(outcome)
     # np.load turns the refusal into an UnpicklingError (raised from it); the refusal is logged all the same
     assert outcome.pop("unpickle a global through np.load") == "UnpicklingError"
+    assert outcome.pop("write past the file-size limit") == "OSError"        # EFBIG: the kernel's RLIMIT_FSIZE
     assert any("unpickling (it resolves gradingkit._state)" in line for line in log), log
     assert {k for k, v in outcome.items() if v == "refused"} == set(outcome) - allowed, json.dumps(outcome)
     assert any("hlmlib/zz.py" in line for line in log) and any("starting a process" in line for line in log)
