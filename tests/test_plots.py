@@ -378,7 +378,7 @@ def test_coef_plot_reference_and_styles_and_a_band_alone(fits):
     ax = plots.coef_plot({"CR": ratio}, styles={"CR": {"color": "#D55E00", "marker": "s"}}, reference=1.0)
     assert ax.lines[0].get_color() == "#D55E00" and ax.lines[0].get_marker() == "s"
     assert ax.lines[-1].get_xdata()[0] == 1.0
-    table = fits["hlm"].marginal_effect("cses", "meanses")
+    table = fits["hlm"].marginal_effect("cses", "meanses", given={"catholic": 0})
     ax = plots.marginal_effect_plot(table, band="lines", show_estimate=False, zero_line=False,
                                     band_style={"linestyle": ":", "label": "95% CI, model"})
     assert len(ax.lines) == 2 and ax.lines[0].get_linestyle() == ":"
