@@ -376,5 +376,8 @@ def test_twoway_warning_reports_the_eigenvalue_in_the_datas_units():
             V = fit.vcov("CR1", ("firm", "year")).to_numpy()
         smallest = np.linalg.eigvalsh(V)[0]
         assert smallest < 0
-        reported = float(re.search(r"smallest eigenvalue (\S+)\)", str(caught[0].message)).group(1))
+        reported = float(re.search(r"smallest eigenvalue in the data's units (\S+);", str(caught[0].message)).group(1))
         assert reported == pytest.approx(smallest, rel=5e-3)
+        d = np.sqrt(np.diag(V))            # and the one judged, unit-free: the same at every scale
+        judged = float(re.search(r"correlation form .* is (\S+);", str(caught[0].message)).group(1))
+        assert judged == pytest.approx(np.linalg.eigvalsh(V / np.outer(d, d))[0], rel=5e-3) and judged < 0
