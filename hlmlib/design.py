@@ -380,7 +380,7 @@ def _factor_variables(factor, columns) -> set[str]:
     return found
 
 
-def formula_variables(formula, columns, side: str | None = None) -> list[str]:
+def _formula_variables(formula, columns, side: str | None = None) -> list[str]:
     """The data columns a formula (a string, or formulaic's parsed formula) reads, in sorted order
     (:func:`_factor_variables`); ``side="lhs"`` or ``"rhs"`` for one side of ``y ~ x``. ``columns``: the data's,
     to tell a dotted column name from an attribute."""
@@ -415,7 +415,7 @@ def _complete_rows(data: pd.DataFrame, formulas=(), columns=()) -> tuple[np.ndar
         raise InputError(f"data has repeated column name(s) {repeated}: a formula could not tell them apart")
     needed: list = []
     for f in formulas:
-        for v in formula_variables(f, data.columns):
+        for v in _formula_variables(f, data.columns):
             if v not in needed:
                 needed.append(v)
     for c in columns:
@@ -480,7 +480,7 @@ def _check_levels(spec, frame: pd.DataFrame) -> None:
     for factor, (kind, state) in spec.encoder_state.items():
         if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
             continue
-        variables = sorted(set(formula_variables(f"~ {factor}", frame.columns)) & set(frame.columns))
+        variables = sorted(set(_formula_variables(f"~ {factor}", frame.columns)) & set(frame.columns))
         if len(variables) != 1:
             continue
         values = frame[variables[0]]
@@ -583,7 +583,7 @@ def columns_by_name(newdata, names: list[str], what: str, default_prefix: str):
 def _check_response(formula, frame: pd.DataFrame) -> None:
     """The left-hand side's variables must be numeric (or boolean): formulaic would dummy-code a string
     or categorical response, and a single level would be 'fitted' as a column of ones."""
-    for v in formula_variables(formula, frame.columns, side="lhs"):
+    for v in _formula_variables(formula, frame.columns, side="lhs"):
         if v in frame.columns:
             dtype = frame[v].dtype
             if isinstance(dtype, pd.CategoricalDtype) or dtype.kind not in "biuf":

@@ -267,7 +267,7 @@ class _Factor(NamedTuple):
     reduced: bool = True
 
 
-def _model_terms(names, spec, columns=()) -> list[tuple[list[_Factor], float, list[str]]]:
+def _model_terms(names, spec, columns=None) -> list[tuple[list[_Factor], float, list[str]]]:
     """The model's terms as (factors, scale, columns): formulaic's structure for formula fits (``spec``; a
     term's columns are the products of its factors' columns, named by joining theirs with ':'), with the data
     ``columns`` each factor reads; for fits from arrays one term per column, its ':'-separated parts as
@@ -275,7 +275,9 @@ def _model_terms(names, spec, columns=()) -> list[tuple[list[_Factor], float, li
     if spec is None:
         return [([_Factor(part, frozenset(_variables(part))) for part in name.split(":")], 1.0, [name])
                 for name in names]
-    read = {str(factor): {str(v) for v in variables} & set(map(str, columns))
+    # what formulaic looked up, less what is not a data column (the function in np.log(z), a stateful transform)
+    columns = None if columns is None else set(map(str, columns))
+    read = {str(factor): {str(v) for v in variables if columns is None or str(v) in columns}
             for factor, variables in spec.factor_variables.items()}
     terms = []
     for structure in spec.structure:
@@ -378,7 +380,7 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     check_term_names(x=x, by=by)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
     z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1), numbers_only=True))
-    terms = _model_terms(names, spec, () if data is None else data.columns)
+    terms = _model_terms(names, spec, None if data is None else data.columns)
     x_factor = next((factors[0] for factors, _, columns in terms if columns == [names[j_x]] and len(factors) == 1
                      and factors[0].expr == names[j_x] and factors[0].contrasts is None), None)
     if x_factor is None:

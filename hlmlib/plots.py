@@ -716,7 +716,8 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     computed). ``se``: their Monte Carlo standard errors, a DataFrame of the same shape (e.g. the standard
     deviation across replications over :math:`\sqrt R`, or across independent blocks over the square root of
     their number), drawn as error bars :math:`\hat\theta \pm z\,\mathrm{se}`,
-    :math:`z = \Phi^{-1}((1+\text{level})/2)`; None for none. Each series is ``ax.containers[k]`` (an
+    :math:`z = \Phi^{-1}((1+\text{level})/2)`; None for none. A NaN standard error beside an estimate is refused
+    (the point would look exact). Each series is ``ax.containers[k]`` (an
     ErrorbarContainer: its points ``ax.containers[k].lines[0]``), markers only unless ``connect``.
 
     ``theory``: exact or theoretical values, a DataFrame on any grid of the design parameter (its index),
@@ -876,8 +877,9 @@ def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, 
 
     - ``lines=None``: the group's own least-squares line of ``y`` on ``x`` (no pooling; a group whose ``x`` is
       constant has none and is refused);
-    - ``lines`` a DataFrame indexed by group with two columns, intercept and slope (in that order): given lines
-      (the true lines of simulated data, lines with a common slope, ...).
+    - ``lines`` a DataFrame indexed by group with two columns, intercept and slope (in that order), one row per
+      group (a repeated group is refused): given lines (the true lines of simulated data, lines with a common
+      slope, ...).
 
     drawn over the group's range of ``x`` (``span="group"``) or over the range of all rows (``"all"``), with
     the group's points (``points``) in the same colour. ``groups``: the groups to draw (default all; the
