@@ -353,6 +353,46 @@ def _parse(formula: str):
         raise InputError(f"formula {formula!r} could not be parsed: {_formulaic_message(error)}") from None
 
 
+def _factor_variables(factor, columns) -> set[str]:
+    """The data columns one formulaic factor reads: a looked-up name as it stands (```x.1```), and in a Python
+    expression each name, or its longest dotted prefix that is a column (``Q('p.q')``, ``np.log(a.b)``), else the
+    part before its first dot (``a.fillna(0)`` reads ``a``). formulaic's own ``required_variables`` keeps only the
+    part before the first dot, and so reads ```x.1``` as ``x``."""
+    from formulaic.parser.types import Factor
+    from formulaic.transforms import TRANSFORMS
+    from formulaic.utils.variables import get_required_variables
+
+    if factor.eval_method == Factor.EvalMethod.LOOKUP:
+        return {factor.expr}
+    if factor.eval_method != Factor.EvalMethod.PYTHON:
+        return set()
+    try:
+        variables = get_required_variables(factor.expr, TRANSFORMS)
+    except Exception:                   # malformed code: formulaic reports it when evaluating the factor
+        return {str(v) for v in factor.required_variables}
+    found = set()
+    for variable in variables:
+        if variable.root in TRANSFORMS:
+            continue
+        parts = str(variable).split(".")
+        prefixes = (".".join(parts[:i]) for i in range(len(parts), 0, -1))
+        found.add(next((p for p in prefixes if p in columns), str(variable.root)))
+    return found
+
+
+def _formula_variables(formula, columns, side: str | None = None) -> list[str]:
+    """The data columns a formula (a string, or formulaic's parsed formula) reads, in sorted order
+    (:func:`_factor_variables`); ``side="lhs"`` or ``"rhs"`` for one side of ``y ~ x``. ``columns``: the data's,
+    to tell a dotted column name from an attribute."""
+    parsed = _parse(formula) if isinstance(formula, str) else formula
+    if side is not None:
+        parsed = getattr(parsed, side, None)
+    parts = [parsed] if parsed is None or parsed.__class__.__name__ == "SimpleFormula" else [parsed.lhs, parsed.rhs]
+    columns = set(map(str, columns))
+    return sorted({v for part in parts if part is not None for term in part for factor in term.factors
+                   for v in _factor_variables(factor, columns)})
+
+
 def _model_matrix(formula: str, frame: pd.DataFrame):
     """formulaic's model matrix, its errors (an unknown function, a bad term) as InputError."""
     import formulaic
@@ -375,7 +415,7 @@ def _complete_rows(data: pd.DataFrame, formulas=(), columns=()) -> tuple[np.ndar
         raise InputError(f"data has repeated column name(s) {repeated}: a formula could not tell them apart")
     needed: list = []
     for f in formulas:
-        for v in sorted(_parse(f).required_variables):
+        for v in _formula_variables(f, data.columns):
             if v not in needed:
                 needed.append(v)
     for c in columns:
@@ -440,7 +480,7 @@ def _check_levels(spec, frame: pd.DataFrame) -> None:
     for factor, (kind, state) in spec.encoder_state.items():
         if getattr(kind, "value", kind) != "categorical" or "categories" not in state:
             continue
-        variables = sorted(_parse(f"~ {factor}").required_variables & set(frame.columns))
+        variables = sorted(set(_formula_variables(f"~ {factor}", frame.columns)) & set(frame.columns))
         if len(variables) != 1:
             continue
         values = frame[variables[0]]
@@ -489,7 +529,9 @@ def new_model_matrix(spec, newdata: pd.DataFrame, names: list[str], what: str = 
     if not isinstance(newdata, pd.DataFrame):
         raise InputError(f"newdata must be a pandas DataFrame with the variables of {what}, got "
                          f"{type(newdata).__name__}")
-    needed = sorted(spec.required_variables)
+    columns = set(map(str, newdata.columns)) | (set() if fit_data is None else set(map(str, fit_data.columns)))
+    # the columns the fit read (a dotted name such as `x.1` kept whole: formulaic's required_variables keeps x)
+    needed = sorted({str(v) if str(v) in columns else str(v.root) for v in spec.variables_by_source.get("data", ())})
     missing = [v for v in needed if v not in newdata.columns]
     if missing:
         raise InputError(f"newdata lacks the variable(s) {missing} of {what} (its columns: {list(newdata.columns)})")
@@ -541,7 +583,7 @@ def columns_by_name(newdata, names: list[str], what: str, default_prefix: str):
 def _check_response(formula, frame: pd.DataFrame) -> None:
     """The left-hand side's variables must be numeric (or boolean): formulaic would dummy-code a string
     or categorical response, and a single level would be 'fitted' as a column of ones."""
-    for v in sorted(_parse(formula).lhs.required_variables):
+    for v in _formula_variables(formula, frame.columns, side="lhs"):
         if v in frame.columns:
             dtype = frame[v].dtype
             if isinstance(dtype, pd.CategoricalDtype) or dtype.kind not in "biuf":

@@ -26,8 +26,12 @@ References
 """
 from __future__ import annotations
 
+import functools
+import itertools
+import operator
 import re
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,7 +42,7 @@ from .export import coef_table_text
 from .sandwich import Covariance
 
 __all__ = ["CoefTable", "term_index", "contrast_matrix", "contrast_table", "interaction_term",
-           "marginal_effect_table", "moderator_grid", "check_term_names", "terms_containing", "given_text"]
+           "marginal_effect_table", "moderator_grid", "check_term_names", "given_text"]
 
 COLUMNS = ["estimate", "se", "df", "t", "p", "ci_low", "ci_high"]
 
@@ -243,20 +247,76 @@ def interaction_term(x: str, by: str, names) -> str:
 
 
 _LEVEL = re.compile(r"\[[^\]]*\]")                                 # a factor level: c[T.b], C(c)[T.b]
-_VARIABLE = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?![\w.(])")           # not a function (I(, np.log() or number
+_VARIABLE = re.compile(r"(?<![\w.])[^\W\d]\w*(?![\w.(])")          # not a function (I(, np.log() or number
 
 
 def _variables(term: str) -> set[str]:
-    """The variables a coefficient's column is made of: 'x:c[T.b]' -> {x, c}, 'I(x ** 2)' -> {x},
-    'np.log(w + 5)' -> {w} (function names and factor levels left out)."""
-    return set(_VARIABLE.findall(_LEVEL.sub("", str(term))))
+    """The variables in a column name of a fit from arrays (no formula to read them from): 'x:c[T.b]' -> {x, c},
+    'I(x ** 2)' -> {x}, 'np.log(w + 5)' -> {w} (function names and factor levels left out); a name with none
+    ('1x') stands for itself."""
+    return set(_VARIABLE.findall(_LEVEL.sub("", str(term)))) or {str(term)}
 
 
-def terms_containing(x: str, names, but=()) -> list[str]:
-    """The coefficients other than ``but`` whose columns are made of a variable of the term ``x`` (its
-    interactions and transformations: 'x:c[T.b]', 'I(x ** 2)'), in ``names`` order."""
-    variables = _variables(x)
-    return [nm for nm in names if nm not in but and nm != x and variables & _variables(nm)]
+class _Factor(NamedTuple):
+    """One factor of a model term: its name in the column names ('x', 'C(c, Sum)', 'np.exp(z)'), the data columns
+    it reads, and for a categorical factor formulaic's coding (a ``ContrastsState``) and whether it has one column
+    fewer than levels there."""
+    expr: str
+    variables: frozenset
+    contrasts: object = None
+    reduced: bool = True
+
+
+def _model_terms(names, spec, columns=None) -> list[tuple[list[_Factor], float, list[str]]]:
+    """The model's terms as (factors, scale, columns): formulaic's structure for formula fits (``spec``; a
+    term's columns are the products of its factors' columns, named by joining theirs with ':'), with the data
+    ``columns`` each factor reads; for fits from arrays one term per column, its ':'-separated parts as
+    numeric factors."""
+    if spec is None:
+        return [([_Factor(part, frozenset(_variables(part))) for part in name.split(":")], 1.0, [name])
+                for name in names]
+    # what formulaic looked up, less what is not a data column (the function in np.log(z), a stateful transform)
+    columns = None if columns is None else set(map(str, columns))
+    read = {str(factor): {str(v) for v in variables if columns is None or str(v) in columns}
+            for factor, variables in spec.factor_variables.items()}
+    terms = []
+    for structure in spec.structure:
+        for scoped in structure.scoped_terms:
+            factors = []
+            for scoped_factor in scoped.factors:
+                expr = scoped_factor.factor.expr
+                state = spec.encoder_state.get(expr, (None, {}))[1]
+                factors.append(_Factor(expr, frozenset(read.get(expr, ())), state.get("contrasts"),
+                                       scoped_factor.reduced))
+            terms.append((factors, float(scoped.scale), list(structure.columns)))
+    return terms
+
+
+def _factor_columns(factor: _Factor, key: str, value) -> dict:
+    """The columns of a factor at a given value, by name: a numeric factor's one column is the value; a
+    categorical factor's are the row of its coding matrix for the level (treatment, sum, polynomial or any
+    other coding, as the fit encoded it). A level must be one of the fit's."""
+    if factor.contrasts is None:
+        return {factor.expr: _given_number(key, value)}
+    levels = list(factor.contrasts.levels)
+    matches = [level for level in levels if str(level) == str(value)]
+    if not matches or isinstance(value, (list, tuple, dict, set)):
+        shown = [level.item() if isinstance(level, np.generic) else level for level in levels]
+        raise InputError(f"given[{key!r}] = {value!r} is not a level of {factor.expr!r} (its levels in the fit: "
+                         f"{shown})")
+    contrasts = factor.contrasts.contrasts
+    coding = contrasts.get_coding_matrix(levels, factor.reduced)
+    name = contrasts.get_factor_format(levels, factor.reduced)
+    return {name.format(name=factor.expr, field=field): float(coding.loc[matches[0], field])
+            for field in coding.columns}
+
+
+def _given_for(factor: _Factor, given: dict) -> str | None:
+    """The key of ``given`` that sets a factor: its name ('C(c, Sum)', 'np.exp(z)'), or for a categorical factor
+    of one column the column's name ('c')."""
+    keys = [factor.expr] + (sorted(factor.variables) if factor.contrasts is not None
+                            and len(factor.variables) == 1 else [])
+    return next((key for key in keys if key in given), None)
 
 
 def check_term_names(**terms) -> None:
@@ -288,7 +348,7 @@ def moderator_grid(by: str, names, X: np.ndarray, data: pd.DataFrame | None = No
 
 def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance, names,
                           alpha: float = 0.05, caption: str = "", given=None,
-                          data: pd.DataFrame | None = None) -> CoefTable:
+                          data: pd.DataFrame | None = None, spec=None) -> CoefTable:
     r""":math:`dy/dx = b_x + b_{x:z}\, z` at each :math:`z` in ``at``, with delta-method se and
     intervals.
 
@@ -306,7 +366,11 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     them, or with a term in which :math:`x` is transformed (``I(x ** 2)``), the effect depends on values not
     given and :class:`~hlmlib.design.InputError` names those terms: :math:`b_x + b_{x:z} z` alone would be the
     effect at a reference level or at :math:`x = 0`, not what Stata's ``margins, dydx(x)`` reports (the average
-    over the data). A level in ``given`` must be one of the variable's values in ``data`` (the fit's rows).
+    over the data). The terms and the variables each reads come from the formula as formulaic parsed it
+    (``spec``, the fit's model spec; for fits from arrays, from the column names), and a categorical variable's
+    columns at its given level are that level's row of the coding the fit used (treatment, ``C(c, Sum)``,
+    ``Treatment('b')``, polynomial, ...): a level must be one of the fit's, and the key is the factor as written
+    (``'C(c, Sum)'``) or its column (``'c'``).
 
     References
     ----------
@@ -316,49 +380,72 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     check_term_names(x=x, by=by)
     j_x, j_xz = term_index(x, names), term_index(interaction_term(x, by, names), names)
     z = np.atleast_1d(check_finite_array(at, f"at= (the values of {by!r})", ndim=(0, 1), numbers_only=True))
+    terms = _model_terms(names, spec, None if data is None else data.columns)
+    x_factor = next((factors[0] for factors, _, columns in terms if columns == [names[j_x]] and len(factors) == 1
+                     and factors[0].expr == names[j_x] and factors[0].contrasts is None), None)
+    if x_factor is None:
+        raise InputError(f"{x!r} is not a numeric variable of the model (a column of its own, not a level of a "
+                         f"categorical factor or a product): dy/d{x} is not defined; compare levels with contrast()")
+    xz_factors = next((factors for factors, _, columns in terms if columns == [names[j_xz]]), [])
+    by_factor = next((f for f in xz_factors if f != x_factor and f.contrasts is None), None)
+    if by_factor is None or len(xz_factors) != 2:
+        raise InputError(f"the moderator {by!r} must be a numeric variable interacted with {x!r} (its term "
+                         f"{names[j_xz]!r}); for a categorical one use contrast() with its levels' terms")
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0
     L[:, j_xz] = z
-    others = terms_containing(x, names, but=(names[j_x], names[j_xz]))
     given = _check_given(given)
-    used, missing, transformed = set(), [], []
-    for term in others:
-        factors = [f.strip() for f in term.split(":")]
-        rest = [f for f in factors if f != names[j_x]]
-        if len(rest) != len(factors) - 1 or any(_variables(f) & _variables(x) for f in rest):
-            transformed.append(term)
+    used, missing, transformed, others, weights = set(), [], [], [], {}
+    for factors, scale, columns in terms:
+        if columns in ([names[j_x]], [names[j_xz]]) or not any(f.variables & x_factor.variables for f in factors):
             continue
-        weight = np.ones(z.size)
-        for factor in rest:
-            if factor == by:
-                weight = weight * z
+        others += [column for column in columns if column in names and column not in others]
+        rest = [f for f in factors if f != x_factor]
+        if len(rest) != len(factors) - 1 or any(f != by_factor and f.variables & (x_factor.variables
+                                                                                  | by_factor.variables)
+                                                for f in rest):
+            transformed += [column for column in columns if column in names]
+            continue
+        parts = []
+        for factor in factors:
+            if factor in (x_factor, by_factor):
+                parts.append({factor.expr: 1.0 if factor == x_factor else z})
                 continue
-            key, level, variable = _given_key(factor, given)
+            key = _given_for(factor, given)
             if key is None:
-                missing.append((variable, level))
+                missing.append(factor)
                 continue
             used.add(key)
-            value = given[key]
-            if level is None:
-                weight = weight * _given_number(key, value)
-            else:
-                _check_level(key, value, data)
-                weight = weight * float(str(value) == level)
-        L[:, names.index(term)] = weight
+            parts.append(_factor_columns(factor, key, given[key]))
+        if len(parts) == len(factors):
+            # formulaic's columns of a term: the products of its factors' columns, named by joining theirs
+            for combination in itertools.product(*(part.items() for part in parts)):
+                weights[":".join(name for name, _ in combination)] = functools.reduce(
+                    operator.mul, (w for _, w in combination), np.full(z.size, scale))
     if transformed:
-        raise InputError(f"{x!r} also enters the model through {transformed}, not as {x} times other columns: dy/d{x} "
-                         f"then depends on {x} itself (at {x} = 0 it is not what Stata's margins, dydx({x}) reports, "
-                         f"the average over the data); write the derivative at the values you mean with contrast()")
+        raise InputError(f"{x!r} also enters the model through {transformed}, not as {x} times other columns (or "
+                         f"with {by} transformed there): dy/d{x} then depends on {x} itself, or on {by} otherwise than "
+                         f"in proportion (at {x} = 0 it is not what Stata's margins, dydx({x}) reports, the average "
+                         f"over the data); write the derivative at the values you mean with contrast()")
     if missing:
-        variable, level = missing[0]
-        example = f"{{'{variable}': {0 if level is None else repr(level)}}}"
-        raise InputError(f"{x!r} also enters the model through {others}, so dy/d{x} depends on "
-                         f"{sorted({v for v, _ in missing})} too: give their values with given= (e.g. given={example}, "
-                         f"as Stata's margins, dydx({x}) at(...); a factor's value is one of its levels); "
+        keys = sorted({_given_for(f, {v: 0 for v in f.variables}) or f.expr for f in missing})
+        factor = missing[0]
+        level = factor.contrasts.levels[0] if factor.contrasts is not None else 0
+        example = repr(level.item() if isinstance(level, np.generic) else level)
+        raise InputError(f"{x!r} also enters the model through {others}, so dy/d{x} depends on {keys} too: give "
+                         f"their values with given= (e.g. given={{{keys[0]!r}: {example}}}, as Stata's margins, "
+                         f"dydx({x}) at(...); a categorical variable's value is one of its levels); "
                          f"b_{names[j_x]} + b_{names[j_xz]} * {by} alone is the effect at 0 or the reference level")
     unused = sorted(set(given) - used)
     if unused:
         raise InputError(f"given= names {unused}, which no other term containing {x!r} uses (those are {others})")
+    unread = [column for column in others if column not in weights]
+    if unread:
+        raise InputError(f"the column(s) {unread} of the terms containing {x!r} could not be evaluated at the given "
+                         f"values (a factor of several columns, such as poly(z, 2)): write the derivative with "
+                         f"contrast()")
+    for column in others:
+        L[:, names.index(column)] = weights[column]
     table = contrast_table(L, coef, cov, alpha, caption=caption)
     out = CoefTable(table)
     out.insert(0, by, z)
@@ -379,31 +466,6 @@ def given_text(given) -> str:
     """' at catholic = 0, c = b' for a caption (checked as :func:`marginal_effect_table` checks ``given``)."""
     given = _check_given(given)
     return " at " + ", ".join(f"{key} = {value}" for key, value in given.items()) if given else ""
-
-
-def _given_key(factor: str, given: dict) -> tuple[str | None, str | None, str]:
-    """The key of ``given`` that sets a factor of a term, the level it stands for and the variable's name:
-    'catholic' -> ('catholic', None, 'catholic'); 'c[T.b]' or 'C(c)[T.b]' -> ('c' or 'C(c)', 'b', 'c'); key None
-    when ``given`` has no such key."""
-    level_match = re.fullmatch(r"(.+)\[(?:T\.)?([^\]]*)\]", factor)
-    name, level = (level_match[1], level_match[2]) if level_match else (factor, None)
-    inner = re.fullmatch(r"C\((\w+)\)", name)
-    variable = inner[1] if inner else name
-    for key in (name, variable):
-        if key in given:
-            return key, level, variable
-    return None, level, variable
-
-
-def _check_level(key: str, value, data: pd.DataFrame | None) -> None:
-    """A level given for a factor must be one of its values in the fit's rows (else it would count silently as the
-    reference level)."""
-    inner = re.fullmatch(r"C\((\w+)\)", key)
-    column = inner[1] if inner else key
-    if data is not None and column in data.columns:
-        levels = pd.unique(data[column].dropna())
-        if not any(str(value) == str(level) for level in levels):
-            raise InputError(f"given[{key!r}] = {value!r} is not a level of {column!r} (its levels: {list(levels)})")
 
 
 def _given_number(key: str, value) -> float:

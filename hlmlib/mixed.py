@@ -822,8 +822,7 @@ class MixedResult:
         cov, caption = self._covariance(df, kind)
         return marginal_effect_table(x, by, at, self.params.to_numpy(), cov, list(self.params.index), alpha,
                                      caption + f", expected marginal effect of {x} by {by}" + given_text(given),
-                                     given=given,
-                                     data=self._data)
+                                     given=given, data=self._data, spec=self._spec)
 
     def wald_test(self, L, df=None, kind: str = "model") -> WaldTest:
         r"""Joint Wald test of :math:`L\beta = 0`: ``L`` a matrix with one row per restriction (columns in

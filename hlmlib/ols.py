@@ -327,7 +327,7 @@ class OLSResult:
         return inference.marginal_effect_table(x, by, at, self.params.to_numpy(), cov, self.names, alpha,
                                                self._caption(cov, alpha, f", marginal effect of {x} by {by}"
                                                                          + inference.given_text(given)),
-                                               given=given, data=self.design.data)
+                                               given=given, data=self.design.data, spec=self.design.spec)
 
     def wald_test(self, L, kind: str | None = None, cluster=None, test: str | None = None) -> WaldTest:
         r"""Joint Wald test of :math:`Lb = 0` with the covariance of ``kind``: ``L`` a matrix with one row per

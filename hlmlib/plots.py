@@ -144,10 +144,32 @@ def _coef_table(entry, kind, cluster, alpha):
                      f"{type(entry).__name__}")
 
 
+def _interval_level(entries, labels, alpha) -> tuple[float, bool]:
+    """The :math:`\alpha` of coef_plot's intervals and whether every interval drawn has that level: ``alpha``
+    when given (refused if a table records another), else the tables' recorded level (refused when they differ),
+    else 0.05."""
+    recorded = {label: entry.attrs["alpha"] for label, entry in zip(labels, entries)
+                if isinstance(entry, pd.DataFrame) and entry.attrs.get("alpha") is not None}
+    if alpha is not None:
+        alpha = check_alpha(alpha)
+        other = {label: level for label, level in recorded.items() if not np.isclose(level, alpha, rtol=1e-12)}
+        if other:
+            raise InputError(f"alpha={alpha:g}, but the table(s) {other} (label: alpha) hold intervals of another "
+                             f"level: a table keeps its own intervals; make it at alpha={alpha:g} (e.g. "
+                             f"fit.summary(alpha={alpha:g})), or leave alpha out")
+        return alpha, True
+    levels = sorted(set(recorded.values()))
+    if len(levels) > 1:
+        raise InputError(f"the tables hold intervals of different levels {recorded} (label: alpha): one axis "
+                         "label cannot name them; make them at one level")
+    every_level_known = len(recorded) == sum(isinstance(entry, pd.DataFrame) for entry in entries)
+    return (check_alpha(levels[0]) if levels else 0.05), every_level_known
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # coefficients and marginal effects
 
-def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, names=None, styles=None,
+def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float | None = None, names=None, styles=None,
               reference: float | None = 0.0, ax=None):
     r"""Estimates and :math:`1 - \alpha` confidence intervals of one or several fits, one row per term.
 
@@ -167,9 +189,14 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
     "linewidth": ...}}`` per fit (default: the book's cycle). ``reference``: the value marked by a vertical
     line (0, a null effect; 1 for ratios; None for none). Any table with ``estimate``, ``ci_low`` and
     ``ci_high`` can be drawn, e.g. a ratio with the range of several estimators as its segment.
+
+    ``alpha``: the level of the fits' intervals, :math:`1 - \alpha` (default: the tables' own level, else 0.05).
+    A table keeps its own intervals, at the level in its ``attrs["alpha"]`` (hlmlib's tables record it), so an
+    ``alpha`` that differs from a table's, or tables of different levels in one plot, are refused: the axis
+    label names the one level of every interval drawn (a table without a recorded level is labelled
+    "interval", unless ``alpha`` says its level).
     """
     from .tables import _per_model
-    alpha = check_alpha(alpha)
     if isinstance(fits, dict):
         labels, entries = [str(k) for k in fits], list(fits.values())
     else:
@@ -184,6 +211,7 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
         reference = check_scalar(reference, "reference")
     series_styles = _series_styles(labels, styles)
     kinds, clusters = _per_model(kind, len(entries), "kind"), _per_model(cluster, len(entries), "cluster")
+    alpha, level_known = _interval_level(entries, labels, alpha)
     tables = [_coef_table(e, k, c, alpha) for e, k, c in zip(entries, kinds, clusters)]
     available = list(dict.fromkeys(str(t) for table in tables for t in table.index))
     if terms is None:
@@ -210,7 +238,8 @@ def coef_plot(fits, terms=None, kind=None, cluster=None, alpha: float = 0.05, na
         ax.axvline(reference, color="0.4", linewidth=0.8, zorder=0)
     ax.set_yticks(np.arange(len(terms)), terms)
     ax.set_ylim(len(terms) - 0.5, -0.5)                                 # the first term on top
-    ax.set_xlabel(f"estimate with {100 * (1 - alpha):g}% confidence interval")
+    ax.set_xlabel(f"estimate with {100 * (1 - alpha):g}% confidence interval" if level_known
+                  else "estimate with interval")
     if m > 1:
         ax.legend()
     return ax
@@ -237,10 +266,14 @@ def marginal_effect_plot(table, ax=None, label: str | None = "estimated effect",
             or table.columns[0] in ("estimate", "se"):
         raise InputError("marginal_effect_plot draws the table of fit.marginal_effect(x, by): a DataFrame whose first "
                          "column is the moderator, with estimate, ci_low and ci_high")
+    for column in (table.columns[0], "estimate", "ci_low", "ci_high"):
+        if not pd.api.types.is_numeric_dtype(table[column]) or pd.api.types.is_bool_dtype(table[column]):
+            raise InputError(f"marginal_effect_plot: column {column!r} must hold numbers (the moderator's values, the "
+                             f"effects and their intervals), got dtype {table[column].dtype}")
     if band not in ("fill", "lines", "none"):
         raise InputError(f"band must be 'fill', 'lines' or 'none', got {band!r}")
     zero_line, show_estimate = check_bool(zero_line, "zero_line"), check_bool(show_estimate, "show_estimate")
-    band_style = _style_dict({} if band_style is None else band_style, "band_style")
+    band_style = _style_dict({} if band_style is None else band_style, "band_style", BAND_KEYS)
     if color is not None and not mpl.colors.is_color_like(color):
         raise InputError(f"color must be a matplotlib colour (a name, '#rrggbb', an RGB tuple), got {color!r}")
     ax = _axes(ax)
@@ -488,22 +521,37 @@ STYLE_KEYS = frozenset({"color", "linestyle", "ls", "linewidth", "lw", "marker",
                         "markerfacecolor", "mfc", "markeredgecolor", "mec", "alpha", "zorder", "label"})
 
 
-def _style_dict(style, what: str) -> dict:
-    """A dict of matplotlib line properties among ``STYLE_KEYS``, its colours checked, short names (``ls``,
-    ``lw``, ...) spelt out."""
+#: The properties of a band (``marginal_effect_plot``'s ``band_style``), a filled area or two edge lines.
+BAND_KEYS = frozenset({"color", "linestyle", "ls", "linewidth", "lw", "alpha", "label"})
+
+
+def _style_dict(style, what: str, allowed=STYLE_KEYS) -> dict:
+    """A dict of matplotlib line properties among ``allowed``, short names (``ls``, ``lw``, ...) spelt out, every
+    value checked now (colours, markers, line styles, numbers; alpha in [0, 1]) rather than when the figure is
+    drawn."""
     if not isinstance(style, dict):
         raise InputError(f"{what} must be a dict of line properties (color, linestyle, marker, ...), got {style!r}")
-    unknown = sorted(str(k) for k in style if k not in STYLE_KEYS)
+    unknown = sorted(str(k) for k in style if k not in allowed)
     if unknown:
-        raise InputError(f"{what} has unknown properties {unknown}; allowed: {sorted(STYLE_KEYS)}")
-    for key in ("color", "markerfacecolor", "mfc", "markeredgecolor", "mec"):
-        if key in style and not mpl.colors.is_color_like(style[key]):
-            raise InputError(f"{what}: {key} must be a matplotlib colour, got {style[key]!r}")
+        raise InputError(f"{what} has unknown properties {unknown}; allowed: {sorted(allowed)}")
     style = dict(style)
     for short, long in (("ls", "linestyle"), ("lw", "linewidth"), ("ms", "markersize"), ("mfc", "markerfacecolor"),
                         ("mec", "markeredgecolor")):
         if short in style:
             style[long] = style.pop(short)
+    for key in ("color", "markerfacecolor", "markeredgecolor"):
+        if key in style and not mpl.colors.is_color_like(style[key]):
+            raise InputError(f"{what}: {key} must be a matplotlib colour, got {style[key]!r}")
+    for key in ("linewidth", "markersize", "zorder", "alpha"):
+        if key in style and style[key] is not None:
+            check_scalar(style[key], f"{what}: {key}", minimum=None if key == "zorder" else 0,
+                         maximum=1 if key == "alpha" else None)
+    if "label" in style and style["label"] is not None and not isinstance(style["label"], str):
+        raise InputError(f"{what}: label must be a string or None, got {style['label']!r}")
+    try:                                          # matplotlib's own check of markers and line styles
+        mpl.lines.Line2D([], [], **{k: style[k] for k in ("marker", "linestyle") if k in style})
+    except (ValueError, TypeError) as error:
+        raise InputError(f"{what}: {error}") from None
     return style
 
 
@@ -538,6 +586,9 @@ def _design_table(table, what: str, *, minimum=None, maximum=None) -> pd.DataFra
             or not np.isfinite(table.index.to_numpy(dtype=float)).all():
         raise InputError(f"{what}'s index must hold the design parameter's finite numeric values, got "
                          f"{list(table.index)[:5]}")
+    if not table.columns.is_unique:
+        repeated = list(dict.fromkeys(table.columns[table.columns.duplicated()]))
+        raise InputError(f"{what} has repeated column name(s) {repeated}: each series needs its own name")
     bad = [c for c in table.columns
            if not pd.api.types.is_numeric_dtype(table[c]) or pd.api.types.is_bool_dtype(table[c])]
     if bad:
@@ -665,7 +716,8 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
     computed). ``se``: their Monte Carlo standard errors, a DataFrame of the same shape (e.g. the standard
     deviation across replications over :math:`\sqrt R`, or across independent blocks over the square root of
     their number), drawn as error bars :math:`\hat\theta \pm z\,\mathrm{se}`,
-    :math:`z = \Phi^{-1}((1+\text{level})/2)`; None for none. Each series is ``ax.containers[k]`` (an
+    :math:`z = \Phi^{-1}((1+\text{level})/2)`; None for none. A NaN standard error beside an estimate is refused
+    (the point would look exact). Each series is ``ax.containers[k]`` (an
     ErrorbarContainer: its points ``ax.containers[k].lines[0]``), markers only unless ``connect``.
 
     ``theory``: exact or theoretical values, a DataFrame on any grid of the design parameter (its index),
@@ -686,6 +738,12 @@ def mc_estimate_plot(estimates, se=None, theory=None, level: float = 0.95, refer
         se = _design_table(se, "se", minimum=0)
         if list(se.columns) != list(table.columns) or not se.index.equals(table.index):
             raise InputError("se must have the index and columns of estimates (one standard error per estimate)")
+        lacking = se.isna().to_numpy() & table.notna().to_numpy()
+        if lacking.any():
+            cells = [(table.index[i], table.columns[j]) for i, j in zip(*np.nonzero(lacking))]
+            raise InputError(f"se is NaN beside an estimate at {len(cells)} cell(s) (design value, series) "
+                             f"{cells[:5]}: the point would be drawn with no error bar, as if exact; give its "
+                             "standard error, or set the estimate to NaN too")
     if theory is not None:
         theory = _design_table(theory, "theory")
     if reference is not None:
@@ -734,8 +792,11 @@ def sampling_plot(draws, kind: str = "step", bins=50, range=None, truth=None, re
     - ``"kde"``: a Gaussian kernel density estimate (``scipy.stats.gaussian_kde``, Scott's bandwidth) on 400
       points spanning ``range`` (``ax.lines[k]``).
 
-    Histograms have ``bins`` (a number, or the edges) over ``range`` (default: the draws' range), scaled to
-    integrate to 1 (``density=True``), so they compare with densities. ``truth``: the true value (or the
+    Histograms have ``bins`` (a number, or the edges) over ``range`` (default: the draws' range); a bar's height is
+    its count over the total number of draws times its width, the density of the draws, so they compare with
+    densities. When ``range`` or the edges leave some draws out, the bars stay the density of all the draws where
+    shown (they integrate to the share of draws shown, not to 1: numpy's ``density=True`` would inflate them).
+    A ``"kde"`` of constant draws is refused (no density). ``truth``: the true value (or the
     target), a vertical line (``truth_style``: its line properties, default black; ``truth_label``: its legend
     entry). ``reference``: a reference density, a function of a NumPy array (e.g. the normal density the
     theory predicts, ``lambda x: stats.norm.pdf(x, beta, sd)``), drawn as a black curve on 400 points of the
@@ -752,6 +813,10 @@ def sampling_plot(draws, kind: str = "step", bins=50, range=None, truth=None, re
     arrays = {name: check_finite_array(values, f"draws[{name!r}]", ndim=1) for name, values in draws.items()}
     if any(a.size < 2 for a in arrays.values()):
         raise InputError("each estimator needs at least two draws to show a distribution")
+    constant = [name for name, a in arrays.items() if np.ptp(a) == 0]
+    if kind == "kde" and constant:
+        raise InputError(f"draws{constant} are constant: they have no kernel density (a point mass); use kind='step' "
+                         "or 'bar'")
     means = check_bool(means, "means")
     if range is None:
         range = (min(a.min() for a in arrays.values()), max(a.max() for a in arrays.values()))
@@ -781,12 +846,13 @@ def sampling_plot(draws, kind: str = "step", bins=50, range=None, truth=None, re
         if kind == "kde":
             ax.plot(grid, stats.gaussian_kde(values)(grid), color=style["color"], linestyle=style["linestyle"],
                     linewidth=style.get("linewidth", 2), label=label)
-        elif kind == "step":
-            ax.hist(values, bins=bins, range=range, density=True, histtype="step", color=style["color"],
-                    linestyle=style["linestyle"], linewidth=style.get("linewidth", 1.6), label=label)
         else:
-            ax.hist(values, bins=bins, range=range, density=True, color=style["color"],
-                    alpha=style.get("alpha", 0.6), label=label)
+            # each draw weighs 1/(n * width of its bin): the density of all n draws, also where some are not shown
+            counts, edges = np.histogram(values, bins=bins, range=range)
+            heights = counts / (values.size * np.diff(edges))
+            look = ({"histtype": "step", "linestyle": style["linestyle"], "linewidth": style.get("linewidth", 1.6)}
+                    if kind == "step" else {"alpha": style.get("alpha", 0.6)})
+            ax.hist(edges[:-1], bins=edges, weights=heights, color=style["color"], label=label, **look)
         if means:
             ax.axvline(values.mean(), color=style["color"], linestyle=style["linestyle"], linewidth=1.0)
     if reference is not None:
@@ -811,8 +877,9 @@ def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, 
 
     - ``lines=None``: the group's own least-squares line of ``y`` on ``x`` (no pooling; a group whose ``x`` is
       constant has none and is refused);
-    - ``lines`` a DataFrame indexed by group with two columns, intercept and slope (in that order): given lines
-      (the true lines of simulated data, lines with a common slope, ...).
+    - ``lines`` a DataFrame indexed by group with two columns, intercept and slope (in that order), one row per
+      group (a repeated group is refused): given lines (the true lines of simulated data, lines with a common
+      slope, ...).
 
     drawn over the group's range of ``x`` (``span="group"``) or over the range of all rows (``"all"``), with
     the group's points (``points``) in the same colour. ``groups``: the groups to draw (default all; the
@@ -825,8 +892,9 @@ def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, 
     the points are one PathCollection per group. Compare :func:`pooling_plot`, which adds a mixed model's
     partial-pooling lines. Returns the Axes.
     """
-    if not isinstance(data, pd.DataFrame):
-        raise InputError(f"data must be a DataFrame, got {type(data).__name__}")
+    if not isinstance(data, pd.DataFrame) or data.empty:
+        raise InputError(f"data must be a DataFrame with rows, got "
+                         f"{'an empty DataFrame' if isinstance(data, pd.DataFrame) else type(data).__name__}")
     for what, name in (("x", x), ("y", y), ("group", group)):
         if not isinstance(name, str) or name not in data.columns:
             raise InputError(f"{what} must name a column of data, got {name!r}")
@@ -858,13 +926,21 @@ def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, 
         missing = [g for g in chosen if g not in lines.index]
         if missing:
             raise InputError(f"lines has no row for the groups {missing[:5]}")
+        repeated = list(dict.fromkeys(lines.index[lines.index.duplicated()]))
+        if repeated:
+            raise InputError(f"lines has several rows for the group(s) {repeated[:5]}: one line (intercept, slope) "
+                             "per group")
         check_finite_array(lines.loc[chosen].to_numpy(), "lines", ndim=2, numbers_only=True)
     if color is None:
         colors = {g: OKABE_ITO[k % len(OKABE_ITO)] for k, g in enumerate(chosen)}
     elif isinstance(color, dict):
         missing = [g for g in chosen if g not in color]
-        if missing or not all(mpl.colors.is_color_like(c) for c in color.values()):
-            raise InputError(f"color must give a matplotlib colour for every group drawn; missing {missing[:5]}")
+        if missing:
+            raise InputError(f"color must give a colour for every group drawn; it has none for {missing[:5]}")
+        invalid = {g: c for g, c in color.items() if not mpl.colors.is_color_like(c)}
+        if invalid:
+            raise InputError(f"color gives values that are not matplotlib colours (a name, '#rrggbb', an RGB "
+                             f"tuple): {invalid}")
         colors = color
     elif mpl.colors.is_color_like(color):
         colors = {g: color for g in chosen}

@@ -510,8 +510,10 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
 
     ``units`` (optional): when ``X``, ``resid`` are in scaled units (hlmlib's OLS passes them so), the
     covariance in the data's units is :math:`\operatorname{diag}(u) V \operatorname{diag}(u)`. Whether
-    the sum is positive semi-definite does not depend on that scaling (Sylvester's law of inertia), but
-    the eigenvalue the warning reports and the fix do: both are taken in the data's units, as sandwich's
+    the sum is positive semi-definite does not depend on that scaling (Sylvester's law of inertia): it is
+    judged, and the warning reports the smallest eigenvalue, on the unit-free correlation form
+    :math:`D^{-1/2} V D^{-1/2}` (:func:`correlation_form`); the warning adds the smallest eigenvalue in the
+    data's units when it is resolved there (negative), and the fix is taken in the data's units, as sandwich's
     ``vcovCL(fix = TRUE)``, wherever that covariance is representable in double precision.
     """
     if kind not in ("CR0", "CR1"):
@@ -537,9 +539,14 @@ def twoway_cluster_vcov(X: np.ndarray, resid: np.ndarray, bread_: np.ndarray, fi
     # small variances is below the rounding of the others' on V itself
     rho = np.linalg.eigvalsh(correlation_form(V)[0])
     if np.diag(V).min() < 0 or rho[0] < -1e-12 * max(rho[-1], 1.0):
-        where = "" if in_data_units else " of the internally scaled covariance"
-        message = (f"two-way cluster covariance by {first.name} and {second.name} is not positive "
-                   f"semi-definite (smallest eigenvalue{where} {lam[0]:.3g}); some contrasts have negative variance")
+        # the eigenvalue the decision is made on; in the data's units a negative one can be lost in the rounding
+        # of much larger ones (a coefficient in tiny units), and is then not reported
+        where = "in the data's units" if in_data_units else "of the internally scaled covariance"
+        units_text = (f"; smallest eigenvalue {where} {lam[0]:.3g}" if lam[0] < 0 else
+                      f"; in the data's units the negative eigenvalue is below the rounding of the others")
+        message = (f"two-way cluster covariance by {first.name} and {second.name} is not positive semi-definite: the "
+                   f"smallest eigenvalue of its correlation form D^-1/2 V D^-1/2 (unit-free; the one judged) is "
+                   f"{rho[0]:.3g}{units_text}; some contrasts have negative variance")
         if fix == "psd":
             V = nearest_psd(V_data) / outer if in_data_units else nearest_psd(V)
             message += "; the eigenvalue fix (Cameron, Gelbach & Miller 2011) set the negative ones to 0"

@@ -423,6 +423,74 @@ def test_marginal_effect_still_takes_terms_of_the_moderator_alone_and_a_factor_l
         assert effect["estimate"].iloc[0] == pytest.approx(fit.params["x"] + 0.5 * fit.params[xw], rel=1e-12)
 
 
+# --- round 4: given= in any coding of a factor; variables read from the formula, not from names --------------
+
+@pytest.mark.parametrize("coded", ["C(c, Sum)", "C(c, Treatment('b'))", "C(c, Poly)"])
+def test_marginal_effect_given_a_level_uses_the_coding_the_fit_used(df, coded):
+    """x*w + x*C(c, Sum) is the model x*w + x*c in another coding: dy/dx at a level of c is the same number, with
+    the same se and df, for OLS and for a mixed fit (the same likelihood, so the same fit up to the optimiser's
+    tolerance), whether given by the factor as written or by its column; a level the fit does not have is refused."""
+    fits = [(hlmlib.ols(f"y ~ x*w + x*{coded}", df), hlmlib.ols("y ~ x*w + x*c", df), {}, 1e-9),
+            (_quiet(hlmlib.mixed, f"y ~ x*w + x*{coded} + (1 | g)", df),
+             _quiet(hlmlib.mixed, "y ~ x*w + x*c + (1 | g)", df), {"df": "kenward-roger"}, 1e-5)]
+    for coded_fit, treatment_fit, options, rtol in fits:
+        for level in ("a", "b", "c"):
+            reference = treatment_fit.marginal_effect("x", "w", at=[-1.0, 0.5], given={"c": level}, **options)
+            for key in (coded, "c"):
+                effect = coded_fit.marginal_effect("x", "w", at=[-1.0, 0.5], given={key: level}, **options)
+                for column in ("estimate", "se", "df"):
+                    np.testing.assert_allclose(effect[column], reference[column], rtol=rtol, err_msg=(level, column))
+        for bad in ("zz", "S.a", "T.a"):
+            with pytest.raises(InputError, match="is not a level of"):
+                coded_fit.marginal_effect("x", "w", at=[0.0], given={coded: bad}, **options)
+
+
+def test_marginal_effect_at_the_last_level_of_a_sum_coding_is_the_hand_contrast(df):
+    """Sum coding: level c (the last) is coded -1 in every column, so dy/dx = b_x - b_x:S.a - b_x:S.b; the level
+    given is never read from the column names ('S.a' is not a level of c)."""
+    fit = hlmlib.ols("y ~ x*w + x*C(c, Sum)", df)
+    effect = fit.marginal_effect("x", "w", at=[2.0], given={"C(c, Sum)": "c"})
+    by_hand = fit.contrast({"x": 1, "x:w": 2, "x:C(c, Sum)[S.a]": -1, "x:C(c, Sum)[S.b]": -1})
+    for column in ("estimate", "se"):
+        assert effect[column].iloc[0] == pytest.approx(by_hand[column].iloc[0], rel=1e-12)
+
+
+@pytest.mark.parametrize("name, written", [("élève", "élève"), ("1x", "`1x`"), ("x.1", "`x.1`"), ("my x", "`my x`")])
+def test_marginal_effect_finds_the_other_terms_whatever_the_variables_name(df, name, written):
+    """Non-ASCII, digit-first, dotted and spaced names: the other terms of x are found from the parsed formula, so
+    the effect is refused without given= and equals the plain-named fit's with it (OLS and mixed)."""
+    data = df.rename(columns={"x": name})
+    for fit, plain in ((hlmlib.ols(f"y ~ {written}*w + {written}*c", data), hlmlib.ols("y ~ x*w + x*c", df)),
+                       (_quiet(hlmlib.mixed, f"y ~ {written}*w + {written}*c + (1 | g)", data),
+                        _quiet(hlmlib.mixed, "y ~ x*w + x*c + (1 | g)", df))):
+        with pytest.raises(InputError, match="also enters the model through"):
+            fit.marginal_effect(name, "w", at=[0.0])
+        effect = fit.marginal_effect(name, "w", at=[0.5], given={"c": "c"})
+        expected = plain.marginal_effect("x", "w", at=[0.5], given={"c": "c"})
+        assert effect["estimate"].iloc[0] == pytest.approx(expected["estimate"].iloc[0], rel=1e-6)
+
+
+def test_a_backticked_dotted_column_is_read_whole(df):
+    """```x.1``` is the column x.1, not x: the fit is the plain-named one, and a column x with missing values that
+    the formula does not use drops no rows."""
+    data = df.rename(columns={"x": "x.1"}).assign(x=np.nan)
+    fit = hlmlib.ols("y ~ `x.1`*w", data)
+    plain = hlmlib.ols("y ~ x*w", df)
+    assert fit.nobs == len(df)
+    np.testing.assert_allclose(fit.params.to_numpy(), plain.params.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(fit.predict(data.head(3)), plain.predict(df.head(3)), rtol=1e-12)
+
+
+def test_marginal_effect_refuses_a_moderator_transformed_in_another_x_term_and_a_categorical_x(df):
+    with pytest.raises(InputError, match=r"also enters the model through \['x:I\(w \*\* 2\)'\]"):
+        hlmlib.ols("y ~ x*w + x:I(w**2)", df).marginal_effect("x", "w", at=[0.0])
+    with pytest.raises(InputError, match="could not be evaluated at the given values"):
+        hlmlib.ols("y ~ x*w + x:poly(v, 2)", df.assign(v=np.random.default_rng(0).normal(size=len(df)))
+                   ).marginal_effect("x", "w", at=[0.0], given={"poly(v, 2)": 1.0})     # two columns, one value
+    with pytest.raises(InputError, match="is not a numeric variable of the model"):
+        hlmlib.ols("y ~ x*w*c", df).marginal_effect("c[T.b]", "w", at=[0.0], given={"x": 1.0})
+
+
 @pytest.mark.parametrize("call", [
     lambda d: hlmlib.mixed("y ~ x + (0 | g)", d),
     lambda d: hlmlib.mixed("y ~ x + (-1 | g)", d),

@@ -423,6 +423,18 @@ BAD = [
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, theory=[1, 2])),
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, connect="yes")),
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES, dodge=NAN)),
+    # round 4: line properties checked when the call is made, not when the figure is drawn; empty or text data
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, styles={"A": {"linewidth": "thick"}})),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, styles={"A": {"marker": "notamarker"}})),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, styles={"A": {"linestyle": "zz"}})),
+    ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, styles={"A": {"alpha": 2}})),
+    ("plots.coef_plot", lambda: plots.coef_plot({"a": FIT}, styles={"a": {"marker": "nope"}})),
+    ("plots.sampling_plot", lambda: plots.sampling_plot(np.ones(50), kind="kde")),
+    ("plots.sampling_plot", lambda: plots.sampling_plot(Y, truth=0, truth_style={"lw": "x"})),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz"), band_style={"lw": "x"})),
+    ("plots.marginal_effect_plot", lambda: plots.marginal_effect_plot(FIT.marginal_effect("x", "xz", at=[0, 1])
+                                                                      .assign(xz=["a", "b"]))),
+    ("plots.group_lines_plot", lambda: plots.group_lines_plot(DF.iloc[:0], "x", "y", "cluster")),
     ("plots.mc_rate_plot", lambda: plots.mc_rate_plot(RATES, 100, dodge="0.1")),
     ("plots.mc_estimate_plot", lambda: plots.mc_estimate_plot(RATES.replace(0.1, INF))),
     ("plots.sampling_plot", lambda: plots.sampling_plot({"a": [1.0, NAN, 2.0]})),

@@ -347,16 +347,21 @@ def test_twoway_indefiniteness_is_found_whatever_the_units_of_x():
     inertia), so neither does the warning (nor sandwich.twoway_cluster_vcov's fix="psd"): judged on the
     correlation form, not against the largest eigenvalue of V, below whose rounding a negative variance of x in
     small units disappears."""
+    import re
     petersen = hlmlib.datasets.load_petersen()
     rng = np.random.default_rng(2)
     small = petersen[petersen["firm"].isin(rng.choice(500, 4, replace=False) + 1)
                      & petersen["year"].isin(rng.choice(10, 3, replace=False) + 1)].copy()
     for scale in (1.0, 1e8, 1e-8):
         fit = hlmlib.ols("y ~ x_scaled", data=small.assign(x_scaled=small["x"] * scale))
-        with pytest.warns(UserWarning, match="not positive semi-definite"):
+        with pytest.warns(UserWarning, match="not positive semi-definite") as caught:
             V = fit.vcov("CR1", ("firm", "year")).to_numpy()
         d = np.sqrt(np.abs(np.diag(V)))
-        assert np.linalg.eigvalsh(V / np.outer(d, d))[0] < -1e-3     # genuinely indefinite
+        smallest = np.linalg.eigvalsh(V / np.outer(d, d))[0]
+        assert smallest < -1e-3     # genuinely indefinite
+        # the warning reports the eigenvalue it judged, unit-free, never a positive one (adversarial round 4)
+        judged = float(re.search(r"correlation form .* is (\S+);", str(caught[0].message)).group(1))
+        assert judged == pytest.approx(smallest, rel=5e-3)
 
 
 def test_twoway_warning_reports_the_eigenvalue_in_the_datas_units():
@@ -376,5 +381,8 @@ def test_twoway_warning_reports_the_eigenvalue_in_the_datas_units():
             V = fit.vcov("CR1", ("firm", "year")).to_numpy()
         smallest = np.linalg.eigvalsh(V)[0]
         assert smallest < 0
-        reported = float(re.search(r"smallest eigenvalue (\S+)\)", str(caught[0].message)).group(1))
+        reported = float(re.search(r"smallest eigenvalue in the data's units (\S+);", str(caught[0].message)).group(1))
         assert reported == pytest.approx(smallest, rel=5e-3)
+        d = np.sqrt(np.diag(V))            # and the one judged, unit-free: the same at every scale
+        judged = float(re.search(r"correlation form .* is (\S+);", str(caught[0].message)).group(1))
+        assert judged == pytest.approx(np.linalg.eigvalsh(V / np.outer(d, d))[0], rel=5e-3) and judged < 0

@@ -305,9 +305,9 @@ def test_sampling_plot_draws_histograms_densities_truth_and_reference():
     draws = {"a": rng.normal(size=500), "b": rng.normal(0.5, 2, size=500)}
     ax = plots.sampling_plot(draws, bins=20, range=(-4, 4), truth=0.0, means=True)
     for k, values in enumerate(draws.values()):
-        heights, edges = np.histogram(values, bins=20, range=(-4, 4), density=True)
+        counts, edges = np.histogram(values, bins=20, range=(-4, 4))
         xy = ax.patches[k].get_xy()
-        np.testing.assert_allclose(xy[1:-1:2, 1], heights)
+        np.testing.assert_allclose(xy[1:-1:2, 1], counts / (values.size * np.diff(edges)))   # density of ALL draws
         np.testing.assert_allclose(xy[0::2, 0], edges)
         assert ax.lines[k].get_xdata()[0] == pytest.approx(values.mean())      # the mean lines
     assert ax.lines[-1].get_xdata()[0] == 0.0
@@ -384,3 +384,61 @@ def test_coef_plot_reference_and_styles_and_a_band_alone(fits):
     assert len(ax.lines) == 2 and ax.lines[0].get_linestyle() == ":"
     np.testing.assert_allclose(ax.lines[0].get_ydata(), table["ci_low"])
     assert [t.get_text() for t in ax.legend().get_texts()] == ["95% CI, model"]
+
+
+# --- adversarial review round 4 -------------------------------------------------------------------------------
+
+def test_sampling_plot_bars_are_the_density_of_all_draws_when_a_range_cuts_some_off():
+    """A range (or edges) narrower than the draws: each bar is count / (n * width) with n all the draws, so the
+    bars integrate to the share shown and match the density they are compared with (numpy's density=True would
+    rescale them to integrate to 1, here by 1/0.68)."""
+    a = np.random.default_rng(0).normal(size=2000)
+    for kind, options in (("step", {"bins": 10, "range": (-1, 1)}), ("bar", {"bins": np.linspace(-1, 1, 11)})):
+        ax = plots.sampling_plot(a, kind=kind, **options)
+        heights = (ax.patches[0].get_xy()[1:-1:2, 1] if kind == "step"
+                   else np.array([p.get_height() for p in ax.patches]))
+        counts, edges = np.histogram(a, bins=10, range=(-1, 1))
+        np.testing.assert_allclose(heights, counts / (a.size * 0.2), rtol=1e-12)
+        assert np.sum(heights * np.diff(edges)) == pytest.approx(np.mean(np.abs(a) <= 1), rel=1e-12)
+    with pytest.raises(hlmlib.InputError, match="constant: they have no kernel density"):
+        plots.sampling_plot({"flat": np.ones(50)}, kind="kde")
+
+
+def test_coef_plot_labels_the_tables_own_level_and_refuses_a_conflicting_alpha(fits):
+    ols = fits["ols"]
+    assert plots.coef_plot(ols.summary(alpha=0.1)).get_xlabel() == "estimate with 90% confidence interval"
+    ax = plots.coef_plot([ols.summary(alpha=0.1), ols], terms=["cses"])       # the fit follows the table's level
+    np.testing.assert_allclose(segments(ax.collections[1])[1], ols.summary(alpha=0.1).loc[["cses"], "ci_low"])
+    with pytest.raises(hlmlib.InputError, match="hold intervals of another level"):
+        plots.coef_plot(ols.summary(alpha=0.05), alpha=0.1)
+    with pytest.raises(hlmlib.InputError, match="different levels"):
+        plots.coef_plot([ols.summary(alpha=0.1), ols.summary()])
+    ratio = pd.DataFrame({"estimate": [1.2], "ci_low": [1.1], "ci_high": [1.3]}, index=["a"])
+    assert plots.coef_plot(ratio).get_xlabel() == "estimate with interval"     # a level it cannot know
+    assert plots.coef_plot(ols, alpha=0.1).get_xlabel() == "estimate with 90% confidence interval"
+
+
+def test_group_lines_plot_refuses_repeated_lines_and_names_a_bad_colour():
+    df = _two_level(seed=3, J=4, n=6)
+    lines = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.5, -0.5, 1.5]}, index=[0, 1, 0])
+    with pytest.raises(hlmlib.InputError, match=r"several rows for the group\(s\) \[0\]"):
+        plots.group_lines_plot(df, "x", "y", "g", lines=lines, groups=[0], pooled=False)
+    with pytest.raises(hlmlib.InputError, match=r"not matplotlib colours .*\{0: 'zz'\}"):
+        plots.group_lines_plot(df, "x", "y", "g", groups=[0], color={0: "zz"})
+    with pytest.raises(hlmlib.InputError, match=r"has none for \[1\]"):
+        plots.group_lines_plot(df, "x", "y", "g", groups=[0, 1], color={0: "red"})
+    with pytest.raises(hlmlib.InputError, match="empty DataFrame"):
+        plots.group_lines_plot(df.iloc[:0], "x", "y", "g")
+
+
+def test_mc_plots_refuse_a_missing_se_beside_an_estimate_and_name_repeated_columns():
+    est = pd.DataFrame({"a": [1.0, 2.0, np.nan], "b": [0.5, 0.7, 0.9]}, index=[5, 10, 20])
+    se = pd.DataFrame({"a": [0.1, 0.2, np.nan], "b": [0.05, np.nan, 0.1]}, index=[5, 10, 20])
+    with pytest.raises(hlmlib.InputError, match=r"se is NaN beside an estimate .*\(np.int64\(10\), 'b'\)|"
+                                                r"se is NaN beside an estimate .*\(10, 'b'\)"):
+        plots.mc_estimate_plot(est, se)
+    ax = plots.mc_estimate_plot(est, se.fillna({"b": 0.02}))                  # NaN beside NaN: nothing drawn
+    assert len(ax.containers[0].lines[0].get_xdata()) == 2
+    for call in (lambda t: plots.mc_rate_plot(t, 1000), lambda t: plots.mc_estimate_plot(t)):
+        with pytest.raises(hlmlib.InputError, match=r"repeated column name\(s\) \['A'\]"):
+            call(pd.DataFrame([[0.05, 0.06], [0.04, 0.05]], index=[10, 20], columns=["A", "A"]))
