@@ -3,8 +3,9 @@
 The chapter sets its null and final models beside lme4 and its OLS fit beside sandwich and clubSandwich in the
 text (hlmlib/datasets/r_reference.json). Every other mixed model it or its exercise solutions fit is checked here,
 fitted with the chapter's own calls: the means-as-outcomes and random-coefficient models, the random-intercept and
-random-slope-only fits behind the R^2 table and the likelihood-ratio tests, the centring fits and the exercises'
-fits; and the likelihood-ratio statistics the chapter reports, computed the chapter's way.
+random-slope-only fits behind the R^2 table and the likelihood-ratio tests, the centring fits, the refit without the
+most influential school and the exercises' fits; and the likelihood-ratio statistics the chapter reports, computed
+the chapter's way.
 
 Tolerances: fixed effects to 1e-5 relative and standard errors to 1e-4, as in test_mixed_reference.py; the criterion
 (-2 llf) within 1e-6 of lme4's either way (both programs reach the same optimum); variance components to 5e-5
@@ -25,7 +26,8 @@ REF = json.loads((pathlib.Path(__file__).parent / "fixtures" / "hsb_case_study.j
 FINAL = "mathach ~ catholic + meanses + cses + cses:catholic + cses:meanses"      # the chapter's `formula`
 MINORITY = FINAL + " + c_minority + c_female + p_minority"
 DISCLIM = FINAL + " + disclim + cses:disclim"
-CASES = {   # key of the fixture: (formula, re, reml), as the chapter calls hlmlib.mixed
+CASES = {   # key of the fixture: (formula, re, reml), as the chapter calls hlmlib.mixed (on the data without the
+            # fixture's dropped_school, if it names one)
     "means": ("mathach ~ meanses", "~ 1", True),
     "random_coef": ("mathach ~ cses", "~ cses", True),
     "random_coef_ri": ("mathach ~ cses", "~ 1", True),
@@ -33,6 +35,7 @@ CASES = {   # key of the fixture: (formula, re, reml), as the chapter calls hlml
     "final": (FINAL, "~ cses", True),
     "final_ri": (FINAL, "~ 1", True),
     "final_slope_only": (FINAL, "~ 0 + cses", True),
+    "final_without_most_influential": (FINAL, "~ cses", True),
     "null_ml": ("mathach ~ 1", "~ 1", False),
     "means_ml": ("mathach ~ meanses", "~ 1", False),
     "grand": ("mathach ~ ses_grand", "~ 1", True),
@@ -72,7 +75,9 @@ def fits():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)        # the random-slope-only fits are boundary fits
         for key, (formula, re, reml) in CASES.items():
-            out[key] = hlmlib.mixed(formula, data=HSB, groups="school", re=re, reml=reml)
+            dropped = REF["fits"][key]["dropped_school"]
+            data = HSB if dropped is None else HSB[HSB["school"] != dropped]
+            out[key] = hlmlib.mixed(formula, data=data, groups="school", re=re, reml=reml)
     return out
 
 
@@ -80,6 +85,28 @@ def test_every_fixture_entry_is_a_case():
     assert set(REF["fits"]) == set(CASES)
     for key, (_, _, reml) in CASES.items():
         assert REF["fits"][key]["reml"] == reml, key
+
+
+def test_dropped_school_is_the_most_influential(fits):
+    """The chapter refits its final model without the school of largest Cook's distance at the REML variance
+    components. Here each deletion is a direct GLS fit on the other 159 schools (the chapter uses the one-step
+    formula eq-ch15-deletion), so the fixture's school is checked by a second route."""
+    fit = fits["final"]
+    X, y, codes, tau = fit._X, fit._y, fit._codes, fit.tau.to_numpy()
+    p = X.shape[1]
+    xtvx, xtvy = np.zeros((fit.ngroups, p, p)), np.zeros((fit.ngroups, p))
+    for j in range(fit.ngroups):
+        rows = codes == j
+        v = fit._Z[rows] @ tau @ fit._Z[rows].T + fit.sigma2 * np.eye(rows.sum())
+        xtvx[j], xtvy[j] = X[rows].T @ np.linalg.solve(v, X[rows]), X[rows].T @ np.linalg.solve(v, y[rows])
+    gamma = np.linalg.solve(xtvx.sum(0), xtvy.sum(0))
+    assert np.allclose(gamma, fit.params.to_numpy(), rtol=1e-6)
+    change = np.array([np.linalg.solve(xtvx.sum(0) - xtvx[j], xtvy.sum(0) - xtvy[j]) - gamma
+                       for j in range(fit.ngroups)])
+    cooks = np.einsum("ja,ab,jb->j", change, xtvx.sum(0), change) / p
+    dropped = [entry["dropped_school"] for entry in REF["fits"].values() if entry["dropped_school"] is not None]
+    assert dropped == [fit.group_labels[np.argmax(cooks)]]
+    assert fits["final_without_most_influential"].ngroups == fit.ngroups - 1
 
 
 @pytest.mark.parametrize("key", list(CASES))
