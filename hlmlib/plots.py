@@ -145,7 +145,7 @@ def _coef_table(entry, kind, cluster, alpha):
 
 
 def _interval_level(entries, labels, alpha) -> tuple[float, bool]:
-    """The :math:`\alpha` of coef_plot's intervals and whether every interval drawn has that level: ``alpha``
+    r"""The :math:`\alpha` of coef_plot's intervals and whether every interval drawn has that level: ``alpha``
     when given (refused if a table records another), else the tables' recorded level (refused when they differ),
     else 0.05."""
     recorded = {label: entry.attrs["alpha"] for label, entry in zip(labels, entries)
