@@ -391,6 +391,11 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     if by_factor is None or len(xz_factors) != 2:
         raise InputError(f"the moderator {by!r} must be a numeric variable interacted with {x!r} (its term "
                          f"{names[j_xz]!r}); for a categorical one use contrast() with its levels' terms")
+    if by_factor.variables & x_factor.variables:
+        raise InputError(f"the moderator {by!r} reads {sorted(by_factor.variables & x_factor.variables)}, as {x!r} "
+                         f"does: in the term {names[j_xz]!r} {x!r} is multiplied by a function of itself, so dy/d{x} "
+                         f"is not b_{names[j_x]} + b_{names[j_xz]} * {by} (the derivative of {by} counts too); "
+                         f"write the derivative at the values you mean with contrast()")
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0
     L[:, j_xz] = z

@@ -510,3 +510,27 @@ def test_a_start_too_extreme_for_the_datas_units_is_replaced_by_the_moment_start
     default = hlmlib.mixed("y ~ x + (1 + x | g)", scaled)
     started = hlmlib.mixed("y ~ x + (1 + x | g)", scaled, start=[1.0, 1.0, 1.0])
     np.testing.assert_allclose(started.theta, default.theta, rtol=1e-6)
+
+
+# --- round 5: a moderator that reads x; treatment references; given= consistency and spelling -----------------
+
+@pytest.mark.parametrize("formula, by", [
+    ("y ~ x + x:I(x**2)", "I(x ** 2)"),     # dy/dx = b_x + 3 b_x:I(x**2) x^2, not b_x + b_x:I(x**2) x^2
+    ("y ~ x + x:center(x)", "center(x)"),
+    ("y ~ x + x:np.exp(x)", "np.exp(x)"),
+])
+def test_marginal_effect_refuses_a_moderator_that_is_a_function_of_x(df, formula, by):
+    """x times a function of x: the product rule adds the moderator's own derivative, so b_x + b_{x:z} z is
+    wrong (here b_x + b_{x:z} differs from the finite difference of predict() at x = 1): refused for OLS, mixed
+    and array fits."""
+    fit = hlmlib.ols(formula, df)
+    if by == "I(x ** 2)":               # at x = 1 the moderator is 1: the naive effect is b_x + b_x:I(x**2)
+        step = 1e-6
+        slope = np.diff(np.asarray(fit.predict(pd.DataFrame({"x": [1 - step, 1 + step]})))) / (2 * step)
+        assert slope[0] == pytest.approx(fit.params.iloc[1] + 3 * fit.params.iloc[2], rel=1e-6)
+        assert abs(slope[0] - fit.params.iloc[1] - fit.params.iloc[2]) > 1e-3
+    X = pd.DataFrame({"Intercept": 1.0, "x": df["x"], f"x:{by}": df["x"] ** 3})
+    for model in (fit, _quiet(hlmlib.mixed, formula, df, groups="g")) + ((hlmlib.ols(df["y"], X),)
+                                                                       if by == "I(x ** 2)" else ()):
+        with pytest.raises(InputError, match=rf"the moderator {re.escape(repr(by))} reads \['x'\]"):
+            model.marginal_effect("x", by, at=[1.0])
