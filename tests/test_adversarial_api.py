@@ -534,3 +534,13 @@ def test_marginal_effect_refuses_a_moderator_that_is_a_function_of_x(df, formula
                                                                        if by == "I(x ** 2)" else ()):
         with pytest.raises(InputError, match=rf"the moderator {re.escape(repr(by))} reads \['x'\]"):
             model.marginal_effect("x", by, at=[1.0])
+
+
+@pytest.mark.parametrize("coded, value", [("C(c, Treatment('zz'))", "'zz'"), ("C(c, contr.treatment(base=2))", "2")])
+def test_a_treatment_reference_that_is_not_a_level_is_refused_naming_the_factor(df, coded, value):
+    """formulaic reads base= as a level's value (R's contr.treatment(base=2) as a position): a value that is not
+    a level is an InputError naming the factor and its levels, for OLS and mixed fits."""
+    for fit in (lambda: hlmlib.ols(f"y ~ x*{coded}", df), lambda: hlmlib.mixed(f"y ~ x*{coded} + (1 | g)", df)):
+        with pytest.raises(InputError, match=re.escape(f"the reference level {value} of a treatment coding is not "
+                                                       f"a level of {coded!r} (the levels of 'c': ['a', 'b', 'c'])")):
+            fit()
