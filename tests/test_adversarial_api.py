@@ -544,3 +544,28 @@ def test_a_treatment_reference_that_is_not_a_level_is_refused_naming_the_factor(
         with pytest.raises(InputError, match=re.escape(f"the reference level {value} of a treatment coding is not "
                                                        f"a level of {coded!r} (the levels of 'c': ['a', 'b', 'c'])")):
             fit()
+
+
+@pytest.mark.parametrize("formula, given", [
+    ("y ~ x*w + x:z + x:np.exp(z)", {"z": 1.0, "np.exp(z)": 1.0}),          # exp(1) != 1: no such point
+    ("y ~ x*w + x:z + x:I(z**2)", {"z": 0.5, "I(z**2)": 0.3}),
+])
+def test_marginal_effect_refuses_given_values_for_two_factors_of_one_variable(df, formula, given):
+    data = df.assign(z=np.random.default_rng(3).normal(size=len(df)))
+    for fit in (hlmlib.ols(formula, data), _quiet(hlmlib.mixed, formula + " + (1 | g)", data)):
+        with pytest.raises(InputError, match=r"given= sets both .* which read the same variable\(s\) \['z'\]"):
+            fit.marginal_effect("x", "w", at=[0.0], given=given)
+
+
+def test_marginal_effect_matches_given_keys_as_formulaic_spells_them(df):
+    """'C(c,Sum)' is formulaic's 'C(c, Sum)': the same effect as given by the column; an unknown key is named with
+    the keys expected, before the missing values are asked for; one factor set twice is refused."""
+    fit = hlmlib.ols("y ~ x*w + x*C(c,Sum)", df)
+    for level in ("a", "c"):
+        spelt = fit.marginal_effect("x", "w", at=[0.5], given={"C(c,Sum)": level})
+        column = fit.marginal_effect("x", "w", at=[0.5], given={"c": level})
+        np.testing.assert_allclose(spelt[["estimate", "se"]], column[["estimate", "se"]], rtol=1e-12)
+    with pytest.raises(InputError, match=r"given= names \['cc'\], which no other term .* given= takes \['c'\]"):
+        fit.marginal_effect("x", "w", at=[0.5], given={"cc": "a"})
+    with pytest.raises(InputError, match="sets 'C\\(c, Sum\\)' twice"):
+        fit.marginal_effect("x", "w", at=[0.5], given={"C(c,Sum)": "a", "C(c, Sum)": "a"})
