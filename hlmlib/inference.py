@@ -370,7 +370,8 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     (``spec``, the fit's model spec; for fits from arrays, from the column names), and a categorical variable's
     columns at its given level are that level's row of the coding the fit used (treatment, ``C(c, Sum)``,
     ``Treatment('b')``, polynomial, ...): a level must be one of the fit's, and the key is the factor as written
-    (``'C(c, Sum)'``) or its column (``'c'``).
+    (``'C(c, Sum)'``, any spacing) or its column (``'c'``). Two values for factors of one variable (``'z'`` and
+    ``'np.exp(z)'``) are refused, as is a moderator that is itself a function of :math:`x` (``x:I(x ** 2)``).
 
     References
     ----------
