@@ -403,6 +403,28 @@ def _model_matrix(formula: str, frame: pd.DataFrame):
     except formulaic.errors.FormulaicError as error:
         raise InputError(f"formula {formula!r} could not be evaluated on the data: {_formulaic_message(error)}") \
             from None
+    except ValueError as error:     # formulaic raises a bare ValueError for a reference that is not a level
+        reference = re.match(r"Value `(.*)` for `\w+Contrasts\.base` is not among the provided levels", str(error))
+        if reference is None:
+            raise
+        raise InputError(_reference_message(formula, frame, reference.group(1))) from None
+
+
+def _reference_message(formula: str, frame: pd.DataFrame, value: str) -> str:
+    """Which factor of ``formula`` has a treatment reference (``Treatment('zz')``, ``contr.treatment(base=2)``)
+    that is not one of its levels, and those levels."""
+    coded = [factor for term in _parse(formula).rhs for factor in term.factors
+             if re.search(r"treatment|base\s*=|reference\s*=", factor.expr, re.IGNORECASE)]
+    where = []
+    for factor in dict.fromkeys(coded):
+        for variable in sorted(_factor_variables(factor, frame.columns) & set(map(str, frame.columns))):
+            column = frame[variable]
+            levels = list(column.cat.categories) if isinstance(column.dtype, pd.CategoricalDtype) \
+                else sorted(column.dropna().unique().tolist())
+            where.append(f"{factor.expr!r} (the levels of {variable!r}: {levels})")
+    return (f"formula {formula!r}: the reference level {value} of a treatment coding is not a level of "
+            f"{' or '.join(where) or 'its factor'}; the reference (Treatment(...), contr.treatment(base=...)) is a "
+            f"level's value, not its position as R's contr.treatment(base=2) reads it")
 
 
 def _complete_rows(data: pd.DataFrame, formulas=(), columns=()) -> tuple[np.ndarray, int]:

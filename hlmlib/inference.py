@@ -370,7 +370,8 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     (``spec``, the fit's model spec; for fits from arrays, from the column names), and a categorical variable's
     columns at its given level are that level's row of the coding the fit used (treatment, ``C(c, Sum)``,
     ``Treatment('b')``, polynomial, ...): a level must be one of the fit's, and the key is the factor as written
-    (``'C(c, Sum)'``) or its column (``'c'``).
+    (``'C(c, Sum)'``, any spacing) or its column (``'c'``). Two values for factors of one variable (``'z'`` and
+    ``'np.exp(z)'``) are refused, as is a moderator that is itself a function of :math:`x` (``x:I(x ** 2)``).
 
     References
     ----------
@@ -391,11 +392,16 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
     if by_factor is None or len(xz_factors) != 2:
         raise InputError(f"the moderator {by!r} must be a numeric variable interacted with {x!r} (its term "
                          f"{names[j_xz]!r}); for a categorical one use contrast() with its levels' terms")
+    if by_factor.variables & x_factor.variables:
+        raise InputError(f"the moderator {by!r} reads {sorted(by_factor.variables & x_factor.variables)}, as {x!r} "
+                         f"does: in the term {names[j_xz]!r} {x!r} is multiplied by a function of itself, so dy/d{x} "
+                         f"is not b_{names[j_x]} + b_{names[j_xz]} * {by} (the derivative of {by} counts too); "
+                         f"write the derivative at the values you mean with contrast()")
     L = np.zeros((z.size, len(names)))
     L[:, j_x] = 1.0
     L[:, j_xz] = z
-    given = _check_given(given)
-    used, missing, transformed, others, weights = set(), [], [], [], {}
+    given = _normalised_given(_check_given(given))
+    used, missing, transformed, others, weights, read_by = set(), [], [], [], {}, {}
     for factors, scale, columns in terms:
         if columns in ([names[j_x]], [names[j_xz]]) or not any(f.variables & x_factor.variables for f in factors):
             continue
@@ -416,6 +422,7 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
                 missing.append(factor)
                 continue
             used.add(key)
+            read_by[key] = read_by.get(key, frozenset()) | factor.variables
             parts.append(_factor_columns(factor, key, given[key]))
         if len(parts) == len(factors):
             # formulaic's columns of a term: the products of its factors' columns, named by joining theirs
@@ -427,8 +434,13 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
                          f"with {by} transformed there): dy/d{x} then depends on {x} itself, or on {by} otherwise than "
                          f"in proportion (at {x} = 0 it is not what Stata's margins, dydx({x}) reports, the average "
                          f"over the data); write the derivative at the values you mean with contrast()")
+    keys = sorted({_given_for(f, {v: 0 for v in f.variables}) or f.expr for f in missing})
+    unused = sorted(set(given) - used)
+    if unused:
+        expected = sorted(used | set(keys))
+        raise InputError(f"given= names {unused}, which no other term containing {x!r} uses (those are {others}"
+                         + (f"; given= takes {expected}" if expected else "") + ")")
     if missing:
-        keys = sorted({_given_for(f, {v: 0 for v in f.variables}) or f.expr for f in missing})
         factor = missing[0]
         level = factor.contrasts.levels[0] if factor.contrasts is not None else 0
         example = repr(level.item() if isinstance(level, np.generic) else level)
@@ -436,9 +448,13 @@ def marginal_effect_table(x: str, by: str, at, coef: np.ndarray, cov: Covariance
                          f"their values with given= (e.g. given={{{keys[0]!r}: {example}}}, as Stata's margins, "
                          f"dydx({x}) at(...); a categorical variable's value is one of its levels); "
                          f"b_{names[j_x]} + b_{names[j_xz]} * {by} alone is the effect at 0 or the reference level")
-    unused = sorted(set(given) - used)
-    if unused:
-        raise InputError(f"given= names {unused}, which no other term containing {x!r} uses (those are {others})")
+    clashes = [(a, b) for a, b in itertools.combinations(sorted(read_by), 2) if read_by[a] & read_by[b]]
+    if clashes:
+        a, b = clashes[0]
+        raise InputError(f"given= sets both {a!r} and {b!r}, which read the same variable(s) "
+                         f"{sorted(read_by[a] & read_by[b])}: their values must come from one value of it, which "
+                         f"hlmlib does not check (the effect could be at no possible point); write the derivative at "
+                         f"that point with contrast()")
     unread = [column for column in others if column not in weights]
     if unread:
         raise InputError(f"the column(s) {unread} of the terms containing {x!r} could not be evaluated at the given "
@@ -460,6 +476,25 @@ def _check_given(given) -> dict:
     if not isinstance(given, dict) or not all(isinstance(key, str) for key in given):
         raise InputError(f"given= must be a dict of values by variable name, e.g. {{'catholic': 0}}; got {given!r}")
     return dict(given)
+
+
+def _normalised_given(given: dict) -> dict:
+    """``given`` with each key spelt as formulaic names the factor (``'C(c,Sum)'`` as ``'C(c, Sum)'``,
+    ``'I(x**2)'`` as ``'I(x ** 2)'``); a key that is not one factor (a column name with a space) stays as it is.
+    Two keys for one factor are refused."""
+    import formulaic
+
+    out, spelt = {}, {}
+    for key, value in given.items():
+        try:
+            terms = [term for term in formulaic.Formula(key) if str(term) != "1"]
+            name = terms[0].factors[0].expr if len(terms) == 1 and len(terms[0].factors) == 1 else key
+        except Exception:               # not a formula: matched as written
+            name = key
+        if name in out:
+            raise InputError(f"given= sets {name!r} twice, as {spelt[name]!r} and {key!r}")
+        out[name], spelt[name] = value, key
+    return out
 
 
 def given_text(given) -> str:

@@ -249,7 +249,7 @@ def marginal_effect_plot(table, ax=None, label: str | None = "estimated effect",
                          color=None, zero_line: bool = True, show_estimate: bool = True, band_style=None):
     r"""A marginal-effect table (``fit.marginal_effect(x, by)``) as a line with its confidence band.
 
-    The moderator (the table's first column) on the horizontal axis; the line is ``estimate``, the band runs
+    The moderator (the table's first column) on the horizontal axis, its rows drawn in increasing order; the line is ``estimate``, the band runs
     from ``ci_low`` to ``ci_high`` (the table's own intervals: its covariance kind and df, e.g. CR2 with
     Satterthwaite df per point). ``band="fill"`` shades it, ``"lines"`` draws its two edges (dashed; to set
     several tables' bands side by side on one ``ax``), ``"none"`` leaves it out. ``zero_line`` draws
@@ -278,6 +278,8 @@ def marginal_effect_plot(table, ax=None, label: str | None = "estimated effect",
         raise InputError(f"color must be a matplotlib colour (a name, '#rrggbb', an RGB tuple), got {color!r}")
     ax = _axes(ax)
     by = table.columns[0]
+    # the line and band join the points in order: a table with at= unsorted would draw a self-crossing band
+    table = table.iloc[np.argsort(table[by].to_numpy(dtype=float), kind="stable")]
     z = table[by].to_numpy(dtype=float)
     color = OKABE_ITO[0] if color is None else color
     if show_estimate:

@@ -510,3 +510,62 @@ def test_a_start_too_extreme_for_the_datas_units_is_replaced_by_the_moment_start
     default = hlmlib.mixed("y ~ x + (1 + x | g)", scaled)
     started = hlmlib.mixed("y ~ x + (1 + x | g)", scaled, start=[1.0, 1.0, 1.0])
     np.testing.assert_allclose(started.theta, default.theta, rtol=1e-6)
+
+
+# --- round 5: a moderator that reads x; treatment references; given= consistency and spelling -----------------
+
+@pytest.mark.parametrize("formula, by", [
+    ("y ~ x + x:I(x**2)", "I(x ** 2)"),     # dy/dx = b_x + 3 b_x:I(x**2) x^2, not b_x + b_x:I(x**2) x^2
+    ("y ~ x + x:center(x)", "center(x)"),
+    ("y ~ x + x:np.exp(x)", "np.exp(x)"),
+])
+def test_marginal_effect_refuses_a_moderator_that_is_a_function_of_x(df, formula, by):
+    """x times a function of x: the product rule adds the moderator's own derivative, so b_x + b_{x:z} z is
+    wrong (here b_x + b_{x:z} differs from the finite difference of predict() at x = 1): refused for OLS, mixed
+    and array fits."""
+    fit = hlmlib.ols(formula, df)
+    if by == "I(x ** 2)":               # at x = 1 the moderator is 1: the naive effect is b_x + b_x:I(x**2)
+        step = 1e-6
+        slope = np.diff(np.asarray(fit.predict(pd.DataFrame({"x": [1 - step, 1 + step]})))) / (2 * step)
+        assert slope[0] == pytest.approx(fit.params.iloc[1] + 3 * fit.params.iloc[2], rel=1e-6)
+        assert abs(slope[0] - fit.params.iloc[1] - fit.params.iloc[2]) > 1e-3
+    X = pd.DataFrame({"Intercept": 1.0, "x": df["x"], f"x:{by}": df["x"] ** 3})
+    for model in (fit, _quiet(hlmlib.mixed, formula, df, groups="g")) + ((hlmlib.ols(df["y"], X),)
+                                                                       if by == "I(x ** 2)" else ()):
+        with pytest.raises(InputError, match=rf"the moderator {re.escape(repr(by))} reads \['x'\]"):
+            model.marginal_effect("x", by, at=[1.0])
+
+
+@pytest.mark.parametrize("coded, value", [("C(c, Treatment('zz'))", "'zz'"), ("C(c, contr.treatment(base=2))", "2")])
+def test_a_treatment_reference_that_is_not_a_level_is_refused_naming_the_factor(df, coded, value):
+    """formulaic reads base= as a level's value (R's contr.treatment(base=2) as a position): a value that is not
+    a level is an InputError naming the factor and its levels, for OLS and mixed fits."""
+    for fit in (lambda: hlmlib.ols(f"y ~ x*{coded}", df), lambda: hlmlib.mixed(f"y ~ x*{coded} + (1 | g)", df)):
+        with pytest.raises(InputError, match=re.escape(f"the reference level {value} of a treatment coding is not "
+                                                       f"a level of {coded!r} (the levels of 'c': ['a', 'b', 'c'])")):
+            fit()
+
+
+@pytest.mark.parametrize("formula, given", [
+    ("y ~ x*w + x:z + x:np.exp(z)", {"z": 1.0, "np.exp(z)": 1.0}),          # exp(1) != 1: no such point
+    ("y ~ x*w + x:z + x:I(z**2)", {"z": 0.5, "I(z**2)": 0.3}),
+])
+def test_marginal_effect_refuses_given_values_for_two_factors_of_one_variable(df, formula, given):
+    data = df.assign(z=np.random.default_rng(3).normal(size=len(df)))
+    for fit in (hlmlib.ols(formula, data), _quiet(hlmlib.mixed, formula + " + (1 | g)", data)):
+        with pytest.raises(InputError, match=r"given= sets both .* which read the same variable\(s\) \['z'\]"):
+            fit.marginal_effect("x", "w", at=[0.0], given=given)
+
+
+def test_marginal_effect_matches_given_keys_as_formulaic_spells_them(df):
+    """'C(c,Sum)' is formulaic's 'C(c, Sum)': the same effect as given by the column; an unknown key is named with
+    the keys expected, before the missing values are asked for; one factor set twice is refused."""
+    fit = hlmlib.ols("y ~ x*w + x*C(c,Sum)", df)
+    for level in ("a", "c"):
+        spelt = fit.marginal_effect("x", "w", at=[0.5], given={"C(c,Sum)": level})
+        column = fit.marginal_effect("x", "w", at=[0.5], given={"c": level})
+        np.testing.assert_allclose(spelt[["estimate", "se"]], column[["estimate", "se"]], rtol=1e-12)
+    with pytest.raises(InputError, match=r"given= names \['cc'\], which no other term .* given= takes \['c'\]"):
+        fit.marginal_effect("x", "w", at=[0.5], given={"cc": "a"})
+    with pytest.raises(InputError, match="sets 'C\\(c, Sum\\)' twice"):
+        fit.marginal_effect("x", "w", at=[0.5], given={"C(c,Sum)": "a", "C(c, Sum)": "a"})

@@ -96,6 +96,31 @@ def test_marginal_effect_plot_draws_the_table(fits):
     assert "95% confidence band" in [t.get_text() for t in ax.legend().get_texts()]
 
 
+def test_marginal_effect_plot_draws_an_unsorted_table_in_moderator_order(fits):
+    """at= in data order (unsorted): the line, the band's edges and the filled polygon follow the moderator, so
+    the band is the sorted table's (fill_between in table order would cross itself)."""
+    at = HSB["meanses"].unique()[:9]
+    assert (np.diff(at) < 0).any()
+    table = fits["ols"].marginal_effect("cses", "meanses", at=at, given={"catholic": 0})
+    order = np.argsort(at)
+    for band in ("fill", "lines"):
+        ax = plots.marginal_effect_plot(table, band=band, ax=plt.subplots()[1])
+        np.testing.assert_array_equal(ax.lines[0].get_xdata(), at[order])
+        np.testing.assert_allclose(ax.lines[0].get_ydata(), table["estimate"].to_numpy()[order], rtol=1e-12)
+        if band == "lines":
+            for k, column in ((1, "ci_low"), (2, "ci_high")):
+                np.testing.assert_array_equal(ax.lines[k].get_xdata(), at[order])
+                np.testing.assert_allclose(ax.lines[k].get_ydata(), table[column].to_numpy()[order], rtol=1e-12)
+            continue
+        polygon = ax.collections[0].get_paths()[0]
+        for z, low, high in zip(at, table["ci_low"], table["ci_high"]):     # inside at each z, only in [low, high]
+            for y, inside in ((low + 0.01 * (high - low), True), ((low + high) / 2, True),
+                              (high - 0.01 * (high - low), True), (low - 0.05 * (high - low), False),
+                              (high + 0.05 * (high - low), False)):
+                if z not in (at.min(), at.max()):
+                    assert polygon.contains_point((z, y)) == inside, (z, y, inside)
+
+
 def test_caterpillar_plot_draws_the_blups_and_condvar_intervals(fits):
     hlm = fits["hlm"]
     ax = plots.caterpillar_plot(hlm, effect="Intercept", level=0.9)
