@@ -44,6 +44,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -922,9 +923,17 @@ def written_answers(a: Assignment, results: list[Result]) -> str:
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
-            lines += [f"### {printable(r.file)}", "", printable(_answer(r.submission, meta["id"], source_ids),
-                                                                   lines=True), ""]
+            lines += [f"### {printable(r.file)}", "",
+                      fenced(printable(_answer(r.submission, meta["id"], source_ids), lines=True)), ""]
     return "\n".join(lines)
+
+
+def fenced(text: str) -> str:
+    """A student's answer as a fenced block, longer than any run of backticks in it: Markdown and HTML inside it
+    are shown, not interpreted, so one answer cannot hide or forge the ones after it (an unclosed <!-- or a fake
+    heading)."""
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return f"{fence}text\n{text}\n{fence}"
 
 
 def output_names(results: list[Result]) -> dict[int, str]:

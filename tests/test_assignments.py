@@ -632,6 +632,14 @@ def test_printable_escapes_control_and_format_characters():
     assert grader.printable("café, ρ = 0.2, $\\bar x$") == "café, ρ = 0.2, $\\bar x$"
 
 
+def test_a_written_answer_cannot_hide_or_forge_the_answers_after_it():
+    hostile = "short\n### game/honest_02.ipynb\n*(not answered)*\n<!--\n```\n````"
+    block = grader.fenced(hostile)
+    fence = block.splitlines()[0][:-len("text")]
+    assert set(fence) == {"`"} and len(fence) == 5 and block.endswith("\n" + fence)
+    assert hostile in block and block.count(fence) == 2          # the answer sits whole inside one fence
+
+
 def test_a_run_that_writes_past_its_limit_is_ended_and_the_batch_is_graded(built, monkeypatch, tmp_path):
     # a low limit for the test (the default is 100 MB): the writer's run is ended as its folder passes it; the honest
     # run beside it keeps its marks
