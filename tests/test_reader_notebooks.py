@@ -369,6 +369,16 @@ def test_markdown_conversion_pairs_dollar_blocks_and_leaves_code_alone():
     assert not ctx.warnings
 
 
+def test_a_numbered_table_keeps_its_caption_and_number():
+    book = reader.Book()
+    book.numbers["tbl-a"] = ("chapters/x", "Table", "7.1")
+    pieces, ctx = _converted(":::{table} The estimators.\n:name: tbl-a\n\n| a | b |\n|---|---|\n| 1 | 2 |\n:::\n\n"
+                             "See {numref}`tbl-a`.", book)
+    out = "\n".join(pieces)
+    assert "**Table 7.1.** The estimators.\n\n| a | b |" in out and "See Table 7.1." in out
+    assert not ctx.warnings
+
+
 def test_unknown_syntax_is_reported_and_missing_references_fail():
     pieces, ctx = _converted(":::{margin}\nA side note.\n:::\n\nA {kbd}`Ctrl` key.")
     assert "A side note." in pieces[0] and "A Ctrl key." in pieces[0]

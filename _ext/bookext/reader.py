@@ -217,6 +217,10 @@ def _directive(name: str, argument: str, body: list[str], ctx: _Context, top_lev
         return titled(number + (f" ({_inline(argument, ctx)})" if argument else "") + ".")
     if name in {"math", "equation"}:
         return [_display_math(inner or argument, options.get("label"), ctx)]
+    if name == "table":          # the caption above the table, numbered as on the page
+        number = _number_text(book, label)
+        caption = _inline(argument, ctx)
+        return [(f"**{number}.** {caption}" if number else f"**{caption}**") + ("\n\n" + inner if inner else "")]
     if name == "dropdown":
         return [f"<details>\n<summary>{_inline(argument, ctx)}</summary>\n\n{inner}\n\n</details>"]
     if name == "admonition" or name in ADMONITIONS:
