@@ -504,6 +504,25 @@ def _disarm_dir_fd() -> None:
                          if hasattr(os, name)])
 
 
+def _guard_update_wrapper(forbidden: frozenset) -> None:
+    """Replace ``functools.update_wrapper`` (which ``functools.wraps`` calls), wherever a loaded module holds it, by a
+    version that copies only the attributes it copies by default and names without a leading underscore that the
+    static check does not refuse: with other names it is a real ``getattr`` and ``setattr`` by names made at run
+    time (``wraps(f).func`` hands it out whatever the static check saw)."""
+    import functools
+
+    real = functools.update_wrapper
+    default = frozenset((*functools.WRAPPER_ASSIGNMENTS, *functools.WRAPPER_UPDATES))
+
+    def update_wrapper(wrapper, wrapped, assigned=functools.WRAPPER_ASSIGNMENTS, updated=functools.WRAPPER_UPDATES):
+        for name in (*assigned, *updated):
+            if type(name) is not str or (name not in default and (name.startswith("_") or name in forbidden)):
+                _refuse(f"functools.update_wrapper of the attribute {name!r}")
+        return real(wrapper, wrapped, assigned, updated)
+
+    _replace_everywhere([(real, update_wrapper)])
+
+
 def _checked_getattr(forbidden: frozenset):
     """``getattr`` for the student's namespace: no private, dunder or interpreter attributes (the static check
     cannot see a name built at run time)."""
@@ -642,6 +661,7 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     import scipy.stats  # noqa: F401
 
     _value_types()
+    _guard_update_wrapper(frozenset(forbidden_attributes))     # before the modules are recorded: it replaces theirs
     emit, channel_fd = _channel(channel)
     globals().update(_kit(emit))        # before the modules are recorded: the kit's functions are then watched
     modules = _watched_modules()
