@@ -16,8 +16,10 @@ For one submission:
 4. the notebook runs in a fresh kernel whose working directory, home, IPython and matplotlib folders are a new
    folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
    runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
-   cell, the notebook exceeding the limit per file, a kernel that dies, or a run that writes more than WRITE_LIMIT
-   in its folder ends the run, and the tests not reached score 0;
+   cell, the notebook exceeding the limit per file, a kernel that dies, a run that writes more than WRITE_LIMIT
+   in its folder (deleted files its kernel holds counted) or writes while the disk is nearly full, or a message from
+   the kernel too large to read on the shell channel ends the run, and the tests not reached score 0; a run the
+   grader cannot set up or clean up (a full disk) is ``crashed``, and the batch goes on;
 5. the instructor version runs the same way once per batch (a reference run; its values are cached in
    ``build/reference/`` under a hash of everything they depend on), and every hidden test must record its values;
 6. a submission's hidden tests run up to their last record (:func:`make.recorded_part`; their checks against

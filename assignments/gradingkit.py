@@ -19,7 +19,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also refuses
   starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions that
   start them are replaced), since code in another thread would escape :func:`numpy_only`, and os's ``dir_fd``
-  arguments (a path relative to a directory descriptor reaches the hook without its directory).
+  arguments (a path relative to a directory descriptor reaches the hook without its directory); and it replaces
+  ``functools.update_wrapper`` by a version that copies only plain attribute names (:func:`_guard_update_wrapper`).
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test

@@ -18,7 +18,10 @@ Two verdicts:
   code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
   resolve an attribute by name (``import_optional_dependency``);
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
-  or matplotlib options), and taking a method from its class (``Box.put(np.testing, f)``, ``type(box).put``,
+  or matplotlib options); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
+  names, ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
+  these taken other than by a direct call, and ``.format`` on a string the check cannot read; and taking a method
+  from its class (``Box.put(np.testing, f)``, ``type(box).put``,
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
   an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
