@@ -299,7 +299,8 @@ class Policy:
     def setup_cell(self, work: Path, tmp: Path, log: Path, channel: Path) -> str:
         """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""
         return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
-                            allowed=(*self.allowed, str(tmp)), forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES | integrity.CHECKED_CALLS),
+                            allowed=(*self.allowed, str(tmp)),
+                            forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES | integrity.CHECKED_CALLS),
                             names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES),
                             write_limit=WRITE_LIMIT)
 
