@@ -16,8 +16,10 @@ For one submission:
 4. the notebook runs in a fresh kernel whose working directory, home, IPython and matplotlib folders are a new
    folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
    runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
-   cell, the notebook exceeding the limit per file, a kernel that dies, or a run that writes more than WRITE_LIMIT
-   in its folder ends the run, and the tests not reached score 0;
+   cell, the notebook exceeding the limit per file, a kernel that dies, a run that writes more than WRITE_LIMIT
+   in its folder (deleted files its kernel holds counted) or writes while the disk is nearly full, or a message from
+   the kernel too large to read on the shell channel ends the run, and the tests not reached score 0; a run the
+   grader cannot set up or clean up (a full disk) is ``crashed``, and the batch goes on;
 5. the instructor version runs the same way once per batch (a reference run; its values are cached in
    ``build/reference/`` under a hash of everything they depend on), and every hidden test must record its values;
 6. a submission's hidden tests run up to their last record (:func:`make.recorded_part`; their checks against
@@ -40,6 +42,7 @@ import copy
 import csv
 import hashlib
 import hmac
+import io
 import json
 import logging
 import math
@@ -47,6 +50,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -57,8 +61,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import zmq
+import zmq.asyncio
+import zmq.utils.monitor
+from jupyter_client.asynchronous import AsyncKernelClient
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from traitlets import List, default
 
 import gradingkit
 import integrity
@@ -82,10 +91,13 @@ del __grader_setup"""
 KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
 OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
+MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kernel (a larger one is not read)
 # What a run may write: at most WRITE_LIMIT bytes in its folder, its files included (the kernel's RLIMIT_FSIZE, and
-# a watch that ends the run past it), and at most WRITE_ENTRIES files and folders; the watch looks every
-# WATCH_INTERVAL seconds
+# a watch that ends the run past it), deleted files its kernel still holds open or mapped included, and at most
+# WRITE_ENTRIES files and folders; the watch looks every WATCH_INTERVAL seconds. While the folder's file system has
+# less than FREE_FLOOR bytes free, a run that takes FREE_SLACK bytes more is ended too.
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
+FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
 REFERENCE_CACHE = make.BUILD / "reference"
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
 # system folders, not where a course's files are kept
@@ -133,6 +145,12 @@ class Result:
         for t in self.tests:
             earned[t.question] += t.points if t.passed and self.status != "flagged" else 0
         return earned
+
+
+def new_result(path: Path, a: Assignment, submission) -> Result:
+    """The result of a submission not yet run: every test of the assignment, not passed."""
+    return Result(path, a, submission=submission,
+                  tests=[TestResult(t.id, t.question, t.points, t.hidden, t.guards) for t in a.tests])
 
 
 def identify(nb, catalogue: dict[str, Assignment]) -> Assignment:
@@ -281,7 +299,8 @@ class Policy:
     def setup_cell(self, work: Path, tmp: Path, log: Path, channel: Path) -> str:
         """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""
         return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
-                            allowed=(*self.allowed, str(tmp)), forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES),
+                            allowed=(*self.allowed, str(tmp)),
+                            forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES | integrity.CHECKED_CALLS),
                             names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES),
                             write_limit=WRITE_LIMIT)
 
@@ -290,10 +309,10 @@ def matplotlib_fonts(folder: Path) -> Path | None:
     """A folder with matplotlib's font cache, built once by a process of its own, which every run copies into its
     own matplotlib folder (or None if it could not be built). A run that built it would start a thread to warn that
     building takes a while, which the kit refuses: matplotlib would not load."""
-    folder.mkdir(parents=True, exist_ok=True)
     env = {k: os.environ[k] for k in KERNEL_ENVIRONMENT if k in os.environ}
     env.update(MPLCONFIGDIR=str(folder), HOME=str(folder), MPLBACKEND="Agg")
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, cwd=folder, timeout=300,
                        capture_output=True, check=True)
     except (OSError, subprocess.SubprocessError):
@@ -312,30 +331,66 @@ class Run:
     tampering: str | None = None                         # why the channel cannot be trusted, if it cannot
 
 
+class _BoundedKernelClient(AsyncKernelClient):
+    """jupyter_client's client, whose sockets take no message part larger than MESSAGE_LIMIT (ZeroMQ's
+    ``MAXMSGSIZE``): ZeroMQ drops a larger one, and the connection it came on, before it is read, so one message
+    cannot fill the grader's memory (:func:`_watch_messages` takes it from there)."""
+
+    monitors = List()          # (channel, socket reporting its connection's end) for shell and IOPub
+
+    @default("context")
+    def _bounded_context(self):
+        context = zmq.asyncio.Context()
+        context.setsockopt(zmq.MAXMSGSIZE, MESSAGE_LIMIT)    # the default of the sockets made from it
+        self._created_context = True
+        return context
+
+    def _create_connected_socket(self, channel, identity=None):
+        socket = super()._create_connected_socket(channel, identity)
+        if channel in ("shell", "iopub"):
+            self.monitors.append((channel, socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)))
+        return socket
+
+
 class _TrimmingClient(NotebookClient):
     """nbclient's client, keeping at most OUTPUT_LIMIT characters of a run's output: a loop that prints sends tens
-    of megabytes a second, which would fill the grader's memory. Past the limit it keeps only the errors, shortened,
-    and notes the cells it trimmed (the tests' records do not pass through the output: see :func:`read_channel`)."""
+    of megabytes a second, which would fill the grader's memory. Every message that brings output is charged before
+    nbclient handles it (streams, results, displays, comm messages and display updates: an update, or a display with
+    a ``display_id``, rewrites every earlier output with that id, and is charged once for each), so what the run
+    keeps, and the graded notebook written, stay under the limit. Past it only the errors are kept, shortened, and
+    the cells trimmed are noted (the tests' records do not pass through the output: see :func:`read_channel`)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.used, self.trimmed = 0, []
+        self.used, self.trimmed, self.running = 0, [], 0
 
-    def output(self, outs, msg, display_id, cell_index):
-        content = msg.get("content", {})
-        text = content.get("text")
-        size = len(text) if isinstance(text, str) else len(json.dumps(content, default=str))
-        if self.used + size <= OUTPUT_LIMIT:
-            self.used += size
-            return super().output(outs, msg, display_id, cell_index)
+    def drop_output(self, cell_index: int) -> None:
+        """Keep no more output of the run, and note it in the cell ``cell_index``, once."""
         self.used = OUTPUT_LIMIT + 1
         if cell_index not in self.trimmed:
             self.trimmed.append(cell_index)
-            outs.append(nbformat.v4.new_output("stream", name="stderr", text=(
+            self.nb.cells[cell_index].outputs.append(nbformat.v4.new_output("stream", name="stderr", text=(
                 f"[the grader dropped the output past {OUTPUT_LIMIT:,} characters in this run]\n")))
-        if msg["msg_type"] == "error":
-            short = {**content, "evalue": str(content.get("evalue", ""))[:2000], "traceback": []}
-            return super().output(outs, {**msg, "content": short}, display_id, cell_index)
+
+    def process_message(self, msg, cell, cell_index):
+        kind, content = msg["msg_type"], msg.get("content") or {}
+        if kind in ("status", "execute_input", "clear_output"):
+            return super().process_message(msg, cell, cell_index)
+        text = content.get("text")
+        size = (len(text) if kind == "stream" and isinstance(text, str) else len(json.dumps(content, default=str))
+                + sum(len(b) for b in msg.get("buffers") or ()))
+        display_id = (content.get("transient") or {}).get("display_id")
+        if display_id and kind in ("execute_result", "display_data", "update_display_data"):
+            rewritten = sum(len(outputs) for outputs in self._display_id_map.get(display_id, {}).values())
+            size *= max(1, rewritten + (kind != "update_display_data"))
+        if self.used + size <= OUTPUT_LIMIT:
+            self.used += size
+            return super().process_message(msg, cell, cell_index)
+        self.drop_output(cell_index)
+        if kind == "error":
+            short = {"ename": str(content.get("ename", ""))[:200], "evalue": str(content.get("evalue", ""))[:2000],
+                     "traceback": []}
+            return super().process_message({**msg, "content": short}, cell, cell_index)
         return None
 
 
@@ -365,9 +420,10 @@ def preallocate(path: Path, size: int) -> bool:
         os.close(fd)
 
 
-def disk_use(folder: Path, entries: int) -> float:
-    """The bytes the files under ``folder`` take on disk (their blocks, so a sparse file counts what it holds), or
-    infinity past ``entries`` files and folders."""
+def disk_use(folder: Path, entries: int, pid: int | None = None) -> float:
+    """The bytes the files under ``folder`` take on disk (their blocks, so a sparse file counts what it holds), and
+    the files on its file system that process ``pid`` and its children hold open or mapped after they were deleted
+    (:func:`deleted_but_held`), or infinity past ``entries`` files and folders."""
     total, seen, stack = 0, 0, [folder]
     while stack:
         try:
@@ -384,21 +440,108 @@ def disk_use(folder: Path, entries: int) -> float:
                         pass
         except OSError:
             pass
+    return total if pid is None else total + deleted_but_held(pid, folder)
+
+
+def deleted_but_held(pid: int, folder: Path) -> int:
+    """The bytes of the deleted files on ``folder``'s file system that process ``pid`` and its descendants still
+    hold, through a file descriptor or a memory map (``/proc/PID/fd``, ``/proc/PID/map_files``): a file removed
+    while open keeps its disk space until it is closed, out of sight of a count of the folder's files."""
+    try:
+        device = os.stat(folder).st_dev
+    except OSError:
+        return 0
+    counted, total = set(), 0
+    for process in _descendants(pid):
+        links = []
+        with contextlib.suppress(OSError):
+            links += [e.path for e in os.scandir(f"/proc/{process}/fd")]
+        with contextlib.suppress(OSError), open(f"/proc/{process}/maps", encoding="utf-8", errors="replace") as maps:
+            links += [f"/proc/{process}/map_files/{line.split()[0]}" for line in maps
+                      if line.rstrip().endswith(" (deleted)")]
+        for link in links:
+            try:
+                if not os.readlink(link).endswith(" (deleted)"):
+                    continue
+                st = os.stat(link)          # the open file itself
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_dev == device and (st.st_dev, st.st_ino) not in counted:
+                counted.add((st.st_dev, st.st_ino))
+                total += st.st_blocks * 512
     return total
 
 
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and the processes it started, and theirs (``/proc/PID/task/TID/children``)."""
+    found, stack = [], [pid]
+    while stack:
+        process = stack.pop()
+        found.append(process)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process}/task"):
+                with contextlib.suppress(OSError), open(f"/proc/{process}/task/{task}/children") as children:
+                    stack += [int(c) for c in children.read().split() if int(c) not in found]
+    return found
+
+
+def free_space(folder: Path) -> float:
+    """The bytes an unprivileged process may still write on ``folder``'s file system (infinity if unknown)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return math.inf
+    return st.f_bavail * st.f_frsize
+
+
 async def _watch_disk(folder: Path, client, over: list) -> None:
-    """Every WATCH_INTERVAL seconds, the disk the run's folder takes; past WRITE_LIMIT (or WRITE_ENTRIES entries),
-    note it in ``over`` and kill the kernel, which ends the run."""
+    """Every WATCH_INTERVAL seconds, the disk the run takes (:func:`disk_use`: its folder, and the deleted files its
+    kernel holds); past WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more than when the file system's free
+    space fell below FREE_FLOOR while it stays there, note it in ``over`` and kill the kernel, which ends the run."""
+    low = None                                      # the run's disk use when free space fell below the floor
     while True:
         await asyncio.sleep(WATCH_INTERVAL)
-        used = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES)
-        if used > WRITE_LIMIT:
-            over.append("more than " + (f"{WRITE_ENTRIES:,} files and folders" if used == math.inf
-                                        else f"{WRITE_LIMIT / 1e6:g} MB"))
+        pid = getattr(client.km.provisioner, "pid", None)
+        used = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES, pid)
+        if free_space(folder) >= FREE_FLOOR:
+            low = None
+        elif low is None:
+            low = used
+        if used > WRITE_LIMIT or (low is not None and used > low + FREE_SLACK):
+            over.append(f"wrote more than {WRITE_ENTRIES:,} files and folders in its folder" if used == math.inf
+                        else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
+                             "held open)" if used > WRITE_LIMIT
+                        else f"wrote {(used - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
+                             "free")
             with contextlib.suppress(Exception):
                 os.kill(client.km.provisioner.pid, signal.SIGKILL)
             return
+
+
+async def _watch_messages(channel: str, monitor, client, over: list) -> None:
+    """Each time ZeroMQ drops the connection of ``channel`` whose end ``monitor`` reports, for a message larger than
+    MESSAGE_LIMIT (:class:`_BoundedKernelClient`), while the kernel is alive (a kernel that died is left to
+    nbclient): on IOPub, connect again (what the kernel sent meanwhile is lost) and count the output dropped, as
+    past OUTPUT_LIMIT; on the shell channel, whose reply the run waits for, note it in ``over`` and kill the kernel,
+    which ends the run."""
+    while True:
+        event = zmq.utils.monitor.parse_monitor_message(await monitor.recv_multipart())
+        if event["event"] != zmq.EVENT_DISCONNECTED:
+            continue
+        await asyncio.sleep(0.1)
+        if not await client.km.is_alive():
+            return
+        if channel == "iopub":
+            socket, url = client.kc.iopub_channel.socket, client.kc._make_url("iopub")
+            with contextlib.suppress(zmq.ZMQError):
+                socket.disconnect(url)
+            socket.connect(url)
+            client.drop_output(client.running)
+            continue
+        over.append(f"sent a message of more than {MESSAGE_LIMIT / 1e6:g} MB, which the grader does not read")
+        with contextlib.suppress(Exception):
+            os.kill(client.km.provisioner.pid, signal.SIGKILL)
+        return
 
 
 async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_file: float = math.inf) -> Run:
@@ -422,14 +565,16 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                              resources={"metadata": {"path": str(work)}},
                              extra_arguments=["--IPKernelApp.ignore_cwd=True"])
     client.km = client.create_kernel_manager()
+    client.km.client_factory = _BoundedKernelClient
     client.km.transport, client.km.ip = "ipc", str(folder / "kernel")   # local sockets, not TCP
     deadline = time.monotonic() + timeout_file
-    stopped, status, message, over, watch = None, "ok", "", [], None
+    stopped, status, message, over, watches = None, "ok", "", [], []
     with open(folder / "kernel.log", "wb") as kernel_output:
         try:
             async with client.async_setup_kernel(env=_kernel_environment(work, tmp), stdout=kernel_output,
                                                  stderr=kernel_output):
-                watch = asyncio.create_task(_watch_disk(folder, client, over))
+                watches = [asyncio.create_task(_watch_disk(folder, client, over)),
+                           *(asyncio.create_task(_watch_messages(*m, client, over)) for m in client.kc.monitors)]
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type != "code":
                         continue
@@ -442,6 +587,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                         stopped, status, message = index, "timeout", limit
                         break
                     try:
+                        client.running = index
                         await client.async_execute_cell(cell, index)
                     except CellTimeoutError:
                         stopped, status, message = index, "timeout", limit + (
@@ -454,15 +600,17 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                         stopped, status = 0, "crashed"
                         message = "the grader's set-up cell failed: " + _error_message(cell.outputs)
                         break
+                for watch in watches:       # before the kernel is shut down, which closes its sockets
+                    watch.cancel()
         except Exception as exc:   # the kernel's sockets failing as it dies, or a kernel that cannot start
             if stopped is None:
                 stopped, status = 0, "crashed"
                 message = f"the kernel failed ({type(exc).__name__}: {str(exc)[:200]})"
         finally:
-            if watch is not None:
+            for watch in watches:
                 watch.cancel()
     if over:
-        status, message = "crashed", f"the run wrote {over[0]} in its folder" + (
+        status, message = "crashed", f"the run {over[0]}" + (
             f" (before or in {_where(nb, stopped)})" if stopped is not None else "")
     refusals = []
     with open(log, "rb") as file:                     # no more than the kit writes
@@ -579,8 +727,7 @@ def _read_test_cell(result: TestResult, outputs) -> None:
 async def run_submission(path: Path, a: Assignment, submission, policy: Policy, private: Path,
                          timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
-    result = Result(path, a, submission=submission,
-                    tests=[TestResult(t.id, t.question, t.points, t.hidden, t.guards) for t in a.tests])
+    result = new_result(path, a, submission)
     assembled = assemble(submission, a, reference_run)
     result.notes += assembled.not_run
     problems = integrity.check_cells(assembled.student_code)
@@ -590,11 +737,15 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         for t in result.tests:
             t.message = "not run: " + result.message
         return result
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=private))
     try:
-        run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        folder = Path(tempfile.mkdtemp(prefix="run-", dir=private))
+        try:
+            run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+    except OSError as exc:        # a full disk, most likely: this file is crashed, the batch goes on
+        return crashed(result, f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]}); is the disk full? "
+                               "Grade it again")
     result.status, result.message = run.status, run.message
     if run.stopped_at is not None:
         result.message += "; the run stopped there"
@@ -611,6 +762,18 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
     if run.tampering:
         result.status, result.message = "flagged", f"{run.tampering}: the score is 0, for the instructor to read"
     result.graded = assembled.notebook
+    return result
+
+
+GRADER_FAILED = "the grader could not set up, run or clean up this file's run"
+
+
+def crashed(result: Result, message: str) -> Result:
+    """``result`` as a run the grader could not complete, for a reason not the submission's: ``crashed``, no test
+    run."""
+    result.status, result.message = "crashed", message
+    for t in result.tests:
+        t.completed, t.message = False, "not run: " + message
     return result
 
 
@@ -681,6 +844,8 @@ def reference_of(result: Result) -> dict[str, dict]:
     record a value (else the source is broken: a GradingError)."""
     a = result.assignment
     failing = [t for t in result.tests if not t.completed or (t.hidden and not t.records)]
+    if result.status == "crashed" and result.message.startswith(GRADER_FAILED):
+        raise GradingError(f"the instructor version of {a.id} could not be run: {result.message}")
     if result.status != "ok" or failing or result.notes:
         what = (f"{failing[0].id}: {failing[0].message or 'records no value'}" if failing
                 else f"{result.status}: {result.message}" if result.status != "ok" else "; ".join(result.notes))
@@ -715,13 +880,26 @@ async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: f
     result = await run_submission(Path(f"<the instructor version of {a.id}>"), a, make.instructor_version(a),
                                   policy, private, timeout, timeout_file, reference_run=True)
     reference = reference_of(result)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    for old in cached.parent.glob(f"{a.id}-*.json"):
-        old.unlink()
-    partial = cached.with_suffix(".partial")
-    partial.write_text(json.dumps(reference), encoding="utf-8")
-    partial.replace(cached)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        for old in cached.parent.glob(f"{a.id}-*.json"):
+            old.unlink()
+        write_atomically(cached, json.dumps(reference))
+    except OSError as exc:        # the values are used all the same; the next batch runs the instructor version again
+        print(printable(f"the reference values of {a.id} could not be cached ({type(exc).__name__}: {exc})"),
+              file=sys.stderr)
     return reference
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it, so that a failed write (a full disk) leaves no
+    file cut short; the OSError is raised."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def grade(path: Path, timeout: float = 300, timeout_file: float = 900) -> Result:
@@ -793,6 +971,9 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
                 references[a.id] = await reference_run(a, policy, private, timeout, timeout_file, use_cache)
         except GradingError as exc:
             references[a.id] = exc
+        except Exception as exc:     # whatever failed, the other assignments' files are still graded
+            references[a.id] = GradingError(f"the instructor version of {a.id} could not be run "
+                                            f"({type(exc).__name__}: {str(exc)[:300]})")
         finally:
             ready[a.id].set()
 
@@ -805,6 +986,9 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
                 exc.file = Path(paths[i])
                 outcomes[i] = exc
                 return
+            except Exception as exc:     # a failure of the grader's on this file ends this file only
+                result = crashed(new_result(Path(paths[i]), a, submission),
+                                 f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]})")
         await ready[a.id].wait()
         ref = references[a.id]
         if isinstance(ref, GradingError):
@@ -967,50 +1151,81 @@ def output_names(results: list[Result]) -> dict[int, str]:
     return names
 
 
-def write_outputs(results: list[Result], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def write_outputs(results: list[Result], out: Path) -> list[str]:
+    """Each report, graded notebook and written-answers document, each written on its own (through a temporary
+    file): what could not be written (a full disk) is returned, one line each, and the others are written all the
+    same."""
+    failed = []
+
+    def write(path: Path, make_text) -> None:
+        try:
+            write_atomically(path, make_text())
+        except Exception as exc:     # noqa: BLE001  (one output lost, never the others)
+            failed.append(printable(f"{path}: not written ({type(exc).__name__}: {str(exc)[:300]})"))
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return [printable(f"{out}: not created ({type(exc).__name__}: {exc})")]
     names = output_names(results)
     for r in results:
-        (out / f"{names[id(r)]}.report.md").write_text(report(r), encoding="utf-8")
+        write(out / f"{names[id(r)]}.report.md", lambda: report(r))
         if r.graded is not None:
-            nbformat.write(r.graded, out / f"{names[id(r)]}.graded.ipynb")
+            write(out / f"{names[id(r)]}.graded.ipynb", lambda: nbformat.writes(r.graded) + "\n")
     by_assignment: dict[str, list[Result]] = {}
     for r in results:
         by_assignment.setdefault(r.assignment.id, []).append(r)
     for aid, rs in by_assignment.items():
         if rs[0].assignment.written:
-            (out / f"written_{aid}.md").write_text(written_answers(rs[0].assignment, rs), encoding="utf-8")
+            write(out / f"written_{aid}.md", lambda: written_answers(rs[0].assignment, rs))
+    return failed
 
 
-def write_csv(outcomes: list, path: Path) -> None:
+def csv_text(outcomes: list) -> str:
+    """The CSV: one row per file (see the README)."""
     questions: list[str] = []
     for o in outcomes:
         if isinstance(o, Result):
             questions += [q for q in o.assignment.questions if q not in questions]
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["file", "assignment", "score", "total", *questions, "status", "message"])
-        for o in outcomes:
-            if isinstance(o, GradingError):
-                w.writerow([printable(o.file), "", "", "", *[""] * len(questions), "error", printable(o)])
-                continue
-            earned = o.by_question()
-            w.writerow([printable(o.file), o.assignment.id, f"{o.score:g}", f"{o.total:g}",
-                        *[f"{earned[q]:g}" if q in earned else "" for q in questions], o.status,
-                        printable(o.message)])
+    f = io.StringIO(newline="")
+    w = csv.writer(f)
+    w.writerow(["file", "assignment", "score", "total", *questions, "status", "message"])
+    for o in outcomes:
+        if isinstance(o, GradingError):
+            w.writerow([printable(o.file), "", "", "", *[""] * len(questions), "error", printable(o)])
+            continue
+        earned = o.by_question()
+        w.writerow([printable(o.file), o.assignment.id, f"{o.score:g}", f"{o.total:g}",
+                    *[f"{earned[q]:g}" if q in earned else "" for q in questions], o.status,
+                    printable(o.message)])
+    return f.getvalue()
 
 
 def cli(args) -> int:
-    outcomes = grade_many(args.files, timeout=args.timeout, timeout_file=args.timeout_file, jobs=args.jobs,
-                          out=args.out, use_cache=not args.recompute_reference)
+    """Grade, print one line per file, then write the CSV, then the other outputs: each on its own, so that one that
+    cannot be written (a full disk) loses none of the others. Exit status 1 if a file is an error or an output could
+    not be written."""
+    try:
+        outcomes = grade_many(args.files, timeout=args.timeout, timeout_file=args.timeout_file, jobs=args.jobs,
+                              out=args.out, use_cache=not args.recompute_reference)
+    except OSError as exc:       # before any run: the grader's own folder could not be made
+        print(printable(f"error: the batch could not start ({type(exc).__name__}: {exc})"), file=sys.stderr)
+        return 1
     results = [o for o in outcomes if isinstance(o, Result)]
     for o in outcomes:
         if isinstance(o, GradingError):
             print(printable(f"{o.file}: error: {o}"), file=sys.stderr)
         else:
             print(summary_line(o))
-    write_outputs(results, args.out)
+    sys.stdout.flush()
+    failed = []
     if args.csv:
-        write_csv(outcomes, args.csv)
+        try:
+            write_atomically(Path(args.csv), csv_text(outcomes))
+        except OSError as exc:
+            failed.append(printable(f"{args.csv}: not written ({type(exc).__name__}: {exc})"))
+    failed += write_outputs(results, Path(args.out))
+    for line in failed:
+        print(f"error: {line}", file=sys.stderr)
     print(f"reports, graded notebooks and written answers in {args.out}", file=sys.stderr)
-    return 1 if len(results) < len(outcomes) else 0
+    return 1 if failed or len(results) < len(outcomes) else 0

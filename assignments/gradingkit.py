@@ -19,7 +19,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   or importing with a changed ``sys.path``; and, except from this module, profilers and tracers. It also refuses
   starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions that
   start them are replaced), since code in another thread would escape :func:`numpy_only`, and os's ``dir_fd``
-  arguments (a path relative to a directory descriptor reaches the hook without its directory).
+  arguments (a path relative to a directory descriptor reaches the hook without its directory); and it replaces
+  ``functools.update_wrapper`` by a version that copies only plain attribute names (:func:`_guard_update_wrapper`).
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
@@ -504,6 +505,25 @@ def _disarm_dir_fd() -> None:
                          if hasattr(os, name)])
 
 
+def _guard_update_wrapper(forbidden: frozenset) -> None:
+    """Replace ``functools.update_wrapper`` (which ``functools.wraps`` calls), wherever a loaded module holds it, by a
+    version that copies only the attributes it copies by default and names without a leading underscore that the
+    static check does not refuse: with other names it is a real ``getattr`` and ``setattr`` by names made at run
+    time (``wraps(f).func`` hands it out whatever the static check saw)."""
+    import functools
+
+    real = functools.update_wrapper
+    default = frozenset((*functools.WRAPPER_ASSIGNMENTS, *functools.WRAPPER_UPDATES))
+
+    def update_wrapper(wrapper, wrapped, assigned=functools.WRAPPER_ASSIGNMENTS, updated=functools.WRAPPER_UPDATES):
+        for name in (*assigned, *updated):
+            if type(name) is not str or (name not in default and (name.startswith("_") or name in forbidden)):
+                _refuse(f"functools.update_wrapper of the attribute {name!r}")
+        return real(wrapper, wrapped, assigned, updated)
+
+    _replace_everywhere([(real, update_wrapper)])
+
+
 def _checked_getattr(forbidden: frozenset):
     """``getattr`` for the student's namespace: no private, dunder or interpreter attributes (the static check
     cannot see a name built at run time)."""
@@ -642,6 +662,7 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     import scipy.stats  # noqa: F401
 
     _value_types()
+    _guard_update_wrapper(frozenset(forbidden_attributes))     # before the modules are recorded: it replaces theirs
     emit, channel_fd = _channel(channel)
     globals().update(_kit(emit))        # before the modules are recorded: the kit's functions are then watched
     modules = _watched_modules()

@@ -18,7 +18,10 @@ Two verdicts:
   code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
   resolve an attribute by name (``import_optional_dependency``);
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
-  or matplotlib options), and taking a method from its class (``Box.put(np.testing, f)``, ``type(box).put``,
+  or matplotlib options); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
+  names, ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
+  these taken other than by a direct call, and ``.format`` on a string the check cannot read; and taking a method
+  from its class (``Box.put(np.testing, f)``, ``type(box).put``,
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
   an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
@@ -77,7 +80,15 @@ FORBIDDEN_ATTRIBUTES = {
     # functions that import a module by name (sys, builtins, the grading kit), and the real getattr as an attribute
     "computation", "Scope", "EvalEnvironment", "capture_context", "import_optional_dependency", "import_module",
     "import_item", "unpickle_function", "getattr",
+    # copy's helper that sets the attributes it is given on the object a function returns (a module, say)
+    "_reconstruct",
 }
+# Functions that get or set attributes by names given as arguments, or build a class from a namespace: allowed only
+# called directly, with the names the check can read (see _Checker.visit_Call); refused by getattr at run time
+CHECKED_CALLS = {"update_wrapper", "wraps", "make_dataclass", "new_class"}
+# The attribute names functools.update_wrapper copies by default (besides names without a leading underscore)
+WRAPPER_NAMES = {"__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__dict__"}
+FORMAT_METHODS = {"format", "format_map"}    # str's, which look attributes up by the names in the string
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "__len__", "__iter__", "__getitem__",
                           "__enter__", "__exit__"}
@@ -152,6 +163,7 @@ class _Checker(ast.NodeVisitor):
         """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods."""
         self.imported, self.problems, self.method_self = imported, [], []
         self.classes, self.methods = classes, methods
+        self.scopes = ["module"]           # "class" where a class body's statements run, else "function" or "module"
 
     def flag(self, node, what):
         self.problems.append((getattr(node, "lineno", 0), what))
@@ -166,12 +178,17 @@ class _Checker(ast.NodeVisitor):
         for alias in node.names:
             if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES:
                 self.flag(node, f"imports {alias.name}")
+            elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
+                self.flag(node, f"imports {alias.name} under another name")
 
     def _import(self, node, name):
         if name.split(".")[0] not in ALLOWED_IMPORTS:
             self.flag(node, f"imports {name or 'a relative module'}, which is not on the list of allowed modules")
 
     def visit_Name(self, node):
+        self._checked_call_used(node, node.id)
+        if node.id == "property" and self.scopes[-1] != "class":
+            self.flag(node, "makes a property outside a class body (where its name could be made at run time)")
         if (node.id in FORBIDDEN_NAMES or HISTORY.match(node.id)
                 or DUNDER.match(node.id) and not (node.id == "__name__" and isinstance(node.ctx, ast.Load))):
             self.flag(node, f"uses {node.id}")
@@ -190,8 +207,14 @@ class _Checker(ast.NodeVisitor):
                 self.flag(node, f"rebinds {name}")
         for annotation in [a.annotation for a in ast.walk(node.args) if isinstance(a, ast.arg)] + [node.returns]:
             self._annotation(annotation)
+        for decorator in node.decorator_list:          # evaluated where the function is defined
+            self.visit(decorator)
         self.method_self.append(getattr(node, "_self", None))    # set by visit_ClassDef for a method
-        self.generic_visit(node)
+        self.scopes.append("function")
+        for part in (node.args, node.returns, *node.body):
+            if part is not None:
+                self.visit(part)
+        self.scopes.pop()
         self.method_self.pop()
 
     visit_FunctionDef = visit_AsyncFunctionDef = _function
@@ -214,12 +237,31 @@ class _Checker(ast.NodeVisitor):
             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.args.args \
                     and not any(_dotted(d) in ("staticmethod", "classmethod") for d in item.decorator_list):
                 item._self = item.args.args[0].arg
-        self.generic_visit(node)
+        for part in (*node.decorator_list, *node.bases, *node.keywords):
+            self.visit(part)
+        self.scopes.append("class")
+        for statement in node.body:
+            self.visit(statement)
+        self.scopes.pop()
 
     def visit_Lambda(self, node):
         self.method_self.append(None)
+        self.scopes.append("function")
         self.generic_visit(node)
+        self.scopes.pop()
         self.method_self.pop()
+
+    def _comprehension(self, node):
+        self.scopes.append("function")
+        self.generic_visit(node)
+        self.scopes.pop()
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = _comprehension
+
+    def _checked_call_used(self, node, name):
+        """A function of CHECKED_CALLS used other than called directly (an alias would escape visit_Call)."""
+        if name in CHECKED_CALLS and isinstance(node.ctx, ast.Load) and not getattr(node, "_callee", False):
+            self.flag(node, f"uses {name} other than by calling it")
 
     def _a_class(self, node) -> bool:
         """Whether ``node`` names one of the notebook's classes, or is ``type(...)``."""
@@ -227,6 +269,7 @@ class _Checker(ast.NodeVisitor):
                 or (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "type"))
 
     def visit_Attribute(self, node):
+        self._checked_call_used(node, node.attr)
         if (isinstance(node.ctx, ast.Load) and node.attr in self.methods and self._a_class(node.value)
                 and not getattr(node, "_called_with_self", False)):
             self.flag(node, f"takes the method .{node.attr} from its class (its self could then be any object, "
@@ -272,7 +315,32 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, "builds a class with type(name, bases, namespace)")
         if isinstance(func, ast.Attribute) and func.attr in STRING_CODE_METHODS:
             self._string_code(node, f".{func.attr}()")
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if name in CHECKED_CALLS:
+            func._callee = True
+            self._checked_call(node, name)
+        if name in FORMAT_METHODS and isinstance(func, ast.Attribute):
+            text = node.args[0] if _dotted(func.value) == "str" and node.args else func.value
+            if not (isinstance(text, ast.Constant) and isinstance(text.value, str)):
+                self.flag(node, f"calls .{name}() on a string the check cannot read (it looks attributes up by the "
+                                "names in it)")
         self.generic_visit(node)
+
+    def _checked_call(self, node, name):
+        """update_wrapper and wraps with no names but constant ones (see WRAPPER_NAMES), make_dataclass with no
+        namespace, and no new_class: the attributes they get, set or define are then the ones the check reads."""
+        if name == "new_class" or any(isinstance(a, ast.Starred) for a in node.args) \
+                or any(k.arg is None for k in node.keywords):
+            self.flag(node, f"calls {name} in a way the check cannot read")
+        elif name == "make_dataclass" and any(k.arg == "namespace" for k in node.keywords):
+            self.flag(node, "calls make_dataclass with a namespace (attributes by names made at run time)")
+        elif name in ("update_wrapper", "wraps"):
+            first = 2 if name == "update_wrapper" else 1           # the names come after the wrapper and the wrapped
+            for names in node.args[first:] + [k.value for k in node.keywords if k.arg in ("assigned", "updated")]:
+                if not (isinstance(names, (ast.Tuple, ast.List)) and all(
+                        isinstance(n, ast.Constant) and type(n.value) is str and wrapper_name(n.value, ())
+                        for n in names.elts)):
+                    self.flag(node, f"calls {name} with attribute names that are not constant, plain names")
 
     def _string_code(self, node, where):
         """A pandas query or eval string: a constant, without the names the check refuses."""
@@ -313,6 +381,12 @@ def _plain_type(text: str) -> bool:
                and "__" not in getattr(n, "id", getattr(n, "attr", ""))
                and not (isinstance(n, ast.Constant) and isinstance(n.value, str) and not _plain_type(n.value))
                for n in ast.walk(tree))
+
+
+def wrapper_name(name: str, forbidden=FORBIDDEN_ATTRIBUTES) -> bool:
+    """Whether functools.update_wrapper may copy the attribute ``name``: one it copies by default, or a name without
+    a leading underscore that the check does not refuse."""
+    return name in WRAPPER_NAMES or not (name.startswith("_") or name in forbidden)
 
 
 def _imported_names(tree) -> set[str]:

@@ -316,6 +316,11 @@ DISPATCH = ("assignment02_dispatch", "assignment05_dispatch")
 # Written by tests/fixtures/make_reorder_fixtures.py; the honest counterpart moves the instructor's cells the same way.
 REORDERED = {"assignment01_reorder": ("01_moulton_by_simulation", "q4"),
              "assignment03_reorder": ("03_few_clusters_monte_carlo", "q3")}
+# Round 6 (tests/fixtures/make_round6_fixtures.py): deleted files kept open or mapped, out of sight of the folder's
+# count (the disk filled, then an OSError in the next run's set-up ended the batch); display updates, which bypassed
+# the output budget (gigabytes in the grader, a notebook of 1 GB); functools.update_wrapper as a real getattr by a
+# name made at run time, into a property make_dataclass put on a class (it reached the kit's signing function)
+ROUND6 = ("assignment02_diskhold", "assignment02_display", "assignment02_wrapper")
 # Run past the static check: the kit's run_test wrapped to swallow a test's exception, or to run other code in its
 # place under the test's name. Neither can send ``done`` for the test the grader sent.
 WRAPPERS = {
@@ -449,7 +454,7 @@ def graded(built, tmp_path_factory):
         add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names] + outside))
     for name, (aid, kind, replace, insert) in UNSEEN.items():
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
-    for name in RELAYS + UNPICKLING_RELAYS + DISPATCH:
+    for name in RELAYS + UNPICKLING_RELAYS + DISPATCH + ROUND6[2:]:
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
     for name, (aid, question) in REORDERED.items():
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
@@ -768,6 +773,110 @@ def test_the_annotation_evaluated_by_singledispatch_is_flagged_by_the_static_che
         "has the string annotation 'exec(P)'" in row["message"], row
 
 
+def test_update_wrapper_as_a_getattr_by_a_name_made_at_run_time_is_flagged_by_the_static_check(graded):
+    row = graded["rows"]["relay/assignment02_wrapper"]
+    assert row["status"] == "flagged" and float(row["score"]) == 0, row
+    for what in ("calls make_dataclass with a namespace", "makes a property outside a class body",
+                 "calls update_wrapper with attribute names that are not constant"):
+        assert what in row["message"], row
+
+
+def test_held_deleted_files_display_updates_and_a_failed_set_up_or_output_cost_only_their_own_file(
+        built, monkeypatch, tmp_path):
+    # round 6 in one batch of the command, with small limits: the run holding deleted files is ended as they pass
+    # the write limit; the display updates are charged (the graded notebook stays under the output limit) and the
+    # message larger than the grader reads is dropped; the update_wrapper route, run as if the static check had not
+    # seen it (full Python), is refused in the kernel, however update_wrapper is reached; a disk full when a run is
+    # set up (the font cache's copy fails) makes that file crashed; an output that cannot be written is reported.
+    # The honest file keeps full marks, and the CSV, the reports and the other outputs are written.
+    monkeypatch.setattr(grader, "WRITE_LIMIT", 20_000_000)
+    monkeypatch.setattr(grader, "OUTPUT_LIMIT", 200_000)
+    monkeypatch.setattr(grader, "MESSAGE_LIMIT", 1_000_000)
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    wrapper = nbformat.read(FIXTURES / "assignment02_wrapper.ipynb", as_version=4)
+    for cell in wrapper.cells:          # wraps(f).func is update_wrapper, wherever the static check looked
+        cell.source = cell.source.replace("functools.update_wrapper(Holder(), obj",
+                                          "functools.wraps(obj).func(Holder(), obj")
+    nbformat.write(wrapper, tmp_path / "wrapper_func.ipynb")
+    instructor = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
+    nbformat.write(_edited(instructor, {}, [("setup", "# the disk is full when this run is set up")]),
+                   tmp_path / "disk_full.ipynb")
+    real_copytree, real_execute, full = grader.shutil.copytree, grader._execute, []
+
+    def copytree(src, dst, *args, **kwargs):
+        if full:
+            raise grader.shutil.Error([(str(src), str(dst), "[Errno 28] No space left on device")])
+        return real_copytree(src, dst, *args, **kwargs)
+
+    async def execute(nb, *args, **kwargs):        # its set-up runs before any other run's: nothing awaited before
+        full[:] = [True] if any("the disk is full" in c.source for c in nb.cells) else []
+        return await real_execute(nb, *args, **kwargs)
+
+    monkeypatch.setattr(grader.shutil, "copytree", copytree)
+    monkeypatch.setattr(grader, "_execute", execute)
+    honest = built[("instructor", "02_sandwich_by_hand")]
+    files = [FIXTURES / f"{name}.ipynb" for name in ROUND6] + [tmp_path / "wrapper_func.ipynb",
+                                                               tmp_path / "disk_full.ipynb", honest]
+    out = tmp_path / "out"
+    (out / "disk_full.report.md").mkdir(parents=True)           # this output cannot be written
+    status = make.main(["grade", *map(str, files), "--csv", str(tmp_path / "g.csv"), "--out", str(out), "--jobs", "2",
+                        "--timeout", "120"])
+    assert status == 1                                            # an output was not written
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert len(rows) == len(files)
+    held = rows["assignment02_diskhold"]
+    assert held["status"] == "crashed" and float(held["score"]) == 0, held
+    assert "more than 20 MB in its folder (counting the deleted files it held open)" in held["message"], held
+    display = rows["assignment02_display"]
+    assert display["status"] == "review" and float(display["score"]) == 0, display
+    assert "output past 200,000 characters dropped" in display["message"], display
+    graded_nb = nbformat.read(out / "assignment02_display.graded.ipynb", as_version=4)
+    assert sum(len(json.dumps(o)) for c in graded_nb.cells for o in c.get("outputs", [])) < 250_000
+    for name in ("assignment02_wrapper", "wrapper_func"):
+        row = rows[name]
+        assert row["status"] == "review" and float(row["score"]) == 0, row
+        assert "refused at run time: functools.update_wrapper of the attribute '__globals__'" in row["message"], row
+        assert "signing function: <" not in (out / f"{name}.graded.ipynb").read_text(encoding="utf-8")
+    full_disk = rows["disk_full"]
+    assert full_disk["status"] == "crashed" and float(full_disk["score"]) == 0, full_disk
+    assert "could not set up" in full_disk["message"] and "No space left" in full_disk["message"], full_disk
+    assert rows[honest.stem]["status"] == "ok" and float(rows[honest.stem]["score"]) == 6, rows[honest.stem]
+    assert (out / f"{honest.stem}.report.md").is_file() and (out / "written_02_sandwich_by_hand.md").is_file()
+    assert (out / "disk_full.graded.ipynb").is_file() is False and (out / "disk_full.report.md").is_dir()
+
+
+def test_the_disk_watch_counts_deleted_files_held_open_or_mapped(tmp_path):
+    import mmap
+    import os
+    before = grader.deleted_but_held(os.getpid(), tmp_path)
+    with open(tmp_path / "open.bin", "wb") as kept, open(tmp_path / "mapped.bin", "wb+") as source:
+        kept.write(b"0" * 3_000_000)
+        kept.flush()
+        source.write(b"1" * 2_000_000)
+        source.flush()
+        mapped = mmap.mmap(source.fileno(), 4096)
+        os.remove(tmp_path / "open.bin")
+        os.remove(tmp_path / "mapped.bin")
+        assert grader.deleted_but_held(os.getpid(), tmp_path) - before >= 3_000_000
+        source.close()                     # the map keeps the file (and a descriptor of its own)
+        assert grader.deleted_but_held(os.getpid(), tmp_path) - before >= 5_000_000
+        assert grader.disk_use(tmp_path, 100, os.getpid()) >= 5_000_000 > grader.disk_use(tmp_path, 100)
+        mapped.close()
+
+
+def test_a_run_that_grows_while_the_disk_is_nearly_full_is_ended(tmp_path, monkeypatch):
+    monkeypatch.setattr(grader, "free_space", lambda folder: 0)
+    policy = grader.Policy.for_batch([], None, tmp_path)
+    cell = nbformat.v4.new_code_cell
+    writer = "import time\nopen('a.bin', 'wb').write(b'0' * 3_000_000)\ntime.sleep(30)"
+    quiet = nbformat.v4.new_notebook(cells=[cell(""), cell("import time\ntime.sleep(2)\nprint(1)")])
+    loud = nbformat.v4.new_notebook(cells=[cell(""), cell(writer)])
+    ok = asyncio.run(grader._execute(quiet, policy, tmp_path / "quiet", 60))
+    assert ok.status == "ok", ok
+    ended = asyncio.run(grader._execute(loud, policy, tmp_path / "loud", 60))
+    assert ended.status == "crashed" and "while the disk had less than 100 MB free" in ended.message, ended
+
+
 # Reads, plain Python, what a submission must not: the repository (its git objects; any file of it) and a copy of the
 # sources elsewhere on the machine ({copy}); prints what it could read
 READ_THE_SOURCES = """import os
@@ -999,6 +1108,15 @@ FLAGGED = [
     "x: list['f(1)'] = []", "import pandas as pd\npd.core.computation.scope.Scope(level=0)",
     "import pandas as pd\npd.compat._optional.import_optional_dependency('builtins')", "np.getattr",
     "import scipy\nscipy._lib._uarray._backend.unpickle_function('builtins', 'getattr', None)",
+    # round 6: update_wrapper/wraps with names made at run time (a real getattr and setattr), taken by another name;
+    # a class namespace or a property by a run-time name; str.format looking attributes up by run-time names
+    "import functools\nfunctools.update_wrapper(g, f, assigned=(name,), updated=())",
+    "import functools\nfunctools.wraps(f, (name,))(g)", "from functools import wraps as w",
+    "import functools\nuw = functools.update_wrapper", "import functools\nfunctools.wraps(f, **options)",
+    "import dataclasses\ndataclasses.make_dataclass('H', [], namespace={name: 1})",
+    "import dataclasses\ndataclasses.types.new_class('H')", "p = property(get, keep)",
+    "class A:\n    def f(self):\n        return property(g)", "fmt = '{0.x}'\nfmt.format(f)", "str.format(fmt, f)",
+    "import copy\ncopy._reconstruct(None, None, f, ())",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -1016,6 +1134,11 @@ ALLOWED = [
     "with open('notes.txt', 'w') as f:\n    f.write('x')",
     "def g(x: 'np.ndarray', y: 'list[int] | None' = None) -> 'tuple[float, float]':\n    pass",
     "from dataclasses import dataclass\n@dataclass\nclass Fit:\n    b: 'np.ndarray'\n    se: float = 0.0",
+    "import functools\ndef logged(f):\n    @functools.wraps(f)\n    def g(*a):\n        return f(*a)\n    return g",
+    "from functools import wraps\nwraps(f, assigned=('note',), updated=())(g)",
+    "class Fit:\n    @property\n    def b(self):\n        return 1\n    se = property(lambda self: 2)",
+    "from dataclasses import make_dataclass\nPoint = make_dataclass('Point', ['x', ('y', float)])",
+    "print('{:.3f} and {}'.format(1.0, 2))",
 ]
 NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotlib {get_ipython()}", "%load f.py",
            "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list"]
