@@ -1079,9 +1079,13 @@ class MixedResult:
 
     @cached_property
     def _unit_ols(self):
+        return self._unit_regressions()
+
+    def _unit_regressions(self, project_fixed: bool = True):
+        """Each group's own regression (:func:`hlmlib.lmm_diagnostics.unit_ols`)."""
         from .lmm_diagnostics import unit_ols
         return unit_ols(self._y, self._X, self._Z, self._codes, self.ngroups, self.params.to_numpy(), self.sigma2,
-                        list(self.params.index))
+                        list(self.params.index), project_fixed)
 
     def reliability(self, per_group: bool = False):
         r"""Raudenbush & Bryk's reliability of each group's OLS estimate of each random coefficient.
