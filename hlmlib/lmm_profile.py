@@ -26,7 +26,7 @@ order: a standard deviation put first is :math:`K_{11}`; a correlation between t
 other entries of :math:`K` and :math:`\sigma` are free (diagonal of :math:`K` :math:`\ge 0`) and the deviance and its analytic gradient
 (:func:`hlmlib.lmm_objective.gradient_wrt_T` at a given :math:`\sigma^2`) go to L-BFGS-B. A fixed effect
 :math:`\beta_k` is profiled by refitting :math:`y - x_k \beta_k` on the other columns by ML
-(:func:`hlmlib.mixed.fit_theta`). At every point of a profile the inner minimisation starts from the previous
+(``hlmlib.mixed.fit_theta``). At every point of a profile the inner minimisation starts from the previous
 point's solution and from the estimate (for a fixed effect also from the moment start) and keeps the lowest
 deviance (:class:`ProfileTrace`): the deviance in the other parameters can have two local minima (e.g. one with
 a variance at 0), and a warm start alone can stay on the higher one. Each end of the interval is found by

@@ -1006,9 +1006,9 @@ def shrinkage_plot(fit, effect=None, against: str = "size", ax=None):
     :math:`\hat\beta_j - W_j\hat\gamma` (R&B's unit-by-unit OLS, :mod:`hlmlib.lmm_diagnostics`); a level-1
     predictor with a fixed coefficient stays in :math:`X_j\hat\beta` at the common estimate, so with a random
     intercept alone :math:`\tilde u_{0j}` is the group's mean of :math:`y - X\hat\beta` (not the intercept of
-    the group's own regression with its own slopes, which HLM's unit OLS and :meth:`reliability` use). When the
-    coefficient's level-2 model is its fixed effect alone (a fixed effect of the same name, no level-2
-    predictors), :math:`c = \hat\gamma_q` and the ends are the group's coefficient (for a null model the group
+    the group's own regression with its own slopes, which HLM's unit OLS and
+    :meth:`hlmlib.MixedResult.reliability` use). When the coefficient's level-2 model is its fixed effect alone
+    (a fixed effect of the same name, no level-2 predictors), :math:`c = \hat\gamma_q` and the ends are the group's coefficient (for a null model the group
     mean; with fixed level-1 slopes the group's mean of :math:`y` adjusted by them) and
     :math:`\hat\gamma_q + \hat u_{qj}`; with level-2 predictors :math:`c = 0` and they are deviations from the
     prediction.
