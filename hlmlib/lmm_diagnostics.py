@@ -103,8 +103,14 @@ def _full_column_rank(A: np.ndarray, norms: np.ndarray | None = None) -> bool:
 
 
 def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_groups: int, beta: np.ndarray,
-             sigma2: float, x_names: list[str]) -> UnitOLS:
-    """The unit-by-unit OLS regressions of the module docstring, one pass over the groups."""
+             sigma2: float, x_names: list[str], project_fixed: bool = True) -> UnitOLS:
+    r"""The unit-by-unit OLS regressions of the module docstring, one pass over the groups.
+
+    ``project_fixed=False``: the regressions of :math:`y_j - X_j\hat\beta` on :math:`Z_j` alone, without
+    projecting off :math:`F_j`: :math:`(Z_j'Z_j)^{-1} Z_j'(y_j - X_j\hat\beta)` with covariance
+    :math:`\hat\sigma^2 (Z_j'Z_j)^{-1}`, the estimate that the empirical-Bayes one shrinks,
+    :math:`\hat u_j = S_j (Z_j'Z_j)^{-1} Z_j'(y_j - X_j\hat\beta)` (:meth:`hlmlib.MixedResult.shrinkage`). The
+    two are the same when :math:`F` is empty."""
     q, p = Z.shape[1], X.shape[1]
     rows = _group_rows(codes, n_groups)
     # which columns of X lie, within every group, in the span of the group's Z (the level-2 model), and on which
@@ -126,7 +132,7 @@ def unit_ols(y: np.ndarray, X: np.ndarray, Z: np.ndarray, codes: np.ndarray, n_g
         Zj, rj = Z[r], resid[r]
         rss[j], resid_df[j] = _residual_ss(np.column_stack([Zj, X[r]]), rj)
         norms = np.linalg.norm(Zj, axis=0)
-        if F.shape[1]:
+        if F.shape[1] and project_fixed:
             # project off the group's fixed-coefficient level-1 columns
             basis = _span_basis(F[r])
             Zj = Zj - basis @ (basis.T @ Zj)

@@ -24,12 +24,17 @@ does not depend on their order) and :math:`C = K K'` is written through its Chol
 order: a standard deviation put first is :math:`K_{11}`; a correlation between the first two is fixed by
 :math:`(K_{21}, K_{22}) = m (\rho, \sqrt{1 - \rho^2})`, :math:`m \ge 0`; :math:`\sigma` is fixed as itself. The
 other entries of :math:`K` and :math:`\sigma` are free (diagonal of :math:`K` :math:`\ge 0`) and the deviance and its analytic gradient
-(:func:`hlmlib.lmm_objective.gradient_wrt_T` at a given :math:`\sigma^2`) go to L-BFGS-B, started from the
-previous point of the profile. Each end of the interval is found by stepping out from :math:`\hat\psi`
-(secant steps on :math:`\zeta`) until :math:`\zeta` crosses :math:`\pm z`, then by Brent's method to
-:math:`10^{-10}` relative: the exact root of the profile, where lme4 interpolates a spline through profile
-points :math:`\approx 0.6` apart in :math:`\zeta` (``delta.cutoff = 1/8``), which moves its ends by up to
-about :math:`10^{-4}` relative.
+(:func:`hlmlib.lmm_objective.gradient_wrt_T` at a given :math:`\sigma^2`) go to L-BFGS-B. A fixed effect
+:math:`\beta_k` is profiled by refitting :math:`y - x_k \beta_k` on the other columns by ML
+(``hlmlib.mixed.fit_theta``). At every point of a profile the inner minimisation starts from the previous
+point's solution and from the estimate (for a fixed effect also from the moment start) and keeps the lowest
+deviance (:class:`ProfileTrace`): the deviance in the other parameters can have two local minima (e.g. one with
+a variance at 0), and a warm start alone can stay on the higher one. Each end of the interval is found by
+stepping out from :math:`\hat\psi` (secant steps on :math:`\zeta`) until :math:`\zeta` crosses :math:`\pm z`,
+then by Brent's method to :math:`10^{-10}` relative: the root of the profile so computed, where lme4
+interpolates a spline through profile points :math:`\approx 0.6` apart in :math:`\zeta`
+(``delta.cutoff = 1/8``), which moves its ends by up to about :math:`10^{-4}` relative. The inner minimisation
+is local: a minimum that none of these starts reaches would be missed, and the interval would be too short.
 
 Conventions. lme4 profiles the ML deviance even for a REML fit (``devfun2`` calls ``refitML``); so does
 ``criterion="ML"`` (the default) here, centring the intervals on the ML estimates. ``criterion="REML"``
@@ -168,25 +173,25 @@ class ProfileTrace:
     r"""The profile of one parameter: ``zeta(value)`` and every point evaluated (``points``: value -> zeta).
 
     ``minimise(value, start) -> (deviance, solution)`` minimises the deviance with the parameter held at
-    ``value``, from the previous solution; with ``restart`` also from ``start`` (the estimate), keeping the
-    lower deviance, so that a warm start cannot leave the profile on a local minimum (a fixed effect's
-    profile needs no restart: ``hlmlib.mixed.fit_theta`` checks the boundary's optimality itself).
+    ``value`` from ``start``. Each point is minimised from the previous point's solution and from every one
+    of ``starts`` (the estimate; for a fixed effect also ``None``, the moment start), keeping the lowest
+    deviance: the deviance in the other parameters can have two minima (one with a variance at 0, one
+    inside), and a single warm start can stay on the higher one and make the profile too high and the
+    interval too short. The profile is therefore the lowest of these local minima at every point, the same
+    function at every evaluation of the root finder.
     """
 
-    def __init__(self, name: str, estimate: float, base: float, minimise, start, restart: bool = True):
+    def __init__(self, name: str, estimate: float, base: float, minimise, starts):
         self.name, self.estimate, self.base = name, estimate, base
-        self._minimise, self._start, self._restart = minimise, start, restart
+        self._minimise, self._starts = minimise, list(starts)
         self.points: dict[float, float] = {}
         self._last = None
 
     def zeta(self, value: float) -> float:
         if float(value) in self.points:         # Brent's method re-evaluates the bracket's ends
             return self.points[float(value)]
-        dev, solution = self._minimise(value, self._start if self._last is None else self._last)
-        if self._restart and self._last is not None:
-            cold = self._minimise(value, self._start)
-            if cold[0] < dev:
-                dev, solution = cold
+        starts = self._starts if self._last is None else [self._last] + self._starts
+        dev, solution = min((self._minimise(value, start) for start in starts), key=lambda fit: fit[0])
         self._last = solution
         if dev < self.base - 1e-6:
             warnings.warn(f"profiling {self.name} found a lower deviance ({dev:.8f} < {self.base:.8f}): the fit "
@@ -283,7 +288,8 @@ def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: f
 
 def _fixed_effect_profile(cp: CrossProducts, theta: np.ndarray, k: int):
     r"""For fixed effect ``k``: ``minimise(value, start)`` = the ML fit with :math:`\beta_k` held at ``value``,
-    i.e. of :math:`y - x_k \beta_k` on the other columns (lme4's offset), from the cross-products.
+    i.e. of :math:`y - x_k \beta_k` on the other columns (lme4's offset), from the cross-products, and the
+    starts for :class:`ProfileTrace`: the estimate's theta and ``None`` (``fit_theta``'s moment start).
 
     Only the y parts change with the value: :math:`Z_j'(y - x_k b) = Z_j'y - b Z_j'x_k`,
     :math:`X_{-k}'(y - x_k b)` and :math:`(y - x_k b)'(y - x_k b) = y'y - 2b x_k'y + b^2 x_k'x_k`."""
@@ -306,7 +312,7 @@ def _fixed_effect_profile(cp: CrossProducts, theta: np.ndarray, k: int):
         fit = fit_theta(CrossProducts(ZtZW=ZtZW, WtW=WtW, n_obs=cp.n_obs), reml=False, start=start)
         return fit.deviance, fit.theta
 
-    return minimise, theta
+    return minimise, [theta, None]                       # from the estimate and from fit_theta's moment start
 
 
 PARAMETER_SETS = ("theta_", "beta_")
@@ -355,7 +361,7 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
         name, row = table.index[i], table.iloc[i]
         if i >= n_var:
             k = i - n_var
-            minimise, start = _fixed_effect_profile(cp, theta, k)
+            minimise, starts = _fixed_effect_profile(cp, theta, k)
             bounds, first_step = (-np.inf, np.inf), 0.5 * se[k]
         else:
             is_cor = i < len(positions) and positions[i][0] != positions[i][1]
@@ -365,10 +371,11 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
                 highs.append(bounds[1])
                 continue
             minimise, start = _variance_profile(cp, reml, theta, sigma, i, d)
+            starts = [start]
             # from a zero estimate: 1% of sigma (of a unit-scaled Z's sd), or of the correlation's range
             typical = 1.0 if is_cor else sigma / d[positions[i][0]] if i < len(positions) else sigma
             first_step = 0.01 * (abs(row.estimate) if row.estimate != 0 else typical)
-        trace = ProfileTrace(f"{name} ({row.parameter})", row.estimate, base, minimise, start, restart=i < n_var)
+        trace = ProfileTrace(f"{name} ({row.parameter})", row.estimate, base, minimise, starts)
         lows.append(trace.end(-z, bounds[0], first_step))
         highs.append(trace.end(z, bounds[1], first_step))
         traces[name] = trace

@@ -349,8 +349,9 @@ def _confounded_random_effects(cp: CrossProducts, znames: list[str]) -> list[str
     return confounded
 
 
-def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -> None:
-    """Refuse models whose parameters the data cannot identify, saying why."""
+def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts, group=None) -> None:
+    """Refuse models whose parameters the data cannot identify, saying why (``group``: the grouping column, named
+    in the messages)."""
     N, q = design.n, Z.shape[1]
     if n_groups <= q:
         raise InputError(f"{n_groups} group(s) for {q} random effect(s) per group: an unstructured "
@@ -379,14 +380,41 @@ def _check_identifiable(design, Z, znames, codes, n_groups, cp: CrossProducts) -
     if _within_residual_ss(cp) <= 1e-12 * cp.WtW[-1, -1]:
         raise InputError("y is fitted exactly by X and group-specific coefficients on Z (e.g. y is constant "
                          "within every group): the residual variance sigma^2 would be zero")
+    group_level, group_means = [], []
     for a, name in enumerate(znames):
         z = Z[:, a]
         group_sum = np.bincount(codes, weights=z, minlength=n_groups)
         within_ss = cp.ZtZ[:, a, a] - group_sum ** 2 / cp.n_obs      # sum_j sum_i (z_ij - zbar_j)^2
         if np.ptp(z) > 0 and within_ss.sum() <= 1e-10 * cp.ZtZ[:, a, a].sum():
-            raise InputError(f"random-effects column {name!r} is constant within every group (a group-level "
-                             "variable): its random slope cannot be told apart from the random intercept; "
-                             "keep it as a fixed effect only")
+            group_level.append(name)
+            group_means.append(group_sum / cp.n_obs)
+    if group_level:
+        raise InputError(_group_level_message(group_level, np.column_stack(group_means), znames, Z, group))
+
+
+def _group_level_message(names: list[str], means: np.ndarray, znames: list[str], Z: np.ndarray, group) -> str:
+    """Why random effects on columns constant within every group (``names``; ``means``: their value in each group,
+    J x k) are refused: the real reason for the model at hand, and where such a model can be fitted."""
+    shown = ", ".join(repr(n) for n in names)
+    group = group or "g"
+    if any(np.ptp(Z[:, a]) == 0 and Z[0, a] != 0 for a in range(len(znames))):
+        return (f"random-effects column(s) {shown} are constant within every group (group-level variables): "
+                "with a random intercept their random slopes cannot be told apart from it (in each group both only "
+                "shift every row by the same amount); keep them as fixed effects only")
+    if len(names) > 1 and np.all((np.abs(means) > 0).sum(axis=1) <= 1):
+        parsed = [regex.fullmatch(r"([A-Za-z_]\w*)\[(?:T\.)?(.+)\]", n) for n in names]
+        example = (" + ".join(f'(0 + dummy({m[1]}, "{m[2]}") | {group})' for m in parsed)
+                   if all(parsed) else f"one (0 + column | {group}) term per column")
+        return (f"random-effects columns {shown} are constant within every group and each group has only one of "
+                "them (e.g. (0 + s | g) with s a group-level factor: no random intercept, one column per category): "
+                "no group has two of these random effects, so their covariances are not identified, and hlmlib "
+                "fits one unstructured covariance tau for all the random effects. A group-level variance that "
+                f"differs by category is a model with a separate variance per column and no covariances, e.g. "
+                f"in lme4 {example}")
+    return (f"random-effects column(s) {shown} are constant within every group (group-level variables) and the "
+            "model has no random intercept: in each group their random effects only shift every row by the same "
+            "amount, a group-level variance that depends on these variables, which hlmlib does not fit (its "
+            "random effects are for a random intercept and level-1 slopes); lme4 fits such models")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1079,9 +1107,13 @@ class MixedResult:
 
     @cached_property
     def _unit_ols(self):
+        return self._unit_regressions()
+
+    def _unit_regressions(self, project_fixed: bool = True):
+        """Each group's own regression (:func:`hlmlib.lmm_diagnostics.unit_ols`)."""
         from .lmm_diagnostics import unit_ols
         return unit_ols(self._y, self._X, self._Z, self._codes, self.ngroups, self.params.to_numpy(), self.sigma2,
-                        list(self.params.index))
+                        list(self.params.index), project_fixed)
 
     def reliability(self, per_group: bool = False):
         r"""Raudenbush & Bryk's reliability of each group's OLS estimate of each random coefficient.
@@ -1448,7 +1480,7 @@ def mixed(y, X=None, groups=None, Z=None, reml: bool = True, *, data: pd.DataFra
     codes, uniques = group_codes(labels)
     n_groups = len(uniques)
     cp = cross_products(design.y, design.X, Z, codes, n_groups)
-    _check_identifiable(design, Z, znames, codes, n_groups, cp)
+    _check_identifiable(design, Z, znames, codes, n_groups, cp, groups_column)
     fit = fit_theta(cp, reml=reml, start=start)
     fac = blocked_cholesky(fit.theta, cp)
     dof = cp.N - cp.p if reml else cp.N

@@ -363,7 +363,9 @@ def pooling_plot(fit, x: str, groups=None, ax=None, max_groups: int = 6):
     the group (its reliability, :meth:`hlmlib.MixedResult.reliability`). ``x`` must be a column of a formula
     fit's data, and the only level-1 variable of the model (others constant within groups: level-2
     variables), so that the fitted values of a group are a line in ``x``. ``groups``: the group labels to draw
-    (default: ``max_groups`` groups spread over the range of group sizes, smallest to largest).
+    (default: ``max_groups`` groups spread over the range of group sizes, smallest to largest, among the groups
+    where ``x`` takes at least two values, i.e. that have a line of their own; a chosen group without one is an
+    error).
 
     Lines in the order drawn: per group, its no-pooling line then its partial-pooling line, then the
     complete-pooling line; the data are one PathCollection per group.
@@ -384,7 +386,11 @@ def pooling_plot(fit, x: str, groups=None, ax=None, max_groups: int = 6):
     y, conditional, codes = fit._y, fit.fitted["conditional"].to_numpy(), fit._codes
     sizes = fit._cp.n_obs
     if groups is None:
-        by_size = np.argsort(sizes, kind="stable")
+        by_group = pd.Series(xv).groupby(codes)
+        has_line = np.flatnonzero((by_group.max() - by_group.min()).reindex(range(fit.ngroups), fill_value=0) > 0)
+        if not has_line.size:
+            raise InputError(f"{x!r} is constant within every group: no group has a line of its own")
+        by_size = has_line[np.argsort(sizes[has_line], kind="stable")]
         chosen = list(dict.fromkeys(by_size[np.linspace(0, by_size.size - 1, min(max_groups, by_size.size)).round()
                                             .astype(int)]))
     else:
@@ -981,27 +987,46 @@ def group_lines_plot(data, x: str, y: str, group: str, lines=None, groups=None, 
 
 
 def shrinkage_plot(fit, effect=None, against: str = "size", ax=None):
-    r"""Shrinkage of a random coefficient: each group's own least-squares estimate (no pooling, open circle),
-    an arrow to its empirical-Bayes estimate (partial pooling, filled diamond), and the level-2 prediction they
-    are pulled towards (complete pooling, dashed), against the group's size or its reliability.
+    r"""Shrinkage of a random coefficient: each group's own estimate (no pooling, open circle), an arrow to its
+    empirical-Bayes estimate (partial pooling, filled diamond), and the level-2 prediction they are pulled
+    towards (complete pooling, dashed), against the group's size or the reliability of its own estimate.
 
-    For group :math:`j` and the random coefficient ``effect`` (:math:`q`; default the first, usually the
-    intercept), with :math:`\hat u^{\text{OLS}}_{qj}` the deviation of the group's own OLS estimate from its
-    level-2 prediction (the unit-by-unit regressions of :mod:`hlmlib.lmm_diagnostics`) and :math:`\hat u_{qj}`
-    the EB estimate (``fit.ranef``), the arrow runs from :math:`c + \hat u^{\text{OLS}}_{qj}` to
-    :math:`c + \hat u_{qj}`. When the coefficient's level-2 model is its fixed effect alone (a fixed effect of
-    the same name, no level-2 predictors), :math:`c = \hat\gamma_q` and the two ends are the group's
-    coefficient, :math:`\hat\beta^{\text{OLS}}_{qj}` (for a null model, the group mean) and
+    The own estimate is what the EB estimate shrinks: the least-squares regression of the group's marginal
+    residuals on its random-effects columns,
+
+    .. math::
+
+       \tilde u_j = (Z_j'Z_j)^{-1} Z_j'(y_j - X_j\hat\beta), \qquad
+       \hat u_j = S_j \tilde u_j, \quad S_j = \hat\tau\left(\hat\tau + \hat\sigma^2 (Z_j'Z_j)^{-1}\right)^{-1}
+
+    (:math:`\hat u_j` = ``fit.ranef``, :math:`S_j` = :meth:`hlmlib.MixedResult.shrinkage`). For the random
+    coefficient ``effect`` (:math:`q`; default the first, usually the intercept) the arrow runs from
+    :math:`c + \tilde u_{qj}` to :math:`c + \hat u_{qj}`. When every level-1 predictor has a random coefficient,
+    :math:`\tilde u_j` is the group's own OLS coefficients minus their level-2 prediction,
+    :math:`\hat\beta_j - W_j\hat\gamma` (R&B's unit-by-unit OLS, :mod:`hlmlib.lmm_diagnostics`); a level-1
+    predictor with a fixed coefficient stays in :math:`X_j\hat\beta` at the common estimate, so with a random
+    intercept alone :math:`\tilde u_{0j}` is the group's mean of :math:`y - X\hat\beta` (not the intercept of
+    the group's own regression with its own slopes, which HLM's unit OLS and
+    :meth:`hlmlib.MixedResult.reliability` use). When the coefficient's level-2 model is its fixed effect alone
+    (a fixed effect of the same name, no level-2 predictors), :math:`c = \hat\gamma_q` and the ends are the group's coefficient (for a null model the group
+    mean; with fixed level-1 slopes the group's mean of :math:`y` adjusted by them) and
     :math:`\hat\gamma_q + \hat u_{qj}`; with level-2 predictors :math:`c = 0` and they are deviations from the
-    prediction :math:`W_j\hat\gamma`. The EB estimate is the OLS one pulled towards :math:`c`; for a random
-    intercept alone by the factor :math:`\lambda_j = \hat\tau_{00}/(\hat\tau_{00} + \hat\sigma^2/n_j)`
-    (R&B 2002, eq. 3.56), the reliability.
+    prediction.
 
-    ``against="size"``: the horizontal axis is :math:`n_j`; ``"reliability"``: the reliability of the group's
-    OLS estimate of the coefficient (:meth:`hlmlib.MixedResult.reliability` ``(per_group=True)``). Groups
-    without an OLS estimate (too small or a singular level-1 design) are left out, with a warning. The OLS
-    estimates are ``ax.collections[0]``'s offsets, the EB ones ``ax.collections[1]``'s, the arrows
-    ``ax.texts`` (Annotations from ``xyann`` to ``xy``), the centre line ``ax.lines[0]``. Returns the Axes.
+    For a random intercept alone, :math:`S_j` is the number :math:`\lambda_j =
+    \hat\tau_{00}/(\hat\tau_{00} + \hat\sigma^2/n_j)` (R&B 2002, eq. 3.56; ``shrinkage_factor()``): the EB
+    point lies between the own point and :math:`c`, the fraction :math:`\lambda_j` of the way out from
+    :math:`c`. With random slopes :math:`S_j` is a matrix, so a coefficient's EB estimate also moves with the
+    group's other own estimates, and its arrow need not point at :math:`c`.
+
+    ``against="size"``: the horizontal axis is :math:`n_j`; ``"reliability"``: the reliability of
+    :math:`\tilde u_{qj}`, :math:`\hat\tau_{qq}/(\hat\tau_{qq} + \hat\sigma^2[(Z_j'Z_j)^{-1}]_{qq})` (R&B's
+    per-group reliability, :meth:`hlmlib.MixedResult.reliability` ``(per_group=True)``, when every level-1
+    predictor has a random coefficient; :math:`\lambda_j` for a random intercept alone). Groups without an own
+    estimate (:math:`Z_j'Z_j` singular: fewer rows than random effects, or a random slope's variable constant in
+    the group) are left out, with a warning. The own estimates are ``ax.collections[0]``'s offsets, the EB ones
+    ``ax.collections[1]``'s, the arrows ``ax.texts`` (Annotations from ``xyann`` to ``xy``), the centre line
+    ``ax.lines[0]``. Returns the Axes.
 
     References
     ----------
@@ -1014,8 +1039,11 @@ def shrinkage_plot(fit, effect=None, against: str = "size", ax=None):
         raise InputError(f"against must be 'size' or 'reliability', got {against!r}")
     q = fit.re_names.index(effect)
     units = fit._unit_ols
-    units.warn_unusable("shrinkage_plot")
+    fixed_slopes = bool(units.level1_fixed)
     own_alone = units.n_level2[q] == 1 and effect in fit.params.index
+    if fixed_slopes:                       # the regression on Z_j alone, y - X beta-hat at the common slopes
+        units = fit._unit_regressions(project_fixed=False)
+    units.warn_unusable("shrinkage_plot")
     centre = float(fit.params[effect]) if own_alone else 0.0
     use = units.usable
     own = centre + units.estimate[use, q]
@@ -1023,10 +1051,9 @@ def shrinkage_plot(fit, effect=None, against: str = "size", ax=None):
     if against == "size":
         xs, xlabel = np.asarray(fit._cp.n_obs, float)[use], "group size $n_j$"
     else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")                       # said once above
-            xs = fit.reliability(per_group=True)[effect].to_numpy()[use]
-        xlabel = f"reliability of the group's OLS estimate ({effect})"
+        tau = fit.tau.to_numpy()[q, q]
+        xs = tau / (tau + units.cov[use, q, q])
+        xlabel = f"reliability of the group's own estimate ({effect})"
     ax = _axes(ax)
     ax.axhline(centre, color="0.2", linestyle="--", linewidth=1,
                label=f"complete pooling ($\\hat\\gamma$, {effect})" if own_alone else "level-2 prediction")
@@ -1034,7 +1061,7 @@ def shrinkage_plot(fit, effect=None, against: str = "size", ax=None):
         ax.annotate("", xy=(xj, b), xytext=(xj, a),
                     arrowprops=dict(arrowstyle="->", color="0.55", lw=0.7, shrinkA=0, shrinkB=1.5))
     ax.scatter(xs, own, s=16, facecolors="none", edgecolors=OKABE_ITO[1], zorder=3,
-               label="no pooling (the group's OLS)")
+               label="no pooling (the group's own estimate)" if fixed_slopes else "no pooling (the group's OLS)")
     ax.scatter(xs, eb, s=10, color=OKABE_ITO[0], marker="D", zorder=3, label="partial pooling (EB)")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(effect if own_alone else f"{effect}: deviation from the level-2 prediction")

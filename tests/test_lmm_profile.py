@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -21,7 +22,8 @@ from hlmlib import InputError
 from hlmlib.inference import term_index
 from hlmlib.mixed import BoundaryFitWarning
 
-REF = json.loads((Path(__file__).parent / "fixtures" / "lme4_profile.json").read_text())
+FIXTURES = Path(__file__).parent / "fixtures"
+REF = json.loads((FIXTURES / "lme4_profile.json").read_text())
 CASES = {
     "sleepstudy_reml": ("sleepstudy", "Reaction ~ Days", "Subject", "~ Days", True),
     "sleepstudy_ri_ml": ("sleepstudy", "Reaction ~ Days", "Subject", "~ 1", False),
@@ -228,3 +230,29 @@ def test_three_correlated_random_effects_checked_by_another_route():
     z = stats.norm.ppf(0.975)
     for name, row, end in [(".sig02", 1, "ci_low"), (".sig03", 2, "ci_high"), (".sig06", 5, "ci_low")]:
         assert _independent_zeta(fit, row, table.loc[name, end]) == pytest.approx(z, abs=1e-5), name
+
+
+def test_fixed_effect_profile_finds_the_lower_of_two_inner_minima():
+    # tests/fixtures/profile_two_minima.csv (J = 3; made and profiled by profile_two_minima.R): tau = 0 at the ML
+    # estimate, and near the Intercept's upper end the deviance in theta has a local minimum at theta = 0 above
+    # the global one inside. A profile warm-started from theta = 0 stays there and ends at 2.0703 (too short).
+    data = pd.read_csv(FIXTURES / "profile_two_minima.csv")
+    ref = json.loads((FIXTURES / "profile_two_minima.json").read_text())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BoundaryFitWarning)
+        fit = hlmlib.mixed("y ~ x + w + (1 | g)", data)
+        table = fit.confint(parm="beta_")
+        ml = hlmlib.mixed("y ~ x + w + (1 | g)", data, reml=False)
+        others = {"Intercept": "0 + x + w", "x": "1 + w", "w": "1 + x"}
+        for name, rest in others.items():
+            # lme4's devfun minimised over a fine theta grid (the exact profile)
+            assert table.loc[name, "ci_low"] == pytest.approx(ref["lower"][name], abs=2e-7), name
+            assert table.loc[name, "ci_high"] == pytest.approx(ref["upper"][name], abs=2e-7), name
+            # an independent refit at each end: y - b * column on the other columns by ML (fit_theta from its
+            # own start): the deviance excess is the chi-square quantile
+            column = 1.0 if name == "Intercept" else data[name]
+            for end in ("ci_low", "ci_high"):
+                shifted = data.assign(y=data.y - table.loc[name, end] * column)
+                refit = hlmlib.mixed(f"y ~ {rest} + (1 | g)", shifted, reml=False)
+                excess = refit.deviance - ml.deviance
+                assert excess == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-6), (name, end)

@@ -46,11 +46,26 @@ def test_one_group_random_intercept():
 
 def test_random_slope_constant_within_every_group():
     w = RNG.normal(size=J)[g]                                     # a school-level variable
-    with pytest.raises(InputError, match="'z1' is constant within every group"):
+    with pytest.raises(InputError, match="'z1' are constant within every group .*cannot be told apart from it"):
         mixed(y, np.column_stack([X, w]), g, np.column_stack([np.ones(N), w]))
     df = pd.DataFrame({"y": y, "x": x, "w": w, "g": g})
-    with pytest.raises(InputError, match="'w' is constant within every group"):
+    with pytest.raises(InputError, match="'w' are constant within every group .*with a random intercept"):
         mixed("y ~ x + w", data=df, groups="g", re="~ w")
+    with pytest.raises(InputError, match="'w' are constant within every group .*no random intercept.*lme4 fits"):
+        mixed("y ~ x + w + (0 + w | g)", df)
+
+
+def test_random_effects_by_category_of_a_group_level_factor_name_the_real_reason():
+    """Round 6, finding 4: (0 + s | g) with s a group-level factor has no random intercept; it is refused
+    because no group has both columns (their covariance is not identified), with lme4's spelling of the model
+    with one variance per category."""
+    df = pd.DataFrame({"y": y, "x": x, "s": np.where(np.arange(J) % 3 == 0, "cat", "pub")[g], "team": g})
+    with pytest.raises(InputError) as error:
+        mixed("y ~ x + s + (0 + s | team)", df)
+    message = str(error.value)
+    assert "'s[cat]', 's[pub]'" in message and "each group has only one of them" in message
+    assert "covariances are not identified" in message and "cannot be told apart" not in message
+    assert '(0 + dummy(s, "cat") | team) + (0 + dummy(s, "pub") | team)' in message
 
 
 @pytest.mark.parametrize("where", ["y", "X", "Z"])

@@ -398,6 +398,58 @@ def test_shrinkage_plot_draws_own_and_eb_estimates(fits):
     assert ax.lines[0].get_ydata()[0] == 0.0
 
 
+def _unbalanced(seed=5, sizes=(1, 1, 2, 3, 5, 8, 13, 21, 4, 9)):
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(len(sizes)), sizes)
+    x, v = rng.normal(2, 1.5, g.size), rng.normal(size=g.size)
+    y = 1 + 0.5 * x - 0.4 * v + rng.normal(0, 0.8, len(sizes))[g] + rng.normal(0, 0.4, len(sizes))[g] * x \
+        + rng.normal(0, 1.2, g.size)
+    return pd.DataFrame({"y": y, "x": x, "v": v, "g": [f"g{j:02d}" for j in g]})
+
+
+def test_shrinkage_plot_with_a_fixed_level1_slope_draws_what_the_eb_estimate_shrinks():
+    """Round 6, finding 2: with x's slope fixed, the own point is the group's mean of y - X beta-hat (plus the
+    centre), not the intercept of the group's own regression, so the EB point lies between it and the centre at
+    the ratio lambda_j = tau / (tau + sigma^2 / n_j) in every group (singletons included)."""
+    df = _unbalanced()
+    fit = quiet(hlmlib.mixed, "y ~ x + (1 | g)", df)
+    lam = fit.shrinkage_factor().to_numpy()
+    for against, xs in [("size", df.groupby("g").size().to_numpy()), ("reliability", lam)]:
+        ax = plots.shrinkage_plot(fit, against=against)
+        own, eb = ax.collections[0].get_offsets(), ax.collections[1].get_offsets()
+        centre = ax.lines[0].get_ydata()[0]
+        assert centre == pytest.approx(fit.params["Intercept"])
+        np.testing.assert_allclose(np.asarray(own[:, 0], float), xs, rtol=1e-12)
+        residual_mean = (df.y - fit.params["x"] * df.x).groupby(df.g).mean().to_numpy()
+        np.testing.assert_allclose(np.asarray(own[:, 1], float), residual_mean, rtol=1e-10)
+        ratio = (np.asarray(eb[:, 1], float) - centre) / (np.asarray(own[:, 1], float) - centre)
+        np.testing.assert_allclose(ratio, lam, rtol=1e-8)
+    # random slopes with a fixed level-1 slope: the EB vector is S_j times the drawn own vector
+    fit = quiet(hlmlib.mixed, "y ~ x + v + (x | g)", df)
+    with pytest.warns(UserWarning, match="2 of 10 groups"):                    # the singletons
+        own = np.column_stack([np.asarray(plots.shrinkage_plot(fit, effect).collections[0].get_offsets()[:, 1], float)
+                               - fit.params[effect] for effect in ("Intercept", "x")])
+    usable = df.groupby("g").size().to_numpy() > 1
+    np.testing.assert_allclose(np.einsum("jab,jb->ja", fit.shrinkage()[usable], own),
+                               fit.ranef.to_numpy()[usable], rtol=1e-8, atol=1e-12)
+
+
+def test_pooling_plot_default_groups_are_those_with_a_line_of_their_own():
+    """Round 6, finding 3: with singleton groups the default choice skips them (the smallest group drawn has two
+    rows); a singleton chosen explicitly is refused, naming it; x constant in every group is refused."""
+    df = _unbalanced()
+    fit = quiet(hlmlib.mixed, "y ~ x + (1 | g)", df)
+    ax = plots.pooling_plot(fit, "x", max_groups=4)
+    drawn = sorted(len(c.get_offsets()) for c in ax.collections)
+    assert len(drawn) == 4 and drawn[0] == 2 and drawn[-1] == 21
+    with pytest.raises(hlmlib.InputError, match="'x' is constant in group 'g00'"):
+        plots.pooling_plot(fit, "x", groups=["g00", "g07"])
+    df["w"] = df.groupby("g").x.transform("mean")
+    fit = quiet(hlmlib.mixed, "y ~ w + (1 | g)", df)
+    with pytest.raises(hlmlib.InputError, match="'w' is constant within every group"):
+        plots.pooling_plot(fit, "w")
+
+
 def test_coef_plot_reference_and_styles_and_a_band_alone(fits):
     ratio = pd.DataFrame({"estimate": [1.2, 0.9], "ci_low": [1.1, 0.8], "ci_high": [1.3, 1.0]}, index=["a", "b"])
     ax = plots.coef_plot({"CR": ratio}, styles={"CR": {"color": "#D55E00", "marker": "s"}}, reference=1.0)
