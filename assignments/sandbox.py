@@ -3,7 +3,8 @@
     python sandbox.py SPEC -- COMMAND [ARG ...]
 
 ``SPEC`` is JSON: ``root`` (an empty folder of the grader's), ``read`` (folders and files the command may read),
-``write`` (folders and files it may also write), ``cwd``, and ``uid``/``gid`` (or null), the user it runs as. The
+``write`` (folders and files it may also write), ``cwd``, ``uid``/``gid`` (or null), the user it runs as, and
+``give``, files (among ``write``) to give that user. The
 command runs in new mount, process, network and IPC namespaces (and a user namespace when this is not run as root),
 in a file system of its own: an empty, read-only root in which only ``read`` (read-only) and ``write`` are mounted,
 at their own paths, besides the system folders (``/usr``, ``/etc``, ``/lib``...), ``/dev/null``, ``/dev/zero``,
@@ -76,10 +77,11 @@ def command(spec: dict, argv: list[str]) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), json.dumps(spec), "--", *argv]
 
 
-def unavailable(spec: dict, probe: list[str]) -> str | None:
-    """Why ``probe`` (a command that must succeed in the sandbox) fails there, or None if it works."""
+def unavailable(spec: dict, probe: list[str], env: dict | None = None) -> str | None:
+    """Why ``probe`` (a command that must succeed in the sandbox, in the environment ``env``) fails there, or None
+    if it works."""
     try:
-        done = subprocess.run(command(spec, probe), capture_output=True, timeout=120)
+        done = subprocess.run(command(spec, probe), capture_output=True, timeout=120, env=env)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"{type(exc).__name__}: {exc}"
     if done.returncode == 0:
@@ -174,9 +176,12 @@ def _child(spec: dict, argv: list[str]) -> None:
     os.setsid()          # a signal to the manager's process group reaches the parent only, which forwards it
     _build_root(spec)
     if spec.get("uid") is not None:
+        for path in spec.get("give", ()):                            # files the user must read (the connection file)
+            os.chown(path, spec["uid"], spec["gid"])
         os.setgroups([])
         os.setresgid(spec["gid"], spec["gid"], spec["gid"])
         os.setresuid(spec["uid"], spec["uid"], spec["uid"])        # all capabilities are dropped with root
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)      # a change of user clears it
     _call(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     os.chdir(spec["cwd"])
     os.execve(argv[0], argv, os.environ)
