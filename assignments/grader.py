@@ -101,6 +101,7 @@ MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kern
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
 REFERENCE_CACHE = make.BUILD / "reference"
+KIT = make.HERE / "gradingkit.py"          # copied for each batch into a folder the kernels may read
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
 # system folders, not where a course's files are kept
 SYSTEM_DATA = ("/usr/share", "/usr/lib", "/usr/local/share", "/etc", "/dev/null", "/dev/urandom")
@@ -304,7 +305,7 @@ class Policy:
                    *(Path(paths_[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
         kit = Path(private) / "kit"
         kit.mkdir()
-        shutil.copy(make.HERE / "gradingkit.py", kit / "gradingkit.py")
+        shutil.copy(KIT, kit / "gradingkit.py")
         kit.chmod(0o755)
         (kit / "gradingkit.py").chmod(0o644)
         policy = cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)), kit,
