@@ -294,7 +294,8 @@ class _Checker(ast.NodeVisitor):
         if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load)))
                 or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
-        elif node.attr.startswith("_") and _root_name(node) in self.imported | self.enums:
+        elif node.attr.startswith("_") and not DUNDER.match(node.attr) \
+                and _root_name(node) in self.imported | self.enums:
             # a module's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
             # Enum._create_ makes members of any name)
             self.flag(node, f"uses {_dotted(node) or '.' + node.attr}, a private attribute of an imported module "
