@@ -13,8 +13,10 @@ For one submission:
 3. the student's code is checked statically (``integrity.py``): a submission that reaches into the interpreter is
    not run (status ``flagged``, score 0); a cell the grader will not run (one it cannot parse, or one with a
    magic or shell command outside a short allow-list) fails as an error in that cell only, and is noted;
-4. the notebook runs in a fresh kernel whose working directory, home, IPython and matplotlib folders are a new
-   folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
+4. the notebook runs in a fresh kernel, in a sandbox (``sandbox.py``: Linux namespaces, and an unprivileged user
+   when the grader runs as root) whose file system holds only the Python installation, hlmlib, the kit and the
+   run's own folders, so that no code in it, whatever it does, can read the repository or the reference values;
+   its working directory, home, IPython and matplotlib folders are a new folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
    runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
    cell, the notebook exceeding the limit per file, a kernel that dies, a run that writes more than WRITE_LIMIT
    in its folder (deleted files its kernel holds counted) or writes while the disk is nearly full, or a message from
@@ -276,6 +278,8 @@ def _test_run(source_ids: list[str], s: int, tests: dict) -> list[str]:
 class Policy:
     """What a grading kernel may read: the folders ``allowed``, except the folders inside them ``denied``; of the
     folders that contain a path, the deepest decides, and a path in none of them may not be read (deny by default).
+    The sandbox (:meth:`sandbox_spec`) shows the kernel only ``allowed`` and the run's folders; the audit hook
+    applies the same rule in the kernel, with ``denied`` (the repository, around its ``.venv`` and hlmlib).
 
     Allowed: the Python installation and its packages (``sys.prefix``, ``sys.base_prefix``, the standard library and
     site-packages, wherever they are, a ``.venv`` inside the repository too), the hlmlib package (its data sets

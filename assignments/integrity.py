@@ -89,6 +89,8 @@ CHECKED_CALLS = {"update_wrapper", "wraps", "make_dataclass", "new_class"}
 # The attribute names functools.update_wrapper copies by default (besides names without a leading underscore)
 WRAPPER_NAMES = {"__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__dict__"}
 FORMAT_METHODS = {"format", "format_map"}    # str's, which look attributes up by the names in the string
+# The private attributes of modules a notebook may use (os._exit ends the kernel: a test of a crash needs it)
+PRIVATE_ALLOWED = {"os._exit"}
 # Enum's functional API (Enum("E", names)) makes a class with the attribute names it is given, dunders included
 ENUM_CLASSES = {"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "ReprEnum", "EnumMeta", "EnumType"}
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
@@ -295,7 +297,7 @@ class _Checker(ast.NodeVisitor):
                 or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
         elif node.attr.startswith("_") and not DUNDER.match(node.attr) \
-                and _root_name(node) in self.imported | self.enums:
+                and _root_name(node) in self.imported | self.enums and _dotted(node) not in PRIVATE_ALLOWED:
             # a module's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
             # Enum._create_ makes members of any name)
             self.flag(node, f"uses {_dotted(node) or '.' + node.attr}, a private attribute of an imported module "

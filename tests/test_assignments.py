@@ -7,7 +7,9 @@ answers each lose the points they should, and a mistake in an earlier question i
 one; honest alternatives keep full marks; attempts to game the grader score nothing, whether the static check
 sees them or not; a run cannot write outside its folder, read outside the folders the grader allows (the
 repository and its history among those refused), run code compiled from a string the static check would refuse,
-start processes or threads or load native code. A cell that runs too long, a notebook over its limit per file or a
+start processes or threads or load native code; and code that defeats every defence inside the kernel (the audit
+hook turned off) still finds neither the solutions nor the reference values, which the kernel's sandbox does not
+show, and a cached reference file changed outside a batch is not used. A cell that runs too long, a notebook over its limit per file or a
 kernel that dies ends that file's run with a report while the other files and the CSV still come; a run keeps a
 bounded output; an unknown notebook is an error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
 the rest are unit checks.
@@ -291,8 +293,8 @@ GAMING = {
 GAMING_RUN = {"review": ["patch-through-pandas-api", "change-an-hlmlib-table-through-an-alias", "shell-escape"],
               "ok": ["write-a-file", "shadow-builtins"]}
 STARTUP = Path.home() / ".ipython" / "profile_default" / "startup" / "zz_planted.py"
-OUTSIDE = ["from numpy.lib import _datasource\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
-           "_datasource._file_openers[None](str(package.joinpath('zz_planted.py')), 'w')",
+OUTSIDE = ["import numpy\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
+           "numpy.savetxt(str(package.joinpath('zz_planted.py')), [1])",
            "shutil.copy(str(package.joinpath('ols.py')), str(package.parent / 'assignments' / 'zz_copied.py'))",
            "print(open(str(package.parent / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb')).read())",
            "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\nprint(tabulate.tabulate([[1, 2]]))",
