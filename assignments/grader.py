@@ -16,7 +16,8 @@ For one submission:
 4. the notebook runs in a fresh kernel, in a sandbox (``sandbox.py``: Linux namespaces, and an unprivileged user
    when the grader runs as root) whose file system holds only the Python installation, hlmlib, the kit and the
    run's own folders, so that no code in it, whatever it does, can read the repository or the reference values;
-   its working directory, home, IPython and matplotlib folders are a new folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
+   its working directory, home, IPython and matplotlib folders are a new folder of its own; a first cell loads
+   ``gradingkit``, which installs an audit hook before any student code
    runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
    cell, the notebook exceeding the limit per file, a kernel that dies, a run that writes more than WRITE_LIMIT
    in its folder (deleted files its kernel holds counted) or writes while the disk is nearly full, or a message from
@@ -978,7 +979,7 @@ async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: f
         for old in cached.parent.glob(f"{a.id}-*.json"):
             old.unlink()
             written[str(old)] = None
-        write_atomically(cached, json.dumps({"values": reference, "mac": _mac(cached.name, reference, written)}))
+        write_atomically(cached, json.dumps({"values": reference, "mac": _mac(cached.name, reference)}))
         st = cached.stat()
         written[str(cached)] = (st.st_size, st.st_mtime_ns)
     except OSError as exc:        # the values are used all the same; the next batch runs the instructor version again
@@ -987,11 +988,11 @@ async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: f
     return reference
 
 
-def _mac(name: str, values: dict, written: dict | None = None) -> str:
+def _mac(name: str, values: dict) -> str:
     """The signature of the cached reference values ``values`` of the file ``name``: an HMAC-SHA256 under the
     key in ``build/reference/key`` (made on first use, readable by the grader's user only; see :func:`_cache_key`)."""
     text = json.dumps({"file": name, "values": values}, sort_keys=True).encode()
-    return hmac.new(_cache_key(written), text, hashlib.sha256).hexdigest()
+    return hmac.new(_cache_key(), text, hashlib.sha256).hexdigest()
 
 
 def _signed(path: Path, content: dict) -> dict:

@@ -9,10 +9,10 @@ sees them or not; a run cannot write outside its folder, read outside the folder
 repository and its history among those refused), run code compiled from a string the static check would refuse,
 start processes or threads or load native code; and code that defeats every defence inside the kernel (the audit
 hook turned off) still finds neither the solutions nor the reference values, which the kernel's sandbox does not
-show, and a cached reference file changed outside a batch is not used. A cell that runs too long, a notebook over its limit per file or a
-kernel that dies ends that file's run with a report while the other files and the CSV still come; a run keeps a
-bounded output; an unknown notebook is an error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
-the rest are unit checks.
+show, and a cached reference file changed outside a batch is not used. A cell that runs too long, a notebook over
+its limit per file or a kernel that dies ends that file's run with a report while the other files and the CSV still
+come; a run keeps a bounded output; an unknown notebook is an error. The notebooks are graded in one parallel run of
+the real command (``make.py grade``), reused by every check; the rest are unit checks.
 """
 import ast
 import asyncio
