@@ -13,8 +13,11 @@ For one submission:
 3. the student's code is checked statically (``integrity.py``): a submission that reaches into the interpreter is
    not run (status ``flagged``, score 0); a cell the grader will not run (one it cannot parse, or one with a
    magic or shell command outside a short allow-list) fails as an error in that cell only, and is noted;
-4. the notebook runs in a fresh kernel whose working directory, home, IPython and matplotlib folders are a new
-   folder of its own; a first cell loads ``gradingkit``, which installs an audit hook before any student code
+4. the notebook runs in a fresh kernel, in a sandbox (``sandbox.py``: Linux namespaces, and an unprivileged user
+   when the grader runs as root) whose file system holds only the Python installation, hlmlib, the kit and the
+   run's own folders, so that no code in it, whatever it does, can read the repository or the reference values;
+   its working directory, home, IPython and matplotlib folders are a new folder of its own; a first cell loads
+   ``gradingkit``, which installs an audit hook before any student code
    runs (see there); every cell runs in order, carrying on past errors; a cell that exceeds the time limit per
    cell, the notebook exceeding the limit per file, a kernel that dies, a run that writes more than WRITE_LIMIT
    in its folder (deleted files its kernel holds counted) or writes while the disk is nearly full, or a message from
@@ -65,6 +68,7 @@ import zmq
 import zmq.asyncio
 import zmq.utils.monitor
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from traitlets import List, default
@@ -72,6 +76,7 @@ from traitlets import List, default
 import gradingkit
 import integrity
 import make
+import sandbox
 from make import Assignment, cell_key, cell_meta
 
 # The first cell of a run. No automagic nor autocall: a line such as "reset -f" is valid Python ("reset - f") that
@@ -99,6 +104,7 @@ MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kern
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
 REFERENCE_CACHE = make.BUILD / "reference"
+KIT = make.HERE / "gradingkit.py"          # copied for each batch into a folder the kernels may read
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
 # system folders, not where a course's files are kept
 SYSTEM_DATA = ("/usr/share", "/usr/lib", "/usr/local/share", "/etc", "/dev/null", "/dev/urandom")
@@ -106,6 +112,10 @@ SYSTEM_DATA = ("/usr/share", "/usr/lib", "/usr/local/share", "/etc", "/dev/null"
 
 class GradingError(Exception):
     """A file that cannot be graded (unreadable, or not a notebook of a known assignment)."""
+
+
+class Unisolated(Exception):
+    """The grading kernels cannot be sandboxed on this machine (see :meth:`Policy.check_sandbox`)."""
 
 
 @dataclass
@@ -269,6 +279,8 @@ def _test_run(source_ids: list[str], s: int, tests: dict) -> list[str]:
 class Policy:
     """What a grading kernel may read: the folders ``allowed``, except the folders inside them ``denied``; of the
     folders that contain a path, the deepest decides, and a path in none of them may not be read (deny by default).
+    The sandbox (:meth:`sandbox_spec`) shows the kernel only ``allowed`` and the run's folders; the audit hook
+    applies the same rule in the kernel, with ``denied`` (the repository, around its ``.venv`` and hlmlib).
 
     Allowed: the Python installation and its packages (``sys.prefix``, ``sys.base_prefix``, the standard library and
     site-packages, wherever they are, a ``.venv`` inside the repository too), the hlmlib package (its data sets
@@ -282,10 +294,13 @@ class Policy:
     the kernel could still read the instructor's own checkout elsewhere on the machine.)"""
     denied: tuple[str, ...]
     allowed: tuple[str, ...]
+    kit: Path                        # the folder with the batch's copy of gradingkit.py, which the kernels import
     fonts: Path | None = None        # matplotlib's font cache, built once for the batch (see matplotlib_fonts)
+    isolate: bool = True             # run each kernel in a sandbox (sandbox.py); else as the grader's own user
+    user: tuple[int, int] | None = None      # the kernels' user and group in the sandbox (None: the grader's)
 
     @classmethod
-    def for_batch(cls, paths, out: Path | None, private: Path) -> Policy:
+    def for_batch(cls, paths, out: Path | None, private: Path, isolate: bool = True) -> Policy:
         import hlmlib
         denied = {make.HERE.parent, make.HERE, private, *(Path(p).resolve().parent for p in paths)}
         if out is not None:
@@ -293,12 +308,56 @@ class Policy:
         paths_ = sysconfig.get_paths()
         allowed = {Path(hlmlib.__file__).parent, Path(sys.prefix), Path(sys.base_prefix), *SYSTEM_DATA,
                    *(Path(paths_[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib"))}
-        return cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)),
-                   matplotlib_fonts(Path(private) / "matplotlib"))
+        kit = Path(private) / "kit"
+        kit.mkdir()
+        shutil.copy(KIT, kit / "gradingkit.py")
+        kit.chmod(0o755)
+        (kit / "gradingkit.py").chmod(0o644)
+        policy = cls(tuple(sorted(str(p) for p in denied)), tuple(sorted(str(p) for p in allowed)), kit,
+                     matplotlib_fonts(Path(private) / "matplotlib"), isolate,
+                     sandbox.kernel_user() if isolate else None)
+        if isolate:
+            policy.check_sandbox(Path(private))
+        return policy
+
+    def sandbox_spec(self, folder: Path, writable: list[Path]) -> dict:
+        """What a kernel sees (``sandbox.py``): the folders it may read (``allowed``, the kit) and the run's own
+        ``writable`` folders and files; nothing else of the machine's file system, the repository included."""
+        read = [p for p in self.allowed if not p.startswith("/dev/")] + [str(self.kit)]
+        return {"root": str(folder / "root"), "read": read, "write": [str(p) for p in writable],
+                "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1]}
+
+    def check_sandbox(self, private: Path) -> None:
+        """Raise :class:`Unisolated` unless a sandboxed process can import what the tests use and cannot see the
+        repository (its sources, the reference values, ``.git``)."""
+        folder = Path(tempfile.mkdtemp(prefix="probe-", dir=private))
+        try:
+            (folder / "root").mkdir()
+            work = folder / "work"
+            work.mkdir()
+            if self.user is not None:
+                os.chown(work, *self.user)
+            secrets = [str(p) for p in (make.SOURCE, REFERENCE_CACHE, make.HERE, make.HERE.parent / ".git")]
+            probe = ("import os, sys, hlmlib, numpy, pandas, scipy, matplotlib\n"
+                     f"seen = [p for p in {secrets!r} if os.path.exists(p)]\n"
+                     "sys.exit(f'the sandbox shows {seen[0]}' if seen else 0)")
+            why = sandbox.unavailable(self.sandbox_spec(folder, [work]), [sys.executable, "-c", probe],
+                                      _kernel_environment(work, work))
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if why:
+            raise Unisolated(
+                f"the grading kernels cannot be isolated on this machine ({why}). The grader runs each kernel in "
+                "Linux namespaces that hide the repository (sandbox.py): as root this needs CAP_SYS_ADMIN (a "
+                "container started without it cannot), as another user it needs unprivileged user namespaces "
+                "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 also "
+                "kernel.apparmor_restrict_unprivileged_userns=0). Without them, grade with --unsafe-same-user: "
+                "kernels then run as your own user with only the in-process checks, and code that defeats them "
+                "can read the instructor's solutions and change the reference values")
 
     def setup_cell(self, work: Path, tmp: Path, log: Path, channel: Path) -> str:
         """The first cell of a run (its temporary folder, where IPython names its cells' code, is readable)."""
-        return SETUP.format(here=str(make.HERE), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
+        return SETUP.format(here=str(self.kit), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
                             allowed=(*self.allowed, str(tmp)),
                             forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES | integrity.CHECKED_CALLS),
                             names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES),
@@ -350,6 +409,20 @@ class _BoundedKernelClient(AsyncKernelClient):
         if channel in ("shell", "iopub"):
             self.monitors.append((channel, socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)))
         return socket
+
+
+class _KernelManager(AsyncKernelManager):
+    """jupyter_client's kernel manager, starting the kernel in the sandbox ``sandbox`` (a spec of ``sandbox.py``), if
+    set."""
+
+    sandbox: dict | None = None
+
+    def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
+        argv = super().format_kernel_cmd(extra_arguments)
+        if self.sandbox is None:
+            return argv
+        spec = {**self.sandbox, "give": [self.connection_file]}     # written by then, and readable by its owner only
+        return sandbox.command(spec, argv)
 
 
 class _TrimmingClient(NotebookClient):
@@ -553,20 +626,33 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     channel and the log have their disk space reserved (:func:`preallocate`), and a run that writes past
     WRITE_LIMIT is ended (:func:`_watch_disk`): a run cannot fill the disk other runs need."""
     work, tmp, log, channel = folder / "work", folder / "tmp", folder / "refusals.log", folder / "channel"
+    sockets = folder / "sockets"
     work.mkdir(parents=True)
     if policy.fonts is not None:
         shutil.copytree(policy.fonts, work / ".matplotlib")
     tmp.mkdir()
+    sockets.mkdir()
+    (folder / "root").mkdir()
     preallocate(log, gradingkit.REFUSAL_LOG_LIMIT)
     preallocate(channel, gradingkit.CHANNEL_LIMIT)
+    if policy.user is not None:      # the kernel's own folders are its user's; the channel and log it may only write
+        for path in (work, tmp, sockets):
+            for inside, _, names in os.walk(path):
+                for p in (inside, *(os.path.join(inside, n) for n in names)):
+                    os.chown(p, *policy.user, follow_symlinks=False)
+        for path in (log, channel):
+            path.chmod(0o602)
     nb.cells[0].source = policy.setup_cell(work, tmp, log, channel)
     nb.cells.append(nbformat.v4.new_code_cell("__grader__.finish()", metadata={"grader_end": True}))
     client = _TrimmingClient(nb, timeout=math.ceil(timeout), kernel_name="python3", allow_errors=True,
-                             resources={"metadata": {"path": str(work)}},
+                             resources={"metadata": {"path": str(work)}}, kernel_manager_class=_KernelManager,
                              extra_arguments=["--IPKernelApp.ignore_cwd=True"])
     client.km = client.create_kernel_manager()
     client.km.client_factory = _BoundedKernelClient
-    client.km.transport, client.km.ip = "ipc", str(folder / "kernel")   # local sockets, not TCP
+    client.km.transport, client.km.ip = "ipc", str(sockets / "kernel")   # local sockets, not TCP
+    client.km.connection_file = str(sockets / "kernel.json")
+    if policy.isolate:
+        client.km.sandbox = policy.sandbox_spec(folder, [work, tmp, sockets, log, channel])
     deadline = time.monotonic() + timeout_file
     stopped, status, message, over, watches = None, "ok", "", [], []
     with open(folder / "kernel.log", "wb") as kernel_output:
@@ -871,12 +957,20 @@ def _reference_key(a: Assignment) -> str:
 
 
 async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: float, timeout_file: float,
-                        use_cache: bool = True) -> dict[str, dict]:
-    """The instructor version's records, from the cache or (``use_cache`` false, or none cached) from a run, which
-    then updates the cache (kernels can neither read nor write it: it is in the grader's folder)."""
+                        use_cache: bool = True, written: dict | None = None) -> dict[str, dict]:
+    """The instructor version's records, from the cache or (``use_cache`` false, none cached, or a cached file whose
+    signature does not match: :func:`_signed`) from a run, which then updates the cache. Kernels can neither read
+    nor write the cache: it is not in their sandbox, and the audit hook refuses it too. ``written``: the cache's
+    files this writes (their size and time) or removes (None), for the batch's check of the environment."""
+    written = {} if written is None else written
+    _cache_key(written)                     # made now if missing, so that the batch's check knows the grader made it
     cached = REFERENCE_CACHE / f"{a.id}-{_reference_key(a)}.json"
     if use_cache and cached.exists():
-        return json.loads(cached.read_text(encoding="utf-8"))
+        try:
+            return _signed(cached, json.loads(cached.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            print(printable(f"the cached reference values of {a.id} are not used ({exc}): the instructor version "
+                            "runs again"), file=sys.stderr)
     result = await run_submission(Path(f"<the instructor version of {a.id}>"), a, make.instructor_version(a),
                                   policy, private, timeout, timeout_file, reference_run=True)
     reference = reference_of(result)
@@ -884,11 +978,49 @@ async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: f
         cached.parent.mkdir(parents=True, exist_ok=True)
         for old in cached.parent.glob(f"{a.id}-*.json"):
             old.unlink()
-        write_atomically(cached, json.dumps(reference))
+            written[str(old)] = None
+        write_atomically(cached, json.dumps({"values": reference, "mac": _mac(cached.name, reference)}))
+        st = cached.stat()
+        written[str(cached)] = (st.st_size, st.st_mtime_ns)
     except OSError as exc:        # the values are used all the same; the next batch runs the instructor version again
         print(printable(f"the reference values of {a.id} could not be cached ({type(exc).__name__}: {exc})"),
               file=sys.stderr)
     return reference
+
+
+def _mac(name: str, values: dict) -> str:
+    """The signature of the cached reference values ``values`` of the file ``name``: an HMAC-SHA256 under the
+    key in ``build/reference/key`` (made on first use, readable by the grader's user only; see :func:`_cache_key`)."""
+    text = json.dumps({"file": name, "values": values}, sort_keys=True).encode()
+    return hmac.new(_cache_key(), text, hashlib.sha256).hexdigest()
+
+
+def _signed(path: Path, content: dict) -> dict:
+    """The values of a cached file ``content``, if its signature is the grader's; else ValueError."""
+    if not hmac.compare_digest(str(content["mac"]), _mac(path.name, content["values"])):
+        raise ValueError(f"{path.name} was changed since the grader wrote it: its signature does not match")
+    return content["values"]
+
+
+def _cache_key(written: dict | None = None) -> bytes:
+    """The key that signs the reference cache, from ``build/reference/key``, made there if missing or unreadable
+    (the cached values then count as unsigned, and are computed again). ``written``: as in :func:`reference_run`."""
+    path = REFERENCE_CACHE / "key"
+    try:
+        return bytes.fromhex(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        pass
+    key = os.urandom(32)
+    REFERENCE_CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name("key.partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.write(key.hex())
+    partial.replace(path)
+    if written is not None:
+        st = path.stat()
+        written[str(path)] = (st.st_size, st.st_mtime_ns)
+    return key
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -911,8 +1043,8 @@ def grade(path: Path, timeout: float = 300, timeout_file: float = 900) -> Result
 
 
 def _environment_files() -> dict[str, tuple[int, int]]:
-    """Size and modification time of the code the kernels import or the grader runs: the assignments folder,
-    hlmlib, the installed packages and the standard library's start-up hooks."""
+    """Size and modification time of the code the kernels import or the grader runs (the assignments folder,
+    hlmlib, the installed packages and the standard library's start-up hooks) and of the reference cache's files."""
     import hlmlib
     paths = sysconfig.get_paths()
     trees = {make.HERE, Path(hlmlib.__file__).parent, Path(paths["purelib"]), Path(paths["platlib"])}
@@ -933,16 +1065,22 @@ def _environment_files() -> dict[str, tuple[int, int]]:
                     stamp(os.path.join(folder, name))
     for name in ("sitecustomize.py", "usercustomize.py"):
         stamp(os.path.join(paths["stdlib"], name))
+    if REFERENCE_CACHE.is_dir():
+        for path in REFERENCE_CACHE.iterdir():
+            stamp(str(path))
     return stamps
 
 
 def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int | None = None,
-               out: Path | None = None, use_cache: bool = True) -> list[Result | GradingError]:
+               out: Path | None = None, use_cache: bool = True, isolate: bool = True) -> list[Result | GradingError]:
     """Grade several submissions, ``jobs`` at a time; a file that cannot be graded gives its GradingError.
 
     Every submission is read before any runs; the instructor version of each assignment present runs first (or
-    comes from the cache). The files of the environment are compared before and after: kernels cannot write
-    there (the audit hook refuses it), so a change came from outside this batch, and every result is flagged."""
+    comes from the cache). Each kernel runs in a sandbox (``sandbox.py``) unless ``isolate`` is false; where none
+    can be made, :class:`Unisolated` is raised before anything runs. The files of the environment and the reference
+    cache are compared before and after: kernels cannot see them (the sandbox) nor write them (the audit hook
+    refuses it too), so a change the grader did not make came from outside this batch, and every result is
+    flagged."""
     catalogue = make.assignments()
     before = _environment_files()
     loaded: dict[int, tuple] = {}
@@ -960,7 +1098,12 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             outcomes[i] = exc
     needed = {a.id: a for _, a in loaded.values()}
     private = Path(tempfile.mkdtemp(prefix="grading-"))
-    policy = Policy.for_batch(paths, out, private)
+    try:
+        policy = Policy.for_batch(paths, out, private, isolate)
+    except BaseException:
+        shutil.rmtree(private, ignore_errors=True)
+        raise
+    written: dict[str, tuple | None] = {}        # the reference cache's files the grader wrote or removed
     limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
     references: dict[str, dict | GradingError] = {}
     ready: dict[str, asyncio.Event] = {}
@@ -968,7 +1111,8 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     async def reference(a):
         try:
             async with limit:
-                references[a.id] = await reference_run(a, policy, private, timeout, timeout_file, use_cache)
+                references[a.id] = await reference_run(a, policy, private, timeout, timeout_file, use_cache,
+                                                       written)
         except GradingError as exc:
             references[a.id] = exc
         except Exception as exc:     # whatever failed, the other assignments' files are still graded
@@ -1009,13 +1153,15 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
         asyncio.run(everything())
     finally:
         shutil.rmtree(private, ignore_errors=True)
+    before.update(written)
     after = _environment_files()
     changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
     if changed:
         for o in outcomes:
             if isinstance(o, Result):
                 o.status, o.message = "flagged", (
-                    f"files of the grader, hlmlib or the Python environment changed while this batch ran "
+                    f"files of the grader, its reference values, hlmlib or the Python environment changed while "
+                    "this batch ran "
                     f"({', '.join(changed[:3])}); the kernels cannot write there, so something outside the batch "
                     "did: restore them (git checkout, pip install -r requirements.txt) and grade again")
     return outcomes
@@ -1207,10 +1353,13 @@ def cli(args) -> int:
     not be written."""
     try:
         outcomes = grade_many(args.files, timeout=args.timeout, timeout_file=args.timeout_file, jobs=args.jobs,
-                              out=args.out, use_cache=not args.recompute_reference)
+                              out=args.out, use_cache=not args.recompute_reference, isolate=not args.unsafe_same_user)
     except OSError as exc:       # before any run: the grader's own folder could not be made
         print(printable(f"error: the batch could not start ({type(exc).__name__}: {exc})"), file=sys.stderr)
         return 1
+    except Unisolated as exc:
+        print(printable(f"error: nothing was graded: {exc}"), file=sys.stderr)
+        return 2
     results = [o for o in outcomes if isinstance(o, Result)]
     for o in outcomes:
         if isinstance(o, GradingError):

@@ -20,7 +20,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   starting threads from the notebook's code (Python 3.11 raises no audit event for them, so the functions that
   start them are replaced), since code in another thread would escape :func:`numpy_only`, and os's ``dir_fd``
   arguments (a path relative to a directory descriptor reaches the hook without its directory); and it replaces
-  ``functools.update_wrapper`` by a version that copies only plain attribute names (:func:`_guard_update_wrapper`).
+  ``functools.update_wrapper`` by a version that copies only plain attribute names (:func:`_guard_update_wrapper`),
+  and makes Enum's functional API refuse member names that are not plain names (:func:`_guard_enum`).
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
@@ -43,11 +44,14 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
 function that signs the channel's lines is held only there, in no module global and in no dict or attribute of one
 (``_state`` holds nothing that writes to the channel).
 
-None of this is a sandbox against code that gets past the static check (``integrity.py``) with full Python: such
-code could undo :func:`numpy_only` or the namespace copy, and it could reach the signing function through those
-closures' ``__closure__``, a frame or the interpreter's memory, and then sign records and ``done`` lines; nothing
-detects that. It cannot undo the audit hook, and it cannot change the values the instructor's solution gave, which
-decide the score.
+None of this is a sandbox against code that gets past the static check (``integrity.py``) with full Python (raw
+memory, say): such code can undo :func:`numpy_only`, the namespace copy and the audit hook itself (its state is
+ordinary Python objects), and reach the signing function through those closures' ``__closure__``, a frame or the
+interpreter's memory, and then sign records and ``done`` lines; nothing here detects that. What holds whatever the
+notebook does is outside Python: the kernel runs in a sandbox (``sandbox.py``) in which the repository, the
+instructor's sources, the reference values and the grader's other folders do not exist, as an unprivileged user
+when the grader runs as root; so such code still has no solution to copy and cannot change the values the
+instructor's solution gave, which decide the score.
 """
 from __future__ import annotations
 
@@ -524,6 +528,29 @@ def _guard_update_wrapper(forbidden: frozenset) -> None:
     _replace_everywhere([(real, update_wrapper)])
 
 
+def _guard_enum() -> None:
+    """Make Enum's functional API (``Enum("E", names)``, by whatever name the class is reached) refuse member names
+    that are not plain names: it sets attributes by the names it is given, dunders included, so that
+    ``__array_interface__`` would hand NumPy any address. Every call of the API goes through
+    ``EnumType._create_``."""
+    import enum
+
+    real = enum.EnumType._create_
+
+    def _create_(cls, class_name, names, **options):
+        if isinstance(names, str):
+            listed = names.replace(",", " ").split()
+        else:
+            names = dict(names) if isinstance(names, dict) else list(names)
+            listed = [n if isinstance(n, str) else n[0] if isinstance(n, (tuple, list)) and n else n for n in names]
+        for name in listed:
+            if type(name) is not str or name.startswith("_"):
+                _refuse(f"an Enum member named {str(name)[:80]!r} (Enum's functional API)")
+        return real(cls, class_name, names, **options)
+
+    enum.EnumType._create_ = _create_
+
+
 def _checked_getattr(forbidden: frozenset):
     """``getattr`` for the student's namespace: no private, dunder or interpreter attributes (the static check
     cannot see a name built at run time)."""
@@ -663,6 +690,7 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
 
     _value_types()
     _guard_update_wrapper(frozenset(forbidden_attributes))     # before the modules are recorded: it replaces theirs
+    _guard_enum()
     emit, channel_fd = _channel(channel)
     globals().update(_kit(emit))        # before the modules are recorded: the kit's functions are then watched
     modules = _watched_modules()

@@ -89,6 +89,10 @@ CHECKED_CALLS = {"update_wrapper", "wraps", "make_dataclass", "new_class"}
 # The attribute names functools.update_wrapper copies by default (besides names without a leading underscore)
 WRAPPER_NAMES = {"__module__", "__name__", "__qualname__", "__doc__", "__annotations__", "__dict__"}
 FORMAT_METHODS = {"format", "format_map"}    # str's, which look attributes up by the names in the string
+# The private attributes of modules a notebook may use (os._exit ends the kernel: a test of a crash needs it)
+PRIVATE_ALLOWED = {"os._exit"}
+# Enum's functional API (Enum("E", names)) makes a class with the attribute names it is given, dunders included
+ENUM_CLASSES = {"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "ReprEnum", "EnumMeta", "EnumType"}
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "__len__", "__iter__", "__getitem__",
                           "__enter__", "__exit__"}
@@ -159,10 +163,13 @@ class _NoDefaults:
 
 
 class _Checker(ast.NodeVisitor):
-    def __init__(self, imported: set[str], classes=frozenset(), methods=frozenset()):
-        """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods."""
+    def __init__(self, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
+                 templates=frozenset()):
+        """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods;
+        ``enums``: the names of Enum's classes and of the notebook's classes derived from them; ``templates``: the
+        names the notebook binds only to constant strings (:func:`_constant_strings`)."""
         self.imported, self.problems, self.method_self = imported, [], []
-        self.classes, self.methods = classes, methods
+        self.classes, self.methods, self.enums, self.templates = classes, methods, enums | ENUM_CLASSES, templates
         self.scopes = ["module"]           # "class" where a class body's statements run, else "function" or "module"
 
     def flag(self, node, what):
@@ -176,7 +183,8 @@ class _Checker(ast.NodeVisitor):
     def visit_ImportFrom(self, node):
         self._import(node, "." * node.level + (node.module or ""))
         for alias in node.names:
-            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES:
+            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES \
+                    or alias.name.startswith("_"):
                 self.flag(node, f"imports {alias.name}")
             elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
                 self.flag(node, f"imports {alias.name} under another name")
@@ -184,6 +192,8 @@ class _Checker(ast.NodeVisitor):
     def _import(self, node, name):
         if name.split(".")[0] not in ALLOWED_IMPORTS:
             self.flag(node, f"imports {name or 'a relative module'}, which is not on the list of allowed modules")
+        elif any(part.startswith("_") for part in name.split(".")[1:]):
+            self.flag(node, f"imports {name}, a private module")
 
     def visit_Name(self, node):
         self._checked_call_used(node, node.id)
@@ -263,6 +273,15 @@ class _Checker(ast.NodeVisitor):
         if name in CHECKED_CALLS and isinstance(node.ctx, ast.Load) and not getattr(node, "_callee", False):
             self.flag(node, f"uses {name} other than by calling it")
 
+    def _enum_call(self, node, name):
+        """Enum's functional API: the member names (a second argument, or ``names``) must be a constant string or a
+        constant list or tuple of names (or of (name, value) pairs, or a dict) that are not dunders."""
+        given = node.args[1:2] + [k.value for k in node.keywords if k.arg == "names"]
+        if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords) \
+                or not all(_constant_names(g) for g in given):
+            self.flag(node, f"calls {name} with member names that are not constant, plain names (Enum's functional "
+                            "API makes attributes by any name, dunders included)")
+
     def _a_class(self, node) -> bool:
         """Whether ``node`` names one of the notebook's classes, or is ``type(...)``."""
         return ((isinstance(node, ast.Name) and node.id in self.classes)
@@ -277,6 +296,12 @@ class _Checker(ast.NodeVisitor):
         if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load)))
                 or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
+        elif node.attr.startswith("_") and not DUNDER.match(node.attr) \
+                and _root_name(node) in self.imported | self.enums and _dotted(node) not in PRIVATE_ALLOWED:
+            # a module's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
+            # Enum._create_ makes members of any name)
+            self.flag(node, f"uses {_dotted(node) or '.' + node.attr}, a private attribute of an imported module "
+                            "or of an Enum")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             dotted = _dotted(node)
             own = (isinstance(node.value, ast.Name) and self.method_self
@@ -299,7 +324,8 @@ class _Checker(ast.NodeVisitor):
         if magic is not None:       # get_ipython().run_line_magic("time", "code") and friends, after transformation
             try:
                 for code in _magic_code(*magic):
-                    self.problems += _check_code(code, self.imported, self.classes, self.methods)
+                    self.problems += _check_code(code, self.imported, self.classes, self.methods,
+                                                 self.enums - ENUM_CLASSES, self.templates)
             except _NotRun:
                 pass                # such a cell does not run (see not_run)
             return
@@ -319,11 +345,15 @@ class _Checker(ast.NodeVisitor):
         if name in CHECKED_CALLS:
             func._callee = True
             self._checked_call(node, name)
+        if name in self.enums:
+            self._enum_call(node, name)
+        elif isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "type":
+            self._enum_call(node, "the class of an object")          # type(Color.RED)("E", names)
         if name in FORMAT_METHODS and isinstance(func, ast.Attribute):
             text = node.args[0] if _dotted(func.value) == "str" and node.args else func.value
-            if not (isinstance(text, ast.Constant) and isinstance(text.value, str)):
-                self.flag(node, f"calls .{name}() on a string the check cannot read (it looks attributes up by the "
-                                "names in it)")
+            problem = _format_problem(text, self.templates)
+            if problem:
+                self.flag(node, f"calls .{name}() on {problem} (it looks attributes up by the names in it)")
         self.generic_visit(node)
 
     def _checked_call(self, node, name):
@@ -383,6 +413,99 @@ def _plain_type(text: str) -> bool:
                for n in ast.walk(tree))
 
 
+def _root_name(node) -> str | None:
+    """The name an attribute chain starts from (``np`` in ``np.linalg.inv``), or None."""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _constant_names(node) -> bool:
+    """Whether ``node`` is a constant string, or a list, tuple or set of constant strings or (constant string,
+    value) pairs, or a dict with constant string keys, no name a dunder (Enum's member names)."""
+    def plain(n):
+        return isinstance(n, ast.Constant) and type(n.value) is str and "__" not in n.value
+
+    if plain(node):
+        return True
+    if isinstance(node, ast.Dict):
+        return all(k is not None and plain(k) for k in node.keys)
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return all(plain(e) or (isinstance(e, (ast.Tuple, ast.List)) and len(e.elts) == 2 and plain(e.elts[0]))
+                   for e in node.elts)
+    return False
+
+
+def _constant_string(node) -> str | None:
+    """The value of a constant string, or of a concatenation of them (``"beta " + "{:.2f}"``), else None."""
+    if isinstance(node, ast.Constant) and type(node.value) is str:
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _constant_string(node.left), _constant_string(node.right)
+        return None if left is None or right is None else left + right
+    return None
+
+
+def _format_problem(node, templates) -> str | None:
+    """Why ``.format`` may not be called on ``node``, or None: it must be a constant string (or a concatenation of
+    them), or a name the notebook binds only to such strings (``templates``: the name's every value), and its
+    fields may not look up attributes or items (``{0.x}``, ``{0[k]}``, in a format spec too)."""
+    texts = ([_constant_string(node)] if _constant_string(node) is not None
+             else templates.get(node.id) if isinstance(node, ast.Name) and node.id in templates else None)
+    if texts is None:
+        return "a string the check cannot read"
+    for text in texts:
+        if not _plain_fields(text):
+            return f"the string {text[:60]!r}, whose fields look up attributes or items"
+    return None
+
+
+def _plain_fields(text: str) -> bool:
+    """Whether the format string ``text`` parses and its fields (those in format specs too) are plain names or
+    numbers (no ``.`` or ``[``)."""
+    import string
+    try:
+        for _, field, spec, _ in string.Formatter().parse(text):
+            if field is not None and ("." in field or "[" in field):
+                return False
+            if spec and not _plain_fields(spec):
+                return False
+    except ValueError:
+        return False
+    return True
+
+
+def _constant_strings(trees) -> dict[str, list[str]]:
+    """The names the notebook binds only by plain assignments (``row = "{:<12}"``, ``row: str = "a" + "b"``) of
+    constant strings, or concatenations of them, with every value each takes; a name bound any other way anywhere
+    (a loop, a parameter, an import, unpacking, ``+=``) is not one."""
+    values: dict[str, list[str]] = {}
+    other: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                text = _constant_string(node.value)
+                for target in targets:
+                    if isinstance(target, ast.Name) and text is not None:
+                        values.setdefault(target.id, []).append(text)
+                        target._constant = True
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) \
+                    and not getattr(node, "_constant", False):
+                other.add(node.id)
+            elif isinstance(node, ast.arg):
+                other.add(node.arg)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                other.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                other |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+                other.add(node.name)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                other |= set(node.names)
+    return {name: texts for name, texts in values.items() if name not in other}
+
+
 def wrapper_name(name: str, forbidden=FORBIDDEN_ATTRIBUTES) -> bool:
     """Whether functools.update_wrapper may copy the attribute ``name``: one it copies by default, or a name without
     a leading underscore that the check does not refuse."""
@@ -424,12 +547,25 @@ def _classes_and_methods(trees) -> tuple[frozenset, frozenset]:
         classes |= new
 
 
-def _check_code(source: str, imported: set[str], classes=frozenset(), methods=frozenset()) -> list[tuple[int, str]]:
+def _enum_classes(trees) -> frozenset:
+    """The notebook's classes derived, directly or not, from Enum's (``class Color(enum.Enum)``)."""
+    bases = {node.name: {_dotted(b).split(".")[-1] for b in node.bases}
+             for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    found = set(ENUM_CLASSES)
+    while True:
+        new = {name for name, parents in bases.items() if parents & found} - found
+        if not new:
+            return frozenset(found - ENUM_CLASSES)
+        found |= new
+
+
+def _check_code(source: str, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
+                templates=None) -> list[tuple[int, str]]:
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError):
         return []          # not checked, and not run either: see not_run()
-    checker = _FormulaChecker(imported, classes, methods)
+    checker = _FormulaChecker(imported, classes, methods, enums, templates or {})
     checker.visit(tree)
     return checker.problems
 
@@ -444,8 +580,9 @@ def check_cells(cells: list[tuple[int, str]]) -> list[str]:
             continue
         imported |= _imported_names(trees[-1])
     classes, methods = _classes_and_methods(trees)
+    enums, templates = _enum_classes(trees), _constant_strings(trees)
     return [f"cell {n}, line {line}: {what}" for n, source in cells
-            for line, what in _check_code(source, imported, classes, methods)]
+            for line, what in _check_code(source, imported, classes, methods, enums, templates)]
 
 
 def not_run(source: str) -> str | None:

@@ -7,10 +7,12 @@ answers each lose the points they should, and a mistake in an earlier question i
 one; honest alternatives keep full marks; attempts to game the grader score nothing, whether the static check
 sees them or not; a run cannot write outside its folder, read outside the folders the grader allows (the
 repository and its history among those refused), run code compiled from a string the static check would refuse,
-start processes or threads or load native code. A cell that runs too long, a notebook over its limit per file or a
-kernel that dies ends that file's run with a report while the other files and the CSV still come; a run keeps a
-bounded output; an unknown notebook is an error. The notebooks are graded in one parallel run of the real command (``make.py grade``), reused by every check;
-the rest are unit checks.
+start processes or threads or load native code; and code that defeats every defence inside the kernel (the audit
+hook turned off) still finds neither the solutions nor the reference values, which the kernel's sandbox does not
+show, and a cached reference file changed outside a batch is not used. A cell that runs too long, a notebook over
+its limit per file or a kernel that dies ends that file's run with a report while the other files and the CSV still
+come; a run keeps a bounded output; an unknown notebook is an error. The notebooks are graded in one parallel run of
+the real command (``make.py grade``), reused by every check; the rest are unit checks.
 """
 import ast
 import asyncio
@@ -291,8 +293,8 @@ GAMING = {
 GAMING_RUN = {"review": ["patch-through-pandas-api", "change-an-hlmlib-table-through-an-alias", "shell-escape"],
               "ok": ["write-a-file", "shadow-builtins"]}
 STARTUP = Path.home() / ".ipython" / "profile_default" / "startup" / "zz_planted.py"
-OUTSIDE = ["from numpy.lib import _datasource\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
-           "_datasource._file_openers[None](str(package.joinpath('zz_planted.py')), 'w')",
+OUTSIDE = ["import numpy\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
+           "numpy.savetxt(str(package.joinpath('zz_planted.py')), [1])",
            "shutil.copy(str(package.joinpath('ols.py')), str(package.parent / 'assignments' / 'zz_copied.py'))",
            "print(open(str(package.parent / 'assignments' / 'source' / '02_sandwich_by_hand.ipynb')).read())",
            "open('tabulate.py', 'w').write('raise SystemExit(1)')\nimport tabulate\nprint(tabulate.tabulate([[1, 2]]))",
@@ -321,6 +323,12 @@ REORDERED = {"assignment01_reorder": ("01_moulton_by_simulation", "q4"),
 # the output budget (gigabytes in the grader, a notebook of 1 GB); functools.update_wrapper as a real getattr by a
 # name made at run time, into a property make_dataclass put on a class (it reached the kit's signing function)
 ROUND6 = ("assignment02_diskhold", "assignment02_display", "assignment02_wrapper")
+# Round 7 (tests/fixtures/make_round7_fixtures.py): raw memory through Enum's functional API with a member named
+# __array_interface__ made at run time, the real getattr, the audit hook turned off through its own frame; then the
+# instructor's solution run from the grader's checkout (6/6), or the reference cache rewritten (every later honest
+# submission 0). And a false positive: .format on variables bound only to constant strings (flagged, 0/6).
+ROUND7 = ("assignment02_escape", "assignment02_tamper")
+HONEST_FORMAT = "assignment02_honest_format"
 # Run past the static check: the kit's run_test wrapped to swallow a test's exception, or to run other code in its
 # place under the test's name. Neither can send ``done`` for the test the grader sent.
 WRAPPERS = {
@@ -454,8 +462,9 @@ def graded(built, tmp_path_factory):
         add(f"gaming/{status}", _edited(wrong_hsb, {}, [("setup", GAMING[name]) for name in names] + outside))
     for name, (aid, kind, replace, insert) in UNSEEN.items():
         add(f"unseen/{name}", _edited(versions[kind, aid], replace, insert))
-    for name in RELAYS + UNPICKLING_RELAYS + DISPATCH + ROUND6[2:]:
+    for name in RELAYS + UNPICKLING_RELAYS + DISPATCH + ROUND6[2:] + ROUND7:
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
+    add(f"honest/{HONEST_FORMAT}", nbformat.read(FIXTURES / f"{HONEST_FORMAT}.ipynb", as_version=4))
     for name, (aid, question) in REORDERED.items():
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
         add(f"honest/{name}", _moved_up(versions["instructor", aid], question))
@@ -945,6 +954,137 @@ def test_code_past_the_static_check_cannot_forge_the_records(built, monkeypatch,
     assert honest.status == "ok" and honest.score == honest.total
 
 
+@pytest.mark.parametrize("name", ROUND7)
+def test_raw_memory_through_enums_functional_api_is_flagged_by_the_static_check(name, graded):
+    row = graded["rows"][f"relay/{name}"]
+    assert row["status"] == "flagged" and float(row["score"]) == 0, row
+    assert "calls Enum with member names that are not constant, plain names" in row["message"], row
+
+
+def test_format_strings_held_in_variables_bound_to_constants_keep_full_marks(graded):
+    row = graded["rows"][f"honest/{HONEST_FORMAT}"]
+    assert row["status"] == "ok" and float(row["score"]) == float(row["total"]), row
+
+
+def _without_enum_guard(tmp_path, monkeypatch):
+    """A kit whose Enum guard is off: code with full Python, past every defence inside the kernel."""
+    kit = tmp_path / "kit" / "gradingkit.py"
+    kit.parent.mkdir()
+    text = (ROOT / "assignments" / "gradingkit.py").read_text(encoding="utf-8")
+    assert text.count("    _guard_enum()\n") == 1
+    kit.write_text(text.replace("    _guard_enum()\n", ""), encoding="utf-8")
+    monkeypatch.setattr(grader, "KIT", kit)
+
+
+def _cache() -> dict:
+    return {p.name: p.read_bytes() for p in sorted(grader.REFERENCE_CACHE.glob("*"))} \
+        if grader.REFERENCE_CACHE.is_dir() else {}
+
+
+def test_code_with_full_python_can_neither_read_the_solutions_nor_change_the_reference_values(
+        built, monkeypatch, tmp_path):
+    # round 7 past the static check and the kit's Enum guard: the audit hook is off, and only the sandbox holds.
+    # The solution is not found, the cache is not there to rewrite (nor written), and the batches after it grade
+    # an honest notebook as before.
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    _without_enum_guard(tmp_path, monkeypatch)
+    honest = built[("instructor", "02_sandwich_by_hand")]
+    before = _cache()
+    out = tmp_path / "out"
+    status = make.main(["grade", *(str(FIXTURES / f"{n}.ipynb") for n in ROUND7), str(honest), "--out", str(out),
+                        "--csv", str(tmp_path / "g.csv"), "--timeout", "120"])
+    assert status == 0
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    for name in ROUND7:
+        assert float(rows[name]["score"]) == 0 and rows[name]["status"] != "flagged", rows[name]
+        text = (out / f"{name}.graded.ipynb").read_text(encoding="utf-8")
+        assert "hook off" in text, f"{name} no longer turns the hook off: the sandbox is not what this tests"
+    assert "make.py found in []" in (out / "assignment02_escape.graded.ipynb").read_text(encoding="utf-8")
+    assert "No such file or directory" in (out / "assignment02_tamper.graded.ipynb").read_text(encoding="utf-8")
+    assert float(rows[honest.stem]["score"]) == float(rows[honest.stem]["total"]), rows[honest.stem]
+    after = _cache()
+    assert {k: v for k, v in after.items() if k in before} == before
+    for name, content in after.items():
+        if name.endswith(".json"):
+            grader._signed(grader.REFERENCE_CACHE / name, json.loads(content))
+    [again] = grader.grade_many([honest], timeout=120)
+    assert again.status == "ok" and again.score == again.total, grader.report(again)
+
+
+def test_the_sandbox_shows_a_kernel_neither_the_repository_nor_the_reference_cache(tmp_path):
+    # plain Python in a kernel's sandbox, as the grader makes it: it imports hlmlib and reads its data, writes in its
+    # folder, and finds no file of the repository but hlmlib and the environment; it writes nowhere else
+    import hlmlib
+    import sandbox
+    private = tmp_path / "private"
+    private.mkdir()
+    policy = grader.Policy.for_batch([], None, private)
+    work, root = private / "run" / "work", private / "run" / "root"
+    work.mkdir(parents=True)
+    root.mkdir()
+    if policy.user is not None:
+        import os
+        os.chown(work, *policy.user)
+    secret = [make.SOURCE / "02_sandwich_by_hand.ipynb", ROOT / "assignments" / "make.py", ROOT / ".git",
+              ROOT / "README.md", grader.REFERENCE_CACHE / "key", private / "kit" / ".." / "matplotlib"]
+    probe = f"""import json, os, hlmlib
+seen = {{p: os.path.exists(p) for p in {[str(p) for p in secret]!r}}}
+writes = {{}}
+for p in {[str(grader.REFERENCE_CACHE / "x.json"), str(ROOT / "hlmlib" / "x.py"), "/tmp/x", str(work / "x")]!r}:
+    try:
+        open(p, "w").write("x")
+        writes[p] = "written"
+    except OSError as exc:
+        writes[p] = exc.strerror
+print(json.dumps({{"seen": seen, "writes": writes, "uid": os.getuid(), "rows": len(hlmlib.datasets.load_hsb()),
+                  "repository": sorted(os.listdir({str(ROOT)!r}))}}))"""
+    spec = policy.sandbox_spec(private / "run", [work])
+    done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
+                          env=grader._kernel_environment(work, work), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.splitlines()[-1])
+    assert not any(found["seen"].values()), found
+    assert found["writes"].pop(str(work / "x")) == "written", found
+    assert len(found["writes"]) == 3 and "written" not in found["writes"].values(), found
+    assert not (grader.REFERENCE_CACHE / "x.json").exists() and not (ROOT / "hlmlib" / "x.py").exists()
+    assert set(found["repository"]) <= {"hlmlib", ".venv"} and "hlmlib" in found["repository"], found
+    assert found["rows"] == len(hlmlib.datasets.load_hsb())
+    import os
+    # as root, the kernel runs as an unprivileged user; as a normal user, as that user (in a user namespace)
+    assert found["uid"] == (policy.user[0] if os.geteuid() == 0 else os.getuid()) != 0, found
+
+
+def test_a_cached_reference_changed_outside_a_batch_is_not_used(built, capsys):
+    honest = built[("instructor", "02_sandwich_by_hand")]
+    grader.grade_many([honest], timeout=120)                      # the cache is there, signed
+    [path] = grader.REFERENCE_CACHE.glob("02_sandwich_by_hand-*.json")
+    content = json.loads(path.read_text(encoding="utf-8"))
+    test_id, records = next((t, r) for t, r in content["values"].items() if r)
+    name = next(iter(records))
+    records[name]["value"] = "changed"
+    path.write_text(json.dumps(content), encoding="utf-8")
+    capsys.readouterr()
+    [result] = grader.grade_many([honest], timeout=120)
+    assert "its signature does not match" in capsys.readouterr().err
+    assert result.status == "ok" and result.score == result.total, grader.report(result)
+    fresh = json.loads(path.read_text(encoding="utf-8"))
+    assert fresh["values"][test_id][name]["value"] != "changed" and grader._signed(path, fresh)
+
+
+def test_without_a_sandbox_nothing_is_graded_unless_asked_to_run_as_the_same_user(built, monkeypatch, tmp_path,
+                                                                                  capsys):
+    import sandbox
+    monkeypatch.setattr(sandbox, "unavailable", lambda *args, **kwargs: "unshare: Operation not permitted")
+    honest = str(built[("instructor", "02_sandwich_by_hand")])
+    assert make.main(["grade", honest, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be isolated on this machine (unshare: Operation not permitted)" in err and \
+        "--unsafe-same-user" in err, err
+    assert not (tmp_path / "out").exists()
+    assert make.main(["grade", honest, "--out", str(tmp_path / "out"), "--unsafe-same-user"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("6/6")
+
+
 def test_a_run_cannot_write_outside_its_folder_nor_read_the_grader(graded):
     row = graded["rows"]["gaming/review"]
     report = _report(graded, "gaming/review")
@@ -1117,6 +1257,15 @@ FLAGGED = [
     "import dataclasses\ndataclasses.types.new_class('H')", "p = property(get, keep)",
     "class A:\n    def f(self):\n        return property(g)", "fmt = '{0.x}'\nfmt.format(f)", "str.format(fmt, f)",
     "import copy\ncopy._reconstruct(None, None, f, ())",
+    # round 7: Enum's functional API with member names made at run time (raw memory through __array_interface__),
+    # a module's private helper that sets attributes by name, format strings whose fields look attributes up
+    "import enum\nE = enum.Enum('E', [(name, 1)])", "import enum\nE = enum.IntEnum('E', names=names)",
+    "from enum import Flag\nE = Flag('E', ' '.join(names))", "import enum\nE = enum.Enum('E', *args)",
+    "import enum\nclass C(enum.Enum):\n    pass\nE = C('E', names)", "E = type(member)('E', names)",
+    "import enum\nenum.Enum._create_('E', ['a'])", "from matplotlib import cbook\ncbook._setattr_cm(h, **{name: 1})",
+    "from matplotlib.cbook import _setattr_cm", "import numpy._core", "'{0.real}'.format(1)",
+    "row = '{0[x]}'\nrow.format(d)", "'{:{0.imag}}'.format(1)", "row = '{}'\nfor row in rows:\n    row.format(1)",
+    "row = '{}'\ndef f(row):\n    return row.format(1)", "row = '{' + name + '}'\nrow.format(1)",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -1139,6 +1288,11 @@ ALLOWED = [
     "class Fit:\n    @property\n    def b(self):\n        return 1\n    se = property(lambda self: 2)",
     "from dataclasses import make_dataclass\nPoint = make_dataclass('Point', ['x', ('y', float)])",
     "print('{:.3f} and {}'.format(1.0, 2))",
+    "import enum\nclass Color(enum.Enum):\n    RED = 1\nColor(1)\nColor.RED.name\nisinstance(Color.RED, Color)",
+    "import enum\nE = enum.Enum('E', 'A B')\nF = enum.IntEnum('F', [('A', 1), ('B', 2)])\nG = enum.Flag('G', {'X': 1})",
+    "row = '{:<12}{:>10.4f}'\nfor n, v in [('a', 1.0)]:\n    print(row.format(n, v))",
+    "print(('beta ' + '{:.2f}').format(1.5))", "head: str = '{n:>{w}}'\nhead.format(n=1, w=4)",
+    "row = '{} {}'\nstr.format(row, 1, 2)", "row = '{0}'\nrow = '{1}'\nrow.format(1, 2)",
 ]
 NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotlib {get_ipython()}", "%load f.py",
            "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list"]

@@ -1,0 +1,226 @@
+"""Run a grading kernel where the operating system, not Python, keeps it from the instructor's files (Linux).
+
+    python sandbox.py SPEC -- COMMAND [ARG ...]
+
+``SPEC`` is JSON: ``root`` (an empty folder of the grader's), ``read`` (folders and files the command may read),
+``write`` (folders and files it may also write), ``cwd``, ``uid``/``gid`` (or null), the user it runs as, and
+``give``, files (among ``write``) to give that user. The
+command runs in new mount, process, network and IPC namespaces (and a user namespace when this is not run as root),
+in a file system of its own: an empty, read-only root in which only ``read`` (read-only) and ``write`` are mounted,
+at their own paths, besides the system folders (``/usr``, ``/etc``, ``/lib``...), ``/dev/null``, ``/dev/zero``,
+``/dev/urandom`` and a ``/proc`` that shows only its own processes. Every other folder of the machine (the
+repository, its ``.git``, the reference values, the grader's private folder, other clones, home folders) is not
+there at all, whatever the command does: the old root is unmounted (``pivot_root``), and the command has no
+capability left to mount anything (run as root, it runs as ``uid``, an unprivileged user; otherwise as the same user
+in a user namespace, which drops its capabilities on ``exec``), nor to gain one (``no_new_privs``, and no set-user-id
+program is honoured). It has no network, and it cannot see or signal other processes (another submission's kernel).
+
+This process stays outside, as the command's parent (the kernel's manager sees it as the kernel): it forwards the
+signals it gets, and if it is killed the command is killed too. :func:`unavailable` says whether the machine allows
+all this (a container without ``CAP_SYS_ADMIN``, or a system that forbids unprivileged user namespaces, does not).
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import platform
+import pwd
+import signal
+import subprocess
+import sys
+
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+CLONE_NEWNET, CLONE_NEWIPC = 0x40000000, 0x08000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT = 1, 2, 4, 8, 32
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MS_RELATIME, MNT_DETACH = 1 << 21, 2
+# statvfs's ST_* flags that are also MS_* flags with the same value (a read-only remount must keep them)
+KEPT_FLAGS = 1 | 2 | 4 | 8 | 16 | 64 | 1024 | 2048
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+FAILED = 125                     # the exit status when the sandbox cannot be set up (its reason on stderr)
+USER = "hlmgrader"               # the user a kernel runs as when the grader runs as root (else nobody)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _call(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source, target, fstype, flags, data=None) -> None:
+    _call(_libc.mount(*(None if v is None else os.fsencode(v) for v in (source, target, fstype)),
+                      ctypes.c_ulong(flags), None if data is None else os.fsencode(data)),
+          f"mount {source or ''} on {target}")
+
+
+def kernel_user() -> tuple[int, int] | None:
+    """The user and group a kernel runs as: ``hlmgrader`` if it exists, else ``nobody``, when the grader runs as root;
+    None otherwise (the kernel then runs as the grader's user, in a user namespace)."""
+    if os.geteuid() != 0:
+        return None
+    for name in (USER, "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+            return entry.pw_uid, entry.pw_gid
+        except KeyError:
+            continue
+    return 65534, 65534
+
+
+def command(spec: dict, argv: list[str]) -> list[str]:
+    """The command line that runs ``argv`` in the sandbox ``spec``."""
+    return [sys.executable, os.path.abspath(__file__), json.dumps(spec), "--", *argv]
+
+
+def unavailable(spec: dict, probe: list[str], env: dict | None = None) -> str | None:
+    """Why ``probe`` (a command that must succeed in the sandbox, in the environment ``env``) fails there, or None
+    if it works."""
+    try:
+        done = subprocess.run(command(spec, probe), capture_output=True, timeout=120, env=env)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    if done.returncode == 0:
+        return None
+    return (done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit status {done.returncode}"])[-1]
+
+
+def _within(root: str, path: str) -> str:
+    return os.path.join(root, path.lstrip("/"))
+
+
+def _make_mount_point(root: str, path: str, folder: bool) -> str:
+    target = _within(root, path)
+    os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+    if folder:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    elif not os.path.exists(target):
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+    return target
+
+
+def _bind(root: str, source: str, writable: bool, at: str | None = None) -> None:
+    """Mount ``source`` at its own path in ``root`` (or at ``at``: the name a program uses for it, through a
+    symlink), read-only unless ``writable``."""
+    target = _make_mount_point(root, at or source, os.path.isdir(source))
+    _mount(source, target, None, MS_BIND | MS_REC)
+    if not writable:                      # the flags the machine's mount has must be kept (a user namespace)
+        flags = os.statvfs(target).f_flag
+        kept = (flags & KEPT_FLAGS) | (MS_RELATIME if flags & 4096 else 0)
+        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept)
+
+
+def _build_root(spec: dict) -> None:
+    """Mount the command's file system on ``spec["root"]`` and make it the root (see the module's docstring)."""
+    root = spec["root"]
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)          # nothing done here reaches the machine's mounts
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    mounted: list[str] = []
+
+    def covered(path):
+        return any(path == m or path.startswith(m + "/") for m in mounted)
+
+    for path in SYSTEM:
+        if os.path.islink(path):                            # /bin -> usr/bin on a merged /usr
+            os.symlink(os.readlink(path), _within(root, path))
+        elif os.path.isdir(path):
+            _bind(root, path, writable=False)
+            mounted.append(path)
+    wanted = [(p, False) for p in spec["read"]] + [(p, True) for p in spec["write"]]
+    for path, writable in sorted(wanted, key=lambda w: len(w[0])):
+        if not os.path.lexists(path):
+            continue
+        real, name = os.path.realpath(path), os.path.abspath(path)
+        for at in dict.fromkeys((real, name)):
+            if writable or not covered(at):
+                _bind(root, real, writable, at)
+                mounted.append(at)
+    for device in DEVICES:
+        if os.path.exists(device):
+            target = _make_mount_point(root, device, folder=False)
+            _mount(device, target, None, MS_BIND)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, _within(root, f"/dev/{name}"))
+    os.makedirs(_within(root, "/proc"), mode=0o555, exist_ok=True)
+    os.makedirs(_within(root, "/tmp"), mode=0o755, exist_ok=True)
+    _mount("proc", _within(root, "/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    _mount(None, root, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    number = PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"pivot_root: unknown system call number on {platform.machine()}")
+    os.chdir(root)
+    _call(_libc.syscall(ctypes.c_long(number), b".", b"."), "pivot_root")
+    _call(_libc.umount2(b".", MNT_DETACH), "unmount the old root")      # the machine's root, stacked on ours
+    os.chdir("/")
+
+
+def _map_user(uid: int, gid: int) -> None:
+    """In the new user namespace, stay user ``uid`` and group ``gid``, as outside (a single mapping, which needs no
+    privilege)."""
+    for name, line in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        fd = os.open(f"/proc/self/{name}", os.O_WRONLY)        # no O_TRUNC: proc refuses it
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+
+def _child(spec: dict, argv: list[str]) -> None:
+    """Process 1 of the new namespaces: build the file system, drop privileges, run the command."""
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    os.setsid()          # a signal to the manager's process group reaches the parent only, which forwards it
+    _build_root(spec)
+    if spec.get("uid") is not None:
+        for path in spec.get("give", ()):                            # files the user must read (the connection file)
+            os.chown(path, spec["uid"], spec["gid"])
+        os.setgroups([])
+        os.setresgid(spec["gid"], spec["gid"], spec["gid"])
+        os.setresuid(spec["uid"], spec["uid"], spec["uid"])        # all capabilities are dropped with root
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)      # a change of user clears it
+    _call(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    os.chdir(spec["cwd"])
+    os.execve(argv[0], argv, os.environ)
+
+
+def main(args: list[str]) -> int:
+    spec, argv = json.loads(args[0]), args[2:]
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
+    try:
+        if os.geteuid() != 0:
+            uid, gid = os.getuid(), os.getgid()         # before: a new user namespace has no user mapped yet
+            _call(_libc.unshare(flags | CLONE_NEWUSER), "unshare (a user namespace)")
+            _map_user(uid, gid)
+        else:
+            _call(_libc.unshare(flags), "unshare")
+    except OSError as exc:
+        print(f"sandbox: the kernel cannot be isolated here ({exc})", file=sys.stderr)
+        return FAILED
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _child(spec, argv)
+        except BaseException as exc:       # noqa: BLE001  (whatever failed, say it and exit)
+            print(f"sandbox: the kernel cannot be isolated here ({type(exc).__name__}: {exc})", file=sys.stderr,
+                  flush=True)
+        os._exit(FAILED)
+
+    def forward(signum, frame):
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(signum, forward)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
