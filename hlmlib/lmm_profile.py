@@ -502,7 +502,7 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
     return table
 
 
-N_GLOBAL, N_CHECK, SEED = 3, 12, 20261206   # random starts at every point (when singular), at each end; their seed
+N_GLOBAL, N_CHECK, SEED = 3, 3, 20261206   # random starts at every point (when singular), at each end; their seed
 
 
 def _spread_starts(theta: np.ndarray, cp: CrossProducts) -> tuple[list[np.ndarray], list[np.ndarray]]:
