@@ -23,18 +23,34 @@ How. To hold :math:`\psi` fixed with box constraints only, the random effects ar
 does not depend on their order) and :math:`C = K K'` is written through its Cholesky factor :math:`K` in that
 order: a standard deviation put first is :math:`K_{11}`; a correlation between the first two is fixed by
 :math:`(K_{21}, K_{22}) = m (\rho, \sqrt{1 - \rho^2})`, :math:`m \ge 0`; :math:`\sigma` is fixed as itself. The
-other entries of :math:`K` and :math:`\sigma` are free (diagonal of :math:`K` :math:`\ge 0`) and the deviance and its analytic gradient
-(:func:`hlmlib.lmm_objective.gradient_wrt_T` at a given :math:`\sigma^2`) go to L-BFGS-B. A fixed effect
-:math:`\beta_k` is profiled by refitting :math:`y - x_k \beta_k` on the other columns by ML
-(``hlmlib.mixed.fit_theta``). At every point of a profile the inner minimisation starts from the previous
-point's solution and from the estimate (for a fixed effect also from the moment start) and keeps the lowest
-deviance (:class:`ProfileTrace`): the deviance in the other parameters can have two local minima (e.g. one with
-a variance at 0), and a warm start alone can stay on the higher one. Each end of the interval is found by
-stepping out from :math:`\hat\psi` (secant steps on :math:`\zeta`) until :math:`\zeta` crosses :math:`\pm z`,
-then by Brent's method to :math:`10^{-10}` relative: the root of the profile so computed, where lme4
-interpolates a spline through profile points :math:`\approx 0.6` apart in :math:`\zeta`
-(``delta.cutoff = 1/8``), which moves its ends by up to about :math:`10^{-4}` relative. The inner minimisation
-is local: a minimum that none of these starts reaches would be missed, and the interval would be too short.
+other entries of :math:`K` and :math:`\sigma` are free (diagonal of :math:`K` :math:`\ge 0`) and the deviance and
+its analytic gradient (:func:`hlmlib.lmm_objective.gradient_wrt_T` at a given :math:`\sigma^2`) go to
+L-BFGS-B. A fixed effect :math:`\beta_k` is profiled by refitting :math:`y - x_k \beta_k` on the other columns
+by ML (``hlmlib.mixed.fit_theta``).
+
+Starts. The deviance in the other parameters is not convex: it can have several local minima (one with a
+variance at 0 or a correlation at :math:`\pm 1`, another inside or across that boundary), and when the fit is
+singular the one a warm start follows can be the higher. At every point of a profile the inner minimisation
+therefore starts from the previous point's solution and from the estimate (for a fixed effect also from the
+moment start) and keeps the lowest deviance (:class:`ProfileTrace`). When the estimate is singular (a diagonal
+element of :math:`\Lambda` below lme4's ``isSingular`` tolerance, on unit-scaled :math:`Z`) or the previous
+point's solution is, it also starts from points on the other side of the boundary: the moment start, the
+estimate with its correlations' signs flipped (:math:`DTD` for every sign matrix
+:math:`D = \operatorname{diag}(1, \pm 1, \dots)`) and ``N_GLOBAL`` random covariances from
+``np.random.default_rng(SEED)`` (the same at every point, so the profile is one function of :math:`\psi`).
+
+Ends. Each end is found by stepping out from :math:`\hat\psi` (secant steps on :math:`\zeta`) until
+:math:`\zeta` crosses :math:`\pm z`, then by Brent's method to :math:`10^{-10}` relative, where lme4 interpolates
+a spline through profile points :math:`\approx 0.6` apart in :math:`\zeta` (``delta.cutoff = 1/8``), which moves
+its ends by up to about :math:`10^{-4}` relative. The deviance at the end so found is then minimised again from
+those starts and ``N_CHECK`` more random ones; if that is lower, the profile was too high there and the end too
+early: the lower solution joins the starts and the search goes on outward.
+
+What is guaranteed. Each end returned is a root of the profile so computed (the lowest of these local minima
+at each point), or the parameter's bound, and at it no check start found a lower deviance. That is not a proof
+that the minimum is global: a minimum that none of the starts reaches would be missed and the interval would
+be too short. A singular fit, where this can happen, is reported by a ``UserWarning`` naming the standard
+deviations at 0 and correlations at :math:`\pm 1` (lme4's ``profile`` stops with an error on such fits).
 
 Conventions. lme4 profiles the ML deviance even for a REML fit (``devfun2`` calls ``refitML``); so does
 ``criterion="ML"`` (the default) here, centring the intervals on the ML estimates. ``criterion="REML"``
@@ -424,7 +440,9 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
     variance parameter (``.sig01``, ..., ``.sigma``) and fixed effect, with ``parameter``, ``estimate`` (of
     the profiled criterion), ``ci_low``, ``ci_high``. ``parm``: None (all, as lme4's default), ``"theta_"``
     (the variance parameters), ``"beta_"`` (the fixed effects) or a list of row names. ``.attrs`` hold the
-    level, the criterion and each parameter's :class:`ProfileTrace`.
+    level, the criterion and each parameter's :class:`ProfileTrace`. A ``UserWarning`` if the fit profiled
+    (for ``criterion="ML"``, the ML fit) is singular: its intervals rest on a non-convex inner minimisation
+    (module docstring, "What is guaranteed").
 
     Fixed effects are profiled on the ML deviance (lme4 does the same); ``criterion="REML"`` is for the
     variance parameters of a REML fit only.
@@ -459,11 +477,11 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
     positions = _tril_positions(cp.q)
     singular = _singular(theta)
     if singular:
-        warnings.warn(f"the {'REML' if reml else 'ML'} fit being profiled is singular ({_boundary_parameters(table, n_var)}): "
-                      f"profile intervals at a boundary rest on a non-convex minimisation over the other parameters "
-                      f"(several starts at every point, each end re-checked from more), and may be too short if a "
-                      f"lower minimum is missed; lme4's profile stops with an error on such fits",
-                      UserWarning, stacklevel=3)
+        warnings.warn(f"the {'REML' if reml else 'ML'} fit being profiled is singular "
+                      f"({_boundary_parameters(table, theta)}): profile intervals at a boundary rest on a non-convex "
+                      "minimisation over the other parameters (several starts at every point, each end re-checked "
+                      "from more), and may be too short if a lower minimum is missed; lme4's profile stops with an "
+                      "error on such fits", UserWarning, stacklevel=3)
     global_thetas, check_thetas = _spread_starts(theta, cp)
     lows, highs, traces = [], [], {}
     for i in rows:
@@ -521,11 +539,15 @@ def _spread_starts(theta: np.ndarray, cp: CrossProducts) -> tuple[list[np.ndarra
     return global_starts, global_starts + _random_starts(theta, sd, N_CHECK, SEED + 1)
 
 
-def _boundary_parameters(table: pd.DataFrame, n_var: int) -> str:
-    """The standard deviations at 0 and correlations at +-1 of ``table``'s variance rows, or that tau is singular."""
+def _boundary_parameters(table: pd.DataFrame, theta: np.ndarray) -> str:
+    """The rows of ``table`` at a bound: standard deviations at 0 (relative to sigma, on unit-scaled Z: ``theta``)
+    and correlations at +-1; or that tau is singular without either."""
+    from .mixed import SINGULAR_TOL
+
+    relative_sd = iter(np.linalg.norm(lower_triangle(theta, _order_of(theta)), axis=1))
     at_bound = []
-    for name, row in table.iloc[:n_var - 1].iterrows():
-        if row.parameter.startswith("sd(") and not row.estimate > 1e-4 * table.estimate.iloc[n_var - 1]:
+    for name, row in table.iloc[:len(theta)].iterrows():
+        if row.parameter.startswith("sd(") and next(relative_sd) < SINGULAR_TOL:
             at_bound.append(f"{name} {row.parameter} = 0")
         elif row.parameter.startswith("cor(") and abs(row.estimate) > 1 - 1e-6:
             at_bound.append(f"{name} {row.parameter} = {np.sign(row.estimate):+.0f}")

@@ -289,8 +289,8 @@ def _global_excess(fit, row: str, value: float, n_starts: int = 40, seed: int = 
     """The ML deviance with ``row`` held at ``value``, minimised over all else from the ML estimate and
     ``n_starts`` random covariances (np.random.default_rng(seed)), minus the ML deviance: by another route than
     hlmlib.lmm_profile's. C = K K' in the model's order, sigma = exp(.), BFGS on numerical gradients from each
-    start, the best polished by Nelder-Mead and BFGS, no bounds; a standard deviation imposed by rescaling its row of K; a fixed effect beta_k by
-    refitting y - x_k beta_k on the other columns (lme4's offset)."""
+    start, the best polished by Nelder-Mead and BFGS, no bounds; a standard deviation imposed by rescaling its
+    row of K; a fixed effect beta_k by refitting y - x_k beta_k on the other columns (lme4's offset)."""
     from scipy import optimize
 
     from hlmlib.lmm_objective import blocked_cholesky, cross_products, deviance_at_sigma2, lower_triangle, theta_of
