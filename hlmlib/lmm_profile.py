@@ -80,6 +80,7 @@ from .lmm_objective import (CrossProducts, blocked_cholesky, deviance_at_sigma2,
 __all__ = ["profile_confint", "variance_parameters", "ProfileTrace", "check_level"]
 
 XTOL = 1e-10          # relative accuracy of each end of the interval
+N_GLOBAL, N_CHECK, SEED = 3, 3, 20261206   # random starts at every point (when singular), at each end; their seed
 
 
 def check_level(level) -> float:
@@ -295,7 +296,7 @@ def _variance_profile(cp: CrossProducts, reml: bool, theta: np.ndarray, sigma: f
                       z_scale: np.ndarray):
     """For variance parameter ``index`` (theta order; len(theta) means sigma): ``minimise(value, start)`` for
     :class:`ProfileTrace`, ``start_at(theta, s)``, the start for the covariance of theta (model order) and residual
-    sd ``s``, and ``on_boundary(solution)``. ``cp`` and ``theta`` are for Z's columns scaled by ``1 / z_scale``
+    sd ``s``, and ``on_boundary(value, solution)``. ``cp`` and ``theta`` are for Z's columns scaled by ``1 / z_scale``
     (unit root mean square), ``value`` is in the units of the original Z: a standard deviation of random effect r
     is ``z_scale[r]`` times larger for the scaled column."""
     q = cp.q
@@ -418,11 +419,11 @@ def _cholesky_theta(T: np.ndarray) -> np.ndarray:
     return theta_of(np.linalg.cholesky(T + 1e-12 * max(np.trace(T), 1.0) * np.eye(len(T))))
 
 
-def _random_starts(theta: np.ndarray, scale: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+def _random_starts(scale: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
     r"""``n`` random covariances (as theta) from ``np.random.default_rng(seed)``: standard deviations
     ``scale * exp(N(0, 1))`` and the correlations of random unit rows of a lower triangle (uniform signs)."""
     rng = np.random.default_rng(seed)
-    q = _order_of(theta)
+    q = len(scale)
     out = []
     for _ in range(n):
         rows = np.tril(rng.normal(size=(q, q)))
@@ -520,9 +521,6 @@ def profile_confint(result, level: float = 0.95, parm=None, criterion: str = "ML
     return table
 
 
-N_GLOBAL, N_CHECK, SEED = 3, 3, 20261206   # random starts at every point (when singular), at each end; their seed
-
-
 def _spread_starts(theta: np.ndarray, cp: CrossProducts) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Starts (theta, unit-scaled Z) that leave the estimate's side of the boundary: for every point of a
     singular profile, the moment start, the estimate with its correlations' signs flipped (``_sign_flips``) and
@@ -533,10 +531,10 @@ def _spread_starts(theta: np.ndarray, cp: CrossProducts) -> tuple[list[np.ndarra
 
     q = cp.q
     moment = moment_start(cp)
-    sd = np.maximum(np.linalg.norm(lower_triangle(theta, q), axis=1), np.linalg.norm(lower_triangle(moment, q), axis=1))
+    sd = np.maximum(*(np.linalg.norm(lower_triangle(t, q), axis=1) for t in (theta, moment)))
     sd = np.maximum(sd, 0.05 * sd.max() if sd.max() > 0 else 1.0)
-    global_starts = [moment, *_sign_flips(theta), *_random_starts(theta, sd, N_GLOBAL, SEED)]
-    return global_starts, global_starts + _random_starts(theta, sd, N_CHECK, SEED + 1)
+    global_starts = [moment, *_sign_flips(theta), *_random_starts(sd, N_GLOBAL, SEED)]
+    return global_starts, global_starts + _random_starts(sd, N_CHECK, SEED + 1)
 
 
 def _boundary_parameters(table: pd.DataFrame, theta: np.ndarray) -> str:
