@@ -238,7 +238,7 @@ class ProfileTrace:
     def end(self, target: float, bound: float, first_step: float) -> float:
         """The value where zeta crosses ``target`` on the side of ``bound``, or ``bound`` if it does not.
 
-        :meth:`_search` finds the crossing; the deviance there is then minimised from ``check_starts``. If that
+        ``_search`` finds the crossing; the deviance there is then minimised from ``check_starts``. If that
         is lower (by more than 1e-6) than the profile's, the crossing is not the end: the solution found joins
         the starts, the points beyond are forgotten and the search goes on outward from there (at most 20
         times, then a RuntimeWarning)."""
