@@ -162,7 +162,8 @@ def test_singular_fit_profiles_from_its_bound():
         warnings.simplefilter("ignore", BoundaryFitWarning)
         fit = hlmlib.mixed("mathach ~ cses", data=few, groups="school", re="~ cses", reml=False)
     assert fit.boundary
-    table = fit.confint(parm="theta_")
+    with pytest.warns(UserWarning, match="fit being profiled is singular"):
+        table = fit.confint(parm="theta_")
     est = table["estimate"]
     assert abs(est[".sig02"]) == pytest.approx(1.0, abs=1e-6) or est[".sig03"] < 1e-4 * est[".sig01"]
     assert (table["ci_low"] <= est + 1e-9).all() and (est - 1e-9 <= table["ci_high"]).all()
@@ -259,7 +260,8 @@ def test_fixed_effect_profile_finds_the_lower_of_two_inner_minima():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BoundaryFitWarning)
         fit = hlmlib.mixed("y ~ x + w + (1 | g)", data)
-        table = fit.confint(parm="beta_")
+        with pytest.warns(UserWarning, match=r"singular \(\.sig01 sd\(Intercept\) = 0\)"):
+            table = fit.confint(parm="beta_")
         ml = hlmlib.mixed("y ~ x + w + (1 | g)", data, reml=False)
         others = {"Intercept": "0 + x + w", "x": "1 + w", "w": "1 + x"}
         for name, rest in others.items():
