@@ -887,7 +887,10 @@ class MixedResult:
         :math:`\mp z_{1-(1-\text{level})/2}`, or the parameter's bound (0 for a standard deviation,
         :math:`\pm 1` for a correlation) if the profile does not get there. As lme4 the deviance is the
         ML one, also for a REML fit (``criterion="REML"`` profiles a REML fit's variance parameters on its
-        own criterion instead). See :mod:`hlmlib.lmm_profile`.
+        own criterion instead). Each end is a root of the profile computed from several starts at every point
+        and re-checked from more (not a proof that the profile is global); when the fit profiled is singular
+        (a standard deviation at 0 or a correlation at :math:`\pm 1`), where a missed minimum would make the
+        interval too short, a ``UserWarning`` says so. See :mod:`hlmlib.lmm_profile`.
 
         ``method="wald"``: the fixed effects' :math:`\hat\beta \pm q \cdot \mathrm{se}`, model-based se and
         the reference of :meth:`coef_table` with ``df`` (None: normal quantiles, lme4's
