@@ -165,9 +165,10 @@ def new_result(path: Path, a: Assignment, submission) -> Result:
 
 def identify(nb, catalogue: dict[str, Assignment]) -> Assignment:
     meta = nb.metadata.get(make.KEY) or {}
-    if not meta.get("id"):
+    if not isinstance(meta, dict) or not isinstance(meta.get("id"), str) or not meta["id"]:
         raise GradingError("not an assignment notebook: its metadata has no assignment id "
-                           "(grade the notebook handed out, not a copy made another way)")
+                           f"({make.KEY}.id, a string; found {printable(repr(meta)[:100])}): grade the notebook "
+                           "handed out, not a copy made another way")
     if meta["id"] not in catalogue:
         raise GradingError(f"unknown assignment {meta['id']!r} (known: {', '.join(catalogue)})")
     return catalogue[meta["id"]]
@@ -814,7 +815,13 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
                          timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
     result = new_result(path, a, submission)
-    assembled = assemble(submission, a, reference_run)
+    try:
+        assembled = assemble(submission, a, reference_run)
+    except GradingError:
+        raise
+    except Exception as exc:     # noqa: BLE001  (cells the grader cannot place: the notebook's, not the grader's)
+        raise GradingError(f"the notebook's cells could not be put in order for grading ({type(exc).__name__}: "
+                           f"{str(exc)[:300]}): ask for the notebook as saved by Jupyter") from None
     result.notes += assembled.not_run
     problems = integrity.check_cells(assembled.student_code)
     by_id = {t.id: t for t in result.tests}
@@ -890,11 +897,23 @@ def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
         return None if type(got) is type(want) and got == want else f"{where}: {got!r} instead of {want!r}"
     if type(got) not in (int, float) or not isinstance(atol, (int, float)):
         return f"{where}: {got!r} instead of a number near {want!r}"
+    if got == want:
+        return None
+    try:                                 # an int too large for a float (10 ** 400) is a number no test wants
+        got, want, atol = float(got), float(want), float(atol)
+    except OverflowError:
+        return f"{where}: {_short(got)} instead of {_short(want)} (a number too large to compare)"
     if math.isnan(want) or math.isnan(got):
         return None if math.isnan(want) and math.isnan(got) else f"{where}: {got!r} instead of {want!r}"
-    if got == want or abs(got - want) <= atol + rtol * abs(want):
+    if abs(got - want) <= atol + rtol * abs(want):
         return None
     return f"{where}: {got!r} instead of {want!r} (the instructor's, within rtol {rtol:g} and atol {atol:g})"
+
+
+def _short(number) -> str:
+    """A number as a report shows it: a huge int by its size, not its digits."""
+    return f"an integer of {number.bit_length()} bits" if type(number) is int and number.bit_length() > 64 \
+        else repr(number)
 
 
 def score(result: Result, reference: dict[str, dict]) -> None:
@@ -1094,8 +1113,10 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             submission = read_notebook(Path(p), content)
             loaded[i] = (submission, identify(submission, catalogue))
         except GradingError as exc:
-            exc.file = Path(p)
-            outcomes[i] = exc
+            outcomes[i] = _error_of(p, exc)
+        except Exception as exc:        # noqa: BLE001  (whatever is wrong with one file, it is that file's error)
+            outcomes[i] = _error_of(p, GradingError(f"the notebook could not be read or identified "
+                                                    f"({type(exc).__name__}: {str(exc)[:300]})"))
     needed = {a.id: a for _, a in loaded.values()}
     private = Path(tempfile.mkdtemp(prefix="grading-"))
     try:
@@ -1122,27 +1143,35 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             ready[a.id].set()
 
     async def one(i):
+        """Run and score file ``i``: whatever fails on the way ends this file only (``crashed``, or its error)."""
         submission, a = loaded[i]
-        async with limit:
-            try:
-                result = await run_submission(Path(paths[i]), a, submission, policy, private, timeout, timeout_file)
-            except GradingError as exc:
-                exc.file = Path(paths[i])
-                outcomes[i] = exc
+        try:
+            async with limit:
+                try:
+                    result = await run_submission(Path(paths[i]), a, submission, policy, private, timeout,
+                                                  timeout_file)
+                except GradingError as exc:
+                    outcomes[i] = _error_of(paths[i], exc)
+                    return
+                except Exception as exc:     # a failure of the grader's on this file ends this file only
+                    result = crashed(new_result(Path(paths[i]), a, submission),
+                                     f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]})")
+            await ready[a.id].wait()
+            ref = references[a.id]
+            if isinstance(ref, GradingError):
+                outcomes[i] = _error_of(paths[i], GradingError(str(ref)))
                 return
-            except Exception as exc:     # a failure of the grader's on this file ends this file only
-                result = crashed(new_result(Path(paths[i]), a, submission),
-                                 f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]})")
-        await ready[a.id].wait()
-        ref = references[a.id]
-        if isinstance(ref, GradingError):
-            outcomes[i] = GradingError(str(ref))
-            outcomes[i].file = result.file
-            return
-        score(result, ref)
-        for t in result.tests:          # scored: the values are not held for the rest of the batch
-            t.records = {}
-        outcomes[i] = result
+            try:
+                score(result, ref)
+            except Exception as exc:     # noqa: BLE001
+                result = crashed(result, f"the grader could not score this file ({type(exc).__name__}: "
+                                         f"{str(exc)[:300]}); report it with the file")
+            for t in result.tests:          # scored: the values are not held for the rest of the batch
+                t.records = {}
+            outcomes[i] = result
+        except Exception as exc:         # noqa: BLE001  (never the batch)
+            outcomes[i] = _error_of(paths[i], GradingError(f"the grader failed on this file ({type(exc).__name__}: "
+                                                           f"{str(exc)[:300]})"))
 
     async def everything():
         _quiet_kernel_shutdowns()
@@ -1165,6 +1194,12 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
                     f"({', '.join(changed[:3])}); the kernels cannot write there, so something outside the batch "
                     "did: restore them (git checkout, pip install -r requirements.txt) and grade again")
     return outcomes
+
+
+def _error_of(path, error: GradingError) -> GradingError:
+    """``error``, as the error of the file ``path``."""
+    error.file = Path(path)
+    return error
 
 
 def _quiet_kernel_shutdowns() -> None:
@@ -1253,8 +1288,11 @@ def written_answers(a: Assignment, results: list[Result]) -> str:
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
-            lines += [f"### {printable(r.file)}", "",
-                      fenced(printable(_answer(r.submission, meta["id"], source_ids), lines=True)), ""]
+            try:
+                answer = _answer(r.submission, meta["id"], source_ids)
+            except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
+                answer = f"*(the answer could not be read: {type(exc).__name__}: {str(exc)[:200]})*"
+            lines += [f"### {printable(r.file)}", "", fenced(printable(answer, lines=True)), ""]
     return "\n".join(lines)
 
 

@@ -1195,6 +1195,79 @@ def test_an_unknown_assignment_is_an_error():
         grader.identify(nb, CATALOGUE)
 
 
+def test_malformed_notebook_metadata_is_that_files_error():
+    for meta in ("02_sandwich_by_hand", {"id": ["02_sandwich_by_hand"]}, {"id": 2}, ["x"]):
+        nb = nbformat.v4.new_notebook(metadata={make.KEY: meta})
+        with pytest.raises(grader.GradingError, match="not an assignment notebook"):
+            grader.identify(nb, CATALOGUE)
+
+
+def test_malformed_cell_metadata_is_ignored():
+    for meta in ("scratch", ["q1-answer"], 3, None):
+        cell = nbformat.v4.new_markdown_cell("notes", metadata={make.KEY: meta})
+        assert make.cell_meta(cell) == {} and make.cell_key(cell) == cell["id"]
+    cell = nbformat.v4.new_code_cell("", metadata={make.KEY: {"id": ["q1-answer"]}})
+    assert make.cell_key(cell) == cell["id"]           # an id that is not a string is no id
+    cell["id"] = 7
+    assert make.cell_key(cell) is None
+
+
+def test_an_integer_too_large_for_a_float_is_a_mismatch_not_an_error():
+    for got, want in ((10 ** 400, 1.5), (-10 ** 400, 0.0), (1.5, 10 ** 400), ([1.0, 10 ** 400], [1.0, 2.0])):
+        problem = grader.mismatch(got, want, 1e-8, 0.0, "se")
+        assert problem and "too large to compare" in problem and len(problem) < 200, problem
+    assert grader.mismatch(10 ** 400, 10 ** 400, 1e-8, 0.0, "x") is None
+    assert grader.mismatch(3, 3.0, 0.0, 0.0, "x") is None and grader.mismatch(3, 3.5, 0.0, 0.0, "x")
+
+
+def test_no_file_can_end_the_batch(built, tmp_path, monkeypatch):
+    # round 8: a 401-digit int recorded, notebook metadata that is not a dict or whose id is not a string, a cell's
+    # metadata that is a string, a cell whose source the grader cannot read, and a scoring that fails: each ends its
+    # own file only; the lines, the CSV, the reports and the written answers of the assignment all come.
+    instructor = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
+    honest, bigint, cellmeta = tmp_path / "honest.ipynb", tmp_path / "bigint.ipynb", tmp_path / "cellmeta.ipynb"
+    nbformat.write(instructor, honest)
+    nbformat.write(_replace(instructor, "q2-answer", "def hc1_se(X, e):\n    return [10 ** 400, 1.0]\n"), bigint)
+    scratch = nbformat.v4.new_markdown_cell("my notes", metadata={make.KEY: "scratch"})
+    with_scratch = copy.deepcopy(instructor)
+    with_scratch.cells.insert(3, scratch)
+    nbformat.write(with_scratch, cellmeta)
+    raw = json.loads(honest.read_text())
+    bad = {}
+    for name, meta in (("meta_str", "02_sandwich_by_hand"), ("meta_list", {"id": ["02_sandwich_by_hand"]})):
+        bad[name] = tmp_path / f"{name}.ipynb"
+        bad[name].write_text(json.dumps({**raw, "metadata": {**raw["metadata"], make.KEY: meta}}))
+    broken = copy.deepcopy(raw)
+    broken["cells"][1]["source"] = 7                     # not a string: the grader cannot place it
+    bad["broken"] = tmp_path / "broken.ipynb"
+    bad["broken"].write_text(json.dumps(broken))
+    real_score = grader.score
+
+    def score(result, reference):
+        if result.file.name == "cellmeta.ipynb":
+            raise ValueError("a failure of the grader's")
+        return real_score(result, reference)
+
+    monkeypatch.setattr(grader, "score", score)
+    files = [honest, bigint, cellmeta, *bad.values()]
+    out = tmp_path / "out"
+    status = make.main(["grade", *map(str, files), "--csv", str(tmp_path / "g.csv"), "--out", str(out), "--jobs", "2",
+                        "--timeout", "120"])
+    assert status == 1                                      # files are errors
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert len(rows) == len(files)
+    assert rows["honest"]["status"] == "ok" and float(rows["honest"]["score"]) == 6, rows["honest"]
+    big = rows["bigint"]
+    assert big["status"] == "ok" and big["q2"] == "0" and float(big["score"]) == 4, big
+    assert "too large to compare" in (out / "bigint.report.md").read_text()
+    for name in ("meta_str", "meta_list"):
+        assert rows[name]["status"] == "error" and "not an assignment notebook" in rows[name]["message"], rows[name]
+    assert rows["broken"]["status"] == "error" and "could not" in rows["broken"]["message"], rows["broken"]
+    assert rows["cellmeta"]["status"] == "crashed" and "could not score" in rows["cellmeta"]["message"]
+    written = (out / "written_02_sandwich_by_hand.md").read_text()
+    assert all(f"### {p}" in written for p in (honest, bigint, cellmeta))
+
+
 def _order(assembled):
     """The assembled notebook's cells as test ids, source ids, or (cells the student added) their source."""
     ids = {make.cell_meta(c)["id"] for c in CATALOGUE["02_sandwich_by_hand"].notebook.cells}
