@@ -103,6 +103,9 @@ MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kern
 # less than FREE_FLOOR bytes free, a run that takes FREE_SLACK bytes more is ended too.
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
+# The address space a kernel may take (RLIMIT_AS, in the sandbox); the memory its files in memory (memfd) hold counts
+# towards WRITE_LIMIT (:func:`deleted_but_held`). Kernels are the OOM killer's first choice, the grader its last.
+MEMORY_LIMIT, GRADER_OOM_SCORE_ADJ = 6_000_000_000, -500
 REFERENCE_CACHE = make.BUILD / "reference"
 KIT = make.HERE / "gradingkit.py"          # copied for each batch into a folder the kernels may read
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
@@ -326,7 +329,8 @@ class Policy:
         ``writable`` folders and files; nothing else of the machine's file system, the repository included."""
         read = [p for p in self.allowed if not p.startswith("/dev/")] + [str(self.kit)]
         return {"root": str(folder / "root"), "read": read, "write": [str(p) for p in writable],
-                "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1]}
+                "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1],
+                "memory": MEMORY_LIMIT}
 
     def check_sandbox(self, private: Path) -> None:
         """Raise :class:`Unisolated` unless a sandboxed process can import what the tests use and cannot see the
@@ -437,6 +441,7 @@ class _TrimmingClient(NotebookClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.used, self.trimmed, self.running = 0, [], 0
+        self.namespace = None            # a pidfd of the sandbox's process 1 (see _namespace_init)
 
     def drop_output(self, cell_index: int) -> None:
         """Keep no more output of the run, and note it in the cell ``cell_index``, once."""
@@ -497,30 +502,36 @@ def preallocate(path: Path, size: int) -> bool:
 def disk_use(folder: Path, entries: int, pid: int | None = None) -> float:
     """The bytes the files under ``folder`` take on disk (their blocks, so a sparse file counts what it holds), and
     the files on its file system that process ``pid`` and its children hold open or mapped after they were deleted
-    (:func:`deleted_but_held`), or infinity past ``entries`` files and folders."""
-    total, seen, stack = 0, 0, [folder]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    seen += 1
-                    if seen > entries:
-                        return math.inf
-                    try:
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                    except OSError:
-                        pass
-        except OSError:
-            pass
+    (:func:`deleted_but_held`), or infinity past ``entries`` files and folders, or if a folder under it cannot be
+    listed (one the run made unreadable, or too deep to hold open). Folders are walked through directory
+    descriptors (``os.fwalk``), so a path longer than the system takes (PATH_MAX) hides nothing."""
+    total, seen, unreadable = 0, 0, []
+
+    def failed(exc: OSError) -> None:
+        if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):     # not removed since it was listed
+            unreadable.append(exc)
+
+    for _, folders, files, fd in os.fwalk(folder, onerror=failed):
+        for name in folders + files:
+            seen += 1
+            if seen > entries:
+                return math.inf
+            try:
+                total += os.stat(name, dir_fd=fd, follow_symlinks=False).st_blocks * 512
+            except OSError as exc:
+                failed(exc)
+        if unreadable:
+            return math.inf
+    if unreadable:
+        return math.inf
     return total if pid is None else total + deleted_but_held(pid, folder)
 
 
 def deleted_but_held(pid: int, folder: Path) -> int:
     """The bytes of the deleted files on ``folder``'s file system that process ``pid`` and its descendants still
     hold, through a file descriptor or a memory map (``/proc/PID/fd``, ``/proc/PID/map_files``): a file removed
-    while open keeps its disk space until it is closed, out of sight of a count of the folder's files."""
+    while open keeps its disk space until it is closed, out of sight of a count of the folder's files. Files made
+    by ``memfd_create`` (memory in no folder, and in no process's resident size) count too, wherever they are."""
     try:
         device = os.stat(folder).st_dev
     except OSError:
@@ -535,12 +546,14 @@ def deleted_but_held(pid: int, folder: Path) -> int:
                       if line.rstrip().endswith(" (deleted)")]
         for link in links:
             try:
-                if not os.readlink(link).endswith(" (deleted)"):
+                target = os.readlink(link)
+                if not target.endswith(" (deleted)"):
                     continue
                 st = os.stat(link)          # the open file itself
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and st.st_dev == device and (st.st_dev, st.st_ino) not in counted:
+            ours = st.st_dev == device or target.startswith("/memfd:")    # a memfd: memory that no folder shows
+            if stat.S_ISREG(st.st_mode) and ours and (st.st_dev, st.st_ino) not in counted:
                 counted.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
     return total
@@ -582,14 +595,41 @@ async def _watch_disk(folder: Path, client, over: list) -> None:
         elif low is None:
             low = used
         if used > WRITE_LIMIT or (low is not None and used > low + FREE_SLACK):
-            over.append(f"wrote more than {WRITE_ENTRIES:,} files and folders in its folder" if used == math.inf
+            over.append(f"wrote more than {WRITE_ENTRIES:,} files and folders, or a folder the grader cannot read, "
+                        "in its folder" if used == math.inf
                         else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
                              "held open)" if used > WRITE_LIMIT
                         else f"wrote {(used - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
                              "free")
             with contextlib.suppress(Exception):
-                os.kill(client.km.provisioner.pid, signal.SIGKILL)
+                _kill_run(client)
             return
+
+
+def _namespace_init(client) -> int | None:
+    """A pidfd of the sandbox's process 1 (the kernel: the child of the sandbox's parent process, which the kernel
+    manager started), or None (no sandbox, or it is gone). Killing it kills every process of the run's PID namespace,
+    whatever they did to their parent-death signal; a pidfd cannot hit another process that took the same number."""
+    parent = getattr(client.km.provisioner, "pid", None)
+    if parent is None or client.km.sandbox is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        with open(f"/proc/{parent}/task/{parent}/children", encoding="ascii") as children:
+            pids = [int(c) for c in children.read().split()]
+        if pids:
+            return os.pidfd_open(pids[0])
+    return None
+
+
+def _kill_run(client, parent: bool = True) -> None:
+    """End the run: SIGKILL the sandbox's process 1 (and with it its PID namespace: :func:`_namespace_init`) and,
+    while the kernel manager still holds it (``parent``), the sandbox's parent process."""
+    if client.namespace is not None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(client.namespace, signal.SIGKILL)
+    if parent:
+        with contextlib.suppress(Exception):
+            os.kill(client.km.provisioner.pid, signal.SIGKILL)
 
 
 async def _watch_messages(channel: str, monitor, client, over: list) -> None:
@@ -613,8 +653,7 @@ async def _watch_messages(channel: str, monitor, client, over: list) -> None:
             client.drop_output(client.running)
             continue
         over.append(f"sent a message of more than {MESSAGE_LIMIT / 1e6:g} MB, which the grader does not read")
-        with contextlib.suppress(Exception):
-            os.kill(client.km.provisioner.pid, signal.SIGKILL)
+        _kill_run(client)
         return
 
 
@@ -660,6 +699,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
         try:
             async with client.async_setup_kernel(env=_kernel_environment(work, tmp), stdout=kernel_output,
                                                  stderr=kernel_output):
+                client.namespace = _namespace_init(client)
                 watches = [asyncio.create_task(_watch_disk(folder, client, over)),
                            *(asyncio.create_task(_watch_messages(*m, client, over)) for m in client.kc.monitors)]
                 for index, cell in enumerate(nb.cells):
@@ -696,6 +736,9 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
         finally:
             for watch in watches:
                 watch.cancel()
+            _kill_run(client, parent=False)     # nothing the run started outlives it (a kernel that ignored shutdown)
+            if client.namespace is not None:
+                os.close(client.namespace)
     if over:
         status, message = "crashed", f"the run {over[0]}" + (
             f" (before or in {_where(nb, stopped)})" if stopped is not None else "")
@@ -1101,6 +1144,8 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     refuses it too), so a change the grader did not make came from outside this batch, and every result is
     flagged."""
     catalogue = make.assignments()
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w", encoding="ascii") as adj:
+        adj.write(str(GRADER_OOM_SCORE_ADJ))          # lowering it needs root (CAP_SYS_RESOURCE); else it stays
     before = _environment_files()
     loaded: dict[int, tuple] = {}
     outcomes: list = [None] * len(paths)
