@@ -103,6 +103,9 @@ MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kern
 # less than FREE_FLOOR bytes free, a run that takes FREE_SLACK bytes more is ended too.
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
+# The address space a kernel may take (RLIMIT_AS, in the sandbox); the memory its files in memory (memfd) hold counts
+# towards WRITE_LIMIT (:func:`deleted_but_held`). Kernels are the OOM killer's first choice, the grader its last.
+MEMORY_LIMIT, GRADER_OOM_SCORE_ADJ = 6_000_000_000, -500
 REFERENCE_CACHE = make.BUILD / "reference"
 KIT = make.HERE / "gradingkit.py"          # copied for each batch into a folder the kernels may read
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
@@ -165,9 +168,10 @@ def new_result(path: Path, a: Assignment, submission) -> Result:
 
 def identify(nb, catalogue: dict[str, Assignment]) -> Assignment:
     meta = nb.metadata.get(make.KEY) or {}
-    if not meta.get("id"):
+    if not isinstance(meta, dict) or not isinstance(meta.get("id"), str) or not meta["id"]:
         raise GradingError("not an assignment notebook: its metadata has no assignment id "
-                           "(grade the notebook handed out, not a copy made another way)")
+                           f"({make.KEY}.id, a string; found {printable(repr(meta)[:100])}): grade the notebook "
+                           "handed out, not a copy made another way")
     if meta["id"] not in catalogue:
         raise GradingError(f"unknown assignment {meta['id']!r} (known: {', '.join(catalogue)})")
     return catalogue[meta["id"]]
@@ -325,7 +329,8 @@ class Policy:
         ``writable`` folders and files; nothing else of the machine's file system, the repository included."""
         read = [p for p in self.allowed if not p.startswith("/dev/")] + [str(self.kit)]
         return {"root": str(folder / "root"), "read": read, "write": [str(p) for p in writable],
-                "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1]}
+                "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1],
+                "memory": MEMORY_LIMIT}
 
     def check_sandbox(self, private: Path) -> None:
         """Raise :class:`Unisolated` unless a sandboxed process can import what the tests use and cannot see the
@@ -436,6 +441,7 @@ class _TrimmingClient(NotebookClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.used, self.trimmed, self.running = 0, [], 0
+        self.namespace = None            # a pidfd of the sandbox's process 1 (see _namespace_init)
 
     def drop_output(self, cell_index: int) -> None:
         """Keep no more output of the run, and note it in the cell ``cell_index``, once."""
@@ -496,30 +502,36 @@ def preallocate(path: Path, size: int) -> bool:
 def disk_use(folder: Path, entries: int, pid: int | None = None) -> float:
     """The bytes the files under ``folder`` take on disk (their blocks, so a sparse file counts what it holds), and
     the files on its file system that process ``pid`` and its children hold open or mapped after they were deleted
-    (:func:`deleted_but_held`), or infinity past ``entries`` files and folders."""
-    total, seen, stack = 0, 0, [folder]
-    while stack:
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    seen += 1
-                    if seen > entries:
-                        return math.inf
-                    try:
-                        total += entry.stat(follow_symlinks=False).st_blocks * 512
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                    except OSError:
-                        pass
-        except OSError:
-            pass
+    (:func:`deleted_but_held`), or infinity past ``entries`` files and folders, or if a folder under it cannot be
+    listed (one the run made unreadable, or too deep to hold open). Folders are walked through directory
+    descriptors (``os.fwalk``), so a path longer than the system takes (PATH_MAX) hides nothing."""
+    total, seen, unreadable = 0, 0, []
+
+    def failed(exc: OSError) -> None:
+        if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):     # not removed since it was listed
+            unreadable.append(exc)
+
+    for _, folders, files, fd in os.fwalk(folder, onerror=failed):
+        for name in folders + files:
+            seen += 1
+            if seen > entries:
+                return math.inf
+            try:
+                total += os.stat(name, dir_fd=fd, follow_symlinks=False).st_blocks * 512
+            except OSError as exc:
+                failed(exc)
+        if unreadable:
+            return math.inf
+    if unreadable:
+        return math.inf
     return total if pid is None else total + deleted_but_held(pid, folder)
 
 
 def deleted_but_held(pid: int, folder: Path) -> int:
     """The bytes of the deleted files on ``folder``'s file system that process ``pid`` and its descendants still
     hold, through a file descriptor or a memory map (``/proc/PID/fd``, ``/proc/PID/map_files``): a file removed
-    while open keeps its disk space until it is closed, out of sight of a count of the folder's files."""
+    while open keeps its disk space until it is closed, out of sight of a count of the folder's files. Files made
+    by ``memfd_create`` (memory in no folder, and in no process's resident size) count too, wherever they are."""
     try:
         device = os.stat(folder).st_dev
     except OSError:
@@ -534,12 +546,14 @@ def deleted_but_held(pid: int, folder: Path) -> int:
                       if line.rstrip().endswith(" (deleted)")]
         for link in links:
             try:
-                if not os.readlink(link).endswith(" (deleted)"):
+                target = os.readlink(link)
+                if not target.endswith(" (deleted)"):
                     continue
                 st = os.stat(link)          # the open file itself
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) and st.st_dev == device and (st.st_dev, st.st_ino) not in counted:
+            ours = st.st_dev == device or target.startswith("/memfd:")    # a memfd: memory that no folder shows
+            if stat.S_ISREG(st.st_mode) and ours and (st.st_dev, st.st_ino) not in counted:
                 counted.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
     return total
@@ -581,14 +595,41 @@ async def _watch_disk(folder: Path, client, over: list) -> None:
         elif low is None:
             low = used
         if used > WRITE_LIMIT or (low is not None and used > low + FREE_SLACK):
-            over.append(f"wrote more than {WRITE_ENTRIES:,} files and folders in its folder" if used == math.inf
+            over.append(f"wrote more than {WRITE_ENTRIES:,} files and folders, or a folder the grader cannot read, "
+                        "in its folder" if used == math.inf
                         else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
                              "held open)" if used > WRITE_LIMIT
                         else f"wrote {(used - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
                              "free")
             with contextlib.suppress(Exception):
-                os.kill(client.km.provisioner.pid, signal.SIGKILL)
+                _kill_run(client)
             return
+
+
+def _namespace_init(client) -> int | None:
+    """A pidfd of the sandbox's process 1 (the kernel: the child of the sandbox's parent process, which the kernel
+    manager started), or None (no sandbox, or it is gone). Killing it kills every process of the run's PID namespace,
+    whatever they did to their parent-death signal; a pidfd cannot hit another process that took the same number."""
+    parent = getattr(client.km.provisioner, "pid", None)
+    if parent is None or client.km.sandbox is None:
+        return None
+    with contextlib.suppress(OSError, ValueError):
+        with open(f"/proc/{parent}/task/{parent}/children", encoding="ascii") as children:
+            pids = [int(c) for c in children.read().split()]
+        if pids:
+            return os.pidfd_open(pids[0])
+    return None
+
+
+def _kill_run(client, parent: bool = True) -> None:
+    """End the run: SIGKILL the sandbox's process 1 (and with it its PID namespace: :func:`_namespace_init`) and,
+    while the kernel manager still holds it (``parent``), the sandbox's parent process."""
+    if client.namespace is not None:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(client.namespace, signal.SIGKILL)
+    if parent:
+        with contextlib.suppress(Exception):
+            os.kill(client.km.provisioner.pid, signal.SIGKILL)
 
 
 async def _watch_messages(channel: str, monitor, client, over: list) -> None:
@@ -612,8 +653,7 @@ async def _watch_messages(channel: str, monitor, client, over: list) -> None:
             client.drop_output(client.running)
             continue
         over.append(f"sent a message of more than {MESSAGE_LIMIT / 1e6:g} MB, which the grader does not read")
-        with contextlib.suppress(Exception):
-            os.kill(client.km.provisioner.pid, signal.SIGKILL)
+        _kill_run(client)
         return
 
 
@@ -659,6 +699,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
         try:
             async with client.async_setup_kernel(env=_kernel_environment(work, tmp), stdout=kernel_output,
                                                  stderr=kernel_output):
+                client.namespace = _namespace_init(client)
                 watches = [asyncio.create_task(_watch_disk(folder, client, over)),
                            *(asyncio.create_task(_watch_messages(*m, client, over)) for m in client.kc.monitors)]
                 for index, cell in enumerate(nb.cells):
@@ -695,6 +736,9 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
         finally:
             for watch in watches:
                 watch.cancel()
+            _kill_run(client, parent=False)     # nothing the run started outlives it (a kernel that ignored shutdown)
+            if client.namespace is not None:
+                os.close(client.namespace)
     if over:
         status, message = "crashed", f"the run {over[0]}" + (
             f" (before or in {_where(nb, stopped)})" if stopped is not None else "")
@@ -814,7 +858,13 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
                          timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
     result = new_result(path, a, submission)
-    assembled = assemble(submission, a, reference_run)
+    try:
+        assembled = assemble(submission, a, reference_run)
+    except GradingError:
+        raise
+    except Exception as exc:     # noqa: BLE001  (cells the grader cannot place: the notebook's, not the grader's)
+        raise GradingError(f"the notebook's cells could not be put in order for grading ({type(exc).__name__}: "
+                           f"{str(exc)[:300]}): ask for the notebook as saved by Jupyter") from None
     result.notes += assembled.not_run
     problems = integrity.check_cells(assembled.student_code)
     by_id = {t.id: t for t in result.tests}
@@ -890,11 +940,23 @@ def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
         return None if type(got) is type(want) and got == want else f"{where}: {got!r} instead of {want!r}"
     if type(got) not in (int, float) or not isinstance(atol, (int, float)):
         return f"{where}: {got!r} instead of a number near {want!r}"
+    if got == want:
+        return None
+    try:                                 # an int too large for a float (10 ** 400) is a number no test wants
+        got, want, atol = float(got), float(want), float(atol)
+    except OverflowError:
+        return f"{where}: {_short(got)} instead of {_short(want)} (a number too large to compare)"
     if math.isnan(want) or math.isnan(got):
         return None if math.isnan(want) and math.isnan(got) else f"{where}: {got!r} instead of {want!r}"
-    if got == want or abs(got - want) <= atol + rtol * abs(want):
+    if abs(got - want) <= atol + rtol * abs(want):
         return None
     return f"{where}: {got!r} instead of {want!r} (the instructor's, within rtol {rtol:g} and atol {atol:g})"
+
+
+def _short(number) -> str:
+    """A number as a report shows it: a huge int by its size, not its digits."""
+    return f"an integer of {number.bit_length()} bits" if type(number) is int and number.bit_length() > 64 \
+        else repr(number)
 
 
 def score(result: Result, reference: dict[str, dict]) -> None:
@@ -1082,6 +1144,8 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     refuses it too), so a change the grader did not make came from outside this batch, and every result is
     flagged."""
     catalogue = make.assignments()
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w", encoding="ascii") as adj:
+        adj.write(str(GRADER_OOM_SCORE_ADJ))          # lowering it needs root (CAP_SYS_RESOURCE); else it stays
     before = _environment_files()
     loaded: dict[int, tuple] = {}
     outcomes: list = [None] * len(paths)
@@ -1094,8 +1158,10 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             submission = read_notebook(Path(p), content)
             loaded[i] = (submission, identify(submission, catalogue))
         except GradingError as exc:
-            exc.file = Path(p)
-            outcomes[i] = exc
+            outcomes[i] = _error_of(p, exc)
+        except Exception as exc:        # noqa: BLE001  (whatever is wrong with one file, it is that file's error)
+            outcomes[i] = _error_of(p, GradingError(f"the notebook could not be read or identified "
+                                                    f"({type(exc).__name__}: {str(exc)[:300]})"))
     needed = {a.id: a for _, a in loaded.values()}
     private = Path(tempfile.mkdtemp(prefix="grading-"))
     try:
@@ -1122,27 +1188,35 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             ready[a.id].set()
 
     async def one(i):
+        """Run and score file ``i``: whatever fails on the way ends this file only (``crashed``, or its error)."""
         submission, a = loaded[i]
-        async with limit:
-            try:
-                result = await run_submission(Path(paths[i]), a, submission, policy, private, timeout, timeout_file)
-            except GradingError as exc:
-                exc.file = Path(paths[i])
-                outcomes[i] = exc
+        try:
+            async with limit:
+                try:
+                    result = await run_submission(Path(paths[i]), a, submission, policy, private, timeout,
+                                                  timeout_file)
+                except GradingError as exc:
+                    outcomes[i] = _error_of(paths[i], exc)
+                    return
+                except Exception as exc:     # a failure of the grader's on this file ends this file only
+                    result = crashed(new_result(Path(paths[i]), a, submission),
+                                     f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]})")
+            await ready[a.id].wait()
+            ref = references[a.id]
+            if isinstance(ref, GradingError):
+                outcomes[i] = _error_of(paths[i], GradingError(str(ref)))
                 return
-            except Exception as exc:     # a failure of the grader's on this file ends this file only
-                result = crashed(new_result(Path(paths[i]), a, submission),
-                                 f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]})")
-        await ready[a.id].wait()
-        ref = references[a.id]
-        if isinstance(ref, GradingError):
-            outcomes[i] = GradingError(str(ref))
-            outcomes[i].file = result.file
-            return
-        score(result, ref)
-        for t in result.tests:          # scored: the values are not held for the rest of the batch
-            t.records = {}
-        outcomes[i] = result
+            try:
+                score(result, ref)
+            except Exception as exc:     # noqa: BLE001
+                result = crashed(result, f"the grader could not score this file ({type(exc).__name__}: "
+                                         f"{str(exc)[:300]}); report it with the file")
+            for t in result.tests:          # scored: the values are not held for the rest of the batch
+                t.records = {}
+            outcomes[i] = result
+        except Exception as exc:         # noqa: BLE001  (never the batch)
+            outcomes[i] = _error_of(paths[i], GradingError(f"the grader failed on this file ({type(exc).__name__}: "
+                                                           f"{str(exc)[:300]})"))
 
     async def everything():
         _quiet_kernel_shutdowns()
@@ -1165,6 +1239,12 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
                     f"({', '.join(changed[:3])}); the kernels cannot write there, so something outside the batch "
                     "did: restore them (git checkout, pip install -r requirements.txt) and grade again")
     return outcomes
+
+
+def _error_of(path, error: GradingError) -> GradingError:
+    """``error``, as the error of the file ``path``."""
+    error.file = Path(path)
+    return error
 
 
 def _quiet_kernel_shutdowns() -> None:
@@ -1253,8 +1333,11 @@ def written_answers(a: Assignment, results: list[Result]) -> str:
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
-            lines += [f"### {printable(r.file)}", "",
-                      fenced(printable(_answer(r.submission, meta["id"], source_ids), lines=True)), ""]
+            try:
+                answer = _answer(r.submission, meta["id"], source_ids)
+            except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
+                answer = f"*(the answer could not be read: {type(exc).__name__}: {str(exc)[:200]})*"
+            lines += [f"### {printable(r.file)}", "", fenced(printable(answer, lines=True)), ""]
     return "\n".join(lines)
 
 

@@ -53,12 +53,19 @@ class SourceError(ValueError):
 
 
 def cell_meta(cell) -> dict:
-    return cell.get("metadata", {}).get(KEY, {}) or {}
+    """A cell's assignment metadata; {} if it has none, or something other than a dict (a student's edit)."""
+    metadata = cell.get("metadata")
+    meta = metadata.get(KEY) if isinstance(metadata, dict) else None
+    return meta if isinstance(meta, dict) else {}
 
 
 def cell_key(cell) -> str | None:
-    """A cell's stable id: the metadata's, else nbformat's own cell id (some front ends drop metadata)."""
-    return cell_meta(cell).get("id") or cell.get("id")
+    """A cell's stable id: the metadata's, else nbformat's own cell id (some front ends drop metadata); an id that
+    is not a string is no id."""
+    for key in (cell_meta(cell).get("id"), cell.get("id")):
+        if isinstance(key, str) and key:
+            return key
+    return None
 
 
 @dataclass

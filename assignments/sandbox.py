@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import pwd
+import resource
 import signal
 import subprocess
 import sys
@@ -39,6 +40,8 @@ MS_RELATIME, MNT_DETACH = 1 << 21, 2
 KEPT_FLAGS = 1 | 2 | 4 | 8 | 16 | 64 | 1024 | 2048
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+KEYCTL = {"x86_64": 250, "aarch64": 219, "arm64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 FAILED = 125                     # the exit status when the sandbox cannot be set up (its reason on stderr)
@@ -171,10 +174,33 @@ def _map_user(uid: int, gid: int) -> None:
             os.close(fd)
 
 
+def _own_keyring() -> None:
+    """Join a new anonymous session keyring: the kernel keyring of the session that started the grader (Kerberos
+    caches, cached passphrases) is not the command's (keyrings are in no namespace, and a change of user keeps them)."""
+    number = KEYCTL.get(platform.machine())
+    if number is None:
+        raise OSError(f"keyctl: unknown system call number on {platform.machine()}")
+    _libc.syscall.restype = ctypes.c_long
+    if _libc.syscall(ctypes.c_long(number), ctypes.c_long(KEYCTL_JOIN_SESSION_KEYRING), None) < 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"join a new session keyring: {os.strerror(errno)}")
+
+
+def _limit_memory(limit: int | None) -> None:
+    """At most ``limit`` bytes of address space (``RLIMIT_AS``), and first in line for the OOM killer
+    (``oom_score_adj`` 1000), so that a run short of memory ends itself, not the grader or another job."""
+    if limit is not None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    with open("/proc/self/oom_score_adj", "w", encoding="ascii") as adj:
+        adj.write("1000")
+
+
 def _child(spec: dict, argv: list[str]) -> None:
     """Process 1 of the new namespaces: build the file system, drop privileges, run the command."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     os.setsid()          # a signal to the manager's process group reaches the parent only, which forwards it
+    _own_keyring()
+    _limit_memory(spec.get("memory"))
     _build_root(spec)
     if spec.get("uid") is not None:
         for path in spec.get("give", ()):                            # files the user must read (the connection file)

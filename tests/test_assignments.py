@@ -873,6 +873,114 @@ def test_the_disk_watch_counts_deleted_files_held_open_or_mapped(tmp_path):
         mapped.close()
 
 
+def test_the_disk_watch_counts_files_deeper_than_path_max_and_held_memfds(tmp_path):
+    # round 8: 20 nested folders of 250-character names put a file past PATH_MAX, out of reach of any absolute path
+    import os
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for n in range(20):
+            os.mkdir("d" * 249 + str(n % 10))
+            os.chdir("d" * 249 + str(n % 10))
+        with open("deep.bin", "wb") as file:
+            file.write(b"1" * 3_000_000)
+    finally:
+        os.chdir(here)
+    assert grader.disk_use(tmp_path, 100) >= 3_000_000
+    assert grader.disk_use(tmp_path, 10) == float("inf")          # past the number of entries
+    before = grader.deleted_but_held(os.getpid(), tmp_path)
+    fd = os.memfd_create("hog")
+    try:
+        os.write(fd, b"1" * 4_000_000)
+        assert grader.deleted_but_held(os.getpid(), tmp_path) - before >= 4_000_000
+    finally:
+        os.close(fd)
+
+
+def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(tmp_path):
+    # round 8: the kernel keyring of the grader's session is not the sandbox's; address space is bounded
+    import sandbox
+    private = tmp_path / "private"
+    private.mkdir()
+    policy = grader.Policy.for_batch([], None, private)
+    work, root = private / "run" / "work", private / "run" / "root"
+    work.mkdir(parents=True)
+    root.mkdir()
+    if policy.user is not None:
+        import os
+        os.chown(work, *policy.user)
+    probe = f"""import ctypes, json, resource
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+session = libc.syscall(250, 0, ctypes.c_long(-3), 1)          # KEYCTL_GET_KEYRING_ID of @s, made if missing
+buf = ctypes.create_string_buffer(64)
+secret = libc.syscall(250, 11, ctypes.c_long(int(__import__("sys").argv[1])), buf, 64)    # KEYCTL_READ
+try:
+    bytearray({grader.MEMORY_LIMIT})
+    big = "allocated"
+except MemoryError:
+    big = "refused"
+print(json.dumps({{"session": session, "secret": secret, "as": resource.getrlimit(resource.RLIMIT_AS)[0],
+                   "oom": open("/proc/self/oom_score_adj").read().strip(), "big": big}}))"""
+    spec = policy.sandbox_spec(private / "run", [work])
+    outer = f"""import ctypes, json, subprocess, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+assert libc.syscall(250, 1, None) > 0                         # a session keyring of this test's own
+key = libc.syscall(250 - 2, b"user", b"hlm-test-token", b"s3cret", 6, ctypes.c_long(-3))   # add_key
+session = libc.syscall(250, 0, ctypes.c_long(-3), 0)
+done = subprocess.run({sandbox.command(spec, [sys.executable, "-c", probe])!r} + [str(key)], capture_output=True,
+                      text=True, env={grader._kernel_environment(work, work)!r})
+print(json.dumps({{"key": key, "session": session, "out": done.stdout, "err": done.stderr[-2000:]}}))"""
+    import platform
+    if platform.machine() != "x86_64":
+        pytest.skip("the probe uses x86_64's system call numbers")
+    done = subprocess.run([sys.executable, "-c", outer], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout)
+    assert found["key"] > 0 and found["out"], found
+    inside = json.loads(found["out"].splitlines()[-1])
+    assert inside["session"] != found["session"] and inside["secret"] < 0, (found, inside)
+    assert inside["as"] == grader.MEMORY_LIMIT and inside["big"] == "refused" and inside["oom"] == "1000", inside
+
+
+def test_no_process_of_a_run_outlives_it(tmp_path, monkeypatch):
+    # round 8: a kernel that clears its parent-death signal, spins at exit, and starts a process in a session of its
+    # own; past every defence inside the kernel (no kit: the set-up cell is replaced)
+    import os
+    import time
+    policy = grader.Policy.for_batch([], None, tmp_path)
+    monkeypatch.setattr(grader.Policy, "setup_cell", lambda self, *args: "pass")
+    linger = ("import atexit, ctypes, subprocess, sys, time\nctypes.CDLL(None).prctl(1, 0, 0, 0, 0)\n"
+              "subprocess.Popen([sys.executable, '-c', 'import time\\nwhile True: time.sleep(0.1)'], "
+              "start_new_session=True)\n"
+              "def spin():\n    while True:\n        time.sleep(0.05)\natexit.register(spin)\nprint('lingering')")
+    cell = nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[cell(""), cell(linger)])
+    asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60))
+    assert "lingering" in str(nb.cells[1].outputs), nb.cells[1].outputs
+
+    def of_the_run():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read()
+                kid = os.stat(f"/proc/{pid}").st_uid
+            except OSError:
+                continue
+            if str(tmp_path).encode() in cmdline or (policy.user and kid == policy.user[0]
+                                                     and b"while True" in cmdline):
+                found.append((pid, cmdline[:200]))
+        return found
+
+    for _ in range(50):
+        if not of_the_run():
+            break
+        time.sleep(0.1)
+    assert not of_the_run()
+
+
 def test_a_run_that_grows_while_the_disk_is_nearly_full_is_ended(tmp_path, monkeypatch):
     monkeypatch.setattr(grader, "free_space", lambda folder: 0)
     policy = grader.Policy.for_batch([], None, tmp_path)
@@ -1193,6 +1301,79 @@ def test_an_unknown_assignment_is_an_error():
     nb = nbformat.v4.new_notebook(metadata={make.KEY: {"id": "99_no_such"}})
     with pytest.raises(grader.GradingError, match="unknown assignment"):
         grader.identify(nb, CATALOGUE)
+
+
+def test_malformed_notebook_metadata_is_that_files_error():
+    for meta in ("02_sandwich_by_hand", {"id": ["02_sandwich_by_hand"]}, {"id": 2}, ["x"]):
+        nb = nbformat.v4.new_notebook(metadata={make.KEY: meta})
+        with pytest.raises(grader.GradingError, match="not an assignment notebook"):
+            grader.identify(nb, CATALOGUE)
+
+
+def test_malformed_cell_metadata_is_ignored():
+    for meta in ("scratch", ["q1-answer"], 3, None):
+        cell = nbformat.v4.new_markdown_cell("notes", metadata={make.KEY: meta})
+        assert make.cell_meta(cell) == {} and make.cell_key(cell) == cell["id"]
+    cell = nbformat.v4.new_code_cell("", metadata={make.KEY: {"id": ["q1-answer"]}})
+    assert make.cell_key(cell) == cell["id"]           # an id that is not a string is no id
+    cell["id"] = 7
+    assert make.cell_key(cell) is None
+
+
+def test_an_integer_too_large_for_a_float_is_a_mismatch_not_an_error():
+    for got, want in ((10 ** 400, 1.5), (-10 ** 400, 0.0), (1.5, 10 ** 400), ([1.0, 10 ** 400], [1.0, 2.0])):
+        problem = grader.mismatch(got, want, 1e-8, 0.0, "se")
+        assert problem and "too large to compare" in problem and len(problem) < 200, problem
+    assert grader.mismatch(10 ** 400, 10 ** 400, 1e-8, 0.0, "x") is None
+    assert grader.mismatch(3, 3.0, 0.0, 0.0, "x") is None and grader.mismatch(3, 3.5, 0.0, 0.0, "x")
+
+
+def test_no_file_can_end_the_batch(built, tmp_path, monkeypatch):
+    # round 8: a 401-digit int recorded, notebook metadata that is not a dict or whose id is not a string, a cell's
+    # metadata that is a string, a cell whose source the grader cannot read, and a scoring that fails: each ends its
+    # own file only; the lines, the CSV, the reports and the written answers of the assignment all come.
+    instructor = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
+    honest, bigint, cellmeta = tmp_path / "honest.ipynb", tmp_path / "bigint.ipynb", tmp_path / "cellmeta.ipynb"
+    nbformat.write(instructor, honest)
+    nbformat.write(_replace(instructor, "q2-answer", "def hc1_se(X, e):\n    return [10 ** 400, 1.0]\n"), bigint)
+    scratch = nbformat.v4.new_markdown_cell("my notes", metadata={make.KEY: "scratch"})
+    with_scratch = copy.deepcopy(instructor)
+    with_scratch.cells.insert(3, scratch)
+    nbformat.write(with_scratch, cellmeta)
+    raw = json.loads(honest.read_text())
+    bad = {}
+    for name, meta in (("meta_str", "02_sandwich_by_hand"), ("meta_list", {"id": ["02_sandwich_by_hand"]})):
+        bad[name] = tmp_path / f"{name}.ipynb"
+        bad[name].write_text(json.dumps({**raw, "metadata": {**raw["metadata"], make.KEY: meta}}))
+    broken = copy.deepcopy(raw)
+    broken["cells"][1]["source"] = 7                     # not a string: the grader cannot place it
+    bad["broken"] = tmp_path / "broken.ipynb"
+    bad["broken"].write_text(json.dumps(broken))
+    real_score = grader.score
+
+    def score(result, reference):
+        if result.file.name == "cellmeta.ipynb":
+            raise ValueError("a failure of the grader's")
+        return real_score(result, reference)
+
+    monkeypatch.setattr(grader, "score", score)
+    files = [honest, bigint, cellmeta, *bad.values()]
+    out = tmp_path / "out"
+    status = make.main(["grade", *map(str, files), "--csv", str(tmp_path / "g.csv"), "--out", str(out), "--jobs", "2",
+                        "--timeout", "120"])
+    assert status == 1                                      # files are errors
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert len(rows) == len(files)
+    assert rows["honest"]["status"] == "ok" and float(rows["honest"]["score"]) == 6, rows["honest"]
+    big = rows["bigint"]
+    assert big["status"] == "ok" and big["q2"] == "0" and float(big["score"]) == 4, big
+    assert "too large to compare" in (out / "bigint.report.md").read_text()
+    for name in ("meta_str", "meta_list"):
+        assert rows[name]["status"] == "error" and "not an assignment notebook" in rows[name]["message"], rows[name]
+    assert rows["broken"]["status"] == "error" and "could not" in rows["broken"]["message"], rows["broken"]
+    assert rows["cellmeta"]["status"] == "crashed" and "could not score" in rows["cellmeta"]["message"]
+    written = (out / "written_02_sandwich_by_hand.md").read_text()
+    assert all(f"### {p}" in written for p in (honest, bigint, cellmeta))
 
 
 def _order(assembled):
