@@ -897,9 +897,9 @@ def test_the_disk_watch_counts_files_deeper_than_path_max_and_held_memfds(tmp_pa
         os.close(fd)
 
 
-def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(tmp_path):
-    # round 8: the kernel keyring of the grader's session is not the sandbox's; address space is bounded
-    import sandbox
+def _sandbox_run_folders(tmp_path):
+    """A batch policy and one run's folders as the grader lays them out (the work folder owned by the kernel's user)."""
+    import os
     private = tmp_path / "private"
     private.mkdir()
     policy = grader.Policy.for_batch([], None, private)
@@ -907,8 +907,14 @@ def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_kill
     work.mkdir(parents=True)
     root.mkdir()
     if policy.user is not None:
-        import os
         os.chown(work, *policy.user)
+    return policy, private, work, root
+
+
+def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(tmp_path):
+    # round 8: the kernel keyring of the grader's session is not the sandbox's; address space is bounded
+    import sandbox
+    policy, private, work, root = _sandbox_run_folders(tmp_path)
     probe = f"""import ctypes, json, resource
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -1124,15 +1130,7 @@ def test_the_sandbox_shows_a_kernel_neither_the_repository_nor_the_reference_cac
     # folder, and finds no file of the repository but hlmlib and the environment; it writes nowhere else
     import hlmlib
     import sandbox
-    private = tmp_path / "private"
-    private.mkdir()
-    policy = grader.Policy.for_batch([], None, private)
-    work, root = private / "run" / "work", private / "run" / "root"
-    work.mkdir(parents=True)
-    root.mkdir()
-    if policy.user is not None:
-        import os
-        os.chown(work, *policy.user)
+    policy, private, work, root = _sandbox_run_folders(tmp_path)
     secret = [make.SOURCE / "02_sandwich_by_hand.ipynb", ROOT / "assignments" / "make.py", ROOT / ".git",
               ROOT / "README.md", grader.REFERENCE_CACHE / "key", private / "kit" / ".." / "matplotlib"]
     probe = f"""import json, os, hlmlib
