@@ -184,7 +184,7 @@ def read_notebook(path: Path, content=None):
         return nbformat.reads(content.decode("utf-8"), as_version=4) if content is not None \
             else nbformat.read(path, as_version=4)
     except Exception as exc:  # any unreadable file: JSON, schema, encoding
-        raise GradingError(f"cannot read the notebook ({type(exc).__name__}: {exc})") from None
+        raise GradingError(f"cannot read the notebook ({described(exc)})") from None
 
 
 # --- assembling the notebook that runs --------------------------------------------------------------------------
@@ -732,7 +732,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
         except Exception as exc:   # the kernel's sockets failing as it dies, or a kernel that cannot start
             if stopped is None:
                 stopped, status = 0, "crashed"
-                message = f"the kernel failed ({type(exc).__name__}: {str(exc)[:200]})"
+                message = f"the kernel failed ({described(exc, 200)})"
         finally:
             for watch in watches:
                 watch.cancel()
@@ -863,8 +863,8 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
     except GradingError:
         raise
     except Exception as exc:     # noqa: BLE001  (cells the grader cannot place: the notebook's, not the grader's)
-        raise GradingError(f"the notebook's cells could not be put in order for grading ({type(exc).__name__}: "
-                           f"{str(exc)[:300]}): ask for the notebook as saved by Jupyter") from None
+        raise GradingError(f"the notebook's cells could not be put in order for grading ({described(exc)}): "
+                           f"ask for the notebook as saved by Jupyter") from None
     result.notes += assembled.not_run
     problems = integrity.check_cells(assembled.student_code)
     by_id = {t.id: t for t in result.tests}
@@ -880,7 +880,7 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         finally:
             shutil.rmtree(folder, ignore_errors=True)
     except OSError as exc:        # a full disk, most likely: this file is crashed, the batch goes on
-        return crashed(result, f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]}); is the disk full? "
+        return crashed(result, f"{GRADER_FAILED} ({described(exc)}); is the disk full? "
                                "Grade it again")
     result.status, result.message = run.status, run.message
     if run.stopped_at is not None:
@@ -1045,7 +1045,7 @@ async def reference_run(a: Assignment, policy: Policy, private: Path, timeout: f
         st = cached.stat()
         written[str(cached)] = (st.st_size, st.st_mtime_ns)
     except OSError as exc:        # the values are used all the same; the next batch runs the instructor version again
-        print(printable(f"the reference values of {a.id} could not be cached ({type(exc).__name__}: {exc})"),
+        print(printable(f"the reference values of {a.id} could not be cached ({described(exc)})"),
               file=sys.stderr)
     return reference
 
@@ -1161,7 +1161,7 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             outcomes[i] = _error_of(p, exc)
         except Exception as exc:        # noqa: BLE001  (whatever is wrong with one file, it is that file's error)
             outcomes[i] = _error_of(p, GradingError(f"the notebook could not be read or identified "
-                                                    f"({type(exc).__name__}: {str(exc)[:300]})"))
+                                                    f"({described(exc)})"))
     needed = {a.id: a for _, a in loaded.values()}
     private = Path(tempfile.mkdtemp(prefix="grading-"))
     try:
@@ -1183,7 +1183,7 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             references[a.id] = exc
         except Exception as exc:     # whatever failed, the other assignments' files are still graded
             references[a.id] = GradingError(f"the instructor version of {a.id} could not be run "
-                                            f"({type(exc).__name__}: {str(exc)[:300]})")
+                                            f"({described(exc)})")
         finally:
             ready[a.id].set()
 
@@ -1200,7 +1200,7 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
                     return
                 except Exception as exc:     # a failure of the grader's on this file ends this file only
                     result = crashed(new_result(Path(paths[i]), a, submission),
-                                     f"{GRADER_FAILED} ({type(exc).__name__}: {str(exc)[:300]})")
+                                     f"{GRADER_FAILED} ({described(exc)})")
             await ready[a.id].wait()
             ref = references[a.id]
             if isinstance(ref, GradingError):
@@ -1209,14 +1209,13 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
             try:
                 score(result, ref)
             except Exception as exc:     # noqa: BLE001
-                result = crashed(result, f"the grader could not score this file ({type(exc).__name__}: "
-                                         f"{str(exc)[:300]}); report it with the file")
+                result = crashed(result, f"the grader could not score this file ({described(exc)}); "
+                                         f"report it with the file")
             for t in result.tests:          # scored: the values are not held for the rest of the batch
                 t.records = {}
             outcomes[i] = result
         except Exception as exc:         # noqa: BLE001  (never the batch)
-            outcomes[i] = _error_of(paths[i], GradingError(f"the grader failed on this file ({type(exc).__name__}: "
-                                                           f"{str(exc)[:300]})"))
+            outcomes[i] = _error_of(paths[i], GradingError(f"the grader failed on this file ({described(exc)})"))
 
     async def everything():
         _quiet_kernel_shutdowns()
@@ -1265,6 +1264,12 @@ def printable(text, lines: bool = False) -> str:
     keep = "\n\t" if lines else ""
     return "".join(c if c in keep or unicodedata.category(c) not in _UNPRINTABLE
                    else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def described(exc: BaseException, limit: int = 300) -> str:
+    """``exc`` as its type and at most ``limit`` characters of its message, for a report or a printed line (an
+    error raised inside a submission's run can carry a message of any length)."""
+    return f"{type(exc).__name__}: {str(exc)[:limit]}"
 
 
 _UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}     # control, format (bidi), separators, surrogates, private
@@ -1336,7 +1341,7 @@ def written_answers(a: Assignment, results: list[Result]) -> str:
             try:
                 answer = _answer(r.submission, meta["id"], source_ids)
             except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
-                answer = f"*(the answer could not be read: {type(exc).__name__}: {str(exc)[:200]})*"
+                answer = f"*(the answer could not be read: {described(exc, 200)})*"
             lines += [f"### {printable(r.file)}", "", fenced(printable(answer, lines=True)), ""]
     return "\n".join(lines)
 
@@ -1390,12 +1395,12 @@ def write_outputs(results: list[Result], out: Path) -> list[str]:
         try:
             write_atomically(path, make_text())
         except Exception as exc:     # noqa: BLE001  (one output lost, never the others)
-            failed.append(printable(f"{path}: not written ({type(exc).__name__}: {str(exc)[:300]})"))
+            failed.append(printable(f"{path}: not written ({described(exc)})"))
 
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        return [printable(f"{out}: not created ({type(exc).__name__}: {exc})")]
+        return [printable(f"{out}: not created ({described(exc)})")]
     names = output_names(results)
     for r in results:
         write(out / f"{names[id(r)]}.report.md", lambda: report(r))
@@ -1438,7 +1443,7 @@ def cli(args) -> int:
         outcomes = grade_many(args.files, timeout=args.timeout, timeout_file=args.timeout_file, jobs=args.jobs,
                               out=args.out, use_cache=not args.recompute_reference, isolate=not args.unsafe_same_user)
     except OSError as exc:       # before any run: the grader's own folder could not be made
-        print(printable(f"error: the batch could not start ({type(exc).__name__}: {exc})"), file=sys.stderr)
+        print(printable(f"error: the batch could not start ({described(exc)})"), file=sys.stderr)
         return 1
     except Unisolated as exc:
         print(printable(f"error: nothing was graded: {exc}"), file=sys.stderr)
@@ -1455,7 +1460,7 @@ def cli(args) -> int:
         try:
             write_atomically(Path(args.csv), csv_text(outcomes))
         except OSError as exc:
-            failed.append(printable(f"{args.csv}: not written ({type(exc).__name__}: {exc})"))
+            failed.append(printable(f"{args.csv}: not written ({described(exc)})"))
     failed += write_outputs(results, Path(args.out))
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
