@@ -85,9 +85,6 @@ def round_up(x: float, decimals: int) -> float:
     >>> round_up(0.0015, 4), round_up(0.12301, 3), round_up(-0.129, 2), round_up(123, -1)
     (0.0015, 0.124, -0.12, 130.0)
     """
-    x = check_scalar(x, "round_up: x")
-    decimals = check_scalar(decimals, "round_up: decimals", integer=True, minimum=-_MAX_DECIMALS,
-                            maximum=_MAX_DECIMALS)
     return _round_at(x, decimals, math.ceil, "round_up")
 
 
@@ -101,9 +98,6 @@ def round_down(x: float, decimals: int) -> float:
     >>> round_down(0.0015, 4), round_down(0.12399, 3), round_down(-0.121, 2), round_down(129, -1)
     (0.0015, 0.123, -0.13, 120.0)
     """
-    x = check_scalar(x, "round_down: x")
-    decimals = check_scalar(decimals, "round_down: decimals", integer=True, minimum=-_MAX_DECIMALS,
-                            maximum=_MAX_DECIMALS)
     return _round_at(x, decimals, math.floor, "round_down")
 
 
@@ -121,10 +115,17 @@ def round_up_sig(x: float, digits: int = 1) -> float:
     digits = check_scalar(digits, "round_up_sig: digits", integer=True, minimum=1)
     if x == 0:
         return 0.0
-    return _round_at(x, digits - 1 - math.floor(math.log10(abs(x))), math.ceil, "round_up_sig")
+    decimals = digits - 1 - math.floor(math.log10(abs(x)))
+    if abs(decimals) > _MAX_DECIMALS:
+        raise InputError(f"round_up_sig: x = {x!r} needs {decimals} decimal places for {digits} significant digits, "
+                         f"more than a float can scale by (at most {_MAX_DECIMALS})")
+    return _round_at(x, decimals, math.ceil, "round_up_sig")
 
 
 def _round_at(x: float, decimals: int, to_integer, caller: str) -> float:
+    x = check_scalar(x, f"{caller}: x")
+    decimals = check_scalar(decimals, f"{caller}: decimals", integer=True, minimum=-_MAX_DECIMALS,
+                            maximum=_MAX_DECIMALS)
     # a whole number of steps times or divided by an exact power of ten: 10**decimals is an exact float up to 1e22,
     # 0.1 is not, so negative decimals divide by 10**-decimals rather than multiply by 10.0**decimals
     scale = 10.0 ** abs(decimals)

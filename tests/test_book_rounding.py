@@ -79,6 +79,7 @@ def test_round_up_sig_bound_in_e_format():
     (lambda: round_up(1e300, 300), "out of floating-point range"),
     (lambda: round_up_sig(0.5, 0), "at least 1"),
     (lambda: round_up_sig(np.nan), "finite"),
+    (lambda: round_up_sig(5e-324), "324 decimal places"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(InputError, match=match):
