@@ -17,9 +17,8 @@ lower end down, at the digits the text prints.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +92,7 @@ def round_down(x: float, decimals: int) -> float:
 
     Why: an "at least" bound or a range's lower end must stay below the values it bounds after rounding to the
     printed digits. ``round_down(-x, d) == -round_up(x, d)``; the inner rounding to 9 places is that of
-    :func:`round_up` (``round_down(0.0015, 4)`` is 0.0015, not 0.0014 for ``0.0015 * 1e4 = 14.999...``).
+    :func:`round_up` (``round_down(0.29, 2)`` is 0.29, not 0.28 for ``0.29 * 100 = 28.999999999999996``).
 
     >>> round_down(0.0015, 4), round_down(0.12399, 3), round_down(-0.121, 2), round_down(129, -1)
     (0.0015, 0.123, -0.13, 120.0)
