@@ -77,12 +77,12 @@ def round_up(x: float, decimals: int) -> float:
     (whole numbers) or negative (``-1`` rounds up to tens).
 
     The scaled value is first rounded to 9 decimal places, so that binary floating-point noise does not move the
-    result up a whole step: ``0.0015 * 1e4`` is ``15.000000000000002`` and would otherwise round up to 16, printing
-    0.0016 for a value whose decimal spelling is exactly 0.0015. (A value within 1e-9 of a step, in units of the
+    result up a whole step: ``0.0051 * 1e4`` is ``51.00000000000001`` and would otherwise round up to 52, printing
+    0.0052 for a value whose decimal spelling is exactly 0.0051. (A value within 1e-9 of a step, in units of the
     step, is thereby taken to be on it.)
 
-    >>> round_up(0.0015, 4), round_up(0.12301, 3), round_up(-0.129, 2), round_up(123, -1)
-    (0.0015, 0.124, -0.12, 130.0)
+    >>> round_up(0.0051, 4), round_up(0.12301, 3), round_up(-0.129, 2), round_up(123, -1)
+    (0.0051, 0.124, -0.12, 130.0)
     """
     return _round_at(x, decimals, math.ceil, "round_up")
 
