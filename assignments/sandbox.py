@@ -4,8 +4,10 @@
 
 ``SPEC`` is JSON: ``root`` (an empty folder of the grader's), ``read`` (folders and files the command may read),
 ``write`` (folders and files it may also write), ``cwd``, ``uid``/``gid`` (or null), the user it runs as, and
-``give``, files (among ``write``) to give that user. The
-command runs in new mount, process, network and IPC namespaces (and a user namespace when this is not run as root),
+``give``, files (among ``write``) to give that user, and ``limited``: ``paths`` (among ``write``) that are, in the
+sandbox, folders of one new tmpfs of ``bytes`` bytes and ``entries`` files and folders, where writing past either
+fails (``ENOSPC``), filled at the start with a copy of what the folders hold outside; what the command writes there
+is never on the machine's disk, and goes with the sandbox. The command runs in new mount, process, network and IPC namespaces (and a user namespace when this is not run as root),
 in a file system of its own: an empty, read-only root in which only ``read`` (read-only) and ``write`` are mounted,
 at their own paths, besides the system folders (``/usr``, ``/etc``, ``/lib``...), ``/dev/null``, ``/dev/zero``,
 ``/dev/urandom`` and a ``/proc`` that shows only its own processes. Every other folder of the machine (the
@@ -27,6 +29,7 @@ import os
 import platform
 import pwd
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,6 +121,26 @@ def _bind(root: str, source: str, writable: bool, at: str | None = None) -> None
         _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept)
 
 
+def _stage_limited(spec: dict, store: str) -> dict[str, str]:
+    """Mount the size-limited tmpfs of ``spec["limited"]`` on ``store`` and copy each of its folders there, owned by
+    the command's user: {the folder's real path: its copy}, which :func:`_build_root` mounts at the folder's path."""
+    limited = spec.get("limited")
+    if not limited:
+        return {}
+    os.mkdir(store, 0o755)
+    _mount("tmpfs", store, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(limited['bytes'])},nr_inodes={int(limited['entries'])},mode=0755")
+    staged = {}
+    for number, path in enumerate(limited["paths"]):
+        copy = staged[os.path.realpath(path)] = os.path.join(store, str(number))
+        shutil.copytree(path, copy, symlinks=True)      # what the grader put there before the run: a few files
+        if spec.get("uid") is not None:
+            for inside, _, names in os.walk(copy):
+                for name in (inside, *(os.path.join(inside, n) for n in names)):
+                    os.chown(name, spec["uid"], spec["gid"], follow_symlinks=False)
+    return staged
+
+
 def _build_root(spec: dict) -> None:
     """Mount the command's file system on ``spec["root"]`` and make it the root (see the module's docstring)."""
     root = spec["root"]
@@ -134,6 +157,7 @@ def _build_root(spec: dict) -> None:
         elif os.path.isdir(path):
             _bind(root, path, writable=False)
             mounted.append(path)
+    staged = _stage_limited(spec, _within(root, "/.limited"))
     wanted = [(p, False) for p in spec["read"]] + [(p, True) for p in spec["write"]]
     for path, writable in sorted(wanted, key=lambda w: len(w[0])):
         if not os.path.lexists(path):
@@ -141,8 +165,10 @@ def _build_root(spec: dict) -> None:
         real, name = os.path.realpath(path), os.path.abspath(path)
         for at in dict.fromkeys((real, name)):
             if writable or not covered(at):
-                _bind(root, real, writable, at)
+                _bind(root, staged.get(real, real) if writable else real, writable, at)
                 mounted.append(at)
+    if staged:
+        _call(_libc.umount2(os.fsencode(_within(root, "/.limited")), MNT_DETACH), "unmount the tmpfs's staging")
     for device in DEVICES:
         if os.path.exists(device):
             target = _make_mount_point(root, device, folder=False)

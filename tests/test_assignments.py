@@ -928,7 +928,7 @@ except MemoryError:
     big = "refused"
 print(json.dumps({{"session": session, "secret": secret, "as": resource.getrlimit(resource.RLIMIT_AS)[0],
                    "oom": open("/proc/self/oom_score_adj").read().strip(), "big": big}}))"""
-    spec = policy.sandbox_spec(private / "run", [work])
+    spec = policy.sandbox_spec(private / "run", [work], [work])
     outer = f"""import ctypes, json, subprocess, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -1144,7 +1144,7 @@ for p in {[str(grader.REFERENCE_CACHE / "x.json"), str(ROOT / "hlmlib" / "x.py")
         writes[p] = exc.strerror
 print(json.dumps({{"seen": seen, "writes": writes, "uid": os.getuid(), "rows": len(hlmlib.datasets.load_hsb()),
                   "repository": sorted(os.listdir({str(ROOT)!r}))}}))"""
-    spec = policy.sandbox_spec(private / "run", [work])
+    spec = policy.sandbox_spec(private / "run", [work], [work])
     done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
                           env=grader._kernel_environment(work, work), timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
