@@ -693,6 +693,21 @@ def _namespace_init(client) -> tuple[int | None, int | None]:
     return None, None
 
 
+async def _seal(client, folder: Path) -> None:
+    """Have the sandbox make ``folder`` read-only in it (``sandbox.SEAL``) and wait until its mounts there say so
+    (``/proc/PID/mountinfo`` of the sandbox's process 1); raise OSError if they do not within 5 s."""
+    os.kill(client.km.provisioner.pid, sandbox.SEAL)
+    names = {str(p).replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+             for p in (folder, folder.resolve())}
+    for _ in range(100):
+        with open(f"/proc/{client.namespace_pid}/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+            options = [line.split()[5] for line in mountinfo if line.split()[4] in names]
+        if options and all("ro" in o.split(",") for o in options):
+            return
+        await asyncio.sleep(0.05)
+    raise OSError(f"the folder of the kernel's sockets could not be made read-only in the sandbox ({options})")
+
+
 def _kill_run(client, parent: bool = True) -> None:
     """End the run: SIGKILL the sandbox's process 1 (and with it its PID namespace: :func:`_namespace_init`) and,
     while the kernel manager still holds it (``parent``), the sandbox's parent process."""
@@ -734,9 +749,13 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     and a last cell ends the grader's channel.
 
     ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself
-    holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. The
-    channel and the log have their disk space reserved (:func:`preallocate`), and a run that writes past
-    WRITE_LIMIT is ended (:func:`_watch_disk`): a run cannot fill the disk other runs need."""
+    holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. In the
+    sandbox, ``work`` and ``tmp`` are a size-limited tmpfs (:meth:`Policy.sandbox_spec`), where a write past
+    WRITE_LIMIT + WRITE_SLACK fails and nothing reaches the disk; the kernel's files on the disk are each at most
+    WRITE_LIMIT (RLIMIT_FSIZE), and the sockets' folder becomes read-only in the sandbox once its sockets are made
+    (:func:`_seal`). The channel and the log have their disk space reserved
+    (:func:`preallocate`), and a run that takes more than WRITE_LIMIT in all is ended (:func:`_watch_disk`), after
+    the fact: on the disk, a run can take 3 WRITE_LIMIT (those three files) for a fifth of a second, not fill it."""
     work, tmp, log, channel = folder / "work", folder / "tmp", folder / "refusals.log", folder / "channel"
     sockets = folder / "sockets"
     work.mkdir(parents=True)
@@ -764,7 +783,8 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     client.km.transport, client.km.ip = "ipc", str(sockets / "kernel")   # local sockets, not TCP
     client.km.connection_file = str(sockets / "kernel.json")
     if policy.isolate:
-        client.km.sandbox = policy.sandbox_spec(folder, [work, tmp, sockets, log, channel], [work, tmp])
+        client.km.sandbox = {**policy.sandbox_spec(folder, [work, tmp, sockets, log, channel], [work, tmp]),
+                             "seal": [str(sockets)]}
     deadline = time.monotonic() + timeout_file
     stopped, status, message, over, watches = None, "ok", "", [], []
     with open(folder / "kernel.log", "wb") as kernel_output:
@@ -772,9 +792,8 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
             async with client.async_setup_kernel(env=_kernel_environment(work, tmp), stdout=kernel_output,
                                                  stderr=kernel_output):
                 client.namespace, client.namespace_pid = _namespace_init(client)
-                if policy.user is not None:     # its sockets are made: no more files of the kernel's on this disk
-                    os.chown(sockets, os.geteuid(), os.getegid())
-                    sockets.chmod(0o755)
+                if policy.isolate:      # its sockets are made: the kernel may make no more files on the disk
+                    await _seal(client, sockets)
                 watches = [asyncio.create_task(_watch_disk(folder, client, over, work if policy.isolate else None)),
                            *(asyncio.create_task(_watch_messages(*m, client, over)) for m in client.kc.monitors)]
                 for index, cell in enumerate(nb.cells):

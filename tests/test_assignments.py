@@ -972,10 +972,24 @@ def test_a_run_the_disk_watch_cannot_measure_is_ended(tmp_path, monkeypatch):
     monkeypatch.setattr(grader, "disk_use", broken)
     (tmp_path / "sandboxed").mkdir()
     policy = grader.Policy.for_batch([], None, tmp_path / "sandboxed")
-    ended = asyncio.run(grader._execute(nbformat.v4.new_notebook(cells=[cell(""), cell("import time\ntime.sleep(30)")]),
-                                        policy, tmp_path / "unmeasured", 60))
+    sleeper = nbformat.v4.new_notebook(cells=[cell(""), cell("import time\ntime.sleep(30)")])
+    ended = asyncio.run(grader._execute(sleeper, policy, tmp_path / "unmeasured", 60))
     assert ended.status == "crashed" and "could not be measured by the grader's disk watch (RecursionError" in \
         ended.message, ended
+
+
+def test_once_its_sockets_are_made_a_kernel_can_write_nothing_beside_them(tmp_path, monkeypatch):
+    # round 9: the folder of the kernel's sockets is on the disk, out of the tmpfs; past every defence in the kernel
+    policy = grader.Policy.for_batch([], None, tmp_path)
+    monkeypatch.setattr(grader.Policy, "setup_cell", lambda self, *args: "pass")
+    probe = ("import os\ntry:\n    open('../sockets/x', 'w')\nexcept OSError as exc:\n    print(os.strerror(exc.errno))\n"
+             "print(sorted(os.listdir('../sockets')))")
+    cell = nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[cell(""), cell(probe)])
+    run = asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60))
+    assert run.status == "ok", run
+    assert "Read-only file system" in str(nb.cells[1].outputs) and "kernel.json" in str(nb.cells[1].outputs), \
+        nb.cells[1].outputs
 
 
 def _sandbox_run_folders(tmp_path):
