@@ -982,8 +982,8 @@ def test_once_its_sockets_are_made_a_kernel_can_write_nothing_beside_them(tmp_pa
     # round 9: the folder of the kernel's sockets is on the disk, out of the tmpfs; past every defence in the kernel
     policy = grader.Policy.for_batch([], None, tmp_path)
     monkeypatch.setattr(grader.Policy, "setup_cell", lambda self, *args: "pass")
-    probe = ("import os\ntry:\n    open('../sockets/x', 'w')\nexcept OSError as exc:\n    print(os.strerror(exc.errno))\n"
-             "print(sorted(os.listdir('../sockets')))")
+    probe = ("import os\ntry:\n    open('../sockets/x', 'w')\nexcept OSError as exc:\n"
+             "    print(os.strerror(exc.errno))\nprint(sorted(os.listdir('../sockets')))")
     cell = nbformat.v4.new_code_cell
     nb = nbformat.v4.new_notebook(cells=[cell(""), cell(probe)])
     run = asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60))
