@@ -748,14 +748,14 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     """Run every cell in a fresh kernel whose folders are inside ``folder``; ``nb.cells[0]`` becomes the set-up,
     and a last cell ends the grader's channel.
 
-    ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself
-    holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. In the
-    sandbox, ``work`` and ``tmp`` are a size-limited tmpfs (:meth:`Policy.sandbox_spec`), where a write past
-    WRITE_LIMIT + WRITE_SLACK fails and nothing reaches the disk; the kernel's files on the disk are each at most
-    WRITE_LIMIT (RLIMIT_FSIZE), and the sockets' folder becomes read-only in the sandbox once its sockets are made
-    (:func:`_seal`). The channel and the log have their disk space reserved
-    (:func:`preallocate`), and a run that takes more than WRITE_LIMIT in all is ended (:func:`_watch_disk`), after
-    the fact: on the disk, a run can take 3 WRITE_LIMIT (those three files) for a fifth of a second, not fill it."""
+    ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself holds
+    the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. In the sandbox,
+    ``work`` and ``tmp`` are a size-limited tmpfs (:meth:`Policy.sandbox_spec`), where a write past WRITE_LIMIT +
+    WRITE_SLACK fails and nothing reaches the disk; the kernel's files on the disk are each at most WRITE_LIMIT
+    (RLIMIT_FSIZE), and the sockets' folder becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
+    The channel and the log have their disk space reserved (:func:`preallocate`), and a run that takes more than
+    WRITE_LIMIT in all is ended (:func:`_watch_disk`), after the fact: on the disk, a run can take 3 WRITE_LIMIT (those
+    three files) for a fifth of a second, not fill it."""
     work, tmp, log, channel = folder / "work", folder / "tmp", folder / "refusals.log", folder / "channel"
     sockets = folder / "sockets"
     work.mkdir(parents=True)
