@@ -97,11 +97,14 @@ KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "S
 CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
 OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
 MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kernel (a larger one is not read)
-# What a run may write: at most WRITE_LIMIT bytes in its folder, its files included (the kernel's RLIMIT_FSIZE, and
-# a watch that ends the run past it), deleted files its kernel still holds open or mapped included, and at most
-# WRITE_ENTRIES files and folders; the watch looks every WATCH_INTERVAL seconds. While the folder's file system has
-# less than FREE_FLOOR bytes free, a run that takes FREE_SLACK bytes more is ended too.
+# What a run may write. In the sandbox its working folder and its temporary folder are one size-limited tmpfs of
+# WRITE_LIMIT + WRITE_SLACK bytes and WRITE_ENTRIES + ENTRY_SLACK files and folders (sandbox.py), where writing past it
+# fails (ENOSPC). A watch, every WATCH_INTERVAL seconds, ends a run that takes more than WRITE_LIMIT bytes (that tmpfs,
+# the rest of its folder, and the deleted files and memfds its kernel holds) or WRITE_ENTRIES entries, or a folder
+# deeper than WRITE_DEPTH; while the folder's file system has less than FREE_FLOOR bytes free, it also ends a run that
+# takes FREE_SLACK bytes more. No file the kernel writes is larger than WRITE_LIMIT (its RLIMIT_FSIZE).
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
+WRITE_SLACK, ENTRY_SLACK, WRITE_DEPTH = 16_000_000, 1_000, 64
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
 # The address space a kernel may take (RLIMIT_AS, in the sandbox); the memory its files in memory (memfd) hold counts
 # towards WRITE_LIMIT (:func:`deleted_but_held`). Kernels are the OOM killer's first choice, the grader its last.
@@ -324,13 +327,17 @@ class Policy:
             policy.check_sandbox(Path(private))
         return policy
 
-    def sandbox_spec(self, folder: Path, writable: list[Path]) -> dict:
+    def sandbox_spec(self, folder: Path, writable: list[Path], limited: list[Path]) -> dict:
         """What a kernel sees (``sandbox.py``): the folders it may read (``allowed``, the kit) and the run's own
-        ``writable`` folders and files; nothing else of the machine's file system, the repository included."""
+        ``writable`` folders and files; nothing else of the machine's file system, the repository included. The
+        ``limited`` folders (among ``writable``) are one tmpfs of WRITE_LIMIT + WRITE_SLACK bytes and WRITE_ENTRIES +
+        ENTRY_SLACK entries, a copy of what they hold: a write past it fails, whatever the way it is made."""
         read = [p for p in self.allowed if not p.startswith("/dev/")] + [str(self.kit)]
         return {"root": str(folder / "root"), "read": read, "write": [str(p) for p in writable],
                 "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1],
-                "memory": MEMORY_LIMIT}
+                "memory": MEMORY_LIMIT,
+                "limited": {"paths": [str(p) for p in limited], "bytes": WRITE_LIMIT + WRITE_SLACK,
+                            "entries": WRITE_ENTRIES + ENTRY_SLACK}}
 
     def check_sandbox(self, private: Path) -> None:
         """Raise :class:`Unisolated` unless a sandboxed process can import what the tests use and cannot see the
@@ -346,10 +353,10 @@ class Policy:
             probe = ("import os, sys, hlmlib, numpy, pandas, scipy, matplotlib\n"
                      f"seen = [p for p in {secrets!r} if os.path.exists(p)]\n"
                      "sys.exit(f'the sandbox shows {seen[0]}' if seen else 0)")
-            why = sandbox.unavailable(self.sandbox_spec(folder, [work]), [sys.executable, "-c", probe],
+            why = sandbox.unavailable(self.sandbox_spec(folder, [work], [work]), [sys.executable, "-c", probe],
                                       _kernel_environment(work, work))
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
         if why:
             raise Unisolated(
                 f"the grading kernels cannot be isolated on this machine ({why}). The grader runs each kernel in "
@@ -442,6 +449,7 @@ class _TrimmingClient(NotebookClient):
         super().__init__(*args, **kwargs)
         self.used, self.trimmed, self.running = 0, [], 0
         self.namespace = None            # a pidfd of the sandbox's process 1 (see _namespace_init)
+        self.namespace_pid = None        # and its process id
 
     def drop_output(self, cell_index: int) -> None:
         """Keep no more output of the run, and note it in the cell ``cell_index``, once."""
@@ -499,32 +507,70 @@ def preallocate(path: Path, size: int) -> bool:
         os.close(fd)
 
 
-def disk_use(folder: Path, entries: int, pid: int | None = None) -> float:
+class _TooMuch(Exception):
+    """More entries, or deeper folders, than a run may make."""
+
+
+def disk_use(folder: Path, entries: int, pid: int | None = None, depth: int | None = None) -> float:
     """The bytes the files under ``folder`` take on disk (their blocks, so a sparse file counts what it holds), and
     the files on its file system that process ``pid`` and its children hold open or mapped after they were deleted
-    (:func:`deleted_but_held`), or infinity past ``entries`` files and folders, or if a folder under it cannot be
-    listed (one the run made unreadable, or too deep to hold open). Folders are walked through directory
-    descriptors (``os.fwalk``), so a path longer than the system takes (PATH_MAX) hides nothing."""
-    total, seen, unreadable = 0, 0, []
+    (:func:`deleted_but_held`), or infinity past ``entries`` files and folders, folders nested deeper than ``depth``
+    (WRITE_DEPTH), or if a folder under it cannot be listed (one the run made unreadable). The walk goes through
+    directory descriptors, so a path longer than the system takes (PATH_MAX) hides nothing, and holds one descriptor
+    per level on an explicit stack: no recursion, which a deep tree would exhaust."""
+    depth = WRITE_DEPTH if depth is None else depth
+    total, seen = 0, 0
 
-    def failed(exc: OSError) -> None:
-        if not isinstance(exc, (FileNotFoundError, NotADirectoryError)):     # not removed since it was listed
-            unreadable.append(exc)
+    def listing(fd: int):
+        """The folders in the folder ``fd``, after counting its entries and their blocks."""
+        nonlocal total, seen
+        folders = []
+        with os.scandir(fd) as it:
+            for entry in it:
+                seen += 1
+                if seen > entries:
+                    raise _TooMuch
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except (FileNotFoundError, NotADirectoryError):      # removed since it was listed
+                    continue
+                total += st.st_blocks * 512
+                if stat.S_ISDIR(st.st_mode):
+                    folders.append(entry.name)
+        return iter(folders)
 
-    for _, folders, files, fd in os.fwalk(folder, onerror=failed):
-        for name in folders + files:
-            seen += 1
-            if seen > entries:
+    stack: list[list] = []                # [descriptor, the folders in it not walked yet], one per level
+    try:
+        stack.append([os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW), iter(())])
+        stack[-1][1] = listing(stack[-1][0])
+        while stack:
+            name = next(stack[-1][1], None)
+            if name is None:
+                os.close(stack.pop()[0])
+                continue
+            if len(stack) > depth:
                 return math.inf
             try:
-                total += os.stat(name, dir_fd=fd, follow_symlinks=False).st_blocks * 512
-            except OSError as exc:
-                failed(exc)
-        if unreadable:
-            return math.inf
-    if unreadable:
+                stack.append([os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=stack[-1][0]),
+                              iter(())])
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            stack[-1][1] = listing(stack[-1][0])
+    except (_TooMuch, OSError):
         return math.inf
+    finally:
+        for fd, _ in stack:
+            os.close(fd)
     return total if pid is None else total + deleted_but_held(pid, folder)
+
+
+def limited_use(path: str) -> float:
+    """The bytes the tmpfs at ``path`` (a run's, through ``/proc/PID/root``) holds, deleted files still open
+    included, or infinity past WRITE_ENTRIES files and folders."""
+    st = os.statvfs(path)
+    if st.f_files - st.f_ffree > WRITE_ENTRIES:
+        return math.inf
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
 def deleted_but_held(pid: int, folder: Path) -> int:
@@ -581,44 +627,85 @@ def free_space(folder: Path) -> float:
     return st.f_bavail * st.f_frsize
 
 
-async def _watch_disk(folder: Path, client, over: list) -> None:
+async def _watch_disk(folder: Path, client, over: list, limited: Path | None = None) -> None:
     """Every WATCH_INTERVAL seconds, the disk the run takes (:func:`disk_use`: its folder, and the deleted files its
-    kernel holds); past WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more than when the file system's free
-    space fell below FREE_FLOOR while it stays there, note it in ``over`` and kill the kernel, which ends the run."""
+    kernel holds; and, in the sandbox, its tmpfs, seen at ``limited`` in the run's root: :func:`limited_use`); past
+    WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more than when the file system's free space fell below
+    FREE_FLOOR while it stays there, note it in ``over`` and kill the kernel, which ends the run. Whatever fails in
+    the watch ends the run too: a run the grader cannot measure is not let run unwatched."""
     low = None                                      # the run's disk use when free space fell below the floor
-    while True:
-        await asyncio.sleep(WATCH_INTERVAL)
-        pid = getattr(client.km.provisioner, "pid", None)
-        used = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES, pid)
-        if free_space(folder) >= FREE_FLOOR:
-            low = None
-        elif low is None:
-            low = used
-        if used > WRITE_LIMIT or (low is not None and used > low + FREE_SLACK):
-            over.append(f"wrote more than {WRITE_ENTRIES:,} files and folders, or a folder the grader cannot read, "
-                        "in its folder" if used == math.inf
-                        else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
-                             "held open)" if used > WRITE_LIMIT
-                        else f"wrote {(used - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
-                             "free")
-            with contextlib.suppress(Exception):
-                _kill_run(client)
-            return
+    try:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            pid = getattr(client.km.provisioner, "pid", None)
+            used = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES, pid)
+            if limited is not None:
+                if client.namespace_pid is None:
+                    raise ProcessLookupError("the sandbox's process 1 was not found")
+                try:
+                    used += await asyncio.to_thread(limited_use, f"/proc/{client.namespace_pid}/root{limited}")
+                except OSError:
+                    if _alive(client):
+                        raise
+            if free_space(folder) >= FREE_FLOOR:
+                low = None
+            elif low is None:
+                low = used
+            if used > WRITE_LIMIT or (low is not None and used > low + FREE_SLACK):
+                over.append(
+                    f"wrote more than {WRITE_ENTRIES:,} files and folders, folders deeper than {WRITE_DEPTH}, or a "
+                    "folder the grader cannot read, in its folder" if used == math.inf
+                    else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
+                         "held open)" if used > WRITE_LIMIT
+                    else f"wrote {(used - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
+                         "free")
+                break
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:        # noqa: BLE001  (the watch is gone: so is the run)
+        over.append(f"could not be measured by the grader's disk watch ({described(exc, 200)})")
+    with contextlib.suppress(Exception):
+        _kill_run(client)
 
 
-def _namespace_init(client) -> int | None:
+def _alive(client) -> bool:
+    """Whether the sandbox's process 1 (:func:`_namespace_init`) is still there."""
+    try:
+        signal.pidfd_send_signal(client.namespace, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _namespace_init(client) -> tuple[int | None, int | None]:
     """A pidfd of the sandbox's process 1 (the kernel: the child of the sandbox's parent process, which the kernel
-    manager started), or None (no sandbox, or it is gone). Killing it kills every process of the run's PID namespace,
-    whatever they did to their parent-death signal; a pidfd cannot hit another process that took the same number."""
+    manager started), and its process id, or None, None (no sandbox, or it is gone). Killing it kills every process of
+    the run's PID namespace, whatever they did to their parent-death signal; a pidfd cannot hit another process that
+    took the same number."""
     parent = getattr(client.km.provisioner, "pid", None)
     if parent is None or client.km.sandbox is None:
-        return None
+        return None, None
     with contextlib.suppress(OSError, ValueError):
         with open(f"/proc/{parent}/task/{parent}/children", encoding="ascii") as children:
             pids = [int(c) for c in children.read().split()]
         if pids:
-            return os.pidfd_open(pids[0])
-    return None
+            return os.pidfd_open(pids[0]), pids[0]
+    return None, None
+
+
+async def _seal(client, folder: Path) -> None:
+    """Have the sandbox make ``folder`` read-only in it (``sandbox.SEAL``) and wait until its mounts there say so
+    (``/proc/PID/mountinfo`` of the sandbox's process 1); raise OSError if they do not within 5 s."""
+    os.kill(client.km.provisioner.pid, sandbox.SEAL)
+    names = {str(p).replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+             for p in (folder, folder.resolve())}
+    for _ in range(100):
+        with open(f"/proc/{client.namespace_pid}/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+            options = [line.split()[5] for line in mountinfo if line.split()[4] in names]
+        if options and all("ro" in o.split(",") for o in options):
+            return
+        await asyncio.sleep(0.05)
+    raise OSError(f"the folder of the kernel's sockets could not be made read-only in the sandbox ({options})")
 
 
 def _kill_run(client, parent: bool = True) -> None:
@@ -661,10 +748,14 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     """Run every cell in a fresh kernel whose folders are inside ``folder``; ``nb.cells[0]`` becomes the set-up,
     and a last cell ends the grader's channel.
 
-    ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself
-    holds the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. The
-    channel and the log have their disk space reserved (:func:`preallocate`), and a run that writes past
-    WRITE_LIMIT is ended (:func:`_watch_disk`): a run cannot fill the disk other runs need."""
+    ``folder/work`` is the kernel's working directory and home (the only place it may write); ``folder`` itself holds
+    the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. In the sandbox,
+    ``work`` and ``tmp`` are a size-limited tmpfs (:meth:`Policy.sandbox_spec`), where a write past WRITE_LIMIT +
+    WRITE_SLACK fails and nothing reaches the disk; the kernel's files on the disk are each at most WRITE_LIMIT
+    (RLIMIT_FSIZE), and the sockets' folder becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
+    The channel and the log have their disk space reserved (:func:`preallocate`), and a run that takes more than
+    WRITE_LIMIT in all is ended (:func:`_watch_disk`), after the fact: on the disk, a run can take 3 WRITE_LIMIT (those
+    three files) for a fifth of a second, not fill it."""
     work, tmp, log, channel = folder / "work", folder / "tmp", folder / "refusals.log", folder / "channel"
     sockets = folder / "sockets"
     work.mkdir(parents=True)
@@ -692,15 +783,18 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     client.km.transport, client.km.ip = "ipc", str(sockets / "kernel")   # local sockets, not TCP
     client.km.connection_file = str(sockets / "kernel.json")
     if policy.isolate:
-        client.km.sandbox = policy.sandbox_spec(folder, [work, tmp, sockets, log, channel])
+        client.km.sandbox = {**policy.sandbox_spec(folder, [work, tmp, sockets, log, channel], [work, tmp]),
+                             "seal": [str(sockets)]}
     deadline = time.monotonic() + timeout_file
     stopped, status, message, over, watches = None, "ok", "", [], []
     with open(folder / "kernel.log", "wb") as kernel_output:
         try:
             async with client.async_setup_kernel(env=_kernel_environment(work, tmp), stdout=kernel_output,
                                                  stderr=kernel_output):
-                client.namespace = _namespace_init(client)
-                watches = [asyncio.create_task(_watch_disk(folder, client, over)),
+                client.namespace, client.namespace_pid = _namespace_init(client)
+                if policy.isolate:      # its sockets are made: the kernel may make no more files on the disk
+                    await _seal(client, sockets)
+                watches = [asyncio.create_task(_watch_disk(folder, client, over, work if policy.isolate else None)),
                            *(asyncio.create_task(_watch_messages(*m, client, over)) for m in client.kc.monitors)]
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type != "code":
@@ -854,6 +948,20 @@ def _read_test_cell(result: TestResult, outputs) -> None:
     result.message = "" if result.completed else error or "the test did not complete"
 
 
+def remove_tree(path: Path) -> None:
+    """Remove the folder ``path`` and everything under it, however deep: GNU ``rm``, whose walk has no recursion a
+    deep tree could exhaust (``shutil.rmtree`` recurses once per level), staying on that file system; if something
+    is left (a folder the run made unreadable, which a user other than root cannot list), after making the folders
+    their owner's to list and change. Never raises: what cannot be removed stays on disk."""
+    for argv in (["rm", "-rf", "--one-file-system", "--", str(path)], ["chmod", "-R", "u+rwx", "--", str(path)],
+                 ["rm", "-rf", "--one-file-system", "--", str(path)]):
+        if not os.path.lexists(path):
+            return
+        with contextlib.suppress(Exception):
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=900, check=False)
+
+
 async def run_submission(path: Path, a: Assignment, submission, policy: Policy, private: Path,
                          timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
@@ -878,7 +986,7 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         try:
             run = await _execute(assembled.notebook, policy, folder, timeout, timeout_file)
         finally:
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder)
     except OSError as exc:        # a full disk, most likely: this file is crashed, the batch goes on
         return crashed(result, f"{GRADER_FAILED} ({described(exc)}); is the disk full? "
                                "Grade it again")
@@ -1167,7 +1275,7 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     try:
         policy = Policy.for_batch(paths, out, private, isolate)
     except BaseException:
-        shutil.rmtree(private, ignore_errors=True)
+        remove_tree(private)
         raise
     written: dict[str, tuple | None] = {}        # the reference cache's files the grader wrote or removed
     limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
@@ -1225,7 +1333,7 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     try:
         asyncio.run(everything())
     finally:
-        shutil.rmtree(private, ignore_errors=True)
+        remove_tree(private)
     before.update(written)
     after = _environment_files()
     changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))

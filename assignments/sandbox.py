@@ -4,16 +4,21 @@
 
 ``SPEC`` is JSON: ``root`` (an empty folder of the grader's), ``read`` (folders and files the command may read),
 ``write`` (folders and files it may also write), ``cwd``, ``uid``/``gid`` (or null), the user it runs as, and
-``give``, files (among ``write``) to give that user. The
-command runs in new mount, process, network and IPC namespaces (and a user namespace when this is not run as root),
-in a file system of its own: an empty, read-only root in which only ``read`` (read-only) and ``write`` are mounted,
-at their own paths, besides the system folders (``/usr``, ``/etc``, ``/lib``...), ``/dev/null``, ``/dev/zero``,
-``/dev/urandom`` and a ``/proc`` that shows only its own processes. Every other folder of the machine (the
-repository, its ``.git``, the reference values, the grader's private folder, other clones, home folders) is not
-there at all, whatever the command does: the old root is unmounted (``pivot_root``), and the command has no
-capability left to mount anything (run as root, it runs as ``uid``, an unprivileged user; otherwise as the same user
-in a user namespace, which drops its capabilities on ``exec``), nor to gain one (``no_new_privs``, and no set-user-id
-program is honoured). It has no network, and it cannot see or signal other processes (another submission's kernel).
+``give``, files (among ``write``) to give that user, and ``limited``: ``paths`` (among ``write``) that are, in the
+sandbox, folders of one new tmpfs of ``bytes`` bytes and ``entries`` files and folders, where writing past either
+fails (``ENOSPC``), filled at the start with a copy of what the folders hold outside; what the command writes there
+is never on the machine's disk, and goes with the sandbox; ``seal``, folders (among ``write``) that become read-only
+in the sandbox when this process gets the signal ``SEAL`` (once the command made what it must there: the kernel's
+sockets), which is not forwarded. The command runs in new mount, process, network and IPC namespaces (and a user
+namespace when this is not run as root), in a file system of its own: an empty, read-only root in which only
+``read`` (read-only) and ``write`` are mounted, at their own paths, besides the system folders (``/usr``, ``/etc``,
+``/lib``...), ``/dev/null``, ``/dev/zero``, ``/dev/urandom`` and a ``/proc`` that shows only its own processes.
+Every other folder of the machine (the repository, its ``.git``, the reference values, the grader's private folder,
+other clones, home folders) is not there at all, whatever the command does: the old root is unmounted
+(``pivot_root``), and the command has no capability left to mount anything (run as root, it runs as ``uid``, an
+unprivileged user; otherwise as the same user in a user namespace, which drops its capabilities on ``exec``), nor to
+gain one (``no_new_privs``, and no set-user-id program is honoured). It has no network, and it cannot see or signal
+other processes (another submission's kernel).
 
 This process stays outside, as the command's parent (the kernel's manager sees it as the kernel): it forwards the
 signals it gets, and if it is killed the command is killed too. :func:`unavailable` says whether the machine allows
@@ -27,6 +32,7 @@ import os
 import platform
 import pwd
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,6 +51,7 @@ KEYCTL_JOIN_SESSION_KEYRING = 1
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 FAILED = 125                     # the exit status when the sandbox cannot be set up (its reason on stderr)
+SEAL = signal.SIGUSR2             # makes the ``seal`` folders read-only in the sandbox (sent to this process)
 USER = "hlmgrader"               # the user a kernel runs as when the grader runs as root (else nobody)
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -112,10 +119,36 @@ def _bind(root: str, source: str, writable: bool, at: str | None = None) -> None
     symlink), read-only unless ``writable``."""
     target = _make_mount_point(root, at or source, os.path.isdir(source))
     _mount(source, target, None, MS_BIND | MS_REC)
-    if not writable:                      # the flags the machine's mount has must be kept (a user namespace)
-        flags = os.statvfs(target).f_flag
-        kept = (flags & KEPT_FLAGS) | (MS_RELATIME if flags & 4096 else 0)
-        _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept)
+    if not writable:
+        _read_only(target)
+
+
+def _read_only(target: str) -> None:
+    """Make the bind mount at ``target`` read-only, keeping the flags the machine's mount has (a user namespace
+    must)."""
+    flags = os.statvfs(target).f_flag
+    kept = (flags & KEPT_FLAGS) | (MS_RELATIME if flags & 4096 else 0)
+    _mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | kept)
+
+
+def _stage_limited(spec: dict, store: str) -> dict[str, str]:
+    """Mount the size-limited tmpfs of ``spec["limited"]`` on ``store`` and copy each of its folders there, owned by
+    the command's user: {the folder's real path: its copy}, which :func:`_build_root` mounts at the folder's path."""
+    limited = spec.get("limited")
+    if not limited:
+        return {}
+    os.mkdir(store, 0o755)
+    _mount("tmpfs", store, "tmpfs", MS_NOSUID | MS_NODEV,
+           f"size={int(limited['bytes'])},nr_inodes={int(limited['entries'])},mode=0755")
+    staged = {}
+    for number, path in enumerate(limited["paths"]):
+        copy = staged[os.path.realpath(path)] = os.path.join(store, str(number))
+        shutil.copytree(path, copy, symlinks=True)      # what the grader put there before the run: a few files
+        if spec.get("uid") is not None:
+            for inside, _, names in os.walk(copy):
+                for name in (inside, *(os.path.join(inside, n) for n in names)):
+                    os.chown(name, spec["uid"], spec["gid"], follow_symlinks=False)
+    return staged
 
 
 def _build_root(spec: dict) -> None:
@@ -134,6 +167,7 @@ def _build_root(spec: dict) -> None:
         elif os.path.isdir(path):
             _bind(root, path, writable=False)
             mounted.append(path)
+    staged = _stage_limited(spec, _within(root, "/.limited"))
     wanted = [(p, False) for p in spec["read"]] + [(p, True) for p in spec["write"]]
     for path, writable in sorted(wanted, key=lambda w: len(w[0])):
         if not os.path.lexists(path):
@@ -141,8 +175,10 @@ def _build_root(spec: dict) -> None:
         real, name = os.path.realpath(path), os.path.abspath(path)
         for at in dict.fromkeys((real, name)):
             if writable or not covered(at):
-                _bind(root, real, writable, at)
+                _bind(root, staged.get(real, real) if writable else real, writable, at)
                 mounted.append(at)
+    if staged:
+        _call(_libc.umount2(os.fsencode(_within(root, "/.limited")), MNT_DETACH), "unmount the tmpfs's staging")
     for device in DEVICES:
         if os.path.exists(device):
             target = _make_mount_point(root, device, folder=False)
@@ -242,8 +278,17 @@ def main(args: list[str]) -> int:
         except ProcessLookupError:
             pass
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+    def seal(signum, frame):
+        for path in spec.get("seal", ()):
+            for at in dict.fromkeys((os.path.realpath(path), os.path.abspath(path))):
+                try:
+                    _read_only(at)
+                except OSError as exc:
+                    print(f"sandbox: {at} stays writable ({exc})", file=sys.stderr, flush=True)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1):
         signal.signal(signum, forward)
+    signal.signal(SEAL, seal)
     _, status = os.waitpid(pid, 0)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
 

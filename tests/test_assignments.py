@@ -323,6 +323,10 @@ REORDERED = {"assignment01_reorder": ("01_moulton_by_simulation", "q4"),
 # the output budget (gigabytes in the grader, a notebook of 1 GB); functools.update_wrapper as a real getattr by a
 # name made at run time, into a property make_dataclass put on a class (it reached the kit's signing function)
 ROUND6 = ("assignment02_diskhold", "assignment02_display", "assignment02_wrapper")
+# Round 9 (tests/fixtures/make_round9_fixtures.py): the instructor's answers and plain Python that nests 1,100 folders
+# (the clean-up's recursion lost the batch), nests them to stop the disk watch then writes 150 MB, or reserves disk
+# with posix_fallocate (150 MB, then 22 MB at a time)
+ROUND9 = ("assignment02_deepbomb", "assignment02_deadwatch", "assignment02_fallocate")
 # Round 7 (tests/fixtures/make_round7_fixtures.py): raw memory through Enum's functional API with a member named
 # __array_interface__ made at run time, the real getattr, the audit hook turned off through its own frame; then the
 # instructor's solution run from the grader's checkout (6/6), or the reference cache rewritten (every later honest
@@ -897,6 +901,97 @@ def test_the_disk_watch_counts_files_deeper_than_path_max_and_held_memfds(tmp_pa
         os.close(fd)
 
 
+def test_nested_folders_and_disk_reservations_are_stopped_and_the_batch_is_graded(built, monkeypatch, tmp_path,
+                                                                                   request):
+    # round 9, in one batch of the command: each attacker is stopped at the size-limited tmpfs of its run (writes and
+    # reservations past it fail) and ended past 100 MB; the folders nested 1,100 deep go with the tmpfs (and the
+    # kernel may not write beside its sockets); the lines, the CSV and the reports come, nothing is left on disk,
+    # and the honest file keeps full marks
+    import tempfile
+    short = Path(tempfile.mkdtemp(prefix="r9-"))            # the kernel's socket paths stay short enough
+    monkeypatch.setattr(grader.tempfile, "tempdir", str(short))
+    request.addfinalizer(lambda: grader.remove_tree(short))
+    honest = built[("instructor", "02_sandwich_by_hand")]
+    files = [FIXTURES / f"{name}.ipynb" for name in ROUND9] + [honest]
+    out = tmp_path / "out"
+    status = make.main(["grade", *map(str, files), "--csv", str(tmp_path / "g.csv"), "--out", str(out), "--jobs", "2",
+                        "--timeout", "120"])
+    assert status == 0
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert len(rows) == len(files) and not list(short.iterdir())
+    assert rows[honest.stem]["status"] == "ok" and float(rows[honest.stem]["score"]) == 6, rows[honest.stem]
+    for name in ("assignment02_deadwatch", "assignment02_fallocate"):
+        row = rows[name]
+        assert row["status"] == "crashed" and float(row["score"]) == 0, row
+        assert "the run wrote more than 100 MB in its folder" in row["message"], row
+    reserved = (out / "assignment02_fallocate.graded.ipynb").read_text(encoding="utf-8")
+    assert "150 MB: File too large" in reserved                         # RLIMIT_FSIZE: no file past 100 MB
+    deep = rows["assignment02_deepbomb"]
+    assert deep["status"] == "review" and float(deep["score"]) == 6, deep
+    assert re.search("refused at run time: reading .*/sockets", deep["message"]), deep
+    assert "work: made" in (out / "assignment02_deepbomb.graded.ipynb").read_text(encoding="utf-8")
+
+
+def test_the_disk_walk_and_the_clean_up_take_any_depth_without_recursion(tmp_path):
+    # round 9: os.fwalk and shutil.rmtree recurse once per level (RecursionError at about 1,000)
+    import os
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        os.symlink(".", "loop")                       # followed by neither
+        for _ in range(1100):
+            os.mkdir("d")
+            os.chdir("d")
+        with open("deep.bin", "wb") as file:
+            file.write(b"1" * 1_000_000)
+    finally:
+        os.chdir(here)
+    assert grader.disk_use(tmp_path, 10_000) == float("inf")                # deeper than WRITE_DEPTH
+    assert 1_000_000 <= grader.disk_use(tmp_path, 10_000, depth=2_000) < 10_000_000
+    assert grader.disk_use(tmp_path, 1_000, depth=2_000) == float("inf")   # past the number of entries
+    grader.remove_tree(tmp_path / "d")
+    assert sorted(os.listdir(tmp_path)) == ["loop"]
+
+
+def test_a_run_the_disk_watch_cannot_measure_is_ended(tmp_path, monkeypatch):
+    # round 9: the watch that fails (it died silently) ends its run; so does a folder too deep (no sandbox here, so
+    # the run's folders are on the disk and walked; in the sandbox they are the tmpfs, which goes with the run)
+    cell = nbformat.v4.new_code_cell
+    nest = "import os\nfor _ in range(100):\n    os.mkdir('d')\n    os.chdir('d')\nimport time\ntime.sleep(30)"
+    unsafe = grader.Policy.for_batch([], None, tmp_path, isolate=False)
+    monkeypatch.setattr(grader.Policy, "setup_cell", lambda self, *args: "pass")
+    deep = asyncio.run(grader._execute(nbformat.v4.new_notebook(cells=[cell(""), cell(nest)]), unsafe,
+                                       tmp_path / "deep", 60))
+    assert deep.status == "crashed" and "folders deeper than 64" in deep.message, deep
+    grader.remove_tree(tmp_path / "deep")
+    assert not (tmp_path / "deep").exists()
+
+    def broken(*args):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(grader, "disk_use", broken)
+    (tmp_path / "sandboxed").mkdir()
+    policy = grader.Policy.for_batch([], None, tmp_path / "sandboxed")
+    sleeper = nbformat.v4.new_notebook(cells=[cell(""), cell("import time\ntime.sleep(30)")])
+    ended = asyncio.run(grader._execute(sleeper, policy, tmp_path / "unmeasured", 60))
+    assert ended.status == "crashed" and "could not be measured by the grader's disk watch (RecursionError" in \
+        ended.message, ended
+
+
+def test_once_its_sockets_are_made_a_kernel_can_write_nothing_beside_them(tmp_path, monkeypatch):
+    # round 9: the folder of the kernel's sockets is on the disk, out of the tmpfs; past every defence in the kernel
+    policy = grader.Policy.for_batch([], None, tmp_path)
+    monkeypatch.setattr(grader.Policy, "setup_cell", lambda self, *args: "pass")
+    probe = ("import os\ntry:\n    open('../sockets/x', 'w')\nexcept OSError as exc:\n"
+             "    print(os.strerror(exc.errno))\nprint(sorted(os.listdir('../sockets')))")
+    cell = nbformat.v4.new_code_cell
+    nb = nbformat.v4.new_notebook(cells=[cell(""), cell(probe)])
+    run = asyncio.run(grader._execute(nb, policy, tmp_path / "run", 60))
+    assert run.status == "ok", run
+    assert "Read-only file system" in str(nb.cells[1].outputs) and "kernel.json" in str(nb.cells[1].outputs), \
+        nb.cells[1].outputs
+
+
 def _sandbox_run_folders(tmp_path):
     """A batch policy and one run's folders as the grader lays them out (the work folder owned by the kernel's user)."""
     import os
@@ -909,6 +1004,40 @@ def _sandbox_run_folders(tmp_path):
     if policy.user is not None:
         os.chown(work, *policy.user)
     return policy, private, work, root
+
+
+def test_the_sandboxs_writable_folders_are_a_size_limited_tmpfs_that_starts_with_their_files(tmp_path):
+    # round 9: past its size or its number of entries a write fails, whatever the way (a reservation too), and the
+    # files it holds are the run's only: the folder on the disk gets none of them
+    import sandbox
+    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    (work / "given.txt").write_text("from the grader")
+    spec = {**policy.sandbox_spec(private / "run", [work], [work]),
+            "limited": {"paths": [str(work)], "bytes": 10_000_000, "entries": 200}}
+    probe = """import os
+def attempt(what):
+    try:
+        what()
+        return "done"
+    except OSError as exc:
+        return os.strerror(exc.errno)
+def reserve(name, size):
+    fd = os.open(name, os.O_CREAT | os.O_WRONLY)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+print(open("given.txt").read())
+print(attempt(lambda: reserve("big", 12_000_000)), os.path.getsize("big"))
+print(attempt(lambda: open("blocks", "wb").write(b"0" * 12_000_000)))
+os.remove("blocks")
+print(attempt(lambda: [os.mkdir(f"d{k}") for k in range(300)]), os.statvfs(".").f_files)"""
+    done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
+                          timeout=120, env=grader._kernel_environment(work, work))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["from the grader", "No space left on device 0", "No space left on device",
+                                        "No space left on device 200"], done.stdout
+    assert sorted(p.name for p in work.iterdir()) == ["given.txt"]
 
 
 def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(tmp_path):
@@ -928,7 +1057,7 @@ except MemoryError:
     big = "refused"
 print(json.dumps({{"session": session, "secret": secret, "as": resource.getrlimit(resource.RLIMIT_AS)[0],
                    "oom": open("/proc/self/oom_score_adj").read().strip(), "big": big}}))"""
-    spec = policy.sandbox_spec(private / "run", [work])
+    spec = policy.sandbox_spec(private / "run", [work], [work])
     outer = f"""import ctypes, json, subprocess, sys
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -1144,7 +1273,7 @@ for p in {[str(grader.REFERENCE_CACHE / "x.json"), str(ROOT / "hlmlib" / "x.py")
         writes[p] = exc.strerror
 print(json.dumps({{"seen": seen, "writes": writes, "uid": os.getuid(), "rows": len(hlmlib.datasets.load_hsb()),
                   "repository": sorted(os.listdir({str(ROOT)!r}))}}))"""
-    spec = policy.sandbox_spec(private / "run", [work])
+    spec = policy.sandbox_spec(private / "run", [work], [work])
     done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
                           env=grader._kernel_environment(work, work), timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
