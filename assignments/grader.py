@@ -372,7 +372,8 @@ class Policy:
         return SETUP.format(here=str(self.kit), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
                             allowed=(*self.allowed, str(tmp)),
                             forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES | integrity.CHECKED_CALLS),
-                            names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES),
+                            names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES
+                                         | integrity.HISTORY_NAMES),
                             write_limit=WRITE_LIMIT)
 
 

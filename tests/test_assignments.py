@@ -265,6 +265,42 @@ HONEST.append(("05_level2_few_clusters", "group-means-by-pandas-and-qr-the-libra
                  "    return {'b': b, 'se': se, 'df': df, 'p': 2 * stats.t.sf(np.abs(b) / se, df)}",
     "q3-answer": _RATES.format(reject="mc.reject(k, truth)")}, [], "ok"))
 
+# round 10: honest idioms the static check refused (the book's own code uses them): a base's __init__ through super()
+# and by name, a class's name, pandas' Styler.format, IPython.display, the notebook's own _i, _x and _dh
+HONEST.append(("02_sandwich_by_hand", "super-styler-format-ipython-display-underscore-names", {}, [("setup", """\
+import pandas as pd
+from IPython.display import display, Markdown
+
+
+class Summary:
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"{self.__class__.__name__}({self.name!r})"
+
+
+class FitSummary(Summary):
+    def __init__(self, name, beta):
+        super().__init__(name)
+        self.beta = beta
+
+
+class Plain(Summary):
+    def __init__(self, name):
+        Summary.__init__(self, name)
+
+
+table = pd.DataFrame({"beta": [FitSummary("ols", 1.0).beta]}, index=[Plain("x").name])
+display(table.style.format("{:.3f}", na_rep=""))
+display(table.style.format(precision=4))
+display(Markdown(f"**{FitSummary('hlm', 2.0)!r}**"))
+for _i in range(3):
+    _x = _i * 2
+_dh = [_x]
+fmt = "{:.3f}" if _x > 0 else "{:.2f}"
+print(_i, _dh, fmt.format(_x), "{:.2f}".format(1.5))""")], "ok"))
+
 # Attempts to game the grader, added as a scratch cell to a submission with a wrong answer: each scores 0.
 GAMING = {
     "monkeypatch-assert": "np.testing.assert_allclose = lambda *a, **k: None",
@@ -1572,8 +1608,18 @@ FLAGGED = [
     "import enum\nclass C(enum.Enum):\n    pass\nE = C('E', names)", "E = type(member)('E', names)",
     "import enum\nenum.Enum._create_('E', ['a'])", "from matplotlib import cbook\ncbook._setattr_cm(h, **{name: 1})",
     "from matplotlib.cbook import _setattr_cm", "import numpy._core", "'{0.real}'.format(1)",
-    "row = '{0[x]}'\nrow.format(d)", "'{:{0.imag}}'.format(1)", "row = '{}'\nfor row in rows:\n    row.format(1)",
-    "row = '{}'\ndef f(row):\n    return row.format(1)", "row = '{' + name + '}'\nrow.format(1)",
+    "row = '{0[x]}'\nrow.format(d)", "'{:{0.imag}}'.format(1)", "row = '{}'\nfor row in rows:\n    row.format(f)",
+    "row = '{}'\ndef f(row):\n    return row.format(np)", "row = '{' + name + '}'\nrow.format(x=f)",
+    # round 10: what the rules now let through stays refused in its risky form: a read of IPython's history the cell
+    # does not bind first, .format on an unreadable string given something other than constants (a Series label
+    # can make `.style` a string), a base's dunder taken other than called on self, a module's __init__
+    "print(_i)", "if x:\n    _i = 1\nprint(_i)", "_i = 1\ndef f():\n    return _i", "for _i in rows:\n    pass\nprint(_i)",
+    "_oh += 1", "f = lambda: _ih", "def f():\n    global _i\n    return _i", "t.style.format(lambda v: str(v))",
+    "t.style.format('{:.2f}', subset=cols)", "class A:\n    def f(self):\n        return super().__init__",
+    "class A:\n    def f(self):\n        np.__init__(self)", "class A:\n    pass\nA = np\nclass B:\n    def f(self):\n"
+    "        A.__init__(self)", "class A:\n    def f(self):\n        return self.__class__.__mro__",
+    "from IPython.display import display, get_ipython", "import IPython.display", "from IPython import display",
+    "from IPython.display import display as getattr",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -1601,6 +1647,19 @@ ALLOWED = [
     "row = '{:<12}{:>10.4f}'\nfor n, v in [('a', 1.0)]:\n    print(row.format(n, v))",
     "print(('beta ' + '{:.2f}').format(1.5))", "head: str = '{n:>{w}}'\nhead.format(n=1, w=4)",
     "row = '{} {}'\nstr.format(row, 1, 2)", "row = '{0}'\nrow = '{1}'\nrow.format(1, 2)",
+    # round 10: idioms of the book that were refused
+    "row = '{}'\nfor row in rows:\n    row.format(1)", "row = '{' + name + '}'\nrow.format(1, x=(2, 'a'))",
+    "def f(template):\n    return template.format(-1.5, {'a': [None]})", "fmt = '{:.3f}' if x else '{:.2f}'\nfmt.format(x)",
+    "import pandas as pd\nt = pd.DataFrame({'a': [1.0]})\nt.style.format('{:.3f}', na_rep='')\n"
+    "t.style.format(precision=4)\nt.style.format({'a': '{:.1e}'}, subset=['a'])",
+    "from IPython.display import display, Markdown\ndisplay(Markdown('**x**'))",
+    "class A:\n    def __init__(self, n):\n        self.n = n\n    def __repr__(self):\n"
+    "        return self.__class__.__name__\nclass B(A):\n    def __init__(self, n):\n        super().__init__(n)\n"
+    "class C(A):\n    def __init__(self, n):\n        A.__init__(self, n)",
+    "class E(ValueError):\n    def __init__(self, m):\n        super().__init__(m)",
+    "for _i in range(3):\n    print(_i)\nprint(_i)", "_i = 2\nprint(_i + 1)", "def f(_i):\n    return [_i for _ in 'ab']",
+    "print([_i * 2 for _i in range(3)])", "_dh = 3\nif _dh:\n    print(_dh)", "_x = 1\ndef g():\n    global _x\n    _x += 1",
+    "def f():\n    _i = 1\n    def g():\n        return _i\n    return g()", "with open('a') as _i:\n    print(_i)",
 ]
 NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotlib {get_ipython()}", "%load f.py",
            "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list"]
@@ -1614,6 +1673,37 @@ def test_the_integrity_check_flags_what_reaches_into_the_interpreter(code):
 @pytest.mark.parametrize("code", ALLOWED)
 def test_the_integrity_check_lets_ordinary_code_through(code):
     assert integrity.check_cells([(1, code)]) == [] and integrity.not_run(code) is None, code
+
+
+# What the book's chapters do that a submission may not: tooling (symbolic algebra, glue, showing a function's
+# source), and two constructs that stay refused because the check cannot tell them from tampering
+BOOK_ONLY_IMPORTS = {"sympy", "sympy.stats", "myst_nb", "types", "inspect"}
+BOOK_REFUSED = {
+    # an attribute set on an object the notebook did not make (hlmlib's batch): it could be a module
+    ("16_level2_few_clusters", "sets batch.Y"),
+    # Styler.format given pd.IndexSlice[...] of a comprehension: were `.style` a string (a Series' label can make it
+    # one), its fields could reach what it is given
+    ("16_level2_few_clusters", "calls .format() on a string the check cannot read"),
+}
+
+
+def test_the_books_own_code_passes_the_static_check_but_for_its_tooling():
+    """Every code cell of the book's chapters, checked as one notebook per chapter (the book is a corpus of honest
+    code): each problem is an import of the book's tooling or one of BOOK_REFUSED, and each of those still occurs."""
+    unexpected, met = [], set()
+    for path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cells = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        for problem in integrity.check_cells(cells):
+            what = problem.split(": ", 1)[1]
+            imported = re.match(r"imports (\S+), which is not on the list", what)
+            known = [k for k in BOOK_REFUSED if k[0] == path.stem and what.startswith(k[1])]
+            if imported and imported.group(1) in BOOK_ONLY_IMPORTS:
+                continue
+            met.update(known)
+            if not known:
+                unexpected.append(f"{path.name}: {problem}")
+    assert unexpected == [] and met == BOOK_REFUSED, (unexpected, BOOK_REFUSED - met)
 
 
 @pytest.mark.parametrize("code", NOT_RUN)
