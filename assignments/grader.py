@@ -102,7 +102,7 @@ MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kern
 # fails (ENOSPC). A watch, every WATCH_INTERVAL seconds, ends a run that takes more than WRITE_LIMIT bytes (that tmpfs,
 # the rest of its folder, and the deleted files and memfds its kernel holds) or WRITE_ENTRIES entries, or a folder
 # deeper than WRITE_DEPTH; while the folder's file system has less than FREE_FLOOR bytes free, it also ends a run that
-# takes FREE_SLACK bytes more. No file the kernel writes is larger than WRITE_LIMIT (its RLIMIT_FSIZE).
+# takes FREE_SLACK bytes more of that disk (its tmpfs, in memory, does not count there). No file the kernel writes is larger than WRITE_LIMIT (its RLIMIT_FSIZE).
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 WRITE_SLACK, ENTRY_SLACK, WRITE_DEPTH = 16_000_000, 1_000, 64
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
@@ -631,15 +631,15 @@ def free_space(folder: Path) -> float:
 async def _watch_disk(folder: Path, client, over: list, limited: Path | None = None) -> None:
     """Every WATCH_INTERVAL seconds, the disk the run takes (:func:`disk_use`: its folder, and the deleted files its
     kernel holds; and, in the sandbox, its tmpfs, seen at ``limited`` in the run's root: :func:`limited_use`); past
-    WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more than when the file system's free space fell below
-    FREE_FLOOR while it stays there, note it in ``over`` and kill the kernel, which ends the run. Whatever fails in
+    WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more on the disk (the tmpfs, memory, is not counted there)
+    than when the file system's free space fell below FREE_FLOOR while it stays there, note it in ``over`` and kill the kernel, which ends the run. Whatever fails in
     the watch ends the run too: a run the grader cannot measure is not let run unwatched."""
-    low = None                                      # the run's disk use when free space fell below the floor
+    low = None                             # the run's use of the disk when its free space fell below the floor
     try:
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             pid = getattr(client.km.provisioner, "pid", None)
-            used = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES, pid)
+            used = on_disk = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES, pid)
             if limited is not None:
                 if client.namespace_pid is None:
                     raise ProcessLookupError("the sandbox's process 1 was not found")
@@ -651,14 +651,14 @@ async def _watch_disk(folder: Path, client, over: list, limited: Path | None = N
             if free_space(folder) >= FREE_FLOOR:
                 low = None
             elif low is None:
-                low = used
-            if used > WRITE_LIMIT or (low is not None and used > low + FREE_SLACK):
+                low = on_disk
+            if used > WRITE_LIMIT or (low is not None and on_disk > low + FREE_SLACK):
                 over.append(
                     f"wrote more than {WRITE_ENTRIES:,} files and folders, folders deeper than {WRITE_DEPTH}, or a "
                     "folder the grader cannot read, in its folder" if used == math.inf
                     else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
                          "held open)" if used > WRITE_LIMIT
-                    else f"wrote {(used - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
+                    else f"wrote {(on_disk - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
                          "free")
                 break
     except asyncio.CancelledError:

@@ -1156,8 +1156,10 @@ def test_a_run_that_grows_while_the_disk_is_nearly_full_is_ended(tmp_path, monke
     monkeypatch.setattr(grader, "free_space", lambda folder: 0)
     policy = grader.Policy.for_batch([], None, tmp_path)
     cell = nbformat.v4.new_code_cell
-    writer = "import time\nopen('a.bin', 'wb').write(b'0' * 3_000_000)\ntime.sleep(30)"
-    quiet = nbformat.v4.new_notebook(cells=[cell(""), cell("import time\ntime.sleep(2)\nprint(1)")])
+    # 3 MB to the kernel's stdout, its log on the disk; the same to its working folder, a tmpfs: memory, not disk
+    writer = "import os, time\nos.write(1, b'0' * 3_000_000)\ntime.sleep(30)"
+    in_memory = "import time\nopen('a.bin', 'wb').write(b'0' * 3_000_000)\ntime.sleep(2)\nprint(1)"
+    quiet = nbformat.v4.new_notebook(cells=[cell(""), cell(in_memory)])
     loud = nbformat.v4.new_notebook(cells=[cell(""), cell(writer)])
     ok = asyncio.run(grader._execute(quiet, policy, tmp_path / "quiet", 60))
     assert ok.status == "ok", ok
