@@ -753,7 +753,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. In the sandbox,
     ``work`` and ``tmp`` are a size-limited tmpfs (:meth:`Policy.sandbox_spec`), where a write past WRITE_LIMIT +
     WRITE_SLACK fails and nothing reaches the disk; the kernel's files on the disk are each at most WRITE_LIMIT
-    (RLIMIT_FSIZE), and the sockets' folder becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
+    (RLIMIT_FSIZE; ``fallocate``, which reserves space past it, fails in the sandbox), and the sockets' folder becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
     The channel and the log have their disk space reserved (:func:`preallocate`), and a run that takes more than
     WRITE_LIMIT in all is ended (:func:`_watch_disk`), after the fact: on the disk, a run can take 3 WRITE_LIMIT (those
     three files) for a fifth of a second, not fill it."""

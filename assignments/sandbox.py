@@ -17,7 +17,8 @@ Every other folder of the machine (the repository, its ``.git``, the reference v
 other clones, home folders) is not there at all, whatever the command does: the old root is unmounted
 (``pivot_root``), and the command has no capability left to mount anything (run as root, it runs as ``uid``, an
 unprivileged user; otherwise as the same user in a user namespace, which drops its capabilities on ``exec``), nor to
-gain one (``no_new_privs``, and no set-user-id program is honoured). It has no network, and it cannot see or signal
+gain one (``no_new_privs``, and no set-user-id program is honoured). ``fallocate`` fails in it (a seccomp filter:
+:func:`_deny_fallocate`), so a file it writes on the disk takes no more than RLIMIT_FSIZE. It has no network, and it cannot see or signal
 other processes (another submission's kernel).
 
 This process stays outside, as the command's parent (the kernel's manager sees it as the kernel): it forwards the
@@ -48,6 +49,11 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 KEYCTL = {"x86_64": 250, "aarch64": 219, "arm64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}
 KEYCTL_JOIN_SESSION_KEYRING = 1
+# fallocate's system call number and the audit architecture of each machine (seccomp's filter checks both)
+FALLOCATE = {"x86_64": (285, 0xC000003E), "aarch64": (47, 0xC00000B7), "arm64": (47, 0xC00000B7),
+             "riscv64": (47, 0xC00000F3), "ppc64le": (309, 0xC0000015), "s390x": (314, 0x80000016)}
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 FAILED = 125                     # the exit status when the sandbox cannot be set up (its reason on stderr)
@@ -231,6 +237,35 @@ def _limit_memory(limit: int | None) -> None:
         adj.write("1000")
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _deny_fallocate() -> None:
+    """A seccomp filter (inherited by every process the command starts, and irremovable) under which ``fallocate``
+    fails with EOPNOTSUPP, as on a file system without it (glibc's ``posix_fallocate`` then writes the blocks, which
+    RLIMIT_FSIZE bounds): with ``FALLOC_FL_KEEP_SIZE`` it would reserve any amount of the disk through a file the
+    kernel holds there, whatever that limit. System calls of another architecture (x32, i386 on x86_64), which
+    number fallocate otherwise, fail with ENOSYS."""
+    number, arch = FALLOCATE.get(platform.machine(), (None, None))
+    if number is None:
+        raise OSError(f"seccomp: unknown system call number of fallocate on {platform.machine()}")
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06        # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    program = [(load, 0, 0, 4),                         # seccomp_data.arch
+               (jeq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ERRNO | 38),
+               (load, 0, 0, 0),                         # seccomp_data.nr
+               (jge, 2, 0, 0x40000000),                 # x32's numbers
+               (jeq, 1, 0, number), (ret, 0, 0, SECCOMP_RET_ALLOW),
+               (ret, 0, 0, SECCOMP_RET_ERRNO | 95)]     # EOPNOTSUPP
+    filters = (_SockFilter * len(program))(*(_SockFilter(*p) for p in program))
+    fprog = _SockFprog(len(program), filters)
+    _call(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
+
+
 def _child(spec: dict, argv: list[str]) -> None:
     """Process 1 of the new namespaces: build the file system, drop privileges, run the command."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -246,6 +281,7 @@ def _child(spec: dict, argv: list[str]) -> None:
         os.setresuid(spec["uid"], spec["uid"], spec["uid"])        # all capabilities are dropped with root
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)      # a change of user clears it
     _call(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _deny_fallocate()
     os.chdir(spec["cwd"])
     os.execve(argv[0], argv, os.environ)
 

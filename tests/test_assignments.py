@@ -1064,16 +1064,44 @@ def reserve(name, size):
     finally:
         os.close(fd)
 print(open("given.txt").read())
-print(attempt(lambda: reserve("big", 12_000_000)), os.path.getsize("big"))
+print(attempt(lambda: reserve("big", 12_000_000)), os.path.getsize("big") < 12_000_000)
+os.remove("big")
 print(attempt(lambda: open("blocks", "wb").write(b"0" * 12_000_000)))
 os.remove("blocks")
 print(attempt(lambda: [os.mkdir(f"d{k}") for k in range(300)]), os.statvfs(".").f_files)"""
     done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
                           timeout=120, env=grader._kernel_environment(work, work))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines() == ["from the grader", "No space left on device 0", "No space left on device",
+    assert done.stdout.splitlines() == ["from the grader", "No space left on device True", "No space left on device",
                                         "No space left on device 200"], done.stdout
     assert sorted(p.name for p in work.iterdir()) == ["given.txt"]
+
+
+def test_in_the_sandbox_fallocate_cannot_reserve_disk_past_the_file_size_limit(tmp_path):
+    # round 10: FALLOC_FL_KEEP_SIZE ignores RLIMIT_FSIZE: through a file the kernel holds on the disk (its log), one
+    # call reserved any amount of the disk. Under the sandbox's seccomp filter it fails, and posix_fallocate writes
+    # the blocks instead, which the limit bounds
+    import sandbox
+    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    log = private / "run" / "kernel.log"
+    log.touch()
+    log.chmod(0o666)
+    probe = f"""import ctypes, os, resource
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+fd = os.open({str(log)!r}, os.O_WRONLY)
+fallocate = ctypes.CDLL(None, use_errno=True).fallocate
+fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+print(fallocate(fd, 1, 0, 50_000_000), os.strerror(ctypes.get_errno()))       # 1: FALLOC_FL_KEEP_SIZE
+try:
+    os.posix_fallocate(fd, 0, 50_000_000)
+except OSError as exc:
+    print(os.strerror(exc.errno))"""
+    spec = policy.sandbox_spec(private / "run", [work, log], [work])
+    done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
+                          timeout=120, env=grader._kernel_environment(work, work))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["-1 Operation not supported", "File too large"], done.stdout
+    assert log.stat().st_blocks * 512 <= 1_100_000, log.stat()
 
 
 def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(tmp_path):
