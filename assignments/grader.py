@@ -109,6 +109,9 @@ FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
 # The address space a kernel may take (RLIMIT_AS, in the sandbox); the memory its files in memory (memfd) hold counts
 # towards WRITE_LIMIT (:func:`deleted_but_held`). Kernels are the OOM killer's first choice, the grader its last.
 MEMORY_LIMIT, GRADER_OOM_SCORE_ADJ = 6_000_000_000, -500
+# The processes and threads a run may have at once (a kernel has about 10; sandbox.py: a pids cgroup of its own when
+# the grader runs as root, else RLIMIT_NPROC over what the kernels' user has), far below the machine's pid_max
+TASK_LIMIT = 256
 REFERENCE_CACHE = make.BUILD / "reference"
 KIT = make.HERE / "gradingkit.py"          # copied for each batch into a folder the kernels may read
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
@@ -336,6 +339,7 @@ class Policy:
         return {"root": str(folder / "root"), "read": read, "write": [str(p) for p in writable],
                 "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1],
                 "memory": MEMORY_LIMIT,
+                "tasks": {"limit": TASK_LIMIT, "group": f"hlmgrader-{os.getpid()}-{folder.name}"},
                 "limited": {"paths": [str(p) for p in limited], "bytes": WRITE_LIMIT + WRITE_SLACK,
                             "entries": WRITE_ENTRIES + ENTRY_SLACK}}
 
@@ -353,8 +357,10 @@ class Policy:
             probe = ("import os, sys, hlmlib, numpy, pandas, scipy, matplotlib\n"
                      f"seen = [p for p in {secrets!r} if os.path.exists(p)]\n"
                      "sys.exit(f'the sandbox shows {seen[0]}' if seen else 0)")
-            why = sandbox.unavailable(self.sandbox_spec(folder, [work], [work]), [sys.executable, "-c", probe],
-                                      _kernel_environment(work, work))
+            spec = self.sandbox_spec(folder, [work], [work])
+            why = sandbox.unavailable(spec, [sys.executable, "-c", probe], _kernel_environment(work, work))
+            with contextlib.suppress(OSError):
+                sandbox.release_tasks(spec["tasks"]["group"])
         finally:
             remove_tree(folder)
         if why:
@@ -783,9 +789,9 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     client.km.client_factory = _BoundedKernelClient
     client.km.transport, client.km.ip = "ipc", str(sockets / "kernel")   # local sockets, not TCP
     client.km.connection_file = str(sockets / "kernel.json")
+    spec = policy.sandbox_spec(folder, [work, tmp, sockets, log, channel], [work, tmp])
     if policy.isolate:
-        client.km.sandbox = {**policy.sandbox_spec(folder, [work, tmp, sockets, log, channel], [work, tmp]),
-                             "seal": [str(sockets)]}
+        client.km.sandbox = {**spec, "seal": [str(sockets)]}
     deadline = time.monotonic() + timeout_file
     stopped, status, message, over, watches = None, "ok", "", [], []
     with open(folder / "kernel.log", "wb") as kernel_output:
@@ -834,6 +840,9 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
             _kill_run(client, parent=False)     # nothing the run started outlives it (a kernel that ignored shutdown)
             if client.namespace is not None:
                 os.close(client.namespace)
+            if policy.isolate:
+                with contextlib.suppress(OSError):      # its processes are killed: an empty group at worst stays
+                    await asyncio.to_thread(sandbox.release_tasks, spec["tasks"]["group"])
     if over:
         status, message = "crashed", f"the run {over[0]}" + (
             f" (before or in {_where(nb, stopped)})" if stopped is not None else "")

@@ -22,7 +22,8 @@ gain one (``no_new_privs``, and no set-user-id program is honoured). ``fallocate
 other processes (another submission's kernel).
 
 This process stays outside, as the command's parent (the kernel's manager sees it as the kernel): it forwards the
-signals it gets, and if it is killed the command is killed too. :func:`unavailable` says whether the machine allows
+signals it gets, and if it is killed the command is killed too. With ``tasks`` (``limit`` and ``group``), it and
+the command may have at most ``limit`` processes and threads in all (:func:`_limit_tasks`). :func:`unavailable` says whether the machine allows
 all this (a container without ``CAP_SYS_ADMIN``, or a system that forbids unprivileged user namespaces, does not).
 """
 from __future__ import annotations
@@ -266,6 +267,80 @@ def _deny_fallocate() -> None:
     _call(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 
 
+def _pids_hierarchy() -> str | None:
+    """The root of a cgroup hierarchy with the ``pids`` controller that this process may add groups to (cgroup v1's
+    ``pids``, or v2's where its root delegates ``pids``), or None."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            kind, options = fields[fields.index("-") + 1], fields[-1].split(",")
+            point = fields[4].replace("\\040", " ")
+            if kind == "cgroup" and "pids" in options or kind == "cgroup2" and "pids" in _read(
+                    os.path.join(point, "cgroup.subtree_control")).split():
+                if os.access(point, os.W_OK):
+                    return point
+    return None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as file:
+            return file.read()
+    except OSError:
+        return ""
+
+
+def tasks_group(name: str) -> str | None:
+    """The folder of the pids cgroup called ``name`` (see ``spec["tasks"]``), or None where there is none."""
+    root = _pids_hierarchy() if os.geteuid() == 0 else None
+    return None if root is None else os.path.join(root, name)
+
+
+def _limit_tasks(spec: dict) -> None:
+    """At most ``spec["tasks"]["limit"]`` processes and threads for this process and all it starts: a pids cgroup of
+    its own, ``spec["tasks"]["group"]``, when run as root on a machine with the pids controller (which whoever
+    started this removes after it, :func:`release_tasks`: this process no longer sees the cgroup file system); else RLIMIT_NPROC
+    set to the tasks the command's user has now plus that limit (it counts all of that user's: other runs' kernels
+    too, so the bound is the machine's, shared by the runs of a batch)."""
+    tasks = spec.get("tasks")
+    if not tasks:
+        return
+    group = tasks_group(tasks["group"])
+    if group is not None:
+        os.mkdir(group, 0o755)
+        with open(os.path.join(group, "pids.max"), "w", encoding="ascii") as limit:
+            limit.write(str(int(tasks["limit"])))
+        with open(os.path.join(group, "cgroup.procs"), "w", encoding="ascii") as procs:
+            procs.write(str(os.getpid()))
+        return
+    uid = spec["uid"] if spec.get("uid") is not None else os.getuid()
+    used = 0
+    for process in os.listdir("/proc"):
+        status = _read(f"/proc/{process}/status") if process.isdigit() else ""
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            used += int(fields.get("Threads", "1"))
+    limit = used + int(tasks["limit"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+
+
+def release_tasks(name: str, wait: float = 5.0) -> None:
+    """Remove the pids cgroup ``name`` once the processes in it are gone (waiting up to ``wait`` seconds)."""
+    import time
+    group = tasks_group(name)
+    if group is None or not os.path.isdir(group):
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.rmdir(group)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _child(spec: dict, argv: list[str]) -> None:
     """Process 1 of the new namespaces: build the file system, drop privileges, run the command."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -290,13 +365,14 @@ def main(args: list[str]) -> int:
     spec, argv = json.loads(args[0]), args[2:]
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
     try:
+        _limit_tasks(spec)
         if os.geteuid() != 0:
             uid, gid = os.getuid(), os.getgid()         # before: a new user namespace has no user mapped yet
             _call(_libc.unshare(flags | CLONE_NEWUSER), "unshare (a user namespace)")
             _map_user(uid, gid)
         else:
             _call(_libc.unshare(flags), "unshare")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"sandbox: the kernel cannot be isolated here ({exc})", file=sys.stderr)
         return FAILED
     pid = os.fork()

@@ -1104,6 +1104,38 @@ except OSError as exc:
     assert log.stat().st_blocks * 512 <= 1_100_000, log.stat()
 
 
+def test_a_fork_loop_in_the_sandbox_stops_at_the_runs_task_limit(tmp_path):
+    # round 10: code past the in-process defences could fork until the machine had no process ids left. Bounded
+    # here (600 forks at most): the forks past TASK_LIMIT fail, and the run's pids cgroup goes with it
+    import os
+    import sandbox
+    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    probe = """import os, signal, time
+children = []
+try:
+    for _ in range(600):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+    print("unbounded", len(children))
+except BlockingIOError:
+    print("stopped", len(children))
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)"""
+    spec = policy.sandbox_spec(private / "run", [work], [work])
+    done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
+                          timeout=120, env=grader._kernel_environment(work, work))
+    sandbox.release_tasks(spec["tasks"]["group"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    kind, forks = done.stdout.split()
+    assert kind == "stopped" and grader.TASK_LIMIT // 2 < int(forks) < grader.TASK_LIMIT, done.stdout
+    group = sandbox.tasks_group(spec["tasks"]["group"])
+    assert group is None or not os.path.exists(group), group
+
+
 def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(tmp_path):
     # round 8: the kernel keyring of the grader's session is not the sandbox's; address space is bounded
     import sandbox
