@@ -112,6 +112,8 @@ MEMORY_LIMIT, GRADER_OOM_SCORE_ADJ = 6_000_000_000, -500
 # The processes and threads a run may have at once (a kernel has about 10; sandbox.py: a pids cgroup of its own when
 # the grader runs as root, else RLIMIT_NPROC over what the kernels' user has), far below the machine's pid_max
 TASK_LIMIT = 256
+# The descriptors of a run's processes the disk watch looks at (a kernel holds about 100): past it, a run is over
+HELD_DESCRIPTORS = 2_000
 REFERENCE_CACHE = make.BUILD / "reference"
 KIT = make.HERE / "gradingkit.py"          # copied for each batch into a folder the kernels may read
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
@@ -584,19 +586,29 @@ def deleted_but_held(pid: int, folder: Path) -> int:
     """The bytes of the deleted files on ``folder``'s file system that process ``pid`` and its descendants still
     hold, through a file descriptor or a memory map (``/proc/PID/fd``, ``/proc/PID/map_files``): a file removed
     while open keeps its disk space until it is closed, out of sight of a count of the folder's files. Files made
-    by ``memfd_create`` (memory in no folder, and in no process's resident size) count too, wherever they are."""
+    by ``memfd_create`` (memory in no folder, and in no process's resident size) count too, wherever they are.
+    What one look costs is bounded: a deleted file mapped many times is looked at once (its maps share a device and
+    inode), and past HELD_DESCRIPTORS descriptors in all the run counts as over its limit (infinity)."""
     try:
         device = os.stat(folder).st_dev
     except OSError:
         return 0
-    counted, total = set(), 0
+    counted, total, descriptors = set(), 0, 0
     for process in _descendants(pid):
-        links = []
+        links, mapped = [], set()
         with contextlib.suppress(OSError):
-            links += [e.path for e in os.scandir(f"/proc/{process}/fd")]
+            with os.scandir(f"/proc/{process}/fd") as entries:
+                for entry in entries:
+                    descriptors += 1
+                    if descriptors > HELD_DESCRIPTORS:
+                        return math.inf
+                    links.append(entry.path)
         with contextlib.suppress(OSError), open(f"/proc/{process}/maps", encoding="utf-8", errors="replace") as maps:
-            links += [f"/proc/{process}/map_files/{line.split()[0]}" for line in maps
-                      if line.rstrip().endswith(" (deleted)")]
+            for line in maps:
+                fields = line.split(maxsplit=5)          # address, permissions, offset, device, inode, path
+                if line.rstrip().endswith(" (deleted)") and len(fields) == 6 and (fields[3], fields[4]) not in mapped:
+                    mapped.add((fields[3], fields[4]))
+                    links.append(f"/proc/{process}/map_files/{fields[0]}")
         for link in links:
             try:
                 target = os.readlink(link)
@@ -661,7 +673,8 @@ async def _watch_disk(folder: Path, client, over: list, limited: Path | None = N
             if used > WRITE_LIMIT or (low is not None and on_disk > low + FREE_SLACK):
                 over.append(
                     f"wrote more than {WRITE_ENTRIES:,} files and folders, folders deeper than {WRITE_DEPTH}, or a "
-                    "folder the grader cannot read, in its folder" if used == math.inf
+                    f"folder the grader cannot read, in its folder, or held more than {HELD_DESCRIPTORS:,} files "
+                    "open" if used == math.inf
                     else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
                          "held open)" if used > WRITE_LIMIT
                     else f"wrote {(on_disk - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "

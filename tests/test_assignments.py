@@ -913,6 +913,26 @@ def test_the_disk_watch_counts_deleted_files_held_open_or_mapped(tmp_path):
         mapped.close()
 
 
+def test_a_look_of_the_disk_watch_costs_a_bounded_number_of_system_calls(tmp_path, monkeypatch):
+    # round 10: 20,000 maps of one deleted file and 20,000 descriptors cost the grader half a core: the maps of one
+    # file are looked at once, and past HELD_DESCRIPTORS descriptors the run is over its limit
+    import mmap
+    import os
+    real_stat, looked = os.stat, []
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: looked.append(str(path)) or real_stat(path, *a, **k))
+    with open(tmp_path / "mapped.bin", "wb+") as source:
+        source.write(b"1" * 4096)
+        source.flush()
+        maps = [mmap.mmap(source.fileno(), 4096, access=mmap.ACCESS_READ) for _ in range(300)]
+        os.remove(tmp_path / "mapped.bin")
+        assert grader.deleted_but_held(os.getpid(), tmp_path) >= 4096
+        assert sum("map_files" in p for p in looked) == 1, len(looked)
+        monkeypatch.setattr(grader, "HELD_DESCRIPTORS", 100)
+        assert grader.deleted_but_held(os.getpid(), tmp_path) == float("inf")      # 300 maps' descriptors
+        for m in maps:
+            m.close()
+
+
 def test_the_disk_watch_counts_files_deeper_than_path_max_and_held_memfds(tmp_path):
     # round 8: 20 nested folders of 250-character names put a file past PATH_MAX, out of reach of any absolute path
     import os
