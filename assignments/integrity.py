@@ -364,7 +364,7 @@ class _Checker(ast.NodeVisitor):
             func._called_with_self = True            # Base.method(self, ...) in a subclass's method
         if isinstance(func, ast.Attribute) and func.attr in ALLOWED_DUNDER_METHODS and (
                 (isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
-                 and func.value.func.id == "super")
+                 and func.value.func.id == "super" and not func.value.args and not func.value.keywords)
                 or (getattr(func, "_called_with_self", False) and isinstance(func.value, ast.Name)
                     and func.value.id in self.own_classes)):
             func._base_call = True       # super().__init__(...), Base.__init__(self, ...): called, on self only
@@ -652,6 +652,9 @@ class _HistoryReads:
     the namespace). A loop's target counts as bound in its body, and after it if the loop surely runs
     (:func:`_never_empty`); a name bound in one branch of an ``if``, a loop's body or a ``try`` does not after it."""
 
+    def __init__(self):
+        self.enclosing = []            # the locals of the functions being read, innermost last
+
     def block(self, statements, bound: frozenset, function: bool = False) -> frozenset:
         for statement in statements:
             bound = self.statement(statement, bound, function)
@@ -706,7 +709,7 @@ class _HistoryReads:
             if isinstance(node, ast.ClassDef):
                 self.block(node.body, bound, function)
             else:
-                self.function(node, bound if function else frozenset())
+                self.function(node)
             return bound | {node.name}
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             return bound | {(a.asname or a.name).split(".")[0] for a in node.names}
@@ -721,8 +724,9 @@ class _HistoryReads:
             self.expression(child, bound, function)
         return bound
 
-    def function(self, node, enclosing: frozenset) -> None:
-        """A function's (or lambda's) body: its own locals, and those of the functions around it, are bound."""
+    def function(self, node) -> None:
+        """A function's (or lambda's) body: its own locals, and those of the functions around it (not what a flow
+        bound there: a global, read when the function is called, may be IPython's again), are bound."""
         local, declared = set(), set()
         for n in _scope_nodes(node):
             if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
@@ -737,11 +741,13 @@ class _HistoryReads:
                 local.add(n.name)
             elif isinstance(n, ast.Global):
                 declared |= set(n.names)
-        bound = enclosing | (local - declared)
+        bound = (self.enclosing[-1] if self.enclosing else frozenset()) | (local - declared)
+        self.enclosing.append(bound)
         if isinstance(node, ast.Lambda):
             self.expression(node.body, bound, True)
         else:
             self.block(node.body, bound, True)
+        self.enclosing.pop()
 
     def expression(self, node, bound, function: bool = False) -> None:
         if node is None:
@@ -751,7 +757,7 @@ class _HistoryReads:
                 node._history_read = True
         elif isinstance(node, ast.Lambda):
             self.expression(node.args, bound, function)
-            self.function(node, bound if function else frozenset())
+            self.function(node)
         elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
             targets = frozenset(n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name))
             for child in ast.iter_child_nodes(node):

@@ -50,9 +50,12 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 KEYCTL = {"x86_64": 250, "aarch64": 219, "arm64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}
 KEYCTL_JOIN_SESSION_KEYRING = 1
-# fallocate's system call number and the audit architecture of each machine (seccomp's filter checks both)
-FALLOCATE = {"x86_64": (285, 0xC000003E), "aarch64": (47, 0xC00000B7), "arm64": (47, 0xC00000B7),
-             "riscv64": (47, 0xC00000F3), "ppc64le": (309, 0xC0000015), "s390x": (314, 0x80000016)}
+# The system call numbers of fallocate and ioctl, the audit architecture of each machine (seccomp's filter checks
+# it), and where the low 32 bits of a call's second argument are in seccomp_data (args[1], 8 bytes at offset 24)
+FALLOCATE = {"x86_64": (285, 16, 0xC000003E, 24), "aarch64": (47, 29, 0xC00000B7, 24),
+             "arm64": (47, 29, 0xC00000B7, 24), "riscv64": (47, 29, 0xC00000F3, 24),
+             "ppc64le": (309, 54, 0xC0000015, 24), "s390x": (314, 54, 0x80000016, 28)}
+FS_IOC_RESVSP, FS_IOC_RESVSP64 = 0x40305828, 0x4030582A     # ioctls that reserve space as fallocate's KEEP_SIZE
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -250,18 +253,22 @@ def _deny_fallocate() -> None:
     """A seccomp filter (inherited by every process the command starts, and irremovable) under which ``fallocate``
     fails with EOPNOTSUPP, as on a file system without it (glibc's ``posix_fallocate`` then writes the blocks, which
     RLIMIT_FSIZE bounds): with ``FALLOC_FL_KEEP_SIZE`` it would reserve any amount of the disk through a file the
-    kernel holds there, whatever that limit. System calls of another architecture (x32, i386 on x86_64), which
-    number fallocate otherwise, fail with ENOSYS."""
-    number, arch = FALLOCATE.get(platform.machine(), (None, None))
-    if number is None:
-        raise OSError(f"seccomp: unknown system call number of fallocate on {platform.machine()}")
+    kernel holds there, whatever that limit; so would the ioctls ``FS_IOC_RESVSP`` and ``FS_IOC_RESVSP64``, which
+    fail the same way. System calls of another architecture (x32, i386 on x86_64), which number these otherwise,
+    fail with ENOSYS."""
+    if platform.machine() not in FALLOCATE:
+        raise OSError(f"seccomp: unknown system call numbers on {platform.machine()}")
+    fallocate, ioctl, arch, request = FALLOCATE[platform.machine()]
     load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06        # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
-    program = [(load, 0, 0, 4),                         # seccomp_data.arch
-               (jeq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ERRNO | 38),
-               (load, 0, 0, 0),                         # seccomp_data.nr
-               (jge, 2, 0, 0x40000000),                 # x32's numbers
-               (jeq, 1, 0, number), (ret, 0, 0, SECCOMP_RET_ALLOW),
-               (ret, 0, 0, SECCOMP_RET_ERRNO | 95)]     # EOPNOTSUPP
+    program = [(load, 0, 0, 4),                         # 0: seccomp_data.arch
+               (jeq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ERRNO | 38),       # ENOSYS
+               (load, 0, 0, 0),                         # 3: seccomp_data.nr
+               (jge, 7, 0, 0x40000000),                 # x32's numbers: to 12
+               (jeq, 6, 0, fallocate),                  # to 12
+               (jeq, 1, 0, ioctl), (ret, 0, 0, SECCOMP_RET_ALLOW),
+               (load, 0, 0, request),                   # 8: the ioctl's request
+               (jeq, 2, 0, FS_IOC_RESVSP), (jeq, 1, 0, FS_IOC_RESVSP64), (ret, 0, 0, SECCOMP_RET_ALLOW),
+               (ret, 0, 0, SECCOMP_RET_ERRNO | 95)]     # 12: EOPNOTSUPP
     filters = (_SockFilter * len(program))(*(_SockFilter(*p) for p in program))
     fprog = _SockFprog(len(program), filters)
     _call(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
@@ -307,12 +314,15 @@ def _limit_tasks(spec: dict) -> None:
         return
     group = tasks_group(tasks["group"])
     if group is not None:
-        os.mkdir(group, 0o755)
-        with open(os.path.join(group, "pids.max"), "w", encoding="ascii") as limit:
-            limit.write(str(int(tasks["limit"])))
-        with open(os.path.join(group, "cgroup.procs"), "w", encoding="ascii") as procs:
-            procs.write(str(os.getpid()))
-        return
+        try:
+            os.mkdir(group, 0o755)
+            with open(os.path.join(group, "pids.max"), "w", encoding="ascii") as limit:
+                limit.write(str(int(tasks["limit"])))
+            with open(os.path.join(group, "cgroup.procs"), "w", encoding="ascii") as procs:
+                procs.write(str(os.getpid()))
+            return
+        except OSError:                   # a cgroup file system that looked writable but is not: the limit below
+            pass
     uid = spec["uid"] if spec.get("uid") is not None else os.getuid()
     used = 0
     for process in os.listdir("/proc"):

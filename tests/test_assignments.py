@@ -1099,8 +1099,8 @@ print(attempt(lambda: [os.mkdir(f"d{k}") for k in range(300)]), os.statvfs(".").
 
 def test_in_the_sandbox_fallocate_cannot_reserve_disk_past_the_file_size_limit(tmp_path):
     # round 10: FALLOC_FL_KEEP_SIZE ignores RLIMIT_FSIZE: through a file the kernel holds on the disk (its log), one
-    # call reserved any amount of the disk. Under the sandbox's seccomp filter it fails, and posix_fallocate writes
-    # the blocks instead, which the limit bounds
+    # call reserved any amount of the disk (so does the ioctl FS_IOC_RESVSP64). Under the sandbox's seccomp filter
+    # both fail, and posix_fallocate writes the blocks instead, which the limit bounds
     import sandbox
     policy, private, work, root = _sandbox_run_folders(tmp_path)
     log = private / "run" / "kernel.log"
@@ -1112,6 +1112,11 @@ fd = os.open({str(log)!r}, os.O_WRONLY)
 fallocate = ctypes.CDLL(None, use_errno=True).fallocate
 fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
 print(fallocate(fd, 1, 0, 50_000_000), os.strerror(ctypes.get_errno()))       # 1: FALLOC_FL_KEEP_SIZE
+import fcntl, struct
+try:                                            # FS_IOC_RESVSP64: the same reservation by ioctl (struct space_resv)
+    fcntl.ioctl(fd, 0x4030582A, bytearray(struct.pack("hhxxxxqqiI16x", 0, 0, 0, 50_000_000, 0, 0)))
+except OSError as exc:
+    print(os.strerror(exc.errno))
 try:
     os.posix_fallocate(fd, 0, 50_000_000)
 except OSError as exc:
@@ -1120,7 +1125,8 @@ except OSError as exc:
     done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
                           timeout=120, env=grader._kernel_environment(work, work))
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.splitlines() == ["-1 Operation not supported", "File too large"], done.stdout
+    assert done.stdout.splitlines() == ["-1 Operation not supported", "Operation not supported", "File too large"], \
+        done.stdout
     assert log.stat().st_blocks * 512 <= 1_100_000, log.stat()
 
 
@@ -1701,6 +1707,8 @@ FLAGGED = [
     "class A:\n    def f(self):\n        np.__init__(self)", "class A:\n    pass\nA = np\nclass B:\n    def f(self):\n"
     "        A.__init__(self)", "class A:\n    def f(self):\n        return self.__class__.__mro__",
     "from IPython.display import display, get_ipython", "import IPython.display", "from IPython import display",
+    "def f():\n    global _i\n    _i = 1\n    def g():\n        return _i\n    return g",
+    "class A:\n    def f(self):\n        super(type(np), np).__init__('x')",
     "from IPython.display import display as getattr",
 ]
 ALLOWED = [
