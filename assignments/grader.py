@@ -102,7 +102,8 @@ MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kern
 # fails (ENOSPC). A watch, every WATCH_INTERVAL seconds, ends a run that takes more than WRITE_LIMIT bytes (that tmpfs,
 # the rest of its folder, and the deleted files and memfds its kernel holds) or WRITE_ENTRIES entries, or a folder
 # deeper than WRITE_DEPTH; while the folder's file system has less than FREE_FLOOR bytes free, it also ends a run that
-# takes FREE_SLACK bytes more of that disk (its tmpfs, in memory, does not count there). No file the kernel writes is larger than WRITE_LIMIT (its RLIMIT_FSIZE).
+# takes FREE_SLACK bytes more of that disk (its tmpfs, in memory, does not count there). No file the kernel writes is
+# larger than WRITE_LIMIT (its RLIMIT_FSIZE).
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 WRITE_SLACK, ENTRY_SLACK, WRITE_DEPTH = 16_000_000, 1_000, 64
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
@@ -650,7 +651,8 @@ async def _watch_disk(folder: Path, client, over: list, limited: Path | None = N
     """Every WATCH_INTERVAL seconds, the disk the run takes (:func:`disk_use`: its folder, and the deleted files its
     kernel holds; and, in the sandbox, its tmpfs, seen at ``limited`` in the run's root: :func:`limited_use`); past
     WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more on the disk (the tmpfs, memory, is not counted there)
-    than when the file system's free space fell below FREE_FLOOR while it stays there, note it in ``over`` and kill the kernel, which ends the run. Whatever fails in
+    than when the file system's free space fell below FREE_FLOOR while it stays there, note it in ``over`` and kill
+    the kernel, which ends the run. Whatever fails in
     the watch ends the run too: a run the grader cannot measure is not let run unwatched."""
     low = None                             # the run's use of the disk when its free space fell below the floor
     try:
@@ -772,7 +774,8 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. In the sandbox,
     ``work`` and ``tmp`` are a size-limited tmpfs (:meth:`Policy.sandbox_spec`), where a write past WRITE_LIMIT +
     WRITE_SLACK fails and nothing reaches the disk; the kernel's files on the disk are each at most WRITE_LIMIT
-    (RLIMIT_FSIZE; ``fallocate``, which reserves space past it, fails in the sandbox), and the sockets' folder becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
+    (RLIMIT_FSIZE; ``fallocate``, which reserves space past it, fails in the sandbox), and the sockets' folder
+    becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
     The channel and the log have their disk space reserved (:func:`preallocate`), and a run that takes more than
     WRITE_LIMIT in all is ended (:func:`_watch_disk`), after the fact: on the disk, a run can take 3 WRITE_LIMIT (those
     three files) for a fifth of a second, not fill it."""

@@ -59,7 +59,7 @@ FORBIDDEN_NAMES = {
     "singledispatch", "singledispatchmethod",
 }
 # IPython's input, output and folder history (the source of earlier cells, the objects they returned): refused where
-# a read may find IPython's value, allowed as the notebook's own variables (see _mark_history_reads)
+# a read may find IPython's value, allowed as the notebook's own variables (see _HistoryReads)
 HISTORY_NAMES = {"In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii"}
 INJECTED_NAMES = {"getattr"}     # the grader puts a checked version in the student's namespace: not to be rebound
 FORBIDDEN_ATTRIBUTES = {
@@ -515,8 +515,9 @@ def _inert(node) -> bool:
 
 def _format_problem(node, templates) -> str | None:
     """Why ``.format`` may not be called on ``node``, or None: it must be a constant string (or a concatenation of
-    them, or a conditional expression choosing between such), or a name the notebook binds only to such strings (``templates``: the name's every value), and its
-    fields may not look up attributes or items (``{0.x}``, ``{0[k]}``, in a format spec too)."""
+    them, or a conditional expression choosing between such), or a name the notebook binds only to such strings
+    (``templates``: the name's every value), and its fields may not look up attributes or items (``{0.x}``,
+    ``{0[k]}``, in a format spec too). Its caller lets an unreadable one through when it is given constants only."""
     texts = _constant_strings_of(node)
     if texts is None and isinstance(node, ast.Name):
         texts = templates.get(node.id)

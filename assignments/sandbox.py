@@ -18,12 +18,14 @@ other clones, home folders) is not there at all, whatever the command does: the 
 (``pivot_root``), and the command has no capability left to mount anything (run as root, it runs as ``uid``, an
 unprivileged user; otherwise as the same user in a user namespace, which drops its capabilities on ``exec``), nor to
 gain one (``no_new_privs``, and no set-user-id program is honoured). ``fallocate`` fails in it (a seccomp filter:
-:func:`_deny_fallocate`), so a file it writes on the disk takes no more than RLIMIT_FSIZE. It has no network, and it cannot see or signal
+:func:`_deny_fallocate`), so a file it writes on the disk takes no more than RLIMIT_FSIZE. It has no network, and it
+cannot see or signal
 other processes (another submission's kernel).
 
 This process stays outside, as the command's parent (the kernel's manager sees it as the kernel): it forwards the
 signals it gets, and if it is killed the command is killed too. With ``tasks`` (``limit`` and ``group``), it and
-the command may have at most ``limit`` processes and threads in all (:func:`_limit_tasks`). :func:`unavailable` says whether the machine allows
+the command may have at most ``limit`` processes and threads in all (:func:`_limit_tasks`). :func:`unavailable` says
+whether the machine allows
 all this (a container without ``CAP_SYS_ADMIN``, or a system that forbids unprivileged user namespaces, does not).
 """
 from __future__ import annotations
@@ -306,7 +308,8 @@ def tasks_group(name: str) -> str | None:
 def _limit_tasks(spec: dict) -> None:
     """At most ``spec["tasks"]["limit"]`` processes and threads for this process and all it starts: a pids cgroup of
     its own, ``spec["tasks"]["group"]``, when run as root on a machine with the pids controller (which whoever
-    started this removes after it, :func:`release_tasks`: this process no longer sees the cgroup file system); else RLIMIT_NPROC
+    started this removes after it, :func:`release_tasks`: this process no longer sees the cgroup file system); else
+    RLIMIT_NPROC
     set to the tasks the command's user has now plus that limit (it counts all of that user's: other runs' kernels
     too, so the bound is the machine's, shared by the runs of a batch)."""
     tasks = spec.get("tasks")

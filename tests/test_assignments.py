@@ -1701,7 +1701,8 @@ FLAGGED = [
     # round 10: what the rules now let through stays refused in its risky form: a read of IPython's history the cell
     # does not bind first, .format on an unreadable string given something other than constants (a Series label
     # can make `.style` a string), a base's dunder taken other than called on self, a module's __init__
-    "print(_i)", "if x:\n    _i = 1\nprint(_i)", "_i = 1\ndef f():\n    return _i", "for _i in rows:\n    pass\nprint(_i)",
+    "print(_i)", "if x:\n    _i = 1\nprint(_i)", "_i = 1\ndef f():\n    return _i",
+    "for _i in rows:\n    pass\nprint(_i)",
     "_oh += 1", "f = lambda: _ih", "def f():\n    global _i\n    return _i", "t.style.format(lambda v: str(v))",
     "t.style.format('{:.2f}', subset=cols)", "class A:\n    def f(self):\n        return super().__init__",
     "class A:\n    def f(self):\n        np.__init__(self)", "class A:\n    pass\nA = np\nclass B:\n    def f(self):\n"
@@ -1739,7 +1740,8 @@ ALLOWED = [
     "row = '{} {}'\nstr.format(row, 1, 2)", "row = '{0}'\nrow = '{1}'\nrow.format(1, 2)",
     # round 10: idioms of the book that were refused
     "row = '{}'\nfor row in rows:\n    row.format(1)", "row = '{' + name + '}'\nrow.format(1, x=(2, 'a'))",
-    "def f(template):\n    return template.format(-1.5, {'a': [None]})", "fmt = '{:.3f}' if x else '{:.2f}'\nfmt.format(x)",
+    "def f(template):\n    return template.format(-1.5, {'a': [None]})",
+    "fmt = '{:.3f}' if x else '{:.2f}'\nfmt.format(x)",
     "import pandas as pd\nt = pd.DataFrame({'a': [1.0]})\nt.style.format('{:.3f}', na_rep='')\n"
     "t.style.format(precision=4)\nt.style.format({'a': '{:.1e}'}, subset=['a'])",
     "from IPython.display import display, Markdown\ndisplay(Markdown('**x**'))",
@@ -1747,8 +1749,10 @@ ALLOWED = [
     "        return self.__class__.__name__\nclass B(A):\n    def __init__(self, n):\n        super().__init__(n)\n"
     "class C(A):\n    def __init__(self, n):\n        A.__init__(self, n)",
     "class E(ValueError):\n    def __init__(self, m):\n        super().__init__(m)",
-    "for _i in range(3):\n    print(_i)\nprint(_i)", "_i = 2\nprint(_i + 1)", "def f(_i):\n    return [_i for _ in 'ab']",
-    "print([_i * 2 for _i in range(3)])", "_dh = 3\nif _dh:\n    print(_dh)", "_x = 1\ndef g():\n    global _x\n    _x += 1",
+    "for _i in range(3):\n    print(_i)\nprint(_i)", "_i = 2\nprint(_i + 1)",
+    "def f(_i):\n    return [_i for _ in 'ab']",
+    "print([_i * 2 for _i in range(3)])", "_dh = 3\nif _dh:\n    print(_dh)",
+    "_x = 1\ndef g():\n    global _x\n    _x += 1",
     "def f():\n    _i = 1\n    def g():\n        return _i\n    return g()", "with open('a') as _i:\n    print(_i)",
 ]
 NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotlib {get_ipython()}", "%load f.py",
