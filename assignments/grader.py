@@ -102,13 +102,19 @@ MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kern
 # fails (ENOSPC). A watch, every WATCH_INTERVAL seconds, ends a run that takes more than WRITE_LIMIT bytes (that tmpfs,
 # the rest of its folder, and the deleted files and memfds its kernel holds) or WRITE_ENTRIES entries, or a folder
 # deeper than WRITE_DEPTH; while the folder's file system has less than FREE_FLOOR bytes free, it also ends a run that
-# takes FREE_SLACK bytes more. No file the kernel writes is larger than WRITE_LIMIT (its RLIMIT_FSIZE).
+# takes FREE_SLACK bytes more of that disk (its tmpfs, in memory, does not count there). No file the kernel writes is
+# larger than WRITE_LIMIT (its RLIMIT_FSIZE).
 WRITE_LIMIT, WRITE_ENTRIES, WATCH_INTERVAL = 100_000_000, 10_000, 0.2
 WRITE_SLACK, ENTRY_SLACK, WRITE_DEPTH = 16_000_000, 1_000, 64
 FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
 # The address space a kernel may take (RLIMIT_AS, in the sandbox); the memory its files in memory (memfd) hold counts
 # towards WRITE_LIMIT (:func:`deleted_but_held`). Kernels are the OOM killer's first choice, the grader its last.
 MEMORY_LIMIT, GRADER_OOM_SCORE_ADJ = 6_000_000_000, -500
+# The processes and threads a run may have at once (a kernel has about 10; sandbox.py: a pids cgroup of its own when
+# the grader runs as root, else RLIMIT_NPROC over what the kernels' user has), far below the machine's pid_max
+TASK_LIMIT = 256
+# The descriptors of a run's processes the disk watch looks at (a kernel holds about 100): past it, a run is over
+HELD_DESCRIPTORS = 2_000
 REFERENCE_CACHE = make.BUILD / "reference"
 KIT = make.HERE / "gradingkit.py"          # copied for each batch into a folder the kernels may read
 # Read-only system data that libraries read at run time (matplotlib's fonts, time zones, locale and MIME tables);
@@ -336,6 +342,7 @@ class Policy:
         return {"root": str(folder / "root"), "read": read, "write": [str(p) for p in writable],
                 "cwd": str(writable[0]), "uid": self.user and self.user[0], "gid": self.user and self.user[1],
                 "memory": MEMORY_LIMIT,
+                "tasks": {"limit": TASK_LIMIT, "group": f"hlmgrader-{os.getpid()}-{folder.name}"},
                 "limited": {"paths": [str(p) for p in limited], "bytes": WRITE_LIMIT + WRITE_SLACK,
                             "entries": WRITE_ENTRIES + ENTRY_SLACK}}
 
@@ -353,8 +360,10 @@ class Policy:
             probe = ("import os, sys, hlmlib, numpy, pandas, scipy, matplotlib\n"
                      f"seen = [p for p in {secrets!r} if os.path.exists(p)]\n"
                      "sys.exit(f'the sandbox shows {seen[0]}' if seen else 0)")
-            why = sandbox.unavailable(self.sandbox_spec(folder, [work], [work]), [sys.executable, "-c", probe],
-                                      _kernel_environment(work, work))
+            spec = self.sandbox_spec(folder, [work], [work])
+            why = sandbox.unavailable(spec, [sys.executable, "-c", probe], _kernel_environment(work, work))
+            with contextlib.suppress(OSError):
+                sandbox.release_tasks(spec["tasks"]["group"])
         finally:
             remove_tree(folder)
         if why:
@@ -372,7 +381,8 @@ class Policy:
         return SETUP.format(here=str(self.kit), work=str(work), log=str(log), channel=str(channel), denied=self.denied,
                             allowed=(*self.allowed, str(tmp)),
                             forbidden=sorted(integrity.FORBIDDEN_ATTRIBUTES | integrity.CHECKED_CALLS),
-                            names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES),
+                            names=sorted(integrity.FORBIDDEN_NAMES | integrity.INJECTED_NAMES
+                                         | integrity.HISTORY_NAMES),
                             write_limit=WRITE_LIMIT)
 
 
@@ -577,19 +587,29 @@ def deleted_but_held(pid: int, folder: Path) -> int:
     """The bytes of the deleted files on ``folder``'s file system that process ``pid`` and its descendants still
     hold, through a file descriptor or a memory map (``/proc/PID/fd``, ``/proc/PID/map_files``): a file removed
     while open keeps its disk space until it is closed, out of sight of a count of the folder's files. Files made
-    by ``memfd_create`` (memory in no folder, and in no process's resident size) count too, wherever they are."""
+    by ``memfd_create`` (memory in no folder, and in no process's resident size) count too, wherever they are.
+    What one look costs is bounded: a deleted file mapped many times is looked at once (its maps share a device and
+    inode), and past HELD_DESCRIPTORS descriptors in all the run counts as over its limit (infinity)."""
     try:
         device = os.stat(folder).st_dev
     except OSError:
         return 0
-    counted, total = set(), 0
+    counted, total, descriptors = set(), 0, 0
     for process in _descendants(pid):
-        links = []
+        links, mapped = [], set()
         with contextlib.suppress(OSError):
-            links += [e.path for e in os.scandir(f"/proc/{process}/fd")]
+            with os.scandir(f"/proc/{process}/fd") as entries:
+                for entry in entries:
+                    descriptors += 1
+                    if descriptors > HELD_DESCRIPTORS:
+                        return math.inf
+                    links.append(entry.path)
         with contextlib.suppress(OSError), open(f"/proc/{process}/maps", encoding="utf-8", errors="replace") as maps:
-            links += [f"/proc/{process}/map_files/{line.split()[0]}" for line in maps
-                      if line.rstrip().endswith(" (deleted)")]
+            for line in maps:
+                fields = line.split(maxsplit=5)          # address, permissions, offset, device, inode, path
+                if line.rstrip().endswith(" (deleted)") and len(fields) == 6 and (fields[3], fields[4]) not in mapped:
+                    mapped.add((fields[3], fields[4]))
+                    links.append(f"/proc/{process}/map_files/{fields[0]}")
         for link in links:
             try:
                 target = os.readlink(link)
@@ -630,15 +650,16 @@ def free_space(folder: Path) -> float:
 async def _watch_disk(folder: Path, client, over: list, limited: Path | None = None) -> None:
     """Every WATCH_INTERVAL seconds, the disk the run takes (:func:`disk_use`: its folder, and the deleted files its
     kernel holds; and, in the sandbox, its tmpfs, seen at ``limited`` in the run's root: :func:`limited_use`); past
-    WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more than when the file system's free space fell below
-    FREE_FLOOR while it stays there, note it in ``over`` and kill the kernel, which ends the run. Whatever fails in
+    WRITE_LIMIT (or WRITE_ENTRIES entries), or FREE_SLACK more on the disk (the tmpfs, memory, is not counted there)
+    than when the file system's free space fell below FREE_FLOOR while it stays there, note it in ``over`` and kill
+    the kernel, which ends the run. Whatever fails in
     the watch ends the run too: a run the grader cannot measure is not let run unwatched."""
-    low = None                                      # the run's disk use when free space fell below the floor
+    low = None                             # the run's use of the disk when its free space fell below the floor
     try:
         while True:
             await asyncio.sleep(WATCH_INTERVAL)
             pid = getattr(client.km.provisioner, "pid", None)
-            used = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES, pid)
+            used = on_disk = await asyncio.to_thread(disk_use, folder, WRITE_ENTRIES, pid)
             if limited is not None:
                 if client.namespace_pid is None:
                     raise ProcessLookupError("the sandbox's process 1 was not found")
@@ -650,14 +671,15 @@ async def _watch_disk(folder: Path, client, over: list, limited: Path | None = N
             if free_space(folder) >= FREE_FLOOR:
                 low = None
             elif low is None:
-                low = used
-            if used > WRITE_LIMIT or (low is not None and used > low + FREE_SLACK):
+                low = on_disk
+            if used > WRITE_LIMIT or (low is not None and on_disk > low + FREE_SLACK):
                 over.append(
                     f"wrote more than {WRITE_ENTRIES:,} files and folders, folders deeper than {WRITE_DEPTH}, or a "
-                    "folder the grader cannot read, in its folder" if used == math.inf
+                    f"folder the grader cannot read, in its folder, or held more than {HELD_DESCRIPTORS:,} files "
+                    "open" if used == math.inf
                     else f"wrote more than {WRITE_LIMIT / 1e6:g} MB in its folder (counting the deleted files it "
                          "held open)" if used > WRITE_LIMIT
-                    else f"wrote {(used - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
+                    else f"wrote {(on_disk - low) / 1e6:.3g} MB while the disk had less than {FREE_FLOOR / 1e6:g} MB "
                          "free")
                 break
     except asyncio.CancelledError:
@@ -752,7 +774,8 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     the refusals the audit hook logs, the grader's channel, the kernel's own output and its sockets. In the sandbox,
     ``work`` and ``tmp`` are a size-limited tmpfs (:meth:`Policy.sandbox_spec`), where a write past WRITE_LIMIT +
     WRITE_SLACK fails and nothing reaches the disk; the kernel's files on the disk are each at most WRITE_LIMIT
-    (RLIMIT_FSIZE), and the sockets' folder becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
+    (RLIMIT_FSIZE; ``fallocate``, which reserves space past it, fails in the sandbox), and the sockets' folder
+    becomes read-only in the sandbox once its sockets are made (:func:`_seal`).
     The channel and the log have their disk space reserved (:func:`preallocate`), and a run that takes more than
     WRITE_LIMIT in all is ended (:func:`_watch_disk`), after the fact: on the disk, a run can take 3 WRITE_LIMIT (those
     three files) for a fifth of a second, not fill it."""
@@ -782,9 +805,9 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
     client.km.client_factory = _BoundedKernelClient
     client.km.transport, client.km.ip = "ipc", str(sockets / "kernel")   # local sockets, not TCP
     client.km.connection_file = str(sockets / "kernel.json")
+    spec = policy.sandbox_spec(folder, [work, tmp, sockets, log, channel], [work, tmp])
     if policy.isolate:
-        client.km.sandbox = {**policy.sandbox_spec(folder, [work, tmp, sockets, log, channel], [work, tmp]),
-                             "seal": [str(sockets)]}
+        client.km.sandbox = {**spec, "seal": [str(sockets)]}
     deadline = time.monotonic() + timeout_file
     stopped, status, message, over, watches = None, "ok", "", [], []
     with open(folder / "kernel.log", "wb") as kernel_output:
@@ -833,6 +856,9 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
             _kill_run(client, parent=False)     # nothing the run started outlives it (a kernel that ignored shutdown)
             if client.namespace is not None:
                 os.close(client.namespace)
+            if policy.isolate:
+                with contextlib.suppress(OSError):      # its processes are killed: an empty group at worst stays
+                    await asyncio.to_thread(sandbox.release_tasks, spec["tasks"]["group"])
     if over:
         status, message = "crashed", f"the run {over[0]}" + (
             f" (before or in {_where(nb, stopped)})" if stopped is not None else "")

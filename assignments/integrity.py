@@ -7,10 +7,14 @@ Two verdicts:
   magic's argument is code or a command that the check could not see; one whose ``%time``/``%timeit`` code (its
   options parsed as IPython parses them) cannot be parsed. Such a cell fails as an error in that cell only.
 - :func:`check_cells`: constructs that reach into the interpreter to defeat the grader (see ``gradingkit.py``),
-  in the code that will run, magics' code included: imports outside an allow-list (``sys``, ``builtins``,
+  in the code that will run, magics' code included: imports outside an allow-list (``from IPython.display import
+  display``, ``Markdown``... is on it, IPython itself is not; ``sys``, ``builtins``,
   ``inspect``, ``gc``, ``importlib``, ``subprocess``, ``ctypes``, ``operator``, ``pickle``, ... are out);
-  ``exec``, ``eval``, ``compile``, ``globals``, ``setattr`` and friends; IPython's ``get_ipython`` and input
-  history; dunder names, attributes and strings (``__version__``, ``__name__``, ``__doc__`` may be read);
+  ``exec``, ``eval``, ``compile``, ``globals``, ``setattr`` and friends; IPython's ``get_ipython``; a read of
+  IPython's history (``_i``, ``_ih``, ``Out``, ``_dh``, ``_i3``...) that the cell does not surely bind itself before
+  (``for _i in ...`` and a function's own ``_i`` are the notebook's); dunder names, attributes and strings
+  (``__version__``, ``__name__``, ``__doc__`` may be read, and so may ``self.__class__.__name__``; a method may call
+  its base's ``super().__init__(...)`` or ``Base.__init__(self, ...)``, ``Base`` a class of the notebook's);
   attributes that lead to the interpreter's internals (``warnings.sys``, ``tempfile._thread``, frames, code
   objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
   (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names; ``functools.singledispatch``
@@ -20,7 +24,9 @@ Two verdicts:
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
   or matplotlib options); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
   names, ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
-  these taken other than by a direct call, and ``.format`` on a string the check cannot read; and taking a method
+  these taken other than by a direct call, and ``.format`` on a string the check cannot read given anything but
+  constants (``df.style.format("{:.3f}")``, ``.style.format(precision=4)`` pass: fields of a format string reach
+  only the attributes of what it is given); and taking a method
   from its class (``Box.put(np.testing, f)``, ``type(box).put``,
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
   an item of an imported module. A submission with any of these is not run: it
@@ -48,10 +54,13 @@ ALLOWED_IMPORTS = {   # numerical work, and standard modules that neither evalua
 }
 FORBIDDEN_NAMES = {
     "exec", "eval", "compile", "__import__", "globals", "locals", "vars", "setattr", "delattr", "input",
-    "breakpoint", "memoryview", "get_ipython", "display_pub", "In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii",
+    "breakpoint", "memoryview", "get_ipython", "display_pub",
     # they evaluate a function's string annotations (typing.get_type_hints) with the notebook's namespace
     "singledispatch", "singledispatchmethod",
 }
+# IPython's input, output and folder history (the source of earlier cells, the objects they returned): refused where
+# a read may find IPython's value, allowed as the notebook's own variables (see _HistoryReads)
+HISTORY_NAMES = {"In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii"}
 INJECTED_NAMES = {"getattr"}     # the grader puts a checked version in the student's namespace: not to be rebound
 FORBIDDEN_ATTRIBUTES = {
     # modules outside the allow-list, reached as attributes of allowed ones (warnings.sys, np.core._internal.ctypes)
@@ -102,7 +111,10 @@ CODE_MAGICS = {"time", "timeit"}           # magics whose argument is code: allo
 STRING_CODE_METHODS = {"query", "eval"}    # pandas methods that evaluate a string
 DUNDER = re.compile(r"^__[A-Za-z0-9]\w*__$")
 DUNDER_INSIDE = re.compile(r"__[A-Za-z0-9]\w*__")
-HISTORY = re.compile(r"^_i?\d+$")
+HISTORY = re.compile(r"^_i?\d+$")        # IPython's _i3 (a cell's source) and _3 (its result)
+# What a notebook may import from IPython (none of it runs code or reaches the shell; IPython itself is refused)
+IPYTHON_DISPLAY = {"display", "Markdown", "HTML", "Latex", "Math", "Image", "SVG", "JSON", "Pretty", "clear_output",
+                   "display_markdown", "display_html", "display_latex", "display_pretty"}
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 DOTTED_NAME = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*$")
 
@@ -164,10 +176,12 @@ class _NoDefaults:
 
 class _Checker(ast.NodeVisitor):
     def __init__(self, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                 templates=frozenset()):
+                 templates=frozenset(), own_classes=frozenset()):
         """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods;
         ``enums``: the names of Enum's classes and of the notebook's classes derived from them; ``templates``: the
-        names the notebook binds only to constant strings (:func:`_constant_strings`)."""
+        names the notebook binds only to constant strings (:func:`_constant_strings`); ``own_classes``: those bound
+        to its classes only (:func:`_own_classes`)."""
+        self.own_classes = own_classes
         self.imported, self.problems, self.method_self = imported, [], []
         self.classes, self.methods, self.enums, self.templates = classes, methods, enums | ENUM_CLASSES, templates
         self.scopes = ["module"]           # "class" where a class body's statements run, else "function" or "module"
@@ -176,20 +190,30 @@ class _Checker(ast.NodeVisitor):
         self.problems.append((getattr(node, "lineno", 0), what))
 
     def visit_Import(self, node):
+        self._aliases(node)
         for alias in node.names:
             self._import(node, alias.name)
         self.generic_visit(node)
 
     def visit_ImportFrom(self, node):
-        self._import(node, "." * node.level + (node.module or ""))
+        self._aliases(node)
+        self._import(node, "." * node.level + (node.module or ""), allowed=node.level == 0 and node.module ==
+                     "IPython.display" and all(alias.name in IPYTHON_DISPLAY for alias in node.names))
         for alias in node.names:
-            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES \
+            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES | HISTORY_NAMES \
                     or alias.name.startswith("_"):
                 self.flag(node, f"imports {alias.name}")
             elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
                 self.flag(node, f"imports {alias.name} under another name")
 
-    def _import(self, node, name):
+    def _aliases(self, node):
+        for alias in node.names:
+            if alias.asname in INJECTED_NAMES | FORBIDDEN_NAMES:
+                self.flag(node, f"imports {alias.name} as {alias.asname}")
+
+    def _import(self, node, name, allowed=False):
+        if allowed:
+            return
         if name.split(".")[0] not in ALLOWED_IMPORTS:
             self.flag(node, f"imports {name or 'a relative module'}, which is not on the list of allowed modules")
         elif any(part.startswith("_") for part in name.split(".")[1:]):
@@ -199,9 +223,10 @@ class _Checker(ast.NodeVisitor):
         self._checked_call_used(node, node.id)
         if node.id == "property" and self.scopes[-1] != "class":
             self.flag(node, "makes a property outside a class body (where its name could be made at run time)")
-        if (node.id in FORBIDDEN_NAMES or HISTORY.match(node.id)
+        if (node.id in FORBIDDEN_NAMES or getattr(node, "_history_read", False)
                 or DUNDER.match(node.id) and not (node.id == "__name__" and isinstance(node.ctx, ast.Load))):
-            self.flag(node, f"uses {node.id}")
+            self.flag(node, f"uses {node.id}" + (" (IPython's history, unless the cell binds it before)"
+                                                 if getattr(node, "_history_read", False) else ""))
         elif node.id in INJECTED_NAMES and not isinstance(node.ctx, ast.Load):
             self.flag(node, f"rebinds {node.id}")
 
@@ -293,7 +318,11 @@ class _Checker(ast.NodeVisitor):
                 and not getattr(node, "_called_with_self", False)):
             self.flag(node, f"takes the method .{node.attr} from its class (its self could then be any object, "
                             "such as a module)")
-        if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load)))
+        if isinstance(node.ctx, ast.Load) and node.attr in READABLE_DUNDERS and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "__class__":
+            node.value._class_name = True                # self.__class__.__name__: a string, not the class
+        if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load))
+             and not getattr(node, "_base_call", False) and not getattr(node, "_class_name", False))
                 or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
         elif node.attr.startswith("_") and not DUNDER.match(node.attr) \
@@ -325,7 +354,7 @@ class _Checker(ast.NodeVisitor):
             try:
                 for code in _magic_code(*magic):
                     self.problems += _check_code(code, self.imported, self.classes, self.methods,
-                                                 self.enums - ENUM_CLASSES, self.templates)
+                                                 self.enums - ENUM_CLASSES, self.templates, self.own_classes)
             except _NotRun:
                 pass                # such a cell does not run (see not_run)
             return
@@ -333,6 +362,12 @@ class _Checker(ast.NodeVisitor):
         if (isinstance(func, ast.Attribute) and node.args and isinstance(node.args[0], ast.Name)
                 and self.method_self and node.args[0].id == self.method_self[-1]):
             func._called_with_self = True            # Base.method(self, ...) in a subclass's method
+        if isinstance(func, ast.Attribute) and func.attr in ALLOWED_DUNDER_METHODS and (
+                (isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
+                 and func.value.func.id == "super" and not func.value.args and not func.value.keywords)
+                or (getattr(func, "_called_with_self", False) and isinstance(func.value, ast.Name)
+                    and func.value.id in self.own_classes)):
+            func._base_call = True       # super().__init__(...), Base.__init__(self, ...): called, on self only
         if (isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2
                 and self._a_class(node.args[0]) and isinstance(node.args[1], ast.Constant)
                 and node.args[1].value in self.methods):
@@ -350,8 +385,12 @@ class _Checker(ast.NodeVisitor):
         elif isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "type":
             self._enum_call(node, "the class of an object")          # type(Color.RED)("E", names)
         if name in FORMAT_METHODS and isinstance(func, ast.Attribute):
-            text = node.args[0] if _dotted(func.value) == "str" and node.args else func.value
+            unbound = _dotted(func.value) == "str" and node.args         # str.format(template, ...)
+            text = node.args[0] if unbound else func.value
             problem = _format_problem(text, self.templates)
+            if problem == UNREADABLE and all(_inert(a) for a in node.args[1 if unbound else 0:]) \
+                    and all(k.arg is not None and _inert(k.value) for k in node.keywords):
+                problem = None       # whatever the string, its fields can look up only constants' attributes
             if problem:
                 self.flag(node, f"calls .{name}() on {problem} (it looks attributes up by the names in it)")
         self.generic_visit(node)
@@ -381,7 +420,7 @@ class _Checker(ast.NodeVisitor):
         self._tokens(node, text.value, where)
 
     def _tokens(self, node, text, where):
-        bad = set(IDENTIFIER.findall(text)) & (FORBIDDEN_NAMES | FORBIDDEN_ATTRIBUTES | {"getattr"})
+        bad = set(IDENTIFIER.findall(text)) & (FORBIDDEN_NAMES | HISTORY_NAMES | FORBIDDEN_ATTRIBUTES | {"getattr"})
         if bad or "__" in text:
             self.flag(node, f"{where} evaluates {sorted(bad) or ['a dunder name']}")
 
@@ -446,14 +485,44 @@ def _constant_string(node) -> str | None:
     return None
 
 
+def _constant_strings_of(node) -> list[str] | None:
+    """The values a constant string expression may take: :func:`_constant_string`'s, or either branch of a
+    conditional expression of them (``"{:.3f}" if c else "{:.2f}"``), else None."""
+    if isinstance(node, ast.IfExp):
+        body, orelse = _constant_strings_of(node.body), _constant_strings_of(node.orelse)
+        return None if body is None or orelse is None else body + orelse
+    text = _constant_string(node)
+    return None if text is None else [text]
+
+
+UNREADABLE = "a string the check cannot read"
+
+
+def _inert(node) -> bool:
+    """Whether ``node`` is a constant (a number, string, bytes, True, False, None) or a tuple, list, set or dict
+    display of them: what a format string's fields can then reach (through attributes and items, never a call) are
+    built-in types and their slots, not a function's globals or a module."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return isinstance(node.operand, ast.Constant)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_inert(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _inert(k) for k in node.keys) and all(_inert(v) for v in node.values)
+    return False
+
+
 def _format_problem(node, templates) -> str | None:
     """Why ``.format`` may not be called on ``node``, or None: it must be a constant string (or a concatenation of
-    them), or a name the notebook binds only to such strings (``templates``: the name's every value), and its
-    fields may not look up attributes or items (``{0.x}``, ``{0[k]}``, in a format spec too)."""
-    texts = ([_constant_string(node)] if _constant_string(node) is not None
-             else templates.get(node.id) if isinstance(node, ast.Name) and node.id in templates else None)
+    them, or a conditional expression choosing between such), or a name the notebook binds only to such strings
+    (``templates``: the name's every value), and its fields may not look up attributes or items (``{0.x}``,
+    ``{0[k]}``, in a format spec too). Its caller lets an unreadable one through when it is given constants only."""
+    texts = _constant_strings_of(node)
+    if texts is None and isinstance(node, ast.Name):
+        texts = templates.get(node.id)
     if texts is None:
-        return "a string the check cannot read"
+        return UNREADABLE
     for text in texts:
         if not _plain_fields(text):
             return f"the string {text[:60]!r}, whose fields look up attributes or items"
@@ -477,33 +546,46 @@ def _plain_fields(text: str) -> bool:
 
 def _constant_strings(trees) -> dict[str, list[str]]:
     """The names the notebook binds only by plain assignments (``row = "{:<12}"``, ``row: str = "a" + "b"``) of
-    constant strings, or concatenations of them, with every value each takes; a name bound any other way anywhere
+    constant strings (:func:`_constant_strings_of`), with every value each takes; a name bound any other way anywhere
     (a loop, a parameter, an import, unpacking, ``+=``) is not one."""
     values: dict[str, list[str]] = {}
-    other: set[str] = set()
     for tree in trees:
         for node in ast.walk(tree):
             if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                text = _constant_string(node.value)
+                texts = _constant_strings_of(node.value)
                 for target in targets:
-                    if isinstance(target, ast.Name) and text is not None:
-                        values.setdefault(target.id, []).append(text)
+                    if isinstance(target, ast.Name) and texts is not None:
+                        values.setdefault(target.id, []).extend(texts)
                         target._constant = True
-            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) \
-                    and not getattr(node, "_constant", False):
-                other.add(node.id)
-            elif isinstance(node, ast.arg):
-                other.add(node.arg)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                other.add(node.name)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                other |= {(a.asname or a.name).split(".")[0] for a in node.names}
-            elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
-                other.add(node.name)
-            elif isinstance(node, (ast.Global, ast.Nonlocal)):
-                other |= set(node.names)
+    other = {name for name, where in _bindings(trees) if not getattr(where, "_constant", False)}
     return {name: texts for name, texts in values.items() if name not in other}
+
+
+def _bindings(trees):
+    """(name, the node that binds it) for every way the notebook binds a name: assignment and deletion targets,
+    parameters, definitions, imports, ``except ... as``, match captures, ``global`` and ``nonlocal``."""
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+                yield node.id, node
+            elif isinstance(node, ast.arg):
+                yield node.arg, node
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                yield node.name, node
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                yield from (((a.asname or a.name).split(".")[0], node) for a in node.names)
+            elif isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)) and node.name:
+                yield node.name, node
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                yield from ((name, node) for name in node.names)
+
+
+def _own_classes(trees) -> frozenset:
+    """The names the notebook binds to its classes and to nothing else (so ``Base.__init__`` is its class's)."""
+    bindings = list(_bindings(trees))
+    return frozenset({n for n, where in bindings if isinstance(where, ast.ClassDef)}
+                     - {n for n, where in bindings if not isinstance(where, ast.ClassDef)})
 
 
 def wrapper_name(name: str, forbidden=FORBIDDEN_ATTRIBUTES) -> bool:
@@ -559,13 +641,168 @@ def _enum_classes(trees) -> frozenset:
         found |= new
 
 
+def _history_name(name: str) -> bool:
+    return name in HISTORY_NAMES or HISTORY.match(name) is not None
+
+
+class _HistoryReads:
+    """Marks (``_history_read``) each read of a history name (HISTORY_NAMES, ``_i3``, ``_3``) that may find IPython's
+    value rather than the notebook's own: at a cell's top level, a read the cell's statements before it do not
+    surely bind (IPython rebinds ``_i`` and its kind between cells, so a binding in an earlier cell does not count);
+    in a function, a read of a name that neither it nor an enclosing function binds (a local is never looked up in
+    the namespace). A loop's target counts as bound in its body, and after it if the loop surely runs
+    (:func:`_never_empty`); a name bound in one branch of an ``if``, a loop's body or a ``try`` does not after it."""
+
+    def __init__(self):
+        self.enclosing = []            # the locals of the functions being read, innermost last
+
+    def block(self, statements, bound: frozenset, function: bool = False) -> frozenset:
+        for statement in statements:
+            bound = self.statement(statement, bound, function)
+        return bound
+
+    def statement(self, node, bound, function):
+        def stored(*targets):
+            return frozenset(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)
+                             and not isinstance(n.ctx, ast.Load))
+
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for part in [node.value, *targets, getattr(node, "annotation", None)]:
+                self.expression(part, bound, function)
+            return bound | stored(*targets) if node.value is not None else bound
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name) and _history_name(node.target.id) \
+                and node.target.id not in bound:
+            node.target._history_read = True         # read before it is written
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            self.expression(node.iter, bound, function)
+            self.expression(node.target, bound, function)
+            self.block(node.body, bound | stored(node.target), function)
+            self.block(node.orelse, bound, function)
+            return bound | stored(node.target) if _never_empty(node.iter) else bound
+        if isinstance(node, ast.While):
+            self.expression(node.test, bound, function)
+            self.block(node.body, bound, function)
+            self.block(node.orelse, bound, function)
+            return bound
+        if isinstance(node, ast.If):
+            self.expression(node.test, bound, function)
+            return self.block(node.body, bound, function) & self.block(node.orelse, bound, function)
+        if isinstance(node, (ast.With, ast.AsyncWith)):
+            for item in node.items:
+                self.expression(item.context_expr, bound, function)
+                if item.optional_vars is not None:
+                    self.expression(item.optional_vars, bound, function)
+                    bound = bound | stored(item.optional_vars)
+            return self.block(node.body, bound, function)
+        if isinstance(node, (ast.Try, getattr(ast, "TryStar", ast.Try))):
+            after = self.block(node.body, bound, function)
+            for handler in node.handlers:
+                self.expression(handler.type, bound, function)
+                self.block(handler.body, bound | ({handler.name} if handler.name else set()), function)
+            self.block(node.orelse, after, function)
+            self.block(node.finalbody, bound, function)
+            return bound
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for part in (*node.decorator_list, *getattr(node, "bases", ()), *getattr(node, "keywords", ()),
+                         getattr(node, "args", None), getattr(node, "returns", None)):
+                self.expression(part, bound, function)
+            if isinstance(node, ast.ClassDef):
+                self.block(node.body, bound, function)
+            else:
+                self.function(node)
+            return bound | {node.name}
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            return bound | {(a.asname or a.name).split(".")[0] for a in node.names}
+        if isinstance(node, ast.Match):
+            self.expression(node.subject, bound, function)
+            for case in node.cases:
+                self.expression(case.guard, bound | stored(case.pattern), function)
+                self.block(case.body, bound | {n.name for n in ast.walk(case.pattern)
+                                               if isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name}, function)
+            return bound
+        for child in ast.iter_child_nodes(node):
+            self.expression(child, bound, function)
+        return bound
+
+    def function(self, node) -> None:
+        """A function's (or lambda's) body: its own locals, and those of the functions around it (not what a flow
+        bound there: a global, read when the function is called, may be IPython's again), are bound."""
+        local, declared = set(), set()
+        for n in _scope_nodes(node):
+            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+                local.add(n.id)
+            elif isinstance(n, ast.arg):
+                local.add(n.arg)
+            elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not node:
+                local.add(n.name)
+            elif isinstance(n, (ast.Import, ast.ImportFrom)):
+                local |= {(a.asname or a.name).split(".")[0] for a in n.names}
+            elif isinstance(n, ast.ExceptHandler) and n.name:
+                local.add(n.name)
+            elif isinstance(n, ast.Global):
+                declared |= set(n.names)
+        bound = (self.enclosing[-1] if self.enclosing else frozenset()) | (local - declared)
+        self.enclosing.append(bound)
+        if isinstance(node, ast.Lambda):
+            self.expression(node.body, bound, True)
+        else:
+            self.block(node.body, bound, True)
+        self.enclosing.pop()
+
+    def expression(self, node, bound, function: bool = False) -> None:
+        if node is None:
+            return
+        if isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load) and _history_name(node.id) and node.id not in bound:
+                node._history_read = True
+        elif isinstance(node, ast.Lambda):
+            self.expression(node.args, bound, function)
+            self.function(node)
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            targets = frozenset(n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name))
+            for child in ast.iter_child_nodes(node):
+                self.expression(child, bound | targets, function)
+        else:
+            for child in ast.iter_child_nodes(node):
+                self.expression(child, bound, function)
+
+
+def _never_empty(node) -> bool:
+    """Whether a loop over ``node`` surely runs: ``range(k)`` with a constant k >= 1, or a non-empty display."""
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        return bool(node.elts) and not any(isinstance(e, ast.Starred) for e in node.elts)
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
+            and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
+            and type(node.args[0].value) is int and node.args[0].value >= 1)
+
+
+def _scope_nodes(function):
+    """The nodes of a function's own scope: its parameters and body, not those of the functions, lambdas,
+    classes and comprehensions inside it (their names and defaults are)."""
+    stack = [function.args] + (list(function.body) if isinstance(function.body, list) else [function.body])
+    while stack:
+        node = stack.pop()
+        yield node
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            stack += [*node.args.defaults, *(d for d in node.args.kw_defaults if d is not None),
+                      *getattr(node, "decorator_list", ())]
+        elif isinstance(node, ast.ClassDef):
+            stack += [*node.decorator_list, *node.bases]
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
+            stack.append(node.generators[0].iter)
+        else:
+            stack += list(ast.iter_child_nodes(node))
+
+
 def _check_code(source: str, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                templates=None) -> list[tuple[int, str]]:
+                templates=None, own_classes=frozenset()) -> list[tuple[int, str]]:
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError):
         return []          # not checked, and not run either: see not_run()
-    checker = _FormulaChecker(imported, classes, methods, enums, templates or {})
+    _HistoryReads().block(tree.body, frozenset())
+    checker = _FormulaChecker(imported, classes, methods, enums, templates or {}, own_classes)
     checker.visit(tree)
     return checker.problems
 
@@ -580,9 +817,9 @@ def check_cells(cells: list[tuple[int, str]]) -> list[str]:
             continue
         imported |= _imported_names(trees[-1])
     classes, methods = _classes_and_methods(trees)
-    enums, templates = _enum_classes(trees), _constant_strings(trees)
+    enums, templates, own = _enum_classes(trees), _constant_strings(trees), _own_classes(trees)
     return [f"cell {n}, line {line}: {what}" for n, source in cells
-            for line, what in _check_code(source, imported, classes, methods, enums, templates)]
+            for line, what in _check_code(source, imported, classes, methods, enums, templates, own)]
 
 
 def not_run(source: str) -> str | None:

@@ -17,11 +17,15 @@ Every other folder of the machine (the repository, its ``.git``, the reference v
 other clones, home folders) is not there at all, whatever the command does: the old root is unmounted
 (``pivot_root``), and the command has no capability left to mount anything (run as root, it runs as ``uid``, an
 unprivileged user; otherwise as the same user in a user namespace, which drops its capabilities on ``exec``), nor to
-gain one (``no_new_privs``, and no set-user-id program is honoured). It has no network, and it cannot see or signal
+gain one (``no_new_privs``, and no set-user-id program is honoured). ``fallocate`` fails in it (a seccomp filter:
+:func:`_deny_fallocate`), so a file it writes on the disk takes no more than RLIMIT_FSIZE. It has no network, and it
+cannot see or signal
 other processes (another submission's kernel).
 
 This process stays outside, as the command's parent (the kernel's manager sees it as the kernel): it forwards the
-signals it gets, and if it is killed the command is killed too. :func:`unavailable` says whether the machine allows
+signals it gets, and if it is killed the command is killed too. With ``tasks`` (``limit`` and ``group``), it and
+the command may have at most ``limit`` processes and threads in all (:func:`_limit_tasks`). :func:`unavailable` says
+whether the machine allows
 all this (a container without ``CAP_SYS_ADMIN``, or a system that forbids unprivileged user namespaces, does not).
 """
 from __future__ import annotations
@@ -48,6 +52,14 @@ PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 KEYCTL = {"x86_64": 250, "aarch64": 219, "arm64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}
 KEYCTL_JOIN_SESSION_KEYRING = 1
+# The system call numbers of fallocate and ioctl, the audit architecture of each machine (seccomp's filter checks
+# it), and where the low 32 bits of a call's second argument are in seccomp_data (args[1], 8 bytes at offset 24)
+FALLOCATE = {"x86_64": (285, 16, 0xC000003E, 24), "aarch64": (47, 29, 0xC00000B7, 24),
+             "arm64": (47, 29, 0xC00000B7, 24), "riscv64": (47, 29, 0xC00000F3, 24),
+             "ppc64le": (309, 54, 0xC0000015, 24), "s390x": (314, 54, 0x80000016, 28)}
+FS_IOC_RESVSP, FS_IOC_RESVSP64 = 0x40305828, 0x4030582A     # ioctls that reserve space as fallocate's KEEP_SIZE
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 FAILED = 125                     # the exit status when the sandbox cannot be set up (its reason on stderr)
@@ -231,6 +243,117 @@ def _limit_memory(limit: int | None) -> None:
         adj.write("1000")
 
 
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+def _deny_fallocate() -> None:
+    """A seccomp filter (inherited by every process the command starts, and irremovable) under which ``fallocate``
+    fails with EOPNOTSUPP, as on a file system without it (glibc's ``posix_fallocate`` then writes the blocks, which
+    RLIMIT_FSIZE bounds): with ``FALLOC_FL_KEEP_SIZE`` it would reserve any amount of the disk through a file the
+    kernel holds there, whatever that limit; so would the ioctls ``FS_IOC_RESVSP`` and ``FS_IOC_RESVSP64``, which
+    fail the same way. System calls of another architecture (x32, i386 on x86_64), which number these otherwise,
+    fail with ENOSYS."""
+    if platform.machine() not in FALLOCATE:
+        raise OSError(f"seccomp: unknown system call numbers on {platform.machine()}")
+    fallocate, ioctl, arch, request = FALLOCATE[platform.machine()]
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06        # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    program = [(load, 0, 0, 4),                         # 0: seccomp_data.arch
+               (jeq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ERRNO | 38),       # ENOSYS
+               (load, 0, 0, 0),                         # 3: seccomp_data.nr
+               (jge, 7, 0, 0x40000000),                 # x32's numbers: to 12
+               (jeq, 6, 0, fallocate),                  # to 12
+               (jeq, 1, 0, ioctl), (ret, 0, 0, SECCOMP_RET_ALLOW),
+               (load, 0, 0, request),                   # 8: the ioctl's request
+               (jeq, 2, 0, FS_IOC_RESVSP), (jeq, 1, 0, FS_IOC_RESVSP64), (ret, 0, 0, SECCOMP_RET_ALLOW),
+               (ret, 0, 0, SECCOMP_RET_ERRNO | 95)]     # 12: EOPNOTSUPP
+    filters = (_SockFilter * len(program))(*(_SockFilter(*p) for p in program))
+    fprog = _SockFprog(len(program), filters)
+    _call(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
+
+
+def _pids_hierarchy() -> str | None:
+    """The root of a cgroup hierarchy with the ``pids`` controller that this process may add groups to (cgroup v1's
+    ``pids``, or v2's where its root delegates ``pids``), or None."""
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mountinfo:
+        for line in mountinfo:
+            fields = line.split()
+            kind, options = fields[fields.index("-") + 1], fields[-1].split(",")
+            point = fields[4].replace("\\040", " ")
+            if kind == "cgroup" and "pids" in options or kind == "cgroup2" and "pids" in _read(
+                    os.path.join(point, "cgroup.subtree_control")).split():
+                if os.access(point, os.W_OK):
+                    return point
+    return None
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as file:
+            return file.read()
+    except OSError:
+        return ""
+
+
+def tasks_group(name: str) -> str | None:
+    """The folder of the pids cgroup called ``name`` (see ``spec["tasks"]``), or None where there is none."""
+    root = _pids_hierarchy() if os.geteuid() == 0 else None
+    return None if root is None else os.path.join(root, name)
+
+
+def _limit_tasks(spec: dict) -> None:
+    """At most ``spec["tasks"]["limit"]`` processes and threads for this process and all it starts: a pids cgroup of
+    its own, ``spec["tasks"]["group"]``, when run as root on a machine with the pids controller (which whoever
+    started this removes after it, :func:`release_tasks`: this process no longer sees the cgroup file system); else
+    RLIMIT_NPROC
+    set to the tasks the command's user has now plus that limit (it counts all of that user's: other runs' kernels
+    too, so the bound is the machine's, shared by the runs of a batch)."""
+    tasks = spec.get("tasks")
+    if not tasks:
+        return
+    group = tasks_group(tasks["group"])
+    if group is not None:
+        try:
+            os.mkdir(group, 0o755)
+            with open(os.path.join(group, "pids.max"), "w", encoding="ascii") as limit:
+                limit.write(str(int(tasks["limit"])))
+            with open(os.path.join(group, "cgroup.procs"), "w", encoding="ascii") as procs:
+                procs.write(str(os.getpid()))
+            return
+        except OSError:                   # a cgroup file system that looked writable but is not: the limit below
+            pass
+    uid = spec["uid"] if spec.get("uid") is not None else os.getuid()
+    used = 0
+    for process in os.listdir("/proc"):
+        status = _read(f"/proc/{process}/status") if process.isdigit() else ""
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)]:
+            used += int(fields.get("Threads", "1"))
+    limit = used + int(tasks["limit"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+
+
+def release_tasks(name: str, wait: float = 5.0) -> None:
+    """Remove the pids cgroup ``name`` once the processes in it are gone (waiting up to ``wait`` seconds)."""
+    import time
+    group = tasks_group(name)
+    if group is None or not os.path.isdir(group):
+        return
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.rmdir(group)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _child(spec: dict, argv: list[str]) -> None:
     """Process 1 of the new namespaces: build the file system, drop privileges, run the command."""
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -246,6 +369,7 @@ def _child(spec: dict, argv: list[str]) -> None:
         os.setresuid(spec["uid"], spec["uid"], spec["uid"])        # all capabilities are dropped with root
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)      # a change of user clears it
     _call(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _deny_fallocate()
     os.chdir(spec["cwd"])
     os.execve(argv[0], argv, os.environ)
 
@@ -254,13 +378,14 @@ def main(args: list[str]) -> int:
     spec, argv = json.loads(args[0]), args[2:]
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC
     try:
+        _limit_tasks(spec)
         if os.geteuid() != 0:
             uid, gid = os.getuid(), os.getgid()         # before: a new user namespace has no user mapped yet
             _call(_libc.unshare(flags | CLONE_NEWUSER), "unshare (a user namespace)")
             _map_user(uid, gid)
         else:
             _call(_libc.unshare(flags), "unshare")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         print(f"sandbox: the kernel cannot be isolated here ({exc})", file=sys.stderr)
         return FAILED
     pid = os.fork()
