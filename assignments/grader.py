@@ -832,7 +832,10 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                         break
                     try:
                         client.running = index
-                        await client.async_execute_cell(cell, index)
+                        # the grader's own cells (set-up, tests, end) stay out of IPython's history (In, _ih, _i3),
+                        # so that no student code can read their source there
+                        ours = index == 0 or "grader_test" in cell.metadata or "grader_end" in cell.metadata
+                        await client.async_execute_cell(cell, index, store_history=not ours)
                     except CellTimeoutError:
                         stopped, status, message = index, "timeout", limit + (
                             f" (in {_where(nb, index)})" if per_file else "")

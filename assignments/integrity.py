@@ -651,10 +651,14 @@ class _HistoryReads:
     surely bind (IPython rebinds ``_i`` and its kind between cells, so a binding in an earlier cell does not count);
     in a function, a read of a name that neither it nor an enclosing function binds (a local is never looked up in
     the namespace). A loop's target counts as bound in its body, and after it if the loop surely runs
-    (:func:`_never_empty`); a name bound in one branch of an ``if``, a loop's body or a ``try`` does not after it."""
+    (:func:`_never_empty`); a name bound in one branch of an ``if``, a loop's body or a ``try`` does not after it.
+    A class body is no scope for what is inside it: its comprehensions, lambdas and functions see only the enclosing
+    functions' locals; in a function, a name the class body binds is the class's (a read before the class binds it
+    finds the global), and a name a function declares ``global`` is not its enclosing function's."""
 
     def __init__(self):
         self.enclosing = []            # the locals of the functions being read, innermost last
+        self.in_class = [False]        # whether the innermost scope being read is a class body
 
     def block(self, statements, bound: frozenset, function: bool = False) -> frozenset:
         for statement in statements:
@@ -708,7 +712,10 @@ class _HistoryReads:
                          getattr(node, "args", None), getattr(node, "returns", None)):
                 self.expression(part, bound, function)
             if isinstance(node, ast.ClassDef):
-                self.block(node.body, bound, function)
+                own = frozenset(_class_bindings(node))
+                self.in_class.append(True)
+                self.block(node.body, bound - own if function else bound, function)
+                self.in_class.pop()
             else:
                 self.function(node)
             return bound | {node.name}
@@ -742,12 +749,14 @@ class _HistoryReads:
                 local.add(n.name)
             elif isinstance(n, ast.Global):
                 declared |= set(n.names)
-        bound = (self.enclosing[-1] if self.enclosing else frozenset()) | (local - declared)
+        bound = ((self.enclosing[-1] if self.enclosing else frozenset()) | local) - declared
         self.enclosing.append(bound)
+        self.in_class.append(False)
         if isinstance(node, ast.Lambda):
             self.expression(node.body, bound, True)
         else:
             self.block(node.body, bound, True)
+        self.in_class.pop()
         self.enclosing.pop()
 
     def expression(self, node, bound, function: bool = False) -> None:
@@ -761,8 +770,12 @@ class _HistoryReads:
             self.function(node)
         elif isinstance(node, (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)):
             targets = frozenset(n.id for g in node.generators for n in ast.walk(g.target) if isinstance(n, ast.Name))
+            if self.in_class[-1]:       # a class's names are not seen in its comprehensions
+                bound = self.enclosing[-1] if self.enclosing else frozenset()
+            self.in_class.append(False)
             for child in ast.iter_child_nodes(node):
                 self.expression(child, bound | targets, function)
+            self.in_class.pop()
         else:
             for child in ast.iter_child_nodes(node):
                 self.expression(child, bound, function)
@@ -775,6 +788,21 @@ def _never_empty(node) -> bool:
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and len(node.args) == 1 and not node.keywords and isinstance(node.args[0], ast.Constant)
             and type(node.args[0].value) is int and node.args[0].value >= 1)
+
+
+def _class_bindings(node):
+    """The names a class body binds in its own scope (not in the functions, classes and comprehensions in it)."""
+    holder = ast.Lambda(args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+                        body=node.body)
+    for n in _scope_nodes(holder):
+        if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            yield n.id
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield n.name
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            yield from ((a.asname or a.name).split(".")[0] for a in n.names)
+        elif isinstance(n, ast.ExceptHandler) and n.name:
+            yield n.name
 
 
 def _scope_nodes(function):

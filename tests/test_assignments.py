@@ -626,6 +626,10 @@ def test_honest_notebooks_keep_full_marks(aid, name, replace, insert, status, gr
         errors = [(c.source[:60], grader._error_message(c.outputs)) for c in graded_nb.cells
                   if c.cell_type == "code" and grader._error_message(c.get("outputs", []))]
         assert errors == [], errors
+        # the grader's own cells (set-up, tests, end) are not in IPython's history: the student's cells alone are
+        student = [c.execution_count for c in graded_nb.cells[1:] if c.cell_type == "code"
+                   and "grader_test" not in c.metadata and "grader_end" not in c.metadata]
+        assert student == list(range(1, len(student) + 1)), student
 
 
 @pytest.mark.parametrize("name", GAMING)
@@ -1711,6 +1715,11 @@ FLAGGED = [
     "def f():\n    global _i\n    _i = 1\n    def g():\n        return _i\n    return g",
     "class A:\n    def f(self):\n        super(type(np), np).__init__('x')",
     "from IPython.display import display as getattr",
+    # round 11: history reads past the scope rules: a class's names are not seen in its comprehensions, a class body
+    # in a function reads a name it binds later from the globals, `global` hides the enclosing function's name
+    "class C:\n    _ih = None\n    got = [_ih for k in range(1)][0]",
+    "def f():\n    _ih = None\n    class C:\n        got = _ih\n        _ih = 0\n    return C.got",
+    "def f():\n    Out = None\n    def g():\n        global Out\n        return Out\n    return g()",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -1750,6 +1759,7 @@ ALLOWED = [
     "class C(A):\n    def __init__(self, n):\n        A.__init__(self, n)",
     "class E(ValueError):\n    def __init__(self, m):\n        super().__init__(m)",
     "for _i in range(3):\n    print(_i)\nprint(_i)", "_i = 2\nprint(_i + 1)",
+    "class D:\n    _i = 3\n    y = _i", "def f():\n    _ih = 1\n    class C:\n        x = _ih\n    return C",
     "def f(_i):\n    return [_i for _ in 'ab']",
     "print([_i * 2 for _i in range(3)])", "_dh = 3\nif _dh:\n    print(_dh)",
     "_x = 1\ndef g():\n    global _x\n    _x += 1",
