@@ -17,8 +17,9 @@ Every other folder of the machine (the repository, its ``.git``, the reference v
 other clones, home folders) is not there at all, whatever the command does: the old root is unmounted
 (``pivot_root``), and the command has no capability left to mount anything (run as root, it runs as ``uid``, an
 unprivileged user; otherwise as the same user in a user namespace, which drops its capabilities on ``exec``), nor to
-gain one (``no_new_privs``, and no set-user-id program is honoured). ``fallocate`` fails in it (a seccomp filter:
-:func:`_deny_fallocate`), so a file it writes on the disk takes no more than RLIMIT_FSIZE. It has no network, and it
+gain one (``no_new_privs``, and no set-user-id program is honoured). ``fallocate``, the ioctls that reserve space
+and io_uring fail in it (a seccomp filter: :func:`_deny_fallocate`), so a file it writes on the disk takes no more
+than RLIMIT_FSIZE. It has no network, and it
 cannot see or signal
 other processes (another submission's kernel).
 
@@ -58,6 +59,9 @@ FALLOCATE = {"x86_64": (285, 16, 0xC000003E, 24), "aarch64": (47, 29, 0xC00000B7
              "arm64": (47, 29, 0xC00000B7, 24), "riscv64": (47, 29, 0xC00000F3, 24),
              "ppc64le": (309, 54, 0xC0000015, 24), "s390x": (314, 54, 0x80000016, 28)}
 FS_IOC_RESVSP, FS_IOC_RESVSP64 = 0x40305828, 0x4030582A     # ioctls that reserve space as fallocate's KEEP_SIZE
+# io_uring_setup, io_uring_enter and io_uring_register (the same numbers on every architecture): a ring runs
+# fallocate, and other operations, in a kernel thread that makes no system call the filter could see
+IO_URING_FIRST, IO_URING_END = 425, 428
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -256,8 +260,9 @@ def _deny_fallocate() -> None:
     fails with EOPNOTSUPP, as on a file system without it (glibc's ``posix_fallocate`` then writes the blocks, which
     RLIMIT_FSIZE bounds): with ``FALLOC_FL_KEEP_SIZE`` it would reserve any amount of the disk through a file the
     kernel holds there, whatever that limit; so would the ioctls ``FS_IOC_RESVSP`` and ``FS_IOC_RESVSP64``, which
-    fail the same way. System calls of another architecture (x32, i386 on x86_64), which number these otherwise,
-    fail with ENOSYS."""
+    fail the same way. io_uring (``io_uring_setup``, ``io_uring_enter``, ``io_uring_register``), whose rings run
+    ``fallocate`` where no system call is made, fails with ENOSYS, as on a kernel without it. System calls of another
+    architecture (i386 on x86_64), which number these otherwise, fail with ENOSYS, and x32's with EOPNOTSUPP."""
     if platform.machine() not in FALLOCATE:
         raise OSError(f"seccomp: unknown system call numbers on {platform.machine()}")
     fallocate, ioctl, arch, request = FALLOCATE[platform.machine()]
@@ -265,12 +270,15 @@ def _deny_fallocate() -> None:
     program = [(load, 0, 0, 4),                         # 0: seccomp_data.arch
                (jeq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ERRNO | 38),       # ENOSYS
                (load, 0, 0, 0),                         # 3: seccomp_data.nr
-               (jge, 7, 0, 0x40000000),                 # x32's numbers: to 12
-               (jeq, 6, 0, fallocate),                  # to 12
-               (jeq, 1, 0, ioctl), (ret, 0, 0, SECCOMP_RET_ALLOW),
-               (load, 0, 0, request),                   # 8: the ioctl's request
+               (jge, 9, 0, 0x40000000),                 # x32's numbers: to 14
+               (jeq, 8, 0, fallocate),                  # to 14
+               (jge, 0, 1, IO_URING_FIRST),             # to 7, else 8
+               (jge, 0, 7, IO_URING_END),               # 7: io_uring: to 15
+               (jeq, 1, 0, ioctl), (ret, 0, 0, SECCOMP_RET_ALLOW),      # 8
+               (load, 0, 0, request),                   # 10: the ioctl's request
                (jeq, 2, 0, FS_IOC_RESVSP), (jeq, 1, 0, FS_IOC_RESVSP64), (ret, 0, 0, SECCOMP_RET_ALLOW),
-               (ret, 0, 0, SECCOMP_RET_ERRNO | 95)]     # 12: EOPNOTSUPP
+               (ret, 0, 0, SECCOMP_RET_ERRNO | 95),     # 14: EOPNOTSUPP
+               (ret, 0, 0, SECCOMP_RET_ERRNO | 38)]     # 15: ENOSYS
     filters = (_SockFilter * len(program))(*(_SockFilter(*p) for p in program))
     fprog = _SockFprog(len(program), filters)
     _call(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
