@@ -361,11 +361,14 @@ class Policy:
                      f"seen = [p for p in {secrets!r} if os.path.exists(p)]\n"
                      "sys.exit(f'the sandbox shows {seen[0]}' if seen else 0)")
             spec = self.sandbox_spec(folder, [work], [work])
-            why = sandbox.unavailable(spec, [sys.executable, "-c", probe], _kernel_environment(work, work))
+            why = sandbox.unavailable(spec, [sandbox.PYTHON, "-c", probe], _kernel_environment(work, work))
             with contextlib.suppress(OSError):
                 sandbox.release_tasks(spec["tasks"]["group"])
         finally:
             remove_tree(folder)
+        if why and ("FileNotFoundError" in why or "No such file" in why):
+            raise Unisolated(f"the grading kernels could not be started in their sandbox ({why}): a path the grader "
+                             "needs is not there. Namespaces are not what is missing: --unsafe-same-user is no remedy for it")
         if why:
             raise Unisolated(
                 f"the grading kernels cannot be isolated on this machine ({why}). The grader runs each kernel in "
@@ -394,7 +397,7 @@ def matplotlib_fonts(folder: Path) -> Path | None:
     env.update(MPLCONFIGDIR=str(folder), HOME=str(folder), MPLBACKEND="Agg")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env=env, cwd=folder, timeout=300,
+        subprocess.run([sandbox.PYTHON, "-c", "import matplotlib.font_manager"], env=env, cwd=folder, timeout=300,
                        capture_output=True, check=True)
     except (OSError, subprocess.SubprocessError):
         return None

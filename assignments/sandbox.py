@@ -99,9 +99,15 @@ def kernel_user() -> tuple[int, int] | None:
     return 65534, 65534
 
 
+# This interpreter, by an absolute path without ".." (one started as ../.venv/bin/python has a sys.executable through
+# a folder the sandbox does not show); not resolved, which would leave the virtual environment behind its symlink
+PYTHON = os.path.abspath(sys.executable)
+
+
 def command(spec: dict, argv: list[str]) -> list[str]:
-    """The command line that runs ``argv`` in the sandbox ``spec``."""
-    return [sys.executable, os.path.abspath(__file__), json.dumps(spec), "--", *argv]
+    """The command line that runs ``argv`` in the sandbox ``spec`` (this interpreter in it by PYTHON's path)."""
+    argv = [PYTHON if a == sys.executable else a for a in argv]
+    return [PYTHON, os.path.abspath(__file__), json.dumps(spec), "--", *argv]
 
 
 def unavailable(spec: dict, probe: list[str], env: dict | None = None) -> str | None:

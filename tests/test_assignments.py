@@ -2096,3 +2096,16 @@ def test_sources_round_trip_through_text(tmp_path):
         assert [(c.cell_type, c.source, make.cell_meta(c)) for c in back.cells] == \
                [(c.cell_type, c.source, make.cell_meta(c)) for c in a.notebook.cells]
         assert back.metadata[make.KEY] == a.notebook.metadata[make.KEY]
+
+
+def test_the_grader_started_by_a_relative_interpreter_path_isolates_its_kernels(built, tmp_path):
+    # round 11: `../.venv/bin/python make.py grade` gave the kernels an interpreter path through assignments/, which
+    # the sandbox does not show, and the grader refused to grade, naming --unsafe-same-user as the remedy
+    import os
+    python = os.path.relpath(sys.executable, ROOT / "assignments")
+    assert python.startswith(".."), python
+    run = subprocess.run([python, "make.py", "grade", str(built[("student", "01_moulton_by_simulation")]),
+                          "--csv", str(tmp_path / "g.csv"), "--out", str(tmp_path / "out"), "--jobs", "1"],
+                         cwd=ROOT / "assignments", capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [r["status"] for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))] == ["ok"]
