@@ -58,6 +58,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -865,6 +866,8 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
             if policy.isolate:
                 with contextlib.suppress(OSError):      # its processes are killed: an empty group at worst stays
                     await asyncio.to_thread(sandbox.release_tasks, spec["tasks"]["group"])
+    if asyncio.current_task().cancelling():     # the batch was interrupted (nbclient may have taken it as a death)
+        raise asyncio.CancelledError
     if over:
         status, message = "crashed", f"the run {over[0]}" + (
             f" (before or in {_where(nb, stopped)})" if stopped is not None else "")
@@ -1042,6 +1045,35 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
 
 
 GRADER_FAILED = "the grader could not set up, run or clean up this file's run"
+
+
+def interrupted_result(path, a: Assignment, submission, signum: int) -> Result:
+    """The result of a file the batch did not finish grading, stopped by the signal ``signum``: ``interrupted``,
+    no test counted."""
+    result = crashed(new_result(Path(path), a, submission),
+                     f"the batch was interrupted ({signal.Signals(signum).name}) before this file was graded; "
+                     "grade it again")
+    result.status = "interrupted"
+    return result
+
+
+@contextlib.contextmanager
+def _interruptible(interrupted: list):
+    """While in it, SIGTERM (a CI job's time limit) stops the grader as SIGINT (Ctrl-C) does, by KeyboardInterrupt,
+    so that its folders and cgroups are removed on the way out; the signal is appended to ``interrupted``. (During
+    the runs, the event loop's handlers take over: see :func:`grade_many`.)"""
+    def stop(signum, frame):
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def crashed(result: Result, message: str) -> Result:
@@ -1274,8 +1306,14 @@ def _environment_files() -> dict[str, tuple[int, int]]:
 
 
 def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int | None = None,
-               out: Path | None = None, use_cache: bool = True, isolate: bool = True) -> list[Result | GradingError]:
+               out: Path | None = None, use_cache: bool = True, isolate: bool = True,
+               interrupted: list | None = None) -> list[Result | GradingError]:
     """Grade several submissions, ``jobs`` at a time; a file that cannot be graded gives its GradingError.
+
+    SIGINT (Ctrl-C) or SIGTERM stops the batch, its signal appended to ``interrupted``: during the runs, every run is
+    cancelled (its kernel killed, its folder and cgroup removed) and each file not graded by then is
+    ``interrupted`` (:func:`interrupted_result`); before or after them, KeyboardInterrupt is raised once the
+    batch's folder is removed.
 
     Every submission is read before any runs; the instructor version of each assignment present runs first (or
     comes from the cache). Each kernel runs in a sandbox (``sandbox.py``) unless ``isolate`` is false; where none
@@ -1283,6 +1321,12 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     cache are compared before and after: kernels cannot see them (the sandbox) nor write them (the audit hook
     refuses it too), so a change the grader did not make came from outside this batch, and every result is
     flagged."""
+    interrupted = [] if interrupted is None else interrupted
+    with _interruptible(interrupted):
+        return _grade_many(paths, timeout, timeout_file, jobs, out, use_cache, isolate, interrupted)
+
+
+def _grade_many(paths, timeout, timeout_file, jobs, out, use_cache, isolate, interrupted):
     catalogue = make.assignments()
     with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w", encoding="ascii") as adj:
         adj.write(str(GRADER_OOM_SCORE_ADJ))          # lowering it needs root (CAP_SYS_RESOURCE); else it stays
@@ -1342,7 +1386,9 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
                     result = crashed(new_result(Path(paths[i]), a, submission),
                                      f"{GRADER_FAILED} ({described(exc)})")
             await ready[a.id].wait()
-            ref = references[a.id]
+            ref = references.get(a.id)
+            if ref is None:             # its reference run was interrupted: so is this file
+                return
             if isinstance(ref, GradingError):
                 outcomes[i] = _error_of(paths[i], GradingError(str(ref)))
                 return
@@ -1360,12 +1406,34 @@ def grade_many(paths, timeout: float = 300, timeout_file: float = 900, jobs: int
     async def everything():
         _quiet_kernel_shutdowns()
         ready.update({aid: asyncio.Event() for aid in needed})
-        await asyncio.gather(*(reference(a) for a in needed.values()), *(one(i) for i in loaded))
+        tasks = [asyncio.ensure_future(c) for c in (*(reference(a) for a in needed.values()),
+                                                    *(one(i) for i in loaded))]
+
+        def stop(signum):
+            interrupted.append(signum)
+            if len(interrupted) == 1:      # a second Ctrl-C does not cut the clean-up short
+                for task in tasks:
+                    task.cancel()
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(ValueError, RuntimeError):     # not in the main thread: no signals here
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop, signum)
+        # nbclient sets its own handlers for each run (shutting that kernel down, and the batch running on), and
+        # removes them after it: these stay the batch's while it runs
+        loop.add_signal_handler = loop.remove_signal_handler = lambda *args, **kwargs: None
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            del loop.add_signal_handler, loop.remove_signal_handler
 
     try:
         asyncio.run(everything())
     finally:
         remove_tree(private)
+    if interrupted:
+        for i, (submission, a) in loaded.items():
+            if outcomes[i] is None:
+                outcomes[i] = interrupted_result(paths[i], a, submission, interrupted[0])
     before.update(written)
     after = _environment_files()
     changed = sorted(f for f in before.keys() | after.keys() if before.get(f) != after.get(f))
@@ -1579,9 +1647,15 @@ def cli(args) -> int:
     """Grade, print one line per file, then write the CSV, then the other outputs: each on its own, so that one that
     cannot be written (a full disk) loses none of the others. Exit status 1 if a file is an error or an output could
     not be written."""
+    interrupted: list[int] = []
     try:
         outcomes = grade_many(args.files, timeout=args.timeout, timeout_file=args.timeout_file, jobs=args.jobs,
-                              out=args.out, use_cache=not args.recompute_reference, isolate=not args.unsafe_same_user)
+                              out=args.out, use_cache=not args.recompute_reference, isolate=not args.unsafe_same_user,
+                              interrupted=interrupted)
+    except KeyboardInterrupt:
+        signum = interrupted[0] if interrupted else signal.SIGINT
+        print(f"error: interrupted ({signal.Signals(signum).name}): nothing was graded", file=sys.stderr)
+        return 128 + signum
     except OSError as exc:       # before any run: the grader's own folder could not be made
         print(printable(f"error: the batch could not start ({described(exc)})"), file=sys.stderr)
         return 1
@@ -1605,4 +1679,9 @@ def cli(args) -> int:
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     print(f"reports, graded notebooks and written answers in {args.out}", file=sys.stderr)
+    if interrupted:
+        stopped = sum(r.status == "interrupted" for r in results)
+        print(f"error: the batch was interrupted ({signal.Signals(interrupted[0]).name}): {stopped} of "
+              f"{len(outcomes)} files not graded (status interrupted)", file=sys.stderr)
+        return 128 + interrupted[0]
     return 1 if failed or len(results) < len(outcomes) else 0

@@ -2109,3 +2109,43 @@ def test_the_grader_started_by_a_relative_interpreter_path_isolates_its_kernels(
                          cwd=ROOT / "assignments", capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert [r["status"] for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))] == ["ok"]
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_batch_stops_cleanly_and_says_so(signum, built, tmp_path):
+    # round 11: Ctrl-C let the batch run on, gave the file then running a false `crashed` (an "oversized message")
+    # and exit status 0; SIGTERM left the batch's folder and the runs' pids cgroups behind
+    import glob
+    import os
+    import shutil
+    import signal
+    import tempfile
+    import time
+    nb = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
+    slow = tmp_path / "slow.ipynb"
+    nbformat.write(_edited(nb, {}, [("q3-prompt", "import time\nwhile True:\n    time.sleep(0.1)")]), slow)
+    temporary = tempfile.mkdtemp(prefix="interrupt-", dir="/tmp")       # the batch's folder is made in it
+    os.chmod(temporary, 0o755)
+    try:
+        grading = subprocess.Popen(MAKE + ["grade", str(slow), str(built[("student", "01_moulton_by_simulation")]),
+                                           "--jobs", "1", "--csv", str(tmp_path / "g.csv"), "--out",
+                                           str(tmp_path / "out")],
+                                   env={**os.environ, "TMPDIR": temporary}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not glob.glob(os.path.join(temporary, "grading-*", "run-*", "kernel.log")):   # a kernel runs
+            assert time.monotonic() < deadline and grading.poll() is None, grading.communicate()
+            time.sleep(0.2)
+        time.sleep(3)
+        grading.send_signal(getattr(signal, signum))
+        stdout, stderr = grading.communicate(timeout=120)
+        assert grading.returncode == 128 + getattr(signal, signum), stderr[-2000:]
+        assert f"the batch was interrupted ({signum})" in stderr, stderr[-2000:]
+        rows = list(csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8")))
+        assert [(r["file"], r["status"]) for r in rows] == [(str(slow), "interrupted"),
+                                                            (rows[1]["file"], "interrupted")], rows
+        assert all(r["score"] == "0" and signum in r["message"] for r in rows), rows
+        assert os.listdir(temporary) == []
+        assert glob.glob(f"/sys/fs/cgroup/*/hlmgrader-{grading.pid}-*") == []
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
