@@ -14,7 +14,8 @@ Two verdicts:
   IPython's history (``_i``, ``_ih``, ``Out``, ``_dh``, ``_i3``...) that the cell does not surely bind itself before
   (``for _i in ...`` and a function's own ``_i`` are the notebook's); dunder names, attributes and strings
   (``__version__``, ``__name__``, ``__doc__`` may be read, and so may ``self.__class__.__name__``; a method may call
-  its base's ``super().__init__(...)`` or ``Base.__init__(self, ...)``, ``Base`` a class of the notebook's);
+  its base's ``super().__init__(...)``, ``super(Sub, self).__init__(...)`` in a method of ``Sub``, or
+  ``Base.__init__(self, ...)``, ``Base`` a class of the notebook's);
   attributes that lead to the interpreter's internals (``warnings.sys``, ``tempfile._thread``, frames, code
   objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
   (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names; ``functools.singledispatch``
@@ -183,6 +184,7 @@ class _Checker(ast.NodeVisitor):
         to its classes only (:func:`_own_classes`)."""
         self.own_classes = own_classes
         self.imported, self.problems, self.method_self = imported, [], []
+        self.method_class = []          # the class of the method being read (None outside a method), innermost last
         self.classes, self.methods, self.enums, self.templates = classes, methods, enums | ENUM_CLASSES, templates
         self.scopes = ["module"]           # "class" where a class body's statements run, else "function" or "module"
 
@@ -245,12 +247,14 @@ class _Checker(ast.NodeVisitor):
         for decorator in node.decorator_list:          # evaluated where the function is defined
             self.visit(decorator)
         self.method_self.append(getattr(node, "_self", None))    # set by visit_ClassDef for a method
+        self.method_class.append(getattr(node, "_class", None))
         self.scopes.append("function")
         for part in (node.args, node.returns, *node.body):
             if part is not None:
                 self.visit(part)
         self.scopes.pop()
         self.method_self.pop()
+        self.method_class.pop()
 
     visit_FunctionDef = visit_AsyncFunctionDef = _function
 
@@ -271,7 +275,7 @@ class _Checker(ast.NodeVisitor):
         for item in node.body:      # a method's first parameter is the only "self" whose attributes may be set
             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.args.args \
                     and not any(_dotted(d) in ("staticmethod", "classmethod") for d in item.decorator_list):
-                item._self = item.args.args[0].arg
+                item._self, item._class = item.args.args[0].arg, node.name
         for part in (*node.decorator_list, *node.bases, *node.keywords):
             self.visit(part)
         self.scopes.append("class")
@@ -279,12 +283,26 @@ class _Checker(ast.NodeVisitor):
             self.visit(statement)
         self.scopes.pop()
 
+    def _super_of_self(self, node) -> bool:
+        """Whether ``node`` is ``super()`` or, in a method of the notebook's class ``C`` (bound to nothing else),
+        ``super(C, self)``, ``self`` the method's first parameter."""
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "super"
+                and not node.keywords):
+            return False
+        if not node.args:
+            return True
+        return (len(node.args) == 2 and all(isinstance(a, ast.Name) for a in node.args) and bool(self.method_self)
+                and node.args[0].id == self.method_class[-1] and node.args[0].id in self.own_classes
+                and node.args[1].id == self.method_self[-1])
+
     def visit_Lambda(self, node):
         self.method_self.append(None)
+        self.method_class.append(None)
         self.scopes.append("function")
         self.generic_visit(node)
         self.scopes.pop()
         self.method_self.pop()
+        self.method_class.pop()
 
     def _comprehension(self, node):
         self.scopes.append("function")
@@ -363,8 +381,7 @@ class _Checker(ast.NodeVisitor):
                 and self.method_self and node.args[0].id == self.method_self[-1]):
             func._called_with_self = True            # Base.method(self, ...) in a subclass's method
         if isinstance(func, ast.Attribute) and func.attr in ALLOWED_DUNDER_METHODS and (
-                (isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name)
-                 and func.value.func.id == "super" and not func.value.args and not func.value.keywords)
+                (self._super_of_self(func.value))
                 or (getattr(func, "_called_with_self", False) and isinstance(func.value, ast.Name)
                     and func.value.id in self.own_classes)):
             func._base_call = True       # super().__init__(...), Base.__init__(self, ...): called, on self only

@@ -1723,6 +1723,11 @@ FLAGGED = [
     "class C:\n    _ih = None\n    got = [_ih for k in range(1)][0]",
     "def f():\n    _ih = None\n    class C:\n        got = _ih\n        _ih = 0\n    return C.got",
     "def f():\n    Out = None\n    def g():\n        global Out\n        return Out\n    return g()",
+    # super(C, self) only with the method's own class and first parameter, the class bound to nothing else
+    "class B:\n    def f(self, o):\n        super(B, o).__init__(1)",
+    "class B:\n    def f(self):\n        return super(B, self).__init__",
+    "class B:\n    def f(self):\n        super(B, self).__init__(1)\nB = np",
+    "class A:\n    pass\nclass B(A):\n    def f(self):\n        g = lambda self: super(B, self).__init__(1)",
 ]
 ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
@@ -1762,7 +1767,9 @@ ALLOWED = [
     "class C(A):\n    def __init__(self, n):\n        A.__init__(self, n)",
     "class E(ValueError):\n    def __init__(self, m):\n        super().__init__(m)",
     "for _i in range(3):\n    print(_i)\nprint(_i)", "_i = 2\nprint(_i + 1)",
-    "class D:\n    _i = 3\n    y = _i", "def f():\n    _ih = 1\n    class C:\n        x = _ih\n    return C",
+    "class D:\n    _i = 3\n    y = _i",
+    "class A:\n    def __init__(self, n):\n        self.n = n\nclass B(A):\n    def __init__(self, n):\n"
+    "        super(B, self).__init__(n)", "def f():\n    _ih = 1\n    class C:\n        x = _ih\n    return C",
     "def f(_i):\n    return [_i for _ in 'ab']",
     "print([_i * 2 for _i in range(3)])", "_dh = 3\nif _dh:\n    print(_dh)",
     "_x = 1\ndef g():\n    global _x\n    _x += 1",
