@@ -1634,13 +1634,21 @@ def csv_text(outcomes: list) -> str:
     w.writerow(["file", "assignment", "score", "total", *questions, "status", "message"])
     for o in outcomes:
         if isinstance(o, GradingError):
-            w.writerow([printable(o.file), "", "", "", *[""] * len(questions), "error", printable(o)])
+            w.writerow([spreadsheet_text(o.file), "", "", "", *[""] * len(questions), "error", spreadsheet_text(o)])
             continue
         earned = o.by_question()
-        w.writerow([printable(o.file), o.assignment.id, f"{o.score:g}", f"{o.total:g}",
+        w.writerow([spreadsheet_text(o.file), o.assignment.id, f"{o.score:g}", f"{o.total:g}",
                     *[f"{earned[q]:g}" if q in earned else "" for q in questions], o.status,
-                    printable(o.message)])
+                    spreadsheet_text(o.message)])
     return f.getvalue()
+
+
+def spreadsheet_text(text) -> str:
+    """``text`` (:func:`printable`) for a CSV cell that a spreadsheet shows as text: one that begins with ``=``,
+    ``+``, ``-`` or ``@`` (a file name a student chose, such as ``=HYPERLINK(...).ipynb``) would be read as a formula
+    by Excel or LibreOffice, so it gets a leading ``'``, as OWASP's guard against CSV injection does."""
+    text = printable(text)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def cli(args) -> int:

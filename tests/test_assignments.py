@@ -2156,3 +2156,14 @@ def test_an_interrupted_batch_stops_cleanly_and_says_so(signum, built, tmp_path)
         assert glob.glob(f"/sys/fs/cgroup/*/hlmgrader-{grading.pid}-*") == []
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def test_a_file_name_is_no_spreadsheet_formula_in_the_csv():
+    # round 11: a student's upload named `=HYPERLINK(...).ipynb` became a formula in Excel or LibreOffice
+    import io
+    outcomes = [grader._error_of('=HYPERLINK("http-x",2+3).ipynb', grader.GradingError("@SUM(1)")),
+                grader._error_of("-a.ipynb", grader.GradingError("+1")),
+                grader._error_of("a=b.ipynb", grader.GradingError("not a notebook"))]
+    rows = list(csv.reader(io.StringIO(grader.csv_text(outcomes))))[1:]
+    assert [(r[0], r[-1]) for r in rows] == [("'=HYPERLINK(\"http-x\",2+3).ipynb", "'@SUM(1)"),
+                                             ("'-a.ipynb", "'+1"), ("a=b.ipynb", "not a notebook")], rows
