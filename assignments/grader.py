@@ -369,7 +369,8 @@ class Policy:
             remove_tree(folder)
         if why and ("FileNotFoundError" in why or "No such file" in why):
             raise Unisolated(f"the grading kernels could not be started in their sandbox ({why}): a path the grader "
-                             "needs is not there. Namespaces are not what is missing: --unsafe-same-user is no remedy for it")
+                             "needs is not there. Namespaces are not what is missing: --unsafe-same-user is no "
+                             "remedy for it")
         if why:
             raise Unisolated(
                 f"the grading kernels cannot be isolated on this machine ({why}). The grader runs each kernel in "
@@ -1646,9 +1647,10 @@ def csv_text(outcomes: list) -> str:
 def spreadsheet_text(text) -> str:
     """``text`` (:func:`printable`) for a CSV cell that a spreadsheet shows as text: one that begins with ``=``,
     ``+``, ``-`` or ``@`` (a file name a student chose, such as ``=HYPERLINK(...).ipynb``) would be read as a formula
-    by Excel or LibreOffice, so it gets a leading ``'``, as OWASP's guard against CSV injection does."""
+    by Excel or LibreOffice, so it gets a leading ``'``, as OWASP's guard against CSV injection does (a tab or a
+    carriage return, which OWASP lists too, :func:`printable` has escaped)."""
     text = printable(text)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def cli(args) -> int:
@@ -1662,7 +1664,8 @@ def cli(args) -> int:
                               interrupted=interrupted)
     except KeyboardInterrupt:
         signum = interrupted[0] if interrupted else signal.SIGINT
-        print(f"error: interrupted ({signal.Signals(signum).name}): nothing was graded", file=sys.stderr)
+        print(f"error: the batch was interrupted ({signal.Signals(signum).name}) before or after its runs: "
+              "no result was written", file=sys.stderr)
         return 128 + signum
     except OSError as exc:       # before any run: the grader's own folder could not be made
         print(printable(f"error: the batch could not start ({described(exc)})"), file=sys.stderr)
