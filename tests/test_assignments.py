@@ -985,7 +985,10 @@ def test_nested_folders_and_disk_reservations_are_stopped_and_the_batch_is_grade
         assert row["status"] == "crashed" and float(row["score"]) == 0, row
         assert "the run wrote more than 100 MB in its folder" in row["message"], row
     reserved = (out / "assignment02_fallocate.graded.ipynb").read_text(encoding="utf-8")
-    assert "150 MB: File too large" in reserved                         # RLIMIT_FSIZE: no file past 100 MB
+    # RLIMIT_FSIZE: no file past 100 MB. The run may be stopped by the disk watch before the cell prints (a race
+    # with the 0.2 s watch on a loaded machine); if it printed, the reservation failed as too large
+    assert "150 MB: reserved" not in reserved
+    assert "150 MB:" not in reserved or "150 MB: File too large" in reserved
     deep = rows["assignment02_deepbomb"]
     assert deep["status"] == "review" and float(deep["score"]) == 6, deep
     assert re.search("refused at run time: reading .*/sockets", deep["message"]), deep
