@@ -1706,6 +1706,9 @@ FLAGGED = [
     "import enum\nclass C(enum.Enum):\n    pass\nE = C('E', names)", "E = type(member)('E', names)",
     "import enum\nenum.Enum._create_('E', ['a'])", "from matplotlib import cbook\ncbook._setattr_cm(h, **{name: 1})",
     "from matplotlib.cbook import _setattr_cm", "import numpy._core", "'{0.real}'.format(1)",
+    # round 12: the call stack (the grader's cells, the hidden tests' source) through modules reached as attributes
+    "import matplotlib.cbook as cb\ns = cb.traceback.format_stack()", "import matplotlib as mpl\nmpl.logging.warning('x', stack_info=True)",
+    "from matplotlib.cbook import traceback", "import matplotlib.cbook as cb\ncb.traceback.walk_stack(None)",
     "row = '{0[x]}'\nrow.format(d)", "'{:{0.imag}}'.format(1)", "row = '{}'\nfor row in rows:\n    row.format(f)",
     "row = '{}'\ndef f(row):\n    return row.format(np)", "row = '{' + name + '}'\nrow.format(x=f)",
     # round 10: what the rules now let through stays refused in its risky form: a read of IPython's history the cell
