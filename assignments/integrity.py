@@ -70,7 +70,7 @@ FORBIDDEN_ATTRIBUTES = {
     "marshal", "runpy", "pkgutil", "gradingkit", "contextlib",
     # modules that read the call stack or its source (matplotlib.cbook.traceback, matplotlib.logging with
     # stack_info): a stack shows the grader's cells and the hidden tests (grader adversarial r12)
-    "traceback", "logging", "pdb", "faulthandler", "cgitb", "tokenize", "code", "walk_stack", "extract_stack",
+    "traceback", "logging", "pdb", "faulthandler", "cgitb", "tokenize", "walk_stack", "extract_stack",
     "format_stack", "print_stack", "stack_info",
     # the interpreter's and IPython's internals: frames, code, tracing, streams, hooks, the user namespace
     "pythonapi", "modules", "meta_path", "path_hooks", "settrace", "setprofile", "_getframe", "exc_info", "f_back",

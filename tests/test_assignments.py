@@ -1736,6 +1736,8 @@ FLAGGED = [
     "class A:\n    pass\nclass B(A):\n    def f(self):\n        g = lambda self: super(B, self).__init__(1)",
 ]
 ALLOWED = [
+    # a data frame column called "code" read as an attribute (round 13: the stack-module rule must not refuse it)
+    "df = pd.DataFrame({'code': [1, 2]})\ndf.code.mean()",
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
     "import pandas as pd\npd.options.display.max_rows = 10", "%matplotlib inline", "%time y = sum([1, 2])",
     "%timeit -n1 -r1 y = sum([1, 2])", "%%time\ndef f():\n    return 1", "np.mean?",
