@@ -1734,8 +1734,23 @@ FLAGGED = [
     "class B:\n    def f(self):\n        return super(B, self).__init__",
     "class B:\n    def f(self):\n        super(B, self).__init__(1)\nB = np",
     "class A:\n    pass\nclass B(A):\n    def f(self):\n        g = lambda self: super(B, self).__init__(1)",
+    # round 13: private attributes reached from any expression (warnings' formatter prints the lines linecache holds:
+    # the hidden tests, the grader's cells; cbook._setattr_cm sets any attribute; json._default_encoder rewrites the
+    # grader's channel), warn_explicit, and self._x where self is not surely the notebook's plain object
+    "import warnings\nf = [warnings][0]._formatwarning_orig", "import warnings\nw = warnings\nw._showwarnmsg_impl",
+    "import matplotlib.cbook as cb\n[cb][0]._setattr_cm(np, pi=3)", "import json\njson._default_encoder = None",
+    "import warnings\nwarnings.warn_explicit('x', UserWarning, '<test q1-hidden>', 1)", "f()._x", "(a or b)._x",
+    "getattr(np, '_NoValue')", "import warnings\nclass W(warnings.catch_warnings):\n    def f(self):\n"
+    "        return self._module", "class A:\n    def f(self):\n        self = np\n        return self._x",
+    "class A:\n    def f(self):\n        return [self._x for self in [np]]",
+    "E = np.ndarray\nclass A(E):\n    def f(self):\n        return self._x", "fit._X = np", "import warnings\nwarnings._x",
 ]
 ALLOWED = [
+    # round 13: a plain class's own private attributes, in its methods, their lambdas and its class methods; the
+    # design that hlmlib's mixed-model fit keeps, which the book's case study reads (chapter 15)
+    "class A:\n    def __init__(self):\n        self._n = 1\n    def f(self):\n        return lambda: self._n\n"
+    "    @classmethod\n    def g(cls):\n        return cls._m\nclass B(A, Exception):\n    def h(self):\n"
+    "        return self._n", "import hlmlib\nZ, codes = fit._Z, fit._codes\nprint(fit._X.shape, fit._y.mean())",
     # a data frame column called "code" read as an attribute (round 13: the stack-module rule must not refuse it)
     "df = pd.DataFrame({'code': [1, 2]})\ndf.code.mean()",
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
