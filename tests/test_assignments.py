@@ -18,6 +18,7 @@ import ast
 import asyncio
 import copy
 import csv
+import hashlib
 import json
 import re
 import subprocess
@@ -1356,6 +1357,58 @@ def _without_enum_guard(tmp_path, monkeypatch):
 def _cache() -> dict:
     return {p.name: p.read_bytes() for p in sorted(grader.REFERENCE_CACHE.glob("*"))} \
         if grader.REFERENCE_CACHE.is_dir() else {}
+
+
+# round 13, past the static check: a cell after the hidden tests looks for their lines, the reference code and the
+# grader's cells in linecache (which warnings' formatter and tracebacks read); a cell replaces json's encoder (which
+# rewrote the kit's "changed" lines) and np.testing.assert_allclose
+LINECACHE_PROBE = """\
+import hashlib, linecache
+wanted = {wanted!r}
+found = [(name, line) for name, entry in list(linecache.cache.items()) if len(entry) > 2 for line in entry[2]
+         if hashlib.sha256(line.strip().encode()).hexdigest() in wanted
+         or ('__grader__' + '.run_test(') in line or ('gradingkit' + '.setup(') in line]
+print('LINECACHE', len(linecache.cache), 'FOUND', len(found), found[:3])"""
+ENCODER_PATCH = """\
+import json
+import numpy as np
+
+class Enc(json.JSONEncoder):
+    def encode(self, o):
+        if isinstance(o, list) and len(o) == 4 and o[2] in ("changed", "tampered"):
+            o = [o[0], o[1], "changed", []]
+        return super().encode(o)
+
+json._default_encoder = Enc()
+json.dumps = lambda o, **k: Enc().encode(o)
+np.testing.assert_allclose = lambda *a, **k: None"""
+
+
+def test_the_grader_leaves_no_test_nor_its_own_cells_in_linecache_and_a_replaced_json_encoder_is_reported(
+        built, monkeypatch, tmp_path):
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    a = CATALOGUE["01_moulton_by_simulation"]
+    student = nbformat.read(built[("student", a.id)], as_version=4)
+    own = {line.strip() for c in student.cells if c.cell_type == "code" for line in c.source.splitlines()}
+    secret = [line.strip() for t in a.tests for line in (make.recorded_part(t.source) if t.hidden else t.source)
+              .splitlines() + [line for code, _ in make.reference_cells(a, t) for line in code.splitlines()]]
+    wanted = {hashlib.sha256(line.encode()).hexdigest() for line in secret if len(line) >= 20 and line not in own}
+    assert len(wanted) >= 10
+    probe = _edited(student, {}, [("q5-answer", LINECACHE_PROBE.format(wanted=sorted(wanted)))])
+    nbformat.write(probe, tmp_path / "probe.ipynb")
+    patched = _edited(nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4), {},
+                      [("setup", ENCODER_PATCH)])
+    nbformat.write(patched, tmp_path / "patched.ipynb")
+    out = tmp_path / "out"
+    assert make.main(["grade", str(tmp_path / "probe.ipynb"), str(tmp_path / "patched.ipynb"), "--out", str(out),
+                      "--csv", str(tmp_path / "g.csv"), "--timeout", "120"]) == 0
+    text = (out / "probe.graded.ipynb").read_text(encoding="utf-8")
+    assert re.search(r"LINECACHE \d+ FOUND 0 \[\]", text), re.findall(r"LINECACHE.{0,300}", text)
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert rows["patched"]["status"] == "review", rows["patched"]
+    report = (out / "patched.report.md").read_text(encoding="utf-8")
+    for changed in ("numpy.testing.assert_allclose", "json._default_encoder", "json.dumps"):
+        assert f"changed what the tests use: {changed}" in report, report
 
 
 def test_code_with_full_python_can_neither_read_the_solutions_nor_change_the_reference_values(
