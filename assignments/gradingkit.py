@@ -30,7 +30,9 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   to the end, with a digest of the code it ran, which the grader compares with the test it sent (a wrapper that
   swallows the test's exception, or runs other code, gets no credit); before and after, it checks that
   ``sys.stdout`` and ``sys.stderr`` are still the kernel's own
-  streams, unchanged (a change is sent to the grader, which flags the run).
+  streams, unchanged (a change is sent to the grader, which flags the run). The grader's cells, which hold the tests'
+  source and the instructor's code, are removed from ``linecache`` as they run, and a test's code is never put there
+  (:func:`_forget_caller`).
 - :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
   exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
   converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
@@ -576,7 +578,8 @@ def _channel(path: str):
     MAC from ``_hashlib.hmac_digest``, not ``hmac.new``, which looks up ``hmac``'s globals; and ``os.write``. So
     replacing any of these module attributes, or the ``JSONEncoder`` class's methods, later does not reach the
     lines (``json`` is among the WATCHED modules too, so such a change is reported). Code in the notebook can reach
-    them only through a function's ``__closure__`` or a frame, which needs full Python (see the module's docstring for what that means)."""
+    them only through a function's ``__closure__`` or a frame, which needs full Python (see the module's docstring
+    for what that means)."""
     from _hashlib import hmac_digest
     from _json import encode_basestring_ascii, make_encoder
 

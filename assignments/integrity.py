@@ -400,7 +400,7 @@ class _Checker(ast.NodeVisitor):
         classes that derives from its own classes only (:func:`_plain_classes`), one of PRIVATE_ALLOWED, or a read
         of one of PRIVATE_READABLE."""
         return (_dotted(node) in PRIVATE_ALLOWED or node.attr in PRIVATE_READABLE and isinstance(node.ctx, ast.Load)
-                or isinstance(node.value, ast.Name) and bool(self.private_owner) and node.value.id == self.private_owner[-1])
+                or isinstance(node.value, ast.Name) and node.value.id == self._enclosing_owner() is not None)
 
     def visit_Subscript(self, node):
         if isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -660,7 +660,8 @@ def _plain_classes(trees, own: frozenset) -> frozenset:
     their methods ``self`` holds no private attribute of a library's (a subclass of ``warnings.catch_warnings`` has
     ``self._module``)."""
     bound = {name for name, _ in _bindings(trees)}
-    builtin = {"object"} | {n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException)}
+    builtin = {"object"} | {name for name, value in vars(builtins).items()
+                            if isinstance(value, type) and issubclass(value, BaseException)}
     definitions = [node for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
     plain = set()
     while True:

@@ -1796,7 +1796,8 @@ FLAGGED = [
     "getattr(np, '_NoValue')", "import warnings\nclass W(warnings.catch_warnings):\n    def f(self):\n"
     "        return self._module", "class A:\n    def f(self):\n        self = np\n        return self._x",
     "class A:\n    def f(self):\n        return [self._x for self in [np]]",
-    "E = np.ndarray\nclass A(E):\n    def f(self):\n        return self._x", "fit._X = np", "import warnings\nwarnings._x",
+    "E = np.ndarray\nclass A(E):\n    def f(self):\n        return self._x", "fit._X = np",
+    "import warnings\nwarnings._x",
 ]
 ALLOWED = [
     # round 13: a plain class's own private attributes, in its methods, their lambdas and its class methods; the
