@@ -300,13 +300,13 @@ class _Checker(ast.NodeVisitor):
             if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             decorators = {_dotted(d) for d in item.decorator_list}
-            if item.args.args and not decorators & {"staticmethod", "classmethod"}:
-                item._self, item._class = item.args.args[0].arg, node.name
-            # the private attributes of a plain class's self (or cls), where the method binds that name only there
-            # (its nested functions and lambdas see the same object)
             first = item.args.args[0].arg if item.args.args and "staticmethod" not in decorators else None
-            item._owner = first if node.name in self.plain_classes and first is not None and [
-                name for name, _ in _bindings([item]) if name == first] == [first] else None
+            if first is not None and [name for name, _ in _bindings([item]) if name == first] != [first]:
+                first = None           # the method binds its self again (self = np; for self in ...): not its own
+            if first is not None and "classmethod" not in decorators:
+                item._self, item._class = first, node.name
+            # the private attributes of a plain class's self (or cls); its nested functions and lambdas see the same
+            item._owner = first if node.name in self.plain_classes else None
         for part in (*node.decorator_list, *node.bases, *node.keywords):
             self.visit(part)
         self.scopes.append("class")
@@ -435,8 +435,7 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, f"takes the method {node.args[1].value!r} from its class with getattr")
         if isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2:
             name = _constant_string(node.args[1])
-            if name is not None and name.startswith("_") and not DUNDER.match(name) and not (
-                    isinstance(node.args[0], ast.Name) and node.args[0].id == self._enclosing_owner()):
+            if name is not None and name.startswith("_") and not DUNDER.match(name):    # as the kit's getattr does
                 self.flag(node, f"uses getattr(..., {name[:60]!r}), a private attribute")
         if isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 3:
             self.flag(node, "builds a class with type(name, bases, namespace)")

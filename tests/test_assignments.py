@@ -1796,6 +1796,8 @@ FLAGGED = [
     "getattr(np, '_NoValue')", "import warnings\nclass W(warnings.catch_warnings):\n    def f(self):\n"
     "        return self._module", "class A:\n    def f(self):\n        self = np\n        return self._x",
     "class A:\n    def f(self):\n        return [self._x for self in [np]]",
+    "class A:\n    def f(self):\n        self = np\n        self.pi = 3", "class A:\n    def f(self):\n"
+    "        for self in [np]:\n            self.pi = 3",
     "E = np.ndarray\nclass A(E):\n    def f(self):\n        return self._x", "fit._X = np",
     "import warnings\nwarnings._x",
 ]
