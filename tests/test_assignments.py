@@ -411,7 +411,7 @@ UNSEEN = {
                    "    def __enter__(self):\n        return self\n\n    def __exit__(self, *args):\n"
                    "        return False\n\n\n"
                    "kit = getattr(getattr(os, 's' + 'ys'), 'mod' + 'ules')['grading' + 'kit']\n"
-                   "getattr(kit, '_state')['user_ns'][d + 'grader' + d] = kit\n"
+                   "getattr(kit, d[0] + 'state')['user_ns'][d + 'grader' + d] = kit\n"
                    "getattr(kit, d + 'dict' + d)['numpy_only'] = Nothing\n"
                    "petersen = hlmlib.datasets.load_petersen()\ny = petersen['y'].to_numpy()\n"
                    "X = np.column_stack([np.ones(len(petersen)), petersen['x'].to_numpy()])\n"
