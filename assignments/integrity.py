@@ -517,13 +517,6 @@ def _plain_type(text: str) -> bool:
                for n in ast.walk(tree))
 
 
-def _root_name(node) -> str | None:
-    """The name an attribute chain starts from (``np`` in ``np.linalg.inv``), or None."""
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
 def _constant_names(node) -> bool:
     """Whether ``node`` is a constant string, or a list, tuple or set of constant strings or (constant string,
     value) pairs, or a dict with constant string keys, no name a dunder (Enum's member names)."""
