@@ -79,6 +79,7 @@ import integrity
 import make
 import sandbox
 from make import Assignment, cell_key, cell_meta
+from sandbox import described
 
 # The first cell of a run. No automagic nor autocall: a line such as "reset -f" is valid Python ("reset - f") that
 # IPython would otherwise run as the magic %reset -f, which the static check does not see as a magic.
@@ -1473,12 +1474,6 @@ def printable(text, lines: bool = False) -> str:
     keep = "\n\t" if lines else ""
     return "".join(c if c in keep or unicodedata.category(c) not in _UNPRINTABLE
                    else c.encode("unicode_escape").decode("ascii") for c in str(text))
-
-
-def described(exc: BaseException, limit: int = 300) -> str:
-    """``exc`` as its type and at most ``limit`` characters of its message, for a report or a printed line (an
-    error raised inside a submission's run can carry a message of any length)."""
-    return f"{type(exc).__name__}: {str(exc)[:limit]}"
 
 
 _UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}     # control, format (bidi), separators, surrogates, private

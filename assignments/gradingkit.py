@@ -30,7 +30,9 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   to the end, with a digest of the code it ran, which the grader compares with the test it sent (a wrapper that
   swallows the test's exception, or runs other code, gets no credit); before and after, it checks that
   ``sys.stdout`` and ``sys.stderr`` are still the kernel's own
-  streams, unchanged (a change is sent to the grader, which flags the run).
+  streams, unchanged (a change is sent to the grader, which flags the run). The grader's cells, which hold the tests'
+  source and the instructor's code, are removed from ``linecache`` as they run, and a test's code is never put there
+  (:func:`_forget_caller`).
 - :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
   exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
   converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
@@ -70,7 +72,7 @@ import sysconfig
 import threading
 import types
 
-WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit")
+WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit", "json")
 # What the grader's channel takes (the tests' records are a few kilobytes; the grader holds what it reads in memory):
 RECORD_ELEMENTS = 10_000        # numbers or strings in one recorded value
 RECORD_LIMIT = 250_000          # bytes of one line (a record as JSON, signed)
@@ -570,15 +572,28 @@ def _channel(path: str):
     The first line is a key drawn here, before any student code; every later line is ``MAC JSON``, JSON being
     ``[number, test, kind, payload]`` and MAC its HMAC-SHA256 under the key. The key, the descriptor and the
     function that writes (``emit``) live only in closures (this one and :func:`_kit`'s): no module, no global and no
-    dict or attribute of one holds them, and the functions that write are taken now, so replacing ``json.dumps`` or
-    ``os.write`` later does not reach them. Code in the notebook can reach them only through a function's
-    ``__closure__`` or a frame, which needs full Python (see the module's docstring for what that means)."""
-    import hashlib
-    import hmac
+    dict or attribute of one holds them. What makes, signs and writes a line is C code taken now: the JSON comes
+    from an encoder made here (``_json.make_encoder``, with the C string encoder and json.dumps's separators), not
+    from ``json.dumps``, which looks up ``json._default_encoder`` and ``json.encoder``'s globals at each call; the
+    MAC from ``_hashlib.hmac_digest``, not ``hmac.new``, which looks up ``hmac``'s globals; and ``os.write``. So
+    replacing any of these module attributes, or the ``JSONEncoder`` class's methods, later does not reach the
+    lines (``json`` is among the WATCHED modules too, so such a change is reported). Code in the notebook can reach
+    them only through a function's ``__closure__`` or a frame, which needs full Python (see the module's docstring
+    for what that means)."""
+    from _hashlib import hmac_digest
+    from _json import encode_basestring_ascii, make_encoder
+
+    def not_json(value):
+        raise TypeError(f"{type(value).__name__} is not JSON")
 
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     key = os.urandom(32)
-    write, dumps, mac, sha256 = os.write, json.dumps, hmac.new, hashlib.sha256
+    encoder = make_encoder(None, not_json, encode_basestring_ascii, None, ": ", ", ", False, False, True)
+    write, join = os.write, "".join
+
+    def dumps(value) -> str:
+        return join(encoder(value, 0))
+
     first = key.hex().encode() + b"\n"
     write(fd, first)
     count, used, failed = [0], [len(first)], [None]
@@ -594,7 +609,7 @@ def _channel(path: str):
             raise ValueError(f"record({payload['name']!r}): {len(line):,} bytes as JSON; the grader takes at most "
                              f"{RECORD_LIMIT:,} bytes per value and {CHANNEL_LIMIT - CHANNEL_RESERVE:,} for all the "
                              "values of a run")
-        data = mac(key, line, sha256).hexdigest().encode() + b" " + line + b"\n"
+        data = hmac_digest(key, line, "sha256").hex().encode() + b" " + line + b"\n"
         written, error = -1, "the channel's size limit reached"
         if used[0] + len(data) <= CHANNEL_LIMIT:
             try:
@@ -715,6 +730,7 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd, strings)
     _state["kit"] = kit
     sys.addaudithook(hook)
+    _forget_caller()                    # the set-up cell (through __grader_setup, defined in it)
 
 
 def _differences(recorded: dict, current, where: str, new_keys) -> list[str]:
@@ -750,13 +766,22 @@ def _instructor_names(reference) -> dict:
     return bound
 
 
+def _forget_caller(getframe=sys._getframe, cache=linecache.cache) -> None:
+    """Remove from ``linecache`` the source of the cell that called the kit's function that calls this (IPython
+    registers each cell there, under the name its code is compiled with): the grader's cells hold the hidden tests'
+    source and the instructor's code, which anything that formats a traceback or a warning would read there. A
+    test's own code is compiled as ``<test ID>`` and never registered (a traceback in the graded notebook shows its
+    line numbers, not its lines)."""
+    cache.pop(getframe(2).f_code.co_filename, None)
+
+
 def _kit(emit) -> dict:
     """The functions that write on the grader's channel, as closures over ``emit`` (:func:`_channel`): set-up puts
     them in this module's namespace as :func:`run_test`, :func:`record` and :func:`finish`. What they call that
     could receive ``emit`` is in this closure too, not looked up in the module when they run."""
     running = [None]                    # (test id, the file name its code runs under) while a test runs
     changed, streams_changed, instructor_names, plain = _changed, _streams_changed, _instructor_names, _plain
-    digest, real_exec, real_compile, cache = test_digest, exec, compile, linecache.cache
+    digest, real_exec, real_compile, forget = test_digest, exec, compile, _forget_caller
 
     def report_changes(test_id: str) -> None:
         """Send, once each, the recorded objects the submission replaced (for the instructor to read), and any
@@ -776,6 +801,7 @@ def _kit(emit) -> dict:
         ``reference``: the instructor's code of the cells this test's question builds on, as (code, substitute)
         pairs; while the test runs, the names the substituted cells define are the instructor's, for the test and
         for the student's functions it calls."""
+        forget()                     # the grader's cell, which holds the test's source and the reference code
         report_changes(test_id)
         user_ns, saved = _state["user_ns"], {}
         filename = f"<test {test_id}>"
@@ -786,7 +812,6 @@ def _kit(emit) -> dict:
                 user_ns[name] = value
             namespace = {k: v for k, v in user_ns.items() if k not in _REAL_BUILTINS}
             namespace.update(__builtins__=_REAL_BUILTINS, __name__="__main__")
-            cache[filename] = (len(source), None, source.splitlines(True), filename)
             real_exec(real_compile(source, filename, "exec"), namespace)  # noqa: S102  (the instructor's test)
         finally:
             running[0] = None
@@ -800,6 +825,7 @@ def _kit(emit) -> dict:
 
     def finish() -> None:
         """The grader's last cell: the end of the channel (a channel without it was cut short)."""
+        forget()
         report_changes("end")
         emit("end", "end")
 

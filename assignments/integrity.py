@@ -16,6 +16,15 @@ Two verdicts:
   (``__version__``, ``__name__``, ``__doc__`` may be read, and so may ``self.__class__.__name__``; a method may call
   its base's ``super().__init__(...)``, ``super(Sub, self).__init__(...)`` in a method of ``Sub``, or
   ``Base.__init__(self, ...)``, ``Base`` a class of the notebook's);
+  private attributes (``._x``, read, set, called or named to ``getattr`` by a constant string) whatever the
+  expression they are taken from (``[warnings][0]._x``, ``w = warnings; w._x``, ``f()._x``), but ``self._x`` and
+  ``cls._x`` in a method of the notebook's class that derives only from its own classes, ``object`` and the built-in
+  exceptions, where the method binds ``self`` nowhere else, ``os._exit``, and reads of hlmlib's fit's ``_y``,
+  ``_X``, ``_Z``, ``_codes`` (the check cannot tell an object's type: a private helper of a module, such as
+  ``warnings._formatwarning_orig``, which prints any line linecache holds, or ``cbook._setattr_cm``, which sets any
+  attribute, is refused wherever it is reached from; a name built at run time is refused by the student's
+  ``getattr``, which takes no name with a leading underscore); ``warnings.warn_explicit`` (it prints the lines of
+  any file name it is given);
   attributes that lead to the interpreter's internals (``warnings.sys``, ``tempfile._thread``, frames, code
   objects, tracing) or to IPython's shell (``exit._ip``, ``run_cell``), start processes or give raw memory
   (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names; ``functools.singledispatch``
@@ -41,6 +50,7 @@ keeps the honest notebook running and stops the plain ways to tamper.
 from __future__ import annotations
 
 import ast
+import builtins
 import re
 
 from IPython.core.inputtransformer2 import TransformerManager
@@ -72,6 +82,8 @@ FORBIDDEN_ATTRIBUTES = {
     # stack_info): a stack shows the grader's cells and the hidden tests (grader adversarial r12)
     "traceback", "logging", "pdb", "faulthandler", "cgitb", "tokenize", "walk_stack", "extract_stack",
     "format_stack", "print_stack", "stack_info",
+    # warnings' functions that print any file's lines from linecache (a test's, the grader's cell) given its name
+    "warn_explicit",
     # the interpreter's and IPython's internals: frames, code, tracing, streams, hooks, the user namespace
     "pythonapi", "modules", "meta_path", "path_hooks", "settrace", "setprofile", "_getframe", "exc_info", "f_back",
     "f_globals", "f_locals", "f_builtins", "f_code", "f_lineno", "f_trace", "co_consts", "co_code", "gi_frame",
@@ -105,6 +117,10 @@ WRAPPER_NAMES = {"__module__", "__name__", "__qualname__", "__doc__", "__annotat
 FORMAT_METHODS = {"format", "format_map"}    # str's, which look attributes up by the names in the string
 # The private attributes of modules a notebook may use (os._exit ends the kernel: a test of a crash needs it)
 PRIVATE_ALLOWED = {"os._exit"}
+# Private attributes that may be read on any object: hlmlib's mixed-model fit keeps its design (_y, _X, _Z and the
+# group codes), which the book's case study reads (chapter 15); no module of the allowed libraries has these names
+# but hlmlib.simulate, whose _codes only turns labels into codes
+PRIVATE_READABLE = {"_y", "_X", "_Z", "_codes"}
 # Enum's functional API (Enum("E", names)) makes a class with the attribute names it is given, dunders included
 ENUM_CLASSES = {"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "ReprEnum", "EnumMeta", "EnumType"}
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
@@ -181,12 +197,14 @@ class _NoDefaults:
 
 class _Checker(ast.NodeVisitor):
     def __init__(self, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                 templates=frozenset(), own_classes=frozenset()):
+                 templates=frozenset(), own_classes=frozenset(), plain_classes=frozenset()):
         """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods;
         ``enums``: the names of Enum's classes and of the notebook's classes derived from them; ``templates``: the
         names the notebook binds only to constant strings (:func:`_constant_strings`); ``own_classes``: those bound
-        to its classes only (:func:`_own_classes`)."""
-        self.own_classes = own_classes
+        to its classes only (:func:`_own_classes`); ``plain_classes``: those of them that derive from nothing but
+        the notebook's classes, ``object`` and the built-in exceptions (:func:`_plain_classes`)."""
+        self.own_classes, self.plain_classes = own_classes, plain_classes
+        self.private_owner = []         # the name whose ._x may be used (a plain class's method's self), or None
         self.imported, self.problems, self.method_self = imported, [], []
         self.method_class = []          # the class of the method being read (None outside a method), innermost last
         self.classes, self.methods, self.enums, self.templates = classes, methods, enums | ENUM_CLASSES, templates
@@ -252,6 +270,7 @@ class _Checker(ast.NodeVisitor):
             self.visit(decorator)
         self.method_self.append(getattr(node, "_self", None))    # set by visit_ClassDef for a method
         self.method_class.append(getattr(node, "_class", None))
+        self.private_owner.append(getattr(node, "_owner", self._enclosing_owner()))
         self.scopes.append("function")
         for part in (node.args, node.returns, *node.body):
             if part is not None:
@@ -259,6 +278,7 @@ class _Checker(ast.NodeVisitor):
         self.scopes.pop()
         self.method_self.pop()
         self.method_class.pop()
+        self.private_owner.pop()
 
     visit_FunctionDef = visit_AsyncFunctionDef = _function
 
@@ -277,9 +297,16 @@ class _Checker(ast.NodeVisitor):
 
     def visit_ClassDef(self, node):
         for item in node.body:      # a method's first parameter is the only "self" whose attributes may be set
-            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.args.args \
-                    and not any(_dotted(d) in ("staticmethod", "classmethod") for d in item.decorator_list):
-                item._self, item._class = item.args.args[0].arg, node.name
+            if not isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            decorators = {_dotted(d) for d in item.decorator_list}
+            first = item.args.args[0].arg if item.args.args and "staticmethod" not in decorators else None
+            if first is not None and [name for name, _ in _bindings([item]) if name == first] != [first]:
+                first = None           # the method binds its self again (self = np; for self in ...): not its own
+            if first is not None and "classmethod" not in decorators:
+                item._self, item._class = first, node.name
+            # the private attributes of a plain class's self (or cls); its nested functions and lambdas see the same
+            item._owner = first if node.name in self.plain_classes else None
         for part in (*node.decorator_list, *node.bases, *node.keywords):
             self.visit(part)
         self.scopes.append("class")
@@ -299,14 +326,19 @@ class _Checker(ast.NodeVisitor):
                 and node.args[0].id == self.method_class[-1] and node.args[0].id in self.own_classes
                 and node.args[1].id == self.method_self[-1])
 
+    def _enclosing_owner(self):
+        return self.private_owner[-1] if self.private_owner else None
+
     def visit_Lambda(self, node):
         self.method_self.append(None)
         self.method_class.append(None)
+        self.private_owner.append(self._enclosing_owner())
         self.scopes.append("function")
         self.generic_visit(node)
         self.scopes.pop()
         self.method_self.pop()
         self.method_class.pop()
+        self.private_owner.pop()
 
     def _comprehension(self, node):
         self.scopes.append("function")
@@ -347,12 +379,12 @@ class _Checker(ast.NodeVisitor):
              and not getattr(node, "_base_call", False) and not getattr(node, "_class_name", False))
                 or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
             self.flag(node, f"uses the attribute .{node.attr}")
-        elif node.attr.startswith("_") and not DUNDER.match(node.attr) \
-                and _root_name(node) in self.imported | self.enums and _dotted(node) not in PRIVATE_ALLOWED:
-            # a module's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
-            # Enum._create_ makes members of any name)
-            self.flag(node, f"uses {_dotted(node) or '.' + node.attr}, a private attribute of an imported module "
-                            "or of an Enum")
+        elif node.attr.startswith("_") and not DUNDER.match(node.attr) and not self._own_private(node):
+            # a library's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
+            # warnings._formatwarning_orig reads linecache, Enum._create_ makes members of any name), whatever the
+            # expression that reaches them ([warnings][0]._x, w = warnings; w._x, f()._x)
+            self.flag(node, f"uses {_dotted(node) or '.' + node.attr}, a private attribute (only self._x in a method "
+                            "of the notebook's own class may be used)")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             dotted = _dotted(node)
             own = (isinstance(node.value, ast.Name) and self.method_self
@@ -362,6 +394,13 @@ class _Checker(ast.NodeVisitor):
                 self.flag(node, f"sets {dotted or '.' + node.attr} (code may set only self.x in a method, a data "
                                 f"frame's {', '.join(sorted(FRAME_ATTRIBUTES))}, and pandas or matplotlib options)")
         self.generic_visit(node)
+
+    def _own_private(self, node) -> bool:
+        """Whether the private attribute ``node`` is ``self._x`` (``cls._x``) in a method of one of the notebook's
+        classes that derives from its own classes only (:func:`_plain_classes`), one of PRIVATE_ALLOWED, or a read
+        of one of PRIVATE_READABLE."""
+        return (_dotted(node) in PRIVATE_ALLOWED or node.attr in PRIVATE_READABLE and isinstance(node.ctx, ast.Load)
+                or isinstance(node.value, ast.Name) and node.value.id == self._enclosing_owner() is not None)
 
     def visit_Subscript(self, node):
         if isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -376,7 +415,8 @@ class _Checker(ast.NodeVisitor):
             try:
                 for code in _magic_code(*magic):
                     self.problems += _check_code(code, self.imported, self.classes, self.methods,
-                                                 self.enums - ENUM_CLASSES, self.templates, self.own_classes)
+                                                 self.enums - ENUM_CLASSES, self.templates, self.own_classes,
+                                                 self.plain_classes)
             except _NotRun:
                 pass                # such a cell does not run (see not_run)
             return
@@ -393,6 +433,10 @@ class _Checker(ast.NodeVisitor):
                 and self._a_class(node.args[0]) and isinstance(node.args[1], ast.Constant)
                 and node.args[1].value in self.methods):
             self.flag(node, f"takes the method {node.args[1].value!r} from its class with getattr")
+        if isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2:
+            name = _constant_string(node.args[1])
+            if name is not None and name.startswith("_") and not DUNDER.match(name):    # as the kit's getattr does
+                self.flag(node, f"uses getattr(..., {name[:60]!r}), a private attribute")
         if isinstance(func, ast.Name) and func.id == "type" and len(node.args) == 3:
             self.flag(node, "builds a class with type(name, bases, namespace)")
         if isinstance(func, ast.Attribute) and func.attr in STRING_CODE_METHODS:
@@ -471,13 +515,6 @@ def _plain_type(text: str) -> bool:
                and "__" not in getattr(n, "id", getattr(n, "attr", ""))
                and not (isinstance(n, ast.Constant) and isinstance(n.value, str) and not _plain_type(n.value))
                for n in ast.walk(tree))
-
-
-def _root_name(node) -> str | None:
-    """The name an attribute chain starts from (``np`` in ``np.linalg.inv``), or None."""
-    while isinstance(node, ast.Attribute):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
 
 
 def _constant_names(node) -> bool:
@@ -607,6 +644,25 @@ def _own_classes(trees) -> frozenset:
     bindings = list(_bindings(trees))
     return frozenset({n for n, where in bindings if isinstance(where, ast.ClassDef)}
                      - {n for n, where in bindings if not isinstance(where, ast.ClassDef)})
+
+
+def _plain_classes(trees, own: frozenset) -> frozenset:
+    """The notebook's classes (bound to classes only) all of whose definitions have no keywords (a metaclass) and
+    derive from nothing but such classes, ``object`` and the built-in exceptions the notebook does not rebind: in
+    their methods ``self`` holds no private attribute of a library's (a subclass of ``warnings.catch_warnings`` has
+    ``self._module``)."""
+    bound = {name for name, _ in _bindings(trees)}
+    builtin = {"object"} | {name for name, value in vars(builtins).items()
+                            if isinstance(value, type) and issubclass(value, BaseException)}
+    definitions = [node for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+    plain = set()
+    while True:
+        new = {d.name for d in definitions if d.name in own and d.name not in plain and all(
+            not e.keywords and all(isinstance(b, ast.Name) and (b.id in plain or b.id in builtin and b.id not in bound)
+                                   for b in e.bases) for e in definitions if e.name == d.name)}
+        if not new:
+            return frozenset(plain)
+        plain |= new
 
 
 def wrapper_name(name: str, forbidden=FORBIDDEN_ATTRIBUTES) -> bool:
@@ -845,13 +901,13 @@ def _scope_nodes(function):
 
 
 def _check_code(source: str, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                templates=None, own_classes=frozenset()) -> list[tuple[int, str]]:
+                templates=None, own_classes=frozenset(), plain_classes=frozenset()) -> list[tuple[int, str]]:
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError):
         return []          # not checked, and not run either: see not_run()
     _HistoryReads().block(tree.body, frozenset())
-    checker = _FormulaChecker(imported, classes, methods, enums, templates or {}, own_classes)
+    checker = _FormulaChecker(imported, classes, methods, enums, templates or {}, own_classes, plain_classes)
     checker.visit(tree)
     return checker.problems
 
@@ -867,8 +923,9 @@ def check_cells(cells: list[tuple[int, str]]) -> list[str]:
         imported |= _imported_names(trees[-1])
     classes, methods = _classes_and_methods(trees)
     enums, templates, own = _enum_classes(trees), _constant_strings(trees), _own_classes(trees)
+    plain = _plain_classes(trees, own)
     return [f"cell {n}, line {line}: {what}" for n, source in cells
-            for line, what in _check_code(source, imported, classes, methods, enums, templates, own)]
+            for line, what in _check_code(source, imported, classes, methods, enums, templates, own, plain)]
 
 
 def not_run(source: str) -> str | None:

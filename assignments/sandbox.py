@@ -110,13 +110,19 @@ def command(spec: dict, argv: list[str]) -> list[str]:
     return [PYTHON, os.path.abspath(__file__), json.dumps(spec), "--", *argv]
 
 
+def described(exc: BaseException, limit: int = 300) -> str:
+    """``exc`` as its type and at most ``limit`` characters of its message, for a report or a printed line (an
+    error raised inside a submission's run can carry a message of any length)."""
+    return f"{type(exc).__name__}: {str(exc)[:limit]}"
+
+
 def unavailable(spec: dict, probe: list[str], env: dict | None = None) -> str | None:
     """Why ``probe`` (a command that must succeed in the sandbox, in the environment ``env``) fails there, or None
     if it works."""
     try:
         done = subprocess.run(command(spec, probe), capture_output=True, timeout=120, env=env)
     except (OSError, subprocess.SubprocessError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return described(exc)
     if done.returncode == 0:
         return None
     return (done.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit status {done.returncode}"])[-1]

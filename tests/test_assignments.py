@@ -18,6 +18,7 @@ import ast
 import asyncio
 import copy
 import csv
+import hashlib
 import json
 import re
 import subprocess
@@ -410,7 +411,7 @@ UNSEEN = {
                    "    def __enter__(self):\n        return self\n\n    def __exit__(self, *args):\n"
                    "        return False\n\n\n"
                    "kit = getattr(getattr(os, 's' + 'ys'), 'mod' + 'ules')['grading' + 'kit']\n"
-                   "getattr(kit, '_state')['user_ns'][d + 'grader' + d] = kit\n"
+                   "getattr(kit, d[0] + 'state')['user_ns'][d + 'grader' + d] = kit\n"
                    "getattr(kit, d + 'dict' + d)['numpy_only'] = Nothing\n"
                    "petersen = hlmlib.datasets.load_petersen()\ny = petersen['y'].to_numpy()\n"
                    "X = np.column_stack([np.ones(len(petersen)), petersen['x'].to_numpy()])\n"
@@ -1358,6 +1359,58 @@ def _cache() -> dict:
         if grader.REFERENCE_CACHE.is_dir() else {}
 
 
+# round 13, past the static check: a cell after the hidden tests looks for their lines, the reference code and the
+# grader's cells in linecache (which warnings' formatter and tracebacks read); a cell replaces json's encoder (which
+# rewrote the kit's "changed" lines) and np.testing.assert_allclose
+LINECACHE_PROBE = """\
+import hashlib, linecache
+wanted = {wanted!r}
+found = [(name, line) for name, entry in list(linecache.cache.items()) if len(entry) > 2 for line in entry[2]
+         if hashlib.sha256(line.strip().encode()).hexdigest() in wanted
+         or ('__grader__' + '.run_test(') in line or ('gradingkit' + '.setup(') in line]
+print('LINECACHE', len(linecache.cache), 'FOUND', len(found), found[:3])"""
+ENCODER_PATCH = """\
+import json
+import numpy as np
+
+class Enc(json.JSONEncoder):
+    def encode(self, o):
+        if isinstance(o, list) and len(o) == 4 and o[2] in ("changed", "tampered"):
+            o = [o[0], o[1], "changed", []]
+        return super().encode(o)
+
+json._default_encoder = Enc()
+json.dumps = lambda o, **k: Enc().encode(o)
+np.testing.assert_allclose = lambda *a, **k: None"""
+
+
+def test_the_grader_leaves_no_test_nor_its_own_cells_in_linecache_and_a_replaced_json_encoder_is_reported(
+        built, monkeypatch, tmp_path):
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    a = CATALOGUE["01_moulton_by_simulation"]
+    student = nbformat.read(built[("student", a.id)], as_version=4)
+    own = {line.strip() for c in student.cells if c.cell_type == "code" for line in c.source.splitlines()}
+    secret = [line.strip() for t in a.tests for line in (make.recorded_part(t.source) if t.hidden else t.source)
+              .splitlines() + [line for code, _ in make.reference_cells(a, t) for line in code.splitlines()]]
+    wanted = {hashlib.sha256(line.encode()).hexdigest() for line in secret if len(line) >= 20 and line not in own}
+    assert len(wanted) >= 10
+    probe = _edited(student, {}, [("q5-answer", LINECACHE_PROBE.format(wanted=sorted(wanted)))])
+    nbformat.write(probe, tmp_path / "probe.ipynb")
+    patched = _edited(nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4), {},
+                      [("setup", ENCODER_PATCH)])
+    nbformat.write(patched, tmp_path / "patched.ipynb")
+    out = tmp_path / "out"
+    assert make.main(["grade", str(tmp_path / "probe.ipynb"), str(tmp_path / "patched.ipynb"), "--out", str(out),
+                      "--csv", str(tmp_path / "g.csv"), "--timeout", "120"]) == 0
+    text = (out / "probe.graded.ipynb").read_text(encoding="utf-8")
+    assert re.search(r"LINECACHE \d+ FOUND 0 \[\]", text), re.findall(r"LINECACHE.{0,300}", text)
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert rows["patched"]["status"] == "review", rows["patched"]
+    report = (out / "patched.report.md").read_text(encoding="utf-8")
+    for changed in ("numpy.testing.assert_allclose", "json._default_encoder", "json.dumps"):
+        assert f"changed what the tests use: {changed}" in report, report
+
+
 def test_code_with_full_python_can_neither_read_the_solutions_nor_change_the_reference_values(
         built, monkeypatch, tmp_path):
     # round 7 past the static check and the kit's Enum guard: the audit hook is off, and only the sandbox holds.
@@ -1734,8 +1787,26 @@ FLAGGED = [
     "class B:\n    def f(self):\n        return super(B, self).__init__",
     "class B:\n    def f(self):\n        super(B, self).__init__(1)\nB = np",
     "class A:\n    pass\nclass B(A):\n    def f(self):\n        g = lambda self: super(B, self).__init__(1)",
+    # round 13: private attributes reached from any expression (warnings' formatter prints the lines linecache holds:
+    # the hidden tests, the grader's cells; cbook._setattr_cm sets any attribute; json._default_encoder rewrites the
+    # grader's channel), warn_explicit, and self._x where self is not surely the notebook's plain object
+    "import warnings\nf = [warnings][0]._formatwarning_orig", "import warnings\nw = warnings\nw._showwarnmsg_impl",
+    "import matplotlib.cbook as cb\n[cb][0]._setattr_cm(np, pi=3)", "import json\njson._default_encoder = None",
+    "import warnings\nwarnings.warn_explicit('x', UserWarning, '<test q1-hidden>', 1)", "f()._x", "(a or b)._x",
+    "getattr(np, '_NoValue')", "import warnings\nclass W(warnings.catch_warnings):\n    def f(self):\n"
+    "        return self._module", "class A:\n    def f(self):\n        self = np\n        return self._x",
+    "class A:\n    def f(self):\n        return [self._x for self in [np]]",
+    "class A:\n    def f(self):\n        self = np\n        self.pi = 3", "class A:\n    def f(self):\n"
+    "        for self in [np]:\n            self.pi = 3",
+    "E = np.ndarray\nclass A(E):\n    def f(self):\n        return self._x", "fit._X = np",
+    "import warnings\nwarnings._x",
 ]
 ALLOWED = [
+    # round 13: a plain class's own private attributes, in its methods, their lambdas and its class methods; the
+    # design that hlmlib's mixed-model fit keeps, which the book's case study reads (chapter 15)
+    "class A:\n    def __init__(self):\n        self._n = 1\n    def f(self):\n        return lambda: self._n\n"
+    "    @classmethod\n    def g(cls):\n        return cls._m\nclass B(A, Exception):\n    def h(self):\n"
+    "        return self._n", "import hlmlib\nZ, codes = fit._Z, fit._codes\nprint(fit._X.shape, fit._y.mean())",
     # a data frame column called "code" read as an attribute (round 13: the stack-module rule must not refuse it)
     "df = pd.DataFrame({'code': [1, 2]})\ndf.code.mean()",
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
