@@ -189,3 +189,32 @@ def test_disclim_exercise_ols_cr2_test():
     assert row["se"] == pytest.approx(ref["se_CR2"], rel=1e-6)
     assert row["df"] == pytest.approx(ref["df_Satt"], rel=1e-6)
     assert row["p"] == pytest.approx(ref["p_Satt"], rel=1e-5)
+
+
+OLS_CR2 = json.loads((pathlib.Path(__file__).parent / "fixtures" / "hsb_ols_cr2.json").read_text())
+
+
+def test_final_ols_full_cr2_covariance_against_clubsandwich():
+    """The whole CR2 matrix, not only its diagonal: chapter 15's marginal effects of cses by meanses (and their dashed
+    intervals in the slopes figure) are linear combinations that use the off-diagonal covariances."""
+    ref = OLS_CR2["final_ols"]
+    fit = hlmlib.ols(FINAL, data=HSB)
+    order = [term_index(t.replace("(Intercept)", "Intercept"), fit.params.index) for t in ref["terms"]]
+    np.testing.assert_allclose(fit.params.to_numpy()[order], ref["coef"], rtol=1e-10)
+    V = np.asarray(fit.vcov(kind="CR2", cluster="school"))[np.ix_(order, order)]
+    np.testing.assert_allclose(V, np.array(ref["vcov_CR2"]), rtol=1e-8, atol=1e-14)
+    # the chapter's public-school marginal effect of cses at a meanses value, b_cses + b_cses:meanses z, and its se
+    z = 0.5
+    me = fit.marginal_effect("cses", by="meanses", at=[z], given={"catholic": 0}, kind="CR2", cluster="school")
+    a = np.zeros(len(order))
+    a[ref["terms"].index("cses")], a[ref["terms"].index("meanses:cses")] = 1.0, z
+    se_r = float(np.sqrt(a @ np.array(ref["vcov_CR2"]) @ a))
+    assert float(np.asarray(me["se"])[0]) == pytest.approx(se_r, rel=1e-8)
+
+
+def test_raw_ses_ols_cr2_se_against_clubsandwich():
+    """ex-ch15-raw-ses: the CR2 standard error of ses in mathach ~ ses, behind 'at least ... standard deviations'."""
+    ref = OLS_CR2["raw_ses_ols"]
+    fit = hlmlib.ols("mathach ~ ses", data=HSB)
+    assert fit.params["ses"] == pytest.approx(ref["coef_ses"], rel=1e-10)
+    assert fit.se("CR2", cluster="school")["ses"] == pytest.approx(ref["se_CR2_ses"], rel=1e-8)
