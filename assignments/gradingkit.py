@@ -511,20 +511,32 @@ def _disarm_dir_fd() -> None:
                          if hasattr(os, name)])
 
 
-def _guard_update_wrapper(forbidden: frozenset) -> None:
+def _guard_update_wrapper(forbidden: frozenset, user_ns: dict, libraries: frozenset) -> None:
     """Replace ``functools.update_wrapper`` (which ``functools.wraps`` calls), wherever a loaded module holds it, by a
     version that copies only the attributes it copies by default and names without a leading underscore that the
     static check does not refuse: with other names it is a real ``getattr`` and ``setattr`` by names made at run
-    time (``wraps(f).func`` hands it out whatever the static check saw)."""
+    time (``wraps(f).func`` hands it out whatever the static check saw). It sets attributes of its wrapper, so the
+    wrapper may not be a module or a class, and when the notebook calls it (``wraps(f)`` is a partial whose caller
+    is the notebook's frame) only a function the notebook defined: ``update_wrapper(os, holder,
+    assigned=("fspath",))`` would set ``os.fspath`` (grader adversarial r14). ``libraries``: the folders of the
+    standard library and the installed packages (their code, such as ``lru_cache``, wraps its own objects)."""
     import functools
 
     real = functools.update_wrapper
     default = frozenset((*functools.WRAPPER_ASSIGNMENTS, *functools.WRAPPER_UPDATES))
+    getframe, function_type, module_type, isinstance_, type_, startswith = sys._getframe, types.FunctionType, \
+        types.ModuleType, isinstance, type, str.startswith
+    library_roots = tuple(os.path.join(p, "") for p in libraries)
 
     def update_wrapper(wrapper, wrapped, assigned=functools.WRAPPER_ASSIGNMENTS, updated=functools.WRAPPER_UPDATES):
         for name in (*assigned, *updated):
-            if type(name) is not str or (name not in default and (name.startswith("_") or name in forbidden)):
+            if type_(name) is not str or (name not in default and (name.startswith("_") or name in forbidden)):
                 _refuse(f"functools.update_wrapper of the attribute {name!r}")
+        caller = getframe(1).f_code.co_filename
+        if isinstance_(wrapper, (module_type, type_)) or not startswith(caller, library_roots) and not (
+                type_(wrapper) is function_type and wrapper.__globals__ is user_ns):
+            _refuse(f"functools.update_wrapper of a {type_(wrapper).__name__} (its wrapper may be only a function the "
+                    "notebook defines)")
         return real(wrapper, wrapped, assigned, updated)
 
     _replace_everywhere([(real, update_wrapper)])
@@ -704,7 +716,10 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     import scipy.stats  # noqa: F401
 
     _value_types()
-    _guard_update_wrapper(frozenset(forbidden_attributes))     # before the modules are recorded: it replaces theirs
+    libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
+                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    # before the modules are recorded: it replaces theirs
+    _guard_update_wrapper(frozenset(forbidden_attributes), user_ns, frozenset(libraries))
     _guard_enum()
     emit, channel_fd = _channel(channel)
     globals().update(_kit(emit))        # before the modules are recorded: the kit's functions are then watched
@@ -724,8 +739,6 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     _disarm_ctypes()
     _disarm_threads()
     _disarm_dir_fd()
-    libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
-                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
     strings = _StringCode(work, libraries, forbidden_names, forbidden_attributes)
     hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd, strings)
     _state["kit"] = kit

@@ -197,13 +197,14 @@ class _NoDefaults:
 
 class _Checker(ast.NodeVisitor):
     def __init__(self, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                 templates=frozenset(), own_classes=frozenset(), plain_classes=frozenset()):
+                 templates=frozenset(), own_classes=frozenset(), plain_classes=frozenset(), functions=frozenset()):
         """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods;
         ``enums``: the names of Enum's classes and of the notebook's classes derived from them; ``templates``: the
         names the notebook binds only to constant strings (:func:`_constant_strings`); ``own_classes``: those bound
         to its classes only (:func:`_own_classes`); ``plain_classes``: those of them that derive from nothing but
-        the notebook's classes, ``object`` and the built-in exceptions (:func:`_plain_classes`)."""
-        self.own_classes, self.plain_classes = own_classes, plain_classes
+        the notebook's classes, ``object`` and the built-in exceptions (:func:`_plain_classes`); ``functions``: the names
+        bound to the notebook's own functions only (:func:`_own_functions`)."""
+        self.own_classes, self.plain_classes, self.functions = own_classes, plain_classes, functions
         self.private_owner = []         # the name whose ._x may be used (a plain class's method's self), or None
         self.imported, self.problems, self.method_self = imported, [], []
         self.method_class = []          # the class of the method being read (None outside a method), innermost last
@@ -266,7 +267,9 @@ class _Checker(ast.NodeVisitor):
                 self.flag(node, f"rebinds {name}")
         for annotation in [a.annotation for a in ast.walk(node.args) if isinstance(a, ast.arg)] + [node.returns]:
             self._annotation(annotation)
-        for decorator in node.decorator_list:          # evaluated where the function is defined
+        for i, decorator in enumerate(node.decorator_list):          # evaluated where the function is defined
+            if all(_wraps_call(d) for d in node.decorator_list[i:]):
+                decorator._decorates_def = True    # @wraps(f), with no other decorator below: its wrapper is this def
             self.visit(decorator)
         self.method_self.append(getattr(node, "_self", None))    # set by visit_ClassDef for a method
         self.method_class.append(getattr(node, "_class", None))
@@ -416,7 +419,7 @@ class _Checker(ast.NodeVisitor):
                 for code in _magic_code(*magic):
                     self.problems += _check_code(code, self.imported, self.classes, self.methods,
                                                  self.enums - ENUM_CLASSES, self.templates, self.own_classes,
-                                                 self.plain_classes)
+                                                 self.plain_classes, self.functions)
             except _NotRun:
                 pass                # such a cell does not run (see not_run)
             return
@@ -469,6 +472,15 @@ class _Checker(ast.NodeVisitor):
         elif name == "make_dataclass" and any(k.arg == "namespace" for k in node.keywords):
             self.flag(node, "calls make_dataclass with a namespace (attributes by names made at run time)")
         elif name in ("update_wrapper", "wraps"):
+            # the wrapper, whose attributes are set, must be the notebook's own function: update_wrapper(os, holder,
+            # assigned=("fspath",)) would set os.fspath (grader adversarial r14)
+            wrapper = (node.args[:1] + [k.value for k in node.keywords if k.arg == "wrapper"])[:1]
+            if name == "wraps" and not getattr(node, "_decorates_def", False):
+                self.flag(node, "calls wraps other than as the decorator of a def (@wraps(f) or @functools.wraps(f))")
+            elif name == "update_wrapper" and not (wrapper and isinstance(wrapper[0], ast.Name)
+                                                   and wrapper[0].id in self.functions):
+                self.flag(node, "calls update_wrapper on a wrapper that is not a function the notebook defines with "
+                                "def (it sets the wrapper's attributes)")
             first = 2 if name == "update_wrapper" else 1           # the names come after the wrapper and the wrapped
             for names in node.args[first:] + [k.value for k in node.keywords if k.arg in ("assigned", "updated")]:
                 if not (isinstance(names, (ast.Tuple, ast.List)) and all(
@@ -644,6 +656,20 @@ def _own_classes(trees) -> frozenset:
     bindings = list(_bindings(trees))
     return frozenset({n for n, where in bindings if isinstance(where, ast.ClassDef)}
                      - {n for n, where in bindings if not isinstance(where, ast.ClassDef)})
+
+
+def _own_functions(trees) -> frozenset:
+    """The names the notebook binds to its functions (``def``) and to nothing else, the functions having no decorator
+    but ``@wraps(...)`` (which returns the function): such a name holds a function of the notebook's."""
+    bindings = list(_bindings(trees))
+    return frozenset({n for n, where in bindings if isinstance(where, (ast.FunctionDef, ast.AsyncFunctionDef))}
+                     - {n for n, where in bindings if not isinstance(where, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        or not all(_wraps_call(d) for d in where.decorator_list)})
+
+
+def _wraps_call(node) -> bool:
+    """Whether ``node`` is ``wraps(...)`` or ``functools.wraps(...)``."""
+    return isinstance(node, ast.Call) and _dotted(node.func) in ("wraps", "functools.wraps")
 
 
 def _plain_classes(trees, own: frozenset) -> frozenset:
@@ -901,13 +927,15 @@ def _scope_nodes(function):
 
 
 def _check_code(source: str, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                templates=None, own_classes=frozenset(), plain_classes=frozenset()) -> list[tuple[int, str]]:
+                templates=None, own_classes=frozenset(), plain_classes=frozenset(),
+                functions=frozenset()) -> list[tuple[int, str]]:
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError):
         return []          # not checked, and not run either: see not_run()
     _HistoryReads().block(tree.body, frozenset())
-    checker = _FormulaChecker(imported, classes, methods, enums, templates or {}, own_classes, plain_classes)
+    checker = _FormulaChecker(imported, classes, methods, enums, templates or {}, own_classes, plain_classes,
+                              functions)
     checker.visit(tree)
     return checker.problems
 
@@ -923,9 +951,10 @@ def check_cells(cells: list[tuple[int, str]]) -> list[str]:
         imported |= _imported_names(trees[-1])
     classes, methods = _classes_and_methods(trees)
     enums, templates, own = _enum_classes(trees), _constant_strings(trees), _own_classes(trees)
-    plain = _plain_classes(trees, own)
+    plain, functions = _plain_classes(trees, own), _own_functions(trees)
     return [f"cell {n}, line {line}: {what}" for n, source in cells
-            for line, what in _check_code(source, imported, classes, methods, enums, templates, own, plain)]
+            for line, what in _check_code(source, imported, classes, methods, enums, templates, own, plain,
+                                          functions)]
 
 
 def not_run(source: str) -> str | None:

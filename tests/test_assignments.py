@@ -1800,6 +1800,15 @@ FLAGGED = [
     "        for self in [np]:\n            self.pi = 3",
     "E = np.ndarray\nclass A(E):\n    def f(self):\n        return self._x", "fit._X = np",
     "import warnings\nwarnings._x",
+    # round 14: update_wrapper/wraps whose wrapper (the object whose attributes are set) is not surely a function of
+    # the notebook's: update_wrapper(os, holder, assigned=("fspath",)) set os.fspath and blinded the audit hook
+    "import functools, os\nclass H:\n    def __init__(self, f):\n        self.fspath = f\n"
+    "functools.update_wrapper(os, H(len), assigned=('fspath',), updated=())",
+    "import functools\nfunctools.update_wrapper(wrapper=np, wrapped=f)", "from functools import wraps\nwraps(f)(np)",
+    "import functools\ndef g():\n    pass\ng = np\nfunctools.update_wrapper(g, f)",
+    "import functools\n@(lambda f: np)\ndef g():\n    pass\nfunctools.update_wrapper(g, f)",
+    "import functools\n@functools.wraps(f)\n@(lambda f: np)\ndef g():\n    pass",
+    "import functools\n@functools.wraps(f)\nclass C:\n    pass", "import functools\nw = [functools.wraps(f)][0]",
 ]
 ALLOWED = [
     # round 13: a plain class's own private attributes, in its methods, their lambdas and its class methods; the
@@ -1825,7 +1834,8 @@ ALLOWED = [
     "def g(x: 'np.ndarray', y: 'list[int] | None' = None) -> 'tuple[float, float]':\n    pass",
     "from dataclasses import dataclass\n@dataclass\nclass Fit:\n    b: 'np.ndarray'\n    se: float = 0.0",
     "import functools\ndef logged(f):\n    @functools.wraps(f)\n    def g(*a):\n        return f(*a)\n    return g",
-    "from functools import wraps\nwraps(f, assigned=('note',), updated=())(g)",
+    "from functools import wraps\n@wraps(f, assigned=('note',), updated=())\ndef g():\n    pass",
+    "import functools\ndef g():\n    pass\ndef h():\n    pass\nfunctools.update_wrapper(g, h)",
     "class Fit:\n    @property\n    def b(self):\n        return 1\n    se = property(lambda self: 2)",
     "from dataclasses import make_dataclass\nPoint = make_dataclass('Point', ['x', ('y', float)])",
     "print('{:.3f} and {}'.format(1.0, 2))",
