@@ -1411,6 +1411,67 @@ def test_the_grader_leaves_no_test_nor_its_own_cells_in_linecache_and_a_replaced
         assert f"changed what the tests use: {changed}" in report, report
 
 
+# round 14, past the static check: update_wrapper on a module (it set os.fspath), and the functions the audit hook
+# called at each event (os.fspath, os.fsdecode, os.path.realpath, os.write in the refusal log) replaced in the kernel
+HOOK_BLINDING = """\
+import functools, os, posixpath
+target = "/proc/1/cmdline"
+outcome = {}
+def attempt(label, action):
+    try:
+        action()
+        outcome[label] = "allowed"
+    except PermissionError:
+        outcome[label] = "refused"
+    except Exception as exc:
+        outcome[label] = type(exc).__name__
+class Holder:
+    def __init__(self, f):
+        self.fspath = f
+def model():
+    return 1
+@functools.wraps(model)
+def mine():
+    return 2
+attempt("wraps a module", lambda: functools.wraps(Holder(len), assigned=("fspath",), updated=())(os))
+attempt("wraps a class", lambda: functools.wraps(model)(Holder))
+attempt("wraps the notebook's function", lambda: functools.wraps(model)(mine))
+attempt("lru_cache", lambda: functools.lru_cache(model)())
+attempt("read a refused path before", lambda: open(target).read())
+real_fspath, real_fsdecode, real_realpath, real_write = os.fspath, os.fsdecode, posixpath.realpath, os.write
+os.fspath = lambda p: "." if p == target else real_fspath(p)
+os.fsdecode = lambda p: "." if p == target else real_fsdecode(p)
+posixpath.realpath = lambda p, **k: "." if p == target else real_realpath(p, **k)
+os.write = lambda fd, data: len(data)
+attempt("read a refused path", lambda: open(target).read())
+attempt("list a refused folder", lambda: os.listdir(target.rsplit("/", 1)[0]))
+os.write = real_write
+print("BLINDING", sorted(outcome.items()))"""
+
+
+def test_a_replaced_fspath_or_update_wrapper_on_a_module_does_not_blind_the_audit_hook(built, monkeypatch, tmp_path):
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    student = nbformat.read(built[("student", "01_moulton_by_simulation")], as_version=4)
+    nbformat.write(_edited(student, {}, [("q5-answer", HOOK_BLINDING)]), tmp_path / "blind.ipynb")
+    out = tmp_path / "out"
+    make.main(["grade", str(tmp_path / "blind.ipynb"), "--out", str(out), "--csv", str(tmp_path / "g.csv"),
+               "--timeout", "120"])
+    text = (out / "blind.graded.ipynb").read_text(encoding="utf-8")
+    found = re.findall(r"BLINDING (\[.*?\])", text)
+    assert found, text[-3000:]
+    assert ast.literal_eval(found[0].replace('\\"', '"')) == [
+        ("list a refused folder", "refused"), ("lru_cache", "allowed"), ("read a refused path", "refused"),
+        ("read a refused path before", "refused"),
+        ("wraps a class", "refused"), ("wraps a module", "refused"), ("wraps the notebook's function", "allowed")]
+    row = next(csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8")))
+    assert row["status"] == "review", row
+    report = (out / "blind.report.md").read_text(encoding="utf-8")
+    for what in ("reading /proc/1/cmdline", "reading /proc/1", "functools.update_wrapper of a module"):
+        assert what in report, report        # logged, the replaced os.write notwithstanding
+    for changed in ("os.fspath", "os.fsdecode", "posixpath.realpath"):
+        assert f"changed what the tests use: {changed}" in report, report
+
+
 def test_code_with_full_python_can_neither_read_the_solutions_nor_change_the_reference_values(
         built, monkeypatch, tmp_path):
     # round 7 past the static check and the kit's Enum guard: the audit hook is off, and only the sandbox holds.
