@@ -33,7 +33,9 @@ Two verdicts:
   resolve an attribute by name (``import_optional_dependency``);
   setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
   or matplotlib options); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
-  names, ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
+  names, ``update_wrapper`` whose wrapper is not a name bound only to the notebook's own ``def`` (decorated by
+  nothing but ``wraps``), ``wraps`` other than as the lowest decorator of a ``def`` (the wrapper's attributes are
+  set: ``update_wrapper(os, holder, assigned=("fspath",))`` set ``os.fspath``), ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
   these taken other than by a direct call, and ``.format`` on a string the check cannot read given anything but
   constants (``df.style.format("{:.3f}")``, ``.style.format(precision=4)`` pass: fields of a format string reach
   only the attributes of what it is given); and taking a method
@@ -42,10 +44,13 @@ Two verdicts:
   an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
 
-Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder, reads
+Neither is complete. At run time the grading kit's audit hook refuses writes outside the run's folder, reads
 outside the folders a run needs, strings compiled at run time that these rules would refuse, processes, native code
-and the network, and the score comes from values compared outside the kernel. The check
-keeps the honest notebook running and stops the plain ways to tamper.
+and the network; with this check it is a first layer that plain Python should not pass (what the hook calls at each
+event is bound at set-up, and ``os``/``posixpath`` are watched), but plain Python has passed it before (round 14:
+``update_wrapper`` replaced ``os.fspath``), and full Python passes it. What holds is the OS sandbox the kernels run
+in, and the score comes from values compared outside the kernel. The check keeps the honest notebook running and
+stops the plain ways to tamper.
 """
 from __future__ import annotations
 
