@@ -1870,8 +1870,28 @@ FLAGGED = [
     "import functools\n@(lambda f: np)\ndef g():\n    pass\nfunctools.update_wrapper(g, f)",
     "import functools\n@functools.wraps(f)\n@(lambda f: np)\ndef g():\n    pass",
     "import functools\n@functools.wraps(f)\nclass C:\n    pass", "import functools\nw = [functools.wraps(f)][0]",
+    # round 14, what the false positives' fixes still refuse: .stderr of a module or of a name bound otherwise than
+    # to a call's result, the standard signal module, and attributes set on names not surely the notebook's instances
+    "import warnings\nwarnings.sys.stderr", "np.stderr", "x = f()\nx.stderr = 1", "import signal",
+    "from os import signal", "import os\nos.signal", "import scipy\nscipy = np\nscipy.signal",
+    "class Fit:\n    pass\nf = Fit()\nf = np\nf.pi = 3", "@(lambda c: (lambda: np))\nclass Fit:\n    pass\n"
+    "f = Fit()\nf.pi = 3", "dataclass = lambda c: (lambda: np)\n@dataclass\nclass Fit:\n    pass\nf = Fit()\nf.pi = 3",
+    "class Fit:\n    pass\nif False:\n    _ = Fit()\n_.pi = 3", "import warnings\nclass W(warnings.catch_warnings):\n"
+    "    pass\nw = W()\nw.x = 1", "class Fit:\n    pass\nf = Fit()\ndef g(f):\n    f.pi = 3",
+    "import warnings\nclass W(warnings.catch_warnings):\n    def f(self):\n        return self.register",
+    "class C:\n    pass\nc = C() if x else np\nc.modules",
 ]
 ALLOWED = [
+    # round 14: scipy's public result field .stderr (a slope's standard error), scipy.signal, and attributes set on
+    # instances of the notebook's plain classes and data classes
+    "from scipy import stats\nres = stats.linregress([1, 2, 3], [2, 3, 5])\n"
+    "print(res.stderr, stats.linregress([1, 2], [1, 2]).stderr)",
+    "from scipy import signal\nimport scipy\nimport scipy.signal\nscipy.signal.welch\nimport scipy as sp\nsp.signal",
+    "class Fit:\n    pass\nf = Fit()\nf.b = 2.0", "from dataclasses import dataclass\n@dataclass\nclass Fit:\n"
+    "    b: float = 0.0\nf = Fit()\nf.b = 2.0\nimport dataclasses\n@dataclasses.dataclass(frozen=False)\nclass G:\n"
+    "    a: int = 1\ng = G()\ng.a = 3",
+    "class C:\n    def __init__(self):\n        self.ex = 1\n        self.stderr = 0.1\n    def system(self):\n"
+    "        return self.ex\nc = C()\nprint(c.ex, c.stderr, c.system())",
     # round 13: a plain class's own private attributes, in its methods, their lambdas and its class methods; the
     # design that hlmlib's mixed-model fit keeps, which the book's case study reads (chapter 15)
     "class A:\n    def __init__(self):\n        self._n = 1\n    def f(self):\n        return lambda: self._n\n"
