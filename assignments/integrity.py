@@ -31,8 +31,10 @@ Two verdicts:
   and ``.register``, and string annotations that are not plain types (``typing.get_type_hints`` evaluates them as
   code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
   resolve an attribute by name (``import_optional_dependency``);
-  setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
-  or matplotlib options); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
+  setting an attribute of anything but ``self`` in a method and the notebook's own instances (a name bound only to
+  calls of its plain classes, see :func:`_name_kinds`), or a data frame's columns, index or name, and pandas or
+  matplotlib options (on such an instance and ``self``, any public name may be set and read; ``.stderr`` and
+  ``.stdout`` may be read on a call's result or a name bound only to calls' results; ``scipy.signal`` is fine); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
   names, ``update_wrapper`` whose wrapper is not a name bound only to the notebook's own ``def`` (decorated by
   nothing but ``wraps``), ``wraps`` other than as the lowest decorator of a ``def`` (the wrapper's attributes are
   set: ``update_wrapper(os, holder, assigned=("fspath",))`` set ``os.fspath``), ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
