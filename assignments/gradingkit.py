@@ -72,7 +72,9 @@ import sysconfig
 import threading
 import types
 
-WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit", "json")
+# the modules whose replaced functions are reported: what the tests use, and what the kit's checks call (os and
+# posixpath, which the kit binds at set-up all the same)
+WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit", "json", "os", "posixpath")
 # What the grader's channel takes (the tests' records are a few kilobytes; the grader holds what it reads in memory):
 RECORD_ELEMENTS = 10_000        # numbers or strings in one recorded value
 RECORD_LIMIT = 250_000          # bytes of one line (a record as JSON, signed)
@@ -94,17 +96,18 @@ class ChannelFailed(RuntimeError):
     the kit writes nothing more on it, and the grader ends the run's score there (not tampering)."""
 
 
-def _refuse(what: str):
+def _refuse(what: str, write=os.write, dumps=json.encoder.encode_basestring_ascii, state=_state, refused=Refused):
     """Log ``what`` for the instructor's report (to a file outside the run's folder, up to REFUSAL_LOG_LIMIT bytes)
-    and raise Refused."""
+    and raise Refused. What it calls is bound when the kit is imported (before any student code): a notebook that
+    replaced ``os.write`` would otherwise silence the log (grader adversarial r14)."""
     try:
-        line = (json.dumps(what[:1000]) + "\n").encode()
-        if _state.get("log_used", 0) + len(line) <= REFUSAL_LOG_LIMIT:
-            _state["log_used"] = _state.get("log_used", 0) + len(line)
-            os.write(_state["log_fd"], line)
+        line = (dumps(what[:1000]) + "\n").encode()
+        if state.get("log_used", 0) + len(line) <= REFUSAL_LOG_LIMIT:
+            state["log_used"] = state.get("log_used", 0) + len(line)
+            write(state["log_fd"], line)
     except (KeyError, OSError):
         pass
-    raise Refused(f"the grader does not allow {what}")
+    raise refused(f"the grader does not allow {what}")
 
 
 # --- the audit hook ----------------------------------------------------------------------------------------------
@@ -183,10 +186,12 @@ class _StringCode:
     """
 
     def __init__(self, work, libraries, names, attributes):
-        def files(relative):
-            return frozenset(os.path.realpath(os.path.join(folder, r)) for folder in libraries for r in relative)
+        self.realpath = _path_resolver()              # bound now, as the audit hook's are
 
-        self.exempt = files(_KERNEL + _GENERATORS) | {os.path.realpath(__file__)}
+        def files(relative):
+            return frozenset(self.realpath(os.path.join(folder, r)) for folder in libraries for r in relative)
+
+        self.exempt = files(_KERNEL + _GENERATORS) | {self.realpath(__file__)}
         self.dataclasses = files(("dataclasses.py",))
         self.through, self.typing = files(_PASS_THROUGH + (_TYPING,)), files((_TYPING,))
         self.libraries = tuple(os.path.realpath(p) + os.sep for p in libraries)
@@ -196,7 +201,7 @@ class _StringCode:
     def _file(self, frame) -> str:
         name = frame.f_code.co_filename
         if name not in self.paths:
-            self.paths[name] = os.path.realpath(name) if os.path.isabs(name) else name
+            self.paths[name] = self.realpath(name) if name.startswith("/") else name
         return self.paths[name]
 
     def _requester(self, frame) -> tuple:
@@ -236,9 +241,9 @@ class _StringCode:
     def _module_source(self, source, filename) -> bool:
         """Whether the import system compiles a module's file as it is: ``source`` is the content of ``filename``,
         a file outside the run's folder (``SourceLoader.source_to_code`` takes any source under any name)."""
-        if not (isinstance(filename, str) and os.path.isabs(filename) and isinstance(source, (bytes, str))):
+        if not (isinstance(filename, str) and filename.startswith("/") and isinstance(source, (bytes, str))):
             return False
-        path = os.path.realpath(filename)
+        path = self.realpath(filename)
         if path == self.work or path.startswith(self.work + os.sep):
             return False
         try:
@@ -303,6 +308,63 @@ class _StringCode:
         return False
 
 
+def _bound_fsdecode():
+    """``os.fsdecode`` made of what it calls, bound now: ``os.fsdecode`` (and ``os.path``'s functions) look
+    ``os.fspath`` up at each call."""
+    fspath, encoding, errors, bytes_, isinstance_ = os.fspath, sys.getfilesystemencoding(), \
+        sys.getfilesystemencodeerrors(), bytes, isinstance
+
+    def fsdecode(path) -> str:
+        path = fspath(path)
+        return path.decode(encoding, errors) if isinstance_(path, bytes_) else path
+
+    return fsdecode
+
+
+def _path_resolver():
+    """``os.path.realpath`` (non-strict, as posixpath's) made of functions bound now, when the kit sets up: the
+    audit hook and the kit's other checks resolve paths with it, so a notebook that replaces ``os.fspath``,
+    ``os.fsdecode``, ``os.lstat`` or a ``posixpath`` function (which ``os.path.realpath`` looks up at each call)
+    cannot make them check another path than the one the call uses (grader adversarial r14)."""
+    fsdecode, lstat, readlink, getcwd, is_link = _bound_fsdecode(), os.lstat, os.readlink, os.getcwd, \
+        __import__("stat").S_ISLNK
+    os_error, reversed_, str_, max_ = OSError, reversed, str, max
+
+    def realpath(path) -> str:
+        path = fsdecode(path)
+        if type(path) is not str_:
+            raise TypeError("not a path")
+        if not path.startswith("/"):
+            path = getcwd() + "/" + path
+        rest = [part for part in reversed_(path.split("/")) if part]      # the next component last
+        resolved, links = "", 0
+        while rest:
+            name = rest.pop()
+            if name == ".":
+                continue
+            if name == "..":
+                resolved = resolved[:max_(resolved.rfind("/"), 0)]
+                continue
+            candidate = resolved + "/" + name
+            try:
+                link = is_link(lstat(candidate).st_mode)
+            except os_error:
+                link = False
+            if not link:
+                resolved = candidate
+                continue
+            links += 1
+            if links > 40:        # a loop: left as it is (opening it fails), as posixpath does
+                return candidate + "".join("/" + part for part in reversed_(rest))
+            target = readlink(candidate)
+            if target.startswith("/"):
+                resolved = ""
+            rest += [part for part in reversed_(target.split("/")) if part]
+        return resolved or "/"
+
+    return realpath
+
+
 def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: int, strings: _StringCode):
     """The audit hook, and the switch with which this module (only) may set a profiler.
 
@@ -310,8 +372,17 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: 
     of the folders that contain a path, the deepest decides, and a path in none of them may not be read.
     ``libraries``: the folders of the standard library and the installed packages, whose code may make code objects
     (``types.coroutine`` does); ``channel``: the descriptor of the grader's channel (:func:`_channel`), which may not
-    be truncated; ``strings``: the rules for code compiled from a string (:class:`_StringCode`)."""
-    realpath, sep, getframe = os.path.realpath, os.sep, sys._getframe
+    be truncated; ``strings``: the rules for code compiled from a string (:class:`_StringCode`).
+
+    What the hook calls at each event is bound here, at set-up (:func:`_path_resolver`, ``os.fsdecode``, the tables
+    of events), not looked up in a module the notebook could change."""
+    realpath, sep, getframe, fsdecode = _path_resolver(), os.sep, sys._getframe, _bound_fsdecode()
+    devnull, proc_readable, write_flags, native = os.devnull, _PROC_READABLE.match, _WRITE_FLAGS, \
+        frozenset(_NATIVE_MODULES)
+    writes, reads, refused, events = dict(_WRITES), dict(_READS), dict(_REFUSED), frozenset(_EVENTS)
+    refuse, any_, isinstance_, str_, list_, id_, type_, getattr_ = _refuse, any, isinstance, str, list, id, type, \
+        getattr
+    refused_error, no_more_hooks = Refused, _NoMoreHooks
     work = realpath(work)
     roots = sorted([(realpath(p), True) for p in (*allowed, work)] + [(realpath(p), False) for p in denied],
                    key=lambda root: (len(root[0]), not root[1]))     # at equal depth, a denial comes last
@@ -321,100 +392,100 @@ def _guard(work: str, denied: tuple, allowed: tuple, libraries: tuple, channel: 
     kit = [0]                                         # > 0 while numpy_only() sets or removes its profiler
 
     def inside(path, roots):
-        return any(path == r or path.startswith(r + sep) for r in roots)
+        return any_(path == r or path.startswith(r + sep) for r in roots)
 
     def resolve(path):
-        if isinstance(path, int) or path is None:
+        if isinstance_(path, int) or path is None:
             return None                               # a file descriptor: opened through an audited call
-        return realpath(os.fsdecode(os.fspath(path)))
+        return realpath(path)
 
     def write(path):
         p = resolve(path)
-        if p is not None and p != os.devnull and not inside(p, (work,)):
-            _refuse(f"writing {p} (a grading run may write only in its own folder, {work})")
+        if p is not None and p != devnull and not inside(p, (work,)):
+            refuse(f"writing {p} (a grading run may write only in its own folder, {work})")
 
     def read(path):
         p = resolve(path if path is not None else ".")
         if p is None:
             return
-        readable = _PROC_READABLE.match(p) is not None
+        readable = proc_readable(p) is not None
         for root, allow in roots:                     # shallowest first: the deepest that contains p decides
             if p == root or p.startswith(root + sep):
                 readable = allow
         if not readable:
-            _refuse(f"reading {p} (a grading run may read only the Python installation, the installed packages, "
+            refuse(f"reading {p} (a grading run may read only the Python installation, the installed packages, "
                     "hlmlib and its own folder)")
 
     def check(event, args):
         if event == "open":
             path, mode, flags = args
-            if (isinstance(mode, str) and any(c in mode for c in "wax+")) or (flags or 0) & _WRITE_FLAGS:
+            if (isinstance_(mode, str_) and any_(c in mode for c in "wax+")) or (flags or 0) & write_flags:
                 write(path)
             else:
                 read(path)
         elif event == "os.truncate" and args[0] == channel:
-            _refuse("truncating the grader's channel")
+            refuse("truncating the grader's channel")
         elif event in ("shutil.rmtree", "os.fwalk") and args[-1] is not None:
-            _refuse(f"{event} relative to a directory descriptor")
-        elif event in _WRITES:
-            for i in _WRITES[event]:
+            refuse(f"{event} relative to a directory descriptor")
+        elif event in writes:
+            for i in writes[event]:
                 write(args[i])
-        elif event in _READS:
-            read(args[_READS[event]])
+        elif event in reads:
+            read(args[reads[event]])
         elif event == "exec":
-            name = getattr(args[0], "co_filename", "")
-            if os.path.isabs(name):
+            name = getattr_(args[0], "co_filename", "")
+            if isinstance_(name, str_) and name.startswith("/"):
                 if inside(realpath(name), (work,)):
-                    _refuse(f"running code from {name}, a file the run wrote")
+                    refuse(f"running code from {name}, a file the run wrote")
             else:                                     # compiled from a string, not read from a file
                 strings.check_run(args[0], getframe(2))
         elif event == "compile":
             strings.check_compile(args[0], args[1], getframe(2))
         elif event == "import":
-            module = str(args[0]).partition(".")[0]
-            if module in _NATIVE_MODULES:
-                _refuse(f"importing {module}")
-            if list(sys.path) != search_path:
-                _refuse(f"importing {args[0]} with a changed sys.path")
-            if any(id(f) not in finders for f in [*sys.meta_path, *sys.path_hooks]
-                   if type(f).__module__ == "__main__"):
-                _refuse(f"importing {args[0]} through a finder the notebook defined")
+            module = str_(args[0]).partition(".")[0]
+            if module in native:
+                refuse(f"importing {module}")
+            if list_(sys.path) != search_path:
+                refuse(f"importing {args[0]} with a changed sys.path")
+            if any_(id_(f) not in finders for f in [*sys.meta_path, *sys.path_hooks]
+                   if type_(f).__module__ == "__main__"):
+                refuse(f"importing {args[0]} through a finder the notebook defined")
         elif event == "subprocess.Popen":
-            program = args[0] or (args[1][0] if isinstance(args[1], (list, tuple)) and args[1] else args[1])
-            if os.path.basename(os.fsdecode(program)) != "fc-list":   # matplotlib's font search is harmless
-                _refuse(f"starting a process ({program})")
+            program = args[0] or (args[1][0] if isinstance_(args[1], (list_, tuple)) and args[1] else args[1])
+            if fsdecode(program).rpartition("/")[2] != "fc-list":   # matplotlib's font search is harmless
+                refuse(f"starting a process ({program})")
         elif event in ("sys.setprofile", "sys.settrace"):
             if not kit[0]:
-                _refuse(f"{event[4:]} (a profiler or tracer)")
+                refuse(f"{event[4:]} (a profiler or tracer)")
         elif event == "sqlite3.connect":
-            database = os.fsdecode(args[0]) if isinstance(args[0], (str, bytes)) else args[0]
+            database = fsdecode(args[0]) if isinstance_(args[0], (str_, bytes)) else args[0]
             if database not in (":memory:", ""):
-                write(str(database).removeprefix("file:").partition("?")[0])
+                write(str_(database).removeprefix("file:").partition("?")[0])
         elif event == "code.__new__":
             caller = getframe(2).f_code.co_filename           # under check() and hook(): who made the code
             if not inside(caller, libraries):
-                _refuse(f"making a code object (in {caller})")
+                refuse(f"making a code object (in {caller})")
         elif event == "pickle.find_class":         # unpickling resolves any module's attribute by name
-            _refuse(f"unpickling (it resolves {args[0]}.{args[1]})")
+            refuse(f"unpickling (it resolves {args[0]}.{args[1]})")
         elif event in ("marshal.load", "marshal.loads"):   # code objects without code.__new__
             caller = getframe(2).f_code.co_filename
             if not (caller.startswith("<frozen importlib") or inside(caller, libraries)):
-                _refuse(f"{event} (in {caller})")
+                refuse(f"{event} (in {caller})")
         elif event == "sys.addaudithook":
-            raise _NoMoreHooks()           # a RuntimeError: Python then skips the new hook silently
-        elif event in _REFUSED:
-            _refuse(_REFUSED[event])
+            raise no_more_hooks()          # a RuntimeError: Python then skips the new hook silently
+        elif event in refused:
+            refuse(refused[event])
 
     def hook(event, args):
-        if event not in _EVENTS or getattr(busy, "on", False):
+        if event not in events or getattr_(busy, "on", False):
             return
         busy.on = True
         try:
             check(event, args)
-        except (Refused, _NoMoreHooks):
+        except (refused_error, no_more_hooks):
             raise
         except Exception as exc:          # an argument the check cannot read: refuse rather than let it through
-            _refuse(f"{event} with arguments the grader cannot check ({type(exc).__name__})")
+            refuse(f"{event} with arguments the grader cannot check ({type_(exc).__name__})")
         finally:
             busy.on = False
 
@@ -487,14 +558,15 @@ def _disarm_dir_fd() -> None:
     module holds them): the audit hook sees the path without the directory it is relative to, and would check it
     against the wrong folder. ``shutil.rmtree`` and ``os.fwalk`` (whose folder the hook has checked, and which
     themselves get no descriptor: see :func:`_guard`) keep them."""
-    shutil_file, os_file = (os.path.realpath(m.__file__) for m in (__import__("shutil"), os))
+    realpath, getframe = _path_resolver(), sys._getframe         # bound now, as the audit hook's are
+    shutil_file, os_file = (realpath(m.__file__) for m in (__import__("shutil"), os))
     walks = {(shutil_file, "rmtree"), (os_file, "fwalk")}
 
     def below_a_walk(frame) -> bool:
-        if os.path.realpath(frame.f_code.co_filename) not in (shutil_file, os_file):
+        if realpath(frame.f_code.co_filename) not in (shutil_file, os_file):
             return False
         while frame is not None:
-            if (os.path.realpath(frame.f_code.co_filename), frame.f_code.co_name) in walks:
+            if (realpath(frame.f_code.co_filename), frame.f_code.co_name) in walks:
                 return True
             frame = frame.f_back
         return False
@@ -502,7 +574,7 @@ def _disarm_dir_fd() -> None:
     def guarded(function):
         def call(*args, **kwargs):
             if any(kwargs.get(k) is not None for k in ("dir_fd", "src_dir_fd", "dst_dir_fd")) \
-                    and not below_a_walk(sys._getframe(1)):
+                    and not below_a_walk(getframe(1)):
                 _refuse(f"os.{function.__name__} relative to a directory descriptor")
             return function(*args, **kwargs)
         return call
@@ -511,20 +583,32 @@ def _disarm_dir_fd() -> None:
                          if hasattr(os, name)])
 
 
-def _guard_update_wrapper(forbidden: frozenset) -> None:
+def _guard_update_wrapper(forbidden: frozenset, user_ns: dict, libraries: frozenset) -> None:
     """Replace ``functools.update_wrapper`` (which ``functools.wraps`` calls), wherever a loaded module holds it, by a
     version that copies only the attributes it copies by default and names without a leading underscore that the
     static check does not refuse: with other names it is a real ``getattr`` and ``setattr`` by names made at run
-    time (``wraps(f).func`` hands it out whatever the static check saw)."""
+    time (``wraps(f).func`` hands it out whatever the static check saw). It sets attributes of its wrapper, so the
+    wrapper may not be a module or a class, and when the notebook calls it (``wraps(f)`` is a partial whose caller
+    is the notebook's frame) only a function the notebook defined: ``update_wrapper(os, holder,
+    assigned=("fspath",))`` would set ``os.fspath`` (grader adversarial r14). ``libraries``: the folders of the
+    standard library and the installed packages (their code, such as ``lru_cache``, wraps its own objects)."""
     import functools
 
     real = functools.update_wrapper
     default = frozenset((*functools.WRAPPER_ASSIGNMENTS, *functools.WRAPPER_UPDATES))
+    getframe, function_type, module_type, isinstance_, type_, startswith = sys._getframe, types.FunctionType, \
+        types.ModuleType, isinstance, type, str.startswith
+    library_roots = tuple(os.path.join(p, "") for p in libraries)
 
     def update_wrapper(wrapper, wrapped, assigned=functools.WRAPPER_ASSIGNMENTS, updated=functools.WRAPPER_UPDATES):
         for name in (*assigned, *updated):
-            if type(name) is not str or (name not in default and (name.startswith("_") or name in forbidden)):
+            if type_(name) is not str or (name not in default and (name.startswith("_") or name in forbidden)):
                 _refuse(f"functools.update_wrapper of the attribute {name!r}")
+        caller = getframe(1).f_code.co_filename
+        if isinstance_(wrapper, (module_type, type_)) or not startswith(caller, library_roots) and not (
+                type_(wrapper) is function_type and wrapper.__globals__ is user_ns):
+            _refuse(f"functools.update_wrapper of a {type_(wrapper).__name__} (its wrapper may be only a function the "
+                    "notebook defines)")
         return real(wrapper, wrapped, assigned, updated)
 
     _replace_everywhere([(real, update_wrapper)])
@@ -704,8 +788,14 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     import scipy.stats  # noqa: F401
 
     _value_types()
-    _guard_update_wrapper(frozenset(forbidden_attributes))     # before the modules are recorded: it replaces theirs
+    libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
+                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    # before the modules are recorded: it replaces theirs
+    _guard_update_wrapper(frozenset(forbidden_attributes), user_ns, frozenset(libraries))
     _guard_enum()
+    _disarm_ctypes()
+    _disarm_threads()
+    _disarm_dir_fd()                    # before the modules are recorded: it replaces os's functions
     emit, channel_fd = _channel(channel)
     globals().update(_kit(emit))        # before the modules are recorded: the kit's functions are then watched
     modules = _watched_modules()
@@ -721,11 +811,6 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
                   modules={n: (m, _record_namespace(vars(m), _own(n))) for n, m in modules.items()},
                   classes=list(classes.values()), reported=set())
     user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
-    _disarm_ctypes()
-    _disarm_threads()
-    _disarm_dir_fd()
-    libraries = {os.path.realpath(p) for key, p in sysconfig.get_paths().items()
-                 if key in ("stdlib", "platstdlib", "purelib", "platlib")}
     strings = _StringCode(work, libraries, forbidden_names, forbidden_attributes)
     hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd, strings)
     _state["kit"] = kit

@@ -31,9 +31,13 @@ Two verdicts:
   and ``.register``, and string annotations that are not plain types (``typing.get_type_hints`` evaluates them as
   code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
   resolve an attribute by name (``import_optional_dependency``);
-  setting an attribute of anything but ``self`` in a method (or a data frame's columns, index or name, and pandas
-  or matplotlib options); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
-  names, ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
+  setting an attribute of anything but ``self`` in a method and the notebook's own instances (a name bound only to
+  calls of its plain classes, see :func:`_name_kinds`), or a data frame's columns, index or name, and pandas or
+  matplotlib options (on such an instance and ``self``, any public name may be set and read; ``.stderr`` and
+  ``.stdout`` may be read on a call's result or a name bound only to calls' results; ``scipy.signal`` is fine); ``functools.update_wrapper``/``wraps`` with attribute names that are not constant plain
+  names, ``update_wrapper`` whose wrapper is not a name bound only to the notebook's own ``def`` (decorated by
+  nothing but ``wraps``), ``wraps`` other than as the lowest decorator of a ``def`` (the wrapper's attributes are
+  set: ``update_wrapper(os, holder, assigned=("fspath",))`` set ``os.fspath``), ``make_dataclass`` with a ``namespace``, ``types.new_class``, ``property`` outside a class body, any of
   these taken other than by a direct call, and ``.format`` on a string the check cannot read given anything but
   constants (``df.style.format("{:.3f}")``, ``.style.format(precision=4)`` pass: fields of a format string reach
   only the attributes of what it is given); and taking a method
@@ -42,10 +46,13 @@ Two verdicts:
   an item of an imported module. A submission with any of these is not run: it
   scores 0 and is reported for the instructor to read.
 
-Neither is complete, nor needs to be: at run time an audit hook refuses writes outside the run's folder, reads
+Neither is complete. At run time the grading kit's audit hook refuses writes outside the run's folder, reads
 outside the folders a run needs, strings compiled at run time that these rules would refuse, processes, native code
-and the network, and the score comes from values compared outside the kernel. The check
-keeps the honest notebook running and stops the plain ways to tamper.
+and the network; with this check it is a first layer that plain Python should not pass (what the hook calls at each
+event is bound at set-up, and ``os``/``posixpath`` are watched), but plain Python has passed it before (round 14:
+``update_wrapper`` replaced ``os.fspath``), and full Python passes it. What holds is the OS sandbox the kernels run
+in, and the score comes from values compared outside the kernel. The check keeps the honest notebook running and
+stops the plain ways to tamper.
 """
 from __future__ import annotations
 
@@ -124,6 +131,10 @@ PRIVATE_READABLE = {"_y", "_X", "_Z", "_codes"}
 # Enum's functional API (Enum("E", names)) makes a class with the attribute names it is given, dunders included
 ENUM_CLASSES = {"Enum", "IntEnum", "Flag", "IntFlag", "StrEnum", "ReprEnum", "EnumMeta", "EnumType"}
 FRAME_ATTRIBUTES = {"columns", "index", "name", "names"}    # data-frame attributes students set
+# Refused names that are a library's public result fields (scipy's linregress(...).stderr), read on call results
+RESULT_ATTRIBUTES = {"stderr", "stdout"}
+# Submodules of allowed libraries named like a refused module: (library, name)
+LIBRARY_SUBMODULES = {("scipy", "signal")}
 ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "__len__", "__iter__", "__getitem__",
                           "__enter__", "__exit__"}
 READABLE_DUNDERS = {"__version__", "__name__", "__doc__", "__qualname__", "__module__"}
@@ -197,13 +208,17 @@ class _NoDefaults:
 
 class _Checker(ast.NodeVisitor):
     def __init__(self, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                 templates=frozenset(), own_classes=frozenset(), plain_classes=frozenset()):
+                 templates=frozenset(), own_classes=frozenset(), plain_classes=frozenset(), functions=frozenset(),
+                 kinds=None):
         """``classes``: the names bound to the notebook's classes; ``methods``: the names of their methods;
         ``enums``: the names of Enum's classes and of the notebook's classes derived from them; ``templates``: the
         names the notebook binds only to constant strings (:func:`_constant_strings`); ``own_classes``: those bound
         to its classes only (:func:`_own_classes`); ``plain_classes``: those of them that derive from nothing but
-        the notebook's classes, ``object`` and the built-in exceptions (:func:`_plain_classes`)."""
-        self.own_classes, self.plain_classes = own_classes, plain_classes
+        the notebook's classes, ``object`` and the built-in exceptions (:func:`_plain_classes`); ``functions``: the names
+        bound to the notebook's own functions only (:func:`_own_functions`); ``kinds``: the names bound only to
+        what :func:`_name_kinds` says (``"call"``, ``"instance"``, ``"scipy"``)."""
+        self.own_classes, self.plain_classes, self.functions = own_classes, plain_classes, functions
+        self.kinds = kinds or {}
         self.private_owner = []         # the name whose ._x may be used (a plain class's method's self), or None
         self.imported, self.problems, self.method_self = imported, [], []
         self.method_class = []          # the class of the method being read (None outside a method), innermost last
@@ -224,8 +239,8 @@ class _Checker(ast.NodeVisitor):
         self._import(node, "." * node.level + (node.module or ""), allowed=node.level == 0 and node.module ==
                      "IPython.display" and all(alias.name in IPYTHON_DISPLAY for alias in node.names))
         for alias in node.names:
-            if DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES | HISTORY_NAMES \
-                    or alias.name.startswith("_"):
+            if (DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES | HISTORY_NAMES
+                    or alias.name.startswith("_")) and (node.module, alias.name) not in LIBRARY_SUBMODULES:
                 self.flag(node, f"imports {alias.name}")
             elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
                 self.flag(node, f"imports {alias.name} under another name")
@@ -266,7 +281,9 @@ class _Checker(ast.NodeVisitor):
                 self.flag(node, f"rebinds {name}")
         for annotation in [a.annotation for a in ast.walk(node.args) if isinstance(a, ast.arg)] + [node.returns]:
             self._annotation(annotation)
-        for decorator in node.decorator_list:          # evaluated where the function is defined
+        for i, decorator in enumerate(node.decorator_list):          # evaluated where the function is defined
+            if all(_wraps_call(d) for d in node.decorator_list[i:]):
+                decorator._decorates_def = True    # @wraps(f), with no other decorator below: its wrapper is this def
             self.visit(decorator)
         self.method_self.append(getattr(node, "_self", None))    # set by visit_ClassDef for a method
         self.method_class.append(getattr(node, "_class", None))
@@ -377,7 +394,8 @@ class _Checker(ast.NodeVisitor):
             node.value._class_name = True                # self.__class__.__name__: a string, not the class
         if ((DUNDER.match(node.attr) and not (node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load))
              and not getattr(node, "_base_call", False) and not getattr(node, "_class_name", False))
-                or node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES):  # _sys, _thread
+                or (node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES)  # _sys, _thread
+                and not self._harmless_attribute(node)):
             self.flag(node, f"uses the attribute .{node.attr}")
         elif node.attr.startswith("_") and not DUNDER.match(node.attr) and not self._own_private(node):
             # a library's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
@@ -387,13 +405,32 @@ class _Checker(ast.NodeVisitor):
                             "of the notebook's own class may be used)")
         if isinstance(node.ctx, (ast.Store, ast.Del)):
             dotted = _dotted(node)
-            own = (isinstance(node.value, ast.Name) and self.method_self
-                   and node.value.id == self.method_self[-1])
+            own = (isinstance(node.value, ast.Name) and (self.method_self and node.value.id == self.method_self[-1]
+                                                          or self.kinds.get(node.value.id) == "instance"))
             frame = node.attr in FRAME_ATTRIBUTES and dotted.split(".")[0] not in self.imported
             if not (own or frame or dotted.startswith(ALLOWED_MODULE_SETTINGS)):
                 self.flag(node, f"sets {dotted or '.' + node.attr} (code may set only self.x in a method, a data "
                                 f"frame's {', '.join(sorted(FRAME_ATTRIBUTES))}, and pandas or matplotlib options)")
         self.generic_visit(node)
+
+    def _harmless_attribute(self, node) -> bool:
+        """A refused name that cannot reach what it is refused for: any, set or read, on an instance of the
+        notebook's plain class (``self`` in its methods, or a name :func:`_name_kinds` calls an instance: ``c.ex``,
+        ``self.system``); a read of ``.stderr``/``.stdout`` of a call's
+        result or of a name bound only to calls' results (``stats.linregress(x, y).stderr``, a slope's standard
+        error: only the ``sys`` module's lead to the streams, and ``sys`` cannot be reached as a value), and
+        ``scipy.signal`` (signal processing, not the standard ``signal`` module)."""
+        value = node.value
+        if isinstance(value, ast.Name) and (self.kinds.get(value.id) == "instance"
+                                            or value.id == self._enclosing_owner() is not None):
+            return True    # the notebook's plain object: its attributes hold only what the notebook put there
+        if not isinstance(node.ctx, ast.Load):
+            return False
+        if node.attr in RESULT_ATTRIBUTES:
+            return isinstance(value, ast.Call) or isinstance(value, ast.Name) and self.kinds.get(value.id) in (
+                "call", "instance")
+        return (isinstance(value, ast.Name) and self.kinds.get(value.id) == "scipy"
+                and ("scipy", node.attr) in LIBRARY_SUBMODULES)
 
     def _own_private(self, node) -> bool:
         """Whether the private attribute ``node`` is ``self._x`` (``cls._x``) in a method of one of the notebook's
@@ -416,7 +453,7 @@ class _Checker(ast.NodeVisitor):
                 for code in _magic_code(*magic):
                     self.problems += _check_code(code, self.imported, self.classes, self.methods,
                                                  self.enums - ENUM_CLASSES, self.templates, self.own_classes,
-                                                 self.plain_classes)
+                                                 self.plain_classes, self.functions, self.kinds)
             except _NotRun:
                 pass                # such a cell does not run (see not_run)
             return
@@ -469,6 +506,15 @@ class _Checker(ast.NodeVisitor):
         elif name == "make_dataclass" and any(k.arg == "namespace" for k in node.keywords):
             self.flag(node, "calls make_dataclass with a namespace (attributes by names made at run time)")
         elif name in ("update_wrapper", "wraps"):
+            # the wrapper, whose attributes are set, must be the notebook's own function: update_wrapper(os, holder,
+            # assigned=("fspath",)) would set os.fspath (grader adversarial r14)
+            wrapper = (node.args[:1] + [k.value for k in node.keywords if k.arg == "wrapper"])[:1]
+            if name == "wraps" and not getattr(node, "_decorates_def", False):
+                self.flag(node, "calls wraps other than as the decorator of a def (@wraps(f) or @functools.wraps(f))")
+            elif name == "update_wrapper" and not (wrapper and isinstance(wrapper[0], ast.Name)
+                                                   and wrapper[0].id in self.functions):
+                self.flag(node, "calls update_wrapper on a wrapper that is not a function the notebook defines with "
+                                "def (it sets the wrapper's attributes)")
             first = 2 if name == "update_wrapper" else 1           # the names come after the wrapper and the wrapped
             for names in node.args[first:] + [k.value for k in node.keywords if k.arg in ("assigned", "updated")]:
                 if not (isinstance(names, (ast.Tuple, ast.List)) and all(
@@ -644,6 +690,70 @@ def _own_classes(trees) -> frozenset:
     bindings = list(_bindings(trees))
     return frozenset({n for n, where in bindings if isinstance(where, ast.ClassDef)}
                      - {n for n, where in bindings if not isinstance(where, ast.ClassDef)})
+
+
+def _name_kinds(trees, plain_classes: frozenset) -> dict[str, str]:
+    """The names the notebook binds one way only (every binding of them, in every cell): ``"instance"``, by
+    ``x = C(...)`` with ``C`` one of its plain classes (:func:`_plain_classes`) decorated by nothing but
+    ``dataclasses``' ``dataclass`` (so ``x`` holds an instance of ``C``, whose attributes may be set); ``"call"``,
+    by ``x = f(...)`` (a call's result); ``"scipy"``, by ``import scipy`` (``as x``). Names with a leading underscore
+    and built-in names are none of them (IPython's ``_`` holds the last output, which may be a module)."""
+    bound = list(_bindings(trees))
+    decorated = {node.name for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
+                 and not all(_dataclass_decorator(d, bound) for d in node.decorator_list)}
+    instances = plain_classes - decorated
+
+    def kind(name, where):
+        parent = getattr(where, "_assigned", None)
+        if isinstance(where, ast.Import) and any(a.name == "scipy" and a.asname == name or a.asname is None
+                                                 and a.name.split(".")[0] == "scipy" == name for a in where.names):
+            return "scipy"
+        if isinstance(parent, ast.Call):
+            return "instance" if isinstance(parent.func, ast.Name) and parent.func.id in instances else "call"
+        return None
+
+    for tree in trees:             # the value a plain name is assigned (x = ..., x: T = ..., (x := ...))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name):
+                        target._assigned = node.value
+    kinds: dict[str, set] = {}
+    for name, where in bound:
+        kinds.setdefault(name, set()).add(kind(name, where))
+    return {name: k.pop() for name, k in kinds.items() if len(k) == 1 and None not in k
+            and not name.startswith("_") and not hasattr(builtins, name) and name not in INJECTED_NAMES}
+
+
+def _dataclass_decorator(node, bound) -> bool:
+    """Whether ``node`` is ``dataclass``, ``dataclasses.dataclass`` or a call of either, the name bound only by
+    ``from dataclasses import dataclass`` or ``import dataclasses``."""
+    node = node.func if isinstance(node, ast.Call) else node
+    name = _dotted(node)
+    if name not in ("dataclass", "dataclasses.dataclass") or isinstance(node, ast.Attribute) and not isinstance(
+            node.value, ast.Name):
+        return False
+    root = name.split(".")[0]
+    return all(isinstance(where, (ast.Import, ast.ImportFrom)) and (
+        where.module == "dataclasses" if isinstance(where, ast.ImportFrom) else True)
+        and all(a.name == "dataclasses" and a.asname is None if isinstance(where, ast.Import) else
+                a.name == "dataclass" and a.asname is None for a in where.names if (a.asname or a.name) == root)
+        for n, where in bound if n == root)
+
+
+def _own_functions(trees) -> frozenset:
+    """The names the notebook binds to its functions (``def``) and to nothing else, the functions having no decorator
+    but ``@wraps(...)`` (which returns the function): such a name holds a function of the notebook's."""
+    bindings = list(_bindings(trees))
+    return frozenset({n for n, where in bindings if isinstance(where, (ast.FunctionDef, ast.AsyncFunctionDef))}
+                     - {n for n, where in bindings if not isinstance(where, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        or not all(_wraps_call(d) for d in where.decorator_list)})
+
+
+def _wraps_call(node) -> bool:
+    """Whether ``node`` is ``wraps(...)`` or ``functools.wraps(...)``."""
+    return isinstance(node, ast.Call) and _dotted(node.func) in ("wraps", "functools.wraps")
 
 
 def _plain_classes(trees, own: frozenset) -> frozenset:
@@ -901,13 +1011,15 @@ def _scope_nodes(function):
 
 
 def _check_code(source: str, imported: set[str], classes=frozenset(), methods=frozenset(), enums=frozenset(),
-                templates=None, own_classes=frozenset(), plain_classes=frozenset()) -> list[tuple[int, str]]:
+                templates=None, own_classes=frozenset(), plain_classes=frozenset(),
+                functions=frozenset(), kinds=None) -> list[tuple[int, str]]:
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError):
         return []          # not checked, and not run either: see not_run()
     _HistoryReads().block(tree.body, frozenset())
-    checker = _FormulaChecker(imported, classes, methods, enums, templates or {}, own_classes, plain_classes)
+    checker = _FormulaChecker(imported, classes, methods, enums, templates or {}, own_classes, plain_classes,
+                              functions, kinds)
     checker.visit(tree)
     return checker.problems
 
@@ -923,9 +1035,11 @@ def check_cells(cells: list[tuple[int, str]]) -> list[str]:
         imported |= _imported_names(trees[-1])
     classes, methods = _classes_and_methods(trees)
     enums, templates, own = _enum_classes(trees), _constant_strings(trees), _own_classes(trees)
-    plain = _plain_classes(trees, own)
+    plain, functions = _plain_classes(trees, own), _own_functions(trees)
+    kinds = _name_kinds(trees, plain)
     return [f"cell {n}, line {line}: {what}" for n, source in cells
-            for line, what in _check_code(source, imported, classes, methods, enums, templates, own, plain)]
+            for line, what in _check_code(source, imported, classes, methods, enums, templates, own, plain,
+                                          functions, kinds)]
 
 
 def not_run(source: str) -> str | None:

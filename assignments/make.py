@@ -334,7 +334,9 @@ def main(argv=None) -> int:
                    help="run the instructor versions afresh instead of taking their values from build/reference/")
     g.add_argument("--unsafe-same-user", action="store_true",
                    help="where the kernels cannot be sandboxed (see the README), run them as your own user with only "
-                        "the in-process checks: code that defeats those can read the solutions")
+                        "the in-process checks (static check, kit, audit hook): a first layer, which plain Python "
+                        "has got past before; a submission that gets past them can read the solutions, the "
+                        "reference values and other students' reports, and write outside its run folder")
     g.add_argument("--out", type=Path, default=BUILD / "graded",
                    help="folder for the per-file reports, graded notebooks and written answers")
     i = sub.add_parser("ids", help="give cells of source notebooks stable ids")

@@ -1411,6 +1411,67 @@ def test_the_grader_leaves_no_test_nor_its_own_cells_in_linecache_and_a_replaced
         assert f"changed what the tests use: {changed}" in report, report
 
 
+# round 14, past the static check: update_wrapper on a module (it set os.fspath), and the functions the audit hook
+# called at each event (os.fspath, os.fsdecode, os.path.realpath, os.write in the refusal log) replaced in the kernel
+HOOK_BLINDING = """\
+import functools, os, posixpath
+target = "/proc/1/cmdline"
+outcome = {}
+def attempt(label, action):
+    try:
+        action()
+        outcome[label] = "allowed"
+    except PermissionError:
+        outcome[label] = "refused"
+    except Exception as exc:
+        outcome[label] = type(exc).__name__
+class Holder:
+    def __init__(self, f):
+        self.fspath = f
+def model():
+    return 1
+@functools.wraps(model)
+def mine():
+    return 2
+attempt("wraps a module", lambda: functools.wraps(Holder(len), assigned=("fspath",), updated=())(os))
+attempt("wraps a class", lambda: functools.wraps(model)(Holder))
+attempt("wraps the notebook's function", lambda: functools.wraps(model)(mine))
+attempt("lru_cache", lambda: functools.lru_cache(model)())
+attempt("read a refused path before", lambda: open(target).read())
+real_fspath, real_fsdecode, real_realpath, real_write = os.fspath, os.fsdecode, posixpath.realpath, os.write
+os.fspath = lambda p: "." if p == target else real_fspath(p)
+os.fsdecode = lambda p: "." if p == target else real_fsdecode(p)
+posixpath.realpath = lambda p, **k: "." if p == target else real_realpath(p, **k)
+os.write = lambda fd, data: len(data)
+attempt("read a refused path", lambda: open(target).read())
+attempt("list a refused folder", lambda: os.listdir(target.rsplit("/", 1)[0]))
+os.write = real_write
+print("BLINDING", sorted(outcome.items()))"""
+
+
+def test_a_replaced_fspath_or_update_wrapper_on_a_module_does_not_blind_the_audit_hook(built, monkeypatch, tmp_path):
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    student = nbformat.read(built[("student", "01_moulton_by_simulation")], as_version=4)
+    nbformat.write(_edited(student, {}, [("q5-answer", HOOK_BLINDING)]), tmp_path / "blind.ipynb")
+    out = tmp_path / "out"
+    make.main(["grade", str(tmp_path / "blind.ipynb"), "--out", str(out), "--csv", str(tmp_path / "g.csv"),
+               "--timeout", "120"])
+    text = (out / "blind.graded.ipynb").read_text(encoding="utf-8")
+    found = re.findall(r"BLINDING (\[.*?\])", text)
+    assert found, text[-3000:]
+    assert ast.literal_eval(found[0].replace('\\"', '"')) == [
+        ("list a refused folder", "refused"), ("lru_cache", "allowed"), ("read a refused path", "refused"),
+        ("read a refused path before", "refused"),
+        ("wraps a class", "refused"), ("wraps a module", "refused"), ("wraps the notebook's function", "allowed")]
+    row = next(csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8")))
+    assert row["status"] == "review", row
+    report = (out / "blind.report.md").read_text(encoding="utf-8")
+    for what in ("reading /proc/1/cmdline", "reading /proc/1", "functools.update_wrapper of a module"):
+        assert what in report, report        # logged, the replaced os.write notwithstanding
+    for changed in ("os.fspath", "os.fsdecode", "posixpath.realpath"):
+        assert f"changed what the tests use: {changed}" in report, report
+
+
 def test_code_with_full_python_can_neither_read_the_solutions_nor_change_the_reference_values(
         built, monkeypatch, tmp_path):
     # round 7 past the static check and the kit's Enum guard: the audit hook is off, and only the sandbox holds.
@@ -1800,8 +1861,37 @@ FLAGGED = [
     "        for self in [np]:\n            self.pi = 3",
     "E = np.ndarray\nclass A(E):\n    def f(self):\n        return self._x", "fit._X = np",
     "import warnings\nwarnings._x",
+    # round 14: update_wrapper/wraps whose wrapper (the object whose attributes are set) is not surely a function of
+    # the notebook's: update_wrapper(os, holder, assigned=("fspath",)) set os.fspath and blinded the audit hook
+    "import functools, os\nclass H:\n    def __init__(self, f):\n        self.fspath = f\n"
+    "functools.update_wrapper(os, H(len), assigned=('fspath',), updated=())",
+    "import functools\nfunctools.update_wrapper(wrapper=np, wrapped=f)", "from functools import wraps\nwraps(f)(np)",
+    "import functools\ndef g():\n    pass\ng = np\nfunctools.update_wrapper(g, f)",
+    "import functools\n@(lambda f: np)\ndef g():\n    pass\nfunctools.update_wrapper(g, f)",
+    "import functools\n@functools.wraps(f)\n@(lambda f: np)\ndef g():\n    pass",
+    "import functools\n@functools.wraps(f)\nclass C:\n    pass", "import functools\nw = [functools.wraps(f)][0]",
+    # round 14, what the false positives' fixes still refuse: .stderr of a module or of a name bound otherwise than
+    # to a call's result, the standard signal module, and attributes set on names not surely the notebook's instances
+    "import warnings\nwarnings.sys.stderr", "np.stderr", "x = f()\nx.stderr = 1", "import signal",
+    "from os import signal", "import os\nos.signal", "import scipy\nscipy = np\nscipy.signal",
+    "class Fit:\n    pass\nf = Fit()\nf = np\nf.pi = 3", "@(lambda c: (lambda: np))\nclass Fit:\n    pass\n"
+    "f = Fit()\nf.pi = 3", "dataclass = lambda c: (lambda: np)\n@dataclass\nclass Fit:\n    pass\nf = Fit()\nf.pi = 3",
+    "class Fit:\n    pass\nif False:\n    _ = Fit()\n_.pi = 3", "import warnings\nclass W(warnings.catch_warnings):\n"
+    "    pass\nw = W()\nw.x = 1", "class Fit:\n    pass\nf = Fit()\ndef g(f):\n    f.pi = 3",
+    "import warnings\nclass W(warnings.catch_warnings):\n    def f(self):\n        return self.register",
+    "class C:\n    pass\nc = C() if x else np\nc.modules",
 ]
 ALLOWED = [
+    # round 14: scipy's public result field .stderr (a slope's standard error), scipy.signal, and attributes set on
+    # instances of the notebook's plain classes and data classes
+    "from scipy import stats\nres = stats.linregress([1, 2, 3], [2, 3, 5])\n"
+    "print(res.stderr, stats.linregress([1, 2], [1, 2]).stderr)",
+    "from scipy import signal\nimport scipy\nimport scipy.signal\nscipy.signal.welch\nimport scipy as sp\nsp.signal",
+    "class Fit:\n    pass\nf = Fit()\nf.b = 2.0", "from dataclasses import dataclass\n@dataclass\nclass Fit:\n"
+    "    b: float = 0.0\nf = Fit()\nf.b = 2.0\nimport dataclasses\n@dataclasses.dataclass(frozen=False)\nclass G:\n"
+    "    a: int = 1\ng = G()\ng.a = 3",
+    "class C:\n    def __init__(self):\n        self.ex = 1\n        self.stderr = 0.1\n    def system(self):\n"
+    "        return self.ex\nc = C()\nprint(c.ex, c.stderr, c.system())",
     # round 13: a plain class's own private attributes, in its methods, their lambdas and its class methods; the
     # design that hlmlib's mixed-model fit keeps, which the book's case study reads (chapter 15)
     "class A:\n    def __init__(self):\n        self._n = 1\n    def f(self):\n        return lambda: self._n\n"
@@ -1825,7 +1915,8 @@ ALLOWED = [
     "def g(x: 'np.ndarray', y: 'list[int] | None' = None) -> 'tuple[float, float]':\n    pass",
     "from dataclasses import dataclass\n@dataclass\nclass Fit:\n    b: 'np.ndarray'\n    se: float = 0.0",
     "import functools\ndef logged(f):\n    @functools.wraps(f)\n    def g(*a):\n        return f(*a)\n    return g",
-    "from functools import wraps\nwraps(f, assigned=('note',), updated=())(g)",
+    "from functools import wraps\n@wraps(f, assigned=('note',), updated=())\ndef g():\n    pass",
+    "import functools\ndef g():\n    pass\ndef h():\n    pass\nfunctools.update_wrapper(g, h)",
     "class Fit:\n    @property\n    def b(self):\n        return 1\n    se = property(lambda self: 2)",
     "from dataclasses import make_dataclass\nPoint = make_dataclass('Point', ['x', ('y', float)])",
     "print('{:.3f} and {}'.format(1.0, 2))",
