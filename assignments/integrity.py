@@ -75,6 +75,8 @@ FORBIDDEN_NAMES = {
     "breakpoint", "memoryview", "get_ipython", "display_pub",
     # they evaluate a function's string annotations (typing.get_type_hints) with the notebook's namespace
     "singledispatch", "singledispatchmethod",
+    # enum's: it writes an Enum class's members into the module its __module__ names (sys.setprofile; r15)
+    "global_enum",
 }
 # IPython's input, output and folder history (the source of earlier cells, the objects they returned): refused where
 # a read may find IPython's value, allowed as the notebook's own variables (see _HistoryReads)
@@ -115,6 +117,8 @@ FORBIDDEN_ATTRIBUTES = {
     "import_item", "unpickle_function", "getattr",
     # copy's helper that sets the attributes it is given on the object a function returns (a module, say)
     "_reconstruct",
+    # enum's helper that writes an Enum class's members into any module (module="sys": sys.setprofile; r15)
+    "global_enum",
 }
 # Functions that get or set attributes by names given as arguments, or build a class from a namespace: allowed only
 # called directly, with the names the check can read (see _Checker.visit_Call); refused by getattr at run time
@@ -377,6 +381,10 @@ class _Checker(ast.NodeVisitor):
                 or not all(_constant_names(g) for g in given):
             self.flag(node, f"calls {name} with member names that are not constant, plain names (Enum's functional "
                             "API makes attributes by any name, dunders included)")
+        module = [k.value for k in node.keywords if k.arg == "module"]
+        if module and not (isinstance(module[0], ast.Constant) and module[0].value in ("__main__", None)):
+            self.flag(node, f"calls {name} with a module other than the notebook's (its class then claims to be "
+                            "another module's)")
 
     def _a_class(self, node) -> bool:
         """Whether ``node`` names one of the notebook's classes, or is ``type(...)``."""
