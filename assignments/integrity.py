@@ -119,7 +119,25 @@ FORBIDDEN_ATTRIBUTES = {
     "_reconstruct",
     # enum's helper that writes an Enum class's members into any module (module="sys": sys.setprofile; r15)
     "global_enum",
+    # libraries' internal submodules (pd.core, np.core: pd.core.common.temp_setattr sets any attribute; r15)
+    "core", "distutils",
+    # library functions that get or set an attribute of their argument by a name given at run time (grader
+    # adversarial r15's scan, dev/scan_setattr.py and dev/scan_getattr.py, over numpy, pandas, scipy, statsmodels,
+    # matplotlib and hlmlib: every public function that calls setattr or getattr with a parameter as the name)
+    "temp_setattr",             # pandas.core.common: setattr(obj, attr, value), restored only when the block ends
+    "default_array_ufunc", "array_ufunc", "dispatch_ufunc_with_out", "dispatch_reduction_ufunc",  # pandas.core.
+    # arraylike: getattr(ufunc, method)(...), any attribute of any object called
+    "compute_dict_like",        # pandas.core.apply: getattr(column, op_name)
+    "assert_attr_equal",        # pandas._testing: getattr(left, attr)
+    "replace_method",           # numpy.distutils.ccompiler: setattr(klass, method_name, func)
+    "add_newdoc",               # numpy: getattr(__import__(place), obj), any module imported by name
+    "populate_wrapper",         # statsmodels.base.wrapper: setattr(klass, name, ...) for names of its argument
+    "getp",                     # matplotlib.artist (plt.getp): getattr(obj, "get_" + property)()
+    "do_event",                 # matplotlib.testing.widgets: getattr(tool, etype)(event)
 }
+# Libraries' internal submodules, refused as imports (as attributes: "core", "distutils" above); the book and the
+# assignments use none of them (np.lib stays: np.lib.stride_tricks.sliding_window_view)
+INTERNAL_SUBMODULES = ("pandas.core", "numpy.core", "numpy.distutils", "statsmodels.base", "matplotlib.testing")
 # Functions that get or set attributes by names given as arguments, or build a class from a namespace: allowed only
 # called directly, with the names the check can read (see _Checker.visit_Call); refused by getattr at run time
 CHECKED_CALLS = {"update_wrapper", "wraps", "make_dataclass", "new_class"}
@@ -244,7 +262,8 @@ class _Checker(ast.NodeVisitor):
                      "IPython.display" and all(alias.name in IPYTHON_DISPLAY for alias in node.names))
         for alias in node.names:
             if (DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES | HISTORY_NAMES
-                    or alias.name.startswith("_")) and (node.module, alias.name) not in LIBRARY_SUBMODULES:
+                    or alias.name.startswith("_") or f"{node.module}.{alias.name}" in INTERNAL_SUBMODULES) \
+                    and (node.module, alias.name) not in LIBRARY_SUBMODULES:
                 self.flag(node, f"imports {alias.name}")
             elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
                 self.flag(node, f"imports {alias.name} under another name")
@@ -261,6 +280,8 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, f"imports {name or 'a relative module'}, which is not on the list of allowed modules")
         elif any(part.startswith("_") for part in name.split(".")[1:]):
             self.flag(node, f"imports {name}, a private module")
+        elif any(name == m or name.startswith(m + ".") for m in INTERNAL_SUBMODULES):
+            self.flag(node, f"imports {name}, a library's internal module")
 
     def visit_Name(self, node):
         self._checked_call_used(node, node.id)

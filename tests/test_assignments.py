@@ -1925,8 +1925,18 @@ FLAGGED = [
     # round 15: enum.global_enum writes an Enum's members into the module its class names (sys.setprofile)
     "import enum\nenum.global_enum(P)", "from enum import global_enum", "import enum as e\ng = e.global_enum",
     "import enum\nP = enum.Enum('P', [('setprofile', 1)], module='sys')", "from enum import Enum\nEnum('P', 'a', module=m)",
+    # round 15: library functions that set or get an attribute by a name given at run time, and internal submodules
+    "import pandas as pd\nwith pd.core.common.temp_setattr(obj, name, 1):\n    pass",
+    "import pandas as pd\np = pd\np.core", "from pandas.core.common import temp_setattr", "import pandas.core.common",
+    "from pandas.core import arraylike", "from pandas import core", "import numpy as np\nnp.core",
+    "import numpy.core", "from statsmodels.base.wrapper import populate_wrapper", "from statsmodels import base",
+    "import numpy as np\nnp.lib.add_newdoc('sys', 'x', 'y')", "import matplotlib.pyplot as plt\nplt.getp(ax, p)",
+    "f = m.default_array_ufunc", "m.array_ufunc(1)", "m.dispatch_ufunc_with_out", "m.replace_method",
+    "import matplotlib.testing.widgets", "from numpy.distutils import ccompiler",
 ]
 ALLOWED = [
+    "import numpy as np\nw = np.lib.stride_tricks.sliding_window_view(np.arange(5), 2)\nimport pandas.testing\n"
+    "import numpy.linalg\nimport matplotlib.pyplot as plt\nplt.setp([], color='k')\nx = np.arange(3)\nx.base",
     "import enum\nE = enum.Enum('E', 'A B')\nF = enum.IntEnum('F', ['X', 'Y'], module='__main__')",
     # round 14: scipy's public result field .stderr (a slope's standard error), scipy.signal, and attributes set on
     # instances of the notebook's plain classes and data classes
