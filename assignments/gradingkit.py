@@ -6,7 +6,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
 
 - :func:`setup`, before any student code: limits the size of a file the kernel writes (``RLIMIT_FSIZE``), removes
   the working directory from ``sys.path``, records the modules the tests use (a change to them is reported to the
-  instructor), gives the student's namespace a ``getattr``
+  instructor; of ``sys``, its functions and ``modules``, ``path``, ``meta_path``, ``path_hooks``), gives the
+  student's namespace a ``getattr``
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
   folder; reading anything but the folders the grader allows (the Python installation and its packages, hlmlib,
@@ -21,7 +22,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   start them are replaced), since code in another thread would escape :func:`numpy_only`, and os's ``dir_fd``
   arguments (a path relative to a directory descriptor reaches the hook without its directory); and it replaces
   ``functools.update_wrapper`` by a version that copies only plain attribute names (:func:`_guard_update_wrapper`),
-  and makes Enum's functional API refuse member names that are not plain names (:func:`_guard_enum`).
+  and makes Enum's functional API refuse member names that are not plain names, and a ``module`` other than
+  ``"__main__"``, and ``enum.global_enum``, called from the notebook (:func:`_guard_enum`).
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test

@@ -30,7 +30,10 @@ Two verdicts:
   (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names; ``functools.singledispatch``
   and ``.register``, and string annotations that are not plain types (``typing.get_type_hints`` evaluates them as
   code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
-  resolve an attribute by name (``import_optional_dependency``);
+  resolve an attribute by name (``import_optional_dependency``); library functions that get or set an attribute of
+  their argument by a name given at run time (pandas' ``temp_setattr``, ...: see FORBIDDEN_ATTRIBUTES) and
+  libraries' internal submodules (``pd.core``, ``np.core``: INTERNAL_SUBMODULES); ``enum.global_enum``, and Enum's
+  functional API with a ``module`` other than ``"__main__"`` (together they set any module's attribute: r15);
   setting an attribute of anything but ``self`` in a method and the notebook's own instances (a name bound only to
   calls of its plain classes, see :func:`_name_kinds`), or a data frame's columns, index or name, and pandas or
   matplotlib options (on such an instance and ``self``, any public name may be set and read; ``.stderr`` and
