@@ -79,6 +79,9 @@ import types
 # attributes, last_value and the like, as it runs)
 WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit", "json", "os", "posixpath", "sys")
 SYS_WATCHED = ("modules", "path", "meta_path", "path_hooks")     # and its public functions
+# shared instances the tests use, whose own attributes are watched too: an attribute set on one (stats.t._ppf, by a
+# library function that sets attributes by name) shadows its class's method (grader adversarial r15)
+WATCHED_INSTANCES = (("scipy.stats", "t"), ("scipy.stats", "norm"), ("scipy.stats", "chi2"), ("scipy.stats", "f"))
 # What the grader's channel takes (the tests' records are a few kilobytes; the grader holds what it reads in memory):
 RECORD_ELEMENTS = 10_000        # numbers or strings in one recorded value
 RECORD_LIMIT = 250_000          # bytes of one line (a record as JSON, signed)
@@ -845,7 +848,9 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     _state.update(streams=_stream_state(), user_ns=user_ns, log_fd=log_fd,
                   modules={n: (m, _record_namespace(_watched_namespace(n, m), _own(n))) for n, m in modules.items()},
-                  classes=list(classes.values()), reported=set())
+                  classes=list(classes.values()), reported=set(), instances=[
+                      (obj, f"{module}.{name}", _record_namespace(vars(obj)), frozenset(dir(type(obj))))
+                      for module, name in WATCHED_INSTANCES for obj in [getattr(sys.modules[module], name)]])
     user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
     strings = _StringCode(work, libraries, forbidden_names, forbidden_attributes)
     hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd, strings)
@@ -870,6 +875,8 @@ def _changed(loaded=sys.modules) -> list[str]:
             changed += _differences(recorded, _watched_namespace(name, module), name, _REAL_BUILTINS)
     for cls, recorded in _state["classes"]:
         changed += _differences(recorded, vars(cls), f"{cls.__module__}.{cls.__qualname__}", vars(cls))
+    for obj, where, recorded, class_names in _state["instances"]:
+        changed += _differences(recorded, vars(obj), where, class_names)
     return changed
 
 

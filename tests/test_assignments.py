@@ -1355,11 +1355,15 @@ def _without_enum_guard(tmp_path, monkeypatch):
 
 
 # round 15, past the static check: Enum's functional API with module="sys" and enum.global_enum replaced
-# sys.setprofile, so numpy_only never started its profiler and an hc1_se that calls hlmlib got q2's marks
+# sys.setprofile, so numpy_only never started its profiler and an hc1_se that calls hlmlib got q2's marks; and a
+# private method set on a shared scipy distribution (pandas' temp_setattr did it by a name given at run time)
 GLOBAL_ENUM = """\
 import enum
 import functools
 import hlmlib
+from scipy import stats
+
+stats.t._ppf = lambda q, df: q * 0 + 1.96
 
 
 def noop(*args, **kwargs):
@@ -1379,7 +1383,8 @@ def hc1_se(X, e):
 def test_a_sys_setprofile_replaced_through_global_enum_does_not_stop_numpy_only(enum_guard, built, monkeypatch,
                                                                                 tmp_path):
     # with the kit's Enum guard the module="sys" class is refused; without it, sys.setprofile is replaced, but
-    # numpy_only's profiler, bound at set-up, still catches hlmlib, and the change to sys is reported
+    # numpy_only's profiler, bound at set-up, still catches hlmlib, and the change to sys is reported; the
+    # replaced stats.t._ppf is reported either way
     monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
     if not enum_guard:
         _without_enum_guard(tmp_path, monkeypatch)
@@ -1393,7 +1398,7 @@ def test_a_sys_setprofile_replaced_through_global_enum_does_not_stop_numpy_only(
     report = (out / "noprof.report.md").read_text(encoding="utf-8")
     expected = ("an Enum class of the module 'sys'" if enum_guard
                 else "changed what the tests use: sys.setprofile")
-    assert expected in report, report
+    assert expected in report and "changed what the tests use: scipy.stats.t._ppf" in report, report
 
 
 def _cache() -> dict:
