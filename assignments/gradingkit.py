@@ -6,7 +6,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
 
 - :func:`setup`, before any student code: limits the size of a file the kernel writes (``RLIMIT_FSIZE``), removes
   the working directory from ``sys.path``, records the modules the tests use (a change to them is reported to the
-  instructor), gives the student's namespace a ``getattr``
+  instructor; of ``sys``, its functions and ``modules``, ``path``, ``meta_path``, ``path_hooks``), gives the
+  student's namespace a ``getattr``
   that refuses private and interpreter attributes, and installs an audit hook (PEP 578; Python has no way to
   remove one) that refuses, for the rest of the kernel's life: writing or creating files outside the run's own
   folder; reading anything but the folders the grader allows (the Python installation and its packages, hlmlib,
@@ -21,7 +22,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   start them are replaced), since code in another thread would escape :func:`numpy_only`, and os's ``dir_fd``
   arguments (a path relative to a directory descriptor reaches the hook without its directory); and it replaces
   ``functools.update_wrapper`` by a version that copies only plain attribute names (:func:`_guard_update_wrapper`),
-  and makes Enum's functional API refuse member names that are not plain names (:func:`_guard_enum`).
+  and makes Enum's functional API refuse member names that are not plain names, and a ``module`` other than
+  ``"__main__"``, and ``enum.global_enum``, called from the notebook (:func:`_guard_enum`).
   A refused operation raises :class:`Refused` (a ``PermissionError``) where it was attempted and is logged to a
   file outside the run's folder for the instructor's report.
 - :func:`run_test` runs one instructor test in a copy of the student's namespace with the real built-ins; a test
@@ -73,8 +75,13 @@ import threading
 import types
 
 # the modules whose replaced functions are reported: what the tests use, and what the kit's checks call (os and
-# posixpath, which the kit binds at set-up all the same)
-WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit", "json", "os", "posixpath")
+# posixpath, which the kit binds at set-up all the same), and sys (SYS_WATCHED only: the kernel sets its other
+# attributes, last_value and the like, as it runs)
+WATCHED = ("numpy", "pandas", "scipy", "hlmlib", "math", "builtins", "gradingkit", "json", "os", "posixpath", "sys")
+SYS_WATCHED = ("modules", "path", "meta_path", "path_hooks")     # and its public functions
+# shared instances the tests use, whose own attributes are watched too: an attribute set on one (stats.t._ppf, by a
+# library function that sets attributes by name) shadows its class's method (grader adversarial r15)
+WATCHED_INSTANCES = (("scipy.stats", "t"), ("scipy.stats", "norm"), ("scipy.stats", "chi2"), ("scipy.stats", "f"))
 # What the grader's channel takes (the tests' records are a few kilobytes; the grader holds what it reads in memory):
 RECORD_ELEMENTS = 10_000        # numbers or strings in one recorded value
 RECORD_LIMIT = 250_000          # bytes of one line (a record as JSON, signed)
@@ -614,14 +621,29 @@ def _guard_update_wrapper(forbidden: frozenset, user_ns: dict, libraries: frozen
     _replace_everywhere([(real, update_wrapper)])
 
 
-def _guard_enum() -> None:
+def _guard_enum(libraries: frozenset) -> None:
     """Make Enum's functional API (``Enum("E", names)``, by whatever name the class is reached) refuse member names
     that are not plain names: it sets attributes by the names it is given, dunders included, so that
     ``__array_interface__`` would hand NumPy any address. Every call of the API goes through
-    ``EnumType._create_``."""
+    ``EnumType._create_``. Called by the notebook (not by a library's code), it also refuses a ``module`` other
+    than ``"__main__"``, and ``enum.global_enum`` is refused: it writes a class's members into the module its
+    ``__module__`` names, so ``Enum("P", [("setprofile", (noop,))], module="sys", type=functools.partial)`` with
+    ``global_enum`` replaced ``sys.setprofile`` and :func:`numpy_only` never started its profiler (grader adversarial
+    r15). ``libraries``: the folders of the standard library and the installed packages (``ssl``, ``re`` and
+    ``matplotlib.ft2font`` make their enums this way as they are imported)."""
     import enum
 
-    real = enum.EnumType._create_
+    real, real_global = enum.EnumType._create_, enum.global_enum
+    getframe, startswith, realpath = sys._getframe, str.startswith, _path_resolver()
+    enum_file, library_roots = realpath(enum.__file__), tuple(os.path.join(p, "") for p in libraries)
+
+    def from_a_library() -> bool:
+        """Whether the first caller outside enum.py (up from the guard's caller) is a library's code or the import
+        system (importing an extension module, such as matplotlib.ft2font, which makes its enums this way)."""
+        frame = getframe(2)
+        while frame is not None and realpath(frame.f_code.co_filename) == enum_file:
+            frame = frame.f_back
+        return frame is not None and startswith(frame.f_code.co_filename, (*library_roots, "<frozen importlib"))
 
     def _create_(cls, class_name, names, **options):
         if isinstance(names, str):
@@ -632,9 +654,17 @@ def _guard_enum() -> None:
         for name in listed:
             if type(name) is not str or name.startswith("_"):
                 _refuse(f"an Enum member named {str(name)[:80]!r} (Enum's functional API)")
+        if options.get("module") not in (None, "__main__") and not from_a_library():
+            _refuse(f"an Enum class of the module {str(options['module'])[:80]!r} (Enum's functional API)")
         return real(cls, class_name, names, **options)
 
+    def global_enum(cls, update_str=False):
+        if not from_a_library():
+            _refuse("enum.global_enum (it writes an Enum's members into the module it names)")
+        return real_global(cls, update_str)
+
     enum.EnumType._create_ = _create_
+    _replace_everywhere([(real_global, global_enum)])
 
 
 def _checked_getattr(forbidden: frozenset):
@@ -751,6 +781,15 @@ def _watched_modules():
             if mod is not None and name.split(".")[0] in WATCHED}
 
 
+def _watched_namespace(name: str, module) -> dict:
+    """What is recorded of a watched module: its namespace; of ``sys``, its public functions and SYS_WATCHED."""
+    namespace = vars(module)
+    if name != "sys":
+        return namespace
+    return {k: v for k, v in list(namespace.items())
+            if k in SYS_WATCHED or not k.startswith("_") and isinstance(v, types.BuiltinFunctionType)}
+
+
 def _fingerprint(value, entries: bool = False):
     """What must not change about an object a module or class holds: the object, a function's code, and with
     ``entries`` (hlmlib's modules) the entries of a dict or list, such as its table of CR adjustments."""
@@ -792,7 +831,7 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
                  if key in ("stdlib", "platstdlib", "purelib", "platlib")}
     # before the modules are recorded: it replaces theirs
     _guard_update_wrapper(frozenset(forbidden_attributes), user_ns, frozenset(libraries))
-    _guard_enum()
+    _guard_enum(frozenset(libraries))
     _disarm_ctypes()
     _disarm_threads()
     _disarm_dir_fd()                    # before the modules are recorded: it replaces os's functions
@@ -808,8 +847,10 @@ def setup(user_ns: dict, work: str, log: str, channel: str, denied=(), allowed=(
     sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != here]
     log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     _state.update(streams=_stream_state(), user_ns=user_ns, log_fd=log_fd,
-                  modules={n: (m, _record_namespace(vars(m), _own(n))) for n, m in modules.items()},
-                  classes=list(classes.values()), reported=set())
+                  modules={n: (m, _record_namespace(_watched_namespace(n, m), _own(n))) for n, m in modules.items()},
+                  classes=list(classes.values()), reported=set(), instances=[
+                      (obj, f"{module}.{name}", _record_namespace(vars(obj)), frozenset(dir(type(obj))))
+                      for module, name in WATCHED_INSTANCES for obj in [getattr(sys.modules[module], name)]])
     user_ns["getattr"] = _checked_getattr(frozenset(forbidden_attributes))
     strings = _StringCode(work, libraries, forbidden_names, forbidden_attributes)
     hook, kit = _guard(work, tuple(denied), (*allowed, __file__), tuple(libraries), channel_fd, strings)
@@ -825,15 +866,17 @@ def _differences(recorded: dict, current, where: str, new_keys) -> list[str]:
             + [f"{where}.{key}" for key in current if key not in recorded and key in new_keys])
 
 
-def _changed() -> list[str]:
+def _changed(loaded=sys.modules) -> list[str]:
     changed = []
     for name, (module, recorded) in _state["modules"].items():
-        if sys.modules.get(name, module) is not module:
+        if loaded.get(name, module) is not module:
             changed.append(f"sys.modules[{name!r}]")
         else:
-            changed += _differences(recorded, vars(module), name, _REAL_BUILTINS)
+            changed += _differences(recorded, _watched_namespace(name, module), name, _REAL_BUILTINS)
     for cls, recorded in _state["classes"]:
         changed += _differences(recorded, vars(cls), f"{cls.__module__}.{cls.__qualname__}", vars(cls))
+    for obj, where, recorded, class_names in _state["instances"]:
+        changed += _differences(recorded, vars(obj), where, class_names)
     return changed
 
 
@@ -866,7 +909,7 @@ def _kit(emit) -> dict:
     could receive ``emit`` is in this closure too, not looked up in the module when they run."""
     running = [None]                    # (test id, the file name its code runs under) while a test runs
     changed, streams_changed, instructor_names, plain = _changed, _streams_changed, _instructor_names, _plain
-    digest, real_exec, real_compile, forget = test_digest, exec, compile, _forget_caller
+    digest, real_exec, real_compile, forget, getframe = test_digest, exec, compile, _forget_caller, sys._getframe
 
     def report_changes(test_id: str) -> None:
         """Send, once each, the recorded objects the submission replaced (for the instructor to read), and any
@@ -922,7 +965,7 @@ def _kit(emit) -> dict:
         Series and DataFrames count by their values; with ``labels`` a Series counts as {label: value} (in any
         order) and a DataFrame with its row and column labels."""
         test = running[0]
-        if test is None or sys._getframe(1).f_code.co_filename != test[1]:   # not a function the test called
+        if test is None or getframe(1).f_code.co_filename != test[1]:   # not a function the test called
             raise RuntimeError("record() works only in the code of a test run by the grader")
         value = plain(value, labels, name, [RECORD_ELEMENTS])
         tolerance = plain(atol, False, f"{name} (atol)")
@@ -1014,38 +1057,52 @@ def array(value, name: str = "value"):
     return _value_types()[0].array(_plain(value, False, name))
 
 
-@contextlib.contextmanager
-def numpy_only():
-    """Run the block with hlmlib, statsmodels, linearmodels and scikit-learn unavailable.
+def _numpy_only(modules=sys.modules, getprofile=sys.getprofile, setprofile=sys.setprofile, state=_state,
+                packages=ESTIMATOR_PACKAGES):
+    """:func:`numpy_only`, made of what it calls bound when the kit is imported (before any student code): looked
+    up in ``sys`` at each call, a notebook that replaced ``sys.setprofile`` kept its profiler from starting (grader
+    adversarial r15, through ``enum.global_enum``)."""
 
-    ``import hlmlib`` (or any of them) raises ImportError inside the block, and any call into their code, by
-    whatever name it was reached, makes the block fail with an AssertionError naming the function called. Call
-    :func:`record` inside the block: it accepts only values already computed (no object whose contents are
-    computed later, outside the block)."""
-    saved = {n: m for n, m in sys.modules.items() if n.split(".")[0] in ESTIMATOR_PACKAGES}
-    folders = tuple(sorted({m.__path__[0] for n, m in saved.items() if m is not None and "." not in n
-                            and hasattr(m, "__path__")}))
-    calls: list[str] = []
+    @contextlib.contextmanager
+    def numpy_only():
+        """Run the block with hlmlib, statsmodels, linearmodels and scikit-learn unavailable.
 
-    def profiler(frame, event, arg):
-        if event == "call" and folders and frame.f_code.co_filename.startswith(folders) and not calls:
-            calls.append(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}")
+        ``import hlmlib`` (or any of them) raises ImportError inside the block, and any call into their code, by
+        whatever name it was reached, makes the block fail with an AssertionError naming the function called. Call
+        :func:`record` inside the block: it accepts only values already computed (no object whose contents are
+        computed later, outside the block)."""
+        saved = {n: m for n, m in modules.items() if n.split(".")[0] in packages}
+        folders = tuple(sorted({m.__path__[0] for n, m in saved.items() if m is not None and "." not in n
+                                and hasattr(m, "__path__")}))
+        calls: list[str] = []
 
-    for name in list(saved) + [p for p in ESTIMATOR_PACKAGES if p not in saved]:
-        sys.modules[name] = None
-    kit = _state.get("kit", [0])
-    kit[0] += 1
-    previous = sys.getprofile()
-    sys.setprofile(profiler)
-    kit[0] -= 1
-    try:
-        yield
-    finally:
+        def profiler(frame, event, arg):
+            if event == "call" and folders and frame.f_code.co_filename.startswith(folders) and not calls:
+                calls.append(f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}")
+
+        for name in list(saved) + [p for p in packages if p not in saved]:
+            modules[name] = None
+        kit = state.get("kit", [0])
         kit[0] += 1
-        sys.setprofile(previous)
+        previous = getprofile()
+        setprofile(profiler)
+        started = getprofile() is profiler
         kit[0] -= 1
-        for name in ESTIMATOR_PACKAGES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
-    if calls:
-        raise AssertionError(f"this must use NumPy only, but it called {calls[0]}")
+        try:
+            yield
+        finally:
+            kit[0] += 1
+            setprofile(previous)
+            kit[0] -= 1
+            for name in packages:
+                modules.pop(name, None)
+            modules.update(saved)
+        if not started:
+            raise AssertionError("the NumPy-only check could not start its profiler")
+        if calls:
+            raise AssertionError(f"this must use NumPy only, but it called {calls[0]}")
+
+    return numpy_only
+
+
+numpy_only = _numpy_only()

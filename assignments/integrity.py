@@ -30,7 +30,10 @@ Two verdicts:
   (``as_strided``); in pandas ``query``/``eval`` strings and formulas, the same names; ``functools.singledispatch``
   and ``.register``, and string annotations that are not plain types (``typing.get_type_hints`` evaluates them as
   code); objects that hand out a frame's namespace (pandas' ``Scope``) and functions that import a module or
-  resolve an attribute by name (``import_optional_dependency``);
+  resolve an attribute by name (``import_optional_dependency``); library functions that get or set an attribute of
+  their argument by a name given at run time (pandas' ``temp_setattr``, ...: see FORBIDDEN_ATTRIBUTES) and
+  libraries' internal submodules (``pd.core``, ``np.core``: INTERNAL_SUBMODULES); ``enum.global_enum``, and Enum's
+  functional API with a ``module`` other than ``"__main__"`` (together they set any module's attribute: r15);
   setting an attribute of anything but ``self`` in a method and the notebook's own instances (a name bound only to
   calls of its plain classes, see :func:`_name_kinds`), or a data frame's columns, index or name, and pandas or
   matplotlib options (on such an instance and ``self``, any public name may be set and read; ``.stderr`` and
@@ -75,6 +78,8 @@ FORBIDDEN_NAMES = {
     "breakpoint", "memoryview", "get_ipython", "display_pub",
     # they evaluate a function's string annotations (typing.get_type_hints) with the notebook's namespace
     "singledispatch", "singledispatchmethod",
+    # enum's: it writes an Enum class's members into the module its __module__ names (sys.setprofile; r15)
+    "global_enum",
 }
 # IPython's input, output and folder history (the source of earlier cells, the objects they returned): refused where
 # a read may find IPython's value, allowed as the notebook's own variables (see _HistoryReads)
@@ -115,7 +120,27 @@ FORBIDDEN_ATTRIBUTES = {
     "import_item", "unpickle_function", "getattr",
     # copy's helper that sets the attributes it is given on the object a function returns (a module, say)
     "_reconstruct",
+    # enum's helper that writes an Enum class's members into any module (module="sys": sys.setprofile; r15)
+    "global_enum",
+    # libraries' internal submodules (pd.core, np.core: pd.core.common.temp_setattr sets any attribute; r15)
+    "core", "distutils",
+    # library functions that get or set an attribute of their argument by a name given at run time (grader
+    # adversarial r15's scan, dev/scan_setattr.py and dev/scan_getattr.py, over numpy, pandas, scipy, statsmodels,
+    # matplotlib and hlmlib: every public function that calls setattr or getattr with a parameter as the name)
+    "temp_setattr",             # pandas.core.common: setattr(obj, attr, value), restored only when the block ends
+    "default_array_ufunc", "array_ufunc", "dispatch_ufunc_with_out", "dispatch_reduction_ufunc",  # pandas.core.
+    # arraylike: getattr(ufunc, method)(...), any attribute of any object called
+    "compute_dict_like",        # pandas.core.apply: getattr(column, op_name)
+    "assert_attr_equal",        # pandas._testing: getattr(left, attr)
+    "replace_method",           # numpy.distutils.ccompiler: setattr(klass, method_name, func)
+    "add_newdoc",               # numpy: getattr(__import__(place), obj), any module imported by name
+    "populate_wrapper",         # statsmodels.base.wrapper: setattr(klass, name, ...) for names of its argument
+    "getp",                     # matplotlib.artist (plt.getp): getattr(obj, "get_" + property)()
+    "do_event",                 # matplotlib.testing.widgets: getattr(tool, etype)(event)
 }
+# Libraries' internal submodules, refused as imports (as attributes: "core", "distutils" above); the book and the
+# assignments use none of them (np.lib stays: np.lib.stride_tricks.sliding_window_view)
+INTERNAL_SUBMODULES = ("pandas.core", "numpy.core", "numpy.distutils", "statsmodels.base", "matplotlib.testing")
 # Functions that get or set attributes by names given as arguments, or build a class from a namespace: allowed only
 # called directly, with the names the check can read (see _Checker.visit_Call); refused by getattr at run time
 CHECKED_CALLS = {"update_wrapper", "wraps", "make_dataclass", "new_class"}
@@ -240,7 +265,8 @@ class _Checker(ast.NodeVisitor):
                      "IPython.display" and all(alias.name in IPYTHON_DISPLAY for alias in node.names))
         for alias in node.names:
             if (DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES | HISTORY_NAMES
-                    or alias.name.startswith("_")) and (node.module, alias.name) not in LIBRARY_SUBMODULES:
+                    or alias.name.startswith("_") or f"{node.module}.{alias.name}" in INTERNAL_SUBMODULES) \
+                    and (node.module, alias.name) not in LIBRARY_SUBMODULES:
                 self.flag(node, f"imports {alias.name}")
             elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
                 self.flag(node, f"imports {alias.name} under another name")
@@ -257,6 +283,8 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, f"imports {name or 'a relative module'}, which is not on the list of allowed modules")
         elif any(part.startswith("_") for part in name.split(".")[1:]):
             self.flag(node, f"imports {name}, a private module")
+        elif any(name == m or name.startswith(m + ".") for m in INTERNAL_SUBMODULES):
+            self.flag(node, f"imports {name}, a library's internal module")
 
     def visit_Name(self, node):
         self._checked_call_used(node, node.id)
@@ -377,6 +405,10 @@ class _Checker(ast.NodeVisitor):
                 or not all(_constant_names(g) for g in given):
             self.flag(node, f"calls {name} with member names that are not constant, plain names (Enum's functional "
                             "API makes attributes by any name, dunders included)")
+        module = [k.value for k in node.keywords if k.arg == "module"]
+        if module and not (isinstance(module[0], ast.Constant) and module[0].value in ("__main__", None)):
+            self.flag(node, f"calls {name} with a module other than the notebook's (its class then claims to be "
+                            "another module's)")
 
     def _a_class(self, node) -> bool:
         """Whether ``node`` names one of the notebook's classes, or is ``type(...)``."""

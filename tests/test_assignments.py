@@ -1349,9 +1349,56 @@ def _without_enum_guard(tmp_path, monkeypatch):
     kit = tmp_path / "kit" / "gradingkit.py"
     kit.parent.mkdir()
     text = (ROOT / "assignments" / "gradingkit.py").read_text(encoding="utf-8")
-    assert text.count("    _guard_enum()\n") == 1
-    kit.write_text(text.replace("    _guard_enum()\n", ""), encoding="utf-8")
+    assert text.count("    _guard_enum(frozenset(libraries))\n") == 1
+    kit.write_text(text.replace("    _guard_enum(frozenset(libraries))\n", ""), encoding="utf-8")
     monkeypatch.setattr(grader, "KIT", kit)
+
+
+# round 15, past the static check: Enum's functional API with module="sys" and enum.global_enum replaced
+# sys.setprofile, so numpy_only never started its profiler and an hc1_se that calls hlmlib got q2's marks; and a
+# private method set on a shared scipy distribution (pandas' temp_setattr did it by a name given at run time)
+GLOBAL_ENUM = """\
+import enum
+import functools
+import hlmlib
+from scipy import stats
+
+stats.t._ppf = lambda q, df: q * 0 + 1.96
+
+
+def noop(*args, **kwargs):
+    return None
+
+
+P = enum.Enum("P", [("setprofile", (noop,))], module="sys", type=functools.partial)
+enum.global_enum(P)
+
+
+def hc1_se(X, e):
+    return hlmlib.ols(e, X).se(kind="HC1").to_numpy()
+"""
+
+
+@pytest.mark.parametrize("enum_guard", [True, False])
+def test_a_sys_setprofile_replaced_through_global_enum_does_not_stop_numpy_only(enum_guard, built, monkeypatch,
+                                                                                tmp_path):
+    # with the kit's Enum guard the module="sys" class is refused; without it, sys.setprofile is replaced, but
+    # numpy_only's profiler, bound at set-up, still catches hlmlib, and the change to sys is reported; the
+    # replaced stats.t._ppf is reported either way
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    if not enum_guard:
+        _without_enum_guard(tmp_path, monkeypatch)
+    student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
+    nbformat.write(_edited(student, {"q2-answer": GLOBAL_ENUM}, []), tmp_path / "noprof.ipynb")
+    out = tmp_path / "out"
+    make.main(["grade", str(tmp_path / "noprof.ipynb"), "--out", str(out), "--csv", str(tmp_path / "g.csv"),
+               "--timeout", "120"])
+    row = next(csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8")))
+    assert float(row["q2"]) == 0 and row["status"] == "review", row
+    report = (out / "noprof.report.md").read_text(encoding="utf-8")
+    expected = ("an Enum class of the module 'sys'" if enum_guard
+                else "changed what the tests use: sys.setprofile")
+    assert expected in report and "changed what the tests use: scipy.stats.t._ppf" in report, report
 
 
 def _cache() -> dict:
@@ -1880,8 +1927,22 @@ FLAGGED = [
     "    pass\nw = W()\nw.x = 1", "class Fit:\n    pass\nf = Fit()\ndef g(f):\n    f.pi = 3",
     "import warnings\nclass W(warnings.catch_warnings):\n    def f(self):\n        return self.register",
     "class C:\n    pass\nc = C() if x else np\nc.modules",
+    # round 15: enum.global_enum writes an Enum's members into the module its class names (sys.setprofile)
+    "import enum\nenum.global_enum(P)", "from enum import global_enum", "import enum as e\ng = e.global_enum",
+    "import enum\nP = enum.Enum('P', [('setprofile', 1)], module='sys')", "from enum import Enum\nEnum('P', 'a', module=m)",
+    # round 15: library functions that set or get an attribute by a name given at run time, and internal submodules
+    "import pandas as pd\nwith pd.core.common.temp_setattr(obj, name, 1):\n    pass",
+    "import pandas as pd\np = pd\np.core", "from pandas.core.common import temp_setattr", "import pandas.core.common",
+    "from pandas.core import arraylike", "from pandas import core", "import numpy as np\nnp.core",
+    "import numpy.core", "from statsmodels.base.wrapper import populate_wrapper", "from statsmodels import base",
+    "import numpy as np\nnp.lib.add_newdoc('sys', 'x', 'y')", "import matplotlib.pyplot as plt\nplt.getp(ax, p)",
+    "f = m.default_array_ufunc", "m.array_ufunc(1)", "m.dispatch_ufunc_with_out", "m.replace_method",
+    "import matplotlib.testing.widgets", "from numpy.distutils import ccompiler",
 ]
 ALLOWED = [
+    "import numpy as np\nw = np.lib.stride_tricks.sliding_window_view(np.arange(5), 2)\nimport pandas.testing\n"
+    "import numpy.linalg\nimport matplotlib.pyplot as plt\nplt.setp([], color='k')\nx = np.arange(3)\nx.base",
+    "import enum\nE = enum.Enum('E', 'A B')\nF = enum.IntEnum('F', ['X', 'Y'], module='__main__')",
     # round 14: scipy's public result field .stderr (a slope's standard error), scipy.signal, and attributes set on
     # instances of the notebook's plain classes and data classes
     "from scipy import stats\nres = stats.linregress([1, 2, 3], [2, 3, 5])\n"
