@@ -1401,6 +1401,55 @@ def test_a_sys_setprofile_replaced_through_global_enum_does_not_stop_numpy_only(
     assert expected in report and "changed what the tests use: scipy.stats.t._ppf" in report, report
 
 
+# round 16: a script the notebook wrote, named fc-list (the one program the audit hook let start), run by
+# matplotlib as its "ffmpeg": it ran hlmlib in a child process numpy_only() does not see, and got q2's marks
+OFFLOAD = """\
+import os
+import numpy as np
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.animation import FFMpegWriter
+
+here = os.getcwd()
+helper = os.path.join(here, "fc-list")
+with open(helper, "w") as f:
+    f.write("#!/bin/sh\\n"
+            "cat > /dev/null\\n"
+            "D=\\"$(dirname \\"$0\\")\\"\\n"
+            "PY=\\"$(tr '\\\\000' '\\\\n' < /proc/$PPID/cmdline | head -1)\\"\\n"
+            "\\"$PY\\" -c \\"import numpy as np, hlmlib; X = np.load('$D/X.npy'); e = np.load('$D/e.npy'); "
+            "np.save('$D/se.npy', hlmlib.ols(e, X).se(kind='HC1').to_numpy())\\"\\n")
+os.chmod(helper, 0o755)
+mpl.rcParams["animation.ffmpeg_path"] = helper
+
+
+def hc1_se(X, e):
+    np.save(os.path.join(here, "X.npy"), np.asarray(X, dtype=float))
+    np.save(os.path.join(here, "e.npy"), np.asarray(e, dtype=float))
+    fig = plt.figure()
+    with FFMpegWriter(fps=1).saving(fig, os.path.join(here, "x.mp4"), 10):
+        pass
+    plt.close(fig)
+    return np.load(os.path.join(here, "se.npy"))
+"""
+
+
+def test_a_script_named_fc_list_cannot_do_the_work_in_another_process(built, monkeypatch, tmp_path):
+    # the static check refuses the setting that names the program; past it, the kit refuses starting any process,
+    # so hc1_se fails and q2 gets nothing
+    assert any("animation.ffmpeg_path" in p for p in integrity.check_cells([(1, OFFLOAD)]))
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
+    nbformat.write(_edited(student, {"q2-answer": OFFLOAD}, []), tmp_path / "offload.ipynb")
+    out = tmp_path / "out"
+    make.main(["grade", str(tmp_path / "offload.ipynb"), "--out", str(out), "--csv", str(tmp_path / "g.csv"),
+               "--timeout", "120"])
+    row = next(csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8")))
+    assert float(row["q2"]) == 0 and row["status"] != "ok", row
+    report = (out / "offload.report.md").read_text(encoding="utf-8")
+    assert "refused at run time: starting a process" in report, report
+
+
 def _cache() -> dict:
     return {p.name: p.read_bytes() for p in sorted(grader.REFERENCE_CACHE.glob("*"))} \
         if grader.REFERENCE_CACHE.is_dir() else {}
@@ -1938,8 +1987,28 @@ FLAGGED = [
     "import numpy as np\nnp.lib.add_newdoc('sys', 'x', 'y')", "import matplotlib.pyplot as plt\nplt.getp(ax, p)",
     "f = m.default_array_ufunc", "m.array_ufunc(1)", "m.dispatch_ufunc_with_out", "m.replace_method",
     "import matplotlib.testing.widgets", "from numpy.distutils import ccompiler",
+    # round 16: matplotlib settings that name a program (a script the run wrote, named fc-list, ran as "ffmpeg"),
+    # changes of the environment, mutating calls on an imported module's containers, process-wide registries
+    "import matplotlib as mpl\nmpl.rcParams['animation.ffmpeg_path'] = 'fc-list'",
+    "import matplotlib.pyplot as plt\nplt.rcParams.update({'animation.convert_path': 'x'})",
+    "import matplotlib.pyplot as plt\nplt.rc('animation', ffmpeg_path='x')",
+    "import matplotlib.pyplot as plt\nplt.rc('text', usetex=True)", "import os\nos.environ.update(PATH='.')",
+    "import os\nos.environ.setdefault('PATH', '.')", "import os\nos.environ.pop('PATH')", "import os\nos.environ.clear()",
+    "import os\nos.putenv('PATH', '.')", "import os\nos.unsetenv('PATH')", "from os import environ\nenviron.update(A='b')",
+    "import warnings\nwarnings.filters.insert(0, f)", "import copy\ncopy.dispatch_table.update({int: f})",
+    "import copy as c\nc.dispatch_table.setdefault(int, f)", "import numpy as np\nnp.sctypeDict.update({})",
+    "import numpy as np\nnp.seterrcall(print)", "from pandas.api.extensions import register_extension_dtype",
+    "import pandas as pd\n@pd.api.extensions.register_dataframe_accessor('c')\nclass A:\n    pass",
+    "import pandas as pd\npd.api.extensions.register_series_accessor('c')",
+    "import pandas as pd\npd.api.extensions.register_index_accessor('c')",
 ]
 ALLOWED = [
+    # round 16: module functions named like a container's mutating method; a functional Enum of this module
+    "import numpy as np\nx = np.append([1], 2)\ny = np.char.add(['a'], ['b'])\nz = np.ma.append([1], [2])\n"
+    "np.insert([1], 0, 2)\nfrom scipy import interpolate\ninterpolate.insert\nimport os\nos.remove",
+    "import matplotlib.pyplot as plt\nplt.rcParams.update({'font.size': 10})\nimport os\np = os.environ.get('HOME')",
+    "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.update(df)\nd = {}\nd.update(a=1)\ns = set()\ns.add(1)",
+    "import enum\nK = enum.Enum('K', ['HC0', 'HC1'], module=__name__)",
     "import numpy as np\nw = np.lib.stride_tricks.sliding_window_view(np.arange(5), 2)\nimport pandas.testing\n"
     "import numpy.linalg\nimport matplotlib.pyplot as plt\nplt.setp([], color='k')\nx = np.arange(3)\nx.base",
     "import enum\nE = enum.Enum('E', 'A B')\nF = enum.IntEnum('F', ['X', 'Y'], module='__main__')",
