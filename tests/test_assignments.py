@@ -327,7 +327,8 @@ GAMING = {
 }
 # The attempts the static check does not flag run, a few to a notebook (each flagged one alone: it is not run);
 # with the first few, attempts to write outside the run's folder and to read the grader's.
-GAMING_RUN = {"review": ["patch-through-pandas-api", "change-an-hlmlib-table-through-an-alias", "shell-escape"],
+# (patch-through-pandas-api, reported by the kit until round 16, is now refused by the static check: a registry)
+GAMING_RUN = {"review": ["change-an-hlmlib-table-through-an-alias", "shell-escape"],
               "ok": ["write-a-file", "shadow-builtins"]}
 STARTUP = Path.home() / ".ipython" / "profile_default" / "startup" / "zz_planted.py"
 OUTSIDE = ["import numpy\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
@@ -638,8 +639,7 @@ def test_gaming_the_grader_scores_nothing(name, graded):
     status = next((status for status, names in GAMING_RUN.items() if name in names), "flagged")
     row = graded["rows"][f"gaming/{name if status == 'flagged' else status}"]
     assert float(row["score"]) == 0 and row["status"] == status, row
-    noted = {"patch-through-pandas-api": "changed what the tests use: pandas.core.series.Series.reindex",
-             "change-an-hlmlib-table-through-an-alias": "changed what the tests use: hlmlib.sandwich.CR_ADJUSTMENTS",
+    noted = {"change-an-hlmlib-table-through-an-alias": "changed what the tests use: hlmlib.sandwich.CR_ADJUSTMENTS",
              "shell-escape": "not run: it runs a shell command"}
     if name in noted:       # not seen by the static check: the kit or the grader notes it for the instructor
         assert noted[name] in _report(graded, f"gaming/{status}")
@@ -2090,7 +2090,7 @@ def test_the_integrity_check_lets_ordinary_code_through(code):
 
 
 # What the book's chapters do that a submission may not: tooling (symbolic algebra, glue, showing a function's
-# source), and two constructs that stay refused because the check cannot tell them from tampering
+# source), and constructs that stay refused because the check cannot tell them from tampering
 BOOK_ONLY_IMPORTS = {"sympy", "sympy.stats", "myst_nb", "types", "inspect"}
 BOOK_REFUSED = {
     # an attribute set on an object the notebook did not make (hlmlib's batch): it could be a module
@@ -2098,6 +2098,9 @@ BOOK_REFUSED = {
     # Styler.format given pd.IndexSlice[...] of a comprehension: were `.style` a string (a Series' label can make it
     # one), its fields could reach what it is given
     ("16_level2_few_clusters", "calls .format() on a string the check cannot read"),
+    # the environment of the process (BLAS threads before NumPy loads): a submission may not change it (round 16,
+    # os.environ.update(PATH=...) let a script the run wrote start as fc-list)
+    ("12_efficiency", "calls os.environ.setdefault()"), ("13_re_bias", "calls os.environ.setdefault()"),
 }
 
 
