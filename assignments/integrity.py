@@ -48,8 +48,8 @@ Two verdicts:
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
   an item of an imported module, by assignment or by a mutating method (``os.environ.update``,
   ``warnings.filters.insert``; an alias of the container is not followed), ``os.putenv``, process-wide registries
-  (``seterrcall``, pandas' ``register_*``) and matplotlib settings that name a program. A submission with any of these is not run: it
-  scores 0 and is reported for the instructor to read.
+  (``seterrcall``, pandas' ``register_*``) and matplotlib settings that name a program. A submission with any of
+  these is not run: it scores 0 and is reported for the instructor to read.
 
 Neither is complete. At run time the grading kit's audit hook refuses writes outside the run's folder, reads
 outside the folders a run needs, strings compiled at run time that these rules would refuse, processes, native code
@@ -95,6 +95,7 @@ INJECTED_NAMES = {"getattr"}     # the grader puts a checked version in the stud
 # on every DataFrame, Series or Index, a class the tests use (r16)
 REGISTRIES = {"seterrcall", "register_extension_dtype", "register_dataframe_accessor", "register_series_accessor",
               "register_index_accessor"}
+REGISTRY_NOTE = " (it registers the notebook's code in a library, for the whole process)"
 FORBIDDEN_ATTRIBUTES = {
     # modules outside the allow-list, reached as attributes of allowed ones (warnings.sys, np.core._internal.ctypes)
     "sys", "builtins", "subprocess", "importlib", "inspect", "gc", "threading", "_thread", "signal",
@@ -113,8 +114,8 @@ FORBIDDEN_ATTRIBUTES = {
     "displayhook", "excepthook", "showwarning", "formatwarning", "user_ns", "user_global_ns", "addaudithook",
     "redirect_stdout", "redirect_stderr", "_old_targets",
     # processes, signals and raw memory
-    "system", "popen", "putenv", "unsetenv", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
-    "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
+    "system", "popen", "putenv", "unsetenv", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl",
+    "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
     "posix_spawn", "posix_spawnp", "kill", "killpg", "dup2", "as_strided", "byte_bounds",
     # IPython's shell (exit._ip, a backend's get_ipython) and its methods that run code or magics
     "_ip", "get_ipython", "InteractiveShell", "shell", "run_cell", "run_cell_async", "run_line_magic",
@@ -286,8 +287,7 @@ class _Checker(ast.NodeVisitor):
             if (DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES | HISTORY_NAMES
                     or alias.name.startswith("_") or f"{node.module}.{alias.name}" in INTERNAL_SUBMODULES) \
                     and (node.module, alias.name) not in LIBRARY_SUBMODULES:
-                self.flag(node, f"imports {alias.name}" + (" (it registers the notebook's code in a library, for "
-                                                           "the whole process)" if alias.name in REGISTRIES else ""))
+                self.flag(node, f"imports {alias.name}" + (REGISTRY_NOTE if alias.name in REGISTRIES else ""))
             elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
                 self.flag(node, f"imports {alias.name} under another name")
 
@@ -451,9 +451,7 @@ class _Checker(ast.NodeVisitor):
              and not getattr(node, "_base_call", False) and not getattr(node, "_class_name", False))
                 or (node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES)  # _sys, _thread
                 and not self._harmless_attribute(node)):
-            self.flag(node, f"uses the attribute .{node.attr}" + (
-                " (it registers the notebook's code in a library, for the whole process)" if node.attr in REGISTRIES
-                else ""))
+            self.flag(node, f"uses the attribute .{node.attr}" + (REGISTRY_NOTE if node.attr in REGISTRIES else ""))
         elif node.attr.startswith("_") and not DUNDER.match(node.attr) and not self._own_private(node):
             # a library's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
             # warnings._formatwarning_orig reads linecache, Enum._create_ makes members of any name), whatever the
