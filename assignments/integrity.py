@@ -115,7 +115,8 @@ FORBIDDEN_ATTRIBUTES = {
     "redirect_stdout", "redirect_stderr", "_old_targets",
     # processes, signals and raw memory
     "system", "popen", "putenv", "unsetenv", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl",
-    "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
+    "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp",
+    "spawnlpe",
     "posix_spawn", "posix_spawnp", "kill", "killpg", "dup2", "as_strided", "byte_bounds",
     # IPython's shell (exit._ip, a backend's get_ipython) and its methods that run code or magics
     "_ip", "get_ipython", "InteractiveShell", "shell", "run_cell", "run_cell_async", "run_line_magic",
