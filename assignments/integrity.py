@@ -46,8 +46,10 @@ Two verdicts:
   only the attributes of what it is given); and taking a method
   from its class (``Box.put(np.testing, f)``, ``type(box).put``,
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
-  an item of an imported module. A submission with any of these is not run: it
-  scores 0 and is reported for the instructor to read.
+  an item of an imported module, by assignment or by a mutating method (``os.environ.update``,
+  ``warnings.filters.insert``; an alias of the container is not followed), ``os.putenv``, process-wide registries
+  (``seterrcall``, pandas' ``register_*``) and matplotlib settings that name a program. A submission with any of
+  these is not run: it scores 0 and is reported for the instructor to read.
 
 Neither is complete. At run time the grading kit's audit hook refuses writes outside the run's folder, reads
 outside the folders a run needs, strings compiled at run time that these rules would refuse, processes, native code
@@ -61,7 +63,10 @@ from __future__ import annotations
 
 import ast
 import builtins
+import importlib
 import re
+import types
+import warnings
 
 from IPython.core.inputtransformer2 import TransformerManager
 from IPython.core.magic import Magics
@@ -85,6 +90,12 @@ FORBIDDEN_NAMES = {
 # a read may find IPython's value, allowed as the notebook's own variables (see _HistoryReads)
 HISTORY_NAMES = {"In", "Out", "_ih", "_oh", "_dh", "_i", "_ii", "_iii"}
 INJECTED_NAMES = {"getattr"}     # the grader puts a checked version in the student's namespace: not to be rebound
+# Functions that register a student's function or class in a library, process-wide: numpy calls the function inside
+# later numerical code; pandas asks its dtype registry before NumPy (pandas_dtype("float32")) and puts an accessor
+# on every DataFrame, Series or Index, a class the tests use (r16)
+REGISTRIES = {"seterrcall", "register_extension_dtype", "register_dataframe_accessor", "register_series_accessor",
+              "register_index_accessor"}
+REGISTRY_NOTE = " (it registers the notebook's code in a library, for the whole process)"
 FORBIDDEN_ATTRIBUTES = {
     # modules outside the allow-list, reached as attributes of allowed ones (warnings.sys, np.core._internal.ctypes)
     "sys", "builtins", "subprocess", "importlib", "inspect", "gc", "threading", "_thread", "signal",
@@ -103,8 +114,9 @@ FORBIDDEN_ATTRIBUTES = {
     "displayhook", "excepthook", "showwarning", "formatwarning", "user_ns", "user_global_ns", "addaudithook",
     "redirect_stdout", "redirect_stderr", "_old_targets",
     # processes, signals and raw memory
-    "system", "popen", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
-    "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp", "spawnlpe",
+    "system", "popen", "putenv", "unsetenv", "fork", "forkpty", "execv", "execve", "execvp", "execvpe", "execl",
+    "execle", "execlp", "execlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe", "spawnl", "spawnle", "spawnlp",
+    "spawnlpe",
     "posix_spawn", "posix_spawnp", "kill", "killpg", "dup2", "as_strided", "byte_bounds",
     # IPython's shell (exit._ip, a backend's get_ipython) and its methods that run code or magics
     "_ip", "get_ipython", "InteractiveShell", "shell", "run_cell", "run_cell_async", "run_line_magic",
@@ -137,7 +149,7 @@ FORBIDDEN_ATTRIBUTES = {
     "populate_wrapper",         # statsmodels.base.wrapper: setattr(klass, name, ...) for names of its argument
     "getp",                     # matplotlib.artist (plt.getp): getattr(obj, "get_" + property)()
     "do_event",                 # matplotlib.testing.widgets: getattr(tool, etype)(event)
-}
+} | REGISTRIES
 # Libraries' internal submodules, refused as imports (as attributes: "core", "distutils" above); the book and the
 # assignments use none of them (np.lib stays: np.lib.stride_tricks.sliding_window_view)
 INTERNAL_SUBMODULES = ("pandas.core", "numpy.core", "numpy.distutils", "statsmodels.base", "matplotlib.testing")
@@ -164,6 +176,15 @@ ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "_
                           "__enter__", "__exit__"}
 READABLE_DUNDERS = {"__version__", "__name__", "__doc__", "__qualname__", "__module__"}
 ALLOWED_MODULE_SETTINGS = ("pd.options", "pandas.options", "plt.rcParams", "matplotlib.rcParams", "mpl.rcParams")
+# matplotlib settings (rcParams keys, their last part as keywords of plt.rc or a Text) that name or feed a program it
+# starts: ffmpeg, ImageMagick's convert, LaTeX, ghostscript (the kit refuses every process; a script the run wrote,
+# named as the program, was one: grader adversarial r16)
+PROGRAM_SETTINGS = {"ffmpeg_path", "convert_path", "ffmpeg_args", "convert_args", "usetex", "usedistiller",
+                    "texsystem", "preamble"}
+# Methods that change a container in place: called on something an imported module holds (os.environ.update,
+# warnings.filters.insert, copy.dispatch_table.setdefault), they change that module's state (r16)
+MUTATING_METHODS = {"append", "extend", "insert", "pop", "popitem", "clear", "remove", "update", "setdefault",
+                    "discard", "add"}
 CODE_MAGICS = {"time", "timeit"}           # magics whose argument is code: allowed, and their code is checked
 STRING_CODE_METHODS = {"query", "eval"}    # pandas methods that evaluate a string
 DUNDER = re.compile(r"^__[A-Za-z0-9]\w*__$")
@@ -267,7 +288,7 @@ class _Checker(ast.NodeVisitor):
             if (DUNDER.match(alias.name) or alias.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES | HISTORY_NAMES
                     or alias.name.startswith("_") or f"{node.module}.{alias.name}" in INTERNAL_SUBMODULES) \
                     and (node.module, alias.name) not in LIBRARY_SUBMODULES:
-                self.flag(node, f"imports {alias.name}")
+                self.flag(node, f"imports {alias.name}" + (REGISTRY_NOTE if alias.name in REGISTRIES else ""))
             elif alias.name in CHECKED_CALLS and alias.asname not in (None, alias.name):
                 self.flag(node, f"imports {alias.name} under another name")
 
@@ -300,6 +321,8 @@ class _Checker(ast.NodeVisitor):
     def visit_Constant(self, node):
         if isinstance(node.value, str) and node.value != "__main__" and DUNDER_INSIDE.search(node.value):
             self.flag(node, f"uses the string {node.value[:60]!r}")
+        if isinstance(node.value, str) and _program_setting(node.value):
+            self.flag(node, f"uses the matplotlib setting {node.value!r} (it names or feeds a program to start)")
 
     def _function(self, node):
         if DUNDER.match(node.name) and node.name not in ALLOWED_DUNDER_METHODS:
@@ -406,7 +429,8 @@ class _Checker(ast.NodeVisitor):
             self.flag(node, f"calls {name} with member names that are not constant, plain names (Enum's functional "
                             "API makes attributes by any name, dunders included)")
         module = [k.value for k in node.keywords if k.arg == "module"]
-        if module and not (isinstance(module[0], ast.Constant) and module[0].value in ("__main__", None)):
+        if module and not (isinstance(module[0], ast.Constant) and module[0].value in ("__main__", None)
+                           or isinstance(module[0], ast.Name) and module[0].id == "__name__"):  # which is "__main__"
             self.flag(node, f"calls {name} with a module other than the notebook's (its class then claims to be "
                             "another module's)")
 
@@ -428,7 +452,7 @@ class _Checker(ast.NodeVisitor):
              and not getattr(node, "_base_call", False) and not getattr(node, "_class_name", False))
                 or (node.attr in FORBIDDEN_ATTRIBUTES or node.attr.lstrip("_") in FORBIDDEN_ATTRIBUTES)  # _sys, _thread
                 and not self._harmless_attribute(node)):
-            self.flag(node, f"uses the attribute .{node.attr}")
+            self.flag(node, f"uses the attribute .{node.attr}" + (REGISTRY_NOTE if node.attr in REGISTRIES else ""))
         elif node.attr.startswith("_") and not DUNDER.match(node.attr) and not self._own_private(node):
             # a library's private helpers do what its public API does not (cbook._setattr_cm sets any attribute,
             # warnings._formatwarning_orig reads linecache, Enum._create_ makes members of any name), whatever the
@@ -511,6 +535,14 @@ class _Checker(ast.NodeVisitor):
         if isinstance(func, ast.Attribute) and func.attr in STRING_CODE_METHODS:
             self._string_code(node, f".{func.attr}()")
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+        if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
+            receiver = _dotted(func.value)
+            if receiver.split(".")[0] in self.imported and not receiver.startswith(ALLOWED_MODULE_SETTINGS) \
+                    and not _a_module(receiver, self.imported):
+                self.flag(node, f"calls {receiver}.{func.attr}(), which changes part of an imported module")
+        for keyword in node.keywords:
+            if keyword.arg in PROGRAM_SETTINGS:
+                self.flag(node, f"passes the matplotlib setting {keyword.arg} (it names or feeds a program to start)")
         if name in CHECKED_CALLS:
             func._callee = True
             self._checked_call(node, name)
@@ -813,12 +845,41 @@ def wrapper_name(name: str, forbidden=FORBIDDEN_ATTRIBUTES) -> bool:
     return name in WRAPPER_NAMES or not (name.startswith("_") or name in forbidden)
 
 
-def _imported_names(tree) -> set[str]:
-    names = set()
+def _imported_names(tree) -> dict[str, str]:
+    """The names the imports bind, each with what it names (``np``: ``numpy``, ``dispatch_table``:
+    ``copy.dispatch_table``; ``import os.path`` binds ``os``)."""
+    names = {}
     for node in ast.walk(tree):
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        if isinstance(node, ast.Import):
+            names |= {a.asname: a.name for a in node.names if a.asname}
+            names |= {a.name.split(".")[0]: a.name.split(".")[0] for a in node.names if not a.asname}
+        elif isinstance(node, ast.ImportFrom):
+            names |= {a.asname or a.name: f"{node.module}.{a.name}" for a in node.names}
     return names
+
+
+def _a_module(dotted: str, imported: dict[str, str]) -> bool:
+    """Whether ``dotted`` (rooted at an imported name) is a module of an allowed library (``np.char``, whose
+    ``add`` is a function, not a container's method): the module is imported here, in the grader, to see."""
+    first, _, rest = dotted.partition(".")
+    path = imported.get(first, "")
+    if path.split(".")[0] not in ALLOWED_IMPORTS:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")              # a library's deprecated alias
+            value = importlib.import_module(path.split(".")[0])
+            for part in (*path.split(".")[1:], *filter(None, rest.split("."))):
+                value = getattr(value, part)
+    except Exception:                                    # not there: not a module
+        return False
+    return isinstance(value, types.ModuleType)
+
+
+def _program_setting(text: str) -> bool:
+    """Whether ``text`` is a matplotlib setting that names or feeds a program (see PROGRAM_SETTINGS)."""
+    group, _, key = text.rpartition(".")
+    return bool(group) and (key in PROGRAM_SETTINGS or key.endswith("_path") and group == "animation")
 
 
 def _parse(source: str):
@@ -1058,7 +1119,7 @@ def _check_code(source: str, imported: set[str], classes=frozenset(), methods=fr
 
 def check_cells(cells: list[tuple[int, str]]) -> list[str]:
     """Problems in the student's code cells that run, given as (cell number in the submission, source) pairs."""
-    imported, trees = set(), []
+    imported, trees = {}, []
     for _, source in cells:
         try:
             trees.append(_parse(source))

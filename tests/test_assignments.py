@@ -327,7 +327,8 @@ GAMING = {
 }
 # The attempts the static check does not flag run, a few to a notebook (each flagged one alone: it is not run);
 # with the first few, attempts to write outside the run's folder and to read the grader's.
-GAMING_RUN = {"review": ["patch-through-pandas-api", "change-an-hlmlib-table-through-an-alias", "shell-escape"],
+# (patch-through-pandas-api, reported by the kit until round 16, is now refused by the static check: a registry)
+GAMING_RUN = {"review": ["change-an-hlmlib-table-through-an-alias", "shell-escape"],
               "ok": ["write-a-file", "shadow-builtins"]}
 STARTUP = Path.home() / ".ipython" / "profile_default" / "startup" / "zz_planted.py"
 OUTSIDE = ["import numpy\nimport shutil\npackage = hlmlib.datasets.resources.files('hlmlib')",
@@ -638,8 +639,7 @@ def test_gaming_the_grader_scores_nothing(name, graded):
     status = next((status for status, names in GAMING_RUN.items() if name in names), "flagged")
     row = graded["rows"][f"gaming/{name if status == 'flagged' else status}"]
     assert float(row["score"]) == 0 and row["status"] == status, row
-    noted = {"patch-through-pandas-api": "changed what the tests use: pandas.core.series.Series.reindex",
-             "change-an-hlmlib-table-through-an-alias": "changed what the tests use: hlmlib.sandwich.CR_ADJUSTMENTS",
+    noted = {"change-an-hlmlib-table-through-an-alias": "changed what the tests use: hlmlib.sandwich.CR_ADJUSTMENTS",
              "shell-escape": "not run: it runs a shell command"}
     if name in noted:       # not seen by the static check: the kit or the grader notes it for the instructor
         assert noted[name] in _report(graded, f"gaming/{status}")
@@ -1401,6 +1401,55 @@ def test_a_sys_setprofile_replaced_through_global_enum_does_not_stop_numpy_only(
     assert expected in report and "changed what the tests use: scipy.stats.t._ppf" in report, report
 
 
+# round 16: a script the notebook wrote, named fc-list (the one program the audit hook let start), run by
+# matplotlib as its "ffmpeg": it ran hlmlib in a child process numpy_only() does not see, and got q2's marks
+OFFLOAD = """\
+import os
+import numpy as np
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.animation import FFMpegWriter
+
+here = os.getcwd()
+helper = os.path.join(here, "fc-list")
+with open(helper, "w") as f:
+    f.write("#!/bin/sh\\n"
+            "cat > /dev/null\\n"
+            "D=\\"$(dirname \\"$0\\")\\"\\n"
+            "PY=\\"$(tr '\\\\000' '\\\\n' < /proc/$PPID/cmdline | head -1)\\"\\n"
+            "\\"$PY\\" -c \\"import numpy as np, hlmlib; X = np.load('$D/X.npy'); e = np.load('$D/e.npy'); "
+            "np.save('$D/se.npy', hlmlib.ols(e, X).se(kind='HC1').to_numpy())\\"\\n")
+os.chmod(helper, 0o755)
+mpl.rcParams["animation.ffmpeg_path"] = helper
+
+
+def hc1_se(X, e):
+    np.save(os.path.join(here, "X.npy"), np.asarray(X, dtype=float))
+    np.save(os.path.join(here, "e.npy"), np.asarray(e, dtype=float))
+    fig = plt.figure()
+    with FFMpegWriter(fps=1).saving(fig, os.path.join(here, "x.mp4"), 10):
+        pass
+    plt.close(fig)
+    return np.load(os.path.join(here, "se.npy"))
+"""
+
+
+def test_a_script_named_fc_list_cannot_do_the_work_in_another_process(built, monkeypatch, tmp_path):
+    # the static check refuses the setting that names the program; past it, the kit refuses starting any process,
+    # so hc1_se fails and q2 gets nothing
+    assert any("animation.ffmpeg_path" in p for p in integrity.check_cells([(1, OFFLOAD)]))
+    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
+    nbformat.write(_edited(student, {"q2-answer": OFFLOAD}, []), tmp_path / "offload.ipynb")
+    out = tmp_path / "out"
+    make.main(["grade", str(tmp_path / "offload.ipynb"), "--out", str(out), "--csv", str(tmp_path / "g.csv"),
+               "--timeout", "120"])
+    row = next(csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8")))
+    assert float(row["q2"]) == 0 and row["status"] != "ok", row
+    report = (out / "offload.report.md").read_text(encoding="utf-8")
+    assert "refused at run time: starting a process" in report, report
+
+
 def _cache() -> dict:
     return {p.name: p.read_bytes() for p in sorted(grader.REFERENCE_CACHE.glob("*"))} \
         if grader.REFERENCE_CACHE.is_dir() else {}
@@ -1938,8 +1987,29 @@ FLAGGED = [
     "import numpy as np\nnp.lib.add_newdoc('sys', 'x', 'y')", "import matplotlib.pyplot as plt\nplt.getp(ax, p)",
     "f = m.default_array_ufunc", "m.array_ufunc(1)", "m.dispatch_ufunc_with_out", "m.replace_method",
     "import matplotlib.testing.widgets", "from numpy.distutils import ccompiler",
+    # round 16: matplotlib settings that name a program (a script the run wrote, named fc-list, ran as "ffmpeg"),
+    # changes of the environment, mutating calls on an imported module's containers, process-wide registries
+    "import matplotlib as mpl\nmpl.rcParams['animation.ffmpeg_path'] = 'fc-list'",
+    "import matplotlib.pyplot as plt\nplt.rcParams.update({'animation.convert_path': 'x'})",
+    "import matplotlib.pyplot as plt\nplt.rc('animation', ffmpeg_path='x')",
+    "import matplotlib.pyplot as plt\nplt.rc('text', usetex=True)", "import os\nos.environ.update(PATH='.')",
+    "import os\nos.environ.setdefault('PATH', '.')", "import os\nos.environ.pop('PATH')",
+    "import os\nos.environ.clear()", "import os\nos.putenv('PATH', '.')", "import os\nos.unsetenv('PATH')",
+    "from os import environ\nenviron.update(A='b')",
+    "import warnings\nwarnings.filters.insert(0, f)", "import copy\ncopy.dispatch_table.update({int: f})",
+    "import copy as c\nc.dispatch_table.setdefault(int, f)", "import numpy as np\nnp.sctypeDict.update({})",
+    "import numpy as np\nnp.seterrcall(print)", "from pandas.api.extensions import register_extension_dtype",
+    "import pandas as pd\n@pd.api.extensions.register_dataframe_accessor('c')\nclass A:\n    pass",
+    "import pandas as pd\npd.api.extensions.register_series_accessor('c')",
+    "import pandas as pd\npd.api.extensions.register_index_accessor('c')",
 ]
 ALLOWED = [
+    # round 16: module functions named like a container's mutating method; a functional Enum of this module
+    "import numpy as np\nx = np.append([1], 2)\ny = np.char.add(['a'], ['b'])\nz = np.ma.append([1], [2])\n"
+    "np.insert([1], 0, 2)\nfrom scipy import interpolate\ninterpolate.insert\nimport os\nos.remove",
+    "import matplotlib.pyplot as plt\nplt.rcParams.update({'font.size': 10})\nimport os\np = os.environ.get('HOME')",
+    "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.update(df)\nd = {}\nd.update(a=1)\ns = set()\ns.add(1)",
+    "import enum\nK = enum.Enum('K', ['HC0', 'HC1'], module=__name__)",
     "import numpy as np\nw = np.lib.stride_tricks.sliding_window_view(np.arange(5), 2)\nimport pandas.testing\n"
     "import numpy.linalg\nimport matplotlib.pyplot as plt\nplt.setp([], color='k')\nx = np.arange(3)\nx.base",
     "import enum\nE = enum.Enum('E', 'A B')\nF = enum.IntEnum('F', ['X', 'Y'], module='__main__')",
@@ -2021,7 +2091,7 @@ def test_the_integrity_check_lets_ordinary_code_through(code):
 
 
 # What the book's chapters do that a submission may not: tooling (symbolic algebra, glue, showing a function's
-# source), and two constructs that stay refused because the check cannot tell them from tampering
+# source), and constructs that stay refused because the check cannot tell them from tampering
 BOOK_ONLY_IMPORTS = {"sympy", "sympy.stats", "myst_nb", "types", "inspect"}
 BOOK_REFUSED = {
     # an attribute set on an object the notebook did not make (hlmlib's batch): it could be a module
@@ -2029,6 +2099,9 @@ BOOK_REFUSED = {
     # Styler.format given pd.IndexSlice[...] of a comprehension: were `.style` a string (a Series' label can make it
     # one), its fields could reach what it is given
     ("16_level2_few_clusters", "calls .format() on a string the check cannot read"),
+    # the environment of the process (BLAS threads before NumPy loads): a submission may not change it (round 16,
+    # os.environ.update(PATH=...) let a script the run wrote start as fc-list)
+    ("12_efficiency", "calls os.environ.setdefault()"), ("13_re_bias", "calls os.environ.setdefault()"),
 }
 
 
