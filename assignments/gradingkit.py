@@ -142,6 +142,8 @@ _REFUSED = {  # event: what it is, in the report
     "os.link": "making a hard link", "os.symlink": "making a symbolic link",
     "gc.get_referrers": "searching the interpreter's objects",
     "gc.get_referents": "searching the interpreter's objects", "gc.get_objects": "searching the interpreter's objects",
+    # os.environ's setters call these: (os.environ or {}).update(...) passes the static check (grader adversarial r17)
+    "os.putenv": "changing the environment", "os.unsetenv": "changing the environment",
     "resource.setrlimit": "changing the process's limits", "resource.prlimit": "changing the process's limits",
 }
 # what /proc may be read for: the list of processes, their states and the machine's (ipykernel, through psutil,

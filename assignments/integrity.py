@@ -176,6 +176,9 @@ ALLOWED_DUNDER_METHODS = {"__init__", "__repr__", "__str__", "__post_init__", "_
                           "__enter__", "__exit__"}
 READABLE_DUNDERS = {"__version__", "__name__", "__doc__", "__qualname__", "__module__"}
 ALLOWED_MODULE_SETTINGS = ("pd.options", "pandas.options", "plt.rcParams", "matplotlib.rcParams", "mpl.rcParams")
+# The same settings by what they are, reached through any import (``from matplotlib import rcParams``,
+# ``from pandas import options``, ``import matplotlib.pyplot as p``): see _Checker._a_setting
+SETTING_OBJECTS = ("pandas.options", "matplotlib.rcParams", "matplotlib.pyplot.rcParams")
 # matplotlib settings (rcParams keys, their last part as keywords of plt.rc or a Text) that name or feed a program it
 # starts: ffmpeg, ImageMagick's convert, LaTeX, ghostscript (the kit refuses every process; a script the run wrote,
 # named as the program, was one: grader adversarial r16)
@@ -464,10 +467,44 @@ class _Checker(ast.NodeVisitor):
             own = (isinstance(node.value, ast.Name) and (self.method_self and node.value.id == self.method_self[-1]
                                                           or self.kinds.get(node.value.id) == "instance"))
             frame = node.attr in FRAME_ATTRIBUTES and dotted.split(".")[0] not in self.imported
-            if not (own or frame or dotted.startswith(ALLOWED_MODULE_SETTINGS)):
+            if not (own or frame or self._a_setting(dotted)):
                 self.flag(node, f"sets {dotted or '.' + node.attr} (code may set only self.x in a method, a data "
                                 f"frame's {', '.join(sorted(FRAME_ATTRIBUTES))}, and pandas or matplotlib options)")
         self.generic_visit(node)
+
+    def _a_setting(self, dotted: str) -> bool:
+        """Whether ``dotted`` is in pandas' or matplotlib's options (ALLOWED_MODULE_SETTINGS, SETTING_OBJECTS),
+        spelled as a module's attribute (``pd.options.x``) or as a name imported from it (``from matplotlib import
+        rcParams``) that the notebook binds by such imports only (``kinds``: ``rcParams = os.environ`` is not one)."""
+        first, _, rest = dotted.partition(".")
+        if dotted.startswith(ALLOWED_MODULE_SETTINGS) or self.kinds.get(first) == "setting":
+            return True
+        path = self.imported.get(first, "") if isinstance(self.imported, dict) else ""
+        full = ".".join(filter(None, (path, rest)))
+        return path not in SETTING_OBJECTS and any(full == s or full.startswith(s + ".") for s in SETTING_OBJECTS)
+
+    def _containers(self, node) -> list[str]:
+        """The parts of imported modules (not modules, not the options of :meth:`_a_setting`) that the expression
+        ``node`` may evaluate to or index into: a dotted name rooted at an imported name, also inside ``or``/``and``,
+        ``x if c else y``, list, tuple and set displays, subscripts, ``(n := ...)`` and ``*x`` (``(os.environ or
+        {})``, ``[warnings.filters][0]``). A call's result is not followed (``np.zeros(3).tolist()`` is new)."""
+        dotted = _dotted(node)
+        if dotted:
+            if dotted.split(".")[0] in self.imported and not self._a_setting(dotted) \
+                    and not _a_module(dotted, self.imported):
+                return [dotted]
+            return []
+        if isinstance(node, ast.BoolOp):
+            parts = node.values
+        elif isinstance(node, ast.IfExp):
+            parts = [node.body, node.orelse]
+        elif isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+            parts = node.elts
+        elif isinstance(node, (ast.Subscript, ast.NamedExpr, ast.Starred)):
+            parts = [node.value]
+        else:
+            parts = []
+        return [found for part in parts for found in self._containers(part)]
 
     def _harmless_attribute(self, node) -> bool:
         """A refused name that cannot reach what it is refused for: any, set or read, on an instance of the
@@ -497,8 +534,7 @@ class _Checker(ast.NodeVisitor):
 
     def visit_Subscript(self, node):
         if isinstance(node.ctx, (ast.Store, ast.Del)):
-            dotted = _dotted(node)
-            if dotted.split(".")[0] in self.imported and not dotted.startswith(ALLOWED_MODULE_SETTINGS):
+            for dotted in self._containers(node.value):
                 self.flag(node, f"changes {dotted}, part of an imported module")
         self.generic_visit(node)
 
@@ -536,9 +572,7 @@ class _Checker(ast.NodeVisitor):
             self._string_code(node, f".{func.attr}()")
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
         if isinstance(func, ast.Attribute) and func.attr in MUTATING_METHODS:
-            receiver = _dotted(func.value)
-            if receiver.split(".")[0] in self.imported and not receiver.startswith(ALLOWED_MODULE_SETTINGS) \
-                    and not _a_module(receiver, self.imported):
+            for receiver in self._containers(func.value):
                 self.flag(node, f"calls {receiver}.{func.attr}(), which changes part of an imported module")
         for keyword in node.keywords:
             if keyword.arg in PROGRAM_SETTINGS:
@@ -760,7 +794,8 @@ def _name_kinds(trees, plain_classes: frozenset) -> dict[str, str]:
     """The names the notebook binds one way only (every binding of them, in every cell): ``"instance"``, by
     ``x = C(...)`` with ``C`` one of its plain classes (:func:`_plain_classes`) decorated by nothing but
     ``dataclasses``' ``dataclass`` (so ``x`` holds an instance of ``C``, whose attributes may be set); ``"call"``,
-    by ``x = f(...)`` (a call's result); ``"scipy"``, by ``import scipy`` (``as x``). Names with a leading underscore
+    by ``x = f(...)`` (a call's result); ``"scipy"``, by ``import scipy`` (``as x``); ``"setting"``, by importing
+    pandas' or matplotlib's options (``from matplotlib import rcParams``: SETTING_OBJECTS). Names with a leading underscore
     and built-in names are none of them (IPython's ``_`` holds the last output, which may be a module)."""
     bound = list(_bindings(trees))
     decorated = {node.name for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
@@ -772,6 +807,9 @@ def _name_kinds(trees, plain_classes: frozenset) -> dict[str, str]:
         if isinstance(where, ast.Import) and any(a.name == "scipy" and a.asname == name or a.asname is None
                                                  and a.name.split(".")[0] == "scipy" == name for a in where.names):
             return "scipy"
+        if isinstance(where, ast.ImportFrom) and any((a.asname or a.name) == name and f"{where.module}.{a.name}"
+                                                     in SETTING_OBJECTS for a in where.names):
+            return "setting"
         if isinstance(parent, ast.Call):
             return "instance" if isinstance(parent.func, ast.Name) and parent.func.id in instances else "call"
         return None

@@ -2002,8 +2002,28 @@ FLAGGED = [
     "import pandas as pd\n@pd.api.extensions.register_dataframe_accessor('c')\nclass A:\n    pass",
     "import pandas as pd\npd.api.extensions.register_series_accessor('c')",
     "import pandas as pd\npd.api.extensions.register_index_accessor('c')",
+    # round 17: the options imported by name still refuse the keys that name or feed a program, and a name
+    # imported as the options but bound otherwise too is not them; containers reached through an expression
+    "from matplotlib import rcParams\nrcParams['animation.ffmpeg_path'] = 'x'",
+    "from matplotlib import rcParams\nrcParams.update({'text.usetex': True})",
+    "from matplotlib.pyplot import rcParams as rc\nrc.update({'animation.convert_path': 'x'})",
+    "from matplotlib import rc_context\nwith rc_context({'animation.ffmpeg_args': ['x']}):\n    pass",
+    "from matplotlib import rc\nrc('text', usetex=True)",
+    "from matplotlib import rcParams\nimport os\nrcParams = os.environ\nrcParams.update(PATH='.')",
+    "from pandas import options\nimport os\noptions = os\noptions.environ['A'] = '1'",
+    "import os\n(os.environ or {}).update(A='1')", "import os\n(os.environ or {})['A'] = '1'",
+    "import warnings\n[warnings.filters][0].insert(0, f)", "import os\n(e := os.environ).pop('A')",
+    "import os\n(os.environ if x else {}).clear()",
 ]
 ALLOWED = [
+    # round 17: pandas' and matplotlib's options imported by name, as they are allowed as modules' attributes
+    "from matplotlib import rcParams\nrcParams.update({'font.size': 9, 'figure.figsize': (6, 4)})\n"
+    "rcParams['axes.grid'] = True",
+    "from matplotlib.pyplot import rcParams\nrcParams.update({'font.size': 9})",
+    "from matplotlib import rcParams as rc\nrc['font.size'] = 9\nfrom matplotlib import pyplot\n"
+    "pyplot.rcParams['figure.dpi'] = 100",
+    "from pandas import options\noptions.display.max_rows = 10",
+    "import numpy as np\n(np.arange(3).tolist() or []).append(1)\nd = {}\n(d or {}).update(a=1)",
     # round 16: module functions named like a container's mutating method; a functional Enum of this module
     "import numpy as np\nx = np.append([1], 2)\ny = np.char.add(['a'], ['b'])\nz = np.ma.append([1], [2])\n"
     "np.insert([1], 0, 2)\nfrom scipy import interpolate\ninterpolate.insert\nimport os\nos.remove",
@@ -2240,6 +2260,8 @@ attempt("read hlmlib's data", lambda: grader.make.assignments and __import__("hl
 attempt("start a process", lambda: subprocess.run(["true"]))
 attempt("start a shell", lambda: os.system("true"))
 attempt("send a signal", lambda: os.kill(os.getppid(), 0))
+attempt("change the environment", lambda: (os.environ or {{}}).update(HLM_TEST="1"))
+attempt("remove from the environment", lambda: os.unsetenv("HOME"))
 attempt("native code", lambda: __import__("ctypes").CDLL(None))
 attempt("raw memory", lambda: __import__("ctypes").cast(id(namespace), __import__("ctypes").c_void_p))
 attempt("cffi", lambda: __import__("cffi"))
@@ -2358,6 +2380,7 @@ def test_the_audit_hook_refuses_what_a_run_must_not_do(tmp_path):
     assert any("unpickling (it resolves gradingkit._state)" in line for line in log), log
     assert {k for k, v in outcome.items() if v == "refused"} == set(outcome) - allowed, json.dumps(outcome)
     assert any("hlmlib/zz.py" in line for line in log) and any("starting a process" in line for line in log)
+    assert any("changing the environment" in line for line in log), log
     assert any(f"reading {ROOT / '.git'}" in line for line in log) and any("reading /proc/" in line for line in log)
     assert any("compiling a string that uses exec" in line and "functools.py" in line for line in log), log
 
