@@ -47,7 +47,9 @@ Two verdicts:
   from its class (``Box.put(np.testing, f)``, ``type(box).put``,
   ``getattr(Box, "put")``, also through an alias ``B = Box``), since its ``self`` could then be a module; changing
   an item of an imported module, by assignment or by a mutating method (``os.environ.update``,
-  ``warnings.filters.insert``; an alias of the container is not followed), ``os.putenv``, process-wide registries
+  ``warnings.filters.insert``, also inside ``or``, ``if``-``else``, displays, subscripts and ``:=``:
+  ``(os.environ or {}).update``; an alias of the container or a call's result is not followed), ``os.putenv``,
+  process-wide registries
   (``seterrcall``, pandas' ``register_*``) and matplotlib settings that name a program. A submission with any of
   these is not run: it scores 0 and is reported for the instructor to read.
 
