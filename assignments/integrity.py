@@ -797,8 +797,8 @@ def _name_kinds(trees, plain_classes: frozenset) -> dict[str, str]:
     ``x = C(...)`` with ``C`` one of its plain classes (:func:`_plain_classes`) decorated by nothing but
     ``dataclasses``' ``dataclass`` (so ``x`` holds an instance of ``C``, whose attributes may be set); ``"call"``,
     by ``x = f(...)`` (a call's result); ``"scipy"``, by ``import scipy`` (``as x``); ``"setting"``, by importing
-    pandas' or matplotlib's options (``from matplotlib import rcParams``: SETTING_OBJECTS). Names with a leading underscore
-    and built-in names are none of them (IPython's ``_`` holds the last output, which may be a module)."""
+    pandas' or matplotlib's options (``from matplotlib import rcParams``: SETTING_OBJECTS). Names with a leading
+    underscore and built-in names are none of them (IPython's ``_`` holds the last output, which may be a module)."""
     bound = list(_bindings(trees))
     decorated = {node.name for tree in trees for node in ast.walk(tree) if isinstance(node, ast.ClassDef)
                  and not all(_dataclass_decorator(d, bound) for d in node.decorator_list)}
