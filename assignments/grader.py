@@ -51,6 +51,7 @@ import logging
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import stat
@@ -112,6 +113,9 @@ FREE_FLOOR, FREE_SLACK = 100_000_000, 1_000_000
 # The address space a kernel may take (RLIMIT_AS, in the sandbox); the memory its files in memory (memfd) hold counts
 # towards WRITE_LIMIT (:func:`deleted_but_held`). Kernels are the OOM killer's first choice, the grader its last.
 MEMORY_LIMIT, GRADER_OOM_SCORE_ADJ = 6_000_000_000, -500
+# A submission's code (bytes, all its cells) past which it is neither checked nor run (an honest one is a few tens of
+# kB), and the wall-clock time and address space (RLIMIT_AS) of the process that checks it (:func:`static_check`)
+CODE_LIMIT, STATIC_TIME, STATIC_MEMORY = 1_000_000, 120, 4_000_000_000
 # The processes and threads a run may have at once (a kernel has about 10; sandbox.py: a pids cgroup of its own when
 # the grader runs as root, else RLIMIT_NPROC over what the kernels' user has), far below the machine's pid_max
 TASK_LIMIT = 256
@@ -1011,7 +1015,10 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         raise GradingError(f"the notebook's cells could not be put in order for grading ({described(exc)}): "
                            f"ask for the notebook as saved by Jupyter") from None
     result.notes += assembled.not_run
-    problems = integrity.check_cells(assembled.student_code)
+    try:
+        problems = await static_check(assembled.student_code)
+    except StaticCheckFailed as exc:     # the submission's doing (a pathological notebook): this file only
+        problems = [str(exc)]
     by_id = {t.id: t for t in result.tests}
     if problems:
         result.status, result.message = "flagged", "not run, for the instructor to read: " + "; ".join(problems[:5])
@@ -1076,6 +1083,42 @@ def _interruptible(interrupted: list):
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
+
+
+class StaticCheckFailed(Exception):
+    """The static check could not judge a submission (too much code, or past its time or memory)."""
+
+
+async def static_check(code: list[tuple[int, str]]) -> list[str]:
+    """:func:`integrity.check_cells` on a submission's code, in a process of its own (``python integrity.py``: the
+    cells as JSON on its input, the problems on its output) with a wall-clock limit of STATIC_TIME seconds and an
+    address space of STATIC_MEMORY bytes (RLIMIT_AS), so that a pathological notebook ends as that file's problem
+    while the event loop, and every other file's run, goes on. Code larger than CODE_LIMIT bytes is not parsed.
+    Raises StaticCheckFailed."""
+    size = sum(len(source.encode("utf-8", "surrogatepass")) for _, source in code)
+    if size > CODE_LIMIT:
+        raise StaticCheckFailed(f"the notebook's code is larger than {CODE_LIMIT:,} bytes ({size:,}), so it is not "
+                                "checked or run")
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (STATIC_MEMORY, STATIC_MEMORY))
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(integrity.__file__)), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, preexec_fn=limit_memory, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    try:
+        out, err = await asyncio.wait_for(process.communicate(json.dumps(code).encode()), STATIC_TIME)
+    except asyncio.TimeoutError:
+        raise StaticCheckFailed(f"the static check of its code took longer than {STATIC_TIME:g} s") from None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.returncode != 0:
+        last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
+        reason = ("it took more than the static check's memory limit" if "MemoryError" in last[0] else last[0])
+        raise StaticCheckFailed(f"the static check of its code failed: {reason}")
+    return json.loads(out)
 
 
 def crashed(result: Result, message: str) -> Result:
