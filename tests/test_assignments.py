@@ -645,6 +645,12 @@ def test_gaming_the_grader_scores_nothing(name, graded):
         assert noted[name] in _report(graded, f"gaming/{status}")
 
 
+
+async def no_static_check(code):
+    """In place of grader.static_check, to run code the static check would refuse (what the run time refuses)."""
+    return []
+
+
 def test_attempts_the_static_check_does_not_see_score_nothing(graded):
     # values computed by hlmlib when converted, later, make q2's and q3's visible tests pass in the kernel; the hidden
     # tests' values, compared outside, make them score nothing
@@ -846,7 +852,7 @@ def test_held_deleted_files_display_updates_and_a_failed_set_up_or_output_cost_o
     monkeypatch.setattr(grader, "WRITE_LIMIT", 20_000_000)
     monkeypatch.setattr(grader, "OUTPUT_LIMIT", 200_000)
     monkeypatch.setattr(grader, "MESSAGE_LIMIT", 1_000_000)
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     wrapper = nbformat.read(FIXTURES / "assignment02_wrapper.ipynb", as_version=4)
     for cell in wrapper.cells:          # wraps(f).func is update_wrapper, wherever the static check looked
         cell.source = cell.source.replace("functools.update_wrapper(Holder(), obj",
@@ -1281,7 +1287,7 @@ def test_code_past_the_static_check_can_neither_evaluate_code_in_strings_nor_rea
     # round 4 run as if the static check had not seen it: the annotation is refused when typing compiles it (and
     # would be when it ran it), so the answers never run; reading the repository, .git included, or another copy of
     # the sources is refused, wherever it is. The honest version beside them keeps its marks.
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     copy = tmp_path / "another-checkout" / "assignments" / "source" / "02_sandwich_by_hand.ipynb"
     copy.parent.mkdir(parents=True)
     copy.write_bytes((make.SOURCE / copy.name).read_bytes())
@@ -1303,7 +1309,7 @@ def test_code_past_the_static_check_can_neither_evaluate_code_in_strings_nor_rea
 
 def test_a_wrapped_run_test_cannot_make_a_failing_or_other_test_count(built, monkeypatch, tmp_path):
     # past the static check (as code with full Python would be): the student version's stubs raise in every test
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
     paths = []
     for name, code in WRAPPERS.items():
@@ -1320,7 +1326,7 @@ def test_a_wrapped_run_test_cannot_make_a_failing_or_other_test_count(built, mon
 def test_code_past_the_static_check_cannot_forge_the_records(built, monkeypatch, tmp_path):
     # the relay run as if the static check had not seen it (sys.stdout replaced), and a line written on the
     # grader's channel by its file descriptor: both flagged, 0; the honest version beside them keeps its marks
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     instructor = built[("instructor", "02_sandwich_by_hand")]
     forged = _edited(nbformat.read(instructor, as_version=4), {}, [("q1-answer", FORGE_ON_THE_CHANNEL)])
     nbformat.write(forged, tmp_path / "forged.ipynb")
@@ -1385,7 +1391,7 @@ def test_a_sys_setprofile_replaced_through_global_enum_does_not_stop_numpy_only(
     # with the kit's Enum guard the module="sys" class is refused; without it, sys.setprofile is replaced, but
     # numpy_only's profiler, bound at set-up, still catches hlmlib, and the change to sys is reported; the
     # replaced stats.t._ppf is reported either way
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     if not enum_guard:
         _without_enum_guard(tmp_path, monkeypatch)
     student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
@@ -1438,7 +1444,7 @@ def test_a_script_named_fc_list_cannot_do_the_work_in_another_process(built, mon
     # the static check refuses the setting that names the program; past it, the kit refuses starting any process,
     # so hc1_se fails and q2 gets nothing
     assert any("animation.ffmpeg_path" in p for p in integrity.check_cells([(1, OFFLOAD)]))
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     student = nbformat.read(built[("student", "02_sandwich_by_hand")], as_version=4)
     nbformat.write(_edited(student, {"q2-answer": OFFLOAD}, []), tmp_path / "offload.ipynb")
     out = tmp_path / "out"
@@ -1482,7 +1488,7 @@ np.testing.assert_allclose = lambda *a, **k: None"""
 
 def test_the_grader_leaves_no_test_nor_its_own_cells_in_linecache_and_a_replaced_json_encoder_is_reported(
         built, monkeypatch, tmp_path):
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     a = CATALOGUE["01_moulton_by_simulation"]
     student = nbformat.read(built[("student", a.id)], as_version=4)
     own = {line.strip() for c in student.cells if c.cell_type == "code" for line in c.source.splitlines()}
@@ -1546,7 +1552,7 @@ print("BLINDING", sorted(outcome.items()))"""
 
 
 def test_a_replaced_fspath_or_update_wrapper_on_a_module_does_not_blind_the_audit_hook(built, monkeypatch, tmp_path):
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     student = nbformat.read(built[("student", "01_moulton_by_simulation")], as_version=4)
     nbformat.write(_edited(student, {}, [("q5-answer", HOOK_BLINDING)]), tmp_path / "blind.ipynb")
     out = tmp_path / "out"
@@ -1573,7 +1579,7 @@ def test_code_with_full_python_can_neither_read_the_solutions_nor_change_the_ref
     # round 7 past the static check and the kit's Enum guard: the audit hook is off, and only the sandbox holds.
     # The solution is not found, the cache is not there to rewrite (nor written), and the batches after it grade
     # an honest notebook as before.
-    monkeypatch.setattr(integrity, "check_cells", lambda cells: [])
+    monkeypatch.setattr(grader, "static_check", no_static_check)
     _without_enum_guard(tmp_path, monkeypatch)
     honest = built[("instructor", "02_sandwich_by_hand")]
     before = _cache()
@@ -2494,3 +2500,44 @@ def test_a_file_name_is_no_spreadsheet_formula_in_the_csv():
     rows = list(csv.reader(io.StringIO(grader.csv_text(outcomes))))[1:]
     assert [(r[0], r[-1]) for r in rows] == [("'=HYPERLINK(\"http-x\",2+3).ipynb", "'@SUM(1)"),
                                              ("'-a.ipynb", "'+1"), ("a=b.ipynb", "not a notebook")], rows
+
+
+def chained_classes(n):
+    """The code of n classes, each derived from the one before (adversarial round 18: cubic in n once)."""
+    return "class C0:\n    pass\n" + "".join(f"class C{i}(C{i - 1}):\n    pass\n" for i in range(1, n))
+
+
+def test_a_chain_of_classes_is_checked_in_a_worker_and_passes():
+    # 2000 chained classes took about 100 s in the grader's own process; now a worklist, in a worker process
+    code = chained_classes(2000)
+    assert integrity._plain_classes([ast.parse(code)], frozenset(f"C{i}" for i in range(2000))) == frozenset(
+        f"C{i}" for i in range(2000))
+    assert asyncio.run(grader.static_check([(1, code)])) == []
+    assert asyncio.run(grader.static_check([(1, "import os\nos.system('true')")])) == [
+        "cell 1, line 2: uses the attribute .system"]
+
+
+def test_plain_classes_still_needs_plain_bases_in_every_definition():
+    code = ("class A:\n    pass\nclass B(A, metaclass=type):\n    pass\nclass C(B):\n    pass\n"
+            "class D(Exception):\n    pass\nclass E(D):\n    pass\nclass E(int):\n    pass\nclass F(F):\n    pass\n")
+    own = frozenset("ABCDEF")
+    assert integrity._plain_classes([ast.parse(code)], own) == {"A", "D"}
+
+
+def test_the_static_check_ends_the_file_only_past_its_size_time_or_memory(monkeypatch):
+    big = [(1, "x = [" + "1, " * 400_000 + "]")]
+    with pytest.raises(grader.StaticCheckFailed, match="code is larger than 1,000,000 bytes"):
+        asyncio.run(grader.static_check(big))
+    monkeypatch.setattr(grader, "STATIC_TIME", 0.2)
+    with pytest.raises(grader.StaticCheckFailed, match="took longer than 0.2 s"):
+        asyncio.run(grader.static_check([(1, chained_classes(4000))]))
+    monkeypatch.setattr(grader, "STATIC_TIME", 120)
+    monkeypatch.setattr(grader, "STATIC_MEMORY", 300_000_000)
+    with pytest.raises(grader.StaticCheckFailed, match="failed"):
+        asyncio.run(grader.static_check([(1, "x = [" + "[1], " * 180_000 + "]")]))
+
+
+def test_the_cycler_import_is_allowed():
+    code = ("import matplotlib as mpl\nfrom cycler import cycler\n"
+            "mpl.rcParams['axes.prop_cycle'] = cycler(color=['k', 'r'])\n")
+    assert integrity.check_cells([(1, code)]) == []
