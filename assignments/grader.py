@@ -1007,6 +1007,11 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
                          timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
     result = new_result(path, a, submission)
+    size = sum(len(str(cell.source).encode("utf-8", "surrogatepass")) for cell in submission.cells
+               if cell.get("cell_type") == "code")
+    if size > CODE_LIMIT:               # before anything parses it, here or in the static check's process
+        return flagged(result, [f"the notebook's code is larger than {CODE_LIMIT:,} bytes ({size:,}), so it is "
+                                "not checked or run"])
     try:
         assembled = assemble(submission, a, reference_run)
     except GradingError:
@@ -1021,10 +1026,7 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         problems = [str(exc)]
     by_id = {t.id: t for t in result.tests}
     if problems:
-        result.status, result.message = "flagged", "not run, for the instructor to read: " + "; ".join(problems[:5])
-        for t in result.tests:
-            t.message = "not run: " + result.message
-        return result
+        return flagged(result, problems)
     try:
         folder = Path(tempfile.mkdtemp(prefix="run-", dir=private))
         try:
@@ -1093,13 +1095,9 @@ async def static_check(code: list[tuple[int, str]]) -> list[str]:
     """:func:`integrity.check_cells` on a submission's code, in a process of its own (``python integrity.py``: the
     cells as JSON on its input, the problems on its output) with a wall-clock limit of STATIC_TIME seconds and an
     address space of STATIC_MEMORY bytes (RLIMIT_AS), so that a pathological notebook ends as that file's problem
-    while the event loop, and every other file's run, goes on. Code larger than CODE_LIMIT bytes is not parsed.
+    while the event loop, and every other file's run, goes on (:func:`run_submission` has refused code larger than
+    CODE_LIMIT bytes before).
     Raises StaticCheckFailed."""
-    size = sum(len(source.encode("utf-8", "surrogatepass")) for _, source in code)
-    if size > CODE_LIMIT:
-        raise StaticCheckFailed(f"the notebook's code is larger than {CODE_LIMIT:,} bytes ({size:,}), so it is not "
-                                "checked or run")
-
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (STATIC_MEMORY, STATIC_MEMORY))
 
@@ -1119,6 +1117,14 @@ async def static_check(code: list[tuple[int, str]]) -> list[str]:
         reason = ("it took more than the static check's memory limit" if "MemoryError" in last[0] else last[0])
         raise StaticCheckFailed(f"the static check of its code failed: {reason}")
     return json.loads(out)
+
+
+def flagged(result: Result, problems: list[str]) -> Result:
+    """``result`` as a submission not run, for the instructor to read: ``flagged``, the first problems named."""
+    result.status, result.message = "flagged", "not run, for the instructor to read: " + "; ".join(problems[:5])
+    for t in result.tests:
+        t.message = "not run: " + result.message
+    return result
 
 
 def crashed(result: Result, message: str) -> Result:

@@ -2524,10 +2524,13 @@ def test_plain_classes_still_needs_plain_bases_in_every_definition():
     assert integrity._plain_classes([ast.parse(code)], own) == {"A", "D"}
 
 
-def test_the_static_check_ends_the_file_only_past_its_size_time_or_memory(monkeypatch):
-    big = [(1, "x = [" + "1, " * 400_000 + "]")]
-    with pytest.raises(grader.StaticCheckFailed, match="code is larger than 1,000,000 bytes"):
-        asyncio.run(grader.static_check(big))
+def test_the_static_check_ends_the_file_only_past_its_size_time_or_memory(monkeypatch, tmp_path):
+    a = CATALOGUE[IDS[0]]
+    big = make.instructor_version(a)
+    big.cells.insert(0, nbformat.v4.new_code_cell("x = [" + "1, " * 400_000 + "]"))
+    monkeypatch.setattr(grader, "assemble", None)     # refused before anything parses it
+    result = asyncio.run(grader.run_submission(tmp_path / "big.ipynb", a, big, None, tmp_path, 60, 60))
+    assert result.status == "flagged" and "code is larger than 1,000,000 bytes" in result.message
     monkeypatch.setattr(grader, "STATIC_TIME", 0.2)
     with pytest.raises(grader.StaticCheckFailed, match="took longer than 0.2 s"):
         asyncio.run(grader.static_check([(1, chained_classes(4000))]))
