@@ -20,6 +20,7 @@ import copy
 import csv
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -1852,6 +1853,43 @@ def test_no_file_can_end_the_batch(built, tmp_path, monkeypatch):
     written = (out / "written_02_sandwich_by_hand.md").read_text()
     assert all(f"### {p}" in written for p in (honest, bigint, cellmeta))
 
+
+
+def test_a_file_past_the_size_cell_or_value_limit_is_not_read_and_is_that_files_error(built, tmp_path, monkeypatch):
+    # round 19: the grader read every file whole, and nbformat took 78 times its size in memory (58 MB: 4.5 GB)
+    instructor = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
+    honest, big, cells, values = (tmp_path / f"{n}.ipynb" for n in ("honest", "big", "cells", "values"))
+    nbformat.write(instructor, honest)
+    monkeypatch.setattr(grader, "FILE_LIMIT", 200_000)
+    monkeypatch.setattr(grader, "CELL_LIMIT", 2 * len(instructor.cells))
+    monkeypatch.setattr(grader, "VALUE_LIMIT", 5_000)
+    padded = copy.deepcopy(instructor)
+    padded.cells.append(_scratch("x" * 300_000, markdown=True))
+    nbformat.write(padded, big)
+    padded = copy.deepcopy(instructor)
+    padded.cells += [_scratch("x", markdown=True) for _ in range(2 * len(instructor.cells))]
+    nbformat.write(padded, cells)
+    padded = copy.deepcopy(instructor)
+    padded.cells[0].metadata["notes"] = [{} for _ in range(5_000)]
+    nbformat.write(padded, values)
+    fifo = tmp_path / "fifo.ipynb"        # read before its stat, it would block the batch
+    os.mkfifo(fifo)
+    files, out = [honest, big, cells, values, fifo], tmp_path / "out"
+    status = make.main(["grade", *map(str, files), "--csv", str(tmp_path / "g.csv"), "--out", str(out),
+                        "--timeout", "120"])
+    assert status == 1
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert rows["honest"]["status"] == "ok" and float(rows["honest"]["score"]) == 6, rows["honest"]
+    size = big.stat().st_size / 1e6
+    want = {"big": f"the file is {size:.1f} MB, larger than the {grader.FILE_LIMIT / 1e6:g} MB limit",
+            "cells": f"the notebook has {3 * len(instructor.cells)} cells, more than the limit of "
+                     f"{2 * len(instructor.cells)}",
+            "values": "the notebook's JSON holds more than 5,000 values", "fifo": "not a regular file"}
+    for name, message in want.items():
+        assert rows[name]["status"] == "error" and rows[name]["message"].startswith(message), rows[name]
+        assert message in (out / f"{name}.report.md").read_text()
+    assert "6 / 6" in (out / "honest.report.md").read_text()
+    assert set(rows) == {"honest", *want}
 
 def _order(assembled):
     """The assembled notebook's cells as test ids, source ids, or (cells the student added) their source."""
