@@ -2582,3 +2582,24 @@ def test_the_cycler_import_is_allowed():
     code = ("import matplotlib as mpl\nfrom cycler import cycler\n"
             "mpl.rcParams['axes.prop_cycle'] = cycler(color=['k', 'r'])\n")
     assert integrity.check_cells([(1, code)]) == []
+
+
+def test_deep_honest_expressions_pass_the_static_check_and_deeper_ones_are_named_in_plain_words():
+    # round 19: a 500-term sum overflowed the visitor's recursion in the worker (a bare RecursionError, flagged)
+    def plus(n):
+        return "s = " + " + ".join(f"'a{i}'" for i in range(n))
+
+    for code in (plus(500), plus(5_000), "x = 'a'" + ".strip()" * 2_000):
+        assert asyncio.run(grader.static_check([(1, code)])) == [], code[:50]
+    # the deepest code the worker parses (Python's recursion limit raised to 100,000) and deeper, under the code cap
+    deep, deeper = "x = " + "+".join(["a"] * 60_000), "x = " + "-" * 999_000 + "1"
+    assert len(deeper.encode()) < grader.CODE_LIMIT
+    assert asyncio.run(grader.static_check([(1, "x = 1"), (2, deep)])) == [  # Module, Assign, 59,999 BinOps, Name, Load
+        "cell 2: an expression nested deeper than the static check follows (60,003 levels; it follows some 30,000)"]
+    assert asyncio.run(grader.static_check([(3, deeper)])) == [
+        "cell 3: an expression nested deeper than the static check follows (deeper than Python parses; it follows "
+        "some 30,000)"]
+    # in the grader's own process (default recursion limit), as in Jupyter's kernel: that cell is not run, in words
+    for code in (plus(5_000), deep, deeper):
+        assert integrity.not_run(code).startswith("it nests an expression deeper than Python parses")
+    assert integrity.not_run(plus(500)) is None
