@@ -1228,7 +1228,7 @@ def not_run(source: str) -> str | None:
 # The static check's worker follows the AST by recursion (ast.NodeVisitor), a few frames per level: it runs in a
 # thread with a stack of WORKER_STACK bytes and Python's recursion limit raised to WORKER_RECURSION frames, far past
 # what Jupyter's kernel compiles (about 1,000 levels), within the worker's time and memory limits (grader.py).
-WORKER_RECURSION, WORKER_STACK = 100_000, 512 * 2 ** 20
+WORKER_RECURSION, WORKER_STACK = 100_000, 256 * 2 ** 20
 
 
 def _depth(tree) -> int:
@@ -1242,13 +1242,13 @@ def _depth(tree) -> int:
 
 
 def _deepest(cells: list[tuple[int, str]]) -> tuple[float, int]:
-    """The number of levels of the deepest cell's AST (infinite for one nested deeper than Python parses: a
-    RecursionError, or the parser's MemoryError), and that cell's number."""
+    """The number of levels of the deepest cell's AST (infinite for one nested deeper than Python parses at the
+    recursion limit), and that cell's number."""
     levels = [(0, 0)]
     for n, source in cells:
         try:
             levels.append((_depth(_parse(source)), n))
-        except (RecursionError, MemoryError):
+        except RecursionError:
             levels.append((math.inf, n))
         except (SyntaxError, ValueError):
             continue
@@ -1264,19 +1264,21 @@ def check_deep_cells(cells: list[tuple[int, str]]) -> list[str]:
     def check():
         try:
             outcome.append(check_cells(cells))
-        except (RecursionError, MemoryError) as exc:     # a MemoryError that no parse explains is the memory limit
+        except RecursionError:
             depth, n = _deepest(cells)
             outcome.append([f"cell {n}: an expression nested deeper than the static check follows ("
                             + ("deeper than Python parses" if depth == math.inf else f"{depth:,} levels")
-                            + "; it follows some 30,000)"] if isinstance(exc, RecursionError) or depth == math.inf
-                           else exc)
+                            + "; it follows some 30,000)"])
         except BaseException as exc:      # noqa: BLE001  (raised again below, in the worker's main thread)
             outcome.append(exc)
 
     sys.setrecursionlimit(WORKER_RECURSION)
     threading.stack_size(WORKER_STACK)
     worker = threading.Thread(target=check)
-    worker.start()
+    try:
+        worker.start()
+    except RuntimeError:        # no room for its stack under the worker's address space limit
+        raise MemoryError from None
     worker.join()
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
