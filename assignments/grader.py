@@ -116,6 +116,15 @@ MEMORY_LIMIT, GRADER_OOM_SCORE_ADJ = 6_000_000_000, -500
 # A submission's code (bytes, all its cells) past which it is neither checked nor run (an honest one is a few tens of
 # kB), and the wall-clock time and address space (RLIMIT_AS) of the process that checks it (:func:`static_check`)
 CODE_LIMIT, STATIC_TIME, STATIC_MEMORY = 1_000_000, 120, 4_000_000_000
+# A submission file is read only if it is a regular file of at most FILE_LIMIT bytes, and handed to nbformat only if
+# its JSON holds at most CELL_LIMIT cells and VALUE_LIMIT values (objects, arrays, strings, numbers), which nbformat's
+# conversion and validation cost the grader's own process up to some 450 bytes and 4 microseconds each (round 19: 58
+# MB of one-character cells took it 4.5 GB). An honest notebook is some tens of kB, a few MB with its figures (a
+# figure is one string of some 20-200 kB of base64), with some tens to hundreds of cells and some thousands of values
+# (the book's chapters, executed: at most 1.3 MB, 125 cells, 5,500 values; Jupyter stores a printed output as one
+# string per line). Within them, a file costs the grader at most about 1.5 GB for 5 s while it is read, and its parsed
+# notebook holds at most about 60 MB.
+FILE_LIMIT, CELL_LIMIT, VALUE_LIMIT = 50_000_000, 10_000, 100_000
 # The processes and threads a run may have at once (a kernel has about 10; sandbox.py: a pids cgroup of its own when
 # the grader runs as root, else RLIMIT_NPROC over what the kernels' user has), far below the machine's pid_max
 TASK_LIMIT = 256
@@ -192,14 +201,59 @@ def identify(nb, catalogue: dict[str, Assignment]) -> Assignment:
     return catalogue[meta["id"]]
 
 
-def read_notebook(path: Path, content=None):
+def read_notebook(path: Path):
+    """The notebook in the file ``path``, read within the limits FILE_LIMIT, CELL_LIMIT and VALUE_LIMIT: its size is
+    known (``os.stat``) before a byte is read, and its JSON's cells and values are counted before nbformat converts
+    and validates it, so no file, whatever it holds, costs the grader more than a bounded memory and time.
+    Raises GradingError."""
     try:
-        if isinstance(content, Exception):
-            raise content
-        return nbformat.reads(content.decode("utf-8"), as_version=4) if content is not None \
-            else nbformat.read(path, as_version=4)
-    except Exception as exc:  # any unreadable file: JSON, schema, encoding
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):     # a FIFO would block, /dev/zero never end
+            raise GradingError("not a regular file: hand in the notebook itself")
+        if info.st_size > FILE_LIMIT:
+            raise GradingError(_too_large(f"{info.st_size / 1e6:.1f} MB"))
+        with open(path, "rb") as file:
+            content = file.read(FILE_LIMIT + 1)        # a file grown since the stat is read no further
+        if len(content) > FILE_LIMIT:
+            raise GradingError(_too_large(f"more than {FILE_LIMIT / 1e6:g} MB"))
+        text = content.decode("utf-8")
+        cells, values = _json_counts(json.loads(text))
+        if cells > CELL_LIMIT:
+            raise GradingError(f"the notebook has {cells:,} cells, more than the limit of {CELL_LIMIT:,}, so it is "
+                               "not read further")
+        if values > VALUE_LIMIT:
+            raise GradingError(f"the notebook's JSON holds more than {VALUE_LIMIT:,} values, so it is not read "
+                               "further: clear its outputs (Kernel > Restart & Clear Output), save it and hand it "
+                               "in again")
+        return nbformat.reads(text, as_version=4)
+    except GradingError:
+        raise
+    except Exception as exc:  # any unreadable file: OS error, JSON, schema, encoding, nesting too deep
         raise GradingError(f"cannot read the notebook ({described(exc)})") from None
+
+
+def _too_large(size: str) -> str:
+    return (f"the file is {size}, larger than the {FILE_LIMIT / 1e6:g} MB limit, so it is not read: clear its outputs "
+            "(Kernel > Restart & Clear Output), save it and hand it in again")
+
+
+def _json_counts(value) -> tuple[int, int]:
+    """The cells (``cells``, and those of nbformat 3's ``worksheets``) and the values (every object, array, string,
+    number...) of a notebook's parsed JSON ``value``, the values counted on an explicit stack (no recursion) and
+    no further than VALUE_LIMIT + 1."""
+    sheets = [value] if isinstance(value, dict) else []
+    if sheets and isinstance(value.get("worksheets"), list):
+        sheets += value["worksheets"]
+    cells = sum(len(s["cells"]) for s in sheets if isinstance(s, dict) and isinstance(s.get("cells"), list))
+    values, stack = 0, [value]
+    while stack and values <= VALUE_LIMIT:
+        item = stack.pop()
+        values += 1
+        if isinstance(item, dict):
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+    return cells, values
 
 
 # --- assembling the notebook that runs --------------------------------------------------------------------------
@@ -1386,11 +1440,7 @@ def _grade_many(paths, timeout, timeout_file, jobs, out, use_cache, isolate, int
     outcomes: list = [None] * len(paths)
     for i, p in enumerate(paths):
         try:
-            content = Path(p).read_bytes()
-        except OSError as exc:
-            content = exc
-        try:
-            submission = read_notebook(Path(p), content)
+            submission = read_notebook(Path(p))
             loaded[i] = (submission, identify(submission, catalogue))
         except GradingError as exc:
             outcomes[i] = _error_of(p, exc)
@@ -1607,11 +1657,11 @@ def fenced(text: str) -> str:
     return f"{fence}text\n{text}\n{fence}"
 
 
-def output_names(results: list[Result]) -> dict[int, str]:
-    """A distinct name per result for its report and graded notebook: the file's name, with as many of its folders
-    as it takes to tell it from the others' (a/x.ipynb and b/x.ipynb give a__x and b__x), and a counter if two
-    names still collide (compared without case)."""
-    parts = [Path(r.file).resolve().with_suffix("").parts[1:] for r in results]
+def output_names(results: list) -> dict[int, str]:
+    """A distinct name per result (or error) for its report and graded notebook: the file's name, with as many of
+    its folders as it takes to tell it from the others' (a/x.ipynb and b/x.ipynb give a__x and b__x), and a counter
+    if two names still collide (compared without case)."""
+    parts = [(*p.parent.parts[1:], p.stem or "file") for p in (Path(r.file).resolve() for r in results)]
     depth = [1] * len(parts)
 
     def name(i):
@@ -1638,10 +1688,10 @@ def output_names(results: list[Result]) -> dict[int, str]:
     return names
 
 
-def write_outputs(results: list[Result], out: Path) -> list[str]:
-    """Each report, graded notebook and written-answers document, each written on its own (through a temporary
-    file): what could not be written (a full disk) is returned, one line each, and the others are written all the
-    same."""
+def write_outputs(outcomes: list, out: Path) -> list[str]:
+    """Each report (a file that is an error gets one too, with the reason), graded notebook and written-answers
+    document, each written on its own (through a temporary file): what could not be written (a full disk) is
+    returned, one line each, and the others are written all the same."""
     failed = []
 
     def write(path: Path, make_text) -> None:
@@ -1654,7 +1704,12 @@ def write_outputs(results: list[Result], out: Path) -> list[str]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         return [printable(f"{out}: not created ({described(exc)})")]
-    names = output_names(results)
+    names = output_names(outcomes)
+    results = [o for o in outcomes if isinstance(o, Result)]
+    for o in outcomes:
+        if isinstance(o, GradingError):
+            write(out / f"{names[id(o)]}.report.md", lambda: printable(f"# {o.file}") + "\n\n"
+                  + printable(f"Not graded (error): {o}") + "\n")
     for r in results:
         write(out / f"{names[id(r)]}.report.md", lambda: report(r))
         if r.graded is not None:
@@ -1730,7 +1785,7 @@ def cli(args) -> int:
             write_atomically(Path(args.csv), csv_text(outcomes))
         except OSError as exc:
             failed.append(printable(f"{args.csv}: not written ({described(exc)})"))
-    failed += write_outputs(results, Path(args.out))
+    failed += write_outputs(outcomes, Path(args.out))
     for line in failed:
         print(f"error: {line}", file=sys.stderr)
     print(f"reports, graded notebooks and written answers in {args.out}", file=sys.stderr)

@@ -66,7 +66,10 @@ from __future__ import annotations
 import ast
 import builtins
 import importlib
+import math
 import re
+import sys
+import threading
 import types
 import warnings
 
@@ -1206,6 +1209,9 @@ def not_run(source: str) -> str | None:
         tree = _parse(source)
     except (SyntaxError, ValueError) as exc:
         return f"it cannot be parsed ({type(exc).__name__}: {exc})"
+    except (RecursionError, MemoryError):     # the parser's own limits: deep nesting, not the machine's memory
+        return ("it nests an expression deeper than Python parses at its default recursion limit (Jupyter's "
+                "kernel cannot run it either)")
     for node in ast.walk(tree):
         magic = isinstance(node, ast.Call) and _magic_call(node)
         if magic:
@@ -1219,7 +1225,66 @@ def not_run(source: str) -> str | None:
     return None
 
 
+# The static check's worker follows the AST by recursion (ast.NodeVisitor), a few frames per level: it runs in a
+# thread with a stack of WORKER_STACK bytes and Python's recursion limit raised to WORKER_RECURSION frames, far past
+# what Jupyter's kernel compiles (about 1,000 levels), within the worker's time and memory limits (grader.py).
+WORKER_RECURSION, WORKER_STACK = 100_000, 256 * 2 ** 20
+
+
+def _depth(tree) -> int:
+    """The number of levels of the AST ``tree``, on an explicit stack (no recursion)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack += [(child, level + 1) for child in ast.iter_child_nodes(node)]
+    return deepest
+
+
+def _deepest(cells: list[tuple[int, str]]) -> tuple[float, int]:
+    """The number of levels of the deepest cell's AST (infinite for one nested deeper than Python parses at the
+    recursion limit), and that cell's number."""
+    levels = [(0, 0)]
+    for n, source in cells:
+        try:
+            levels.append((_depth(_parse(source)), n))
+        except RecursionError:
+            levels.append((math.inf, n))
+        except (SyntaxError, ValueError):
+            continue
+    return max(levels)
+
+
+def check_deep_cells(cells: list[tuple[int, str]]) -> list[str]:
+    """:func:`check_cells` in a thread with a stack of WORKER_STACK bytes and a recursion limit of WORKER_RECURSION.
+    Code nested deeper than that (a cell under the grader's code size limit can be) is a plain problem, its depth
+    named, not a RecursionError. Call it in a process of its own: the recursion limit is the process's."""
+    outcome = []
+
+    def check():
+        try:
+            outcome.append(check_cells(cells))
+        except RecursionError:
+            depth, n = _deepest(cells)
+            outcome.append([f"cell {n}: an expression nested deeper than the static check follows ("
+                            + ("deeper than Python parses" if depth == math.inf else f"{depth:,} levels")
+                            + "; it follows some 30,000)"])
+        except BaseException as exc:      # noqa: BLE001  (raised again below, in the worker's main thread)
+            outcome.append(exc)
+
+    sys.setrecursionlimit(WORKER_RECURSION)
+    threading.stack_size(WORKER_STACK)
+    worker = threading.Thread(target=check)
+    try:
+        worker.start()
+    except RuntimeError:        # no room for its stack under the worker's address space limit
+        raise MemoryError from None
+    worker.join()
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
+
+
 if __name__ == "__main__":       # the grader's worker (grader.static_check): cells as JSON in, problems as JSON out
     import json
-    import sys
-    json.dump(check_cells([(n, source) for n, source in json.load(sys.stdin)]), sys.stdout)
+    json.dump(check_deep_cells([(n, source) for n, source in json.load(sys.stdin)]), sys.stdout)

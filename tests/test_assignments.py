@@ -20,6 +20,7 @@ import copy
 import csv
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -1853,6 +1854,43 @@ def test_no_file_can_end_the_batch(built, tmp_path, monkeypatch):
     assert all(f"### {p}" in written for p in (honest, bigint, cellmeta))
 
 
+
+def test_a_file_past_the_size_cell_or_value_limit_is_not_read_and_is_that_files_error(built, tmp_path, monkeypatch):
+    # round 19: the grader read every file whole, and nbformat took 78 times its size in memory (58 MB: 4.5 GB)
+    instructor = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
+    honest, big, cells, values = (tmp_path / f"{n}.ipynb" for n in ("honest", "big", "cells", "values"))
+    nbformat.write(instructor, honest)
+    monkeypatch.setattr(grader, "FILE_LIMIT", 200_000)
+    monkeypatch.setattr(grader, "CELL_LIMIT", 2 * len(instructor.cells))
+    monkeypatch.setattr(grader, "VALUE_LIMIT", 5_000)
+    padded = copy.deepcopy(instructor)
+    padded.cells.append(_scratch("x" * 300_000, markdown=True))
+    nbformat.write(padded, big)
+    padded = copy.deepcopy(instructor)
+    padded.cells += [_scratch("x", markdown=True) for _ in range(2 * len(instructor.cells))]
+    nbformat.write(padded, cells)
+    padded = copy.deepcopy(instructor)
+    padded.cells[0].metadata["notes"] = [{} for _ in range(5_000)]
+    nbformat.write(padded, values)
+    fifo = tmp_path / "fifo.ipynb"        # read before its stat, it would block the batch
+    os.mkfifo(fifo)
+    files, out = [honest, big, cells, values, fifo], tmp_path / "out"
+    status = make.main(["grade", *map(str, files), "--csv", str(tmp_path / "g.csv"), "--out", str(out),
+                        "--timeout", "120"])
+    assert status == 1
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    assert rows["honest"]["status"] == "ok" and float(rows["honest"]["score"]) == 6, rows["honest"]
+    size = big.stat().st_size / 1e6
+    want = {"big": f"the file is {size:.1f} MB, larger than the {grader.FILE_LIMIT / 1e6:g} MB limit",
+            "cells": f"the notebook has {3 * len(instructor.cells)} cells, more than the limit of "
+                     f"{2 * len(instructor.cells)}",
+            "values": "the notebook's JSON holds more than 5,000 values", "fifo": "not a regular file"}
+    for name, message in want.items():
+        assert rows[name]["status"] == "error" and rows[name]["message"].startswith(message), rows[name]
+        assert message in (out / f"{name}.report.md").read_text()
+    assert "6 / 6" in (out / "honest.report.md").read_text()
+    assert set(rows) == {"honest", *want}
+
 def _order(assembled):
     """The assembled notebook's cells as test ids, source ids, or (cells the student added) their source."""
     ids = {make.cell_meta(c)["id"] for c in CATALOGUE["02_sandwich_by_hand"].notebook.cells}
@@ -2535,8 +2573,8 @@ def test_the_static_check_ends_the_file_only_past_its_size_time_or_memory(monkey
     with pytest.raises(grader.StaticCheckFailed, match="took longer than 0.2 s"):
         asyncio.run(grader.static_check([(1, chained_classes(4000))]))
     monkeypatch.setattr(grader, "STATIC_TIME", 120)
-    monkeypatch.setattr(grader, "STATIC_MEMORY", 300_000_000)
-    with pytest.raises(grader.StaticCheckFailed, match="failed"):
+    monkeypatch.setattr(grader, "STATIC_MEMORY", 500_000_000)       # room for the worker's thread, not the list
+    with pytest.raises(grader.StaticCheckFailed, match="took more than the static check's memory limit"):
         asyncio.run(grader.static_check([(1, "x = [" + "[1], " * 180_000 + "]")]))
 
 
@@ -2544,3 +2582,24 @@ def test_the_cycler_import_is_allowed():
     code = ("import matplotlib as mpl\nfrom cycler import cycler\n"
             "mpl.rcParams['axes.prop_cycle'] = cycler(color=['k', 'r'])\n")
     assert integrity.check_cells([(1, code)]) == []
+
+
+def test_deep_honest_expressions_pass_the_static_check_and_deeper_ones_are_named_in_plain_words():
+    # round 19: a 500-term sum overflowed the visitor's recursion in the worker (a bare RecursionError, flagged)
+    def plus(n):
+        return "s = " + " + ".join(f"'a{i}'" for i in range(n))
+
+    for code in (plus(500), plus(5_000), "x = 'a'" + ".strip()" * 2_000):
+        assert asyncio.run(grader.static_check([(1, code)])) == [], code[:50]
+    # the deepest code the worker parses (Python's recursion limit raised to 100,000) and deeper, under the code cap
+    deep, deeper = "x = " + "+".join(["a"] * 60_000), "x = " + "+".join(["a"] * 300_000)
+    assert len(deeper.encode()) < grader.CODE_LIMIT
+    assert asyncio.run(grader.static_check([(1, "x = 1"), (2, deep)])) == [  # Module, Assign, 59,999 BinOps, Name, Load
+        "cell 2: an expression nested deeper than the static check follows (60,003 levels; it follows some 30,000)"]
+    assert asyncio.run(grader.static_check([(3, deeper)])) == [
+        "cell 3: an expression nested deeper than the static check follows (deeper than Python parses; it follows "
+        "some 30,000)"]
+    # in the grader's own process (default recursion limit), as in Jupyter's kernel: that cell is not run, in words
+    for code in (plus(5_000), deep, deeper, "x = " + "-" * 999_000 + "1"):      # the last: the parser's MemoryError
+        assert integrity.not_run(code).startswith("it nests an expression deeper than Python parses")
+    assert integrity.not_run(plus(500)) is None
