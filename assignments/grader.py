@@ -730,7 +730,7 @@ async def _watch_disk(folder: Path, client, over: list, limited: Path | None = N
                 try:
                     used += await asyncio.to_thread(limited_use, f"/proc/{client.namespace_pid}/root{limited}")
                 except OSError:
-                    if _alive(client):
+                    if await _still_alive(client):
                         raise
             if free_space(folder) >= FREE_FLOOR:
                 low = None
@@ -755,12 +755,26 @@ async def _watch_disk(folder: Path, client, over: list, limited: Path | None = N
 
 
 def _alive(client) -> bool:
-    """Whether the sandbox's process 1 (:func:`_namespace_init`) is still there."""
+    """Whether the sandbox's process 1 (:func:`_namespace_init`) is still running: not gone, and not a zombie (a
+    process that has exited takes signals until its parent reaps it, though its root is gone)."""
     try:
         signal.pidfd_send_signal(client.namespace, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{client.namespace_pid}/stat", encoding="ascii", errors="replace") as status:
+            state = status.read().rpartition(")")[2].split()[0]
+    except (ProcessLookupError, OSError, IndexError):
         return False
-    return True
+    return state not in ("Z", "X")
+
+
+async def _still_alive(client, within: float = 2.0) -> bool:
+    """Whether the sandbox's process 1 is still running after ``within`` seconds: a process in the middle of exiting
+    has lost its root before it is a zombie, so a failed look into its root is a death only once it is seen dead."""
+    deadline = time.monotonic() + within
+    while _alive(client):
+        if time.monotonic() > deadline:
+            return True
+        await asyncio.sleep(0.05)
+    return False
 
 
 def _namespace_init(client) -> tuple[int | None, int | None]:

@@ -1744,6 +1744,28 @@ def test_a_time_out_or_a_crash_ends_that_file_with_a_report_and_the_others_still
     assert "not run" in (tmp_path / "out" / "slow.report.md").read_text()
 
 
+def test_a_kernel_that_has_exited_is_dead_before_it_is_reaped():
+    # a kernel that died is a zombie until the kernel manager reaps it: it still takes signals, but its root is
+    # gone, and the disk watch, finding no root, must see a death (the crash's "died"), not an unmeasurable run
+    exited = subprocess.Popen(["true"])
+    running = subprocess.Popen(["sleep", "30"])
+    clients = [type("Client", (), {"namespace": os.pidfd_open(p.pid), "namespace_pid": p.pid})() for p in
+               (exited, running)]
+    try:
+        for _ in range(200):           # wait until "true" has exited (it stays a zombie: nothing waits for it)
+            with open(f"/proc/{exited.pid}/stat") as status:
+                if status.read().rpartition(")")[2].split()[0] == "Z":
+                    break
+            asyncio.run(asyncio.sleep(0.01))
+        assert not grader._alive(clients[0]) and not asyncio.run(grader._still_alive(clients[0], 0.2))
+        assert grader._alive(clients[1]) and asyncio.run(grader._still_alive(clients[1], 0.2))
+    finally:
+        running.kill()
+        for p, c in zip((exited, running), clients):
+            p.wait()
+            os.close(c.namespace)
+
+
 def test_a_notebook_over_the_limit_per_file_ends_the_run(tmp_path):
     policy = grader.Policy.for_batch([], None, tmp_path)
     cell = nbformat.v4.new_code_cell
