@@ -98,6 +98,10 @@ __grader__ = __grader_setup()
 del __grader_setup"""
 KERNEL_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT")
 CODE_SUFFIXES = (".py", ".pyc", ".pth", ".so", ".ipynb")
+# The metadata keys that mark the grader's cells in the notebook it runs: a test's, the last one (the set-up is the
+# first); :func:`submitted_cell` removes them from the submission's cells
+TEST_KEY, END_KEY = "grader_test", "grader_end"
+GRADER_KEYS = (TEST_KEY, END_KEY)
 OUTPUT_LIMIT = 5_000_000          # characters of output a run keeps (the tests' records are a few thousand)
 MESSAGE_LIMIT = 50_000_000        # bytes of one part of a message from the kernel (a larger one is not read)
 # What a run may write. In the sandbox its working folder and its temporary folder are one size-limited tmpfs of
@@ -322,9 +326,9 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
             reference = make.reference_cells(a, t)
             sent[t.id] = gradingkit.test_digest(source, reference)
             call = f"__grader__.run_test({t.id!r}, {source!r}, {reference!r})"
-            cells.append(nbformat.v4.new_code_cell(call, metadata={"grader_test": t.id}))
+            cells.append(nbformat.v4.new_code_cell(call, metadata={TEST_KEY: t.id}))
         if i < len(kept):
-            n, cell = kept[i][0], copy.deepcopy(kept[i][1])
+            n, cell = kept[i][0], submitted_cell(kept[i][1])
             reason = cell.cell_type == "code" and integrity.not_run(cell.source)
             if reason:         # what the grader does not run fails in its cell, as its error would
                 cell.source = f"raise RuntimeError({'the grader does not run this cell: ' + reason!r})"
@@ -334,6 +338,21 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
             cells.append(cell)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(submission.metadata))
     return Assembled(nb, positions, code, not_run, sent)
+
+
+def submitted_cell(cell):
+    """A copy of a submitted code or markdown cell to run: without the metadata keys that mark the grader's own cells
+    (GRADER_KEYS: a student's cell claiming them would be named as a test in the report, and kept out of IPython's
+    history), and, for a code cell, without the outputs and execution count submitted, so that the graded notebook
+    shows only what this run produced (a cell the run never reached shows none). A markdown cell keeps its
+    attachments (an image pasted into a written answer), bounded with the rest of the file by FILE_LIMIT."""
+    cell = copy.deepcopy(cell)
+    metadata = cell.get("metadata")
+    cell.metadata = nbformat.NotebookNode({k: v for k, v in metadata.items() if k not in GRADER_KEYS}
+                                          if isinstance(metadata, dict) else {})
+    if cell.cell_type == "code":
+        cell.outputs, cell.execution_count = [], None
+    return cell
 
 
 def _test_run(source_ids: list[str], s: int, tests: dict) -> list[str]:
@@ -875,7 +894,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
         for path in (log, channel):
             path.chmod(0o602)
     nb.cells[0].source = policy.setup_cell(work, tmp, log, channel)
-    nb.cells.append(nbformat.v4.new_code_cell("__grader__.finish()", metadata={"grader_end": True}))
+    nb.cells.append(nbformat.v4.new_code_cell("__grader__.finish()", metadata={END_KEY: True}))
     client = _TrimmingClient(nb, timeout=math.ceil(timeout), kernel_name="python3", allow_errors=True,
                              resources={"metadata": {"path": str(work)}}, kernel_manager_class=_KernelManager,
                              extra_arguments=["--IPKernelApp.ignore_cwd=True"])
@@ -912,7 +931,7 @@ async def _execute(nb, policy: Policy, folder: Path, timeout: float, timeout_fil
                         client.running = index
                         # the grader's own cells (set-up, tests, end) stay out of IPython's history (In, _ih, _i3),
                         # so that no student code can read their source there
-                        ours = index == 0 or "grader_test" in cell.metadata or "grader_end" in cell.metadata
+                        ours = index == 0 or any(key in cell.metadata for key in GRADER_KEYS)
                         await client.async_execute_cell(cell, index, store_history=not ours)
                     except CellTimeoutError:
                         stopped, status, message = index, "timeout", limit + (
@@ -1016,8 +1035,8 @@ def read_channel(path: Path, complete: bool) -> tuple[list[tuple], str | None]:
 def _where(nb, index: int) -> str:
     """A cell of the run, as the report names it: the test it runs, or its id and first line."""
     cell = nb.cells[index]
-    if cell.metadata.get("grader_test"):
-        return f"the test {cell.metadata['grader_test']}"
+    if cell.metadata.get(TEST_KEY):
+        return f"the test {cell.metadata[TEST_KEY]}"
     first = next((line for line in cell.source.splitlines() if line.strip()), "")[:60]
     return f"cell {cell_key(cell) or 'added by the student'} ({first!r})"
 

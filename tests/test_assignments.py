@@ -631,7 +631,7 @@ def test_honest_notebooks_keep_full_marks(aid, name, replace, insert, status, gr
         assert errors == [], errors
         # the grader's own cells (set-up, tests, end) are not in IPython's history: the student's cells alone are
         student = [c.execution_count for c in graded_nb.cells[1:] if c.cell_type == "code"
-                   and "grader_test" not in c.metadata and "grader_end" not in c.metadata]
+                   and not any(key in c.metadata for key in grader.GRADER_KEYS)]
         assert student == list(range(1, len(student) + 1)), student
 
 
@@ -904,6 +904,44 @@ def test_held_deleted_files_display_updates_and_a_failed_set_up_or_output_cost_o
     assert rows[honest.stem]["status"] == "ok" and float(rows[honest.stem]["score"]) == 6, rows[honest.stem]
     assert (out / f"{honest.stem}.report.md").is_file() and (out / "written_02_sandwich_by_hand.md").is_file()
     assert (out / "disk_full.graded.ipynb").is_file() is False and (out / "disk_full.report.md").is_dir()
+
+
+def test_a_submitted_cell_can_neither_claim_to_be_the_graders_nor_keep_its_submitted_outputs(built, tmp_path):
+    # grader round 20: a student's looping cell whose metadata names a grader test is reported as the student's cell;
+    # a cell claiming to be the grader's last one changes nothing (it runs in IPython's history, as the student's
+    # cells do); cells the run never reached show no output, not the forged ones nor a large one submitted.
+    instructor = nbformat.read(built[("instructor", "02_sandwich_by_hand")], as_version=4)
+    hang = "import time\nwhile True:\n    time.sleep(1)"
+    claims = _edited(instructor, {}, [("setup", hang)])
+    claims.cells[[make.cell_key(c) for c in claims.cells].index("setup") + 1].metadata = {
+        "grader_test": "q3_hidden_instructor_bug"}
+    forged = _edited(instructor, {}, [("setup", hang)])
+    fake = nbformat.v4.new_output("stream", name="stdout", text="q1-test passed\nALL TESTS PASSED (grader)\n")
+    code = [c for c in forged.cells if c.cell_type == "code"]
+    for cell in code:
+        cell.outputs, cell.execution_count = [fake], 1
+    code[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 8_000_000)]
+    end = _edited(instructor, {}, [("setup", "claimed = 'the end'")])
+    end.cells[[make.cell_key(c) for c in end.cells].index("setup") + 1].metadata = {"grader_end": True}
+    for name, nb in (("claims", claims), ("forged", forged), ("end", end)):
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    assert (tmp_path / "forged.ipynb").stat().st_size > 8_000_000
+    out = tmp_path / "out"
+    make.main(["grade", *(str(tmp_path / f"{n}.ipynb") for n in ("claims", "forged", "end")), "--csv",
+               str(tmp_path / "g.csv"), "--out", str(out), "--jobs", "2", "--timeout", "8"])
+    rows = {Path(r["file"]).stem: r for r in csv.DictReader(open(tmp_path / "g.csv", encoding="utf-8"))}
+    for name in ("claims", "forged"):
+        assert rows[name]["status"] == "timeout" and float(rows[name]["score"]) == 0, rows[name]
+    message = rows["claims"]["message"]
+    assert "('import time') ran longer than the limit of 8 s" in message and "the test" not in message, message
+    assert "q3_hidden_instructor_bug" not in (out / "claims.report.md").read_text(encoding="utf-8")
+    text = (out / "forged.graded.ipynb").read_text(encoding="utf-8")
+    assert "ALL TESTS PASSED" not in text and len(text) < 200_000, len(text)
+    assert rows["end"]["status"] == "ok" and float(rows["end"]["score"]) == 6, rows["end"]
+    graded_nb = nbformat.read(out / "end.graded.ipynb", as_version=4)
+    student = [c for c in graded_nb.cells[1:] if c.cell_type == "code" and not c.source.startswith("__grader__.")]
+    assert "claimed = 'the end'" in [c.source for c in student]
+    assert [c.execution_count for c in student] == list(range(1, len(student) + 1)), student
 
 
 def test_the_disk_watch_counts_deleted_files_held_open_or_mapped(tmp_path):
