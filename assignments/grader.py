@@ -1638,18 +1638,20 @@ def report(r: Result) -> str:
 
 def _answer(submission, cid: str, source_ids: set) -> str:
     """A written answer: the student's markdown cells between the source cells around the answer cell (the
-    answer cell itself and any they added above or below it)."""
+    answer cell itself and any they added above or below it). Every cell that carries the answer cell's id is part
+    of it, in order, with the cells the student added around and between them (not another source cell between
+    two of them): JupyterLab's Split Cell, and copy and paste, give each part the cell's metadata, id included."""
     cells = submission.cells
     found = [i for i, c in enumerate(cells) if cell_key(c) == cid]
     if not found:
         return "*(the answer cell was deleted)*"
-    start, end = found[-1], found[-1] + 1
+    start, end = found[0], found[-1] + 1
     while start > 0 and cell_key(cells[start - 1]) not in source_ids:
         start -= 1
     while end < len(cells) and cell_key(cells[end]) not in source_ids:
         end += 1
     parts = [c.source for c in cells[start:end] if c.cell_type == "markdown" and c.source.strip()
-             and c.source.strip() != make.STUDENT_TEXT]
+             and c.source.strip() != make.STUDENT_TEXT and (cell_key(c) == cid or cell_key(c) not in source_ids)]
     return "\n\n".join(parts) if parts else "*(not answered)*"
 
 

@@ -465,6 +465,21 @@ def _moved_up(nb, question):
     return out
 
 
+def _split(nb, cell_id, parts):
+    """A copy of ``nb`` with the cell ``cell_id`` split into cells of the sources ``parts``, each with the cell's
+    metadata, as JupyterLab's Split Cell (and copy and paste) makes them: its id repeated, nbformat's ids new."""
+    out = copy.deepcopy(nb)
+    at = next(i for i, c in enumerate(out.cells) if make.cell_key(c) == cell_id)
+    cells = [copy.deepcopy(out.cells[at]) for _ in parts]
+    for n, (cell, source) in enumerate(zip(cells, parts)):
+        cell.source, cell.id = source, f"{cell_id}-part{n}"
+    out.cells[at:at + 1] = cells
+    return out
+
+
+SPLIT_ANSWER = ("The firm-clustered standard error is the larger one.", "The Moulton factor explains it.")
+
+
 @pytest.fixture(scope="module")
 def built():
     written = make.make_all()
@@ -511,6 +526,9 @@ def graded(built, tmp_path_factory):
     for name, (aid, question) in REORDERED.items():
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
         add(f"honest/{name}", _moved_up(versions["instructor", aid], question))
+    split = _split(versions["instructor", "02_sandwich_by_hand"], "q4-answer", SPLIT_ANSWER)
+    code = next(c.source for c in split.cells if make.cell_key(c) == "q3-answer")
+    add("honest/split-cells", _split(split, "q3-answer", ["import numpy as np\n", code]))
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
                          capture_output=True, text=True, timeout=1800)
@@ -1744,6 +1762,17 @@ def test_written_answers_are_collected_beside_the_model_answer(graded):
         assert str(graded["files"][f"{aid}/instructor"]) in text and "*(not answered)*" in text
         damaged = text.split(f"### {graded['files'][f'{aid}/student-tests-deleted-or-pass']}")[1].split("###")[0]
         assert ABOVE_THE_PLACEHOLDER in damaged          # an answer typed in a cell the student added
+
+
+def test_a_split_answer_cell_keeps_every_part_in_the_written_answers_and_its_marks(graded):
+    # JupyterLab's Split Cell gives both parts the cell's id: the written answer keeps both halves, in order, and the
+    # split code answer is still placed before its tests
+    row = graded["rows"]["honest/split-cells"]
+    assert row["status"] == "ok" and float(row["score"]) == CATALOGUE["02_sandwich_by_hand"].total, row
+    text = (graded["out"] / "written_02_sandwich_by_hand.md").read_text()
+    answer = text.split(f"### {graded['files']['honest/split-cells']}\n")[1].split("\n### ")[0]
+    first, second = (answer.index(part) for part in SPLIT_ANSWER)
+    assert first < second, answer
 
 
 def test_output_names_are_distinct():
