@@ -19,6 +19,7 @@ import asyncio
 import copy
 import csv
 import hashlib
+import html
 import json
 import os
 import re
@@ -477,6 +478,8 @@ def _split(nb, cell_id, parts):
     return out
 
 
+MARKUP = ("for path in ['/<template>a', '../<template>b']:\n    try:\n        open(path, 'w')\n"
+          "    except Exception as exc:\n        print(type(exc).__name__)")     # refused at run time, and listed
 SPLIT_ANSWER = ("The firm-clustered standard error is the larger one.", "The Moulton factor explains it.")
 
 
@@ -529,6 +532,8 @@ def graded(built, tmp_path_factory):
     split = _split(versions["instructor", "02_sandwich_by_hand"], "q4-answer", SPLIT_ANSWER)
     code = next(c.source for c in split.cells if make.cell_key(c) == "q3-answer")
     add("honest/split-cells", _split(split, "q3-answer", ["import numpy as np\n", code]))
+    add("markup/template", _edited(versions["instructor", "02_sandwich_by_hand"], {}, [("setup", MARKUP)]),
+        "a<template>_02_sandwich_by_hand")
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
                          capture_output=True, text=True, timeout=1800)
@@ -1773,6 +1778,24 @@ def test_a_split_answer_cell_keeps_every_part_in_the_written_answers_and_its_mar
     answer = text.split(f"### {graded['files']['honest/split-cells']}\n")[1].split("\n### ")[0]
     first, second = (answer.index(part) for part in SPLIT_ANSWER)
     assert first < second, answer
+
+
+def test_html_in_a_file_name_or_a_refused_path_hides_nothing_in_the_rendered_reports(graded):
+    # a file named a<template>_02...ipynb whose cell tries open('/<template>a', 'w'): rendered, the report keeps its
+    # notes and table of tests, and the written answers keep the answers after its heading (another student's)
+    from markdown_it import MarkdownIt
+    render = MarkdownIt("commonmark").enable("table").render
+    path = graded["files"]["markup/template"]
+    assert graded["rows"]["markup/template"]["status"] == "review"       # the refused write, listed for review
+    report = render((graded["out"] / f"{path.stem}.report.md").read_text())
+    written = render((graded["out"] / "written_02_sandwich_by_hand.md").read_text())
+    for text in (report, written):
+        assert "<template" not in text and html.escape(path.name, quote=False) in text, text[:3000]
+    assert "writing /&lt;template&gt;a" in report and "q3-hidden (hidden)" in report.split("<table>")[1], report
+    after = [f"<h3>{html.escape(str(graded['files'][name]), quote=False)}</h3>" for name in graded["files"]
+             if graded["rows"][name]["assignment"] == "02_sandwich_by_hand"]
+    assert all(heading in written for heading in after), [h for h in after if h not in written]
+    assert grader.inline("a`b`|[x](y)<!--\\&#8238;") == "a\\`b\\`\\|\\[x\\](y)&lt;!--\\\\&amp;#8238;"
 
 
 def test_output_names_are_distinct():
