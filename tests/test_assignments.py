@@ -1209,6 +1209,38 @@ for nr in (425, 426, 427):                      # round 11: io_uring's FALLOCATE
     assert log.stat().st_blocks * 512 <= 1_100_000, log.stat()
 
 
+def test_in_the_sandbox_no_new_user_namespace_gives_the_capabilities_back(tmp_path):
+    # round 21: `unshare -U -r -m` gave code in the sandbox every capability in a nested user namespace, enough to
+    # mount a tmpfs (memory no limit counts); unshare and clone with CLONE_NEWUSER now fail, clone3 is ENOSYS, and
+    # threads, fork and subprocesses still start (glibc falls back to clone)
+    import platform
+
+    import sandbox
+    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    probe = """import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.unshare(0x10000000), os.strerror(ctypes.get_errno()))                 # CLONE_NEWUSER
+print(libc.syscall(CLONE_NR, 0x10000000 | 17, 0, 0, 0, 0),
+      os.strerror(ctypes.get_errno()))                                           # clone(CLONE_NEWUSER | SIGCHLD)
+print(libc.syscall(435, 0, 0), os.strerror(ctypes.get_errno()))                  # clone3
+print(subprocess.run(['unshare', '-U', '-r', '-m', 'true'], capture_output=True).returncode != 0)
+done = []
+thread = threading.Thread(target=done.append, args=(1,))
+thread.start()
+thread.join()
+pid = os.fork()
+if pid == 0:
+    os._exit(3)
+print(done, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), subprocess.run(['true']).returncode)"""
+    probe = probe.replace("CLONE_NR", str(sandbox.NAMESPACE_CALLS[platform.machine()][0]))
+    spec = policy.sandbox_spec(private / "run", [work], [work])
+    done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
+                          timeout=120, env=grader._kernel_environment(work, work))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["-1 Operation not permitted", "-1 Operation not permitted",
+                                        "-1 Function not implemented", "True", "[1] 3 0"], done.stdout
+
+
 def test_a_fork_loop_in_the_sandbox_stops_at_the_runs_task_limit(tmp_path):
     # round 10: code past the in-process defences could fork until the machine had no process ids left. Bounded
     # here (600 forks at most): the forks past TASK_LIMIT fail, and the run's pids cgroup goes with it
