@@ -45,6 +45,7 @@ import copy
 import csv
 import hashlib
 import hmac
+import html
 import io
 import json
 import logging
@@ -1601,14 +1602,24 @@ def _quiet_kernel_shutdowns() -> None:
 def printable(text, lines: bool = False) -> str:
     """``text`` with its control and format characters escaped (``\\r``, ``\\x1b``, ``\\u202e``, ...), so that a
     submission's text (a refused path, an error message, a written answer, a file name) cannot rewrite or hide what
-    a terminal, or a reader of the printed lines, the reports or the CSV, shows. With ``lines``, newlines and tabs
-    stay (written answers)."""
+    a terminal, or a reader of the printed lines or the CSV, shows. With ``lines``, newlines and tabs stay (written
+    answers). In Markdown, such text goes through :func:`inline` (outside a fence) or :func:`fenced`."""
     keep = "\n\t" if lines else ""
     return "".join(c if c in keep or unicodedata.category(c) not in _UNPRINTABLE
                    else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 _UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co"}     # control, format (bidi), separators, surrogates, private
+_MARKDOWN_ACTIVE = re.compile(r"([\\`\[\]|])")
+
+
+def inline(text) -> str:
+    """A submission's text (a file name, a refused path, a message) for Markdown outside a fence (a heading, a list
+    item, a table cell), shown as it is when rendered: :func:`printable`, with ``&``, ``<`` and ``>`` as HTML
+    entities (a ``<template>`` or ``<!--`` in a file name would otherwise hide all that follows in a browser, and
+    an entity such as ``&#8238;`` would reverse it) and backslashes, backticks, brackets and ``|`` escaped with a
+    backslash (no link, image or code span is made, and no table cell ends)."""
+    return html.escape(_MARKDOWN_ACTIVE.sub(r"\\\1", printable(text)), quote=False)
 
 
 def summary_line(r: Result) -> str:
@@ -1618,18 +1629,18 @@ def summary_line(r: Result) -> str:
 
 
 def report(r: Result) -> str:
-    lines = [f"# {r.file}: {r.assignment.title}", "",
+    lines = [f"# {inline(r.file)}: {r.assignment.title}", "",
              f"Assignment `{r.assignment.id}`, score **{r.score:g} / {r.total:g}**"
-             + ("" if r.status == "ok" else f" ({r.status}: {r.message})"), ""]
+             + ("" if r.status == "ok" else f" ({r.status}: {inline(r.message)})"), ""]
     if r.notes:
-        lines += ["For the instructor to read:", "", *(f"- {n}" for n in r.notes), ""]
+        lines += ["For the instructor to read:", "", *(f"- {inline(n)}" for n in r.notes), ""]
     lines += ["| question | points | test | result |", "|---|---|---|---|"]
     earned = r.by_question()
     for t in r.tests:
         q = f"{t.question} ({earned[t.question]:g}/{r.assignment.questions[t.question]:g})"
         kind = "hidden" if t.hidden else "visible"
-        outcome = f"passed, {t.points:g}" if t.passed else f"failed, 0/{t.points:g}: {t.message}"
-        lines.append(f"| {q} | {t.points:g} | {t.id} ({kind}) | {outcome.replace('|', '/')} |")
+        outcome = f"passed, {t.points:g}" if t.passed else f"failed, 0/{t.points:g}: {inline(t.message)}"
+        lines.append(f"| {q} | {t.points:g} | {t.id} ({kind}) | {outcome} |")
     if r.assignment.written:
         lines += ["", "Written answers (" + ", ".join(f"{q}: {p:g} points" for q, p in r.assignment.written.items())
                   + ") are graded by hand: see the written-answers document."]
@@ -1638,18 +1649,20 @@ def report(r: Result) -> str:
 
 def _answer(submission, cid: str, source_ids: set) -> str:
     """A written answer: the student's markdown cells between the source cells around the answer cell (the
-    answer cell itself and any they added above or below it)."""
+    answer cell itself and any they added above or below it). Every cell that carries the answer cell's id is part
+    of it, in order, with the cells the student added around and between them (not another source cell between
+    two of them): JupyterLab's Split Cell, and copy and paste, give each part the cell's metadata, id included."""
     cells = submission.cells
     found = [i for i, c in enumerate(cells) if cell_key(c) == cid]
     if not found:
         return "*(the answer cell was deleted)*"
-    start, end = found[-1], found[-1] + 1
+    start, end = found[0], found[-1] + 1
     while start > 0 and cell_key(cells[start - 1]) not in source_ids:
         start -= 1
     while end < len(cells) and cell_key(cells[end]) not in source_ids:
         end += 1
     parts = [c.source for c in cells[start:end] if c.cell_type == "markdown" and c.source.strip()
-             and c.source.strip() != make.STUDENT_TEXT]
+             and c.source.strip() != make.STUDENT_TEXT and (cell_key(c) == cid or cell_key(c) not in source_ids)]
     return "\n\n".join(parts) if parts else "*(not answered)*"
 
 
@@ -1678,14 +1691,14 @@ def written_answers(a: Assignment, results: list[Result]) -> str:
                 answer = _answer(r.submission, meta["id"], source_ids)
             except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
                 answer = f"*(the answer could not be read: {described(exc, 200)})*"
-            lines += [f"### {printable(r.file)}", "", fenced(printable(answer, lines=True)), ""]
+            lines += [f"### {inline(r.file)}", "", fenced(printable(answer, lines=True)), ""]
     return "\n".join(lines)
 
 
 def fenced(text: str) -> str:
     """A student's answer as a fenced block, longer than any run of backticks in it: Markdown and HTML inside it
     are shown, not interpreted, so one answer cannot hide or forge the ones after it (an unclosed <!-- or a fake
-    heading)."""
+    heading); the headings between answers (file names) go through :func:`inline`."""
     fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
     return f"{fence}text\n{text}\n{fence}"
 
@@ -1741,8 +1754,7 @@ def write_outputs(outcomes: list, out: Path) -> list[str]:
     results = [o for o in outcomes if isinstance(o, Result)]
     for o in outcomes:
         if isinstance(o, GradingError):
-            write(out / f"{names[id(o)]}.report.md", lambda: printable(f"# {o.file}") + "\n\n"
-                  + printable(f"Not graded (error): {o}") + "\n")
+            write(out / f"{names[id(o)]}.report.md", lambda: f"# {inline(o.file)}\n\nNot graded (error): {inline(o)}\n")
     for r in results:
         write(out / f"{names[id(r)]}.report.md", lambda: report(r))
         if r.graded is not None:

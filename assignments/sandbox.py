@@ -17,11 +17,10 @@ Every other folder of the machine (the repository, its ``.git``, the reference v
 other clones, home folders) is not there at all, whatever the command does: the old root is unmounted
 (``pivot_root``), and the command has no capability left to mount anything (run as root, it runs as ``uid``, an
 unprivileged user; otherwise as the same user in a user namespace, which drops its capabilities on ``exec``), nor to
-gain one (``no_new_privs``, and no set-user-id program is honoured). ``fallocate``, the ioctls that reserve space
-and io_uring fail in it (a seccomp filter: :func:`_deny_fallocate`), so a file it writes on the disk takes no more
-than RLIMIT_FSIZE. It has no network, and it
-cannot see or signal
-other processes (another submission's kernel).
+gain one (``no_new_privs``, and no set-user-id program is honoured), nor a new user namespace of its own, in which it
+would have them all again (a seccomp filter: :func:`_seccomp_filter`). ``fallocate``, the ioctls that reserve space
+and io_uring fail in it (the same filter), so a file it writes on the disk takes no more than RLIMIT_FSIZE. It has
+no network, and it cannot see or signal other processes (another submission's kernel).
 
 This process stays outside, as the command's parent (the kernel's manager sees it as the kernel): it forwards the
 signals it gets, and if it is killed the command is killed too. With ``tasks`` (``limit`` and ``group``), it and
@@ -62,8 +61,15 @@ FS_IOC_RESVSP, FS_IOC_RESVSP64 = 0x40305828, 0x4030582A     # ioctls that reserv
 # io_uring_setup, io_uring_enter and io_uring_register (the same numbers on every architecture): a ring runs
 # fallocate, and other operations, in a kernel thread that makes no system call the filter could see
 IO_URING_FIRST, IO_URING_END = 425, 428
+# clone and unshare, and where the low 32 bits of clone's flags and of unshare's are in seccomp_data (s390x: big
+# endian, and clone's flags second); clone3 (the same number everywhere) passes its flags in memory, out of the
+# filter's sight, so it fails with ENOSYS, and glibc then calls clone, which the filter sees
+NAMESPACE_CALLS = {"x86_64": (56, 272, 16, 16), "aarch64": (220, 97, 16, 16), "arm64": (220, 97, 16, 16),
+                   "riscv64": (220, 97, 16, 16), "ppc64le": (120, 282, 16, 16), "s390x": (120, 303, 28, 20)}
+CLONE3 = 435
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+EPERM, ENOSYS, EOPNOTSUPP = 1, 38, 95
 SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 FAILED = 125                     # the exit status when the sandbox cannot be set up (its reason on stderr)
@@ -267,30 +273,67 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-def _deny_fallocate() -> None:
+def _assembled(program: list) -> list[tuple[int, int, int, int]]:
+    """A classic BPF program, ``(code, jt, jf, k)`` each, from one whose jumps may name a label (a string in the
+    list marks the place of the instruction after it) instead of counting the instructions to skip."""
+    at, n = {}, 0
+    for item in program:
+        if isinstance(item, str):
+            at[item] = n
+        else:
+            n += 1
+    code = [item for item in program if not isinstance(item, str)]
+    out = [(op, at[jt] - n - 1 if isinstance(jt, str) else jt, at[jf] - n - 1 if isinstance(jf, str) else jf, k)
+           for n, (op, jt, jf, k) in enumerate(code)]
+    if not all(0 <= jump <= 255 for _, jt, jf, _ in out for jump in (jt, jf)):
+        raise ValueError("seccomp: a jump goes backwards or too far (BPF jumps forward, 255 instructions at most)")
+    return out
+
+
+def _seccomp_filter() -> None:
     """A seccomp filter (inherited by every process the command starts, and irremovable) under which ``fallocate``
     fails with EOPNOTSUPP, as on a file system without it (glibc's ``posix_fallocate`` then writes the blocks, which
     RLIMIT_FSIZE bounds): with ``FALLOC_FL_KEEP_SIZE`` it would reserve any amount of the disk through a file the
     kernel holds there, whatever that limit; so would the ioctls ``FS_IOC_RESVSP`` and ``FS_IOC_RESVSP64``, which
     fail the same way. io_uring (``io_uring_setup``, ``io_uring_enter``, ``io_uring_register``), whose rings run
-    ``fallocate`` where no system call is made, fails with ENOSYS, as on a kernel without it. System calls of another
-    architecture (i386 on x86_64), which number these otherwise, fail with ENOSYS, and x32's with EOPNOTSUPP."""
+    ``fallocate`` where no system call is made, fails with ENOSYS, as on a kernel without it. A new user namespace
+    (``unshare`` or ``clone`` with ``CLONE_NEWUSER``) fails with EPERM, as where unprivileged user namespaces are off:
+    in one, the command would have every capability again, enough to mount a tmpfs (memory no limit of the grader's
+    counts); ``clone3``, whose flags the filter cannot read, fails with ENOSYS, as on kernels before 5.3 (glibc then
+    starts threads and processes with ``clone``). System calls of another architecture (i386 on x86_64), which
+    number these otherwise, fail with ENOSYS, and x32's with EOPNOTSUPP."""
     if platform.machine() not in FALLOCATE:
         raise OSError(f"seccomp: unknown system call numbers on {platform.machine()}")
     fallocate, ioctl, arch, request = FALLOCATE[platform.machine()]
-    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06        # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
-    program = [(load, 0, 0, 4),                         # 0: seccomp_data.arch
-               (jeq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ERRNO | 38),       # ENOSYS
-               (load, 0, 0, 0),                         # 3: seccomp_data.nr
-               (jge, 9, 0, 0x40000000),                 # x32's numbers: to 14
-               (jeq, 8, 0, fallocate),                  # to 14
-               (jge, 0, 1, IO_URING_FIRST),             # to 7, else 8
-               (jge, 0, 7, IO_URING_END),               # 7: io_uring: to 15
-               (jeq, 1, 0, ioctl), (ret, 0, 0, SECCOMP_RET_ALLOW),      # 8
-               (load, 0, 0, request),                   # 10: the ioctl's request
-               (jeq, 2, 0, FS_IOC_RESVSP), (jeq, 1, 0, FS_IOC_RESVSP64), (ret, 0, 0, SECCOMP_RET_ALLOW),
-               (ret, 0, 0, SECCOMP_RET_ERRNO | 95),     # 14: EOPNOTSUPP
-               (ret, 0, 0, SECCOMP_RET_ERRNO | 38)]     # 15: ENOSYS
+    clone, unshare, clone_flags, unshare_flags = NAMESPACE_CALLS[platform.machine()]
+    load, jeq, jge, jset, ret = 0x20, 0x15, 0x35, 0x45, 0x06   # BPF_LD|W|ABS, BPF_JMP|JEQ/JGE/JSET|K, BPF_RET|K
+    program = _assembled([
+        (load, 0, 0, 4),                                # seccomp_data.arch
+        (jeq, 1, 0, arch), (ret, 0, 0, SECCOMP_RET_ERRNO | ENOSYS),
+        (load, 0, 0, 0),                                # seccomp_data.nr
+        (jge, "unsupported", 0, 0x40000000),            # x32's numbers
+        (jeq, "unsupported", 0, fallocate),
+        (jeq, "absent", 0, CLONE3),
+        (jge, 0, "other", IO_URING_FIRST),
+        (jge, 0, "absent", IO_URING_END),               # io_uring
+        "other",
+        (jeq, "ioctl", 0, ioctl),
+        (jeq, "clone", 0, clone),
+        (jeq, "unshare", 0, unshare),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),
+        "ioctl",
+        (load, 0, 0, request),                          # the ioctl's request
+        (jeq, "unsupported", 0, FS_IOC_RESVSP), (jeq, "unsupported", 0, FS_IOC_RESVSP64),
+        (ret, 0, 0, SECCOMP_RET_ALLOW),
+        "clone",
+        (load, 0, 0, clone_flags),
+        (jset, "denied", 0, CLONE_NEWUSER), (ret, 0, 0, SECCOMP_RET_ALLOW),
+        "unshare",
+        (load, 0, 0, unshare_flags),
+        (jset, "denied", 0, CLONE_NEWUSER), (ret, 0, 0, SECCOMP_RET_ALLOW),
+        "denied", (ret, 0, 0, SECCOMP_RET_ERRNO | EPERM),
+        "unsupported", (ret, 0, 0, SECCOMP_RET_ERRNO | EOPNOTSUPP),
+        "absent", (ret, 0, 0, SECCOMP_RET_ERRNO | ENOSYS)])
     filters = (_SockFilter * len(program))(*(_SockFilter(*p) for p in program))
     fprog = _SockFprog(len(program), filters)
     _call(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
@@ -389,7 +432,7 @@ def _child(spec: dict, argv: list[str]) -> None:
         os.setresuid(spec["uid"], spec["uid"], spec["uid"])        # all capabilities are dropped with root
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)      # a change of user clears it
     _call(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
-    _deny_fallocate()
+    _seccomp_filter()
     os.chdir(spec["cwd"])
     os.execve(argv[0], argv, os.environ)
 

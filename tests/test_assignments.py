@@ -19,6 +19,7 @@ import asyncio
 import copy
 import csv
 import hashlib
+import html
 import json
 import os
 import re
@@ -465,6 +466,23 @@ def _moved_up(nb, question):
     return out
 
 
+def _split(nb, cell_id, parts):
+    """A copy of ``nb`` with the cell ``cell_id`` split into cells of the sources ``parts``, each with the cell's
+    metadata, as JupyterLab's Split Cell (and copy and paste) makes them: its id repeated, nbformat's ids new."""
+    out = copy.deepcopy(nb)
+    at = next(i for i, c in enumerate(out.cells) if make.cell_key(c) == cell_id)
+    cells = [copy.deepcopy(out.cells[at]) for _ in parts]
+    for n, (cell, source) in enumerate(zip(cells, parts)):
+        cell.source, cell.id = source, f"{cell_id}-part{n}"
+    out.cells[at:at + 1] = cells
+    return out
+
+
+MARKUP = ("for path in ['/<template>a', '../<template>b']:\n    try:\n        open(path, 'w')\n"
+          "    except Exception as exc:\n        print(type(exc).__name__)")     # refused at run time, and listed
+SPLIT_ANSWER = ("The firm-clustered standard error is the larger one.", "The Moulton factor explains it.")
+
+
 @pytest.fixture(scope="module")
 def built():
     written = make.make_all()
@@ -511,6 +529,11 @@ def graded(built, tmp_path_factory):
     for name, (aid, question) in REORDERED.items():
         add(f"relay/{name}", nbformat.read(FIXTURES / f"{name}.ipynb", as_version=4))
         add(f"honest/{name}", _moved_up(versions["instructor", aid], question))
+    split = _split(versions["instructor", "02_sandwich_by_hand"], "q4-answer", SPLIT_ANSWER)
+    code = next(c.source for c in split.cells if make.cell_key(c) == "q3-answer")
+    add("honest/split-cells", _split(split, "q3-answer", ["import numpy as np\n", code]))
+    add("markup/template", _edited(versions["instructor", "02_sandwich_by_hand"], {}, [("setup", MARKUP)]),
+        "a<template>_02_sandwich_by_hand")
     out = folder / "out"
     run = subprocess.run(MAKE + ["grade", *files.values(), "--csv", str(folder / "grades.csv"), "--out", str(out)],
                          capture_output=True, text=True, timeout=1800)
@@ -1186,6 +1209,38 @@ for nr in (425, 426, 427):                      # round 11: io_uring's FALLOCATE
     assert log.stat().st_blocks * 512 <= 1_100_000, log.stat()
 
 
+def test_in_the_sandbox_no_new_user_namespace_gives_the_capabilities_back(tmp_path):
+    # round 21: `unshare -U -r -m` gave code in the sandbox every capability in a nested user namespace, enough to
+    # mount a tmpfs (memory no limit counts); unshare and clone with CLONE_NEWUSER now fail, clone3 is ENOSYS, and
+    # threads, fork and subprocesses still start (glibc falls back to clone)
+    import platform
+
+    import sandbox
+    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    probe = """import ctypes, os, subprocess, threading
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.unshare(0x10000000), os.strerror(ctypes.get_errno()))                 # CLONE_NEWUSER
+print(libc.syscall(CLONE_NR, 0x10000000 | 17, 0, 0, 0, 0),
+      os.strerror(ctypes.get_errno()))                                           # clone(CLONE_NEWUSER | SIGCHLD)
+print(libc.syscall(435, 0, 0), os.strerror(ctypes.get_errno()))                  # clone3
+print(subprocess.run(['unshare', '-U', '-r', '-m', 'true'], capture_output=True).returncode != 0)
+done = []
+thread = threading.Thread(target=done.append, args=(1,))
+thread.start()
+thread.join()
+pid = os.fork()
+if pid == 0:
+    os._exit(3)
+print(done, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), subprocess.run(['true']).returncode)"""
+    probe = probe.replace("CLONE_NR", str(sandbox.NAMESPACE_CALLS[platform.machine()][0]))
+    spec = policy.sandbox_spec(private / "run", [work], [work])
+    done = subprocess.run(sandbox.command(spec, [sys.executable, "-c", probe]), capture_output=True, text=True,
+                          timeout=120, env=grader._kernel_environment(work, work))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["-1 Operation not permitted", "-1 Operation not permitted",
+                                        "-1 Function not implemented", "True", "[1] 3 0"], done.stdout
+
+
 def test_a_fork_loop_in_the_sandbox_stops_at_the_runs_task_limit(tmp_path):
     # round 10: code past the in-process defences could fork until the machine had no process ids left. Bounded
     # here (600 forks at most): the forks past TASK_LIMIT fail, and the run's pids cgroup goes with it
@@ -1744,6 +1799,35 @@ def test_written_answers_are_collected_beside_the_model_answer(graded):
         assert str(graded["files"][f"{aid}/instructor"]) in text and "*(not answered)*" in text
         damaged = text.split(f"### {graded['files'][f'{aid}/student-tests-deleted-or-pass']}")[1].split("###")[0]
         assert ABOVE_THE_PLACEHOLDER in damaged          # an answer typed in a cell the student added
+
+
+def test_a_split_answer_cell_keeps_every_part_in_the_written_answers_and_its_marks(graded):
+    # JupyterLab's Split Cell gives both parts the cell's id: the written answer keeps both halves, in order, and the
+    # split code answer is still placed before its tests
+    row = graded["rows"]["honest/split-cells"]
+    assert row["status"] == "ok" and float(row["score"]) == CATALOGUE["02_sandwich_by_hand"].total, row
+    text = (graded["out"] / "written_02_sandwich_by_hand.md").read_text()
+    answer = text.split(f"### {graded['files']['honest/split-cells']}\n")[1].split("\n### ")[0]
+    first, second = (answer.index(part) for part in SPLIT_ANSWER)
+    assert first < second, answer
+
+
+def test_html_in_a_file_name_or_a_refused_path_hides_nothing_in_the_rendered_reports(graded):
+    # a file named a<template>_02...ipynb whose cell tries open('/<template>a', 'w'): rendered, the report keeps its
+    # notes and table of tests, and the written answers keep the answers after its heading (another student's)
+    from markdown_it import MarkdownIt
+    render = MarkdownIt("commonmark").enable("table").render
+    path = graded["files"]["markup/template"]
+    assert graded["rows"]["markup/template"]["status"] == "review"       # the refused write, listed for review
+    report = render((graded["out"] / f"{path.stem}.report.md").read_text())
+    written = render((graded["out"] / "written_02_sandwich_by_hand.md").read_text())
+    for text in (report, written):
+        assert "<template" not in text and html.escape(path.name, quote=False) in text, text[:3000]
+    assert "writing /&lt;template&gt;a" in report and "q3-hidden (hidden)" in report.split("<table>")[1], report
+    after = [f"<h3>{html.escape(str(graded['files'][name]), quote=False)}</h3>" for name in graded["files"]
+             if graded["rows"][name]["assignment"] == "02_sandwich_by_hand"]
+    assert all(heading in written for heading in after), [h for h in after if h not in written]
+    assert grader.inline("a`b`|[x](y)<!--\\&#8238;") == "a\\`b\\`\\|\\[x\\](y)&lt;!--\\\\&amp;#8238;"
 
 
 def test_output_names_are_distinct():
