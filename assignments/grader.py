@@ -1095,6 +1095,7 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
                          timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
     result = new_result(path, a, submission)
+    result.notes += written_notes(submission, a)
     size = sum(len(str(cell.source).encode("utf-8", "surrogatepass")) for cell in submission.cells
                if cell.get("cell_type") == "code")
     if size > CODE_LIMIT:               # before anything parses it, here or in the static check's process
@@ -1647,23 +1648,69 @@ def report(r: Result) -> str:
     return "\n".join(printable(line) for line in lines) + "\n"
 
 
-def _answer(submission, cid: str, source_ids: set) -> str:
+def _answer(submission, cid: str, order: list) -> tuple[str, str | None, int]:
     """A written answer: the student's markdown cells between the source cells around the answer cell (the
     answer cell itself and any they added above or below it). Every cell that carries the answer cell's id is part
     of it, in order, with the cells the student added around and between them (not another source cell between
-    two of them): JupyterLab's Split Cell, and copy and paste, give each part the cell's metadata, id included."""
+    two of them): JupyterLab's Split Cell, and copy and paste, give each part the cell's metadata, id included. A
+    cell with the id that became a raw or code cell (JupyterLab's R and Y keep the source and metadata) gives its
+    text, labelled with its type; if no cell has the id, the markdown and raw cells the student added between the
+    answer's surviving neighbours in the source (the prompt before it, the next source cell after it) are the answer,
+    labelled. ``order``: the source's cell ids, in order. Returns the text, a note for the file's report when the
+    answer was found in such cells (else None), and how many attachments (pasted images) its cells carry."""
+    source_ids = set(order)
     cells = submission.cells
-    found = [i for i, c in enumerate(cells) if cell_key(c) == cid]
-    if not found:
-        return "*(the answer cell was deleted)*"
-    start, end = found[0], found[-1] + 1
-    while start > 0 and cell_key(cells[start - 1]) not in source_ids:
-        start -= 1
-    while end < len(cells) and cell_key(cells[end]) not in source_ids:
-        end += 1
-    parts = [c.source for c in cells[start:end] if c.cell_type == "markdown" and c.source.strip()
-             and c.source.strip() != make.STUDENT_TEXT and (cell_key(c) == cid or cell_key(c) not in source_ids)]
-    return "\n\n".join(parts) if parts else "*(not answered)*"
+    keys = [cell_key(c) for c in cells]
+    found = [i for i, k in enumerate(keys) if k == cid]
+    if found:
+        start, end = found[0], found[-1] + 1
+        while start > 0 and keys[start - 1] not in source_ids:
+            start -= 1
+        while end < len(cells) and keys[end] not in source_ids:
+            end += 1
+        kept = [c for c, k in zip(cells[start:end], keys[start:end])
+                if (k == cid and c.cell_type in ("markdown", "raw", "code")) or (k not in source_ids
+                                                                                 and c.cell_type == "markdown")]
+        label = ""
+    else:
+        at = order.index(cid)
+        start = next((len(keys) - keys[::-1].index(k) for k in reversed(order[:at]) if k in keys), 0)
+        end = next((keys.index(k) for k in order[at + 1:] if k in keys), len(cells))
+        kept = [c for c, k in zip(cells[start:end], keys[start:end])
+                if k not in source_ids and c.cell_type in ("markdown", "raw")]
+        label = "*(written in new cells: the answer cell was deleted)*\n\n"
+    kept = [c for c in kept if c.source.strip() and c.source.strip() != make.STUDENT_TEXT]
+    if not kept:
+        return ("*(not answered)*" if found else "*(the answer cell was deleted)*"), None, 0
+    retyped = sorted({c.cell_type for c in kept if c.cell_type != "markdown" and found})
+    parts = [c.source if c.cell_type == "markdown" else
+             (f"*(the answer cell was changed to a {c.cell_type} cell)*" if found and cell_key(c) == cid
+              else f"*(in a new {c.cell_type} cell)*") + "\n" + fenced(c.source) for c in kept]
+    note = (f"the answer cell {cid} was deleted; the cells added in its place are in the written answers"
+            if not found else f"the answer cell {cid} was changed to a {' and a '.join(retyped)} cell; its text is "
+            "in the written answers" if retyped else None)
+    attached = sum(len(c.get("attachments") or {}) for c in kept)
+    return label + "\n\n".join(parts), note, attached
+
+
+def _written(a: Assignment):
+    """The source's written-answer cells, as (index, cell, metadata), and its cell ids in order."""
+    cells = a.notebook.cells
+    order = [cell_meta(c)["id"] for c in cells]
+    return [(n, c, cell_meta(c)) for n, c in enumerate(cells) if cell_meta(c).get("kind") == "written"], order
+
+
+def written_notes(submission, a: Assignment) -> list[str]:
+    """Notes for the report: written answers found only in new cells or in cells whose type changed."""
+    written, order = _written(a)
+    notes = []
+    for _, _, meta in written:
+        try:
+            note = _answer(submission, meta["id"], order)[1]
+        except Exception:     # noqa: BLE001  (the written-answers document says it could not be read)
+            note = None
+        notes += [note] if note else []
+    return notes
 
 
 def _prompt(cells, n: int) -> str:
@@ -1674,24 +1721,27 @@ def _prompt(cells, n: int) -> str:
     return ""
 
 
-def written_answers(a: Assignment, results: list[Result]) -> str:
-    """One document for hand grading: each written question's model answer, then every submission's answer."""
+def written_answers(a: Assignment, results: list[Result], names: dict | None = None) -> str:
+    """One document for hand grading: each written question's model answer, then every submission's answer.
+    Pasted images (attachments) are not copied: a line under the answer says how many, and where they are (the
+    graded notebook, named by ``names``, {id(result): name}, keeps them)."""
     lines = [f"# Written answers: {a.title}", "", f"Assignment `{a.id}`, {len(results)} submissions.", ""]
     cells = a.notebook.cells
-    source_ids = {cell_meta(c)["id"] for c in cells}
-    for n, cell in enumerate(cells):
-        meta = cell_meta(cell)
-        if meta.get("kind") != "written":
-            continue
+    written, order = _written(a)
+    for n, cell, meta in written:
         model = "\n".join(m.strip() for m in make.TEXT_SOLUTION.findall(cell.source))
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
             try:
-                answer = _answer(r.submission, meta["id"], source_ids)
+                answer, _, attached = _answer(r.submission, meta["id"], order)
             except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
-                answer = f"*(the answer could not be read: {described(exc, 200)})*"
+                answer, attached = f"*(the answer could not be read: {described(exc, 200)})*", 0
             lines += [f"### {inline(r.file)}", "", fenced(printable(answer, lines=True)), ""]
+            if attached:
+                where = (f"{names[id(r)]}.graded.ipynb" if names and r.graded is not None and id(r) in names
+                         else "the submitted notebook")
+                lines += [f"This answer has {attached} attached image(s): see {inline(where)}.", ""]
     return "\n".join(lines)
 
 
@@ -1764,7 +1814,7 @@ def write_outputs(outcomes: list, out: Path) -> list[str]:
         by_assignment.setdefault(r.assignment.id, []).append(r)
     for aid, rs in by_assignment.items():
         if rs[0].assignment.written:
-            write(out / f"written_{aid}.md", lambda: written_answers(rs[0].assignment, rs))
+            write(out / f"written_{aid}.md", lambda: written_answers(rs[0].assignment, rs, names))
     return failed
 
 

@@ -483,6 +483,31 @@ MARKUP = ("for path in ['/<template>a', '../<template>b']:\n    try:\n        op
 SPLIT_ANSWER = ("The firm-clustered standard error is the larger one.", "The Moulton factor explains it.")
 
 
+def _written_elsewhere(nb):
+    """Round 22: the q4 answer typed in a new markdown cell after the answer cell was deleted, in the answer cell
+    changed to raw or code (JupyterLab's R and Y keep its source and metadata), and with a pasted image."""
+    at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == "q4-answer")
+    out = {}
+    for name in ("retyped", "raw", "code", "attached"):
+        out[name] = copy.deepcopy(nb)
+        cell = out[name].cells[at]
+        if name == "retyped":
+            out[name].cells[at] = nbformat.v4.new_markdown_cell(WRITTEN_ELSEWHERE[name] + cell.source)
+        elif name == "attached":
+            cell.source = WRITTEN_ELSEWHERE[name] + "\n\n![derivation.png](attachment:derivation.png)\n"
+            cell.attachments = {"derivation.png": {"image/png": PNG}}
+        else:
+            cell.cell_type, cell.source = name, WRITTEN_ELSEWHERE[name] + cell.source
+            if name == "code":
+                cell.outputs, cell.execution_count = [], None
+    return out
+
+
+WRITTEN_ELSEWHERE = {"retyped": "RETYPED ANSWER. ", "raw": "RAW ANSWER. ", "code": "CODE ANSWER. ",
+                     "attached": "My derivation of the Moulton factor is in the photo:"}
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
 @pytest.fixture(scope="module")
 def built():
     written = make.make_all()
@@ -532,6 +557,8 @@ def graded(built, tmp_path_factory):
     split = _split(versions["instructor", "02_sandwich_by_hand"], "q4-answer", SPLIT_ANSWER)
     code = next(c.source for c in split.cells if make.cell_key(c) == "q3-answer")
     add("honest/split-cells", _split(split, "q3-answer", ["import numpy as np\n", code]))
+    for name, nb in _written_elsewhere(versions["instructor", "02_sandwich_by_hand"]).items():
+        add(f"written/{name}", nb)
     add("markup/template", _edited(versions["instructor", "02_sandwich_by_hand"], {}, [("setup", MARKUP)]),
         "a<template>_02_sandwich_by_hand")
     out = folder / "out"
@@ -1810,6 +1837,37 @@ def test_a_split_answer_cell_keeps_every_part_in_the_written_answers_and_its_mar
     answer = text.split(f"### {graded['files']['honest/split-cells']}\n")[1].split("\n### ")[0]
     first, second = (answer.index(part) for part in SPLIT_ANSWER)
     assert first < second, answer
+
+
+def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_and_the_report_says_so(graded):
+    # round 22: the answer cell deleted and the answer typed in a new cell in its place, or the answer cell changed
+    # to raw or code: the text is in the document, labelled, and the report has a note (status review, not ok)
+    text = (graded["out"] / "written_02_sandwich_by_hand.md").read_text()
+    labels = {"retyped": "*(written in new cells: the answer cell was deleted)*",
+              "raw": "*(the answer cell was changed to a raw cell)*",
+              "code": "*(the answer cell was changed to a code cell)*"}
+    notes = {"retyped": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
+                        "answers",
+             "raw": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
+             "code": "the answer cell q4-answer was changed to a code cell; its text is in the written answers"}
+    for name, label in labels.items():
+        path = graded["files"][f"written/{name}"]
+        answer = text.split(f"### {path}\n")[1].split("\n### ")[0]
+        assert label in answer and WRITTEN_ELSEWHERE[name] + "The firm-clustered" in answer, (name, answer)
+        assert answer.index(label) < answer.index(WRITTEN_ELSEWHERE[name]), answer
+        assert graded["rows"][f"written/{name}"]["status"] == "review", graded["rows"][f"written/{name}"]
+        report = (graded["out"] / f"{path.stem}.report.md").read_text()
+        assert f"- {notes[name]}" in report.split("| question |")[0], report
+    path = graded["files"]["written/attached"]
+    answer = text.split(f"### {path}\n")[1].split("\n### ")[0]
+    assert WRITTEN_ELSEWHERE["attached"] in answer and "has 1 attached image(s): see " in answer, answer
+    assert f"see {path.stem}.graded.ipynb." in answer, answer
+    graded_nb = nbformat.read(graded["out"] / f"{path.stem}.graded.ipynb", as_version=4)
+    assert any("derivation.png" in (c.get("attachments") or {}) for c in graded_nb.cells)
+    assert graded["rows"]["written/attached"]["status"] == "ok", graded["rows"]["written/attached"]
+    elsewhere = {str(graded["files"][f"written/{name}"]) for name in labels}
+    others = [part for part in text.split("\n### ")[1:] if part.split("\n")[0] not in elsewhere]
+    assert not any("written in new cells" in part or "answer cell was changed" in part for part in others)
 
 
 def test_html_in_a_file_name_or_a_refused_path_hides_nothing_in_the_rendered_reports(graded):
