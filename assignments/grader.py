@@ -1648,16 +1648,19 @@ def report(r: Result) -> str:
     return "\n".join(printable(line) for line in lines) + "\n"
 
 
-def _answer(submission, cid: str, order: list) -> tuple[str, str | None, int]:
+def _answer(submission, cid: str, order: list, prompt: str | None = None) -> tuple[str, str | None, int, int]:
     """A written answer: the student's markdown cells between the source cells around the answer cell (the
     answer cell itself and any they added above or below it). Every cell that carries the answer cell's id is part
     of it, in order, with the cells the student added around and between them (not another source cell between
     two of them): JupyterLab's Split Cell, and copy and paste, give each part the cell's metadata, id included. A
     cell with the id that became a raw or code cell (JupyterLab's R and Y keep the source and metadata) gives its
     text, labelled with its type; if no cell has the id, the markdown and raw cells the student added between the
-    answer's surviving neighbours in the source (the prompt before it, the next source cell after it) are the answer,
-    labelled. ``order``: the source's cell ids, in order. Returns the text, a note for the file's report when the
-    answer was found in such cells (else None), and how many attachments (pasted images) its cells carry."""
+    answer's surviving neighbours in the source (from the question, ``prompt``, the id of the question's cell, so that
+    an answer typed right under it counts even when a code cell of the source stands between question and answer, to
+    the next source cell after the answer) are the answer, labelled. ``order``: the source's cell ids, in order.
+    Returns the text, a note for the file's report when the answer was found in such cells (else None), and how many
+    attachments (pasted images) its markdown cells carry (the graded notebook keeps them) and its raw cells carry
+    (only the submitted notebook has them: the graded one runs code and markdown cells)."""
     source_ids = set(order)
     cells = submission.cells
     keys = [cell_key(c) for c in cells]
@@ -1674,14 +1677,15 @@ def _answer(submission, cid: str, order: list) -> tuple[str, str | None, int]:
         label = ""
     else:
         at = order.index(cid)
-        start = next((len(keys) - keys[::-1].index(k) for k in reversed(order[:at]) if k in keys), 0)
+        upto = order.index(prompt) + 1 if prompt in order[:at] else at
+        start = next((len(keys) - keys[::-1].index(k) for k in reversed(order[:upto]) if k in keys), 0)
         end = next((keys.index(k) for k in order[at + 1:] if k in keys), len(cells))
         kept = [c for c, k in zip(cells[start:end], keys[start:end])
                 if k not in source_ids and c.cell_type in ("markdown", "raw")]
         label = "*(written in new cells: the answer cell was deleted)*\n\n"
     kept = [c for c in kept if c.source.strip() and c.source.strip() != make.STUDENT_TEXT]
     if not kept:
-        return ("*(not answered)*" if found else "*(the answer cell was deleted)*"), None, 0
+        return ("*(not answered)*" if found else "*(the answer cell was deleted)*"), None, 0, 0
     retyped = sorted({c.cell_type for c in kept if c.cell_type != "markdown" and found})
     parts = [c.source if c.cell_type == "markdown" else
              (f"*(the answer cell was changed to a {c.cell_type} cell)*" if found and cell_key(c) == cid
@@ -1689,36 +1693,43 @@ def _answer(submission, cid: str, order: list) -> tuple[str, str | None, int]:
     note = (f"the answer cell {cid} was deleted; the cells added in its place are in the written answers"
             if not found else f"the answer cell {cid} was changed to a {' and a '.join(retyped)} cell; its text is "
             "in the written answers" if retyped else None)
-    attached = sum(len(c.get("attachments") or {}) for c in kept)
-    return label + "\n\n".join(parts), note, attached
+    attached = [sum(len(c.get("attachments") or {}) for c in kept if (c.cell_type == "markdown") == graded)
+                for graded in (True, False)]
+    return label + "\n\n".join(parts), note, *attached
 
 
 def _written(a: Assignment):
-    """The source's written-answer cells, as (index, cell, metadata), and its cell ids in order."""
+    """The source's written-answer cells, as (index, cell, metadata, the id of its question's cell or None), and
+    its cell ids in order."""
     cells = a.notebook.cells
     order = [cell_meta(c)["id"] for c in cells]
-    return [(n, c, cell_meta(c)) for n, c in enumerate(cells) if cell_meta(c).get("kind") == "written"], order
+    return [(n, c, cell_meta(c), None if (p := _prompt_at(cells, n)) is None else order[p])
+            for n, c in enumerate(cells) if cell_meta(c).get("kind") == "written"], order
 
 
 def written_notes(submission, a: Assignment) -> list[str]:
     """Notes for the report: written answers found only in new cells or in cells whose type changed."""
     written, order = _written(a)
     notes = []
-    for _, _, meta in written:
+    for _, _, meta, prompt in written:
         try:
-            note = _answer(submission, meta["id"], order)[1]
+            note = _answer(submission, meta["id"], order, prompt)[1]
         except Exception:     # noqa: BLE001  (the written-answers document says it could not be read)
             note = None
         notes += [note] if note else []
     return notes
 
 
+def _prompt_at(cells, n: int) -> int | None:
+    """The index of the question a written answer answers: the nearest markdown cell above it that is not an answer."""
+    return next((i for i in range(n - 1, -1, -1)
+                 if cells[i].cell_type == "markdown" and cell_meta(cells[i]).get("kind") != "written"), None)
+
+
 def _prompt(cells, n: int) -> str:
-    """The question a written answer answers: the nearest markdown cell above it that is not an answer."""
-    for cell in reversed(cells[:n]):
-        if cell.cell_type == "markdown" and cell_meta(cell).get("kind") != "written":
-            return cell.source
-    return ""
+    """The question a written answer answers (:func:`_prompt_at`), its text."""
+    at = _prompt_at(cells, n)
+    return "" if at is None else cells[at].source
 
 
 def written_answers(a: Assignment, results: list[Result], names: dict | None = None) -> str:
@@ -1728,20 +1739,23 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
     lines = [f"# Written answers: {a.title}", "", f"Assignment `{a.id}`, {len(results)} submissions.", ""]
     cells = a.notebook.cells
     written, order = _written(a)
-    for n, cell, meta in written:
+    for n, cell, meta, prompt in written:
         model = "\n".join(m.strip() for m in make.TEXT_SOLUTION.findall(cell.source))
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
             try:
-                answer, _, attached = _answer(r.submission, meta["id"], order)
+                answer, _, attached, attached_raw = _answer(r.submission, meta["id"], order, prompt)
             except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
-                answer, attached = f"*(the answer could not be read: {described(exc, 200)})*", 0
+                answer, attached, attached_raw = f"*(the answer could not be read: {described(exc, 200)})*", 0, 0
             lines += [f"### {inline(r.file)}", "", fenced(printable(answer, lines=True)), ""]
             if attached:
                 where = (f"{names[id(r)]}.graded.ipynb" if names and r.graded is not None and id(r) in names
                          else "the submitted notebook")
                 lines += [f"This answer has {attached} attached image(s): see {inline(where)}.", ""]
+            if attached_raw:          # on raw cells, which the graded notebook does not hold
+                lines += [f"This answer has {attached_raw} image(s) attached to raw cells: see the submitted "
+                          "notebook.", ""]
     return "\n".join(lines)
 
 

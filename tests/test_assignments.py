@@ -488,11 +488,18 @@ def _written_elsewhere(nb):
     changed to raw or code (JupyterLab's R and Y keep its source and metadata), and with a pasted image."""
     at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == "q4-answer")
     out = {}
-    for name in ("retyped", "raw", "code", "attached"):
+    for name in ("retyped", "raw", "code", "attached", "above", "rawimg"):
         out[name] = copy.deepcopy(nb)
         cell = out[name].cells[at]
         if name == "retyped":
             out[name].cells[at] = nbformat.v4.new_markdown_cell(WRITTEN_ELSEWHERE[name] + cell.source)
+        elif name == "above":          # round 23: retyped right under the question, above the source's code cell
+            del out[name].cells[at]
+            prompt = next(i for i, c in enumerate(out[name].cells) if make.cell_key(c) == "q4-prompt")
+            out[name].cells.insert(prompt + 1, nbformat.v4.new_markdown_cell(WRITTEN_ELSEWHERE[name] + cell.source))
+        elif name == "rawimg":         # round 23: an image on the answer cell changed to raw (kept by JupyterLab's R)
+            cell.cell_type, cell.source = "raw", WRITTEN_ELSEWHERE[name] + cell.source
+            cell.attachments = {"derivation.png": {"image/png": PNG}}
         elif name == "attached":
             cell.source = WRITTEN_ELSEWHERE[name] + "\n\n![derivation.png](attachment:derivation.png)\n"
             cell.attachments = {"derivation.png": {"image/png": PNG}}
@@ -504,7 +511,8 @@ def _written_elsewhere(nb):
 
 
 WRITTEN_ELSEWHERE = {"retyped": "RETYPED ANSWER. ", "raw": "RAW ANSWER. ", "code": "CODE ANSWER. ",
-                     "attached": "My derivation of the Moulton factor is in the photo:"}
+                     "attached": "My derivation of the Moulton factor is in the photo:", "above": "ABOVE. ",
+                     "rawimg": "RAW WITH IMAGE. "}
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
@@ -1845,9 +1853,14 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
     text = (graded["out"] / "written_02_sandwich_by_hand.md").read_text()
     labels = {"retyped": "*(written in new cells: the answer cell was deleted)*",
               "raw": "*(the answer cell was changed to a raw cell)*",
-              "code": "*(the answer cell was changed to a code cell)*"}
+              "code": "*(the answer cell was changed to a code cell)*",
+              "above": "*(written in new cells: the answer cell was deleted)*",
+              "rawimg": "*(the answer cell was changed to a raw cell)*"}
     notes = {"retyped": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
                         "answers",
+             "above": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
+                      "answers",
+             "rawimg": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
              "raw": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
              "code": "the answer cell q4-answer was changed to a code cell; its text is in the written answers"}
     for name, label in labels.items():
@@ -1865,6 +1878,10 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
     graded_nb = nbformat.read(graded["out"] / f"{path.stem}.graded.ipynb", as_version=4)
     assert any("derivation.png" in (c.get("attachments") or {}) for c in graded_nb.cells)
     assert graded["rows"]["written/attached"]["status"] == "ok", graded["rows"]["written/attached"]
+    # round 23: an image on a raw cell is not in the graded notebook, and the document says where it is
+    path = graded["files"]["written/rawimg"]
+    answer = text.split(f"### {path}\n")[1].split("\n### ")[0]
+    assert "1 image(s) attached to raw cells: see the submitted notebook" in answer and ".graded.ipynb" not in answer
     elsewhere = {str(graded["files"][f"written/{name}"]) for name in labels}
     others = [part for part in text.split("\n### ")[1:] if part.split("\n")[0] not in elsewhere]
     assert not any("written in new cells" in part or "answer cell was changed" in part for part in others)
