@@ -781,7 +781,7 @@ def _alive(client) -> bool:
         signal.pidfd_send_signal(client.namespace, 0)
         with open(f"/proc/{client.namespace_pid}/stat", encoding="ascii", errors="replace") as status:
             state = status.read().rpartition(")")[2].split()[0]
-    except (ProcessLookupError, OSError, IndexError):
+    except (OSError, IndexError):
         return False
     return state not in ("Z", "X")
 
@@ -1648,72 +1648,124 @@ def report(r: Result) -> str:
     return "\n".join(printable(line) for line in lines) + "\n"
 
 
-def _answer(submission, cid: str, order: list, prompt: str | None = None) -> tuple[str, str | None, int, int]:
-    """A written answer: the student's markdown cells between the source cells around the answer cell (the
-    answer cell itself and any they added above or below it). Every cell that carries the answer cell's id is part
-    of it, in order, with the cells the student added around and between them (not another source cell between
-    two of them): JupyterLab's Split Cell, and copy and paste, give each part the cell's metadata, id included. A
-    cell with the id that became a raw or code cell (JupyterLab's R and Y keep the source and metadata) gives its
-    text, labelled with its type; if no cell has the id, the markdown and raw cells the student added between the
-    answer's surviving neighbours in the source (from the question, ``prompt``, the id of the question's cell, so that
-    an answer typed right under it counts even when a code cell of the source stands between question and answer, to
-    the next source cell after the answer) are the answer, labelled. ``order``: the source's cell ids, in order.
-    Returns the text, a note for the file's report when the answer was found in such cells (else None), and how many
-    attachments (pasted images) its markdown cells carry (the graded notebook keeps them) and its raw cells carry
-    (only the submitted notebook has them: the graded one runs code and markdown cells)."""
+def _answer(submission, cid: str, order: list, prompt: str | None = None,
+            asked: tuple = ()) -> tuple[str, str | None, int, int]:
+    """A written answer, from the cells the student wrote it in, as a hand grader reads it: the answer cell and the
+    cells the student added around it, from the question's cell (``prompt``, its id: an answer typed right under
+    the question counts, even where a code cell of the source stands between question and answer) to the next
+    source cell after the answer. ``order``: the source's cell ids, in order; ``asked``: the question's text as
+    handed out (the instructor's and the student's version).
+
+    - Every cell that carries the answer cell's id is part of it, in order (JupyterLab's Split Cell, and copy and
+      paste, give each part the cell's metadata, id included); one that became a raw or code cell (JupyterLab's R
+      and Y keep the source and metadata) gives its text, labelled with its type.
+    - Markdown and raw cells the student added in that range are part of it (raw ones labelled); where they and the
+      answer cell hold no text (the answer cell deleted, empty or as handed out), code cells added there give
+      theirs, labelled (an answer written as ``#`` comments).
+    - Text the student added to the question's own cell is shown first, labelled.
+
+    Returns the text; a note for the file's report when the answer is anywhere but in the answer cell as handed out
+    (else None); and how many attachments (pasted images) its markdown cells carry (the graded notebook keeps them)
+    and its raw cells carry (only the submitted notebook has them: the graded one runs code and markdown cells)."""
     source_ids = set(order)
     cells = submission.cells
     keys = [cell_key(c) for c in cells]
     found = [i for i, k in enumerate(keys) if k == cid]
+    at = order.index(cid)
+    question = prompt if prompt in order[:at] else None
     if found:
         start, end = found[0], found[-1] + 1
         while start > 0 and keys[start - 1] not in source_ids:
             start -= 1
         while end < len(cells) and keys[end] not in source_ids:
             end += 1
-        kept = [c for c, k in zip(cells[start:end], keys[start:end])
-                if (k == cid and c.cell_type in ("markdown", "raw", "code")) or (k not in source_ids
-                                                                                 and c.cell_type == "markdown")]
-        label = ""
+        start = min(start, next((i + 1 for i in range(found[0] - 1, -1, -1) if keys[i] == question), start))
     else:
-        at = order.index(cid)
-        upto = order.index(prompt) + 1 if prompt in order[:at] else at
+        upto = order.index(question) + 1 if question else at
         start = next((len(keys) - keys[::-1].index(k) for k in reversed(order[:upto]) if k in keys), 0)
         end = next((keys.index(k) for k in order[at + 1:] if k in keys), len(cells))
-        kept = [c for c, k in zip(cells[start:end], keys[start:end])
-                if k not in source_ids and c.cell_type in ("markdown", "raw")]
-        label = "*(written in new cells: the answer cell was deleted)*\n\n"
-    kept = [c for c in kept if c.source.strip() and c.source.strip() != make.STUDENT_TEXT]
+
+    def has_text(c):
+        return c.source.strip() and c.source.strip() != make.STUDENT_TEXT
+
+    span = list(zip(cells[start:end], keys[start:end]))
+    kept = [c for c, k in span if has_text(c) and (k == cid or (k not in source_ids and c.cell_type != "code"))]
     if not kept:
+        kept = [c for c, k in span if has_text(c) and k not in source_ids]
+    added = _added_to_question(submission, question, asked)
+    answered_in_place = any(k == cid and c.cell_type == "markdown" and has_text(c) for c, k in span)
+    parts = ([f"*(added to the question's cell)*\n{fenced(added)}"] if added else []) + [
+        c.source if c.cell_type == "markdown" else
+        (f"*(the answer cell was changed to a {c.cell_type} cell)*" if cell_key(c) == cid
+         else f"*(in a new {c.cell_type} cell)*") + "\n" + fenced(c.source) for c in kept]
+    if not parts:
         return ("*(not answered)*" if found else "*(the answer cell was deleted)*"), None, 0, 0
-    retyped = sorted({c.cell_type for c in kept if c.cell_type != "markdown" and found})
-    parts = [c.source if c.cell_type == "markdown" else
-             (f"*(the answer cell was changed to a {c.cell_type} cell)*" if found and cell_key(c) == cid
-              else f"*(in a new {c.cell_type} cell)*") + "\n" + fenced(c.source) for c in kept]
-    note = (f"the answer cell {cid} was deleted; the cells added in its place are in the written answers"
-            if not found else f"the answer cell {cid} was changed to a {' and a '.join(retyped)} cell; its text is "
-            "in the written answers" if retyped else None)
+    retyped = sorted({c.cell_type for c in kept if c.cell_type != "markdown" and cell_key(c) == cid})
+    where = ("the answer cell was deleted" if not found else
+             "the answer cell holds no answer" if not answered_in_place and not retyped else "")
+    label = f"*(written in new cells: {where})*\n\n" if where and kept else ""
+    notes = ([f"the question's cell {question} was edited; the text added to it is in the written answers"]
+             if added else [])
+    if not found and kept:
+        notes.append(f"the answer cell {cid} was deleted; the cells added in its place are in the written answers")
+    elif retyped:
+        notes.append(f"the answer cell {cid} was changed to a {' and a '.join(retyped)} cell; its text is in the "
+                     "written answers")
+    elif where and kept:
+        notes.append(f"the answer cell {cid} holds no answer; the text of the cells added near it is in the written "
+                     "answers")
     attached = [sum(len(c.get("attachments") or {}) for c in kept if (c.cell_type == "markdown") == graded)
                 for graded in (True, False)]
-    return label + "\n\n".join(parts), note, *attached
+    if added:
+        attached[0] += sum(len(c.get("attachments") or {}) for c in cells
+                           if cell_key(c) == question and c.cell_type == "markdown")
+    return label + "\n\n".join(parts), "; ".join(notes) or None, *attached
+
+
+def _added_to_question(submission, question: str | None, asked: tuple) -> str:
+    """The lines a student added to a question's cell (every cell with its id, in order), against the text handed
+    out (``asked``: any of its versions); empty when none."""
+    text = "\n".join(c.source for c in submission.cells if question and cell_key(c) == question)
+    if not text or not asked or text in asked:
+        return ""
+    given = {line.strip() for version in asked for line in version.split("\n")}
+    return "\n".join(line for line in text.split("\n") if line.strip() and line.strip() not in given)
 
 
 def _written(a: Assignment):
-    """The source's written-answer cells, as (index, cell, metadata, the id of its question's cell or None), and
-    its cell ids in order."""
+    """The source's written-answer cells, as (index, cell, metadata, the id of its own question's cell
+    (:func:`_own_question`) or None, that question's text as handed out (the instructor's and the student's
+    version)), and its cell ids in order."""
     cells = a.notebook.cells
     order = [cell_meta(c)["id"] for c in cells]
-    return [(n, c, cell_meta(c), None if (p := _prompt_at(cells, n)) is None else order[p])
-            for n, c in enumerate(cells) if cell_meta(c).get("kind") == "written"], order
+
+    def handed_out(p):
+        text = cells[p].source
+        return tuple(make.strip_markers(make.render_points(a, t))
+                     for t in (text, make.TEXT_SOLUTION.sub(make.STUDENT_TEXT, text)))
+    return [(n, c, cell_meta(c), None if p is None else order[p], () if p is None else handed_out(p))
+            for n, c in enumerate(cells) if cell_meta(c).get("kind") == "written"
+            for p in [_own_question(cells, n)]], order
+
+
+def _own_question(cells, n: int) -> int | None:
+    """The index of the question cell of the written answer ``n`` (:func:`_prompt_at`), when every source cell
+    between them is that question's alone (no test, no code answer, no other written answer): then what a student
+    types in or right under the question belongs to this answer, not to another question's."""
+    at = _prompt_at(cells, n)
+    if at is None or any(cell_meta(c).get("kind") in (*make.TEST_KINDS, "written")
+                         or (c.cell_type == "code" and make.CODE_SOLUTION.search(c.source)) for c in cells[at + 1:n]):
+        return None
+    return at
 
 
 def written_notes(submission, a: Assignment) -> list[str]:
-    """Notes for the report: written answers found only in new cells or in cells whose type changed."""
+    """Notes for the report: written answers found anywhere but in the answer cell as handed out (:func:`_answer`)."""
     written, order = _written(a)
     notes = []
-    for _, _, meta, prompt in written:
+    for _, _, meta, prompt, asked in written:
         try:
-            note = _answer(submission, meta["id"], order, prompt)[1]
+            note = _answer(submission, meta["id"], order, prompt, asked)[1]
         except Exception:     # noqa: BLE001  (the written-answers document says it could not be read)
             note = None
         notes += [note] if note else []
@@ -1739,13 +1791,13 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
     lines = [f"# Written answers: {a.title}", "", f"Assignment `{a.id}`, {len(results)} submissions.", ""]
     cells = a.notebook.cells
     written, order = _written(a)
-    for n, cell, meta, prompt in written:
+    for n, cell, meta, prompt, asked in written:
         model = "\n".join(m.strip() for m in make.TEXT_SOLUTION.findall(cell.source))
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
             try:
-                answer, _, attached, attached_raw = _answer(r.submission, meta["id"], order, prompt)
+                answer, _, attached, attached_raw = _answer(r.submission, meta["id"], order, prompt, asked)
             except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
                 answer, attached, attached_raw = f"*(the answer could not be read: {described(exc, 200)})*", 0, 0
             lines += [f"### {inline(r.file)}", "", fenced(printable(answer, lines=True)), ""]

@@ -488,7 +488,7 @@ def _written_elsewhere(nb):
     changed to raw or code (JupyterLab's R and Y keep its source and metadata), and with a pasted image."""
     at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == "q4-answer")
     out = {}
-    for name in ("retyped", "raw", "code", "attached", "above", "rawimg"):
+    for name in ("retyped", "raw", "code", "attached", "above", "rawimg", "keep", "inprompt", "comment"):
         out[name] = copy.deepcopy(nb)
         cell = out[name].cells[at]
         if name == "retyped":
@@ -497,6 +497,16 @@ def _written_elsewhere(nb):
             del out[name].cells[at]
             prompt = next(i for i, c in enumerate(out[name].cells) if make.cell_key(c) == "q4-prompt")
             out[name].cells.insert(prompt + 1, nbformat.v4.new_markdown_cell(WRITTEN_ELSEWHERE[name] + cell.source))
+        elif name in ("keep", "inprompt"):     # round 24: the answer cell left as handed out, the answer typed
+            prompt = next(i for i, c in enumerate(out[name].cells) if make.cell_key(c) == "q4-prompt")
+            text, cell.source = WRITTEN_ELSEWHERE[name] + cell.source, make.STUDENT_TEXT
+            if name == "keep":         # in a new cell right under the question, above the source's code cell
+                out[name].cells.insert(prompt + 1, nbformat.v4.new_markdown_cell(text))
+            else:                      # into the question's own cell
+                out[name].cells[prompt].source += "\n\n" + text
+        elif name == "comment":        # round 24: the answer cell deleted, the answer as comments in a code cell
+            out[name].cells[at] = nbformat.v4.new_code_cell("\n".join(
+                "# " + line for line in (WRITTEN_ELSEWHERE[name][2:] + cell.source).split("\n")))
         elif name == "rawimg":         # round 23: an image on the answer cell changed to raw (kept by JupyterLab's R)
             cell.cell_type, cell.source = "raw", WRITTEN_ELSEWHERE[name] + cell.source
             cell.attachments = {"derivation.png": {"image/png": PNG}}
@@ -512,7 +522,8 @@ def _written_elsewhere(nb):
 
 WRITTEN_ELSEWHERE = {"retyped": "RETYPED ANSWER. ", "raw": "RAW ANSWER. ", "code": "CODE ANSWER. ",
                      "attached": "My derivation of the Moulton factor is in the photo:", "above": "ABOVE. ",
-                     "rawimg": "RAW WITH IMAGE. "}
+                     "rawimg": "RAW WITH IMAGE. ", "keep": "KEPT. ", "inprompt": "IN THE QUESTION. ",
+                     "comment": "# AS COMMENTS. "}
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
@@ -1833,7 +1844,40 @@ def test_written_answers_are_collected_beside_the_model_answer(graded):
         assert prompt.startswith("**Question") and make.render_points(a, prompt)[:80] in text   # the question asked
         assert str(graded["files"][f"{aid}/instructor"]) in text and "*(not answered)*" in text
         damaged = text.split(f"### {graded['files'][f'{aid}/student-tests-deleted-or-pass']}")[1].split("###")[0]
-        assert ABOVE_THE_PLACEHOLDER in damaged          # an answer typed in a cell the student added
+        assert ABOVE_THE_PLACEHOLDER in damaged          # an answer typed in a cell the student added, labelled
+        assert "*(written in new cells: the answer cell holds no answer)*" in damaged, damaged
+
+
+def test_text_under_a_question_counts_for_its_written_answer_only_and_an_unchanged_question_adds_nothing(tmp_path):
+    # without a question cell of its own (here q4's deleted from the source), a written answer takes nothing typed
+    # under the nearest question above (q3's, a code question's): the range starts after q4's code cell
+    source = nbformat.read(make.SOURCE / "02_sandwich_by_hand.ipynb", as_version=4)
+    source.cells = [c for c in source.cells if make.cell_key(c) != "q4-prompt"]
+    nbformat.write(source, tmp_path / "02_sandwich_by_hand.ipynb")
+    a = make.load_source(tmp_path / "02_sandwich_by_hand.ipynb")
+    (_, _, meta, prompt, asked), = grader._written(a)[0]
+    order = grader._written(a)[1]
+    assert (prompt, asked) == (None, ())
+    nb = make.student_version(a)
+    at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == "q3-prompt")
+    nb.cells.insert(at + 1, nbformat.v4.new_markdown_cell("How my cr1_se works."))
+    assert grader._answer(nb, meta["id"], order, prompt, asked)[:2] == ("*(not answered)*", None)
+    # with its own question: the question re-saved with other line ends and split in two adds nothing; a line
+    # typed into it is shown
+    a = CATALOGUE["02_sandwich_by_hand"]
+    (_, _, meta, prompt, asked), = grader._written(a)[0]
+    order = grader._written(a)[1]
+    nb = make.student_version(a)
+    at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == prompt)
+    first, _, rest = nb.cells[at].source.partition("\n")
+    resaved = copy.deepcopy(nb.cells[at])
+    nb.cells[at].source, resaved.source = first + "  \n", rest + "\n"
+    nb.cells.insert(at + 1, resaved)
+    assert grader._answer(nb, meta["id"], order, prompt, asked)[:2] == ("*(not answered)*", None)
+    resaved.source += "\nThe firm one is larger."
+    text, note, _, _ = grader._answer(nb, meta["id"], order, prompt, asked)
+    assert "*(added to the question's cell)*" in text and "The firm one is larger." in text, text
+    assert note == f"the question's cell {prompt} was edited; the text added to it is in the written answers"
 
 
 def test_a_split_answer_cell_keeps_every_part_in_the_written_answers_and_its_marks(graded):
@@ -1849,20 +1893,30 @@ def test_a_split_answer_cell_keeps_every_part_in_the_written_answers_and_its_mar
 
 def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_and_the_report_says_so(graded):
     # round 22: the answer cell deleted and the answer typed in a new cell in its place, or the answer cell changed
-    # to raw or code: the text is in the document, labelled, and the report has a note (status review, not ok)
+    # to raw or code: the text is in the document, labelled, and the report has a note (status review, not ok);
+    # round 24: the answer typed under the question or into the question's cell, the answer cell left as handed
+    # out, or written as comments in a code cell in place of the deleted answer cell
     text = (graded["out"] / "written_02_sandwich_by_hand.md").read_text()
     labels = {"retyped": "*(written in new cells: the answer cell was deleted)*",
               "raw": "*(the answer cell was changed to a raw cell)*",
               "code": "*(the answer cell was changed to a code cell)*",
               "above": "*(written in new cells: the answer cell was deleted)*",
-              "rawimg": "*(the answer cell was changed to a raw cell)*"}
+              "rawimg": "*(the answer cell was changed to a raw cell)*",
+              "keep": "*(written in new cells: the answer cell holds no answer)*",
+              "inprompt": "*(added to the question's cell)*",
+              "comment": "*(written in new cells: the answer cell was deleted)*\n\n*(in a new code cell)*"}
     notes = {"retyped": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
                         "answers",
              "above": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
                       "answers",
              "rawimg": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
              "raw": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
-             "code": "the answer cell q4-answer was changed to a code cell; its text is in the written answers"}
+             "code": "the answer cell q4-answer was changed to a code cell; its text is in the written answers",
+             "keep": "the answer cell q4-answer holds no answer; the text of the cells added near it is in the written "
+                     "answers",
+             "inprompt": "the question's cell q4-prompt was edited; the text added to it is in the written answers",
+             "comment": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
+                        "answers"}
     for name, label in labels.items():
         path = graded["files"][f"written/{name}"]
         answer = text.split(f"### {path}\n")[1].split("\n### ")[0]
@@ -1882,9 +1936,11 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
     path = graded["files"]["written/rawimg"]
     answer = text.split(f"### {path}\n")[1].split("\n### ")[0]
     assert "1 image(s) attached to raw cells: see the submitted notebook" in answer and ".graded.ipynb" not in answer
-    elsewhere = {str(graded["files"][f"written/{name}"]) for name in labels}
+    elsewhere = {str(graded["files"][f"written/{name}"]) for name in labels} | {
+        str(graded["files"]["02_sandwich_by_hand/student-tests-deleted-or-pass"])}    # its answer above the placeholder
     others = [part for part in text.split("\n### ")[1:] if part.split("\n")[0] not in elsewhere]
-    assert not any("written in new cells" in part or "answer cell was changed" in part for part in others)
+    assert len(others) > 10 and not any(label in part for part in others for label in (
+        "written in new cells", "answer cell was changed", "added to the question"))
 
 
 def test_html_in_a_file_name_or_a_refused_path_hides_nothing_in_the_rendered_reports(graded):
