@@ -1648,104 +1648,168 @@ def report(r: Result) -> str:
     return "\n".join(printable(line) for line in lines) + "\n"
 
 
-def _answer(submission, cid: str, order: list, prompt: str | None = None,
-            asked: tuple = ()) -> tuple[str, str | None, int, int]:
-    """A written answer, from the cells the student wrote it in, as a hand grader reads it: the answer cell and the
-    cells the student added around it, from the question's cell (``prompt``, its id: an answer typed right under
-    the question counts, even where a code cell of the source stands between question and answer) to the next
-    source cell after the answer. ``order``: the source's cell ids, in order; ``asked``: the question's text as
-    handed out (the instructor's and the student's version).
+@dataclass
+class WrittenLayout:
+    """Where a source's written answers are. Each has a part of the notebook: its own question's cell
+    (:func:`_own_question`) and the plain code cells (neither a test nor a code answer) around the answer, up to the
+    next question, test, code answer or written answer."""
+    answers: list[tuple[int, str, dict]]  # (index in the source, answer cell id, metadata)
+    questions: dict[str, str]             # answer cell id -> its own question's cell id (where there is one)
+    part: dict[str, str]                  # source cell id -> the id of the written answer whose part it is in
+    handed_out: dict[str, set[str]]       # source cell id -> its text as handed out (student's, instructor's)
+    graded: set[str]                      # tests and code answers: their code is the tests' to judge
 
-    - Every cell that carries the answer cell's id is part of it, in order (JupyterLab's Split Cell, and copy and
-      paste, give each part the cell's metadata, id included); one that became a raw or code cell (JupyterLab's R
-      and Y keep the source and metadata) gives its text, labelled with its type.
-    - Markdown and raw cells the student added in that range are part of it (raw ones labelled); where they and the
-      answer cell hold no text (the answer cell deleted, empty or as handed out), code cells added there give
-      theirs, labelled (an answer written as ``#`` comments).
-    - Text the student added to the question's own cell is shown first, labelled.
 
-    Returns the text; a note for the file's report when the answer is anywhere but in the answer cell as handed out
-    (else None); and how many attachments (pasted images) its markdown cells carry (the graded notebook keeps them)
-    and its raw cells carry (only the submitted notebook has them: the graded one runs code and markdown cells)."""
-    source_ids = set(order)
-    cells = submission.cells
-    keys = [cell_key(c) for c in cells]
-    found = [i for i, k in enumerate(keys) if k == cid]
-    at = order.index(cid)
-    question = prompt if prompt in order[:at] else None
-    if found:
-        start, end = found[0], found[-1] + 1
-        while start > 0 and keys[start - 1] not in source_ids:
+def written_layout(a: Assignment) -> WrittenLayout:
+    """The :class:`WrittenLayout` of an assignment's source."""
+    cells = a.notebook.cells
+    order = [cell_meta(c)["id"] for c in cells]
+    graded = {order[j] for j, c in enumerate(cells) if cell_meta(c).get("kind") in make.TEST_KINDS
+              or (c.cell_type == "code" and make.CODE_SOLUTION.search(c.source))}
+
+    def plain(j):
+        return cells[j].cell_type == "code" and order[j] not in graded
+
+    layout = WrittenLayout([], {}, {}, {order[j]: {make.handed_out(a, c, s) for s in (True, False)}
+                                        for j, c in enumerate(cells)}, graded)
+    for n, cell in enumerate(cells):
+        if cell_meta(cell).get("kind") != "written":
+            continue
+        question = _own_question(cells, n)
+        start, end = (n if question is None else question), n + 1
+        while question is None and start > 0 and plain(start - 1):
             start -= 1
-        while end < len(cells) and keys[end] not in source_ids:
+        while end < len(cells) and plain(end):
             end += 1
-        start = min(start, next((i + 1 for i in range(found[0] - 1, -1, -1) if keys[i] == question), start))
-    else:
-        upto = order.index(question) + 1 if question else at
-        start = next((len(keys) - keys[::-1].index(k) for k in reversed(order[:upto]) if k in keys), 0)
-        end = next((keys.index(k) for k in order[at + 1:] if k in keys), len(cells))
-
-    def has_text(c):
-        return c.source.strip() and c.source.strip() != make.STUDENT_TEXT
-
-    span = list(zip(cells[start:end], keys[start:end]))
-    kept = [c for c, k in span if has_text(c) and (k == cid or (k not in source_ids and c.cell_type != "code"))]
-    if not kept:
-        kept = [c for c, k in span if has_text(c) and k not in source_ids]
-    added = _added_to_question(submission, question, asked)
-    answered_in_place = any(k == cid and c.cell_type == "markdown" and has_text(c) for c, k in span)
-    parts = ([f"*(added to the question's cell)*\n{fenced(added)}"] if added else []) + [
-        c.source if c.cell_type == "markdown" else
-        (f"*(the answer cell was changed to a {c.cell_type} cell)*" if cell_key(c) == cid
-         else f"*(in a new {c.cell_type} cell)*") + "\n" + fenced(c.source) for c in kept]
-    if not parts:
-        return ("*(not answered)*" if found else "*(the answer cell was deleted)*"), None, 0, 0
-    retyped = sorted({c.cell_type for c in kept if c.cell_type != "markdown" and cell_key(c) == cid})
-    where = ("the answer cell was deleted" if not found else
-             "the answer cell holds no answer" if not answered_in_place and not retyped else "")
-    label = f"*(written in new cells: {where})*\n\n" if where and kept else ""
-    notes = ([f"the question's cell {question} was edited; the text added to it is in the written answers"]
-             if added else [])
-    if not found and kept:
-        notes.append(f"the answer cell {cid} was deleted; the cells added in its place are in the written answers")
-    elif retyped:
-        notes.append(f"the answer cell {cid} was changed to a {' and a '.join(retyped)} cell; its text is in the "
-                     "written answers")
-    elif where and kept:
-        notes.append(f"the answer cell {cid} holds no answer; the text of the cells added near it is in the written "
-                     "answers")
-    attached = [sum(len(c.get("attachments") or {}) for c in kept if (c.cell_type == "markdown") == graded)
-                for graded in (True, False)]
-    if added:
-        attached[0] += sum(len(c.get("attachments") or {}) for c in cells
-                           if cell_key(c) == question and c.cell_type == "markdown")
-    return label + "\n\n".join(parts), "; ".join(notes) or None, *attached
+        layout.part.update((order[j], order[n]) for j in range(start, end))
+        layout.answers.append((n, order[n], cell_meta(cell)))
+        if question is not None:
+            layout.questions[order[n]] = order[question]
+    return layout
 
 
-def _added_to_question(submission, question: str | None, asked: tuple) -> str:
-    """The lines a student added to a question's cell (every cell with its id, in order), against the text handed
-    out (``asked``: any of its versions); empty when none."""
-    text = "\n".join(c.source for c in submission.cells if question and cell_key(c) == question)
-    if not text or not asked or text in asked:
+@dataclass
+class Writing:
+    """What a student wrote for one written answer (or outside every written answer's part)."""
+    pieces: list = field(default_factory=list)   # (position, Markdown, images on markdown cells, on raw cells)
+    found: bool = False                          # a cell carries the answer cell's id
+    in_place: bool = False                       # ... and one of them is a markdown cell with an answer in it
+    retyped: set = field(default_factory=set)    # the types the answer cell was changed to
+
+
+def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writing]:
+    """Everything a student wrote that a hand grader may need, by the written answer whose part of the notebook
+    holds it (key None: outside every part), so that no text is lost wherever the student put it:
+
+    - a cell with an answer cell's id (the answer cell, its parts after Split Cell, a copy): its text, under that
+      answer (labelled with its type if it became a raw or code cell, with its place if it is outside the part:
+      moved, or a copy);
+    - a cell the student added: placed by the nearest source cell above it (a copy of a source cell counts as that
+      cell): markdown and raw cells, code cells in a written answer's part, and, elsewhere, code cells holding only
+      ``#`` comments;
+    - text added to a source cell (the question's cell, a code cell of the source; every copy or part of it
+      together; of a test or a code answer, only where it is no longer a code cell, since the tests judge the code):
+      the lines not in the cell as handed out."""
+    ids = {w for _, w, _ in layout.answers}
+    out = {w: Writing() for w in ids} | {None: Writing()}
+    copies: dict[str, list[int]] = {}
+    anchor = None
+
+    def place():
+        return f"after the cell {anchor}" if anchor else "at the top of the notebook"
+
+    for i, cell in enumerate(submission.cells):
+        key, images = cell_key(cell), len(cell.get("attachments") or {})
+        counts = (images, 0) if cell.cell_type == "markdown" else (0, images)
+        if key in ids:
+            mine = out[key]
+            mine.found = True
+            if not _has_text(cell):
+                continue
+            away = "" if layout.part.get(anchor) == key else f"*(the answer cell or a copy of it, {place()})*\n"
+            if cell.cell_type == "markdown":
+                mine.in_place = True
+                mine.pieces.append((i, away + cell.source, *counts))
+            else:
+                mine.retyped.add(cell.cell_type)
+                mine.pieces.append((i, f"{away}*(the answer cell was changed to a {cell.cell_type} cell)*\n"
+                                       + fenced(cell.source), *counts))
+        elif key in layout.handed_out:
+            anchor = key
+            copies.setdefault(key, []).append(i)
+        elif _has_text(cell):
+            w = layout.part.get(anchor)
+            if cell.cell_type == "code" and w is None and not _comments_only(cell.source):
+                continue
+            text = (cell.source if cell.cell_type == "markdown" and w is not None else
+                    f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source))
+            out[w].pieces.append((i, text, *counts))
+    for key, at in copies.items():
+        at = [i for i in at if key not in layout.graded or submission.cells[i].cell_type != "code"]
+        cells = [submission.cells[i] for i in at]
+        added = cells and _added_lines("\n".join(c.source for c in cells), layout.handed_out[key])
+        if added:
+            w = layout.part.get(key)
+            what = ("the question's cell" if w is not None and layout.questions.get(w) == key
+                    else f"the {cells[0].cell_type} cell {key}")
+            images = [sum(len(c.get("attachments") or {}) for c in cells if (c.cell_type == "markdown") == graded)
+                      for graded in (True, False)]
+            out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images))
+    for mine in out.values():
+        mine.pieces.sort(key=lambda piece: piece[0])
+    return out
+
+
+def _has_text(cell) -> bool:
+    return str(cell.source).strip() not in ("", make.STUDENT_TEXT)
+
+
+def _comments_only(code: str) -> bool:
+    return all(line.lstrip().startswith("#") for line in code.split("\n") if line.strip())
+
+
+def _added_lines(text: str, versions: set[str]) -> str:
+    """The lines of ``text`` (a source cell as submitted, its parts or copies joined) that are in none of its
+    ``versions`` as handed out; none when it differs from one of them only in white space (a cell split mid-line)."""
+    if "".join(text.split()) in {"".join(v.split()) for v in versions}:
         return ""
-    given = {line.strip() for version in asked for line in version.split("\n")}
+    given = {line.strip() for v in versions for line in v.split("\n")}
     return "\n".join(line for line in text.split("\n") if line.strip() and line.strip() not in given)
 
 
-def _written(a: Assignment):
-    """The source's written-answer cells, as (index, cell, metadata, the id of its own question's cell
-    (:func:`_own_question`) or None, that question's text as handed out (the instructor's and the student's
-    version)), and its cell ids in order."""
-    cells = a.notebook.cells
-    order = [cell_meta(c)["id"] for c in cells]
+def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:
+    """A submission's entry for one written answer in the written-answers document (:func:`student_writing`), the
+    note for its report when the answer cell does not hold the answer (deleted, retyped, or left without an answer
+    beside text written near it or elsewhere; else None), and its images on markdown and on raw cells."""
+    mine, elsewhere = writing[answer_id], writing[None].pieces
+    parts = [piece[1] for piece in mine.pieces]
+    state = None if mine.in_place or mine.retyped else "was deleted" if not mine.found else "holds no answer"
+    if elsewhere:
+        parts.append("*(this student also wrote text outside the written answers: see the end of this document)*")
+    note = None
+    if mine.retyped:
+        note = (f"the answer cell {answer_id} was changed to a {' and a '.join(sorted(mine.retyped))} cell; its "
+                "text is in the written answers")
+    elif state and (mine.pieces or elsewhere):
+        where = " and ".join(w for w, some in (("near it", mine.pieces), ("elsewhere in the notebook", elsewhere))
+                             if some)
+        note = f"the answer cell {answer_id} {state}; what the student wrote {where} is in the written answers"
+    if not parts:
+        return ("*(not answered)*" if mine.found else "*(the answer cell was deleted)*"), None, 0, 0
+    label = f"*(written outside the answer cell, which {state})*\n\n" if state and mine.pieces else ""
+    return (label + "\n\n".join(parts), note, sum(piece[2] for piece in mine.pieces),
+            sum(piece[3] for piece in mine.pieces))
 
-    def handed_out(p):
-        text = cells[p].source
-        return tuple(make.strip_markers(make.render_points(a, t))
-                     for t in (text, make.TEXT_SOLUTION.sub(make.STUDENT_TEXT, text)))
-    return [(n, c, cell_meta(c), None if p is None else order[p], () if p is None else handed_out(p))
-            for n, c in enumerate(cells) if cell_meta(c).get("kind") == "written"
-            for p in [_own_question(cells, n)]], order
+
+def written_notes(submission, a: Assignment) -> list[str]:
+    """Notes for the report: written answers whose answer cell does not hold them (:func:`written_entry`)."""
+    try:
+        layout = written_layout(a)
+        writing = student_writing(submission, layout)
+        notes = [written_entry(writing, w)[1] for _, w, _ in layout.answers]
+    except Exception:     # noqa: BLE001  (the written-answers document says it could not be read)
+        return []
+    return [n for n in notes if n]
 
 
 def _own_question(cells, n: int) -> int | None:
@@ -1757,19 +1821,6 @@ def _own_question(cells, n: int) -> int | None:
                          or (c.cell_type == "code" and make.CODE_SOLUTION.search(c.source)) for c in cells[at + 1:n]):
         return None
     return at
-
-
-def written_notes(submission, a: Assignment) -> list[str]:
-    """Notes for the report: written answers found anywhere but in the answer cell as handed out (:func:`_answer`)."""
-    written, order = _written(a)
-    notes = []
-    for _, _, meta, prompt, asked in written:
-        try:
-            note = _answer(submission, meta["id"], order, prompt, asked)[1]
-        except Exception:     # noqa: BLE001  (the written-answers document says it could not be read)
-            note = None
-        notes += [note] if note else []
-    return notes
 
 
 def _prompt_at(cells, n: int) -> int | None:
@@ -1785,29 +1836,48 @@ def _prompt(cells, n: int) -> str:
 
 
 def written_answers(a: Assignment, results: list[Result], names: dict | None = None) -> str:
-    """One document for hand grading: each written question's model answer, then every submission's answer.
-    Pasted images (attachments) are not copied: a line under the answer says how many, and where they are (the
-    graded notebook, named by ``names``, {id(result): name}, keeps them)."""
+    """One document for hand grading: each written question's model answer, then every submission's answer
+    (:func:`written_entry`); at the end, the text each student wrote outside the written answers' parts. Pasted
+    images (attachments) are not copied: a line says how many, and where they are (the graded notebook, named by
+    ``names``, {id(result): name}, keeps those on markdown cells; raw cells are in the submitted notebook only)."""
     lines = [f"# Written answers: {a.title}", "", f"Assignment `{a.id}`, {len(results)} submissions.", ""]
     cells = a.notebook.cells
-    written, order = _written(a)
-    for n, cell, meta, prompt, asked in written:
-        model = "\n".join(m.strip() for m in make.TEXT_SOLUTION.findall(cell.source))
+    layout = written_layout(a)
+    writings = {}
+    for r in results:
+        try:
+            writings[id(r)] = student_writing(r.submission, layout)
+        except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
+            writings[id(r)] = f"*(the answer could not be read: {described(exc, 200)})*"
+
+    def entry(r, text, images, raw_images):
+        lines.extend([f"### {inline(r.file)}", "", fenced(printable(text, lines=True)), ""])
+        if images:
+            where = (f"{names[id(r)]}.graded.ipynb" if names and r.graded is not None and id(r) in names
+                     else "the submitted notebook")
+            lines.extend([f"This has {images} attached image(s): see {inline(where)}.", ""])
+        if raw_images:          # on raw cells, which the graded notebook does not hold
+            lines.extend([f"This has {raw_images} image(s) attached to raw cells: see the submitted notebook.", ""])
+
+    for n, answer_id, meta in layout.answers:
+        model = "\n".join(m.strip() for m in make.TEXT_SOLUTION.findall(cells[n].source))
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
-            try:
-                answer, _, attached, attached_raw = _answer(r.submission, meta["id"], order, prompt, asked)
-            except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
-                answer, attached, attached_raw = f"*(the answer could not be read: {described(exc, 200)})*", 0, 0
-            lines += [f"### {inline(r.file)}", "", fenced(printable(answer, lines=True)), ""]
-            if attached:
-                where = (f"{names[id(r)]}.graded.ipynb" if names and r.graded is not None and id(r) in names
-                         else "the submitted notebook")
-                lines += [f"This answer has {attached} attached image(s): see {inline(where)}.", ""]
-            if attached_raw:          # on raw cells, which the graded notebook does not hold
-                lines += [f"This answer has {attached_raw} image(s) attached to raw cells: see the submitted "
-                          "notebook.", ""]
+            writing = writings[id(r)]
+            if isinstance(writing, str):
+                entry(r, writing, 0, 0)
+            else:
+                text, _, images, raw_images = written_entry(writing, answer_id)
+                entry(r, text, images, raw_images)
+    others = [(r, writings[id(r)][None].pieces) for r in results
+              if not isinstance(writings[id(r)], str) and writings[id(r)][None].pieces]
+    lines += ["## Text written outside the written answers", "",
+              "What each student wrote outside the written answers' parts of the notebook: cells they added, and "
+              "lines they added to the source's cells (not the code the tests judge)." if others else
+              "None of the submissions has any.", ""]
+    for r, pieces in others:
+        entry(r, "\n\n".join(p[1] for p in pieces), sum(p[2] for p in pieces), sum(p[3] for p in pieces))
     return "\n".join(lines)
 
 

@@ -223,6 +223,17 @@ def reference_cells(a: Assignment, test: Test) -> list[tuple[str, bool]]:
     return out
 
 
+def handed_out(a: Assignment, cell, student: bool) -> str:
+    """A source cell's text in the student's or the instructor's version: solutions replaced by the placeholders
+    (student), points filled in (markdown), the solution markers' lines removed."""
+    text = cell.source
+    if cell.cell_type == "code":
+        text = CODE_SOLUTION.sub(lambda m: m.group(1) + STUDENT_CODE, text) if student else text
+    else:
+        text = render_points(a, TEXT_SOLUTION.sub(STUDENT_TEXT, text) if student else text)
+    return strip_markers(text)
+
+
 def _version(a: Assignment, student: bool) -> nbformat.NotebookNode:
     out = copy.deepcopy(a.notebook)
     if student:
@@ -231,13 +242,7 @@ def _version(a: Assignment, student: bool) -> nbformat.NotebookNode:
         cell["id"] = cell_meta(cell)["id"]
         if cell.cell_type == "code":
             cell.update(outputs=[], execution_count=None)
-            if student:
-                cell.source = CODE_SOLUTION.sub(lambda m: m.group(1) + STUDENT_CODE, cell.source)
-        else:
-            if student:
-                cell.source = TEXT_SOLUTION.sub(STUDENT_TEXT, cell.source)
-            cell.source = render_points(a, cell.source)
-        cell.source = strip_markers(cell.source)
+        cell.source = handed_out(a, cell, student)
     return out
 
 

@@ -1845,39 +1845,115 @@ def test_written_answers_are_collected_beside_the_model_answer(graded):
         assert str(graded["files"][f"{aid}/instructor"]) in text and "*(not answered)*" in text
         damaged = text.split(f"### {graded['files'][f'{aid}/student-tests-deleted-or-pass']}")[1].split("###")[0]
         assert ABOVE_THE_PLACEHOLDER in damaged          # an answer typed in a cell the student added, labelled
-        assert "*(written in new cells: the answer cell holds no answer)*" in damaged, damaged
+        assert "*(written outside the answer cell, which holds no answer)*" in damaged, damaged
 
 
-def test_text_under_a_question_counts_for_its_written_answer_only_and_an_unchanged_question_adds_nothing(tmp_path):
-    # without a question cell of its own (here q4's deleted from the source), a written answer takes nothing typed
-    # under the nearest question above (q3's, a code question's): the range starts after q4's code cell
+def _writing(a, nb):
+    """The written-answers document's entry for the one written answer of ``a`` in ``nb``, its report note, and the
+    text the student wrote outside the written answers."""
+    layout = grader.written_layout(a)
+    writing = grader.student_writing(nb, layout)
+    (_, answer_id, _), = layout.answers
+    text, note, _, _ = grader.written_entry(writing, answer_id)
+    return text, note, "\n".join(piece[1] for piece in writing[None].pieces)
+
+
+def _at(nb, key):
+    return next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == key)
+
+
+def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_reaches_the_document(tmp_path):
+    # round 25: assignment 2's question 4 (a question cell, a code cell of the source, the answer cell); no case may
+    # lose the student's text, and the report's note comes exactly when the answer cell does not hold the answer
+    a = CATALOGUE["02_sandwich_by_hand"]
+    student = make.student_version(a)
+    md = nbformat.v4.new_markdown_cell
+    no_answer = "the answer cell q4-answer holds no answer; what the student wrote near it is in the written answers"
+    cases = {}
+    nb = copy.deepcopy(student)                      # the question split in two, answer (a) typed between the parts
+    at = _at(nb, "q4-prompt")
+    first, second = copy.deepcopy(nb.cells[at]), copy.deepcopy(nb.cells[at])
+    cut = len(first.source) // 2                     # mid-line
+    first.source, second.source = first.source[:cut], first.source[cut:]
+    nb.cells[at:at + 1] = [first, md("ANSWER (a)."), second]
+    nb.cells[_at(nb, "q4-answer")].source = "ANSWER (b)."
+    cases["split question"] = (nb, ["ANSWER (a).", "ANSWER (b)."], None)
+    nb = copy.deepcopy(student)                      # comments typed into the source's code cell under the question
+    nb.cells[_at(nb, "q4-code")].source += "\n# ANSWER IN THE CODE CELL."
+    cases["comments in the code cell"] = (nb, ["*(added to the code cell q4-code)*", "# ANSWER IN THE CODE CELL."],
+                                          no_answer)
+    nb = copy.deepcopy(student)                      # Merge Cell Above on an answered answer cell
+    at = _at(nb, "q4-answer")
+    nb.cells[at - 1].source += "\n\nMERGED ANSWER."
+    del nb.cells[at]
+    cases["merged above"] = (nb, ["*(written outside the answer cell, which was deleted)*", "MERGED ANSWER."],
+                             "the answer cell q4-answer was deleted; what the student wrote near it is in the written "
+                             "answers")
+    nb = copy.deepcopy(student)                      # the code cell copied below the answer, the answer continued
+    at = _at(nb, "q4-answer")
+    nb.cells[at].source = "PART 1."
+    nb.cells[at + 1:at + 1] = [copy.deepcopy(nb.cells[at - 1]), md("PART 2.")]
+    cases["code copied below"] = (nb, ["PART 1.", "PART 2."], None)
+    nb = copy.deepcopy(student)                      # the answer cell moved above the code cell, continued below it
+    at = _at(nb, "q4-answer")
+    answer = nb.cells.pop(at)
+    answer.source = "PART 1."
+    nb.cells[at - 1:at - 1] = [answer]
+    nb.cells.append(md("PART 2."))
+    cases["answer moved above the code"] = (nb, ["PART 1.", "PART 2."], None)
+    nb = copy.deepcopy(student)                      # the question cell replaced by the answer
+    at = _at(nb, "q4-prompt")
+    nb.cells[at] = md("ANSWER WHERE THE QUESTION WAS.")
+    cases["question replaced"] = (nb, ["see the end of this document"],
+                                  "the answer cell q4-answer holds no answer; what the student wrote elsewhere in the "
+                                  "notebook is in the written answers")
+    nb = copy.deepcopy(student)                      # a tick added to the question, the answer in place: no note
+    nb.cells[_at(nb, "q4-prompt")].source += " ✓"
+    nb.cells[_at(nb, "q4-answer")].source = "ANSWERED IN PLACE."
+    cases["ticked"] = (nb, ["*(added to the question's cell)*", "✓", "ANSWERED IN PLACE."], None)
+    for name, (nb, shown, note) in cases.items():
+        text, got, other = _writing(a, nb)
+        assert all(s in text for s in shown), (name, text)
+        assert [text.index(s) for s in shown] == sorted(text.index(s) for s in shown), (name, text)
+        assert got == note, (name, got)
+    assert "ANSWER WHERE THE QUESTION WAS." in _writing(a, cases["question replaced"][0])[2]
+    # a visible test cell changed to markdown and typed into: its new lines are text outside the written answers
+    nb = copy.deepcopy(student)
+    test = nb.cells[_at(nb, "q3-test")]
+    test.cell_type, test.source = "markdown", test.source + "\nTEXT IN A TEST CELL."
+    test.pop("outputs"), test.pop("execution_count")
+    other = _writing(a, nb)[2]
+    assert "*(added to the markdown cell q3-test)*" in other and "TEXT IN A TEST CELL." in other, other
+    # a copy of the answer cell pasted under question 1 as notes: shown with its place; the notes the student added
+    # before question 2 are not taken into the answer, but listed as text outside the written answers
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q4-answer")].source = "MY ANSWER."
+    answer = copy.deepcopy(nb.cells[_at(nb, "q4-answer")])
+    answer.source = "NOTES ON Q1."
+    nb.cells.insert(_at(nb, "q1-test") + 1, answer)
+    nb.cells.insert(_at(nb, "q2-prompt"), md("SCRATCH BEFORE Q2."))
+    text, note, other = _writing(a, nb)
+    assert "*(the answer cell or a copy of it, after the cell q1-test)*\nNOTES ON Q1." in text and "MY ANSWER." in text
+    assert "SCRATCH BEFORE Q2." not in text and "SCRATCH BEFORE Q2." in other and note is None, (text, other)
+    # the question re-saved with other white space, or split at a line end, adds nothing
+    nb = copy.deepcopy(student)
+    at = _at(nb, "q4-prompt")
+    first, _, rest = nb.cells[at].source.partition(" ")
+    resaved = copy.deepcopy(nb.cells[at])
+    nb.cells[at].source, resaved.source = first + "  \n", rest + "\n"
+    nb.cells.insert(at + 1, resaved)
+    assert _writing(a, nb) == ("*(not answered)*", None, "")
+    # without a question cell of its own (q4's deleted from the source), a written answer takes nothing typed under
+    # the nearest question above (q3's, a code question's): that is text outside the written answers
     source = nbformat.read(make.SOURCE / "02_sandwich_by_hand.ipynb", as_version=4)
     source.cells = [c for c in source.cells if make.cell_key(c) != "q4-prompt"]
     nbformat.write(source, tmp_path / "02_sandwich_by_hand.ipynb")
     a = make.load_source(tmp_path / "02_sandwich_by_hand.ipynb")
-    (_, _, meta, prompt, asked), = grader._written(a)[0]
-    order = grader._written(a)[1]
-    assert (prompt, asked) == (None, ())
+    assert grader.written_layout(a).questions == {}
     nb = make.student_version(a)
-    at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == "q3-prompt")
-    nb.cells.insert(at + 1, nbformat.v4.new_markdown_cell("How my cr1_se works."))
-    assert grader._answer(nb, meta["id"], order, prompt, asked)[:2] == ("*(not answered)*", None)
-    # with its own question: the question re-saved with other line ends and split in two adds nothing; a line
-    # typed into it is shown
-    a = CATALOGUE["02_sandwich_by_hand"]
-    (_, _, meta, prompt, asked), = grader._written(a)[0]
-    order = grader._written(a)[1]
-    nb = make.student_version(a)
-    at = next(i for i, c in enumerate(nb.cells) if make.cell_key(c) == prompt)
-    first, _, rest = nb.cells[at].source.partition("\n")
-    resaved = copy.deepcopy(nb.cells[at])
-    nb.cells[at].source, resaved.source = first + "  \n", rest + "\n"
-    nb.cells.insert(at + 1, resaved)
-    assert grader._answer(nb, meta["id"], order, prompt, asked)[:2] == ("*(not answered)*", None)
-    resaved.source += "\nThe firm one is larger."
-    text, note, _, _ = grader._answer(nb, meta["id"], order, prompt, asked)
-    assert "*(added to the question's cell)*" in text and "The firm one is larger." in text, text
-    assert note == f"the question's cell {prompt} was edited; the text added to it is in the written answers"
+    nb.cells.insert(_at(nb, "q3-prompt") + 1, md("How my cr1_se works."))
+    text, note, other = _writing(a, nb)
+    assert "How my cr1_se works." not in text and "How my cr1_se works." in other, (text, other)
 
 
 def test_a_split_answer_cell_keeps_every_part_in_the_written_answers_and_its_marks(graded):
@@ -1897,26 +1973,21 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
     # round 24: the answer typed under the question or into the question's cell, the answer cell left as handed
     # out, or written as comments in a code cell in place of the deleted answer cell
     text = (graded["out"] / "written_02_sandwich_by_hand.md").read_text()
-    labels = {"retyped": "*(written in new cells: the answer cell was deleted)*",
+    labels = {"retyped": "*(written outside the answer cell, which was deleted)*",
               "raw": "*(the answer cell was changed to a raw cell)*",
               "code": "*(the answer cell was changed to a code cell)*",
-              "above": "*(written in new cells: the answer cell was deleted)*",
+              "above": "*(written outside the answer cell, which was deleted)*",
               "rawimg": "*(the answer cell was changed to a raw cell)*",
-              "keep": "*(written in new cells: the answer cell holds no answer)*",
+              "keep": "*(written outside the answer cell, which holds no answer)*",
               "inprompt": "*(added to the question's cell)*",
-              "comment": "*(written in new cells: the answer cell was deleted)*\n\n*(in a new code cell)*"}
-    notes = {"retyped": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
-                        "answers",
-             "above": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
-                      "answers",
+              "comment": "*(written outside the answer cell, which was deleted)*\n\n*(in a new code cell after the "
+                         "cell q4-code)*"}
+    deleted = "the answer cell q4-answer was deleted; what the student wrote near it is in the written answers"
+    no_answer = "the answer cell q4-answer holds no answer; what the student wrote near it is in the written answers"
+    notes = {"retyped": deleted, "above": deleted, "keep": no_answer, "inprompt": no_answer, "comment": deleted,
              "rawimg": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
              "raw": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
-             "code": "the answer cell q4-answer was changed to a code cell; its text is in the written answers",
-             "keep": "the answer cell q4-answer holds no answer; the text of the cells added near it is in the written "
-                     "answers",
-             "inprompt": "the question's cell q4-prompt was edited; the text added to it is in the written answers",
-             "comment": "the answer cell q4-answer was deleted; the cells added in its place are in the written "
-                        "answers"}
+             "code": "the answer cell q4-answer was changed to a code cell; its text is in the written answers"}
     for name, label in labels.items():
         path = graded["files"][f"written/{name}"]
         answer = text.split(f"### {path}\n")[1].split("\n### ")[0]
@@ -1940,7 +2011,7 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
         str(graded["files"]["02_sandwich_by_hand/student-tests-deleted-or-pass"])}    # its answer above the placeholder
     others = [part for part in text.split("\n### ")[1:] if part.split("\n")[0] not in elsewhere]
     assert len(others) > 10 and not any(label in part for part in others for label in (
-        "written in new cells", "answer cell was changed", "added to the question"))
+        "written outside the answer cell", "answer cell was changed", "added to the question"))
 
 
 def test_html_in_a_file_name_or_a_refused_path_hides_nothing_in_the_rendered_reports(graded):
