@@ -1658,20 +1658,22 @@ class WrittenLayout:
     part: dict[str, str]                  # source cell id -> the id of the written answer whose part it is in
     handed_out: dict[str, set[str]]       # source cell id -> its text as handed out (student's, instructor's)
     graded: set[str]                      # tests and code answers: their code is the tests' to judge
+    tests: set[str]                       # tests (the graded notebook drops every cell with a test's id)
 
 
 def written_layout(a: Assignment) -> WrittenLayout:
     """The :class:`WrittenLayout` of an assignment's source."""
     cells = a.notebook.cells
     order = [cell_meta(c)["id"] for c in cells]
-    graded = {order[j] for j, c in enumerate(cells) if cell_meta(c).get("kind") in make.TEST_KINDS
-              or (c.cell_type == "code" and make.CODE_SOLUTION.search(c.source))}
+    tests = {order[j] for j, c in enumerate(cells) if cell_meta(c).get("kind") in make.TEST_KINDS}
+    graded = tests | {order[j] for j, c in enumerate(cells)
+                      if c.cell_type == "code" and make.CODE_SOLUTION.search(c.source)}
 
     def plain(j):
         return cells[j].cell_type == "code" and order[j] not in graded
 
     layout = WrittenLayout([], {}, {}, {order[j]: {make.handed_out(a, c, s) for s in (True, False)}
-                                        for j, c in enumerate(cells)}, graded)
+                                        for j, c in enumerate(cells)}, graded, tests)
     for n, cell in enumerate(cells):
         if cell_meta(cell).get("kind") != "written":
             continue
@@ -1704,57 +1706,69 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     - a cell with an answer cell's id (the answer cell, its parts after Split Cell, a copy): its text, under that
       answer (labelled with its type if it became a raw or code cell, with its place if it is outside the part:
       moved, or a copy);
-    - a cell the student added: placed by the nearest source cell above it (a copy of a source cell counts as that
-      cell): markdown and raw cells, code cells in a written answer's part, and, elsewhere, code cells holding only
-      ``#`` comments;
-    - text added to a source cell (the question's cell, a code cell of the source; every copy or part of it
-      together; of a test or a code answer, only where it is no longer a code cell, since the tests judge the code):
-      the lines not in the cell as handed out."""
+    - a cell the student added: it belongs to the part of the cell above it (a copy of a source cell counts as that
+      cell; an answer cell, moved or copied, as its answer's part): markdown and raw cells; code cells in a written
+      answer's part, and elsewhere those holding only ``#`` comments;
+    - text added to a source cell (every copy or part of it together), the lines not in the cell as handed out: of
+      the question's cell, a code cell in a written answer's part, any markdown cell, and the ``#`` comment lines
+      added to other code cells (not tests or code answers while they are code cells: the tests judge them).
+
+    Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
+    whether it is prose: text rather than code, the only kind a report's note is about)."""
     ids = {w for _, w, _ in layout.answers}
     out = {w: Writing() for w in ids} | {None: Writing()}
     copies: dict[str, list[int]] = {}
-    anchor = None
+    anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
+    moved = False           # ... an answer cell outside its part (moved, or a copy): what follows it gets its place
 
     def place():
         return f"after the cell {anchor}" if anchor else "at the top of the notebook"
 
+    def images(cells):      # the graded notebook keeps markdown cells, except copies of tests (it drops their ids)
+        kept = [c.cell_type == "markdown" and cell_key(c) not in layout.tests for c in cells]
+        return [sum(len(c.get("attachments") or {}) for c, k in zip(cells, kept) if k == graded)
+                for graded in (True, False)]
+
     for i, cell in enumerate(submission.cells):
-        key, images = cell_key(cell), len(cell.get("attachments") or {})
-        counts = (images, 0) if cell.cell_type == "markdown" else (0, images)
+        key = cell_key(cell)
         if key in ids:
             mine = out[key]
             mine.found = True
-            if not _has_text(cell):
-                continue
-            away = "" if layout.part.get(anchor) == key else f"*(the answer cell or a copy of it, {place()})*\n"
-            if cell.cell_type == "markdown":
-                mine.in_place = True
-                mine.pieces.append((i, away + cell.source, *counts))
-            else:
-                mine.retyped.add(cell.cell_type)
-                mine.pieces.append((i, f"{away}*(the answer cell was changed to a {cell.cell_type} cell)*\n"
-                                       + fenced(cell.source), *counts))
-        elif key in layout.handed_out:
+            if _has_text(cell):
+                moved = layout.part.get(anchor) != key
+                away = f"*(the answer cell or a copy of it, {place()})*\n" if moved else ""
+                if cell.cell_type == "markdown":
+                    mine.in_place = True
+                    mine.pieces.append((i, away + cell.source, *images([cell]), True))
+                else:
+                    mine.retyped.add(cell.cell_type)
+                    mine.pieces.append((i, f"{away}*(the answer cell was changed to a {cell.cell_type} cell)*\n"
+                                           + fenced(cell.source), *images([cell]), True))
             anchor = key
+        elif key in layout.handed_out:
+            anchor, moved = key, False
             copies.setdefault(key, []).append(i)
         elif _has_text(cell):
             w = layout.part.get(anchor)
-            if cell.cell_type == "code" and w is None and not _comments_only(cell.source):
+            prose = cell.cell_type != "code" or _comments_only(cell.source)
+            if w is None and not prose:
                 continue
-            text = (cell.source if cell.cell_type == "markdown" and w is not None else
+            text = (cell.source if cell.cell_type == "markdown" and w is not None and not moved else
                     f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source))
-            out[w].pieces.append((i, text, *counts))
+            out[w].pieces.append((i, text, *images([cell]), prose))
     for key, at in copies.items():
-        at = [i for i in at if key not in layout.graded or submission.cells[i].cell_type != "code"]
-        cells = [submission.cells[i] for i in at]
+        cells = [submission.cells[i] for i in at
+                 if key not in layout.graded or submission.cells[i].cell_type != "code"]
         added = cells and _added_lines("\n".join(c.source for c in cells), layout.handed_out[key])
+        w = layout.part.get(key)
+        code = bool(cells) and all(c.cell_type == "code" for c in cells)
+        if code and w is None:       # outside the written answers, a code cell's added comments only
+            added = "\n".join(line for line in added.split("\n") if line.lstrip().startswith("#"))
         if added:
-            w = layout.part.get(key)
             what = ("the question's cell" if w is not None and layout.questions.get(w) == key
                     else f"the {cells[0].cell_type} cell {key}")
-            images = [sum(len(c.get("attachments") or {}) for c in cells if (c.cell_type == "markdown") == graded)
-                      for graded in (True, False)]
-            out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images))
+            prose = not code or _comments_only(added)
+            out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), prose))
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1779,19 +1793,22 @@ def _added_lines(text: str, versions: set[str]) -> str:
 
 def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:
     """A submission's entry for one written answer in the written-answers document (:func:`student_writing`), the
-    note for its report when the answer cell does not hold the answer (deleted, retyped, or left without an answer
-    beside text written near it or elsewhere; else None), and its images on markdown and on raw cells."""
+    note for its report when the answer cell does not hold the answer (deleted while the student wrote anything
+    near it or prose elsewhere, changed to raw or code, or left without an answer while the student wrote prose near
+    it or elsewhere; else None), and its images that the
+    graded notebook keeps and that only the submitted notebook has."""
     mine, elsewhere = writing[answer_id], writing[None].pieces
     parts = [piece[1] for piece in mine.pieces]
     state = None if mine.in_place or mine.retyped else "was deleted" if not mine.found else "holds no answer"
     if elsewhere:
         parts.append("*(this student also wrote text outside the written answers: see the end of this document)*")
+    near = any(piece[4] or not mine.found for piece in mine.pieces)    # after a deletion, code near it too
     note = None
-    if mine.retyped:
+    if mine.retyped and not mine.in_place:
         note = (f"the answer cell {answer_id} was changed to a {' and a '.join(sorted(mine.retyped))} cell; its "
                 "text is in the written answers")
-    elif state and (mine.pieces or elsewhere):
-        where = " and ".join(w for w, some in (("near it", mine.pieces), ("elsewhere in the notebook", elsewhere))
+    elif state and (near or elsewhere):
+        where = " and ".join(w for w, some in (("near it", near), ("elsewhere in the notebook", elsewhere))
                              if some)
         note = f"the answer cell {answer_id} {state}; what the student wrote {where} is in the written answers"
     if not parts:
@@ -1843,41 +1860,42 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
     lines = [f"# Written answers: {a.title}", "", f"Assignment `{a.id}`, {len(results)} submissions.", ""]
     cells = a.notebook.cells
     layout = written_layout(a)
-    writings = {}
+    entries, others = {}, []       # {id(result): {answer id: entry}}; [(result, its text outside the answers)]
     for r in results:
         try:
-            writings[id(r)] = student_writing(r.submission, layout)
+            writing = student_writing(r.submission, layout)
+            entries[id(r)] = {w: written_entry(writing, w) for _, w, _ in layout.answers}
+            pieces = writing[None].pieces
+            if pieces:
+                others.append((r, ("\n\n".join(p[1] for p in pieces), None, sum(p[2] for p in pieces),
+                                   sum(p[3] for p in pieces))))
         except Exception as exc:     # noqa: BLE001  (one submission's cells never lose the others' answers)
-            writings[id(r)] = f"*(the answer could not be read: {described(exc, 200)})*"
+            failed = f"*(the answer could not be read: {described(exc, 200)})*"
+            entries[id(r)] = {w: (failed, None, 0, 0) for _, w, _ in layout.answers}
 
-    def entry(r, text, images, raw_images):
+    def entry(r, text, _note, images, raw_images):
         lines.extend([f"### {inline(r.file)}", "", fenced(printable(text, lines=True)), ""])
         if images:
             where = (f"{names[id(r)]}.graded.ipynb" if names and r.graded is not None and id(r) in names
                      else "the submitted notebook")
             lines.extend([f"This has {images} attached image(s): see {inline(where)}.", ""])
-        if raw_images:          # on raw cells, which the graded notebook does not hold
-            lines.extend([f"This has {raw_images} image(s) attached to raw cells: see the submitted notebook.", ""])
+        if raw_images:          # on raw cells or copies of tests, which the graded notebook does not hold
+            lines.extend([f"This has {raw_images} image(s) attached to raw cells or to copies of test cells: see the "
+                          "submitted notebook.", ""])
 
     for n, answer_id, meta in layout.answers:
         model = "\n".join(m.strip() for m in make.TEXT_SOLUTION.findall(cells[n].source))
         lines += [f"## {meta['question']} ({make._points_text(meta['points'])})", "",
                   make.render_points(a, _prompt(cells, n)), "", "### Model answer", "", model, ""]
         for r in results:
-            writing = writings[id(r)]
-            if isinstance(writing, str):
-                entry(r, writing, 0, 0)
-            else:
-                text, _, images, raw_images = written_entry(writing, answer_id)
-                entry(r, text, images, raw_images)
-    others = [(r, writings[id(r)][None].pieces) for r in results
-              if not isinstance(writings[id(r)], str) and writings[id(r)][None].pieces]
+            entry(r, *entries[id(r)][answer_id])
     lines += ["## Text written outside the written answers", "",
-              "What each student wrote outside the written answers' parts of the notebook: cells they added, and "
-              "lines they added to the source's cells (not the code the tests judge)." if others else
+              "What each student wrote outside the written answers' parts of the notebook: the markdown and raw "
+              "cells they added, and code cells holding only comments; the lines they added to the source's markdown "
+              "cells, and the comments they added to its code cells." if others else
               "None of the submissions has any.", ""]
-    for r, pieces in others:
-        entry(r, "\n\n".join(p[1] for p in pieces), sum(p[2] for p in pieces), sum(p[3] for p in pieces))
+    for r, other in others:
+        entry(r, *other)
     return "\n".join(lines)
 
 

@@ -1931,10 +1931,55 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     answer = copy.deepcopy(nb.cells[_at(nb, "q4-answer")])
     answer.source = "NOTES ON Q1."
     nb.cells.insert(_at(nb, "q1-test") + 1, answer)
-    nb.cells.insert(_at(nb, "q2-prompt"), md("SCRATCH BEFORE Q2."))
+    nb.cells.insert(_at(nb, "q2-prompt") + 1, md("SCRATCH FOR Q2."))
     text, note, other = _writing(a, nb)
     assert "*(the answer cell or a copy of it, after the cell q1-test)*\nNOTES ON Q1." in text and "MY ANSWER." in text
-    assert "SCRATCH BEFORE Q2." not in text and "SCRATCH BEFORE Q2." in other and note is None, (text, other)
+    assert "SCRATCH FOR Q2." not in text and "SCRATCH FOR Q2." in other and note is None, (text, other)
+    # ... but a cell added right under that copy follows it, with its place (it may continue a moved answer)
+    nb.cells.insert(_at(nb, "q4-answer") + 1, md("RIGHT UNDER THE COPY."))
+    text = _writing(a, nb)[0]
+    assert "*(in a new markdown cell after the cell q4-answer)*\n```text\nRIGHT UNDER THE COPY." in text, text
+    # round 26: a copy of the answered answer cell turned into scratch code, an import added to the set-up cell, a
+    # scratch code cell beside a blank answer: shown where they belong, but no note (no prose outside the answer
+    # cell); an answer cell moved to the top and continued right under it: both parts under the question; an image
+    # on a markdown copy of a test cell: only in the submitted notebook (the graded one drops test cells)
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q4-answer")].source = "MY ANSWER."
+    scratch = copy.deepcopy(nb.cells[_at(nb, "q4-answer")])
+    scratch.cell_type, scratch.source, scratch.outputs, scratch.execution_count = "code", "print(1)", [], None
+    nb.cells.insert(_at(nb, "q1-answer") + 1, scratch)
+    nb.cells[_at(nb, "setup")].source += "\nimport pandas as pd"
+    text, note, other = _writing(a, nb)
+    assert "MY ANSWER." in text and "print(1)" in text and note is None and other == "", (text, note, other)
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "setup")].source += "\nimport pandas as pd\n# I used pandas for the table"
+    nb.cells.insert(_at(nb, "q4-answer"), nbformat.v4.new_code_cell("print(2)"))
+    text, note, other = _writing(a, nb)
+    assert "print(2)" in text and "import pandas" not in other and "# I used pandas for the table" in other, other
+    assert note == ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the notebook is in "
+                    "the written answers"), note
+    nb = copy.deepcopy(student)
+    answer = nb.cells.pop(_at(nb, "q4-answer"))
+    answer.source = "PART 1."
+    nb.cells[1:1] = [answer, md("PART 2.")]
+    text, note, other = _writing(a, nb)
+    assert text.index("PART 1.") < text.index("PART 2.") and other == "" and note is None, (text, other)
+    nb = copy.deepcopy(student)
+    test = copy.deepcopy(nb.cells[_at(nb, "q3-test")])
+    test.cell_type, test.source = "markdown", "My sketch: ![s.png](attachment:s.png)"
+    test.attachments = {"s.png": {"image/png": PNG}}
+    test.pop("outputs"), test.pop("execution_count")
+    nb.cells.insert(_at(nb, "q3-test") + 1, test)
+    writing = grader.student_writing(nb, grader.written_layout(a))[None].pieces
+    assert [piece[2:4] for piece in writing] == [(0, 1)], writing
+    # one submission's unreadable cell (a source that is not text) loses no other submission's answer
+    good, bad = copy.deepcopy(student), copy.deepcopy(student)
+    good.cells[_at(good, "q4-answer")].source = "THE GOOD ANSWER."
+    bad.cells[_at(bad, "q4-answer")]["source"] = {"not": "text"}
+    document = grader.written_answers(a, [grader.new_result(Path(f"{n}.ipynb"), a, nb)
+                                          for n, nb in (("bad", bad), ("good", good))])
+    assert "THE GOOD ANSWER." in document.split("### good.ipynb")[1], document
+    assert "the answer could not be read" in document.split("### bad.ipynb")[1].split("###")[0], document
     # the question re-saved with other white space, or split at a line end, adds nothing
     nb = copy.deepcopy(student)
     at = _at(nb, "q4-prompt")
@@ -2006,7 +2051,8 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
     # round 23: an image on a raw cell is not in the graded notebook, and the document says where it is
     path = graded["files"]["written/rawimg"]
     answer = text.split(f"### {path}\n")[1].split("\n### ")[0]
-    assert "1 image(s) attached to raw cells: see the submitted notebook" in answer and ".graded.ipynb" not in answer
+    assert "1 image(s) attached to raw cells or to copies of test cells: see the submitted notebook" in answer
+    assert ".graded.ipynb" not in answer
     elsewhere = {str(graded["files"][f"written/{name}"]) for name in labels} | {
         str(graded["files"]["02_sandwich_by_hand/student-tests-deleted-or-pass"])}    # its answer above the placeholder
     others = [part for part in text.split("\n### ")[1:] if part.split("\n")[0] not in elsewhere]
