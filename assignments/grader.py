@@ -39,6 +39,7 @@ assignment are collected into one document beside the model answers.
 """
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import copy
@@ -1399,10 +1400,11 @@ def _cache_key(written: dict | None = None) -> bytes:
 
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file beside it, so that a failed write (a full disk) leaves no
-    file cut short; the OSError is raised."""
+    file cut short; the OSError is raised. A lone surrogate (valid in a notebook's JSON, not in UTF-8) is written as
+    its escape, which JSON reads back as the same character."""
     partial = path.with_name(path.name + ".partial")
     try:
-        partial.write_text(text, encoding="utf-8")
+        partial.write_text(text, encoding="utf-8", errors="backslashreplace")   # a lone surrogate: JSON's \ud800
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
@@ -1657,8 +1659,9 @@ class WrittenLayout:
     questions: dict[str, str]             # answer cell id -> its own question's cell id (where there is one)
     part: dict[str, str]                  # source cell id -> the id of the written answer whose part it is in
     handed_out: dict[str, set[str]]       # source cell id -> its text as handed out (student's, instructor's)
-    graded: set[str]                      # tests and code answers: their code is the tests' to judge
     tests: set[str]                       # tests (the graded notebook drops every cell with a test's id)
+    answers_code: set[str]                # code answers: the student's code, the tests' to judge
+    types: dict[str, str]                 # source cell id -> its cell type in the source
 
 
 def written_layout(a: Assignment) -> WrittenLayout:
@@ -1666,14 +1669,15 @@ def written_layout(a: Assignment) -> WrittenLayout:
     cells = a.notebook.cells
     order = [cell_meta(c)["id"] for c in cells]
     tests = {order[j] for j, c in enumerate(cells) if cell_meta(c).get("kind") in make.TEST_KINDS}
-    graded = tests | {order[j] for j, c in enumerate(cells)
-                      if c.cell_type == "code" and make.CODE_SOLUTION.search(c.source)}
+    answers_code = {order[j] for j, c in enumerate(cells)
+                    if c.cell_type == "code" and make.CODE_SOLUTION.search(c.source)}
 
     def plain(j):
-        return cells[j].cell_type == "code" and order[j] not in graded
+        return cells[j].cell_type == "code" and order[j] not in tests | answers_code
 
     layout = WrittenLayout([], {}, {}, {order[j]: {make.handed_out(a, c, s) for s in (True, False)}
-                                        for j, c in enumerate(cells)}, graded, tests)
+                                        for j, c in enumerate(cells)}, tests, answers_code,
+                           {order[j]: c.cell_type for j, c in enumerate(cells)})
     for n, cell in enumerate(cells):
         if cell_meta(cell).get("kind") != "written":
             continue
@@ -1693,7 +1697,7 @@ def written_layout(a: Assignment) -> WrittenLayout:
 @dataclass
 class Writing:
     """What a student wrote for one written answer (or outside every written answer's part)."""
-    pieces: list = field(default_factory=list)   # (position, Markdown, images on markdown cells, on raw cells)
+    pieces: list = field(default_factory=list)   # see student_writing
     found: bool = False                          # a cell carries the answer cell's id
     in_place: bool = False                       # ... and one of them is a markdown cell with an answer in it
     retyped: set = field(default_factory=set)    # the types the answer cell was changed to
@@ -1706,20 +1710,20 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     - a cell with an answer cell's id (the answer cell, its parts after Split Cell, a copy): its text, under that
       answer (labelled with its type if it became a raw or code cell, with its place if it is outside the part:
       moved, or a copy);
-    - a cell the student added: it belongs to the part of the cell above it (a copy of a source cell counts as that
-      cell; an answer cell, moved or copied, as its answer's part): markdown and raw cells; code cells in a written
-      answer's part, and elsewhere those holding only ``#`` comments;
+    - a cell the student added, labelled with its place: it belongs to the part of the cell above it (a copy of a
+      source cell counts as that cell; an answer cell, moved or copied, as its answer's part): markdown and raw
+      cells; code cells in a written answer's part, and elsewhere those that hold prose (:func:`_prose_code`);
     - text added to a source cell (every copy or part of it together), the lines not in the cell as handed out: of
-      the question's cell, a code cell in a written answer's part, any markdown cell, and the ``#`` comment lines
-      added to other code cells (not tests or code answers while they are code cells: the tests judge them).
+      a markdown cell (also one the student turned into code) and of a code cell in a written answer's part; of
+      other code cells, the comments, or all of it where it is prose; never of a code answer while it is a code
+      cell (the student's code, which the tests judge).
 
     Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
-    whether it is prose: text rather than code, the only kind a report's note is about)."""
+    whether it is prose rather than code: only prose outside the answer cell calls for a report note)."""
     ids = {w for _, w, _ in layout.answers}
     out = {w: Writing() for w in ids} | {None: Writing()}
     copies: dict[str, list[int]] = {}
     anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
-    moved = False           # ... an answer cell outside its part (moved, or a copy): what follows it gets its place
 
     def place():
         return f"after the cell {anchor}" if anchor else "at the top of the notebook"
@@ -1735,8 +1739,7 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             mine = out[key]
             mine.found = True
             if _has_text(cell):
-                moved = layout.part.get(anchor) != key
-                away = f"*(the answer cell or a copy of it, {place()})*\n" if moved else ""
+                away = "" if layout.part.get(anchor) == key else f"*(the answer cell or a copy of it, {place()})*\n"
                 if cell.cell_type == "markdown":
                     mine.in_place = True
                     mine.pieces.append((i, away + cell.source, *images([cell]), True))
@@ -1746,29 +1749,33 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
                                            + fenced(cell.source), *images([cell]), True))
             anchor = key
         elif key in layout.handed_out:
-            anchor, moved = key, False
+            anchor = key
             copies.setdefault(key, []).append(i)
         elif _has_text(cell):
             w = layout.part.get(anchor)
-            prose = cell.cell_type != "code" or _comments_only(cell.source)
+            prose = cell.cell_type != "code" or _prose_code(cell.source)
             if w is None and not prose:
                 continue
-            text = (cell.source if cell.cell_type == "markdown" and w is not None and not moved else
-                    f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source))
-            out[w].pieces.append((i, text, *images([cell]), prose))
+            out[w].pieces.append((i, f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source),
+                                  *images([cell]), prose))
     for key, at in copies.items():
         cells = [submission.cells[i] for i in at
-                 if key not in layout.graded or submission.cells[i].cell_type != "code"]
+                 if key not in layout.answers_code or submission.cells[i].cell_type != "code"]
         added = cells and _added_lines("\n".join(c.source for c in cells), layout.handed_out[key])
+        if not added:
+            continue
         w = layout.part.get(key)
-        code = bool(cells) and all(c.cell_type == "code" for c in cells)
-        if code and w is None:       # outside the written answers, a code cell's added comments only
-            added = "\n".join(line for line in added.split("\n") if line.lstrip().startswith("#"))
-        if added:
-            what = ("the question's cell" if w is not None and layout.questions.get(w) == key
-                    else f"the {cells[0].cell_type} cell {key}")
-            prose = not code or _comments_only(added)
-            out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), prose))
+        code = layout.types[key] == "code" and all(c.cell_type == "code" for c in cells)
+        parses = not code or _parses("\n".join(c.source for c in cells))
+        prose = not code or not parses or _prose_comments(added)
+        if code and w is None:            # outside the written answers: prose only; of code that runs, its comments
+            if not prose:
+                continue
+            if parses:
+                added = "\n".join(line for line in added.split("\n") if line.lstrip().startswith("#"))
+        what = ("the question's cell" if w is not None and layout.questions.get(w) == key
+                else f"the {cells[0].cell_type} cell {key}")
+        out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), prose))
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1778,8 +1785,29 @@ def _has_text(cell) -> bool:
     return str(cell.source).strip() not in ("", make.STUDENT_TEXT)
 
 
-def _comments_only(code: str) -> bool:
-    return all(line.lstrip().startswith("#") for line in code.split("\n") if line.strip())
+def _prose_code(code: str) -> bool:
+    """Whether a code cell's text is prose rather than code: it does not parse as Python, or holds a string of eight
+    or more words (an answer typed as a string), or a comment that does not parse (:func:`_prose_comments`)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return True
+    return _prose_comments(code) or any(isinstance(node, ast.Constant) and isinstance(node.value, str)
+                                        and len(node.value.split()) >= 8 for node in ast.walk(tree))
+
+
+def _parses(code: str) -> bool:
+    try:
+        ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
+
+
+def _prose_comments(code: str) -> bool:
+    """Whether a comment in ``code`` is a sentence rather than commented-out code (``# print(x)`` parses)."""
+    return any(not _parses(line.strip().lstrip("#").strip()) for line in code.split("\n")
+               if line.strip().startswith("#"))
 
 
 def _added_lines(text: str, versions: set[str]) -> str:
@@ -1798,7 +1826,8 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
     it or elsewhere; else None), and its images that the
     graded notebook keeps and that only the submitted notebook has."""
     mine, elsewhere = writing[answer_id], writing[None].pieces
-    parts = [piece[1] for piece in mine.pieces]
+    parts = [piece[1] for piece in mine.pieces] or ["*(not answered)*" if mine.found else
+                                                    "*(the answer cell was deleted)*"]
     state = None if mine.in_place or mine.retyped else "was deleted" if not mine.found else "holds no answer"
     if elsewhere:
         parts.append("*(this student also wrote text outside the written answers: see the end of this document)*")
@@ -1808,11 +1837,9 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
         note = (f"the answer cell {answer_id} was changed to a {' and a '.join(sorted(mine.retyped))} cell; its "
                 "text is in the written answers")
     elif state and (near or elsewhere):
-        where = " and ".join(w for w, some in (("near it", near), ("elsewhere in the notebook", elsewhere))
-                             if some)
+        where = " and ".join(w for w, some in (("in its part of the notebook", near),
+                                               ("elsewhere in the notebook", elsewhere)) if some)
         note = f"the answer cell {answer_id} {state}; what the student wrote {where} is in the written answers"
-    if not parts:
-        return ("*(not answered)*" if mine.found else "*(the answer cell was deleted)*"), None, 0, 0
     label = f"*(written outside the answer cell, which {state})*\n\n" if state and mine.pieces else ""
     return (label + "\n\n".join(parts), note, sum(piece[2] for piece in mine.pieces),
             sum(piece[3] for piece in mine.pieces))

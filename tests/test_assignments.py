@@ -1868,7 +1868,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     a = CATALOGUE["02_sandwich_by_hand"]
     student = make.student_version(a)
     md = nbformat.v4.new_markdown_cell
-    no_answer = "the answer cell q4-answer holds no answer; what the student wrote near it is in the written answers"
+    no_answer = ("the answer cell q4-answer holds no answer; what the student wrote in its part of the notebook is in "
+                 "the written answers")
     cases = {}
     nb = copy.deepcopy(student)                      # the question split in two, answer (a) typed between the parts
     at = _at(nb, "q4-prompt")
@@ -1887,8 +1888,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb.cells[at - 1].source += "\n\nMERGED ANSWER."
     del nb.cells[at]
     cases["merged above"] = (nb, ["*(written outside the answer cell, which was deleted)*", "MERGED ANSWER."],
-                             "the answer cell q4-answer was deleted; what the student wrote near it is in the written "
-                             "answers")
+                             "the answer cell q4-answer was deleted; what the student wrote in its part of the "
+                             "notebook is in the written answers")
     nb = copy.deepcopy(student)                      # the code cell copied below the answer, the answer continued
     at = _at(nb, "q4-answer")
     nb.cells[at].source = "PART 1."
@@ -1972,6 +1973,34 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb.cells.insert(_at(nb, "q3-test") + 1, test)
     writing = grader.student_writing(nb, grader.written_layout(a))[None].pieces
     assert [piece[2:4] for piece in writing] == [(0, 1)], writing
+    # round 27: outside the written answers, prose typed in a code cell (that does not parse, or as a long string),
+    # a note to the grader added to a visible test, a name typed into the intro turned into code: listed at the
+    # end (and, beside a blank answer, a note); commented-out code in a scratch cell is not prose: nothing, no note
+    elsewhere = ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the notebook is in the "
+                 "written answers")
+    for edit, shown in (
+            (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
+                "The firm-clustered one is larger, as the Moulton factor says.")), "as the Moulton factor says"),
+            (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
+                'answer = """The firm-clustered one is larger, as the Moulton factor says."""')), "Moulton factor"),
+            (lambda nb: nb.cells[_at(nb, "q2-test")].__setitem__("source", nb.cells[_at(nb, "q2-test")].source
+                                                                + "\n# Note for the grader: I used n - k here."),
+             "# Note for the grader: I used n - k here."),
+            (lambda nb: nb.cells[0].update(cell_type="code", outputs=[], execution_count=None,
+                                           source=nb.cells[0].source + "\nJane Smith, with Ann Lee"),
+             "Jane Smith, with Ann Lee")):
+        nb = copy.deepcopy(student)
+        edit(nb)
+        text, note, other = _writing(a, nb)
+        assert shown in other and note == elsewhere, (shown, other, note)
+        assert text.startswith("*(not answered)*") and "see the end of this document" in text, text
+    nb = copy.deepcopy(student)
+    nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell("# print(cr1_se(X, e, firm))"))
+    assert _writing(a, nb) == ("*(not answered)*", None, "")
+    # a lone surrogate (valid in a notebook's JSON) is written as its JSON escape, and reads back
+    path = tmp_path / "surrogate.json"
+    grader.write_atomically(path, json.dumps({"s": "a\ud800b"}, ensure_ascii=False))
+    assert json.loads(path.read_text(encoding="utf-8")) == {"s": "a\ud800b"}
     # one submission's unreadable cell (a source that is not text) loses no other submission's answer
     good, bad = copy.deepcopy(student), copy.deepcopy(student)
     good.cells[_at(good, "q4-answer")].source = "THE GOOD ANSWER."
@@ -2027,8 +2056,10 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
               "inprompt": "*(added to the question's cell)*",
               "comment": "*(written outside the answer cell, which was deleted)*\n\n*(in a new code cell after the "
                          "cell q4-code)*"}
-    deleted = "the answer cell q4-answer was deleted; what the student wrote near it is in the written answers"
-    no_answer = "the answer cell q4-answer holds no answer; what the student wrote near it is in the written answers"
+    deleted = ("the answer cell q4-answer was deleted; what the student wrote in its part of the notebook is in the "
+               "written answers")
+    no_answer = ("the answer cell q4-answer holds no answer; what the student wrote in its part of the notebook is in "
+                 "the written answers")
     notes = {"retyped": deleted, "above": deleted, "keep": no_answer, "inprompt": no_answer, "comment": deleted,
              "rawimg": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
              "raw": "the answer cell q4-answer was changed to a raw cell; its text is in the written answers",
