@@ -60,6 +60,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tokenize
 import tempfile
 import threading
 import time
@@ -1712,11 +1713,12 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
       moved, or a copy);
     - a cell the student added, labelled with its place: it belongs to the part of the cell above it (a copy of a
       source cell counts as that cell; an answer cell, moved or copied, as its answer's part): markdown and raw
-      cells; code cells in a written answer's part, and elsewhere those that hold prose (:func:`_prose_code`);
+      cells; code cells in a written answer's part, and elsewhere those that hold prose (:func:`_code_prose`);
     - text added to a source cell (every copy or part of it together), the lines not in the cell as handed out: of
       a markdown cell (also one the student turned into code) and of a code cell in a written answer's part; of
-      other code cells, the comments, or all of it where it is prose; never of a code answer while it is a code
-      cell (the student's code, which the tests judge).
+      other code cells (tests included: the graded notebook runs the instructor's), where the added lines hold
+      prose; of a code answer, only where it no longer parses (the graded notebook has the student's code that
+      does, and replaces what does not).
 
     Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
     whether it is prose rather than code: only prose outside the answer cell calls for a report note)."""
@@ -1753,26 +1755,29 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             copies.setdefault(key, []).append(i)
         elif _has_text(cell):
             w = layout.part.get(anchor)
-            prose = cell.cell_type != "code" or _prose_code(cell.source)
+            prose = cell.cell_type != "code" or _code_prose(cell.source)
             if w is None and not prose:
                 continue
             out[w].pieces.append((i, f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source),
                                   *images([cell]), prose))
     for key, at in copies.items():
-        cells = [submission.cells[i] for i in at
-                 if key not in layout.answers_code or submission.cells[i].cell_type != "code"]
-        added = cells and _added_lines("\n".join(c.source for c in cells), layout.handed_out[key])
+        cells = [submission.cells[i] for i in at]
+        text = "\n".join(c.source for c in cells)
+        added = _added_lines(text, layout.handed_out[key])
         if not added:
             continue
         w = layout.part.get(key)
         code = layout.types[key] == "code" and all(c.cell_type == "code" for c in cells)
-        parses = not code or _parses("\n".join(c.source for c in cells))
-        prose = not code or not parses or _prose_comments(added)
-        if code and w is None:            # outside the written answers: prose only; of code that runs, its comments
-            if not prose:
+        if code:
+            given = {line.strip() for v in layout.handed_out[key] for line in v.split("\n")}
+            lines = {n for n, line in enumerate(text.split("\n"), 1) if line.strip() not in given}
+            prose = _code_prose(text, lines)
+            # a code answer that runs is the student's code, in the graded notebook; one that does not parse the
+            # grader replaces there, so its text comes here; outside the written answers, prose only
+            if (key in layout.answers_code and _parses(text)) or (w is None and not prose):
                 continue
-            if parses:
-                added = "\n".join(line for line in added.split("\n") if line.lstrip().startswith("#"))
+        else:
+            prose = True
         what = ("the question's cell" if w is not None and layout.questions.get(w) == key
                 else f"the {cells[0].cell_type} cell {key}")
         out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), prose))
@@ -1785,29 +1790,38 @@ def _has_text(cell) -> bool:
     return str(cell.source).strip() not in ("", make.STUDENT_TEXT)
 
 
-def _prose_code(code: str) -> bool:
-    """Whether a code cell's text is prose rather than code: it does not parse as Python, or holds a string of eight
-    or more words (an answer typed as a string), or a comment that does not parse (:func:`_prose_comments`)."""
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+PARSE_LIMIT = 100_000     # characters of a code cell the prose check parses (ast costs about 500 bytes a character)
+
+
+def _code_prose(code: str, lines: set[int] | None = None) -> bool:
+    """Whether a code cell's text (on ``lines``, numbered from 1: the lines a student added; None: all) is prose
+    rather than code: the cell does not parse as Python (IPython's ``%``, ``!`` and ``?`` lines aside), or holds a
+    comment that does not parse (a sentence; ``# print(x)``, commented-out code, parses) or a string of eight or
+    more words (an answer typed as a string). A cell longer than PARSE_LIMIT is not parsed here (the grader's own
+    memory): it counts as prose, so it is shown."""
+    if len(code) > PARSE_LIMIT:
         return True
-    return _prose_comments(code) or any(isinstance(node, ast.Constant) and isinstance(node.value, str)
-                                        and len(node.value.split()) >= 8 for node in ast.walk(tree))
+    python = "\n".join("" if (s := line.strip()).startswith(("%", "!")) or s.endswith("?") else line
+                       for line in code.split("\n"))
+    try:
+        tree = ast.parse(python)
+        comments = [t for t in tokenize.generate_tokens(io.StringIO(python).readline) if t.type == tokenize.COMMENT]
+    except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
+        return True
+    return (any(not _parses(t.string.lstrip("#").strip()) for t in comments if lines is None or t.start[0] in lines)
+            or any(isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value.split()) >= 8
+                   and (lines is None or node.lineno in lines) for node in ast.walk(tree)))
 
 
 def _parses(code: str) -> bool:
+    """Whether ``code`` parses as Python; longer than PARSE_LIMIT, it is not parsed and counts as not."""
+    if len(code) > PARSE_LIMIT:
+        return False
     try:
         ast.parse(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
-
-
-def _prose_comments(code: str) -> bool:
-    """Whether a comment in ``code`` is a sentence rather than commented-out code (``# print(x)`` parses)."""
-    return any(not _parses(line.strip().lstrip("#").strip()) for line in code.split("\n")
-               if line.strip().startswith("#"))
 
 
 def _added_lines(text: str, versions: set[str]) -> str:
@@ -1918,8 +1932,8 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
             entry(r, *entries[id(r)][answer_id])
     lines += ["## Text written outside the written answers", "",
               "What each student wrote outside the written answers' parts of the notebook: the markdown and raw "
-              "cells they added, and code cells holding only comments; the lines they added to the source's markdown "
-              "cells, and the comments they added to its code cells." if others else
+              "cells they added, and the code cells they added that hold prose; the lines they added to the source's "
+              "markdown cells, and to its code cells where they hold prose." if others else
               "None of the submissions has any.", ""]
     for r, other in others:
         entry(r, *other)

@@ -1956,7 +1956,7 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb.cells[_at(nb, "setup")].source += "\nimport pandas as pd\n# I used pandas for the table"
     nb.cells.insert(_at(nb, "q4-answer"), nbformat.v4.new_code_cell("print(2)"))
     text, note, other = _writing(a, nb)
-    assert "print(2)" in text and "import pandas" not in other and "# I used pandas for the table" in other, other
+    assert "print(2)" in text and "# I used pandas for the table" in other, other
     assert note == ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the notebook is in "
                     "the written answers"), note
     nb = copy.deepcopy(student)
@@ -1996,7 +1996,17 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
         assert text.startswith("*(not answered)*") and "see the end of this document" in text, text
     nb = copy.deepcopy(student)
     nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell("# print(cr1_se(X, e, firm))"))
+    nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell("%matplotlib inline\n!ls\nhlmlib.ols?"))
     assert _writing(a, nb) == ("*(not answered)*", None, "")
+    # round 28: a sentence as a comment at the end of a test's line, or an answer typed as a string into a test; a
+    # code answer that no longer parses (the graded notebook replaces it): listed; a huge cell is not parsed here
+    for key, line in (("q2-test", "assert True  # Note for the grader: my df is n - k on purpose"),
+                      ("q2-test", 'answer = "The firm-clustered one is larger, as the Moulton factor says."'),
+                      ("q3-answer", "I could not get the meat right: my idea was to sum the scores by firm.")):
+        nb = copy.deepcopy(student)
+        nb.cells[_at(nb, key)].source += "\n" + line
+        assert line in _writing(a, nb)[2], (key, line)
+    assert grader._code_prose("x = [" + "0, " * 60_000 + "]") and not grader._parses("x = 1\n" * 60_000)
     # a lone surrogate (valid in a notebook's JSON) is written as its JSON escape, and reads back
     path = tmp_path / "surrogate.json"
     grader.write_atomically(path, json.dumps({"s": "a\ud800b"}, ensure_ascii=False))
