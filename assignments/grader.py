@@ -1724,6 +1724,12 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     whether it is prose rather than code: only prose outside the answer cell calls for a report note)."""
     ids = {w for _, w, _ in layout.answers}
     out = {w: Writing() for w in ids} | {None: Writing()}
+    budget = PARSE_BUDGET
+
+    def prose(code, lines=None):     # parse no more than PARSE_BUDGET characters of the notebook in all
+        nonlocal budget
+        budget -= len(code)
+        return budget < 0 or _code_prose(code, lines)
     copies: dict[str, list[int]] = {}
     anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
 
@@ -1755,11 +1761,11 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             copies.setdefault(key, []).append(i)
         elif _has_text(cell):
             w = layout.part.get(anchor)
-            prose = cell.cell_type != "code" or _code_prose(cell.source)
-            if w is None and not prose:
+            is_prose = cell.cell_type != "code" or prose(cell.source)
+            if w is None and not is_prose:
                 continue
             out[w].pieces.append((i, f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source),
-                                  *images([cell]), prose))
+                                  *images([cell]), is_prose))
     for key, at in copies.items():
         cells = [submission.cells[i] for i in at]
         text = "\n".join(c.source for c in cells)
@@ -1771,16 +1777,16 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         if code:
             given = {line.strip() for v in layout.handed_out[key] for line in v.split("\n")}
             lines = {n for n, line in enumerate(text.split("\n"), 1) if line.strip() not in given}
-            prose = _code_prose(text, lines)
+            is_prose = prose(text, lines)
             # a code answer that runs is the student's code, in the graded notebook; one that does not parse the
             # grader replaces there, so its text comes here; outside the written answers, prose only
-            if (key in layout.answers_code and _parses(text)) or (w is None and not prose):
+            if (key in layout.answers_code and budget >= 0 and _parses(text)) or (w is None and not is_prose):
                 continue
         else:
-            prose = True
+            is_prose = True
         what = ("the question's cell" if w is not None and layout.questions.get(w) == key
                 else f"the {cells[0].cell_type} cell {key}")
-        out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), prose))
+        out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), is_prose))
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1791,6 +1797,8 @@ def _has_text(cell) -> bool:
 
 
 PARSE_LIMIT = 100_000     # characters of a code cell the prose check parses (ast costs about 500 bytes a character)
+PARSE_BUDGET = 1_000_000  # ... and of a whole notebook: past it, cells count as prose unparsed (each file's time)
+IPYTHON_HELP = re.compile(r"\?{0,2}[\w.]+\?{0,2}")      # obj?, obj??, ?obj: help, not Python (and not a sentence)
 
 
 def _code_prose(code: str, lines: set[int] | None = None) -> bool:
@@ -1801,7 +1809,7 @@ def _code_prose(code: str, lines: set[int] | None = None) -> bool:
     memory): it counts as prose, so it is shown."""
     if len(code) > PARSE_LIMIT:
         return True
-    python = "\n".join("" if (s := line.strip()).startswith(("%", "!")) or s.endswith("?") else line
+    python = "\n".join("" if (s := line.strip()).startswith(("%", "!")) or IPYTHON_HELP.fullmatch(s) else line
                        for line in code.split("\n"))
     try:
         tree = ast.parse(python)
@@ -1835,10 +1843,9 @@ def _added_lines(text: str, versions: set[str]) -> str:
 
 def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:
     """A submission's entry for one written answer in the written-answers document (:func:`student_writing`), the
-    note for its report when the answer cell does not hold the answer (deleted while the student wrote anything
-    near it or prose elsewhere, changed to raw or code, or left without an answer while the student wrote prose near
-    it or elsewhere; else None), and its images that the
-    graded notebook keeps and that only the submitted notebook has."""
+    note for its report when the answer cell does not hold the answer (deleted while the student wrote anything in
+    its part or prose elsewhere, changed to raw or code, or left without an answer beside prose in its part or
+    elsewhere; else None), and its images that the graded notebook keeps and that only the submitted one has."""
     mine, elsewhere = writing[answer_id], writing[None].pieces
     parts = [piece[1] for piece in mine.pieces] or ["*(not answered)*" if mine.found else
                                                     "*(the answer cell was deleted)*"]

@@ -2007,6 +2007,16 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
         nb.cells[_at(nb, key)].source += "\n" + line
         assert line in _writing(a, nb)[2], (key, line)
     assert grader._code_prose("x = [" + "0, " * 60_000 + "]") and not grader._parses("x = 1\n" * 60_000)
+    # round 29: a sentence ending in a question mark is prose, not IPython's help; the notebook's parsing is bounded
+    assert grader._code_prose("# Is the firm one larger because of the Moulton factor?")
+    assert not grader._code_prose("hlmlib.ols?\n??np.sum")
+    nb = copy.deepcopy(student)
+    big = "x = [" + "0, " * 30_000 + "]\n# a sentence, not code."
+    nb.cells[1:1] = [nbformat.v4.new_code_cell(big) for _ in range(20)]      # 1.8 million characters
+    from unittest import mock
+    with mock.patch.object(grader, "_code_prose", side_effect=grader._code_prose) as parsed:
+        assert _writing(a, nb)[2].count("a sentence, not code.") == 20
+    assert 0 < sum(len(call.args[0]) for call in parsed.call_args_list) <= grader.PARSE_BUDGET
     # a lone surrogate (valid in a notebook's JSON) is written as its JSON escape, and reads back
     path = tmp_path / "surrogate.json"
     grader.write_atomically(path, json.dumps({"s": "a\ud800b"}, ensure_ascii=False))
