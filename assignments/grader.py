@@ -65,6 +65,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,6 +176,7 @@ class Result:
     graded: nbformat.NotebookNode | None = None
     submission: nbformat.NotebookNode | None = None
     notes: list[str] = field(default_factory=list)     # for the instructor: cells not run, refusals, changes
+    writing: dict | Exception | None = None   # student_writing of the submission (the error if it cannot be read)
 
     @property
     def score(self) -> float:
@@ -1097,7 +1099,6 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
                          timeout: float, timeout_file: float, reference_run: bool = False) -> Result:
     """Assemble, check and run one submission; its tests' verdicts come later, from :func:`score`."""
     result = new_result(path, a, submission)
-    result.notes += written_notes(submission, a)
     size = sum(len(str(cell.source).encode("utf-8", "surrogatepass")) for cell in submission.cells
                if cell.get("cell_type") == "code")
     if size > CODE_LIMIT:               # before anything parses it, here or in the static check's process
@@ -1496,6 +1497,7 @@ def _grade_many(paths, timeout, timeout_file, jobs, out, use_cache, isolate, int
     limit = asyncio.Semaphore(jobs or os.cpu_count() or 2)
     references: dict[str, dict | GradingError] = {}
     ready: dict[str, asyncio.Event] = {}
+    layouts: dict[str, WrittenLayout] = {}       # each assignment's, made once for its files
 
     async def reference(a):
         try:
@@ -1524,6 +1526,7 @@ def _grade_many(paths, timeout, timeout_file, jobs, out, use_cache, isolate, int
                 except Exception as exc:     # a failure of the grader's on this file ends this file only
                     result = crashed(new_result(Path(paths[i]), a, submission),
                                      f"{GRADER_FAILED} ({described(exc)})")
+            add_writing(result, layouts)
             await ready[a.id].wait()
             ref = references.get(a.id)
             if ref is None:             # its reference run was interrupted: so is this file
@@ -1672,17 +1675,19 @@ def written_layout(a: Assignment) -> WrittenLayout:
     tests = {order[j] for j, c in enumerate(cells) if cell_meta(c).get("kind") in make.TEST_KINDS}
     answers_code = {order[j] for j, c in enumerate(cells)
                     if c.cell_type == "code" and make.CODE_SOLUTION.search(c.source)}
+    written = {order[j] for j, c in enumerate(cells) if cell_meta(c).get("kind") == "written"}
+    answers = [key in tests | answers_code | written for key in order]
 
     def plain(j):
-        return cells[j].cell_type == "code" and order[j] not in tests | answers_code
+        return cells[j].cell_type == "code" and not answers[j]
 
     layout = WrittenLayout([], {}, {}, {order[j]: {make.handed_out(a, c, s) for s in (True, False)}
                                         for j, c in enumerate(cells)}, tests, answers_code,
                            {order[j]: c.cell_type for j, c in enumerate(cells)})
     for n, cell in enumerate(cells):
-        if cell_meta(cell).get("kind") != "written":
+        if order[n] not in written:
             continue
-        question = _own_question(cells, n)
+        question = _own_question(cells, n, answers)
         start, end = (n if question is None else question), n + 1
         while question is None and start > 0 and plain(start - 1):
             start -= 1
@@ -1721,7 +1726,8 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
       does, and replaces what does not).
 
     Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
-    whether it is prose rather than code: only prose outside the answer cell calls for a report note)."""
+    what it is: "text" (typed in a markdown or raw cell, or the answer cell), "code" (prose in code) or "" (code);
+    only prose outside the answer cell calls for a report note, see :func:`written_entry`)."""
     ids = {w for _, w, _ in layout.answers}
     out = {w: Writing() for w in ids} | {None: Writing()}
     budget = PARSE_BUDGET
@@ -1750,18 +1756,18 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
                 away = "" if layout.part.get(anchor) == key else f"*(the answer cell or a copy of it, {place()})*\n"
                 if cell.cell_type == "markdown":
                     mine.in_place = True
-                    mine.pieces.append((i, away + cell.source, *images([cell]), True))
+                    mine.pieces.append((i, away + cell.source, *images([cell]), "text"))
                 else:
                     mine.retyped.add(cell.cell_type)
                     mine.pieces.append((i, f"{away}*(the answer cell was changed to a {cell.cell_type} cell)*\n"
-                                           + fenced(cell.source), *images([cell]), True))
+                                           + fenced(cell.source), *images([cell]), "text"))
             anchor = key
         elif key in layout.handed_out:
             anchor = key
             copies.setdefault(key, []).append(i)
         elif _has_text(cell):
             w = layout.part.get(anchor)
-            is_prose = cell.cell_type != "code" or prose(cell.source)
+            is_prose = "text" if cell.cell_type != "code" else "code" if prose(cell.source) else ""
             if w is None and not is_prose:
                 continue
             out[w].pieces.append((i, f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source),
@@ -1769,21 +1775,20 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     for key, at in copies.items():
         cells = [submission.cells[i] for i in at]
         text = "\n".join(c.source for c in cells)
-        added = _added_lines(text, layout.handed_out[key])
-        if not added:
+        lines = _added_lines(text, layout.handed_out[key], len(cells))
+        if not lines:
             continue
+        added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
         w = layout.part.get(key)
         code = layout.types[key] == "code" and all(c.cell_type == "code" for c in cells)
         if code:
-            given = {line.strip() for v in layout.handed_out[key] for line in v.split("\n")}
-            lines = {n for n, line in enumerate(text.split("\n"), 1) if line.strip() not in given}
-            is_prose = prose(text, lines)
+            is_prose = "code" if prose(text, lines) else ""
             # a code answer that runs is the student's code, in the graded notebook; one that does not parse the
             # grader replaces there, so its text comes here; outside the written answers, prose only
             if (key in layout.answers_code and budget >= 0 and _parses(text)) or (w is None and not is_prose):
                 continue
         else:
-            is_prose = True
+            is_prose = "text"
         what = ("the question's cell" if w is not None and layout.questions.get(w) == key
                 else f"the {cells[0].cell_type} cell {key}")
         out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), is_prose))
@@ -1832,20 +1837,31 @@ def _parses(code: str) -> bool:
     return True
 
 
-def _added_lines(text: str, versions: set[str]) -> str:
-    """The lines of ``text`` (a source cell as submitted, its parts or copies joined) that are in none of its
-    ``versions`` as handed out; none when it differs from one of them only in white space (a cell split mid-line)."""
+def _added_lines(text: str, versions: set[str], cells: int = 1) -> set[int]:
+    """The numbers (from 1) of the lines of ``text`` that the student added to a source cell: ``text`` is the cell
+    as submitted (its ``cells`` parts or copies joined), and a line is added where it is there more often than in
+    the cell as handed out (any of its ``versions``), once for each part or copy; none when it differs from a version
+    only in white space (a cell split mid-line). White space around a line is ignored, and blank lines."""
     if "".join(text.split()) in {"".join(v.split()) for v in versions}:
-        return ""
-    given = {line.strip() for v in versions for line in v.split("\n")}
-    return "\n".join(line for line in text.split("\n") if line.strip() and line.strip() not in given)
+        return set()
+    given = Counter()
+    for v in versions:
+        given |= Counter(line.strip() for line in v.split("\n"))
+    seen = Counter()
+    added = set()
+    for n, line in enumerate(text.split("\n"), 1):
+        seen[line.strip()] += 1
+        if line.strip() and seen[line.strip()] > cells * given[line.strip()]:
+            added.add(n)
+    return added
 
 
 def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:
     """A submission's entry for one written answer in the written-answers document (:func:`student_writing`), the
     note for its report when the answer cell does not hold the answer (deleted while the student wrote anything in
-    its part or prose elsewhere, changed to raw or code, or left without an answer beside prose in its part or
-    elsewhere; else None), and its images that the graded notebook keeps and that only the submitted one has."""
+    its part or prose elsewhere, changed to raw or code, or left without an answer beside prose in its part or text
+    typed in a markdown or raw cell elsewhere; else None), and its images that the graded notebook keeps and that
+    only the submitted one has."""
     mine, elsewhere = writing[answer_id], writing[None].pieces
     parts = [piece[1] for piece in mine.pieces] or ["*(not answered)*" if mine.found else
                                                     "*(the answer cell was deleted)*"]
@@ -1853,39 +1869,42 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
     if elsewhere:
         parts.append("*(this student also wrote text outside the written answers: see the end of this document)*")
     near = any(piece[4] or not mine.found for piece in mine.pieces)    # after a deletion, code near it too
+    # far from a blank answer cell, only text cells (a scratch comment in code elsewhere is too common to note)
+    far = any(piece[4] == "text" or not mine.found for piece in elsewhere)
     note = None
     if mine.retyped and not mine.in_place:
         note = (f"the answer cell {answer_id} was changed to a {' and a '.join(sorted(mine.retyped))} cell; its "
                 "text is in the written answers")
-    elif state and (near or elsewhere):
+    elif state and (near or far):
         where = " and ".join(w for w, some in (("in its part of the notebook", near),
-                                               ("elsewhere in the notebook", elsewhere)) if some)
+                                               ("elsewhere in the notebook", far)) if some)
         note = f"the answer cell {answer_id} {state}; what the student wrote {where} is in the written answers"
     label = f"*(written outside the answer cell, which {state})*\n\n" if state and mine.pieces else ""
     return (label + "\n\n".join(parts), note, sum(piece[2] for piece in mine.pieces),
             sum(piece[3] for piece in mine.pieces))
 
 
-def written_notes(submission, a: Assignment) -> list[str]:
-    """Notes for the report: written answers whose answer cell does not hold them (:func:`written_entry`)."""
+def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
+    """Read what the student wrote (:func:`student_writing`), once, for the written-answers document, and note in
+    the report the written answers whose answer cell does not hold them (:func:`written_entry`). ``layouts``:
+    {assignment id: its :func:`written_layout`}, filled as needed."""
+    a = result.assignment
     try:
-        layout = written_layout(a)
-        writing = student_writing(submission, layout)
-        notes = [written_entry(writing, w)[1] for _, w, _ in layout.answers]
-    except Exception:     # noqa: BLE001  (the written-answers document says it could not be read)
-        return []
-    return [n for n in notes if n]
+        layout = layouts[a.id] if a.id in layouts else layouts.setdefault(a.id, written_layout(a))
+        result.writing = student_writing(result.submission, layout)
+        notes = [written_entry(result.writing, w)[1] for _, w, _ in layout.answers]
+    except Exception as exc:     # noqa: BLE001  (the written-answers document says it could not be read)
+        result.writing = exc
+        return
+    result.notes[:0] = [n for n in notes if n]
 
 
-def _own_question(cells, n: int) -> int | None:
+def _own_question(cells, n: int, answers: list[bool]) -> int | None:
     """The index of the question cell of the written answer ``n`` (:func:`_prompt_at`), when every source cell
-    between them is that question's alone (no test, no code answer, no other written answer): then what a student
-    types in or right under the question belongs to this answer, not to another question's."""
+    between them is that question's alone (``answers[j]``: cell j is a test, a code answer or a written answer; none
+    between): then what a student types in or right under the question belongs to this answer, not to another's."""
     at = _prompt_at(cells, n)
-    if at is None or any(cell_meta(c).get("kind") in (*make.TEST_KINDS, "written")
-                         or (c.cell_type == "code" and make.CODE_SOLUTION.search(c.source)) for c in cells[at + 1:n]):
-        return None
-    return at
+    return None if at is None or any(answers[at + 1:n]) else at
 
 
 def _prompt_at(cells, n: int) -> int | None:
@@ -1911,7 +1930,9 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
     entries, others = {}, []       # {id(result): {answer id: entry}}; [(result, its text outside the answers)]
     for r in results:
         try:
-            writing = student_writing(r.submission, layout)
+            writing = student_writing(r.submission, layout) if r.writing is None else r.writing
+            if isinstance(writing, Exception):
+                raise writing
             entries[id(r)] = {w: written_entry(writing, w) for _, w, _ in layout.answers}
             pieces = writing[None].pieces
             if pieces:

@@ -1956,9 +1956,22 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb.cells[_at(nb, "setup")].source += "\nimport pandas as pd\n# I used pandas for the table"
     nb.cells.insert(_at(nb, "q4-answer"), nbformat.v4.new_code_cell("print(2)"))
     text, note, other = _writing(a, nb)
-    assert "print(2)" in text and "# I used pandas for the table" in other, other
-    assert note == ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the notebook is in "
-                    "the written answers"), note
+    # round 29: a comment in code elsewhere is listed at the end, with no note; text typed in a markdown cell, a note
+    assert "print(2)" in text and "# I used pandas for the table" in other and note is None, (other, note)
+    nb.cells.insert(1, md("Jane Smith"))
+    assert _writing(a, nb)[1] == ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the "
+                                  "notebook is in the written answers")
+    # round 29: a line typed into the question's cell that repeats one of its lines is shown; an unchanged copy of
+    # the cell adds nothing
+    nb = copy.deepcopy(student)
+    at = _at(nb, "q4-prompt")
+    line = max(nb.cells[at].source.split("\n"), key=len)
+    nb.cells[at].source += "\n" + line
+    text, note, other = _writing(a, nb)
+    assert "*(added to the question's cell)*\n```text\n" + line.strip() in text, text
+    assert note == ("the answer cell q4-answer holds no answer; what the student wrote in its part of the notebook is "
+                    "in the written answers") and other == "", (note, other)
+    assert grader._added_lines("a\nb\n a", {"a\nb"}) == {3} and grader._added_lines("a\nb\na\nb", {"a\nb"}, 2) == set()
     nb = copy.deepcopy(student)
     answer = nb.cells.pop(_at(nb, "q4-answer"))
     answer.source = "PART 1."
@@ -1975,24 +1988,26 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     assert [piece[2:4] for piece in writing] == [(0, 1)], writing
     # round 27: outside the written answers, prose typed in a code cell (that does not parse, or as a long string),
     # a note to the grader added to a visible test, a name typed into the intro turned into code: listed at the
-    # end (and, beside a blank answer, a note); commented-out code in a scratch cell is not prose: nothing, no note
+    # end (and, beside a blank answer, a note for the text typed into the intro: since round 29, none for prose in
+    # code); commented-out code in a scratch cell is not prose: nothing, no note
     elsewhere = ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the notebook is in the "
                  "written answers")
-    for edit, shown in (
+    for edit, shown, noted in (
             (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
-                "The firm-clustered one is larger, as the Moulton factor says.")), "as the Moulton factor says"),
+                "The firm-clustered one is larger, as the Moulton factor says.")), "as the Moulton factor says", None),
             (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
-                'answer = """The firm-clustered one is larger, as the Moulton factor says."""')), "Moulton factor"),
+                'answer = """The firm-clustered one is larger, as the Moulton factor says."""')), "Moulton factor",
+             None),
             (lambda nb: nb.cells[_at(nb, "q2-test")].__setitem__("source", nb.cells[_at(nb, "q2-test")].source
                                                                 + "\n# Note for the grader: I used n - k here."),
-             "# Note for the grader: I used n - k here."),
+             "# Note for the grader: I used n - k here.", None),
             (lambda nb: nb.cells[0].update(cell_type="code", outputs=[], execution_count=None,
                                            source=nb.cells[0].source + "\nJane Smith, with Ann Lee"),
-             "Jane Smith, with Ann Lee")):
+             "Jane Smith, with Ann Lee", elsewhere)):
         nb = copy.deepcopy(student)
         edit(nb)
         text, note, other = _writing(a, nb)
-        assert shown in other and note == elsewhere, (shown, other, note)
+        assert shown in other and note == noted, (shown, other, note)
         assert text.startswith("*(not answered)*") and "see the end of this document" in text, text
     nb = copy.deepcopy(student)
     nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell("# print(cr1_se(X, e, firm))"))
