@@ -1719,15 +1719,17 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     - a cell the student added, labelled with its place: it belongs to the part of the cell above it (a copy of a
       source cell counts as that cell; an answer cell, moved or copied, as its answer's part): markdown and raw
       cells; code cells in a written answer's part, and elsewhere those that hold prose (:func:`_code_prose`);
-    - text added to a source cell (every copy or part of it together), the lines not in the cell as handed out: of
-      a markdown cell (also one the student turned into code) and of a code cell in a written answer's part; of
-      other code cells (tests included: the graded notebook runs the instructor's), where the added lines hold
-      prose; of a code answer, only where it no longer parses (the graded notebook has the student's code that
-      does, and replaces what does not).
+    - a source markdown cell the student changed (also one turned into code or raw): every part or copy of it that
+      is not as handed out, in full;
+    - text added to a source code cell (every copy or part of it together), the lines not in the cell as handed out
+      (:func:`_added_lines`): of a code cell in a written answer's part; of other code cells (tests included: the
+      graded notebook runs the instructor's), where the added lines hold prose; of a code answer, only where it no
+      longer parses (the graded notebook has the student's code that does, and replaces what does not).
 
     Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
-    what it is: "text" (typed in a markdown or raw cell, or the answer cell), "code" (prose in code) or "" (code);
-    only prose outside the answer cell calls for a report note, see :func:`written_entry`)."""
+    what it is: "text" (typed in a markdown or raw cell, or the answer cell), "prose" or "comment" in code
+    (:func:`_code_prose`), or "" (code); only prose outside the answer cell calls for a report note, see
+    :func:`written_entry`)."""
     ids = {w for _, w, _ in layout.answers}
     out = {w: Writing() for w in ids} | {None: Writing()}
     budget = PARSE_BUDGET
@@ -1735,7 +1737,7 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     def prose(code, lines=None):     # parse no more than PARSE_BUDGET characters of the notebook in all
         nonlocal budget
         budget -= len(code)
-        return budget < 0 or _code_prose(code, lines)
+        return "prose" if budget < 0 else _code_prose(code, lines)
     copies: dict[str, list[int]] = {}
     anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
 
@@ -1767,31 +1769,36 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             copies.setdefault(key, []).append(i)
         elif _has_text(cell):
             w = layout.part.get(anchor)
-            is_prose = "text" if cell.cell_type != "code" else "code" if prose(cell.source) else ""
+            is_prose = "text" if cell.cell_type != "code" else prose(cell.source)
             if w is None and not is_prose:
                 continue
             out[w].pieces.append((i, f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source),
                                   *images([cell]), is_prose))
     for key, at in copies.items():
         cells = [submission.cells[i] for i in at]
-        text = "\n".join(c.source for c in cells)
-        lines = _added_lines(text, layout.handed_out[key], len(cells))
-        if not lines:
-            continue
-        added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
         w = layout.part.get(key)
-        code = layout.types[key] == "code" and all(c.cell_type == "code" for c in cells)
-        if code:
-            is_prose = "code" if prose(text, lines) else ""
+        whose = ("the question's cell" if w is not None and layout.questions.get(w) == key
+                 else f"the {cells[0].cell_type} cell {key}")
+        if layout.types[key] == "code" and all(c.cell_type == "code" for c in cells):
+            text = "\n".join(c.source for c in cells)
+            lines = _added_lines(text, layout.handed_out[key], len(cells))
+            if not lines:
+                continue
+            is_prose = prose(text, lines)
             # a code answer that runs is the student's code, in the graded notebook; one that does not parse the
             # grader replaces there, so its text comes here; outside the written answers, prose only
             if (key in layout.answers_code and budget >= 0 and _parses(text)) or (w is None and not is_prose):
                 continue
-        else:
-            is_prose = "text"
-        what = ("the question's cell" if w is not None and layout.questions.get(w) == key
-                else f"the {cells[0].cell_type} cell {key}")
-        out[w].pieces.append((at[0], f"*(added to {what})*\n" + fenced(added), *images(cells), is_prose))
+            added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
+            out[w].pieces.append((at[0], f"*(added to {whose})*\n" + fenced(added), *images(cells), is_prose))
+            continue
+        # text (a markdown cell, or one the student turned into code or raw): every part or copy not as handed out,
+        # in full, so that no line the student typed is lost, even one that repeats a line of the cell
+        given = {_squeezed(v) for v in layout.handed_out[key]}
+        changed = [c for c in cells if _squeezed(c.source) not in given]
+        if changed and _squeezed("".join(c.source for c in changed)) not in given:      # not just a split
+            out[w].pieces.append((at[0], f"*({whose}, as the student left it)*\n"
+                                  + fenced("\n".join(c.source for c in changed)), *images(changed), "text"))
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1806,24 +1813,26 @@ PARSE_BUDGET = 1_000_000  # ... and of a whole notebook: past it, cells count as
 IPYTHON_HELP = re.compile(r"\?{0,2}[\w.]+\?{0,2}")      # obj?, obj??, ?obj: help, not Python (and not a sentence)
 
 
-def _code_prose(code: str, lines: set[int] | None = None) -> bool:
+def _code_prose(code: str, lines: set[int] | None = None) -> str:
     """Whether a code cell's text (on ``lines``, numbered from 1: the lines a student added; None: all) is prose
-    rather than code: the cell does not parse as Python (IPython's ``%``, ``!`` and ``?`` lines aside), or holds a
-    comment that does not parse (a sentence; ``# print(x)``, commented-out code, parses) or a string of eight or
-    more words (an answer typed as a string). A cell longer than PARSE_LIMIT is not parsed here (the grader's own
-    memory): it counts as prose, so it is shown."""
+    rather than code: "prose" where the cell does not parse as Python (IPython's ``%``, ``!`` and ``?`` lines
+    aside) or holds a string of eight or more words (an answer typed as a string); else "comment" where it holds a
+    comment that does not parse (a sentence; ``# print(x)``, commented-out code, parses); else "" (code). A cell
+    longer than PARSE_LIMIT is not parsed here (the grader's own memory): it counts as prose, so it is shown."""
     if len(code) > PARSE_LIMIT:
-        return True
+        return "prose"
     python = "\n".join("" if (s := line.strip()).startswith(("%", "!")) or IPYTHON_HELP.fullmatch(s) else line
                        for line in code.split("\n"))
     try:
         tree = ast.parse(python)
         comments = [t for t in tokenize.generate_tokens(io.StringIO(python).readline) if t.type == tokenize.COMMENT]
     except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
-        return True
-    return (any(not _parses(t.string.lstrip("#").strip()) for t in comments if lines is None or t.start[0] in lines)
-            or any(isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value.split()) >= 8
-                   and (lines is None or node.lineno in lines) for node in ast.walk(tree)))
+        return "prose"
+    if any(isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value.split()) >= 8
+           and (lines is None or node.lineno in lines) for node in ast.walk(tree)):
+        return "prose"
+    return ("comment" if any(not _parses(t.string.lstrip("#").strip()) for t in comments
+                             if lines is None or t.start[0] in lines) else "")
 
 
 def _parses(code: str) -> bool:
@@ -1837,12 +1846,17 @@ def _parses(code: str) -> bool:
     return True
 
 
+def _squeezed(text: str) -> str:
+    """``text`` without its white space: a cell split mid-line, or re-saved, is the same cell."""
+    return "".join(text.split())
+
+
 def _added_lines(text: str, versions: set[str], cells: int = 1) -> set[int]:
-    """The numbers (from 1) of the lines of ``text`` that the student added to a source cell: ``text`` is the cell
-    as submitted (its ``cells`` parts or copies joined), and a line is added where it is there more often than in
-    the cell as handed out (any of its ``versions``), once for each part or copy; none when it differs from a version
-    only in white space (a cell split mid-line). White space around a line is ignored, and blank lines."""
-    if "".join(text.split()) in {"".join(v.split()) for v in versions}:
+    """The numbers (from 1) of the lines of ``text`` that the student added to a source code cell: ``text`` is the
+    cell as submitted (its ``cells`` parts or copies joined), and a line is added where it is there more often than
+    in the cell as handed out (any of its ``versions``), once for each part or copy; none when it differs from a
+    version only in white space (a cell split mid-line). White space around a line is ignored, and blank lines."""
+    if _squeezed(text) in {_squeezed(v) for v in versions}:
         return set()
     given = Counter()
     for v in versions:
@@ -1859,18 +1873,21 @@ def _added_lines(text: str, versions: set[str], cells: int = 1) -> set[int]:
 def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:
     """A submission's entry for one written answer in the written-answers document (:func:`student_writing`), the
     note for its report when the answer cell does not hold the answer (deleted while the student wrote anything in
-    its part or prose elsewhere, changed to raw or code, or left without an answer beside prose in its part or text
-    typed in a markdown or raw cell elsewhere; else None), and its images that the graded notebook keeps and that
-    only the submitted one has."""
+    its part or prose elsewhere, changed to raw or code, or left without an answer beside prose in its part, or
+    beside text in a markdown or raw cell or prose in code elsewhere, a comment in code aside; else None), and its
+    images that the graded notebook keeps and that only the submitted one has. The entry points to the end of the
+    document where the student wrote there anything but comments in code, or anything and the answer cell holds no
+    answer."""
     mine, elsewhere = writing[answer_id], writing[None].pieces
     parts = [piece[1] for piece in mine.pieces] or ["*(not answered)*" if mine.found else
                                                     "*(the answer cell was deleted)*"]
     state = None if mine.in_place or mine.retyped else "was deleted" if not mine.found else "holds no answer"
-    if elsewhere:
+    # far from the answer cell, a comment in code (a scratch note) is too common to point to, or note, unless the
+    # answer cell holds no answer
+    far = any(piece[4] in ("text", "prose") or not mine.found for piece in elsewhere)
+    if far or (state and elsewhere):
         parts.append("*(this student also wrote text outside the written answers: see the end of this document)*")
     near = any(piece[4] or not mine.found for piece in mine.pieces)    # after a deletion, code near it too
-    # far from a blank answer cell, only text cells (a scratch comment in code elsewhere is too common to note)
-    far = any(piece[4] == "text" or not mine.found for piece in elsewhere)
     note = None
     if mine.retyped and not mine.in_place:
         note = (f"the answer cell {answer_id} was changed to a {' and a '.join(sorted(mine.retyped))} cell; its "
@@ -1960,8 +1977,9 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
             entry(r, *entries[id(r)][answer_id])
     lines += ["## Text written outside the written answers", "",
               "What each student wrote outside the written answers' parts of the notebook: the markdown and raw "
-              "cells they added, and the code cells they added that hold prose; the lines they added to the source's "
-              "markdown cells, and to its code cells where they hold prose." if others else
+              "cells they added, and the code cells they added that hold prose or a sentence as a comment; the "
+              "source's markdown cells they changed, as they left them; the lines they added to its code cells "
+              "where those hold prose." if others else
               "None of the submissions has any.", ""]
     for r, other in others:
         entry(r, *other)

@@ -1911,7 +1911,7 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb = copy.deepcopy(student)                      # a tick added to the question, the answer in place: no note
     nb.cells[_at(nb, "q4-prompt")].source += " ✓"
     nb.cells[_at(nb, "q4-answer")].source = "ANSWERED IN PLACE."
-    cases["ticked"] = (nb, ["*(added to the question's cell)*", "✓", "ANSWERED IN PLACE."], None)
+    cases["ticked"] = (nb, ["*(the question's cell, as the student left it)*", "✓", "ANSWERED IN PLACE."], None)
     for name, (nb, shown, note) in cases.items():
         text, got, other = _writing(a, nb)
         assert all(s in text for s in shown), (name, text)
@@ -1924,7 +1924,7 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     test.cell_type, test.source = "markdown", test.source + "\nTEXT IN A TEST CELL."
     test.pop("outputs"), test.pop("execution_count")
     other = _writing(a, nb)[2]
-    assert "*(added to the markdown cell q3-test)*" in other and "TEXT IN A TEST CELL." in other, other
+    assert "*(the markdown cell q3-test, as the student left it)*" in other and "TEXT IN A TEST CELL." in other, other
     # a copy of the answer cell pasted under question 1 as notes: shown with its place; the notes the student added
     # before question 2 are not taken into the answer, but listed as text outside the written answers
     nb = copy.deepcopy(student)
@@ -1956,21 +1956,41 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb.cells[_at(nb, "setup")].source += "\nimport pandas as pd\n# I used pandas for the table"
     nb.cells.insert(_at(nb, "q4-answer"), nbformat.v4.new_code_cell("print(2)"))
     text, note, other = _writing(a, nb)
-    # round 29: a comment in code elsewhere is listed at the end, with no note; text typed in a markdown cell, a note
+    # round 29: a comment in code elsewhere is listed at the end, with no note (the entry points there, the answer
+    # cell being blank); text typed in a markdown cell, a note; answered in place, comments elsewhere: no pointer
     assert "print(2)" in text and "# I used pandas for the table" in other and note is None, (other, note)
+    assert "see the end of this document" in text, text
     nb.cells.insert(1, md("Jane Smith"))
     assert _writing(a, nb)[1] == ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the "
                                   "notebook is in the written answers")
-    # round 29: a line typed into the question's cell that repeats one of its lines is shown; an unchanged copy of
-    # the cell adds nothing
     nb = copy.deepcopy(student)
-    at = _at(nb, "q4-prompt")
-    line = max(nb.cells[at].source.split("\n"), key=len)
-    nb.cells[at].source += "\n" + line
+    nb.cells[_at(nb, "q4-answer")].source = "MY ANSWER."
+    nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell("# check the shapes\nprint(1)"))
     text, note, other = _writing(a, nb)
-    assert "*(added to the question's cell)*\n```text\n" + line.strip() in text, text
-    assert note == ("the answer cell q4-answer holds no answer; what the student wrote in its part of the notebook is "
-                    "in the written answers") and other == "", (note, other)
+    assert text == "MY ANSWER." and note is None and "# check the shapes" in other, (text, other)
+    # rounds 29-30: a line typed into the question's cell, or a part of it after Split Cell, that repeats a line of
+    # the question, and text typed over a copy of a markdown cell (lines like $$ that the cell also has): the cell
+    # as the student left it, in full; a copy left as handed out adds nothing
+    for split in (False, True):
+        nb = copy.deepcopy(student)
+        at = _at(nb, "q4-prompt")
+        line = max(nb.cells[at].source.split("\n"), key=len)
+        if split:
+            nb.cells.insert(at + 1, copy.deepcopy(nb.cells[at]))
+            nb.cells[at].source, nb.cells[at + 1].source = nb.cells[at].source[:20], nb.cells[at].source[20:]
+        nb.cells[at + split].source += "\nMY ANSWER:\n" + line
+        text, note, other = _writing(a, nb)
+        assert text.count(line.strip()) == 2 and "MY ANSWER:" in text, text
+        assert "*(the question's cell, as the student left it)*" in text, text
+        assert note == ("the answer cell q4-answer holds no answer; what the student wrote in its part of the notebook "
+                        "is in the written answers") and other == "", (note, other)
+    nb = copy.deepcopy(student)
+    intro = copy.deepcopy(nb.cells[0])
+    nb.cells.insert(1, copy.deepcopy(intro))
+    intro.source = "My notes:\n" + nb.cells[0].source
+    nb.cells.insert(2, intro)
+    other = _writing(a, nb)[2]
+    assert other.count(nb.cells[0].source) == 1 and "My notes:" in other, other
     assert grader._added_lines("a\nb\n a", {"a\nb"}) == {3} and grader._added_lines("a\nb\na\nb", {"a\nb"}, 2) == set()
     nb = copy.deepcopy(student)
     answer = nb.cells.pop(_at(nb, "q4-answer"))
@@ -1988,16 +2008,17 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     assert [piece[2:4] for piece in writing] == [(0, 1)], writing
     # round 27: outside the written answers, prose typed in a code cell (that does not parse, or as a long string),
     # a note to the grader added to a visible test, a name typed into the intro turned into code: listed at the
-    # end (and, beside a blank answer, a note for the text typed into the intro: since round 29, none for prose in
-    # code); commented-out code in a scratch cell is not prose: nothing, no note
+    # end (and, beside a blank answer, a note: since round 29, none for a comment in code); commented-out code in a
+    # scratch cell is not prose: nothing, no note
     elsewhere = ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the notebook is in the "
                  "written answers")
-    for edit, shown, noted in (
+    for edit, shown, noted in (       # (since round 30, a note for prose in code; none for a comment)
             (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
-                "The firm-clustered one is larger, as the Moulton factor says.")), "as the Moulton factor says", None),
+                "The firm-clustered one is larger, as the Moulton factor says.")), "as the Moulton factor says",
+             elsewhere),
             (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
                 'answer = """The firm-clustered one is larger, as the Moulton factor says."""')), "Moulton factor",
-             None),
+             elsewhere),
             (lambda nb: nb.cells[_at(nb, "q2-test")].__setitem__("source", nb.cells[_at(nb, "q2-test")].source
                                                                 + "\n# Note for the grader: I used n - k here."),
              "# Note for the grader: I used n - k here.", None),
@@ -2088,7 +2109,7 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
               "above": "*(written outside the answer cell, which was deleted)*",
               "rawimg": "*(the answer cell was changed to a raw cell)*",
               "keep": "*(written outside the answer cell, which holds no answer)*",
-              "inprompt": "*(added to the question's cell)*",
+              "inprompt": "*(the question's cell, as the student left it)*",
               "comment": "*(written outside the answer cell, which was deleted)*\n\n*(in a new code cell after the "
                          "cell q4-code)*"}
     deleted = ("the answer cell q4-answer was deleted; what the student wrote in its part of the notebook is in the "
@@ -2123,7 +2144,7 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
         str(graded["files"]["02_sandwich_by_hand/student-tests-deleted-or-pass"])}    # its answer above the placeholder
     others = [part for part in text.split("\n### ")[1:] if part.split("\n")[0] not in elsewhere]
     assert len(others) > 10 and not any(label in part for part in others for label in (
-        "written outside the answer cell", "answer cell was changed", "added to the question"))
+        "written outside the answer cell", "answer cell was changed", "the question's cell, as"))
 
 
 def test_html_in_a_file_name_or_a_refused_path_hides_nothing_in_the_rendered_reports(graded):
