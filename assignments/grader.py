@@ -44,6 +44,7 @@ import asyncio
 import contextlib
 import copy
 import csv
+import difflib
 import hashlib
 import hmac
 import html
@@ -1727,22 +1728,23 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
       longer parses (the graded notebook has the student's code that does, and replaces what does not).
 
     Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
-    what it is: "text" (typed in a markdown or raw cell, or the answer cell), "prose" or "comment" in code
-    (:func:`_code_prose`), or "" (code); only prose outside the answer cell calls for a report note, see
-    :func:`written_entry`)."""
+    what it is: "text" (typed in a markdown or raw cell, or the answer cell), "prose" or "words" in code
+    (:func:`_code_prose`), or "" (code); see :func:`written_entry` for the report notes these call for)."""
     ids = {w for _, w, _ in layout.answers}
     out = {w: Writing() for w in ids} | {None: Writing()}
-    budget = PARSE_BUDGET
+    budget, marking = PARSE_BUDGET, MARK_LINES
 
     def prose(code, lines=None):     # parse no more than PARSE_BUDGET characters of the notebook in all
         nonlocal budget
         budget -= len(code)
         return "prose" if budget < 0 else _code_prose(code, lines)
-    copies: dict[str, list[int]] = {}
+    copies: dict[str, list[tuple[int, str]]] = {}      # source cell id -> [(position, place)] of its copies or parts
     anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
+    times = Counter(cell_key(c) for c in submission.cells)
 
     def place():
-        return f"after the cell {anchor}" if anchor else "at the top of the notebook"
+        copied = "a copy of " if times[anchor] > 1 else ""
+        return f"after {copied}the cell {anchor}" if anchor else "at the top of the notebook"
 
     def images(cells):      # the graded notebook keeps markdown cells, except copies of tests (it drops their ids)
         kept = [c.cell_type == "markdown" and cell_key(c) not in layout.tests for c in cells]
@@ -1765,8 +1767,8 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
                                            + fenced(cell.source), *images([cell]), "text"))
             anchor = key
         elif key in layout.handed_out:
+            copies.setdefault(key, []).append((i, place()))
             anchor = key
-            copies.setdefault(key, []).append(i)
         elif _has_text(cell):
             w = layout.part.get(anchor)
             is_prose = "text" if cell.cell_type != "code" else prose(cell.source)
@@ -1775,7 +1777,7 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             out[w].pieces.append((i, f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source),
                                   *images([cell]), is_prose))
     for key, at in copies.items():
-        cells = [submission.cells[i] for i in at]
+        cells = [submission.cells[i] for i, _ in at]
         w = layout.part.get(key)
         whose = ("the question's cell" if w is not None and layout.questions.get(w) == key
                  else f"the {cells[0].cell_type} cell {key}")
@@ -1790,15 +1792,28 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             if (key in layout.answers_code and budget >= 0 and _parses(text)) or (w is None and not is_prose):
                 continue
             added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
-            out[w].pieces.append((at[0], f"*(added to {whose})*\n" + fenced(added), *images(cells), is_prose))
+            out[w].pieces.append((at[0][0], f"*(added to {whose})*\n" + fenced(added), *images(cells), is_prose))
             continue
-        # text (a markdown cell, or one the student turned into code or raw): every part or copy not as handed out,
-        # in full, so that no line the student typed is lost, even one that repeats a line of the cell
+        # text (a markdown cell, or one the student turned into code or raw): each part or copy not as handed out,
+        # in full and marked against it, so that no line the student typed is lost, even one that repeats a line of
+        # the cell; parts side by side (Split Cell) together
         given = {_squeezed(v) for v in layout.handed_out[key]}
-        changed = [c for c in cells if _squeezed(c.source) not in given]
-        if changed and _squeezed("".join(c.source for c in changed)) not in given:      # not just a split
-            out[w].pieces.append((at[0], f"*({whose}, as the student left it)*\n"
-                                  + fenced("\n".join(c.source for c in changed)), *images(changed), "text"))
+        changed = [(i, where) for i, where in at if _squeezed(submission.cells[i].source) not in given]
+        if not changed or _squeezed("".join(submission.cells[i].source for i, _ in changed)) in given:   # a split
+            continue
+        runs: list[list[tuple[int, str]]] = []
+        for i, where in changed:
+            if runs and i == runs[-1][-1][0] + 1:
+                runs[-1].append((i, where))
+            else:
+                runs.append([(i, where)])
+        for run in runs:
+            text = "\n".join(submission.cells[i].source for i, _ in run)
+            marking -= text.count("\n") + 1
+            shown, how = ((_marked(text, layout.handed_out[key]), ": + a line they typed or changed, - one they "
+                           "removed") if marking >= 0 else (text, ""))
+            out[w].pieces.append((run[0][0], f"*({whose}, {run[0][1]}, as the student left it{how})*\n"
+                                  + fenced(shown), *images([submission.cells[i] for i, _ in run]), "text"))
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1816,9 +1831,10 @@ IPYTHON_HELP = re.compile(r"\?{0,2}[\w.]+\?{0,2}")      # obj?, obj??, ?obj: hel
 def _code_prose(code: str, lines: set[int] | None = None) -> str:
     """Whether a code cell's text (on ``lines``, numbered from 1: the lines a student added; None: all) is prose
     rather than code: "prose" where the cell does not parse as Python (IPython's ``%``, ``!`` and ``?`` lines
-    aside) or holds a string of eight or more words (an answer typed as a string); else "comment" where it holds a
-    comment that does not parse (a sentence; ``# print(x)``, commented-out code, parses); else "" (code). A cell
-    longer than PARSE_LIMIT is not parsed here (the grader's own memory): it counts as prose, so it is shown."""
+    aside: text typed into a code cell); else "words" where it holds a comment that does not parse (a sentence;
+    ``# print(x)``, commented-out code, parses) or strings of eight or more words in all (an answer typed as a
+    string, or a docstring, a message); else "" (code). A cell longer than PARSE_LIMIT is not parsed here (the
+    grader's own memory): it counts as prose, so it is shown."""
     if len(code) > PARSE_LIMIT:
         return "prose"
     python = "\n".join("" if (s := line.strip()).startswith(("%", "!")) or IPYTHON_HELP.fullmatch(s) else line
@@ -1828,11 +1844,10 @@ def _code_prose(code: str, lines: set[int] | None = None) -> str:
         comments = [t for t in tokenize.generate_tokens(io.StringIO(python).readline) if t.type == tokenize.COMMENT]
     except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
         return "prose"
-    if any(isinstance(node, ast.Constant) and isinstance(node.value, str) and len(node.value.split()) >= 8
-           and (lines is None or node.lineno in lines) for node in ast.walk(tree)):
-        return "prose"
-    return ("comment" if any(not _parses(t.string.lstrip("#").strip()) for t in comments
-                             if lines is None or t.start[0] in lines) else "")
+    words = sum(len(node.value.split()) for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                and isinstance(node.value, str) and (lines is None or node.lineno in lines))
+    return ("words" if words >= 8 or any(not _parses(t.string.lstrip("#").strip()) for t in comments
+                                         if lines is None or t.start[0] in lines) else "")
 
 
 def _parses(code: str) -> bool:
@@ -1844,6 +1859,29 @@ def _parses(code: str) -> bool:
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
+
+
+MARK_LINES = 20_000     # lines of changed markdown cells a notebook has marked against the source (difflib's time)
+
+
+def _marked(text: str, versions: set[str]) -> str:
+    """A source cell's ``text`` as the student left it, line by line against the closest of its ``versions`` as
+    handed out (white space around a line ignored): ``+`` a line the student typed or changed, ``-`` one they
+    removed, two spaces one as handed out."""
+    new = text.split("\n")
+
+    def matcher(version):
+        return difflib.SequenceMatcher(None, [line.strip() for line in version.split("\n")],
+                                       [line.strip() for line in new], autojunk=False)
+    version = max(sorted(versions), key=lambda v: matcher(v).ratio())
+    old = version.split("\n")
+    marked = []
+    for tag, i1, i2, j1, j2 in matcher(version).get_opcodes():
+        if tag == "equal":
+            marked += ["  " + line for line in new[j1:j2]]
+        else:
+            marked += ["- " + line for line in old[i1:i2]] + ["+ " + line for line in new[j1:j2]]
+    return "\n".join(marked)
 
 
 def _squeezed(text: str) -> str:
@@ -1873,17 +1911,17 @@ def _added_lines(text: str, versions: set[str], cells: int = 1) -> set[int]:
 def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:
     """A submission's entry for one written answer in the written-answers document (:func:`student_writing`), the
     note for its report when the answer cell does not hold the answer (deleted while the student wrote anything in
-    its part or prose elsewhere, changed to raw or code, or left without an answer beside prose in its part, or
-    beside text in a markdown or raw cell or prose in code elsewhere, a comment in code aside; else None), and its
-    images that the graded notebook keeps and that only the submitted one has. The entry points to the end of the
-    document where the student wrote there anything but comments in code, or anything and the answer cell holds no
-    answer."""
+    its part or listed at the end, changed to raw or code, or left without an answer beside prose, words or text in its
+    part, or text in a markdown or raw cell or prose in code elsewhere: words in code, a comment or a string, are
+    too common elsewhere to call for a note; else None), and its images that the graded notebook keeps and that only
+    the submitted one has. The entry points to the end of the document where the student wrote there more than words
+    in code, or anything and the answer cell holds no answer."""
     mine, elsewhere = writing[answer_id], writing[None].pieces
     parts = [piece[1] for piece in mine.pieces] or ["*(not answered)*" if mine.found else
                                                     "*(the answer cell was deleted)*"]
     state = None if mine.in_place or mine.retyped else "was deleted" if not mine.found else "holds no answer"
-    # far from the answer cell, a comment in code (a scratch note) is too common to point to, or note, unless the
-    # answer cell holds no answer
+    # far from the answer cell, words in code (a scratch comment, a docstring, a message) are too common to point
+    # to, or note, unless the answer cell holds no answer
     far = any(piece[4] in ("text", "prose") or not mine.found for piece in elsewhere)
     if far or (state and elsewhere):
         parts.append("*(this student also wrote text outside the written answers: see the end of this document)*")
@@ -1977,9 +2015,9 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
             entry(r, *entries[id(r)][answer_id])
     lines += ["## Text written outside the written answers", "",
               "What each student wrote outside the written answers' parts of the notebook: the markdown and raw "
-              "cells they added, and the code cells they added that hold prose or a sentence as a comment; the "
-              "source's markdown cells they changed, as they left them; the lines they added to its code cells "
-              "where those hold prose." if others else
+              "cells they added, and the code cells they added that hold prose or words (a sentence as a comment, "
+              "strings of eight or more words); the source's markdown cells they changed, as they left them; the "
+              "lines they added to its code cells where those hold prose or words." if others else
               "None of the submissions has any.", ""]
     for r, other in others:
         entry(r, *other)

@@ -1911,7 +1911,9 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb = copy.deepcopy(student)                      # a tick added to the question, the answer in place: no note
     nb.cells[_at(nb, "q4-prompt")].source += " ✓"
     nb.cells[_at(nb, "q4-answer")].source = "ANSWERED IN PLACE."
-    cases["ticked"] = (nb, ["*(the question's cell, as the student left it)*", "✓", "ANSWERED IN PLACE."], None)
+    cases["ticked"] = (nb, ["*(the question's cell, after the cell q3-test, as the student left it: + a line they "
+                            "typed or changed, - one they removed)*", "- more than", "+ more than", "✓",
+                            "ANSWERED IN PLACE."], None)
     for name, (nb, shown, note) in cases.items():
         text, got, other = _writing(a, nb)
         assert all(s in text for s in shown), (name, text)
@@ -1924,7 +1926,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     test.cell_type, test.source = "markdown", test.source + "\nTEXT IN A TEST CELL."
     test.pop("outputs"), test.pop("execution_count")
     other = _writing(a, nb)[2]
-    assert "*(the markdown cell q3-test, as the student left it)*" in other and "TEXT IN A TEST CELL." in other, other
+    assert "*(the markdown cell q3-test, after the cell q3-answer, as the student left it" in other, other
+    assert "\n+ TEXT IN A TEST CELL." in other, other
     # a copy of the answer cell pasted under question 1 as notes: shown with its place; the notes the student added
     # before question 2 are not taken into the answer, but listed as text outside the written answers
     nb = copy.deepcopy(student)
@@ -1939,7 +1942,7 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     # ... but a cell added right under that copy follows it, with its place (it may continue a moved answer)
     nb.cells.insert(_at(nb, "q4-answer") + 1, md("RIGHT UNDER THE COPY."))
     text = _writing(a, nb)[0]
-    assert "*(in a new markdown cell after the cell q4-answer)*\n```text\nRIGHT UNDER THE COPY." in text, text
+    assert "*(in a new markdown cell after a copy of the cell q4-answer)*\n```text\nRIGHT UNDER THE COPY." in text, text
     # round 26: a copy of the answered answer cell turned into scratch code, an import added to the set-up cell, a
     # scratch code cell beside a blank answer: shown where they belong, but no note (no prose outside the answer
     # cell); an answer cell moved to the top and continued right under it: both parts under the question; an image
@@ -1981,7 +1984,7 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
         nb.cells[at + split].source += "\nMY ANSWER:\n" + line
         text, note, other = _writing(a, nb)
         assert text.count(line.strip()) == 2 and "MY ANSWER:" in text, text
-        assert "*(the question's cell, as the student left it)*" in text, text
+        assert "*(the question's cell, after the cell q3-test, as the student left it" in text, text
         assert note == ("the answer cell q4-answer holds no answer; what the student wrote in its part of the notebook "
                         "is in the written answers") and other == "", (note, other)
     nb = copy.deepcopy(student)
@@ -1990,7 +1993,37 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     intro.source = "My notes:\n" + nb.cells[0].source
     nb.cells.insert(2, intro)
     other = _writing(a, nb)[2]
-    assert other.count(nb.cells[0].source) == 1 and "My notes:" in other, other
+    assert other.count("as the student left it") == 1 and "\n+ My notes:\n  " in other, other
+    # round 31: words in code elsewhere (a docstring, a message, an answer as strings in pieces) are listed, with no
+    # note and, beside an answer in place, no pointer; an f-string answer in the part of a blank answer: a note; a
+    # copy of the question's cell shown with its place, and a cell under a copy named so; a typo marked
+    helper = 'def summarize(rates):\n    """Print the rejection rates of each test, one line for each test."""'
+    pieces = 'ans = ("Both x and u have a " + "cluster component, so " + "the classical errors over-reject")'
+    for blank in (True, False):
+        for code in (helper, pieces):
+            nb = copy.deepcopy(student)
+            if not blank:
+                nb.cells[_at(nb, "q4-answer")].source = "MY ANSWER."
+            nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(code))
+            text, note, other = _writing(a, nb)
+            assert code in other and note is None, (code, other, note)
+            assert ("see the end of this document" in text) == blank, text
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q4-code")].source += '\nprint(f"Firm clustering gives {se} which is larger than White {w} here")'
+    assert _writing(a, nb)[1] == ("the answer cell q4-answer holds no answer; what the student wrote in its part of "
+                                  "the notebook is in the written answers")
+    nb = copy.deepcopy(student)
+    question = copy.deepcopy(nb.cells[_at(nb, "q4-prompt")])
+    question.source += "\nMY ANSWER AT THE TOP."
+    intro = copy.deepcopy(nb.cells[0])
+    nb.cells[_at(nb, "q4-answer"):_at(nb, "q4-answer")] = [intro, md("UNDER A COPY OF THE INTRO.")]
+    nb.cells.insert(0, question)
+    nb.cells[_at(nb, "intro")].source = nb.cells[_at(nb, "intro")].source.replace("the", "teh", 1)
+    text, note, other = _writing(a, nb)
+    assert "*(the question's cell, at the top of the notebook, as the student left it" in text, text
+    assert "\n+ MY ANSWER AT THE TOP." in text, text
+    assert "*(in a new markdown cell after a copy of the cell intro)*\n```text\nUNDER A COPY OF THE INTRO." in other
+    assert len([line for line in other.split("\n") if line.startswith(("+ ", "- "))]) == 2, other
     assert grader._added_lines("a\nb\n a", {"a\nb"}) == {3} and grader._added_lines("a\nb\na\nb", {"a\nb"}, 2) == set()
     nb = copy.deepcopy(student)
     answer = nb.cells.pop(_at(nb, "q4-answer"))
@@ -2012,13 +2045,13 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     # scratch cell is not prose: nothing, no note
     elsewhere = ("the answer cell q4-answer holds no answer; what the student wrote elsewhere in the notebook is in the "
                  "written answers")
-    for edit, shown, noted in (       # (since round 30, a note for prose in code; none for a comment)
+    for edit, shown, noted in (       # (since round 31, a note for prose in code; none for a comment or a string)
             (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
                 "The firm-clustered one is larger, as the Moulton factor says.")), "as the Moulton factor says",
              elsewhere),
             (lambda nb: nb.cells.insert(_at(nb, "q3-test") + 1, nbformat.v4.new_code_cell(
                 'answer = """The firm-clustered one is larger, as the Moulton factor says."""')), "Moulton factor",
-             elsewhere),
+             None),
             (lambda nb: nb.cells[_at(nb, "q2-test")].__setitem__("source", nb.cells[_at(nb, "q2-test")].source
                                                                 + "\n# Note for the grader: I used n - k here."),
              "# Note for the grader: I used n - k here.", None),
@@ -2109,7 +2142,7 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
               "above": "*(written outside the answer cell, which was deleted)*",
               "rawimg": "*(the answer cell was changed to a raw cell)*",
               "keep": "*(written outside the answer cell, which holds no answer)*",
-              "inprompt": "*(the question's cell, as the student left it)*",
+              "inprompt": "*(the question's cell, after the cell q3-hidden, as the student left it",
               "comment": "*(written outside the answer cell, which was deleted)*\n\n*(in a new code cell after the "
                          "cell q4-code)*"}
     deleted = ("the answer cell q4-answer was deleted; what the student wrote in its part of the notebook is in the "
@@ -2144,7 +2177,7 @@ def test_an_answer_in_a_new_cell_or_a_retyped_cell_reaches_the_written_answers_a
         str(graded["files"]["02_sandwich_by_hand/student-tests-deleted-or-pass"])}    # its answer above the placeholder
     others = [part for part in text.split("\n### ")[1:] if part.split("\n")[0] not in elsewhere]
     assert len(others) > 10 and not any(label in part for part in others for label in (
-        "written outside the answer cell", "answer cell was changed", "the question's cell, as"))
+        "written outside the answer cell", "answer cell was changed", "the question's cell, after"))
 
 
 def test_html_in_a_file_name_or_a_refused_path_hides_nothing_in_the_rendered_reports(graded):
