@@ -1663,7 +1663,7 @@ class WrittenLayout:
     answers: list[tuple[int, str, dict]]  # (index in the source, answer cell id, metadata)
     questions: dict[str, str]             # answer cell id -> its own question's cell id (where there is one)
     part: dict[str, str]                  # source cell id -> the id of the written answer whose part it is in
-    handed_out: dict[str, set[str]]       # source cell id -> its text as handed out (student's, instructor's)
+    handed_out: dict[str, str]            # source cell id -> its text as handed out (the student's version)
     tests: set[str]                       # tests (the graded notebook drops every cell with a test's id)
     answers_code: set[str]                # code answers: the student's code, the tests' to judge
     types: dict[str, str]                 # source cell id -> its cell type in the source
@@ -1682,8 +1682,8 @@ def written_layout(a: Assignment) -> WrittenLayout:
     def plain(j):
         return cells[j].cell_type == "code" and not answers[j]
 
-    layout = WrittenLayout([], {}, {}, {order[j]: {make.handed_out(a, c, s) for s in (True, False)}
-                                        for j, c in enumerate(cells)}, tests, answers_code,
+    layout = WrittenLayout([], {}, {}, {order[j]: make.handed_out(a, c, True) for j, c in enumerate(cells)}, tests,
+                           answers_code,
                            {order[j]: c.cell_type for j, c in enumerate(cells)})
     for n, cell in enumerate(cells):
         if order[n] not in written:
@@ -1708,6 +1708,7 @@ class Writing:
     found: bool = False                          # a cell carries the answer cell's id
     in_place: bool = False                       # ... and one of them is a markdown cell with an answer in it
     retyped: set = field(default_factory=set)    # the types the answer cell was changed to
+    code_retyped: dict = field(default_factory=dict)   # (outside the written answers) code answer id -> new types
 
 
 def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writing]:
@@ -1720,10 +1721,13 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     - a cell the student added, labelled with its place: it belongs to the part of the cell above it (a copy of a
       source cell counts as that cell; an answer cell, moved or copied, as its answer's part): markdown and raw
       cells; code cells in a written answer's part, and elsewhere those that hold prose (:func:`_code_prose`);
-    - a source markdown cell the student changed (also one turned into code or raw): every part or copy of it that
-      is not as handed out, in full;
+    - a source markdown cell the student changed (also one turned into code or raw): its parts and copies that are
+      not as handed out, together (a split line put back: :func:`_joined`), in full, marked against it
+      (:func:`_marked`), with their places; a code answer changed to markdown or raw is also noted
+      (``code_retyped``: it did not run);
     - text added to a source code cell (every copy or part of it together), the lines not in the cell as handed out
-      (:func:`_added_lines`): of a code cell in a written answer's part; of other code cells (tests included: the
+      (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written answer's
+      part; of other code cells (tests included: the
       graded notebook runs the instructor's), where the added lines hold prose; of a code answer, only where it no
       longer parses (the graded notebook has the student's code that does, and replaces what does not).
 
@@ -1743,7 +1747,7 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     times = Counter(cell_key(c) for c in submission.cells)
 
     def place():
-        copied = "a copy of " if times[anchor] > 1 else ""
+        copied = "a copy or part of " if times[anchor] > 1 else ""
         return f"after {copied}the cell {anchor}" if anchor else "at the top of the notebook"
 
     def images(cells):      # the graded notebook keeps markdown cells, except copies of tests (it drops their ids)
@@ -1781,9 +1785,12 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         w = layout.part.get(key)
         whose = ("the question's cell" if w is not None and layout.questions.get(w) == key
                  else f"the {cells[0].cell_type} cell {key}")
+        given = layout.handed_out[key]
+        if key in layout.answers_code and all(c.cell_type != "code" for c in cells):     # else a code copy runs
+            out[None].code_retyped[key] = sorted({c.cell_type for c in cells} - {"code"})
         if layout.types[key] == "code" and all(c.cell_type == "code" for c in cells):
             text = "\n".join(c.source for c in cells)
-            lines = _added_lines(text, layout.handed_out[key], len(cells))
+            lines = _added_lines(text, given, len(cells))
             if not lines:
                 continue
             is_prose = prose(text, lines)
@@ -1791,29 +1798,30 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             # grader replaces there, so its text comes here; outside the written answers, prose only
             if (key in layout.answers_code and budget >= 0 and _parses(text)) or (w is None and not is_prose):
                 continue
+            starts = [0]            # the line each cell starts at in text: its added lines tell where they are
+            for c in cells:
+                starts.append(starts[-1] + c.source.count("\n") + 1)
+            holding = [n for n in range(len(cells)) if any(starts[n] < m <= starts[n + 1] for m in lines)]
+            places = "; ".join(dict.fromkeys(at[n][1] for n in holding))
             added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
-            out[w].pieces.append((at[0][0], f"*(added to {whose})*\n" + fenced(added), *images(cells), is_prose))
+            out[w].pieces.append((at[holding[0]][0], f"*(added to {whose}, {places})*\n" + fenced(added),
+                                  *images(cells), is_prose))
             continue
-        # text (a markdown cell, or one the student turned into code or raw): each part or copy not as handed out,
-        # in full and marked against it, so that no line the student typed is lost, even one that repeats a line of
-        # the cell; parts side by side (Split Cell) together
-        given = {_squeezed(v) for v in layout.handed_out[key]}
-        changed = [(i, where) for i, where in at if _squeezed(submission.cells[i].source) not in given]
-        if not changed or _squeezed("".join(submission.cells[i].source for i, _ in changed)) in given:   # a split
+        # text (a markdown cell, or one the student turned into code or raw): its parts or copies not as handed out,
+        # together, in full and marked against it, so that no line the student typed is lost, even one that repeats
+        # a line of the cell
+        changed = [(i, where) for i, where in at if _squeezed(submission.cells[i].source) != _squeezed(given)]
+        text = _joined([submission.cells[i].source for i, _ in changed], given)
+        if not changed or _squeezed(text) == _squeezed(given):      # split, or re-saved: nothing changed
             continue
-        runs: list[list[tuple[int, str]]] = []
-        for i, where in changed:
-            if runs and i == runs[-1][-1][0] + 1:
-                runs[-1].append((i, where))
-            else:
-                runs.append([(i, where)])
-        for run in runs:
-            text = "\n".join(submission.cells[i].source for i, _ in run)
-            marking -= text.count("\n") + 1
-            shown, how = ((_marked(text, layout.handed_out[key]), ": + a line they typed or changed, - one they "
-                           "removed") if marking >= 0 else (text, ""))
-            out[w].pieces.append((run[0][0], f"*({whose}, {run[0][1]}, as the student left it{how})*\n"
-                                  + fenced(shown), *images([submission.cells[i] for i, _ in run]), "text"))
+        marking -= text.count("\n") + 1
+        shown, how = ((_marked(text, given), ": + a line not in the cell as handed out at that place (typed, copied, "
+                       "changed or moved), - a line of it not there") if marking >= 0 else (text, ""))
+        indices = {i for i, _ in changed}
+        # one place for parts side by side (Split Cell), one for each copy
+        places = "; ".join(dict.fromkeys(where for i, where in changed if i - 1 not in indices))
+        out[w].pieces.append((changed[0][0], f"*({whose}, {places}, as the student left it{how})*\n" + fenced(shown),
+                              *images([submission.cells[i] for i, _ in changed]), "text"))
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1864,19 +1872,15 @@ def _parses(code: str) -> bool:
 MARK_LINES = 20_000     # lines of changed markdown cells a notebook has marked against the source (difflib's time)
 
 
-def _marked(text: str, versions: set[str]) -> str:
-    """A source cell's ``text`` as the student left it, line by line against the closest of its ``versions`` as
-    handed out (white space around a line ignored): ``+`` a line the student typed or changed, ``-`` one they
-    removed, two spaces one as handed out."""
-    new = text.split("\n")
-
-    def matcher(version):
-        return difflib.SequenceMatcher(None, [line.strip() for line in version.split("\n")],
-                                       [line.strip() for line in new], autojunk=False)
-    version = max(sorted(versions), key=lambda v: matcher(v).ratio())
-    old = version.split("\n")
+def _marked(text: str, given: str) -> str:
+    """A source cell's ``text`` as the student left it, line by line against the cell as handed out, ``given``
+    (white space around a line ignored; difflib): ``+`` a line not in ``given`` at that place (typed, copied, changed
+    or moved), ``-`` a line of ``given`` not there, two spaces a line as handed out."""
+    new, old = text.split("\n"), given.split("\n")
+    matcher = difflib.SequenceMatcher(None, [line.strip() for line in old], [line.strip() for line in new],
+                                      autojunk=False)
     marked = []
-    for tag, i1, i2, j1, j2 in matcher(version).get_opcodes():
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             marked += ["  " + line for line in new[j1:j2]]
         else:
@@ -1884,21 +1888,31 @@ def _marked(text: str, versions: set[str]) -> str:
     return "\n".join(marked)
 
 
+def _joined(parts: list[str], given: str) -> str:
+    """The parts of a cell (after Split Cell, or copies) as one text: a line split between two parts (Split Cell
+    in mid-line) is joined back where the two halves make a line of the cell as handed out, ``given``."""
+    lines = {_squeezed(line) for line in given.split("\n")}
+    text = parts[0] if parts else ""
+    for part in parts[1:]:
+        last, first = text.rsplit("\n", 1)[-1], part.split("\n", 1)[0]
+        split = _squeezed(last + first) in lines and _squeezed(last) not in lines and _squeezed(first) not in lines
+        text += ("" if split else "\n") + part
+    return text
+
+
 def _squeezed(text: str) -> str:
     """``text`` without its white space: a cell split mid-line, or re-saved, is the same cell."""
     return "".join(text.split())
 
 
-def _added_lines(text: str, versions: set[str], cells: int = 1) -> set[int]:
+def _added_lines(text: str, handed_out: str, cells: int = 1) -> set[int]:
     """The numbers (from 1) of the lines of ``text`` that the student added to a source code cell: ``text`` is the
     cell as submitted (its ``cells`` parts or copies joined), and a line is added where it is there more often than
-    in the cell as handed out (any of its ``versions``), once for each part or copy; none when it differs from a
-    version only in white space (a cell split mid-line). White space around a line is ignored, and blank lines."""
-    if _squeezed(text) in {_squeezed(v) for v in versions}:
+    in the cell as handed out, once for each part or copy; none when it differs from it only in white space (a cell
+    split mid-line). White space around a line is ignored, and blank lines."""
+    if _squeezed(text) == _squeezed(handed_out):
         return set()
-    given = Counter()
-    for v in versions:
-        given |= Counter(line.strip() for line in v.split("\n"))
+    given = Counter(line.strip() for line in handed_out.split("\n"))
     seen = Counter()
     added = set()
     for n, line in enumerate(text.split("\n"), 1):
@@ -1941,13 +1955,16 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
 
 def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
     """Read what the student wrote (:func:`student_writing`), once, for the written-answers document, and note in
-    the report the written answers whose answer cell does not hold them (:func:`written_entry`). ``layouts``:
-    {assignment id: its :func:`written_layout`}, filled as needed."""
+    the report the written answers whose answer cell does not hold them (:func:`written_entry`), and the code answer
+    cells the student changed to markdown or raw (not run, so not graded: their text is in the written answers).
+    ``layouts``: {assignment id: its :func:`written_layout`}, filled as needed."""
     a = result.assignment
     try:
         layout = layouts[a.id] if a.id in layouts else layouts.setdefault(a.id, written_layout(a))
         result.writing = student_writing(result.submission, layout)
-        notes = [written_entry(result.writing, w)[1] for _, w, _ in layout.answers]
+        notes = [written_entry(result.writing, w)[1] for _, w, _ in layout.answers] + [
+            f"the code answer cell {key} was changed to a {' and a '.join(types)} cell, so it did not run; its text "
+            "is in the written answers" for key, types in result.writing[None].code_retyped.items()]
     except Exception as exc:     # noqa: BLE001  (the written-answers document says it could not be read)
         result.writing = exc
         return

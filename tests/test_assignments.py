@@ -1881,7 +1881,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     cases["split question"] = (nb, ["ANSWER (a).", "ANSWER (b)."], None)
     nb = copy.deepcopy(student)                      # comments typed into the source's code cell under the question
     nb.cells[_at(nb, "q4-code")].source += "\n# ANSWER IN THE CODE CELL."
-    cases["comments in the code cell"] = (nb, ["*(added to the code cell q4-code)*", "# ANSWER IN THE CODE CELL."],
+    cases["comments in the code cell"] = (nb, ["*(added to the code cell q4-code, after the cell q4-prompt)*",
+                                               "# ANSWER IN THE CODE CELL."],
                                           no_answer)
     nb = copy.deepcopy(student)                      # Merge Cell Above on an answered answer cell
     at = _at(nb, "q4-answer")
@@ -1911,8 +1912,9 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb = copy.deepcopy(student)                      # a tick added to the question, the answer in place: no note
     nb.cells[_at(nb, "q4-prompt")].source += " ✓"
     nb.cells[_at(nb, "q4-answer")].source = "ANSWERED IN PLACE."
-    cases["ticked"] = (nb, ["*(the question's cell, after the cell q3-test, as the student left it: + a line they "
-                            "typed or changed, - one they removed)*", "- more than", "+ more than", "✓",
+    cases["ticked"] = (nb, ["*(the question's cell, after the cell q3-test, as the student left it: + a line not in "
+                            "the cell as handed out at that place (typed, copied, changed or moved), - a line of it "
+                            "not there)*", "- more than", "+ more than", "✓",
                             "ANSWERED IN PLACE."], None)
     for name, (nb, shown, note) in cases.items():
         text, got, other = _writing(a, nb)
@@ -1942,7 +1944,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     # ... but a cell added right under that copy follows it, with its place (it may continue a moved answer)
     nb.cells.insert(_at(nb, "q4-answer") + 1, md("RIGHT UNDER THE COPY."))
     text = _writing(a, nb)[0]
-    assert "*(in a new markdown cell after a copy of the cell q4-answer)*\n```text\nRIGHT UNDER THE COPY." in text, text
+    assert ("*(in a new markdown cell after a copy or part of the cell q4-answer)*\n```text\nRIGHT UNDER THE COPY."
+            in text), text
     # round 26: a copy of the answered answer cell turned into scratch code, an import added to the set-up cell, a
     # scratch code cell beside a blank answer: shown where they belong, but no note (no prose outside the answer
     # cell); an answer cell moved to the top and continued right under it: both parts under the question; an image
@@ -2022,9 +2025,54 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     text, note, other = _writing(a, nb)
     assert "*(the question's cell, at the top of the notebook, as the student left it" in text, text
     assert "\n+ MY ANSWER AT THE TOP." in text, text
-    assert "*(in a new markdown cell after a copy of the cell intro)*\n```text\nUNDER A COPY OF THE INTRO." in other
+    assert ("*(in a new markdown cell after a copy or part of the cell intro)*\n```text\nUNDER A COPY OF THE INTRO."
+            in other)
     assert len([line for line in other.split("\n") if line.startswith(("+ ", "- "))]) == 2, other
-    assert grader._added_lines("a\nb\n a", {"a\nb"}) == {3} and grader._added_lines("a\nb\na\nb", {"a\nb"}, 2) == set()
+    # round 32: the cell as handed out is the student's version, never the solution: a code answer written right
+    # and turned into markdown (M by mistake) is listed, marked against the placeholder, and noted (it did not run);
+    # a code answer that no longer parses is listed whole, its solution-like lines too; a question split at a line
+    # end, a new cell between its parts, and a word typed in the second part: one line marked; copies of code cells
+    # typed into at the end of the notebook: listed with their place, after the answer
+    solution = make.instructor_version(a).cells[_at(student, "q1-answer")].source
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q4-answer")].source = "MY ANSWER."
+    nb.cells[_at(nb, "q1-answer")].update(cell_type="markdown", source=solution)
+    nb.cells[_at(nb, "q1-answer")].pop("outputs"), nb.cells[_at(nb, "q1-answer")].pop("execution_count")
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    other = "\n".join(piece[1] for piece in result.writing[None].pieces)
+    handed = student.cells[_at(student, "q1-answer")].source.split("\n")
+    assert all(("  " if line in handed else "+ ") + line in other.split("\n") for line in solution.split("\n")), other
+    assert result.notes == ["the code answer cell q1-answer was changed to a markdown cell, so it did not run; its "
+                            "text is in the written answers"], result.notes
+    nb.cells.insert(_at(nb, "q1-answer"), copy.deepcopy(student.cells[_at(student, "q1-answer")]))
+    result = grader.new_result(Path("m.ipynb"), a, nb)         # a code copy of it is left, and runs: no note
+    grader.add_writing(result, {})
+    assert result.notes == [] and "\n+     e = y - X @ b" in "\n".join(p[1] for p in result.writing[None].pieces)
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q1-answer")].source = solution + "\nprint(b.shape"
+    typed = [line for line in (solution + "\nprint(b.shape").split("\n") if line not in handed]
+    assert len(typed) == 3 and "\n".join(typed) in _writing(a, nb)[2]
+    nb = copy.deepcopy(student)
+    at = _at(nb, "q4-prompt")
+    first, rest = nb.cells[at].source.split("\n", 1)
+    second = copy.deepcopy(nb.cells[at])
+    nb.cells[at].source, second.source = first, rest + " (done)"
+    nb.cells[at + 1:at + 1] = [md("BETWEEN THE PARTS."), second]
+    text = _writing(a, nb)[0]
+    assert [line for line in text.split("\n") if line.startswith(("+ ", "- "))] == [
+        "- " + rest.split("\n")[-1], "+ " + rest.split("\n")[-1] + " (done)"], text
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q4-answer")].source = "MY ANSWER."
+    for key, line in (("q2-test", "# I am not sure of the df here, please check"), ("q4-code", "ratio = 2")):
+        scratch = copy.deepcopy(nb.cells[_at(nb, key)])
+        scratch.source += "\n" + line
+        nb.cells.append(scratch)
+    text, note, other = _writing(a, nb)
+    assert text.index("MY ANSWER.") < text.index("*(added to the code cell q4-code, after a copy or part of the cell "
+                                                 "q2-test)*\n```text\nratio = 2"), text
+    assert "*(added to the code cell q2-test, after the cell q4-answer)*" in other, other
+    assert grader._added_lines("a\nb\n a", "a\nb") == {3} and grader._added_lines("a\nb\na\nb", "a\nb", 2) == set()
     nb = copy.deepcopy(student)
     answer = nb.cells.pop(_at(nb, "q4-answer"))
     answer.source = "PART 1."
