@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import bisect
 import contextlib
 import copy
 import csv
@@ -1727,9 +1728,9 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
       (``code_retyped``: it did not run);
     - text added to a source code cell (every copy or part of it together), the lines not in the cell as handed out
       (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written answer's
-      part; of other code cells (tests included: the
-      graded notebook runs the instructor's), where the added lines hold prose; of a code answer, only where it no
-      longer parses (the graded notebook has the student's code that does, and replaces what does not).
+      part; of other code cells (tests included: the graded notebook runs the instructor's), where the added lines
+      hold prose; of a code answer, only where it no longer parses (the graded notebook has the student's code that
+      does, and replaces what does not).
 
     Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
     what it is: "text" (typed in a markdown or raw cell, or the answer cell), "prose" or "words" in code
@@ -1783,8 +1784,7 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     for key, at in copies.items():
         cells = [submission.cells[i] for i, _ in at]
         w = layout.part.get(key)
-        whose = ("the question's cell" if w is not None and layout.questions.get(w) == key
-                 else f"the {cells[0].cell_type} cell {key}")
+        question = w is not None and layout.questions.get(w) == key
         given = layout.handed_out[key]
         if key in layout.answers_code and all(c.cell_type != "code" for c in cells):     # else a code copy runs
             out[None].code_retyped[key] = sorted({c.cell_type for c in cells} - {"code"})
@@ -1801,9 +1801,10 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             starts = [0]            # the line each cell starts at in text: its added lines tell where they are
             for c in cells:
                 starts.append(starts[-1] + c.source.count("\n") + 1)
-            holding = [n for n in range(len(cells)) if any(starts[n] < m <= starts[n + 1] for m in lines)]
+            holding = sorted({bisect.bisect_left(starts, m) - 1 for m in lines})
             places = "; ".join(dict.fromkeys(at[n][1] for n in holding))
             added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
+            whose = "the question's cell" if question else f"the code cell {key}"
             out[w].pieces.append((at[holding[0]][0], f"*(added to {whose}, {places})*\n" + fenced(added),
                                   *images(cells), is_prose))
             continue
@@ -1820,6 +1821,7 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         indices = {i for i, _ in changed}
         # one place for parts side by side (Split Cell), one for each copy
         places = "; ".join(dict.fromkeys(where for i, where in changed if i - 1 not in indices))
+        whose = "the question's cell" if question else f"the {submission.cells[changed[0][0]].cell_type} cell {key}"
         out[w].pieces.append((changed[0][0], f"*({whose}, {places}, as the student left it{how})*\n" + fenced(shown),
                               *images([submission.cells[i] for i, _ in changed]), "text"))
     for mine in out.values():
@@ -1892,12 +1894,12 @@ def _joined(parts: list[str], given: str) -> str:
     """The parts of a cell (after Split Cell, or copies) as one text: a line split between two parts (Split Cell
     in mid-line) is joined back where the two halves make a line of the cell as handed out, ``given``."""
     lines = {_squeezed(line) for line in given.split("\n")}
-    text = parts[0] if parts else ""
-    for part in parts[1:]:
-        last, first = text.rsplit("\n", 1)[-1], part.split("\n", 1)[0]
+    out = parts[:1]
+    for before, part in zip(parts, parts[1:]):
+        last, first = before.rsplit("\n", 1)[-1], part.split("\n", 1)[0]
         split = _squeezed(last + first) in lines and _squeezed(last) not in lines and _squeezed(first) not in lines
-        text += ("" if split else "\n") + part
-    return text
+        out += ["" if split else "\n", part]
+    return "".join(out)
 
 
 def _squeezed(text: str) -> str:
