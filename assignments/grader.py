@@ -1709,7 +1709,8 @@ class Writing:
     found: bool = False                          # a cell carries the answer cell's id
     in_place: bool = False                       # ... and one of them is a markdown cell with an answer in it
     retyped: set = field(default_factory=set)    # the types the answer cell was changed to
-    code_retyped: dict = field(default_factory=dict)   # (outside the written answers) code answer id -> new types
+    code_retyped: dict = field(default_factory=dict)   # (outside the written answers) code answer id ->
+    #                                                   (its new types, all its cells changed, its text shown)
 
 
 def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writing]:
@@ -1724,8 +1725,8 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
       cells; code cells in a written answer's part, and elsewhere those that hold prose (:func:`_code_prose`);
     - a source markdown cell the student changed (also one turned into code or raw): its parts and copies that are
       not as handed out, together (a split line put back: :func:`_joined`), in full, marked against it
-      (:func:`_marked`), with their places; a code answer changed to markdown or raw is also noted
-      (``code_retyped``: it did not run);
+      (:func:`_marked`), with their places; a code answer cell, part or copy changed to markdown or raw is also
+      noted (``code_retyped``: it did not run);
     - text added to a source code cell (every copy or part of it together), the lines not in the cell as handed out
       (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written answer's
       part; of other code cells (tests included: the graded notebook runs the instructor's), where the added lines
@@ -1786,8 +1787,9 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         w = layout.part.get(key)
         question = w is not None and layout.questions.get(w) == key
         given = layout.handed_out[key]
-        if key in layout.answers_code and all(c.cell_type != "code" for c in cells):     # else a code copy runs
-            out[None].code_retyped[key] = sorted({c.cell_type for c in cells} - {"code"})
+        if key in layout.answers_code and any(c.cell_type != "code" for c in cells):     # that cell did not run
+            out[None].code_retyped[key] = (sorted({c.cell_type for c in cells} - {"code"}),
+                                           all(c.cell_type != "code" for c in cells), False)
         if layout.types[key] == "code" and all(c.cell_type == "code" for c in cells):
             text = "\n".join(c.source for c in cells)
             lines = _added_lines(text, given, len(cells))
@@ -1824,6 +1826,8 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         whose = "the question's cell" if question else f"the {submission.cells[changed[0][0]].cell_type} cell {key}"
         out[w].pieces.append((changed[0][0], f"*({whose}, {places}, as the student left it{how})*\n" + fenced(shown),
                               *images([submission.cells[i] for i, _ in changed]), "text"))
+        if key in out[None].code_retyped:
+            out[None].code_retyped[key] = (*out[None].code_retyped[key][:2], True)
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1835,7 +1839,7 @@ def _has_text(cell) -> bool:
 
 PARSE_LIMIT = 100_000     # characters of a code cell the prose check parses (ast costs about 500 bytes a character)
 PARSE_BUDGET = 1_000_000  # ... and of a whole notebook: past it, cells count as prose unparsed (each file's time)
-IPYTHON_HELP = re.compile(r"\?{0,2}[\w.]+\?{0,2}")      # obj?, obj??, ?obj: help, not Python (and not a sentence)
+IPYTHON_HELP = re.compile(r"\?{1,2}[\w.]+|[\w.]+\?{1,2}")   # obj?, obj??, ?obj: help (not pass, nor a sentence)
 
 
 def _code_prose(code: str, lines: set[int] | None = None) -> str:
@@ -1958,15 +1962,18 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
 def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
     """Read what the student wrote (:func:`student_writing`), once, for the written-answers document, and note in
     the report the written answers whose answer cell does not hold them (:func:`written_entry`), and the code answer
-    cells the student changed to markdown or raw (not run, so not graded: their text is in the written answers).
+    cells, or parts or copies of them, the student changed to markdown or raw (not run, so not graded; their text is
+    in the written answers when it is not the code as handed out).
     ``layouts``: {assignment id: its :func:`written_layout`}, filled as needed."""
     a = result.assignment
     try:
         layout = layouts[a.id] if a.id in layouts else layouts.setdefault(a.id, written_layout(a))
         result.writing = student_writing(result.submission, layout)
         notes = [written_entry(result.writing, w)[1] for _, w, _ in layout.answers] + [
-            f"the code answer cell {key} was changed to a {' and a '.join(types)} cell, so it did not run; its text "
-            "is in the written answers" for key, types in result.writing[None].code_retyped.items()]
+            (f"the code answer cell {key} was changed to a " if whole else
+             f"a part or copy of the code answer cell {key} is a ") + f"{' and a '.join(types)} cell, so it did not run"
+            + ("; its text is in the written answers" if shown else " (it holds the code as handed out)")
+            for key, (types, whole, shown) in result.writing[None].code_retyped.items()]
     except Exception as exc:     # noqa: BLE001  (the written-answers document says it could not be read)
         result.writing = exc
         return

@@ -2046,9 +2046,23 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     assert result.notes == ["the code answer cell q1-answer was changed to a markdown cell, so it did not run; its "
                             "text is in the written answers"], result.notes
     nb.cells.insert(_at(nb, "q1-answer"), copy.deepcopy(student.cells[_at(student, "q1-answer")]))
-    result = grader.new_result(Path("m.ipynb"), a, nb)         # a code copy of it is left, and runs: no note
+    result = grader.new_result(Path("m.ipynb"), a, nb)         # a code copy of it is left, and runs
     grader.add_writing(result, {})
-    assert result.notes == [] and "\n+     e = y - X @ b" in "\n".join(p[1] for p in result.writing[None].pieces)
+    assert result.notes == ["a part or copy of the code answer cell q1-answer is a markdown cell, so it did not run; "
+                            "its text is in the written answers"], result.notes
+    assert "\n+     e = y - X @ b" in "\n".join(p[1] for p in result.writing[None].pieces)
+    # round 33: the placeholder turned into markdown: noted as such (nothing to list); one-word lines (pass,
+    # continue) are Python, not IPython's help
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q1-answer")].cell_type = "markdown"
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    assert result.notes[-1] == ("the code answer cell q1-answer was changed to a markdown cell, so it did not run (it "
+                                "holds the code as handed out)"), result.notes
+    for code in ("for g in range(3):\n    if g > 1:\n        continue",
+                 "try:\n    import a\nexcept ImportError:\n    pass",
+                 "def f(v):\n    if v is None:\n        return\n    return v"):
+        assert grader._code_prose(code) == "", code
     nb = copy.deepcopy(student)
     nb.cells[_at(nb, "q1-answer")].source = solution + "\nprint(b.shape"
     typed = [line for line in (solution + "\nprint(b.shape").split("\n") if line not in handed]
