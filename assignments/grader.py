@@ -1787,9 +1787,6 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         w = layout.part.get(key)
         question = w is not None and layout.questions.get(w) == key
         given = layout.handed_out[key]
-        if key in layout.answers_code and any(c.cell_type != "code" for c in cells):     # that cell did not run
-            out[None].code_retyped[key] = (sorted({c.cell_type for c in cells} - {"code"}),
-                                           all(c.cell_type != "code" for c in cells), False)
         if layout.types[key] == "code" and all(c.cell_type == "code" for c in cells):
             text = "\n".join(c.source for c in cells)
             lines = _added_lines(text, given, len(cells))
@@ -1815,7 +1812,11 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         # a line of the cell
         changed = [(i, where) for i, where in at if _squeezed(submission.cells[i].source) != _squeezed(given)]
         text = _joined([submission.cells[i].source for i, _ in changed], given)
-        if not changed or _squeezed(text) == _squeezed(given):      # split, or re-saved: nothing changed
+        listed = bool(changed) and _squeezed(text) != _squeezed(given)      # not split or re-saved only
+        if key in layout.answers_code:      # some part or copy is markdown or raw (all code went above): it did not run
+            out[None].code_retyped[key] = (sorted({c.cell_type for c in cells} - {"code"}),
+                                           all(c.cell_type != "code" for c in cells), listed)
+        if not listed:
             continue
         marking -= text.count("\n") + 1
         shown, how = ((_marked(text, given), ": + a line not in the cell as handed out at that place (typed, copied, "
@@ -1826,8 +1827,6 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         whose = "the question's cell" if question else f"the {submission.cells[changed[0][0]].cell_type} cell {key}"
         out[w].pieces.append((changed[0][0], f"*({whose}, {places}, as the student left it{how})*\n" + fenced(shown),
                               *images([submission.cells[i] for i, _ in changed]), "text"))
-        if key in out[None].code_retyped:
-            out[None].code_retyped[key] = (*out[None].code_retyped[key][:2], True)
     for mine in out.values():
         mine.pieces.sort(key=lambda piece: piece[0])
     return out
@@ -1967,7 +1966,9 @@ def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
     ``layouts``: {assignment id: its :func:`written_layout`}, filled as needed."""
     a = result.assignment
     try:
-        layout = layouts[a.id] if a.id in layouts else layouts.setdefault(a.id, written_layout(a))
+        if a.id not in layouts:
+            layouts[a.id] = written_layout(a)
+        layout = layouts[a.id]
         result.writing = student_writing(result.submission, layout)
         notes = [written_entry(result.writing, w)[1] for _, w, _ in layout.answers] + [
             (f"the code answer cell {key} was changed to a " if whole else

@@ -1170,9 +1170,13 @@ def test_once_its_sockets_are_made_a_kernel_can_write_nothing_beside_them(tmp_pa
         nb.cells[1].outputs
 
 
-def _sandbox_run_folders(tmp_path):
-    """A batch policy and one run's folders as the grader lays them out (the work folder owned by the kernel's user)."""
-    import os
+@pytest.fixture
+def sandbox_run(tmp_path):
+    """A batch policy and one run's folders as the grader lays them out (the work folder owned by the kernel's user).
+    The run's pids cgroup is removed after the test: the runs of these tests share a name, and a group left behind
+    would make the next run's ``mkdir`` fail and that run fall back to the weaker bound (RLIMIT_NPROC)."""
+    import contextlib
+    import sandbox
     private = tmp_path / "private"
     private.mkdir()
     policy = grader.Policy.for_batch([], None, private)
@@ -1181,14 +1185,16 @@ def _sandbox_run_folders(tmp_path):
     root.mkdir()
     if policy.user is not None:
         os.chown(work, *policy.user)
-    return policy, private, work, root
+    yield policy, private, work, root
+    with contextlib.suppress(OSError):
+        sandbox.release_tasks(policy.sandbox_spec(private / "run", [work], [work])["tasks"]["group"])
 
 
-def test_the_sandboxs_writable_folders_are_a_size_limited_tmpfs_that_starts_with_their_files(tmp_path):
+def test_the_sandboxs_writable_folders_are_a_size_limited_tmpfs_that_starts_with_their_files(sandbox_run):
     # round 9: past its size or its number of entries a write fails, whatever the way (a reservation too), and the
     # files it holds are the run's only: the folder on the disk gets none of them
     import sandbox
-    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    policy, private, work, root = sandbox_run
     (work / "given.txt").write_text("from the grader")
     spec = {**policy.sandbox_spec(private / "run", [work], [work]),
             "limited": {"paths": [str(work)], "bytes": 10_000_000, "entries": 200}}
@@ -1219,12 +1225,12 @@ print(attempt(lambda: [os.mkdir(f"d{k}") for k in range(300)]), os.statvfs(".").
     assert sorted(p.name for p in work.iterdir()) == ["given.txt"]
 
 
-def test_in_the_sandbox_fallocate_cannot_reserve_disk_past_the_file_size_limit(tmp_path):
+def test_in_the_sandbox_fallocate_cannot_reserve_disk_past_the_file_size_limit(sandbox_run):
     # round 10 (and io_uring, round 11): FALLOC_FL_KEEP_SIZE ignores RLIMIT_FSIZE: through a file the kernel holds on the disk (its log), one
     # call reserved any amount of the disk (so does the ioctl FS_IOC_RESVSP64). Under the sandbox's seccomp filter
     # both fail, and posix_fallocate writes the blocks instead, which the limit bounds
     import sandbox
-    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    policy, private, work, root = sandbox_run
     log = private / "run" / "kernel.log"
     log.touch()
     log.chmod(0o666)
@@ -1255,14 +1261,14 @@ for nr in (425, 426, 427):                      # round 11: io_uring's FALLOCATE
     assert log.stat().st_blocks * 512 <= 1_100_000, log.stat()
 
 
-def test_in_the_sandbox_no_new_user_namespace_gives_the_capabilities_back(tmp_path):
+def test_in_the_sandbox_no_new_user_namespace_gives_the_capabilities_back(sandbox_run):
     # round 21: `unshare -U -r -m` gave code in the sandbox every capability in a nested user namespace, enough to
     # mount a tmpfs (memory no limit counts); unshare and clone with CLONE_NEWUSER now fail, clone3 is ENOSYS, and
     # threads, fork and subprocesses still start (glibc falls back to clone)
     import platform
 
     import sandbox
-    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    policy, private, work, root = sandbox_run
     probe = """import ctypes, os, subprocess, threading
 libc = ctypes.CDLL(None, use_errno=True)
 print(libc.unshare(0x10000000), os.strerror(ctypes.get_errno()))                 # CLONE_NEWUSER
@@ -1287,13 +1293,15 @@ print(done, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), subprocess.run(['t
                                         "-1 Function not implemented", "True", "[1] 3 0"], done.stdout
 
 
-def test_a_fork_loop_in_the_sandbox_stops_at_the_runs_task_limit(tmp_path):
+def test_a_fork_loop_in_the_sandbox_stops_at_the_runs_task_limit(sandbox_run):
     # round 10: code past the in-process defences could fork until the machine had no process ids left. Bounded
-    # here (600 forks at most): the forks past TASK_LIMIT fail, and the run's pids cgroup goes with it
-    import os
+    # here (600 forks at most): the forks past TASK_LIMIT fail, and the run's pids cgroup goes with it. Where the
+    # machine has the pids controller the run is in its own group (not the per-user fallback, which other runs of
+    # the same user share)
     import sandbox
-    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    policy, private, work, root = sandbox_run
     probe = """import os, signal, time
+groups = open("/proc/self/cgroup").read()
 children = []
 try:
     for _ in range(600):
@@ -1302,9 +1310,10 @@ try:
             time.sleep(60)
             os._exit(0)
         children.append(pid)
-    print("unbounded", len(children))
+    print("unbounded", len(children), end=" ")
 except BlockingIOError:
-    print("stopped", len(children))
+    print("stopped", len(children), end=" ")
+print("/hlmgrader-" in groups)
 for pid in children:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)"""
@@ -1313,16 +1322,17 @@ for pid in children:
                           timeout=120, env=grader._kernel_environment(work, work))
     sandbox.release_tasks(spec["tasks"]["group"])
     assert done.returncode == 0, done.stderr[-2000:]
-    kind, forks = done.stdout.split()
+    kind, forks, in_group = done.stdout.split()
     assert kind == "stopped" and grader.TASK_LIMIT // 2 < int(forks) < grader.TASK_LIMIT, done.stdout
     group = sandbox.tasks_group(spec["tasks"]["group"])
+    assert group is None or in_group == "True", "the run was not in its pids cgroup"
     assert group is None or not os.path.exists(group), group
 
 
-def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(tmp_path):
+def test_the_sandbox_gives_a_new_session_keyring_a_memory_limit_and_the_oom_killers_first_place(sandbox_run):
     # round 8: the kernel keyring of the grader's session is not the sandbox's; address space is bounded
     import sandbox
-    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    policy, private, work, root = sandbox_run
     probe = f"""import ctypes, json, resource
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -1744,12 +1754,12 @@ def test_code_with_full_python_can_neither_read_the_solutions_nor_change_the_ref
     assert again.status == "ok" and again.score == again.total, grader.report(again)
 
 
-def test_the_sandbox_shows_a_kernel_neither_the_repository_nor_the_reference_cache(tmp_path):
+def test_the_sandbox_shows_a_kernel_neither_the_repository_nor_the_reference_cache(sandbox_run):
     # plain Python in a kernel's sandbox, as the grader makes it: it imports hlmlib and reads its data, writes in its
     # folder, and finds no file of the repository but hlmlib and the environment; it writes nowhere else
     import hlmlib
     import sandbox
-    policy, private, work, root = _sandbox_run_folders(tmp_path)
+    policy, private, work, root = sandbox_run
     secret = [make.SOURCE / "02_sandwich_by_hand.ipynb", ROOT / "assignments" / "make.py", ROOT / ".git",
               ROOT / "README.md", grader.REFERENCE_CACHE / "key", private / "kit" / ".." / "matplotlib"]
     probe = f"""import json, os, hlmlib
