@@ -1723,15 +1723,19 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     - a cell the student added, labelled with its place: it belongs to the part of the cell above it (a copy of a
       source cell counts as that cell; an answer cell, moved or copied, as its answer's part): markdown and raw
       cells; code cells in a written answer's part, and elsewhere those that hold prose (:func:`_code_prose`);
-    - a source markdown cell the student changed (also one turned into code or raw): its parts and copies that are
-      not as handed out, together (a split line put back: :func:`_joined`), in full, marked against it
-      (:func:`_marked`), with their places; a code answer cell, part or copy changed to markdown or raw is also
-      noted (``code_retyped``: it did not run);
-    - text added to a source code cell (every copy or part of it together), the lines not in the cell as handed out
-      (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written answer's
-      part; of other code cells (tests included: the graded notebook runs the instructor's), where the added lines
-      hold prose; of a code answer, only where it no longer parses (the graded notebook has the student's code that
-      does, and replaces what does not).
+    - a source markdown cell the student changed (also one turned into code or raw), and the parts and copies of a
+      source code cell turned into markdown or raw: those not as handed out, together (a split line put back:
+      :func:`_joined`), in full, marked against it (:func:`_marked`), with their places; a code answer cell, part
+      or copy changed to markdown or raw is also noted (``code_retyped``: it did not run);
+    - text added to a source code cell (its code copies and parts together), the lines not in the cell as handed
+      out (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written
+      answer's part; of other code cells (tests included: the graded notebook runs the instructor's), where the
+      added lines hold prose; of a code answer, only where a cell of it does not run, each cell judged alone as the
+      graded notebook's are (which has the student's code that runs, and replaces what does not).
+
+    A place names the cell above ("after the cell X"; "after a copy or part of the cell X" where X has copies or
+    parts, and then "that is below the cell Y", Y the nearest cell above with neither, where X and Y are in
+    different parts: a copy counts as its cell wherever it is, and this says where it is).
 
     Each piece is (position, Markdown, images the graded notebook keeps, images only the submitted notebook has,
     what it is: "text" (typed in a markdown or raw cell, or the answer cell), "prose" or "words" in code
@@ -1744,13 +1748,25 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         nonlocal budget
         budget -= len(code)
         return "prose" if budget < 0 else _code_prose(code, lines)
+
+    def runs(code):     # whether the grader runs this code cell (integrity.not_run), within the same budget
+        nonlocal budget
+        budget -= len(code)
+        return budget >= 0 and len(code) <= PARSE_LIMIT and not integrity.not_run(code)
     copies: dict[str, list[tuple[int, str]]] = {}      # source cell id -> [(position, place)] of its copies or parts
     anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
+    single = None           # ... and of the last one above that has no copy or part
     times = Counter(cell_key(c) for c in submission.cells)
 
     def place():
-        copied = "a copy or part of " if times[anchor] > 1 else ""
-        return f"after {copied}the cell {anchor}" if anchor else "at the top of the notebook"
+        if not anchor:
+            return "at the top of the notebook"
+        if times[anchor] == 1:
+            return f"after the cell {anchor}"
+        # a copy elsewhere counts as its cell: say where it is when that is another written answer's part
+        near = f" that is below the cell {single}" if single and layout.part.get(single) != layout.part.get(
+            anchor) else ""
+        return f"after a copy or part of the cell {anchor}{near}"
 
     def images(cells):      # the graded notebook keeps markdown cells, except copies of tests (it drops their ids)
         kept = [c.cell_type == "markdown" and cell_key(c) not in layout.tests for c in cells]
@@ -1771,10 +1787,10 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
                     mine.retyped.add(cell.cell_type)
                     mine.pieces.append((i, f"{away}*(the answer cell was changed to a {cell.cell_type} cell)*\n"
                                            + fenced(cell.source), *images([cell]), "text"))
-            anchor = key
+            anchor, single = key, key if times[key] == 1 else single
         elif key in layout.handed_out:
             copies.setdefault(key, []).append((i, place()))
-            anchor = key
+            anchor, single = key, key if times[key] == 1 else single
         elif _has_text(cell):
             w = layout.part.get(anchor)
             is_prose = "text" if cell.cell_type != "code" else prose(cell.source)
@@ -1782,40 +1798,44 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
                 continue
             out[w].pieces.append((i, f"*(in a new {cell.cell_type} cell {place()})*\n" + fenced(cell.source),
                                   *images([cell]), is_prose))
-    for key, at in copies.items():
-        cells = [submission.cells[i] for i, _ in at]
+    for key, every in copies.items():
         w = layout.part.get(key)
         question = w is not None and layout.questions.get(w) == key
         given = layout.handed_out[key]
-        if layout.types[key] == "code" and all(c.cell_type == "code" for c in cells):
+        # a source code cell's copies that are code run as code (or are replaced when they do not parse); its other
+        # copies, and every copy of a markdown cell, are text
+        code = "code" if layout.types[key] == "code" else None
+        at = [(i, where) for i, where in every if submission.cells[i].cell_type == code]
+        if at:
+            cells = [submission.cells[i] for i, _ in at]
             text = "\n".join(c.source for c in cells)
             lines = _added_lines(text, given, len(cells))
-            if not lines:
-                continue
-            is_prose = prose(text, lines)
-            # a code answer that runs is the student's code, in the graded notebook; one that does not parse the
-            # grader replaces there, so its text comes here; outside the written answers, prose only
-            if (key in layout.answers_code and budget >= 0 and _parses(text)) or (w is None and not is_prose):
-                continue
-            starts = [0]            # the line each cell starts at in text: its added lines tell where they are
-            for c in cells:
-                starts.append(starts[-1] + c.source.count("\n") + 1)
-            holding = sorted({bisect.bisect_left(starts, m) - 1 for m in lines})
-            places = "; ".join(dict.fromkeys(at[n][1] for n in holding))
-            added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
-            whose = "the question's cell" if question else f"the code cell {key}"
-            out[w].pieces.append((at[holding[0]][0], f"*(added to {whose}, {places})*\n" + fenced(added),
-                                  *images(cells), is_prose))
+            is_prose = prose(text, lines) if lines else ""
+            # a code answer whose cells all run is the student's code, in the graded notebook; a cell the grader
+            # does not run (each judged alone) it replaces there, so their text comes here; outside the written
+            # answers, other code cells' prose only
+            if lines and not (all(runs(c.source) for c in cells) if key in layout.answers_code else
+                              w is None and not is_prose):
+                starts = [0]            # the line each cell starts at in text: its added lines tell where they are
+                for c in cells:
+                    starts.append(starts[-1] + c.source.count("\n") + 1)
+                holding = sorted({bisect.bisect_left(starts, m) - 1 for m in lines})
+                places = "; ".join(dict.fromkeys(at[n][1] for n in holding))
+                added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
+                whose = "the question's cell" if question else f"the code cell {key}"
+                out[w].pieces.append((at[holding[0]][0], f"*(added to {whose}, {places})*\n" + fenced(added),
+                                      *images(cells), is_prose))
+        at = [(i, where) for i, where in every if submission.cells[i].cell_type != code]
+        if not at:
             continue
-        # text (a markdown cell, or one the student turned into code or raw): its parts or copies not as handed out,
-        # together, in full and marked against it, so that no line the student typed is lost, even one that repeats
-        # a line of the cell
+        # text: its parts or copies not as handed out, together, in full and marked against it, so that no line the
+        # student typed is lost, even one that repeats a line of the cell
         changed = [(i, where) for i, where in at if _squeezed(submission.cells[i].source) != _squeezed(given)]
         text = _joined([submission.cells[i].source for i, _ in changed], given)
         listed = bool(changed) and _squeezed(text) != _squeezed(given)      # not split or re-saved only
-        if key in layout.answers_code:      # some part or copy is markdown or raw (all code went above): it did not run
-            out[None].code_retyped[key] = (sorted({c.cell_type for c in cells} - {"code"}),
-                                           all(c.cell_type != "code" for c in cells), listed)
+        if key in layout.answers_code:                  # a part or copy of a code answer that did not run
+            out[None].code_retyped[key] = (sorted({submission.cells[i].cell_type for i, _ in at}),
+                                           len(at) == len(every), listed)
         if not listed:
             continue
         marking -= text.count("\n") + 1
@@ -1824,7 +1844,9 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         indices = {i for i, _ in changed}
         # one place for parts side by side (Split Cell), one for each copy
         places = "; ".join(dict.fromkeys(where for i, where in changed if i - 1 not in indices))
-        whose = "the question's cell" if question else f"the {submission.cells[changed[0][0]].cell_type} cell {key}"
+        kinds = sorted({submission.cells[i].cell_type for i, _ in changed})
+        whose = ("the question's cell" if question else f"the {kinds[0]} cell {key}" if len(kinds) == 1 else
+                 f"the cell {key} ({' and '.join(kinds)} cells)")
         out[w].pieces.append((changed[0][0], f"*({whose}, {places}, as the student left it{how})*\n" + fenced(shown),
                               *images([submission.cells[i] for i, _ in changed]), "text"))
     for mine in out.values():

@@ -1954,8 +1954,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     # ... but a cell added right under that copy follows it, with its place (it may continue a moved answer)
     nb.cells.insert(_at(nb, "q4-answer") + 1, md("RIGHT UNDER THE COPY."))
     text = _writing(a, nb)[0]
-    assert ("*(in a new markdown cell after a copy or part of the cell q4-answer)*\n```text\nRIGHT UNDER THE COPY."
-            in text), text
+    assert ("*(in a new markdown cell after a copy or part of the cell q4-answer that is below the cell q1-test)*\n"
+            "```text\nRIGHT UNDER THE COPY." in text), text
     # round 26: a copy of the answered answer cell turned into scratch code, an import added to the set-up cell, a
     # scratch code cell beside a blank answer: shown where they belong, but no note (no prose outside the answer
     # cell); an answer cell moved to the top and continued right under it: both parts under the question; an image
@@ -2035,7 +2035,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     text, note, other = _writing(a, nb)
     assert "*(the question's cell, at the top of the notebook, as the student left it" in text, text
     assert "\n+ MY ANSWER AT THE TOP." in text, text
-    assert ("*(in a new markdown cell after a copy or part of the cell intro)*\n```text\nUNDER A COPY OF THE INTRO."
+    assert ("*(in a new markdown cell after a copy or part of the cell intro that is below the cell q4-code)*\n"
+            "```text\nUNDER A COPY OF THE INTRO."
             in other)
     assert len([line for line in other.split("\n") if line.startswith(("+ ", "- "))]) == 2, other
     # round 32: the cell as handed out is the student's version, never the solution: a code answer written right
@@ -2073,6 +2074,34 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
                  "try:\n    import a\nexcept ImportError:\n    pass",
                  "def f(v):\n    if v is None:\n        return\n    return v"):
         assert grader._code_prose(code) == "", code
+    # round 34: a code answer split (Split Cell) inside brackets: neither part runs (the graded notebook replaces
+    # both), though the parts joined parse: the added lines are listed; a solved code answer beside a markdown copy
+    # of the placeholder: the note says the copy holds the code as handed out; a raw copy of an old attempt above the
+    # solved code cell: only the raw cell is shown, as raw (the code cell ran)
+    nb = copy.deepcopy(student)
+    at = _at(nb, "q1-answer")
+    second = copy.deepcopy(nb.cells[at])
+    nb.cells[at].source, second.source = "def split_here(x):\n    y = (x", "         + 1)\n    return y"
+    nb.cells.insert(at + 1, second)
+    other = _writing(a, nb)[2]
+    assert "*(added to the code cell q1-answer, after the cell q1-prompt; after a copy or part of the cell " \
+           "q1-answer)*\n```text\ndef split_here(x):\n    y = (x\n         + 1)\n    return y\n```" in other, other
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q1-answer")].source = solution
+    nb.cells.insert(_at(nb, "q1-answer") + 1, md(student.cells[_at(student, "q1-answer")].source))
+    nb.cells[_at(nb, "q1-answer") + 1].metadata = copy.deepcopy(student.cells[_at(student, "q1-answer")].metadata)
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    assert result.notes == ["a part or copy of the code answer cell q1-answer is a markdown cell, so it did not run "
+                            "(it holds the code as handed out)"], result.notes
+    assert result.writing[None].pieces == [], result.writing[None].pieces
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q1-answer")].source = solution
+    old = nbformat.v4.new_raw_cell("OLD ATTEMPT", metadata=copy.deepcopy(nb.cells[_at(nb, "q1-answer")].metadata))
+    nb.cells.insert(_at(nb, "q1-answer"), old)
+    other = _writing(a, nb)[2]
+    assert other.startswith("*(the raw cell q1-answer, after the cell q1-prompt, as the student left it") and \
+        "+ OLD ATTEMPT" in other and "e = y - X @ b" not in other, other
     nb = copy.deepcopy(student)
     nb.cells[_at(nb, "q1-answer")].source = solution + "\nprint(b.shape"
     typed = [line for line in (solution + "\nprint(b.shape").split("\n") if line not in handed]
@@ -2094,7 +2123,7 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
         nb.cells.append(scratch)
     text, note, other = _writing(a, nb)
     assert text.index("MY ANSWER.") < text.index("*(added to the code cell q4-code, after a copy or part of the cell "
-                                                 "q2-test)*\n```text\nratio = 2"), text
+                                                 "q2-test that is below the cell q4-answer)*\n```text\nratio = 2"), text
     assert "*(added to the code cell q2-test, after the cell q4-answer)*" in other, other
     assert grader._added_lines("a\nb\n a", "a\nb") == {3} and grader._added_lines("a\nb\na\nb", "a\nb", 2) == set()
     nb = copy.deepcopy(student)
