@@ -179,6 +179,7 @@ class Result:
     submission: nbformat.NotebookNode | None = None
     notes: list[str] = field(default_factory=list)     # for the instructor: cells not run, refusals, changes
     writing: dict | Exception | None = None   # student_writing of the submission (the error if it cannot be read)
+    unrun: set | None = None    # the positions (from 0) of the code cells the grader did not run (None: not assembled)
 
     @property
     def score(self) -> float:
@@ -278,10 +279,11 @@ class Assembled:
     sent: dict[str, str]                 # test id -> the digest of the code the grader sent for it
 
 
-def assemble(submission, a: Assignment, reference_run: bool = False) -> Assembled:
+def assemble(submission, a: Assignment, reference_run: bool = False, reasons: dict | None = None) -> Assembled:
     """The notebook to run: the submission's cells, its test cells replaced by the source's, placed by id. Hidden
     tests run whole in the reference run (``reference_run``) only; otherwise up to their last record
-    (:func:`make.recorded_part`).
+    (:func:`make.recorded_part`). A code cell runs unless :func:`integrity.not_run` gives a reason: ``reasons``
+    {cell number from 1: reason or None} (:func:`cells_not_run`), else asked here.
 
     A test runs after the submission's cell that precedes it in the source (the nearest earlier one the
     submission still has) and the cells the student added below that cell, but before any that the student put
@@ -336,7 +338,7 @@ def assemble(submission, a: Assignment, reference_run: bool = False) -> Assemble
             cells.append(nbformat.v4.new_code_cell(call, metadata={TEST_KEY: t.id}))
         if i < len(kept):
             n, cell = kept[i][0], submitted_cell(kept[i][1])
-            reason = cell.cell_type == "code" and integrity.not_run(cell.source)
+            reason = cell.cell_type == "code" and (integrity.not_run(cell.source) if reasons is None else reasons[n])
             if reason:         # what the grader does not run fails in its cell, as its error would
                 cell.source = f"raise RuntimeError({'the grader does not run this cell: ' + reason!r})"
                 not_run.append(f"cell {n} not run: {reason}")
@@ -1107,13 +1109,18 @@ async def run_submission(path: Path, a: Assignment, submission, policy: Policy, 
         return flagged(result, [f"the notebook's code is larger than {CODE_LIMIT:,} bytes ({size:,}), so it is "
                                 "not checked or run"])
     try:
-        assembled = assemble(submission, a, reference_run)
+        reasons = await cells_not_run(submission)
+    except StaticCheckFailed as exc:     # the submission's doing (a pathological notebook): this file only
+        return flagged(result, [str(exc)])
+    try:
+        assembled = assemble(submission, a, reference_run, reasons)
     except GradingError:
         raise
     except Exception as exc:     # noqa: BLE001  (cells the grader cannot place: the notebook's, not the grader's)
         raise GradingError(f"the notebook's cells could not be put in order for grading ({described(exc)}): "
                            f"ask for the notebook as saved by Jupyter") from None
     result.notes += assembled.not_run
+    result.unrun = {n - 1 for n, reason in reasons.items() if reason}
     try:
         problems = await static_check(assembled.student_code)
     except StaticCheckFailed as exc:     # the submission's doing (a pathological notebook): this file only
@@ -1186,22 +1193,37 @@ class StaticCheckFailed(Exception):
 
 
 async def static_check(code: list[tuple[int, str]]) -> list[str]:
-    """:func:`integrity.check_cells` on a submission's code, in a process of its own (``python integrity.py``: the
-    cells as JSON on its input, the problems on its output) with a wall-clock limit of STATIC_TIME seconds and an
-    address space of STATIC_MEMORY bytes (RLIMIT_AS), so that a pathological notebook ends as that file's problem
-    while the event loop, and every other file's run, goes on (:func:`run_submission` has refused code larger than
-    CODE_LIMIT bytes before).
-    Raises StaticCheckFailed."""
+    """:func:`integrity.check_cells` on a submission's code, in a process of its own (:func:`_worker`). Raises
+    StaticCheckFailed."""
+    return await _worker([], code, "the static check of its code")
+
+
+async def cells_not_run(submission) -> dict[int, str | None]:
+    """{cell number from 1: :func:`integrity.not_run`'s reason, or None} for the submission's code cells, in a
+    process of its own (:func:`_worker`: IPython's transformation of a cell can take minutes). Raises
+    StaticCheckFailed."""
+    numbers = [n for n, cell in enumerate(submission.cells, 1) if cell.cell_type == "code"]
+    reasons = await _worker(["not-run"], [str(submission.cells[n - 1].source) for n in numbers],
+                            "the reading of its code cells (which of them run)")
+    return dict(zip(numbers, reasons))
+
+
+async def _worker(args: list[str], payload, what: str):
+    """``python integrity.py ARGS`` with ``payload`` as JSON on its input, its output read as JSON, with a
+    wall-clock limit of STATIC_TIME seconds and an address space of STATIC_MEMORY bytes (RLIMIT_AS), so that a
+    pathological notebook ends as that file's problem while the event loop, and every other file's run, goes on
+    (:func:`run_submission` has refused code larger than CODE_LIMIT bytes before). Raises StaticCheckFailed."""
     def limit_memory():
         resource.setrlimit(resource.RLIMIT_AS, (STATIC_MEMORY, STATIC_MEMORY))
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(Path(integrity.__file__)), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, preexec_fn=limit_memory, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        sys.executable, str(Path(integrity.__file__)), *args, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, preexec_fn=limit_memory,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
     try:
-        out, err = await asyncio.wait_for(process.communicate(json.dumps(code).encode()), STATIC_TIME)
+        out, err = await asyncio.wait_for(process.communicate(json.dumps(payload).encode()), STATIC_TIME)
     except asyncio.TimeoutError:
-        raise StaticCheckFailed(f"the static check of its code took longer than {STATIC_TIME:g} s") from None
+        raise StaticCheckFailed(f"{what} took longer than {STATIC_TIME:g} s") from None
     finally:
         if process.returncode is None:
             process.kill()
@@ -1209,7 +1231,7 @@ async def static_check(code: list[tuple[int, str]]) -> list[str]:
     if process.returncode != 0:
         last = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {process.returncode}"]
         reason = ("it took more than the static check's memory limit" if "MemoryError" in last[0] else last[0])
-        raise StaticCheckFailed(f"the static check of its code failed: {reason}")
+        raise StaticCheckFailed(f"{what} failed: {reason}")
     return json.loads(out)
 
 
@@ -1713,7 +1735,7 @@ class Writing:
     #                                                   (its new types, all its cells changed, its text shown)
 
 
-def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writing]:
+def student_writing(submission, layout: WrittenLayout, unrun: set | None = None) -> dict[str | None, Writing]:
     """Everything a student wrote that a hand grader may need, by the written answer whose part of the notebook
     holds it (key None: outside every part), so that no text is lost wherever the student put it:
 
@@ -1730,8 +1752,9 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
     - text added to a source code cell (its code copies and parts together), the lines not in the cell as handed
       out (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written
       answer's part; of other code cells (tests included: the graded notebook runs the instructor's), where the
-      added lines hold prose; of a code answer, only where a cell of it does not run, each cell judged alone as the
-      graded notebook's are (which has the student's code that runs, and replaces what does not).
+      added lines hold prose; of a code answer, only where a cell of it did not run (``unrun``: the graded notebook
+      has the student's code that ran, and replaces what did not; for a submission not assembled, where a cell
+      does not parse).
 
     A place names the cell above ("after the cell X"; "after a copy or part of the cell X" where X has copies or
     parts, and then "that is below the cell Y", Y the nearest cell above with neither, where X and Y are in
@@ -1749,10 +1772,12 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
         budget -= len(code)
         return "prose" if budget < 0 else _code_prose(code, lines)
 
-    def runs(code):     # whether the grader runs this code cell (integrity.not_run), within the same budget
+    def runs(i):        # whether the grader ran the code cell i (``unrun``); not assembled: whether it parses
         nonlocal budget
-        budget -= len(code)
-        return budget >= 0 and len(code) <= PARSE_LIMIT and not integrity.not_run(code)
+        if unrun is not None:
+            return i not in unrun
+        budget -= len(submission.cells[i].source)
+        return budget >= 0 and _parses(submission.cells[i].source)
     copies: dict[str, list[tuple[int, str]]] = {}      # source cell id -> [(position, place)] of its copies or parts
     anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
     single = None           # ... and of the last one above that has no copy or part
@@ -1814,7 +1839,7 @@ def student_writing(submission, layout: WrittenLayout) -> dict[str | None, Writi
             # a code answer whose cells all run is the student's code, in the graded notebook; a cell the grader
             # does not run (each judged alone) it replaces there, so their text comes here; outside the written
             # answers, other code cells' prose only
-            if lines and not (all(runs(c.source) for c in cells) if key in layout.answers_code else
+            if lines and not (all(runs(i) for i, _ in at) if key in layout.answers_code else
                               w is None and not is_prose):
                 starts = [0]            # the line each cell starts at in text: its added lines tell where they are
                 for c in cells:
@@ -1991,7 +2016,7 @@ def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
         if a.id not in layouts:
             layouts[a.id] = written_layout(a)
         layout = layouts[a.id]
-        result.writing = student_writing(result.submission, layout)
+        result.writing = student_writing(result.submission, layout, result.unrun)
         notes = [written_entry(result.writing, w)[1] for _, w, _ in layout.answers] + [
             (f"the code answer cell {key} was changed to a " if whole else
              f"a part or copy of the code answer cell {key} is a ") + f"{' and a '.join(types)} cell, so it did not run"
@@ -2034,7 +2059,7 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
     entries, others = {}, []       # {id(result): {answer id: entry}}; [(result, its text outside the answers)]
     for r in results:
         try:
-            writing = student_writing(r.submission, layout) if r.writing is None else r.writing
+            writing = student_writing(r.submission, layout, r.unrun) if r.writing is None else r.writing
             if isinstance(writing, Exception):
                 raise writing
             entries[id(r)] = {w: written_entry(writing, w) for _, w, _ in layout.answers}

@@ -5,7 +5,8 @@ Two verdicts:
 - :func:`not_run`: a cell the grader will not run, and why: one it cannot parse; one with a shell command or an
   IPython magic outside a short allow-list (``%time``, ``%timeit``, ``%matplotlib inline``, ``obj?``), since a
   magic's argument is code or a command that the check could not see; one whose ``%time``/``%timeit`` code (its
-  options parsed as IPython parses them) cannot be parsed. Such a cell fails as an error in that cell only.
+  options parsed as IPython parses them) cannot be parsed, or nests them more than MAGIC_NESTING deep. Such a cell
+  fails as an error in that cell only. The grader asks in a process of its own (``python integrity.py not-run``).
 - :func:`check_cells`: constructs that reach into the interpreter to defeat the grader (see ``gradingkit.py``),
   in the code that will run, magics' code included: imports outside an allow-list (``from IPython.display import
   display``, ``Markdown``... is on it, IPython itself is not; ``sys``, ``builtins``,
@@ -1203,8 +1204,12 @@ def check_cells(cells: list[tuple[int, str]]) -> list[str]:
                                           functions, kinds)]
 
 
-def not_run(source: str) -> str | None:
-    """Why the grader does not run this code cell, or None (see the module docstring)."""
+MAGIC_NESTING = 3       # %time of %time of ... code: deeper, a cell is not run (each level is parsed again)
+
+
+def not_run(source: str, depth: int = 0) -> str | None:
+    """Why the grader does not run this code cell, or None (see the module docstring); ``depth``: the number of
+    %time or %timeit magics ``source`` is the code of."""
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError) as exc:
@@ -1212,12 +1217,16 @@ def not_run(source: str) -> str | None:
     except (RecursionError, MemoryError):     # the parser's own limits: deep nesting, not the machine's memory
         return ("it nests an expression deeper than Python parses at its default recursion limit (Jupyter's "
                 "kernel cannot run it either)")
+    except RuntimeError as exc:     # IPython's own limit (some 500 magics in a cell): its kernel fails it too
+        return f"IPython cannot transform it ({str(exc)[:200]})"
     for node in ast.walk(tree):
         magic = isinstance(node, ast.Call) and _magic_call(node)
         if magic:
             try:
                 for code in _magic_code(*magic):
-                    reason = not_run(code)
+                    if depth == MAGIC_NESTING:
+                        return f"it nests %time or %timeit more than {MAGIC_NESTING} deep"
+                    reason = not_run(code, depth + 1)
                     if reason:
                         return f"the code of a %time or %timeit: {reason}"
             except _NotRun as exc:
@@ -1287,4 +1296,7 @@ def check_deep_cells(cells: list[tuple[int, str]]) -> list[str]:
 
 if __name__ == "__main__":       # the grader's worker (grader.static_check): cells as JSON in, problems as JSON out
     import json
-    json.dump(check_deep_cells([(n, source) for n, source in json.load(sys.stdin)]), sys.stdout)
+    if sys.argv[1:] == ["not-run"]:     # (grader.cells_not_run) sources in, not_run's reasons out
+        json.dump([not_run(source) for source in json.load(sys.stdin)], sys.stdout)
+    else:
+        json.dump(check_deep_cells([(n, source) for n, source in json.load(sys.stdin)]), sys.stdout)

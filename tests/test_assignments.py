@@ -2086,6 +2086,9 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     other = _writing(a, nb)[2]
     assert "*(added to the code cell q1-answer, after the cell q1-prompt; after a copy or part of the cell " \
            "q1-answer)*\n```text\ndef split_here(x):\n    y = (x\n         + 1)\n    return y\n```" in other, other
+    layout = grader.written_layout(a)       # as the run judged the cells: both replaced, or (made up) both ran
+    assert grader.student_writing(nb, layout, {at, at + 1})[None].pieces[0][1] in other
+    assert grader.student_writing(nb, layout, set())[None].pieces == []
     nb = copy.deepcopy(student)
     nb.cells[_at(nb, "q1-answer")].source = solution
     nb.cells.insert(_at(nb, "q1-answer") + 1, md(student.cells[_at(student, "q1-answer")].source))
@@ -3189,6 +3192,24 @@ def test_the_static_check_ends_the_file_only_past_its_size_time_or_memory(monkey
     monkeypatch.setattr(grader, "STATIC_MEMORY", 500_000_000)       # room for the worker's thread, not the list
     with pytest.raises(grader.StaticCheckFailed, match="took more than the static check's memory limit"):
         asyncio.run(grader.static_check([(1, "x = [" + "[1], " * 180_000 + "]")]))
+
+
+def test_which_cells_run_is_read_in_a_worker_process_with_a_time_limit(monkeypatch, tmp_path):
+    # round 35: IPython's transformation of a crafted cell (magics nested thousands deep, each level parsed again; or
+    # 500 magics, IPython's own limit, each found by tokenizing the whole cell again) took minutes in the grader's
+    # own process, on the event loop every other file's run shares. Nested more than 3 deep, a cell is not run
+    a = CATALOGUE[IDS[0]]
+    nb = make.instructor_version(a)
+    nb.cells[0:0] = [_scratch("%time " * 4 + "x = 1"), _scratch("%time x = 1\n" * 501), _scratch("%time " * 3 + "x")]
+    monkeypatch.setattr(integrity, "not_run", None)      # not asked in this process
+    reasons = asyncio.run(grader.cells_not_run(nb))
+    assert reasons[1] == "the code of a %time or %timeit: " * 3 + "it nests %time or %timeit more than 3 deep"
+    assert reasons[2].startswith("IPython cannot transform it (Input transformation still changing after 500")
+    assert reasons[3] is None and set(reasons) == {n for n, c in enumerate(nb.cells, 1) if c.cell_type == "code"}
+    assert [n for n, reason in reasons.items() if reason] == [1, 2]       # the instructor's code runs
+    monkeypatch.setattr(grader, "STATIC_TIME", 0.2)
+    result = asyncio.run(grader.run_submission(tmp_path / "x.ipynb", a, nb, None, tmp_path, 60, 60))
+    assert result.status == "flagged" and "(which of them run) took longer than 0.2 s" in result.message, result
 
 
 def test_the_cycler_import_is_allowed():
