@@ -1205,11 +1205,18 @@ def check_cells(cells: list[tuple[int, str]]) -> list[str]:
 
 
 MAGIC_NESTING = 3       # %time of %time of ... code: deeper, a cell is not run (each level is parsed again)
+REASON_LIMIT = 300      # characters of a reason not to run a cell (it may quote the student's text)
 
 
-def not_run(source: str, depth: int = 0) -> str | None:
-    """Why the grader does not run this code cell, or None (see the module docstring); ``depth``: the number of
-    %time or %timeit magics ``source`` is the code of."""
+def not_run(source: str) -> str | None:
+    """Why the grader does not run this code cell, or None (see the module docstring), in at most REASON_LIMIT
+    characters."""
+    reason = _not_run(source, 0)
+    return reason if reason is None or len(reason) <= REASON_LIMIT else reason[:REASON_LIMIT - 1] + "…"
+
+
+def _not_run(source: str, depth: int) -> str | None:
+    """:func:`not_run` of ``source``, the code of ``depth`` nested %time or %timeit magics."""
     try:
         tree = _parse(source)
     except (SyntaxError, ValueError) as exc:
@@ -1217,8 +1224,9 @@ def not_run(source: str, depth: int = 0) -> str | None:
     except (RecursionError, MemoryError):     # the parser's own limits: deep nesting, not the machine's memory
         return ("it nests an expression deeper than Python parses at its default recursion limit (Jupyter's "
                 "kernel cannot run it either)")
-    except RuntimeError as exc:     # IPython's own limit (some 500 magics in a cell): its kernel fails it too
-        return f"IPython cannot transform it ({str(exc)[:200]})"
+    except Exception as exc:    # noqa: BLE001  (IPython's transformation failing, as in its kernel, which fails
+        # that cell too: a RuntimeError past some 500 magics in a cell, an IndexError on x = %""")
+        return f"IPython cannot transform it ({type(exc).__name__}: {exc})"
     for node in ast.walk(tree):
         magic = isinstance(node, ast.Call) and _magic_call(node)
         if magic:
@@ -1226,7 +1234,7 @@ def not_run(source: str, depth: int = 0) -> str | None:
                 for code in _magic_code(*magic):
                     if depth == MAGIC_NESTING:
                         return f"it nests %time or %timeit more than {MAGIC_NESTING} deep"
-                    reason = not_run(code, depth + 1)
+                    reason = _not_run(code, depth + 1)
                     if reason:
                         return f"the code of a %time or %timeit: {reason}"
             except _NotRun as exc:

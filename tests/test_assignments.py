@@ -3200,13 +3200,18 @@ def test_which_cells_run_is_read_in_a_worker_process_with_a_time_limit(monkeypat
     # own process, on the event loop every other file's run shares. Nested more than 3 deep, a cell is not run
     a = CATALOGUE[IDS[0]]
     nb = make.instructor_version(a)
-    nb.cells[0:0] = [_scratch("%time " * 4 + "x = 1"), _scratch("%time x = 1\n" * 501), _scratch("%time " * 3 + "x")]
+    nb.cells[0:0] = [_scratch("%time " * 4 + "x = 1"), _scratch("%time x = 1\n" * 501), _scratch("%time " * 3 + "x"),
+                     _scratch("x = %\"\"\"a"), _scratch("x = 1"), _scratch("%" + "a" * 100_000)]
     monkeypatch.setattr(integrity, "not_run", None)      # not asked in this process
     reasons = asyncio.run(grader.cells_not_run(nb))
     assert reasons[1] == "the code of a %time or %timeit: " * 3 + "it nests %time or %timeit more than 3 deep"
-    assert reasons[2].startswith("IPython cannot transform it (Input transformation still changing after 500")
+    assert reasons[2].startswith("IPython cannot transform it (RuntimeError: Input transformation still changing")
     assert reasons[3] is None and set(reasons) == {n for n, c in enumerate(nb.cells, 1) if c.cell_type == "code"}
-    assert [n for n, reason in reasons.items() if reason] == [1, 2]       # the instructor's code runs
+    # round 36: any failure of IPython's transformation is that cell's (as in its kernel), and a reason quoting
+    # the student's text is short
+    assert reasons[4].startswith("IPython cannot transform it (IndexError") and reasons[5] is None
+    assert reasons[6] == ("it uses the magic %" + "a" * 1000)[:integrity.REASON_LIMIT - 1] + "…"
+    assert [n for n, reason in reasons.items() if reason] == [1, 2, 4, 6]       # the instructor's code runs
     monkeypatch.setattr(grader, "STATIC_TIME", 0.2)
     result = asyncio.run(grader.run_submission(tmp_path / "x.ipynb", a, nb, None, tmp_path, 60, 60))
     assert result.status == "flagged" and "(which of them run) took longer than 0.2 s" in result.message, result
