@@ -1730,7 +1730,8 @@ class Writing:
     pieces: list = field(default_factory=list)   # see student_writing
     found: bool = False                          # a cell carries the answer cell's id
     in_place: bool = False                       # ... and one of them is a markdown cell with an answer in it
-    retyped: set = field(default_factory=set)    # the types the answer cell was changed to
+    retyped: set = field(default_factory=set)    # the types the answer cell, or a copy of it, was changed to
+    copied: bool = False                         # ... a copy: a markdown cell with its id is still there
     code_retyped: dict = field(default_factory=dict)   # (outside the written answers) code answer id ->
     #                                                   (its new types, all its cells changed, its text shown)
 
@@ -1782,6 +1783,7 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
     anchor = None           # the id of the last source or answer cell above: its part holds the cells added below it
     single = None           # ... and of the last one above that has no copy or part
     times = Counter(cell_key(c) for c in submission.cells)
+    markdown_ids = {cell_key(c) for c in submission.cells if c.cell_type == "markdown"}
 
     def place():
         if not anchor:
@@ -1810,8 +1812,10 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
                     mine.pieces.append((i, away + cell.source, *images([cell]), "text"))
                 else:
                     mine.retyped.add(cell.cell_type)
-                    mine.pieces.append((i, f"{away}*(the answer cell was changed to a {cell.cell_type} cell)*\n"
-                                           + fenced(cell.source), *images([cell]), "text"))
+                    mine.copied = key in markdown_ids
+                    what = "a copy of the answer cell is" if mine.copied else "the answer cell was changed to"
+                    mine.pieces.append((i, f"{away}*({what} a {cell.cell_type} cell)*\n" + fenced(cell.source),
+                                        *images([cell]), "text"))
             anchor, single = key, key if times[key] == 1 else single
         elif key in layout.handed_out:
             copies.setdefault(key, []).append((i, place()))
@@ -1827,8 +1831,8 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
         w = layout.part.get(key)
         question = w is not None and layout.questions.get(w) == key
         given = layout.handed_out[key]
-        # a source code cell's copies that are code run as code (or are replaced when they do not parse); its other
-        # copies, and every copy of a markdown cell, are text
+        # a source code cell's copies that are code run as code (or are replaced where the grader does not run
+        # them); its other copies, and every copy of a markdown cell, are text
         code = "code" if layout.types[key] == "code" else None
         at = [(i, where) for i, where in every if submission.cells[i].cell_type == code]
         if at:
@@ -1994,8 +1998,9 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
     near = any(piece[4] or not mine.found for piece in mine.pieces)    # after a deletion, code near it too
     note = None
     if mine.retyped and not mine.in_place:
-        note = (f"the answer cell {answer_id} was changed to a {' and a '.join(sorted(mine.retyped))} cell; its "
-                "text is in the written answers")
+        note = (f"the answer cell {answer_id} " + ("holds no answer, and a copy of it is a " if mine.copied else
+                                                    "was changed to a ")
+                + f"{' and a '.join(sorted(mine.retyped))} cell; its text is in the written answers")
     elif state and (near or far):
         where = " and ".join(w for w, some in (("in its part of the notebook", near),
                                                ("elsewhere in the notebook", far)) if some)
