@@ -1610,7 +1610,9 @@ def _grade_many(paths, timeout, timeout_file, jobs, out, use_cache, isolate, int
                     f"files of the grader, its reference values, hlmlib or the Python environment changed while "
                     "this batch ran "
                     f"({', '.join(changed[:3])}); the kernels cannot write there, so something outside the batch "
-                    "did: restore them (git checkout, pip install -r requirements.txt) and grade again")
+                    "did: another batch graded at the same time in this checkout (it writes the reference values it "
+                    "computes; grade one batch at a time, and grade this one again), or else restore them (git "
+                    "checkout, pip install -r requirements.txt) and grade again")
     return outcomes
 
 
@@ -1731,7 +1733,7 @@ class Writing:
     found: bool = False                          # a cell carries the answer cell's id
     in_place: bool = False                       # ... and one of them is a markdown cell with an answer in it
     retyped: set = field(default_factory=set)    # the types the answer cell, or a copy of it, was changed to
-    copied: bool = False                         # ... a copy: a markdown cell with its id is still there
+    copied: bool = False                         # ... beside a markdown cell with its id (a copy, or the cell)
     code_retyped: dict = field(default_factory=dict)   # (outside the written answers) code answer id ->
     #                                                   (its new types, all its cells changed, its text shown)
 
@@ -1812,8 +1814,9 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
                     mine.pieces.append((i, away + cell.source, *images([cell]), "text"))
                 else:
                     mine.retyped.add(cell.cell_type)
+                    # beside a markdown cell with its id, which of the two the student copied cannot be told
                     mine.copied = key in markdown_ids
-                    what = "a copy of the answer cell is" if mine.copied else "the answer cell was changed to"
+                    what = "the answer cell or a copy of it is" if mine.copied else "the answer cell was changed to"
                     mine.pieces.append((i, f"{away}*({what} a {cell.cell_type} cell)*\n" + fenced(cell.source),
                                         *images([cell]), "text"))
             anchor, single = key, key if times[key] == 1 else single
@@ -1998,8 +2001,8 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
     near = any(piece[4] or not mine.found for piece in mine.pieces)    # after a deletion, code near it too
     note = None
     if mine.retyped and not mine.in_place:
-        note = (f"the answer cell {answer_id} " + ("holds no answer, and a copy of it is a " if mine.copied else
-                                                    "was changed to a ")
+        note = (f"the answer cell {answer_id} " + ("or a copy of it is a markdown cell with no answer and the other a "
+                                                    if mine.copied else "was changed to a ")
                 + f"{' and a '.join(sorted(mine.retyped))} cell; its text is in the written answers")
     elif state and (near or far):
         where = " and ".join(w for w, some in (("in its part of the notebook", near),

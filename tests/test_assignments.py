@@ -2074,18 +2074,18 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
                  "try:\n    import a\nexcept ImportError:\n    pass",
                  "def f(v):\n    if v is None:\n        return\n    return v"):
         assert grader._code_prose(code) == "", code
-    # round 37: a raw copy of the answer cell holding the answer, the answer cell left blank in place: a copy, not
-    # the answer cell, was changed
+    # round 37: a raw copy of the answer cell holding the answer, the answer cell left blank in place (round 38: or
+    # the other way round, which cannot be told apart): not "the answer cell was changed"
     nb = copy.deepcopy(student)
     raw = copy.deepcopy(nb.cells[_at(nb, "q4-answer")])
     raw.update(cell_type="raw", source="MY ANSWER IN A RAW COPY.")
     nb.cells.insert(0, raw)
     result = grader.new_result(Path("m.ipynb"), a, nb)
     grader.add_writing(result, {})
-    assert "*(a copy of the answer cell is a raw cell)*\n```text\nMY ANSWER IN A RAW COPY." in grader.written_entry(
-        result.writing, "q4-answer")[0]
-    assert result.notes == ["the answer cell q4-answer holds no answer, and a copy of it is a raw cell; its text is "
-                            "in the written answers"], result.notes
+    assert "*(the answer cell or a copy of it is a raw cell)*\n```text\nMY ANSWER IN A RAW COPY." in \
+        grader.written_entry(result.writing, "q4-answer")[0]
+    assert result.notes == ["the answer cell q4-answer or a copy of it is a markdown cell with no answer and the other "
+                            "a raw cell; its text is in the written answers"], result.notes
     # round 34: a code answer split (Split Cell) inside brackets: neither part runs (the graded notebook replaces
     # both), though the parts joined parse: the added lines are listed; a solved code answer beside a markdown copy
     # of the placeholder: the note says the copy holds the code as handed out; a raw copy of an old attempt above the
