@@ -88,12 +88,17 @@ import sandbox
 from make import Assignment, cell_key, cell_meta
 from sandbox import described
 
-# The first cell of a run. No automagic nor autocall: a line such as "reset -f" is valid Python ("reset - f") that
-# IPython would otherwise run as the magic %reset -f, which the static check does not see as a magic.
+# The first cell of a run. IPython's prefilter, which rewrites a one-line cell before it runs, is off (each of its
+# checkers disabled): the static check does not see what it does. With automagic or autocall, a line such as
+# "reset -f", valid Python ("reset - f"), runs the magic %reset -f; and whatever they are, a line that names an
+# IPyAutocall object (exit, or an instance of a subclass of its type) hands that object the shell (set_ip), and one
+# that names a Macro runs the macro's code.
 SETUP = """def __grader_setup():
     import sys
     shell = get_ipython()
     shell.automagic, shell.autocall = False, 0
+    for checker in shell.prefilter_manager.checkers:
+        checker.enabled = False
     sys.path.insert(0, {here!r})
     import gradingkit
     sys.path.remove({here!r})
@@ -1736,6 +1741,8 @@ class Writing:
     copied: bool = False                         # ... beside a markdown cell with its id (a copy, or the cell)
     code_retyped: dict = field(default_factory=dict)   # (outside the written answers) code answer id ->
     #                                                   (its new types, all its cells changed, its text shown)
+    test_added: dict = field(default_factory=dict)     # (outside the written answers) test cell id -> the number
+    #                                                   of lines added to it (not run: the instructor's test runs)
 
 
 def student_writing(submission, layout: WrittenLayout, unrun: set | None = None) -> dict[str | None, Writing]:
@@ -1754,10 +1761,10 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
       or copy changed to markdown or raw is also noted (``code_retyped``: it did not run);
     - text added to a source code cell (its code copies and parts together), the lines not in the cell as handed
       out (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written
-      answer's part; of other code cells (tests included: the graded notebook runs the instructor's), where the
-      added lines hold prose; of a code answer, only where a cell of it did not run (``unrun``: the graded notebook
-      has the student's code that ran, and replaces what did not; for a submission not assembled, where a cell
-      does not parse).
+      answer's part; of a test cell, all (the graded notebook runs the instructor's test in its place: noted, as
+      ``test_added``); of other code cells, where the added lines hold prose; of a code answer, only where a cell
+      of it did not run (``unrun``: the graded notebook has the student's code that ran, and replaces what did not;
+      for a submission not assembled, where a cell does not parse).
 
     A place names the cell above ("after the cell X"; "after a copy or part of the cell X" where X has copies or
     parts, and then "that is below the cell Y", Y the nearest cell above with neither, where X and Y are in
@@ -1844,17 +1851,21 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
             lines = _added_lines(text, given, len(cells))
             is_prose = prose(text, lines) if lines else ""
             # a code answer whose cells all run is the student's code, in the graded notebook; a cell the grader
-            # does not run (each judged alone) it replaces there, so their text comes here; outside the written
-            # answers, other code cells' prose only
+            # does not run (each judged alone) it replaces there, so their text comes here; a test cell's lines
+            # never ran (the instructor's test runs in its place); outside the written answers, other code cells'
+            # prose only
+            if key in layout.tests and lines:
+                out[w].test_added[key] = len(lines)
             if lines and not (all(runs(i) for i, _ in at) if key in layout.answers_code else
-                              w is None and not is_prose):
+                              key not in layout.tests and w is None and not is_prose):
                 starts = [0]            # the line each cell starts at in text: its added lines tell where they are
                 for c in cells:
                     starts.append(starts[-1] + c.source.count("\n") + 1)
                 holding = sorted({bisect.bisect_left(starts, m) - 1 for m in lines})
                 places = "; ".join(dict.fromkeys(at[n][1] for n in holding))
                 added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
-                whose = "the question's cell" if question else f"the code cell {key}"
+                whose = ("the question's cell" if question else
+                         f"the {'test' if key in layout.tests else 'code'} cell {key}")
                 out[w].pieces.append((at[holding[0]][0], f"*(added to {whose}, {places})*\n" + fenced(added),
                                       *images(cells), is_prose))
         at = [(i, where) for i, where in every if submission.cells[i].cell_type != code]
@@ -2015,9 +2026,10 @@ def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, 
 
 def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
     """Read what the student wrote (:func:`student_writing`), once, for the written-answers document, and note in
-    the report the written answers whose answer cell does not hold them (:func:`written_entry`), and the code answer
+    the report the written answers whose answer cell does not hold them (:func:`written_entry`), the code answer
     cells, or parts or copies of them, the student changed to markdown or raw (not run, so not graded; their text is
-    in the written answers when it is not the code as handed out).
+    in the written answers when it is not the code as handed out), and the test cells the student added lines to
+    (not run: the instructor's test runs in their place).
     ``layouts``: {assignment id: its :func:`written_layout`}, filled as needed."""
     a = result.assignment
     try:
@@ -2029,7 +2041,11 @@ def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
             (f"the code answer cell {key} was changed to a " if whole else
              f"a part or copy of the code answer cell {key} is a ") + f"{' and a '.join(types)} cell, so it did not run"
             + ("; its text is in the written answers" if shown else " (it holds the code as handed out)")
-            for key, (types, whole, shown) in result.writing[None].code_retyped.items()]
+            for key, (types, whole, shown) in result.writing[None].code_retyped.items()] + [
+            f"the student added {count} line(s) to the test cell {key}, which did not run (the grader runs the "
+            "instructor's test in its place): " + ("they are in the written answers" if a.written else
+                                                   "see the submitted notebook")
+            for writing in result.writing.values() for key, count in writing.test_added.items()]
     except Exception as exc:     # noqa: BLE001  (the written-answers document says it could not be read)
         result.writing = exc
         return
@@ -2099,7 +2115,8 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
               "What each student wrote outside the written answers' parts of the notebook: the markdown and raw "
               "cells they added, and the code cells they added that hold prose or words (a sentence as a comment, "
               "strings of eight or more words); the source's markdown cells they changed, as they left them; the "
-              "lines they added to its code cells where those hold prose or words." if others else
+              "lines they added to its test cells (which did not run: the instructor's tests ran in their place), "
+              "and to its other code cells where those hold prose or words." if others else
               "None of the submissions has any.", ""]
     for r, other in others:
         entry(r, *other)

@@ -419,6 +419,14 @@ UNSEEN = {
                    "petersen = hlmlib.datasets.load_petersen()\ny = petersen['y'].to_numpy()\n"
                    "X = np.column_stack([np.ones(len(petersen)), petersen['x'].to_numpy()])\n"
                    "firm, year = petersen['firm'].to_numpy(), petersen['year'].to_numpy()")]),
+    # round 39: IPython's prefilter hands an IPyAutocall object named alone on a line (exit, or an instance of a
+    # subclass of its type) the shell (set_ip), whatever automagic and autocall are; the grader turns the prefilter
+    # off, so 'grab' is only a name and q1's answer is never defined
+    "shell-through-an-autocall-object": ("02_sandwich_by_hand", "student", {}, [
+        ("setup", "class Grab(type(exit)):\n    def set_ip(self, shell):\n        global ols_fit\n\n"
+                  "        def ols_fit(y, X):\n            b = np.linalg.lstsq(X, y, rcond=None)[0]\n"
+                  "            return b, y - X @ b\n\n\ngrab = Grab()"),
+        ("q1-answer", "grab")]),
     # a float whose subtraction always gives 0, its class built by type() reached by another name (which the static
     # check cannot see): record() takes floats, not their subclasses, so the hidden test fails
     "operators-through-a-metaclass-by-another-name": ("04_hsb_hlm", "instructor", {
@@ -734,6 +742,8 @@ def test_attempts_the_static_check_does_not_see_score_nothing(graded):
     row = graded["rows"][name]
     assert float(row["score"]) == 0 and row["status"] == "review", row
     assert "refused at run time: getattr(..., 'sys')" in _report(graded, name)
+    row = graded["rows"]["unseen/shell-through-an-autocall-object"]     # no prefilter: set_ip is never called
+    assert _points(row, "02_sandwich_by_hand")["q1"] == 0 and row["status"] == "ok", row
     row = graded["rows"]["unseen/operators-through-a-metaclass-by-another-name"]
     assert _points(row, "04_hsb_hlm")["q1"] == 0 and float(row["score"]) == 4, row
     assert "a __main__.Anything; the grader takes numbers" in _report(
@@ -2086,6 +2096,32 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
         grader.written_entry(result.writing, "q4-answer")[0]
     assert result.notes == ["the answer cell q4-answer or a copy of it is a markdown cell with no answer and the other "
                             "a raw cell; its text is in the written answers"], result.notes
+    # round 39: the solution typed into the visible test cell, under the answer left as handed out: it did not run
+    # (the instructor's test runs there), so its lines are listed and noted; for an assignment without written
+    # answers, the note points to the submitted notebook; only lines added count (nothing for a test cell re-saved)
+    nb = copy.deepcopy(student)
+    instructor = make.instructor_version(a)
+    typed = instructor.cells[_at(instructor, "q3-answer")].source
+    nb.cells[_at(nb, "q3-test")].source = typed + "\n\n" + nb.cells[_at(nb, "q3-test")].source
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    other = "\n".join(piece[1] for piece in result.writing[None].pieces)
+    added = [line for line in typed.split("\n") if line.strip()]
+    assert "*(added to the test cell q3-test, after the cell q3-answer)*\n```text\n" + "\n".join(added) in other, other
+    assert result.notes == [f"the student added {len(added)} line(s) to the test cell q3-test, which did not run (the "
+                            "grader runs the instructor's test in its place): they are in the written answers"]
+    source = nbformat.read(make.SOURCE / "04_hsb_hlm.ipynb", as_version=4)     # without its written question
+    source.cells = [c for c in source.cells if make.cell_key(c) not in ("q4-prompt", "q4-answer")]
+    nbformat.write(source, tmp_path / "04_hsb_hlm.ipynb")
+    hsb = make.load_source(tmp_path / "04_hsb_hlm.ipynb")
+    assert not hsb.written
+    nb = make.student_version(hsb)
+    nb.cells[_at(nb, "q1-test")].source = "pass"
+    nb.cells[_at(nb, "q2-test")].source += "\n"
+    result = grader.new_result(Path("m.ipynb"), hsb, nb)
+    grader.add_writing(result, {})
+    assert result.notes == ["the student added 1 line(s) to the test cell q1-test, which did not run (the grader runs "
+                            "the instructor's test in its place): see the submitted notebook"], result.notes
     # round 34: a code answer split (Split Cell) inside brackets: neither part runs (the graded notebook replaces
     # both), though the parts joined parse: the added lines are listed; a solved code answer beside a markdown copy
     # of the placeholder: the note says the copy holds the code as handed out; a raw copy of an old attempt above the
@@ -2139,7 +2175,7 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     text, note, other = _writing(a, nb)
     assert text.index("MY ANSWER.") < text.index("*(added to the code cell q4-code, after a copy or part of the cell "
                                                  "q2-test that is below the cell q4-answer)*\n```text\nratio = 2"), text
-    assert "*(added to the code cell q2-test, after the cell q4-answer)*" in other, other
+    assert "*(added to the test cell q2-test, after the cell q4-answer)*" in other, other
     assert grader._added_lines("a\nb\n a", "a\nb") == {3} and grader._added_lines("a\nb\na\nb", "a\nb", 2) == set()
     nb = copy.deepcopy(student)
     answer = nb.cells.pop(_at(nb, "q4-answer"))
