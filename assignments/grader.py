@@ -1741,8 +1741,8 @@ class Writing:
     copied: bool = False                         # ... beside a markdown cell with its id (a copy, or the cell)
     code_retyped: dict = field(default_factory=dict)   # (outside the written answers) code answer id ->
     #                                                   (its new types, all its cells changed, its text shown)
-    test_added: dict = field(default_factory=dict)     # (outside the written answers) test cell id -> the number
-    #                                                   of lines added to it (not run: the instructor's test runs)
+    test_added: dict = field(default_factory=dict)     # (outside the written answers) test cell id -> its lines
+    #                                                   of code not in the source's (:func:`_code_added`; not run)
 
 
 def student_writing(submission, layout: WrittenLayout, unrun: set | None = None) -> dict[str | None, Writing]:
@@ -1761,10 +1761,11 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
       or copy changed to markdown or raw is also noted (``code_retyped``: it did not run);
     - text added to a source code cell (its code copies and parts together), the lines not in the cell as handed
       out (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written
-      answer's part; of a test cell, all (the graded notebook runs the instructor's test in its place: noted, as
-      ``test_added``); of other code cells, where the added lines hold prose; of a code answer, only where a cell
-      of it did not run (``unrun``: the graded notebook has the student's code that ran, and replaces what did not;
-      for a submission not assembled, where a cell does not parse).
+      answer's part; of a test cell, its code not in the source's (:func:`_code_added`: the graded notebook runs
+      the instructor's test in its place, noted as ``test_added``) and its added comments; of other code cells,
+      where the added lines hold prose; of a code answer, only where a cell of it did not run (``unrun``: the
+      graded notebook has the student's code that ran, and replaces what did not; for a submission not assembled,
+      where a cell does not parse).
 
     A place names the cell above ("after the cell X"; "after a copy or part of the cell X" where X has copies or
     parts, and then "that is below the cell Y", Y the nearest cell above with neither, where X and Y are in
@@ -1781,6 +1782,11 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
         nonlocal budget
         budget -= len(code)
         return "prose" if budget < 0 else _code_prose(code, lines)
+
+    def code_added(text, given, cells):     # within PARSE_BUDGET, as prose() (past it: every added line)
+        nonlocal budget
+        budget -= len(text)
+        return _code_added(text, given, cells) if budget >= 0 and len(text) <= PARSE_LIMIT else None
 
     def runs(i):        # whether the grader ran the code cell i (``unrun``); not assembled: whether it parses
         nonlocal budget
@@ -1849,13 +1855,19 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
             cells = [submission.cells[i] for i, _ in at]
             text = "\n".join(c.source for c in cells)
             lines = _added_lines(text, given, len(cells))
+            if key in layout.tests and lines:
+                # the instructor's test runs in its place: the code the student added never ran (compared as code:
+                # a formatter's re-wrapped lines are not added); the comments they added are listed too
+                statements = code_added(text, given, len(cells))
+                statements = lines if statements is None else statements
+                split = text.split("\n")
+                lines = statements | {n for n in lines if split[n - 1].lstrip().startswith("#")}
+                if statements:
+                    out[w].test_added[key] = len(statements)
             is_prose = prose(text, lines) if lines else ""
             # a code answer whose cells all run is the student's code, in the graded notebook; a cell the grader
-            # does not run (each judged alone) it replaces there, so their text comes here; a test cell's lines
-            # never ran (the instructor's test runs in its place); outside the written answers, other code cells'
-            # prose only
-            if key in layout.tests and lines:
-                out[w].test_added[key] = len(lines)
+            # does not run (each judged alone) it replaces there, so their text comes here; a test cell's, as above;
+            # outside the written answers, other code cells' prose only
             if lines and not (all(runs(i) for i, _ in at) if key in layout.answers_code else
                               key not in layout.tests and w is None and not is_prose):
                 starts = [0]            # the line each cell starts at in text: its added lines tell where they are
@@ -1992,6 +2004,27 @@ def _added_lines(text: str, handed_out: str, cells: int = 1) -> set[int]:
     return added
 
 
+def _code_added(text: str, handed_out: str, cells: int = 1) -> set[int] | None:
+    """The numbers (from 1) of the lines of ``text``'s top-level statements that are not statements of the cell as
+    handed out, compared as code (``ast.dump``: white space, line breaks, quotes and trailing commas aside, so that a
+    formatter such as black adds nothing), each allowed once for each of ``cells`` parts or copies; None where either
+    does not parse as Python (a magic, say)."""
+    try:
+        mine, given = ast.parse(text), ast.parse(handed_out)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    left = Counter({code: n * cells for code, n in Counter(ast.dump(s) for s in given.body).items()})
+    added = set()
+    for statement in mine.body:
+        code = ast.dump(statement)
+        if left[code] > 0:
+            left[code] -= 1
+        else:
+            first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
+            added.update(range(first, statement.end_lineno + 1))
+    return added
+
+
 def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:
     """A submission's entry for one written answer in the written-answers document (:func:`student_writing`), the
     note for its report when the answer cell does not hold the answer (deleted while the student wrote anything in
@@ -2028,8 +2061,8 @@ def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
     """Read what the student wrote (:func:`student_writing`), once, for the written-answers document, and note in
     the report the written answers whose answer cell does not hold them (:func:`written_entry`), the code answer
     cells, or parts or copies of them, the student changed to markdown or raw (not run, so not graded; their text is
-    in the written answers when it is not the code as handed out), and the test cells the student added lines to
-    (not run: the instructor's test runs in their place).
+    in the written answers when it is not the code as handed out), and the test cells that hold code not in the
+    source's (not run: the instructor's test runs in their place).
     ``layouts``: {assignment id: its :func:`written_layout`}, filled as needed."""
     a = result.assignment
     try:
@@ -2042,9 +2075,9 @@ def add_writing(result: Result, layouts: dict[str, WrittenLayout]) -> None:
              f"a part or copy of the code answer cell {key} is a ") + f"{' and a '.join(types)} cell, so it did not run"
             + ("; its text is in the written answers" if shown else " (it holds the code as handed out)")
             for key, (types, whole, shown) in result.writing[None].code_retyped.items()] + [
-            f"the student added {count} line(s) to the test cell {key}, which did not run (the grader runs the "
-            "instructor's test in its place): " + ("they are in the written answers" if a.written else
-                                                   "see the submitted notebook")
+            f"the test cell {key} holds {count} line(s) of code not in the source's, which did not run (the grader "
+            "runs the instructor's test in its place): " + ("they are in the written answers" if a.written else
+                                                            "see the submitted notebook")
             for writing in result.writing.values() for key, count in writing.test_added.items()]
     except Exception as exc:     # noqa: BLE001  (the written-answers document says it could not be read)
         result.writing = exc
@@ -2115,8 +2148,9 @@ def written_answers(a: Assignment, results: list[Result], names: dict | None = N
               "What each student wrote outside the written answers' parts of the notebook: the markdown and raw "
               "cells they added, and the code cells they added that hold prose or words (a sentence as a comment, "
               "strings of eight or more words); the source's markdown cells they changed, as they left them; the "
-              "lines they added to its test cells (which did not run: the instructor's tests ran in their place), "
-              "and to its other code cells where those hold prose or words." if others else
+              "code and comments they added to its test cells (that code did not run: the instructor's tests ran in "
+              "their place), and the lines they added to its other code cells where those hold prose or words."
+              if others else
               "None of the submissions has any.", ""]
     for r, other in others:
         entry(r, *other)

@@ -8,7 +8,8 @@ Two verdicts:
   options parsed as IPython parses them) cannot be parsed, or nests them more than MAGIC_NESTING deep. Such a cell
   fails as an error in that cell only. The grader asks in a process of its own (``python integrity.py not-run``).
 - :func:`check_cells`: constructs that reach into the interpreter to defeat the grader (see ``gradingkit.py``),
-  in the code that will run, magics' code included: imports outside an allow-list (``from IPython.display import
+  in the code that will run, magics' code included (``obj?``'s dotted name, which IPython looks up with the real
+  ``getattr``, is checked as an expression): imports outside an allow-list (``from IPython.display import
   display``, ``Markdown``... is on it, IPython itself is not; ``sys``, ``builtins``,
   ``inspect``, ``gc``, ``importlib``, ``subprocess``, ``ctypes``, ``operator``, ``pickle``, ... are out);
   ``exec``, ``eval``, ``compile``, ``globals``, ``setattr`` and friends; IPython's ``get_ipython``; a read of
@@ -244,7 +245,7 @@ def _magic_code(kind: str, args: list) -> list[str]:
     if name == "matplotlib" and cell is None and line.strip() in ("", "inline"):
         return []
     if name in ("pinfo", "pinfo2") and cell is None and DOTTED_NAME.match(line) and "__" not in line:
-        return []
+        return [line.strip()]       # IPython looks the dotted name up, attribute by attribute: checked as code
     if name == "time":
         return [c for c in (line, cell) if c is not None]
     if name == "timeit":

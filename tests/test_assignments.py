@@ -2108,8 +2108,28 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     other = "\n".join(piece[1] for piece in result.writing[None].pieces)
     added = [line for line in typed.split("\n") if line.strip()]
     assert "*(added to the test cell q3-test, after the cell q3-answer)*\n```text\n" + "\n".join(added) in other, other
-    assert result.notes == [f"the student added {len(added)} line(s) to the test cell q3-test, which did not run (the "
-                            "grader runs the instructor's test in its place): they are in the written answers"]
+    assert result.notes == [f"the test cell q3-test holds {len(added)} line(s) of code not in the source's, which did "
+                            "not run (the grader runs the instructor's test in its place): they are in the written "
+                            "answers"], result.notes
+    # round 40: compared as code, statement by statement: a test cell re-formatted (as black formats on save;
+    # ast.unparse re-wraps every line and drops the comments) holds no code of the student's; a comment typed into
+    # one is listed with no note; a line that does not parse as Python (a magic) counts as code
+    test = student.cells[_at(student, "q3-test")].source
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q3-test")].source = ast.unparse(ast.parse(test))
+    assert grader._added_lines(ast.unparse(ast.parse(test)), test), "the re-formatted cell has no new line"
+    nb.cells[_at(nb, "q2-test")].source += "\n# I think this test is wrong about the df"
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    other = "\n".join(piece[1] for piece in result.writing[None].pieces)
+    assert result.notes == [] and "q3-test" not in other, (result.notes, other)
+    assert "*(added to the test cell q2-test, after the cell q2-answer)*\n```text\n# I think this test is wrong about " \
+           "the df\n```" in other, other
+    nb.cells[_at(nb, "q3-test")].source = "%time " + test
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    assert result.notes == ["the test cell q3-test holds 1 line(s) of code not in the source's, which did not run "
+                            "(the grader runs the instructor's test in its place): they are in the written answers"]
     source = nbformat.read(make.SOURCE / "04_hsb_hlm.ipynb", as_version=4)     # without its written question
     source.cells = [c for c in source.cells if make.cell_key(c) not in ("q4-prompt", "q4-answer")]
     nbformat.write(source, tmp_path / "04_hsb_hlm.ipynb")
@@ -2120,8 +2140,8 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nb.cells[_at(nb, "q2-test")].source += "\n"
     result = grader.new_result(Path("m.ipynb"), hsb, nb)
     grader.add_writing(result, {})
-    assert result.notes == ["the student added 1 line(s) to the test cell q1-test, which did not run (the grader runs "
-                            "the instructor's test in its place): see the submitted notebook"], result.notes
+    assert result.notes == ["the test cell q1-test holds 1 line(s) of code not in the source's, which did not run (the "
+                            "grader runs the instructor's test in its place): see the submitted notebook"], result.notes
     # round 34: a code answer split (Split Cell) inside brackets: neither part runs (the graded notebook replaces
     # both), though the parts joined parse: the added lines are listed; a solved code answer beside a markdown copy
     # of the placeholder: the note says the copy holds the code as handed out; a raw copy of an old attempt above the
@@ -2695,6 +2715,8 @@ FLAGGED = [
     "import numpy as np\nnp.lib.add_newdoc('sys', 'x', 'y')", "import matplotlib.pyplot as plt\nplt.getp(ax, p)",
     "f = m.default_array_ufunc", "m.array_ufunc(1)", "m.dispatch_ufunc_with_out", "m.replace_method",
     "import matplotlib.testing.widgets", "from numpy.distutils import ccompiler",
+    # round 40: IPython's help looks a dotted name up with the real getattr: the same rules as code
+    "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?",
     # round 16: matplotlib settings that name a program (a script the run wrote, named fc-list, ran as "ffmpeg"),
     # changes of the environment, mutating calls on an imported module's containers, process-wide registries
     "import matplotlib as mpl\nmpl.rcParams['animation.ffmpeg_path'] = 'fc-list'",
@@ -2760,7 +2782,7 @@ ALLOWED = [
     "df = pd.DataFrame({'code': [1, 2]})\ndf.code.mean()",
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
     "import pandas as pd\npd.options.display.max_rows = 10", "%matplotlib inline", "%time y = sum([1, 2])",
-    "%timeit -n1 -r1 y = sum([1, 2])", "%%time\ndef f():\n    return 1", "np.mean?",
+    "%timeit -n1 -r1 y = sum([1, 2])", "%%time\ndef f():\n    return 1", "np.mean?", "??np.linalg.lstsq",
     "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100\nplt.gcf().savefig('f.png')",
     "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
