@@ -1761,8 +1761,8 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
       or copy changed to markdown or raw is also noted (``code_retyped``: it did not run);
     - text added to a source code cell (its code copies and parts together), the lines not in the cell as handed
       out (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written
-      answer's part; of a test cell, its code not in the source's (:func:`_code_added`: the graded notebook runs
-      the instructor's test in its place, noted as ``test_added``) and its added comments; of other code cells,
+      answer's part; of a test cell, those of its code and comments not in the source's (:func:`_code_added`: the
+      graded notebook runs the instructor's test in its place; its code noted, as ``test_added``); of other code cells,
       where the added lines hold prose; of a code answer, only where a cell of it did not run (``unrun``: the
       graded notebook has the student's code that ran, and replaces what did not; for a submission not assembled,
       where a cell does not parse).
@@ -1785,7 +1785,7 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
 
     def code_added(text, given, cells):     # within PARSE_BUDGET, as prose() (past it: every added line)
         nonlocal budget
-        budget -= len(text)
+        budget -= 2 * len(text)             # parsed, and tokenized
         return _code_added(text, given, cells) if budget >= 0 and len(text) <= PARSE_LIMIT else None
 
     def runs(i):        # whether the grader ran the code cell i (``unrun``); not assembled: whether it parses
@@ -1856,12 +1856,12 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
             text = "\n".join(c.source for c in cells)
             lines = _added_lines(text, given, len(cells))
             if key in layout.tests and lines:
-                # the instructor's test runs in its place: the code the student added never ran (compared as code:
-                # a formatter's re-wrapped lines are not added); the comments they added are listed too
-                statements = code_added(text, given, len(cells))
-                statements = lines if statements is None else statements
-                split = text.split("\n")
-                lines = statements | {n for n in lines if split[n - 1].lstrip().startswith("#")}
+                # the instructor's test runs in its place: the code the student added never ran (the lines not in
+                # the cell of the statements that differ from its, as code: a formatter's re-wrapped lines are not
+                # added); the comments they added are listed too
+                found = code_added(text, given, len(cells))
+                statements, comments = (lines, set()) if found is None else (found[0] & lines, found[1] & lines)
+                lines = statements | comments
                 if statements:
                     out[w].test_added[key] = len(statements)
             is_prose = prose(text, lines) if lines else ""
@@ -2004,25 +2004,45 @@ def _added_lines(text: str, handed_out: str, cells: int = 1) -> set[int]:
     return added
 
 
-def _code_added(text: str, handed_out: str, cells: int = 1) -> set[int] | None:
-    """The numbers (from 1) of the lines of ``text``'s top-level statements that are not statements of the cell as
-    handed out, compared as code (``ast.dump``: white space, line breaks, quotes and trailing commas aside, so that a
-    formatter such as black adds nothing), each allowed once for each of ``cells`` parts or copies; None where either
-    does not parse as Python (a magic, say)."""
-    try:
-        mine, given = ast.parse(text), ast.parse(handed_out)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
+def _code_added(text: str, handed_out: str, cells: int = 1) -> tuple[set[int], set[int]] | None:
+    """The numbers (from 1) of the lines of ``text`` that hold its top-level statements, and its comments, that the
+    cell as handed out does not hold, compared as code: statements by ``ast.dump`` (white space, line breaks, quotes
+    and trailing commas aside, so that a formatter such as black adds nothing), comments by their words; each allowed
+    once for each of ``cells`` parts or copies. None where either does not parse as Python (a magic, say), or where
+    ``text`` holds a lone carriage return (a line break to Python, not to :func:`_added_lines`)."""
+    if "\r" in text:
         return None
-    left = Counter({code: n * cells for code, n in Counter(ast.dump(s) for s in given.body).items()})
-    added = set()
-    for statement in mine.body:
-        code = ast.dump(statement)
-        if left[code] > 0:
-            left[code] -= 1
+    try:
+        found = [(_statements(ast.parse(source)), _comments(source)) for source in (text, handed_out)]
+    except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
+        return None
+    (statements, comments), (given_statements, given_comments) = found
+    return _beyond(statements, given_statements, cells), _beyond(comments, given_comments, cells)
+
+
+def _statements(tree) -> list[tuple[range, str]]:
+    """The lines and the code (``ast.dump``) of each top-level statement of ``tree``, decorators included."""
+    return [(range(min([s.lineno] + [d.lineno for d in getattr(s, "decorator_list", [])]), s.end_lineno + 1),
+             ast.dump(s)) for s in tree.body]
+
+
+def _comments(source: str) -> list[tuple[range, str]]:
+    """The line and the words of each comment of ``source``."""
+    return [(range(t.start[0], t.start[0] + 1), " ".join(t.string.lstrip("#").split()))
+            for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT]
+
+
+def _beyond(mine: list[tuple[range, str]], given: list[tuple[range, str]], cells: int) -> set[int]:
+    """The lines of the items of ``mine`` whose key ``given`` does not have, each key allowed as many times as it
+    has it, once for each of ``cells`` parts or copies."""
+    left = Counter({key: n * cells for key, n in Counter(key for _, key in given).items()})
+    out = set()
+    for lines, key in mine:
+        if left[key] > 0:
+            left[key] -= 1
         else:
-            first = min([statement.lineno] + [d.lineno for d in getattr(statement, "decorator_list", [])])
-            added.update(range(first, statement.end_lineno + 1))
-    return added
+            out.update(lines)
+    return out
 
 
 def written_entry(writing: dict, answer_id: str) -> tuple[str, str | None, int, int]:

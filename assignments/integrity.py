@@ -4,12 +4,12 @@ Two verdicts:
 
 - :func:`not_run`: a cell the grader will not run, and why: one it cannot parse; one with a shell command or an
   IPython magic outside a short allow-list (``%time``, ``%timeit``, ``%matplotlib inline``, ``obj?``), since a
-  magic's argument is code or a command that the check could not see; one whose ``%time``/``%timeit`` code (its
+  magic's argument is code or a command that the check could not see; a help line (``obj?``) whose name passes
+  through a private or refused name (:func:`_help_lookup`); one whose ``%time``/``%timeit`` code (its
   options parsed as IPython parses them) cannot be parsed, or nests them more than MAGIC_NESTING deep. Such a cell
   fails as an error in that cell only. The grader asks in a process of its own (``python integrity.py not-run``).
 - :func:`check_cells`: constructs that reach into the interpreter to defeat the grader (see ``gradingkit.py``),
-  in the code that will run, magics' code included (``obj?``'s dotted name, which IPython looks up with the real
-  ``getattr``, is checked as an expression): imports outside an allow-list (``from IPython.display import
+  in the code that will run, magics' code included: imports outside an allow-list (``from IPython.display import
   display``, ``Markdown``... is on it, IPython itself is not; ``sys``, ``builtins``,
   ``inspect``, ``gc``, ``importlib``, ``subprocess``, ``ctypes``, ``operator``, ``pickle``, ... are out);
   ``exec``, ``eval``, ``compile``, ``globals``, ``setattr`` and friends; IPython's ``get_ipython``; a read of
@@ -245,7 +245,8 @@ def _magic_code(kind: str, args: list) -> list[str]:
     if name == "matplotlib" and cell is None and line.strip() in ("", "inline"):
         return []
     if name in ("pinfo", "pinfo2") and cell is None and DOTTED_NAME.match(line) and "__" not in line:
-        return [line.strip()]       # IPython looks the dotted name up, attribute by attribute: checked as code
+        _help_lookup(line.strip())
+        return []
     if name == "time":
         return [c for c in (line, cell) if c is not None]
     if name == "timeit":
@@ -256,6 +257,17 @@ def _magic_code(kind: str, args: list) -> list[str]:
             raise _NotRun(f"the options of %timeit cannot be read ({exc})") from None
         return [statement] + ([cell] if cell is not None else [])
     raise _NotRun(f"it uses the magic %{name} (the grader runs only %time, %timeit, %matplotlib inline and obj?)")
+
+
+def _help_lookup(dotted: str) -> None:
+    """Raises _NotRun where IPython's help (``obj?``), which looks ``dotted`` up attribute by attribute with the real
+    ``getattr`` and then only documents what it finds, would pass through what code may not reach: a private name
+    (``exit._ip``, ``_oh``: IPython's history and shell), IPython's history (``In``), or a refused attribute on the
+    way (``warnings.sys.path``). The last name may be a refused one (``os.system?``, ``functools.wraps?``)."""
+    parts = dotted.split(".")
+    if (any(p.startswith("_") for p in parts) or parts[0] in HISTORY_NAMES
+            or any(p in FORBIDDEN_ATTRIBUTES for p in parts[1:-1])):
+        raise _NotRun(f"its help line ({dotted[:80]}?) looks up a private or refused name, which code may not reach")
 
 
 class _NoDefaults:

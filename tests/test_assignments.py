@@ -2125,6 +2125,25 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     assert result.notes == [] and "q3-test" not in other, (result.notes, other)
     assert "*(added to the test cell q2-test, after the cell q2-answer)*\n```text\n# I think this test is wrong about " \
            "the df\n```" in other, other
+    # round 41: a comment typed after an unchanged statement is listed; a number changed on the second line of a
+    # two-line statement is one line of code; a lone carriage return (a line break to Python only) breaks nothing
+    nb = copy.deepcopy(student)
+    nb.cells[_at(nb, "q4-answer")].source = "MY ANSWER."
+    q1 = nb.cells[_at(nb, "q1-test")]
+    q1.source = q1.source.replace(".params.to_numpy()\n", ".params.to_numpy()  # I GET ANOTHER b ON MY LAPTOP\n")
+    nb.cells[_at(nb, "q3-test")].source = test.replace("rtol=1e-8, strict=True)", "rtol=1e-6, strict=True)")
+    nb.cells[_at(nb, "q2-test")].source += "\nmine = 1\rmine = 2"
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    other = "\n".join(piece[1] for piece in result.writing[None].pieces)
+    assert "*(added to the test cell q1-test, after the cell q1-answer)*\n```text\nwant = hlmlib.ols(y_t, X_t)" \
+           ".params.to_numpy()  # I GET ANOTHER b ON MY LAPTOP\n```" in other, other
+    assert "fit.se(kind=\"CR1\", cluster=firm_t).to_numpy(), rtol=1e-6, strict=True)\n```" in other, other
+    assert result.notes == [f"the test cell {key} holds 1 line(s) of code not in the source's, which did not run (the "
+                            "grader runs the instructor's test in its place): they are in the written answers"
+                            for key in ("q2-test", "q3-test")], result.notes
+    assert grader.written_entry(result.writing, "q4-answer")[0] == "MY ANSWER."
+    nb = copy.deepcopy(student)
     nb.cells[_at(nb, "q3-test")].source = "%time " + test
     result = grader.new_result(Path("m.ipynb"), a, nb)
     grader.add_writing(result, {})
@@ -2715,8 +2734,6 @@ FLAGGED = [
     "import numpy as np\nnp.lib.add_newdoc('sys', 'x', 'y')", "import matplotlib.pyplot as plt\nplt.getp(ax, p)",
     "f = m.default_array_ufunc", "m.array_ufunc(1)", "m.dispatch_ufunc_with_out", "m.replace_method",
     "import matplotlib.testing.widgets", "from numpy.distutils import ccompiler",
-    # round 40: IPython's help looks a dotted name up with the real getattr: the same rules as code
-    "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?",
     # round 16: matplotlib settings that name a program (a script the run wrote, named fc-list, ran as "ffmpeg"),
     # changes of the environment, mutating calls on an imported module's containers, process-wide registries
     "import matplotlib as mpl\nmpl.rcParams['animation.ffmpeg_path'] = 'fc-list'",
@@ -2783,6 +2800,8 @@ ALLOWED = [
     "import numpy as np\nfrom scipy import stats\nx = np.zeros(3)\nx[0] = 1\nstats.t.ppf(0.975, 9)",
     "import pandas as pd\npd.options.display.max_rows = 10", "%matplotlib inline", "%time y = sum([1, 2])",
     "%timeit -n1 -r1 y = sum([1, 2])", "%%time\ndef f():\n    return 1", "np.mean?", "??np.linalg.lstsq",
+    "import functools\nfunctools.wraps?", "import os\nos.system?", "np.lib.stride_tricks.as_strided?",
+    "import warnings\nwarnings.sys?", "get_ipython?",
     "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100\nplt.gcf().savefig('f.png')",
     "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
@@ -2827,7 +2846,10 @@ ALLOWED = [
     "def f():\n    _i = 1\n    def g():\n        return _i\n    return g()", "with open('a') as _i:\n    print(_i)",
 ]
 NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotlib {get_ipython()}", "%load f.py",
-           "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list"]
+           "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list",
+           # round 40: IPython's help looks a dotted name up with the real getattr: not through a private or refused
+           # name, nor IPython's history (round 41: a refused name last is only documented: see ALLOWED)
+           "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?", "%pinfo2 exit._ip"]
 
 
 @pytest.mark.parametrize("code", FLAGGED)
