@@ -4,8 +4,8 @@ Two verdicts:
 
 - :func:`not_run`: a cell the grader will not run, and why: one it cannot parse; one with a shell command or an
   IPython magic outside a short allow-list (``%time``, ``%timeit``, ``%matplotlib inline``, ``obj?``), since a
-  magic's argument is code or a command that the check could not see; a help line (``obj?``) whose name passes
-  through a private or refused name (:func:`_help_lookup`); one whose ``%time``/``%timeit`` code (its
+  magic's argument is code or a command that the check could not see; a help line (``obj?``) whose name reads
+  IPython's history, a private attribute or a refused one on the way (:func:`_help_lookup`); one whose ``%time``/``%timeit`` code (its
   options parsed as IPython parses them) cannot be parsed, or nests them more than MAGIC_NESTING deep. Such a cell
   fails as an error in that cell only. The grader asks in a process of its own (``python integrity.py not-run``).
 - :func:`check_cells`: constructs that reach into the interpreter to defeat the grader (see ``gradingkit.py``),
@@ -261,13 +261,21 @@ def _magic_code(kind: str, args: list) -> list[str]:
 
 def _help_lookup(dotted: str) -> None:
     """Raises _NotRun where IPython's help (``obj?``), which looks ``dotted`` up attribute by attribute with the real
-    ``getattr`` and then only documents what it finds, would pass through what code may not reach: a private name
-    (``exit._ip``, ``_oh``: IPython's history and shell), IPython's history (``In``), or a refused attribute on the
-    way (``warnings.sys.path``). The last name may be a refused one (``os.system?``, ``functools.wraps?``)."""
-    parts = dotted.split(".")
-    if (any(p.startswith("_") for p in parts) or parts[0] in HISTORY_NAMES
-            or any(p in FORBIDDEN_ATTRIBUTES for p in parts[1:-1])):
-        raise _NotRun(f"its help line ({dotted[:80]}?) looks up a private or refused name, which code may not reach")
+    ``getattr`` and then only documents what it finds, would reach what code may not: IPython's history (``In``,
+    ``_oh``, ``_3``, ``_``: the names IPython binds), a private attribute (``exit._ip``; hlmlib's fit's ``_X`` aside,
+    as in code), or a refused attribute on the way (``warnings.sys.path``). The notebook's own names may be private
+    (``_design?``), and the last name may be a refused one (``os.system?``, ``functools.wraps?``): it is documented."""
+    first, *attributes = dotted.split(".")
+    if _history_name(first) or first == "_":
+        raise _NotRun(f"its help line ({dotted[:80]}?) reads IPython's history ({first}), which code may not")
+    private = [a for a in attributes if a.startswith("_") and a not in PRIVATE_READABLE]
+    if private:
+        raise _NotRun(f"its help line ({dotted[:80]}?) looks up the private attribute .{private[0][:60]}, which "
+                      "code may not")
+    refused = [a for a in attributes[:-1] if a in FORBIDDEN_ATTRIBUTES]
+    if refused:
+        raise _NotRun(f"its help line ({dotted[:80]}?) looks up the attribute .{refused[0]} on the way, which code "
+                      "may not")
 
 
 class _NoDefaults:

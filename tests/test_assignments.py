@@ -2802,6 +2802,8 @@ ALLOWED = [
     "%timeit -n1 -r1 y = sum([1, 2])", "%%time\ndef f():\n    return 1", "np.mean?", "??np.linalg.lstsq",
     "import functools\nfunctools.wraps?", "import os\nos.system?", "np.lib.stride_tricks.as_strided?",
     "import warnings\nwarnings.sys?", "get_ipython?",
+    # round 42: the notebook's own private names may be looked up, as code may use them
+    "def _design(x):\n    return x\n_design?", "_x = 3\n_x?", "fit._X?",
     "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100\nplt.gcf().savefig('f.png')",
     "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
@@ -2849,7 +2851,8 @@ NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotl
            "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list",
            # round 40: IPython's help looks a dotted name up with the real getattr: not through a private or refused
            # name, nor IPython's history (round 41: a refused name last is only documented: see ALLOWED)
-           "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?", "%pinfo2 exit._ip"]
+           "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?", "%pinfo2 exit._ip", "_?",
+           "_3?", "_i2??", "rng._bit_generator?"]
 
 
 @pytest.mark.parametrize("code", FLAGGED)
