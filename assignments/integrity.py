@@ -205,7 +205,6 @@ HISTORY = re.compile(r"^_i?\d+$")        # IPython's _i3 (a cell's source) and _
 IPYTHON_DISPLAY = {"display", "Markdown", "HTML", "Latex", "Math", "Image", "SVG", "JSON", "Pretty", "clear_output",
                    "display_markdown", "display_html", "display_latex", "display_pretty"}
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
-DOTTED_NAME = re.compile(r"^\s*[A-Za-z_]\w*(\.[A-Za-z_]\w*)*\s*$")
 
 
 class _NotRun(Exception):
@@ -244,9 +243,16 @@ def _magic_code(kind: str, args: list) -> list[str]:
     name, line, cell = args[0].lstrip("%"), args[1], (args[2] if kind == "run_cell_magic" else None)
     if name == "matplotlib" and cell is None and line.strip() in ("", "inline"):
         return []
-    if name in ("pinfo", "pinfo2") and cell is None and DOTTED_NAME.match(line) and "__" not in line:
-        _help_lookup(line.strip())
-        return []
+    if name in ("pinfo", "pinfo2") and cell is None:
+        # %pinfo takes "pinfo x", "?x", "x?" as x (IPython's pinfo magic); with a * in it, it searches (%psearch)
+        target = re.match(r"(pinfo )?(\?*)(.*?)(\??$)", line).group(3) if name == "pinfo" else line
+        if name == "pinfo2" or "*" not in target:
+            _help_lookup(target.strip())
+            return []
+        name = "psearch"
+    if name == "psearch":
+        raise _NotRun("its help line searches names by a pattern (*: IPython's %psearch), which the grader does not "
+                      "run")
     if name == "time":
         return [c for c in (line, cell) if c is not None]
     if name == "timeit":
@@ -259,23 +265,58 @@ def _magic_code(kind: str, args: list) -> list[str]:
     raise _NotRun(f"it uses the magic %{name} (the grader runs only %time, %timeit, %matplotlib inline and obj?)")
 
 
-def _help_lookup(dotted: str) -> None:
-    """Raises _NotRun where IPython's help (``obj?``), which looks ``dotted`` up attribute by attribute with the real
-    ``getattr`` and then only documents what it finds, would reach what code may not: IPython's history (``In``,
-    ``_oh``, ``_3``, ``_``: the names IPython binds), a private attribute (``exit._ip``; hlmlib's fit's ``_X`` aside,
-    as in code), or a refused attribute on the way (``warnings.sys.path``). The notebook's own names may be private
-    (``_design?``), and the last name may be a refused one (``os.system?``, ``functools.wraps?``): it is documented."""
-    first, *attributes = dotted.split(".")
+def _help_lookup(target: str) -> None:
+    """Raises _NotRun where IPython's help (``obj?``), which looks ``target`` up part by part (:func:`_help_parts`:
+    an attribute by the real ``getattr``, a whole number between brackets by indexing) and then only documents what it
+    finds, would reach what code may not: IPython's history (``In``, ``_oh``, ``_3``, ``_``: the names IPython
+    binds), a dunder name (``__doc__`` and the others code may read aside), a private attribute (``exit._ip``,
+    ``exit[_ip]``; hlmlib's fit's ``_X`` aside, as in code), or a refused attribute on the way
+    (``warnings.sys.path``). The notebook's own names may be private (``_design?``), and the last name may be a
+    refused one (``os.system?``, ``functools.wraps?``): it is only documented."""
+    parts = None if target.startswith("%") else _help_parts(target)    # %x: a magic's help, nothing looked up
+    if not parts:       # IPython looks nothing up
+        return
+    first, rest = parts[0], parts[1:]
     if _history_name(first) or first == "_":
-        raise _NotRun(f"its help line ({dotted[:80]}?) reads IPython's history ({first}), which code may not")
-    private = [a for a in attributes if a.startswith("_") and a not in PRIVATE_READABLE]
-    if private:
-        raise _NotRun(f"its help line ({dotted[:80]}?) looks up the private attribute .{private[0][:60]}, which "
-                      "code may not")
-    refused = [a for a in attributes[:-1] if a in FORBIDDEN_ATTRIBUTES]
-    if refused:
-        raise _NotRun(f"its help line ({dotted[:80]}?) looks up the attribute .{refused[0]} on the way, which code "
-                      "may not")
+        raise _NotRun(f"its help line ({target[:80]}?) reads IPython's history ({first}), which code may not")
+    if DUNDER.match(first) and first != "__name__":
+        raise _NotRun(f"its help line ({target[:80]}?) looks up {first[:60]}, which code may not")
+    for n, part in enumerate(rest):
+        if _whole_number(part):
+            continue
+        dunder = DUNDER.match(part) is not None
+        if (dunder and part not in READABLE_DUNDERS or not dunder and part.startswith("_")
+                and part not in PRIVATE_READABLE):
+            raise _NotRun(f"its help line ({target[:80]}?) looks up the attribute .{part[:60]}, which code may not")
+        if part in FORBIDDEN_ATTRIBUTES and n < len(rest) - 1:
+            raise _NotRun(f"its help line ({target[:80]}?) looks up the attribute .{part} on the way, which code "
+                          "may not")
+
+
+def _help_parts(target: str) -> list[str] | None:
+    """The parts IPython's help looks ``target`` up by (``InteractiveShell._find_parts`` of the pinned IPython 8):
+    ``a.b[0].c`` gives a, b, 0, c; any text between brackets is a part (looked up by ``getattr`` unless a whole
+    number); None where it looks nothing up (a part that is not a name)."""
+    parts = []
+    for piece in target.split("."):
+        if piece.endswith("]"):
+            name, *indices = piece.split("[")
+            if not name.isidentifier() or any(i[-1:] != "]" and not _whole_number(i[:-1]) for i in indices):
+                return None
+            parts += [name] + [i[:-1] for i in indices]
+        elif piece.isidentifier():
+            parts.append(piece)
+        else:
+            return None
+    return parts
+
+
+def _whole_number(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
 
 
 class _NoDefaults:

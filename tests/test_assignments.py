@@ -2804,6 +2804,9 @@ ALLOWED = [
     "import warnings\nwarnings.sys?", "get_ipython?",
     # round 42: the notebook's own private names may be looked up, as code may use them
     "def _design(x):\n    return x\n_design?", "_x = 3\n_x?", "fit._X?",
+    # round 43: indexes and names with a double underscore in them, as IPython takes them
+    "example = [1]\nexample[0]?", "vals = [1]\nvals[-1]?", "x[0][0]??", "my__var = 1\nmy__var?", "np.mean.__doc__?",
+    "%time?", "??np.*",
     "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100\nplt.gcf().savefig('f.png')",
     "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
@@ -2852,7 +2855,9 @@ NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotl
            # round 40: IPython's help looks a dotted name up with the real getattr: not through a private or refused
            # name, nor IPython's history (round 41: a refused name last is only documented: see ALLOWED)
            "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?", "%pinfo2 exit._ip", "_?",
-           "_3?", "_i2??", "rng._bit_generator?"]
+           "_3?", "_i2??", "rng._bit_generator?",
+           # round 43: IPython's help takes any text between brackets as a name to look up (?x[_ip] is x._ip)
+           "?exit[_ip]", "%pinfo exit[_ip].user_ns", "x.__class__?", "__builtins__?", "np.*mean*?"]
 
 
 @pytest.mark.parametrize("code", FLAGGED)
