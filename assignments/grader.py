@@ -1853,7 +1853,7 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
         at = [(i, where) for i, where in every if submission.cells[i].cell_type == code]
         if at:
             cells = [submission.cells[i] for i, _ in at]
-            text = "\n".join(c.source for c in cells)
+            text, starts = _joined([c.source for c in cells], given)     # a line split in two put back
             lines = _added_lines(text, given, len(cells))
             if key in layout.tests and lines:
                 # the instructor's test runs in its place: the code the student added never ran (the lines not in
@@ -1870,10 +1870,7 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
             # outside the written answers, other code cells' prose only
             if lines and not (all(runs(i) for i, _ in at) if key in layout.answers_code else
                               key not in layout.tests and w is None and not is_prose):
-                starts = [0]            # the line each cell starts at in text: its added lines tell where they are
-                for c in cells:
-                    starts.append(starts[-1] + c.source.count("\n") + 1)
-                holding = sorted({bisect.bisect_left(starts, m) - 1 for m in lines})
+                holding = sorted({bisect.bisect_left(starts, m) - 1 for m in lines})    # the cells that hold them
                 places = "; ".join(dict.fromkeys(at[n][1] for n in holding))
                 added = "\n".join(line for n, line in enumerate(text.split("\n"), 1) if n in lines)
                 whose = ("the question's cell" if question else
@@ -1886,7 +1883,7 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
         # text: its parts or copies not as handed out, together, in full and marked against it, so that no line the
         # student typed is lost, even one that repeats a line of the cell
         changed = [(i, where) for i, where in at if _squeezed(submission.cells[i].source) != _squeezed(given)]
-        text = _joined([submission.cells[i].source for i, _ in changed], given)
+        text = _joined([submission.cells[i].source for i, _ in changed], given)[0]
         listed = bool(changed) and _squeezed(text) != _squeezed(given)      # not split or re-saved only
         if key in layout.answers_code:                  # a part or copy of a code answer that did not run
             out[None].code_retyped[key] = (sorted({submission.cells[i].cell_type for i, _ in at}),
@@ -1915,7 +1912,8 @@ def _has_text(cell) -> bool:
 
 PARSE_LIMIT = 100_000     # characters of a code cell the prose check parses (ast costs about 500 bytes a character)
 PARSE_BUDGET = 1_000_000  # ... and of a whole notebook: past it, cells count as prose unparsed (each file's time)
-IPYTHON_HELP = re.compile(r"\?{1,2}[\w.]+|[\w.]+\?{1,2}")   # obj?, obj??, ?obj: help (not pass, nor a sentence)
+# obj?, obj??, ?obj, x[0]?: help, as IPython takes it (not pass, nor a sentence)
+IPYTHON_HELP = re.compile(r"\?{1,2}[\w.*\[\]-]+|[\w*]+(?:\.[\w*]+|\[-?\d+\])*\?{1,2}")
 
 
 def _code_prose(code: str, lines: set[int] | None = None) -> str:
@@ -1970,16 +1968,18 @@ def _marked(text: str, given: str) -> str:
     return "\n".join(marked)
 
 
-def _joined(parts: list[str], given: str) -> str:
+def _joined(parts: list[str], given: str) -> tuple[str, list[int]]:
     """The parts of a cell (after Split Cell, or copies) as one text: a line split between two parts (Split Cell
-    in mid-line) is joined back where the two halves make a line of the cell as handed out, ``given``."""
+    in mid-line) is joined back where the two halves make a line of the cell as handed out, ``given``; and the
+    number of lines of the text before each part (the line a part joined back starts on counts as its)."""
     lines = {_squeezed(line) for line in given.split("\n")}
-    out = parts[:1]
+    out, starts = parts[:1], [0]
     for before, part in zip(parts, parts[1:]):
         last, first = before.rsplit("\n", 1)[-1], part.split("\n", 1)[0]
         split = _squeezed(last + first) in lines and _squeezed(last) not in lines and _squeezed(first) not in lines
         out += ["" if split else "\n", part]
-    return "".join(out)
+        starts.append(starts[-1] + before.count("\n") + (0 if split else 1))
+    return "".join(out), starts
 
 
 def _squeezed(text: str) -> str:

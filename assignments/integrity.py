@@ -268,8 +268,8 @@ def _magic_code(kind: str, args: list) -> list[str]:
 def _help_lookup(target: str) -> None:
     """Raises _NotRun where IPython's help (``obj?``), which looks ``target`` up part by part (:func:`_help_parts`:
     an attribute by the real ``getattr``, a whole number between brackets by indexing) and then only documents what it
-    finds, would reach what code may not: IPython's history (``In``, ``_oh``, ``_3``, ``_``: the names IPython
-    binds), a dunder name (``__doc__`` and the others code may read aside), a private attribute (``exit._ip``,
+    finds, would reach what code may not: IPython's history (``In``, ``_oh``, ``_3``, as code may not: the last
+    results ``_``, ``__`` may be read), a dunder name (``__doc__`` and the others code may read aside), a private attribute (``exit._ip``,
     ``exit[_ip]``; hlmlib's fit's ``_X`` aside, as in code), or a refused attribute on the way
     (``warnings.sys.path``). The notebook's own names may be private (``_design?``), and the last name may be a
     refused one (``os.system?``, ``functools.wraps?``): it is only documented."""
@@ -277,7 +277,7 @@ def _help_lookup(target: str) -> None:
     if not parts:       # IPython looks nothing up
         return
     first, rest = parts[0], parts[1:]
-    if _history_name(first) or first == "_":
+    if _history_name(first):
         raise _NotRun(f"its help line ({target[:80]}?) reads IPython's history ({first}), which code may not")
     if DUNDER.match(first) and first != "__name__":
         raise _NotRun(f"its help line ({target[:80]}?) looks up {first[:60]}, which code may not")

@@ -2143,6 +2143,19 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
                             "grader runs the instructor's test in its place): they are in the written answers"
                             for key in ("q2-test", "q3-test")], result.notes
     assert grader.written_entry(result.writing, "q4-answer")[0] == "MY ANSWER."
+    # round 44: a test cell split in mid-line (Split Cell), then a comment typed: the line is put back together, so
+    # only the comment is listed, with no note; an indexed help line (x[0]?) is IPython's, not prose
+    nb = copy.deepcopy(student)
+    at = _at(nb, "q1-test")
+    second = copy.deepcopy(nb.cells[at])
+    cut = nb.cells[at].source.index("datasets")
+    nb.cells[at].source, second.source = nb.cells[at].source[:cut], nb.cells[at].source[cut:] + "\n# CHECKED BY HAND"
+    nb.cells.insert(at + 1, second)
+    result = grader.new_result(Path("m.ipynb"), a, nb)
+    grader.add_writing(result, {})
+    other = "\n".join(piece[1] for piece in result.writing[None].pieces)
+    assert result.notes == [] and "```text\n# CHECKED BY HAND\n```" in other, (result.notes, other)
+    assert grader._code_prose("example = [1]\nexample[0]?\nexample[-1].real??") == ""
     nb = copy.deepcopy(student)
     nb.cells[_at(nb, "q3-test")].source = "%time " + test
     result = grader.new_result(Path("m.ipynb"), a, nb)
@@ -2806,7 +2819,7 @@ ALLOWED = [
     "def _design(x):\n    return x\n_design?", "_x = 3\n_x?", "fit._X?",
     # round 43: indexes and names with a double underscore in them, as IPython takes them
     "example = [1]\nexample[0]?", "vals = [1]\nvals[-1]?", "x[0][0]??", "my__var = 1\nmy__var?", "np.mean.__doc__?",
-    "%time?", "??np.*",
+    "%time?", "??np.*", "_?", "__?",  # round 44: the last results, which code may read
     "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100\nplt.gcf().savefig('f.png')",
     "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
@@ -2854,7 +2867,7 @@ NOT_RUN = ["!ls", "x = !ls", "%pip install numpy", "%config A.b = 1", "%matplotl
            "%%bash\nls", "%timeit -n1 x = (", "x = (1 +", "%%writefile a.py\nx = 1", "%time %pip list",
            # round 40: IPython's help looks a dotted name up with the real getattr: not through a private or refused
            # name, nor IPython's history (round 41: a refused name last is only documented: see ALLOWED)
-           "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?", "%pinfo2 exit._ip", "_?",
+           "exit._ip.user_ns??", "import warnings\nwarnings.sys.path?", "In??", "_oh?", "%pinfo2 exit._ip",
            "_3?", "_i2??", "rng._bit_generator?",
            # round 43: IPython's help takes any text between brackets as a name to look up (?x[_ip] is x._ip)
            "?exit[_ip]", "%pinfo exit[_ip].user_ns", "x.__class__?", "__builtins__?", "np.*mean*?"]
