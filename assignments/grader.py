@@ -242,7 +242,11 @@ def read_notebook(path: Path):
             raise GradingError(f"the notebook's JSON holds more than {VALUE_LIMIT:,} values, so it is not read "
                                "further: clear its outputs (Kernel > Restart & Clear Output), save it and hand it "
                                "in again")
-        return nbformat.reads(text, as_version=4)
+        notebook = nbformat.reads(text, as_version=4)
+        for cell in notebook.cells:       # Windows line ends (some editors save them) as Jupyter sends code: plain
+            if isinstance(cell.get("source"), str):
+                cell.source = cell.source.replace("\r\n", "\n")
+        return notebook
     except GradingError:
         raise
     except Exception as exc:  # any unreadable file: OS error, JSON, schema, encoding, nesting too deep
@@ -1759,13 +1763,14 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
       source code cell turned into markdown or raw: those not as handed out, together (a split line put back:
       :func:`_joined`), in full, marked against it (:func:`_marked`), with their places; a code answer cell, part
       or copy changed to markdown or raw is also noted (``code_retyped``: it did not run);
-    - text added to a source code cell (its code copies and parts together), the lines not in the cell as handed
-      out (:func:`_added_lines`), with the places of the copies that hold them: of a code cell in a written
-      answer's part; of a test cell, those of its code and comments not in the source's (:func:`_code_added`: the
-      graded notebook runs the instructor's test in its place; its code noted, as ``test_added``); of other code cells,
-      where the added lines hold prose; of a code answer, only where a cell of it did not run (``unrun``: the
-      graded notebook has the student's code that ran, and replaces what did not; for a submission not assembled,
-      where a cell does not parse).
+    - text added to a source code cell (its code copies and parts together, a line split by Split Cell put back),
+      the lines not in the cell as handed out (:func:`_added_lines`), and but for a code answer only those of its
+      code and comments that differ from the cell's (:func:`_code_added`: a formatter's re-wrapped lines are not
+      added), with the places of the copies that hold them: of a code cell in a written answer's part; of a test
+      cell (the graded notebook runs the instructor's test in its place: its code noted, as ``test_added``); of
+      other code cells, where the added lines hold prose; of a code answer, only where a cell of it did not run
+      (``unrun``: the graded notebook has the student's code that ran, and replaces what did not; for a submission
+      not assembled, where a cell does not parse).
 
     A place names the cell above ("after the cell X"; "after a copy or part of the cell X" where X has copies or
     parts, and then "that is below the cell Y", Y the nearest cell above with neither, where X and Y are in
@@ -1855,14 +1860,14 @@ def student_writing(submission, layout: WrittenLayout, unrun: set | None = None)
             cells = [submission.cells[i] for i, _ in at]
             text, starts = _joined([c.source for c in cells], given)     # a line split in two put back
             lines = _added_lines(text, given, len(cells))
-            if key in layout.tests and lines:
-                # the instructor's test runs in its place: the code the student added never ran (the lines not in
-                # the cell of the statements that differ from its, as code: a formatter's re-wrapped lines are not
-                # added); the comments they added are listed too
+            if key not in layout.answers_code and lines:
+                # added: the lines not in the cell of the statements that differ from its, as code (a formatter's
+                # re-wrapped lines are not added), and of the comments it does not have; in a test cell, the code
+                # the student added never ran (the instructor's test runs in its place)
                 found = code_added(text, given, len(cells))
                 statements, comments = (lines, set()) if found is None else (found[0] & lines, found[1] & lines)
                 lines = statements | comments
-                if statements:
+                if statements and key in layout.tests:
                     out[w].test_added[key] = len(statements)
             is_prose = prose(text, lines) if lines else ""
             # a code answer whose cells all run is the student's code, in the graded notebook; a cell the grader
@@ -1912,8 +1917,8 @@ def _has_text(cell) -> bool:
 
 PARSE_LIMIT = 100_000     # characters of a code cell the prose check parses (ast costs about 500 bytes a character)
 PARSE_BUDGET = 1_000_000  # ... and of a whole notebook: past it, cells count as prose unparsed (each file's time)
-# obj?, obj??, ?obj, x[0]?: help, as IPython takes it (not pass, nor a sentence)
-IPYTHON_HELP = re.compile(r"\?{1,2}[\w.*\[\]-]+|[\w*]+(?:\.[\w*]+|\[-?\d+\])*\?{1,2}")
+# obj?, obj??, ?obj, ? obj, x[0]?: help, as IPython takes it (not pass, nor a sentence)
+IPYTHON_HELP = re.compile(r"\?{1,2}\s*[\w.*\[\]-]+|[\w*]+(?:\.[\w*]+|\[-?\d+\])*\?{1,2}")
 
 
 def _code_prose(code: str, lines: set[int] | None = None) -> str:

@@ -2156,6 +2156,23 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     other = "\n".join(piece[1] for piece in result.writing[None].pieces)
     assert result.notes == [] and "```text\n# CHECKED BY HAND\n```" in other, (result.notes, other)
     assert grader._code_prose("example = [1]\nexample[0]?\nexample[-1].real??") == ""
+    # round 45: IPython's help with a space (? x) is not prose; a source code cell re-formatted in a written answer's
+    # part adds nothing; Windows line ends (CRLF, which some editors save) are read as plain ones: a help line in such
+    # a cell is IPython's, and a re-formatted test cell adds nothing
+    assert grader._code_prose("? np.mean\n?? np.mean") == ""
+    nb = copy.deepcopy(student)
+    code = nb.cells[_at(nb, "q4-code")]
+    code.source = ast.unparse(ast.parse(code.source))
+    assert grader._added_lines(code.source, student.cells[_at(student, "q4-code")].source)
+    nb.cells[_at(nb, "q1-test")].source = ast.unparse(ast.parse(nb.cells[_at(nb, "q1-test")].source))
+    nb.cells.insert(_at(nb, "q1-answer") + 1, nbformat.v4.new_code_cell("b = 1\nols_fit?"))
+    for cell in nb.cells:
+        cell.source = cell.source.replace("\n", "\r\n")
+    nbformat.write(nb, tmp_path / "crlf.ipynb")
+    nb = grader.read_notebook(tmp_path / "crlf.ipynb")
+    assert not any("\r" in cell.source for cell in nb.cells)
+    assert integrity.not_run(nb.cells[_at(nb, "q1-answer") + 1].source) is None
+    assert _writing(a, nb) == ("*(not answered)*", None, "")
     nb = copy.deepcopy(student)
     nb.cells[_at(nb, "q3-test")].source = "%time " + test
     result = grader.new_result(Path("m.ipynb"), a, nb)
