@@ -67,6 +67,7 @@ import tempfile
 import threading
 import time
 import unicodedata
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,14 +244,17 @@ def read_notebook(path: Path):
                                "further: clear its outputs (Kernel > Restart & Clear Output), save it and hand it "
                                "in again")
         notebook = nbformat.reads(text, as_version=4)
-        for cell in notebook.cells:       # Windows line ends (some editors save them) as Jupyter sends code: plain
+        for cell in notebook.cells:       # Windows' or old Macs' line ends (CRLF, CR) as Jupyter's editor reads them
             if isinstance(cell.get("source"), str):
-                cell.source = cell.source.replace("\r\n", "\n")
+                cell.source = LINE_END.sub("\n", cell.source)
         return notebook
     except GradingError:
         raise
     except Exception as exc:  # any unreadable file: OS error, JSON, schema, encoding, nesting too deep
         raise GradingError(f"cannot read the notebook ({described(exc)})") from None
+
+
+LINE_END = re.compile(r"\r\n?")
 
 
 def _too_large(size: str) -> str:
@@ -1933,7 +1937,7 @@ def _code_prose(code: str, lines: set[int] | None = None) -> str:
     python = "\n".join("" if (s := line.strip()).startswith(("%", "!")) or IPYTHON_HELP.fullmatch(s) else line
                        for line in code.split("\n"))
     try:
-        tree = ast.parse(python)
+        tree = _parse_quietly(python)
         comments = [t for t in tokenize.generate_tokens(io.StringIO(python).readline) if t.type == tokenize.COMMENT]
     except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
         return "prose"
@@ -1948,7 +1952,7 @@ def _parses(code: str) -> bool:
     if len(code) > PARSE_LIMIT:
         return False
     try:
-        ast.parse(code)
+        _parse_quietly(code)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
@@ -2018,11 +2022,19 @@ def _code_added(text: str, handed_out: str, cells: int = 1) -> tuple[set[int], s
     if "\r" in text:
         return None
     try:
-        found = [(_statements(ast.parse(source)), _comments(source)) for source in (text, handed_out)]
+        found = [(_statements(_parse_quietly(source)), _comments(source)) for source in (text, handed_out)]
     except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError):
         return None
     (statements, comments), (given_statements, given_comments) = found
     return _beyond(statements, given_statements, cells), _beyond(comments, given_comments, cells)
+
+
+def _parse_quietly(code: str):
+    """``ast.parse`` of a student's code in the grader's process, without the warnings Python prints for it on the
+    grader's stderr (a SyntaxWarning for each ``1if``: megabytes for a crafted cell)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(code)
 
 
 def _statements(tree) -> list[tuple[range, str]]:

@@ -157,10 +157,11 @@ _NATIVE_MODULES = {"cffi", "_cffi_backend", "_testcapi", "_testinternalcapi", "_
 _LOOKUP_OPS = frozenset({"RESUME", "NOP", "CACHE", "PUSH_NULL", "LOAD_NAME", "LOAD_GLOBAL", "LOAD_ATTR", "LOAD_CONST",
                          "BINARY_SUBSCR", "BUILD_TUPLE", "BUILD_LIST", "RETURN_VALUE", "RETURN_CONST"})
 # Files whose compiling and running is exempt: the kernel compiling and running the notebook's cells (code the static
-# check read), %time and %timeit; the parsing of a traceback's source to point at the error (never run); and code that
-# dataclasses and collections.namedtuple generate from field names
+# check read), %time and %timeit; the parsing of a traceback's source to point at the error, and of an object's
+# source for IPython's help (obj??), never run; and code that dataclasses and collections.namedtuple generate from
+# field names
 _KERNEL = ("IPython/core/compilerop.py", "IPython/core/interactiveshell.py", "IPython/core/async_helpers.py",
-           "IPython/core/magics/execution.py", "traceback.py", "executing/executing.py")
+           "IPython/core/magics/execution.py", "traceback.py", "executing/executing.py", "IPython/core/oinspect.py")
 _GENERATORS = ("dataclasses.py", "collections/__init__.py")
 _PASS_THROUGH = ("ast.py", "codeop.py", "timeit.py")       # they compile or run for their caller
 _TYPING = "typing.py"                                       # evaluates annotations for its caller

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -238,6 +239,7 @@ HONEST = [
                   "fig.savefig('figure.png')\nprint(np.__version__)"), ("q1-test", "%pip install tabulate")], "review"),
     ("04_hsb_hlm", "scratch-after-tests-rebinds-answers-statsmodels-query", {},
      [("q1-test", "icc = null_icc(hsb[hsb['catholic'] == 1])     # curiosity, after the test: Catholic schools"),
+      ("q1-test", "np.mean??"),     # round 46: IPython's help parses np.mean's source (never run): no refusal
       ("q3-test", "import pandas as pd\nimport statsmodels.formula.api as smf\n"
                   "print(pd.api.types.is_numeric_dtype(hsb['ses']), len(hsb.query('catholic == 1')))\n"
                   "hlm = hlmlib.mixed('mathach ~ cses * catholic + cses * meanses + minority + female', data=hsb,\n"
@@ -2160,6 +2162,9 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     # part adds nothing; Windows line ends (CRLF, which some editors save) are read as plain ones: a help line in such
     # a cell is IPython's, and a re-formatted test cell adds nothing
     assert grader._code_prose("? np.mean\n?? np.mean") == ""
+    with warnings.catch_warnings():           # round 46: no SyntaxWarning of the student's code on the grader's stderr
+        warnings.simplefilter("error")
+        assert grader._code_prose("x = 1if 1else 0  # a sentence that does not parse") == "words"
     nb = copy.deepcopy(student)
     code = nb.cells[_at(nb, "q4-code")]
     code.source = ast.unparse(ast.parse(code.source))
@@ -2171,6 +2176,9 @@ def test_whatever_the_student_did_to_the_cells_around_a_written_answer_its_text_
     nbformat.write(nb, tmp_path / "crlf.ipynb")
     nb = grader.read_notebook(tmp_path / "crlf.ipynb")
     assert not any("\r" in cell.source for cell in nb.cells)
+    nbformat.write(make.student_version(a), tmp_path / "cr.ipynb")       # round 46: a lone CR, and CR CR LF, too
+    (tmp_path / "cr.ipynb").write_text((tmp_path / "cr.ipynb").read_text().replace("\\n", "\\r\\r\\n"))
+    assert not any("\r" in cell.source for cell in grader.read_notebook(tmp_path / "cr.ipynb").cells)
     assert integrity.not_run(nb.cells[_at(nb, "q1-answer") + 1].source) is None
     assert _writing(a, nb) == ("*(not answered)*", None, "")
     nb = copy.deepcopy(student)
