@@ -5,8 +5,9 @@ Two verdicts:
 - :func:`not_run`: a cell the grader will not run, and why: one it cannot parse; one with a shell command or an
   IPython magic outside a short allow-list (``%time``, ``%timeit``, ``%matplotlib inline``, ``obj?``), since a
   magic's argument is code or a command that the check could not see; a help line (``obj?``) whose name reads
-  IPython's history, a private attribute or a refused one on the way (:func:`_help_lookup`); one whose ``%time``/``%timeit`` code (its
-  options parsed as IPython parses them) cannot be parsed, or nests them more than MAGIC_NESTING deep. Such a cell
+  IPython's history, a private attribute or a refused one on the way (:func:`_help_lookup`); one whose
+  ``%time``/``%timeit`` code (its options parsed as IPython parses them) cannot be parsed, or nests them more than
+  MAGIC_NESTING deep. Such a cell
   fails as an error in that cell only. The grader asks in a process of its own (``python integrity.py not-run``).
 - :func:`check_cells`: constructs that reach into the interpreter to defeat the grader (see ``gradingkit.py``),
   in the code that will run, magics' code included: imports outside an allow-list (``from IPython.display import
@@ -269,20 +270,22 @@ def _help_lookup(target: str) -> None:
     """Raises _NotRun where IPython's help (``obj?``), which looks ``target`` up part by part (:func:`_help_parts`:
     an attribute by the real ``getattr``, a whole number between brackets by indexing) and then only documents what it
     finds, would reach what code may not: IPython's history (``In``, ``_oh``, ``_3``, as code may not: the last
-    results ``_``, ``__`` may be read), a dunder name (``__doc__`` and the others code may read aside), a private attribute (``exit._ip``,
-    ``exit[_ip]``; hlmlib's fit's ``_X`` aside, as in code), or a refused attribute on the way
-    (``warnings.sys.path``). The notebook's own names may be private (``_design?``), and the last name may be a
-    refused one (``os.system?``, ``functools.wraps?``): it is only documented."""
+    results ``_``, ``__`` may be read), a dunder name (but ``__doc__``, ``x.__class__.__name__`` and the others code
+    may read), a private attribute (``exit._ip``, ``exit[_ip]``; hlmlib's fit's ``_X`` aside, as in code), or a
+    refused attribute on the way (``warnings.sys.path``). The notebook's own names may be private (``_design?``), and
+    the last name may be a refused one (``os.system?``, ``functools.wraps?``): it is only documented."""
     parts = None if target.startswith("%") else _help_parts(target)    # %x: a magic's help, nothing looked up
     if not parts:       # IPython looks nothing up
         return
     first, rest = parts[0], parts[1:]
+    # x.__class__.__name__, which code may read (np.ones(2).__class__.__name__? is looked up from __class__ on)
+    class_name = {n for n, part in enumerate(parts[:-1]) if part == "__class__" and parts[n + 1] in READABLE_DUNDERS}
     if _history_name(first):
         raise _NotRun(f"its help line ({target[:80]}?) reads IPython's history ({first}), which code may not")
-    if DUNDER.match(first) and first != "__name__":
+    if DUNDER.match(first) and first != "__name__" and 0 not in class_name:
         raise _NotRun(f"its help line ({target[:80]}?) looks up {first[:60]}, which code may not")
     for n, part in enumerate(rest):
-        if _whole_number(part):
+        if _whole_number(part) or n + 1 in class_name:
             continue
         dunder = DUNDER.match(part) is not None
         if (dunder and part not in READABLE_DUNDERS or not dunder and part.startswith("_")

@@ -2845,6 +2845,7 @@ ALLOWED = [
     # round 43: indexes and names with a double underscore in them, as IPython takes them
     "example = [1]\nexample[0]?", "vals = [1]\nvals[-1]?", "x[0][0]??", "my__var = 1\nmy__var?", "np.mean.__doc__?",
     "%time?", "??np.*", "_?", "__?",  # round 44: the last results, which code may read
+    "x = np.ones(2)\nx.__class__.__name__?", "np.ones(2).__class__.__qualname__?",  # round 47: as code may read them
     "class Fit:\n    def __init__(self):\n        self.a = 1", "sum = 0\nfor v in range(3):\n    sum += v",
     "import matplotlib.pyplot as plt\nplt.rcParams['figure.dpi'] = 100\nplt.gcf().savefig('f.png')",
     "import pandas as pd\ndf = pd.DataFrame({'a': [1]})\ndf.columns = ['b']\ndf.index.name = 'i'\ndf['c'] = 2",
