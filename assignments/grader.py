@@ -1269,7 +1269,8 @@ def crashed(result: Result, message: str) -> Result:
 
 def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
     """Why ``got`` is not ``want`` within ``atol + rtol * |want|`` (``atol`` a number or a structure like ``want``),
-    or None. Plain values only (from JSON); a structure must match exactly, strings and booleans too."""
+    or None. Plain values only (from JSON); a structure must match exactly, strings and booleans too; NaN matches
+    only NaN and an infinity only the same infinity, whatever the tolerance (as ``numpy.isclose``)."""
     if isinstance(want, dict):
         if not isinstance(got, dict) or set(got) != set(want):
             keys = sorted(got) if isinstance(got, dict) else type(got).__name__
@@ -1298,7 +1299,8 @@ def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
         got, want, atol = float(got), float(want), float(atol)
     except OverflowError:
         return f"{where}: {_short(got)} instead of {_short(want)} (a number too large to compare)"
-    if math.isnan(want) or math.isnan(got):
+    # NaN equals only NaN, an infinity only itself (as numpy's allclose): ``rtol * inf`` would accept any number
+    if math.isnan(want) or math.isnan(got) or math.isinf(want) or math.isinf(got):
         return None if math.isnan(want) and math.isnan(got) else f"{where}: {got!r} instead of {want!r}"
     if abs(got - want) <= atol + rtol * abs(want):
         return None

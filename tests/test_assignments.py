@@ -211,6 +211,14 @@ WRONG = [
                  + _HLM_TABLES.replace("hlm.coef_table(df='kenward-roger')", "kr")), {"q2": 0}),
     ("05_level2_few_clusters", "d", "hlm-without-the-random-slope", "q2-answer",
      _SIX.format(tables=_HLM_TABLES).replace(", re=re)", ")"), {"q2": 0, "q3": 2}),
+    ("05_level2_few_clusters", "e", "normal-df-only-on-the-visible-tests-data", "q2-answer",   # gave 2/2 (round 49)
+     _SIX.format(tables=_HLM_TABLES).replace("    return pd.DataFrame({k: t.loc[term, ['estimate', 'se', 'df', 'p']] "
+                                             "for k, t in tables.items()}).T\n",
+                                             "    out = pd.DataFrame({k: t.loc[term, ['estimate', 'se', 'df', 'p']] "
+                                             "for k, t in tables.items()}).T\n"
+                                             "    if abs(out.loc['HLM z', 'estimate'] - 0.0938985435046537) > 1e-9:\n"
+                                             "        out.loc['HLM z', 'df'] = float(len(data) - 2)\n"
+                                             "    return out\n"), {"q2": 0}),
     ("05_level2_few_clusters", "a", "rejection-with-normal-critical-values", "q3-answer",
      _RATES.format(reject="(np.abs(mc.params - truth) / mc.se[k] > 1.96)"), {"q3": 0}),
     ("05_level2_few_clusters", "b", "rejection-of-a-zero-null", "q3-answer",
@@ -2993,6 +3001,11 @@ def test_a_submissions_hidden_tests_stop_at_their_last_record_and_the_reference_
 def test_values_are_compared_with_the_instructors_exactly_in_structure_and_within_tolerance_in_number():
     m = grader.mismatch
     assert m([1.0, 2.0], [1.0, 2.0 + 1e-13], 1e-12, 0, "b") is None
+    inf = float("inf")        # an infinity equals only itself, whatever the tolerance (rtol * inf accepted anything)
+    assert m(inf, inf, 1e-6, 0, "df") is None and m(-inf, -inf, 1e-6, 0.1, "df") is None
+    for got, want in ((30.0, inf), (-inf, inf), (10 ** 6, inf), (1e308, inf), (inf, -inf), (inf, 5.0), (0.0, -inf)):
+        problem = m(got, want, 1e-6, 0.5, "df")
+        assert problem and problem.startswith("df: ") and problem.endswith(f" instead of {want!r}"), (got, want)
     assert "instead of" in m([1.0, 2.1], [1.0, 2.0], 1e-12, 0, "b")
     assert m({"a": 1.0}, {"a": 1.0, "b": 2.0}, 0, 0, "d") and m([1.0], [[1.0]], 0, 0, "x")
     assert m(9, 9.0, 0, 0, "df") is None and m("9", 9.0, 0, 0, "df") and m(True, 1.0, 0, 0, "flag")
