@@ -972,8 +972,9 @@ def _kit(emit) -> dict:
         if test is None or getframe(1).f_code.co_filename != test[1]:   # not a function the test called
             raise RuntimeError("record() works only in the code of a test run by the grader")
         value = plain(value, labels, name, [RECORD_ELEMENTS])
-        tolerance = plain(atol, False, f"{name} (atol)")
-        emit(test[0], "record", {"name": name, "value": value, "rtol": float(rtol), "atol": tolerance})
+        tolerance = _tolerance(plain(atol, False, f"{name} (atol)"), f"{name}: atol")
+        emit(test[0], "record", {"name": name, "value": value, "rtol": _tolerance(float(rtol), f"{name}: rtol"),
+                                 "atol": tolerance})
         return value
 
     return {"run_test": run_test, "finish": finish, "record": record}
@@ -1054,6 +1055,18 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
     raise TypeError(f"{where}: a {kind.__module__}.{kind.__qualname__}; the grader takes numbers, strings, NumPy "
                     "arrays (not subclasses such as masked arrays), lists, tuples, dicts, and pandas Series or "
                     "DataFrames of numbers")
+
+
+def _tolerance(value, where: str):
+    """``value`` (a plain number, or a list or dict of them) if every number in it is finite and not negative, else
+    ValueError: a NaN tolerance would fail every answer but the instructor's own, an infinite one pass any."""
+    numbers = value.values() if type(value) is dict else value if type(value) is list else [value]
+    for number in numbers:
+        if type(number) in (list, dict):
+            _tolerance(number, where)
+        elif type(number) not in (int, float) or not 0 <= number < math.inf:
+            raise ValueError(f"{where} is {number!r}; a tolerance is a finite number, 0 or more")
+    return value
 
 
 def array(value, name: str = "value"):

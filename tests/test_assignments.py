@@ -3031,6 +3031,13 @@ def test_record_takes_plain_values_only_and_no_method_of_a_students_object_runs(
         with pytest.raises(TypeError):
             plain(value, False, "v")
 
+    # an instructor's tolerance: NaN would fail every answer but the instructor's own, inf pass any (the reference
+    # run then fails, naming the test)
+    assert gradingkit._tolerance([0.0, [1e-6], {"a": 3}], "x") == [0.0, [1e-6], {"a": 3}]
+    for value in (float("nan"), -1e-9, float("inf"), [0.1, float("nan")], {"a": -1.0}, None, True, "0.1"):
+        with pytest.raises(ValueError, match="a tolerance is a finite number, 0 or more"):
+            gradingkit._tolerance(value, "x: atol")
+
 
 HOOK_PROBE = r"""
 import json, os, sqlite3, subprocess, sys
