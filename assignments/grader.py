@@ -1353,6 +1353,18 @@ def reference_of(result: Result) -> dict[str, dict]:
                 else f"{result.status}: {result.message}" if result.status != "ok" else "; ".join(result.notes))
         raise GradingError(f"the instructor's solution of {a.id} fails in the reference run ({what}); fix "
                            f"{a.path.name} (every hidden test must record its values)")
+    for t in result.tests:
+        for name, record in t.records.items():
+            # the instructor's value must match itself as a submission's will be matched: an ``atol`` of another
+            # structure than the value would fail (or, too short, crash) every submission's comparison
+            value, rtol, atol = record["value"], record["rtol"], record["atol"]
+            try:
+                problem = mismatch(value, value, rtol, atol, name)
+            except (IndexError, KeyError):
+                problem = f"{name}: an atol of another structure than the value"
+            if problem:
+                raise GradingError(f"the tolerance of a value {t.id} records in {a.id} does not fit it ({problem}); "
+                                   f"fix {a.path.name} (atol is a number or an array of the value's shape)")
     return {t.id: t.records for t in result.tests}
 
 

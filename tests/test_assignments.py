@@ -3223,12 +3223,19 @@ def test_a_source_needs_a_hidden_guard_for_each_visible_test_and_references_to_a
 def test_an_instructor_version_that_fails_a_test_or_records_nothing_is_an_error():
     a = CATALOGUE["02_sandwich_by_hand"]
     result = grader.Result(Path("x"), a, tests=[grader.TestResult(t.id, t.question, t.points, t.hidden, t.guards,
-                                                                  completed=True, records={"v": {}})
+                                                                  completed=True,
+                                                                  records={"v": {"value": 1.0, "rtol": 0.0, "atol": 0.0}})
                                                 for t in a.tests])
     assert set(grader.reference_of(result)) == {t.id for t in a.tests}
     result.tests[1].records = {}
     with pytest.raises(grader.GradingError, match="fails in the reference run"):
         grader.reference_of(result)
+    result.tests[1].records = {"v": {"value": [1.0, 2.0], "rtol": 0.0, "atol": [0.1, 0.1]}}
+    assert grader.reference_of(result)
+    for atol in ([0.1], [[0.1], 0.1], {"a": 0.1}):      # too short (IndexError in the comparison), too deep, a dict
+        result.tests[1].records = {"v": {"value": [1.0, 2.0], "rtol": 0.0, "atol": atol}}
+        with pytest.raises(grader.GradingError, match="does not fit it"):
+            grader.reference_of(result)
 
 
 def test_a_source_with_a_missing_or_repeated_cell_id_is_refused(tmp_path):
