@@ -36,8 +36,8 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   source and the instructor's code, are removed from ``linecache`` as they run, and a test's code is never put there
   (:func:`_forget_caller`).
 - :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
-  exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers,
-  converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
+  exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers
+  (NumPy's dtypes, object included; not pandas' own extension dtypes), converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
   JSON on the grader's own channel (a file the notebook can neither read nor write a valid line to; see
   :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it. A value of more than
   RECORD_ELEMENTS numbers or strings, or RECORD_LIMIT bytes, or past the channel's CHANNEL_LIMIT, is refused (a
@@ -988,13 +988,14 @@ run_test = finish = record = _not_set_up        # replaced by setup() with _kit'
 
 
 def _value_types():
-    """NumPy, pandas and NumPy's real-number scalar types (imported when first needed)."""
+    """NumPy, pandas and NumPy's real-number, boolean and string scalar types (imported when first needed); a
+    ``numpy.str_`` is what pandas keeps as a label taken from a NumPy array."""
     if "scalars" not in _state:
         import numpy
         import pandas
         _state.update(numpy=numpy, pandas=pandas,
                       scalars=frozenset(t for t in numpy.sctypeDict.values()
-                                        if issubclass(t, (numpy.number, numpy.bool_))
+                                        if issubclass(t, (numpy.number, numpy.bool_, numpy.str_))
                                         and not issubclass(t, numpy.complexfloating)))
     return _state["numpy"], _state["pandas"], _state["scalars"]
 
@@ -1031,20 +1032,28 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
         spend(len(value))
         out = {}
         for key, v in value.items():
+            key = key.item() if type(key) in scalars else key
             if type(key) not in (str, int):
                 raise TypeError(f"{where}: a dict key of type {type(key).__name__}; the grader takes str or int keys")
             out[str(key)] = _plain(v, labels, f"{where}[{key!r}]", budget)
         return out
     if kind in (pd.Series, pd.DataFrame):
         dtypes = [value.dtype] if kind is pd.Series else list(value.dtypes)
-        if not all(isinstance(d, np.dtype) and d.kind in "biuf" for d in dtypes):
-            raise TypeError(f"{where}: a pandas {kind.__name__} that is not of numbers")
+        other = next((d for d in dtypes if not (isinstance(d, np.dtype) and d.kind in "biufO")), None)
+        if other is not None:              # pandas' own extension types run code of their own: not taken
+            raise TypeError(f"{where}: a pandas {kind.__name__} of dtype {other}, not of numbers (NumPy's); "
+                            ".astype(float) makes it one")
         if value.size > budget[0]:
             spend(value.size)              # refused before the values are copied
         values = value.to_numpy()
         if type(values) is not np.ndarray:
             raise TypeError(f"{where}: a pandas {kind.__name__} whose values are not a NumPy array")
         values = _plain(values, labels, where, budget)
+        # dtype object (a frame filled row by row, say): each entry checked as above, and each must be a number
+        entries = values if kind is pd.Series else [entry for row in values for entry in row]
+        other = next((entry for entry in entries if type(entry) not in (bool, int, float)), entries)
+        if other is not entries:
+            raise TypeError(f"{where}: a pandas {kind.__name__} holding a {type(other).__name__}, not of numbers")
         if not labels:
             return values
         index = _plain(value.index.to_numpy(), labels, f"{where}.index", budget)

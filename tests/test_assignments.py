@@ -245,13 +245,22 @@ HONEST = [
                 "for name in ['mean', 'std']:\n    print(name, getattr(np, name)([1.0, 2.0]))\nprint(os.getcwd())"),
       ("q1-test", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
                   "fig.savefig('figure.png')\nprint(np.__version__)"), ("q1-test", "%pip install tabulate")], "review"),
-    ("04_hsb_hlm", "scratch-after-tests-rebinds-answers-statsmodels-query", {},
+    ("04_hsb_hlm", "scratch-after-tests-rebinds-answers-statsmodels-query-labels-from-numpy", {
+        "q3-answer": "import pandas as pd\nnames = np.array(list(hlm.params.index))     # numpy.str_ labels (round 50)\n"
+                     "cr2 = hlmlib.ols('mathach ~ cses * catholic + cses * meanses', data=hsb).se(kind='CR2', "
+                     "cluster='school')\nse_ratio = pd.Series({t: cr2[t] / hlm.se()[t] for t in names})"},
      [("q1-test", "icc = null_icc(hsb[hsb['catholic'] == 1])     # curiosity, after the test: Catholic schools"),
       ("q1-test", "np.mean??"),     # round 46: IPython's help parses np.mean's source (never run): no refusal
       ("q3-test", "import pandas as pd\nimport statsmodels.formula.api as smf\n"
                   "print(pd.api.types.is_numeric_dtype(hsb['ses']), len(hsb.query('catholic == 1')))\n"
                   "hlm = hlmlib.mixed('mathach ~ cses * catholic + cses * meanses + minority + female', data=hsb,\n"
                   "                   groups='school', re='~ cses')")], "ok"),
+    ("05_level2_few_clusters", "a-frame-filled-row-by-row", {    # dtype object (round 50: q2 0/2)
+        "q2-answer": _SIX.format(tables=_HLM_TABLES).replace(
+            "    return pd.DataFrame({k: t.loc[term, ['estimate', 'se', 'df', 'p']] for k, t in tables.items()}).T\n",
+            "    out = pd.DataFrame(index=list(tables), columns=['estimate', 'se', 'df', 'p'])\n"
+            "    for name, table in tables.items():\n        out.loc[name] = table.loc[term, ['estimate', 'se', 'df', 'p']]\n"
+            "    return out\n")}, [], "ok"),
 ]
 
 HONEST.append(("02_sandwich_by_hand", "annotations-dataclass-namedtuple-matplotlib-formulas-query", {
@@ -3022,12 +3031,23 @@ def test_record_takes_plain_values_only_and_no_method_of_a_students_object_runs(
     assert plain((np.float64(1.5), np.arange(2), {"k": np.int64(3)}), False, "v") == [1.5, [0, 1], {"k": 3}]
     assert plain(pd.Series([1.0], index=["a"]), True, "v") == {"a": 1.0}
     assert plain(pd.DataFrame({"c": [1.0, 2.0]}), False, "v") == [[1.0], [2.0]]
+    # labels taken from a NumPy array (numpy.str_, kept by pandas), a frame filled row by row (dtype object): as
+    # they are (q3 of 04 and q2 of 05 gave 0 for such right answers, round 50)
+    names = np.array(["a", "b"])
+    assert plain(pd.Series([1.0, 2.0], index=list(names)), True, "v") == {"a": 1.0, "b": 2.0}
+    assert plain({names[0]: 1.0, np.int64(3): 2.0}, False, "v") == {"a": 1.0, "3": 2.0}
+    filled = pd.DataFrame(index=["r"], columns=names)
+    filled.loc["r"] = [np.float64(1.5), 2]
+    assert list(filled.dtypes) == [object, object] and plain(filled, False, "v") == [[1.5, 2]]
+    assert plain(filled, True, "v") == {"columns": ["a", "b"], "index": ["r"], "values": [[1.5, 2]]}
 
     class Lazy(list):
         pass
 
     for value in (np.ma.masked_all(2), np.zeros(2).view(np.matrix), Lazy([1.0]), [object()], np.array([object()]),
-                  pd.Series(["a", "b"]), pd.Series([1], dtype="Int64"), 1 + 2j):
+                  pd.Series(["a", "b"]), pd.Series([1], dtype="Int64"), pd.Series([1.0], dtype="Float64"), 1 + 2j,
+                  pd.Series([1.0, None], dtype=object), pd.Series([[1.0], 2.0], dtype=object), {1.5: 1.0},
+                  pd.DataFrame({"x": [1.0], "y": ["s"]}), pd.Series([Lazy([1.0])], dtype=object)):
         with pytest.raises(TypeError):
             plain(value, False, "v")
 
