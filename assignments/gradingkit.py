@@ -967,7 +967,7 @@ def _kit(emit) -> dict:
         value. It is sent at once: nothing in the kernel holds it back.
 
         Series and DataFrames count by their values; with ``labels`` a Series counts as {label: value} (in any
-        order) and a DataFrame with its row and column labels."""
+        order; a label repeated, as a string, is a ValueError) and a DataFrame with its row and column labels."""
         test = running[0]
         if test is None or getframe(1).f_code.co_filename != test[1]:   # not a function the test called
             raise RuntimeError("record() works only in the code of a test run by the grader")
@@ -996,7 +996,7 @@ def _value_types():
         _state.update(numpy=numpy, pandas=pandas,
                       scalars=frozenset(t for t in numpy.sctypeDict.values()
                                         if issubclass(t, (numpy.number, numpy.bool_, numpy.str_))
-                                        and not issubclass(t, numpy.complexfloating)))
+                                        and not issubclass(t, (numpy.complexfloating, numpy.timedelta64))))
     return _state["numpy"], _state["pandas"], _state["scalars"]
 
 
@@ -1016,15 +1016,15 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
 
     if value is None or kind in (bool, int, float, str):
         return value
-    if kind in scalars:
-        return value.item()
+    if kind in scalars:           # a long double's item() keeps its type (no JSON): a float, as in the grader
+        return float(value) if kind is np.longdouble else value.item()
     if kind is np.ndarray:
         if value.dtype.kind == "O":        # labels: every element must pass these checks itself
             return _plain(value.tolist(), labels, where, budget)
         if value.dtype.kind not in "biufU":
             raise TypeError(f"{where}: an array of {value.dtype}; the grader takes arrays of numbers or strings")
         spend(value.size)
-        return value.tolist()
+        return (value.astype(float) if value.dtype.kind == "f" and value.dtype.itemsize > 8 else value).tolist()
     if kind in (list, tuple):
         spend(len(value))
         return [_plain(v, labels, f"{where}[{i}]", budget) for i, v in enumerate(value)]
@@ -1035,6 +1035,8 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
             key = key.item() if type(key) in scalars else key
             if type(key) not in (str, int):
                 raise TypeError(f"{where}: a dict key of type {type(key).__name__}; the grader takes str or int keys")
+            if str(key) in out:
+                raise ValueError(f"{where}: two keys read as {str(key)!r} (the grader's keys are strings)")
             out[str(key)] = _plain(v, labels, f"{where}[{key!r}]", budget)
         return out
     if kind in (pd.Series, pd.DataFrame):
@@ -1057,8 +1059,13 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
         if not labels:
             return values
         index = _plain(value.index.to_numpy(), labels, f"{where}.index", budget)
-        if kind is pd.Series:
-            return dict(zip((str(i) for i in index), values))
+        if kind is pd.Series:          # {label: value}: a label twice would keep one of its values only
+            keys = [str(i) for i in index]
+            if len(set(keys)) < len(keys):
+                repeated = next(key for i, key in enumerate(keys) if key in keys[:i])
+                raise ValueError(f"{where}: the label {repeated!r} more than once; with labels the grader takes a "
+                                 "Series whose labels are distinct")
+            return dict(zip(keys, values))
         return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns", budget), "index": index,
                 "values": values}
     raise TypeError(f"{where}: a {kind.__module__}.{kind.__qualname__}; the grader takes numbers, strings, NumPy "
