@@ -237,8 +237,8 @@ HONEST = [
                      "    x = rng.standard_normal(G)[cluster] + rng.standard_normal(G * n)\n"
                      "    e_ig = rng.standard_normal(G * n)\n    u = rng.standard_normal(G)[cluster] + e_ig\n"
                      "    return x + u, pd.DataFrame({'const': 1.0, 'x': x}), cluster",
-        "q2-answer": "%%time\ndef cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
-                     "    t = (fit.params.iloc[1] - value) / fit.se(kind='CR1', cluster=cluster).iloc[1]\n"
+        "q2-answer": "%%time\ndef cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"   # t, p: one element
+                     "    t = (fit.params.iloc[[1]] - value) / fit.se(kind='CR1', cluster=cluster).iloc[[1]]\n"
                      "    df = len(set(cluster)) - 1\n    return {'t': t, 'df': df, 'p': 2 * stats.t.sf(abs(t), df)}"},
      [("setup", "from __future__ import annotations\nimport os\nfrom typing import Tuple\n\n"
                 "def pair(a: float) -> Tuple[float, float]:\n    return a, a\n\n"
@@ -3010,6 +3010,12 @@ def test_a_submissions_hidden_tests_stop_at_their_last_record_and_the_reference_
 def test_values_are_compared_with_the_instructors_exactly_in_structure_and_within_tolerance_in_number():
     m = grader.mismatch
     assert m([1.0, 2.0], [1.0, 2.0 + 1e-13], 1e-12, 0, "b") is None
+    # a number may come in one element, as float() and the visible tests take it (round 52: 0 for a right answer)
+    assert m([2.5], 2.5, 0, 0, "t") is None and m([[2.5]], 2, 0, 0.5, "t") is None
+    assert m([[2.5], 9], [2.5, 9], 0, 0, "x") is None
+    assert m([2.5, 2.5], 2.5, 0, 0, "t") and m([], 2.5, 0, 0, "t") and m(2.5, [2.5], 0, 0, "t")
+    assert m([True], 1.0, 0, 0, "t") and m(["2.5"], 2.5, 0, 0, "t")
+    assert m([2.6], 2.5, 0, 0, "t") == "t: 2.6 instead of 2.5 (the instructor's, within rtol 0 and atol 0)"
     inf = float("inf")        # an infinity equals only itself, whatever the tolerance (rtol * inf accepted anything)
     assert m(inf, inf, 1e-6, 0, "df") is None and m(-inf, -inf, 1e-6, 0.1, "df") is None
     for got, want in ((30.0, inf), (-inf, inf), (10 ** 6, inf), (1e308, inf), (inf, -inf), (inf, 5.0), (0.0, -inf)):
