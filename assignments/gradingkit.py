@@ -36,12 +36,13 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   source and the instructor's code, are removed from ``linecache`` as they run, and a test's code is never put there
   (:func:`_forget_caller`).
 - :func:`record` hands a value to the grader: it accepts numbers, strings, NumPy arrays of numbers or strings (the
-  exact type: no subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and DataFrames of numbers
-  (NumPy's dtypes, object included; not pandas' own extension dtypes), converts them to plain Python by C-level methods (no method of a student's object runs), and sends them as
-  JSON on the grader's own channel (a file the notebook can neither read nor write a valid line to; see
-  :func:`_channel`), never through the kernel's stdout. Only the test's own code may call it. A value of more than
-  RECORD_ELEMENTS numbers or strings, or RECORD_LIMIT bytes, or past the channel's CHANNEL_LIMIT, is refused (a
-  ValueError: the test fails); a write on the channel that fails ends it (:class:`ChannelFailed`).
+  exact type, or NumPy's matrix: no other subclasses, no masked arrays), lists, tuples, dicts, and pandas Series and
+  DataFrames of numbers (NumPy's dtypes, object included; not pandas' own extension dtypes), converts them to plain
+  Python by C-level methods (no method of a student's object runs), and sends them as JSON on the grader's own
+  channel (a file the notebook can neither read nor write a valid line to; see :func:`_channel`), never through the
+  kernel's stdout. Only the test's own code may call it. A value of more than RECORD_ELEMENTS numbers or strings, or
+  RECORD_LIMIT bytes, or past the channel's CHANNEL_LIMIT, is refused (a ValueError: the test fails); a write on the
+  channel that fails ends it (:class:`ChannelFailed`).
 - :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable.
 
 :func:`run_test`, :func:`record` and :func:`finish` are closures that :func:`setup` makes (:func:`_kit`): the
@@ -1018,6 +1019,8 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
         return value
     if kind in scalars:           # a long double's item() keeps its type (no JSON): a float, as in the grader
         return float(value) if kind is np.longdouble else value.item()
+    if kind is np.matrix:              # NumPy's own subclass: taken as the array it holds, by ndarray's C-level view
+        value, kind = np.ndarray.view(value, np.ndarray), np.ndarray
     if kind is np.ndarray:
         if value.dtype.kind == "O":        # labels: every element must pass these checks itself
             return _plain(value.tolist(), labels, where, budget)

@@ -237,7 +237,8 @@ HONEST = [
                      "    x = rng.standard_normal(G)[cluster] + rng.standard_normal(G * n)\n"
                      "    e_ig = rng.standard_normal(G * n)\n    u = rng.standard_normal(G)[cluster] + e_ig\n"
                      "    return x + u, pd.DataFrame({'const': 1.0, 'x': x}), cluster",
-        "q2-answer": "%%time\ndef cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"   # t, p: one element
+        # t and p of one element (round 52)
+        "q2-answer": "%%time\ndef cr1_t_test(y, X, cluster, value=1.0):\n    fit = hlmlib.ols(y, X)\n"
                      "    t = (fit.params.iloc[[1]] - value) / fit.se(kind='CR1', cluster=cluster).iloc[[1]]\n"
                      "    df = len(set(cluster)) - 1\n    return {'t': t, 'df': df, 'p': 2 * stats.t.sf(abs(t), df)}"},
      [("setup", "from __future__ import annotations\nimport os\nfrom typing import Tuple\n\n"
@@ -246,7 +247,7 @@ HONEST = [
       ("q1-test", "import matplotlib.pyplot as plt\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
                   "fig.savefig('figure.png')\nprint(np.__version__)"), ("q1-test", "%pip install tabulate")], "review"),
     ("04_hsb_hlm", "scratch-after-tests-rebinds-answers-statsmodels-query-labels-from-numpy", {
-        "q3-answer": "import pandas as pd\nnames = np.array(list(hlm.params.index))     # numpy.str_ labels (round 50)\n"
+        "q3-answer": "import pandas as pd\nnames = np.array(list(hlm.params.index))   # numpy.str_ labels (round 50)\n"
                      "cr2 = hlmlib.ols('mathach ~ cses * catholic + cses * meanses', data=hsb).se(kind='CR2', "
                      "cluster='school')\nse_ratio = pd.Series({t: cr2[t] / hlm.se()[t] for t in names})"},
      [("q1-test", "icc = null_icc(hsb[hsb['catholic'] == 1])     # curiosity, after the test: Catholic schools"),
@@ -259,7 +260,8 @@ HONEST = [
         "q2-answer": _SIX.format(tables=_HLM_TABLES).replace(
             "    return pd.DataFrame({k: t.loc[term, ['estimate', 'se', 'df', 'p']] for k, t in tables.items()}).T\n",
             "    out = pd.DataFrame(index=list(tables), columns=['estimate', 'se', 'df', 'p'])\n"
-            "    for name, table in tables.items():\n        out.loc[name] = table.loc[term, ['estimate', 'se', 'df', 'p']]\n"
+            "    for name, table in tables.items():\n"
+            "        out.loc[name] = table.loc[term, ['estimate', 'se', 'df', 'p']]\n"
             "    return out\n")}, [], "ok"),
 ]
 
@@ -3059,7 +3061,9 @@ def test_record_takes_plain_values_only_and_no_method_of_a_students_object_runs(
     class Lazy(list):
         pass
 
-    for value in (np.ma.masked_all(2), np.zeros(2).view(np.matrix), Lazy([1.0]), [object()], np.array([object()]),
+    assert plain(np.zeros((1, 2)).view(np.matrix), False, "v") == [[0.0, 0.0]]       # NumPy's own: as its array
+    for value in (np.ma.masked_all(2), np.zeros(2).view(type("Sub", (np.ndarray,), {})), Lazy([1.0]),
+                  [object()], np.array([object()]),
                   pd.Series(["a", "b"]), pd.Series([1], dtype="Int64"), pd.Series([1.0], dtype="Float64"), 1 + 2j,
                   pd.Series([1.0, None], dtype=object), pd.Series([[1.0], 2.0], dtype=object), {1.5: 1.0},
                   pd.DataFrame({"x": [1.0], "y": ["s"]}), pd.Series([Lazy([1.0])], dtype=object),
@@ -3258,9 +3262,9 @@ def test_a_source_needs_a_hidden_guard_for_each_visible_test_and_references_to_a
 
 def test_an_instructor_version_that_fails_a_test_or_records_nothing_is_an_error():
     a = CATALOGUE["02_sandwich_by_hand"]
+    value = {"v": {"value": 1.0, "rtol": 0.0, "atol": 0.0}}
     result = grader.Result(Path("x"), a, tests=[grader.TestResult(t.id, t.question, t.points, t.hidden, t.guards,
-                                                                  completed=True,
-                                                                  records={"v": {"value": 1.0, "rtol": 0.0, "atol": 0.0}})
+                                                                  completed=True, records=value)
                                                 for t in a.tests])
     assert set(grader.reference_of(result)) == {t.id for t in a.tests}
     result.tests[1].records = {}
