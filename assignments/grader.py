@@ -1269,10 +1269,9 @@ def crashed(result: Result, message: str) -> Result:
 
 def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
     """Why ``got`` is not ``want`` within ``atol + rtol * |want|`` (``atol`` a number or a structure like ``want``),
-    or None. Plain values only (from JSON); a structure must match exactly, strings and booleans too, but where the
-    instructor's is a number the student's may be that number in one element (an array or Series of one, as
-    ``float()`` and the visible tests take it); NaN matches only NaN and an infinity only the same infinity, whatever
-    the tolerance (as ``numpy.isclose``)."""
+    or None. Plain values only (from JSON); a structure must match exactly, strings and booleans too (an array or
+    Series of one element comes as the number it holds: gradingkit's ``record``); NaN matches only NaN and an
+    infinity only the same infinity, whatever the tolerance (as ``numpy.isclose``)."""
     if isinstance(want, dict):
         if not isinstance(got, dict) or set(got) != set(want):
             keys = sorted(got) if isinstance(got, dict) else type(got).__name__
@@ -1293,8 +1292,6 @@ def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
         return None
     if isinstance(want, (bool, str)) or want is None:
         return None if type(got) is type(want) and got == want else f"{where}: {got!r} instead of {want!r}"
-    while type(got) is list and len(got) == 1:
-        got = got[0]
     if type(got) not in (int, float) or not isinstance(atol, (int, float)):
         return f"{where}: {got!r} instead of a number near {want!r}"
     if got == want:

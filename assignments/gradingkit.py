@@ -1001,10 +1001,12 @@ def _value_types():
     return _state["numpy"], _state["pandas"], _state["scalars"]
 
 
-def _plain(value, labels: bool, where: str, budget: list | None = None):
+def _plain(value, labels: bool, where: str, budget: list | None = None, one: bool = True):
     """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs. With
     ``budget`` (``[n]``: how many numbers or strings it may still have), a larger value is a ValueError, found before
-    it is converted."""
+    it is converted. With ``one``, a NumPy array or (unlabelled) Series of one element is the number it holds, as
+    ``float()`` and the visible tests take it, wherever it is in ``value``; an array of several of any shape keeps
+    its shape (a column of k is not a vector of k)."""
     np, pd, scalars = _value_types()
     kind = type(value)
     budget = [math.inf] if budget is None else budget
@@ -1021,6 +1023,8 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
         return float(value) if kind is np.longdouble else value.item()
     if kind is np.matrix:              # NumPy's own subclass: taken as the array it holds, by ndarray's C-level view
         value, kind = np.ndarray.view(value, np.ndarray), np.ndarray
+    if one and kind is np.ndarray and value.size == 1:
+        return _plain(value.reshape(-1)[0], labels, where, budget)
     if kind is np.ndarray:
         if value.dtype.kind == "O":        # labels: every element must pass these checks itself
             return _plain(value.tolist(), labels, where, budget)
@@ -1053,15 +1057,15 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
         values = value.to_numpy()
         if type(values) is not np.ndarray:
             raise TypeError(f"{where}: a pandas {kind.__name__} whose values are not a NumPy array")
-        values = _plain(values, labels, where, budget)
+        values = _plain(values, labels, where, budget, one=False)
         # dtype object (a frame filled row by row, say): each entry checked as above, and each must be a number
         entries = values if kind is pd.Series else [entry for row in values for entry in row]
         other = next((entry for entry in entries if type(entry) not in (bool, int, float)), entries)
         if other is not entries:
             raise TypeError(f"{where}: a pandas {kind.__name__} holding a {type(other).__name__}, not of numbers")
         if not labels:
-            return values
-        index = _plain(value.index.to_numpy(), labels, f"{where}.index", budget)
+            return values[0] if one and kind is pd.Series and len(values) == 1 else values
+        index = _plain(value.index.to_numpy(), labels, f"{where}.index", budget, one=False)
         if kind is pd.Series:          # {label: value}: a label twice would keep one of its values only
             keys = [str(i) for i in index]
             if len(set(keys)) < len(keys):
@@ -1069,7 +1073,8 @@ def _plain(value, labels: bool, where: str, budget: list | None = None):
                 raise ValueError(f"{where}: the label {repeated!r} more than once; with labels the grader takes a "
                                  "Series whose labels are distinct")
             return dict(zip(keys, values))
-        return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns", budget), "index": index,
+        return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns", budget, one=False),
+                "index": index,
                 "values": values}
     raise TypeError(f"{where}: a {kind.__module__}.{kind.__qualname__}; the grader takes numbers, strings, NumPy "
                     "arrays (not subclasses such as masked arrays), lists, tuples, dicts, and pandas Series or "
@@ -1090,7 +1095,7 @@ def _tolerance(value, where: str):
 
 def array(value, name: str = "value"):
     """``value`` as a NumPy array, through the checks of :func:`record` (no method of a student's object runs)."""
-    return _value_types()[0].array(_plain(value, False, name))
+    return _value_types()[0].array(_plain(value, False, name, one=False))
 
 
 def _numpy_only(modules=sys.modules, getprofile=sys.getprofile, setprofile=sys.setprofile, state=_state,
