@@ -43,6 +43,7 @@ run (``grader.py``). What runs here is what must happen inside the kernel:
   kernel's stdout. Only the test's own code may call it. A value of more than RECORD_ELEMENTS numbers or strings, or
   RECORD_LIMIT bytes, or past the channel's CHANNEL_LIMIT, is refused (a ValueError: the test fails); a write on the
   channel that fails ends it (:class:`ChannelFailed`).
+- :func:`number` (for hidden tests) takes a student's number as ``float()`` does, for a list the test builds.
 - :func:`numpy_only` (for hidden tests) runs code with the estimator packages made unavailable.
 
 :func:`run_test`, :func:`record` and :func:`finish` are closures that :func:`setup` makes (:func:`_kit`): the
@@ -968,11 +969,13 @@ def _kit(emit) -> dict:
         value. It is sent at once: nothing in the kernel holds it back.
 
         Series and DataFrames count by their values; with ``labels`` a Series counts as {label: value} (in any
-        order; a label repeated, as a string, is a ValueError) and a DataFrame with its row and column labels."""
+        order; a label repeated, as a string, is a ValueError) and a DataFrame with its row and column labels. A
+        ``value`` that is an array or unlabelled Series of one element is the number it holds (:func:`number`, which
+        a test uses for the entries of a list it builds); inside ``value`` structures are kept as they are."""
         test = running[0]
         if test is None or getframe(1).f_code.co_filename != test[1]:   # not a function the test called
             raise RuntimeError("record() works only in the code of a test run by the grader")
-        value = plain(value, labels, name, [RECORD_ELEMENTS])
+        value = plain(value, labels, name, [RECORD_ELEMENTS], one=True)
         tolerance = _tolerance(plain(atol, False, f"{name} (atol)"), f"{name}: atol")
         emit(test[0], "record", {"name": name, "value": value, "rtol": _tolerance(float(rtol), f"{name}: rtol"),
                                  "atol": tolerance})
@@ -1001,12 +1004,12 @@ def _value_types():
     return _state["numpy"], _state["pandas"], _state["scalars"]
 
 
-def _plain(value, labels: bool, where: str, budget: list | None = None, one: bool = True):
+def _plain(value, labels: bool, where: str, budget: list | None = None, one: bool = False):
     """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs. With
     ``budget`` (``[n]``: how many numbers or strings it may still have), a larger value is a ValueError, found before
-    it is converted. With ``one``, a NumPy array or (unlabelled) Series of one element is the number it holds, as
-    ``float()`` and the visible tests take it, wherever it is in ``value``; an array of several of any shape keeps
-    its shape (a column of k is not a vector of k)."""
+    it is converted. With ``one``, ``value`` itself, if a NumPy array or (unlabelled) Series of one element, is the
+    number it holds, as ``float()`` takes it; inside ``value`` structures are kept as they are (a column of k, or a
+    list of k one-element arrays, is not a vector of k)."""
     np, pd, scalars = _value_types()
     kind = type(value)
     budget = [math.inf] if budget is None else budget
@@ -1057,7 +1060,7 @@ def _plain(value, labels: bool, where: str, budget: list | None = None, one: boo
         values = value.to_numpy()
         if type(values) is not np.ndarray:
             raise TypeError(f"{where}: a pandas {kind.__name__} whose values are not a NumPy array")
-        values = _plain(values, labels, where, budget, one=False)
+        values = _plain(values, labels, where, budget)
         # dtype object (a frame filled row by row, say): each entry checked as above, and each must be a number
         entries = values if kind is pd.Series else [entry for row in values for entry in row]
         other = next((entry for entry in entries if type(entry) not in (bool, int, float)), entries)
@@ -1065,7 +1068,7 @@ def _plain(value, labels: bool, where: str, budget: list | None = None, one: boo
             raise TypeError(f"{where}: a pandas {kind.__name__} holding a {type(other).__name__}, not of numbers")
         if not labels:
             return values[0] if one and kind is pd.Series and len(values) == 1 else values
-        index = _plain(value.index.to_numpy(), labels, f"{where}.index", budget, one=False)
+        index = _plain(value.index.to_numpy(), labels, f"{where}.index", budget)
         if kind is pd.Series:          # {label: value}: a label twice would keep one of its values only
             keys = [str(i) for i in index]
             if len(set(keys)) < len(keys):
@@ -1073,8 +1076,7 @@ def _plain(value, labels: bool, where: str, budget: list | None = None, one: boo
                 raise ValueError(f"{where}: the label {repeated!r} more than once; with labels the grader takes a "
                                  "Series whose labels are distinct")
             return dict(zip(keys, values))
-        return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns", budget, one=False),
-                "index": index,
+        return {"columns": _plain(value.columns.to_numpy(), labels, f"{where}.columns", budget), "index": index,
                 "values": values}
     raise TypeError(f"{where}: a {kind.__module__}.{kind.__qualname__}; the grader takes numbers, strings, NumPy "
                     "arrays (not subclasses such as masked arrays), lists, tuples, dicts, and pandas Series or "
@@ -1095,7 +1097,20 @@ def _tolerance(value, where: str):
 
 def array(value, name: str = "value"):
     """``value`` as a NumPy array, through the checks of :func:`record` (no method of a student's object runs)."""
-    return _value_types()[0].array(_plain(value, False, name, one=False))
+    return _value_types()[0].array(_plain(value, False, name))
+
+
+def number(value, name: str = "value"):
+    """``value`` as a number, as ``float()`` takes it: a number, or a NumPy array or (unlabelled) pandas Series of
+    one element, else TypeError; no method of a student's object runs. For the entries of a list a test builds from
+    the student's numbers (``record("t, df, p", [number(r["t"]), r["df"], number(r["p"])])``), where the visible test
+    takes them with ``float()`` or ``abs()``; :func:`record` takes a whole value of one element the same way."""
+    got = _plain(value, False, name, one=True)
+    if type(got) not in (int, float):
+        kind = type(value)
+        raise TypeError(f"{name}: a {kind.__module__}.{kind.__qualname__} that is not a number, nor an array or "
+                        "Series of one")
+    return got
 
 
 def _numpy_only(modules=sys.modules, getprofile=sys.getprofile, setprofile=sys.setprofile, state=_state,

@@ -3045,9 +3045,18 @@ def test_record_takes_plain_values_only_and_no_method_of_a_students_object_runs(
     filled.loc["r"] = [np.float64(1.5), 2]
     assert list(filled.dtypes) == [object, object] and plain(filled, False, "v") == [[1.5, 2]]
     assert plain(filled, True, "v") == {"columns": ["a", "b"], "index": ["r"], "values": [[1.5, 2]]}
-    # an array or Series of one element is the number it holds, as float() takes it, wherever it is (round 52: a
-    # right t as a Series of one gave 0/2); an array of several keeps its shape (round 53: a column is not a vector)
-    assert plain([pd.Series([2.5], index=["x"]), 9, np.array([[0.02]])], False, "v") == [2.5, 9, 0.02]
+    # a recorded value, or an entry a test takes with number(), of one element is the number it holds, as float()
+    # takes it (round 52: a right t as a Series of one gave 0/2); inside a value structures are kept (rounds 53, 54:
+    # a column of k, or a list of k one-element arrays, is not a vector of k)
+    assert plain(pd.Series([2.5], index=["x"]), False, "v", one=True) == 2.5 == plain(np.array([[2.5]]), False, "v",
+                                                                                        one=True)
+    assert plain([pd.Series([2.5]), 9, np.array([[0.02]])], False, "v", one=True) == [[2.5], 9, [[0.02]]]
+    assert plain(list(np.ones((2, 1))), False, "v", one=True) == [[1.0], [1.0]]
+    numbers = (pd.Series([2.5]), 9, np.array([[0.02]]), np.float64(1.5))
+    assert [gradingkit.number(v) for v in numbers] == [2.5, 9, 0.02, 1.5]
+    for value in (np.array([1.0, 2.0]), [2.5], pd.DataFrame([[1.0]]), "2.5", True, {"x": 2.5}):
+        with pytest.raises(TypeError, match="is not a number, nor an array or Series of one"):
+            gradingkit.number(value)
     assert plain(np.array([[1.0], [2.0]]), False, "v") == [[1.0], [2.0]]
     assert plain(np.ones((2, 1, 1)), False, "v") == [[[1.0]], [[1.0]]]
     assert plain(pd.Series([2.5], index=["x"]), True, "v") == {"x": 2.5}
