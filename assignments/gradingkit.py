@@ -1007,8 +1007,8 @@ def _value_types():
 def _plain(value, labels: bool, where: str, budget: list | None = None, one: bool = False):
     """``value`` as plain Python (numbers, strings, lists, dicts), or TypeError; no method of ``value`` runs. With
     ``budget`` (``[n]``: how many numbers or strings it may still have), a larger value is a ValueError, found before
-    it is converted. With ``one``, ``value`` itself, if a NumPy array or (unlabelled) Series of one element, is the
-    number it holds, as ``float()`` takes it; inside ``value`` structures are kept as they are (a column of k, or a
+    it is converted. With ``one``, ``value`` itself, if a NumPy array or (unlabelled) Series holding one number, is
+    that number, as ``float()`` takes it; inside ``value`` structures are kept as they are (a column of k, or a
     list of k one-element arrays, is not a vector of k)."""
     np, pd, scalars = _value_types()
     kind = type(value)
@@ -1026,8 +1026,10 @@ def _plain(value, labels: bool, where: str, budget: list | None = None, one: boo
         return float(value) if kind is np.longdouble else value.item()
     if kind is np.matrix:              # NumPy's own subclass: taken as the array it holds, by ndarray's C-level view
         value, kind = np.ndarray.view(value, np.ndarray), np.ndarray
-    if one and kind is np.ndarray and value.size == 1:
-        return _plain(value.reshape(-1)[0], labels, where, budget)
+    if one and kind is np.ndarray and value.size == 1 and value.dtype.kind in "biufO":
+        element = _plain(value.reshape(-1)[0], labels, where, budget)
+        if type(element) in (bool, int, float):        # a number, as float() takes it; anything else as it is
+            return element
     if kind is np.ndarray:
         if value.dtype.kind == "O":        # labels: every element must pass these checks itself
             return _plain(value.tolist(), labels, where, budget)

@@ -3052,9 +3052,14 @@ def test_record_takes_plain_values_only_and_no_method_of_a_students_object_runs(
                                                                                         one=True)
     assert plain([pd.Series([2.5]), 9, np.array([[0.02]])], False, "v", one=True) == [[2.5], 9, [[0.02]]]
     assert plain(list(np.ones((2, 1))), False, "v", one=True) == [[1.0], [1.0]]
+    wrapped = np.empty(1, dtype=object)
+    wrapped[0] = np.array([1.0, 2.0])            # a vector in an object array of one: not a number (round 55)
+    assert plain(wrapped, False, "v", one=True) == [[1.0, 2.0]]
+    assert plain(np.array(["2.5"]), False, "v", one=True) == ["2.5"]
+    assert plain(np.array([2.5], dtype=object), False, "v", one=True) == 2.5
     numbers = (pd.Series([2.5]), 9, np.array([[0.02]]), np.float64(1.5))
     assert [gradingkit.number(v) for v in numbers] == [2.5, 9, 0.02, 1.5]
-    for value in (np.array([1.0, 2.0]), [2.5], pd.DataFrame([[1.0]]), "2.5", True, {"x": 2.5}):
+    for value in (np.array([1.0, 2.0]), [2.5], pd.DataFrame([[1.0]]), "2.5", True, {"x": 2.5}, wrapped):
         with pytest.raises(TypeError, match="is not a number, nor an array or Series of one"):
             gradingkit.number(value)
     assert plain(np.array([[1.0], [2.0]]), False, "v") == [[1.0], [2.0]]
