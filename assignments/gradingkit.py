@@ -1017,8 +1017,8 @@ def _plain(value, labels: bool, where: str, budget: list | None = None, one: boo
     def spend(n: int) -> None:
         budget[0] -= n
         if budget[0] < 0:
-            raise ValueError(f"{where}: a value of more than {RECORD_ELEMENTS:,} numbers or strings; the grader records "
-                             "no larger values (the tests' are far smaller)")
+            raise ValueError(f"{where}: a value of more than {RECORD_ELEMENTS:,} numbers or strings; the grader "
+                             "records no larger values (the tests' are far smaller)")
 
     if value is None or kind in (bool, int, float, str):
         return value
@@ -1105,8 +1105,8 @@ def array(value, name: str = "value"):
 def number(value, name: str = "value"):
     """``value`` as a number, as ``float()`` takes it: a number, or a NumPy array or (unlabelled) pandas Series of
     one element, else TypeError; no method of a student's object runs. For the entries of a list a test builds from
-    the student's numbers (``record("t, df, p", [number(r["t"]), r["df"], number(r["p"])])``), where the visible test
-    takes them with ``float()`` or ``abs()``; :func:`record` takes a whole value of one element the same way."""
+    the student's numbers (``record("t, df, p", [number(r[key]) for key in ("t", "df", "p")])``), where the visible
+    test takes them with ``float()`` or ``abs()``; :func:`record` takes a whole value of one element the same way."""
     got = _plain(value, False, name, one=True)
     if type(got) not in (int, float):
         kind = type(value)
