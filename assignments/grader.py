@@ -1300,7 +1300,7 @@ def mismatch(got, want, rtol: float, atol, where: str) -> str | None:
         got, want, atol = float(got), float(want), float(atol)
     except OverflowError:
         return f"{where}: {_short(got)} instead of {_short(want)} (a number too large to compare)"
-    # NaN equals only NaN, an infinity only itself (as numpy's allclose): ``rtol * inf`` would accept any number
+    # not through the tolerance below: ``rtol * inf`` would accept any number
     if math.isnan(want) or math.isnan(got) or math.isinf(want) or math.isinf(got):
         return None if math.isnan(want) and math.isnan(got) else f"{where}: {got!r} instead of {want!r}"
     if abs(got - want) <= atol + rtol * abs(want):
